@@ -1,0 +1,129 @@
+"""``fdr_record_schema``: the vocabulary of flight-record kinds and payload keys.
+
+The kind names and payload keys are an on-disk contract (investigators'
+tools and earlier recordings depend on them): change them only by adding.
+Each component owns its own section below. A record of an unknown kind is
+rejected (:class:`~gps_denied_onboard.errors.RecordSchemaError`); a record
+whose payload carries keys not listed for its kind is written, but flagged
+(see :func:`check_payload`), so a newer producer never loses data on an
+older recorder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gps_denied_onboard.errors import RecordSchemaError
+
+FDR_RECORD_SCHEMA_VERSION: Final = "1.1.0"
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """Payload keys of one record kind: those always present and those optional."""
+
+    required: frozenset[str]
+    optional: frozenset[str] = frozenset()
+
+    @property
+    def known(self) -> frozenset[str]:
+        return self.required | self.optional
+
+
+def _k(required: str = "", optional: str = "") -> KindSpec:
+    return KindSpec(frozenset(required.split()), frozenset(optional.split()))
+
+
+# --- flight data recorder (fdr/) --------------------------------------------
+FDR_KINDS: dict[str, KindSpec] = {
+    "flight_header": _k(
+        "flight_id schema_version started_at_ns segment_size_bytes flight_cap_bytes",
+        "host software_version",
+    ),
+    "flight_footer": _k(
+        "flight_id closed_at_ns records_written records_dropped_overrun bytes_written "
+        "rollover_count",
+    ),
+    "overrun": _k("producer count first_stamp_ns last_stamp_ns", "reason kind"),
+    "segment_rollover": _k("dropped_segment dropped_bytes total_bytes cap_bytes", "segment_index"),
+    "cap_misconfigured": _k("cap_bytes reason"),
+    "mid_flight_tile_snapshot": _k("tile_id path sha256 bytes", "frame_id zoom x y evicted"),
+    "failed_tile_thumbnail": _k("tile_id reason", "path bytes"),
+    "raw_nav_frame": _k(),
+    "raw_ai_cam_frame": _k(),
+    "fdr_degraded": _k("reason errno segment", "free_bytes"),
+    "fdr_resumed": _k("segment degraded_for_ns", "records_lost"),
+    "writer_stalled": _k("stalled_for_ns", "last_progress_ns"),
+    "host_health": _k(
+        "cpu_load_1m mem_total_bytes mem_available_bytes flight_root_free_bytes",
+        "thermal_c gpu_util_pct gpu_mem_used_bytes gpu_mem_total_bytes gpu_temp_c gpu_power_w nvml",
+    ),
+    "nvml_unavailable": _k("reason"),
+    "gcs_alert": _k("severity text source"),
+}
+
+# --- tile cache (tile_cache/) -----------------------------------------------
+TILE_CACHE_KINDS: dict[str, KindSpec] = {
+    "c6.write": _k("tile_id zoom x y source disk_bytes content_sha256", "flight_id"),
+    "c6.write_failed": _k("zoom x y source reason", "tile_id flight_id error"),
+    "c6.store.construct": _k(
+        "tiles disk_bytes orphan_files_removed orphan_rows_removed temp_files_removed",
+        "pending_upload budget_bytes",
+    ),
+    "c6.evict": _k("tile_id disk_bytes", "reason"),
+    "c6.vote": _k("location_hash agree", "tile_id"),
+}
+
+# --- FC bridge (fc_bridge/) -------------------------------------------------
+FC_BRIDGE_KINDS: dict[str, KindSpec] = {
+    "fc.link_up": _k("autopilot sysid compid", "vehicle_type connection"),
+    "fc.link_down": _k("reason", "heartbeat_age_ns"),
+    "fc.mode_change": _k("mode", "previous"),
+    "fc.armed": _k(),
+    "fc.disarmed": _k(),
+    "fc.gnss_health": _k("healthy reason", "fix_type satellites hdop"),
+    "fc.preflight": _k("ok problems", "output"),
+    "fc.origin_set": _k("latitude longitude altitude_msl"),
+    "fc.statustext_forwarded": _k("severity text"),
+}
+
+# --- take-off sequencer (takeoff/) ------------------------------------------
+TAKEOFF_KINDS: dict[str, KindSpec] = {
+    "takeoff.transition": _k("node transition state", "step"),
+    "takeoff.fdr_open_failed": _k("reason", "flight_root"),
+    "takeoff.aborted": _k("failed_step reason"),
+    "takeoff.active": _k("nodes"),
+    "takeoff.shutdown": _k("reason"),
+    "takeoff.migrations": _k("applied from_revision to_revision"),
+    "takeoff.recorder_lost": _k("reason", "silent_for_ns"),
+}
+
+KNOWN_KINDS: Final[Mapping[str, KindSpec]] = {
+    **FDR_KINDS,
+    **TILE_CACHE_KINDS,
+    **FC_BRIDGE_KINDS,
+    **TAKEOFF_KINDS,
+}
+
+
+def check_payload(kind: str, payload: Mapping[str, Any]) -> frozenset[str]:
+    """Validate ``payload`` against ``kind``'s keys.
+
+    Returns:
+        The payload keys the schema does not know for this kind (to be flagged).
+
+    Raises:
+        RecordSchemaError: the kind is unknown or a required key is missing.
+    """
+    spec = KNOWN_KINDS.get(kind)
+    if spec is None:
+        raise RecordSchemaError(f"unknown record kind {kind!r}", kind=kind)
+    keys = frozenset(payload)
+    missing = spec.required - keys
+    if missing:
+        raise RecordSchemaError(
+            f"record kind {kind!r} is missing payload keys {sorted(missing)}", kind=kind
+        )
+    return keys - spec.known

@@ -1,0 +1,13 @@
+# Source me (bash): the project venv plus the colcon install of the package.
+_gdo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck disable=SC1091
+source "${GDO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/gps_denied_onboard/venv}/bin/activate"
+export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+if [[ -f "$_gdo_root/.colcon/install/local_setup.bash" ]]; then
+  # shellcheck disable=SC1091
+  source "$_gdo_root/.colcon/install/local_setup.bash"
+fi
+unset _gdo_root
+# Never let the current directory shadow the installed package (the source
+# tree has no generated gps_denied_onboard.msg): Python 3.11+ honours this.
+export PYTHONSAFEPATH=1
