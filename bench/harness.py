@@ -1,0 +1,74 @@
+"""Shared by every benchmark: figures, percentiles and timing helpers.
+
+A benchmark module ``bench/<name>.py`` exposes ``run(quick: bool) -> list[dict]``
+and measures its own baseline in the same run, so the reported ratio means
+something on a shared, noisy machine. Benchmarks may read the host clocks;
+core code may not.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def figure(
+    name: str,
+    value: float,
+    unit: str,
+    baseline: float,
+    target: str,
+    ok: bool,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One reported figure. ``ratio`` is value/baseline (None when baseline is 0)."""
+    ratio = (value / baseline) if baseline else None
+    out: dict[str, Any] = {
+        "name": name,
+        "value": round(value, 6) if isinstance(value, float) else value,
+        "unit": unit,
+        "baseline": round(baseline, 6) if isinstance(baseline, float) else baseline,
+        "ratio": None if ratio is None else round(ratio, 4),
+        "target": target,
+        "ok": bool(ok),
+    }
+    out.update(extra)
+    return out
+
+
+def percentile(samples: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100)."""
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def time_each(fn: Callable[[], object], n: int) -> list[float]:
+    """Run ``fn`` n times; return each call's duration in seconds."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def interleaved(
+    a: Callable[[], object], b: Callable[[], object], n: int
+) -> tuple[list[float], list[float]]:
+    """Time ``a`` and ``b`` alternately so machine noise hits both alike."""
+    ta: list[float] = []
+    tb: list[float] = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        a()
+        t1 = time.perf_counter()
+        b()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    return ta, tb

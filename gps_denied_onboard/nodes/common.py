@@ -1,0 +1,279 @@
+"""What every node shares: the ROS clock as a core ``Clock``, the record
+publisher sink, alerts, diagnostics, parameters <-> config dataclasses, the
+log bridge and a ``main`` runner.
+
+Only rclpy APIs present in both Humble and Jazzy are used here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from gps_denied_onboard.config import build_config, config_defaults
+from gps_denied_onboard.msg import FdrRecord, GcsAlert
+from gps_denied_onboard.records import FlightRecord
+
+T = TypeVar("T")
+
+TOPIC_FDR_RECORDS: Final = "/fdr/records"
+TOPIC_GCS_ALERTS: Final = "/gcs/alerts"
+TOPIC_POSITION_FIX: Final = "/nav/position_fix"
+TOPIC_TILE_SNAPSHOTS: Final = "/tile_cache/snapshots"
+TOPIC_FC_STATUS: Final = "/fc/status"
+TOPIC_FC_NAVSAT: Final = "/fc/navsat"
+TOPIC_FC_IMU: Final = "/fc/imu"
+TOPIC_FC_ALTITUDE: Final = "/fc/altitude"
+TOPIC_DIAGNOSTICS: Final = "/diagnostics"
+
+#: Records and alerts must not be dropped silently: reliable, deep queue.
+RECORD_QOS: Final = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+#: Latched state (is_active and the like): late joiners get the last value.
+LATCHED_QOS: Final = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+NS_PER_S: Final = 1_000_000_000
+
+
+def ns_to_time_msg(ns: int) -> TimeMsg:
+    sec, nanosec = divmod(int(ns), NS_PER_S)
+    return TimeMsg(sec=sec, nanosec=nanosec)
+
+
+def time_msg_to_ns(msg: TimeMsg) -> int:
+    return int(msg.sec) * NS_PER_S + int(msg.nanosec)
+
+
+class RosClock:
+    """The node's ROS clock as a core :class:`~gps_denied_onboard.clock.Clock`.
+
+    Follows ``/clock`` when the node runs with ``use_sim_time``, so replays
+    stamp records with the recorded flight's time.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self._clock = node.get_clock()
+
+    def now_ns(self) -> int:
+        return int(self._clock.now().nanoseconds)
+
+
+def record_to_msg(record: FlightRecord) -> FdrRecord:
+    return FdrRecord(
+        stamp=ns_to_time_msg(record.stamp_ns),
+        kind=record.kind,
+        producer=record.producer,
+        schema_version=record.schema_version,
+        payload_json=record.payload_json(),
+    )
+
+
+def msg_to_record(msg: FdrRecord) -> FlightRecord:
+    return FlightRecord.from_json_payload(
+        msg.kind, msg.producer, time_msg_to_ns(msg.stamp), msg.payload_json, msg.schema_version
+    )
+
+
+class RecordPublisherSink:
+    """A :class:`~gps_denied_onboard.records.RecordSink` that publishes ``FdrRecord``.
+
+    The schema is checked at the call site by the recorder's policy on the
+    other side; here the record is only translated. Publishing never blocks
+    on the recorder (DDS queues), and the recorder accounts any loss.
+    """
+
+    def __init__(self, node: Node, topic: str = TOPIC_FDR_RECORDS) -> None:
+        self._pub = node.create_publisher(FdrRecord, topic, RECORD_QOS)
+        self._lock = threading.Lock()
+
+    def emit(self, record: FlightRecord) -> None:
+        msg = record_to_msg(record)
+        with self._lock:
+            self._pub.publish(msg)
+
+
+class GcsAlertPublisher:
+    """Publishes ``GcsAlert`` for the FC bridge to forward as STATUSTEXT."""
+
+    def __init__(self, node: Node, topic: str = TOPIC_GCS_ALERTS) -> None:
+        self._node = node
+        self._pub = node.create_publisher(GcsAlert, topic, RECORD_QOS)
+
+    def publish(self, severity: int, source: str, text: str) -> None:
+        msg = GcsAlert(
+            stamp=self._node.get_clock().now().to_msg(),
+            severity=int(severity),
+            source=source,
+            text=text,
+        )
+        self._pub.publish(msg)
+
+
+class DiagnosticsPublisher:
+    """One ``DiagnosticStatus`` per call on ``/diagnostics``; values become strings."""
+
+    OK: Final = 0
+    WARN: Final = 1
+    ERROR: Final = 2
+    STALE: Final = 3
+
+    def __init__(self, node: Node, name: str, hardware_id: str = "") -> None:
+        self._node = node
+        self._name = name
+        self._hardware_id = hardware_id
+        self._pub = node.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
+
+    def publish(self, level: int, message: str, values: Mapping[str, object]) -> None:
+        status = DiagnosticStatus(
+            level=bytes([int(level)]),
+            name=self._name,
+            message=message,
+            hardware_id=self._hardware_id,
+            values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        self._pub.publish(array)
+
+
+def declare_config(node: Node, cls: type[Any]) -> None:
+    """Declare one parameter per field of the config dataclass ``cls``.
+
+    Fields whose default is None are declared as strings ("" means None), since
+    ROS parameters have no null; list defaults must be non-empty to carry a type,
+    so empty lists are declared as string arrays.
+    """
+    for name, default in config_defaults(cls).items():
+        if node.has_parameter(name):
+            continue
+        value = "" if default is None else default
+        if isinstance(value, list) and not value:
+            from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+
+            node.declare_parameter(
+                name, [""], ParameterDescriptor(type=ParameterType.PARAMETER_STRING_ARRAY)
+            )
+            node.set_parameters([rclpy.parameter.Parameter(name, value=[])])
+            continue
+        node.declare_parameter(name, value)
+    # fields without default must still be declared so they can be set
+    for f in dataclasses.fields(cls):
+        if not node.has_parameter(f.name):
+            node.declare_parameter(f.name, "")
+
+
+def read_config(node: Node, cls: type[T]) -> T:
+    """Build ``cls`` from the node's current parameter values.
+
+    Raises:
+        ConfigError: a value has the wrong type or fails the dataclass checks.
+    """
+    values: dict[str, Any] = {}
+    hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for name, f in hints.items():
+        raw = node.get_parameter(name).value
+        if raw == "" and f.default is None:
+            raw = None
+        if isinstance(raw, list) and raw == [""]:
+            raw = []
+        values[name] = raw
+    return build_config(cls, values)
+
+
+class _RclpyHandler(logging.Handler):
+    def __init__(self, node: Node) -> None:
+        super().__init__()
+        self._logger = node.get_logger()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            if record.levelno >= logging.ERROR:
+                self._logger.error(msg)
+            elif record.levelno >= logging.WARNING:
+                self._logger.warning(msg)
+            elif record.levelno >= logging.INFO:
+                self._logger.info(msg)
+            else:
+                self._logger.debug(msg)
+        except Exception:  # a log handler must never take the node down
+            self.handleError(record)
+
+
+def bridge_logging(node: Node, logger_name: str = "gps_denied_onboard") -> logging.Logger:
+    """Route stdlib logging under ``logger_name`` to the node's rclpy logger."""
+    logger = logging.getLogger(logger_name)
+    for h in list(logger.handlers):
+        if isinstance(h, _RclpyHandler):
+            logger.removeHandler(h)
+    logger.addHandler(_RclpyHandler(node))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
+def share_dir() -> Path:
+    """The package's installed share directory (config/, db/, launch/)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("gps_denied_onboard"))
+    except Exception:  # ament_index not importable or package not installed
+        return Path(__file__).resolve().parents[2]
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """Init rclpy, spin ``factory()`` on a multi-threaded executor, shut down cleanly.
+
+    SIGINT/SIGTERM stop spinning; a lifecycle node is then taken down through
+    its own ``on_shutdown`` (rclpy calls it from ``destroy_node``).
+    """
+    rclpy.init(args=args)
+    node = factory()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+        executor.wake()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.2)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        shutdown = getattr(node, "shutdown", None)
+        if callable(shutdown):
+            try:
+                shutdown()
+            except Exception as err:
+                node.get_logger().error(f"node.shutdown_failed error={err!r}")
+        executor.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
