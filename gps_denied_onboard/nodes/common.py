@@ -107,6 +107,10 @@ class RecordPublisherSink:
         self._pub = node.create_publisher(FdrRecord, topic, RECORD_QOS)
         self._lock = threading.Lock()
 
+    def subscription_count(self) -> int:
+        """How many subscriptions (the recorder, echo tools) are matched."""
+        return int(self._pub.get_subscription_count())
+
     def emit(self, record: FlightRecord) -> None:
         msg = record_to_msg(record)
         with self._lock:

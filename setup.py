@@ -1,0 +1,48 @@
+"""pip install of the ROS-free core and the operator tools (ground-station laptops).
+
+On the aircraft the package is built with colcon (package.xml + CMakeLists.txt),
+which also generates the typed ROS interfaces; this file is what
+``pip install .`` uses where there is no ROS: the core packages
+(tile_cache, fdr, fc_bridge, takeoff, replay readers) and the command-line
+tools. The ROS nodes (``gps_denied_onboard.nodes``) are installed too but
+need rclpy and the colcon-built interfaces to import.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="gps_denied_onboard",
+    version="0.1.0",
+    description="Onboard software for GNSS-denied drones: tile cache, flight data recorder, "
+    "MAVLink FC bridge, ordered take-off",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["gps_denied_onboard", "gps_denied_onboard.*"]),
+    package_data={"gps_denied_onboard": ["py.typed"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/gps_denied_onboard"]),
+        ("share/gps_denied_onboard", ["package.xml"]),
+    ],
+    install_requires=[
+        "numpy",
+        "psycopg[binary]>=3.1",
+        "psycopg-pool>=3.2,<4",
+        "alembic>=1.13",
+        "sqlalchemy>=2",
+        "pymavlink>=2.4",
+        "mcap>=1.1",
+        "mcap-ros2-support",
+        "rosbags>=0.10",
+        "rosbags-image",
+        "opencv-python-headless",
+        "pyyaml",
+    ],
+    entry_points={
+        "console_scripts": [
+            "gdo-tile-cache=gps_denied_onboard.tile_cache.tools:main",
+            "gdo-fdr=gps_denied_onboard.fdr.tools:main",
+            "gdo-replay=gps_denied_onboard.replay.__main__:main",
+            "gdo-takeoff=gps_denied_onboard.takeoff.__main__:main",
+        ],
+    },
+)
