@@ -78,13 +78,13 @@ TILE_CACHE_KINDS: dict[str, KindSpec] = {
 
 # --- FC bridge (fc_bridge/) -------------------------------------------------
 FC_BRIDGE_KINDS: dict[str, KindSpec] = {
-    "fc.link_up": _k("autopilot sysid compid", "vehicle_type connection"),
+    "fc.link_up": _k("autopilot sysid compid", "vehicle_type connection mode armed"),
     "fc.link_down": _k("reason", "heartbeat_age_ns"),
     "fc.mode_change": _k("mode", "previous"),
-    "fc.armed": _k(),
-    "fc.disarmed": _k(),
-    "fc.gnss_health": _k("healthy reason", "fix_type satellites hdop"),
-    "fc.preflight": _k("ok problems", "output"),
+    "fc.armed": _k("", "mode"),
+    "fc.disarmed": _k("", "mode"),
+    "fc.gnss_health": _k("healthy reason", "fix_type satellites hdop h_acc_m previous"),
+    "fc.preflight": _k("ok problems", "output autopilot checked"),
     "fc.origin_set": _k("latitude longitude altitude_msl"),
     "fc.statustext_forwarded": _k("severity text"),
 }

@@ -1,0 +1,782 @@
+"""The MAVLink link to the flight controller: transports, heartbeat, detection, dispatch.
+
+One :class:`FcLink` owns one transport (serial, UDP in/out, TCP) and two
+threads: the *reader*, which is the only place bytes are parsed and which
+dispatches every message through a type -> handler table, and the
+*heartbeat* thread, which sends our own HEARTBEAT as an onboard controller.
+
+Robustness rules, all counted in :class:`LinkStats`:
+
+* bytes that are not MAVLink and frames with a bad CRC are skipped by
+  pymavlink's robust parser and never raise out of the reader; a false
+  start-of-frame can swallow at most one maximum frame (280 bytes), exactly as
+  the reference C parser does, so the reader never stalls;
+* a handler that raises is logged (rate-limited) and counted, never fatal;
+* a transport error (device unplugged, TCP closed) closes the transport and
+  re-opens it with exponential backoff; sends in the meantime are dropped and
+  counted, never blocked.
+
+The autopilot is the first HEARTBEAT whose ``type`` names a vehicle and whose
+``autopilot`` is not INVALID (MAVProxy's rule), filtered by the configured
+target system/component. The link is *up* while that autopilot's HEARTBEAT is
+younger than ``missed_heartbeats * heartbeat_period_s`` (injected clock).
+Link up/down, mode changes and armed/disarmed transitions become flight
+records.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import select
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from pymavlink import mavutil
+from pymavlink.dialects.v20 import ardupilotmega as mavlink2
+
+from gps_denied_onboard.clock import Clock
+from gps_denied_onboard.fc_bridge.config import Endpoint, FcBridgeConfig
+from gps_denied_onboard.fc_bridge.errors import FcConnectionError, FcProtocolError
+from gps_denied_onboard.log import RateLimitedLog, log_event
+from gps_denied_onboard.records import FlightRecord, RecordSink
+
+__all__ = [
+    "Autopilot",
+    "AutopilotInfo",
+    "FcLink",
+    "Handler",
+    "LinkStats",
+    "autopilot_of",
+    "heartbeat_is_from_autopilot",
+    "mavlink2",
+    "mode_name",
+]
+
+PRODUCER: Final = "fc_bridge"
+Handler = Callable[[Any, int], None]
+"""``handler(msg, recv_ns)``: a decoded pymavlink message and its receive time."""
+
+_READ_SIZE: Final = 65536
+_POLL_S: Final = 0.05
+
+#: HEARTBEAT types that are not vehicles (MAVProxy's ``heartbeat_is_from_autopilot``).
+_NON_VEHICLE_TYPES: Final = frozenset(
+    {
+        mavlink2.MAV_TYPE_GCS,
+        mavlink2.MAV_TYPE_GIMBAL,
+        mavlink2.MAV_TYPE_ADSB,
+        mavlink2.MAV_TYPE_ONBOARD_CONTROLLER,
+        mavlink2.MAV_TYPE_CAMERA,
+        mavlink2.MAV_TYPE_ANTENNA_TRACKER,
+        mavlink2.MAV_TYPE_FLARM,
+        mavlink2.MAV_TYPE_SERVO,
+        mavlink2.MAV_TYPE_ODID,
+        mavlink2.MAV_TYPE_BATTERY,
+        mavlink2.MAV_TYPE_LOG,
+        mavlink2.MAV_TYPE_OSD,
+        mavlink2.MAV_TYPE_IMU,
+        mavlink2.MAV_TYPE_GPS,
+        mavlink2.MAV_TYPE_WINCH,
+        mavlink2.MAV_TYPE_GENERIC,
+    }
+)
+
+
+class Autopilot(enum.Enum):
+    """The firmware family at the other end, from HEARTBEAT.autopilot."""
+
+    UNKNOWN = "unknown"
+    ARDUPILOT = "ardupilot"
+    PX4 = "px4"
+
+
+@dataclass(frozen=True)
+class AutopilotInfo:
+    """The detected autopilot.
+
+    Attributes:
+        autopilot: firmware family.
+        sysid: its system id (``target_system`` of messages addressed to it).
+        compid: its component id (``target_component``).
+        vehicle_type: HEARTBEAT.type (MAV_TYPE).
+    """
+
+    autopilot: Autopilot
+    sysid: int
+    compid: int
+    vehicle_type: int
+
+
+@dataclass(frozen=True)
+class LinkStats:
+    """Counters of one link since it was built (they survive reconnects)."""
+
+    rx_bytes: int = 0
+    rx_messages: int = 0
+    bad_data_bytes: int = 0
+    bad_crc: int = 0
+    bad_frames: int = 0
+    unknown_messages: int = 0
+    foreign_messages: int = 0
+    tx_messages: int = 0
+    tx_bytes: int = 0
+    tx_dropped: int = 0
+    reconnects: int = 0
+    transport_errors: int = 0
+    handler_errors: int = 0
+    link_losses: int = 0
+
+
+def autopilot_of(autopilot_field: int) -> Autopilot:
+    """Map HEARTBEAT.autopilot (MAV_AUTOPILOT) to :class:`Autopilot`."""
+    if autopilot_field == mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA:
+        return Autopilot.ARDUPILOT
+    if autopilot_field == mavlink2.MAV_AUTOPILOT_PX4:
+        return Autopilot.PX4
+    return Autopilot.UNKNOWN
+
+
+def heartbeat_is_from_autopilot(msg: Any) -> bool:
+    """True for a vehicle's HEARTBEAT (not a GCS, camera, gimbal, companion...)."""
+    return bool(
+        msg.type not in _NON_VEHICLE_TYPES
+        and msg.autopilot != mavlink2.MAV_AUTOPILOT_INVALID
+    )
+
+
+def mode_name(msg: Any) -> str:
+    """Flight-mode name of a HEARTBEAT, via pymavlink's mode tables for both autopilots."""
+    return str(mavutil.mode_string_v10(msg))
+
+
+def is_armed(msg: Any) -> bool:
+    """HEARTBEAT base_mode carries MAV_MODE_FLAG_SAFETY_ARMED."""
+    return bool(msg.base_mode & mavlink2.MAV_MODE_FLAG_SAFETY_ARMED)
+
+
+# --------------------------------------------------------------------------- transports
+
+
+class _Transport:
+    """A byte pipe with a pollable file descriptor."""
+
+    def fileno(self) -> int:
+        raise NotImplementedError
+
+    def read(self) -> bytes:
+        """Bytes available now (after select said readable). Raises OSError/EOFError."""
+        raise NotImplementedError
+
+    def write(self, data: bytes) -> bool:
+        """Write one frame; False when there is nobody to send to yet. Raises OSError."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _UdpTransport(_Transport):
+    """``udpin`` binds and answers the last sender; ``udpout`` sends to a fixed address."""
+
+    def __init__(self, ep: Endpoint) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.setblocking(False)
+            if ep.kind == "udpin":
+                self._sock.bind((ep.host, ep.port))
+                self._peer: tuple[str, int] | None = None
+            else:
+                self._peer = (ep.host, ep.port)
+        except OSError:
+            self._sock.close()
+            raise
+        self._fixed = ep.kind == "udpout"
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def read(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                data, addr = self._sock.recvfrom(_READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionRefusedError:
+                # ICMP port unreachable from a previous sendto: the peer is not up yet.
+                break
+            if not self._fixed:
+                self._peer = (addr[0], addr[1])
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def write(self, data: bytes) -> bool:
+        if self._peer is None:
+            return False
+        try:
+            self._sock.sendto(data, self._peer)
+        except (BlockingIOError, ConnectionRefusedError):
+            return False
+        return True
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _TcpTransport(_Transport):
+    def __init__(self, ep: Endpoint) -> None:
+        self._sock = socket.create_connection((ep.host, ep.port), timeout=2.0)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock.settimeout(1.0)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def read(self) -> bytes:
+        data = self._sock.recv(_READ_SIZE)
+        if not data:
+            raise EOFError("TCP peer closed the connection")
+        return data
+
+    def write(self, data: bytes) -> bool:
+        self._sock.sendall(data)
+        return True
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class _SerialTransport(_Transport):
+    """A tty in raw mode at the configured baud rate (termios; no pyserial needed)."""
+
+    def __init__(self, ep: Endpoint) -> None:
+        import termios
+        import tty
+
+        speed = getattr(termios, f"B{ep.port}", None)
+        if speed is None:
+            raise OSError(f"baud rate {ep.port} is not supported by termios")
+        self._fd = os.open(ep.host, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            tty.setraw(self._fd)
+            attrs = termios.tcgetattr(self._fd)
+            attrs[4] = attrs[5] = speed
+            attrs[2] |= termios.CLOCAL | termios.CREAD
+            attrs[2] &= ~termios.CRTSCTS
+            termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
+        except (OSError, termios.error) as err:
+            os.close(self._fd)
+            raise OSError(f"cannot configure {ep.host}: {err}") from err
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def read(self) -> bytes:
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except BlockingIOError:
+            return b""
+        if not data:
+            raise EOFError("serial device returned EOF")
+        return data
+
+    def write(self, data: bytes) -> bool:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._fd, view)
+            except BlockingIOError:
+                _, writable, _ = select.select([], [self._fd], [], 0.1)
+                if not writable:
+                    return False
+                continue
+            view = view[n:]
+        return True
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def open_transport(ep: Endpoint) -> _Transport:
+    """Open the transport for ``ep``. Raises OSError."""
+    if ep.kind in ("udpin", "udpout"):
+        return _UdpTransport(ep)
+    if ep.kind == "tcp":
+        return _TcpTransport(ep)
+    if ep.kind == "serial":
+        return _SerialTransport(ep)
+    raise OSError(f"unsupported transport {ep.kind!r}")
+
+
+class _TxFile:
+    """The ``file`` pymavlink's MAVLink.send writes to; routes to the live transport."""
+
+    def __init__(self, link: FcLink) -> None:
+        self._link = link
+        self.written = False
+
+    def write(self, data: bytes) -> None:
+        self.written = self._link._write_locked(bytes(data))
+
+
+# --------------------------------------------------------------------------- the link
+
+
+class FcLink:
+    """The MAVLink link to one autopilot. See the module docstring and LINK_API.md.
+
+    No I/O in the constructor; :meth:`open` opens the transport and starts the
+    threads; :meth:`close` stops them. Use as a context manager.
+    """
+
+    def __init__(
+        self,
+        config: FcBridgeConfig,
+        clock: Clock,
+        sink: RecordSink,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._config = config
+        self._endpoint = config.endpoint
+        self._clock = clock
+        self._sink = sink
+        self._log = logger or logging.getLogger("gps_denied_onboard.fc_bridge.link")
+        self._rate_log = RateLimitedLog(self._log, 5_000_000_000)
+        self._handlers: dict[str, tuple[Handler, ...]] = {}
+        self._handlers_lock = threading.Lock()
+        self._tx_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._transport: _Transport | None = None
+        self._transport_failed = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._beater: threading.Thread | None = None
+        self._tx_file = _TxFile(self)
+        self._mav = mavlink2.MAVLink(self._tx_file, config.source_system, config.source_component)
+        self._parser = self._new_parser()
+        self._counts = {f.name: 0 for f in fields(LinkStats)}
+        self._autopilot: AutopilotInfo | None = None
+        self._autopilot_event = threading.Event()
+        self._last_hb_ns: int | None = None
+        self._link_up = False
+        self._mode: str | None = None
+        self._armed: bool | None = None
+        self._last: dict[str, tuple[Any, int]] = {}
+        self._opened = False
+        self._closed = False
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> FcLink:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open the transport once (synchronously) and start the reader and heartbeat.
+
+        Raises:
+            FcConnectionError: the transport cannot be opened, or the link was
+                already opened/closed (a closed link cannot reopen: build a new one).
+        """
+        if self._opened:
+            raise FcConnectionError(
+                "FcLink.open called twice; build a new FcLink", connection=self._config.connection
+            )
+        try:
+            transport = open_transport(self._endpoint)
+        except OSError as err:
+            raise FcConnectionError(
+                f"cannot open {self._config.connection}: {err}", connection=self._config.connection
+            ) from err
+        self._opened = True
+        with self._tx_lock:
+            self._transport = transport
+        log_event(self._log, logging.INFO, "fc.link_open", connection=self._config.connection)
+        self._reader = threading.Thread(target=self._read_loop, name="fc_link_reader", daemon=True)
+        self._beater = threading.Thread(
+            target=self._heartbeat_loop, name="fc_link_heartbeat", daemon=True
+        )
+        self._reader.start()
+        self._beater.start()
+
+    def close(self) -> None:
+        """Stop the threads and close the transport; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        for t in (self._reader, self._beater):
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout=5.0)
+        self._close_transport()
+        with self._state_lock:
+            was_up = self._link_up
+            self._link_up = False
+        if was_up:
+            self._emit("fc.link_down", reason="closed")
+        log_event(self._log, logging.INFO, "fc.link_closed", connection=self._config.connection)
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> FcBridgeConfig:
+        return self._config
+
+    @property
+    def mav(self) -> Any:
+        """The ``MAVLink`` encoder bound to our ids (``*_encode`` builds messages)."""
+        return self._mav
+
+    @property
+    def autopilot(self) -> AutopilotInfo | None:
+        return self._autopilot
+
+    @property
+    def link_ok(self) -> bool:
+        self._check_link()
+        return self._link_up
+
+    @property
+    def mode(self) -> str | None:
+        return self._mode
+
+    @property
+    def armed(self) -> bool | None:
+        return self._armed
+
+    def heartbeat_age_ns(self) -> int | None:
+        last = self._last_hb_ns
+        return None if last is None else self._clock.now_ns() - last
+
+    def last(self, msg_type: str) -> tuple[Any, int] | None:
+        """The latest message of ``msg_type`` from the autopilot, with its receive time."""
+        return self._last.get(msg_type)
+
+    @property
+    def stats(self) -> LinkStats:
+        with self._state_lock:
+            return LinkStats(**self._counts)
+
+    def wait_for_autopilot(self, timeout_s: float) -> AutopilotInfo:
+        """Block until the autopilot's HEARTBEAT has been heard.
+
+        Raises:
+            FcConnectionError: none within ``timeout_s`` (seconds of host time).
+        """
+        if not self._autopilot_event.wait(timeout_s) or self._autopilot is None:
+            raise FcConnectionError(
+                f"no autopilot HEARTBEAT on {self._config.connection} within {timeout_s:g} s",
+                connection=self._config.connection,
+            )
+        return self._autopilot
+
+    def add_handler(self, msg_type: str, handler: Handler) -> None:
+        """Call ``handler(msg, recv_ns)`` on the reader thread for each ``msg_type``.
+
+        ``"*"`` receives every valid message from any source; typed handlers only
+        receive messages from the detected autopilot.
+        """
+        with self._handlers_lock:
+            handlers = dict(self._handlers)
+            handlers[msg_type] = (*handlers.get(msg_type, ()), handler)
+            self._handlers = handlers
+
+    def remove_handler(self, msg_type: str, handler: Handler) -> None:
+        with self._handlers_lock:
+            handlers = dict(self._handlers)
+            remaining = tuple(h for h in handlers.get(msg_type, ()) if h != handler)
+            if remaining:
+                handlers[msg_type] = remaining
+            else:
+                handlers.pop(msg_type, None)
+            self._handlers = handlers
+
+    def send(self, msg: Any) -> int | None:
+        """Send a pymavlink message, or call ``msg(mav)`` to send through the encoder.
+
+        Returns:
+            The injected clock's time right after the bytes went to the OS, or
+            None when nothing was sent (no transport, no UDP peer yet, or a
+            transport error, which also triggers a reconnect).
+
+        Raises:
+            FcProtocolError: the message could not be packed, or the callable raised.
+        """
+        with self._tx_lock:
+            self._tx_file.written = False
+            try:
+                if isinstance(msg, mavlink2.MAVLink_message):
+                    self._mav.send(msg)
+                elif callable(msg):
+                    msg(self._mav)
+                else:
+                    raise TypeError(f"cannot send {type(msg).__name__}")
+            except FcProtocolError:
+                raise
+            except Exception as err:
+                raise FcProtocolError(f"cannot send {msg!r}: {err}") from err
+            if not self._tx_file.written:
+                return None
+            return self._clock.now_ns()
+
+    # -- transmit internals ---------------------------------------------------------------
+
+    def _write_locked(self, data: bytes) -> bool:
+        """Called by pymavlink under ``_tx_lock``: write one packed frame."""
+        transport = self._transport
+        ok = False
+        if transport is not None:
+            try:
+                ok = transport.write(data)
+            except OSError as err:
+                self._count("transport_errors")
+                self._rate_log.log(
+                    self._clock.now_ns(), logging.WARNING, "fc.link_tx_error", error=str(err)
+                )
+                self._transport_failed.set()
+        with self._state_lock:
+            if ok:
+                self._counts["tx_messages"] += 1
+                self._counts["tx_bytes"] += len(data)
+            else:
+                self._counts["tx_dropped"] += 1
+        return ok
+
+    def _heartbeat_loop(self) -> None:
+        period = self._config.heartbeat_period_s
+        while not self._stop.is_set():
+            try:
+                self.send(
+                    self._mav.heartbeat_encode(
+                        mavlink2.MAV_TYPE_ONBOARD_CONTROLLER,
+                        mavlink2.MAV_AUTOPILOT_INVALID,
+                        0,
+                        0,
+                        mavlink2.MAV_STATE_ACTIVE,
+                    )
+                )
+            except FcProtocolError as err:  # cannot happen for a fixed message; never die
+                log_event(self._log, logging.ERROR, "fc.heartbeat_failed", error=str(err))
+            self._stop.wait(period)
+
+    # -- receive internals ----------------------------------------------------------------
+
+    def _new_parser(self) -> Any:
+        parser = mavlink2.MAVLink(None, self._config.source_system, self._config.source_component)
+        parser.robust_parsing = True
+        return parser
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._state_lock:
+            self._counts[name] += n
+
+    def _close_transport(self) -> None:
+        with self._tx_lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            try:
+                transport.close()
+            except OSError as err:
+                log_event(self._log, logging.WARNING, "fc.link_close_error", error=str(err))
+
+    def _reopen(self) -> None:
+        """Close the failed transport and re-open it with exponential backoff."""
+        self._close_transport()
+        self._transport_failed.clear()
+        with self._state_lock:
+            was_up = self._link_up
+            self._link_up = False
+        if was_up:
+            self._count("link_losses")
+            self._emit("fc.link_down", reason="transport_error")
+        delay = self._config.reconnect_backoff_min_s
+        while not self._stop.is_set():
+            if self._stop.wait(delay):
+                return
+            try:
+                transport = open_transport(self._endpoint)
+            except OSError as err:
+                self._rate_log.log(
+                    self._clock.now_ns(),
+                    logging.WARNING,
+                    "fc.link_reopen_failed",
+                    connection=self._config.connection,
+                    error=str(err),
+                    retry_in_s=delay,
+                )
+                delay = min(delay * 2, self._config.reconnect_backoff_max_s)
+                continue
+            self._parser = self._new_parser()
+            with self._tx_lock:
+                self._transport = transport
+            self._count("reconnects")
+            log_event(
+                self._log, logging.INFO, "fc.link_reopened", connection=self._config.connection
+            )
+            return
+
+    def _read_loop(self) -> None:
+        while not self._stop.is_set():
+            transport = self._transport
+            if transport is None or self._transport_failed.is_set():
+                self._reopen()
+                continue
+            try:
+                readable, _, _ = select.select([transport], [], [], _POLL_S)
+                data = transport.read() if readable else b""
+            except (OSError, EOFError, ValueError) as err:
+                self._count("transport_errors")
+                self._rate_log.log(
+                    self._clock.now_ns(), logging.WARNING, "fc.link_rx_error", error=str(err)
+                )
+                self._transport_failed.set()
+                continue
+            if data:
+                self.feed(data)
+            self._check_link()
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data`` and dispatch every message; never raises for bad bytes.
+
+        Public so the benchmark and replay tools can push captured bytes through
+        the same path as the reader thread (call it from one thread only).
+        """
+        recv_ns = self._clock.now_ns()
+        with self._state_lock:
+            self._counts["rx_bytes"] += len(data)
+        try:
+            msgs = self._parser.parse_buffer(data)
+        except Exception as err:  # robust_parsing should make this unreachable
+            self._count("bad_frames")
+            self._rate_log.log(recv_ns, logging.WARNING, "fc.link_parser_error", error=str(err))
+            self._parser = self._new_parser()
+            return
+        if msgs:
+            for msg in msgs:
+                self._dispatch(msg, recv_ns)
+
+    def _dispatch(self, msg: Any, recv_ns: int) -> None:
+        msg_type = msg.get_type()
+        if msg_type == "BAD_DATA":
+            reason = str(getattr(msg, "reason", ""))
+            with self._state_lock:
+                if reason == "Bad prefix":
+                    self._counts["bad_data_bytes"] += len(msg.data)
+                elif "CRC" in reason:
+                    self._counts["bad_crc"] += 1
+                else:
+                    self._counts["bad_frames"] += 1
+            return
+        if msg_type == "UNKNOWN" or msg_type.startswith("UNKNOWN_"):
+            self._count("unknown_messages")
+            return
+        handlers = self._handlers
+        with self._state_lock:
+            self._counts["rx_messages"] += 1
+        for handler in handlers.get("*", ()):
+            self._call(handler, msg, recv_ns)
+        if msg_type == "HEARTBEAT":
+            self._on_heartbeat(msg, recv_ns)
+        ap = self._autopilot
+        if ap is None or msg.get_srcSystem() != ap.sysid or msg.get_srcComponent() != ap.compid:
+            self._count("foreign_messages")
+            return
+        self._last[msg_type] = (msg, recv_ns)
+        for handler in handlers.get(msg_type, ()):
+            self._call(handler, msg, recv_ns)
+
+    def _call(self, handler: Handler, msg: Any, recv_ns: int) -> None:
+        try:
+            handler(msg, recv_ns)
+        except Exception as err:
+            self._count("handler_errors")
+            self._rate_log.log(
+                recv_ns,
+                logging.ERROR,
+                "fc.handler_error",
+                msg_type=msg.get_type(),
+                handler=getattr(handler, "__qualname__", repr(handler)),
+                error=repr(err),
+            )
+
+    def _matches_target(self, msg: Any) -> bool:
+        cfg = self._config
+        if cfg.target_system and msg.get_srcSystem() != cfg.target_system:
+            return False
+        return not (cfg.target_component and msg.get_srcComponent() != cfg.target_component)
+
+    def _on_heartbeat(self, msg: Any, recv_ns: int) -> None:
+        ap = self._autopilot
+        if ap is None:
+            if not heartbeat_is_from_autopilot(msg) or not self._matches_target(msg):
+                return
+            ap = AutopilotInfo(
+                autopilot_of(msg.autopilot), msg.get_srcSystem(), msg.get_srcComponent(), msg.type
+            )
+            self._autopilot = ap
+            log_event(
+                self._log,
+                logging.INFO,
+                "fc.autopilot_detected",
+                autopilot=ap.autopilot.value,
+                sysid=ap.sysid,
+                compid=ap.compid,
+                vehicle_type=ap.vehicle_type,
+            )
+        elif msg.get_srcSystem() != ap.sysid or msg.get_srcComponent() != ap.compid:
+            return
+        mode = mode_name(msg)
+        armed = is_armed(msg)
+        with self._state_lock:
+            self._last_hb_ns = recv_ns
+            came_up = not self._link_up
+            self._link_up = True
+            previous_mode, self._mode = self._mode, mode
+            previous_armed, self._armed = self._armed, armed
+        if came_up:
+            self._emit(
+                "fc.link_up",
+                autopilot=ap.autopilot.value,
+                sysid=ap.sysid,
+                compid=ap.compid,
+                vehicle_type=ap.vehicle_type,
+                connection=self._config.connection,
+                mode=mode,
+                armed=armed,
+            )
+        self._autopilot_event.set()
+        if previous_mode is not None and mode != previous_mode:
+            self._emit("fc.mode_change", mode=mode, previous=previous_mode)
+        if previous_armed is not None and armed != previous_armed:
+            self._emit("fc.armed" if armed else "fc.disarmed", mode=mode)
+
+    def _check_link(self) -> None:
+        last = self._last_hb_ns
+        if last is None:
+            return
+        age = self._clock.now_ns() - last
+        with self._state_lock:
+            lost = self._link_up and age > self._config.link_timeout_ns
+            if lost:
+                self._link_up = False
+                self._counts["link_losses"] += 1
+        if lost:
+            self._emit("fc.link_down", reason="heartbeat_timeout", heartbeat_age_ns=age)
+
+    def _emit(self, kind: str, **payload: Any) -> None:
+        now = self._clock.now_ns()
+        level = logging.WARNING if kind == "fc.link_down" else logging.INFO
+        log_event(self._log, level, kind, **payload)
+        try:
+            self._sink.emit(FlightRecord(kind, PRODUCER, now, payload))
+        except Exception as err:  # a sink must not take the link down
+            self._rate_log.log(now, logging.ERROR, "fc.record_emit_failed", kind=kind, error=repr(err))

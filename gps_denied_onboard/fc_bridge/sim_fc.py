@@ -1,0 +1,484 @@
+"""A simulated flight controller on UDP loopback: the edge of the system, not flight code.
+
+:class:`SimFc` is a pymavlink endpoint that plays ArduPilot or PX4 well
+enough for the bridge's tests, benchmarks and the replay tool:
+
+* sends HEARTBEAT (vehicle type, autopilot, mode, armed) and telemetry
+  (GLOBAL_POSITION_INT, GPS_RAW_INT, ATTITUDE, VFR_HUD, ALTITUDE, SYS_STATUS,
+  BATTERY_STATUS, and EKF_STATUS_REPORT on ArduPilot or ESTIMATOR_STATUS on PX4)
+  from a mutable :class:`SimFcState`;
+* answers PARAM_REQUEST_READ and PARAM_REQUEST_LIST from a parameter dict.
+  A read of a name the firmware does not have gets **no answer**, which is what
+  ArduPilot (``GCS_MAVLINK::param_io_timer``) and PX4
+  (``MavlinkParametersManager``, by-name read) do; ``param_error=True``
+  answers with PARAM_ERROR instead, as newer firmware may. PX4's list starts
+  with the ``_HASH_CHECK`` pseudo-parameter, as the real one does;
+* records and decodes everything it receives, with the receive time of the
+  injected clock (default: host monotonic), for tests to assert on wire fields;
+* can stop and resume heartbeats/telemetry (link loss), inject raw bytes
+  (garbage, bad CRC) and play back a recorded byte stream.
+
+It listens on ``bind`` (``127.0.0.1:0`` by default: see :attr:`SimFc.port`) and
+answers whoever sent the last datagram (our link's ``udpout:``), or sends to a
+fixed ``peer`` (our link's ``udpin:``).
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from pymavlink import mavutil
+from pymavlink.dialects.v20 import ardupilotmega as mavlink2
+
+from gps_denied_onboard.clock import Clock, MonotonicClock
+
+__all__ = ["ARDUPILOT_DEFAULT_PARAMS", "PX4_DEFAULT_PARAMS", "Received", "SimFc", "SimFcState"]
+
+#: ArduPilot (4.6) parameters a GPS_INPUT / vision setup touches, correctly set.
+ARDUPILOT_DEFAULT_PARAMS: Final[Mapping[str, float]] = {
+    "GPS1_TYPE": 14.0,
+    "EK3_SRC1_POSXY": 3.0,
+    "EK3_SRC1_VELXY": 3.0,
+    "EK3_SRC1_POSZ": 1.0,
+    "EK3_SRC1_YAW": 1.0,
+    "VISO_TYPE": 0.0,
+    "AHRS_EKF_TYPE": 3.0,
+    "SYSID_THISMAV": 1.0,
+}
+#: PX4 parameters an external-vision setup touches, correctly set.
+PX4_DEFAULT_PARAMS: Final[Mapping[str, float]] = {
+    "EKF2_EV_CTRL": 15.0,
+    "EKF2_HGT_REF": 1.0,
+    "EKF2_GPS_CTRL": 0.0,
+    "EKF2_EV_DELAY": 0.0,
+    "MAV_SYS_ID": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the simulated FC received, with its receive time (ns)."""
+
+    msg: Any
+    recv_ns: int
+
+
+@dataclass
+class SimFcState:
+    """What the simulated FC reports; tests mutate it through :meth:`SimFc.update`."""
+
+    mode: str = "STABILIZE"
+    armed: bool = False
+    lat_deg: float = 47.397742
+    lon_deg: float = 8.545594
+    alt_msl_m: float = 488.0
+    rel_alt_m: float = 0.0
+    vel_ned_mps: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    roll_rad: float = 0.0
+    pitch_rad: float = 0.0
+    yaw_rad: float = 0.0
+    fix_type: int = 3
+    satellites: int = 12
+    eph_cm: int = 80  # HDOP * 100
+    epv_cm: int = 120
+    h_acc_mm: int = 1500
+    v_acc_mm: int = 2500
+    ekf_flags: int = 0x1FF
+    ekf_pos_horiz_variance: float = 0.1
+    battery_voltage_v: float = 16.2
+    battery_current_a: float = 3.5
+    battery_remaining_pct: int = 87
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SimFc:
+    """A simulated ArduPilot or PX4 on UDP. ``start``/``stop``; thread-safe controls."""
+
+    def __init__(
+        self,
+        autopilot: str = "ardupilot",
+        params: Mapping[str, float] | None = None,
+        *,
+        bind: tuple[str, int] = ("127.0.0.1", 0),
+        peer: tuple[str, int] | None = None,
+        sysid: int = 1,
+        compid: int = 1,
+        vehicle_type: int = mavlink2.MAV_TYPE_QUADROTOR,
+        heartbeat_hz: float = 1.0,
+        telemetry_hz: float = 10.0,
+        param_error: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        if autopilot not in ("ardupilot", "px4"):
+            raise ValueError(f"autopilot must be 'ardupilot' or 'px4', got {autopilot!r}")
+        self.autopilot = autopilot
+        default = ARDUPILOT_DEFAULT_PARAMS if autopilot == "ardupilot" else PX4_DEFAULT_PARAMS
+        self._params: dict[str, float] = dict(default if params is None else params)
+        self._bind = bind
+        self._peer = peer
+        self._fixed_peer = peer is not None
+        self.sysid = sysid
+        self.compid = compid
+        self.vehicle_type = vehicle_type
+        self.heartbeat_hz = heartbeat_hz
+        self.telemetry_hz = telemetry_hz
+        self.param_error = param_error
+        self._clock = clock or MonotonicClock()
+        self.state = SimFcState(mode="STABILIZE" if autopilot == "ardupilot" else "POSCTL")
+        self._lock = threading.Lock()
+        self._tx_lock = threading.Lock()
+        self._received: list[Received] = []
+        self._bad_data = 0
+        self._cond = threading.Condition(self._lock)
+        self._stop = threading.Event()
+        self._heartbeats_on = threading.Event()
+        self._telemetry_on = threading.Event()
+        self._answer_params = True
+        self._threads: list[threading.Thread] = []
+        self._sock: socket.socket | None = None
+        self._mav = mavlink2.MAVLink(_SockFile(self), sysid, compid)
+        self._parser = mavlink2.MAVLink(None, sysid, compid)
+        self._parser.robust_parsing = True
+        self._boot_ns = self._clock.now_ns()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> SimFc:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(self._bind)
+        sock.setblocking(False)
+        self._sock = sock
+        self._heartbeats_on.set()
+        self._telemetry_on.set()
+        for name, target in (("rx", self._rx_loop), ("hb", self._hb_loop), ("tm", self._tm_loop)):
+            t = threading.Thread(target=target, name=f"sim_fc_{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self._threads.clear()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> SimFc:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._sock is None:
+            raise RuntimeError("SimFc not started")
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def connection(self) -> str:
+        """The connection string our link uses to reach this FC."""
+        return f"udpout:127.0.0.1:{self.port}"
+
+    # -- controls ----------------------------------------------------------------------
+
+    def update(self, **changes: Any) -> None:
+        with self._lock:
+            for key, value in changes.items():
+                if not hasattr(self.state, key):
+                    raise AttributeError(f"SimFcState has no field {key!r}")
+                setattr(self.state, key, value)
+
+    def set_param(self, name: str, value: float) -> None:
+        with self._lock:
+            self._params[name] = float(value)
+
+    def delete_param(self, name: str) -> None:
+        with self._lock:
+            self._params.pop(name, None)
+
+    def pause_heartbeats(self, telemetry_too: bool = True) -> None:
+        self._heartbeats_on.clear()
+        if telemetry_too:
+            self._telemetry_on.clear()
+
+    def resume_heartbeats(self) -> None:
+        self._heartbeats_on.set()
+        self._telemetry_on.set()
+
+    def ignore_param_requests(self, ignore: bool = True) -> None:
+        self._answer_params = not ignore
+
+    def send_message(self, msg: Any) -> None:
+        with self._tx_lock:
+            self._mav.send(msg)
+
+    def inject_bytes(self, data: bytes) -> None:
+        """Send raw bytes to the peer (garbage, corrupted frames) in one datagram."""
+        self._write(data)
+
+    def play(self, stream: Iterable[tuple[int, bytes]]) -> threading.Thread:
+        """Play back ``(offset_ns, bytes)`` chunks at their relative times (own thread)."""
+        chunks = list(stream)
+
+        def run() -> None:
+            start = self._clock.now_ns()
+            for offset_ns, data in chunks:
+                wait_s = (start + offset_ns - self._clock.now_ns()) / 1e9
+                if wait_s > 0 and self._stop.wait(wait_s):
+                    return
+                self._write(data)
+
+        t = threading.Thread(target=run, name="sim_fc_play", daemon=True)
+        t.start()
+        return t
+
+    # -- observations ------------------------------------------------------------------
+
+    def received(self, msg_type: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self._received if msg_type is None or r.msg.get_type() == msg_type]
+
+    def clear_received(self) -> None:
+        with self._lock:
+            self._received.clear()
+
+    @property
+    def bad_data(self) -> int:
+        with self._lock:
+            return self._bad_data
+
+    def wait_for(self, msg_type: str, count: int = 1, timeout_s: float = 5.0) -> list[Received]:
+        """Block until ``count`` messages of ``msg_type`` arrived; return them (may be fewer)."""
+
+        def enough() -> bool:
+            return sum(1 for r in self._received if r.msg.get_type() == msg_type) >= count
+
+        with self._cond:
+            self._cond.wait_for(enough, timeout_s)
+        return self.received(msg_type)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        sock, peer = self._sock, self._peer
+        if sock is None or peer is None:
+            return
+        try:
+            sock.sendto(data, peer)
+        except OSError:
+            pass  # the link side is not up: a real FC's UART does not care either
+
+    def _rx_loop(self) -> None:
+        while not self._stop.is_set():
+            sock = self._sock
+            if sock is None:
+                return
+            readable, _, _ = select.select([sock], [], [], 0.05)
+            if not readable:
+                continue
+            try:
+                data, addr = sock.recvfrom(65536)
+            except OSError:
+                continue
+            now = self._clock.now_ns()
+            if not self._fixed_peer:
+                self._peer = (addr[0], addr[1])
+            msgs = self._parser.parse_buffer(data) or []
+            for msg in msgs:
+                if msg.get_type() == "BAD_DATA":
+                    with self._lock:
+                        self._bad_data += 1
+                    continue
+                with self._cond:
+                    self._received.append(Received(msg, now))
+                    self._cond.notify_all()
+                self._handle(msg)
+
+    def _handle(self, msg: Any) -> None:
+        t = msg.get_type()
+        if t == "PARAM_REQUEST_READ" and self._answer_params:
+            if msg.target_system != self.sysid or msg.target_component not in (0, self.compid):
+                return
+            name = msg.param_id
+            with self._lock:
+                names = list(self._params)
+                value = self._params.get(name) if msg.param_index < 0 else None
+                if msg.param_index >= 0 and msg.param_index < len(names):
+                    name = names[msg.param_index]
+                    value = self._params[name]
+            if value is None:
+                if self.param_error:
+                    self.send_message(
+                        self._mav.param_error_encode(
+                            msg.get_srcSystem(),
+                            msg.get_srcComponent(),
+                            name.encode()[:16],
+                            msg.param_index,
+                            mavlink2.MAV_PARAM_ERROR_DOES_NOT_EXIST,
+                        )
+                    )
+                return  # real ArduPilot and PX4 stay silent
+            index = -1 if self.autopilot == "ardupilot" else names.index(name)
+            self._send_param(name, value, index, len(names))
+        elif t == "PARAM_REQUEST_LIST" and self._answer_params:
+            if msg.target_system != self.sysid or msg.target_component not in (0, self.compid):
+                return
+            with self._lock:
+                items = list(self._params.items())
+            if self.autopilot == "px4":
+                self.send_message(
+                    self._mav.param_value_encode(
+                        b"_HASH_CHECK", 0.0, mavlink2.MAV_PARAM_TYPE_UINT32, len(items), -1
+                    )
+                )
+            for i, (name, value) in enumerate(items):
+                self._send_param(name, value, i, len(items))
+
+    def _send_param(self, name: str, value: float, index: int, count: int) -> None:
+        self.send_message(
+            self._mav.param_value_encode(
+                name.encode()[:16], float(value), mavlink2.MAV_PARAM_TYPE_REAL32, count, index
+            )
+        )
+
+    def _custom_mode(self, mode: str) -> tuple[int, int]:
+        """(base_mode flags, custom_mode) for a mode name, from pymavlink's tables."""
+        if self.autopilot == "px4":
+            base, main, sub = mavutil.px4_map[mode]
+            return int(base), (int(main) << 16) | (int(sub) << 24)
+        mapping = mavutil.mode_mapping_byname(self.vehicle_type) or {}
+        return mavlink2.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, int(mapping[mode])
+
+    def heartbeat(self) -> Any:
+        with self._lock:
+            s = self.state
+            base, custom = self._custom_mode(s.mode)
+            if s.armed:
+                base |= mavlink2.MAV_MODE_FLAG_SAFETY_ARMED
+        ap = (
+            mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA
+            if self.autopilot == "ardupilot"
+            else mavlink2.MAV_AUTOPILOT_PX4
+        )
+        return self._mav.heartbeat_encode(
+            self.vehicle_type, ap, base, custom, mavlink2.MAV_STATE_ACTIVE
+        )
+
+    def telemetry(self) -> list[Any]:
+        """The telemetry burst for the current state."""
+        mav = self._mav
+        boot_ms = (self._clock.now_ns() - self._boot_ns) // 1_000_000 & 0xFFFFFFFF
+        with self._lock:
+            s = self.state
+            vn, ve, vd = s.vel_ned_mps
+            hdg = round(math.degrees(s.yaw_rad) % 360 * 100)
+            cog = round(math.degrees(math.atan2(ve, vn)) % 360 * 100)
+            speed = math.hypot(vn, ve)
+            out = [
+                mav.global_position_int_encode(
+                    boot_ms,
+                    round(s.lat_deg * 1e7),
+                    round(s.lon_deg * 1e7),
+                    round(s.alt_msl_m * 1000),
+                    round(s.rel_alt_m * 1000),
+                    round(vn * 100),
+                    round(ve * 100),
+                    round(vd * 100),
+                    hdg,
+                ),
+                mav.gps_raw_int_encode(
+                    boot_ms * 1000,
+                    s.fix_type,
+                    round(s.lat_deg * 1e7),
+                    round(s.lon_deg * 1e7),
+                    round(s.alt_msl_m * 1000),
+                    s.eph_cm,
+                    s.epv_cm,
+                    round(speed * 100),
+                    cog,
+                    s.satellites,
+                    round(s.alt_msl_m * 1000),
+                    s.h_acc_mm,
+                    s.v_acc_mm,
+                    300,
+                    0,
+                    0,
+                ),
+                mav.attitude_encode(boot_ms, s.roll_rad, s.pitch_rad, s.yaw_rad, 0.0, 0.0, 0.0),
+                mav.vfr_hud_encode(speed, speed, hdg // 100, 0, s.alt_msl_m, -vd),
+                mav.altitude_encode(
+                    boot_ms * 1000, s.alt_msl_m, s.alt_msl_m, s.rel_alt_m, s.rel_alt_m, 0.0, 0.0
+                ),
+                mav.sys_status_encode(
+                    0,
+                    0,
+                    0,
+                    500,
+                    round(s.battery_voltage_v * 1000),
+                    round(s.battery_current_a * 100),
+                    s.battery_remaining_pct,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
+                mav.battery_status_encode(
+                    0,
+                    mavlink2.MAV_BATTERY_FUNCTION_ALL,
+                    mavlink2.MAV_BATTERY_TYPE_LIPO,
+                    2500,
+                    [round(s.battery_voltage_v * 1000)] + [65535] * 9,
+                    round(s.battery_current_a * 100),
+                    -1,
+                    -1,
+                    s.battery_remaining_pct,
+                ),
+            ]
+            if self.autopilot == "ardupilot":
+                out.append(
+                    mav.ekf_status_report_encode(
+                        s.ekf_flags, 0.1, s.ekf_pos_horiz_variance, 0.1, 0.1, 0.0
+                    )
+                )
+            else:
+                out.append(
+                    mav.estimator_status_encode(
+                        boot_ms * 1000, s.ekf_flags, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.5, 0.5
+                    )
+                )
+        return out
+
+    def _hb_loop(self) -> None:
+        period = 1.0 / self.heartbeat_hz
+        while not self._stop.is_set():
+            if self._heartbeats_on.is_set():
+                self.send_message(self.heartbeat())
+            self._stop.wait(period)
+
+    def _tm_loop(self) -> None:
+        period = 1.0 / self.telemetry_hz
+        while not self._stop.is_set():
+            if self._telemetry_on.is_set():
+                for msg in self.telemetry():
+                    self.send_message(msg)
+            self._stop.wait(period)
+
+
+class _SockFile:
+    def __init__(self, fc: SimFc) -> None:
+        self._fc = fc
+
+    def write(self, data: bytes) -> None:
+        self._fc._write(bytes(data))
