@@ -1,0 +1,79 @@
+"""Errors of the tile cache at run time.
+
+::
+
+    GpsDeniedError
+    └── TileCacheError              anything the store refuses or fails to do
+        ├── TileValidationError     bad input: not a JPEG, hash mismatch, z/x/y out of
+        │                           range, oversize, malformed source or flight id
+        ├── TileNotFound            no such tile (also a KeyError)
+        ├── TileMetadataError       the database side failed or refused (duplicate
+        │                           natural key, pool timeout, lost connection)
+        └── TilePixelError          the filesystem side failed (write, fsync, rename,
+                                    mmap of a missing or damaged file)
+
+Migrations are a start-up step, not part of the store's run time: their
+:class:`~gps_denied_onboard.tile_cache.migrations.MigrationError` sits directly
+under :class:`~gps_denied_onboard.errors.GpsDeniedError`.
+"""
+
+from __future__ import annotations
+
+from gps_denied_onboard.errors import GpsDeniedError
+
+
+class TileCacheError(GpsDeniedError):
+    """Base of every run-time tile cache error.
+
+    Attributes:
+        tile_id: the tile concerned, when one is known (canonical UUID string).
+    """
+
+    def __init__(self, message: str, *, tile_id: str | None = None) -> None:
+        super().__init__(message)
+        self.tile_id = tile_id
+
+
+class TileValidationError(TileCacheError, ValueError):
+    """The caller's input was refused before any I/O.
+
+    Attributes:
+        field: which input was wrong (``zoom``, ``content_sha256``, ``data``...).
+    """
+
+    def __init__(self, message: str, *, field: str, tile_id: str | None = None) -> None:
+        super().__init__(message, tile_id=tile_id)
+        self.field = field
+
+
+class TileNotFound(TileCacheError, KeyError):
+    """No tile with that identity is stored."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "tile not found"
+
+
+class TileMetadataError(TileCacheError):
+    """The metadata database refused or failed an operation.
+
+    Attributes:
+        sqlstate: PostgreSQL SQLSTATE when the database reported one.
+    """
+
+    def __init__(
+        self, message: str, *, tile_id: str | None = None, sqlstate: str | None = None
+    ) -> None:
+        super().__init__(message, tile_id=tile_id)
+        self.sqlstate = sqlstate
+
+
+class TilePixelError(TileCacheError):
+    """The tile files could not be written or read.
+
+    Attributes:
+        path: the file concerned, when one is known.
+    """
+
+    def __init__(self, message: str, *, tile_id: str | None = None, path: str | None = None):
+        super().__init__(message, tile_id=tile_id)
+        self.path = path

@@ -1,0 +1,136 @@
+"""Tile identity: the pinned UUIDv5 namespace and the two derived ids.
+
+``TILE_NAMESPACE_UUID`` is shared with the ground-side tile provider, so both
+sides name a tile the same way without talking to each other. It is a code
+constant, never configuration: changing it renames every tile.
+
+* ``derive_tile_id(z, x, y, source, flight_id)`` names one stored tile:
+  UUIDv5 over ``"{z}/{x}/{y}/{source}/{flight_id or zero-UUID}"``.
+* ``derive_location_hash(z, x, y)`` names the ground cell whatever its
+  source or flight: UUIDv5 over ``"{z}/{x}/{y}"``. Votes are kept per cell.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Final
+from uuid import UUID
+
+from gps_denied_onboard.tile_cache.errors import TileValidationError
+
+TILE_NAMESPACE_UUID: Final = UUID("5b8d0c2e-1a4f-4b3a-8c9d-e7f6a3b2c1d0")
+ZERO_UUID: Final = UUID(int=0)
+
+#: Deepest zoom the cache accepts; x and y then fit a PostgreSQL integer.
+MAX_ZOOM: Final = 24
+
+#: A source names where a tile came from (``satellite``, ``naip``, ``in_flight``).
+#: It ends up in the natural key and in logs, never in a file path.
+SOURCE_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
+IN_FLIGHT_SOURCE: Final = "in_flight"
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_zxy(zoom: int, x: int, y: int) -> None:
+    """Refuse a tile address outside the web-mercator grid.
+
+    Raises:
+        TileValidationError: zoom outside 0..MAX_ZOOM, or x/y outside 0..2**zoom-1.
+    """
+    for name, value in (("zoom", zoom), ("x", x), ("y", y)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TileValidationError(f"{name} must be an integer, got {value!r}", field=name)
+    if not 0 <= zoom <= MAX_ZOOM:
+        raise TileValidationError(f"zoom {zoom} outside 0..{MAX_ZOOM}", field="zoom")
+    n = 1 << zoom
+    if not 0 <= x < n:
+        raise TileValidationError(f"x {x} outside 0..{n - 1} at zoom {zoom}", field="x")
+    if not 0 <= y < n:
+        raise TileValidationError(f"y {y} outside 0..{n - 1} at zoom {zoom}", field="y")
+
+
+def check_source(source: str) -> str:
+    """Return ``source`` if it is a valid source slug.
+
+    Raises:
+        TileValidationError: empty, too long, upper case, or any character
+            outside ``[a-z0-9_-]`` (so no ``/``, ``..`` or NUL can get through).
+    """
+    if not isinstance(source, str) or not SOURCE_PATTERN.match(source):
+        raise TileValidationError(
+            f"source must match {SOURCE_PATTERN.pattern}, got {source!r}", field="source"
+        )
+    return source
+
+
+def parse_flight_id(flight_id: UUID | str | None) -> UUID | None:
+    """Normalise a flight id: None or "" means no flight; anything else must be a UUID.
+
+    Raises:
+        TileValidationError: a string that is not a canonical or hex UUID, or
+            the zero UUID (reserved for "no flight" inside the natural key).
+    """
+    if flight_id is None:
+        return None
+    if isinstance(flight_id, UUID):
+        value = flight_id
+    elif isinstance(flight_id, str):
+        text = flight_id.strip()
+        if not text:
+            return None
+        if len(text) not in (32, 36) or not re.fullmatch(r"[0-9a-fA-F\-]+", text):
+            raise TileValidationError(f"flight_id is not a UUID: {flight_id!r}", field="flight_id")
+        try:
+            value = UUID(text)
+        except ValueError as err:
+            raise TileValidationError(
+                f"flight_id is not a UUID: {flight_id!r}", field="flight_id"
+            ) from err
+    else:
+        raise TileValidationError(
+            f"flight_id must be a UUID or string, got {type(flight_id).__name__}",
+            field="flight_id",
+        )
+    if value == ZERO_UUID:
+        raise TileValidationError("flight_id may not be the zero UUID", field="flight_id")
+    return value
+
+
+def check_sha256(value: str) -> str:
+    """Return the lower-cased hex digest.
+
+    Raises:
+        TileValidationError: not 64 hex characters.
+    """
+    text = value.lower() if isinstance(value, str) else ""
+    if not _HEX64.match(text):
+        raise TileValidationError(
+            f"content_sha256 must be 64 hex characters, got {value!r}", field="content_sha256"
+        )
+    return text
+
+
+def derive_tile_id(
+    zoom: int, x: int, y: int, source: str, flight_id: UUID | str | None = None
+) -> UUID:
+    """The UUIDv5 of one stored tile.
+
+    Raises:
+        TileValidationError: bad z/x/y, source or flight id.
+    """
+    check_zxy(zoom, x, y)
+    check_source(source)
+    flight = parse_flight_id(flight_id) or ZERO_UUID
+    return uuid.uuid5(TILE_NAMESPACE_UUID, f"{zoom}/{x}/{y}/{source}/{flight}")
+
+
+def derive_location_hash(zoom: int, x: int, y: int) -> UUID:
+    """The UUIDv5 of a ground cell, the same for every source and flight.
+
+    Raises:
+        TileValidationError: bad z/x/y.
+    """
+    check_zxy(zoom, x, y)
+    return uuid.uuid5(TILE_NAMESPACE_UUID, f"{zoom}/{x}/{y}")
