@@ -98,6 +98,8 @@ TAKEOFF_KINDS: dict[str, KindSpec] = {
     "takeoff.shutdown": _k("reason"),
     "takeoff.migrations": _k("applied from_revision to_revision"),
     "takeoff.recorder_lost": _k("reason", "silent_for_ns"),
+    "takeoff.recorder_recovered": _k("silent_for_ns"),
+    "takeoff.heartbeat": _k("seq phase"),
 }
 
 KNOWN_KINDS: Final[Mapping[str, KindSpec]] = {

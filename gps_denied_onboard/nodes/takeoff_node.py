@@ -1,0 +1,352 @@
+"""``takeoff``: the take-off sequencer as a ROS 2 node.
+
+Drives ``fdr_recorder``, ``tile_cache`` and ``fc_bridge`` through their
+lifecycle services in the order of :mod:`gps_denied_onboard.takeoff.sequence`,
+publishes ``~/is_active`` (latched) and diagnostics, and watches the recorder
+in flight. The process exit code is the sequence's (2 when the recorder could
+not open). Ctrl-C / SIGTERM land: the FC link closes first, the flight last.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import Bool
+
+from gps_denied_onboard.embedded_pg import EmbeddedPostgres, resolve_dsn
+from gps_denied_onboard.errors import ConfigError, GpsDeniedError
+from gps_denied_onboard.msg import GcsAlert
+from gps_denied_onboard.nodes.common import (
+    LATCHED_QOS,
+    TOPIC_DIAGNOSTICS,
+    DiagnosticsPublisher,
+    GcsAlertPublisher,
+    RecordPublisherSink,
+    RosClock,
+    bridge_logging,
+    declare_config,
+    read_config,
+)
+from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.srv import CloseFlight, OpenFlight
+from gps_denied_onboard.takeoff.errors import StepFailed, StepTimeout
+from gps_denied_onboard.takeoff.sequence import (
+    EXIT_OK,
+    PRODUCER,
+    DatabaseReady,
+    FlightCounters,
+    LifecycleState,
+    Phase,
+    RecorderWatch,
+    TakeoffConfig,
+    TakeoffResult,
+    TakeoffSequencer,
+    Transition,
+)
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class TakeoffNodeConfig(TakeoffConfig):
+    """Sequencer parameters plus where the database comes from.
+
+    Attributes:
+        dsn: tile cache database; empty means the embedded cluster in pg_data_dir.
+        pg_data_dir: the embedded cluster's data directory.
+        database_name: database created in the embedded cluster.
+    """
+
+    dsn: str = ""
+    pg_data_dir: str = "var/pg"
+    database_name: str = "gps_denied"
+
+
+class RosLifecycleController:
+    """:class:`~gps_denied_onboard.takeoff.sequence.NodeController` over ROS services.
+
+    Calls are made from the sequencer's worker thread while the executor spins
+    elsewhere; each waits on its future with the step's timeout.
+    """
+
+    def __init__(self, node: Node, config: TakeoffNodeConfig) -> None:
+        self._node = node
+        self._cfg = config
+        self._group = ReentrantCallbackGroup()
+        self._clients: dict[str, Any] = {}
+        self._pg: EmbeddedPostgres | None = None
+
+    def _client(self, srv_type: Any, name: str) -> Any:
+        if name not in self._clients:
+            self._clients[name] = self._node.create_client(
+                srv_type, name, callback_group=self._group
+            )
+        return self._clients[name]
+
+    def _call(self, srv_type: Any, name: str, request: Any, timeout_s: float, step: str) -> Any:
+        client = self._client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise StepTimeout(f"{name} not available after {timeout_s:.1f} s", step=step)
+        future: Future[Any] = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout_s):
+            client.remove_pending_request(future)
+            raise StepTimeout(f"{name} did not answer within {timeout_s:.1f} s", step=step)
+        result = future.result()
+        if result is None:
+            raise StepFailed(f"{name} returned no response", step=step)
+        return result
+
+    def change_state(self, node: str, transition: Transition, timeout_s: float) -> bool:
+        req = ChangeState.Request()
+        req.transition.id = transition.value
+        res = self._call(
+            ChangeState,
+            f"/{node}/change_state",
+            req,
+            timeout_s,
+            f"{node}.{transition.name.lower()}",
+        )
+        return bool(res.success)
+
+    def get_state(self, node: str, timeout_s: float) -> LifecycleState:
+        res = self._call(
+            GetState, f"/{node}/get_state", GetState.Request(), timeout_s, f"{node}.get_state"
+        )
+        try:
+            return LifecycleState(int(res.current_state.id))
+        except ValueError:
+            return LifecycleState.UNKNOWN  # a transition state: not where we asked it to be
+
+    def open_flight(self, flight_id: str, timeout_s: float) -> str:
+        rec = self._cfg.recorder_node
+        res = self._call(
+            OpenFlight,
+            f"/{rec}/open_flight",
+            OpenFlight.Request(flight_id=flight_id),
+            timeout_s,
+            f"{rec}.open_flight",
+        )
+        if not res.success:
+            raise StepFailed(
+                f"OpenFlight: {res.error_type}: {res.error}", step=f"{rec}.open_flight"
+            )
+        return str(res.flight_dir)
+
+    def close_flight(self, flight_id: str, timeout_s: float) -> FlightCounters:
+        rec = self._cfg.recorder_node
+        res = self._call(
+            CloseFlight,
+            f"/{rec}/close_flight",
+            CloseFlight.Request(flight_id=flight_id),
+            timeout_s,
+            f"{rec}.close_flight",
+        )
+        if not res.success:
+            raise StepFailed(
+                f"CloseFlight: {res.error_type}: {res.error}", step=f"{rec}.close_flight"
+            )
+        return FlightCounters(
+            int(res.records_written),
+            int(res.records_dropped_overrun),
+            int(res.bytes_written),
+            int(res.rollover_count),
+        )
+
+    def prepare_database(self, timeout_s: float) -> DatabaseReady:
+        from gps_denied_onboard.tile_cache.migrations import apply_migrations
+
+        step = "database.migrate"
+        dsn = resolve_dsn(self._cfg.dsn)
+        kind = "configured"
+        try:
+            if dsn is None:
+                kind = "embedded"
+                self._pg = EmbeddedPostgres(Path(self._cfg.pg_data_dir))
+                self._pg.start()
+                dsn = self._pg.create_database(self._cfg.database_name)
+            result = apply_migrations(dsn)
+        except GpsDeniedError as err:
+            raise StepFailed(f"database: {err}", step=step) from err
+        # hand the DSN to the tile cache before it is configured
+        tile = self._cfg.tile_cache_node
+        req = SetParameters.Request(
+            parameters=[
+                ParameterMsg(
+                    name="dsn",
+                    value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=dsn),
+                )
+            ]
+        )
+        res = self._call(SetParameters, f"/{tile}/set_parameters", req, timeout_s, step)
+        if not all(r.successful for r in res.results):
+            raise StepFailed(f"{tile} refused dsn: {[r.reason for r in res.results]}", step=step)
+        return DatabaseReady(kind, result.applied, result.from_revision or "", result.to_revision)
+
+    def release_database(self) -> None:
+        if self._pg is not None:
+            self._pg.stop()
+            self._pg = None
+
+
+class TakeoffNode(Node):
+    """Plain node (not lifecycle): it is the one that manages the others."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("takeoff", **kwargs)
+        declare_config(self, TakeoffNodeConfig)
+        self._logger = bridge_logging(self)
+        self.config: TakeoffNodeConfig = read_config(self, TakeoffNodeConfig)
+        self._clock = RosClock(self)
+        self._records = RecordPublisherSink(self)
+        self._alerts = GcsAlertPublisher(self)
+        self._diag = DiagnosticsPublisher(self, "takeoff")
+        self._active_pub = self.create_publisher(Bool, "~/is_active", LATCHED_QOS)
+        self._publish_active(False)
+        self.controller = RosLifecycleController(self, self.config)
+        self.sequencer = TakeoffSequencer(
+            self.controller,
+            self.config,
+            self._clock,
+            self._records,
+            stderr=sys.stderr,
+            on_phase=self._on_phase,
+        )
+        self._watch = RecorderWatch(self._clock, int(self.config.recorder_silence_s * NS_PER_S))
+        self._heartbeat_seq = 0
+        self.create_subscription(
+            DiagnosticArray,
+            TOPIC_DIAGNOSTICS,
+            self._on_diagnostics,
+            50,
+            callback_group=ReentrantCallbackGroup(),
+        )
+        self.create_timer(self.config.heartbeat_period_s, self._on_heartbeat)
+
+    def _publish_active(self, value: bool) -> None:
+        self._active_pub.publish(Bool(data=value))
+
+    def _on_phase(self, phase: Phase) -> None:
+        self._publish_active(phase is Phase.ACTIVE)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if self.config.recorder_node in status.name:
+                level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+                self._watch.alive(healthy=level < 2)
+
+    def _on_heartbeat(self) -> None:
+        phase = self.sequencer.phase
+        status = dict(self.sequencer.status())
+        level = 0 if phase is Phase.ACTIVE else (2 if phase is Phase.ABORTED else 1)
+        self._diag.publish(level, phase.value, status)
+        if phase is not Phase.ACTIVE:
+            return
+        self._heartbeat_seq += 1
+        self._records.emit(
+            FlightRecord(
+                "takeoff.heartbeat",
+                PRODUCER,
+                self._clock.now_ns(),
+                {"seq": self._heartbeat_seq, "phase": phase.value},
+            )
+        )
+        event = self._watch.tick()
+        if event == "lost":
+            silent = self._watch.silent_for_ns
+            self._alerts.publish(
+                GcsAlert.CRITICAL, "takeoff", "FDR recorder lost: flight not recorded"
+            )
+            self._records.emit(
+                FlightRecord(
+                    "takeoff.recorder_lost",
+                    PRODUCER,
+                    self._clock.now_ns(),
+                    {"reason": "recorder silent or unhealthy", "silent_for_ns": silent},
+                )
+            )
+            self.get_logger().error(f"takeoff.recorder_lost silent_for_ns={silent}")
+        elif event == "recovered":
+            self._alerts.publish(GcsAlert.NOTICE, "takeoff", "FDR recorder back")
+            self._records.emit(
+                FlightRecord(
+                    "takeoff.recorder_recovered",
+                    PRODUCER,
+                    self._clock.now_ns(),
+                    {"silent_for_ns": 0},
+                )
+            )
+
+
+def run_sequencer(
+    node: TakeoffNode,
+    stop: threading.Event,
+    on_active: Callable[[TakeoffResult], None] | None = None,
+) -> int:
+    """Take off, stay up until ``stop`` is set, land; returns the exit code.
+
+    The executor must be spinning in another thread.
+    """
+    result = node.sequencer.take_off()
+    if result.exit_code != EXIT_OK:
+        return result.exit_code
+    if on_active is not None:
+        on_active(result)
+    stop.wait()
+    node.sequencer.land("operator stop")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``takeoff`` executable: ``ros2 run gps_denied_onboard takeoff_sequencer``."""
+    from rclpy.signals import SignalHandlerOptions
+
+    args = sys.argv[1:] if argv is None else argv
+    # our own signal handling: Ctrl-C must land in order, not tear the context down
+    rclpy.init(args=["takeoff", *args], signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        node = TakeoffNode()
+    except ConfigError as err:
+        print(f"takeoff: bad parameter: {err}", file=sys.stderr)
+        rclpy.shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, name="takeoff-executor", daemon=True)
+    spinner.start()
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        code = run_sequencer(node, stop)
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

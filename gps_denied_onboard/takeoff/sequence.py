@@ -1,0 +1,578 @@
+"""The take-off sequence and its reverse.
+
+Order (the spec's take_off(): writer init -> start -> open_flight -> FC
+adapter init -> FC adapter open), as lifecycle steps::
+
+    fdr_recorder  configure -> activate -> OpenFlight
+    database      embedded cluster if no DSN, migrations to head
+    tile_cache    configure -> activate
+    fc_bridge     configure -> activate
+
+Unlike nav2's lifecycle manager (configure all, then activate all), each node
+is driven to ACTIVE before the next one is touched, so the FC link can never
+open before the flight is being recorded. Every transition is checked by
+reading the node's state back. Any failure aborts and brings the nodes that
+were up down in reverse order.
+
+A failure of any recorder step is an FDR-open failure. Then, in this order:
+the ERROR record is logged, the writer is stopped (recorder taken down), the
+FATAL line below goes to stderr, and the result carries exit code 2::
+
+    FATAL: flight data recorder failed to open (<reason>); take-off aborted, FC link not opened
+
+Landing is the reverse: the FC link closes first, the flight closes last
+(its footer carries the final counters), so nothing the FC bridge did goes
+unrecorded.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, TextIO
+
+from gps_denied_onboard.clock import Clock
+from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.log import log_event
+from gps_denied_onboard.records import FlightRecord, RecordSink
+from gps_denied_onboard.takeoff.errors import (
+    FdrOpenFailure,
+    StepFailed,
+    StepTimeout,
+    TakeoffError,
+)
+
+EXIT_OK: Final = 0
+EXIT_TAKEOFF_FAILED: Final = 1
+EXIT_FDR_OPEN_FAILURE: Final = 2
+FATAL_FDR_OPEN_LINE: Final = (
+    "FATAL: flight data recorder failed to open ({reason}); take-off aborted, FC link not opened"
+)
+PRODUCER: Final = "takeoff"
+
+_log = logging.getLogger("gps_denied_onboard.takeoff")
+
+
+class LifecycleState(enum.Enum):
+    """Primary lifecycle states (lifecycle_msgs/State ids in the values)."""
+
+    UNKNOWN = 0
+    UNCONFIGURED = 1
+    INACTIVE = 2
+    ACTIVE = 3
+    FINALIZED = 4
+
+
+class Transition(enum.Enum):
+    """Lifecycle transitions (lifecycle_msgs/Transition ids in the values)."""
+
+    CONFIGURE = 1
+    CLEANUP = 2
+    ACTIVATE = 3
+    DEACTIVATE = 4
+
+
+_EXPECTED_AFTER: Final = {
+    Transition.CONFIGURE: LifecycleState.INACTIVE,
+    Transition.ACTIVATE: LifecycleState.ACTIVE,
+    Transition.DEACTIVATE: LifecycleState.INACTIVE,
+    Transition.CLEANUP: LifecycleState.UNCONFIGURED,
+}
+
+
+@dataclass(frozen=True)
+class FlightCounters:
+    """The footer's four counters, as the recorder's CloseFlight returns them."""
+
+    records_written: int
+    records_dropped_overrun: int
+    bytes_written: int
+    rollover_count: int
+
+
+@dataclass(frozen=True)
+class DatabaseReady:
+    """What the database step did."""
+
+    dsn_kind: str  # "configured" or "embedded"
+    applied: bool
+    from_revision: str
+    revision: str
+
+
+class NodeController(Protocol):
+    """How the sequencer reaches the nodes (lifecycle services on the aircraft).
+
+    Every method raises :class:`StepTimeout` when the node does not answer in
+    ``timeout_s`` and :class:`StepFailed` when it answers with a failure.
+    """
+
+    def change_state(self, node: str, transition: Transition, timeout_s: float) -> bool:
+        """Request a transition; True when the node reports success."""
+        ...
+
+    def get_state(self, node: str, timeout_s: float) -> LifecycleState: ...
+
+    def open_flight(self, flight_id: str, timeout_s: float) -> str:
+        """Open the flight on the recorder; returns the flight directory."""
+        ...
+
+    def close_flight(self, flight_id: str, timeout_s: float) -> FlightCounters: ...
+
+    def prepare_database(self, timeout_s: float) -> DatabaseReady:
+        """Make the tile cache's database reachable and migrated to head."""
+        ...
+
+    def release_database(self) -> None:
+        """Stop what prepare_database started (the embedded cluster)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TakeoffConfig:
+    """Sequencer parameters (ROS parameter names).
+
+    Attributes:
+        flight_id: the flight to open; empty means derived from the clock at take-off.
+        recorder_node, tile_cache_node, fc_bridge_node: node names to drive.
+        service_timeout_s: answer timeout of every lifecycle/service call.
+        fc_activate_timeout_s: fc_bridge's activate waits for the autopilot's heartbeat.
+        recorder_silence_s: recorder diagnostics older than this mean it is lost.
+        heartbeat_period_s: period of the sequencer's own heartbeat records, whose
+            sequence numbers make any FDR gap visible afterwards.
+    """
+
+    flight_id: str = ""
+    recorder_node: str = "fdr_recorder"
+    tile_cache_node: str = "tile_cache"
+    fc_bridge_node: str = "fc_bridge"
+    service_timeout_s: float = 10.0
+    fc_activate_timeout_s: float = 30.0
+    recorder_silence_s: float = 3.0
+    heartbeat_period_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "service_timeout_s",
+            "fc_activate_timeout_s",
+            "recorder_silence_s",
+            "heartbeat_period_s",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive", key=name)
+        names = (self.recorder_node, self.tile_cache_node, self.fc_bridge_node)
+        if len(set(names)) != 3 or not all(names):
+            raise ConfigError("recorder, tile cache and FC bridge node names must differ")
+        if "/" in self.flight_id or self.flight_id in (".", ".."):
+            raise ConfigError("flight_id must be a plain name", key="flight_id")
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"
+    TAKING_OFF = "taking_off"
+    ACTIVE = "active"
+    ABORTED = "aborted"
+    LANDING = "landing"
+    LANDED = "landed"
+
+
+@dataclass
+class TakeoffResult:
+    """How a take-off ended."""
+
+    exit_code: int
+    flight_id: str
+    flight_dir: str = ""
+    failed_step: str = ""
+    reason: str = ""
+    steps: list[str] = field(default_factory=list)
+
+
+class _HoldingSink:
+    """Holds records until the flight is open, then forwards them in order.
+
+    The first steps happen before the recorder can record anything; holding
+    their records means the flight still shows the whole sequence.
+    """
+
+    def __init__(self, target: RecordSink) -> None:
+        self._target = target
+        self._held: list[FlightRecord] | None = []
+        self._lock = threading.Lock()
+
+    def emit(self, record: FlightRecord) -> None:
+        with self._lock:
+            if self._held is not None:
+                self._held.append(record)
+                return
+        self._target.emit(record)
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held or [], None
+        for record in held:
+            self._target.emit(record)
+
+    def discard(self) -> list[FlightRecord]:
+        with self._lock:
+            held, self._held = self._held or [], None
+        return held
+
+
+class TakeoffSequencer:
+    """Drives the nodes up in the spec's order and down in reverse.
+
+    Thread-safe: ``take_off`` and ``land`` may be called from different threads
+    (a signal handler lands while nothing else runs); they serialise.
+    """
+
+    def __init__(
+        self,
+        controller: NodeController,
+        config: TakeoffConfig,
+        clock: Clock,
+        sink: RecordSink,
+        *,
+        stderr: TextIO | None = None,
+        on_phase: Callable[[Phase], None] | None = None,
+    ) -> None:
+        self._ctl = controller
+        self._cfg = config
+        self._clock = clock
+        self._sink = _HoldingSink(sink)
+        self._stderr = stderr
+        self._on_phase = on_phase
+        self._lock = threading.RLock()
+        self._phase = Phase.IDLE
+        self._up: list[str] = []  # nodes at least INACTIVE, in bring-up order
+        self._flight_open = False
+        self._db_ready = False
+        self._flight_id = config.flight_id
+        self._steps: list[str] = []
+        self._counters: FlightCounters | None = None
+        self._error = ""
+
+    # -- observers ---------------------------------------------------------------
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def is_active(self) -> bool:
+        return self._phase is Phase.ACTIVE
+
+    @property
+    def flight_id(self) -> str:
+        return self._flight_id
+
+    @property
+    def counters(self) -> FlightCounters | None:
+        """Footer counters once the flight has been closed."""
+        return self._counters
+
+    def status(self) -> Mapping[str, Any]:
+        """For diagnostics."""
+        return {
+            "phase": self._phase.value,
+            "flight_id": self._flight_id,
+            "nodes_up": ",".join(self._up),
+            "steps_done": len(self._steps),
+            "last_step": self._steps[-1] if self._steps else "",
+            "error": self._error,
+        }
+
+    # -- helpers -----------------------------------------------------------------
+    def _set_phase(self, phase: Phase) -> None:
+        self._phase = phase
+        if self._on_phase is not None:
+            self._on_phase(phase)
+
+    def _record(self, kind: str, **payload: Any) -> None:
+        self._sink.emit(FlightRecord(kind, PRODUCER, self._clock.now_ns(), payload))
+
+    def _timeout_for(self, node: str, transition: Transition) -> float:
+        if node == self._cfg.fc_bridge_node and transition is Transition.ACTIVATE:
+            return self._cfg.fc_activate_timeout_s
+        return self._cfg.service_timeout_s
+
+    def _transition(self, node: str, transition: Transition) -> None:
+        step = f"{node}.{transition.name.lower()}"
+        expected = _EXPECTED_AFTER[transition]
+        ok = self._ctl.change_state(node, transition, self._timeout_for(node, transition))
+        state = self._ctl.get_state(node, self._cfg.service_timeout_s)
+        if not ok or state is not expected:
+            raise StepFailed(
+                f"{step} failed: node reports {'success' if ok else 'failure'}, "
+                f"state {state.name} (expected {expected.name})",
+                step=step,
+            )
+        self._steps.append(step)
+        log_event(
+            _log,
+            logging.INFO,
+            "takeoff.transition",
+            node=node,
+            transition=transition.name.lower(),
+            state=state.name.lower(),
+        )
+        self._record(
+            "takeoff.transition",
+            node=node,
+            transition=transition.name.lower(),
+            state=state.name.lower(),
+            step=len(self._steps),
+        )
+
+    def _bring_up(self, node: str) -> None:
+        self._transition(node, Transition.CONFIGURE)
+        self._up.append(node)
+        self._transition(node, Transition.ACTIVATE)
+
+    def _bring_down(self, node: str) -> None:
+        """Best effort: deactivate then clean up; log, never raise."""
+        for transition, from_state in (
+            (Transition.DEACTIVATE, LifecycleState.ACTIVE),
+            (Transition.CLEANUP, LifecycleState.INACTIVE),
+        ):
+            try:
+                state = self._ctl.get_state(node, self._cfg.service_timeout_s)
+                if state is from_state:
+                    self._transition(node, transition)
+            except TakeoffError as err:
+                log_event(
+                    _log,
+                    logging.ERROR,
+                    "takeoff.teardown_failed",
+                    node=node,
+                    transition=transition.name.lower(),
+                    error=str(err),
+                )
+        if node in self._up:
+            self._up.remove(node)
+
+    # -- take-off ----------------------------------------------------------------
+    def take_off(self) -> TakeoffResult:
+        """Run the whole sequence; on failure tear down and say how it ended.
+
+        Never raises for a node's failure: the result's ``exit_code`` says
+        (``EXIT_FDR_OPEN_FAILURE`` for any recorder step).
+        """
+        with self._lock:
+            if self._phase is not Phase.IDLE:
+                raise TakeoffError(f"take_off in phase {self._phase.value}", step="take_off")
+            self._set_phase(Phase.TAKING_OFF)
+            if not self._flight_id:
+                self._flight_id = _flight_id_from_clock(self._clock.now_ns())
+            rec = self._cfg.recorder_node
+            flight_dir = ""
+            try:
+                try:
+                    self._bring_up(rec)
+                    flight_dir = self._ctl.open_flight(self._flight_id, self._cfg.service_timeout_s)
+                    self._flight_open = True
+                    self._steps.append(f"{rec}.open_flight")
+                    self._record(
+                        "takeoff.transition",
+                        node=rec,
+                        transition="open_flight",
+                        state="recording",
+                        step=len(self._steps),
+                    )
+                    self._sink.release()
+                except TakeoffError as err:
+                    raise FdrOpenFailure(str(err), step=err.step) from err
+                db = self._ctl.prepare_database(self._cfg.service_timeout_s)
+                self._db_ready = True
+                self._steps.append("database.migrate")
+                self._record(
+                    "takeoff.migrations",
+                    applied=db.applied,
+                    from_revision=db.from_revision,
+                    to_revision=db.revision,
+                )
+                self._bring_up(self._cfg.tile_cache_node)
+                self._bring_up(self._cfg.fc_bridge_node)
+            except FdrOpenFailure as err:
+                return self._abort_fdr_open(err)
+            except TakeoffError as err:
+                return self._abort(err)
+            self._set_phase(Phase.ACTIVE)
+            self._record("takeoff.active", nodes=list(self._up))
+            log_event(
+                _log,
+                logging.INFO,
+                "takeoff.active",
+                flight_id=self._flight_id,
+                nodes=list(self._up),
+            )
+            return TakeoffResult(EXIT_OK, self._flight_id, flight_dir, steps=list(self._steps))
+
+    def _abort_fdr_open(self, err: FdrOpenFailure) -> TakeoffResult:
+        reason = str(err)
+        self._error = reason
+        # 1. the ERROR record (no flight is open to hold it: it goes to the log
+        #    and to the record topic for anyone listening)
+        held = self._sink.discard()
+        log_event(
+            _log,
+            logging.ERROR,
+            "takeoff.fdr_open_failed",
+            reason=reason,
+            step=err.step,
+            held_records=len(held),
+        )
+        self._sink.emit(
+            FlightRecord(
+                "takeoff.fdr_open_failed", PRODUCER, self._clock.now_ns(), {"reason": reason}
+            )
+        )
+        # 2. stop the writer
+        self._bring_down(self._cfg.recorder_node)
+        # 3. the FATAL line
+        if self._stderr is not None:
+            print(FATAL_FDR_OPEN_LINE.format(reason=reason), file=self._stderr, flush=True)
+        self._set_phase(Phase.ABORTED)
+        # 4. exit code 2 (the caller exits with it)
+        return TakeoffResult(
+            EXIT_FDR_OPEN_FAILURE,
+            self._flight_id,
+            failed_step=err.step,
+            reason=reason,
+            steps=list(self._steps),
+        )
+
+    def _abort(self, err: TakeoffError) -> TakeoffResult:
+        self._error = str(err)
+        log_event(_log, logging.ERROR, "takeoff.aborted", failed_step=err.step, reason=str(err))
+        self._record("takeoff.aborted", failed_step=err.step, reason=str(err))
+        self._teardown(reason=f"aborted at {err.step}")
+        self._set_phase(Phase.ABORTED)
+        return TakeoffResult(
+            EXIT_TAKEOFF_FAILED,
+            self._flight_id,
+            failed_step=err.step,
+            reason=str(err),
+            steps=list(self._steps),
+        )
+
+    # -- landing -----------------------------------------------------------------
+    def land(self, reason: str = "shutdown") -> FlightCounters | None:
+        """Bring everything down in reverse order; the flight closes last.
+
+        Safe to call in any phase and more than once.
+        """
+        with self._lock:
+            if self._phase in (Phase.LANDED, Phase.IDLE):
+                return self._counters
+            self._set_phase(Phase.LANDING)
+            self._teardown(reason)
+            self._set_phase(Phase.LANDED)
+            return self._counters
+
+    def _teardown(self, reason: str) -> None:
+        rec = self._cfg.recorder_node
+        for node in reversed(list(self._up)):
+            if node != rec:
+                self._bring_down(node)
+        if self._db_ready:
+            try:
+                self._ctl.release_database()
+            except Exception as err:  # keep landing whatever the database does
+                log_event(
+                    _log, logging.ERROR, "takeoff.teardown_failed", node="database", error=repr(err)
+                )
+            self._db_ready = False
+        if self._flight_open:
+            self._record("takeoff.shutdown", reason=reason)
+            try:
+                self._counters = self._ctl.close_flight(
+                    self._flight_id, self._cfg.service_timeout_s
+                )
+                log_event(
+                    _log,
+                    logging.INFO,
+                    "takeoff.flight_closed",
+                    flight_id=self._flight_id,
+                    **vars(self._counters),
+                )
+            except TakeoffError as err:
+                log_event(
+                    _log,
+                    logging.ERROR,
+                    "takeoff.teardown_failed",
+                    node=rec,
+                    transition="close_flight",
+                    error=str(err),
+                )
+            self._flight_open = False
+        if rec in self._up:
+            self._bring_down(rec)
+
+
+class RecorderWatch:
+    """Notices a recorder that died or stopped accepting records.
+
+    Fed with each sign of life (the recorder's diagnostics, a successful state
+    read); :meth:`tick` returns ``"lost"`` once when the recorder has been
+    silent for longer than the limit and ``"recovered"`` once when it is back.
+    """
+
+    def __init__(self, clock: Clock, silence_ns: int) -> None:
+        self._clock = clock
+        self._silence_ns = silence_ns
+        self._last_alive: int | None = None
+        self._lost = False
+        self.lost_since_ns: int | None = None
+
+    def alive(self, healthy: bool = True) -> None:
+        if healthy:
+            self._last_alive = self._clock.now_ns()
+
+    def tick(self) -> str | None:
+        now = self._clock.now_ns()
+        if self._last_alive is None:
+            self._last_alive = now
+            return None
+        silent = now - self._last_alive
+        if not self._lost and silent > self._silence_ns:
+            self._lost = True
+            self.lost_since_ns = self._last_alive
+            return "lost"
+        if self._lost and silent <= self._silence_ns:
+            self._lost = False
+            return "recovered"
+        return None
+
+    @property
+    def silent_for_ns(self) -> int:
+        return 0 if self._last_alive is None else self._clock.now_ns() - self._last_alive
+
+
+def _flight_id_from_clock(now_ns: int) -> str:
+    from gps_denied_onboard.clock import ns_to_datetime
+
+    return "flight-" + ns_to_datetime(now_ns).strftime("%Y%m%dT%H%M%SZ")
+
+
+__all__ = [
+    "EXIT_FDR_OPEN_FAILURE",
+    "EXIT_OK",
+    "EXIT_TAKEOFF_FAILED",
+    "FATAL_FDR_OPEN_LINE",
+    "DatabaseReady",
+    "FdrOpenFailure",
+    "FlightCounters",
+    "LifecycleState",
+    "NodeController",
+    "Phase",
+    "RecorderWatch",
+    "StepFailed",
+    "StepTimeout",
+    "TakeoffConfig",
+    "TakeoffResult",
+    "TakeoffSequencer",
+    "Transition",
+]

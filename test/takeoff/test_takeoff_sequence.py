@@ -1,0 +1,267 @@
+"""The sequencer's order, abort and landing logic, in-process.
+
+The controller here is a scripted implementation of our own NodeController
+protocol (lifecycle state per node, failures on demand); the real-process
+tests in test_takeoff_bringup.py drive the real nodes over DDS.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from gps_denied_onboard.clock import ManualClock
+from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.records import MemorySink
+from gps_denied_onboard.takeoff.errors import StepFailed, StepTimeout
+from gps_denied_onboard.takeoff.sequence import (
+    EXIT_FDR_OPEN_FAILURE,
+    EXIT_OK,
+    EXIT_TAKEOFF_FAILED,
+    DatabaseReady,
+    FlightCounters,
+    LifecycleState,
+    Phase,
+    RecorderWatch,
+    TakeoffConfig,
+    TakeoffSequencer,
+    Transition,
+)
+
+_NEXT = {
+    (LifecycleState.UNCONFIGURED, Transition.CONFIGURE): LifecycleState.INACTIVE,
+    (LifecycleState.INACTIVE, Transition.ACTIVATE): LifecycleState.ACTIVE,
+    (LifecycleState.ACTIVE, Transition.DEACTIVATE): LifecycleState.INACTIVE,
+    (LifecycleState.INACTIVE, Transition.CLEANUP): LifecycleState.UNCONFIGURED,
+}
+
+
+class ScriptedController:
+    def __init__(self, fail: str = "", timeout: str = "") -> None:
+        self.states = {
+            n: LifecycleState.UNCONFIGURED for n in ("fdr_recorder", "tile_cache", "fc_bridge")
+        }
+        self.calls: list[str] = []
+        self.fail = fail
+        self.timeout = timeout
+        self.flight_open = False
+
+    def _check(self, step: str) -> None:
+        if step == self.timeout:
+            raise StepTimeout(f"{step} timed out", step=step)
+
+    def change_state(self, node: str, transition: Transition, timeout_s: float) -> bool:
+        step = f"{node}.{transition.name.lower()}"
+        self.calls.append(step)
+        self._check(step)
+        if step == self.fail:
+            return False
+        self.states[node] = _NEXT[(self.states[node], transition)]
+        return True
+
+    def get_state(self, node: str, timeout_s: float) -> LifecycleState:
+        return self.states[node]
+
+    def open_flight(self, flight_id: str, timeout_s: float) -> str:
+        self.calls.append("fdr_recorder.open_flight")
+        if self.fail == "fdr_recorder.open_flight":
+            raise StepFailed("FdrOpenError: flight root locked", step="fdr_recorder.open_flight")
+        self.flight_open = True
+        return f"/flights/{flight_id}"
+
+    def close_flight(self, flight_id: str, timeout_s: float) -> FlightCounters:
+        self.calls.append("fdr_recorder.close_flight")
+        self.flight_open = False
+        return FlightCounters(10, 0, 2000, 0)
+
+    def prepare_database(self, timeout_s: float) -> DatabaseReady:
+        self.calls.append("database.migrate")
+        if self.fail == "database.migrate":
+            raise StepFailed("migrations failed", step="database.migrate")
+        return DatabaseReady("embedded", True, "", "0003")
+
+    def release_database(self) -> None:
+        self.calls.append("database.release")
+
+
+def _sequencer(ctl: ScriptedController, sink: MemorySink, err: io.StringIO) -> TakeoffSequencer:
+    return TakeoffSequencer(
+        ctl, TakeoffConfig(flight_id="f1"), ManualClock(10**18), sink, stderr=err
+    )
+
+
+TAKEOFF_ORDER = [
+    "fdr_recorder.configure",
+    "fdr_recorder.activate",
+    "fdr_recorder.open_flight",
+    "database.migrate",
+    "tile_cache.configure",
+    "tile_cache.activate",
+    "fc_bridge.configure",
+    "fc_bridge.activate",
+]
+
+
+def test_takeoff_drives_each_node_to_active_in_spec_order() -> None:
+    ctl, sink, err = ScriptedController(), MemorySink(), io.StringIO()
+    seq = _sequencer(ctl, sink, err)
+    result = seq.take_off()
+    assert result.exit_code == EXIT_OK
+    assert ctl.calls == TAKEOFF_ORDER
+    assert result.steps == TAKEOFF_ORDER
+    assert seq.is_active and seq.phase is Phase.ACTIVE
+    assert set(ctl.states.values()) == {LifecycleState.ACTIVE}
+    # records of the steps before OpenFlight were held, then released in order
+    steps = [
+        (r.payload["node"], r.payload["transition"]) for r in sink.of_kind("takeoff.transition")
+    ]
+    assert steps[:3] == [
+        ("fdr_recorder", "configure"),
+        ("fdr_recorder", "activate"),
+        ("fdr_recorder", "open_flight"),
+    ]
+    assert steps[-1] == ("fc_bridge", "activate")
+    assert err.getvalue() == ""
+
+
+def test_landing_closes_fc_link_first_and_flight_last() -> None:
+    ctl, sink = ScriptedController(), MemorySink()
+    seq = _sequencer(ctl, sink, io.StringIO())
+    seq.take_off()
+    ctl.calls.clear()
+    counters = seq.land("test")
+    assert ctl.calls == [
+        "fc_bridge.deactivate",
+        "fc_bridge.cleanup",
+        "tile_cache.deactivate",
+        "tile_cache.cleanup",
+        "database.release",
+        "fdr_recorder.close_flight",
+        "fdr_recorder.deactivate",
+        "fdr_recorder.cleanup",
+    ]
+    assert counters == FlightCounters(10, 0, 2000, 0)
+    assert seq.phase is Phase.LANDED
+    assert seq.land() == counters  # idempotent
+    assert len(ctl.calls) == 8
+
+
+@pytest.mark.parametrize(
+    "failing", ["fdr_recorder.configure", "fdr_recorder.activate", "fdr_recorder.open_flight"]
+)
+def test_recorder_failure_exits_2_with_fatal_line_and_no_fc_link(
+    failing: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctl, sink, err = ScriptedController(fail=failing), MemorySink(), io.StringIO()
+    seq = _sequencer(ctl, sink, err)
+    with caplog.at_level(logging.ERROR, logger="gps_denied_onboard.takeoff"):
+        result = seq.take_off()
+    assert result.exit_code == EXIT_FDR_OPEN_FAILURE == 2
+    assert not any(c.startswith(("fc_bridge", "tile_cache", "database")) for c in ctl.calls)
+    # the ERROR record came first, then the writer was stopped, then FATAL
+    assert caplog.records[0].getMessage().split()[0] == "takeoff.fdr_open_failed"
+    assert sink.of_kind("takeoff.fdr_open_failed")
+    assert ctl.states["fdr_recorder"] is LifecycleState.UNCONFIGURED
+    fatal = err.getvalue()
+    assert fatal.startswith("FATAL: flight data recorder failed to open (")
+    assert fatal.rstrip().endswith("take-off aborted, FC link not opened")
+    assert seq.phase is Phase.ABORTED
+
+
+def test_recorder_timeout_is_an_fdr_open_failure() -> None:
+    ctl = ScriptedController(timeout="fdr_recorder.configure")
+    result = _sequencer(ctl, MemorySink(), io.StringIO()).take_off()
+    assert result.exit_code == EXIT_FDR_OPEN_FAILURE
+    assert result.failed_step == "fdr_recorder.configure"
+
+
+@pytest.mark.parametrize(
+    ("failing", "expected_down"),
+    [
+        (
+            "database.migrate",
+            ["fdr_recorder.close_flight", "fdr_recorder.deactivate", "fdr_recorder.cleanup"],
+        ),
+        (
+            "tile_cache.activate",
+            [
+                "tile_cache.cleanup",
+                "database.release",
+                "fdr_recorder.close_flight",
+                "fdr_recorder.deactivate",
+                "fdr_recorder.cleanup",
+            ],
+        ),
+        (
+            "fc_bridge.activate",
+            [
+                "fc_bridge.cleanup",
+                "tile_cache.deactivate",
+                "tile_cache.cleanup",
+                "database.release",
+                "fdr_recorder.close_flight",
+                "fdr_recorder.deactivate",
+                "fdr_recorder.cleanup",
+            ],
+        ),
+    ],
+)
+def test_other_node_failure_aborts_and_tears_down_in_reverse(
+    failing: str, expected_down: list[str]
+) -> None:
+    ctl, sink, err = ScriptedController(fail=failing), MemorySink(), io.StringIO()
+    result = _sequencer(ctl, sink, err).take_off()
+    assert result.exit_code == EXIT_TAKEOFF_FAILED
+    assert result.failed_step == failing
+    idx = ctl.calls.index(failing)
+    assert ctl.calls[idx + 1 :] == expected_down
+    assert set(ctl.states.values()) == {LifecycleState.UNCONFIGURED}
+    assert not ctl.flight_open
+    (aborted,) = sink.of_kind("takeoff.aborted")
+    assert aborted.payload["failed_step"] == failing
+    assert err.getvalue() == ""  # the FATAL line is only for the recorder
+
+
+def test_state_read_back_that_disagrees_fails_the_step() -> None:
+    class Liar(ScriptedController):
+        def get_state(self, node: str, timeout_s: float) -> LifecycleState:
+            if node == "tile_cache":
+                return LifecycleState.UNCONFIGURED
+            return super().get_state(node, timeout_s)
+
+    result = _sequencer(Liar(), MemorySink(), io.StringIO()).take_off()
+    assert result.exit_code == EXIT_TAKEOFF_FAILED
+    assert result.failed_step == "tile_cache.configure"
+
+
+def test_flight_id_defaults_to_take_off_time() -> None:
+    seq = TakeoffSequencer(
+        ScriptedController(), TakeoffConfig(), ManualClock(1_778_544_000 * 10**9), MemorySink()
+    )
+    assert seq.take_off().flight_id == "flight-20260512T000000Z"
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ConfigError):
+        TakeoffConfig(service_timeout_s=0)
+    with pytest.raises(ConfigError):
+        TakeoffConfig(recorder_node="x", tile_cache_node="x")
+    with pytest.raises(ConfigError):
+        TakeoffConfig(flight_id="../etc")
+
+
+def test_recorder_watch_reports_loss_once_and_recovery_once() -> None:
+    clock = ManualClock(0)
+    watch = RecorderWatch(clock, silence_ns=3 * 10**9)
+    watch.alive()
+    events = []
+    for _ in range(10):
+        clock.advance_s(1)
+        events.append(watch.tick())
+    assert events.count("lost") == 1
+    assert events.index("lost") == 3
+    watch.alive()
+    assert watch.tick() == "recovered"
+    assert watch.tick() is None
