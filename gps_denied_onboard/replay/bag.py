@@ -20,6 +20,7 @@ Both yield raw CDR bytes; nothing is deserialised.
 from __future__ import annotations
 
 import heapq
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +247,7 @@ class McapDirSource:
                             record.topic, name, record.message_encoding, schema_enc, profiles))
                     elif isinstance(record, Message):
                         yield record
-            except (McapError, EOFError, ValueError, OSError) as err:
+            except (McapError, EOFError, ValueError, OSError, struct.error) as err:
                 if note:
                     self.skipped.append(f"{file_path.name}: read stopped early ({err!r}); "
                                         "messages before that point are replayed")
@@ -318,6 +319,24 @@ def _mcap_files(path: Path) -> list[Path]:
     return sorted(path.glob("*.mcap"))
 
 
+def is_fdr_flight_dir(path: Path) -> bool:
+    """Whether ``path`` is a flight recorder's flight directory (``custom_data`` ``fdr.*``).
+
+    Such a directory is a rosbag2 bag whose ``metadata.yaml`` lists only the
+    CDR topics; its segments also hold JSON channels (the FDR records) and the
+    last one may be torn, so it is read with :class:`McapDirSource`.
+    """
+    meta = path / "metadata.yaml"
+    try:
+        import yaml
+
+        info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+        custom = info.get("custom_data") or {}
+    except Exception:  # not readable as rosbag2 metadata: not an FDR dir
+        return False
+    return isinstance(custom, dict) and "fdr.flight_id" in custom
+
+
 def open_bag(path: str | Path, backend: str = "auto") -> BagSource:
     """Open a bag for replay.
 
@@ -325,7 +344,8 @@ def open_bag(path: str | Path, backend: str = "auto") -> BagSource:
         path: rosbag2 directory, ``.mcap`` or ``.db3`` file, or a flight
             recorder's flight directory.
         backend: ``"rosbags"``, ``"mcap"`` or ``"auto"`` (rosbags, and the
-            ``mcap`` reader when rosbags refuses an MCAP bag).
+            ``mcap`` reader for FDR flight directories and when rosbags
+            refuses an MCAP bag).
 
     Raises:
         BagOpenError: no back end can read it.
@@ -339,7 +359,9 @@ def open_bag(path: str | Path, backend: str = "auto") -> BagSource:
         return McapDirSource(bag_path)
     if backend != "auto":
         raise BagOpenError(f"unknown backend {backend!r}", path=str(bag_path))
-    if bag_path.is_dir() and not (bag_path / "metadata.yaml").exists():
+    if bag_path.is_dir() and (
+        not (bag_path / "metadata.yaml").exists() or is_fdr_flight_dir(bag_path)
+    ):
         return McapDirSource(bag_path)
     try:
         return RosbagsSource(bag_path)

@@ -1,0 +1,200 @@
+"""``python -m gps_denied_onboard.replay BAG`` (console script ``gdo-replay``).
+
+Replays a rosbag2 bag (sqlite3 or MCAP) or a flight recorder's flight
+directory into the running ROS 2 graph: the recorded topics with their
+recorded types and QoS, raw CDR bytes, plus ``/clock``. Nodes started with
+``use_sim_time:=true`` follow the bag's time. ``ros2 bag play --clock BAG``
+does the same job where rosbag2 is installed; the stack relies on nothing
+but ``use_sim_time``.
+
+Keys (when stdin is a terminal): space pause/resume, ``s`` one message while
+paused, ``q`` stop. Services: ``~/pause`` (SetBool), ``~/toggle_pause`` and
+``~/play_next`` (Trigger). ``--info`` lists the bag without ROS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from gps_denied_onboard.clock import NS_PER_S, MonotonicClock, ns_to_datetime
+from gps_denied_onboard.errors import GpsDeniedError
+from gps_denied_onboard.replay.bag import BagSource, open_bag
+from gps_denied_onboard.replay.options import (
+    DEFAULT_CLOCK_HZ,
+    ReplayOptions,
+    parse_rate,
+    parse_remaps,
+    parse_topics,
+)
+from gps_denied_onboard.replay.player import Player, ReplaySummary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gdo-replay",
+        description="Replay a rosbag2 bag (sqlite3/MCAP) or an FDR flight directory "
+        "into ROS 2, with /clock.",
+    )
+    p.add_argument("bag", help="rosbag2 directory, .mcap/.db3 file, or FDR flight directory")
+    p.add_argument("-r", "--rate", default="1.0",
+                   help="playback rate (sim s per wall s), or 'max' (default 1.0)")
+    p.add_argument("--start-offset", type=float, default=0.0, metavar="S",
+                   help="skip the first S seconds of the bag")
+    p.add_argument("--topics", nargs="+", default=[], metavar="TOPIC",
+                   help="play only these recorded topics (default: every CDR topic)")
+    p.add_argument("--remap", nargs="+", default=[], metavar="OLD:=NEW",
+                   help="publish recorded topic OLD as NEW")
+    p.add_argument("-l", "--loop", action="store_true", help="play again at the end")
+    p.add_argument("--max-loops", type=int, default=0, help="with --loop: stop after N passes")
+    p.add_argument("--clock-hz", type=float, default=DEFAULT_CLOCK_HZ,
+                   help=f"/clock ticks per sim second (default {DEFAULT_CLOCK_HZ:g}; "
+                   "0: only before messages)")
+    p.add_argument("--no-clock", action="store_true", help="do not publish /clock")
+    p.add_argument("--paused", action="store_true", help="start paused")
+    p.add_argument("--delay", type=float, default=0.5, metavar="S",
+                   help="wall seconds between creating publishers and the first message, "
+                   "for DDS discovery (default 0.5)")
+    p.add_argument("--backend", choices=("auto", "rosbags", "mcap"), default="auto",
+                   help="bag reader (default auto: rosbags; mcap for FDR flight dirs)")
+    p.add_argument("--node-name", default="gdo_replay")
+    p.add_argument("--info", action="store_true", help="list the bag's topics and exit (no ROS)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--ack-timeout", type=float, default=5.0, metavar="S",
+                   help="at the end, wait up to S s for reliable readers to acknowledge")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> ReplayOptions:
+    return ReplayOptions(
+        rate=parse_rate(args.rate),
+        start_offset_s=args.start_offset,
+        topics=parse_topics(args.topics),
+        remaps=parse_remaps(args.remap),
+        loop=args.loop,
+        max_loops=args.max_loops,
+        clock_hz=args.clock_hz,
+        clock=not args.no_clock,
+        start_paused=args.paused,
+        delay_s=args.delay,
+    )
+
+
+def describe(source: BagSource) -> str:
+    """The bag's playable topics, span and notes, as text."""
+    lines = [f"bag: {source.path} (reader: {source.backend})"]
+    if source.topics:
+        span = (source.end_ns - source.start_ns) / NS_PER_S
+        lines.append(f"span: {ns_to_datetime(source.start_ns).isoformat()} + {span:.3f} s")
+    width = max([len(t) for t in source.topics] + [5])
+    for name, topic in source.topics.items():
+        q = topic.qos
+        lines.append(f"  {name:<{width}}  {topic.count:>7}  {topic.msgtype}  "
+                     f"[{q.reliability}, {q.durability}, depth {q.depth}]")
+    lines.extend(f"  note: {note}" for note in source.skipped)
+    return "\n".join(lines)
+
+
+def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str = "gdo_replay",
+                   progress: bool = True, ack_timeout_s: float = 5.0,
+                   ros_args: Sequence[str] | None = None) -> ReplaySummary:
+    """Create a node, replay ``source`` into ROS and return the summary.
+
+    Initialises rclpy (its own context) and shuts it down again.
+    """
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from gps_denied_onboard.replay.console import KeyboardControl, ProgressBar
+    from gps_denied_onboard.replay.publisher import ReplayControlServices, RosReplaySink
+
+    context = Context()
+    rclpy.init(args=list(ros_args) if ros_args else None, context=context)
+    node: Any = None
+    executor: Any = None
+    spinner: threading.Thread | None = None
+    keys: KeyboardControl | None = None
+    previous_sigint: Any = None
+    try:
+        node = rclpy.create_node(node_name, context=context)
+        sink = RosReplaySink(node, source.topics, options)
+        services = ReplayControlServices(node)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, name="replay-spin", daemon=True)
+        spinner.start()
+
+        host = MonotonicClock()
+        player = Player(source, sink, options, host)
+        player.summary.skipped.extend(sink.skipped)
+        bar = ProgressBar(sys.stderr, host, player.sim_start_ns, player.sim_end_ns) \
+            if progress else None
+        player.progress = bar
+        services.attach(player)
+        if threading.current_thread() is threading.main_thread():
+            previous_sigint = signal.signal(signal.SIGINT, lambda *_: player.stop())
+        keys = KeyboardControl(player)
+        keys.start()
+        if options.delay_s > 0:
+            threading.Event().wait(options.delay_s)
+        summary = player.run()
+        if bar is not None:
+            bar.finish(player)
+        sink.wait_for_acks(ack_timeout_s)
+        return summary
+    finally:
+        if keys is not None:
+            keys.close()
+        if previous_sigint is not None:
+            signal.signal(signal.SIGINT, previous_sigint)
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
+        if spinner is not None:
+            spinner.join(timeout=2.0)
+        if node is not None:
+            node.destroy_node()
+        if context.ok():
+            rclpy.shutdown(context=context)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    ros_args: list[str] = []
+    if "--ros-args" in raw:
+        cut = raw.index("--ros-args")
+        raw, ros_args = raw[:cut], ["--ros-args", *raw[cut + 1:]]
+    args = build_parser().parse_args(raw)
+    try:
+        options = options_from_args(args)
+        source = open_bag(args.bag, args.backend)
+    except GpsDeniedError as err:
+        print(f"gdo-replay: {err}", file=sys.stderr)
+        return 2
+    try:
+        if args.info:
+            print(describe(source))
+            return 0
+        if not source.topics:
+            print(describe(source), file=sys.stderr)
+            print("gdo-replay: nothing to replay", file=sys.stderr)
+            return 1
+        summary = run_ros_replay(source, options, node_name=args.node_name,
+                                 progress=not args.no_progress, ack_timeout_s=args.ack_timeout,
+                                 ros_args=ros_args)
+    except GpsDeniedError as err:
+        print(f"gdo-replay: {err}", file=sys.stderr)
+        return 1
+    finally:
+        source.close()
+    print(summary.format())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
