@@ -1,0 +1,450 @@
+"""Rate control for position fixes: a steady stream, latest fix wins, stale fixes die.
+
+:class:`FixScheduler` decides *what* to send at a given instant; :class:`FixSenderThread`
+decides *when* to ask, on its own thread, from absolute deadlines (never
+``sleep(period)``, which drifts by the work done each cycle).
+
+Policy (per output kind, from :class:`~gps_denied_onboard.fc_bridge.fix_output.OutputKind`):
+
+* **Latest fix wins.** ``submit`` replaces the pending fix; a fix that was replaced
+  before it was sent is counted as ``superseded``. A fix whose capture stamp is older
+  than the one already held is ``out_of_order`` and ignored.
+* **Stale fixes are dropped, not sent late.** At every tick a fix whose capture stamp
+  is more than ``max_fix_age_s`` old is discarded (``dropped_stale``) and nothing is
+  sent for it.
+* **Floor rate.** Ticks come every ``1/rate_hz`` on a fixed deadline grid. When no new
+  fix arrived since the last send, GPS_INPUT re-sends the latest non-stale fix
+  unchanged (same capture time, same GPS time: a repeat, counted as ``repeats``) so
+  ArduPilot's MAV GPS never sees an average gap above ~215 ms while the estimator is
+  alive; the vision outputs never repeat (each sample would be fused again).
+* **Prompt new fixes** (``send_on_arrival``, default on). A new fix is sent as soon as
+  it arrives when at least ``min_gap_fraction * period`` has passed since the last
+  send, otherwise at that earliest instant; the deadline grid is then re-phased to
+  that send. Rationale: ArduPilot times GPS samples by *arrival* (minus
+  ``GPSx_DELAY_MS``), so waiting for a fixed tick would add a random 0..period delay
+  to every fix, which is worse than arrival jitter; the grid still bounds the gap from
+  above (period) and the rate from above (1/min gap). With ``send_on_arrival`` off
+  the scheduler is a pure fixed-rate sampler.
+
+Times: the scheduler reads the injected clock (the node's ROS clock), the same one
+that stamped the fixes, so staleness is measured in one time base; a clock jump
+backwards re-anchors the grid instead of stalling it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from gps_denied_onboard.clock import Clock
+from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.fc_bridge.fix import PositionFix
+from gps_denied_onboard.fc_bridge.fix_output import (
+    FixEncoder,
+    GpsInputSettings,
+    OutputKind,
+    resolve_output_kind,
+)
+
+NS_PER_S: Final = 1_000_000_000
+OUTPUT_CHOICES: Final = ("auto", *(k.value for k in OutputKind))
+
+
+@dataclass(frozen=True)
+class FixOutputConfig:
+    """Parameters of the fix output (field names are ROS parameter names of ``fc_bridge``).
+
+    ``output``, ``rate_hz`` and ``max_fix_age_s`` are the same names as in the link
+    half's ``FcBridgeConfig``; the node builds both from one parameter set.
+    """
+
+    output: str = "auto"
+    rate_hz: float | None = None  # None = per output kind (GPS_INPUT 10 Hz, vision 30 Hz)
+    max_fix_age_s: float = 0.5
+    fix_resend_latest: str = "auto"  # auto (GPS_INPUT yes, vision no) | always | never
+    fix_send_on_arrival: bool = True
+    fix_min_gap_fraction: float = 0.5
+    fix_gps_id: int = 0
+    fix_max_hacc_3d_m: float = 20.0
+    fix_max_vacc_3d_m: float = 40.0
+    fix_max_hacc_2d_m: float = 50.0
+    fix_satellites_3d: int = 10
+    fix_satellites_2d: int = 6
+    fix_dop_reference_m: float = 5.0
+    fix_send_yaw: bool = True
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUT_CHOICES:
+            raise ConfigError(f"output must be one of {OUTPUT_CHOICES}", key="output")
+        if self.rate_hz is not None and not (1.0 <= self.rate_hz <= 100.0):
+            raise ConfigError("rate_hz must be within 1..100 Hz", key="rate_hz")
+        if not (0.01 <= self.max_fix_age_s <= 10.0):
+            raise ConfigError("max_fix_age_s must be within 0.01..10 s", key="max_fix_age_s")
+        if self.fix_resend_latest not in ("auto", "always", "never"):
+            raise ConfigError("fix_resend_latest: auto|always|never", key="fix_resend_latest")
+        if not (0.0 <= self.fix_min_gap_fraction <= 1.0):
+            raise ConfigError("fix_min_gap_fraction must be in 0..1", key="fix_min_gap_fraction")
+        try:
+            self.gps_input_settings()
+        except ValueError as err:
+            raise ConfigError(str(err), key="fix_max_hacc_3d_m") from err
+
+    def resolve_output(self, autopilot: str) -> OutputKind:
+        """``auto`` -> ArduPilot: GPS_INPUT, PX4: ODOMETRY; else the named kind."""
+        return resolve_output_kind(self.output, autopilot)
+
+    def rate_for(self, kind: OutputKind) -> float:
+        return float(self.rate_hz) if self.rate_hz is not None else kind.default_rate_hz
+
+    def resend_for(self, kind: OutputKind) -> bool:
+        if self.fix_resend_latest == "auto":
+            return kind.default_resend
+        return self.fix_resend_latest == "always"
+
+    def gps_input_settings(self) -> GpsInputSettings:
+        return GpsInputSettings(
+            gps_id=self.fix_gps_id,
+            max_hacc_3d_m=self.fix_max_hacc_3d_m,
+            max_vacc_3d_m=self.fix_max_vacc_3d_m,
+            max_hacc_2d_m=self.fix_max_hacc_2d_m,
+            satellites_3d=self.fix_satellites_3d,
+            satellites_2d=self.fix_satellites_2d,
+            dop_reference_m=self.fix_dop_reference_m,
+            send_yaw=self.fix_send_yaw,
+        )
+
+
+@dataclass(frozen=True)
+class SchedulerStats:
+    """Diagnostics snapshot. Gap figures cover the last ``window`` sends (ms)."""
+
+    output: str
+    target_rate_hz: float
+    sent: int
+    new_fixes_sent: int
+    repeats: int
+    submitted: int
+    superseded: int
+    out_of_order: int
+    dropped_stale: int
+    not_encodable: int
+    send_errors: int
+    achieved_rate_hz: float
+    gap_mean_ms: float
+    gap_max_ms: float
+    gap_p99_ms: float
+    jitter_ms: float
+    age_at_send_mean_ms: float
+    age_at_send_max_ms: float
+    last_fix_age_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class FixScheduler:
+    """Holds the latest fix and sends it through ``send`` when a tick says so.
+
+    Args:
+        encoder: turns a fix into one MAVLink message (or None: cannot yet).
+        send: called with that message; the link's ``send``. Its exceptions are
+            counted (``send_errors``) and logged, never raised out of :meth:`tick`.
+        clock: the injected clock (same time base as the fixes' capture stamps).
+        rate_hz: tick rate of the fixed grid.
+        max_fix_age_s: older fixes (capture stamp to now) are dropped.
+        resend_latest: re-send the latest fix on ticks without a new one.
+        send_on_arrival, min_gap_fraction: see the module docstring.
+    """
+
+    def __init__(
+        self,
+        encoder: FixEncoder,
+        send: Callable[[Any], object],
+        clock: Clock,
+        *,
+        rate_hz: float,
+        max_fix_age_s: float,
+        resend_latest: bool,
+        send_on_arrival: bool = True,
+        min_gap_fraction: float = 0.5,
+        logger: logging.Logger | None = None,
+        window: int = 512,
+    ) -> None:
+        if rate_hz <= 0:
+            raise ValueError("rate_hz must be positive")
+        self.encoder = encoder
+        self._send = send
+        self.clock = clock
+        self.period_ns = round(NS_PER_S / rate_hz)
+        self.rate_hz = rate_hz
+        self.max_age_ns = round(max_fix_age_s * NS_PER_S)
+        self.resend_latest = resend_latest
+        self.send_on_arrival = send_on_arrival
+        self.min_gap_ns = round(self.period_ns * min_gap_fraction)
+        self._log = logger or logging.getLogger("gps_denied_onboard.fc_bridge.scheduler")
+        self._lock = threading.Lock()
+        self._latest: PositionFix | None = None
+        self._latest_sent = False
+        self._last_send_ns: int | None = None
+        self._next_due_ns: int | None = None
+        self._on_submit: Callable[[], None] | None = None
+        self._gaps: deque[int] = deque(maxlen=window)
+        self._send_times: deque[int] = deque(maxlen=window)
+        self._ages: deque[int] = deque(maxlen=window)
+        self._counts = dict.fromkeys(
+            (
+                "sent",
+                "new_fixes_sent",
+                "repeats",
+                "submitted",
+                "superseded",
+                "out_of_order",
+                "dropped_stale",
+                "not_encodable",
+                "send_errors",
+            ),
+            0,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: FixOutputConfig,
+        *,
+        autopilot: str,
+        send: Callable[[Any], object],
+        clock: Clock,
+        origin: Any = None,
+        target_system: int = 0,
+        target_component: int = 0,
+        logger: logging.Logger | None = None,
+    ) -> FixScheduler:
+        """The node's one-liner once the autopilot is known."""
+        kind = config.resolve_output(autopilot)
+        encoder = FixEncoder(
+            kind,
+            autopilot=autopilot,
+            origin=origin,
+            gps_input=config.gps_input_settings(),
+            target_system=target_system,
+            target_component=target_component,
+        )
+        return cls(
+            encoder,
+            send,
+            clock,
+            rate_hz=config.rate_for(kind),
+            max_fix_age_s=config.max_fix_age_s,
+            resend_latest=config.resend_for(kind),
+            send_on_arrival=config.fix_send_on_arrival,
+            min_gap_fraction=config.fix_min_gap_fraction,
+            logger=logger,
+        )
+
+    # --- input -----------------------------------------------------------------
+    def submit(self, fix: PositionFix) -> bool:
+        """Hand in a new fix (any thread). Returns False if it was older than the held one."""
+        with self._lock:
+            self._counts["submitted"] += 1
+            held = self._latest
+            if held is not None and fix.capture_ns < held.capture_ns:
+                self._counts["out_of_order"] += 1
+                return False
+            if held is not None and not self._latest_sent:
+                self._counts["superseded"] += 1
+            self._latest = fix
+            self._latest_sent = False
+            wake = self._on_submit if self.send_on_arrival else None
+        if wake is not None:
+            wake()
+        return True
+
+    def set_wakeup(self, callback: Callable[[], None] | None) -> None:
+        """Called after each accepted submit (the sender thread's wake-up)."""
+        with self._lock:
+            self._on_submit = callback
+
+    # --- timing ----------------------------------------------------------------
+    def next_due_ns(self, now_ns: int) -> int:
+        """When the next tick should run (injected-clock ns)."""
+        with self._lock:
+            return self._next_due_locked(now_ns)
+
+    def _next_due_locked(self, now_ns: int) -> int:
+        due = self._next_due_ns
+        if due is None or due - now_ns > self.period_ns:
+            # first tick, or the clock jumped backwards: re-anchor the grid
+            due = now_ns
+            self._next_due_ns = due
+        if self.send_on_arrival and self._latest is not None and not self._latest_sent:
+            earliest = (
+                now_ns if self._last_send_ns is None else self._last_send_ns + self.min_gap_ns
+            )
+            due = min(due, max(earliest, now_ns))
+        return due
+
+    def tick(self, now_ns: int | None = None) -> Any | None:
+        """Send what is due at ``now_ns`` (default: the clock). Returns the message sent."""
+        now = self.clock.now_ns() if now_ns is None else int(now_ns)
+        with self._lock:
+            fix = self._latest
+            if fix is not None and now - fix.capture_ns > self.max_age_ns:
+                self._counts["dropped_stale"] += 1 if not self._latest_sent else 0
+                self._latest = None
+                fix = None
+            grid_due = self._next_due_ns if self._next_due_ns is not None else now
+            on_grid = now >= grid_due
+            if fix is None:
+                send_it = False
+            elif not self._latest_sent:
+                gap_ok = self._last_send_ns is None or now - self._last_send_ns >= self.min_gap_ns
+                send_it = on_grid or (self.send_on_arrival and gap_ok)
+            else:
+                send_it = on_grid and self.resend_latest
+            if on_grid:
+                # advance the grid past now, keeping its phase (no drift, no burst)
+                missed = (now - grid_due) // self.period_ns
+                self._next_due_ns = grid_due + (missed + 1) * self.period_ns
+            if not send_it or fix is None:
+                return None
+            repeat = self._latest_sent
+            self._latest_sent = True
+            if not on_grid:
+                # an early (on-arrival) send re-phases the grid to itself
+                self._next_due_ns = now + self.period_ns
+        try:
+            msg = self.encoder.encode(fix, now)
+        except Exception:
+            self._log.exception("encoding %s failed", self.encoder.kind.value)
+            with self._lock:
+                self._counts["send_errors"] += 1
+            return None
+        if msg is None:
+            with self._lock:
+                self._counts["not_encodable"] += 1
+            return None
+        try:
+            self._send(msg)
+        except Exception:
+            self._log.exception("sending %s failed", self.encoder.kind.value)
+            with self._lock:
+                self._counts["send_errors"] += 1
+            return None
+        with self._lock:
+            if self._last_send_ns is not None:
+                self._gaps.append(now - self._last_send_ns)
+            self._last_send_ns = now
+            self._send_times.append(now)
+            self._ages.append(now - fix.capture_ns)
+            self._counts["sent"] += 1
+            self._counts["repeats" if repeat else "new_fixes_sent"] += 1
+        return msg
+
+    # --- diagnostics -----------------------------------------------------------
+    def stats(self, now_ns: int | None = None) -> SchedulerStats:
+        now = self.clock.now_ns() if now_ns is None else int(now_ns)
+        with self._lock:
+            gaps = sorted(self._gaps)
+            times = list(self._send_times)
+            ages = list(self._ages)
+            counts = dict(self._counts)
+            latest = self._latest
+        nan = math.nan
+        if gaps:
+            mean = sum(gaps) / len(gaps)
+            var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
+            p99 = gaps[max(0, math.ceil(0.99 * len(gaps)) - 1)]
+            gap_mean, gap_max, gap_p99, jitter = (
+                mean / 1e6,
+                gaps[-1] / 1e6,
+                p99 / 1e6,
+                math.sqrt(var) / 1e6,
+            )
+        else:
+            gap_mean = gap_max = gap_p99 = jitter = nan
+        span = times[-1] - times[0] if len(times) >= 2 else 0
+        achieved = (len(times) - 1) * NS_PER_S / span if span > 0 else 0.0
+        return SchedulerStats(
+            output=self.encoder.kind.value,
+            target_rate_hz=self.rate_hz,
+            achieved_rate_hz=achieved,
+            gap_mean_ms=gap_mean,
+            gap_max_ms=gap_max,
+            gap_p99_ms=gap_p99,
+            jitter_ms=jitter,
+            age_at_send_mean_ms=(sum(ages) / len(ages) / 1e6) if ages else nan,
+            age_at_send_max_ms=(max(ages) / 1e6) if ages else nan,
+            last_fix_age_ms=((now - latest.capture_ns) / 1e6) if latest is not None else nan,
+            **counts,
+        )
+
+
+class FixSenderThread:
+    """Runs :meth:`FixScheduler.tick` on a dedicated thread at absolute deadlines.
+
+    The thread sleeps on an event until the scheduler's next due instant (never
+    longer than one period, so a clock step cannot stall it) and is woken early by
+    ``submit`` when ``send_on_arrival`` is on.
+    """
+
+    def __init__(self, scheduler: FixScheduler, *, name: str = "fc_fix_sender") -> None:
+        self.scheduler = scheduler
+        self._name = name
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.tick_errors = 0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("FixSenderThread already started")
+        self._stop.clear()
+        self.scheduler.set_wakeup(self._wake.set)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop and join (idempotent)."""
+        self._stop.set()
+        self._wake.set()
+        self.scheduler.set_wakeup(None)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def __enter__(self) -> FixSenderThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        sched = self.scheduler
+        clock = sched.clock
+        while not self._stop.is_set():
+            now = clock.now_ns()
+            due = sched.next_due_ns(now)
+            wait_ns = min(due - now, sched.period_ns)
+            if wait_ns > 0:
+                self._wake.wait(wait_ns / NS_PER_S)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
+                now = clock.now_ns()
+                if now < sched.next_due_ns(now):
+                    continue
+            try:
+                sched.tick(now)
+            except Exception:  # tick never raises by design; belt and braces
+                self.tick_errors += 1
+                logging.getLogger(__name__).exception("fix sender tick failed")
