@@ -1,0 +1,267 @@
+"""Take-off without a ROS 2 CLI: ``python -m gps_denied_onboard takeoff``.
+
+Starts the same lifecycle nodes as ``launch/takeoff.launch.py`` (each in its
+own process, from the colcon install, with parameters from ``config/``) and
+runs the same take-off sequencer in this process. Embedded defaults on a fresh
+machine: a private PostgreSQL cluster (``--dsn`` empty), a flight root and
+tile root under ``./var``, the FC connection from ``--fc-connection`` or the
+fc_bridge parameter file.
+
+The node processes run in their own sessions, so a Ctrl-C reaches only this
+process, which lands in order (FC link closed first, flight closed last, then
+the cluster stopped) before it stops the node processes. The exit code is the
+sequencer's: 0, 1 (a node failed) or 2 (the recorder could not open).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+PACKAGE = "gps_denied_onboard"
+
+
+@dataclass(frozen=True)
+class NodeProcess:
+    """One node to start: executable in lib/<package>, node name, parameters."""
+
+    executable: str
+    name: str
+    params_file: str
+    overrides: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BringupOptions:
+    flight_id: str = ""
+    fc_connection: str = ""
+    dsn: str = ""
+    run_dir: Path = Path("var")
+    use_sim_time: bool = False
+    service_timeout_s: float = 10.0
+    fc_activate_timeout_s: float = 30.0
+    extra_params: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def flight_root(self) -> Path:
+        return self.run_dir / "flights"
+
+    @property
+    def tile_root(self) -> Path:
+        return self.run_dir / "tiles"
+
+    @property
+    def pg_data_dir(self) -> Path:
+        return self.run_dir / "pg"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "log"
+
+
+def install_prefix() -> Path:
+    from gps_denied_onboard.nodes.common import share_dir
+
+    return share_dir().parents[1]
+
+
+def node_processes(opts: BringupOptions) -> list[NodeProcess]:
+    """The lifecycle nodes, in take-off order."""
+    nodes = [
+        NodeProcess(
+            "fdr_recorder_node",
+            "fdr_recorder",
+            "fdr_recorder.yaml",
+            {"flight_root": str(opts.flight_root.absolute())},
+        ),
+        NodeProcess(
+            "tile_cache_node",
+            "tile_cache",
+            "tile_cache.yaml",
+            {"tile_root": str(opts.tile_root.absolute())},
+        ),
+        NodeProcess(
+            "fc_bridge_node",
+            "fc_bridge",
+            "fc_bridge.yaml",
+            {"connection": opts.fc_connection} if opts.fc_connection else {},
+        ),
+    ]
+    out = []
+    for node in nodes:
+        extra = opts.extra_params.get(node.name, {})
+        out.append(
+            NodeProcess(node.executable, node.name, node.params_file, {**node.overrides, **extra})
+        )
+    return out
+
+
+def _param_args(params_file: Path, overrides: dict[str, str], use_sim_time: bool) -> list[str]:
+    args = ["--ros-args", "--params-file", str(params_file)]
+    for key, value in {**overrides, "use_sim_time": "true" if use_sim_time else "false"}.items():
+        args += ["-p", f"{key}:={value}"]
+    return args
+
+
+class NodeSupervisor:
+    """Starts node processes in their own sessions and stops them, politely first."""
+
+    def __init__(self, opts: BringupOptions) -> None:
+        self._opts = opts
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+
+    def start(self, nodes: Sequence[NodeProcess]) -> None:
+        prefix = install_prefix()
+        config = prefix / "share" / PACKAGE / "config"
+        self._opts.log_dir.mkdir(parents=True, exist_ok=True)
+        for node in nodes:
+            exe = prefix / "lib" / PACKAGE / node.executable
+            if not exe.exists():
+                raise FileNotFoundError(f"{exe} missing: build the package (scripts/bootstrap.sh)")
+            argv = [
+                sys.executable,
+                str(exe),
+                *_param_args(config / node.params_file, node.overrides, self._opts.use_sim_time),
+            ]
+            argv += ["-r", f"__node:={node.name}"]
+            log = open(self._opts.log_dir / f"{node.name}.log", "ab")  # noqa: SIM115
+            self._logs.append(log)
+            self.procs[node.name] = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self, timeout_s: float = 15.0) -> dict[str, int]:
+        """SIGINT every node, then SIGKILL what is still there; returns exit codes."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        codes: dict[str, int] = {}
+        for name, proc in self.procs.items():
+            try:
+                codes[name] = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = proc.wait()
+        for log in self._logs:
+            log.close()
+        return codes
+
+
+def run(
+    opts: BringupOptions,
+    *,
+    on_active: Callable[[object], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Bring the stack up, hold it until ``stop`` (or ``on_active`` returns), land."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    from gps_denied_onboard.nodes.takeoff_node import TakeoffNode, run_sequencer
+
+    stop = stop or threading.Event()
+    opts.run_dir.mkdir(parents=True, exist_ok=True)
+    supervisor = NodeSupervisor(opts)
+    supervisor.start(node_processes(opts))
+    config = install_prefix() / "share" / PACKAGE / "config" / "takeoff.yaml"
+    overrides = {
+        "flight_id": opts.flight_id,
+        "dsn": opts.dsn,
+        "pg_data_dir": str(opts.pg_data_dir.absolute()),
+        "service_timeout_s": str(opts.service_timeout_s),
+        "fc_activate_timeout_s": str(opts.fc_activate_timeout_s),
+        **opts.extra_params.get("takeoff", {}),
+    }
+    context = rclpy.Context()
+    rclpy.init(
+        args=["takeoff", *_param_args(config, overrides, opts.use_sim_time)],
+        context=context,
+        signal_handler_options=SignalHandlerOptions.NO,
+    )
+    code = 1
+    try:
+        node = TakeoffNode(context=context)
+        executor = MultiThreadedExecutor(num_threads=4, context=context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, name="takeoff-executor", daemon=True)
+        spinner.start()
+
+        def _active(result: object) -> None:
+            if on_active is not None:
+                threading.Thread(
+                    target=lambda: (on_active(result), stop.set()), name="on-active", daemon=True
+                ).start()
+
+        code = run_sequencer(node, stop, _active)
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+    finally:
+        if context.ok():
+            rclpy.shutdown(context=context)
+        supervisor.stop()
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m gps_denied_onboard takeoff",
+        description="Start the nodes and take off in order; Ctrl-C lands.",
+    )
+    ap.add_argument("--flight-id", default="", help="default: flight-<UTC take-off time>")
+    ap.add_argument(
+        "--fc-connection",
+        default="",
+        help="MAVLink connection (default from config/fc_bridge.yaml), "
+        "e.g. udpin:0.0.0.0:14550 or /dev/ttyTHS1:921600",
+    )
+    ap.add_argument(
+        "--dsn",
+        default=os.environ.get("GDO_DSN", ""),
+        help="tile cache PostgreSQL DSN; empty = private embedded cluster",
+    )
+    ap.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("var"),
+        help="flights/, tiles/, pg/ and log/ go here (default ./var)",
+    )
+    ap.add_argument("--use-sim-time", action="store_true", help="follow /clock")
+    ap.add_argument("--fc-activate-timeout", type=float, default=30.0)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    opts = BringupOptions(
+        flight_id=args.flight_id,
+        fc_connection=args.fc_connection,
+        dsn=args.dsn,
+        run_dir=args.run_dir,
+        use_sim_time=args.use_sim_time,
+        fc_activate_timeout_s=args.fc_activate_timeout,
+    )
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    return run(opts, stop=stop)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Take-off on a real ROS 2 install: ``ros2 launch gps_denied_onboard takeoff.launch.py``.
+
+Starts the three lifecycle nodes (fdr_recorder, tile_cache, fc_bridge) and the
+take-off sequencer, which drives them to ACTIVE one at a time in the spec's
+order (recorder open before the FC link opens; see
+gps_denied_onboard/takeoff/sequence.py). The nodes are NOT auto-activated by
+launch: only the sequencer changes their states.
+
+When the sequencer exits (a failed take-off, or a landing after Ctrl-C) the
+whole launch shuts down, and the shutdown reason names its exit code; exit
+code 2 means the flight data recorder could not be opened and the FC link was
+never opened.
+
+Arguments: flight_id, fc_connection, dsn (empty = embedded PostgreSQL cluster
+in pg_data_dir), flight_root, tile_root, pg_data_dir, use_sim_time.
+
+The same order is enforced without a ROS CLI by
+``python -m gps_denied_onboard takeoff`` (gps_denied_onboard/nodes/bringup.py),
+which is what the tests run.
+"""
+
+from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import Shutdown
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+PACKAGE = "gps_denied_onboard"
+
+ARGUMENTS = {
+    "flight_id": ("", "flight to open; empty = derived from the take-off time"),
+    "fc_connection": ("udpin:0.0.0.0:14550", "MAVLink connection, e.g. /dev/ttyTHS1:921600"),
+    "dsn": ("", "tile cache PostgreSQL DSN; empty = private embedded cluster"),
+    "flight_root": ("/var/lib/gps_denied_onboard/fdr", "where flight recordings go"),
+    "tile_root": ("/var/lib/gps_denied_onboard/tiles", "where tile JPEGs go"),
+    "pg_data_dir": ("/var/lib/gps_denied_onboard/pg", "embedded cluster data directory"),
+    "use_sim_time": ("false", "follow /clock (rosbag replay)"),
+}
+
+
+def _sequencer_exited(event, context):
+    reason = f"takeoff_sequencer exited with code {event.returncode}"
+    return [LogInfo(msg=reason), EmitEvent(event=Shutdown(reason=reason))]
+
+
+def generate_launch_description() -> LaunchDescription:
+    lc = {name: LaunchConfiguration(name) for name in ARGUMENTS}
+    config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config"])
+    sim_time = {"use_sim_time": ParameterValue(lc["use_sim_time"], value_type=bool)}
+
+    def params(yaml_name: str, extra: dict) -> list:
+        return [PathJoinSubstitution([config, yaml_name]), {**extra, **sim_time}]
+
+    recorder = LifecycleNode(
+        package=PACKAGE,
+        executable="fdr_recorder_node",
+        name="fdr_recorder",
+        namespace="",
+        parameters=params("fdr_recorder.yaml", {"flight_root": lc["flight_root"]}),
+        output="screen",
+    )
+    tile_cache = LifecycleNode(
+        package=PACKAGE,
+        executable="tile_cache_node",
+        name="tile_cache",
+        namespace="",
+        parameters=params("tile_cache.yaml", {"dsn": lc["dsn"], "tile_root": lc["tile_root"]}),
+        output="screen",
+    )
+    fc_bridge = LifecycleNode(
+        package=PACKAGE,
+        executable="fc_bridge_node",
+        name="fc_bridge",
+        namespace="",
+        parameters=params("fc_bridge.yaml", {"connection": lc["fc_connection"]}),
+        output="screen",
+    )
+    sequencer = Node(
+        package=PACKAGE,
+        executable="takeoff_sequencer",
+        name="takeoff",
+        namespace="",
+        parameters=params(
+            "takeoff.yaml",
+            {
+                "flight_id": lc["flight_id"],
+                "dsn": lc["dsn"],
+                "pg_data_dir": lc["pg_data_dir"],
+            },
+        ),
+        output="screen",
+    )
+    return LaunchDescription(
+        [
+            *(
+                DeclareLaunchArgument(name, default_value=default, description=doc)
+                for name, (default, doc) in ARGUMENTS.items()
+            ),
+            recorder,
+            tile_cache,
+            fc_bridge,
+            sequencer,
+            RegisterEventHandler(OnProcessExit(target_action=sequencer, on_exit=_sequencer_exited)),
+        ]
+    )
