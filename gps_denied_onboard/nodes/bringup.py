@@ -200,10 +200,16 @@ def run(
         spinner.start()
 
         def _active(result: object) -> None:
-            if on_active is not None:
-                threading.Thread(
-                    target=lambda: (on_active(result), stop.set()), name="on-active", daemon=True
-                ).start()
+            if on_active is None:
+                return
+
+            def _work() -> None:
+                try:
+                    on_active(result)
+                finally:
+                    stop.set()
+
+            threading.Thread(target=_work, name="on-active", daemon=True).start()
 
         code = run_sequencer(node, stop, _active)
         executor.shutdown(timeout_sec=2.0)
