@@ -86,7 +86,7 @@ FC_BRIDGE_KINDS: dict[str, KindSpec] = {
     "fc.gnss_health": _k("healthy reason", "fix_type satellites hdop h_acc_m previous"),
     "fc.preflight": _k("ok problems", "output autopilot checked"),
     "fc.origin_set": _k("latitude longitude altitude_msl"),
-    "fc.statustext_forwarded": _k("severity text"),
+    "fc.statustext_forwarded": _k("severity text", "source messages"),
 }
 
 # --- take-off sequencer (takeoff/) ------------------------------------------

@@ -144,8 +144,7 @@ def autopilot_of(autopilot_field: int) -> Autopilot:
 def heartbeat_is_from_autopilot(msg: Any) -> bool:
     """True for a vehicle's HEARTBEAT (not a GCS, camera, gimbal, companion...)."""
     return bool(
-        msg.type not in _NON_VEHICLE_TYPES
-        and msg.autopilot != mavlink2.MAV_AUTOPILOT_INVALID
+        msg.type not in _NON_VEHICLE_TYPES and msg.autopilot != mavlink2.MAV_AUTOPILOT_INVALID
     )
 
 
@@ -779,4 +778,6 @@ class FcLink:
         try:
             self._sink.emit(FlightRecord(kind, PRODUCER, now, payload))
         except Exception as err:  # a sink must not take the link down
-            self._rate_log.log(now, logging.ERROR, "fc.record_emit_failed", kind=kind, error=repr(err))
+            self._rate_log.log(
+                now, logging.ERROR, "fc.record_emit_failed", record_kind=kind, error=repr(err)
+            )

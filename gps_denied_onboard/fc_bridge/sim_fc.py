@@ -25,6 +25,7 @@ fixed ``peer`` (our link's ``udpin:``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import select
 import socket
@@ -273,10 +274,9 @@ class SimFc:
         sock, peer = self._sock, self._peer
         if sock is None or peer is None:
             return
-        try:
+        # the link side may not be up: a real FC's UART does not care either
+        with contextlib.suppress(OSError):
             sock.sendto(data, peer)
-        except OSError:
-            pass  # the link side is not up: a real FC's UART does not care either
 
     def _rx_loop(self) -> None:
         while not self._stop.is_set():

@@ -1,0 +1,343 @@
+"""Preflight: read the FC parameters the chosen output needs and report each wrong one.
+
+Reading parameters honestly
+---------------------------
+``PARAM_REQUEST_READ`` by name is the fast path, but neither ArduPilot
+(``GCS_MAVLINK::param_io_timer`` returns when ``AP_Param::find`` fails) nor PX4
+(``MavlinkParametersManager``, by-name read of an unknown name) answers a read
+of a parameter the firmware does not have: silence means "missing" *or* "lost
+on the link". So :class:`ParamReader` does:
+
+1. by-name reads, re-sent a few times for the names still unanswered;
+2. a ``PARAM_ERROR`` (MAV_PARAM_ERROR_DOES_NOT_EXIST) from newer firmware is
+   taken as proof of absence at once;
+3. names still unanswered are settled against the **full parameter list**
+   (``PARAM_REQUEST_LIST``; every index ``0..param_count-1`` must arrive, gaps
+   are re-read by index). A name absent from a complete list does not exist on
+   this firmware and is reported as *missing*; if the list cannot be completed
+   in the budget the name is reported as *unanswered* (a link problem), never
+   as missing.
+
+Which names are needed comes from :func:`requirements_for`. ``GPS1_TYPE``
+(ArduPilot 4.6+) and ``GPS_TYPE`` (older) are alternatives: whichever the
+firmware has is checked, and only if it has neither is that reported.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gps_denied_onboard.clock import Clock
+from gps_denied_onboard.fc_bridge.link import PRODUCER, Autopilot, FcLink, mavlink2
+from gps_denied_onboard.records import FlightRecord, RecordSink
+
+MISSING: Final = "missing"
+UNANSWERED: Final = "unanswered"
+WRONG: Final = "wrong"
+
+
+@dataclass(frozen=True)
+class ParamRequirement:
+    """One parameter (or a set of alternative names) and the values it may take.
+
+    Attributes:
+        names: candidate names, newest firmware first; the first one present is checked.
+        allowed: accepted values (integers), or None when ``bits`` decides.
+        bits: bits that must all be set (bitmask parameters such as EKF2_EV_CTRL).
+        why: what the value means, for the report.
+    """
+
+    names: tuple[str, ...]
+    allowed: frozenset[int] | None = None
+    bits: int = 0
+    why: str = ""
+
+    def expected(self) -> str:
+        if self.allowed is not None:
+            vals = sorted(self.allowed)
+            return str(vals[0]) if len(vals) == 1 else "one of " + ", ".join(map(str, vals))
+        return f"bits 0x{self.bits:x} set"
+
+    def accepts(self, value: float) -> bool:
+        iv = round(value)
+        if self.allowed is not None and iv not in self.allowed:
+            return False
+        return (iv & self.bits) == self.bits
+
+
+def _req(
+    names: str, allowed: Iterable[int] | None = None, bits: int = 0, why: str = ""
+) -> ParamRequirement:
+    return ParamRequirement(
+        tuple(names.split()), None if allowed is None else frozenset(allowed), bits, why
+    )
+
+
+_ARDUPILOT: Final[dict[str, tuple[ParamRequirement, ...]]] = {
+    "gps_input": (
+        _req("GPS1_TYPE GPS_TYPE", [14], why="MAVLink GPS (GPS_INPUT)"),
+        _req("AHRS_EKF_TYPE", [3], why="EKF3"),
+        _req("EK3_SRC1_POSXY", [3], why="horizontal position from GPS"),
+        _req("EK3_SRC1_VELXY", [3], why="horizontal velocity from GPS"),
+        _req("EK3_SRC1_POSZ", [1, 3], why="height from baro or GPS"),
+        _req("EK3_SRC1_YAW", [1, 2, 3], why="yaw from compass or GPS"),
+    ),
+    "vision": (
+        _req("VISO_TYPE", [1], why="visual odometry over MAVLink"),
+        _req("AHRS_EKF_TYPE", [3], why="EKF3"),
+        _req("EK3_SRC1_POSXY", [6], why="horizontal position from ExternalNav"),
+        _req("EK3_SRC1_VELXY", [0, 6], why="velocity from ExternalNav or none"),
+        _req("EK3_SRC1_POSZ", [1, 6], why="height from baro or ExternalNav"),
+        _req("EK3_SRC1_YAW", [1, 6], why="yaw from compass or ExternalNav"),
+    ),
+}
+_PX4: Final[dict[str, tuple[ParamRequirement, ...]]] = {
+    "vision": (
+        _req("EKF2_EV_CTRL", bits=0b0001, why="bit 0: fuse external-vision horizontal position"),
+        _req("EKF2_HGT_REF", [0, 3], why="height reference baro (0) or vision (3)"),
+    ),
+    "global_position_sensor": (
+        _req("EKF2_AGP_CTRL", bits=0b0001, why="bit 0: fuse auxiliary global position"),
+    ),
+    "gps_input": (_req("EKF2_GPS_CTRL", bits=0b0001, why="bit 0: fuse GNSS lat/lon"),),
+}
+
+
+def requirements_for(autopilot: Autopilot, output: str) -> tuple[ParamRequirement, ...]:
+    """The parameters ``output`` needs on ``autopilot`` (empty when nothing is known)."""
+    kind = "vision" if output in ("odometry", "vision_position_estimate") else output
+    table = _ARDUPILOT if autopilot is Autopilot.ARDUPILOT else _PX4
+    if autopilot is Autopilot.UNKNOWN:
+        return ()
+    return table.get(kind, ())
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """One finding. ``kind`` is ``wrong``, ``missing`` or ``unanswered``."""
+
+    name: str
+    kind: str
+    expected: str
+    actual: float | None = None
+    why: str = ""
+
+    def line(self) -> str:
+        if self.kind == WRONG:
+            return f"{self.name}={self.actual:g}, expected {self.expected} ({self.why})"
+        if self.kind == MISSING:
+            return f"{self.name} does not exist on this firmware (expected {self.expected})"
+        return f"{self.name} was not answered by the FC in time (expected {self.expected})"
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    autopilot: Autopilot
+    output: str
+    problems: tuple[ParamProblem, ...]
+    values: dict[str, float] = field(default_factory=dict)
+    missing: frozenset[str] = frozenset()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        return [p.line() for p in self.problems]
+
+
+@dataclass
+class ParamReadResult:
+    values: dict[str, float]
+    missing: set[str]
+    unanswered: set[str]
+    list_complete: bool
+    param_count: int | None
+
+
+class ParamReader:
+    """Reads named parameters over the link (see the module docstring for the method)."""
+
+    def __init__(
+        self,
+        link: FcLink,
+        clock: Clock,
+        *,
+        read_attempts: int = 3,
+        retry_interval_s: float = 0.4,
+    ) -> None:
+        self._link = link
+        self._clock = clock
+        self._attempts = read_attempts
+        self._retry_s = retry_interval_s
+        self._cond = threading.Condition()
+        self._values: dict[str, float] = {}
+        self._by_index: dict[int, str] = {}
+        self._count: int | None = None
+        self._errors: set[str] = set()
+
+    def _on_value(self, msg: Any, recv_ns: int) -> None:
+        name = str(msg.param_id)
+        with self._cond:
+            self._values[name] = float(msg.param_value)
+            if msg.param_index >= 0 and name != "_HASH_CHECK":
+                self._by_index[int(msg.param_index)] = name
+                self._count = int(msg.param_count)
+            self._cond.notify_all()
+
+    def _on_error(self, msg: Any, recv_ns: int) -> None:
+        if msg.error == mavlink2.MAV_PARAM_ERROR_DOES_NOT_EXIST:
+            with self._cond:
+                self._errors.add(str(msg.param_id))
+                self._cond.notify_all()
+
+    def _target(self) -> tuple[int, int]:
+        ap = self._link.autopilot
+        if ap is None:
+            return (self._link.config.target_system or 1, self._link.config.target_component or 1)
+        return ap.sysid, ap.compid
+
+    def _wait(self, done: Any, budget_s: float) -> None:
+        """Wait up to ``budget_s`` (the link's clock; at most 2x as many slices) for ``done()``."""
+        deadline = self._clock.now_ns() + int(budget_s * 1e9)
+        slice_s = 0.05
+        for _ in range(int(budget_s / slice_s * 2) + 1):
+            with self._cond:
+                if done():
+                    return
+                self._cond.wait(slice_s)
+            if self._clock.now_ns() >= deadline:
+                return
+
+    def read(self, groups: Sequence[Sequence[str]], timeout_s: float) -> ParamReadResult:
+        """Read parameters; each group is a set of alternative names (one present is enough)."""
+        sysid, compid = self._target()
+        self._link.add_handler("PARAM_VALUE", self._on_value)
+        self._link.add_handler("PARAM_ERROR", self._on_error)
+        try:
+            wanted = {n for g in groups for n in g}
+
+            def unresolved() -> set[str]:
+                out: set[str] = set()
+                for g in groups:
+                    if not any(n in self._values for n in g):
+                        out.update(n for n in g if n not in self._errors)
+                return out
+
+            by_name_budget = min(timeout_s / 2, self._attempts * self._retry_s)
+            per_try = by_name_budget / self._attempts
+            for _ in range(self._attempts):
+                todo = unresolved()
+                if not todo:
+                    break
+                for name in sorted(todo):
+                    self._link.send(
+                        self._link.mav.param_request_read_encode(sysid, compid, name.encode(), -1)
+                    )
+                self._wait(lambda: not unresolved(), per_try)
+            list_complete = False
+            if unresolved():
+                list_complete = self._read_full_list(sysid, compid, timeout_s - by_name_budget)
+            with self._cond:
+                values = {n: self._values[n] for n in wanted if n in self._values}
+                errors = wanted & self._errors
+                still = unresolved()
+                count = self._count
+            missing = set(errors) | (still if list_complete else set())
+            return ParamReadResult(
+                values=values,
+                missing=missing,
+                unanswered=set() if list_complete else still,
+                list_complete=list_complete,
+                param_count=count,
+            )
+        finally:
+            self._link.remove_handler("PARAM_VALUE", self._on_value)
+            self._link.remove_handler("PARAM_ERROR", self._on_error)
+
+    def _list_done(self) -> bool:
+        return self._count is not None and len(self._by_index) >= self._count
+
+    def _read_full_list(self, sysid: int, compid: int, budget_s: float) -> bool:
+        self._link.send(self._link.mav.param_request_list_encode(sysid, compid))
+        rounds = 4
+        for _ in range(rounds):
+            self._wait(self._list_done, budget_s / rounds)
+            with self._cond:
+                if self._list_done():
+                    return True
+                gaps = (
+                    []
+                    if self._count is None
+                    else [i for i in range(self._count) if i not in self._by_index]
+                )
+            if self._count is None:
+                self._link.send(self._link.mav.param_request_list_encode(sysid, compid))
+            for index in gaps[:64]:
+                self._link.send(self._link.mav.param_request_read_encode(sysid, compid, b"", index))
+        with self._cond:
+            return self._list_done()
+
+
+def evaluate(
+    autopilot: Autopilot,
+    output: str,
+    requirements: Sequence[ParamRequirement],
+    result: ParamReadResult,
+) -> PreflightReport:
+    """The pure part: compare what was read with what ``output`` needs."""
+    problems: list[ParamProblem] = []
+    for req in requirements:
+        present = [n for n in req.names if n in result.values]
+        if present:
+            name = present[0]
+            value = result.values[name]
+            if not req.accepts(value):
+                problems.append(ParamProblem(name, WRONG, req.expected(), value, req.why))
+            continue
+        label = " / ".join(req.names)
+        if any(n in result.unanswered for n in req.names):
+            problems.append(ParamProblem(label, UNANSWERED, req.expected(), None, req.why))
+        else:
+            problems.append(ParamProblem(label, MISSING, req.expected(), None, req.why))
+    return PreflightReport(
+        autopilot, output, tuple(problems), dict(result.values), frozenset(result.missing)
+    )
+
+
+def run_preflight(
+    link: FcLink,
+    output: str,
+    clock: Clock,
+    sink: RecordSink,
+    *,
+    timeout_s: float = 5.0,
+) -> PreflightReport:
+    """Read and check the parameters ``output`` needs; write an ``fc.preflight`` record."""
+    ap = link.autopilot
+    autopilot = Autopilot.UNKNOWN if ap is None else ap.autopilot
+    reqs = requirements_for(autopilot, output)
+    names = sorted({n for r in reqs for n in r.names})
+    if names:
+        result = ParamReader(link, clock).read([r.names for r in reqs], timeout_s)
+    else:
+        result = ParamReadResult({}, set(), set(), False, None)
+    report = evaluate(autopilot, output, reqs, result)
+    sink.emit(
+        FlightRecord(
+            "fc.preflight",
+            PRODUCER,
+            clock.now_ns(),
+            {
+                "ok": report.ok,
+                "problems": report.lines(),
+                "output": output,
+                "autopilot": autopilot.value,
+                "checked": names,
+            },
+        )
+    )
+    return report
