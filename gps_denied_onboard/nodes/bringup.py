@@ -16,6 +16,7 @@ sequencer's: 0, 1 (a node failed) or 2 (the recorder could not open).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -212,6 +213,18 @@ def run(
             threading.Thread(target=_work, name="on-active", daemon=True).start()
 
         code = run_sequencer(node, stop, _active)
+        counters = node.sequencer.counters
+        if counters is not None:
+            print(
+                json.dumps(
+                    {
+                        "event": "takeoff.landed",
+                        "flight_id": node.sequencer.flight_id,
+                        **vars(counters),
+                    }
+                ),
+                flush=True,
+            )
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
     finally:
@@ -266,7 +279,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    return run(opts, stop=stop)
+
+    def _announce(result: object) -> None:
+        # one machine-readable line on stdout once the stack is up; then hold
+        fields = {k: getattr(result, k) for k in ("flight_id", "flight_dir", "steps")}
+        print(json.dumps({"event": "takeoff.active", **fields}), flush=True)
+        stop.wait()
+
+    return run(opts, on_active=_announce, stop=stop)
 
 
 if __name__ == "__main__":
