@@ -72,7 +72,7 @@ def parse_event(line: str) -> tuple[str, dict[str, Any]]:
     return kind, fields
 
 
-def log_event(logger: logging.Logger, level: int, kind: str, **fields: Any) -> None:
+def log_event(logger: logging.Logger, level: int, kind: str, /, **fields: Any) -> None:
     """Log one structured event; the kind and fields also ride on the LogRecord.
 
     Handlers can read ``record.event_kind`` and ``record.event_fields`` instead
@@ -100,7 +100,7 @@ class RateLimitedLog:
         self._last_ns: int | None = None
         self.suppressed = 0
 
-    def log(self, now_ns: int, level: int, kind: str, **fields: Any) -> bool:
+    def log(self, now_ns: int, level: int, kind: str, /, **fields: Any) -> bool:
         if self._last_ns is not None and now_ns - self._last_ns < self._period_ns:
             self.suppressed += 1
             return False
