@@ -45,8 +45,9 @@ FDR_KINDS: dict[str, KindSpec] = {
     "flight_footer": _k(
         "flight_id closed_at_ns records_written records_dropped_overrun bytes_written "
         "rollover_count",
+        "segment_count torn_segments",
     ),
-    "overrun": _k("producer count first_stamp_ns last_stamp_ns", "reason kind"),
+    "overrun": _k("producer count first_stamp_ns last_stamp_ns", "reason kind first_seq last_seq"),
     "segment_rollover": _k("dropped_segment dropped_bytes total_bytes cap_bytes", "segment_index"),
     "cap_misconfigured": _k("cap_bytes reason"),
     "mid_flight_tile_snapshot": _k("tile_id path sha256 bytes", "frame_id zoom x y evicted"),

@@ -1,0 +1,144 @@
+"""Per-producer rings: where producers hand records to the writer thread.
+
+An :class:`FdrClient` is a bounded single-producer/single-consumer ring. The
+producer's ``emit`` never blocks and never touches the disk: it checks the
+record at the call site, stamps it with the producer's next sequence number
+and appends it to the ring, or, when the ring is full, counts it as dropped.
+When a run of drops ends (the ring has room again), the producer puts one gap
+marker into the ring ahead of its next record, so the writer writes the
+``overrun`` record exactly where the records went missing. A gap that is
+still open when the writer looks (a producer that went quiet while its ring
+was full) is taken by the writer itself (:meth:`FdrClient._take_gap`).
+
+The ring is a :class:`collections.deque`: under CPython's GIL ``append`` and
+``popleft`` are atomic, so one producer thread and the writer thread need no
+lock on the fast path. A client registered with ``multi_producer=True`` (the
+raw-topic client, fed from several subscription callbacks) takes a lock in
+``emit``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from gps_denied_onboard.fdr.policy import Gap, RecordKindPolicy
+from gps_denied_onboard.records import FlightRecord
+
+#: Ring item for an FDR record: (seq, record, flags).
+#: Ring item for a raw CDR message: (seq, RawMessage, ()).
+#: Ring item for a gap marker: (first_seq, Gap, ()).
+
+
+class RawMessage:
+    """A ROS message to record as rosbag2 writes it (CDR bytes + ros2msg definition)."""
+
+    __slots__ = ("cdr", "msgdef", "qos", "stamp_ns", "topic", "type_name")
+
+    def __init__(
+        self, topic: str, type_name: str, msgdef: str, cdr: bytes, stamp_ns: int, qos: str = ""
+    ) -> None:
+        self.topic = topic
+        self.type_name = type_name
+        self.msgdef = msgdef
+        self.cdr = cdr
+        self.stamp_ns = stamp_ns
+        self.qos = qos
+
+
+class FdrClient:
+    """One producer's handle on the recorder; implements ``RecordSink``.
+
+    Attributes:
+        producer: the producer slug written into every record and overrun.
+        capacity: ring size in records.
+    """
+
+    def __init__(
+        self,
+        producer: str,
+        capacity: int,
+        policy: RecordKindPolicy,
+        *,
+        multi_producer: bool = False,
+    ) -> None:
+        if not producer:
+            raise ValueError("producer slug must not be empty")
+        if capacity <= 0:
+            raise ValueError("ring capacity must be positive")
+        self.producer = producer
+        self.capacity = capacity
+        self._policy = policy
+        self._ring: deque[tuple[int, Any, tuple[str, ...]]] = deque()
+        self._seq = 0  # next seq == records offered so far
+        self._gap: Gap | None = None  # open run of ring-full drops
+        self._gap_lock = threading.Lock()
+        self._emit_lock = threading.Lock() if multi_producer else None
+        self.high_water = 0
+        # Writer-thread-only accounting.
+        self.written = 0
+        self.dropped = 0  # dropped and accounted in an overrun record on disk
+        self.pending_loss: Gap | None = None  # lost to storage, overrun not yet written
+
+    # -- producer side -------------------------------------------------------
+    @property
+    def offered(self) -> int:
+        """Records offered so far (emitted, dropped or not)."""
+        return self._seq
+
+    @property
+    def depth(self) -> int:
+        return len(self._ring)
+
+    def emit(self, record: FlightRecord) -> None:
+        """Hand ``record`` to the writer; never blocks on the disk.
+
+        Raises:
+            RawFrameWriteForbiddenError: raw camera frame kinds (call-site prohibition).
+            RecordSchemaError: unknown kind or missing required payload keys.
+        """
+        flags = self._policy.enforce_or_raise(record)
+        if self._emit_lock is None:
+            self._offer(record, record.stamp_ns, flags)
+        else:
+            with self._emit_lock:
+                self._offer(record, record.stamp_ns, flags)
+
+    def _emit_raw(self, raw: RawMessage) -> None:
+        if self._emit_lock is None:
+            self._offer(raw, raw.stamp_ns, ())
+        else:
+            with self._emit_lock:
+                self._offer(raw, raw.stamp_ns, ())
+
+    def _offer(self, item: Any, stamp_ns: int, flags: tuple[str, ...]) -> None:
+        seq = self._seq
+        self._seq = seq + 1
+        ring = self._ring
+        depth = len(ring)
+        if depth >= self.capacity:
+            with self._gap_lock:
+                gap = self._gap
+                if gap is None:
+                    self._gap = Gap(self.producer, 1, stamp_ns, stamp_ns, seq, seq, "ring_full")
+                else:
+                    gap.add(seq, stamp_ns)
+            return
+        if self._gap is not None:
+            with self._gap_lock:
+                gap, self._gap = self._gap, None
+            if gap is not None:
+                ring.append((gap.first_seq, gap, ()))
+        ring.append((seq, item, flags))
+        if depth >= self.high_water:
+            self.high_water = depth + 1
+
+    # -- writer side ---------------------------------------------------------
+    def _take_gap(self) -> Gap | None:
+        """Take the open run of drops (writer thread, when the ring is empty)."""
+        if self._gap is None:
+            return None
+        with self._gap_lock:
+            gap, self._gap = self._gap, None
+        return gap

@@ -1,0 +1,1093 @@
+"""The flight recorder: producers' rings in, MCAP segments out.
+
+:class:`FlightRecorder` owns one writer thread. Producers get an
+:class:`~gps_denied_onboard.fdr.client.FdrClient` each (``register_client``);
+their ``emit`` only appends to the client's ring. The writer thread drains
+every ring in batches into the open segment of the open flight, rotates
+segments by size, applies the capacity cap after each rotation, fdatasyncs at
+least once a second, and accounts every record it did not write in an
+``overrun`` record in the segment itself.
+
+Storage faults (ENOSPC, EIO, the free-space floor) never reach producers: the
+recorder abandons the segment it was writing (a torn segment is never
+appended again), keeps draining the rings while counting what it loses,
+raises one GCS alert, logs at most one ERROR a second, and resumes into a
+fresh segment as soon as space returns. ``open_flight`` is the exception:
+a flight that cannot even be created raises :class:`FdrOpenError`, which the
+take-off sequence turns into an abort.
+
+Everything on disk is described in ``fdr/FORMAT.md``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import logging
+import math
+import os
+import re
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gps_denied_onboard import __version__
+from gps_denied_onboard.clock import Clock
+from gps_denied_onboard.fdr.bag import SegmentEntry, write_metadata
+from gps_denied_onboard.fdr.client import FdrClient, RawMessage
+from gps_denied_onboard.fdr.config import FdrConfig
+from gps_denied_onboard.fdr.errors import (
+    FdrError,
+    FdrOpenError,
+    FlightAlreadyOpenError,
+    FlightIdMismatchError,
+    FlightNotOpenError,
+)
+from gps_denied_onboard.fdr.policy import (
+    RATE_CAPPED_KINDS,
+    CapacityCapPolicy,
+    Gap,
+    RecordKindPolicy,
+    SegmentInfo,
+)
+from gps_denied_onboard.fdr.segment import (
+    PUSH_THRESHOLD,
+    FileOpener,
+    McapSegment,
+    OsFile,
+    StorageError,
+)
+from gps_denied_onboard.log import RateLimitedLog, log_event
+from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
+from gps_denied_onboard.records import FlightRecord
+
+T = TypeVar("T")
+
+#: MAVLink MAV_SEVERITY values used by the recorder's alerts.
+SEVERITY_CRITICAL = 2
+SEVERITY_ERROR = 3
+SEVERITY_WARNING = 4
+
+#: Callable the recorder raises GCS alerts through: ``alert_sink(severity, text)``.
+AlertSink = Callable[[int, str], None]
+
+FDR_PRODUCER = "fdr"
+RAW_PRODUCER = "raw_topics"
+_FLIGHT_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+_SEQ_MASK = 0xFFFFFFFF
+_OWN_BACKLOG_MAX = 10_000
+NS_PER_S = 1_000_000_000
+
+
+class FreeSpaceFloorError(OSError):
+    """Free space on the flight root fell below ``free_space_floor_bytes``."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ENOSPC, "free space below the configured floor")
+
+
+@dataclass(frozen=True)
+class FlightHeader:
+    """What ``open_flight`` wrote as the first message of segment 0."""
+
+    flight_id: str
+    started_at_ns: int
+    schema_version: str
+    segment_size_bytes: int
+    flight_cap_bytes: int
+    flight_dir: Path
+    host: str
+    software_version: str
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "flight_id": self.flight_id,
+            "schema_version": self.schema_version,
+            "started_at_ns": self.started_at_ns,
+            "segment_size_bytes": self.segment_size_bytes,
+            "flight_cap_bytes": self.flight_cap_bytes,
+            "host": self.host,
+            "software_version": self.software_version,
+        }
+
+
+@dataclass(frozen=True)
+class FlightFooter:
+    """What ``close_flight`` wrote as the last message of the final segment.
+
+    Attributes:
+        records_written: messages that reached the flight's segments before the footer
+            (header, producers' records, raw messages, the recorder's own records).
+        records_dropped_overrun: sum of the counts of the flight's ``overrun`` records.
+        bytes_written: segment bytes handed to the OS before the footer, dropped
+            segments included.
+        rollover_count: segments dropped by the capacity cap.
+        segment_count: segments created.
+        torn_segments: segments abandoned after a storage error.
+        on_disk: False when a storage error kept the footer itself off the disk.
+    """
+
+    flight_id: str
+    closed_at_ns: int
+    records_written: int
+    records_dropped_overrun: int
+    bytes_written: int
+    rollover_count: int
+    segment_count: int
+    torn_segments: tuple[str, ...]
+    on_disk: bool = True
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "flight_id": self.flight_id,
+            "closed_at_ns": self.closed_at_ns,
+            "records_written": self.records_written,
+            "records_dropped_overrun": self.records_dropped_overrun,
+            "bytes_written": self.bytes_written,
+            "rollover_count": self.rollover_count,
+            "segment_count": self.segment_count,
+            "torn_segments": list(self.torn_segments),
+        }
+
+
+@dataclass(frozen=True)
+class ProducerStatus:
+    """One producer's ring and accounting; offered == written + dropped + in flight."""
+
+    producer: str
+    offered: int
+    written: int
+    dropped: int
+    pending_loss: int
+    ring_depth: int
+    ring_high_water: int
+    ring_capacity: int
+
+
+@dataclass(frozen=True)
+class RecorderStatus:
+    """A snapshot for diagnostics and the stuck-writer watchdog.
+
+    ``last_progress_ns`` is the injected monotonic clock at the end of the writer loop's
+    last pass; the loop passes at least every ``poll_period_ns`` unless it is stuck.
+    """
+
+    running: bool
+    flight_id: str | None
+    flight_dir: Path | None
+    current_segment: str | None
+    segment_index: int | None
+    degraded: bool
+    degraded_reason: str | None
+    records_written: int
+    records_dropped: int
+    bytes_written: int
+    write_rate_records_s: float
+    write_rate_bytes_s: float
+    free_bytes: int | None
+    last_progress_ns: int
+    alerts_raised: int
+    torn_segments: tuple[str, ...]
+    producers: tuple[ProducerStatus, ...]
+
+
+@dataclass
+class _Flight:
+    flight_id: str
+    dir: Path
+    header: FlightHeader
+    segments: list[SegmentEntry] = field(default_factory=list)
+    seg: McapSegment | None = None
+    entry: SegmentEntry | None = None
+    next_index: int = 0
+    dropped_overrun: int = 0
+    bytes_closed: int = 0  # landed bytes of segments no longer open
+    rollover_count: int = 0
+    dropped_names: list[str] = field(default_factory=list)
+    records_closed: int = 0  # records in segments no longer open
+    cap_alerted: bool = False
+
+    @property
+    def live_segments(self) -> list[SegmentEntry]:
+        return [s for s in self.segments if s.name not in self.dropped_names]
+
+
+def _json_default(obj: Any) -> Any:
+    item = getattr(obj, "item", None)
+    if callable(item):
+        return item()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, (bytes, bytearray)):
+        return obj.hex()
+    return str(obj)
+
+
+_encode_strict = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
+                                  default=_json_default).encode
+
+
+def _sanitize(value: Any, path: str, bad: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        bad.append(path)
+        return None
+    if isinstance(value, dict):
+        return {k: _sanitize(v, f"{path}.{k}" if path else str(k), bad) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sanitize(v, f"{path}[{i}]", bad) for i, v in enumerate(value)]
+    return value
+
+
+class FlightRecorder:
+    """File-backed flight data recorder (the spec's FileFdrWriter).
+
+    Args:
+        config: recorder parameters.
+        clock: flight time; stamps the recorder's own records and MCAP publish_time.
+        monotonic: host monotonic time; fdatasync cadence, retry timers, log rate caps.
+        alert_sink: ``(severity, text)`` for GCS alerts (MAV_SEVERITY values).
+        logger: where structured log lines go.
+        file_opener: opens a new segment file (tests inject stalling/failing files).
+
+    Construction does no I/O; :meth:`start` takes the flight-root lock.
+    """
+
+    def __init__(self, config: FdrConfig, clock: Clock, monotonic: Clock,
+                 alert_sink: AlertSink | None = None, logger: logging.Logger | None = None,
+                 *, file_opener: FileOpener = OsFile) -> None:
+        self.config = config
+        self._clock = clock
+        self._mono = monotonic
+        self._alert_sink = alert_sink
+        self._log = logger or logging.getLogger("gps_denied_onboard.fdr")
+        self._errlog = RateLimitedLog(self._log, NS_PER_S)
+        self._open_file = file_opener
+        self.policy = RecordKindPolicy(config.thumbnail_window_ns)
+        self._cap = CapacityCapPolicy(config.flight_cap_bytes)
+        self._clients: tuple[FdrClient, ...] = ()
+        self._clients_lock = threading.Lock()
+        self._own = FdrClient(FDR_PRODUCER, 1, self.policy)
+        self._raw_client: FdrClient | None = None
+        self._cmds: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._wake = threading.Event()
+        self._stop_flag = False
+        self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
+        self._flight: _Flight | None = None
+        self._pending: list[tuple[int, FdrClient, int, int, Gap | None, Any]] = []
+        self._own_backlog: list[tuple[str, dict[str, Any], int]] = []
+        self._degraded = False
+        self._degraded_reason: str | None = None
+        self._degraded_since = 0
+        self._last_sync = 0
+        self._last_retry = 0
+        self._last_tick = 0
+        self._last_space_check: int | None = None
+        self._free_bytes: int | None = None
+        self._alerts = 0
+        self._last_progress = 0
+        self._rate = (0.0, 0.0)
+        self._rate_base: tuple[int, int, int] | None = None
+        self._heads: dict[tuple[str, str, str], str] = {}
+        self._torn_all: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Take the flight-root lock and start the writer thread.
+
+        Raises:
+            FdrOpenError: another recorder holds the lock, or the root is unwritable.
+        """
+        if self._thread is not None:
+            raise FdrError("recorder already started")
+        root = self.config.flight_root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(root / ".fdr.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise FdrOpenError(f"flight root {root} is not writable: {err}") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise FdrOpenError(
+                    f"flight root {root} is locked by another flight recorder") from err
+            raise FdrOpenError(f"cannot lock flight root {root}: {err}") from err
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as err:
+            os.close(fd)
+            raise FdrOpenError(f"flight root {root} is not writable: {err}") from err
+        self._lock_fd = fd
+        self._stop_flag = False
+        self._last_progress = self._mono.now_ns()
+        self._thread = threading.Thread(target=self._run, name="fdr-writer", daemon=True)
+        self._thread.start()
+        log_event(self._log, logging.INFO, "fdr.started", flight_root=str(root))
+
+    def stop(self, timeout_s: float | None = None) -> FlightFooter | None:
+        """Close the open flight (if any), stop the writer thread, release the lock."""
+        if self._thread is None:
+            return None
+        footer = None
+        flight = self._flight
+        if flight is not None:
+            footer = self.close_flight(flight.flight_id)
+        self._stop_flag = True
+        self._wake.set()
+        self._thread.join(timeout_s if timeout_s is not None else self.config.command_timeout_s)
+        if self._thread.is_alive():
+            log_event(self._log, logging.ERROR, "fdr.stop_timeout",
+                      reason="writer thread did not stop; flight root lock kept")
+            return footer
+        self._thread = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+        log_event(self._log, logging.INFO, "fdr.stopped")
+        return footer
+
+    def open_flight(self, flight_id: str) -> FlightHeader:
+        """Create the flight directory and segment 0, write the flight header.
+
+        Raises:
+            FlightAlreadyOpenError: a flight is open.
+            FdrOpenError: bad flight id, directory exists, no space, or not writable.
+        """
+        if not _FLIGHT_ID.match(flight_id) or flight_id in (".", ".."):
+            raise FdrOpenError(f"invalid flight id {flight_id!r}")
+        return self._call(lambda: self._cmd_open(flight_id))
+
+    def close_flight(self, flight_id: str) -> FlightFooter:
+        """Drain every ring, account every gap, write the footer, close the segment.
+
+        Raises:
+            FlightNotOpenError: no flight is open.
+            FlightIdMismatchError: ``flight_id`` is not the open flight.
+        """
+        return self._call(lambda: self._cmd_close(flight_id))
+
+    def flush(self) -> None:
+        """Block until everything emitted before the call is written, accounted and synced."""
+        self._call(self._cmd_flush)
+
+    # Alias for tests and the node: "wait until drained".
+    wait_until_drained = flush
+
+    # ------------------------------------------------------------------ producers
+    def register_client(self, producer: str, capacity: int | None = None, *,
+                        multi_producer: bool = False) -> FdrClient:
+        """A new ring for ``producer`` (one producer thread unless ``multi_producer``)."""
+        if producer == FDR_PRODUCER:
+            raise ValueError(f"producer slug {FDR_PRODUCER!r} is the recorder's own")
+        client = FdrClient(producer, capacity or self.config.ring_capacity, self.policy,
+                           multi_producer=multi_producer)
+        with self._clients_lock:
+            self._clients = (*self._clients, client)
+        return client
+
+    def write_raw(self, topic: str, type_name: str, msgdef_text: str, cdr_bytes: bytes,
+                  stamp_ns: int, qos_profiles: str = "") -> None:
+        """Record one ROS message raw (CDR), as rosbag2 does; never blocks on the disk.
+
+        Thread-safe (the raw client takes a lock). Raises
+        :class:`RawFrameWriteForbiddenError` for image types.
+        """
+        RecordKindPolicy.enforce_raw_topic_or_raise(topic, type_name)
+        client = self._raw_client
+        if client is None:
+            with self._clients_lock:
+                client = self._raw_client
+                if client is None:
+                    client = FdrClient(RAW_PRODUCER, self.config.ring_capacity, self.policy,
+                                       multi_producer=True)
+                    self._clients = (*self._clients, client)
+                    self._raw_client = client
+        client._emit_raw(RawMessage(topic, type_name, msgdef_text, cdr_bytes, stamp_ns,
+                                    qos_profiles))
+
+    @property
+    def current_flight_dir(self) -> Path | None:
+        flight = self._flight
+        return flight.dir if flight is not None else None
+
+    @property
+    def current_flight_id(self) -> str | None:
+        flight = self._flight
+        return flight.flight_id if flight is not None else None
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> RecorderStatus:
+        flight = self._flight
+        seg = flight.seg if flight is not None else None
+        producers = tuple(
+            ProducerStatus(c.producer, c.offered, c.written, c.dropped,
+                           c.pending_loss.count if c.pending_loss else 0, c.depth,
+                           c.high_water, c.capacity)
+            for c in (*self._clients, self._own)
+        )
+        records = bytes_written = 0
+        if flight is not None:
+            records = flight.records_closed + (seg.fdr_records + seg.raw_messages if seg else 0)
+            bytes_written = flight.bytes_closed + (seg.file.landed if seg else 0)
+        return RecorderStatus(
+            running=self._thread is not None and self._thread.is_alive(),
+            flight_id=flight.flight_id if flight else None,
+            flight_dir=flight.dir if flight else None,
+            current_segment=seg.path.name if seg else None,
+            segment_index=seg.index if seg else None,
+            degraded=self._degraded,
+            degraded_reason=self._degraded_reason,
+            records_written=records,
+            records_dropped=flight.dropped_overrun if flight else 0,
+            bytes_written=bytes_written,
+            write_rate_records_s=self._rate[0],
+            write_rate_bytes_s=self._rate[1],
+            free_bytes=self._free_bytes,
+            last_progress_ns=self._last_progress,
+            alerts_raised=self._alerts,
+            torn_segments=tuple(self._torn_all),
+            producers=producers,
+        )
+
+    # ------------------------------------------------------------------ commands
+    def _call(self, fn: Callable[[], T]) -> T:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            raise FdrError("flight recorder is not running (call start())")
+        fut: Future[T] = Future()
+        self._cmds.append((fn, fut))
+        self._wake.set()
+        try:
+            return fut.result(timeout=self.config.command_timeout_s)
+        except FutureTimeout as err:
+            raise FdrOpenError("flight recorder writer thread did not answer in "
+                               f"{self.config.command_timeout_s} s") from err
+
+    def _run_commands(self) -> None:
+        while self._cmds:
+            fn, fut = self._cmds.popleft()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as err:
+                fut.set_exception(err)
+
+    def _cmd_open(self, flight_id: str) -> FlightHeader:
+        if self._flight is not None:
+            raise FlightAlreadyOpenError(
+                f"flight {self._flight.flight_id!r} is open; close it before {flight_id!r}")
+        flight_dir = self.config.flight_root / flight_id
+        free = self._check_space()
+        if free is not None and free < self.config.free_space_floor_bytes:
+            raise FdrOpenError(f"flight root has {free} bytes free, below the floor of "
+                               f"{self.config.free_space_floor_bytes}")
+        try:
+            flight_dir.mkdir()
+            (flight_dir / "tiles").mkdir()
+        except FileExistsError as err:
+            raise FdrOpenError(f"flight directory {flight_dir} already exists") from err
+        except OSError as err:
+            raise FdrOpenError(f"cannot create flight directory {flight_dir}: {err}") from err
+        header = FlightHeader(
+            flight_id=flight_id, started_at_ns=self._clock.now_ns(),
+            schema_version=FDR_RECORD_SCHEMA_VERSION,
+            segment_size_bytes=self.config.segment_size_bytes,
+            flight_cap_bytes=self.config.flight_cap_bytes, flight_dir=flight_dir,
+            host=socket.gethostname(), software_version=__version__)
+        flight = _Flight(flight_id, flight_dir, header)
+        self._flight = flight
+        self._degraded = False
+        self._degraded_reason = None
+        try:
+            self._open_segment(flight)
+            self._write_own("flight_header", header.payload(), header.started_at_ns)
+            self._push()
+            assert flight.seg is not None
+            flight.seg.file.sync()
+            self._write_metadata(flight)
+        except OSError as err:
+            if flight.seg is not None:
+                flight.seg.abandon()
+            self._pending.clear()
+            self._flight = None
+            raise FdrOpenError(f"cannot write flight {flight_id!r}: {err}") from err
+        # Losses a storage fault left unaccounted at the end of the previous flight.
+        for client in (*self._clients, self._own):
+            gap, client.pending_loss = client.pending_loss, None
+            if gap is not None:
+                self._write_gap(client, gap)
+        self._last_sync = self._mono.now_ns()
+        log_event(self._log, logging.INFO, "fdr.flight_open", flight_id=flight_id,
+                  flight_dir=str(flight_dir))
+        reason = self._cap.misconfigured_reason(self.config.segment_size_bytes)
+        if reason is not None:
+            self._cap_misconfigured(flight, reason)
+        return header
+
+    def _cmd_close(self, flight_id: str) -> FlightFooter:
+        flight = self._flight
+        if flight is None:
+            raise FlightNotOpenError(f"close_flight({flight_id!r}) with no flight open")
+        if flight.flight_id != flight_id:
+            raise FlightIdMismatchError(flight.flight_id, flight_id)
+        self._drain_all(flight)
+        if self._degraded:
+            self._try_resume(flight, force=True)
+        self._account_gaps(flight, final=True)
+        self._push_or_degrade(flight)
+        seg = flight.seg
+        records = flight.records_closed + (seg.fdr_records + seg.raw_messages if seg else 0)
+        footer = FlightFooter(
+            flight_id=flight_id, closed_at_ns=self._clock.now_ns(), records_written=records,
+            records_dropped_overrun=flight.dropped_overrun,
+            bytes_written=flight.bytes_closed + (seg.file.landed if seg else 0),
+            rollover_count=flight.rollover_count, segment_count=flight.next_index,
+            torn_segments=tuple(s.name for s in flight.segments if s.torn),
+            on_disk=seg is not None and not self._degraded)
+        if seg is not None and not self._degraded:
+            self._write_own("flight_footer", footer.payload(), footer.closed_at_ns)
+            try:
+                self._push()
+                self._finish_segment(flight)
+            except OSError as err:
+                self._degrade(flight, err)
+                footer = FlightFooter(**{**footer.__dict__, "on_disk": False})
+        try:
+            self._write_metadata(flight, closed=True)
+        except OSError as err:
+            self._storage_log("fdr.metadata_write_failed", err)
+        self._flight = None
+        self._degraded = False
+        self._degraded_reason = None
+        if self._own_backlog:
+            log_event(self._log, logging.ERROR, "fdr.own_records_discarded",
+                      flight_id=flight_id, count=len(self._own_backlog))
+            self._own_backlog.clear()
+        log_event(self._log, logging.INFO, "fdr.flight_closed", **footer.payload(),
+                  on_disk=footer.on_disk)
+        return footer
+
+    def _cmd_flush(self) -> None:
+        flight = self._flight
+        if flight is None:
+            return
+        self._drain_all(flight)
+        self._account_gaps(flight, final=False)
+        self._push_or_degrade(flight)
+        if flight.seg is not None and not self._degraded:
+            try:
+                flight.seg.file.sync()
+                self._last_sync = self._mono.now_ns()
+            except StorageError as err:
+                self._degrade(flight, err)
+
+    # ------------------------------------------------------------------ writer loop
+    def _run(self) -> None:
+        poll_s = self.config.poll_period_ns / NS_PER_S
+        while True:
+            try:
+                self._run_commands()
+                if self._stop_flag and not self._cmds:
+                    break
+                busy = False
+                flight = self._flight
+                if flight is not None:
+                    busy = self._drain_pass(flight)
+                self._tick()
+            except Exception as err:  # a bug must not kill the recorder silently
+                self._errlog.log(self._mono.now_ns(), logging.ERROR, "fdr.writer_error",
+                                 error=repr(err))
+                busy = False
+            self._last_progress = self._mono.now_ns()
+            if not busy:
+                self._wake.wait(poll_s)
+                self._wake.clear()
+
+    def _drain_all(self, flight: _Flight) -> None:
+        for _ in range(1_000_000):
+            if not self._drain_pass(flight):
+                return
+
+    def _drain_pass(self, flight: _Flight) -> bool:
+        """One batch from every ring. True when some ring still had a full batch."""
+        if self._degraded or flight.seg is None:
+            return self._drain_lost()
+        batch = self.config.batch_size
+        busy = False
+        now = self._clock.now_ns()
+        try:
+            for client in self._clients:
+                ring = client._ring
+                n = len(ring)
+                if n == 0:
+                    continue
+                if n >= batch:
+                    n = batch
+                    busy = True
+                self._write_items(flight, client, ring, n, now)
+                seg = flight.seg
+                if seg is None:
+                    return busy
+                if len(seg.file.buf) >= PUSH_THRESHOLD:
+                    self._push()
+            self._push()
+            seg = flight.seg
+            if seg is not None and seg.size >= self.config.segment_size_bytes:
+                self._rotate(flight)
+        except OSError as err:
+            self._degrade(flight, err)
+        return busy
+
+    def _write_items(self, flight: _Flight, client: FdrClient,
+                     ring: deque[tuple[int, Any, tuple[str, ...]]], n: int, now: int) -> None:
+        seg = flight.seg
+        assert seg is not None
+        add = seg.writer.add_message
+        file = seg.file
+        pending = self._pending
+        channels = seg.fdr_channels
+        producer = client.producer
+        popleft = ring.popleft
+        body_of = self._body
+        gate = self.policy.gate_for_writer
+        written = 0
+        records = 0
+        debug = self.config.debug_log_per_record
+        for _ in range(n):
+            seq, item, flags = popleft()
+            cls = item.__class__
+            if cls is Gap:
+                self._write_gap(client, item)
+                continue
+            if cls is not RawMessage:
+                kind = item.kind
+                stamp = item.stamp_ns
+                if kind in RATE_CAPPED_KINDS and not gate(producer, kind, stamp, seq):
+                    continue
+                ch = channels.get(kind)
+                if ch is None:
+                    ch = seg.fdr_channel(kind)
+                add(ch, stamp, body_of(producer, item, seq, flags), now, seq & _SEQ_MASK)
+                pending.append((file.landed + len(file.buf), client, seq, stamp, None, None))
+                records += 1
+                if debug:
+                    log_event(self._log, logging.DEBUG, "fdr.record", kind=kind,
+                              producer=producer, seq=seq)
+            else:
+                key = (item.topic, item.type_name, item.qos)
+                ch = seg.raw_channels.get(key[:2])
+                if ch is None:
+                    ch = seg.raw_channel(item.topic, item.type_name, item.msgdef, item.qos)
+                add(ch, item.stamp_ns, item.cdr, now, seq & _SEQ_MASK)
+                pending.append((file.landed + len(file.buf), client, seq, item.stamp_ns, None,
+                                key))
+                self._count_raw(seg, key, item.stamp_ns, 1)
+            written += 1
+        client.written += written
+        seg.fdr_records += records
+
+    @staticmethod
+    def _count_raw(seg: McapSegment, key: tuple[str, str, str], stamp: int, n: int) -> None:
+        seg.raw_messages += n
+        seg.raw_topic_counts[key] = seg.raw_topic_counts.get(key, 0) + n
+        if n > 0:
+            if seg.raw_start_ns is None or stamp < seg.raw_start_ns:
+                seg.raw_start_ns = stamp
+            if seg.raw_end_ns is None or stamp > seg.raw_end_ns:
+                seg.raw_end_ns = stamp
+
+    def _body(self, producer: str, rec: FlightRecord, seq: int, flags: tuple[str, ...]) -> bytes:
+        key = (rec.kind, producer, rec.schema_version)
+        head = self._heads.get(key)
+        if head is None:
+            head = '{"kind":%s,"producer":%s,"schema_version":%s,"stamp_ns":' % (
+                json.dumps(rec.kind), json.dumps(producer), json.dumps(rec.schema_version))
+            self._heads[key] = head
+        try:
+            payload = _encode_strict(dict(rec.payload))
+        except ValueError:
+            bad: list[str] = []
+            try:
+                payload = _encode_strict(_sanitize(dict(rec.payload), "", bad))
+                flags = (*flags, *(f"non_finite:{p}" for p in bad))
+            except ValueError:  # e.g. a circular reference: keep what can be kept
+                payload = _encode_strict({"unencodable_payload": repr(dict(rec.payload))[:4096]})
+                flags = (*flags, "unencodable_payload")
+        if flags:
+            return (f'{head}{rec.stamp_ns},"seq":{seq},"payload":{payload},'
+                    f'"flags":{json.dumps(list(flags))}}}').encode()
+        return f'{head}{rec.stamp_ns},"seq":{seq},"payload":{payload}}}'.encode()
+
+    def _write_own(self, kind: str, payload: dict[str, Any], stamp: int | None = None) -> None:
+        """Write one of the recorder's own records (producer ``fdr``), or keep it for later."""
+        stamp = self._clock.now_ns() if stamp is None else stamp
+        flight = self._flight
+        seg = flight.seg if flight is not None else None
+        if seg is None or self._degraded:
+            if len(self._own_backlog) < _OWN_BACKLOG_MAX:
+                self._own_backlog.append((kind, payload, stamp))
+            else:
+                self._lose(self._own, self._own._seq, stamp, 1)
+                self._own._seq += 1
+            return
+        own = self._own
+        seq = own._seq
+        own._seq = seq + 1
+        rec = FlightRecord(kind, FDR_PRODUCER, stamp, payload)
+        body = self._body(FDR_PRODUCER, rec, seq, self.policy.enforce_or_raise(rec))
+        seg.writer.add_message(seg.fdr_channel(kind), stamp, body, self._clock.now_ns(),
+                               seq & _SEQ_MASK)
+        self._pending.append((seg.file.tell(), own, seq, stamp, None, None))
+        own.written += 1
+        seg.fdr_records += 1
+
+    def _write_gap(self, client: FdrClient, gap: Gap) -> None:
+        """Write an overrun record for ``gap`` (records ``client`` lost)."""
+        flight = self._flight
+        if flight is None or flight.seg is None or self._degraded:
+            self._lose_gap(client, gap)
+            return
+        own = self._own
+        seg = flight.seg
+        seq = own._seq
+        own._seq = seq + 1
+        stamp = self._clock.now_ns()
+        rec = FlightRecord("overrun", FDR_PRODUCER, stamp, gap.payload())
+        seg.writer.add_message(seg.fdr_channel("overrun"), stamp,
+                               self._body(FDR_PRODUCER, rec, seq, ()), stamp, seq & _SEQ_MASK)
+        self._pending.append((seg.file.tell(), own, seq, stamp, gap, client))
+        own.written += 1
+        seg.fdr_records += 1
+        client.dropped += gap.count
+        flight.dropped_overrun += gap.count
+
+    def _lose(self, client: FdrClient, seq: int, stamp: int, count: int = 1) -> None:
+        loss = client.pending_loss
+        if loss is None:
+            client.pending_loss = Gap(client.producer, count, stamp, stamp, seq, seq,
+                                      "storage_unavailable")
+        else:
+            loss.add(seq, stamp, count)
+
+    def _lose_gap(self, client: FdrClient, gap: Gap) -> None:
+        loss = client.pending_loss
+        if loss is None:
+            client.pending_loss = Gap(client.producer, gap.count, gap.first_stamp_ns,
+                                      gap.last_stamp_ns, gap.first_seq, gap.last_seq,
+                                      "storage_unavailable")
+        else:
+            loss.merge(gap)
+
+    def _drain_lost(self) -> bool:
+        """Degraded: empty the rings so producers never block; account every item lost."""
+        busy = False
+        batch = self.config.batch_size
+        for client in self._clients:
+            ring = client._ring
+            n = len(ring)
+            if n == 0:
+                continue
+            if n >= batch:
+                n = batch
+                busy = True
+            for _ in range(n):
+                seq, item, _flags = ring.popleft()
+                if item.__class__ is Gap:
+                    self._lose_gap(client, item)
+                else:
+                    self._lose(client, seq, item.stamp_ns)
+        return busy
+
+    def _account_gaps(self, flight: _Flight, *, final: bool) -> None:
+        """Write overrun records for gaps no later record has closed yet."""
+        for client in self._clients:
+            if client.depth == 0:
+                gap = client._take_gap()
+                if gap is not None:
+                    self._write_gap(client, gap)
+        now = None if final else self._clock.now_ns()
+        by_name = {c.producer: c for c in self._clients}
+        for gap in self.policy.take_closed_windows(now):
+            client = by_name.get(gap.producer)
+            if client is not None:
+                self._write_gap(client, gap)
+
+    # ------------------------------------------------------------------ storage
+    def _push(self) -> None:
+        flight = self._flight
+        seg = flight.seg if flight is not None else None
+        if seg is None:
+            return
+        seg.file.push()
+        self._pending.clear()
+
+    def _push_or_degrade(self, flight: _Flight) -> None:
+        try:
+            self._push()
+        except OSError as err:
+            self._degrade(flight, err)
+
+    def _open_segment(self, flight: _Flight) -> None:
+        index = flight.next_index
+        name = f"{flight.flight_id}_{index}.mcap"
+        path = flight.dir / name
+        raw = self._open_file(path)
+        flight.next_index = index + 1
+        entry = SegmentEntry(name, index)
+        flight.segments.append(entry)
+        try:
+            flight.seg = McapSegment(path, index, raw, flight.flight_id)
+            flight.entry = entry
+            flight.seg.file.push()
+        except OSError:
+            entry.torn = True
+            raise
+
+    def _finish_segment(self, flight: _Flight) -> None:
+        seg, entry = flight.seg, flight.entry
+        assert seg is not None and entry is not None
+        seg.finish()
+        self._pending.clear()
+        self._retire(flight, seg, entry)
+        entry.closed = True
+
+    def _retire(self, flight: _Flight, seg: McapSegment, entry: SegmentEntry) -> None:
+        entry.size_bytes = seg.file.landed
+        entry.fdr_records = seg.fdr_records
+        entry.raw_messages = seg.raw_messages
+        entry.raw_topic_counts = dict(seg.raw_topic_counts)
+        entry.raw_start_ns, entry.raw_end_ns = seg.raw_start_ns, seg.raw_end_ns
+        flight.bytes_closed += seg.file.landed
+        flight.records_closed += seg.fdr_records + seg.raw_messages
+        flight.seg = None
+        flight.entry = None
+
+    def _rotate(self, flight: _Flight) -> None:
+        self._push()
+        self._finish_segment(flight)
+        if not self._space_ok():
+            raise FreeSpaceFloorError()
+        self._open_segment(flight)
+        self._write_metadata(flight)
+        self._apply_cap(flight)
+
+    def _apply_cap(self, flight: _Flight) -> None:
+        live = flight.live_segments
+        open_seg = flight.seg
+        infos = [SegmentInfo(s.index, s.name,
+                             open_seg.size if (open_seg and s is flight.entry) else s.size_bytes,
+                             s.closed or s.torn) for s in live]
+        drops, still_over = self._cap.choose_drops(infos)
+        total = sum(i.size_bytes for i in infos)
+        for info in drops:
+            try:
+                (flight.dir / info.name).unlink()
+            except FileNotFoundError:
+                pass
+            total -= info.size_bytes
+            flight.dropped_names.append(info.name)
+            flight.rollover_count += 1
+            self._write_own("segment_rollover", {
+                "dropped_segment": info.name, "dropped_bytes": info.size_bytes,
+                "total_bytes": total, "cap_bytes": self._cap.cap_bytes,
+                "segment_index": info.index})
+            log_event(self._log, logging.WARNING, "fdr.segment_rollover",
+                      dropped_segment=info.name, dropped_bytes=info.size_bytes,
+                      total_bytes=total, cap_bytes=self._cap.cap_bytes)
+        if drops:
+            self._write_metadata(flight)
+        if still_over:
+            self._cap_misconfigured(flight, f"flight is {total} bytes, over its cap of "
+                                    f"{self._cap.cap_bytes}, and no closed segment but "
+                                    "segment 0 is left to drop")
+
+    def _cap_misconfigured(self, flight: _Flight, reason: str) -> None:
+        self._write_own("cap_misconfigured", {"cap_bytes": self._cap.cap_bytes,
+                                              "reason": reason})
+        log_event(self._log, logging.ERROR, "fdr.cap_misconfigured",
+                  cap_bytes=self._cap.cap_bytes, reason=reason)
+        if not flight.cap_alerted:
+            flight.cap_alerted = True
+            self._alert(SEVERITY_ERROR, "FDR flight cap misconfigured")
+
+    def _write_metadata(self, flight: _Flight, *, closed: bool = False) -> None:
+        seg, entry = flight.seg, flight.entry
+        if seg is not None and entry is not None:
+            entry.size_bytes = seg.size
+            entry.fdr_records = seg.fdr_records
+            entry.raw_messages = seg.raw_messages
+            entry.raw_topic_counts = dict(seg.raw_topic_counts)
+            entry.raw_start_ns, entry.raw_end_ns = seg.raw_start_ns, seg.raw_end_ns
+        write_metadata(flight.dir, flight.flight_id, flight.live_segments, closed=closed,
+                       dropped=flight.dropped_names)
+
+    def _check_space(self) -> int | None:
+        try:
+            st = os.statvfs(self.config.flight_root)
+        except OSError:
+            return None
+        self._free_bytes = st.f_bavail * st.f_frsize
+        return self._free_bytes
+
+    def _space_ok(self) -> bool:
+        free = self._check_space()
+        return free is None or free >= self.config.free_space_floor_bytes
+
+    def _degrade(self, flight: _Flight, err: OSError) -> None:
+        """Abandon the open segment, account what did not land, alert once, keep going."""
+        seg, entry = flight.seg, flight.entry
+        reason = "free_space_floor" if isinstance(err, FreeSpaceFloorError) else "storage_error"
+        landed = err.landed if isinstance(err, StorageError) else None
+        if seg is not None and entry is not None:
+            self._undo_pending(seg, seg.file.landed if landed is None else landed)
+            seg.abandon()
+            entry.torn = True
+            self._torn_all.append(entry.name)
+            self._retire(flight, seg, entry)
+        else:
+            self._pending.clear()
+        now_m = self._mono.now_ns()
+        code = errno.errorcode.get(err.errno or 0, str(err.errno))
+        self._storage_log("fdr.storage_error", err, reason=reason)
+        if not self._degraded:
+            self._degraded = True
+            self._degraded_since = now_m
+            self._last_retry = now_m
+            self._degraded_reason = f"{reason}:{code}"
+            self._own_backlog.append(("fdr_degraded", {
+                "reason": reason, "errno": code,
+                "segment": entry.name if entry is not None else "",
+                "free_bytes": self._check_space() or 0}, self._clock.now_ns()))
+            self._alert(SEVERITY_CRITICAL, f"FDR degraded: {code}, not recording")
+        try:
+            self._write_metadata(flight)
+        except OSError:
+            pass
+
+    def _undo_pending(self, seg: McapSegment, landed: int) -> None:
+        """Items whose bytes did not reach the OS are lost: move them to pending losses."""
+        flight = self._flight
+        for end, client, seq, stamp, gap, extra in self._pending:
+            if end <= landed:
+                continue
+            client.written -= 1
+            seg.fdr_records -= 1 if not isinstance(extra, tuple) else 0
+            if isinstance(extra, tuple):
+                self._count_raw(seg, extra, stamp, -1)
+            if gap is not None and isinstance(extra, FdrClient):
+                extra.dropped -= gap.count
+                if flight is not None:
+                    flight.dropped_overrun -= gap.count
+                self._lose_gap(extra, gap)
+            self._lose(client, seq, stamp)
+        self._pending.clear()
+
+    def _storage_log(self, kind: str, err: OSError, **fields: Any) -> None:
+        self._errlog.log(self._mono.now_ns(), logging.ERROR, kind,
+                         errno=errno.errorcode.get(err.errno or 0, str(err.errno)),
+                         error=str(err), **fields)
+
+    def _alert(self, severity: int, text: str) -> None:
+        self._alerts += 1
+        self._write_own("gcs_alert", {"severity": severity, "text": text, "source": "fdr"})
+        if self._alert_sink is not None:
+            try:
+                self._alert_sink(severity, text)
+            except Exception as err:
+                log_event(self._log, logging.ERROR, "fdr.alert_sink_failed", error=repr(err))
+
+    def _try_resume(self, flight: _Flight, *, force: bool = False) -> None:
+        now_m = self._mono.now_ns()
+        if not force and now_m - self._last_retry < self.config.degraded_retry_period_ns:
+            return
+        self._last_retry = now_m
+        if not self._space_ok():
+            return
+        try:
+            self._open_segment(flight)
+            self._write_metadata(flight)
+        except OSError as err:
+            seg = flight.seg
+            if seg is not None:
+                seg.abandon()
+                flight.seg = None
+                flight.entry = None
+            if flight.segments and flight.segments[-1].torn and flight.segments[-1].size_bytes == 0:
+                dead = flight.segments.pop()
+                flight.next_index -= 1
+                try:
+                    (flight.dir / dead.name).unlink()
+                except OSError:
+                    pass
+            self._storage_log("fdr.resume_failed", err)
+            return
+        degraded_for = now_m - self._degraded_since
+        self._degraded = False
+        self._degraded_reason = None
+        backlog, self._own_backlog = self._own_backlog, []
+        for kind, payload, stamp in backlog:
+            self._write_own(kind, payload, stamp)
+        lost = 0
+        for client in (*self._clients, self._own):
+            gap, client.pending_loss = client.pending_loss, None
+            if gap is not None:
+                lost += gap.count
+                self._write_gap(client, gap)
+        assert flight.seg is not None
+        self._write_own("fdr_resumed", {"segment": flight.seg.path.name,
+                                        "degraded_for_ns": degraded_for, "records_lost": lost})
+        log_event(self._log, logging.WARNING, "fdr.resumed", segment=flight.seg.path.name,
+                  degraded_for_ns=degraded_for, records_lost=lost)
+        try:
+            self._push()
+        except OSError as err:
+            self._degrade(flight, err)
+
+    def _tick(self) -> None:
+        flight = self._flight
+        if flight is None:
+            return
+        now_m = self._mono.now_ns()
+        if self._degraded:
+            self._try_resume(flight)
+            return
+        if now_m - self._last_tick < min(self.config.fsync_period_ns, 100_000_000):
+            return
+        self._last_tick = now_m
+        try:
+            self._account_gaps(flight, final=False)
+            self._push()
+            seg = flight.seg
+            if seg is None:
+                return
+            if now_m - self._last_sync >= self.config.fsync_period_ns:
+                seg.file.sync()
+                self._last_sync = now_m
+                self._update_rate(flight, now_m)
+                if not self._space_ok():
+                    self._finish_segment(flight)
+                    raise FreeSpaceFloorError()
+        except OSError as err:
+            self._degrade(flight, err)
+
+    def _update_rate(self, flight: _Flight, now_m: int) -> None:
+        seg = flight.seg
+        records = flight.records_closed + (seg.fdr_records + seg.raw_messages if seg else 0)
+        nbytes = flight.bytes_closed + (seg.file.landed if seg else 0)
+        base = self._rate_base
+        if base is not None and now_m > base[0]:
+            dt = (now_m - base[0]) / NS_PER_S
+            self._rate = ((records - base[1]) / dt, (nbytes - base[2]) / dt)
+        self._rate_base = (now_m, records, nbytes)
+
