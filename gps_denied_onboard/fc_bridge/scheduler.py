@@ -68,7 +68,7 @@ class FixOutputConfig:
     max_fix_age_s: float = 0.5
     fix_resend_latest: str = "auto"  # auto (GPS_INPUT yes, vision no) | always | never
     fix_send_on_arrival: bool = True
-    fix_min_gap_fraction: float = 0.5
+    fix_min_gap_fraction: float = 0.75
     fix_gps_id: int = 0
     fix_max_hacc_3d_m: float = 20.0
     fix_max_vacc_3d_m: float = 40.0
@@ -171,7 +171,7 @@ class FixScheduler:
         max_fix_age_s: float,
         resend_latest: bool,
         send_on_arrival: bool = True,
-        min_gap_fraction: float = 0.5,
+        min_gap_fraction: float = 0.75,
         logger: logging.Logger | None = None,
         window: int = 512,
     ) -> None:
