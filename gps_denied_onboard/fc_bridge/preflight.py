@@ -183,7 +183,8 @@ class ParamReader:
         name = str(msg.param_id)
         with self._cond:
             self._values[name] = float(msg.param_value)
-            if msg.param_index >= 0 and name != "_HASH_CHECK":
+            # param_index is uint16 on the wire: firmware's -1 (by-name answer) is 65535.
+            if 0 <= msg.param_index < 0xFFFF and name != "_HASH_CHECK":
                 self._by_index[int(msg.param_index)] = name
                 self._count = int(msg.param_count)
             self._cond.notify_all()

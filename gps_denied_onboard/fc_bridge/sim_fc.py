@@ -62,6 +62,10 @@ PX4_DEFAULT_PARAMS: Final[Mapping[str, float]] = {
 }
 
 
+#: PARAM_VALUE.param_index is uint16: the C code's -1 arrives as 65535.
+NO_INDEX: Final = 0xFFFF
+
+
 @dataclass(frozen=True)
 class Received:
     """One message the simulated FC received, with its receive time (ns)."""
@@ -328,7 +332,8 @@ class SimFc:
                         )
                     )
                 return  # real ArduPilot and PX4 stay silent
-            index = -1 if self.autopilot == "ardupilot" else names.index(name)
+            # ArduPilot answers a by-name read with param_index -1 (65535 on the wire).
+            index = NO_INDEX if self.autopilot == "ardupilot" else names.index(name)
             self._send_param(name, value, index, len(names))
         elif t == "PARAM_REQUEST_LIST" and self._answer_params:
             if msg.target_system != self.sysid or msg.target_component not in (0, self.compid):
@@ -338,7 +343,7 @@ class SimFc:
             if self.autopilot == "px4":
                 self.send_message(
                     self._mav.param_value_encode(
-                        b"_HASH_CHECK", 0.0, mavlink2.MAV_PARAM_TYPE_UINT32, len(items), -1
+                        b"_HASH_CHECK", 0.0, mavlink2.MAV_PARAM_TYPE_UINT32, len(items), NO_INDEX
                     )
                 )
             for i, (name, value) in enumerate(items):
