@@ -27,6 +27,7 @@ Needs: numpy, opencv, rosbags, pymavlink (all in scripts/requirements.txt).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -127,10 +128,8 @@ def sha256(data: bytes) -> str:
 
 def _quiet_opencv() -> None:
     """OpenCV's TIFF reader warns about every GeoTIFF tag; we read those ourselves."""
-    try:
+    with contextlib.suppress(AttributeError):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except AttributeError:
-        pass
 
 
 def load_naip(naip_dir: Path, year: str) -> tuple[Path, np.ndarray, GeoRef]:
@@ -211,8 +210,9 @@ def position_fix(store: Any, st: State, capture_ns: int, rng: np.random.Generato
     return bytes(store.serialize_cdr(msg, "gps_denied_onboard/msg/PositionFix"))
 
 
-def tile_snapshot(store: Any, capture_ns: int, z: int, x: int, y: int, jpeg: bytes,
+def tile_snapshot(store: Any, capture_ns: int, zxy: tuple[int, int, int], jpeg: bytes, *,
                   frame_id: str, quality: dict[str, Any]) -> bytes:
+    z, x, y = zxy
     t = store.types
     lat, lon = tile_lonlat(x + 0.5, y + 0.5, z)
     image = t["sensor_msgs/msg/CompressedImage"](
@@ -288,10 +288,10 @@ def fc_stream(center: tuple[float, float]) -> list[TlogFrame]:
                                          math.atan2(math.sin(yaw_ned), math.cos(yaw_ned)),
                                          0.0, 0.0, 0.0))
             emit(ns, mav.global_position_int_encode(
-                boot_ms, int(round(st.lat * 1e7)), int(round(st.lon * 1e7)),
-                int(round(st.alt_msl * 1000)), int(round((st.alt_msl - GROUND_MSL_M) * 1000)),
-                int(round(st.vn * 100)), int(round(st.ve * 100)), int(round(-st.vu * 100)),
-                int(round(hdg * 100)) % 36000))
+                boot_ms, round(st.lat * 1e7), round(st.lon * 1e7),
+                round(st.alt_msl * 1000), round((st.alt_msl - GROUND_MSL_M) * 1000),
+                round(st.vn * 100), round(st.ve * 100), round(-st.vu * 100),
+                round(hdg * 100) % 36000))
         if ms % 200 == 0:
             if lost:
                 emit(ns, mav.gps_raw_int_encode(
@@ -301,9 +301,9 @@ def fc_stream(center: tuple[float, float]) -> list[TlogFrame]:
                 nlat = st.lat + float(rng.normal(0, 1.0)) / 111_132.0
                 nlon = st.lon + float(rng.normal(0, 1.0)) / 75_900.0
                 emit(ns, mav.gps_raw_int_encode(
-                    (ns // 1000), mavlink2.GPS_FIX_TYPE_3D_FIX, int(round(nlat * 1e7)),
-                    int(round(nlon * 1e7)), int(round(st.alt_msl * 1000)), 80, 120,
-                    int(round(math.hypot(st.ve, st.vn) * 100)), int(round(hdg * 100)) % 36000,
+                    (ns // 1000), mavlink2.GPS_FIX_TYPE_3D_FIX, round(nlat * 1e7),
+                    round(nlon * 1e7), round(st.alt_msl * 1000), 80, 120,
+                    round(math.hypot(st.ve, st.vn) * 100), round(hdg * 100) % 36000,
                     int(14 + rng.integers(0, 3))))
         if ms % 250 == 0:
             emit(ns, mav.vfr_hud_encode(math.hypot(st.ve, st.vn), math.hypot(st.ve, st.vn),
@@ -403,8 +403,8 @@ def build(naip_dir: Path, out: Path) -> dict[str, Any]:
             jpeg = encode_jpeg(tile)
             quality = {"gsd_m": 1.2, "sharpness": round(0.6 + 0.03 * (i % 5), 3),
                        "cloud_fraction": 0.0, "source_year": CAMERA_YEAR}
-            data = tile_snapshot(store, capture_ns, SNAPSHOT_ZOOM, x, y, jpeg,
-                                 f"cam0/{i:04d}", quality)
+            data = tile_snapshot(store, capture_ns, (SNAPSHOT_ZOOM, x, y), jpeg,
+                                 frame_id=f"cam0/{i:04d}", quality=quality)
             events.append((capture_ns + 400_000_000, 1, snaps, data))
             lat, lon = tile_lonlat(x + 0.5, y + 0.5, SNAPSHOT_ZOOM)
             snapshots.append({"z": SNAPSHOT_ZOOM, "x": x, "y": y, "lat": round(lat, 7),

@@ -67,7 +67,8 @@ def test_bag_holds_fixes_and_snapshots_over_the_clip(manifest: dict) -> None:  #
     assert source.topics["/nav/position_fix"].msgtype == "gps_denied_onboard/msg/PositionFix"
     assert source.topics["/tile_cache/snapshots"].msgtype == "gps_denied_onboard/msg/TileSnapshot"
     assert "/clock" not in source.topics
-    assert source.topics["/nav/position_fix"].count == manifest["bag"]["topics"]["/nav/position_fix"]
+    counts = manifest["bag"]["topics"]
+    assert source.topics["/nav/position_fix"].count == counts["/nav/position_fix"]
     duration = (source.end_ns - source.start_ns) / 1e9
     assert 60 <= duration <= 120
     store = project_typestore()
