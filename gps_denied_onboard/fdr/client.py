@@ -36,8 +36,8 @@ class RawMessage:
 
     __slots__ = ("cdr", "msgdef", "qos", "stamp_ns", "topic", "type_name")
 
-    def __init__(
-        self, topic: str, type_name: str, msgdef: str, cdr: bytes, stamp_ns: int, qos: str = ""
+    def __init__(self, topic: str, type_name: str, msgdef: str, cdr: bytes, stamp_ns: int,
+                 *, qos: str = ""
     ) -> None:
         self.topic = topic
         self.type_name = type_name

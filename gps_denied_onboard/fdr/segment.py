@@ -13,6 +13,7 @@ never rewrites: a segment abandoned after an error is closed as it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -232,7 +233,5 @@ class McapSegment:
         self.torn = True
         self.closed = True
         self.file.buf.clear()
-        try:
+        with contextlib.suppress(OSError):
             self.file.close()
-        except OSError:
-            pass

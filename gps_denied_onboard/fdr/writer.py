@@ -21,6 +21,7 @@ Everything on disk is described in ``fdr/FORMAT.md``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -396,7 +397,7 @@ class FlightRecorder:
         return client
 
     def write_raw(self, topic: str, type_name: str, msgdef_text: str, cdr_bytes: bytes,
-                  stamp_ns: int, qos_profiles: str = "") -> None:
+                  stamp_ns: int, *, qos_profiles: str = "") -> None:
         """Record one ROS message raw (CDR), as rosbag2 does; never blocks on the disk.
 
         Thread-safe (the raw client takes a lock). Raises
@@ -413,7 +414,7 @@ class FlightRecorder:
                     self._clients = (*self._clients, client)
                     self._raw_client = client
         client._emit_raw(RawMessage(topic, type_name, msgdef_text, cdr_bytes, stamp_ns,
-                                    qos_profiles))
+                                    qos=qos_profiles))
 
     @property
     def current_flight_dir(self) -> Path | None:
@@ -636,10 +637,7 @@ class FlightRecorder:
                     n = batch
                     busy = True
                 self._write_items(flight, client, ring, n, now)
-                seg = flight.seg
-                if seg is None:
-                    return busy
-                if len(seg.file.buf) >= PUSH_THRESHOLD:
+                if len(flight.seg.file.buf) >= PUSH_THRESHOLD:
                     self._push()
             self._push()
             seg = flight.seg
@@ -711,8 +709,8 @@ class FlightRecorder:
         key = (rec.kind, producer, rec.schema_version)
         head = self._heads.get(key)
         if head is None:
-            head = '{"kind":%s,"producer":%s,"schema_version":%s,"stamp_ns":' % (
-                json.dumps(rec.kind), json.dumps(producer), json.dumps(rec.schema_version))
+            head = (f'{{"kind":{json.dumps(rec.kind)},"producer":{json.dumps(producer)},'
+                    f'"schema_version":{json.dumps(rec.schema_version)},"stamp_ns":')
             self._heads[key] = head
         try:
             payload = _encode_strict(dict(rec.payload))
@@ -819,9 +817,9 @@ class FlightRecorder:
         now = None if final else self._clock.now_ns()
         by_name = {c.producer: c for c in self._clients}
         for gap in self.policy.take_closed_windows(now):
-            client = by_name.get(gap.producer)
-            if client is not None:
-                self._write_gap(client, gap)
+            owner = by_name.get(gap.producer)
+            if owner is not None:
+                self._write_gap(owner, gap)
 
     # ------------------------------------------------------------------ storage
     def _push(self) -> None:
@@ -891,10 +889,8 @@ class FlightRecorder:
         drops, still_over = self._cap.choose_drops(infos)
         total = sum(i.size_bytes for i in infos)
         for info in drops:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 (flight.dir / info.name).unlink()
-            except FileNotFoundError:
-                pass
             total -= info.size_bytes
             flight.dropped_names.append(info.name)
             flight.rollover_count += 1
@@ -970,10 +966,8 @@ class FlightRecorder:
                 "segment": entry.name if entry is not None else "",
                 "free_bytes": self._check_space() or 0}, self._clock.now_ns()))
             self._alert(SEVERITY_CRITICAL, f"FDR degraded: {code}, not recording")
-        try:
+        with contextlib.suppress(OSError):
             self._write_metadata(flight)
-        except OSError:
-            pass
 
     def _undo_pending(self, seg: McapSegment, landed: int) -> None:
         """Items whose bytes did not reach the OS are lost: move them to pending losses."""
@@ -1026,10 +1020,8 @@ class FlightRecorder:
             if flight.segments and flight.segments[-1].torn and flight.segments[-1].size_bytes == 0:
                 dead = flight.segments.pop()
                 flight.next_index -= 1
-                try:
+                with contextlib.suppress(OSError):
                     (flight.dir / dead.name).unlink()
-                except OSError:
-                    pass
             self._storage_log("fdr.resume_failed", err)
             return
         degraded_for = now_m - self._degraded_since
