@@ -98,6 +98,7 @@ class RecordKindPolicy:
         self._window: dict[tuple[str, str], int] = {}
         # (producer, kind) -> drops coalesced for the current window
         self._dropped: dict[tuple[str, str], tuple[int, Gap]] = {}
+        self._closed: list[Gap] = []  # windows that ended with drops, not yet taken
 
     # -- producer side -------------------------------------------------------
     def enforce_or_raise(self, record: FlightRecord) -> tuple[str, ...]:
@@ -153,18 +154,19 @@ class RecordKindPolicy:
             self._window[key] = window
             return True
         held = self._dropped.get(key)
+        if held is not None and held[0] != window:
+            self._closed.append(held[1])
+            held = None
         if held is None:
-            self._dropped[key] = (
-                window,
-                Gap(producer, 1, stamp_ns, stamp_ns, seq, seq, "rate_cap", kind),
-            )
+            self._dropped[key] = (window, Gap(producer, 1, stamp_ns, stamp_ns, seq, seq,
+                                              "rate_cap", kind))
         else:
             held[1].add(seq, stamp_ns)
         return False
 
     def take_closed_windows(self, now_ns: int | None = None) -> list[Gap]:
         """Coalesced drops of windows that have ended by ``now_ns`` (all of them if None)."""
-        out: list[Gap] = []
+        out, self._closed = self._closed, []
         for key, (window, gap) in list(self._dropped.items()):
             if now_ns is None or now_ns // self._window_ns > window:
                 out.append(gap)
