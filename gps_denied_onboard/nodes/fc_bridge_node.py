@@ -1,0 +1,372 @@
+"""``fc_bridge``: the MAVLink flight-controller bridge as a ROS 2 lifecycle node.
+
+* ``configure``: parameters -> ``FcBridgeConfig`` + ``FixOutputConfig``, the
+  link object and publishers are built; no I/O.
+* ``activate``: opens the link, waits ``activate_timeout_s`` for the autopilot's
+  HEARTBEAT (FAILURE if none), runs the preflight parameter check (FAILURE
+  only with ``preflight_strict``), starts the fixed-rate fix sender and the
+  status timer, subscribes to position fixes and GCS alerts.
+* ``deactivate`` / ``cleanup`` / ``shutdown``: stop the sender, close the link.
+
+Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
+``/fc/navsat``), ``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
+``Float64`` AMSL altitude (``/fc/altitude``) and diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+from typing import Any
+
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus
+from std_msgs.msg import Float64
+
+from gps_denied_onboard.errors import ConfigError, GpsDeniedError
+from gps_denied_onboard.fc_bridge import telemetry as tm
+from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
+from gps_denied_onboard.fc_bridge.errors import FcBridgeError
+from gps_denied_onboard.fc_bridge.fix import PositionFix
+from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
+from gps_denied_onboard.fc_bridge.link import FcLink
+from gps_denied_onboard.fc_bridge.preflight import run_preflight
+from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
+from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
+from gps_denied_onboard.msg import FcStatus, GcsAlert
+from gps_denied_onboard.msg import PositionFix as PositionFixMsg
+from gps_denied_onboard.nodes.common import (
+    RECORD_QOS,
+    TOPIC_FC_ALTITUDE,
+    TOPIC_FC_IMU,
+    TOPIC_FC_NAVSAT,
+    TOPIC_FC_STATUS,
+    TOPIC_GCS_ALERTS,
+    TOPIC_POSITION_FIX,
+    DiagnosticsPublisher,
+    RecordPublisherSink,
+    RosClock,
+    bridge_logging,
+    declare_config,
+    ns_to_time_msg,
+    read_config,
+    run_node,
+)
+
+NODE_NAME = "fc_bridge"
+
+
+class FcBridgeNode(LifecycleNode):
+    def __init__(self, **kwargs: Any) -> None:
+        self._cfg: FcBridgeConfig | None = None
+        self._fix_cfg: FixOutputConfig | None = None
+        self._link: FcLink | None = None
+        self._gnss: GnssHealthMonitor | None = None
+        self._sched: FixScheduler | None = None
+        self._sender: FixSenderThread | None = None
+        self._forwarder: AlertForwarder | None = None
+        self._pubs: dict[str, Any] = {}
+        self._subs: list[Any] = []
+        self._timer: Any = None
+        self._active = threading.Event()
+        self._state_lock = threading.Lock()
+        self._gnss_fix: tm.GnssFix | None = None
+        self._ekf: tm.EkfStatus | None = None
+        self._battery: tm.Battery | None = None
+        self._preflight_lines: list[str] = []
+        super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
+        declare_config(self, FcBridgeConfig)
+        declare_config(self, FixOutputConfig)
+        self._core_clock = RosClock(self)
+        self._log = bridge_logging(self)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self._cfg = read_config(self, FcBridgeConfig)
+            self._fix_cfg = read_config(self, FixOutputConfig)
+        except ConfigError as err:
+            self.get_logger().error(f"fc.configure_failed key={err.key} error={err}")
+            return TransitionCallbackReturn.FAILURE
+        self._sink = RecordPublisherSink(self)
+        self._pubs = {
+            "status": self.create_publisher(FcStatus, TOPIC_FC_STATUS, 10),
+            "navsat": self.create_publisher(NavSatFix, TOPIC_FC_NAVSAT, qos_profile_sensor_data),
+            "imu": self.create_publisher(Imu, TOPIC_FC_IMU, qos_profile_sensor_data),
+            "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
+        }
+        self._diag = DiagnosticsPublisher(self, "fc_bridge", self._cfg.connection)
+        self._link = self._build_link()
+        self.get_logger().info(f"fc.configured connection={self._cfg.connection}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _build_link(self) -> FcLink:
+        assert self._cfg is not None
+        link = FcLink(self._cfg, self._core_clock, self._sink, self._log)
+        self._gnss = GnssHealthMonitor(
+            self._core_clock,
+            self._sink,
+            min_satellites=self._cfg.gnss_min_satellites,
+            max_hacc_m=self._cfg.gnss_max_hacc_m,
+            timeout_s=self._cfg.gnss_timeout_s,
+        )
+        link.add_handler("GPS_RAW_INT", self._on_gps_raw)
+        link.add_handler("ATTITUDE", self._on_attitude)
+        link.add_handler("ALTITUDE", self._on_altitude)
+        link.add_handler("VFR_HUD", self._on_vfr_hud)
+        link.add_handler("SYS_STATUS", self._on_sys_status)
+        link.add_handler("BATTERY_STATUS", self._on_battery_status)
+        link.add_handler("EKF_STATUS_REPORT", self._on_ekf_status)
+        link.add_handler("ESTIMATOR_STATUS", self._on_estimator_status)
+        return link
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        # rclpy turns an uncaught exception into ERROR, unlogged: catch, log, FAILURE.
+        try:
+            return self._activate(state)
+        except Exception as err:
+            self.get_logger().error(f"fc.activate_failed error={err!r}")
+            self._stop_io()
+            self._link = self._build_link()
+            return TransitionCallbackReturn.FAILURE
+
+    def _activate(self, state: State) -> TransitionCallbackReturn:
+        cfg, fix_cfg, link = self._cfg, self._fix_cfg, self._link
+        assert cfg is not None and fix_cfg is not None and link is not None
+        try:
+            link.open()
+            ap = link.wait_for_autopilot(cfg.activate_timeout_s)
+        except FcBridgeError as err:
+            self.get_logger().error(f"fc.activate_failed error={err}")
+            link.close()
+            self._link = self._build_link()
+            return TransitionCallbackReturn.FAILURE
+        output = fix_cfg.resolve_output(ap.autopilot.value)
+        if cfg.preflight and output.value != "none":
+            report = run_preflight(
+                link, output.value, self._core_clock, self._sink, timeout_s=cfg.preflight_timeout_s
+            )
+            self._preflight_lines = report.lines()
+            for line in report.lines():
+                self.get_logger().warning(f"fc.preflight_problem {line}")
+            if cfg.preflight_strict and not report.ok:
+                link.close()
+                self._link = self._build_link()
+                return TransitionCallbackReturn.FAILURE
+        self._forwarder = AlertForwarder(link, self._core_clock, self._sink)
+        try:
+            # INTEGRATION POINT (output half): local outputs (ODOMETRY / VISION_POSITION_
+            # ESTIMATE) need the EKF origin; until the origin source is wired (origin.py's
+            # OriginSetter from a parameter or the first fix), origin=None and the
+            # scheduler sends nothing for those kinds. GPS_INPUT needs no origin.
+            self._sched = FixScheduler.from_config(
+                fix_cfg,
+                autopilot=ap.autopilot.value,
+                send=link.send,
+                clock=self._core_clock,
+                origin=None,
+                target_system=ap.sysid,
+                target_component=ap.compid,
+                logger=self._log,
+            )
+            self._sender = FixSenderThread(self._sched)
+            self._sender.start()
+        except (GpsDeniedError, ValueError) as err:
+            self.get_logger().error(f"fc.output_failed error={err}")
+            link.close()
+            self._link = self._build_link()
+            return TransitionCallbackReturn.FAILURE
+        self._subs = [
+            self.create_subscription(GcsAlert, TOPIC_GCS_ALERTS, self._on_alert, RECORD_QOS),
+            self.create_subscription(PositionFixMsg, TOPIC_POSITION_FIX, self._on_fix, 10),
+        ]
+        self._timer = self.create_timer(1.0 / cfg.publish_rate_hz, self._publish_status)
+        self._active.set()
+        self.get_logger().info(
+            f"fc.active autopilot={ap.autopilot.value} sysid={ap.sysid} output={output.value}"
+        )
+        result: TransitionCallbackReturn = super().on_activate(state)
+        return result
+
+    def _stop_io(self) -> None:
+        self._active.clear()
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._sender is not None:
+            self._sender.stop()
+            self._sender = None
+        self._sched = None
+        self._forwarder = None
+        if self._link is not None:
+            self._link.close()
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_io()
+        if self._cfg is not None:
+            self._link = self._build_link()  # a closed link cannot reopen: fresh, no I/O
+        result: TransitionCallbackReturn = super().on_deactivate(state)
+        return result
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_io()
+        self._link = None
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._pubs = {}
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_io()
+        return TransitionCallbackReturn.SUCCESS
+
+    def shutdown(self) -> None:
+        """Called by ``run_node`` on SIGINT/SIGTERM: close the link whatever the state."""
+        self._stop_io()
+
+    # -- inbound (link reader thread) ---------------------------------------------------
+
+    def _stamp(self, recv_ns: int) -> Any:
+        return ns_to_time_msg(recv_ns)
+
+    def _on_gps_raw(self, msg: Any, recv_ns: int) -> None:
+        fix = tm.gnss_from_gps_raw_int(msg)
+        with self._state_lock:
+            self._gnss_fix = fix
+        if self._gnss is not None:
+            self._gnss.on_fix(fix, recv_ns)
+        if not self._active.is_set():
+            return
+        out = NavSatFix()
+        out.header.stamp = self._stamp(recv_ns)
+        out.header.frame_id = "fc_gnss"
+        out.status.status = fix.navsat_status
+        out.status.service = NavSatStatus.SERVICE_GPS
+        out.latitude, out.longitude, out.altitude = fix.latitude, fix.longitude, fix.altitude_msl
+        out.position_covariance = [float(v) for v in fix.position_covariance]
+        out.position_covariance_type = fix.covariance_type
+        self._pubs["navsat"].publish(out)
+
+    def _on_attitude(self, msg: Any, recv_ns: int) -> None:
+        if not self._active.is_set():
+            return
+        att = tm.attitude_from_msg(msg)
+        x, y, z, w = tm.attitude_to_enu_flu_quaternion(att)
+        out = Imu()
+        out.header.stamp = self._stamp(recv_ns)
+        out.header.frame_id = "base_link"
+        out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w = x, y, z, w
+        rx, ry, rz = tm.attitude_rates_flu(att)
+        out.angular_velocity.x, out.angular_velocity.y, out.angular_velocity.z = rx, ry, rz
+        out.linear_acceleration_covariance[0] = -1.0  # ATTITUDE carries no acceleration
+        self._pubs["imu"].publish(out)
+
+    def _publish_alt(self, alt: tm.Altitude) -> None:
+        if self._active.is_set() and not math.isnan(alt.amsl):
+            self._pubs["alt"].publish(Float64(data=alt.amsl))
+
+    def _on_altitude(self, msg: Any, recv_ns: int) -> None:
+        self._publish_alt(tm.altitude_from_altitude_msg(msg))
+
+    def _on_vfr_hud(self, msg: Any, recv_ns: int) -> None:
+        link = self._link
+        if link is not None and link.last("ALTITUDE") is not None:
+            return  # ALTITUDE is the better source when the FC streams it
+        self._publish_alt(tm.altitude_from_vfr_hud(msg))
+
+    def _on_sys_status(self, msg: Any, recv_ns: int) -> None:
+        with self._state_lock:
+            if self._battery is None or self._battery.source == "sys_status":
+                self._battery = tm.battery_from_sys_status(msg)
+
+    def _on_battery_status(self, msg: Any, recv_ns: int) -> None:
+        with self._state_lock:
+            self._battery = tm.battery_from_battery_status(msg)
+
+    def _on_ekf_status(self, msg: Any, recv_ns: int) -> None:
+        self._set_ekf(tm.ekf_from_ekf_status_report(msg))
+
+    def _on_estimator_status(self, msg: Any, recv_ns: int) -> None:
+        self._set_ekf(tm.ekf_from_estimator_status(msg))
+
+    def _set_ekf(self, ekf: tm.EkfStatus) -> None:
+        with self._state_lock:
+            self._ekf = ekf
+        if self._gnss is not None:
+            self._gnss.on_ekf(ekf)
+
+    # -- outbound (executor threads) -----------------------------------------------------
+
+    def _on_alert(self, msg: GcsAlert) -> None:
+        fwd = self._forwarder
+        if fwd is None:
+            return
+        try:
+            fwd.forward(int(msg.severity), str(msg.text), str(msg.source))
+        except (ValueError, FcBridgeError) as err:
+            self.get_logger().warning(f"fc.alert_not_forwarded error={err}")
+
+    def _on_fix(self, msg: PositionFixMsg) -> None:
+        sched = self._sched
+        if sched is None:
+            return
+        try:
+            sched.submit(PositionFix.from_msg(msg))
+        except (ValueError, GpsDeniedError) as err:
+            self.get_logger().warning(f"fc.fix_rejected error={err}")
+
+    def _publish_status(self) -> None:
+        link, gnss_mon = self._link, self._gnss
+        if link is None or gnss_mon is None or not self._active.is_set():
+            return
+        ap = link.autopilot
+        health = gnss_mon.current()
+        with self._state_lock:
+            fix, ekf, bat = self._gnss_fix, self._ekf, self._battery
+        age = link.heartbeat_age_ns()
+        st = FcStatus()
+        st.header.stamp = ns_to_time_msg(self._core_clock.now_ns())
+        st.autopilot = "unknown" if ap is None else ap.autopilot.value
+        st.system_id = 0 if ap is None else ap.sysid
+        st.mode = link.mode or ""
+        st.armed = bool(link.armed)
+        st.link_ok = link.link_ok
+        st.heartbeat_age_s = math.inf if age is None else age / 1e9
+        st.gnss_fix_type = 0 if fix is None else max(0, fix.fix_type)
+        st.satellites_visible = 0 if fix is None or fix.satellites < 0 else fix.satellites
+        st.hdop = math.nan if fix is None else fix.hdop
+        st.gnss_healthy = health.healthy
+        st.gnss_health_reason = health.reason
+        st.ekf_flags = 0 if ekf is None else ekf.flags & 0xFFFF
+        st.battery_voltage = math.nan if bat is None else bat.voltage_v
+        st.battery_current = math.nan if bat is None else bat.current_a
+        st.battery_remaining_pct = -1 if bat is None else max(-1, min(100, bat.remaining_pct))
+        self._pubs["status"].publish(st)
+        stats = link.stats
+        values: dict[str, object] = {
+            "autopilot": st.autopilot,
+            "mode": st.mode,
+            "link_ok": st.link_ok,
+            "heartbeat_age_s": round(st.heartbeat_age_s, 3),
+            "gnss": health.reason,
+            **{f"link.{k}": v for k, v in vars(stats).items()},
+        }
+        if self._sched is not None:
+            values.update({f"fix.{k}": v for k, v in self._sched.stats().as_dict().items()})
+        if self._preflight_lines:
+            values["preflight"] = "; ".join(self._preflight_lines)
+        level = self._diag.OK if st.link_ok else self._diag.ERROR
+        if st.link_ok and (self._preflight_lines or not health.healthy):
+            level = self._diag.WARN
+        self._diag.publish(level, "link ok" if st.link_ok else "link lost", values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(FcBridgeNode, sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,145 @@
+"""The fc_bridge lifecycle node against the simulated FC, over real DDS."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from gps_denied_onboard.msg import FcStatus, FdrRecord, GcsAlert  # noqa: E402
+from lifecycle_msgs.msg import State as StateMsg  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Imu, NavSatFix  # noqa: E402
+
+from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
+from gps_denied_onboard.nodes.common import (  # noqa: E402
+    RECORD_QOS,
+    TOPIC_FC_IMU,
+    TOPIC_FC_NAVSAT,
+    TOPIC_FC_STATUS,
+    TOPIC_FDR_RECORDS,
+    TOPIC_GCS_ALERTS,
+)
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+
+from .link_support import wait_until  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture
+def ros() -> Iterator[MultiThreadedExecutor]:
+    rclpy.init()
+    executor = MultiThreadedExecutor()
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    try:
+        yield executor
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        executor.shutdown()
+        rclpy.shutdown()
+
+
+def _node(connection: str, **extra: object) -> FcBridgeNode:
+    params = {
+        "connection": connection,
+        "heartbeat_period_s": 0.2,
+        "activate_timeout_s": 3.0,
+        "preflight_timeout_s": 2.0,
+        "publish_rate_hz": 10.0,
+        **extra,
+    }
+    return FcBridgeNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+@pytest.mark.parametrize("autopilot", ["ardupilot", "px4"])
+def test_node_activates_publishes_status_and_forwards_alerts(
+    ros: MultiThreadedExecutor, autopilot: str
+) -> None:
+    fc = SimFc(autopilot, heartbeat_hz=5.0, telemetry_hz=10.0).start()
+    node = _node(fc.connection)
+    probe = Node("fc_probe")
+    statuses: list[FcStatus] = []
+    navsats: list[NavSatFix] = []
+    imus: list[Imu] = []
+    records: list[FdrRecord] = []
+    probe.create_subscription(FcStatus, TOPIC_FC_STATUS, statuses.append, 10)
+    probe.create_subscription(NavSatFix, TOPIC_FC_NAVSAT, navsats.append, qos_profile_sensor_data)
+    probe.create_subscription(Imu, TOPIC_FC_IMU, imus.append, qos_profile_sensor_data)
+    probe.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, records.append, RECORD_QOS)
+    alerts = probe.create_publisher(GcsAlert, TOPIC_GCS_ALERTS, RECORD_QOS)
+    ros.add_node(node)
+    ros.add_node(probe)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert not fc.received()  # configure does no I/O
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_until(lambda: any(s.link_ok for s in statuses), 10.0)
+        st = [s for s in statuses if s.link_ok][-1]
+        assert st.autopilot == autopilot and st.system_id == 1
+        assert st.mode == ("STABILIZE" if autopilot == "ardupilot" else "POSCTL")
+        assert st.satellites_visible == 12 and st.gnss_fix_type == 3
+        assert st.battery_remaining_pct == 87
+        assert wait_until(lambda: bool(navsats) and bool(imus), 5.0)
+        assert navsats[-1].latitude == pytest.approx(47.397742)
+        assert wait_until(lambda: any(r.kind == "fc.link_up" for r in records), 5.0)
+        assert wait_until(lambda: alerts.get_subscription_count() > 0, 5.0)
+        alerts.publish(GcsAlert(severity=GcsAlert.CRITICAL, source="fdr", text="disk full"))
+        got = fc.wait_for("STATUSTEXT", 1, 5.0)
+        assert got and got[0].msg.severity == GcsAlert.CRITICAL
+        assert got[0].msg.text == "fdr: disk full"
+        fc.update(armed=True)
+        assert wait_until(lambda: any(s.armed for s in statuses), 5.0)
+        assert wait_until(lambda: any(r.kind == "fc.armed" for r in records), 5.0)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        n = len(fc.received("HEARTBEAT"))
+        assert not wait_until(lambda: len(fc.received("HEARTBEAT")) > n + 1, 1.0)
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node._state_machine.current_state[0] == StateMsg.PRIMARY_STATE_UNCONFIGURED
+    finally:
+        ros.remove_node(node)
+        ros.remove_node(probe)
+        node.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+        fc.stop()
+
+
+def test_activate_fails_when_no_autopilot_answers(ros: MultiThreadedExecutor) -> None:
+    import socket
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    node = _node(f"udpout:127.0.0.1:{silent.getsockname()[1]}", activate_timeout_s=0.5)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
+        # back to inactive, and a later activation can still succeed
+        assert node._state_machine.current_state[0] == StateMsg.PRIMARY_STATE_INACTIVE
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        silent.close()
+
+
+def test_bad_parameters_fail_configure(ros: MultiThreadedExecutor) -> None:
+    node = _node("bogus")
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    finally:
+        node.destroy_node()
