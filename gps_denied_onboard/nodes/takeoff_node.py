@@ -214,7 +214,7 @@ class TakeoffNode(Node):
         declare_config(self, TakeoffNodeConfig)
         self._logger = bridge_logging(self)
         self.config: TakeoffNodeConfig = read_config(self, TakeoffNodeConfig)
-        self._clock = RosClock(self)
+        self._core_clock = RosClock(self)
         self._records = RecordPublisherSink(self)
         self._alerts = GcsAlertPublisher(self)
         self._diag = DiagnosticsPublisher(self, "takeoff")
@@ -224,12 +224,14 @@ class TakeoffNode(Node):
         self.sequencer = TakeoffSequencer(
             self.controller,
             self.config,
-            self._clock,
+            self._core_clock,
             self._records,
             stderr=sys.stderr,
             on_phase=self._on_phase,
         )
-        self._watch = RecorderWatch(self._clock, int(self.config.recorder_silence_s * NS_PER_S))
+        self._watch = RecorderWatch(
+            self._core_clock, int(self.config.recorder_silence_s * NS_PER_S)
+        )
         self._heartbeat_seq = 0
         self.create_subscription(
             DiagnosticArray,
@@ -264,7 +266,7 @@ class TakeoffNode(Node):
             FlightRecord(
                 "takeoff.heartbeat",
                 PRODUCER,
-                self._clock.now_ns(),
+                self._core_clock.now_ns(),
                 {"seq": self._heartbeat_seq, "phase": phase.value},
             )
         )
@@ -278,7 +280,7 @@ class TakeoffNode(Node):
                 FlightRecord(
                     "takeoff.recorder_lost",
                     PRODUCER,
-                    self._clock.now_ns(),
+                    self._core_clock.now_ns(),
                     {"reason": "recorder silent or unhealthy", "silent_for_ns": silent},
                 )
             )
@@ -289,7 +291,7 @@ class TakeoffNode(Node):
                 FlightRecord(
                     "takeoff.recorder_recovered",
                     PRODUCER,
-                    self._clock.now_ns(),
+                    self._core_clock.now_ns(),
                     {"silent_for_ns": 0},
                 )
             )
