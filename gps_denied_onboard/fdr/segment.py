@@ -97,23 +97,25 @@ class SegmentFile:
         buf = self.buf
         if not buf:
             return
-        view = memoryview(buf)
         done = 0
-        try:
-            while done < len(buf):
-                n = self._raw.write(view[done:])
+        failure: OSError | None = None
+        with memoryview(buf) as view:
+            while done < len(view):
+                with view[done:] as part:
+                    try:
+                        n = self._raw.write(part)
+                    except OSError as err:
+                        failure = err
+                        break
                 if n <= 0:
-                    raise OSError(5, "write returned 0")
+                    failure = OSError(5, "write returned 0")
+                    break
                 done += n
-        except OSError as err:
-            self.broken = True
-            self.landed += done
-            view.release()
-            del buf[:done]
-            raise StorageError(err, self.landed) from err
-        view.release()
         self.landed += done
-        buf.clear()
+        del buf[:done]
+        if failure is not None:
+            self.broken = True
+            raise StorageError(failure, self.landed) from failure
 
     def sync(self) -> None:
         if self.synced == self.landed:

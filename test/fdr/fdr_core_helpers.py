@@ -80,8 +80,10 @@ class Alerts:
 
 
 def make_recorder(root: Path, *, clock: ManualClock | None = None, alerts: Alerts | None = None,
-                  logger: logging.Logger | None = None, **overrides: Any) -> FlightRecorder:
+                  logger: logging.Logger | None = None, file_opener: Any = None,
+                  **overrides: Any) -> FlightRecorder:
     values: dict[str, Any] = {"flight_root": root, "free_space_floor_bytes": 0}
     values.update(overrides)
+    extra = {"file_opener": file_opener} if file_opener is not None else {}
     return FlightRecorder(FdrConfig(**values), clock or ManualClock(T0), MonotonicClock(),
-                          alerts, logger)
+                          alerts, logger, **extra)
