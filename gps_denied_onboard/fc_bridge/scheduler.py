@@ -19,11 +19,14 @@ Policy (per output kind, from :class:`~gps_denied_onboard.fc_bridge.fix_output.O
   alive; the vision outputs never repeat (each sample would be fused again).
 * **Prompt new fixes** (``send_on_arrival``, default on). A new fix is sent as soon as
   it arrives when at least ``min_gap_fraction * period`` has passed since the last
-  send, otherwise at that earliest instant; the deadline grid is then re-phased to
-  that send. Rationale: ArduPilot times GPS samples by *arrival* (minus
-  ``GPSx_DELAY_MS``), so waiting for a fixed tick would add a random 0..period delay
-  to every fix, which is worse than arrival jitter; the grid still bounds the gap from
-  above (period) and the rate from above (1/min gap). With ``send_on_arrival`` off
+  *new* fix went out (repeats do not hold a new fix back), otherwise at that earliest
+  instant; the deadline grid is then re-phased to that send. Rationale: ArduPilot
+  times GPS samples by *arrival* (minus ``GPSx_DELAY_MS``), so waiting for a fixed
+  tick would add a random 0..period delay to every fix, worse than arrival jitter;
+  the grid still bounds the gap from above (period) and the new-fix rate from above
+  (1/min gap). With ``send_inline`` (default on) that prompt send happens on the
+  thread that calls ``submit`` (the ROS callback), saving a thread hand-off; the
+  link's ``send`` is thread-safe and non-blocking. With ``send_on_arrival`` off
   the scheduler is a pure fixed-rate sampler.
 
 Times: the scheduler reads the injected clock (the node's ROS clock), the same one
@@ -69,6 +72,7 @@ class FixOutputConfig:
     fix_resend_latest: str = "auto"  # auto (GPS_INPUT yes, vision no) | always | never
     fix_send_on_arrival: bool = True
     fix_min_gap_fraction: float = 0.75
+    fix_send_inline: bool = True
     fix_gps_id: int = 0
     fix_max_hacc_3d_m: float = 20.0
     fix_max_vacc_3d_m: float = 40.0
@@ -172,6 +176,7 @@ class FixScheduler:
         resend_latest: bool,
         send_on_arrival: bool = True,
         min_gap_fraction: float = 0.75,
+        send_inline: bool = True,
         logger: logging.Logger | None = None,
         window: int = 512,
     ) -> None:
@@ -188,9 +193,12 @@ class FixScheduler:
         self.min_gap_ns = round(self.period_ns * min_gap_fraction)
         self._log = logger or logging.getLogger("gps_denied_onboard.fc_bridge.scheduler")
         self._lock = threading.Lock()
+        self._tick_lock = threading.Lock()
+        self.send_inline = send_inline
         self._latest: PositionFix | None = None
         self._latest_sent = False
         self._last_send_ns: int | None = None
+        self._last_new_send_ns: int | None = None
         self._next_due_ns: int | None = None
         self._on_submit: Callable[[], None] | None = None
         self._gaps: deque[int] = deque(maxlen=window)
@@ -242,6 +250,7 @@ class FixScheduler:
             max_fix_age_s=config.max_fix_age_s,
             resend_latest=config.resend_for(kind),
             send_on_arrival=config.fix_send_on_arrival,
+            send_inline=config.fix_send_inline,
             min_gap_fraction=config.fix_min_gap_fraction,
             logger=logger,
         )
@@ -260,8 +269,14 @@ class FixScheduler:
             self._latest = fix
             self._latest_sent = False
             wake = self._on_submit if self.send_on_arrival else None
+        if self.send_on_arrival and self.send_inline:
+            # send on the caller's thread when the min gap allows: no thread hop
+            self.tick()
+            with self._lock:
+                if self._latest_sent or self._latest is not fix:
+                    wake = None
         if wake is not None:
-            wake()
+            wake()  # the sender thread re-plans (earliest instant the min gap allows)
         return True
 
     def set_wakeup(self, callback: Callable[[], None] | None) -> None:
@@ -282,15 +297,22 @@ class FixScheduler:
             due = now_ns
             self._next_due_ns = due
         if self.send_on_arrival and self._latest is not None and not self._latest_sent:
-            earliest = (
-                now_ns if self._last_send_ns is None else self._last_send_ns + self.min_gap_ns
-            )
+            last_new = self._last_new_send_ns
+            earliest = now_ns if last_new is None else last_new + self.min_gap_ns
             due = min(due, max(earliest, now_ns))
         return due
 
     def tick(self, now_ns: int | None = None) -> Any | None:
-        """Send what is due at ``now_ns`` (default: the clock). Returns the message sent."""
-        now = self.clock.now_ns() if now_ns is None else int(now_ns)
+        """Send what is due at ``now_ns`` (default: the clock). Returns the message sent.
+
+        Ticks are serialised (one decide-encode-send at a time), so a repeat decided on
+        one thread can never reach the wire after a newer fix sent from another.
+        """
+        with self._tick_lock:
+            now = self.clock.now_ns() if now_ns is None else int(now_ns)
+            return self._tick_locked(now)
+
+    def _tick_locked(self, now: int) -> Any | None:
         with self._lock:
             fix = self._latest
             if fix is not None and now - fix.capture_ns > self.max_age_ns:
@@ -302,7 +324,8 @@ class FixScheduler:
             if fix is None:
                 send_it = False
             elif not self._latest_sent:
-                gap_ok = self._last_send_ns is None or now - self._last_send_ns >= self.min_gap_ns
+                last_new = self._last_new_send_ns
+                gap_ok = last_new is None or now - last_new >= self.min_gap_ns
                 send_it = on_grid or (self.send_on_arrival and gap_ok)
             else:
                 send_it = on_grid and self.resend_latest
@@ -339,6 +362,8 @@ class FixScheduler:
             if self._last_send_ns is not None:
                 self._gaps.append(now - self._last_send_ns)
             self._last_send_ns = now
+            if not repeat:
+                self._last_new_send_ns = now
             self._send_times.append(now)
             self._ages.append(now - fix.capture_ns)
             self._counts["sent"] += 1

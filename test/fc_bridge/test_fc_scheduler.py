@@ -39,6 +39,7 @@ def make(
     resend: bool | None = None,
     on_arrival: bool = True,
     max_age_s: float = 0.5,
+    inline: bool = False,
 ) -> tuple[FixScheduler, ManualClock, Wire]:
     clock = ManualClock(T0)
     wire = Wire()
@@ -52,6 +53,7 @@ def make(
         resend_latest=kind.default_resend if resend is None else resend,
         send_on_arrival=on_arrival,
         min_gap_fraction=0.5,
+        send_inline=inline,
     )
     return sched, clock, wire
 
@@ -131,6 +133,32 @@ def test_new_fix_goes_out_promptly_but_not_closer_than_the_min_gap() -> None:
     assert msg is not None and msg.time_usec == (T0 + 20 * MS) // 1000
     # the grid re-phased to that send: the next repeat is one period later
     assert sched.next_due_ns(clock.now_ns()) == T0 + 150 * MS
+
+
+def test_a_repeat_does_not_hold_back_a_new_fix() -> None:
+    sched, clock, wire = make(OutputKind.GPS_INPUT)
+    sched.submit(fix_at(T0))
+    sched.tick()
+    clock.set_ns(T0 + 100 * MS)
+    assert sched.tick() is not None  # repeat on the grid
+    clock.set_ns(T0 + 110 * MS)
+    sched.submit(fix_at(T0 + 110 * MS))
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 110 * MS
+    msg = sched.tick()
+    assert msg is not None and msg.time_usec == (T0 + 110 * MS) // 1000
+    assert len(wire.sent) == 3
+
+
+def test_inline_send_happens_inside_submit_when_the_gap_allows() -> None:
+    sched, clock, wire = make(OutputKind.GPS_INPUT, inline=True)
+    woken: list[int] = []
+    sched.set_wakeup(lambda: woken.append(clock.now_ns()))
+    sched.submit(fix_at(T0))
+    assert len(wire.sent) == 1 and woken == []  # sent by submit itself
+    clock.advance_ns(20 * MS)
+    sched.submit(fix_at(T0 + 20 * MS))  # inside the 50 ms min gap: the thread is woken
+    assert len(wire.sent) == 1 and woken == [T0 + 20 * MS]
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 50 * MS
 
 
 def test_fixed_grid_does_not_drift_or_burst() -> None:
