@@ -1,0 +1,135 @@
+"""Values the store takes and gives: frozen, typed, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class TileWrite:
+    """One tile to store.
+
+    Attributes:
+        zoom, x, y: web-mercator address.
+        source: where the imagery comes from (``satellite``, ``in_flight``...).
+        flight_id: the flight that captured it; None for reference imagery.
+        data: the JPEG bytes.
+        content_sha256: hex sha256 the caller declares for ``data``; checked
+            before any I/O.
+        captured_at_ns: when the imagery was taken (epoch ns); None = now.
+        latitude, longitude: a point inside the tile (default its centre).
+        quality: free-form quality metadata (JSON object); ``score`` in 0..1
+            ranks query results (missing = 0.5).
+    """
+
+    zoom: int
+    x: int
+    y: int
+    source: str
+    data: bytes
+    content_sha256: str
+    flight_id: UUID | str | None = None
+    captured_at_ns: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    quality: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quality", _frozen(self.quality))
+
+
+@dataclass(frozen=True, slots=True)
+class TileMetadata:
+    """What the store knows about one tile.
+
+    ``freshness_status`` is evaluated with the store's clock when the value is
+    produced; ``votes_*`` are the tally of the tile's ground cell.
+    """
+
+    tile_id: UUID
+    zoom: int
+    x: int
+    y: int
+    source: str
+    flight_id: UUID | None
+    latitude: float
+    longitude: float
+    captured_at_ns: int
+    freshness_status: str
+    content_sha256: str
+    disk_bytes: int
+    location_hash: UUID
+    quality: Mapping[str, Any]
+    uploaded_at_ns: int | None = None
+    votes_agree: int = 0
+    votes_disagree: int = 0
+
+    @property
+    def pending_upload(self) -> bool:
+        """Captured in flight and not yet marked uploaded."""
+        return self.flight_id is not None and self.uploaded_at_ns is None
+
+    @property
+    def quality_score(self) -> float:
+        score = self.quality.get("score")
+        if isinstance(score, (int, float)) and not isinstance(score, bool):
+            return min(max(float(score), 0.0), 1.0)
+        return 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class TileRead:
+    """A tile's metadata and its JPEG bytes."""
+
+    meta: TileMetadata
+    data: bytes
+
+
+@dataclass(frozen=True)
+class VoteTally:
+    location_hash: UUID
+    agree: int
+    disagree: int
+
+
+@dataclass(frozen=True)
+class EvictionResult:
+    evicted: int
+    freed_bytes: int
+    disk_bytes: int
+    budget_bytes: int
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    """What construction's reconciliation found and repaired."""
+
+    orphan_files_removed: int = 0
+    orphan_rows_removed: int = 0
+    temp_files_removed: int = 0
+    sidecars_rewritten: int = 0
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    tiles: int
+    disk_bytes: int
+    budget_bytes: int
+    pending_upload: int
+    index_entries: int
+    index_hits: int
+    index_misses: int
+    writes: int
+    write_failures: int
+    evictions: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.__dict__.items()}

@@ -1,0 +1,1270 @@
+"""``PostgresFilesystemStore``: tile metadata in PostgreSQL, JPEGs on the filesystem.
+
+Write order (one ``put_tile``)::
+
+    validate (ids, ranges, size, JPEG markers)  \\ no I/O at all
+    sha256(data) == declared content_sha256      /
+    BEGIN; INSERT tiles row                      duplicate natural key -> TileMetadataError,
+                                                 nothing written, old files untouched
+    JPEG + sidecar: temp, fsync, rename; fsync dir
+    COMMIT                                       fails -> compensating delete of both files
+    index, totals, FDR ``c6.write``; evict if over budget
+
+A crash before COMMIT leaves files without a row (removed by the next
+construction's reconciliation, i.e. the old state); after COMMIT row and
+files are all durable (the new state). Eviction deletes rows first and files
+after the commit, so its crash window also leaves only orphan files.
+
+Reads: the node is the only writer, so an in-process LRU index of recently
+used tiles (kept coherent on write, eviction, votes and uploads) serves
+``get_tile`` without a database round trip; freshness is a comparison of the
+injected clock against deadlines computed once per entry. Access times are
+buffered and written in one UPDATE per ``access_flush_batch`` reads.
+Everything else goes through a ``psycopg_pool`` connection pool, with SQL
+parameterised only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+from uuid import UUID
+
+import psycopg
+import psycopg_pool
+from psycopg.types.json import Jsonb
+
+from gps_denied_onboard.clock import Clock, datetime_to_ns, ns_to_datetime
+from gps_denied_onboard.embedded_pg import resolve_dsn
+from gps_denied_onboard.log import log_event
+from gps_denied_onboard.records import FlightRecord, RecordSink
+from gps_denied_onboard.tile_cache import freshness as fr
+from gps_denied_onboard.tile_cache import pixels
+from gps_denied_onboard.tile_cache.config import TileCacheConfig
+from gps_denied_onboard.tile_cache.errors import (
+    TileCacheError,
+    TileMetadataError,
+    TileNotFound,
+    TilePixelError,
+    TileValidationError,
+)
+from gps_denied_onboard.tile_cache.geo import BBox, bbox_tile_ranges, tile_bbox, tile_center
+from gps_denied_onboard.tile_cache.identity import (
+    check_sha256,
+    check_source,
+    check_zxy,
+    derive_location_hash,
+    derive_tile_id,
+    parse_flight_id,
+)
+from gps_denied_onboard.tile_cache.model import (
+    CacheStats,
+    EvictionResult,
+    ReconcileReport,
+    TileMetadata,
+    TileRead,
+    TileWrite,
+    VoteTally,
+)
+
+PRODUCER: Final = "tile_cache"
+EVICT_BATCH: Final = 256
+
+_SELECT = (
+    "SELECT t.tile_uuid, t.zoom, t.x, t.y, t.source, t.flight_id, t.latitude, t.longitude, "
+    "t.captured_at, t.tile_quality_metadata, t.content_sha256, t.disk_bytes, t.location_hash, "
+    "t.uploaded_at, COALESCE(v.agree, 0), COALESCE(v.disagree, 0) "
+    "FROM tiles t LEFT JOIN tile_votes v ON v.location_hash = t.location_hash "
+)
+_PENDING = "t.flight_id IS NOT NULL AND t.uploaded_at IS NULL"
+
+
+def _ns(value: datetime | None) -> int | None:
+    return None if value is None else datetime_to_ns(value)
+
+
+def _us_floor(ns: int) -> int:
+    """PostgreSQL keeps microseconds: round-trip-safe nanoseconds."""
+    return ns - ns % 1_000
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A validated write: everything the transaction needs, computed without I/O."""
+
+    tile_id: UUID
+    location_hash: UUID
+    zoom: int
+    x: int
+    y: int
+    source: str
+    flight_id: UUID | None
+    latitude: float
+    longitude: float
+    captured_at_ns: int
+    quality: Mapping[str, Any]
+    sha256: str
+    data: bytes
+    sidecar: bytes
+    rel_jpeg: str
+
+    @property
+    def disk_bytes(self) -> int:
+        return len(self.data) + len(self.sidecar)
+
+
+class _Entry:
+    """One tile in the read index."""
+
+    __slots__ = ("deadlines", "generation", "keys", "meta", "path", "valid_until_ns")
+
+    def __init__(self, meta: TileMetadata, path: str) -> None:
+        self.meta = meta
+        self.path = path
+        self.keys: list[tuple[Any, ...]] = []
+        self.deadlines = fr.Deadlines()
+        self.generation = -1
+        self.valid_until_ns = -1
+
+
+class PostgresFilesystemStore:
+    """The tile store. Build it with :meth:`from_config`; close it with :meth:`close`.
+
+    Thread-safe: reads run concurrently, writes (put, evict, mark) are serialised.
+    """
+
+    def __init__(
+        self,
+        config: TileCacheConfig,
+        clock: Clock,
+        sink: RecordSink,
+        logger: logging.Logger,
+        pool: psycopg_pool.ConnectionPool,
+    ) -> None:
+        self.config = config
+        self.root = Path(config.tile_root).absolute()
+        self._clock = clock
+        self._sink = sink
+        self._log = logger
+        self._pool = pool
+        self._lock = threading.Lock()  # index, counters, access buffer
+        self._write_lock = threading.RLock()  # one writer at a time
+        self._by_id: OrderedDict[UUID, _Entry] = OrderedDict()
+        self._by_key: dict[tuple[Any, ...], _Entry] = {}
+        self._by_location: dict[UUID, set[UUID]] = {}
+        self._access: dict[UUID, int] = {}
+        self._policy = fr.FreshnessPolicy((), ())
+        self._generation = 0
+        self._tiles = 0
+        self._disk_bytes = 0
+        self._pending = 0
+        self._hits = 0
+        self._misses = 0
+        self._writes = 0
+        self._write_failures = 0
+        self._evictions = 0
+        self._last_refresh_ns: int | None = None
+        self._closed = False
+        self.reconcile_report = ReconcileReport()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_config(
+        cls,
+        config: TileCacheConfig,
+        clock: Clock,
+        sink: RecordSink,
+        logger: logging.Logger,
+        *,
+        reconcile: bool = True,
+    ) -> PostgresFilesystemStore:
+        """Open the pool, check the schema, load sectors and rules, reconcile
+        files against rows (unless ``reconcile=False``, for read-only tools) and
+        log ``c6.store.construct``.
+
+        Raises:
+            TileMetadataError: no DSN, database unreachable, schema not at head.
+            TilePixelError: the tile root cannot be created.
+        """
+        dsn = resolve_dsn(config.dsn)
+        if dsn is None:
+            raise TileMetadataError(
+                "no database: configure dsn, set GDO_DSN, or start the embedded cluster "
+                "and pass its DSN"
+            )
+        pool = psycopg_pool.ConnectionPool(
+            dsn,
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            timeout=config.pool_timeout_s,
+            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
+            open=False,
+            name="tile_cache",
+        )
+        try:
+            pool.open(wait=config.pool_min > 0, timeout=config.pool_timeout_s)
+        except psycopg_pool.PoolTimeout as err:
+            pool.close()
+            raise TileMetadataError(f"cannot connect to the tile database: {err}") from err
+        store = cls(config, clock, sink, logger, pool)
+        try:
+            store._start(reconcile=reconcile)
+        except BaseException:
+            pool.close()
+            raise
+        return store
+
+    def _start(self, *, reconcile: bool) -> None:
+        from gps_denied_onboard.tile_cache.migrations import MigrationError, head_revision
+
+        try:
+            head = head_revision()
+        except MigrationError as err:
+            raise TileMetadataError(f"cannot determine the schema head: {err}") from err
+        with self._conn() as conn:
+            exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+            row = (
+                conn.execute("SELECT version_num FROM alembic_version").fetchone()
+                if exists and exists[0]
+                else None
+            )
+        revision = row[0] if row else None
+        if revision != head:
+            raise TileMetadataError(
+                f"tile database schema is at {revision or 'nothing'}, expected {head}: "
+                "apply migrations first"
+            )
+        if reconcile:
+            try:
+                pixels.ensure_dir(self.root, pixels.TILES_DIR)
+            except OSError as err:
+                raise TilePixelError(
+                    f"cannot create tile root {self.root}: {err}", path=str(self.root)
+                ) from err
+        self.reload_policy()
+        if reconcile:
+            self.reconcile_report = self._reconcile()
+        self._load_totals()
+        if reconcile:
+            self.refresh_freshness()
+        report = self.reconcile_report
+        fields = {
+            "tiles": self._tiles,
+            "disk_bytes": self._disk_bytes,
+            "orphan_files_removed": report.orphan_files_removed,
+            "orphan_rows_removed": report.orphan_rows_removed,
+            "temp_files_removed": report.temp_files_removed,
+            "sidecars_rewritten": report.sidecars_rewritten,
+            "pending_upload": self._pending,
+            "budget_bytes": self.config.disk_budget_bytes,
+        }
+        log_event(self._log, logging.INFO, "c6.store.construct", **fields)
+        self._emit("c6.store.construct", fields)
+
+    def close(self) -> None:
+        """Flush buffered access times and close the pool. Idempotent."""
+        if self._closed:
+            return
+        with suppress(TileCacheError):
+            self.flush_access()
+        self._closed = True
+        self._pool.close()
+
+    def __enter__(self) -> PostgresFilesystemStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- helpers
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._closed:
+            raise TileMetadataError("store is closed")
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg_pool.PoolTimeout as err:
+            raise TileMetadataError(f"no database connection available: {err}") from err
+        except psycopg.Error as err:
+            raise TileMetadataError(f"database error: {err}", sqlstate=err.sqlstate) from err
+
+    def _emit(self, kind: str, payload: Mapping[str, Any]) -> None:
+        try:
+            self._sink.emit(FlightRecord(kind, PRODUCER, self._clock.now_ns(), payload))
+        except Exception as err:  # a record sink must never fail the store
+            log_event(self._log, logging.ERROR, "c6.record_failed", kind=kind, error=repr(err))
+
+    def _path(self, zoom: int, x: int, tile_id: UUID, suffix: str = pixels.JPEG_SUFFIX) -> Path:
+        return self.root / pixels.relative_dir(zoom, x) / f"{tile_id}{suffix}"
+
+    def _row_meta(self, row: Sequence[Any], now_ns: int) -> tuple[TileMetadata, fr.Deadlines]:
+        captured = datetime_to_ns(row[8])
+        deadlines = self._policy.deadlines(captured, row[6], row[7])
+        meta = TileMetadata(
+            tile_id=row[0],
+            zoom=row[1],
+            x=row[2],
+            y=row[3],
+            source=row[4],
+            flight_id=row[5],
+            latitude=row[6],
+            longitude=row[7],
+            captured_at_ns=captured,
+            freshness_status=deadlines.status_at(now_ns),
+            quality=_frozen_quality(row[9]),
+            content_sha256=row[10],
+            disk_bytes=int(row[11] or 0),
+            location_hash=row[12],
+            uploaded_at_ns=_ns(row[13]),
+            votes_agree=int(row[14]),
+            votes_disagree=int(row[15]),
+        )
+        return meta, deadlines
+
+    # ------------------------------------------------------------ read index
+    def _index_put(self, meta: TileMetadata, deadlines: fr.Deadlines, now_ns: int) -> _Entry:
+        """Insert or replace an entry; caller holds ``self._lock``."""
+        old = self._by_id.get(meta.tile_id)
+        if old is not None:
+            self._index_drop(old)
+        entry = _Entry(meta, str(self._path(meta.zoom, meta.x, meta.tile_id)))
+        entry.deadlines = deadlines
+        entry.generation = self._generation
+        entry.valid_until_ns = deadlines.next_change_ns(now_ns)
+        self._by_id[meta.tile_id] = entry
+        self._by_location.setdefault(meta.location_hash, set()).add(meta.tile_id)
+        while len(self._by_id) > self.config.index_capacity:
+            _, oldest = next(iter(self._by_id.items()))
+            self._index_drop(oldest)
+        return entry
+
+    def _index_drop(self, entry: _Entry) -> None:
+        tile_id = entry.meta.tile_id
+        if self._by_id.get(tile_id) is entry:
+            del self._by_id[tile_id]
+        for key in entry.keys:
+            if self._by_key.get(key) is entry:
+                del self._by_key[key]
+        ids = self._by_location.get(entry.meta.location_hash)
+        if ids is not None:
+            ids.discard(tile_id)
+            if not ids:
+                del self._by_location[entry.meta.location_hash]
+
+    def _index_update(self, tile_id: UUID, **changes: Any) -> None:
+        entry = self._by_id.get(tile_id)
+        if entry is not None:
+            entry.meta = replace(entry.meta, **changes)
+
+    def _current(self, entry: _Entry, now_ns: int) -> TileMetadata:
+        """The entry's metadata with freshness at ``now_ns``; caller holds the lock."""
+        if entry.generation != self._generation:
+            m = entry.meta
+            entry.deadlines = self._policy.deadlines(m.captured_at_ns, m.latitude, m.longitude)
+            entry.generation = self._generation
+            entry.valid_until_ns = -1
+        if now_ns >= entry.valid_until_ns or now_ns < 0:
+            status = entry.deadlines.status_at(now_ns)
+            if status != entry.meta.freshness_status:
+                entry.meta = replace(entry.meta, freshness_status=status)
+            entry.valid_until_ns = entry.deadlines.next_change_ns(now_ns)
+        return entry.meta
+
+    # ------------------------------------------------------------------ reads
+    def get_tile(
+        self, zoom: int, x: int, y: int, source: str, flight_id: UUID | str | None = None
+    ) -> TileRead:
+        """The tile's metadata and JPEG bytes; no database round trip when indexed.
+
+        Raises:
+            TileValidationError: malformed address, source or flight id.
+            TileNotFound: no such tile.
+            TileMetadataError: the database failed on an index miss.
+        """
+        key = (zoom, x, y, source, flight_id)
+        now = self._clock.now_ns()
+        with self._lock:
+            entry = self._by_key.get(key)
+            if entry is not None:
+                self._hits += 1
+                self._by_id.move_to_end(entry.meta.tile_id)
+                meta = (
+                    entry.meta
+                    if now < entry.valid_until_ns and entry.generation == self._generation
+                    else self._current(entry, now)
+                )
+                self._access[meta.tile_id] = now
+                flush = len(self._access) >= self.config.access_flush_batch
+                path = entry.path
+        if entry is None:
+            tile_id = derive_tile_id(zoom, x, y, source, flight_id)
+            entry = self._load_entry(tile_id, now)
+            with self._lock:
+                if self._by_id.get(tile_id) is entry:
+                    entry.keys.append(key)
+                    self._by_key[key] = entry
+                meta = entry.meta
+                self._access[tile_id] = now
+                flush = len(self._access) >= self.config.access_flush_batch
+                path = entry.path
+        data = self._read_file(path, meta.tile_id)
+        if flush:
+            self.flush_access()
+        return TileRead(meta, data)
+
+    def read_tile(self, tile_id: UUID | str) -> TileRead:
+        """Like :meth:`get_tile`, by tile id.
+
+        Raises:
+            TileValidationError: not a UUID.
+            TileNotFound: no such tile.
+        """
+        tid = _tile_uuid(tile_id)
+        now = self._clock.now_ns()
+        with self._lock:
+            entry = self._by_id.get(tid)
+            if entry is not None:
+                self._hits += 1
+                self._by_id.move_to_end(tid)
+                meta = self._current(entry, now)
+                path = entry.path
+        if entry is None:
+            entry = self._load_entry(tid, now)
+            meta, path = entry.meta, entry.path
+        with self._lock:
+            self._access[tid] = now
+            flush = len(self._access) >= self.config.access_flush_batch
+        data = self._read_file(path, tid)
+        if flush:
+            self.flush_access()
+        return TileRead(meta, data)
+
+    def get_metadata(self, tile_id: UUID | str) -> TileMetadata:
+        """Metadata only (no file read, no access-time touch).
+
+        Raises:
+            TileNotFound: no such tile.
+        """
+        tid = _tile_uuid(tile_id)
+        now = self._clock.now_ns()
+        with self._lock:
+            entry = self._by_id.get(tid)
+            if entry is not None:
+                return self._current(entry, now)
+        return self._load_entry(tid, now).meta
+
+    def find(
+        self, zoom: int, x: int, y: int, source: str, flight_id: UUID | str | None = None
+    ) -> TileMetadata | None:
+        """Metadata of the tile with this natural key, or None."""
+        try:
+            return self.get_metadata(derive_tile_id(zoom, x, y, source, flight_id))
+        except TileNotFound:
+            return None
+
+    def open_pixels(self, tile_id: UUID | str) -> pixels.MmapTilePixelHandle:
+        """A read-only mmap handle on the tile's JPEG (use it as a context manager).
+
+        Raises:
+            TileNotFound: no such tile.
+            TilePixelError: the file cannot be mapped.
+        """
+        meta = self.get_metadata(tile_id)
+        handle = pixels.MmapTilePixelHandle(
+            self._path(meta.zoom, meta.x, meta.tile_id), tile_id=str(meta.tile_id)
+        )
+        with self._lock:
+            self._access[meta.tile_id] = self._clock.now_ns()
+        return handle.open()
+
+    def _load_entry(self, tile_id: UUID, now_ns: int) -> _Entry:
+        with self._conn() as conn:
+            row = conn.execute(_SELECT + "WHERE t.tile_uuid = %s", (tile_id,)).fetchone()
+        if row is None:
+            raise TileNotFound(f"no tile {tile_id}", tile_id=str(tile_id))
+        meta, deadlines = self._row_meta(row, now_ns)
+        with self._lock:
+            self._misses += 1
+            existing = self._by_id.get(tile_id)
+            if existing is not None:  # loaded concurrently
+                return existing
+            return self._index_put(meta, deadlines, now_ns)
+
+    def _read_file(self, path: str, tile_id: UUID) -> bytes:
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                return fh.read()
+        except FileNotFoundError as err:
+            with self._lock:
+                entry = self._by_id.get(tile_id)
+                if entry is not None:
+                    self._index_drop(entry)
+            raise TileNotFound(f"tile {tile_id} has no file", tile_id=str(tile_id)) from err
+        except OSError as err:
+            raise TilePixelError(
+                f"cannot read {path}: {err}", tile_id=str(tile_id), path=path
+            ) from err
+
+    # ---------------------------------------------------------------- queries
+    def query_bbox(
+        self,
+        bbox: BBox,
+        zoom: int,
+        limit: int | None = None,
+        *,
+        include_rejected: bool = False,
+    ) -> list[TileMetadata]:
+        """Tiles at ``zoom`` intersecting ``bbox``, best first: freshness, then
+        quality score, then net votes, then newest capture.
+
+        Raises:
+            TileValidationError: bad zoom, limit, or a bbox wider than
+                ``bbox_max_columns`` tiles.
+        """
+        check_zxy(zoom, 0, 0)
+        if limit is None or limit == 0:
+            limit = self.config.bbox_default_limit
+        if limit < 0:
+            raise TileValidationError(f"limit must be >= 0, got {limit}", field="limit")
+        xs, (y0, y1) = bbox_tile_ranges(bbox, zoom)
+        if len(xs) > self.config.bbox_max_columns:
+            raise TileValidationError(
+                f"bbox spans {len(xs)} tile columns at zoom {zoom}, "
+                f"limit {self.config.bbox_max_columns}",
+                field="bbox",
+            )
+        with self._conn() as conn:
+            rows = conn.execute(
+                _SELECT + "WHERE t.zoom = %s AND t.x = ANY(%s) AND t.y BETWEEN %s AND %s "
+                "AND t.tile_uuid IS NOT NULL",
+                (zoom, xs, y0, y1),
+            ).fetchall()
+        now = self._clock.now_ns()
+        metas = [self._row_meta(row, now)[0] for row in rows]
+        if not include_rejected:
+            metas = [m for m in metas if fr.RANK.get(m.freshness_status, 1) < fr.RANK[fr.REJECTED]]
+        metas.sort(key=rank_key)
+        return metas[:limit]
+
+    def list_pending_uploads(self, limit: int | None = None) -> list[TileMetadata]:
+        """Tiles captured in flight and not yet marked uploaded, oldest capture first."""
+        sql = _SELECT + f"WHERE {_PENDING} ORDER BY t.captured_at, t.id"
+        params: tuple[Any, ...] = ()
+        if limit:
+            sql += " LIMIT %s"
+            params = (int(limit),)
+        with self._conn() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        now = self._clock.now_ns()
+        return [self._row_meta(row, now)[0] for row in rows]
+
+    def iter_tiles(self, where: Mapping[str, Any] | None = None) -> Iterator[TileMetadata]:
+        """Every stored tile (for tools), optionally filtered on equality of
+        ``zoom``, ``x``, ``y``, ``source``, ``flight_id`` or ``freshness_status``."""
+        allowed = ("zoom", "x", "y", "source", "flight_id", "freshness_status")
+        clauses = ["t.tile_uuid IS NOT NULL"]
+        params: list[Any] = []
+        for name, value in (where or {}).items():
+            if name not in allowed:
+                raise TileValidationError(f"cannot filter on {name!r}", field=name)
+            clauses.append(f"t.{name} = %s")
+            params.append(value)
+        sql = _SELECT + "WHERE " + " AND ".join(clauses) + " ORDER BY t.zoom, t.x, t.y, t.id"
+        now = self._clock.now_ns()
+        with (
+            self._conn() as conn,
+            conn.transaction(),
+            conn.cursor(name="gdo_iter_tiles") as cur,
+        ):
+            cur.execute(sql, params)
+            for row in cur:
+                yield self._row_meta(row, now)[0]
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(
+                tiles=self._tiles,
+                disk_bytes=self._disk_bytes,
+                budget_bytes=self.config.disk_budget_bytes,
+                pending_upload=self._pending,
+                index_entries=len(self._by_id),
+                index_hits=self._hits,
+                index_misses=self._misses,
+                writes=self._writes,
+                write_failures=self._write_failures,
+                evictions=self._evictions,
+            )
+
+    # ----------------------------------------------------------------- writes
+    def _prepare(self, write: TileWrite) -> _Prepared:
+        """Validate ``write`` and check its hash; pure, no I/O.
+
+        Raises:
+            TileValidationError: any bad field, or sha256 mismatch.
+        """
+        check_zxy(write.zoom, write.x, write.y)
+        source = check_source(write.source)
+        flight = parse_flight_id(write.flight_id)
+        declared = check_sha256(write.content_sha256)
+        pixels.check_jpeg(write.data, self.config.max_tile_bytes)
+        data = bytes(write.data)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != declared:
+            raise TileValidationError(
+                f"content_sha256 mismatch: declared {declared}, data hashes to {actual}",
+                field="content_sha256",
+            )
+        if write.latitude is None and write.longitude is None:
+            lat, lon = tile_center(write.zoom, write.x, write.y)
+        elif write.latitude is None or write.longitude is None:
+            raise TileValidationError("give both latitude and longitude or neither", field="latlon")
+        else:
+            lat, lon = float(write.latitude), float(write.longitude)
+            box = tile_bbox(write.zoom, write.x, write.y)
+            eps = 1e-9
+            inside = (
+                math.isfinite(lat)
+                and math.isfinite(lon)
+                and box.min_latitude - eps <= lat <= box.max_latitude + eps
+                and box.min_longitude - eps <= lon <= box.max_longitude + eps
+            )
+            if not inside:
+                raise TileValidationError(
+                    f"point ({lat}, {lon}) is outside tile {write.zoom}/{write.x}/{write.y}",
+                    field="latlon",
+                )
+        captured = write.captured_at_ns
+        if captured is None:
+            captured = self._clock.now_ns()
+        if isinstance(captured, bool) or not isinstance(captured, int) or captured < 0:
+            raise TileValidationError(
+                f"captured_at_ns must be a non-negative int, got {captured!r}",
+                field="captured_at_ns",
+            )
+        captured = _us_floor(captured)
+        tile_id = derive_tile_id(write.zoom, write.x, write.y, source, flight)
+        location = derive_location_hash(write.zoom, write.x, write.y)
+        quality = dict(write.quality)
+        rel = pixels.relative_jpeg_path(write.zoom, write.x, tile_id)
+        sidecar = pixels.render_sidecar(
+            {
+                "tile_id": str(tile_id),
+                "location_hash": str(location),
+                "zoom": write.zoom,
+                "x": write.x,
+                "y": write.y,
+                "source": source,
+                "flight_id": None if flight is None else str(flight),
+                "latitude": lat,
+                "longitude": lon,
+                "captured_at": ns_to_datetime(captured).isoformat(),
+                "content_sha256": declared,
+                "tile_quality_metadata": quality,
+            }
+        )
+        return _Prepared(
+            tile_id=tile_id,
+            location_hash=location,
+            zoom=write.zoom,
+            x=write.x,
+            y=write.y,
+            source=source,
+            flight_id=flight,
+            latitude=lat,
+            longitude=lon,
+            captured_at_ns=captured,
+            quality=quality,
+            sha256=declared,
+            data=data,
+            sidecar=sidecar,
+            rel_jpeg=rel,
+        )
+
+    def put_tile(self, write: TileWrite) -> TileMetadata:
+        """Store one tile durably (see the module docstring for the order).
+
+        Raises:
+            TileValidationError: refused before any I/O.
+            TileMetadataError: duplicate natural key (nothing written) or a
+                database failure (files compensated).
+            TilePixelError: the files could not be written (row rolled back).
+        """
+        try:
+            prepared = self._prepare(write)
+        except TileValidationError as err:
+            self._write_failed(write, "validation", err)
+            raise
+        with self._write_lock:
+            try:
+                metas = self._commit_batch([prepared])
+            except TileCacheError as err:
+                self._write_failed(write, _reason(err), err, prepared.tile_id)
+                raise
+        self._after_writes()
+        return metas[0]
+
+    def put_tiles(self, writes: Sequence[TileWrite]) -> list[TileMetadata]:
+        """Store several tiles in one transaction: all of them or none.
+
+        The durability steps are shared (one commit, one fsync per directory),
+        so this is the fast path for bulk loads and snapshot bursts.
+
+        Raises:
+            TileValidationError, TileMetadataError, TilePixelError: as
+            :meth:`put_tile`; on any failure no tile of the batch is stored.
+        """
+        prepared: list[_Prepared] = []
+        for write in writes:
+            try:
+                prepared.append(self._prepare(write))
+            except TileValidationError as err:
+                self._write_failed(write, "validation", err)
+                raise
+        if len({p.tile_id for p in prepared}) != len(prepared):
+            dup = TileValidationError("batch repeats a natural key", field="batch")
+            for write in writes:
+                self._write_failed(write, "validation", dup)
+            raise dup
+        if not prepared:
+            return []
+        with self._write_lock:
+            try:
+                metas = self._commit_batch(prepared)
+            except TileCacheError as err:
+                for write, p in zip(writes, prepared, strict=True):
+                    self._write_failed(write, _reason(err), err, p.tile_id)
+                raise
+        self._after_writes()
+        return metas
+
+    def _commit_batch(self, batch: Sequence[_Prepared]) -> list[TileMetadata]:
+        now = self._clock.now_ns()
+        now_dt = ns_to_datetime(now)
+        written: list[Path] = []
+        committed = False
+        try:
+            with self._pool.connection() as conn:
+                try:
+                    with conn.transaction():
+                        for p in batch:
+                            conn.execute(
+                                "INSERT INTO tiles (zoom, x, y, source, flight_id, latitude, "
+                                "longitude, captured_at, freshness_status, tile_quality_metadata, "
+                                "file_path, created_at, updated_at, tile_uuid, location_hash, "
+                                "content_sha256, disk_bytes, accessed_at) VALUES (%s, %s, %s, "
+                                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                                (
+                                    p.zoom,
+                                    p.x,
+                                    p.y,
+                                    p.source,
+                                    p.flight_id,
+                                    p.latitude,
+                                    p.longitude,
+                                    ns_to_datetime(p.captured_at_ns),
+                                    self._policy.status(
+                                        p.captured_at_ns, p.latitude, p.longitude, now
+                                    ),
+                                    Jsonb(dict(p.quality)),
+                                    p.rel_jpeg,
+                                    now_dt,
+                                    now_dt,
+                                    p.tile_id,
+                                    p.location_hash,
+                                    p.sha256,
+                                    p.disk_bytes,
+                                    now_dt,
+                                ),
+                            )
+                        votes = self._votes_for(conn, {p.location_hash for p in batch})
+                        self._write_files(batch, written)
+                    committed = True
+                except psycopg.errors.UniqueViolation as err:
+                    raise TileMetadataError(
+                        f"tile already stored: {batch[0].tile_id if len(batch) == 1 else 'batch'} "
+                        f"({err.diag.constraint_name or 'unique'})",
+                        tile_id=str(batch[0].tile_id),
+                        sqlstate=err.sqlstate,
+                    ) from err
+        except psycopg.Error as err:
+            if written and not committed:
+                pixels.remove_files(written)
+            raise TileMetadataError(
+                f"database error while storing tile: {err}",
+                tile_id=str(batch[0].tile_id),
+                sqlstate=getattr(err, "sqlstate", None),
+            ) from err
+        except psycopg_pool.PoolTimeout as err:
+            raise TileMetadataError(f"no database connection available: {err}") from err
+        metas: list[TileMetadata] = []
+        for p in batch:
+            agree, disagree = votes.get(p.location_hash, (0, 0))
+            deadlines = self._policy.deadlines(p.captured_at_ns, p.latitude, p.longitude)
+            metas.append(
+                TileMetadata(
+                    tile_id=p.tile_id,
+                    zoom=p.zoom,
+                    x=p.x,
+                    y=p.y,
+                    source=p.source,
+                    flight_id=p.flight_id,
+                    latitude=p.latitude,
+                    longitude=p.longitude,
+                    captured_at_ns=p.captured_at_ns,
+                    freshness_status=deadlines.status_at(now),
+                    content_sha256=p.sha256,
+                    disk_bytes=p.disk_bytes,
+                    location_hash=p.location_hash,
+                    quality=_frozen_quality(p.quality),
+                    uploaded_at_ns=None,
+                    votes_agree=agree,
+                    votes_disagree=disagree,
+                )
+            )
+        with self._lock:
+            for meta in metas:
+                self._index_put(
+                    meta,
+                    self._policy.deadlines(meta.captured_at_ns, meta.latitude, meta.longitude),
+                    now,
+                )
+                self._tiles += 1
+                self._disk_bytes += meta.disk_bytes
+                self._pending += int(meta.pending_upload)
+                self._writes += 1
+        for meta in metas:
+            payload: dict[str, Any] = {
+                "tile_id": str(meta.tile_id),
+                "zoom": meta.zoom,
+                "x": meta.x,
+                "y": meta.y,
+                "source": meta.source,
+                "disk_bytes": meta.disk_bytes,
+                "content_sha256": meta.content_sha256,
+            }
+            if meta.flight_id is not None:
+                payload["flight_id"] = str(meta.flight_id)
+            self._emit("c6.write", payload)
+        return metas
+
+    def _write_files(self, batch: Sequence[_Prepared], written: list[Path]) -> None:
+        """Write every tile's JPEG and sidecar; one fsync per directory."""
+        by_dir: dict[str, list[_Prepared]] = {}
+        for p in batch:
+            by_dir.setdefault(pixels.relative_dir(p.zoom, p.x), []).append(p)
+        try:
+            for rel, items in by_dir.items():
+                directory = pixels.ensure_dir(self.root, rel)
+                files: list[tuple[str, bytes]] = []
+                for p in items:
+                    files.append((f"{p.tile_id}{pixels.JPEG_SUFFIX}", p.data))
+                    files.append((f"{p.tile_id}{pixels.SIDECAR_SUFFIX}", p.sidecar))
+                written.extend(directory / name for name, _ in files)
+                pixels.write_files_atomically(directory, files)
+        except OSError as err:
+            pixels.remove_files(written)
+            raise TilePixelError(
+                f"cannot write tile files: {err}",
+                tile_id=str(batch[0].tile_id),
+                path=getattr(err, "filename", None),
+            ) from err
+
+    def _votes_for(
+        self, conn: psycopg.Connection[Any], locations: Iterable[UUID]
+    ) -> dict[UUID, tuple[int, int]]:
+        rows = conn.execute(
+            "SELECT location_hash, agree, disagree FROM tile_votes WHERE location_hash = ANY(%s)",
+            (list(locations),),
+        ).fetchall()
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    def _after_writes(self) -> None:
+        if self._disk_bytes > self.config.disk_budget_bytes:
+            self.evict_to_budget()
+
+    def _write_failed(
+        self, write: TileWrite, reason: str, err: Exception, tile_id: UUID | None = None
+    ) -> None:
+        with self._lock:
+            self._write_failures += 1
+        payload: dict[str, Any] = {
+            "zoom": write.zoom,
+            "x": write.x,
+            "y": write.y,
+            "source": str(write.source)[:64],
+            "reason": reason,
+            "error": f"{type(err).__name__}: {err}"[:500],
+        }
+        if tile_id is not None:
+            payload["tile_id"] = str(tile_id)
+        if write.flight_id:
+            payload["flight_id"] = str(write.flight_id)[:64]
+        self._emit("c6.write_failed", payload)
+        log_event(self._log, logging.WARNING, "c6.write_failed", **payload)
+
+    # ------------------------------------------------------------- LRU, votes
+    def flush_access(self) -> int:
+        """Write buffered access times in one UPDATE; returns how many tiles.
+
+        Raises:
+            TileMetadataError: the database refused (the buffer is kept).
+        """
+        with self._lock:
+            batch, self._access = self._access, {}
+        if not batch:
+            return 0
+        ids = list(batch)
+        stamps = [ns_to_datetime(batch[i]) for i in ids]
+        try:
+            with self._conn() as conn:
+                conn.execute(
+                    "UPDATE tiles AS t SET accessed_at = a.at "
+                    "FROM unnest(%s::uuid[], %s::timestamptz[]) AS a(id, at) "
+                    "WHERE t.tile_uuid = a.id AND (t.accessed_at IS NULL OR t.accessed_at < a.at)",
+                    (ids, stamps),
+                )
+        except TileMetadataError:
+            with self._lock:
+                for tid, at in batch.items():
+                    self._access.setdefault(tid, at)
+            raise
+        return len(ids)
+
+    def evict_to_budget(self) -> EvictionResult:
+        """Delete least recently used tiles until ``disk_bytes <= disk_budget_bytes``.
+        Tiles pending upload are never evicted.
+
+        Raises:
+            TileMetadataError: the database failed.
+        """
+        budget = self.config.disk_budget_bytes
+        evicted = freed = 0
+        with self._write_lock:
+            self.flush_access()
+            while self._disk_bytes > budget:
+                need = self._disk_bytes - budget
+                with self._conn() as conn, conn.transaction():
+                    candidates = conn.execute(
+                        "SELECT id, disk_bytes FROM tiles t WHERE t.tile_uuid IS NOT NULL "
+                        f"AND NOT ({_PENDING}) ORDER BY t.accessed_at, t.id LIMIT %s "
+                        "FOR UPDATE",
+                        (EVICT_BATCH,),
+                    ).fetchall()
+                    chosen: list[int] = []
+                    total = 0
+                    for row_id, size in candidates:
+                        chosen.append(row_id)
+                        total += int(size or 0)
+                        if total >= need:
+                            break
+                    victims = conn.execute(
+                        "DELETE FROM tiles WHERE id = ANY(%s) "
+                        "RETURNING tile_uuid, zoom, x, disk_bytes",
+                        (chosen,),
+                    ).fetchall()
+                if not victims:
+                    log_event(
+                        self._log,
+                        logging.WARNING,
+                        "c6.evict_blocked",
+                        disk_bytes=self._disk_bytes,
+                        budget_bytes=budget,
+                        pending_upload=self._pending,
+                    )
+                    break
+                files: list[Path] = []
+                with self._lock:
+                    for tile_id, zoom, x, size in victims:
+                        entry = self._by_id.get(tile_id)
+                        if entry is not None:
+                            self._index_drop(entry)
+                        self._access.pop(tile_id, None)
+                        self._tiles -= 1
+                        self._disk_bytes -= int(size or 0)
+                        self._evictions += 1
+                        files.append(self._path(zoom, x, tile_id))
+                        files.append(self._path(zoom, x, tile_id, pixels.SIDECAR_SUFFIX))
+                pixels.remove_files(files)
+                for tile_id, _zoom, _x, size in victims:
+                    evicted += 1
+                    freed += int(size or 0)
+                    self._emit(
+                        "c6.evict",
+                        {"tile_id": str(tile_id), "disk_bytes": int(size or 0), "reason": "lru"},
+                    )
+        return EvictionResult(evicted, freed, self._disk_bytes, budget)
+
+    def record_vote(self, location_hash: UUID | str, agree: bool) -> VoteTally:
+        """Count one observation of a ground cell: does the stored imagery still
+        match the ground? The tally ranks query results.
+
+        Raises:
+            TileValidationError: not a UUID.
+            TileMetadataError: the database failed.
+        """
+        location = _tile_uuid(location_hash, field="location_hash")
+        now_dt = ns_to_datetime(self._clock.now_ns())
+        with self._conn() as conn:
+            row = conn.execute(
+                "INSERT INTO tile_votes (location_hash, agree, disagree, updated_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (location_hash) DO UPDATE SET "
+                "agree = tile_votes.agree + EXCLUDED.agree, "
+                "disagree = tile_votes.disagree + EXCLUDED.disagree, "
+                "updated_at = EXCLUDED.updated_at RETURNING agree, disagree",
+                (location, int(bool(agree)), int(not agree), now_dt),
+            ).fetchone()
+        assert row is not None
+        tally = VoteTally(location, int(row[0]), int(row[1]))
+        with self._lock:
+            for tid in self._by_location.get(location, ()):
+                self._index_update(tid, votes_agree=tally.agree, votes_disagree=tally.disagree)
+        self._emit("c6.vote", {"location_hash": str(location), "agree": bool(agree)})
+        return tally
+
+    # ---------------------------------------------------------------- uploads
+    def mark_uploaded(self, tile_ids: Sequence[UUID | str]) -> int:
+        """Mark tiles as uploaded; returns how many were newly marked (idempotent).
+
+        Raises:
+            TileValidationError: an id is not a UUID.
+            TileNotFound: an id names no stored tile (nothing is marked then).
+        """
+        ids = list(dict.fromkeys(_tile_uuid(t) for t in tile_ids))
+        if not ids:
+            return 0
+        now = self._clock.now_ns()
+        with self._write_lock, self._conn() as conn, conn.transaction():
+            found = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT tile_uuid FROM tiles WHERE tile_uuid = ANY(%s)", (ids,)
+                ).fetchall()
+            }
+            missing = [str(t) for t in ids if t not in found]
+            if missing:
+                raise TileNotFound(f"no such tiles: {missing}", tile_id=missing[0])
+            marked = [
+                r[0]
+                for r in conn.execute(
+                    "UPDATE tiles SET uploaded_at = %s, updated_at = %s "
+                    "WHERE tile_uuid = ANY(%s) AND flight_id IS NOT NULL "
+                    "AND uploaded_at IS NULL RETURNING tile_uuid",
+                    (ns_to_datetime(now), ns_to_datetime(now), ids),
+                ).fetchall()
+            ]
+        with self._lock:
+            self._pending -= len(marked)
+            for tid in marked:
+                self._index_update(tid, uploaded_at_ns=_us_floor(now))
+        return len(marked)
+
+    # -------------------------------------------------------------- freshness
+    def reload_policy(self) -> None:
+        """Re-read sectors and freshness rules (after they changed in the database)."""
+        with self._conn() as conn:
+            sectors = [
+                fr.Sector(
+                    sid,
+                    cls_,
+                    None
+                    if None in (a, b, c, d)
+                    else BBox(min_latitude=a, min_longitude=b, max_latitude=c, max_longitude=d),
+                )
+                for sid, cls_, a, b, c, d in conn.execute(
+                    "SELECT sector_id, classification, min_latitude, min_longitude, "
+                    "max_latitude, max_longitude FROM sector_classifications"
+                ).fetchall()
+            ]
+            rules = [
+                fr.FreshnessRule(c, a, int(m), int(d), float(s))
+                for c, a, m, d, s in conn.execute(
+                    "SELECT classification, action, "
+                    "(extract(year FROM max_age) * 12 + extract(month FROM max_age))::int, "
+                    "extract(day FROM max_age)::int, "
+                    "(extract(hour FROM max_age) * 3600 + extract(minute FROM max_age) * 60 "
+                    "+ extract(second FROM max_age))::float8 FROM tile_freshness_rules"
+                ).fetchall()
+            ]
+        with self._lock:
+            self._policy = fr.FreshnessPolicy(sectors, rules)
+            self._generation += 1
+
+    def set_sector(self, sector_id: str, classification: str, bbox: BBox | None) -> None:
+        """Create or update a sector, then re-evaluate freshness.
+
+        Raises:
+            TileValidationError: empty id or classification.
+        """
+        if not sector_id or not classification:
+            raise TileValidationError("sector_id and classification are required", field="sector")
+        box = (
+            (None, None, None, None)
+            if bbox is None
+            else (
+                bbox.min_latitude,
+                bbox.min_longitude,
+                bbox.max_latitude,
+                bbox.max_longitude,
+            )
+        )
+        with self._conn() as conn:
+            conn.execute(
+                "INSERT INTO sector_classifications (sector_id, classification, min_latitude, "
+                "min_longitude, max_latitude, max_longitude, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (sector_id) DO UPDATE SET "
+                "classification = EXCLUDED.classification, min_latitude = EXCLUDED.min_latitude, "
+                "min_longitude = EXCLUDED.min_longitude, max_latitude = EXCLUDED.max_latitude, "
+                "max_longitude = EXCLUDED.max_longitude, updated_at = EXCLUDED.updated_at",
+                (sector_id, classification, *box, ns_to_datetime(self._clock.now_ns())),
+            )
+        self.reload_policy()
+        self.refresh_freshness()
+
+    def refresh_freshness(self) -> int:
+        """Rewrite the persisted ``freshness_status`` of every tile whose status
+        changed at the clock's current time; returns how many rows changed."""
+        now = self._clock.now_ns()
+        with self._conn() as conn:
+            cur = conn.execute(fr.REFRESH_SQL, {"now": ns_to_datetime(now)})
+            changed = cur.rowcount
+        self._last_refresh_ns = now
+        return max(changed, 0)
+
+    def maintain(self, refresh_period_ns: int = 60 * 1_000_000_000) -> None:
+        """Periodic upkeep for the node: flush access times, evict over budget,
+        refresh persisted freshness at most once per ``refresh_period_ns``."""
+        self.flush_access()
+        if self._disk_bytes > self.config.disk_budget_bytes:
+            self.evict_to_budget()
+        now = self._clock.now_ns()
+        if self._last_refresh_ns is None or now - self._last_refresh_ns >= refresh_period_ns:
+            self.refresh_freshness()
+
+    # --------------------------------------------------------- reconciliation
+    def _load_totals(self) -> None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT count(*), COALESCE(sum(disk_bytes), 0), "
+                f"count(*) FILTER (WHERE {_PENDING}) FROM tiles t WHERE t.tile_uuid IS NOT NULL"
+            ).fetchone()
+        assert row is not None
+        with self._lock:
+            self._tiles, self._disk_bytes, self._pending = int(row[0]), int(row[1]), int(row[2])
+
+    def _reconcile(self) -> ReconcileReport:
+        """Make files and rows agree after whatever happened while we were down."""
+        jpegs: dict[UUID, Path] = {}
+        sidecars: dict[UUID, Path] = {}
+        temps: list[Path] = []
+        others = 0
+        for f in pixels.scan_tile_files(self.root):
+            if f.kind == "tmp":
+                temps.append(f.path)
+            elif f.kind == "jpeg" and f.tile_id is not None:
+                jpegs[f.tile_id] = f.path
+            elif f.kind == "sidecar" and f.tile_id is not None:
+                sidecars[f.tile_id] = f.path
+            else:
+                others += 1
+        pixels.remove_files(temps)
+        with self._conn() as conn:
+            rows = conn.execute(_SELECT + "WHERE t.tile_uuid IS NOT NULL").fetchall()
+        by_id = {row[0]: row for row in rows}
+        orphan_files = [
+            path
+            for tid, path in [*jpegs.items(), *sidecars.items()]
+            if tid not in by_id
+            or path != self._path(by_id[tid][1], by_id[tid][2], tid, path.suffix)
+        ]
+        pixels.remove_files(orphan_files)
+        jpeg_paths = set(jpegs.values())
+        missing = [
+            tid for tid, row in by_id.items() if self._path(row[1], row[2], tid) not in jpeg_paths
+        ]
+        if missing:
+            with self._conn() as conn:
+                conn.execute("DELETE FROM tiles WHERE tile_uuid = ANY(%s)", (missing,))
+        rewritten = 0
+        for tid, row in by_id.items():
+            if tid in missing:
+                continue
+            sidecar_path = self._path(row[1], row[2], tid, pixels.SIDECAR_SUFFIX)
+            if sidecars.get(tid) == sidecar_path:
+                continue
+            meta, _ = self._row_meta(row, self._clock.now_ns())
+            pixels.write_files_atomically(
+                sidecar_path.parent, [(sidecar_path.name, sidecar_bytes(meta))]
+            )
+            rewritten += 1
+        if others:
+            log_event(self._log, logging.WARNING, "c6.store.unknown_files", count=others)
+        return ReconcileReport(
+            orphan_files_removed=len(orphan_files),
+            orphan_rows_removed=len(missing),
+            temp_files_removed=len(temps),
+            sidecars_rewritten=rewritten,
+        )
+
+
+def sidecar_bytes(meta: TileMetadata) -> bytes:
+    """The sidecar of a stored tile, as :meth:`PostgresFilesystemStore._prepare` renders it."""
+    return pixels.render_sidecar(
+        {
+            "tile_id": str(meta.tile_id),
+            "location_hash": str(meta.location_hash),
+            "zoom": meta.zoom,
+            "x": meta.x,
+            "y": meta.y,
+            "source": meta.source,
+            "flight_id": None if meta.flight_id is None else str(meta.flight_id),
+            "latitude": meta.latitude,
+            "longitude": meta.longitude,
+            "captured_at": ns_to_datetime(meta.captured_at_ns).isoformat(),
+            "content_sha256": meta.content_sha256,
+            "tile_quality_metadata": dict(meta.quality),
+        }
+    )
+
+
+def _frozen_quality(value: Any) -> Mapping[str, Any]:
+    from types import MappingProxyType
+
+    return MappingProxyType(dict(value) if isinstance(value, Mapping) else {})
+
+
+def rank_key(meta: TileMetadata) -> tuple[int, float, int, int, str]:
+    """Best first: freshness, quality score, net votes, newest capture, id."""
+    return (
+        fr.RANK.get(meta.freshness_status, 1),
+        -meta.quality_score,
+        -(meta.votes_agree - meta.votes_disagree),
+        -meta.captured_at_ns,
+        str(meta.tile_id),
+    )
+
+
+def _tile_uuid(value: UUID | str, field: str = "tile_id") -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError as err:
+        raise TileValidationError(f"{field} is not a UUID: {value!r}", field=field) from err
+
+
+def _reason(err: TileCacheError) -> str:
+    if isinstance(err, TileMetadataError):
+        return "duplicate" if err.sqlstate == "23505" else "database"
+    if isinstance(err, TilePixelError):
+        return "filesystem"
+    return "validation"
