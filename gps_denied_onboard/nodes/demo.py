@@ -1,0 +1,295 @@
+"""The README's main job: ``python -m gps_denied_onboard demo`` (``scripts/main``).
+
+Takes off on embedded defaults (private PostgreSQL cluster, everything under
+``--run-dir``), with every node on ``use_sim_time``, then replays the sample
+flight through the stack:
+
+* a simulated ArduPilot on UDP loopback plays the flight's recorded MAVLink
+  stream (``sample_flight/fc_stream.tlog``) in sim time, and records what the
+  FC bridge sends back;
+* the reference tiles (NAIP 2017) are put into the tile cache through its
+  ``put_tile`` service;
+* the bag (estimator fixes, in-flight tile snapshots) is replayed with
+  ``/clock``; the GNSS loss part-way is in the FC stream.
+
+Before take-off a hold clock publishes the bag's start time, so sim time is
+defined while the nodes come up. After landing it prints where the FDR
+segments are and what they contain, what the tile cache holds and what the
+FC bridge sent to the FC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gps_denied_onboard.nodes.bringup import BringupOptions, run
+
+SAMPLE_TOPICS_RECORDED = [
+    "/nav/position_fix:gps_denied_onboard/msg/PositionFix",
+    "/fc/status:gps_denied_onboard/msg/FcStatus",
+    "/fc/navsat:sensor_msgs/msg/NavSatFix",
+]
+
+
+def sample_dir() -> Path:
+    """``sample_flight/`` of the source tree (the install links back into it)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "sample_flight" / "manifest.json").exists():
+            return parent / "sample_flight"
+    raise FileNotFoundError("sample_flight/ not found next to the package sources")
+
+
+@dataclass
+class DemoReport:
+    """What the main job observed, printed at the end."""
+
+    tiles_put: int = 0
+    tiles_rejected: list[str] = field(default_factory=list)
+    replay: dict[str, Any] = field(default_factory=dict)
+    tile_cache: dict[str, Any] = field(default_factory=dict)
+    fc_frames_played: int = 0
+
+
+class _ClockHold:
+    """A node on sim time that holds ``/clock`` at the bag's start until the replay runs."""
+
+    def __init__(self, start_ns: int) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rosgraph_msgs.msg import Clock as ClockMsg
+
+        from gps_denied_onboard.nodes.common import RosClock, ns_to_time_msg
+
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(args=["--ros-args", "-p", "use_sim_time:=true"], context=self.context)
+        self.node = rclpy.create_node("gdo_demo", context=self.context)
+        self.clock = RosClock(self.node)
+        self._pub = self.node.create_publisher(ClockMsg, "/clock", 10)
+        self._msg = ClockMsg(clock=ns_to_time_msg(start_ns))
+        self._holding = threading.Event()
+        self._holding.set()
+        self._timer = self.node.create_timer(0.05, self._tick, clock=self._wall_clock())
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def _wall_clock(self) -> Any:
+        from rclpy.clock import Clock, ClockType
+
+        return Clock(clock_type=ClockType.STEADY_TIME)
+
+    def _tick(self) -> None:
+        if self._holding.is_set():
+            self._pub.publish(self._msg)
+
+    def release(self) -> None:
+        """Stop holding: the replay's /clock takes over."""
+        self._holding.clear()
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 10.0) -> Any:
+        client = self.node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise TimeoutError(f"{name} not available")
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout_s):
+            raise TimeoutError(f"{name} did not answer")
+        return future.result()
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        if self.context.ok():
+            self._rclpy.shutdown(context=self.context)
+
+
+def _seed_tiles(hold: _ClockHold, manifest: dict[str, Any], root: Path, report: DemoReport) -> None:
+    from sensor_msgs.msg import CompressedImage
+
+    from gps_denied_onboard.nodes.common import ns_to_time_msg
+    from gps_denied_onboard.srv import PutTile
+
+    for tile in manifest["tiles"]:
+        data = (root / tile["file"]).read_bytes()
+        req = PutTile.Request(
+            zoom=tile["z"],
+            x=tile["x"],
+            y=tile["y"],
+            source=tile["source"],
+            flight_id="",
+            latitude=tile["lat"],
+            longitude=tile["lon"],
+            captured_at=ns_to_time_msg(int(tile.get("captured_ns", manifest["start_ns"]))),
+            quality_json=json.dumps({"year": tile["year"], "gsd_m": 5.0}),
+            content_sha256=tile["sha256"],
+            image=CompressedImage(format="jpeg", data=data),
+        )
+        res = hold.call(PutTile, "/tile_cache/put_tile", req)
+        if res.success:
+            report.tiles_put += 1
+        else:
+            report.tiles_rejected.append(f"{tile['file']}: {res.error_type}: {res.error}")
+
+
+def _tile_cache_view(hold: _ClockHold, manifest: dict[str, Any]) -> dict[str, Any]:
+    from gps_denied_onboard.srv import ListUploads, QueryBbox
+
+    lats = [t["lat"] for t in manifest["tiles"]]
+    lons = [t["lon"] for t in manifest["tiles"]]
+    view: dict[str, Any] = {}
+    for zoom in sorted(
+        {t["z"] for t in manifest["tiles"]} | {s["z"] for s in manifest["snapshots"]}
+    ):
+        res = hold.call(
+            QueryBbox,
+            "/tile_cache/query_bbox",
+            QueryBbox.Request(
+                min_latitude=min(lats) - 0.01,
+                min_longitude=min(lons) - 0.01,
+                max_latitude=max(lats) + 0.01,
+                max_longitude=max(lons) + 0.01,
+                zoom=zoom,
+                limit=1000,
+            ),
+        )
+        by_source = Counter(t.source for t in res.tiles)
+        view[f"z{zoom}"] = dict(by_source)
+    pending = hold.call(ListUploads, "/tile_cache/list_uploads", ListUploads.Request(limit=0))
+    view["pending_upload"] = len(pending.tiles)
+    return view
+
+
+def _fc_report(fc: Any) -> dict[str, Any]:
+    received = fc.received()
+    by_type = Counter(r.msg.get_type() for r in received)
+    gps = [r for r in received if r.msg.get_type() == "GPS_INPUT"]
+    out: dict[str, Any] = {"messages_from_bridge": dict(sorted(by_type.items()))}
+    if len(gps) >= 2:
+        gaps = [(b.recv_mono_ns - a.recv_mono_ns) / 1e6 for a, b in itertools.pairwise(gps)]
+        first, last = gps[0].msg, gps[-1].msg
+        out["gps_input"] = {
+            "count": len(gps),
+            "max_gap_ms_wall": round(max(gaps), 1),
+            "first": {
+                "lat": first.lat / 1e7,
+                "lon": first.lon / 1e7,
+                "fix_type": first.fix_type,
+                "ignore_flags": first.ignore_flags,
+            },
+            "last": {"lat": last.lat / 1e7, "lon": last.lon / 1e7, "fix_type": last.fix_type},
+        }
+    texts = [r.msg.text for r in received if r.msg.get_type() == "STATUSTEXT"]
+    if texts:
+        out["statustext"] = texts[:10]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m gps_denied_onboard demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("var/demo"),
+        help="wiped and recreated: flights/, tiles/, pg/, log/ (default var/demo)",
+    )
+    ap.add_argument("--rate", type=float, default=4.0, help="replay rate (sim s per wall s)")
+    ap.add_argument("--dsn", default="", help="use this PostgreSQL instead of the embedded one")
+    args = ap.parse_args(argv)
+
+    from gps_denied_onboard.fc_bridge.sim_fc import SimFc
+    from gps_denied_onboard.fdr import tools as fdr_tools
+    from gps_denied_onboard.replay.__main__ import run_ros_replay
+    from gps_denied_onboard.replay.bag import open_bag
+    from gps_denied_onboard.replay.fc_playback import FcPlayback
+    from gps_denied_onboard.replay.options import ReplayOptions
+
+    root = sample_dir()
+    manifest = json.loads((root / "manifest.json").read_text())
+    flight_id = "sample-flight"
+    if args.run_dir.exists():
+        shutil.rmtree(args.run_dir)
+    report = DemoReport()
+    hold = _ClockHold(int(manifest["start_ns"]))
+    fc = SimFc(autopilot=manifest["fc_stream"]["autopilot"]).start()
+    playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, hold.clock).start()
+    record_topics = "[" + ",".join(f"'{t}'" for t in SAMPLE_TOPICS_RECORDED) + "]"
+    opts = BringupOptions(
+        flight_id=flight_id,
+        fc_connection=fc.connection,
+        dsn=args.dsn,
+        run_dir=args.run_dir,
+        use_sim_time=True,
+        extra_params={"fdr_recorder": {"record_topics": record_topics}},
+    )
+
+    def fly(result: object) -> None:
+        print(
+            f"take-off complete: flight {flight_id}; seeding tiles, replaying the sample "
+            f"flight at {args.rate}x",
+            file=sys.stderr,
+            flush=True,
+        )
+        _seed_tiles(hold, manifest, root, report)
+        hold.release()
+        summary = run_ros_replay(
+            open_bag(root / manifest["bag"]["dir"]),
+            ReplayOptions(rate=args.rate),
+            node_name="gdo_replay",
+            progress=sys.stderr.isatty(),
+        )
+        report.replay = {
+            "messages": dict(summary.per_topic),
+            "clock_ticks": summary.clock_ticks,
+            "wall_s": round(summary.wall_s, 2),
+        }
+        report.tile_cache = _tile_cache_view(hold, manifest)
+
+    try:
+        code = run(opts, on_active=fly)
+    finally:
+        playback.stop()
+        report.fc_frames_played = playback.sent
+        fc.stop()
+        hold.close()
+    flight_dir = (args.run_dir / "flights" / flight_id).absolute()
+    print("\n=== gps_denied_onboard main job ===")
+    print(f"exit code: {code}")
+    print(f"FDR flight directory: {flight_dir}")
+    if flight_dir.exists():
+        fdr_tools.main(["info", str(flight_dir)])
+        print(
+            "Open a segment in Foxglove: File > Open local file > "
+            f"{flight_dir / (flight_id + '_0.mcap')}"
+        )
+    print(
+        f"tile cache: {report.tiles_put} reference tiles put"
+        + (f", {len(report.tiles_rejected)} rejected" if report.tiles_rejected else "")
+    )
+    for line in report.tiles_rejected[:5]:
+        print(f"  rejected {line}")
+    print(f"tile cache contents by zoom and source: {json.dumps(report.tile_cache)}")
+    print(f"replay: {json.dumps(report.replay)}")
+    print(f"FC stream frames played to the simulated FC: {report.fc_frames_played}")
+    print(f"FC bridge -> FC: {json.dumps(_fc_report(fc), default=str)}")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
