@@ -41,6 +41,7 @@ from uuid import UUID
 
 import psycopg
 import psycopg_pool
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from gps_denied_onboard.clock import Clock, datetime_to_ns, ns_to_datetime
@@ -604,6 +605,42 @@ class PostgresFilesystemStore:
                 write_failures=self._write_failures,
                 evictions=self._evictions,
             )
+
+    def summary(self) -> dict[str, Any]:
+        """Totals straight from the database (for tools): tiles, bytes, pending,
+        counts per source / zoom / persisted freshness, rows without identity."""
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT count(*), COALESCE(sum(disk_bytes), 0), "
+                f"count(*) FILTER (WHERE {_PENDING}), min(captured_at), max(captured_at) "
+                "FROM tiles t WHERE t.tile_uuid IS NOT NULL"
+            ).fetchone()
+            assert row is not None
+            groups = {
+                name: {
+                    str(k): int(v)
+                    for k, v in conn.execute(
+                        sql.SQL(
+                            "SELECT {col}, count(*) FROM tiles WHERE tile_uuid IS NOT NULL "
+                            "GROUP BY {col} ORDER BY {col}"
+                        ).format(col=sql.Identifier(name))
+                    ).fetchall()
+                }
+                for name in ("source", "zoom", "freshness_status")
+            }
+            legacy = conn.execute("SELECT count(*) FROM tiles WHERE tile_uuid IS NULL").fetchone()
+        return {
+            "tiles": int(row[0]),
+            "disk_bytes": int(row[1]),
+            "budget_bytes": self.config.disk_budget_bytes,
+            "pending_upload": int(row[2]),
+            "oldest_capture": None if row[3] is None else row[3].isoformat(),
+            "newest_capture": None if row[4] is None else row[4].isoformat(),
+            "by_source": groups["source"],
+            "by_zoom": groups["zoom"],
+            "by_freshness_status": groups["freshness_status"],
+            "rows_without_identity": int(legacy[0]) if legacy else 0,
+        }
 
     # ----------------------------------------------------------------- writes
     def _prepare(self, write: TileWrite) -> _Prepared:
