@@ -16,15 +16,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from mcap.data_stream import RecordBuilder
+from mcap.records import Channel, McapRecord, Schema
 from mcap.writer import CompressionType, Writer
 
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION, KNOWN_KINDS
 
 PUSH_THRESHOLD = 64 * 1024
+#: MCAP Message record header: opcode 0x05, record length, channel id, sequence,
+#: log_time, publish_time (the data follows). Same bytes as ``mcap.records.Message.write``.
+MESSAGE_HEADER = struct.Struct("<BQHIQQ")
+MESSAGE_OPCODE = 0x05
+MESSAGE_FIXED = 22
 PROFILE = "ros2"
 LIBRARY = "gps_denied_onboard.fdr"
 
@@ -164,7 +172,12 @@ class McapSegment:
         self.path = path
         self.index = index
         self.file = SegmentFile(raw)
-        self.writer = Writer(self.file, use_chunking=False, compression=CompressionType.NONE)
+        # The Writer frames the file (header, schemas, channels, metadata, summary, footer);
+        # message records go straight into the buffer (see add), four times cheaper than
+        # Writer.add_message. The summary therefore carries no Statistics record:
+        # readers that need counts scan the (unchunked) data section, as they must anyway.
+        self.writer = Writer(self.file, use_chunking=False, compression=CompressionType.NONE,
+                             use_statistics=False)
         self.fdr_channels: dict[str, int] = {}
         self.raw_channels: dict[tuple[str, str], int] = {}
         self._raw_schemas: dict[str, int] = {}
@@ -189,19 +202,22 @@ class McapSegment:
     def size(self) -> int:
         return self.file.tell()
 
+    def add(self, channel_id: int, log_time: int, data: bytes, publish_time: int,
+            sequence: int) -> None:
+        """Append one MCAP Message record (unchunked data section)."""
+        buf = self.file.buf
+        buf += MESSAGE_HEADER.pack(MESSAGE_OPCODE, MESSAGE_FIXED + len(data), channel_id,
+                                   sequence & 0xFFFFFFFF, log_time, publish_time)
+        buf += data
+
     def fdr_channel(self, kind: str) -> int:
         ch = self.fdr_channels.get(kind)
         if ch is None:
-            ch = self.writer.register_channel(
-                f"/fdr/{kind}",
-                "json",
-                0,
-                {
-                    "schema_name": f"gps_denied_onboard/fdr/{kind}",
-                    "jsonschema": json_schema_for(kind),
-                    "fdr_record_schema": FDR_RECORD_SCHEMA_VERSION,
-                },
-            )
+            ch = self._channel(f"/fdr/{kind}", "json", 0, {
+                "schema_name": f"gps_denied_onboard/fdr/{kind}",
+                "jsonschema": json_schema_for(kind),
+                "fdr_record_schema": FDR_RECORD_SCHEMA_VERSION,
+            })
             self.fdr_channels[kind] = ch
         return ch
 
@@ -211,13 +227,33 @@ class McapSegment:
         if ch is None:
             schema = self._raw_schemas.get(type_name)
             if schema is None:
-                schema = self.writer.register_schema(type_name, "ros2msg", msgdef.encode())
+                data = msgdef.encode()
+                schema = self.writer.register_schema(type_name, "ros2msg", data)
+                self._inband(Schema(id=schema, name=type_name, encoding="ros2msg", data=data))
                 self._raw_schemas[type_name] = schema
-            ch = self.writer.register_channel(
-                msg_topic, "cdr", schema, {"offered_qos_profiles": qos}
-            )
+            ch = self._channel(msg_topic, "cdr", schema, {"offered_qos_profiles": qos})
             self.raw_channels[key] = ch
         return ch
+
+    def _channel(self, topic: str, encoding: str, schema_id: int,
+                 metadata: dict[str, str]) -> int:
+        ch: int = self.writer.register_channel(topic, encoding, schema_id, metadata)
+        self._inband(Channel(id=ch, topic=topic, message_encoding=encoding, schema_id=schema_id,
+                             metadata=metadata))
+        return ch
+
+    def _inband(self, record: McapRecord) -> None:
+        """Write a Schema/Channel record into the data section now.
+
+        In unchunked mode the Writer keeps registered schemas and channels in its record
+        builder until its next flush; messages bypass the Writer (see ``add``), so the
+        record goes in-band here, where a reader of a torn file needs it. The Writer's own
+        copy, identical, follows at its next flush (the MCAP spec allows identical
+        duplicates) and feeds the summary.
+        """
+        builder = RecordBuilder()
+        record.write(builder)
+        self.file.write(builder.end())
 
     def add_metadata(self, name: str, data: Mapping[str, str]) -> None:
         self.writer.add_metadata(name, dict(data))

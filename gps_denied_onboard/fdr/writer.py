@@ -59,6 +59,7 @@ from gps_denied_onboard.fdr.policy import (
     SegmentInfo,
 )
 from gps_denied_onboard.fdr.segment import (
+    MESSAGE_HEADER,
     PUSH_THRESHOLD,
     FileOpener,
     McapSegment,
@@ -651,8 +652,9 @@ class FlightRecorder:
                      ring: deque[tuple[int, Any, tuple[str, ...]]], n: int, now: int) -> None:
         seg = flight.seg
         assert seg is not None
-        add = seg.writer.add_message
         file = seg.file
+        buf = file.buf
+        pack = MESSAGE_HEADER.pack
         pending = self._pending
         channels = seg.fdr_channels
         producer = client.producer
@@ -676,8 +678,10 @@ class FlightRecorder:
                 ch = channels.get(kind)
                 if ch is None:
                     ch = seg.fdr_channel(kind)
-                add(ch, stamp, body_of(producer, item, seq, flags), now, seq & _SEQ_MASK)
-                pending.append((file.landed + len(file.buf), client, seq, stamp, None, None))
+                body = body_of(producer, item, seq, flags)
+                buf += pack(5, 22 + len(body), ch, seq & _SEQ_MASK, stamp, now)
+                buf += body
+                pending.append((file.landed + len(buf), client, seq, stamp, None, None))
                 records += 1
                 if debug:
                     log_event(self._log, logging.DEBUG, "fdr.record", kind=kind,
@@ -687,9 +691,8 @@ class FlightRecorder:
                 ch = seg.raw_channels.get(key[:2])
                 if ch is None:
                     ch = seg.raw_channel(item.topic, item.type_name, item.msgdef, item.qos)
-                add(ch, item.stamp_ns, item.cdr, now, seq & _SEQ_MASK)
-                pending.append((file.landed + len(file.buf), client, seq, item.stamp_ns, None,
-                                key))
+                seg.add(ch, item.stamp_ns, item.cdr, now, seq)
+                pending.append((file.landed + len(buf), client, seq, item.stamp_ns, None, key))
                 self._count_raw(seg, key, item.stamp_ns, 1)
             written += 1
         client.written += written
@@ -744,8 +747,7 @@ class FlightRecorder:
         own._seq = seq + 1
         rec = FlightRecord(kind, FDR_PRODUCER, stamp, payload)
         body = self._body(FDR_PRODUCER, rec, seq, self.policy.enforce_or_raise(rec))
-        seg.writer.add_message(seg.fdr_channel(kind), stamp, body, self._clock.now_ns(),
-                               seq & _SEQ_MASK)
+        seg.add(seg.fdr_channel(kind), stamp, body, self._clock.now_ns(), seq)
         self._pending.append((seg.file.tell(), own, seq, stamp, None, None))
         own.written += 1
         seg.fdr_records += 1
@@ -762,8 +764,8 @@ class FlightRecorder:
         own._seq = seq + 1
         stamp = self._clock.now_ns()
         rec = FlightRecord("overrun", FDR_PRODUCER, stamp, gap.payload())
-        seg.writer.add_message(seg.fdr_channel("overrun"), stamp,
-                               self._body(FDR_PRODUCER, rec, seq, ()), stamp, seq & _SEQ_MASK)
+        seg.add(seg.fdr_channel("overrun"), stamp, self._body(FDR_PRODUCER, rec, seq, ()),
+                stamp, seq)
         self._pending.append((seg.file.tell(), own, seq, stamp, gap, client))
         own.written += 1
         seg.fdr_records += 1
