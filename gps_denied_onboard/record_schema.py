@@ -62,6 +62,7 @@ FDR_KINDS: dict[str, KindSpec] = {
         "thermal_c gpu_util_pct gpu_mem_used_bytes gpu_mem_total_bytes gpu_temp_c gpu_power_w nvml",
     ),
     "nvml_unavailable": _k("reason"),
+    "raw_topic_refused": _k("topic type reason"),
     "gcs_alert": _k("severity text source"),
 }
 

@@ -64,6 +64,9 @@ from mcap.stream_reader import breakup_chunk
 
 MCAP_MAGIC: Final = b"\x89MCAP0\r\n"
 FDR_TOPIC_PREFIX: Final = "/fdr/"
+#: Producer slugs of the recorder's own records and of raw topic messages (FORMAT.md).
+FDR_PRODUCER: Final = "fdr"
+RAW_PRODUCER: Final = "raw_topics"
 SEGMENT_RE: Final = re.compile(r"^(?P<flight>.+)_(?P<index>\d+)\.mcap$")
 RECOVERY_REPORT: Final = "recovery.json"
 
@@ -127,6 +130,7 @@ class SegmentScan:
     first_log_ns: int | None = None
     last_log_ns: int | None = None
     last_message_end: int = 0  # byte offset just after the last complete message
+    late_channels: bool = False  # messages came before the Channel records they use
     schemas: dict[int, Schema] = field(default_factory=dict)
     channels: dict[int, Channel] = field(default_factory=dict)
     channel_counts: Counter[int] = field(default_factory=Counter)
@@ -236,7 +240,8 @@ class SegmentReader:
         """Yield every readable message in file order (data section only)."""
         scan = self.scan
         in_summary = False
-        for _start, end, record in self.records():
+        looked_ahead = False
+        for start, end, record in self.records():
             if isinstance(record, Header):
                 scan.profile, scan.library = record.profile, record.library
             elif isinstance(record, DataEnd):
@@ -244,13 +249,25 @@ class SegmentReader:
             elif in_summary:
                 continue
             elif isinstance(record, Schema):
-                scan.schemas[record.id] = record
+                scan.schemas.setdefault(record.id, record)
             elif isinstance(record, Channel):
-                scan.channels[record.id] = record
+                scan.channels.setdefault(record.id, record)
             elif isinstance(record, Message):
                 channel = scan.channels.get(record.channel_id)
+                if channel is None and not looked_ahead:
+                    # Not valid MCAP (a Channel must precede its messages), but the
+                    # definitions may still be further on: take them from there.
+                    looked_ahead = True
+                    self._look_ahead()
+                    channel = scan.channels.get(record.channel_id)
+                    if channel is not None:
+                        scan.late_channels = True
                 if channel is None:
-                    scan.torn = TornTail(end, scan.file_bytes, "message on an unknown channel")
+                    scan.torn = TornTail(
+                        start,
+                        scan.file_bytes,
+                        f"message on channel {record.channel_id}, which the file never defines",
+                    )
                     return
                 scan.messages += 1
                 scan.channel_counts[record.channel_id] += 1
@@ -259,6 +276,15 @@ class SegmentReader:
                 scan.last_log_ns = record.log_time
                 scan.last_message_end = end
                 yield SegmentMessage(scan, channel, scan.schemas.get(channel.schema_id), record)
+
+    def _look_ahead(self) -> None:
+        """Collect every Schema and Channel record anywhere in the file."""
+        other = SegmentReader(self.path)
+        for _s, _e, record in other.records():
+            if isinstance(record, Schema):
+                self.scan.schemas.setdefault(record.id, record)
+            elif isinstance(record, Channel):
+                self.scan.channels.setdefault(record.id, record)
 
 
 def _parse(cls: Any, body: bytes) -> McapRecord:
@@ -297,6 +323,7 @@ class ProducerTally:
 
     written: int = 0
     dropped_overrun: int = 0
+    dropped_upstream: int = 0
     overrun_records: int = 0
     runs: list[list[int]] = field(default_factory=list)
     overrun_ranges: list[tuple[int, int, int]] = field(default_factory=list)
@@ -318,12 +345,15 @@ class ProducerTally:
             runs.append([seq, seq, segment, segment])
 
     def add_overrun(self, first: Any, last: Any, count: int, segment: int) -> None:
-        self.dropped_overrun += count
         self.overrun_records += 1
-        if isinstance(first, int) and isinstance(last, int):
-            self.overrun_ranges.append((first, last, segment))
-            if last - first + 1 != count:
-                self.bad_overrun_counts += 1
+        if not (isinstance(first, int) and isinstance(last, int)):
+            # Lost before the recorder numbered them (e.g. in DDS): not in the seq space.
+            self.dropped_upstream += count
+            return
+        self.dropped_overrun += count
+        self.overrun_ranges.append((first, last, segment))
+        if last - first + 1 != count:
+            self.bad_overrun_counts += 1
 
     def settle(self, missing_between: Any) -> None:
         """Merge written runs and overrun ranges; classify what is left uncovered.
@@ -414,6 +444,7 @@ def scan_flight(flight_dir: Path) -> FlightScan:
     fs.flight_id = ids.pop() if len(ids) == 1 else None
     if ids:
         fs.problems.append(f"segments of more than one flight in {flight_dir}")
+    raw_seq = -1
     for path in paths:
         reader = SegmentReader(path)
         position = 0
@@ -430,11 +461,22 @@ def scan_flight(flight_dir: Path) -> FlightScan:
             else:
                 fs.raw_messages += 1
                 fs.raw_topics[item.channel.topic] += 1
+                raw_seq = _unwrap(raw_seq, item.message.sequence)
+                fs.producers[RAW_PRODUCER].add_written(raw_seq, reader.scan.index or 0)
             position += 1
         fs.segments.append(reader.scan)
     for tally in fs.producers.values():
         tally.settle(fs.segments_missing_between)
     return fs
+
+
+def _unwrap(previous: int, sequence: int) -> int:
+    """Full seq from an MCAP ``sequence`` (the seq mod 2^32), given the previous full seq."""
+    base = max(previous, 0) & ~0xFFFFFFFF
+    value = base | (sequence & 0xFFFFFFFF)
+    if previous >= 0 and value < previous - (1 << 31):
+        value += 1 << 32
+    return value
 
 
 def _tally(fs: FlightScan, body: dict[str, Any], segment: int, position: int) -> None:
@@ -455,7 +497,9 @@ def _tally(fs: FlightScan, body: dict[str, Any], segment: int, position: int) ->
         fs.footer = payload
         fs.footer_position = (segment, position)
     elif kind == "overrun":
-        fs.overruns.append({**payload, "segment": segment, "stamp_ns": body.get("stamp_ns")})
+        fs.overruns.append(
+            {**payload, "segment": segment, "stamp_ns": body.get("stamp_ns"), "by": producer}
+        )
         count = payload.get("count")
         fs.producers[str(payload.get("producer", producer))].add_overrun(
             payload.get("first_seq"),
@@ -504,6 +548,11 @@ def verify_flight(fs: FlightScan) -> Verdict:
                 f"{s.path.name}: torn tail at byte {s.torn.offset} of {s.torn.file_bytes} "
                 f"({s.torn.reason}); run `recover`"
             )
+        if s.late_channels:
+            v.failures.append(
+                f"{s.path.name}: channel defined after messages that use it (not valid MCAP; "
+                "a torn copy of such a segment cannot be attributed to topics)"
+            )
         if s.profile is not None and s.profile != "ros2":
             v.failures.append(f"{s.path.name}: MCAP profile {s.profile!r}, expected 'ros2'")
         for ch in s.channels.values():
@@ -542,9 +591,7 @@ def verify_flight(fs: FlightScan) -> Verdict:
     elif fs.footer_position != (last.index, last.messages - 1):
         v.failures.append("flight_footer is not the last record of the last segment")
     # accounting: for each producer, written seqs + overrun ranges cover 0..max exactly
-    total_dropped = 0
     for producer, t in sorted(fs.producers.items()):
-        total_dropped += t.dropped_overrun
         if t.silent_gaps:
             n = sum(b - a + 1 for a, b in t.silent_gaps)
             v.failures.append(
@@ -570,27 +617,25 @@ def verify_flight(fs: FlightScan) -> Verdict:
             f"{producer}: offered={offered} written={t.written} dropped_overrun={t.dropped_overrun}"
         )
     if fs.footer is not None:
+        own = sum(int(o.get("count", 0)) for o in fs.overruns if o.get("by") == FDR_PRODUCER)
         want = fs.footer.get("records_dropped_overrun")
-        if isinstance(want, int) and want != total_dropped:
+        if isinstance(want, int) and want != own:
             v.failures.append(
-                f"footer records_dropped_overrun={want} but overrun records sum to {total_dropped}"
+                f"footer records_dropped_overrun={want} but the recorder's overrun records "
+                f"sum to {own}"
             )
         written = fs.footer.get("records_written")
-        if isinstance(written, int) and not fs.rollovers:
-            seen = fs.fdr_records + fs.raw_messages
-            if written not in (seen, seen - 1, fs.fdr_records, fs.fdr_records - 1):
-                v.failures.append(
-                    f"footer records_written={written} but the segments hold {fs.fdr_records} "
-                    f"FDR records and {fs.raw_messages} raw messages"
-                )
+        seen = fs.fdr_records + fs.raw_messages - 1  # everything before the footer
+        if isinstance(written, int) and not fs.missing_segment_indices and written != seen:
+            v.failures.append(
+                f"footer records_written={written} but the segments hold {seen} records "
+                "before the footer"
+            )
         rollovers = fs.footer.get("rollover_count")
-        if (
-            isinstance(rollovers, int)
-            and rollovers != len(fs.segments) + len(fs.missing_segment_indices) - 1
-        ):
-            v.warnings.append(
-                f"footer rollover_count={rollovers} but there are "
-                f"{len(fs.segments) + len(fs.missing_segment_indices)} segments"
+        if isinstance(rollovers, int) and rollovers != len(fs.rollovers):
+            v.failures.append(
+                f"footer rollover_count={rollovers} but there are {len(fs.rollovers)} "
+                "segment_rollover records"
             )
     return v
 
@@ -906,6 +951,7 @@ def flight_info(fs: FlightScan) -> dict[str, Any]:
             p: {
                 "written": t.written,
                 "dropped_overrun": t.dropped_overrun,
+                "dropped_upstream": t.dropped_upstream,
                 "offered": t.offered,
                 "silent_gaps": [list(g) for g in t.silent_gaps],
                 "rollover_gaps": [list(g) for g in t.rollover_gaps],

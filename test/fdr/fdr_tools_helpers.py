@@ -44,7 +44,8 @@ class FlightBuilder:
         self.index = -1
         self.seq: dict[str, int] = {}
         self.now = T0
-        self.counts = {"records_written": 0, "records_dropped_overrun": 0}
+        self.counts = {"records_written": 0, "records_dropped_overrun": 0, "rollovers": 0}
+        self.raw_seq = 0
         self._file: BinaryIO | None = None
         self._writer: McapWriter | None = None
         self._channels: dict[str, int] = {}
@@ -120,6 +121,8 @@ class FlightBuilder:
         ch = self._channel(f"/fdr/{kind}", "json", 0, meta)
         self._writer.add_message(ch, stamp, json.dumps(body).encode(), self.now, seq % 2**32)
         self.counts["records_written"] += 1
+        if kind == "segment_rollover":
+            self.counts["rollovers"] += 1
         self.entries[-1].fdr_records += 1
         return seq
 
@@ -143,10 +146,10 @@ class FlightBuilder:
             {
                 "flight_id": self.flight_id,
                 "closed_at_ns": self.now,
-                "records_written": self.counts["records_written"] + 1,
+                "records_written": self.counts["records_written"],
                 "records_dropped_overrun": self.counts["records_dropped_overrun"],
                 "bytes_written": 0,
-                "rollover_count": self.index,
+                "rollover_count": self.counts["rollovers"],
             },
         )
 
@@ -178,7 +181,11 @@ class FlightBuilder:
             )
             self._channel(topic, "cdr", schema, {"offered_qos_profiles": ""})
         self.now += 1_000_000
-        self._writer.add_message(self._channels[topic], self.now, encode_string(text), self.now, 0)
+        self._writer.add_message(
+            self._channels[topic], self.now, encode_string(text), self.now, self.raw_seq
+        )
+        self.raw_seq += 1
+        self.counts["records_written"] += 1
         e = self.entries[-1]
         e.raw_messages += 1
         e.raw_start_ns = e.raw_start_ns or self.now

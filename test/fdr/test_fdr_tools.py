@@ -46,6 +46,7 @@ def test_info_reports_flight_segments_counters_kinds_and_gaps(tmp_path: Path) ->
     assert fc == {
         "written": 7,
         "dropped_overrun": 3,
+        "dropped_upstream": 0,
         "offered": 10,
         "silent_gaps": [],
         "rollover_gaps": [],
@@ -350,3 +351,63 @@ def test_python_dash_m_package_runs_the_tool(tmp_path: Path) -> None:
         env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_dds_loss_overrun_is_counted_upstream_not_in_the_seq_identity(tmp_path: Path) -> None:
+    fb = simple_flight(tmp_path)
+    fb.record(
+        "overrun",
+        "fdr_recorder",
+        {
+            "producer": "tile_cache",
+            "count": 12,
+            "first_stamp_ns": 1,
+            "last_stamp_ns": 2,
+            "reason": "dds_loss",
+        },
+    )
+    flight = fb.close()
+    fs = tools.scan_flight(flight)
+    assert fs.producers["tile_cache"].dropped_upstream == 12
+    assert fs.producers["tile_cache"].dropped_overrun == 0
+    verdict = tools.verify_flight(fs)
+    assert verdict.ok, verdict.failures
+    info = tools.flight_info(fs)
+    assert info["producers"]["tile_cache"]["dropped_upstream"] == 12
+
+
+def test_raw_messages_are_accounted_under_the_raw_producer(tmp_path: Path) -> None:
+    fb = simple_flight(tmp_path)
+    fb.raw_seq += 5  # five raw messages lost without an overrun record
+    fb.raw("/chatter", "again")
+    flight = fb.close()
+    fs = tools.scan_flight(flight)
+    raw = fs.producers[tools.RAW_PRODUCER]
+    assert raw.written == 3 and raw.silent_gaps == [(2, 6)]
+    assert not tools.verify_flight(fs).ok
+
+
+def test_channel_defined_after_its_messages_is_read_but_fails_verify(tmp_path: Path) -> None:
+    """A segment whose Channel records follow the messages (not valid MCAP) still reads."""
+    import struct
+
+    fb = simple_flight(tmp_path)
+    flight = fb.close()
+    seg = flight / "F1_1.mcap"
+    data = seg.read_bytes()
+    reader = tools.SegmentReader(seg)
+    spans = [(s, e, r) for s, e, r in reader.records()]
+    channels = [(s, e) for s, e, r in spans if type(r).__name__ == "Channel" and s < len(data)]
+    first_msg = next(s for s, e, r in spans if type(r).__name__ == "Message")
+    c_start, c_end = channels[0]
+    assert c_end <= first_msg
+    # move the first Channel record behind the first message
+    m_end = next(e for s, e, r in spans if s == first_msg)
+    moved = data[:c_start] + data[c_end:m_end] + data[c_start:c_end] + data[m_end:]
+    seg.write_bytes(moved)
+    assert struct.unpack("<B", moved[c_start : c_start + 1])[0] == 5  # a Message now comes first
+    fs = tools.scan_flight(flight)
+    assert fs.segments[1].late_channels and fs.segments[1].torn is None
+    assert fs.raw_topics["/chatter"] == 2
+    verdict = tools.verify_flight(fs)
+    assert any("channel defined after messages" in f for f in verdict.failures)

@@ -1,0 +1,786 @@
+"""``fdr_recorder``: the flight data recorder as a ROS 2 lifecycle node.
+
+* ``configure``: parameters -> :class:`~gps_denied_onboard.fdr.config.FdrConfig` +
+  :class:`FdrNodeConfig`; the :class:`~gps_denied_onboard.fdr.writer.FlightRecorder`
+  is constructed (no I/O), each ``record_topics`` entry (``"topic:pkg/msg/Type"``)
+  is resolved to its message class and rosbag2-style definition. Topics that
+  carry camera frames are refused by the recorder's policy whatever the
+  configuration says: logged now, and recorded (``raw_topic_refused``) in every
+  flight this configuration records. The ``~/open_flight`` / ``~/close_flight``
+  services exist from here on (they answer "not active" until activation).
+* ``activate``: starts the recorder (takes the flight-root lock). An
+  :class:`~gps_denied_onboard.fdr.errors.FdrOpenError` (another recorder holds
+  the root, the root is unwritable) makes the transition FAIL with an ERROR
+  line; the take-off sequencer treats that as an FDR-open failure. Then it
+  subscribes to ``/fdr/records`` and to each raw topic, and starts the host
+  health (1 Hz), diagnostics and watchdog timers.
+* ``deactivate``: stops taking messages and flushes the open segment to disk.
+* ``cleanup`` / ``shutdown``: stops the recorder, which closes an open flight
+  with its footer, and releases the lock.
+
+Records from ``/fdr/records`` go to one recorder client (ring) per producer
+slug. Records lost in DDS before they reached the node are counted from the
+publication sequence numbers and written as ``overrun`` records with reason
+``dds_loss`` (see :class:`DdsGapTracker`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from gps_denied_onboard.clock import MonotonicClock
+from gps_denied_onboard.errors import ConfigError, RecordSchemaError
+from gps_denied_onboard.fdr.client import FdrClient
+from gps_denied_onboard.fdr.config import FdrConfig
+from gps_denied_onboard.fdr.errors import FdrError, FdrOpenError
+from gps_denied_onboard.fdr.host_health import HostHealthSampler
+from gps_denied_onboard.fdr.policy import RecordKindPolicy
+from gps_denied_onboard.fdr.watchdog import StuckWriterWatchdog, WriterProgress
+from gps_denied_onboard.fdr.writer import FDR_PRODUCER, FlightRecorder
+from gps_denied_onboard.log import RateLimitedLog, log_event
+from gps_denied_onboard.msg import FdrRecord
+from gps_denied_onboard.nodes.common import (
+    TOPIC_FDR_RECORDS,
+    DiagnosticsPublisher,
+    GcsAlertPublisher,
+    RosClock,
+    bridge_logging,
+    declare_config,
+    msg_to_record,
+    read_config,
+    run_node,
+)
+from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.srv import CloseFlight, OpenFlight
+
+NODE_NAME: Final = "fdr_recorder"
+PRODUCER: Final = "fdr_recorder"
+NS_PER_S: Final = 1_000_000_000
+_RULE: Final = "=" * 80
+
+
+@dataclass(frozen=True)
+class FdrNodeConfig:
+    """The node's own parameters (the recorder's are :class:`FdrConfig`).
+
+    Attributes:
+        record_topics: ROS topics to record raw (CDR), each ``"topic:pkg/msg/Type"``.
+        records_qos_depth: queue depth of the reliable ``/fdr/records`` subscription.
+        raw_qos_depth: queue depth of each reliable raw-topic subscription.
+        host_health_period_s: host health sampling period.
+        diagnostics_period_s: diagnostics publishing period.
+        watchdog_period_s: how often the stuck-writer watchdog looks.
+        stall_after_s: no writer progress for this long, with records pending, is a stall.
+    """
+
+    record_topics: tuple[str, ...] = ()
+    records_qos_depth: int = 1000
+    raw_qos_depth: int = 1000
+    host_health_period_s: float = 1.0
+    diagnostics_period_s: float = 1.0
+    watchdog_period_s: float = 0.5
+    stall_after_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.records_qos_depth < 1000:
+            raise ConfigError("records_qos_depth must be at least 1000", key="records_qos_depth")
+        if self.raw_qos_depth < 1:
+            raise ConfigError("raw_qos_depth must be positive", key="raw_qos_depth")
+        for name in (
+            "host_health_period_s",
+            "diagnostics_period_s",
+            "watchdog_period_s",
+            "stall_after_s",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive", key=name)
+        for entry in self.record_topics:
+            parse_topic_entry(entry)
+
+
+# --- raw topics: spec parsing, message classes and rosbag2 definitions -------------------
+
+
+def parse_topic_entry(entry: str) -> tuple[str, str]:
+    """``"/fc/status:gps_denied_onboard/msg/FcStatus"`` -> (topic, type).
+
+    Raises:
+        ConfigError: not ``topic:pkg/msg/Type``.
+    """
+    topic, sep, type_name = entry.strip().rpartition(":")
+    parts = type_name.split("/")
+    if not sep or not topic.startswith("/") or len(parts) != 3 or parts[1] != "msg":
+        raise ConfigError(
+            f"record_topics entry {entry!r} is not 'topic:pkg/msg/Type'", key="record_topics"
+        )
+    return topic, type_name
+
+
+def message_class(type_name: str) -> Any:
+    """The Python class of a ROS message type (``pkg/msg/Type``).
+
+    Raises:
+        ConfigError: the package or type is not installed.
+    """
+    pkg, _, name = type_name.split("/")
+    try:
+        return getattr(importlib.import_module(f"{pkg}.msg"), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(
+            f"message type {type_name} is not installed: {err}", key="record_topics"
+        ) from err
+
+
+_PRIMITIVES: Final = frozenset(
+    {
+        "bool",
+        "byte",
+        "char",
+        "float32",
+        "float64",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "string",
+        "wstring",
+    }
+)
+
+
+def _share_dirs() -> list[Path]:
+    dirs = []
+    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+        if prefix:
+            dirs.append(Path(prefix) / "share")
+    return dirs
+
+
+def _msg_file(pkg: str, name: str, share_dirs: Iterable[Path]) -> Path:
+    for share in share_dirs:
+        candidate = share / pkg / "msg" / f"{name}.msg"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"no {pkg}/msg/{name}.msg under AMENT_PREFIX_PATH", key="record_topics")
+
+
+def _field_types(text: str, pkg: str) -> list[str]:
+    """Complex field types (``pkg/Type``) a .msg definition refers to, in order."""
+    out = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) < 2 or "=" in parts[1] or (len(parts) > 2 and parts[2].startswith("=")):
+            continue  # constants: "uint8 FOO=1"
+        base = parts[0].split("[", 1)[0].split("<=", 1)[0]
+        if base in _PRIMITIVES:
+            continue
+        if "/" not in base:
+            base = "std_msgs/Header" if base == "Header" else f"{pkg}/{base}"
+        if base.count("/") == 2:  # pkg/msg/Type
+            p, _, n = base.split("/")
+            base = f"{p}/{n}"
+        out.append(base)
+    return out
+
+
+def rosbag2_msgdef(type_name: str, share_dirs: Iterable[Path] | None = None) -> str:
+    """The full message definition as rosbag2 stores it in an MCAP ``ros2msg`` schema.
+
+    The main ``.msg`` text, then for each type it depends on (depth first, each
+    once) a line of 80 ``=``, ``MSG: pkg/Type`` and that type's ``.msg`` text.
+    The ``.msg`` files are those rosidl installs under ``share/<pkg>/msg/``.
+
+    Raises:
+        ConfigError: a type's ``.msg`` file cannot be found.
+    """
+    dirs = list(share_dirs) if share_dirs is not None else _share_dirs()
+    pkg, _, name = type_name.split("/")
+    main = _msg_file(pkg, name, dirs).read_text()
+    parts = [main.rstrip("\n")]
+    seen: set[str] = set()
+
+    def visit(text: str, owner_pkg: str) -> None:
+        for dep in _field_types(text, owner_pkg):
+            if dep in seen:
+                continue
+            seen.add(dep)
+            dpkg, dname = dep.split("/")
+            dep_text = _msg_file(dpkg, dname, dirs).read_text()
+            parts.append(f"{_RULE}\nMSG: {dep}\n{dep_text.rstrip(chr(10))}")
+            visit(dep_text, dpkg)
+
+    visit(main, pkg)
+    return "\n".join(parts) + "\n"
+
+
+def qos_yaml(qos: QoSProfile) -> str:
+    """``offered_qos_profiles`` text (rosbag2 metadata v9 style) for one profile."""
+    return (
+        f"- history: {qos.history.name.lower()}\n"
+        f"  depth: {qos.depth}\n"
+        f"  reliability: {qos.reliability.name.lower()}\n"
+        f"  durability: {qos.durability.name.lower()}\n"
+        "  deadline:\n    sec: 0\n    nsec: 0\n"
+        "  lifespan:\n    sec: 0\n    nsec: 0\n"
+        "  liveliness: automatic\n"
+        "  liveliness_lease_duration:\n    sec: 0\n    nsec: 0\n"
+        "  avoid_ros_namespace_conventions: false\n"
+    )
+
+
+@dataclass(frozen=True)
+class RawTopic:
+    topic: str
+    type_name: str
+    msg_class: Any
+    msgdef: str
+
+
+@dataclass(frozen=True)
+class RefusedTopic:
+    topic: str
+    type_name: str
+    reason: str
+
+
+def plan_raw_topics(
+    entries: Iterable[str],
+    *,
+    resolve_class: Callable[[str], Any] = message_class,
+    resolve_msgdef: Callable[[str], str] = rosbag2_msgdef,
+) -> tuple[list[RawTopic], list[RefusedTopic]]:
+    """Split the configured topics into those to record and those the policy refuses.
+
+    Raises:
+        ConfigError: a malformed entry, a duplicate topic, or a type that is not installed.
+    """
+    record: list[RawTopic] = []
+    refused: list[RefusedTopic] = []
+    seen: set[str] = set()
+    for entry in entries:
+        topic, type_name = parse_topic_entry(entry)
+        if topic in seen:
+            raise ConfigError(
+                f"topic {topic} is listed twice in record_topics", key="record_topics"
+            )
+        seen.add(topic)
+        try:
+            RecordKindPolicy.enforce_raw_topic_or_raise(topic, type_name)
+        except RecordSchemaError as err:
+            refused.append(RefusedTopic(topic, type_name, str(err)))
+            continue
+        record.append(
+            RawTopic(topic, type_name, resolve_class(type_name), resolve_msgdef(type_name))
+        )
+    return record, refused
+
+
+# --- DDS loss accounting ------------------------------------------------------------
+
+
+class DdsGapTracker:
+    """Counts records lost in DDS from the publication sequence numbers.
+
+    DDS numbers every sample a publisher writes (1, 2, 3...); a subscriber
+    that receives 7 after 4 from the same publisher lost 5 and 6 (a reliable
+    KEEP_LAST queue overwrote them). rclpy reports the number but not the
+    publisher, so samples are grouped by producer slug: the project's nodes
+    publish records through one publisher each, under their own slug. A number
+    that goes backwards (the publisher restarted, or two publishers share a
+    slug) resets the baseline and is counted, never reported as loss.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int]] = {}  # producer -> (pub seq, stamp_ns)
+        self.lost_total = 0
+        self.resets = 0
+
+    def observe(self, producer: str, pub_seq: int | None, stamp_ns: int) -> tuple[int, int] | None:
+        """Feed one received sample; returns ``(lost, last_seen_stamp_ns)`` on a gap."""
+        if not pub_seq:
+            return None
+        last = self._last.get(producer)
+        self._last[producer] = (pub_seq, stamp_ns)
+        if last is None:
+            return None
+        if pub_seq <= last[0]:
+            self.resets += 1
+            return None
+        lost = pub_seq - last[0] - 1
+        if lost <= 0:
+            return None
+        self.lost_total += lost
+        return lost, last[1]
+
+
+# --- the node ---------------------------------------------------------------------------
+
+
+class FdrRecorderNode(LifecycleNode):
+    """The flight data recorder node (see the module docstring for the lifecycle)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._cfg: FdrConfig | None = None
+        self._node_cfg: FdrNodeConfig | None = None
+        self._recorder: FlightRecorder | None = None
+        self._started = False
+        self._active = False
+        self._own: FdrClient | None = None
+        self._producer_clients: dict[str, FdrClient] = {}
+        self._raw: list[RawTopic] = []
+        self._refused: list[RefusedTopic] = []
+        self._subs: list[Any] = []
+        self._io_timers: list[Any] = []
+        self._flight_services: list[Any] = []
+        self._sampler: HostHealthSampler | None = None
+        self._watchdog: StuckWriterWatchdog | None = None
+        self._dds = DdsGapTracker()
+        self._rejected = 0
+        self._last_diag_dropouts = 0
+        self._last_health: dict[str, str] = {}
+        super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
+        declare_config(self, FdrConfig)
+        declare_config(self, FdrNodeConfig)
+        self._ros_clock = RosClock(self)
+        self._mono = MonotonicClock()
+        self._log = bridge_logging(self)
+        self._reject_log = RateLimitedLog(self._log, NS_PER_S)
+        self._alerts = GcsAlertPublisher(self)
+        self._service_group = MutuallyExclusiveCallbackGroup()
+        self._records_group = MutuallyExclusiveCallbackGroup()
+        self._raw_group = MutuallyExclusiveCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            cfg = read_config(self, FdrConfig)
+            node_cfg = read_config(self, FdrNodeConfig)
+            raw, refused = plan_raw_topics(node_cfg.record_topics)
+        except ConfigError as err:
+            log_event(self._log, logging.ERROR, "fdr.configure_failed", key=err.key, error=str(err))
+            return TransitionCallbackReturn.FAILURE
+        self._cfg, self._node_cfg = cfg, node_cfg
+        self._raw, self._refused = raw, refused
+        for r in refused:
+            log_event(
+                self._log,
+                logging.ERROR,
+                "fdr.raw_topic_refused",
+                topic=r.topic,
+                type=r.type_name,
+                reason=r.reason,
+            )
+        self._recorder = FlightRecorder(
+            cfg, self._ros_clock, self._mono, alert_sink=self._on_recorder_alert, logger=self._log
+        )
+        self._own = self._recorder.register_client(PRODUCER, multi_producer=True)
+        self._producer_clients = {}
+        self._sampler = HostHealthSampler(
+            cfg.flight_root, self._ros_clock, self._own, producer=PRODUCER, logger=self._log
+        )
+        self._watchdog = StuckWriterWatchdog(
+            self._writer_progress,
+            self._mono,
+            self._alerts,
+            self._own,
+            stall_after_ns=int(node_cfg.stall_after_s * NS_PER_S),
+            producer=PRODUCER,
+            record_clock=self._ros_clock,
+            logger=self._log,
+        )
+        self._diag = DiagnosticsPublisher(self, self.get_name(), str(cfg.flight_root))
+        self._health_diag = DiagnosticsPublisher(self, "host_health", os.uname().nodename)
+        self._flight_services = [
+            self.create_service(
+                OpenFlight,
+                "~/open_flight",
+                self._on_open_flight,
+                callback_group=self._service_group,
+            ),
+            self.create_service(
+                CloseFlight,
+                "~/close_flight",
+                self._on_close_flight,
+                callback_group=self._service_group,
+            ),
+        ]
+        log_event(
+            self._log,
+            logging.INFO,
+            "fdr.configured",
+            flight_root=str(cfg.flight_root),
+            raw_topics=[r.topic for r in raw],
+            refused=[r.topic for r in refused],
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        rec, node_cfg = self._recorder, self._node_cfg
+        if rec is None or node_cfg is None:
+            return TransitionCallbackReturn.FAILURE
+        if not self._started:
+            try:
+                rec.start()
+            except FdrOpenError as err:
+                log_event(
+                    self._log,
+                    logging.ERROR,
+                    "fdr.open_failed",
+                    reason=str(err),
+                    flight_root=str(rec.config.flight_root),
+                )
+                return TransitionCallbackReturn.FAILURE
+            self._started = True
+        records_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=node_cfg.records_qos_depth,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        self._subs.append(
+            self.create_subscription(
+                FdrRecord,
+                TOPIC_FDR_RECORDS,
+                self._on_record,
+                records_qos,
+                callback_group=self._records_group,
+            )
+        )
+        raw_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=node_cfg.raw_qos_depth,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        qos_text = qos_yaml(raw_qos)
+        for raw in self._raw:
+            self._subs.append(
+                self.create_subscription(
+                    raw.msg_class,
+                    raw.topic,
+                    self._raw_callback(raw, qos_text),
+                    raw_qos,
+                    callback_group=self._raw_group,
+                    raw=True,
+                )
+            )
+        self._io_timers = [
+            self.create_timer(
+                node_cfg.host_health_period_s,
+                self._on_host_health,
+                callback_group=self._timer_group,
+            ),
+            self.create_timer(
+                node_cfg.diagnostics_period_s,
+                self._on_diagnostics,
+                callback_group=self._timer_group,
+            ),
+            self.create_timer(
+                node_cfg.watchdog_period_s, self._on_watchdog, callback_group=self._timer_group
+            ),
+        ]
+        self._active = True
+        log_event(self._log, logging.INFO, "fdr.active", raw_topics=len(self._raw))
+        result: TransitionCallbackReturn = super().on_activate(state)
+        return result
+
+    def _stop_io(self) -> None:
+        self._active = False
+        for timer in self._io_timers:
+            self.destroy_timer(timer)
+        self._io_timers = []
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_io()
+        if self._recorder is not None and self._started:
+            try:
+                self._recorder.flush()
+            except FdrError as err:
+                log_event(self._log, logging.ERROR, "fdr.flush_failed", error=str(err))
+        result: TransitionCallbackReturn = super().on_deactivate(state)
+        return result
+
+    def _stop_recorder(self) -> None:
+        self._stop_io()
+        rec = self._recorder
+        if rec is not None and self._started:
+            try:
+                footer = rec.stop()
+            except FdrError as err:
+                log_event(self._log, logging.ERROR, "fdr.stop_failed", error=str(err))
+            else:
+                if footer is not None:
+                    log_event(
+                        self._log,
+                        logging.INFO,
+                        "fdr.flight_closed_on_stop",
+                        flight_id=footer.flight_id,
+                    )
+            self._started = False
+        if self._sampler is not None:
+            self._sampler.close()
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_recorder()
+        for srv in self._flight_services:
+            self.destroy_service(srv)
+        self._flight_services = []
+        self._recorder = None
+        self._own = None
+        self._producer_clients = {}
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_recorder()
+        return TransitionCallbackReturn.SUCCESS
+
+    def shutdown(self) -> None:
+        """Called by ``run_node`` on SIGINT/SIGTERM: close the flight whatever the state."""
+        self._stop_recorder()
+
+    # -- services --------------------------------------------------------------------------
+
+    def _on_open_flight(self, req: Any, res: Any) -> Any:
+        rec = self._recorder
+        if rec is None or not self._active:
+            res.success, res.error_type = False, "NotActive"
+            res.error = "fdr_recorder is not active"
+            return res
+        try:
+            header = rec.open_flight(req.flight_id)
+        except FdrError as err:
+            res.success, res.error_type, res.error = False, type(err).__name__, str(err)
+            log_event(
+                self._log,
+                logging.ERROR,
+                "fdr.open_flight_failed",
+                flight_id=req.flight_id,
+                error_type=res.error_type,
+                error=str(err),
+            )
+            return res
+        res.success = True
+        res.flight_dir = str(header.flight_dir)
+        self._record_refusals()
+        return res
+
+    def _on_close_flight(self, req: Any, res: Any) -> Any:
+        rec = self._recorder
+        if rec is None or not self._started:
+            res.success, res.error_type = False, "NotActive"
+            res.error = "fdr_recorder has no running recorder"
+            return res
+        try:
+            footer = rec.close_flight(req.flight_id)
+        except FdrError as err:
+            res.success, res.error_type, res.error = False, type(err).__name__, str(err)
+            log_event(
+                self._log,
+                logging.ERROR,
+                "fdr.close_flight_failed",
+                flight_id=req.flight_id,
+                error_type=res.error_type,
+                error=str(err),
+            )
+            return res
+        res.success = True
+        res.records_written = footer.records_written
+        res.records_dropped_overrun = footer.records_dropped_overrun
+        res.bytes_written = footer.bytes_written
+        res.rollover_count = footer.rollover_count
+        return res
+
+    def _record_refusals(self) -> None:
+        if self._own is None:
+            return
+        for r in self._refused:
+            self._own.emit(
+                FlightRecord(
+                    "raw_topic_refused",
+                    PRODUCER,
+                    self._ros_clock.now_ns(),
+                    {"topic": r.topic, "type": r.type_name, "reason": r.reason},
+                )
+            )
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def _on_record(self, msg: Any, info: Mapping[str, Any] | None) -> None:
+        try:
+            record = msg_to_record(msg)
+        except ValueError as err:
+            self._reject(msg.producer, msg.kind, f"bad payload_json: {err}")
+            return
+        producer = record.producer
+        if info is not None:
+            gap = self._dds.observe(
+                producer, info.get("publication_sequence_number"), record.stamp_ns
+            )
+            if gap is not None and self._own is not None:
+                lost, since = gap
+                self._own.emit(
+                    FlightRecord(
+                        "overrun",
+                        PRODUCER,
+                        self._ros_clock.now_ns(),
+                        {
+                            "producer": producer,
+                            "count": lost,
+                            "first_stamp_ns": since,
+                            "last_stamp_ns": record.stamp_ns,
+                            "reason": "dds_loss",
+                        },
+                    )
+                )
+        client = self._producer_clients.get(producer)
+        if client is None:
+            if producer in (FDR_PRODUCER, PRODUCER) or self._recorder is None:
+                self._reject(producer, record.kind, "producer slug reserved for the recorder")
+                return
+            client = self._recorder.register_client(producer)
+            self._producer_clients[producer] = client
+        try:
+            client.emit(record)
+        except RecordSchemaError as err:
+            self._reject(producer, record.kind, str(err))
+
+    def _reject(self, producer: str, kind: str, reason: str) -> None:
+        self._rejected += 1
+        self._reject_log.log(
+            self._mono.now_ns(),
+            logging.ERROR,
+            "fdr.record_rejected",
+            producer=producer,
+            record_kind=kind,
+            reason=reason,
+            rejected_total=self._rejected,
+        )
+
+    def _raw_callback(self, raw: RawTopic, qos_text: str) -> Callable[[bytes], None]:
+        rec = self._recorder
+        assert rec is not None
+        write = rec.write_raw
+        clock = self._ros_clock
+        topic, type_name, msgdef = raw.topic, raw.type_name, raw.msgdef
+
+        def on_raw(data: bytes) -> None:
+            write(topic, type_name, msgdef, data, clock.now_ns(), qos_profiles=qos_text)
+
+        return on_raw
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _on_host_health(self) -> None:
+        sampler, rec = self._sampler, self._recorder
+        if sampler is None or rec is None:
+            return
+        # With no flight open, diagnostics only: nothing piles up in the ring.
+        health = sampler.tick() if rec.current_flight_id is not None else sampler.sample()
+        self._last_health = health.diagnostics()
+        self._health_diag.publish(DiagnosticsPublisher.OK, "host health", self._last_health)
+
+    def _writer_progress(self) -> WriterProgress:
+        rec = self._recorder
+        if rec is None or not self._started:
+            return WriterProgress(0, None)
+        st = rec.status()
+        pending = sum(p.ring_depth for p in st.producers)
+        return WriterProgress(pending if st.flight_id else 0, st.last_progress_ns)
+
+    def _on_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.check()
+
+    def diagnostics_values(self) -> dict[str, str]:
+        """What the recorder diagnostics carry (also used by tests)."""
+        rec = self._recorder
+        if rec is None:
+            return {}
+        st = rec.status()
+        values: dict[str, str] = {
+            "running": str(st.running).lower(),
+            "flight_id": st.flight_id or "",
+            "segment": st.current_segment or "",
+            "degraded": str(st.degraded).lower(),
+            "degraded_reason": st.degraded_reason or "",
+            "records_written": str(st.records_written),
+            "records_dropped_overrun": str(st.records_dropped),
+            "dds_lost": str(self._dds.lost_total),
+            "records_rejected": str(self._rejected),
+            "bytes_written": str(st.bytes_written),
+            "write_rate_records_s": f"{st.write_rate_records_s:.1f}",
+            "write_rate_bytes_s": f"{st.write_rate_bytes_s:.1f}",
+            "free_bytes": "" if st.free_bytes is None else str(st.free_bytes),
+            "torn_segments": ",".join(st.torn_segments),
+            "writer_stalled": str(
+                self._watchdog is not None and self._watchdog.stalled is not None
+            ).lower(),
+            "raw_topics": ",".join(r.topic for r in self._raw),
+            "raw_topics_refused": ",".join(r.topic for r in self._refused),
+        }
+        for p in st.producers:
+            values[f"ring.{p.producer}.high_water"] = f"{p.ring_high_water}/{p.ring_capacity}"
+            values[f"ring.{p.producer}.dropped"] = str(p.dropped + p.pending_loss)
+        return values
+
+    def _on_diagnostics(self) -> None:
+        rec = self._recorder
+        if rec is None:
+            return
+        values = self.diagnostics_values()
+        st = rec.status()
+        stalled = self._watchdog is not None and self._watchdog.stalled is not None
+        dropouts = st.records_dropped + self._dds.lost_total + self._rejected
+        if not st.running or st.degraded or stalled:
+            level = DiagnosticsPublisher.ERROR
+            message = (
+                "writer stalled"
+                if stalled
+                else f"degraded: {st.degraded_reason}"
+                if st.degraded
+                else "not running"
+            )
+        elif dropouts > self._last_diag_dropouts or self._refused:
+            level = DiagnosticsPublisher.WARN
+            message = (
+                "records dropped" if dropouts > self._last_diag_dropouts else ("raw topics refused")
+            )
+        else:
+            level, message = DiagnosticsPublisher.OK, "recording" if st.flight_id else "idle"
+        self._last_diag_dropouts = dropouts
+        self._diag.publish(level, message, values)
+
+    def _on_recorder_alert(self, severity: int, text: str) -> None:
+        self._alerts.publish(severity, PRODUCER, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(FdrRecorderNode, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""The fdr_recorder lifecycle node over real DDS, run as its installed executable.
+
+A test node in this process drives the recorder's lifecycle services, publishes
+FdrRecord messages and a raw topic, opens and closes the flight through the
+recorder's services, and the segments are then read back with the operator tool.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+
+from gps_denied_onboard.msg import FdrRecord  # noqa: E402
+from gps_denied_onboard.srv import CloseFlight, OpenFlight  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+
+from gps_denied_onboard.fdr import tools  # noqa: E402
+from gps_denied_onboard.nodes.common import (  # noqa: E402
+    RECORD_QOS,
+    TOPIC_FDR_RECORDS,
+    ns_to_time_msg,
+)
+
+INSTALL_LIB = (
+    Path(__file__).resolve().parents[2]
+    / ".colcon/install/gps_denied_onboard/lib/gps_denied_onboard"
+)
+
+
+def _exe(name: str) -> str:
+    path = INSTALL_LIB / name
+    assert path.exists(), f"{path} missing: run scripts/bootstrap.sh (colcon build) first"
+    return str(path)
+
+
+class Driver:
+    """A plain node that drives one recorder node through its services."""
+
+    def __init__(self, recorder: str) -> None:
+        self.node = Node(f"fdr_test_driver_{uuid.uuid4().hex[:8]}")
+        self.recorder = recorder
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.records = self.node.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 30.0) -> Any:
+        client = self.node.create_client(srv_type, f"/{self.recorder}/{name}")
+        try:
+            assert client.wait_for_service(timeout_sec=timeout_s), f"no service {name}"
+            future = client.call_async(request)
+            self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
+            assert future.done(), f"{name} did not answer"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def transition(self, transition_id: int) -> bool:
+        req = ChangeState.Request()
+        req.transition.id = transition_id
+        return bool(self.call(ChangeState, "change_state", req).success)
+
+    def state(self) -> str:
+        return str(self.call(GetState, "get_state", GetState.Request()).current_state.label)
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def wait_for_subscribers(self, pub: Any, timeout_s: float = 20.0) -> None:
+        end = time.monotonic() + timeout_s
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            self.spin(0.1)
+        assert pub.get_subscription_count() > 0, f"nobody subscribed to {pub.topic_name}"
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def ros() -> Iterator[None]:
+    rclpy.init()
+    try:
+        yield
+    finally:
+        rclpy.shutdown()
+
+
+def _start_recorder(name: str, flight_root: Path, log: Path, topics: list[str]) -> Any:
+    params = [
+        "--ros-args",
+        "-r",
+        f"__node:={name}",
+        "-p",
+        f"flight_root:={flight_root}",
+        "-p",
+        "free_space_floor_bytes:=0",
+        "-p",
+        "host_health_period_s:=0.2",
+    ]
+    if topics:  # an empty list has no type on the command line: keep the default
+        params += ["-p", f"record_topics:={json.dumps(topics)}"]
+    return subprocess.Popen(
+        [sys.executable, _exe("fdr_recorder_node"), *params],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(proc: Any) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _record(kind: str, producer: str, payload: dict[str, Any], stamp_ns: int) -> FdrRecord:
+    return FdrRecord(
+        stamp=ns_to_time_msg(stamp_ns),
+        kind=kind,
+        producer=producer,
+        schema_version="1.1.0",
+        payload_json=json.dumps(payload),
+    )
+
+
+def test_node_records_fdr_records_and_raw_topic_refuses_camera_frames(
+    ros: None, tmp_path: Path
+) -> None:
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    root = tmp_path / "flights"
+    chatter = f"/fdr_test_{uuid.uuid4().hex[:6]}/chatter"
+    camera = f"/fdr_test_{uuid.uuid4().hex[:6]}/camera/image_raw"
+    log = tmp_path / "recorder.log"
+    proc = _start_recorder(
+        name, root, log, [f"{chatter}:std_msgs/msg/String", f"{camera}:sensor_msgs/msg/Image"]
+    )
+    driver = Driver(name)
+    try:
+        assert driver.transition(Transition.TRANSITION_CONFIGURE)
+        # Services exist once configured; the flight cannot open before activation.
+        early = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="early"))
+        assert not early.success and early.error_type == "NotActive"
+        assert driver.transition(Transition.TRANSITION_ACTIVATE)
+        assert driver.state() == "active"
+
+        res = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="T1"))
+        assert res.success, res.error
+        assert Path(res.flight_dir) == root / "T1"
+
+        raw_pub = driver.node.create_publisher(String, chatter, 10)
+        img_pub = driver.node.create_publisher(Image, camera, 10)
+        driver.wait_for_subscribers(driver.records)
+        driver.wait_for_subscribers(raw_pub)
+        t0 = 1_778_544_000 * 1_000_000_000
+        for i in range(50):
+            driver.records.publish(
+                _record("fc.mode_change", "fc_bridge", {"mode": f"M{i}"}, t0 + i)
+            )
+            raw_pub.publish(String(data=f"hello {i}"))
+            img_pub.publish(Image(height=1, width=1, encoding="mono8", step=1, data=[7]))
+        driver.records.publish(_record("no.such_kind", "fc_bridge", {}, t0 + 99))
+        driver.spin(1.5)  # let DDS deliver and a host-health tick or two happen
+
+        # A second open while a flight is open is a typed error in the response.
+        again = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="T2"))
+        assert not again.success and again.error_type == "FlightAlreadyOpenError"
+        wrong = driver.call(CloseFlight, "close_flight", CloseFlight.Request(flight_id="nope"))
+        assert not wrong.success and wrong.error_type == "FlightIdMismatchError"
+
+        closed = driver.call(CloseFlight, "close_flight", CloseFlight.Request(flight_id="T1"))
+        assert closed.success, closed.error
+        assert closed.records_dropped_overrun == 0
+        assert closed.records_written >= 100
+
+        assert driver.transition(Transition.TRANSITION_DEACTIVATE)
+        assert driver.transition(Transition.TRANSITION_CLEANUP)
+    finally:
+        driver.close()
+        _stop(proc)
+
+    flight = root / "T1"
+    modes = [r["payload"]["mode"] for r in tools.iter_records(flight, kinds=["fc.mode_change"])]
+    assert modes == [f"M{i}" for i in range(50)]
+    raws = [r for r in tools.iter_records(flight, raw=True) if r.get("topic") == chatter]
+    assert [r["message"]["data"] for r in raws] == [f"hello {i}" for i in range(50)]
+    assert raws[0]["type"] == "std_msgs/msg/String"
+    fs = tools.scan_flight(flight)
+    assert camera not in fs.raw_topics  # refused: never recorded
+    (refusal,) = list(tools.iter_records(flight, kinds=["raw_topic_refused"]))
+    assert refusal["payload"]["topic"] == camera
+    assert refusal["payload"]["type"] == "sensor_msgs/msg/Image"
+    assert "forbidden" in refusal["payload"]["reason"]
+    assert fs.kinds["host_health"] >= 1
+    assert fs.kinds["no.such_kind"] == 0  # rejected by the schema, counted, not written
+    verdict = tools.verify_flight(fs)
+    assert verdict.ok, verdict.failures
+    text = log.read_text(errors="replace")
+    assert "fdr.raw_topic_refused" in text and camera in text
+    assert "fdr.record_rejected" in text
+
+    # The raw topic replays from the directory as a rosbag2 bag.
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([flight]) as bag:
+        got = [bag.deserialize(raw, c.msgtype).data for c, _, raw in bag.messages()]
+    assert got == [f"hello {i}" for i in range(50)]
+
+
+def test_activate_fails_when_another_writer_holds_the_flight_root(
+    ros: None, tmp_path: Path
+) -> None:
+    root = tmp_path / "flights"
+    root.mkdir()
+    holder = os.open(root / ".fdr.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the other recorder
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    log = tmp_path / "recorder.log"
+    proc = _start_recorder(name, root, log, [])
+    driver = Driver(name)
+    try:
+        assert driver.transition(Transition.TRANSITION_CONFIGURE)
+        assert not driver.transition(Transition.TRANSITION_ACTIVATE)
+        assert driver.state() == "inactive"
+        res = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="X"))
+        assert not res.success and res.error_type == "NotActive"
+        # Once the other writer lets go, activation succeeds.
+        os.close(holder)
+        holder = -1
+        assert driver.transition(Transition.TRANSITION_ACTIVATE)
+    finally:
+        if holder >= 0:
+            os.close(holder)
+        driver.close()
+        _stop(proc)
+    text = log.read_text(errors="replace")
+    assert "fdr.open_failed" in text and "locked by another flight recorder" in text
+
+
+def test_configure_fails_on_a_malformed_record_topic(ros: None, tmp_path: Path) -> None:
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    proc = _start_recorder(name, tmp_path / "f", tmp_path / "log", ["no-colon-here"])
+    driver = Driver(name)
+    try:
+        assert not driver.transition(Transition.TRANSITION_CONFIGURE)
+        assert driver.state() == "unconfigured"
+    finally:
+        driver.close()
+        _stop(proc)
