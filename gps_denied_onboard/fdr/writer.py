@@ -298,6 +298,7 @@ class FlightRecorder:
         self._rate = (0.0, 0.0)
         self._rate_base: tuple[int, int, int] | None = None
         self._heads: dict[tuple[str, str, str], str] = {}
+        self._heads_by_producer: dict[str, dict[str, str]] = {}
         self._torn_all: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -660,6 +661,8 @@ class FlightRecorder:
         producer = client.producer
         popleft = ring.popleft
         body_of = self._body
+        enc = _encode_strict
+        heads = self._heads_by_producer.setdefault(producer, {})
         gate = self.policy.gate_for_writer
         written = 0
         records = 0
@@ -678,7 +681,16 @@ class FlightRecorder:
                 ch = channels.get(kind)
                 if ch is None:
                     ch = seg.fdr_channel(kind)
-                body = body_of(producer, item, seq, flags)
+                head = heads.get(kind)
+                if head is None or flags or item.schema_version != FDR_RECORD_SCHEMA_VERSION:
+                    body = body_of(producer, item, seq, flags)
+                else:  # the common case, inlined: known head, no flags
+                    try:
+                        body = f'{head}{stamp},"seq":{seq},"payload":{enc(dict(item.payload))}}}'
+                    except ValueError:
+                        body = body_of(producer, item, seq, flags)
+                    else:
+                        body = body.encode()
                 buf += pack(5, 22 + len(body), ch, seq & _SEQ_MASK, stamp, now)
                 buf += body
                 pending.append((file.landed + len(buf), client, seq, stamp, None, None))
@@ -715,6 +727,8 @@ class FlightRecorder:
             head = (f'{{"kind":{json.dumps(rec.kind)},"producer":{json.dumps(producer)},'
                     f'"schema_version":{json.dumps(rec.schema_version)},"stamp_ns":')
             self._heads[key] = head
+            if rec.schema_version == FDR_RECORD_SCHEMA_VERSION:
+                self._heads_by_producer.setdefault(producer, {})[rec.kind] = head
         try:
             payload = _encode_strict(dict(rec.payload))
         except ValueError:
