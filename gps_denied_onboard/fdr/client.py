@@ -62,6 +62,8 @@ class FdrClient:
         policy: RecordKindPolicy,
         *,
         multi_producer: bool = False,
+        wake: threading.Event | None = None,
+        wake_depth: int = 256,
     ) -> None:
         if not producer:
             raise ValueError("producer slug must not be empty")
@@ -76,6 +78,8 @@ class FdrClient:
         self._gap_lock = threading.Lock()
         self._emit_lock = threading.Lock() if multi_producer else None
         self.high_water = 0
+        self._wake = wake
+        self.wake_depth = wake_depth
         # Writer-thread-only accounting.
         self.written = 0
         self.dropped = 0  # dropped and accounted in an overrun record on disk
@@ -131,6 +135,8 @@ class FdrClient:
             if gap is not None:
                 ring.append((gap.first_seq, gap, ()))
         ring.append((seq, item, flags))
+        if depth == self.wake_depth and self._wake is not None:
+            self._wake.set()  # a batch is waiting: do not let the writer sleep on it
         if depth >= self.high_water:
             self.high_water = depth + 1
 

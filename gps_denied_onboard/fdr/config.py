@@ -27,7 +27,11 @@ class FdrConfig:
             stops writing (degraded) instead of filling the disk.
         fsync_period_ns: fdatasync at least this often (host monotonic time) while data is
             pending.
-        poll_period_ns: how long the idle writer sleeps between looks at the rings.
+        poll_period_ns: how long the writer sleeps between looks at the rings when no ring
+            has reached its wake depth. Bounds the crash window at low rates.
+        wake_depth: a producer ring this deep wakes the writer at once (256 records of
+            ~200 bytes is ~50 KiB: the crash window stays under 64 KiB at high rates).
+        wake_depth_raw: the same for the raw-topic ring (raw messages are larger).
         degraded_retry_period_ns: how often a degraded recorder checks whether space returned.
         tile_cap_bytes: per-flight cap on mid-flight tile snapshots (oldest evicted).
         thumbnail_window_ns: tumbling window of the failed_tile_thumbnail rate cap (one per
@@ -43,7 +47,9 @@ class FdrConfig:
     ring_capacity: int = 65_536
     free_space_floor_bytes: int = 512 * MIB
     fsync_period_ns: int = 1_000_000_000
-    poll_period_ns: int = 10_000_000
+    poll_period_ns: int = 50_000_000
+    wake_depth: int = 256
+    wake_depth_raw: int = 16
     degraded_retry_period_ns: int = 200_000_000
     tile_cap_bytes: int = 64 * MIB
     thumbnail_window_ns: int = 10_000_000_000
@@ -58,6 +64,8 @@ class FdrConfig:
             "ring_capacity",
             "fsync_period_ns",
             "poll_period_ns",
+            "wake_depth",
+            "wake_depth_raw",
             "degraded_retry_period_ns",
             "tile_cap_bytes",
             "thumbnail_window_ns",

@@ -393,7 +393,8 @@ class FlightRecorder:
         if producer == FDR_PRODUCER:
             raise ValueError(f"producer slug {FDR_PRODUCER!r} is the recorder's own")
         client = FdrClient(producer, capacity or self.config.ring_capacity, self.policy,
-                           multi_producer=multi_producer)
+                           multi_producer=multi_producer, wake=self._wake,
+                           wake_depth=self.config.wake_depth)
         with self._clients_lock:
             self._clients = (*self._clients, client)
         return client
@@ -412,7 +413,8 @@ class FlightRecorder:
                 client = self._raw_client
                 if client is None:
                     client = FdrClient(RAW_PRODUCER, self.config.ring_capacity, self.policy,
-                                       multi_producer=True)
+                                       multi_producer=True, wake=self._wake,
+                                       wake_depth=self.config.wake_depth_raw)
                     self._clients = (*self._clients, client)
                     self._raw_client = client
         client._emit_raw(RawMessage(topic, type_name, msgdef_text, cdr_bytes, stamp_ns,
@@ -686,11 +688,11 @@ class FlightRecorder:
                     body = body_of(producer, item, seq, flags)
                 else:  # the common case, inlined: known head, no flags
                     try:
-                        body = f'{head}{stamp},"seq":{seq},"payload":{enc(dict(item.payload))}}}'
+                        text = f'{head}{stamp},"seq":{seq},"payload":{enc(dict(item.payload))}}}'
                     except ValueError:
                         body = body_of(producer, item, seq, flags)
                     else:
-                        body = body.encode()
+                        body = text.encode()
                 buf += pack(5, 22 + len(body), ch, seq & _SEQ_MASK, stamp, now)
                 buf += body
                 pending.append((file.landed + len(buf), client, seq, stamp, None, None))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fdr_core_helpers import T0, Alerts, fdr_bodies, make_recorder, read_flight, segment_paths
+from fdr_core_helpers import T0, Alerts, fdr_bodies, make_recorder, read_flight
 from mcap.reader import make_reader
 
 from gps_denied_onboard.clock import ManualClock
