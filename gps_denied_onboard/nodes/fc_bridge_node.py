@@ -1,31 +1,39 @@
 """``fc_bridge``: the MAVLink flight-controller bridge as a ROS 2 lifecycle node.
 
-* ``configure``: parameters -> ``FcBridgeConfig`` + ``FixOutputConfig``, the
-  link object and publishers are built; no I/O.
+* ``configure``: parameters -> ``FcBridgeConfig`` + ``FixOutputConfig`` +
+  ``OriginConfig`` (:func:`build_node_config`), the link object and publishers are
+  built; no I/O.
 * ``activate``: opens the link, waits ``activate_timeout_s`` for the autopilot's
   HEARTBEAT (FAILURE if none), runs the preflight parameter check (FAILURE
-  only with ``preflight_strict``), starts the fixed-rate fix sender and the
+  only with ``preflight_strict``), applies the EKF-origin rule for local outputs
+  (``origin.OriginManager``: explicit origin, else the FC's, else the first valid
+  fix when the FC has no GNSS), starts the fixed-rate fix sender and the
   status timer, subscribes to position fixes and GCS alerts.
 * ``deactivate`` / ``cleanup`` / ``shutdown``: stop the sender, close the link.
 
 Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
 ``/fc/navsat``), ``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
-``Float64`` AMSL altitude (``/fc/altitude``) and diagnostics.
+``Float64`` AMSL altitude (``/fc/altitude``) and diagnostics (``link.*`` LinkStats,
+``fix.*`` the fix scheduler's achieved rate / gaps / jitter, ``origin.*``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus
 from std_msgs.msg import Float64
 
+from gps_denied_onboard.config import build_config, config_defaults
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
 from gps_denied_onboard.fc_bridge import telemetry as tm
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
@@ -33,6 +41,7 @@ from gps_denied_onboard.fc_bridge.errors import FcBridgeError
 from gps_denied_onboard.fc_bridge.fix import PositionFix
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
 from gps_denied_onboard.fc_bridge.link import FcLink
+from gps_denied_onboard.fc_bridge.origin import OriginConfig, OriginManager
 from gps_denied_onboard.fc_bridge.preflight import run_preflight
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
 from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
@@ -52,17 +61,51 @@ from gps_denied_onboard.nodes.common import (
     bridge_logging,
     declare_config,
     ns_to_time_msg,
-    read_config,
     run_node,
 )
 
 NODE_NAME = "fc_bridge"
+#: The node's parameters are the fields of these (disjoint) dataclasses.
+CONFIG_CLASSES: tuple[type[Any], ...] = (FcBridgeConfig, FixOutputConfig, OriginConfig)
+
+
+def build_node_config(
+    values: Mapping[str, Any],
+) -> tuple[FcBridgeConfig, FixOutputConfig, OriginConfig]:
+    """Flat parameter values (ROS parameters or a ``--params-file`` section) -> configs.
+
+    Each dataclass is built with ``build_config(strict=True)`` from its own fields; a
+    name that belongs to none of them raises (a typo in ``config/fc_bridge.yaml`` is
+    an error, not a silently ignored parameter). ``""`` means None for the fields
+    whose default is None (ROS parameters have no null).
+
+    Raises:
+        ConfigError: unknown name, wrong type, or a range check failed.
+    """
+    owned: set[str] = set()
+    built: list[Any] = []
+    for cls in CONFIG_CLASSES:
+        defaults = config_defaults(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        owned |= names
+        part = {
+            k: (None if v == "" and k in defaults and defaults[k] is None else v)
+            for k, v in values.items()
+            if k in names
+        }
+        built.append(build_config(cls, part, strict=True))
+    unknown = sorted(set(values) - owned)
+    if unknown:
+        raise ConfigError(f"unknown fc_bridge parameters: {unknown}", key=unknown[0])
+    return built[0], built[1], built[2]
 
 
 class FcBridgeNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         self._cfg: FcBridgeConfig | None = None
         self._fix_cfg: FixOutputConfig | None = None
+        self._origin_cfg: OriginConfig | None = None
+        self._origin: OriginManager | None = None
         self._link: FcLink | None = None
         self._gnss: GnssHealthMonitor | None = None
         self._sched: FixScheduler | None = None
@@ -78,17 +121,23 @@ class FcBridgeNode(LifecycleNode):
         self._battery: tm.Battery | None = None
         self._preflight_lines: list[str] = []
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
-        declare_config(self, FcBridgeConfig)
-        declare_config(self, FixOutputConfig)
+        for cls in CONFIG_CLASSES:
+            # None-default fields take a number or "" (unset): dynamically typed, else
+            # rclpy types them as strings and refuses a number from --params-file.
+            for name, default in config_defaults(cls).items():
+                if default is None and not self.has_parameter(name):
+                    self.declare_parameter(name, "", ParameterDescriptor(dynamic_typing=True))
+            declare_config(self, cls)
         self._core_clock = RosClock(self)
         self._log = bridge_logging(self)
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
+        names = [f.name for cls in CONFIG_CLASSES for f in dataclasses.fields(cls)]
         try:
-            self._cfg = read_config(self, FcBridgeConfig)
-            self._fix_cfg = read_config(self, FixOutputConfig)
+            values = {name: self.get_parameter(name).value for name in names}
+            self._cfg, self._fix_cfg, self._origin_cfg = build_node_config(values)
         except ConfigError as err:
             self.get_logger().error(f"fc.configure_failed key={err.key} error={err}")
             return TransitionCallbackReturn.FAILURE
@@ -122,6 +171,7 @@ class FcBridgeNode(LifecycleNode):
         link.add_handler("BATTERY_STATUS", self._on_battery_status)
         link.add_handler("EKF_STATUS_REPORT", self._on_ekf_status)
         link.add_handler("ESTIMATOR_STATUS", self._on_estimator_status)
+        link.add_handler("GPS_GLOBAL_ORIGIN", self._on_fc_origin)
         return link
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -136,7 +186,9 @@ class FcBridgeNode(LifecycleNode):
 
     def _activate(self, state: State) -> TransitionCallbackReturn:
         cfg, fix_cfg, link = self._cfg, self._fix_cfg, self._link
+        origin_cfg, gnss = self._origin_cfg, self._gnss
         assert cfg is not None and fix_cfg is not None and link is not None
+        assert origin_cfg is not None and gnss is not None
         try:
             link.open()
             ap = link.wait_for_autopilot(cfg.activate_timeout_s)
@@ -159,21 +211,34 @@ class FcBridgeNode(LifecycleNode):
                 return TransitionCallbackReturn.FAILURE
         self._forwarder = AlertForwarder(link, self._core_clock, self._sink)
         try:
-            # INTEGRATION POINT (output half): local outputs (ODOMETRY / VISION_POSITION_
-            # ESTIMATE) need the EKF origin; until the origin source is wired (origin.py's
-            # OriginSetter from a parameter or the first fix), origin=None and the
-            # scheduler sends nothing for those kinds. GPS_INPUT needs no origin.
-            self._sched = FixScheduler.from_config(
+            origin = OriginManager(
+                origin_cfg,
+                link.send,
+                self._core_clock,
+                self._sink,
+                needs_origin=output.needs_origin,
+                autopilot=ap.autopilot.value,
+                target_system=ap.sysid,
+                target_component=ap.compid,
+                fc_gnss_healthy=lambda: gnss.current().healthy,
+                logger=self._log,
+            )
+            self._origin = origin
+            origin.activate()
+            sched = FixScheduler.from_config(
                 fix_cfg,
                 autopilot=ap.autopilot.value,
                 send=link.send,
                 clock=self._core_clock,
-                origin=None,
+                origin=origin.current,
                 target_system=ap.sysid,
                 target_component=ap.compid,
                 logger=self._log,
             )
-            self._sender = FixSenderThread(self._sched)
+            self._sched = sched
+            if origin.current is not None:  # reported by the FC while the scheduler was built
+                sched.encoder.set_origin(origin.current)
+            self._sender = FixSenderThread(sched)
             self._sender.start()
         except (GpsDeniedError, ValueError) as err:
             self.get_logger().error(f"fc.output_failed error={err}")
@@ -204,6 +269,7 @@ class FcBridgeNode(LifecycleNode):
             self._sender.stop()
             self._sender = None
         self._sched = None
+        self._origin = None
         self._forwarder = None
         if self._link is not None:
             self._link.close()
@@ -296,6 +362,14 @@ class FcBridgeNode(LifecycleNode):
     def _on_estimator_status(self, msg: Any, recv_ns: int) -> None:
         self._set_ekf(tm.ekf_from_estimator_status(msg))
 
+    def _on_fc_origin(self, msg: Any, recv_ns: int) -> None:
+        origin, sched = self._origin, self._sched
+        if origin is None:
+            return
+        new = origin.on_fc_origin(msg)
+        if new is not None and sched is not None:
+            sched.encoder.set_origin(new)
+
     def _set_ekf(self, ekf: tm.EkfStatus) -> None:
         with self._state_lock:
             self._ekf = ekf
@@ -314,11 +388,16 @@ class FcBridgeNode(LifecycleNode):
             self.get_logger().warning(f"fc.alert_not_forwarded error={err}")
 
     def _on_fix(self, msg: PositionFixMsg) -> None:
-        sched = self._sched
+        sched, origin = self._sched, self._origin
         if sched is None:
             return
         try:
-            sched.submit(PositionFix.from_msg(msg))
+            fix = PositionFix.from_msg(msg)
+            if origin is not None:
+                new = origin.on_fix(fix)  # the first valid fix may set the EKF origin
+                if new is not None:
+                    sched.encoder.set_origin(new)
+            sched.submit(fix)
         except (ValueError, GpsDeniedError) as err:
             self.get_logger().warning(f"fc.fix_rejected error={err}")
 
@@ -358,14 +437,32 @@ class FcBridgeNode(LifecycleNode):
             "gnss": health.reason,
             **{f"link.{k}": v for k, v in vars(stats).items()},
         }
-        if self._sched is not None:
-            values.update({f"fix.{k}": v for k, v in self._sched.stats().as_dict().items()})
+        sched, origin = self._sched, self._origin
+        if sched is not None:
+            values.update({f"fix.{k}": _diag_value(v) for k, v in sched.stats().as_dict().items()})
+        waiting_origin = False
+        if origin is not None and sched is not None and sched.encoder.kind.needs_origin:
+            held = origin.current
+            waiting_origin = held is None
+            values["origin.source"] = origin.source or "waiting"
+            if held is not None:
+                values["origin.latitude"] = held.latitude_deg
+                values["origin.longitude"] = held.longitude_deg
+                values["origin.altitude_msl"] = held.altitude_msl_m
         if self._preflight_lines:
             values["preflight"] = "; ".join(self._preflight_lines)
         level = self._diag.OK if st.link_ok else self._diag.ERROR
-        if st.link_ok and (self._preflight_lines or not health.healthy):
+        if st.link_ok and (self._preflight_lines or not health.healthy or waiting_origin):
             level = self._diag.WARN
-        self._diag.publish(level, "link ok" if st.link_ok else "link lost", values)
+        message = "link ok" if st.link_ok else "link lost"
+        if st.link_ok and waiting_origin:
+            message = "link ok, waiting for the EKF origin"
+        self._diag.publish(level, message, values)
+
+
+def _diag_value(value: object) -> object:
+    """Floats to 3 decimals for the diagnostics strings (NaN stays ``nan``)."""
+    return round(value, 3) if isinstance(value, float) and math.isfinite(value) else value
 
 
 def main(argv: list[str] | None = None) -> int:

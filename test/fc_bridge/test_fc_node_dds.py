@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +13,6 @@ from lifecycle_msgs.msg import State as StateMsg  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Imu, NavSatFix  # noqa: E402
 
@@ -30,41 +28,18 @@ from gps_denied_onboard.nodes.common import (  # noqa: E402
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 
 from .link_support import wait_until  # noqa: E402
+from .node_support import make_node, spin_ros  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 
 @pytest.fixture
 def ros() -> Iterator[MultiThreadedExecutor]:
-    rclpy.init()
-    executor = MultiThreadedExecutor()
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    t = threading.Thread(target=spin, daemon=True)
-    t.start()
-    try:
-        yield executor
-    finally:
-        stop.set()
-        t.join(timeout=5)
-        executor.shutdown()
-        rclpy.shutdown()
+    yield from spin_ros()
 
 
 def _node(connection: str, **extra: object) -> FcBridgeNode:
-    params = {
-        "connection": connection,
-        "heartbeat_period_s": 0.2,
-        "activate_timeout_s": 3.0,
-        "preflight_timeout_s": 2.0,
-        "publish_rate_hz": 10.0,
-        **extra,
-    }
-    return FcBridgeNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    return make_node(connection, **extra)
 
 
 @pytest.mark.parametrize("autopilot", ["ardupilot", "px4"])

@@ -1,0 +1,77 @@
+"""Shared by the fc_bridge node tests: a spinning executor and node/message builders."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+
+import rclpy
+from gps_denied_onboard.msg import PositionFix as PositionFixMsg
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode
+
+
+def spin_ros() -> Iterator[MultiThreadedExecutor]:
+    """Body of each module's ``ros`` fixture: rclpy up, an executor spinning on a thread."""
+    rclpy.init()
+    executor = MultiThreadedExecutor()
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    try:
+        yield executor
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        executor.shutdown()
+        rclpy.shutdown()
+
+
+def make_node(connection: str, **extra: object) -> FcBridgeNode:
+    """The node against ``connection`` with fast heartbeats and short timeouts."""
+    params = {
+        "connection": connection,
+        "heartbeat_period_s": 0.2,
+        "activate_timeout_s": 3.0,
+        "preflight_timeout_s": 2.0,
+        "publish_rate_hz": 10.0,
+        **extra,
+    }
+    return FcBridgeNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+def fix_msg(
+    stamp_ns: int,
+    lat: float,
+    lon: float,
+    alt: float,
+    *,
+    vel_enu: tuple[float, float, float] | None = None,
+    pos_var_enu: tuple[float, float, float] = (4.0, 4.0, 9.0),
+    yaw_enu: float | None = None,
+    reset_counter: int = 0,
+    quality: int = 90,
+) -> PositionFixMsg:
+    """A PositionFix message (ENU, diagonal covariances) stamped ``stamp_ns``."""
+    msg = PositionFixMsg()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    msg.header.frame_id = "map"
+    msg.latitude, msg.longitude, msg.altitude_msl = lat, lon, alt
+    if vel_enu is not None:
+        msg.velocity_enu.x, msg.velocity_enu.y, msg.velocity_enu.z = vel_enu
+        msg.velocity_valid = True
+        msg.velocity_covariance = [0.04, 0.0, 0.0, 0.0, 0.04, 0.0, 0.0, 0.0, 0.09]
+    ve, vn, vu = pos_var_enu
+    msg.position_covariance = [ve, 0.0, 0.0, 0.0, vn, 0.0, 0.0, 0.0, vu]
+    if yaw_enu is not None and math.isfinite(yaw_enu):
+        msg.yaw_enu, msg.yaw_valid, msg.yaw_variance = yaw_enu, True, 0.01
+    msg.reset_counter, msg.quality = reset_counter, quality
+    return msg

@@ -1,0 +1,263 @@
+"""Position fixes through the active fc_bridge node to the simulated FC, over real DDS.
+
+A probe node publishes ``PositionFix`` on ``/nav/position_fix``; the assertions are on
+the decoded MAVLink fields the simulated FC (the edge fake, ``SimFc``) received:
+ArduPilot GPS_INPUT, PX4 ODOMETRY with the EKF origin set from the first fix or
+reported by the FC, ArduPilot VISION_POSITION_ESTIMATE with an explicit origin, and
+the scheduler's rate/jitter in the node's diagnostics.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from gps_denied_onboard.msg import FcStatus, FdrRecord  # noqa: E402
+from gps_denied_onboard.msg import PositionFix as PositionFixMsg  # noqa: E402
+from pymavlink.dialects.v20 import ardupilotmega as mavlink2  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+
+from gps_denied_onboard.fc_bridge.geodesy import LocalOrigin, ned_to_geodetic  # noqa: E402
+from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
+from gps_denied_onboard.nodes.common import (  # noqa: E402
+    RECORD_QOS,
+    TOPIC_DIAGNOSTICS,
+    TOPIC_FC_STATUS,
+    TOPIC_FDR_RECORDS,
+    TOPIC_POSITION_FIX,
+)
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+
+from .link_support import wait_until  # noqa: E402
+from .node_support import fix_msg, make_node, spin_ros  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+LAT, LON, ALT = 47.3977419, 8.5455938, 488.25
+VEL_ENU = (1.5, -2.0, 0.5)  # east, north, up (m/s)
+
+
+@pytest.fixture
+def ros() -> Iterator[MultiThreadedExecutor]:
+    yield from spin_ros()
+
+
+class Rig:
+    """SimFc + the active node + a probe (fix publisher, records, diagnostics, status)."""
+
+    def __init__(self, ros: MultiThreadedExecutor, fc: SimFc, node: FcBridgeNode) -> None:
+        self.ros, self.fc, self.node = ros, fc, node
+        self.probe = Node("fc_fix_probe")
+        self.records: list[FdrRecord] = []
+        self.diags: list[DiagnosticArray] = []
+        self.statuses: list[FcStatus] = []
+        self.pub = self.probe.create_publisher(PositionFixMsg, TOPIC_POSITION_FIX, 10)
+        self.probe.create_subscription(
+            FdrRecord, TOPIC_FDR_RECORDS, self.records.append, RECORD_QOS
+        )
+        self.probe.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, self.diags.append, 10)
+        self.probe.create_subscription(FcStatus, TOPIC_FC_STATUS, self.statuses.append, 10)
+        ros.add_node(node)
+        ros.add_node(self.probe)
+
+    def activate(self) -> None:
+        assert self.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_until(lambda: self.pub.get_subscription_count() > 0, 5.0)
+
+    def now_ns(self) -> int:
+        return int(self.node.get_clock().now().nanoseconds)
+
+    def publish(self, msg: PositionFixMsg) -> None:
+        self.pub.publish(msg)
+
+    def wait_for(self, msg_type: str, pred: Any, timeout_s: float = 5.0) -> Any:
+        """The first message of ``msg_type`` at the FC for which ``pred(msg)`` holds."""
+        found: list[Any] = []
+
+        def check() -> bool:
+            found[:] = [r.msg for r in self.fc.received(msg_type) if pred(r.msg)]
+            return bool(found)
+
+        assert wait_until(check, timeout_s), f"no matching {msg_type} at the FC"
+        return found[0]
+
+    def diag_values(self) -> dict[str, str]:
+        for array in reversed(self.diags):
+            for status in array.status:
+                if status.name == "fc_bridge":
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
+    def close(self) -> None:
+        self.ros.remove_node(self.node)
+        self.ros.remove_node(self.probe)
+        self.node.shutdown()
+        self.node.destroy_node()
+        self.probe.destroy_node()
+        self.fc.stop()
+
+
+@pytest.fixture
+def rig_factory(ros: MultiThreadedExecutor) -> Iterator[Any]:
+    rigs: list[Rig] = []
+
+    def make(autopilot: str, *, gnss: bool = True, **params: object) -> Rig:
+        fc = SimFc(autopilot, heartbeat_hz=5.0, telemetry_hz=10.0)
+        if not gnss:
+            fc.update(fix_type=0, satellites=0, h_acc_mm=0, eph_cm=65535)
+        fc.start()
+        rig = Rig(ros, fc, make_node(fc.connection, **params))
+        rigs.append(rig)
+        return rig
+
+    try:
+        yield make
+    finally:
+        for rig in rigs:
+            rig.close()
+
+
+def test_ardupilot_gps_input_carries_the_fix_in_wire_units(rig_factory: Any) -> None:
+    rig = rig_factory("ardupilot")
+    rig.activate()
+    stamp = rig.now_ns()
+    # yaw ENU 0 = facing east = NED 90 deg; velocity ENU (1.5, -2.0, 0.5) = NED (-2, 1.5, -0.5)
+    rig.publish(fix_msg(stamp, LAT, LON, ALT, vel_enu=VEL_ENU, yaw_enu=0.0))
+    m = rig.wait_for("GPS_INPUT", lambda m: m.time_usec == stamp // 1000)
+    assert (m.lat, m.lon) == (round(LAT * 1e7), round(LON * 1e7))
+    assert m.alt == pytest.approx(ALT, abs=1e-4)  # metres MSL
+    assert (m.vn, m.ve, m.vd) == pytest.approx((-2.0, 1.5, -0.5), abs=1e-6)
+    assert m.yaw == 9000  # centidegrees, 0 would mean unknown
+    assert m.horiz_accuracy == pytest.approx(2.0, abs=1e-6)  # sqrt(4 m^2)
+    assert m.vert_accuracy == pytest.approx(3.0, abs=1e-6)  # sqrt(9 m^2)
+    assert m.fix_type == mavlink2.GPS_FIX_TYPE_3D_FIX and m.satellites_visible == 10
+    assert m.ignore_flags & mavlink2.GPS_INPUT_IGNORE_FLAG_VEL_HORIZ == 0
+    assert m.time_week > 2000 and 0 <= m.time_week_ms < 604_800_000
+    # a second fix facing north: NED yaw 0 goes out as 36000, never as "unknown"
+    stamp2 = rig.now_ns()
+    rig.publish(fix_msg(stamp2, LAT + 1e-5, LON, ALT, vel_enu=VEL_ENU, yaw_enu=math.pi / 2))
+    m2 = rig.wait_for("GPS_INPUT", lambda m: m.time_usec == stamp2 // 1000)
+    assert m2.yaw == 36000 and m2.lat == round((LAT + 1e-5) * 1e7)
+    # GPS_INPUT is a global output: no EKF origin is ever sent
+    assert not rig.fc.received("SET_GPS_GLOBAL_ORIGIN")
+    # the scheduler's achieved rate and jitter are in the diagnostics with the link stats
+    assert wait_until(lambda: int(rig.diag_values().get("fix.sent", "0")) >= 2, 5.0)
+    values = rig.diag_values()
+    assert values["fix.output"] == "gps_input" and values["fix.target_rate_hz"] == "10.0"
+    assert float(values["fix.achieved_rate_hz"]) > 0.0
+    for key in ("fix.jitter_ms", "fix.gap_max_ms", "fix.gap_p99_ms", "link.rx_messages"):
+        assert key in values, key
+    assert "origin.source" not in values  # no origin rule for a global output
+
+
+def test_px4_odometry_is_relative_to_an_origin_set_from_the_first_fix(rig_factory: Any) -> None:
+    rig = rig_factory("px4", gnss=False)
+    rig.activate()
+    # at activation the node asks the FC for its own origin (MAV_CMD_REQUEST_MESSAGE 49)
+    req = rig.wait_for("COMMAND_LONG", lambda m: m.command == mavlink2.MAV_CMD_REQUEST_MESSAGE)
+    assert req.param1 == mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN
+    stamp = rig.now_ns()
+    rig.publish(fix_msg(stamp, LAT, LON, ALT, vel_enu=VEL_ENU, yaw_enu=0.0, reset_counter=3))
+    origin_msg = rig.wait_for("SET_GPS_GLOBAL_ORIGIN", lambda m: True)
+    assert (origin_msg.latitude, origin_msg.longitude) == (round(LAT * 1e7), round(LON * 1e7))
+    assert origin_msg.altitude == round(ALT * 1000)  # mm MSL
+    assert origin_msg.target_system == 1
+    assert not rig.fc.received("SET_HOME_POSITION")  # PX4 sets home itself at arming
+    first = rig.wait_for("ODOMETRY", lambda m: m.time_usec == stamp // 1000)
+    # the origin reached the FC before the first position relative to it
+    t_origin = rig.fc.received("SET_GPS_GLOBAL_ORIGIN")[0].recv_ns
+    t_odom = next(r.recv_ns for r in rig.fc.received("ODOMETRY") if r.msg is first)
+    assert t_origin <= t_odom
+    # the origin is the degE7/mm-quantised first fix: within a centimetre of it
+    assert (first.x, first.y, first.z) == pytest.approx((0.0, 0.0, 0.0), abs=0.01)
+    assert first.frame_id == first.child_frame_id == mavlink2.MAV_FRAME_LOCAL_NED
+    assert (first.vx, first.vy, first.vz) == pytest.approx((-2.0, 1.5, -0.5), abs=1e-6)
+    assert first.reset_counter == 3 and first.quality == 90
+    assert first.estimator_type == mavlink2.MAV_ESTIMATOR_TYPE_VISION
+    # 10 m north, 5 m east, 2 m up of the origin the FC holds
+    held = LocalOrigin(origin_msg.latitude / 1e7, origin_msg.longitude / 1e7, ALT)
+    lat2, lon2, alt2 = ned_to_geodetic(10.0, 5.0, -2.0, held)
+    stamp2 = rig.now_ns()
+    rig.publish(fix_msg(stamp2, lat2, lon2, alt2, vel_enu=VEL_ENU, yaw_enu=0.0))
+    m = rig.wait_for("ODOMETRY", lambda m: m.time_usec == stamp2 // 1000)
+    assert (m.x, m.y, m.z) == pytest.approx((10.0, 5.0, -2.0), abs=1e-3)
+    assert len(rig.fc.received("SET_GPS_GLOBAL_ORIGIN")) == 1  # set once, not per fix
+    # the FDR record and the diagnostics say where the origin came from
+    assert wait_until(lambda: any(r.kind == "fc.origin_set" for r in rig.records), 5.0)
+    rec = next(r for r in rig.records if r.kind == "fc.origin_set")
+    assert json.loads(rec.payload_json) == {
+        "latitude": 47.3977419,
+        "longitude": 8.5455938,
+        "altitude_msl": 488.25,
+    }
+    assert wait_until(lambda: rig.diag_values().get("origin.source") == "first_fix", 5.0)
+    values = rig.diag_values()
+    assert values["fix.output"] == "odometry" and float(values["origin.latitude"]) == 47.3977419
+
+
+def test_px4_with_gnss_uses_the_origin_the_fc_reports(rig_factory: Any) -> None:
+    rig = rig_factory("px4", gnss=True)
+    rig.activate()
+    assert wait_until(lambda: any(s.gnss_healthy for s in rig.statuses), 5.0)
+    stamp = rig.now_ns()
+    rig.publish(fix_msg(stamp, LAT, LON, ALT))
+    # healthy FC GNSS: we do not impose our origin, and cannot place the fix yet
+    assert wait_until(lambda: rig.diag_values().get("origin.source") == "waiting", 5.0)
+    assert wait_until(lambda: int(rig.diag_values().get("fix.not_encodable", "0")) >= 1, 5.0)
+    assert not rig.fc.received("ODOMETRY")
+    fc_origin = LocalOrigin(47.3970000, 8.5450000, 480.0)
+    rig.fc.send_message(
+        mavlink2.MAVLink_gps_global_origin_message(
+            latitude=round(fc_origin.latitude_deg * 1e7),
+            longitude=round(fc_origin.longitude_deg * 1e7),
+            altitude=round(fc_origin.altitude_msl_m * 1000),
+            time_usec=0,
+        )
+    )
+    assert wait_until(lambda: rig.diag_values().get("origin.source") == "fc", 5.0)
+    lat2, lon2, alt2 = ned_to_geodetic(-20.0, 30.0, -8.0, fc_origin)
+    stamp2 = rig.now_ns()
+    rig.publish(fix_msg(stamp2, lat2, lon2, alt2))
+    m = rig.wait_for("ODOMETRY", lambda m: m.time_usec == stamp2 // 1000)
+    assert (m.x, m.y, m.z) == pytest.approx((-20.0, 30.0, -8.0), abs=1e-3)
+    assert not rig.fc.received("SET_GPS_GLOBAL_ORIGIN")
+
+
+def test_ardupilot_vision_position_estimate_with_an_explicit_origin(rig_factory: Any) -> None:
+    origin = LocalOrigin(47.3975, 8.5452, 470.5)
+    rig = rig_factory(
+        "ardupilot",
+        output="vision_position_estimate",
+        origin_latitude_deg=origin.latitude_deg,
+        origin_longitude_deg=origin.longitude_deg,
+        origin_altitude_msl_m=origin.altitude_msl_m,
+    )
+    rig.activate()
+    # sent at activation, before any fix; ArduPilot also gets home at the same point
+    sent = rig.wait_for("SET_GPS_GLOBAL_ORIGIN", lambda m: True)
+    assert (sent.latitude, sent.longitude, sent.altitude) == (473975000, 85452000, 470500)
+    home = rig.wait_for("SET_HOME_POSITION", lambda m: True)
+    assert (home.latitude, home.longitude, home.altitude) == (473975000, 85452000, 470500)
+    assert not [
+        r
+        for r in rig.fc.received("COMMAND_LONG")
+        if r.msg.command == mavlink2.MAV_CMD_REQUEST_MESSAGE
+    ]
+    lat, lon, alt = ned_to_geodetic(12.0, -7.0, -15.0, origin)
+    stamp = rig.now_ns()
+    rig.publish(fix_msg(stamp, lat, lon, alt, yaw_enu=math.pi))  # facing west: NED yaw 270
+    m = rig.wait_for("VISION_POSITION_ESTIMATE", lambda m: m.usec == stamp // 1000)
+    assert (m.x, m.y, m.z) == pytest.approx((12.0, -7.0, -15.0), abs=1e-3)
+    assert math.remainder(m.yaw - math.radians(270.0), 2 * math.pi) == pytest.approx(0.0, abs=1e-6)
+    assert (m.roll, m.pitch) == (0.0, 0.0)
+    assert wait_until(lambda: rig.diag_values().get("origin.source") == "param", 5.0)
