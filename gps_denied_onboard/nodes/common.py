@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -164,14 +164,20 @@ class DiagnosticsPublisher:
 def declare_config(node: Node, cls: type[Any]) -> None:
     """Declare one parameter per field of the config dataclass ``cls``.
 
-    Fields whose default is None are declared as strings ("" means None), since
-    ROS parameters have no null; list defaults must be non-empty to carry a type,
-    so empty lists are declared as string arrays.
+    Fields whose default is None are declared unset with dynamic typing, so a
+    parameter file may give a number or a string ("" also means None); list
+    defaults must be non-empty to carry a type, so empty lists are declared as
+    string arrays.
     """
+    from rcl_interfaces.msg import ParameterDescriptor
+
     for name, default in config_defaults(cls).items():
         if node.has_parameter(name):
             continue
-        value = "" if default is None else default
+        if default is None:
+            node.declare_parameter(name, None, ParameterDescriptor(dynamic_typing=True))
+            continue
+        value = default
         if isinstance(value, list) and not value:
             from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 
@@ -197,7 +203,7 @@ def read_config(node: Node, cls: type[T]) -> T:
     hints = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for name, f in hints.items():
         raw = node.get_parameter(name).value
-        if raw == "" and f.default is None:
+        if (raw == "" or raw is None) and f.default is None:
             raw = None
         if isinstance(raw, list) and raw == [""]:
             raw = []
@@ -247,15 +253,22 @@ def share_dir() -> Path:
         return Path(__file__).resolve().parents[2]
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
-    """Init rclpy, spin ``factory()`` on a multi-threaded executor, shut down cleanly.
+def run_node(
+    factory: Callable[[], Node],
+    args: list[str] | None = None,
+    *,
+    executor_factory: Callable[[], Executor] = MultiThreadedExecutor,
+) -> int:
+    """Init rclpy, spin ``factory()`` on an executor (multi-threaded unless told), shut down.
 
     SIGINT/SIGTERM stop spinning; a lifecycle node is then taken down through
-    its own ``on_shutdown`` (rclpy calls it from ``destroy_node``).
+    its own ``on_shutdown`` (rclpy calls it from ``destroy_node``). A node whose
+    hot path is one high-rate subscription passes ``SingleThreadedExecutor``:
+    rclpy's multi-threaded executor costs several times more per message.
     """
     rclpy.init(args=args)
     node = factory()
-    executor = MultiThreadedExecutor()
+    executor = executor_factory()
     executor.add_node(node)
     stop = threading.Event()
 
