@@ -108,7 +108,8 @@ def node_processes(opts: BringupOptions) -> list[NodeProcess]:
 def _param_args(params_file: Path, overrides: dict[str, str], use_sim_time: bool) -> list[str]:
     args = ["--ros-args", "--params-file", str(params_file)]
     for key, value in {**overrides, "use_sim_time": "true" if use_sim_time else "false"}.items():
-        args += ["-p", f"{key}:={value}"]
+        # values are YAML; rcl cannot parse an empty override, so spell "" out
+        args += ["-p", f"{key}:={value if value != '' else chr(39) * 2}"]
     return args
 
 
