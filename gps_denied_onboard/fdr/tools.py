@@ -18,8 +18,9 @@ The layout read here is the one the recorder writes (``fdr/FORMAT.md``):
 segments ``<flight_id>_<index>.mcap`` in the flight directory, FDR records as
 JSON on ``/fdr/<kind>`` channels with a body
 ``{"kind", "producer", "stamp_ns", "schema_version", "seq", "payload", "flags"?}``
-(``seq`` counts, per producer, every record offered to the recorder, so a
-record that was dropped leaves a hole in it), raw ROS topics as CDR with
+(``seq`` counts, per producer, every record offered to the recorder over its
+life, so a record that was dropped leaves a hole in it; a flight's first seq
+is wherever the previous flight of the same recorder stopped), raw ROS topics as CDR with
 ``ros2msg`` schemas.
 """
 
@@ -329,6 +330,7 @@ class ProducerTally:
     overrun_ranges: list[tuple[int, int, int]] = field(default_factory=list)
     unsequenced: int = 0
     # filled by settle()
+    min_seq: int | None = None
     max_seq: int | None = None
     silent_gaps: list[tuple[int, int]] = field(default_factory=list)
     rollover_gaps: list[tuple[int, int]] = field(default_factory=list)
@@ -367,8 +369,12 @@ class ProducerTally:
             return
         spans.sort()
         self.max_seq = max(b for _, b, _, _ in spans)
-        covered_to = -1
-        seg_at_cover = -1  # segment of the record that ends the covered prefix
+        # A recorder numbers a producer's records over its whole life, so a flight
+        # after the first starts wherever the previous one stopped: the lowest seq
+        # the flight shows is its start (what came before is in earlier flights).
+        self.min_seq = spans[0][0]
+        covered_to = self.min_seq - 1
+        seg_at_cover = spans[0][2]
         for a, b, seg_a, seg_b in spans:
             if a <= covered_to:
                 self.overlaps.append((a, min(b, covered_to)))
@@ -382,9 +388,9 @@ class ProducerTally:
     @property
     def offered(self) -> int | None:
         """Records offered as far as the flight still shows (cap-dropped ranges excluded)."""
-        if self.max_seq is None:
+        if self.max_seq is None or self.min_seq is None:
             return None
-        return self.max_seq + 1 - sum(b - a + 1 for a, b in self.rollover_gaps)
+        return self.max_seq - self.min_seq + 1 - sum(b - a + 1 for a, b in self.rollover_gaps)
 
 
 @dataclass

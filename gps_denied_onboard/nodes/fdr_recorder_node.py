@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -779,7 +780,14 @@ class FdrRecorderNode(LifecycleNode):
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_node(FdrRecorderNode, sys.argv[1:] if argv is None else argv)
+    # One thread: /fdr/records is the hot path and rclpy's multi-threaded executor
+    # halves the rate the node takes messages at (bench/fdr_node_path.py). Services
+    # that wait for the writer thread block intake for milliseconds; DDS queues it.
+    return run_node(
+        FdrRecorderNode,
+        sys.argv[1:] if argv is None else argv,
+        executor_factory=SingleThreadedExecutor,
+    )
 
 
 if __name__ == "__main__":

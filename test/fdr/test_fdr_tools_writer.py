@@ -159,3 +159,23 @@ def test_recorder_killed_mid_flight_leaves_a_torn_segment_recover_repairs(
 
     with AnyReader([flight]) as bag:
         assert sum(1 for _ in bag.messages()) == after.raw_topics["/chatter"]
+
+
+def test_second_flight_of_one_recorder_verifies_with_seqs_continuing(tmp_path: Path) -> None:
+    """A producer's seq runs over the recorder's life: flight 2 does not start at 0."""
+    rec = _recorder(tmp_path)
+    rec.start()
+    try:
+        fc = rec.register_client("fc_bridge")
+        for flight_id in ("A1", "A2"):
+            rec.open_flight(flight_id)
+            for i in range(100):
+                fc.emit(FlightRecord("fc.mode_change", "fc_bridge", T0 + i, {"mode": "m"}))
+            rec.close_flight(flight_id)
+    finally:
+        rec.stop()
+    second = tools.scan_flight(tmp_path / "A2")
+    tally = second.producers["fc_bridge"]
+    assert (tally.min_seq, tally.max_seq, tally.offered) == (100, 199, 100)
+    verdict = tools.verify_flight(second)
+    assert verdict.ok, verdict.failures
