@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from gps_denied_onboard.clock import Clock
 from gps_denied_onboard.log import log_event
@@ -50,6 +50,18 @@ class WriterProgress:
 
     pending: int
     last_progress_ns: int | None
+
+
+def progress_from_status(status: Any) -> WriterProgress:
+    """The watchdog's view of a :class:`~gps_denied_onboard.fdr.writer.RecorderStatus`.
+
+    Records are pending while a flight is open and any ring holds records; with
+    no flight open the rings are not drained on purpose, so nothing is pending.
+    """
+    if status.flight_id is None:
+        return WriterProgress(0, status.last_progress_ns)
+    pending = sum(p.ring_depth for p in status.producers)
+    return WriterProgress(pending, status.last_progress_ns)
 
 
 class AlertSink(Protocol):

@@ -48,7 +48,11 @@ from gps_denied_onboard.fdr.config import FdrConfig
 from gps_denied_onboard.fdr.errors import FdrError, FdrOpenError
 from gps_denied_onboard.fdr.host_health import HostHealthSampler
 from gps_denied_onboard.fdr.policy import RecordKindPolicy
-from gps_denied_onboard.fdr.watchdog import StuckWriterWatchdog, WriterProgress
+from gps_denied_onboard.fdr.watchdog import (
+    StuckWriterWatchdog,
+    WriterProgress,
+    progress_from_status,
+)
 from gps_denied_onboard.fdr.writer import FDR_PRODUCER, FlightRecorder
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.msg import FdrRecord
@@ -708,9 +712,7 @@ class FdrRecorderNode(LifecycleNode):
         rec = self._recorder
         if rec is None or not self._started:
             return WriterProgress(0, None)
-        st = rec.status()
-        pending = sum(p.ring_depth for p in st.producers)
-        return WriterProgress(pending if st.flight_id else 0, st.last_progress_ns)
+        return progress_from_status(rec.status())
 
     def _on_watchdog(self) -> None:
         if self._watchdog is not None:

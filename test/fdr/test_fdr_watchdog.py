@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from gps_denied_onboard.clock import ManualClock
+from gps_denied_onboard.clock import ManualClock, MonotonicClock
+from gps_denied_onboard.fdr.config import FdrConfig
+from gps_denied_onboard.fdr.segment import OsFile
 from gps_denied_onboard.fdr.watchdog import (
     SEVERITY_CRITICAL,
     SEVERITY_NOTICE,
     StuckWriterWatchdog,
     WriterProgress,
+    progress_from_status,
 )
+from gps_denied_onboard.fdr.writer import FlightRecorder
 from gps_denied_onboard.record_schema import check_payload
-from gps_denied_onboard.records import MemorySink
+from gps_denied_onboard.records import FlightRecord, MemorySink
 
 S = 1_000_000_000
 
@@ -148,3 +155,53 @@ def test_threshold_must_be_positive() -> None:
         StuckWriterWatchdog(
             lambda: WriterProgress(0, 0), ManualClock(), _Alerts(), MemorySink(), stall_after_ns=0
         )
+
+
+def test_watchdog_sees_a_real_recorder_whose_write_blocks(tmp_path: Path) -> None:
+    """A FlightRecorder whose segment write blocks (the true edge: the write syscall)."""
+    release = threading.Event()
+    blocking = threading.Event()
+
+    class BlockingFile(OsFile):
+        def write(self, data: memoryview) -> int:
+            if armed.is_set() and not release.is_set():
+                blocking.set()
+                release.wait(10)
+            return super().write(data)
+
+    armed = threading.Event()
+    mono = MonotonicClock()
+    config = FdrConfig(flight_root=tmp_path, free_space_floor_bytes=0)
+    rec = FlightRecorder(config, ManualClock(S), mono, file_opener=BlockingFile)
+    alerts = _Alerts()
+    sink = MemorySink()
+    dog = StuckWriterWatchdog(
+        lambda: progress_from_status(rec.status()), mono, alerts, sink, stall_after_ns=S // 2
+    )
+    rec.start()
+    try:
+        rec.open_flight("WD1")
+        client = rec.register_client("fc_bridge")
+        assert dog.check() is None
+        armed.set()
+        for i in range(50):
+            client.emit(FlightRecord("fc.armed", "fc_bridge", S + i))
+        assert blocking.wait(5)
+        for _ in range(10):  # records stay pending behind the blocked write
+            client.emit(FlightRecord("fc.armed", "fc_bridge", 2 * S))
+        deadline = time.monotonic() + 5
+        while dog.check() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dog.stalled is not None
+        assert [a[0] for a in alerts.sent] == [SEVERITY_CRITICAL]
+        release.set()
+        deadline = time.monotonic() + 5
+        while dog.check() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dog.stalled is None
+        assert [a[0] for a in alerts.sent] == [SEVERITY_CRITICAL, SEVERITY_NOTICE]
+        (record,) = sink.of_kind("writer_stalled")
+        assert record.payload["stalled_for_ns"] >= S // 2
+    finally:
+        release.set()
+        rec.stop()
