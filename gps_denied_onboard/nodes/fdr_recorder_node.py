@@ -21,7 +21,8 @@
 Records from ``/fdr/records`` go to one recorder client (ring) per producer
 slug. Records lost in DDS before they reached the node are counted from the
 publication sequence numbers and written as ``overrun`` records with reason
-``dds_loss`` (see :class:`DdsGapTracker`).
+``dds_loss`` (per producer slug) or ``dds_loss:<topic>`` (raw topics, under
+the ``raw_topics`` producer); see :class:`DdsGapTracker`.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from gps_denied_onboard.fdr.watchdog import (
     WriterProgress,
     progress_from_status,
 )
-from gps_denied_onboard.fdr.writer import FDR_PRODUCER, FlightRecorder
+from gps_denied_onboard.fdr.writer import FDR_PRODUCER, RAW_PRODUCER, FlightRecorder
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.msg import FdrRecord
 from gps_denied_onboard.nodes.common import (
@@ -642,25 +643,9 @@ class FdrRecorderNode(LifecycleNode):
             return
         producer = record.producer
         if info is not None:
-            gap = self._dds.observe(
-                producer, info.get("publication_sequence_number"), record.stamp_ns
+            self._account_dds_loss(
+                producer, info.get("publication_sequence_number"), record.stamp_ns, "dds_loss"
             )
-            if gap is not None and self._own is not None:
-                lost, since = gap
-                self._own.emit(
-                    FlightRecord(
-                        "overrun",
-                        PRODUCER,
-                        self._ros_clock.now_ns(),
-                        {
-                            "producer": producer,
-                            "count": lost,
-                            "first_stamp_ns": since,
-                            "last_stamp_ns": record.stamp_ns,
-                            "reason": "dds_loss",
-                        },
-                    )
-                )
         client = self._producer_clients.get(producer)
         if client is None:
             if producer in (FDR_PRODUCER, PRODUCER) or self._recorder is None:
@@ -672,6 +657,22 @@ class FdrRecorderNode(LifecycleNode):
             client.emit(record)
         except RecordSchemaError as err:
             self._reject(producer, record.kind, str(err))
+
+    def _account_dds_loss(self, key: str, pub_seq: int | None, stamp_ns: int, reason: str) -> None:
+        """Write an ``overrun`` record for samples DDS lost before ``pub_seq`` arrived."""
+        gap = self._dds.observe(key, pub_seq, stamp_ns)
+        if gap is None or self._own is None:
+            return
+        lost, since = gap
+        producer = RAW_PRODUCER if reason != "dds_loss" else key
+        payload = {
+            "producer": producer,
+            "count": lost,
+            "first_stamp_ns": since,
+            "last_stamp_ns": stamp_ns,
+            "reason": reason,
+        }
+        self._own.emit(FlightRecord("overrun", PRODUCER, self._ros_clock.now_ns(), payload))
 
     def _reject(self, producer: str, kind: str, reason: str) -> None:
         self._rejected += 1
@@ -685,15 +686,22 @@ class FdrRecorderNode(LifecycleNode):
             rejected_total=self._rejected,
         )
 
-    def _raw_callback(self, raw: RawTopic, qos_text: str) -> Callable[[bytes], None]:
+    def _raw_callback(
+        self, raw: RawTopic, qos_text: str
+    ) -> Callable[[bytes, Mapping[str, Any]], None]:
         rec = self._recorder
         assert rec is not None
         write = rec.write_raw
         clock = self._ros_clock
         topic, type_name, msgdef = raw.topic, raw.type_name, raw.msgdef
+        key, reason = f"topic:{topic}", f"dds_loss:{topic}"
+        account = self._account_dds_loss
 
-        def on_raw(data: bytes) -> None:
-            write(topic, type_name, msgdef, data, clock.now_ns(), qos_profiles=qos_text)
+        def on_raw(data: bytes, info: Mapping[str, Any]) -> None:
+            now = clock.now_ns()
+            # Raw topics are numbered per topic (one publisher each, like /fc/status).
+            account(key, info.get("publication_sequence_number"), now, reason)
+            write(topic, type_name, msgdef, data, now, qos_profiles=qos_text)
 
         return on_raw
 
