@@ -42,7 +42,7 @@ setup(
             "gdo-tile-cache=gps_denied_onboard.tile_cache.tools:main",
             "gdo-fdr=gps_denied_onboard.fdr.tools:main",
             "gdo-replay=gps_denied_onboard.replay.__main__:main",
-            "gdo-takeoff=gps_denied_onboard.takeoff.__main__:main",
+            "gdo-takeoff=gps_denied_onboard.nodes.bringup:main",  # needs rclpy + the interfaces
         ],
     },
 )
