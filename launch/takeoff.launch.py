@@ -30,6 +30,9 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 
 PACKAGE = "gps_denied_onboard"
+# On Ctrl-C launch sends SIGINT to every process at once; managed nodes then wait
+# for the sequencer to land them in order, so SIGTERM must not come before that.
+LANDING_TIMEOUT_S = "30"
 
 ARGUMENTS = {
     "flight_id": ("", "flight to open; empty = derived from the take-off time"),
@@ -44,13 +47,19 @@ ARGUMENTS = {
 
 def _sequencer_exited(event, context):
     reason = f"takeoff_sequencer exited with code {event.returncode}"
+    if context.is_shutdown:  # Ctrl-C: launch is already shutting down; a second
+        return [LogInfo(msg=reason)]  # Shutdown makes launch_ros raise (exit 1)
     return [LogInfo(msg=reason), EmitEvent(event=Shutdown(reason=reason))]
 
 
 def generate_launch_description() -> LaunchDescription:
-    lc = {name: LaunchConfiguration(name) for name in ARGUMENTS}
+    # Strings stay strings: launch_ros YAML-parses bare substitutions, so
+    # flight_id:=20240612 would become an int and 2024-06-12 a date (TypeError).
+    lc = {name: ParameterValue(LaunchConfiguration(name), value_type=str) for name in ARGUMENTS}
     config = PathJoinSubstitution([FindPackageShare(PACKAGE), "config"])
-    sim_time = {"use_sim_time": ParameterValue(lc["use_sim_time"], value_type=bool)}
+    sim_time = {
+        "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
+    }
 
     def params(yaml_name: str, extra: dict) -> list:
         return [PathJoinSubstitution([config, yaml_name]), {**extra, **sim_time}]
@@ -62,6 +71,7 @@ def generate_launch_description() -> LaunchDescription:
         namespace="",
         parameters=params("fdr_recorder.yaml", {"flight_root": lc["flight_root"]}),
         output="screen",
+        sigterm_timeout=LANDING_TIMEOUT_S,
     )
     tile_cache = LifecycleNode(
         package=PACKAGE,
@@ -70,6 +80,7 @@ def generate_launch_description() -> LaunchDescription:
         namespace="",
         parameters=params("tile_cache.yaml", {"dsn": lc["dsn"], "tile_root": lc["tile_root"]}),
         output="screen",
+        sigterm_timeout=LANDING_TIMEOUT_S,
     )
     fc_bridge = LifecycleNode(
         package=PACKAGE,
@@ -78,6 +89,7 @@ def generate_launch_description() -> LaunchDescription:
         namespace="",
         parameters=params("fc_bridge.yaml", {"connection": lc["fc_connection"]}),
         output="screen",
+        sigterm_timeout=LANDING_TIMEOUT_S,
     )
     sequencer = Node(
         package=PACKAGE,
@@ -93,6 +105,7 @@ def generate_launch_description() -> LaunchDescription:
             },
         ),
         output="screen",
+        sigterm_timeout=LANDING_TIMEOUT_S,
     )
     return LaunchDescription(
         [

@@ -253,6 +253,22 @@ def share_dir() -> Path:
         return Path(__file__).resolve().parents[2]
 
 
+#: How long a managed lifecycle node waits, after SIGINT, for the take-off
+#: sequencer to take it down in order before it shuts itself down.
+MANAGED_SHUTDOWN_GRACE_S: Final = 25.0
+_UNCONFIGURED, _INACTIVE, _ACTIVE, _FINALIZED = 1, 2, 3, 4
+
+
+def _lifecycle_state(node: Node) -> int | None:
+    machine = getattr(node, "_state_machine", None)
+    return int(machine.current_state[0]) if machine is not None else None
+
+
+def _managed_and_up(node: Node, manager: str = "takeoff") -> bool:
+    """A lifecycle node that is up while the take-off sequencer is alive."""
+    return _lifecycle_state(node) in (_INACTIVE, _ACTIVE) and manager in node.get_node_names()
+
+
 def run_node(
     factory: Callable[[], Node],
     args: list[str] | None = None,
@@ -261,25 +277,48 @@ def run_node(
 ) -> int:
     """Init rclpy, spin ``factory()`` on an executor (multi-threaded unless told), shut down.
 
-    SIGINT/SIGTERM stop spinning; a lifecycle node is then taken down through
-    its own ``on_shutdown`` (rclpy calls it from ``destroy_node``). A node whose
-    hot path is one high-rate subscription passes ``SingleThreadedExecutor``:
-    rclpy's multi-threaded executor costs several times more per message.
+    SIGTERM stops at once. SIGINT stops at once too, except for a lifecycle
+    node that is up while the ``takeoff`` sequencer is alive: ``ros2 launch``
+    sends SIGINT to every process together, and the landing order (FC link
+    first, flight closed last) is the sequencer's job, so such a node keeps
+    serving until the sequencer has taken it down (or MANAGED_SHUTDOWN_GRACE_S
+    passed). Either way a lifecycle node is then taken down through its own
+    ``shutdown``/``on_shutdown``. A node whose hot path is one high-rate
+    subscription passes ``SingleThreadedExecutor``: rclpy's multi-threaded
+    executor costs several times more per message.
     """
-    rclpy.init(args=args)
+    import time
+
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = factory()
     executor = executor_factory()
     executor.add_node(node)
     stop = threading.Event()
+    drain_deadline: list[float] = []
 
     def _stop(signum: int, frame: object) -> None:
         stop.set()
         executor.wake()
 
+    def _interrupt(signum: int, frame: object) -> None:
+        if drain_deadline or not _managed_and_up(node):
+            _stop(signum, frame)  # a second Ctrl-C, or nobody will land us
+            return
+        drain_deadline.append(time.monotonic() + MANAGED_SHUTDOWN_GRACE_S)
+        node.get_logger().info(f"node.sigint_wait_for_landing grace_s={MANAGED_SHUTDOWN_GRACE_S}")
+
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.2)
+            if drain_deadline and (
+                _lifecycle_state(node) in (_UNCONFIGURED, _FINALIZED)
+                or time.monotonic() > drain_deadline[0]
+            ):
+                break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

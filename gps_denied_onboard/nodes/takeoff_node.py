@@ -25,6 +25,7 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.exceptions import ParameterException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Bool
@@ -48,6 +49,7 @@ from gps_denied_onboard.srv import CloseFlight, OpenFlight
 from gps_denied_onboard.takeoff.errors import StepFailed, StepTimeout
 from gps_denied_onboard.takeoff.sequence import (
     EXIT_OK,
+    EXIT_TAKEOFF_FAILED,
     PRODUCER,
     DatabaseReady,
     FlightCounters,
@@ -313,6 +315,9 @@ def run_sequencer(
         on_active(result)
     stop.wait()
     node.sequencer.land("operator stop")
+    if node.sequencer.teardown_failures:
+        # landed as far as possible, but something did not come down cleanly
+        return EXIT_TAKEOFF_FAILED
     return EXIT_OK
 
 
@@ -325,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=["takeoff", *args], signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = TakeoffNode()
-    except ConfigError as err:
+    except (ConfigError, ParameterException) as err:
         print(f"takeoff: bad parameter: {err}", file=sys.stderr)
         rclpy.shutdown()
         return 1

@@ -139,6 +139,8 @@ class TakeoffConfig:
         flight_id: the flight to open; empty means derived from the clock at take-off.
         recorder_node, tile_cache_node, fc_bridge_node: node names to drive.
         service_timeout_s: answer timeout of every lifecycle/service call.
+        teardown_timeout_s: the same while landing or aborting; a node that does not
+            answer is given up on (it has usually exited already) so landing goes on.
         fc_activate_timeout_s: fc_bridge's activate waits for the autopilot's heartbeat.
         recorder_silence_s: recorder diagnostics older than this mean it is lost.
         heartbeat_period_s: period of the sequencer's own heartbeat records, whose
@@ -150,6 +152,7 @@ class TakeoffConfig:
     tile_cache_node: str = "tile_cache"
     fc_bridge_node: str = "fc_bridge"
     service_timeout_s: float = 10.0
+    teardown_timeout_s: float = 5.0
     fc_activate_timeout_s: float = 30.0
     recorder_silence_s: float = 3.0
     heartbeat_period_s: float = 1.0
@@ -157,6 +160,7 @@ class TakeoffConfig:
     def __post_init__(self) -> None:
         for name in (
             "service_timeout_s",
+            "teardown_timeout_s",
             "fc_activate_timeout_s",
             "recorder_silence_s",
             "heartbeat_period_s",
@@ -254,6 +258,9 @@ class TakeoffSequencer:
         self._steps: list[str] = []
         self._counters: FlightCounters | None = None
         self._error = ""
+        self._tearing_down = False
+        #: what could not be brought down cleanly (landing or abort)
+        self.teardown_failures: list[str] = []
 
     # -- observers ---------------------------------------------------------------
     @property
@@ -293,16 +300,20 @@ class TakeoffSequencer:
     def _record(self, kind: str, **payload: Any) -> None:
         self._sink.emit(FlightRecord(kind, PRODUCER, self._clock.now_ns(), payload))
 
+    @property
+    def _call_timeout(self) -> float:
+        return self._cfg.teardown_timeout_s if self._tearing_down else self._cfg.service_timeout_s
+
     def _timeout_for(self, node: str, transition: Transition) -> float:
         if node == self._cfg.fc_bridge_node and transition is Transition.ACTIVATE:
             return self._cfg.fc_activate_timeout_s
-        return self._cfg.service_timeout_s
+        return self._call_timeout
 
     def _transition(self, node: str, transition: Transition) -> None:
         step = f"{node}.{transition.name.lower()}"
         expected = _EXPECTED_AFTER[transition]
         ok = self._ctl.change_state(node, transition, self._timeout_for(node, transition))
-        state = self._ctl.get_state(node, self._cfg.service_timeout_s)
+        state = self._ctl.get_state(node, self._call_timeout)
         if not ok or state is not expected:
             raise StepFailed(
                 f"{step} failed: node reports {'success' if ok else 'failure'}, "
@@ -332,16 +343,21 @@ class TakeoffSequencer:
         self._transition(node, Transition.ACTIVATE)
 
     def _bring_down(self, node: str) -> None:
-        """Best effort: deactivate then clean up; log, never raise."""
+        """Best effort: deactivate then clean up; log, never raise.
+
+        A node that does not answer is given up on at once (under ``ros2 launch``
+        it may have exited already), so the rest of the landing is not held up.
+        """
         for transition, from_state in (
             (Transition.DEACTIVATE, LifecycleState.ACTIVE),
             (Transition.CLEANUP, LifecycleState.INACTIVE),
         ):
             try:
-                state = self._ctl.get_state(node, self._cfg.service_timeout_s)
+                state = self._ctl.get_state(node, self._call_timeout)
                 if state is from_state:
                     self._transition(node, transition)
             except TakeoffError as err:
+                self.teardown_failures.append(f"{node}.{transition.name.lower()}: {err}")
                 log_event(
                     _log,
                     logging.ERROR,
@@ -350,6 +366,8 @@ class TakeoffSequencer:
                     transition=transition.name.lower(),
                     error=str(err),
                 )
+                if isinstance(err, StepTimeout):
+                    break
         if node in self._up:
             self._up.remove(node)
 
@@ -473,6 +491,13 @@ class TakeoffSequencer:
             return self._counters
 
     def _teardown(self, reason: str) -> None:
+        self._tearing_down = True
+        try:
+            self._teardown_in_order(reason)
+        finally:
+            self._tearing_down = False
+
+    def _teardown_in_order(self, reason: str) -> None:
         rec = self._cfg.recorder_node
         for node in reversed(list(self._up)):
             if node != rec:
@@ -481,6 +506,7 @@ class TakeoffSequencer:
             try:
                 self._ctl.release_database()
             except Exception as err:  # keep landing whatever the database does
+                self.teardown_failures.append(f"database.release: {err!r}")
                 log_event(
                     _log, logging.ERROR, "takeoff.teardown_failed", node="database", error=repr(err)
                 )
@@ -488,9 +514,7 @@ class TakeoffSequencer:
         if self._flight_open:
             self._record("takeoff.shutdown", reason=reason)
             try:
-                self._counters = self._ctl.close_flight(
-                    self._flight_id, self._cfg.service_timeout_s
-                )
+                self._counters = self._ctl.close_flight(self._flight_id, self._call_timeout)
                 log_event(
                     _log,
                     logging.INFO,
@@ -499,6 +523,7 @@ class TakeoffSequencer:
                     **vars(self._counters),
                 )
             except TakeoffError as err:
+                self.teardown_failures.append(f"{rec}.close_flight: {err}")
                 log_event(
                     _log,
                     logging.ERROR,
