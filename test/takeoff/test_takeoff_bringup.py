@@ -144,6 +144,14 @@ def test_takeoff_order_is_the_spec_order_and_landing_writes_the_footer(
     footer = records[-1]["payload"]
     assert footer["records_written"] == landed[0]["records_written"]
     assert footer["records_dropped_overrun"] == 0
+    # Ctrl-C mid-flight left a consistent flight: structure, accounting, counters
+    verify = subprocess.run(
+        [sys.executable, "-m", "gps_denied_onboard.fdr.tools", "verify", str(flight_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_locked_flight_root_exits_2_with_fatal_line_and_no_fc_link(
@@ -213,10 +221,9 @@ def test_fc_bridge_failure_aborts_after_the_tile_cache_came_up(
     assert ("tile_cache", "activate") in transitions
     assert ("fc_bridge", "activate") not in transitions
     after = transitions[transitions.index(("fc_bridge", "configure")) + 1 :]
-    assert after == [
-        ("fc_bridge", "cleanup"),
-        ("tile_cache", "deactivate"),
-        ("tile_cache", "cleanup"),
-    ]
+    # reverse order: whatever is left of the FC bridge first (a failed activate may
+    # already have sent it back through its error path), then the tile cache
+    assert after[-2:] == [("tile_cache", "deactivate"), ("tile_cache", "cleanup")]
+    assert set(after[:-2]) <= {("fc_bridge", "cleanup")}
     (aborted,) = [r for r in records if r["kind"] == "takeoff.aborted"]
     assert aborted["payload"]["failed_step"] == "fc_bridge.activate"
