@@ -113,6 +113,21 @@ def _param_args(params_file: Path, overrides: dict[str, str], use_sim_time: bool
     return args
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the bring-up process dies (even by SIGKILL).
+
+    The nodes run in their own sessions so that Ctrl-C reaches only the
+    bring-up; this keeps them from outliving it as orphans (Linux only).
+    """
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 class NodeSupervisor:
     """Starts node processes in their own sessions and stops them, politely first."""
 
@@ -141,7 +156,8 @@ class NodeSupervisor:
                 argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True,  # Ctrl-C reaches only us: we land in order
+                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, no locks
             )
 
     def stop(self, timeout_s: float = 15.0) -> dict[str, int]:
@@ -166,8 +182,13 @@ def run(
     *,
     on_active: Callable[[object], None] | None = None,
     stop: threading.Event | None = None,
+    before_takeoff: Callable[[], None] | None = None,
 ) -> int:
-    """Bring the stack up, hold it until ``stop`` (or ``on_active`` returns), land."""
+    """Bring the stack up, hold it until ``stop`` (or ``on_active`` returns), land.
+
+    ``before_takeoff`` runs once the node processes and the sequencer node exist,
+    before the first transition (the main job waits there for /clock to match).
+    """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -213,6 +234,8 @@ def run(
 
             threading.Thread(target=_work, name="on-active", daemon=True).start()
 
+        if before_takeoff is not None:
+            before_takeoff()
         code = run_sequencer(node, stop, _active)
         counters = node.sequencer.counters
         if counters is not None:

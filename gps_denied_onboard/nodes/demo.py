@@ -36,7 +36,6 @@ from gps_denied_onboard.nodes.bringup import BringupOptions, run
 SAMPLE_TOPICS_RECORDED = [
     "/nav/position_fix:gps_denied_onboard/msg/PositionFix",
     "/fc/status:gps_denied_onboard/msg/FcStatus",
-    "/fc/navsat:sensor_msgs/msg/NavSatFix",
 ]
 
 
@@ -79,7 +78,8 @@ class _ClockHold:
         self._msg = ClockMsg(clock=ns_to_time_msg(start_ns))
         self._holding = threading.Event()
         self._holding.set()
-        self._timer = self.node.create_timer(0.05, self._tick, clock=self._wall_clock())
+        self._steady = self._wall_clock()
+        self._timer = self.node.create_timer(0.05, self._tick, clock=self._steady)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
@@ -93,6 +93,18 @@ class _ClockHold:
     def _tick(self) -> None:
         if self._holding.is_set():
             self._pub.publish(self._msg)
+
+    def wait_for_subscribers(self, count: int, timeout_s: float) -> int:
+        """Wait until ``count`` /clock subscriptions matched, then a few more ticks."""
+        deadline = self._steady.now().nanoseconds + int(timeout_s * 1e9)
+        seen = 0
+        while self._steady.now().nanoseconds < deadline:
+            seen = int(self._pub.get_subscription_count())
+            if seen >= count:
+                threading.Event().wait(0.15)
+                break
+            threading.Event().wait(0.05)
+        return seen
 
     def release(self) -> None:
         """Stop holding: the replay's /clock takes over."""
@@ -111,6 +123,7 @@ class _ClockHold:
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=1.0)
+        self._thread.join(timeout=2.0)
         self.node.destroy_node()
         if self.context.ok():
             self._rclpy.shutdown(context=self.context)
@@ -178,7 +191,7 @@ def _fc_report(fc: Any) -> dict[str, Any]:
     gps = [r for r in received if r.msg.get_type() == "GPS_INPUT"]
     out: dict[str, Any] = {"messages_from_bridge": dict(sorted(by_type.items()))}
     if len(gps) >= 2:
-        gaps = [(b.recv_mono_ns - a.recv_mono_ns) / 1e6 for a, b in itertools.pairwise(gps)]
+        gaps = [(b.recv_ns - a.recv_ns) / 1e6 for a, b in itertools.pairwise(gps)]
         first, last = gps[0].msg, gps[-1].msg
         out["gps_input"] = {
             "count": len(gps),
@@ -226,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.run_dir.exists():
         shutil.rmtree(args.run_dir)
     report = DemoReport()
-    hold = _ClockHold(int(manifest["start_ns"]))
+    bag = open_bag(root / manifest["bag"]["dir"])
+    # sim time is held at the bag's first message until the replay starts from there
+    hold = _ClockHold(bag.start_ns)
     fc = SimFc(autopilot=manifest["fc_stream"]["autopilot"]).start()
-    playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, hold.clock).start()
+    playback: FcPlayback | None = None
     record_topics = "[" + ",".join(f"'{t}'" for t in SAMPLE_TOPICS_RECORDED) + "]"
     opts = BringupOptions(
         flight_id=flight_id,
@@ -247,10 +262,15 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         _seed_tiles(hold, manifest, root, report)
+        # the recorded FC stream takes over from the simulator's own heartbeats now
+        # that the bridge is connected (frames sent before it was would be lost)
+        nonlocal playback
+        playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, hold.clock)
+        playback.start()
         hold.release()
         summary = run_ros_replay(
-            open_bag(root / manifest["bag"]["dir"]),
-            ReplayOptions(rate=args.rate),
+            bag,
+            ReplayOptions(rate=args.rate, delay_s=1.0),  # let discovery match first
             node_name="gdo_replay",
             progress=sys.stderr.isatty(),
         )
@@ -261,11 +281,17 @@ def main(argv: list[str] | None = None) -> int:
         }
         report.tile_cache = _tile_cache_view(hold, manifest)
 
+    def clock_matched() -> None:
+        # the three node processes and the sequencer all follow /clock
+        seen = hold.wait_for_subscribers(4, timeout_s=30.0)
+        print(f"/clock matched by {seen} subscribers; taking off", file=sys.stderr, flush=True)
+
     try:
-        code = run(opts, on_active=fly)
+        code = run(opts, on_active=fly, before_takeoff=clock_matched)
     finally:
-        playback.stop()
-        report.fc_frames_played = playback.sent
+        if playback is not None:
+            playback.stop()
+            report.fc_frames_played = playback.sent
         fc.stop()
         hold.close()
     flight_dir = (args.run_dir / "flights" / flight_id).absolute()

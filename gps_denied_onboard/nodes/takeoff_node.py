@@ -30,6 +30,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
+from gps_denied_onboard.clock import MonotonicClock
 from gps_denied_onboard.embedded_pg import EmbeddedPostgres, resolve_dsn
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
 from gps_denied_onboard.msg import GcsAlert
@@ -231,8 +232,10 @@ class TakeoffNode(Node):
             stderr=sys.stderr,
             on_phase=self._on_phase,
         )
+        # liveness of a process is a host-time question, not flight time: during a
+        # replay at 4x, one wall second is four sim seconds
         self._watch = RecorderWatch(
-            self._core_clock, int(self.config.recorder_silence_s * NS_PER_S)
+            MonotonicClock(), int(self.config.recorder_silence_s * NS_PER_S)
         )
         self._heartbeat_seq = 0
         self.create_subscription(
