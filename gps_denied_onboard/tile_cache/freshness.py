@@ -92,6 +92,9 @@ class Deadlines:
         return min(later) if later else NEVER
 
 
+NO_DEADLINES: Final = Deadlines()
+
+
 class FreshnessPolicy:
     """Sectors and rules in memory (both tables are small)."""
 
@@ -102,6 +105,8 @@ class FreshnessPolicy:
             self.rules.setdefault(rule.classification, []).append(rule)
 
     def deadlines(self, captured_at_ns: int, latitude: float, longitude: float) -> Deadlines:
+        if not self.sectors:
+            return NO_DEADLINES
         downgrade = reject = NEVER
         for sector in self.sectors:
             assert sector.bbox is not None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -46,12 +48,50 @@ class TileWrite:
         object.__setattr__(self, "quality", _frozen(self.quality))
 
 
+def quality_score(value: Any) -> float:
+    """The ranking score of a tile: its quality ``score`` clamped to 0..1; 0.5
+    (neutral) when missing or not a number."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return min(max(float(value), 0.0), 1.0)
+    return 0.5
+
+
+class JsonObject(Mapping[str, Any]):
+    """A read-only JSON object parsed on first use (rows carry it as text, and
+    most query results are ranked and sent on without anyone reading it)."""
+
+    __slots__ = ("_text", "_value")
+
+    def __init__(self, text: str | None) -> None:
+        self._text = text
+        self._value: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._value is None:
+            value = json.loads(self._text) if self._text else {}
+            self._value = value if isinstance(value, dict) else {}
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return f"JsonObject({self._parsed()!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class TileMetadata:
     """What the store knows about one tile.
 
     ``freshness_status`` is evaluated with the store's clock when the value is
-    produced; ``votes_*`` are the tally of the tile's ground cell.
+    produced; ``votes_*`` are the tally of the tile's ground cell;
+    ``quality_score`` is :func:`quality_score` of ``quality["score"]``.
     """
 
     tile_id: UUID
@@ -71,18 +111,12 @@ class TileMetadata:
     uploaded_at_ns: int | None = None
     votes_agree: int = 0
     votes_disagree: int = 0
+    quality_score: float = 0.5
 
     @property
     def pending_upload(self) -> bool:
         """Captured in flight and not yet marked uploaded."""
         return self.flight_id is not None and self.uploaded_at_ns is None
-
-    @property
-    def quality_score(self) -> float:
-        score = self.quality.get("score")
-        if isinstance(score, (int, float)) and not isinstance(score, bool):
-            return min(max(float(score), 0.0), 1.0)
-        return 0.5
 
 
 @dataclass(frozen=True, slots=True)
