@@ -4,8 +4,9 @@ loop's throughput.
 
 The store does more per tile than the bare loop (a JSON sidecar with its own
 fsync, a directory fsync, a PostgreSQL commit); ``put_tiles`` shares the
-directory fsync and the commit across a batch, which is how the node stores
-bursts of in-flight snapshots and how reference imagery is bulk-loaded.
+directory fsyncs and the commit across a batch, which is how reference
+imagery is bulk-loaded. Tiles come as 16-tile column strips (a region in
+x-major order), so a batch of 32 touches two tile directories.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def writes(payloads: list[bytes], x0: int) -> list[TileWrite]:
     return [
         TileWrite(
             zoom=ZOOM,
-            x=x0 + i % 64,
-            y=50_000 + i // 64,
+            x=x0 + i // 16,
+            y=50_000 + i % 16,
             source="satellite",
             data=data,
             content_sha256=hashlib.sha256(data).hexdigest(),

@@ -99,42 +99,62 @@ def tmp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}{TMP_MARK}{secrets.token_hex(4)}")
 
 
-def write_tmp(final: Path, data: bytes) -> Path:
-    """Write ``data`` to a fresh temporary file beside ``final`` and fsync it."""
-    tmp = tmp_name(final)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
+def start_writeback(fd: int) -> None:
+    """Ask the kernel to start writing ``fd``'s dirty pages now, without waiting
+    (Linux: ``POSIX_FADV_DONTNEED`` initiates writeback; pages still dirty or
+    under writeback stay cached). Only a hint: durability is still the fsync's."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    os.close(fd)
-    return tmp
+            advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def write_files_atomically(directory: Path, files: Sequence[tuple[str, bytes]]) -> None:
-    """Write each ``(name, data)`` into ``directory`` all-or-nothing per file:
-    temp files fsync'ed first, then renamed, then one directory fsync.
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def write_files_atomically(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write each ``(final_path, data)`` so that a crash leaves, per file, either
+    nothing new or the whole file; the parent directories must exist.
+
+    Phases, each over the whole set: create and fill the temporary files,
+    start their writeback, fsync them, rename each over its final name, fsync
+    each directory once. Filling every file before the first fsync matters
+    (creating a file while the journal commits an earlier fsync waits for that
+    commit), and so does starting every file's writeback before the first
+    fsync: the first journal commit then carries all of them and the later
+    fsyncs find little left to do. PostgreSQL's ``pg_flush_data`` uses the same
+    hint.
 
     Raises:
         OSError: anything the filesystem refused; temporaries are removed.
     """
-    staged: list[tuple[Path, Path]] = []
+    staged: list[tuple[Path, Path, int]] = []
     try:
-        for name, data in files:
-            final = directory / name
-            staged.append((write_tmp(final, data), final))
-        for tmp, final in staged:
+        for final, data in files:
+            tmp = tmp_name(final)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            staged.append((tmp, final, fd))
+            _write_all(fd, data)
+        for _, _, fd in staged:
+            start_writeback(fd)
+        for _, _, fd in staged:
+            os.fsync(fd)
+        for i, (tmp, final, fd) in enumerate(staged):
+            os.close(fd)
+            staged[i] = (tmp, final, -1)
+        for tmp, final, _ in staged:
             os.rename(tmp, final)
-        fsync_dir(directory)
+        for directory in dict.fromkeys(final.parent for _, final, _ in staged):
+            fsync_dir(directory)
     except BaseException:
-        for tmp, _ in staged:
+        for tmp, _, fd in staged:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise

@@ -94,6 +94,12 @@ _SELECT = (
     "THEN (t.tile_quality_metadata ->> 'score')::float8 END "
     "FROM tiles t LEFT JOIN tile_votes v ON v.location_hash = t.location_hash "
 )
+_INSERT = (
+    "INSERT INTO tiles (zoom, x, y, source, flight_id, latitude, longitude, captured_at, "
+    "freshness_status, tile_quality_metadata, file_path, created_at, updated_at, tile_uuid, "
+    "location_hash, content_sha256, disk_bytes, accessed_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 _PENDING = "t.flight_id IS NOT NULL AND t.uploaded_at IS NULL"
 
 
@@ -801,14 +807,11 @@ class PostgresFilesystemStore:
         try:
             with self._pool.connection() as conn:
                 try:
-                    with conn.transaction():
-                        for p in batch:
-                            conn.execute(
-                                "INSERT INTO tiles (zoom, x, y, source, flight_id, latitude, "
-                                "longitude, captured_at, freshness_status, tile_quality_metadata, "
-                                "file_path, created_at, updated_at, tile_uuid, location_hash, "
-                                "content_sha256, disk_bytes, accessed_at) VALUES (%s, %s, %s, "
-                                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    with conn.transaction(), conn.cursor() as cur:
+                        # one pipelined round trip for the whole batch
+                        cur.executemany(
+                            _INSERT,
+                            [
                                 (
                                     p.zoom,
                                     p.x,
@@ -830,8 +833,10 @@ class PostgresFilesystemStore:
                                     p.sha256,
                                     p.disk_bytes,
                                     now_dt,
-                                ),
-                            )
+                                )
+                                for p in batch
+                            ],
+                        )
                         votes = self._votes_for(conn, {p.location_hash for p in batch})
                         self._write_files(batch, written)
                     committed = True
@@ -905,19 +910,15 @@ class PostgresFilesystemStore:
         return metas
 
     def _write_files(self, batch: Sequence[_Prepared], written: list[Path]) -> None:
-        """Write every tile's JPEG and sidecar; one fsync per directory."""
-        by_dir: dict[str, list[_Prepared]] = {}
-        for p in batch:
-            by_dir.setdefault(pixels.relative_dir(p.zoom, p.x), []).append(p)
+        """Write every tile's JPEG and sidecar (see :func:`pixels.write_files_atomically`)."""
+        files: list[tuple[Path, bytes]] = []
         try:
-            for rel, items in by_dir.items():
-                directory = pixels.ensure_dir(self.root, rel)
-                files: list[tuple[str, bytes]] = []
-                for p in items:
-                    files.append((f"{p.tile_id}{pixels.JPEG_SUFFIX}", p.data))
-                    files.append((f"{p.tile_id}{pixels.SIDECAR_SUFFIX}", p.sidecar))
-                written.extend(directory / name for name, _ in files)
-                pixels.write_files_atomically(directory, files)
+            for p in batch:
+                directory = pixels.ensure_dir(self.root, pixels.relative_dir(p.zoom, p.x))
+                files.append((directory / f"{p.tile_id}{pixels.JPEG_SUFFIX}", p.data))
+                files.append((directory / f"{p.tile_id}{pixels.SIDECAR_SUFFIX}", p.sidecar))
+            written.extend(path for path, _ in files)
+            pixels.write_files_atomically(files)
         except OSError as err:
             pixels.remove_files(written)
             raise TilePixelError(
@@ -1249,9 +1250,7 @@ class PostgresFilesystemStore:
             if sidecars.get(tid) == sidecar_path:
                 continue
             meta, _ = self._row_meta(row, self._clock.now_ns())
-            pixels.write_files_atomically(
-                sidecar_path.parent, [(sidecar_path.name, sidecar_bytes(meta))]
-            )
+            pixels.write_files_atomically([(sidecar_path, sidecar_bytes(meta))])
             rewritten += 1
         if others:
             log_event(self._log, logging.WARNING, "c6.store.unknown_files", count=others)
