@@ -72,7 +72,7 @@ TILE_CACHE_KINDS: dict[str, KindSpec] = {
     "c6.write_failed": _k("zoom x y source reason", "tile_id flight_id error"),
     "c6.store.construct": _k(
         "tiles disk_bytes orphan_files_removed orphan_rows_removed temp_files_removed",
-        "pending_upload budget_bytes",
+        "pending_upload budget_bytes sidecars_rewritten",
     ),
     "c6.evict": _k("tile_id disk_bytes", "reason"),
     "c6.vote": _k("location_hash agree", "tile_id"),

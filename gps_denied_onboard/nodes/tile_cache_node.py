@@ -16,7 +16,8 @@
   ============================  ===========================================
 
 * ``activate``: subscribes to :data:`TOPIC_TILE_SNAPSHOTS` (tiles captured in
-  flight, stored as source ``in_flight``, pending upload; a boolean
+  flight, stored as source ``in_flight``, pending upload; the first capture of
+  a cell in a flight is kept and repeats are counted; a boolean
   ``reference_match`` in their ``quality_json`` votes on the cell), and starts
   the maintenance (access-time flush, eviction, freshness refresh) and
   diagnostics timers.
@@ -154,6 +155,7 @@ class TileCacheNode(LifecycleNode):
         self._io_timers: list[Any] = []
         self.snapshots_stored = 0
         self.snapshots_refused = 0
+        self.snapshots_repeated = 0
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
         declare_config(self, TileCacheConfig)
         self._clock_core = RosClock(self)
@@ -372,29 +374,35 @@ class TileCacheNode(LifecycleNode):
             return
         data = bytes(msg.image.data)
         point = (msg.latitude, msg.longitude)
+        zoom, x, y = int(msg.zoom), int(msg.x), int(msg.y)
+        flight = str(msg.flight_id) or None
         try:
             quality = parse_quality(str(msg.quality_json))
             if msg.frame_id:
                 quality.setdefault("frame_id", str(msg.frame_id))
-            store.put_tile(
-                TileWrite(
-                    zoom=int(msg.zoom),
-                    x=int(msg.x),
-                    y=int(msg.y),
-                    source=IN_FLIGHT_SOURCE,
-                    flight_id=str(msg.flight_id) or None,
-                    data=data,
-                    content_sha256=hashlib.sha256(data).hexdigest(),
-                    captured_at_ns=time_msg_to_ns(msg.header.stamp) or None,
-                    latitude=None if point == (0.0, 0.0) else float(msg.latitude),
-                    longitude=None if point == (0.0, 0.0) else float(msg.longitude),
-                    quality=quality,
+            if store.find(zoom, x, y, IN_FLIGHT_SOURCE, flight) is not None:
+                # this flight already captured the cell: keep the first capture
+                self.snapshots_repeated += 1
+            else:
+                store.put_tile(
+                    TileWrite(
+                        zoom=zoom,
+                        x=x,
+                        y=y,
+                        source=IN_FLIGHT_SOURCE,
+                        flight_id=flight,
+                        data=data,
+                        content_sha256=hashlib.sha256(data).hexdigest(),
+                        captured_at_ns=time_msg_to_ns(msg.header.stamp) or None,
+                        latitude=None if point == (0.0, 0.0) else float(msg.latitude),
+                        longitude=None if point == (0.0, 0.0) else float(msg.longitude),
+                        quality=quality,
+                    )
                 )
-            )
-            self.snapshots_stored += 1
+                self.snapshots_stored += 1
             vote = quality.get(VOTE_KEY)
             if isinstance(vote, bool):
-                store.record_vote(derive_location_hash(msg.zoom, msg.x, msg.y), vote)
+                store.record_vote(derive_location_hash(zoom, x, y), vote)
         except TileCacheError as err:
             self.snapshots_refused += 1
             self._refusal_log.log(
@@ -422,6 +430,7 @@ class TileCacheNode(LifecycleNode):
             **stats.as_dict(),
             "snapshots_stored": self.snapshots_stored,
             "snapshots_refused": self.snapshots_refused,
+            "snapshots_repeated": self.snapshots_repeated,
         }
         level = DiagnosticsPublisher.WARN if over else DiagnosticsPublisher.OK
         message = (

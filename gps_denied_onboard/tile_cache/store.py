@@ -422,6 +422,7 @@ class PostgresFilesystemStore:
             tile_id = derive_tile_id(zoom, x, y, source, flight_id)
             with self._lock:
                 entry = self._by_id.get(tile_id)  # written here, not read yet
+                self._hits += entry is not None
             if entry is None:
                 entry = self._load_entry(tile_id, now)
             with self._lock:

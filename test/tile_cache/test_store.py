@@ -522,3 +522,25 @@ def test_concurrent_readers_and_a_writer(store: PostgresFilesystemStore) -> None
         t.join()
     assert errors == []
     assert store.stats().tiles == 25
+
+
+def test_every_record_fits_the_flight_record_schema(
+    migrated_dsn: str, tmp_path: Path, store_factory: Any, sink: MemorySink
+) -> None:
+    from gps_denied_onboard.record_schema import check_payload
+
+    store = store_factory(TileCacheConfig(dsn=migrated_dsn, tile_root=tmp_path / "t"))
+    a = store.put_tile(tile(1, 1, seed=1, source="in_flight", flight_id=FLIGHT))
+    store.put_tile(tile(2, 2, seed=2))
+    with pytest.raises(TileValidationError):
+        store.put_tile(tile(3, 3, seed=3, content_sha256="0" * 64))
+    with pytest.raises(TileMetadataError):
+        store.put_tile(tile(2, 2, seed=4))
+    store.record_vote(a.location_hash, agree=False)
+    store.close()
+    smaller = TileCacheConfig(dsn=migrated_dsn, tile_root=tmp_path / "t", disk_budget_bytes=1)
+    store_factory(smaller).evict_to_budget()
+    kinds = {r.kind for r in sink.records}
+    assert kinds == {"c6.store.construct", "c6.write", "c6.write_failed", "c6.vote", "c6.evict"}
+    for record in sink.records:
+        assert check_payload(record.kind, record.payload) == frozenset(), record

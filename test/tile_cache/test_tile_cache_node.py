@@ -244,6 +244,8 @@ def test_node_lifecycle_and_every_service(node: tuple[Driver, str, Path]) -> Non
     assert (tile.source, tile.flight_id, tile.pending_upload) == ("in_flight", FLIGHT, True)
     assert tile.content_sha256 == hashlib.sha256(data).hexdigest()
     assert tile.votes_agree == 1
+    driver.snapshots.publish(snap)  # the same cell again: kept once, voted twice
+    assert driver.spin_until(lambda: [t.votes_agree for t in pending()] == [2], timeout_s=20)
 
     # mark uploaded, idempotently
     marked = driver.call(
@@ -267,7 +269,11 @@ def test_node_lifecycle_and_every_service(node: tuple[Driver, str, Path]) -> Non
     writes = [json.loads(r.payload_json) for r in driver.records if r.kind == "c6.write"]
     assert {w["tile_id"] for w in writes} >= {ok.tile_id, tile.tile_id}
     assert all(r.producer == "tile_cache" for r in driver.records)
-    assert driver.spin_until(lambda: any(d.get("tiles") == "3" for d in driver.diagnostics))
+    assert driver.spin_until(
+        lambda: any(
+            d.get("tiles") == "3" and d.get("snapshots_repeated") == "1" for d in driver.diagnostics
+        )
+    )
 
     assert driver.transition(Transition.TRANSITION_DEACTIVATE)
     assert driver.transition(Transition.TRANSITION_CLEANUP)
