@@ -34,6 +34,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -110,27 +111,15 @@ def _us_floor(ns: int) -> int:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A validated write: everything the transaction needs, computed without I/O."""
+    """A validated write: everything the transaction needs, computed without I/O.
 
-    tile_id: UUID
-    location_hash: UUID
-    zoom: int
-    x: int
-    y: int
-    source: str
-    flight_id: UUID | None
-    latitude: float
-    longitude: float
-    captured_at_ns: int
-    quality: Mapping[str, Any]
-    sha256: str
+    ``meta`` is the tile as it will be stored (freshness and votes are filled
+    in at commit time)."""
+
+    meta: TileMetadata
     data: bytes
     sidecar: bytes
     rel_jpeg: str
-
-    @property
-    def disk_bytes(self) -> int:
-        return len(self.data) + len(self.sidecar)
 
 
 class _Entry:
@@ -385,7 +374,7 @@ class PostgresFilesystemStore:
             entry.deadlines = self._policy.deadlines(m.captured_at_ns, m.latitude, m.longitude)
             entry.generation = self._generation
             entry.valid_until_ns = -1
-        if now_ns >= entry.valid_until_ns or now_ns < 0:
+        if now_ns >= entry.valid_until_ns:
             status = entry.deadlines.status_at(now_ns)
             if status != entry.meta.freshness_status:
                 entry.meta = replace(entry.meta, freshness_status=status)
@@ -708,26 +697,8 @@ class PostgresFilesystemStore:
         tile_id = derive_tile_id(write.zoom, write.x, write.y, source, flight)
         location = derive_location_hash(write.zoom, write.x, write.y)
         quality = dict(write.quality)
-        rel = pixels.relative_jpeg_path(write.zoom, write.x, tile_id)
-        sidecar = pixels.render_sidecar(
-            {
-                "tile_id": str(tile_id),
-                "location_hash": str(location),
-                "zoom": write.zoom,
-                "x": write.x,
-                "y": write.y,
-                "source": source,
-                "flight_id": None if flight is None else str(flight),
-                "latitude": lat,
-                "longitude": lon,
-                "captured_at": ns_to_datetime(captured).isoformat(),
-                "content_sha256": declared,
-                "tile_quality_metadata": quality,
-            }
-        )
-        return _Prepared(
+        meta = TileMetadata(
             tile_id=tile_id,
-            location_hash=location,
             zoom=write.zoom,
             x=write.x,
             y=write.y,
@@ -736,11 +707,19 @@ class PostgresFilesystemStore:
             latitude=lat,
             longitude=lon,
             captured_at_ns=captured,
-            quality=quality,
-            sha256=declared,
+            freshness_status=fr.FRESH,
+            content_sha256=declared,
+            disk_bytes=0,
+            location_hash=location,
+            quality=MappingProxyType(quality),
+            quality_score=quality_score(quality.get("score")),
+        )
+        sidecar = sidecar_bytes(meta)
+        return _Prepared(
+            meta=replace(meta, disk_bytes=len(data) + len(sidecar)),
             data=data,
             sidecar=sidecar,
-            rel_jpeg=rel,
+            rel_jpeg=pixels.relative_jpeg_path(write.zoom, write.x, tile_id),
         )
 
     def put_tile(self, write: TileWrite) -> TileMetadata:
@@ -752,19 +731,7 @@ class PostgresFilesystemStore:
                 database failure (files compensated).
             TilePixelError: the files could not be written (row rolled back).
         """
-        try:
-            prepared = self._prepare(write)
-        except TileValidationError as err:
-            self._write_failed(write, "validation", err)
-            raise
-        with self._write_lock:
-            try:
-                metas = self._commit_batch([prepared])
-            except TileCacheError as err:
-                self._write_failed(write, _reason(err), err, prepared.tile_id)
-                raise
-        self._after_writes()
-        return metas[0]
+        return self.put_tiles([write])[0]
 
     def put_tiles(self, writes: Sequence[TileWrite]) -> list[TileMetadata]:
         """Store several tiles in one transaction: all of them or none.
@@ -783,7 +750,7 @@ class PostgresFilesystemStore:
             except TileValidationError as err:
                 self._write_failed(write, "validation", err)
                 raise
-        if len({p.tile_id for p in prepared}) != len(prepared):
+        if len({p.meta.tile_id for p in prepared}) != len(prepared):
             dup = TileValidationError("batch repeats a natural key", field="batch")
             for write in writes:
                 self._write_failed(write, "validation", dup)
@@ -795,7 +762,7 @@ class PostgresFilesystemStore:
                 metas = self._commit_batch(prepared)
             except TileCacheError as err:
                 for write, p in zip(writes, prepared, strict=True):
-                    self._write_failed(write, _reason(err), err, p.tile_id)
+                    self._write_failed(write, _reason(err), err, p.meta.tile_id)
                 raise
         self._after_writes()
         return metas
@@ -803,6 +770,11 @@ class PostgresFilesystemStore:
     def _commit_batch(self, batch: Sequence[_Prepared]) -> list[TileMetadata]:
         now = self._clock.now_ns()
         now_dt = ns_to_datetime(now)
+        deadlines = [
+            self._policy.deadlines(p.meta.captured_at_ns, p.meta.latitude, p.meta.longitude)
+            for p in batch
+        ]
+        first = str(batch[0].meta.tile_id)
         written: list[Path] = []
         committed = False
         try:
@@ -813,39 +785,18 @@ class PostgresFilesystemStore:
                         cur.executemany(
                             _INSERT,
                             [
-                                (
-                                    p.zoom,
-                                    p.x,
-                                    p.y,
-                                    p.source,
-                                    p.flight_id,
-                                    p.latitude,
-                                    p.longitude,
-                                    ns_to_datetime(p.captured_at_ns),
-                                    self._policy.status(
-                                        p.captured_at_ns, p.latitude, p.longitude, now
-                                    ),
-                                    Jsonb(dict(p.quality)),
-                                    p.rel_jpeg,
-                                    now_dt,
-                                    now_dt,
-                                    p.tile_id,
-                                    p.location_hash,
-                                    p.sha256,
-                                    p.disk_bytes,
-                                    now_dt,
-                                )
-                                for p in batch
+                                _insert_row(p, d.status_at(now), now_dt)
+                                for p, d in zip(batch, deadlines, strict=True)
                             ],
                         )
-                        votes = self._votes_for(conn, {p.location_hash for p in batch})
+                        votes = self._votes_for(conn, {p.meta.location_hash for p in batch})
                         self._write_files(batch, written)
                     committed = True
                 except psycopg.errors.UniqueViolation as err:
                     raise TileMetadataError(
-                        f"tile already stored: {batch[0].tile_id if len(batch) == 1 else 'batch'} "
+                        f"tile already stored: {first if len(batch) == 1 else 'batch'} "
                         f"({err.diag.constraint_name or 'unique'})",
-                        tile_id=str(batch[0].tile_id),
+                        tile_id=first,
                         sqlstate=err.sqlstate,
                     ) from err
         except psycopg.Error as err:
@@ -853,48 +804,27 @@ class PostgresFilesystemStore:
                 pixels.remove_files(written)
             raise TileMetadataError(
                 f"database error while storing tile: {err}",
-                tile_id=str(batch[0].tile_id),
+                tile_id=first,
                 sqlstate=getattr(err, "sqlstate", None),
             ) from err
         except psycopg_pool.PoolTimeout as err:
             raise TileMetadataError(f"no database connection available: {err}") from err
         metas: list[TileMetadata] = []
-        for p in batch:
-            agree, disagree = votes.get(p.location_hash, (0, 0))
-            deadlines = self._policy.deadlines(p.captured_at_ns, p.latitude, p.longitude)
-            metas.append(
-                TileMetadata(
-                    tile_id=p.tile_id,
-                    zoom=p.zoom,
-                    x=p.x,
-                    y=p.y,
-                    source=p.source,
-                    flight_id=p.flight_id,
-                    latitude=p.latitude,
-                    longitude=p.longitude,
-                    captured_at_ns=p.captured_at_ns,
-                    freshness_status=deadlines.status_at(now),
-                    content_sha256=p.sha256,
-                    disk_bytes=p.disk_bytes,
-                    location_hash=p.location_hash,
-                    quality=MappingProxyType(dict(p.quality)),
-                    uploaded_at_ns=None,
+        with self._lock:
+            for p, d in zip(batch, deadlines, strict=True):
+                agree, disagree = votes.get(p.meta.location_hash, (0, 0))
+                meta = replace(
+                    p.meta,
+                    freshness_status=d.status_at(now),
                     votes_agree=agree,
                     votes_disagree=disagree,
-                    quality_score=quality_score(p.quality.get("score")),
                 )
-            )
-        with self._lock:
-            for meta in metas:
-                self._index_put(
-                    meta,
-                    self._policy.deadlines(meta.captured_at_ns, meta.latitude, meta.longitude),
-                    now,
-                )
+                self._index_put(meta, d, now)
                 self._tiles += 1
                 self._disk_bytes += meta.disk_bytes
                 self._pending += int(meta.pending_upload)
                 self._writes += 1
+                metas.append(meta)
         for meta in metas:
             payload: dict[str, Any] = {
                 "tile_id": str(meta.tile_id),
@@ -915,16 +845,17 @@ class PostgresFilesystemStore:
         files: list[tuple[Path, bytes]] = []
         try:
             for p in batch:
-                directory = pixels.ensure_dir(self.root, pixels.relative_dir(p.zoom, p.x))
-                files.append((directory / f"{p.tile_id}{pixels.JPEG_SUFFIX}", p.data))
-                files.append((directory / f"{p.tile_id}{pixels.SIDECAR_SUFFIX}", p.sidecar))
+                m = p.meta
+                directory = pixels.ensure_dir(self.root, pixels.relative_dir(m.zoom, m.x))
+                files.append((directory / f"{m.tile_id}{pixels.JPEG_SUFFIX}", p.data))
+                files.append((directory / f"{m.tile_id}{pixels.SIDECAR_SUFFIX}", p.sidecar))
             written.extend(path for path, _ in files)
             pixels.write_files_atomically(files)
         except OSError as err:
             pixels.remove_files(written)
             raise TilePixelError(
                 f"cannot write tile files: {err}",
-                tile_id=str(batch[0].tile_id),
+                tile_id=str(batch[0].meta.tile_id),
                 path=getattr(err, "filename", None),
             ) from err
 
@@ -1263,8 +1194,33 @@ class PostgresFilesystemStore:
         )
 
 
+def _insert_row(p: _Prepared, status: str, now: datetime) -> tuple[Any, ...]:
+    """Parameters of :data:`_INSERT` for one prepared tile."""
+    m = p.meta
+    return (
+        m.zoom,
+        m.x,
+        m.y,
+        m.source,
+        m.flight_id,
+        m.latitude,
+        m.longitude,
+        ns_to_datetime(m.captured_at_ns),
+        status,
+        Jsonb(dict(m.quality)),
+        p.rel_jpeg,
+        now,
+        now,
+        m.tile_id,
+        m.location_hash,
+        m.content_sha256,
+        m.disk_bytes,
+        now,
+    )
+
+
 def sidecar_bytes(meta: TileMetadata) -> bytes:
-    """The sidecar of a stored tile, as :meth:`PostgresFilesystemStore._prepare` renders it."""
+    """A tile's JSON sidecar: what offline tools need without the database."""
     return pixels.render_sidecar(
         {
             "tile_id": str(meta.tile_id),
