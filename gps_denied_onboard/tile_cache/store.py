@@ -424,7 +424,7 @@ class PostgresFilesystemStore:
                 path = entry.path
         data = self._read_file(path, meta.tile_id)
         if flush:
-            self.flush_access()
+            self._flush_quietly()
         return TileRead(meta, data)
 
     def read_tile(self, tile_id: UUID | str) -> TileRead:
@@ -451,7 +451,7 @@ class PostgresFilesystemStore:
             flush = len(self._access) >= self.config.access_flush_batch
         data = self._read_file(path, tid)
         if flush:
-            self.flush_access()
+            self._flush_quietly()
         return TileRead(meta, data)
 
     def get_metadata(self, tile_id: UUID | str) -> TileMetadata:
@@ -920,6 +920,13 @@ class PostgresFilesystemStore:
             raise
         return len(ids)
 
+    def _flush_quietly(self) -> None:
+        """Flush from a read: a failure keeps the buffer and is logged, never raised."""
+        try:
+            self.flush_access()
+        except TileMetadataError as err:
+            log_event(self._log, logging.WARNING, "c6.access_flush_failed", error=str(err))
+
     def evict_to_budget(self) -> EvictionResult:
         """Delete least recently used tiles until ``disk_bytes <= disk_budget_bytes``.
         Tiles pending upload are never evicted.
@@ -1158,32 +1165,45 @@ class PostgresFilesystemStore:
                 others += 1
         pixels.remove_files(temps)
         with self._conn() as conn:
-            rows = conn.execute(_SELECT + "WHERE t.tile_uuid IS NOT NULL").fetchall()
-        by_id = {row[0]: row for row in rows}
+            rows = conn.execute(
+                "SELECT tile_uuid, zoom, x FROM tiles WHERE tile_uuid IS NOT NULL"
+            ).fetchall()
+        where = {tid: (zoom, x) for tid, zoom, x in rows}
         orphan_files = [
             path
             for tid, path in [*jpegs.items(), *sidecars.items()]
-            if tid not in by_id
-            or path != self._path(by_id[tid][1], by_id[tid][2], tid, path.suffix)
+            if tid not in where or path != self._path(*where[tid], tid, path.suffix)
         ]
         pixels.remove_files(orphan_files)
-        jpeg_paths = set(jpegs.values())
         missing = [
-            tid for tid, row in by_id.items() if self._path(row[1], row[2], tid) not in jpeg_paths
+            tid for tid, (zoom, x) in where.items() if jpegs.get(tid) != self._path(zoom, x, tid)
         ]
         if missing:
             with self._conn() as conn:
                 conn.execute("DELETE FROM tiles WHERE tile_uuid = ANY(%s)", (missing,))
-        rewritten = 0
-        for tid, row in by_id.items():
-            if tid in missing:
-                continue
-            sidecar_path = self._path(row[1], row[2], tid, pixels.SIDECAR_SUFFIX)
-            if sidecars.get(tid) == sidecar_path:
-                continue
-            meta, _ = self._row_meta(row, self._clock.now_ns())
-            pixels.write_files_atomically([(sidecar_path, sidecar_bytes(meta))])
-            rewritten += 1
+        lost = set(missing)
+        no_sidecar = [
+            tid
+            for tid, (zoom, x) in where.items()
+            if tid not in lost
+            and sidecars.get(tid) != self._path(zoom, x, tid, pixels.SIDECAR_SUFFIX)
+        ]
+        if no_sidecar:
+            with self._conn() as conn:
+                full = conn.execute(
+                    _SELECT + "WHERE t.tile_uuid = ANY(%s)", (no_sidecar,)
+                ).fetchall()
+            now = self._clock.now_ns()
+            pixels.write_files_atomically(
+                [
+                    (
+                        self._path(meta.zoom, meta.x, meta.tile_id, pixels.SIDECAR_SUFFIX),
+                        sidecar_bytes(meta),
+                    )
+                    for meta in (self._row_meta(row, now)[0] for row in full)
+                ]
+            )
+        rewritten = len(no_sidecar)
         if others:
             log_event(self._log, logging.WARNING, "c6.store.unknown_files", count=others)
         return ReconcileReport(

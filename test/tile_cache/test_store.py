@@ -544,3 +544,23 @@ def test_every_record_fits_the_flight_record_schema(
     assert kinds == {"c6.store.construct", "c6.write", "c6.write_failed", "c6.vote", "c6.evict"}
     for record in sink.records:
         assert check_payload(record.kind, record.payload) == frozenset(), record
+
+
+def test_a_failed_access_flush_never_fails_the_read(
+    migrated_dsn: str, tmp_path: Path, store_factory: Any
+) -> None:
+    cfg = TileCacheConfig(dsn=migrated_dsn, tile_root=tmp_path / "t", access_flush_batch=1)
+    store = store_factory(cfg)
+    store.put_tile(tile(seed=1))
+    store.get_tile(Z, 17437, 11371, "satellite")
+    real = store._pool.connection
+
+    def down(*a: object, **k: object) -> None:
+        raise psycopg.OperationalError("database went away")
+
+    store._pool.connection = down  # type: ignore[method-assign]
+    try:
+        assert store.get_tile(Z, 17437, 11371, "satellite").data == make_jpeg(1)
+    finally:
+        store._pool.connection = real  # type: ignore[method-assign]
+    assert store.flush_access() == 1  # the buffered access survived
