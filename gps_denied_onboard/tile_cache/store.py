@@ -31,7 +31,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -99,7 +99,9 @@ _INSERT = (
     "INSERT INTO tiles (zoom, x, y, source, flight_id, latitude, longitude, captured_at, "
     "freshness_status, tile_quality_metadata, file_path, created_at, updated_at, tile_uuid, "
     "location_hash, content_sha256, disk_bytes, accessed_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "RETURNING (SELECT ARRAY[v.agree, v.disagree] FROM tile_votes v "
+    "WHERE v.location_hash = tiles.location_hash)"
 )
 _PENDING = "t.flight_id IS NOT NULL AND t.uploaded_at IS NULL"
 
@@ -781,15 +783,21 @@ class PostgresFilesystemStore:
             with self._pool.connection() as conn:
                 try:
                     with conn.transaction(), conn.cursor() as cur:
-                        # one pipelined round trip for the whole batch
-                        cur.executemany(
-                            _INSERT,
-                            [
-                                _insert_row(p, d.status_at(now), now_dt)
-                                for p, d in zip(batch, deadlines, strict=True)
-                            ],
-                        )
-                        votes = self._votes_for(conn, {p.meta.location_hash for p in batch})
+                        rows = [
+                            _insert_row(p, d.status_at(now), now_dt)
+                            for p, d in zip(batch, deadlines, strict=True)
+                        ]
+                        # the INSERT returns the cell's vote tally: no extra round trip
+                        votes: list[tuple[int, int]] = []
+                        if len(rows) == 1:
+                            cur.execute(_INSERT, rows[0])
+                            votes.append(_tally(cur.fetchone()))
+                        else:  # one pipelined round trip for the whole batch
+                            cur.executemany(_INSERT, rows, returning=True)
+                            while True:
+                                votes.append(_tally(cur.fetchone()))
+                                if not cur.nextset():
+                                    break
                         self._write_files(batch, written)
                     committed = True
                 except psycopg.errors.UniqueViolation as err:
@@ -811,8 +819,7 @@ class PostgresFilesystemStore:
             raise TileMetadataError(f"no database connection available: {err}") from err
         metas: list[TileMetadata] = []
         with self._lock:
-            for p, d in zip(batch, deadlines, strict=True):
-                agree, disagree = votes.get(p.meta.location_hash, (0, 0))
+            for p, d, (agree, disagree) in zip(batch, deadlines, votes, strict=True):
                 meta = replace(
                     p.meta,
                     freshness_status=d.status_at(now),
@@ -858,15 +865,6 @@ class PostgresFilesystemStore:
                 tile_id=str(batch[0].meta.tile_id),
                 path=getattr(err, "filename", None),
             ) from err
-
-    def _votes_for(
-        self, conn: psycopg.Connection[Any], locations: Iterable[UUID]
-    ) -> dict[UUID, tuple[int, int]]:
-        rows = conn.execute(
-            "SELECT location_hash, agree, disagree FROM tile_votes WHERE location_hash = ANY(%s)",
-            (list(locations),),
-        ).fetchall()
-        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
     def _after_writes(self) -> None:
         if self._disk_bytes > self.config.disk_budget_bytes:
@@ -1212,6 +1210,12 @@ class PostgresFilesystemStore:
             temp_files_removed=len(temps),
             sidecars_rewritten=rewritten,
         )
+
+
+def _tally(row: Sequence[Any] | None) -> tuple[int, int]:
+    """(agree, disagree) from the INSERT's RETURNING (NULL: no votes yet)."""
+    pair = row[0] if row else None
+    return (int(pair[0]), int(pair[1])) if pair else (0, 0)
 
 
 def _insert_row(p: _Prepared, status: str, now: datetime) -> tuple[Any, ...]:

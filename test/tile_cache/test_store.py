@@ -564,3 +564,15 @@ def test_a_failed_access_flush_never_fails_the_read(
     finally:
         store._pool.connection = real  # type: ignore[method-assign]
     assert store.flush_access() == 1  # the buffered access survived
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_new_tile_carries_its_cells_existing_votes(
+    store: PostgresFilesystemStore, batched: bool
+) -> None:
+    store.record_vote(derive_location_hash(Z, 5, 5), agree=False)
+    store.record_vote(derive_location_hash(Z, 5, 5), agree=True)
+    store.record_vote(derive_location_hash(Z, 5, 5), agree=True)
+    writes = [tile(5, 5, seed=1), tile(6, 6, seed=2)]
+    metas = store.put_tiles(writes) if batched else [store.put_tile(w) for w in writes]
+    assert [(m.votes_agree, m.votes_disagree) for m in metas] == [(2, 1), (0, 0)]
