@@ -10,6 +10,8 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
+from gps_denied_onboard.clock import ns_to_datetime
+
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
@@ -117,6 +119,29 @@ class TileMetadata:
     def pending_upload(self) -> bool:
         """Captured in flight and not yet marked uploaded."""
         return self.flight_id is not None and self.uploaded_at_ns is None
+
+
+def metadata_dict(meta: TileMetadata) -> dict[str, Any]:
+    """A tile's metadata as a JSON-ready dict (sidecars, tools)."""
+    return {
+        "tile_id": str(meta.tile_id),
+        "location_hash": str(meta.location_hash),
+        "zoom": meta.zoom,
+        "x": meta.x,
+        "y": meta.y,
+        "source": meta.source,
+        "flight_id": None if meta.flight_id is None else str(meta.flight_id),
+        "latitude": meta.latitude,
+        "longitude": meta.longitude,
+        "captured_at": ns_to_datetime(meta.captured_at_ns).isoformat(),
+        "content_sha256": meta.content_sha256,
+        "tile_quality_metadata": dict(meta.quality),
+        "freshness_status": meta.freshness_status,
+        "disk_bytes": meta.disk_bytes,
+        "votes_agree": meta.votes_agree,
+        "votes_disagree": meta.votes_disagree,
+        "pending_upload": meta.pending_upload,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,7 @@ from gps_denied_onboard.tile_cache.model import (
     TileRead,
     TileWrite,
     VoteTally,
+    metadata_dict,
     quality_score,
 )
 
@@ -127,7 +128,15 @@ class _Prepared:
 class _Entry:
     """One tile in the read index."""
 
-    __slots__ = ("deadlines", "generation", "keys", "meta", "path", "valid_until_ns")
+    __slots__ = (
+        "deadlines",
+        "evaluated_ns",
+        "generation",
+        "keys",
+        "meta",
+        "path",
+        "valid_until_ns",
+    )
 
     def __init__(self, meta: TileMetadata, path: str) -> None:
         self.meta = meta
@@ -135,6 +144,8 @@ class _Entry:
         self.keys: list[tuple[Any, ...]] = []
         self.deadlines = fr.Deadlines()
         self.generation = -1
+        # meta.freshness_status holds for evaluated_ns <= now < valid_until_ns
+        self.evaluated_ns = 0
         self.valid_until_ns = -1
 
 
@@ -343,6 +354,7 @@ class PostgresFilesystemStore:
         entry = _Entry(meta, str(self._path(meta.zoom, meta.x, meta.tile_id)))
         entry.deadlines = deadlines
         entry.generation = self._generation
+        entry.evaluated_ns = now_ns
         entry.valid_until_ns = deadlines.next_change_ns(now_ns)
         self._by_id[meta.tile_id] = entry
         self._by_location.setdefault(meta.location_hash, set()).add(meta.tile_id)
@@ -371,16 +383,20 @@ class PostgresFilesystemStore:
 
     def _current(self, entry: _Entry, now_ns: int) -> TileMetadata:
         """The entry's metadata with freshness at ``now_ns``; caller holds the lock."""
+        if (
+            entry.evaluated_ns <= now_ns < entry.valid_until_ns
+            and entry.generation == self._generation
+        ):
+            return entry.meta
         if entry.generation != self._generation:
             m = entry.meta
             entry.deadlines = self._policy.deadlines(m.captured_at_ns, m.latitude, m.longitude)
             entry.generation = self._generation
-            entry.valid_until_ns = -1
-        if now_ns >= entry.valid_until_ns:
-            status = entry.deadlines.status_at(now_ns)
-            if status != entry.meta.freshness_status:
-                entry.meta = replace(entry.meta, freshness_status=status)
-            entry.valid_until_ns = entry.deadlines.next_change_ns(now_ns)
+        status = entry.deadlines.status_at(now_ns)
+        if status != entry.meta.freshness_status:
+            entry.meta = replace(entry.meta, freshness_status=status)
+        entry.evaluated_ns = now_ns
+        entry.valid_until_ns = entry.deadlines.next_change_ns(now_ns)
         return entry.meta
 
     # ------------------------------------------------------------------ reads
@@ -395,39 +411,12 @@ class PostgresFilesystemStore:
             TileMetadataError: the database failed on an index miss.
         """
         key = (zoom, x, y, source, flight_id)
-        now = self._clock.now_ns()
         with self._lock:
             entry = self._by_key.get(key)
-            if entry is not None:
-                self._hits += 1
-                self._by_id.move_to_end(entry.meta.tile_id)
-                meta = (
-                    entry.meta
-                    if now < entry.valid_until_ns and entry.generation == self._generation
-                    else self._current(entry, now)
-                )
-                self._access[meta.tile_id] = now
-                flush = len(self._access) >= self.config.access_flush_batch
-                path = entry.path
+            self._hits += entry is not None
         if entry is None:
-            tile_id = derive_tile_id(zoom, x, y, source, flight_id)
-            with self._lock:
-                entry = self._by_id.get(tile_id)  # written here, not read yet
-                self._hits += entry is not None
-            if entry is None:
-                entry = self._load_entry(tile_id, now)
-            with self._lock:
-                if self._by_id.get(tile_id) is entry:
-                    entry.keys.append(key)
-                    self._by_key[key] = entry
-                meta = self._current(entry, now)
-                self._access[tile_id] = now
-                flush = len(self._access) >= self.config.access_flush_batch
-                path = entry.path
-        data = self._read_file(path, meta.tile_id)
-        if flush:
-            self._flush_quietly()
-        return TileRead(meta, data)
+            entry = self._entry(derive_tile_id(zoom, x, y, source, flight_id), key)
+        return self._serve(entry)
 
     def read_tile(self, tile_id: UUID | str) -> TileRead:
         """Like :meth:`get_tile`, by tile id.
@@ -436,22 +425,33 @@ class PostgresFilesystemStore:
             TileValidationError: not a UUID.
             TileNotFound: no such tile.
         """
-        tid = _tile_uuid(tile_id)
-        now = self._clock.now_ns()
+        return self._serve(self._entry(_tile_uuid(tile_id)))
+
+    def _entry(self, tile_id: UUID, key: tuple[Any, ...] | None = None) -> _Entry:
+        """The index entry of ``tile_id``, loaded on a miss; ``key`` becomes an alias."""
         with self._lock:
-            entry = self._by_id.get(tid)
-            if entry is not None:
-                self._hits += 1
-                self._by_id.move_to_end(tid)
-                meta = self._current(entry, now)
-                path = entry.path
+            entry = self._by_id.get(tile_id)
+            self._hits += entry is not None
         if entry is None:
-            entry = self._load_entry(tid, now)
-            meta, path = entry.meta, entry.path
+            entry = self._load_entry(tile_id, self._clock.now_ns())
+        if key is not None:
+            with self._lock:
+                if self._by_id.get(tile_id) is entry:
+                    entry.keys.append(key)
+                    self._by_key[key] = entry
+        return entry
+
+    def _serve(self, entry: _Entry) -> TileRead:
+        """Current metadata and the JPEG bytes; buffers the access time."""
+        now = self._clock.now_ns()
+        tile_id = entry.meta.tile_id
         with self._lock:
-            self._access[tid] = now
+            if self._by_id.get(tile_id) is entry:
+                self._by_id.move_to_end(tile_id)
+            meta = self._current(entry, now)
+            self._access[tile_id] = now
             flush = len(self._access) >= self.config.access_flush_batch
-        data = self._read_file(path, tid)
+        data = self._read_file(entry.path, tile_id)
         if flush:
             self._flush_quietly()
         return TileRead(meta, data)
@@ -1243,24 +1243,28 @@ def _insert_row(p: _Prepared, status: str, now: datetime) -> tuple[Any, ...]:
     )
 
 
+#: What a sidecar holds: identity, place, time, hash, quality (not the
+#: fields that change while the tile is stored: freshness, votes, uploads).
+SIDECAR_FIELDS: Final = (
+    "tile_id",
+    "location_hash",
+    "zoom",
+    "x",
+    "y",
+    "source",
+    "flight_id",
+    "latitude",
+    "longitude",
+    "captured_at",
+    "content_sha256",
+    "tile_quality_metadata",
+)
+
+
 def sidecar_bytes(meta: TileMetadata) -> bytes:
     """A tile's JSON sidecar: what offline tools need without the database."""
-    return pixels.render_sidecar(
-        {
-            "tile_id": str(meta.tile_id),
-            "location_hash": str(meta.location_hash),
-            "zoom": meta.zoom,
-            "x": meta.x,
-            "y": meta.y,
-            "source": meta.source,
-            "flight_id": None if meta.flight_id is None else str(meta.flight_id),
-            "latitude": meta.latitude,
-            "longitude": meta.longitude,
-            "captured_at": ns_to_datetime(meta.captured_at_ns).isoformat(),
-            "content_sha256": meta.content_sha256,
-            "tile_quality_metadata": dict(meta.quality),
-        }
-    )
+    full = metadata_dict(meta)
+    return pixels.render_sidecar({k: full[k] for k in SIDECAR_FIELDS})
 
 
 def rank_key(meta: TileMetadata) -> tuple[int, float, int, int, int]:

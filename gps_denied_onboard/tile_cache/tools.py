@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from gps_denied_onboard.clock import SystemClock, ns_to_datetime
+from gps_denied_onboard.clock import SystemClock
 from gps_denied_onboard.config import build_config, load_ros_params_file
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.records import MemorySink
@@ -38,7 +38,7 @@ from gps_denied_onboard.tile_cache import pixels
 from gps_denied_onboard.tile_cache.config import TileCacheConfig
 from gps_denied_onboard.tile_cache.database import open_database
 from gps_denied_onboard.tile_cache.migrations import apply_migrations
-from gps_denied_onboard.tile_cache.model import TileMetadata
+from gps_denied_onboard.tile_cache.model import metadata_dict
 from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
 
 NODE_NAME = "tile_cache"
@@ -79,27 +79,6 @@ def _store(config: TileCacheConfig) -> Iterator[PostgresFilesystemStore]:
         db.close()
 
 
-def _meta_dict(meta: TileMetadata) -> dict[str, Any]:
-    return {
-        "tile_id": str(meta.tile_id),
-        "zoom": meta.zoom,
-        "x": meta.x,
-        "y": meta.y,
-        "source": meta.source,
-        "flight_id": None if meta.flight_id is None else str(meta.flight_id),
-        "latitude": meta.latitude,
-        "longitude": meta.longitude,
-        "captured_at": ns_to_datetime(meta.captured_at_ns).isoformat(),
-        "freshness_status": meta.freshness_status,
-        "content_sha256": meta.content_sha256,
-        "disk_bytes": meta.disk_bytes,
-        "votes_agree": meta.votes_agree,
-        "votes_disagree": meta.votes_disagree,
-        "pending_upload": meta.pending_upload,
-        "quality": dict(meta.quality),
-    }
-
-
 def cmd_dump(store: PostgresFilesystemStore, args: argparse.Namespace, out: TextIO) -> int:
     if args.stats:
         summary = store.summary()
@@ -124,7 +103,7 @@ def cmd_dump(store: PostgresFilesystemStore, args: argparse.Namespace, out: Text
             break
         shown += 1
         if args.json:
-            out.write(json.dumps(_meta_dict(meta), sort_keys=True) + "\n")
+            out.write(json.dumps(metadata_dict(meta), sort_keys=True) + "\n")
         else:
             flight = "-" if meta.flight_id is None else str(meta.flight_id)
             out.write(
