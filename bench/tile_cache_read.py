@@ -21,21 +21,21 @@ def run(quick: bool) -> list[dict[str, Any]]:
     tiles = 300 if quick else 1000
     reads = 3000 if quick else 20000
     with embedded_pg() as (pg, base), store_on(pg, base, "read") as store:
-        keys = []
-        for i in range(tiles):
-            data = jpeg_bytes(i)
-            x, y = 70000 + i % 40, 45000 + i // 40
-            store.put_tile(
-                TileWrite(
-                    zoom=ZOOM,
-                    x=x,
-                    y=y,
-                    source="satellite",
-                    data=data,
-                    content_sha256=hashlib.sha256(data).hexdigest(),
-                )
+        keys = [(70000 + i % 40, 45000 + i // 40) for i in range(tiles)]
+        payloads = [jpeg_bytes(i) for i in range(tiles)]
+        writes = [
+            TileWrite(
+                zoom=ZOOM,
+                x=x,
+                y=y,
+                source="satellite",
+                data=data,
+                content_sha256=hashlib.sha256(data).hexdigest(),
             )
-            keys.append((x, y))
+            for (x, y), data in zip(keys, payloads, strict=True)
+        ]
+        for i in range(0, tiles, 100):
+            store.put_tiles(writes[i : i + 100])
         paths = {
             (x, y): str(
                 store.root
