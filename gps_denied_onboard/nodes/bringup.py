@@ -296,13 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         use_sim_time=args.use_sim_time,
         fc_activate_timeout_s=args.fc_activate_timeout,
     )
+    from gps_denied_onboard.nodes.common import relay_stop_signals
+
     stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    relay_stop_signals(stop)
 
     def _announce(result: object) -> None:
         # one machine-readable line on stdout once the stack is up; then hold

@@ -7,11 +7,12 @@ Only rclpy APIs present in both Humble and Jazzy are used here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -77,6 +78,34 @@ class RosClock:
 
     def now_ns(self) -> int:
         return int(self._clock.now().nanoseconds)
+
+
+class DataTimeClock:
+    """The node's clock, except while a message is handled: then the message's stamp.
+
+    ROS convention is that what is derived from data carries the data's stamp;
+    applied to flight records, it makes a replay write the same records every
+    time, instead of stamps that depend on when a callback happened to run.
+    The override is per thread, so other callbacks keep the live clock.
+    """
+
+    def __init__(self, base: RosClock) -> None:
+        self._base = base
+        self._local = threading.local()
+
+    def now_ns(self) -> int:
+        stamp: int | None = getattr(self._local, "stamp", None)
+        return self._base.now_ns() if stamp is None else stamp
+
+    @contextlib.contextmanager
+    def at(self, stamp_ns: int) -> Iterator[None]:
+        """Within the block, ``now_ns()`` on this thread is ``stamp_ns`` (0 = live clock)."""
+        previous = getattr(self._local, "stamp", None)
+        self._local.stamp = stamp_ns or None
+        try:
+            yield
+        finally:
+            self._local.stamp = previous
 
 
 def record_to_msg(record: FlightRecord) -> FdrRecord:
@@ -256,6 +285,10 @@ def share_dir() -> Path:
 #: How long a managed lifecycle node waits, after SIGINT, for the take-off
 #: sequencer to take it down in order before it shuts itself down.
 MANAGED_SHUTDOWN_GRACE_S: Final = 25.0
+#: SIGINTs this close to the first are the same Ctrl-C delivered twice.
+SIGINT_DUPLICATE_WINDOW_S: Final = 2.0
+#: How long a node taken down by the sequencer keeps answering its state queries.
+LANDED_LINGER_S: Final = 3.0
 _UNCONFIGURED, _INACTIVE, _ACTIVE, _FINALIZED = 1, 2, 3, 4
 
 
@@ -267,6 +300,33 @@ def _lifecycle_state(node: Node) -> int | None:
 def _managed_and_up(node: Node, manager: str = "takeoff") -> bool:
     """A lifecycle node that is up while the take-off sequencer is alive."""
     return _lifecycle_state(node) in (_INACTIVE, _ACTIVE) and manager in node.get_node_names()
+
+
+def relay_stop_signals(
+    stop: threading.Event, signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+) -> None:
+    """Set ``stop`` on these signals, without taking a lock in the handler.
+
+    ``Event.set`` takes a lock; a second signal arriving while the first
+    handler holds it, in the same thread, deadlocks (a terminal Ctrl-C under
+    ``ros2 launch`` delivers two). The handler only appends; a relay thread
+    sets the event.
+    """
+    import time
+
+    received: list[int] = []
+
+    def _handler(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    def _relay() -> None:
+        while not received:
+            time.sleep(0.05)
+        stop.set()
+
+    threading.Thread(target=_relay, name="signal-relay", daemon=True).start()
+    for signum in signums:
+        signal.signal(signum, _handler)
 
 
 def run_node(
@@ -281,8 +341,10 @@ def run_node(
     node that is up while the ``takeoff`` sequencer is alive: ``ros2 launch``
     sends SIGINT to every process together, and the landing order (FC link
     first, flight closed last) is the sequencer's job, so such a node keeps
-    serving until the sequencer has taken it down (or MANAGED_SHUTDOWN_GRACE_S
-    passed). Either way a lifecycle node is then taken down through its own
+    serving until the sequencer has taken it down and confirmed it (or
+    MANAGED_SHUTDOWN_GRACE_S passed). A terminal Ctrl-C reaches it twice (tty
+    and launch's forward); only a SIGINT after SIGINT_DUPLICATE_WINDOW_S counts
+    as a second Ctrl-C. Either way a lifecycle node is then taken down through its own
     ``shutdown``/``on_shutdown``. A node whose hot path is one high-rate
     subscription passes ``SingleThreadedExecutor``: rclpy's multi-threaded
     executor costs several times more per message.
@@ -295,30 +357,47 @@ def run_node(
     node = factory()
     executor = executor_factory()
     executor.add_node(node)
-    stop = threading.Event()
-    drain_deadline: list[float] = []
+    # signal numbers; a handler only appends (never a lock: a second signal can
+    # arrive while the first handler holds it, in the same thread -> deadlock)
+    stop: list[int] = []
+    drain_started: list[float] = []
+    down_since: list[float] = []
 
     def _stop(signum: int, frame: object) -> None:
-        stop.set()
+        stop.append(signum)
         executor.wake()
 
     def _interrupt(signum: int, frame: object) -> None:
-        if drain_deadline or not _managed_and_up(node):
-            _stop(signum, frame)  # a second Ctrl-C, or nobody will land us
+        now = time.monotonic()
+        if drain_started:
+            # a terminal Ctrl-C reaches us twice (tty to the process group, then
+            # ros2 launch forwards it): only a later SIGINT is a second Ctrl-C
+            if now - drain_started[0] > SIGINT_DUPLICATE_WINDOW_S:
+                _stop(signum, frame)
             return
-        drain_deadline.append(time.monotonic() + MANAGED_SHUTDOWN_GRACE_S)
+        if not _managed_and_up(node):
+            _stop(signum, frame)  # nobody will land us
+            return
+        drain_started.append(now)
         node.get_logger().info(f"node.sigint_wait_for_landing grace_s={MANAGED_SHUTDOWN_GRACE_S}")
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _interrupt)
     try:
-        while rclpy.ok() and not stop.is_set():
+        while rclpy.ok() and not stop:
             executor.spin_once(timeout_sec=0.2)
-            if drain_deadline and (
-                _lifecycle_state(node) in (_UNCONFIGURED, _FINALIZED)
-                or time.monotonic() > drain_deadline[0]
-            ):
+            if not drain_started:
+                continue
+            now = time.monotonic()
+            if now - drain_started[0] > MANAGED_SHUTDOWN_GRACE_S:
                 break
+            if _lifecycle_state(node) in (_UNCONFIGURED, _FINALIZED):
+                # keep answering a little: the sequencer reads our state right
+                # after each transition to confirm it
+                down_since[:] = down_since or [now]
+                lingered = now - down_since[0] > LANDED_LINGER_S
+                if lingered or "takeoff" not in node.get_node_names():
+                    break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

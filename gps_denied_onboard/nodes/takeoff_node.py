@@ -9,7 +9,6 @@ not open). Ctrl-C / SIGTERM land: the FC link closes first, the flight last.
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -44,6 +43,7 @@ from gps_denied_onboard.nodes.common import (
     bridge_logging,
     declare_config,
     read_config,
+    relay_stop_signals,
 )
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
@@ -342,12 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     spinner = threading.Thread(target=executor.spin, name="takeoff-executor", daemon=True)
     spinner.start()
     stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
+    relay_stop_signals(stop)
     try:
         code = run_sequencer(node, stop)
     finally:
