@@ -8,7 +8,19 @@ tools. The ROS nodes (``gps_denied_onboard.nodes``) are installed too but
 need rclpy and the colcon-built interfaces to import.
 """
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+
+def _tree(src: str, dest: str) -> list[tuple[str, list[str]]]:
+    """data_files entries for every file under ``src`` (the Alembic env for `migrate`)."""
+    out: dict[str, list[str]] = {}
+    for path in sorted(Path(src).rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            out.setdefault(str(Path(dest) / path.parent), []).append(str(path))
+    return sorted(out.items())
+
 
 setup(
     name="gps_denied_onboard",
@@ -22,6 +34,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/gps_denied_onboard"]),
         ("share/gps_denied_onboard", ["package.xml"]),
+        *_tree("db", "share/gps_denied_onboard"),
     ],
     install_requires=[
         "numpy",
