@@ -104,6 +104,11 @@ class GnssHealthMonitor:
             self._ekf = ekf
         return self.current()
 
+    def latest(self) -> GnssHealth | None:
+        """The last verdict, without re-evaluating (safe from any thread)."""
+        with self._lock:
+            return self._health
+
     def current(self) -> GnssHealth:
         """Re-evaluate now (ages the last fix) and record a transition if any."""
         now = self._clock.now_ns()

@@ -348,6 +348,7 @@ class FcLink:
         self._log = logger or logging.getLogger("gps_denied_onboard.fc_bridge.link")
         self._rate_log = RateLimitedLog(self._log, 5_000_000_000)
         self._handlers: dict[str, tuple[Handler, ...]] = {}
+        self._idle_hooks: tuple[Callable[[], object], ...] = ()
         self._handlers_lock = threading.Lock()
         self._tx_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -441,7 +442,7 @@ class FcLink:
 
     @property
     def link_ok(self) -> bool:
-        self._check_link()
+        """The reader thread's last verdict (see :meth:`add_idle_hook` for when)."""
         return self._link_up
 
     @property
@@ -488,6 +489,18 @@ class FcLink:
             handlers = dict(self._handlers)
             handlers[msg_type] = (*handlers.get(msg_type, ()), handler)
             self._handlers = handlers
+
+    def add_idle_hook(self, hook: Callable[[], object]) -> None:
+        """Call ``hook()`` on the reader thread whenever it has drained its input.
+
+        Timeout verdicts (heartbeat loss here, GNSS "no data" in the node) are
+        made only then, never from another thread: data already waiting in the
+        socket is always processed before anything is declared missing. In a
+        ``use_sim_time`` replay the clock can run ahead of frames in flight,
+        and a verdict from a timer thread would then depend on scheduling.
+        """
+        with self._handlers_lock:
+            self._idle_hooks = (*self._idle_hooks, hook)
 
     def remove_handler(self, msg_type: str, handler: Handler) -> None:
         with self._handlers_lock:
@@ -641,7 +654,20 @@ class FcLink:
                 continue
             if data:
                 self.feed(data)
+                continue
+            # idle: everything that had arrived has been handled
             self._check_link()
+            for hook in self._idle_hooks:
+                try:
+                    hook()
+                except Exception as err:  # a hook must not stop the reader
+                    self._count("handler_errors")
+                    self._rate_log.log(
+                        self._clock.now_ns(),
+                        logging.WARNING,
+                        "fc.idle_hook_error",
+                        error=repr(err),
+                    )
 
     def feed(self, data: bytes) -> None:
         """Parse ``data`` and dispatch every message; never raises for bad bytes.

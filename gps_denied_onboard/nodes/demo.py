@@ -32,6 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from gps_denied_onboard.nodes.bringup import BringupOptions, run
+from gps_denied_onboard.nodes.common import relay_stop_signals
+
+#: /clock ticks per sim second. Each message still gets a tick at its own time;
+#: 25 Hz keeps five Python subscribers from spending the replay on /clock alone.
+CLOCK_HZ = 25.0
 
 SAMPLE_TOPICS_RECORDED = [
     "/nav/position_fix:gps_denied_onboard/msg/PositionFix",
@@ -127,6 +132,50 @@ class _ClockHold:
         self.node.destroy_node()
         if self.context.ok():
             self._rclpy.shutdown(context=self.context)
+
+
+class _FcLockstepSink:
+    """Replay sink that also plays the FC stream, in lockstep with ``/clock``.
+
+    Each ``/clock`` tick the replay publishes moves the FC playback's clock to
+    the same sim time and sends the frames that became due, from the replay's
+    own thread: the FC stream follows the bag's time exactly, never in bursts
+    after a late ``/clock`` discovery.
+    """
+
+    def __init__(self, inner: Any, playback: Any, clock: Any) -> None:
+        self._inner = inner
+        self._playback = playback
+        self._clock = clock
+
+    def publish(self, topic: str, data: bytes) -> None:
+        self._inner.publish(topic, data)
+
+    def publish_clock(self, sim_ns: int) -> None:
+        # frames first, then the tick: the bridge gets the frames of (t-1, t]
+        # before its clock reads t, so a catch-up burst of ticks never looks
+        # like a silent FC (heartbeat or GNSS timeout) to it
+        self._clock.set_ns(max(sim_ns, self._clock.now_ns()))
+        self._playback.pump()
+        self._inner.publish_clock(sim_ns)
+
+
+def _replay_in_lockstep(
+    hold: _ClockHold, bag: Any, options: Any, playback: Any, fc_clock: Any
+) -> Any:
+    """Replay ``bag`` from the hold node, the FC stream following its /clock."""
+    from gps_denied_onboard.clock import MonotonicClock
+    from gps_denied_onboard.replay.player import Player
+    from gps_denied_onboard.replay.publisher import RosReplaySink
+
+    inner = RosReplaySink(hold.node, bag.topics, options)
+    if options.delay_s > 0:  # let discovery match the new publishers first
+        threading.Event().wait(options.delay_s)
+    player = Player(bag, _FcLockstepSink(inner, playback, fc_clock), options, MonotonicClock())
+    player.summary.skipped.extend(inner.skipped)
+    summary = player.run()
+    inner.wait_for_acks(5.0)
+    return summary
 
 
 def _seed_tiles(hold: _ClockHold, manifest: dict[str, Any], root: Path, report: DemoReport) -> None:
@@ -226,9 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dsn", default="", help="use this PostgreSQL instead of the embedded one")
     args = ap.parse_args(argv)
 
+    from gps_denied_onboard.clock import ManualClock
     from gps_denied_onboard.fc_bridge.sim_fc import SimFc
     from gps_denied_onboard.fdr import tools as fdr_tools
-    from gps_denied_onboard.replay.__main__ import run_ros_replay
     from gps_denied_onboard.replay.bag import open_bag
     from gps_denied_onboard.replay.fc_playback import FcPlayback
     from gps_denied_onboard.replay.options import ReplayOptions
@@ -265,14 +314,16 @@ def main(argv: list[str] | None = None) -> int:
         # the recorded FC stream takes over from the simulator's own heartbeats now
         # that the bridge is connected (frames sent before it was would be lost)
         nonlocal playback
-        playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, hold.clock)
-        playback.start()
+        fc_clock = ManualClock(bag.start_ns)
+        playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, fc_clock)
+        playback.pump()  # frames due at the held time
         hold.release()
-        summary = run_ros_replay(
+        summary = _replay_in_lockstep(
+            hold,
             bag,
-            ReplayOptions(rate=args.rate, delay_s=1.0),  # let discovery match first
-            node_name="gdo_replay",
-            progress=sys.stderr.isatty(),
+            ReplayOptions(rate=args.rate, delay_s=1.0, clock_hz=CLOCK_HZ),
+            playback,
+            fc_clock,
         )
         report.replay = {
             "messages": dict(summary.per_topic),
@@ -282,12 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         report.tile_cache = _tile_cache_view(hold, manifest)
 
     def clock_matched() -> None:
-        # the three node processes and the sequencer all follow /clock
-        seen = hold.wait_for_subscribers(4, timeout_s=30.0)
+        # /clock subscribers: the three node processes, the sequencer, the hold node
+        seen = hold.wait_for_subscribers(5, timeout_s=30.0)
         print(f"/clock matched by {seen} subscribers; taking off", file=sys.stderr, flush=True)
 
+    stop = threading.Event()
+    relay_stop_signals(stop)  # Ctrl-C lands in order
     try:
-        code = run(opts, on_active=fly, before_takeoff=clock_matched)
+        code = run(opts, on_active=fly, before_takeoff=clock_matched, stop=stop)
     finally:
         if playback is not None:
             playback.stop()

@@ -172,6 +172,7 @@ class FcBridgeNode(LifecycleNode):
         link.add_handler("EKF_STATUS_REPORT", self._on_ekf_status)
         link.add_handler("ESTIMATOR_STATUS", self._on_estimator_status)
         link.add_handler("GPS_GLOBAL_ORIGIN", self._on_fc_origin)
+        link.add_idle_hook(self._gnss.current)  # the "no data" verdict, made when drained
         return link
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -220,7 +221,7 @@ class FcBridgeNode(LifecycleNode):
                 autopilot=ap.autopilot.value,
                 target_system=ap.sysid,
                 target_component=ap.compid,
-                fc_gnss_healthy=lambda: gnss.current().healthy,
+                fc_gnss_healthy=lambda: (gnss.latest() or gnss.current()).healthy,
                 logger=self._log,
             )
             self._origin = origin
@@ -406,7 +407,8 @@ class FcBridgeNode(LifecycleNode):
         if link is None or gnss_mon is None or not self._active.is_set():
             return
         ap = link.autopilot
-        health = gnss_mon.current()
+        # verdicts are made by the link's reader when idle (add_idle_hook)
+        health = gnss_mon.latest() or gnss_mon.current()
         with self._state_lock:
             fix, ekf, bat = self._gnss_fix, self._ekf, self._battery
         age = link.heartbeat_age_ns()

@@ -50,6 +50,7 @@ from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.msg import TileInfo, TileSnapshot
 from gps_denied_onboard.nodes.common import (
     TOPIC_TILE_SNAPSHOTS,
+    DataTimeClock,
     DiagnosticsPublisher,
     RecordPublisherSink,
     RosClock,
@@ -158,7 +159,9 @@ class TileCacheNode(LifecycleNode):
         self.snapshots_repeated = 0
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
         declare_config(self, TileCacheConfig)
-        self._clock_core = RosClock(self)
+        # snapshot writes are stamped with the snapshot's capture time (replays
+        # then record the same c6.write records); everything else is live time
+        self._clock_core = DataTimeClock(RosClock(self))
         self._log = bridge_logging(self)
         self._refusal_log = RateLimitedLog(self._log, NS_PER_S)
         self._records = RecordPublisherSink(self)
@@ -368,41 +371,45 @@ class TileCacheNode(LifecycleNode):
 
     # -- snapshots, timers -------------------------------------------------------------------
 
-    def _on_snapshot(self, msg: Any) -> None:
-        store = self._usable()
-        if store is None:
-            return
+    def _store_snapshot(self, store: PostgresFilesystemStore, msg: Any) -> None:
         data = bytes(msg.image.data)
         point = (msg.latitude, msg.longitude)
         zoom, x, y = int(msg.zoom), int(msg.x), int(msg.y)
         flight = str(msg.flight_id) or None
-        try:
-            quality = parse_quality(str(msg.quality_json))
-            if msg.frame_id:
-                quality.setdefault("frame_id", str(msg.frame_id))
-            if store.find(zoom, x, y, IN_FLIGHT_SOURCE, flight) is not None:
-                # this flight already captured the cell: keep the first capture
-                self.snapshots_repeated += 1
-            else:
-                store.put_tile(
-                    TileWrite(
-                        zoom=zoom,
-                        x=x,
-                        y=y,
-                        source=IN_FLIGHT_SOURCE,
-                        flight_id=flight,
-                        data=data,
-                        content_sha256=hashlib.sha256(data).hexdigest(),
-                        captured_at_ns=time_msg_to_ns(msg.header.stamp) or None,
-                        latitude=None if point == (0.0, 0.0) else float(msg.latitude),
-                        longitude=None if point == (0.0, 0.0) else float(msg.longitude),
-                        quality=quality,
-                    )
+        quality = parse_quality(str(msg.quality_json))
+        if msg.frame_id:
+            quality.setdefault("frame_id", str(msg.frame_id))
+        if store.find(zoom, x, y, IN_FLIGHT_SOURCE, flight) is not None:
+            # this flight already captured the cell: keep the first capture
+            self.snapshots_repeated += 1
+        else:
+            store.put_tile(
+                TileWrite(
+                    zoom=zoom,
+                    x=x,
+                    y=y,
+                    source=IN_FLIGHT_SOURCE,
+                    flight_id=flight,
+                    data=data,
+                    content_sha256=hashlib.sha256(data).hexdigest(),
+                    captured_at_ns=time_msg_to_ns(msg.header.stamp) or None,
+                    latitude=None if point == (0.0, 0.0) else float(msg.latitude),
+                    longitude=None if point == (0.0, 0.0) else float(msg.longitude),
+                    quality=quality,
                 )
-                self.snapshots_stored += 1
-            vote = quality.get(VOTE_KEY)
-            if isinstance(vote, bool):
-                store.record_vote(derive_location_hash(zoom, x, y), vote)
+            )
+            self.snapshots_stored += 1
+        vote = quality.get(VOTE_KEY)
+        if isinstance(vote, bool):
+            store.record_vote(derive_location_hash(zoom, x, y), vote)
+
+    def _on_snapshot(self, msg: Any) -> None:
+        store = self._usable()
+        if store is None:
+            return
+        try:
+            with self._clock_core.at(time_msg_to_ns(msg.header.stamp)):
+                self._store_snapshot(store, msg)
         except TileCacheError as err:
             self.snapshots_refused += 1
             self._refusal_log.log(
