@@ -10,7 +10,6 @@ serialization format per bag); the FDR record totals ride in ``custom_data``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from gps_denied_onboard.durable import atomic_write
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
 
 ROSBAG2_METADATA_VERSION = 9
@@ -37,30 +37,6 @@ class SegmentEntry:
     raw_topic_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     closed: bool = False
     torn: bool = False
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def build_metadata(

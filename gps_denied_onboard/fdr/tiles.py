@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gps_denied_onboard.clock import Clock
-from gps_denied_onboard.fdr.bag import atomic_write
+from gps_denied_onboard.durable import atomic_write
 from gps_denied_onboard.fdr.client import FdrClient
 from gps_denied_onboard.log import RateLimitedLog
 from gps_denied_onboard.records import FlightRecord

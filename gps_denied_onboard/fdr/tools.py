@@ -63,6 +63,8 @@ from mcap.records import (
 )
 from mcap.stream_reader import breakup_chunk
 
+from gps_denied_onboard.durable import fsync_dir
+
 MCAP_MAGIC: Final = b"\x89MCAP0\r\n"
 FDR_TOPIC_PREFIX: Final = "/fdr/"
 #: Producer slugs of the recorder's own records and of raw topic messages (FORMAT.md).
@@ -775,7 +777,7 @@ def recover_segment(path: Path, *, keep_original: bool = True) -> SegmentRecover
             os.link(path, original)
         kept_as = original.name
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return SegmentRecovery(
         segment=path.name,
         torn_reason=torn.reason,
@@ -795,14 +797,6 @@ def _note_seq(data: bytes, last_seq: dict[str, int]) -> None:
         return
     if isinstance(body, dict) and isinstance(body.get("seq"), int):
         last_seq[str(body.get("producer"))] = int(body["seq"])
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def rebuild_bag_metadata(flight_dir: Path) -> None:

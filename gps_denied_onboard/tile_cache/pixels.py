@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, Final
 from uuid import UUID
 
+from gps_denied_onboard.durable import fsync_dir
 from gps_denied_onboard.tile_cache.errors import TilePixelError, TileValidationError
 
 TILES_DIR: Final = "tiles"
@@ -68,14 +69,6 @@ def render_sidecar(fields: Mapping[str, Any]) -> bytes:
     """The sidecar's bytes: canonical JSON, one object, newline-terminated."""
     doc = {"schema": SIDECAR_SCHEMA, **fields}
     return (json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str) + "\n").encode()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def ensure_dir(root: Path, rel: str) -> Path:
