@@ -9,7 +9,9 @@ launch: only the sequencer changes their states.
 When the sequencer exits (a failed take-off, or a landing after Ctrl-C) the
 whole launch shuts down, and the shutdown reason names its exit code; exit
 code 2 means the flight data recorder could not be opened and the FC link was
-never opened.
+never opened. (``ros2 launch`` itself exits 0 whatever a child's code was:
+read the ``takeoff_sequencer exited with code N`` line, or use
+``python -m gps_denied_onboard takeoff``, whose exit code is the sequencer's.)
 
 Arguments: flight_id, fc_connection, dsn (empty = embedded PostgreSQL cluster
 in pg_data_dir), flight_root, tile_root, pg_data_dir, use_sim_time.
