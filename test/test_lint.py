@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tool(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert found, f"{name} is not installed in the test environment (scripts/bootstrap.sh)"
+    if found is None:  # scripts/test always has them; a bare ROS workspace may not
+        pytest.skip(f"{name} is not installed here (scripts/bootstrap.sh installs it)")
     return found
 
 

@@ -34,16 +34,15 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from gps_denied_onboard.fdr import tools  # noqa: E402
+from gps_denied_onboard.nodes.bringup import install_prefix  # noqa: E402
 from gps_denied_onboard.nodes.common import (  # noqa: E402
     RECORD_QOS,
     TOPIC_FDR_RECORDS,
     ns_to_time_msg,
 )
 
-INSTALL_LIB = (
-    Path(__file__).resolve().parents[2]
-    / ".colcon/install/gps_denied_onboard/lib/gps_denied_onboard"
-)
+# the install under test, wherever its workspace is (.colcon/install, ~/ws/install)
+INSTALL_LIB = install_prefix() / "lib" / "gps_denied_onboard"
 
 
 def _exe(name: str) -> str:

@@ -14,16 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from gps_denied_onboard.nodes.bringup import install_prefix
+
 pytestmark = pytest.mark.ros
 
-INSTALL_LIB = (
-    Path(__file__).resolve().parents[2]
-    / ".colcon/install/gps_denied_onboard/lib/gps_denied_onboard"
-)
+
+def _install_lib() -> Path:
+    """lib/gps_denied_onboard of the install this test runs against (any workspace)."""
+    return install_prefix() / "lib" / "gps_denied_onboard"
 
 
 def _exe(name: str) -> str:
-    path = INSTALL_LIB / name
+    path = _install_lib() / name
     assert path.exists(), f"{path} missing: run scripts/bootstrap.sh (colcon build) first"
     return str(path)
 

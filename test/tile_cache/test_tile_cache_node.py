@@ -37,6 +37,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
+from gps_denied_onboard.nodes.bringup import install_prefix  # noqa: E402
 from gps_denied_onboard.nodes.common import (  # noqa: E402
     RECORD_QOS,
     TOPIC_DIAGNOSTICS,
@@ -50,10 +51,8 @@ from gps_denied_onboard.tile_cache.migrations import current_revision, head_revi
 
 from .conftest import make_jpeg, sha  # noqa: E402
 
-INSTALL_LIB = (
-    Path(__file__).resolve().parents[2]
-    / ".colcon/install/gps_denied_onboard/lib/gps_denied_onboard"
-)
+# the install under test, wherever its workspace is (.colcon/install, ~/ws/install)
+INSTALL_LIB = install_prefix() / "lib" / "gps_denied_onboard"
 FLIGHT = "6f1c2a7e-93b4-4d0a-9e51-0c8d2f4b7a13"
 Z = 16
 
