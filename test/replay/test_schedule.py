@@ -16,7 +16,7 @@ from gps_denied_onboard.replay.options import (
 from gps_denied_onboard.replay.player import Player
 from gps_denied_onboard.replay.schedule import ClockTick, Publish, Timeline, playback_events
 
-from .fakes import T0, ListSink, ListSource, ManualWaiter, S
+from .in_memory import T0, ListSink, ListSource, ManualWaiter, S
 
 W0 = 5_000 * S  # host monotonic origin in these tests
 
