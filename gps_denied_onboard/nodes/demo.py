@@ -45,12 +45,15 @@ SAMPLE_TOPICS_RECORDED = [
 
 
 def sample_dir() -> Path:
-    """``sample_flight/`` of the source tree (the install links back into it)."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        if (parent / "sample_flight" / "manifest.json").exists():
-            return parent / "sample_flight"
-    raise FileNotFoundError("sample_flight/ not found next to the package sources")
+    """``sample_flight/``: installed in the package's share directory, or the source tree's."""
+    from gps_denied_onboard.nodes.common import share_dir
+
+    candidates = [share_dir() / "sample_flight"]
+    candidates += [parent / "sample_flight" for parent in Path(__file__).resolve().parents]
+    for cand in candidates:
+        if (cand / "manifest.json").exists():
+            return cand
+    raise FileNotFoundError(f"sample_flight/ not found (looked in {candidates[0]} and the sources)")
 
 
 @dataclass

@@ -90,6 +90,10 @@ class Driver:
         while pub.get_subscription_count() == 0 and time.monotonic() < end:
             self.spin(0.1)
         assert pub.get_subscription_count() > 0, f"nobody subscribed to {pub.topic_name}"
+        # discovery is not symmetric: our writer has matched the reader, but the
+        # reader may not have matched our writer yet, and would drop the first
+        # samples; give the other side a moment (no assertion depends on its length)
+        self.spin(0.5)
 
     def close(self) -> None:
         self.executor.shutdown()
