@@ -68,20 +68,19 @@ class DemoReport:
 
 
 class _ClockHold:
-    """A node on sim time that holds ``/clock`` at the bag's start until the replay runs."""
+    """Holds ``/clock`` at the bag's start until the replay runs; then the replay's node."""
 
     def __init__(self, start_ns: int) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rosgraph_msgs.msg import Clock as ClockMsg
 
-        from gps_denied_onboard.nodes.common import RosClock, ns_to_time_msg
+        from gps_denied_onboard.nodes.common import ns_to_time_msg
 
         self._rclpy = rclpy
         self.context = rclpy.Context()
-        rclpy.init(args=["--ros-args", "-p", "use_sim_time:=true"], context=self.context)
+        rclpy.init(context=self.context)
         self.node = rclpy.create_node("gdo_demo", context=self.context)
-        self.clock = RosClock(self.node)
         self._pub = self.node.create_publisher(ClockMsg, "/clock", 10)
         self._msg = ClockMsg(clock=ns_to_time_msg(start_ns))
         self._holding = threading.Event()
@@ -336,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         report.tile_cache = _tile_cache_view(hold, manifest)
 
     def clock_matched() -> None:
-        # /clock subscribers: the three node processes, the sequencer, the hold node
-        seen = hold.wait_for_subscribers(5, timeout_s=30.0)
+        # /clock subscribers: the three node processes and the sequencer
+        seen = hold.wait_for_subscribers(4, timeout_s=30.0)
         print(f"/clock matched by {seen} subscribers; taking off", file=sys.stderr, flush=True)
 
     stop = threading.Event()
