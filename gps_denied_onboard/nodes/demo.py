@@ -41,6 +41,7 @@ CLOCK_HZ = 25.0
 SAMPLE_TOPICS_RECORDED = [
     "/nav/position_fix:gps_denied_onboard/msg/PositionFix",
     "/fc/status:gps_denied_onboard/msg/FcStatus",
+    "/fc/navsat:sensor_msgs/msg/NavSatFix",  # best effort: the recorder adapts
 ]
 
 

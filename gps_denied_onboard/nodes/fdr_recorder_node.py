@@ -355,6 +355,8 @@ class FdrRecorderNode(LifecycleNode):
         self._raw: list[RawTopic] = []
         self._refused: list[RefusedTopic] = []
         self._subs: list[Any] = []
+        self._raw_subs: dict[str, tuple[Any, ReliabilityPolicy]] = {}
+        self._raw_depth = 1000
         self._io_timers: list[Any] = []
         self._flight_services: list[Any] = []
         self._sampler: HostHealthSampler | None = None
@@ -473,25 +475,11 @@ class FdrRecorderNode(LifecycleNode):
                 callback_group=self._records_group,
             )
         )
-        raw_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=node_cfg.raw_qos_depth,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        qos_text = qos_yaml(raw_qos)
+        self._raw_depth = node_cfg.raw_qos_depth
         for raw in self._raw:
-            self._subs.append(
-                self.create_subscription(
-                    raw.msg_class,
-                    raw.topic,
-                    self._raw_callback(raw, qos_text),
-                    raw_qos,
-                    callback_group=self._raw_group,
-                    raw=True,
-                )
-            )
+            self._subscribe_raw(raw, self._publishers_reliability(raw.topic))
         self._io_timers = [
+            self.create_timer(1.0, self._adapt_raw_qos, callback_group=self._timer_group),
             self.create_timer(
                 node_cfg.host_health_period_s,
                 self._on_host_health,
@@ -511,6 +499,56 @@ class FdrRecorderNode(LifecycleNode):
         result: TransitionCallbackReturn = super().on_activate(state)
         return result
 
+    def _publishers_reliability(self, topic: str) -> ReliabilityPolicy:
+        """rosbag2's rule: reliable only if every publisher offers reliable.
+
+        A reliable subscription never matches a best-effort publisher (sensor
+        data such as /fc/navsat), so those would go unrecorded; a best-effort
+        subscription to reliable publishers would drop silently under load.
+        With no publisher yet, reliable; :meth:`_adapt_raw_qos` re-checks.
+        """
+        infos = self.get_publishers_info_by_topic(topic)
+        if infos and any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):
+            return ReliabilityPolicy.BEST_EFFORT
+        return ReliabilityPolicy.RELIABLE
+
+    def _subscribe_raw(self, raw: Any, reliability: ReliabilityPolicy) -> None:
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=self._raw_depth,
+            reliability=reliability,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        old = self._raw_subs.pop(raw.topic, None)
+        if old is not None:
+            self.destroy_subscription(old[0])
+        sub = self.create_subscription(
+            raw.msg_class,
+            raw.topic,
+            self._raw_callback(raw, qos_yaml(qos)),
+            qos,
+            callback_group=self._raw_group,
+            raw=True,
+        )
+        self._raw_subs[raw.topic] = (sub, reliability)
+
+    def _adapt_raw_qos(self) -> None:
+        """Follow the publishers' reliability as they come and go (1 Hz)."""
+        for raw in self._raw:
+            current = self._raw_subs.get(raw.topic)
+            wanted = self._publishers_reliability(raw.topic)
+            if current is not None and current[1] != wanted:
+                self._subscribe_raw(raw, wanted)
+                log_event(
+                    self._log,
+                    logging.INFO,
+                    "fdr.raw_qos_adapted",
+                    topic=raw.topic,
+                    reliability="reliable"
+                    if wanted == ReliabilityPolicy.RELIABLE
+                    else "best_effort",
+                )
+
     def _stop_io(self) -> None:
         self._active = False
         for timer in self._io_timers:
@@ -519,6 +557,9 @@ class FdrRecorderNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
+        for sub, _ in self._raw_subs.values():
+            self.destroy_subscription(sub)
+        self._raw_subs = {}
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_io()

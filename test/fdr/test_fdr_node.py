@@ -273,3 +273,45 @@ def test_configure_fails_on_a_malformed_record_topic(ros: None, tmp_path: Path) 
     finally:
         driver.close()
         _stop(proc)
+
+
+def test_best_effort_publisher_is_recorded_by_adapting_the_subscription(
+    ros: None, tmp_path: Path
+) -> None:
+    """Sensor-data topics (best effort, like /fc/navsat) are recorded too.
+
+    A reliable subscription never matches a best-effort publisher; the recorder
+    follows rosbag2's rule and re-subscribes best effort when it sees one.
+    """
+    from rclpy.qos import qos_profile_sensor_data
+
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    root = tmp_path / "flights"
+    navsat = f"/fdr_test_{uuid.uuid4().hex[:6]}/navsat"
+    log = tmp_path / "recorder.log"
+    proc = _start_recorder(name, root, log, [f"{navsat}:std_msgs/msg/String"])
+    driver = Driver(name)
+    try:
+        assert driver.transition(Transition.TRANSITION_CONFIGURE)
+        assert driver.transition(Transition.TRANSITION_ACTIVATE)
+        res = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="BE"))
+        assert res.success, res.error
+        pub = driver.node.create_publisher(String, navsat, qos_profile_sensor_data)
+        # matched only once the recorder has switched to best effort
+        driver.wait_for_subscribers(pub, timeout_s=20.0)
+        for i in range(20):
+            pub.publish(String(data=f"fix {i}"))
+            driver.spin(0.02)
+        driver.spin(1.0)
+        closed = driver.call(CloseFlight, "close_flight", CloseFlight.Request(flight_id="BE"))
+        assert closed.success, closed.error
+    finally:
+        driver.close()
+        _stop(proc)
+    got = [
+        r["message"]["data"]
+        for r in tools.iter_records(root / "BE", raw=True)
+        if r.get("topic") == navsat
+    ]
+    assert got == [f"fix {i}" for i in range(20)]
+    assert "fdr.raw_qos_adapted" in log.read_text()
