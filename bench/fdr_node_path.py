@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -273,6 +274,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     finally:
         rec.stop()
         rclpy.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
     accounted = double["ring_overrun"] + double["dds_loss"]
     lost_frac = double["lost"] / double["sent"] if double["sent"] else 0.0
     return [
