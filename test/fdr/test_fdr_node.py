@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +25,8 @@ rclpy = pytest.importorskip("rclpy")
 
 from gps_denied_onboard.msg import FdrRecord  # noqa: E402
 from gps_denied_onboard.srv import CloseFlight, OpenFlight  # noqa: E402
+from lifecycle_driver import LifecycleDriver  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -51,53 +48,12 @@ def _exe(name: str) -> str:
     return str(path)
 
 
-class Driver:
-    """A plain node that drives one recorder node through its services."""
+class Driver(LifecycleDriver):
+    """Drives one recorder node; publishes FdrRecord messages to it."""
 
     def __init__(self, recorder: str) -> None:
-        self.node = Node(f"fdr_test_driver_{uuid.uuid4().hex[:8]}")
-        self.recorder = recorder
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
+        super().__init__(recorder, prefix="fdr_test_driver")
         self.records = self.node.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
-
-    def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 30.0) -> Any:
-        client = self.node.create_client(srv_type, f"/{self.recorder}/{name}")
-        try:
-            assert client.wait_for_service(timeout_sec=timeout_s), f"no service {name}"
-            future = client.call_async(request)
-            self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
-            assert future.done(), f"{name} did not answer"
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
-    def transition(self, transition_id: int) -> bool:
-        req = ChangeState.Request()
-        req.transition.id = transition_id
-        return bool(self.call(ChangeState, "change_state", req).success)
-
-    def state(self) -> str:
-        return str(self.call(GetState, "get_state", GetState.Request()).current_state.label)
-
-    def spin(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def wait_for_subscribers(self, pub: Any, timeout_s: float = 20.0) -> None:
-        end = time.monotonic() + timeout_s
-        while pub.get_subscription_count() == 0 and time.monotonic() < end:
-            self.spin(0.1)
-        assert pub.get_subscription_count() > 0, f"nobody subscribed to {pub.topic_name}"
-        # discovery is not symmetric: our writer has matched the reader, but the
-        # reader may not have matched our writer yet, and would drop the first
-        # samples; give the other side a moment (no assertion depends on its length)
-        self.spin(0.5)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 @pytest.fixture(scope="module")

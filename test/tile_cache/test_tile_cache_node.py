@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,10 +30,8 @@ from gps_denied_onboard.srv import (  # noqa: E402
     PutTile,
     QueryBbox,
 )
+from lifecycle_driver import LifecycleDriver  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
-from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from gps_denied_onboard.nodes.bringup import install_prefix  # noqa: E402
@@ -57,12 +54,9 @@ FLIGHT = "6f1c2a7e-93b4-4d0a-9e51-0c8d2f4b7a13"
 Z = 16
 
 
-class Driver:
+class Driver(LifecycleDriver):
     def __init__(self, target: str) -> None:
-        self.node = Node(f"tc_test_driver_{uuid.uuid4().hex[:8]}")
-        self.target = target
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
+        super().__init__(target, prefix="tc_test_driver")
         self.records: list[FdrRecord] = []
         self.diagnostics: list[Any] = []
         self.node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self.records.append, RECORD_QOS)
@@ -75,37 +69,6 @@ class Driver:
         for status in msg.status:
             if status.name == "tile_cache":
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
-
-    def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 30.0) -> Any:
-        client = self.node.create_client(srv_type, f"/{self.target}/{name}")
-        try:
-            assert client.wait_for_service(timeout_sec=timeout_s), f"no service {name}"
-            future = client.call_async(request)
-            self.executor.spin_until_future_complete(future, timeout_sec=timeout_s)
-            assert future.done(), f"{name} did not answer"
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
-
-    def transition(self, transition_id: int) -> bool:
-        req = ChangeState.Request()
-        req.transition.id = transition_id
-        return bool(self.call(ChangeState, "change_state", req, timeout_s=60.0).success)
-
-    def state(self) -> str:
-        return str(self.call(GetState, "get_state", GetState.Request()).current_state.label)
-
-    def spin_until(self, predicate: Any, timeout_s: float = 20.0) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if predicate():
-                return True
-            self.executor.spin_once(timeout_sec=0.05)
-        return bool(predicate())
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
 
 
 @pytest.fixture(scope="module")
