@@ -91,14 +91,3 @@ class MemorySink:
 
     def of_kind(self, kind: str) -> list[FlightRecord]:
         return [r for r in self.records if r.kind == kind]
-
-
-class FanoutSink:
-    """Writes every record to several sinks (e.g. FDR client and a log mirror)."""
-
-    def __init__(self, *sinks: RecordSink) -> None:
-        self._sinks = sinks
-
-    def emit(self, record: FlightRecord) -> None:
-        for sink in self._sinks:
-            sink.emit(record)

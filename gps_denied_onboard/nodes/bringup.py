@@ -109,7 +109,7 @@ def _param_args(params_file: Path, overrides: dict[str, str], use_sim_time: bool
     args = ["--ros-args", "--params-file", str(params_file)]
     for key, value in {**overrides, "use_sim_time": "true" if use_sim_time else "false"}.items():
         # values are YAML; rcl cannot parse an empty override, so spell "" out
-        args += ["-p", f"{key}:={value if value != '' else chr(39) * 2}"]
+        args += ["-p", f"{key}:={value}" if value != "" else f"{key}:=''"]
     return args
 
 
