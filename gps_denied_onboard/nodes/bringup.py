@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from gps_denied_onboard.embedded_pg import ClusterHome, cluster_home, resolve_dsn, server_user
+from gps_denied_onboard.errors import EmbeddedPostgresError
+
 PACKAGE = "gps_denied_onboard"
 
 
@@ -197,13 +200,14 @@ def run(
 
     stop = stop or threading.Event()
     opts.run_dir.mkdir(parents=True, exist_ok=True)
+    cluster = _cluster_home(opts)  # None when a DSN is configured
     supervisor = NodeSupervisor(opts)
     supervisor.start(node_processes(opts))
     config = install_prefix() / "share" / PACKAGE / "config" / "takeoff.yaml"
     overrides = {
         "flight_id": opts.flight_id,
         "dsn": opts.dsn,
-        "pg_data_dir": str(opts.pg_data_dir.absolute()),
+        "pg_data_dir": str(cluster.data_dir if cluster else opts.pg_data_dir.absolute()),
         "service_timeout_s": str(opts.service_timeout_s),
         "fc_activate_timeout_s": str(opts.fc_activate_timeout_s),
         **opts.extra_params.get("takeoff", {}),
@@ -255,7 +259,38 @@ def run(
         if context.ok():
             rclpy.shutdown(context=context)
         supervisor.stop()
+        if cluster is not None and not _remove_cluster_home(opts, cluster):
+            code = code or 1
     return code
+
+
+def _cluster_home(opts: BringupOptions) -> ClusterHome | None:
+    """Where the embedded cluster lives (outside the run directory when root).
+
+    The run directory's ``embedded_pg.json`` names it from now on. With no
+    usable place outside, the run directory is tried, and the take-off's
+    database step says why if that fails too.
+    """
+    if resolve_dsn(opts.dsn) is not None:
+        return None
+    try:
+        home = cluster_home(opts.pg_data_dir)
+    except EmbeddedPostgresError as err:
+        print(f"embedded cluster: {err}; trying {opts.pg_data_dir}", file=sys.stderr, flush=True)
+        home = ClusterHome(opts.pg_data_dir.absolute(), None, server_user())
+    home.write_report(opts.run_dir, landed=False)
+    return home
+
+
+def _remove_cluster_home(opts: BringupOptions, home: ClusterHome) -> bool:
+    """After landing: nothing of a per-run cluster stays. False if something did."""
+    try:
+        home.remove()
+    except EmbeddedPostgresError as err:
+        print(f"embedded cluster not removed: {err}", file=sys.stderr, flush=True)
+    doc = home.write_report(opts.run_dir, landed=True)
+    print(json.dumps({"event": "embedded_pg.landed", **doc}), flush=True)
+    return str(doc["state"]) != "left behind"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-dir",
         type=Path,
         default=Path("var"),
-        help="flights/, tiles/, pg/ and log/ go here (default ./var)",
+        help="flights/, tiles/, log/ go here (default ./var); pg/ too unless root "
+        "(then the cluster lives outside it, see embedded_pg.json)",
     )
     ap.add_argument("--use-sim-time", action="store_true", help="follow /clock")
     ap.add_argument("--fc-activate-timeout", type=float, default=30.0)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gps_denied_onboard.embedded_pg import read_cluster_report
 from gps_denied_onboard.nodes.bringup import BringupOptions, run
 from gps_denied_onboard.nodes.common import relay_stop_signals
 
@@ -278,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         "--run-dir",
         type=Path,
         default=Path("var/demo"),
-        help="wiped and recreated: flights/, tiles/, pg/, log/ (default var/demo)",
+        help="wiped and recreated: flights/, tiles/, log/, and pg/ unless root "
+        "(embedded_pg.json says where the cluster lived) (default var/demo)",
     )
     ap.add_argument("--rate", type=float, default=4.0, help="replay rate (sim s per wall s)")
     ap.add_argument("--dsn", default="", help="use this PostgreSQL instead of the embedded one")
@@ -360,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n=== gps_denied_onboard main job ===")
     print(f"exit code: {code}")
     print(f"FDR flight directory: {flight_dir}")
+    cluster = read_cluster_report(args.run_dir)
+    if cluster is not None:  # embedded_pg.json in the run directory says the same
+        print(
+            f"embedded PostgreSQL cluster: lived in {cluster['data_dir']} "
+            f"(server user {cluster['server_user']}); {cluster['state']}"
+        )
     if flight_dir.exists():
         fdr_tools.main(["info", str(flight_dir)])
         print(
