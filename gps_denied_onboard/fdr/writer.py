@@ -51,6 +51,7 @@ from gps_denied_onboard.fdr.errors import (
     FlightIdMismatchError,
     FlightNotOpenError,
 )
+from gps_denied_onboard.fdr.mcap_segment import MESSAGE_HEADER, McapSegment
 from gps_denied_onboard.fdr.policy import (
     RATE_CAPPED_KINDS,
     CapacityCapPolicy,
@@ -58,14 +59,7 @@ from gps_denied_onboard.fdr.policy import (
     RecordKindPolicy,
     SegmentInfo,
 )
-from gps_denied_onboard.fdr.segment import (
-    MESSAGE_HEADER,
-    PUSH_THRESHOLD,
-    FileOpener,
-    McapSegment,
-    OsFile,
-    StorageError,
-)
+from gps_denied_onboard.fdr.segment import PUSH_THRESHOLD, FileOpener, OsFile, StorageError
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
 from gps_denied_onboard.records import FlightRecord
@@ -283,7 +277,6 @@ class FlightRecorder:
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
         self._flight: _Flight | None = None
-        self._pending: list[tuple[int, FdrClient, int, int, Gap | None, Any]] = []
         self._own_backlog: list[tuple[str, dict[str, Any], int]] = []
         self._degraded = False
         self._degraded_reason: str | None = None
@@ -524,7 +517,6 @@ class FlightRecorder:
         except OSError as err:
             if flight.seg is not None:
                 flight.seg.abandon()
-            self._pending.clear()
             self._flight = None
             raise FdrOpenError(f"cannot write flight {flight_id!r}: {err}") from err
         # Losses a storage fault left unaccounted at the end of the previous flight.
@@ -641,7 +633,7 @@ class FlightRecorder:
                     n = batch
                     busy = True
                 self._write_items(flight, client, ring, n, now)
-                if len(flight.seg.file.buf) >= PUSH_THRESHOLD:
+                if len(flight.seg.chunk) >= PUSH_THRESHOLD:
                     self._push()
             self._push()
             seg = flight.seg
@@ -655,10 +647,9 @@ class FlightRecorder:
                      ring: deque[tuple[int, Any, tuple[str, ...]]], n: int, now: int) -> None:
         seg = flight.seg
         assert seg is not None
-        file = seg.file
-        buf = file.buf
+        buf = seg.chunk
         pack = MESSAGE_HEADER.pack
-        pending = self._pending
+        pending = seg.entries
         channels = seg.fdr_channels
         producer = client.producer
         popleft = ring.popleft
@@ -693,9 +684,10 @@ class FlightRecorder:
                         body = body_of(producer, item, seq, flags)
                     else:
                         body = text.encode()
+                off = len(buf)
                 buf += pack(5, 22 + len(body), ch, seq & _SEQ_MASK, stamp, now)
                 buf += body
-                pending.append((file.landed + len(buf), client, seq, stamp, None, None))
+                pending.append((off, ch, stamp, client, seq, None, None))
                 records += 1
                 if debug:
                     log_event(self._log, logging.DEBUG, "fdr.record", kind=kind,
@@ -705,8 +697,8 @@ class FlightRecorder:
                 ch = seg.raw_channels.get(key[:2])
                 if ch is None:
                     ch = seg.raw_channel(item.topic, item.type_name, item.msgdef, item.qos)
-                seg.add(ch, item.stamp_ns, item.cdr, now, seq)
-                pending.append((file.landed + len(buf), client, seq, item.stamp_ns, None, key))
+                off = seg.add(ch, item.stamp_ns, item.cdr, now, seq)
+                pending.append((off, ch, item.stamp_ns, client, seq, None, key))
                 self._count_raw(seg, key, item.stamp_ns, 1)
             written += 1
         client.written += written
@@ -763,8 +755,9 @@ class FlightRecorder:
         own._seq = seq + 1
         rec = FlightRecord(kind, FDR_PRODUCER, stamp, payload)
         body = self._body(FDR_PRODUCER, rec, seq, self.policy.enforce_or_raise(rec))
-        seg.add(seg.fdr_channel(kind), stamp, body, self._clock.now_ns(), seq)
-        self._pending.append((seg.file.tell(), own, seq, stamp, None, None))
+        ch = seg.fdr_channel(kind)
+        off = seg.add(ch, stamp, body, self._clock.now_ns(), seq)
+        seg.entries.append((off, ch, stamp, own, seq, None, None))
         own.written += 1
         seg.fdr_records += 1
 
@@ -780,9 +773,9 @@ class FlightRecorder:
         own._seq = seq + 1
         stamp = self._clock.now_ns()
         rec = FlightRecord("overrun", FDR_PRODUCER, stamp, gap.payload())
-        seg.add(seg.fdr_channel("overrun"), stamp, self._body(FDR_PRODUCER, rec, seq, ()),
-                stamp, seq)
-        self._pending.append((seg.file.tell(), own, seq, stamp, gap, client))
+        ch = seg.fdr_channel("overrun")
+        off = seg.add(ch, stamp, self._body(FDR_PRODUCER, rec, seq, ()), stamp, seq)
+        seg.entries.append((off, ch, stamp, own, seq, gap, client))
         own.written += 1
         seg.fdr_records += 1
         client.dropped += gap.count
@@ -845,8 +838,7 @@ class FlightRecorder:
         seg = flight.seg if flight is not None else None
         if seg is None:
             return
-        seg.file.push()
-        self._pending.clear()
+        seg.push()
 
     def _push_or_degrade(self, flight: _Flight) -> None:
         try:
@@ -865,7 +857,7 @@ class FlightRecorder:
         try:
             flight.seg = McapSegment(path, index, raw, flight.flight_id)
             flight.entry = entry
-            flight.seg.file.push()
+            flight.seg.push()
         except OSError:
             entry.torn = True
             raise
@@ -874,7 +866,6 @@ class FlightRecorder:
         seg, entry = flight.seg, flight.entry
         assert seg is not None and entry is not None
         seg.finish()
-        self._pending.clear()
         self._retire(flight, seg, entry)
         entry.closed = True
 
@@ -969,8 +960,6 @@ class FlightRecorder:
             entry.torn = True
             self._torn_all.append(entry.name)
             self._retire(flight, seg, entry)
-        else:
-            self._pending.clear()
         now_m = self._mono.now_ns()
         code = errno.errorcode.get(err.errno or 0, str(err.errno))
         self._storage_log("fdr.storage_error", err, reason=reason)
@@ -988,11 +977,13 @@ class FlightRecorder:
             self._write_metadata(flight)
 
     def _undo_pending(self, seg: McapSegment, landed: int) -> None:
-        """Items whose bytes did not reach the OS are lost: move them to pending losses."""
+        """Items whose chunk did not reach the OS whole are lost: move them to pending losses."""
         flight = self._flight
-        for end, client, seq, stamp, gap, extra in self._pending:
-            if end <= landed:
-                continue
+        end = seg.entries_end
+        if end is not None and end <= landed:
+            seg.entries.clear()
+            return
+        for _off, _ch, stamp, client, seq, gap, extra in seg.entries:
             client.written -= 1
             seg.fdr_records -= 1 if not isinstance(extra, tuple) else 0
             if isinstance(extra, tuple):
@@ -1003,7 +994,7 @@ class FlightRecorder:
                     flight.dropped_overrun -= gap.count
                 self._lose_gap(extra, gap)
             self._lose(client, seq, stamp)
-        self._pending.clear()
+        seg.entries.clear()
 
     def _storage_log(self, kind: str, err: OSError, **fields: Any) -> None:
         self._errlog.log(self._mono.now_ns(), logging.ERROR, kind,

@@ -112,10 +112,13 @@ def test_header_first_footer_last_and_counters(recorder, tmp_path: Path) -> None
     for key in ("records_written", "records_dropped_overrun", "bytes_written",
                 "rollover_count"):
         assert body[key] == getattr(footer, key)
-    # bytes_written counts every byte before the footer: its channel record starts there
-    # (opcode 1 + length 8 + channel id 2 + schema id 2 + topic length 4, then the topic).
+    # bytes_written counts every byte before the footer: the chunk holding it starts there
+    # (Chunk record up to its records: opcode, length, start/end time, size, CRC,
+    # compression, records length = 49 bytes), and the footer's channel record opens that
+    # chunk (opcode 1 + length 8 + channel id 2 + schema id 2 + topic length 4, the topic).
     data = (tmp_path / "F1" / "F1_0.mcap").read_bytes()
-    assert footer.bytes_written == data.index(b"/fdr/flight_footer") - 17
+    assert data[footer.bytes_written] == 0x06
+    assert footer.bytes_written == data.index(b"/fdr/flight_footer") - 49 - 17
     seqs = [m.body["seq"] for m in msgs if m.topic == "/fdr/c6.write"]
     assert seqs == list(range(50))
     assert client.offered == client.written == 50
@@ -217,7 +220,7 @@ def test_segment_format_channels_and_rosbags_readback(recorder, tmp_path: Path) 
 
 
 def test_every_fdr_kind_has_a_json_schema(recorder, tmp_path: Path) -> None:
-    from gps_denied_onboard.fdr.segment import json_schema_for
+    from gps_denied_onboard.fdr.mcap_segment import json_schema_for
 
     for kind, spec in FDR_KINDS.items():
         doc = json.loads(json_schema_for(kind))
