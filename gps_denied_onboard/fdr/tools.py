@@ -10,9 +10,12 @@ needs nothing else from the aircraft image::
 
 A segment cut short by a crash (kill -9, power loss) has no summary and no
 footer, and its last record may be incomplete. Every command reads segments
-record by record from the start (never through the summary) and stops
+record by record from the start (never through the summary), through
+:class:`~gps_denied_onboard.fdr.segment_reader.SegmentReader`, and stops
 cleanly at the first record that is incomplete or not an MCAP record; what
-lies beyond is reported as the segment's *torn tail*.
+lies beyond is reported as the segment's *torn tail*. ``recover`` is
+:mod:`gps_denied_onboard.fdr.recover`; this module holds ``info``, ``verify``,
+``cat`` and the command line.
 
 The layout read here is the one the recorder writes (``fdr/FORMAT.md``):
 segments ``<flight_id>_<index>.mcap`` in the flight directory, FDR records as
@@ -27,7 +30,6 @@ is wherever the previous flight of the same recorder stopped), raw ROS topics as
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -37,282 +39,62 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any
 
-import yaml
-from mcap.data_stream import ReadDataStream
-from mcap.exceptions import McapError
-from mcap.opcode import Opcode
-from mcap.records import (
-    Attachment,
-    AttachmentIndex,
-    Channel,
-    Chunk,
-    ChunkIndex,
-    DataEnd,
-    Footer,
-    Header,
-    McapRecord,
-    Message,
-    MessageIndex,
-    Metadata,
-    MetadataIndex,
-    Schema,
-    Statistics,
-    SummaryOffset,
+from gps_denied_onboard.fdr.recover import (
+    RECOVERY_REPORT,
+    FlightRecovery,
+    SegmentRecovery,
+    rebuild_bag_metadata,
+    recover_flight,
+    recover_segment,
 )
-from mcap.stream_reader import breakup_chunk
+from gps_denied_onboard.fdr.segment_reader import (
+    FDR_PRODUCER,
+    FDR_TOPIC_PREFIX,
+    MCAP_MAGIC,
+    RAW_PRODUCER,
+    SEGMENT_RE,
+    FdrToolError,
+    SegmentMessage,
+    SegmentReader,
+    SegmentScan,
+    TornTail,
+    flight_segments,
+)
 
-from gps_denied_onboard.durable import fsync_dir
-
-MCAP_MAGIC: Final = b"\x89MCAP0\r\n"
-FDR_TOPIC_PREFIX: Final = "/fdr/"
-#: Producer slugs of the recorder's own records and of raw topic messages (FORMAT.md).
-FDR_PRODUCER: Final = "fdr"
-RAW_PRODUCER: Final = "raw_topics"
-SEGMENT_RE: Final = re.compile(r"^(?P<flight>.+)_(?P<index>\d+)\.mcap$")
-RECOVERY_REPORT: Final = "recovery.json"
-
-_RECORD_TYPES: Final[dict[int, Any]] = {
-    Opcode.HEADER: Header,
-    Opcode.FOOTER: Footer,
-    Opcode.SCHEMA: Schema,
-    Opcode.CHANNEL: Channel,
-    Opcode.MESSAGE: Message,
-    Opcode.CHUNK: Chunk,
-    Opcode.MESSAGE_INDEX: MessageIndex,
-    Opcode.CHUNK_INDEX: ChunkIndex,
-    Opcode.ATTACHMENT: Attachment,
-    Opcode.ATTACHMENT_INDEX: AttachmentIndex,
-    Opcode.STATISTICS: Statistics,
-    Opcode.METADATA: Metadata,
-    Opcode.METADATA_INDEX: MetadataIndex,
-    Opcode.SUMMARY_OFFSET: SummaryOffset,
-    Opcode.DATA_END: DataEnd,
-}
-
-
-class FdrToolError(Exception):
-    """The tool cannot do what was asked (no such flight, nothing to read)."""
-
-
-# --- segment level -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TornTail:
-    """Where a segment stops being readable, and why.
-
-    Attributes:
-        offset: bytes from the start of the file that are readable.
-        file_bytes: size of the file when it was read.
-        reason: what was found at ``offset``.
-    """
-
-    offset: int
-    file_bytes: int
-    reason: str
-
-    @property
-    def lost_bytes(self) -> int:
-        return self.file_bytes - self.offset
-
-
-@dataclass
-class SegmentScan:
-    """What a pass over one segment found."""
-
-    path: Path
-    index: int | None
-    file_bytes: int = 0
-    profile: str | None = None
-    library: str | None = None
-    complete: bool = False
-    torn: TornTail | None = None
-    messages: int = 0
-    first_log_ns: int | None = None
-    last_log_ns: int | None = None
-    last_message_end: int = 0  # byte offset just after the last complete message
-    late_channels: bool = False  # messages came before the Channel records they use
-    schemas: dict[int, Schema] = field(default_factory=dict)
-    channels: dict[int, Channel] = field(default_factory=dict)
-    channel_counts: Counter[int] = field(default_factory=Counter)
-
-
-@dataclass(frozen=True)
-class SegmentMessage:
-    """One message with its channel and schema resolved."""
-
-    segment: SegmentScan
-    channel: Channel
-    schema: Schema | None
-    message: Message
-
-    @property
-    def is_fdr(self) -> bool:
-        return _is_fdr_channel(self.channel)
-
-    def fdr_body(self) -> dict[str, Any]:
-        """The FDR record body (JSON channels only).
-
-        Raises:
-            ValueError: the message is not a JSON object.
-        """
-        body = json.loads(self.message.data)
-        if not isinstance(body, dict):
-            raise ValueError("FDR record body is not a JSON object")
-        return body
-
-
-class SegmentReader:
-    """Reads one MCAP segment record by record, stopping cleanly at a torn tail.
-
-    Iterating :meth:`messages` fills :attr:`scan` as it goes; once the
-    iteration ends, ``scan`` is complete (torn or not). Chunked and unchunked
-    segments both work; a chunk whose CRC does not match ends the readable
-    part, as an incomplete record does.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        m = SEGMENT_RE.match(self.path.name)
-        self.scan = SegmentScan(path=self.path, index=int(m["index"]) if m else None)
-
-    def records(self) -> Iterator[tuple[int, int, McapRecord]]:
-        """Yield ``(start_offset, end_offset, record)`` for each readable record."""
-        scan = self.scan
-        with self.path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            scan.file_bytes = size
-            magic = f.read(len(MCAP_MAGIC))
-            if magic != MCAP_MAGIC:
-                scan.torn = TornTail(0, size, "no MCAP magic" if magic else "empty file")
-                return
-            yield from self._records_after_magic(f, size)
-
-    def _records_after_magic(self, f: BinaryIO, size: int) -> Iterator[tuple[int, int, McapRecord]]:
-        scan = self.scan
-        pos = len(MCAP_MAGIC)
-        while True:
-            head = f.read(9)
-            if len(head) < 9:
-                reason = "end of file" if not head else "incomplete record header"
-                scan.torn = TornTail(pos, size, f"{reason} (no footer)")
-                return
-            opcode = head[0]
-            length = int.from_bytes(head[1:], "little")
-            cls = _RECORD_TYPES.get(opcode)
-            if cls is None:
-                scan.torn = TornTail(pos, size, f"not an MCAP record (opcode 0x{opcode:02x})")
-                return
-            if length > size - pos - 9:
-                scan.torn = TornTail(
-                    pos,
-                    size,
-                    f"incomplete {Opcode(opcode).name} record "
-                    f"(needs {length} bytes, {size - pos - 9} left)",
-                )
-                return
-            body = f.read(length)
-            end = pos + 9 + length
-            try:
-                record = _parse(cls, body)
-            except (McapError, ValueError, UnicodeDecodeError) as err:
-                scan.torn = TornTail(pos, size, f"unreadable {Opcode(opcode).name} record: {err}")
-                return
-            if isinstance(record, Chunk):
-                try:
-                    inner = breakup_chunk(record, validate_crc=True)
-                except (McapError, ValueError) as err:
-                    scan.torn = TornTail(pos, size, f"unreadable chunk: {err}")
-                    return
-                for item in inner:
-                    yield pos, end, item
-            else:
-                yield pos, end, record
-            pos = end
-            if isinstance(record, Footer):
-                tail = f.read(len(MCAP_MAGIC))
-                if tail == MCAP_MAGIC:
-                    scan.complete = True
-                else:
-                    scan.torn = TornTail(pos, size, "footer not followed by MCAP magic")
-                return
-
-    def messages(self) -> Iterator[SegmentMessage]:
-        """Yield every readable message in file order (data section only)."""
-        scan = self.scan
-        in_summary = False
-        looked_ahead = False
-        for start, end, record in self.records():
-            if isinstance(record, Header):
-                scan.profile, scan.library = record.profile, record.library
-            elif isinstance(record, DataEnd):
-                in_summary = True
-            elif in_summary:
-                continue
-            elif isinstance(record, Schema):
-                scan.schemas.setdefault(record.id, record)
-            elif isinstance(record, Channel):
-                scan.channels.setdefault(record.id, record)
-            elif isinstance(record, Message):
-                channel = scan.channels.get(record.channel_id)
-                if channel is None and not looked_ahead:
-                    # Not valid MCAP (a Channel must precede its messages), but the
-                    # definitions may still be further on: take them from there.
-                    looked_ahead = True
-                    self._look_ahead()
-                    channel = scan.channels.get(record.channel_id)
-                    if channel is not None:
-                        scan.late_channels = True
-                if channel is None:
-                    scan.torn = TornTail(
-                        start,
-                        scan.file_bytes,
-                        f"message on channel {record.channel_id}, which the file never defines",
-                    )
-                    return
-                scan.messages += 1
-                scan.channel_counts[record.channel_id] += 1
-                if scan.first_log_ns is None:
-                    scan.first_log_ns = record.log_time
-                scan.last_log_ns = record.log_time
-                scan.last_message_end = end
-                yield SegmentMessage(scan, channel, scan.schemas.get(channel.schema_id), record)
-
-    def _look_ahead(self) -> None:
-        """Collect every Schema and Channel record anywhere in the file."""
-        other = SegmentReader(self.path)
-        for _s, _e, record in other.records():
-            if isinstance(record, Schema):
-                self.scan.schemas.setdefault(record.id, record)
-            elif isinstance(record, Channel):
-                self.scan.channels.setdefault(record.id, record)
-
-
-def _parse(cls: Any, body: bytes) -> McapRecord:
-    stream = ReadDataStream(io.BytesIO(body))
-    if cls is Message:
-        return Message.read(stream, len(body))
-    if cls is Chunk:
-        record = Chunk.read(stream)
-        if stream.count != len(body):
-            raise ValueError("chunk length does not match its record length")
-        return record
-    return cls.read(stream)
+__all__ = [
+    "FDR_PRODUCER",
+    "FDR_TOPIC_PREFIX",
+    "MCAP_MAGIC",
+    "RAW_PRODUCER",
+    "RECOVERY_REPORT",
+    "SEGMENT_RE",
+    "FdrToolError",
+    "FlightRecovery",
+    "FlightScan",
+    "ProducerTally",
+    "SegmentMessage",
+    "SegmentReader",
+    "SegmentRecovery",
+    "SegmentScan",
+    "TornTail",
+    "Verdict",
+    "flight_info",
+    "flight_segments",
+    "iter_records",
+    "main",
+    "parse_time",
+    "rebuild_bag_metadata",
+    "recover_flight",
+    "recover_segment",
+    "scan_flight",
+    "verify_flight",
+]
 
 
 # --- flight level ---------------------------------------------------------------
 
-
-def flight_segments(flight_dir: Path) -> list[Path]:
-    """The segment files of a flight, in index order."""
-    found = []
-    for p in Path(flight_dir).iterdir():
-        m = SEGMENT_RE.match(p.name)
-        if m and p.is_file():
-            found.append((int(m["index"]), p))
-    return [p for _, p in sorted(found)]
 
 
 @dataclass
@@ -646,270 +428,6 @@ def verify_flight(fs: FlightScan) -> Verdict:
                 "segment_rollover records"
             )
     return v
-
-
-def _is_fdr_channel(ch: Channel) -> bool:
-    return bool(ch.topic.startswith(FDR_TOPIC_PREFIX) and ch.message_encoding == "json")
-
-
-# --- recover ------------------------------------------------------------------
-
-
-@dataclass
-class SegmentRecovery:
-    """What ``recover`` did to one torn segment and what was lost."""
-
-    segment: str
-    torn_reason: str
-    file_bytes: int
-    kept_bytes: int
-    kept_messages: int
-    last_log_ns: int | None
-    kept_original_as: str | None
-    last_seq: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def lost_bytes(self) -> int:
-        return self.file_bytes - self.kept_bytes
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "segment": self.segment,
-            "torn_reason": self.torn_reason,
-            "file_bytes": self.file_bytes,
-            "kept_bytes": self.kept_bytes,
-            "lost_bytes": self.lost_bytes,
-            "kept_messages": self.kept_messages,
-            "last_log_ns": self.last_log_ns,
-            "kept_original_as": self.kept_original_as,
-            "last_seq_by_producer": dict(sorted(self.last_seq.items())),
-        }
-
-
-def recover_segment(path: Path, *, keep_original: bool = True) -> SegmentRecovery | None:
-    """Rewrite a torn segment as a complete MCAP file holding its readable part.
-
-    The new file is written beside the segment, fsynced, then renamed over it,
-    so the segment path always names either the torn or the recovered file.
-    The torn original is kept as ``<segment>.torn`` unless ``keep_original``
-    is false. A segment that is not torn is left alone.
-
-    Returns:
-        What was kept and lost, or ``None`` when the segment was not torn.
-    """
-    from mcap.writer import CompressionType
-    from mcap.writer import Writer as McapWriter
-
-    path = Path(path)
-    probe = SegmentReader(path)
-    for _ in probe.messages():
-        pass
-    if probe.scan.torn is None:
-        return None
-    reader = SegmentReader(path)
-    tmp = path.with_name(path.name + ".recover.tmp")
-    last_seq: dict[str, int] = {}
-    with tmp.open("wb") as out:
-        writer = McapWriter(out, compression=CompressionType.NONE)
-        started = False
-        schema_ids: dict[int, int] = {}
-        channel_ids: dict[int, int] = {}
-        fdr_channels: set[int] = set()
-
-        def start(profile: str = "ros2", library: str = "") -> None:
-            nonlocal started
-            if not started:
-                lib = "gps_denied_onboard.fdr.tools recover" + (
-                    f" (from {library})" if library else ""
-                )
-                writer.start(profile=profile, library=lib)
-                started = True
-
-        in_summary = False
-        for _s, _e, record in reader.records():
-            if isinstance(record, Header):
-                start(record.profile, record.library)
-                continue
-            start()
-            if isinstance(record, DataEnd):
-                in_summary = True
-            if in_summary:
-                continue
-            if isinstance(record, Schema):
-                schema_ids[record.id] = writer.register_schema(
-                    record.name, record.encoding, record.data
-                )
-            elif isinstance(record, Channel):
-                fdr_channels.discard(record.id)
-                if _is_fdr_channel(record):
-                    fdr_channels.add(record.id)
-                channel_ids[record.id] = writer.register_channel(
-                    record.topic,
-                    record.message_encoding,
-                    schema_ids.get(record.schema_id, 0),
-                    dict(record.metadata),
-                )
-            elif isinstance(record, Message) and record.channel_id in channel_ids:
-                writer.add_message(
-                    channel_ids[record.channel_id],
-                    record.log_time,
-                    record.data,
-                    record.publish_time,
-                    record.sequence,
-                )
-                if record.channel_id in fdr_channels:
-                    _note_seq(record.data, last_seq)
-            elif isinstance(record, Metadata):
-                writer.add_metadata(record.name, dict(record.metadata))
-            elif isinstance(record, Attachment):
-                writer.add_attachment(
-                    record.create_time, record.log_time, record.name, record.media_type, record.data
-                )
-        start()
-        writer.finish()
-        out.flush()
-        os.fsync(out.fileno())
-    torn = probe.scan.torn
-    kept_as: str | None = None
-    if keep_original:
-        original = path.with_name(path.name + ".torn")
-        if not original.exists():
-            os.link(path, original)
-        kept_as = original.name
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    return SegmentRecovery(
-        segment=path.name,
-        torn_reason=torn.reason,
-        file_bytes=torn.file_bytes,
-        kept_bytes=torn.offset,
-        kept_messages=probe.scan.messages,
-        last_log_ns=probe.scan.last_log_ns,
-        kept_original_as=kept_as,
-        last_seq=last_seq,
-    )
-
-
-def _note_seq(data: bytes, last_seq: dict[str, int]) -> None:
-    try:
-        body = json.loads(data)
-    except ValueError:
-        return
-    if isinstance(body, dict) and isinstance(body.get("seq"), int):
-        last_seq[str(body.get("producer"))] = int(body["seq"])
-
-
-def rebuild_bag_metadata(flight_dir: Path) -> None:
-    """Rewrite ``metadata.yaml`` from the segments on disk (after a crash or ``recover``).
-
-    Uses the recorder's own writer (:func:`gps_denied_onboard.fdr.bag.write_metadata`),
-    so a rebuilt file reads exactly like one the recorder wrote. The names of
-    segments dropped by the capacity cap and of segments abandoned after a
-    storage error are carried over from the previous ``metadata.yaml`` (they
-    cannot be seen on disk); a segment ``recover`` rewrote is listed as torn.
-    """
-    from gps_denied_onboard.fdr.bag import SegmentEntry, write_metadata
-
-    flight_dir = Path(flight_dir)
-    custom = _previous_custom_data(flight_dir / "metadata.yaml")
-    dropped = _json_list(custom.get("fdr.dropped_segments"))
-    torn_before = set(_json_list(custom.get("fdr.torn_segments")))
-    entries = []
-    closed = False
-    flight_id = ""
-    for path in flight_segments(flight_dir):
-        reader = SegmentReader(path)
-        entry = SegmentEntry(name=path.name, index=reader.scan.index or 0)
-        for item in reader.messages():
-            if item.is_fdr:
-                entry.fdr_records += 1
-                if item.channel.topic == FDR_TOPIC_PREFIX + "flight_footer":
-                    closed = True
-                continue
-            t = item.message.log_time
-            entry.raw_messages += 1
-            entry.raw_start_ns = t if entry.raw_start_ns is None else min(entry.raw_start_ns, t)
-            entry.raw_end_ns = t if entry.raw_end_ns is None else max(entry.raw_end_ns, t)
-            key = (
-                item.channel.topic,
-                item.schema.name if item.schema else "",
-                item.channel.metadata.get("offered_qos_profiles", ""),
-            )
-            entry.raw_topic_counts[key] = entry.raw_topic_counts.get(key, 0) + 1
-        entry.size_bytes = reader.scan.file_bytes
-        entry.closed = reader.scan.complete
-        entry.torn = path.name in torn_before or path.with_name(path.name + ".torn").exists()
-        m = SEGMENT_RE.match(path.name)
-        flight_id = m["flight"] if m else flight_id
-        entries.append(entry)
-    write_metadata(flight_dir, flight_id, entries, closed=closed, dropped=dropped)
-
-
-def _previous_custom_data(meta_path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(meta_path.read_text()) or {}
-        info = loaded.get("rosbag2_bagfile_information") or {}
-        custom = info.get("custom_data") or {}
-        return dict(custom) if isinstance(custom, dict) else {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return {}
-
-
-def _json_list(text: Any) -> list[str]:
-    try:
-        value = json.loads(text) if isinstance(text, str) else []
-    except ValueError:
-        return []
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-@dataclass
-class FlightRecovery:
-    """``recover``'s result for a flight directory."""
-
-    flight_dir: Path
-    segments: list[SegmentRecovery]
-    metadata_rebuilt: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "flight_dir": str(self.flight_dir),
-            "recovered": [s.as_dict() for s in self.segments],
-            "lost_bytes": sum(s.lost_bytes for s in self.segments),
-            "metadata_rebuilt": self.metadata_rebuilt,
-        }
-
-
-def recover_flight(flight_dir: Path, *, keep_original: bool = True) -> FlightRecovery:
-    """Recover every torn segment of a flight, rebuild ``metadata.yaml``, log the result.
-
-    The report is also appended to ``recovery.json`` in the flight directory,
-    so an investigator later sees that the flight was recovered and what was lost.
-
-    Raises:
-        FdrToolError: the directory holds no segments.
-    """
-    flight_dir = Path(flight_dir)
-    paths = flight_segments(flight_dir) if flight_dir.is_dir() else []
-    if not paths:
-        raise FdrToolError(f"no segments (<flight_id>_<index>.mcap) in {flight_dir}")
-    done = [r for p in paths if (r := recover_segment(p, keep_original=keep_original))]
-    rebuild_bag_metadata(flight_dir)
-    result = FlightRecovery(flight_dir, done, metadata_rebuilt=True)
-    if done:
-        log_path = flight_dir / RECOVERY_REPORT
-        history: list[Any] = []
-        if log_path.exists():
-            try:
-                loaded = json.loads(log_path.read_text())
-                history = loaded if isinstance(loaded, list) else [loaded]
-            except (OSError, ValueError):
-                history = []
-        history.append(result.as_dict())
-        tmp = log_path.with_name(log_path.name + ".tmp")
-        tmp.write_text(json.dumps(history, indent=2) + "\n")
-        os.replace(tmp, log_path)
-    return result
 
 
 # --- info / cat -----------------------------------------------------------------
