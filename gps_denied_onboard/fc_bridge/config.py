@@ -7,7 +7,7 @@ half has its own ``FixOutputConfig`` (``scheduler.py``); the node declares both.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Final
 
 from gps_denied_onboard.errors import ConfigError
@@ -90,6 +90,16 @@ class FcBridgeConfig:
             makes GNSS unhealthy.
         gnss_timeout_s: no GPS_RAW_INT for this long makes GNSS unhealthy.
         publish_rate_hz: rate of FcStatus/diagnostics publication (node).
+        telemetry_request: ask the autopilot for the telemetry below
+            (``streams.py``: SET_MESSAGE_INTERVAL, else REQUEST_DATA_STREAM).
+        telemetry_*_hz: rate asked for each consumed message; 0 = not asked.
+            ``attitude`` feeds ``/fc/imu`` (fast: the visual navigation
+            interpolates it at camera capture times); ``ekf_status`` is
+            EKF_STATUS_REPORT (ArduPilot) or ESTIMATOR_STATUS (PX4);
+            ``distance_sensor`` only where SYS_STATUS reports a rangefinder.
+        telemetry_ack_timeout_s: wait for each COMMAND_ACK (3 attempts).
+        telemetry_rerequest_s: while a requested message is missing, ask again
+            this often.
     """
 
     connection: str = "udpin:0.0.0.0:14550"
@@ -109,6 +119,18 @@ class FcBridgeConfig:
     gnss_max_hacc_m: float = 10.0
     gnss_timeout_s: float = 2.0
     publish_rate_hz: float = 5.0
+    telemetry_request: bool = True
+    telemetry_attitude_hz: float = 50.0
+    telemetry_gps_raw_int_hz: float = 5.0
+    telemetry_global_position_int_hz: float = 5.0
+    telemetry_ekf_status_hz: float = 5.0
+    telemetry_sys_status_hz: float = 2.0
+    telemetry_battery_status_hz: float = 2.0
+    telemetry_vfr_hud_hz: float = 5.0
+    telemetry_altitude_hz: float = 10.0
+    telemetry_distance_sensor_hz: float = 10.0
+    telemetry_ack_timeout_s: float = 0.5
+    telemetry_rerequest_s: float = 5.0
 
     def __post_init__(self) -> None:
         parse_connection(self.connection)
@@ -126,6 +148,8 @@ class FcBridgeConfig:
             "gnss_max_hacc_m",
             "gnss_timeout_s",
             "publish_rate_hz",
+            "telemetry_ack_timeout_s",
+            "telemetry_rerequest_s",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive", key=name)
@@ -136,8 +160,22 @@ class FcBridgeConfig:
                 "reconnect_backoff_max_s must be >= reconnect_backoff_min_s",
                 key="reconnect_backoff_max_s",
             )
+        for name, hz in self.telemetry_rates().items():
+            if not 0.0 <= hz <= 400.0:
+                raise ConfigError(
+                    f"telemetry_{name}_hz must be 0 (not asked) .. 400 Hz",
+                    key=f"telemetry_{name}_hz",
+                )
         if self.gnss_min_satellites < 0:
             raise ConfigError("gnss_min_satellites must be >= 0", key="gnss_min_satellites")
+
+    def telemetry_rates(self) -> dict[str, float]:
+        """``{"attitude": 50.0, ...}``: the ``telemetry_*_hz`` fields by message key."""
+        return {
+            f.name[len("telemetry_") : -len("_hz")]: float(getattr(self, f.name))
+            for f in fields(self)
+            if f.name.startswith("telemetry_") and f.name.endswith("_hz")
+        }
 
     @property
     def endpoint(self) -> Endpoint:

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import select
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -40,8 +38,10 @@ from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from gps_denied_onboard.clock import Clock
-from gps_denied_onboard.fc_bridge.config import Endpoint, FcBridgeConfig
+from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
 from gps_denied_onboard.fc_bridge.errors import FcConnectionError, FcProtocolError
+from gps_denied_onboard.fc_bridge.streams import TelemetryReport, TelemetryRequester
+from gps_denied_onboard.fc_bridge.transport import Transport, open_transport
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.records import FlightRecord, RecordSink
 
@@ -61,7 +61,6 @@ PRODUCER: Final = "fc_bridge"
 Handler = Callable[[Any, int], None]
 """``handler(msg, recv_ns)``: a decoded pymavlink message and its receive time."""
 
-_READ_SIZE: Final = 65536
 _POLL_S: Final = 0.05
 
 #: HEARTBEAT types that are not vehicles (MAVProxy's ``heartbeat_is_from_autopilot``).
@@ -158,161 +157,6 @@ def is_armed(msg: Any) -> bool:
     return bool(msg.base_mode & mavlink2.MAV_MODE_FLAG_SAFETY_ARMED)
 
 
-# --------------------------------------------------------------------------- transports
-
-
-class _Transport:
-    """A byte pipe with a pollable file descriptor."""
-
-    def fileno(self) -> int:
-        raise NotImplementedError
-
-    def read(self) -> bytes:
-        """Bytes available now (after select said readable). Raises OSError/EOFError."""
-        raise NotImplementedError
-
-    def write(self, data: bytes) -> bool:
-        """Write one frame; False when there is nobody to send to yet. Raises OSError."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class _UdpTransport(_Transport):
-    """``udpin`` binds and answers the last sender; ``udpout`` sends to a fixed address."""
-
-    def __init__(self, ep: Endpoint) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._sock.setblocking(False)
-            if ep.kind == "udpin":
-                self._sock.bind((ep.host, ep.port))
-                self._peer: tuple[str, int] | None = None
-            else:
-                self._peer = (ep.host, ep.port)
-        except OSError:
-            self._sock.close()
-            raise
-        self._fixed = ep.kind == "udpout"
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def read(self) -> bytes:
-        chunks = []
-        while True:
-            try:
-                data, addr = self._sock.recvfrom(_READ_SIZE)
-            except (BlockingIOError, InterruptedError):
-                break
-            except ConnectionRefusedError:
-                # ICMP port unreachable from a previous sendto: the peer is not up yet.
-                break
-            if not self._fixed:
-                self._peer = (addr[0], addr[1])
-            chunks.append(data)
-        return b"".join(chunks)
-
-    def write(self, data: bytes) -> bool:
-        if self._peer is None:
-            return False
-        try:
-            self._sock.sendto(data, self._peer)
-        except (BlockingIOError, ConnectionRefusedError):
-            return False
-        return True
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _TcpTransport(_Transport):
-    def __init__(self, ep: Endpoint) -> None:
-        self._sock = socket.create_connection((ep.host, ep.port), timeout=2.0)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.settimeout(1.0)
-
-    def fileno(self) -> int:
-        return self._sock.fileno()
-
-    def read(self) -> bytes:
-        data = self._sock.recv(_READ_SIZE)
-        if not data:
-            raise EOFError("TCP peer closed the connection")
-        return data
-
-    def write(self, data: bytes) -> bool:
-        self._sock.sendall(data)
-        return True
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-class _SerialTransport(_Transport):
-    """A tty in raw mode at the configured baud rate (termios; no pyserial needed)."""
-
-    def __init__(self, ep: Endpoint) -> None:
-        import termios
-        import tty
-
-        speed = getattr(termios, f"B{ep.port}", None)
-        if speed is None:
-            raise OSError(f"baud rate {ep.port} is not supported by termios")
-        self._fd = os.open(ep.host, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-        try:
-            tty.setraw(self._fd)
-            attrs = termios.tcgetattr(self._fd)
-            attrs[4] = attrs[5] = speed
-            attrs[2] |= termios.CLOCAL | termios.CREAD
-            attrs[2] &= ~termios.CRTSCTS
-            termios.tcsetattr(self._fd, termios.TCSANOW, attrs)
-        except (OSError, termios.error) as err:
-            os.close(self._fd)
-            raise OSError(f"cannot configure {ep.host}: {err}") from err
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def read(self) -> bytes:
-        try:
-            data = os.read(self._fd, _READ_SIZE)
-        except BlockingIOError:
-            return b""
-        if not data:
-            raise EOFError("serial device returned EOF")
-        return data
-
-    def write(self, data: bytes) -> bool:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self._fd, view)
-            except BlockingIOError:
-                _, writable, _ = select.select([], [self._fd], [], 0.1)
-                if not writable:
-                    return False
-                continue
-            view = view[n:]
-        return True
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-def open_transport(ep: Endpoint) -> _Transport:
-    """Open the transport for ``ep``. Raises OSError."""
-    if ep.kind in ("udpin", "udpout"):
-        return _UdpTransport(ep)
-    if ep.kind == "tcp":
-        return _TcpTransport(ep)
-    if ep.kind == "serial":
-        return _SerialTransport(ep)
-    raise OSError(f"unsupported transport {ep.kind!r}")
-
-
 class _TxFile:
     """The ``file`` pymavlink's MAVLink.send writes to; routes to the live transport."""
 
@@ -353,7 +197,7 @@ class FcLink:
         self._tx_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
-        self._transport: _Transport | None = None
+        self._transport: Transport | None = None
         self._transport_failed = threading.Event()
         self._reader: threading.Thread | None = None
         self._beater: threading.Thread | None = None
@@ -370,6 +214,21 @@ class FcLink:
         self._last: dict[str, tuple[Any, int]] = {}
         self._opened = False
         self._closed = False
+        self._telemetry: TelemetryRequester | None = None
+        if config.telemetry_request:
+            self._telemetry = TelemetryRequester(
+                self,
+                clock.now_ns,
+                config.telemetry_rates(),
+                self._telemetry_target,
+                ack_timeout_s=config.telemetry_ack_timeout_s,
+                rerequest_s=config.telemetry_rerequest_s,
+                on_reboot=lambda payload: self._emit("fc.autopilot_reboot", **payload),
+                logger=self._log,
+            )
+            for msg_type in TelemetryRequester.handled_types():
+                self.add_handler(msg_type, self._telemetry.on_message)
+            self.add_idle_hook(self._telemetry.poll)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -452,6 +311,14 @@ class FcLink:
     @property
     def armed(self) -> bool | None:
         return self._armed
+
+    def telemetry_report(self) -> TelemetryReport | None:
+        """Requested telemetry: achieved rate per message and named problems (None: off)."""
+        return None if self._telemetry is None else self._telemetry.report()
+
+    def _telemetry_target(self) -> tuple[int, int, str] | None:
+        ap = self._autopilot
+        return None if ap is None else (ap.sysid, ap.compid, ap.autopilot.value)
 
     def heartbeat_age_ns(self) -> int | None:
         last = self._last_hb_ns
@@ -637,13 +504,15 @@ class FcLink:
             return
 
     def _read_loop(self) -> None:
+        fed = False
         while not self._stop.is_set():
             transport = self._transport
             if transport is None or self._transport_failed.is_set():
                 self._reopen()
                 continue
             try:
-                readable, _, _ = select.select([transport], [], [], _POLL_S)
+                # block only when the last read drained the input (see add_idle_hook)
+                readable, _, _ = select.select([transport], [], [], 0 if fed else _POLL_S)
                 data = transport.read() if readable else b""
             except (OSError, EOFError, ValueError) as err:
                 self._count("transport_errors")
@@ -654,8 +523,11 @@ class FcLink:
                 continue
             if data:
                 self.feed(data)
+                fed = True
                 continue
-            # idle: everything that had arrived has been handled
+            fed = False
+            # drained: everything that had arrived has been handled (a steady stream
+            # faster than the poll period never leaves the reader idle for long)
             self._check_link()
             for hook in self._idle_hooks:
                 try:
@@ -767,6 +639,8 @@ class FcLink:
             self._link_up = True
             previous_mode, self._mode = self._mode, mode
             previous_armed, self._armed = self._armed, armed
+        if came_up and self._telemetry is not None:
+            self._telemetry.request_all("link_up")
         if came_up:
             self._emit(
                 "fc.link_up",

@@ -5,8 +5,18 @@ enough for the bridge's tests, benchmarks and the replay tool:
 
 * sends HEARTBEAT (vehicle type, autopilot, mode, armed) and telemetry
   (GLOBAL_POSITION_INT, GPS_RAW_INT, ATTITUDE, VFR_HUD, ALTITUDE, SYS_STATUS,
-  BATTERY_STATUS, and EKF_STATUS_REPORT on ArduPilot or ESTIMATOR_STATUS on PX4)
-  from a mutable :class:`SimFcState`;
+  BATTERY_STATUS, SYSTEM_TIME, EKF_STATUS_REPORT on ArduPilot or
+  ESTIMATOR_STATUS on PX4, DISTANCE_SENSOR with ``rangefinder=True``) from a
+  mutable :class:`SimFcState`, each message on its own interval;
+* streams like the firmware it plays (``streams="auto"``): ArduPilot sends
+  nothing beyond HEARTBEAT until asked (its ``SRn_*`` rates default to 0 on a
+  companion port), PX4 streams every message at ``telemetry_hz`` from boot.
+  Both honour ``MAV_CMD_SET_MESSAGE_INTERVAL`` (COMMAND_ACK ACCEPTED; ArduPilot
+  answers DENIED for ALTITUDE, which it does not send; interval -1 stops a
+  message, 0 restores the default) unless ``message_interval="refuse"``
+  (UNSUPPORTED) or ``"ignore"`` (no answer); ArduPilot honours
+  ``REQUEST_DATA_STREAM`` with its own stream groups, PX4 ignores it.
+  :meth:`SimFc.reboot` restarts ``time_boot_ms`` and forgets every request;
 * answers PARAM_REQUEST_READ and PARAM_REQUEST_LIST from a parameter dict.
   A read of a name the firmware does not have gets **no answer**, which is what
   ArduPilot (``GCS_MAVLINK::param_io_timer``) and PX4
@@ -119,9 +129,25 @@ class SimFc:
         telemetry_hz: float = 10.0,
         param_error: bool = False,
         clock: Clock | None = None,
+        streams: str = "auto",
+        message_interval: str = "accept",
+        rangefinder: bool = False,
+        silent: Iterable[str] = (),
     ) -> None:
         if autopilot not in ("ardupilot", "px4"):
             raise ValueError(f"autopilot must be 'ardupilot' or 'px4', got {autopilot!r}")
+        if streams == "auto":
+            streams = "ask" if autopilot == "ardupilot" else "default"
+        if streams not in ("ask", "default") or message_interval not in (
+            "accept",
+            "refuse",
+            "ignore",
+        ):
+            raise ValueError("streams: auto|ask|default; message_interval: accept|refuse|ignore")
+        self.streams = streams
+        self.message_interval = message_interval
+        self.rangefinder = rangefinder
+        self.silent = frozenset(silent)  # accepted when asked for, yet never sent
         self.autopilot = autopilot
         default = ARDUPILOT_DEFAULT_PARAMS if autopilot == "ardupilot" else PX4_DEFAULT_PARAMS
         self._params: dict[str, float] = dict(default if params is None else params)
@@ -151,6 +177,10 @@ class SimFc:
         self._parser = mavlink2.MAVLink(None, sysid, compid)
         self._parser.robust_parsing = True
         self._boot_ns = self._clock.now_ns()
+        self._intervals: dict[str, float] = self._default_intervals()
+        self._due: dict[str, float] = {}
+        self.reboots = 0
+        self.source_set = 1
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -219,6 +249,42 @@ class SimFc:
     def resume_heartbeats(self) -> None:
         self._heartbeats_on.set()
         self._telemetry_on.set()
+
+    def reboot(self) -> None:
+        """Restart: ``time_boot_ms`` from 0 and every message back to its boot default
+        (nothing on ArduPilot in ask-first mode)."""
+        with self._lock:
+            self._boot_ns = self._clock.now_ns()
+            self._intervals = self._default_intervals()
+            self._due.clear()
+            self.reboots += 1
+
+    def intervals(self) -> dict[str, float]:
+        """Message name -> current send interval in seconds (messages being sent)."""
+        with self._lock:
+            return dict(self._intervals)
+
+    def messages(self) -> tuple[str, ...]:
+        """The telemetry messages this FC can send."""
+        names = [
+            "GLOBAL_POSITION_INT",
+            "GPS_RAW_INT",
+            "ATTITUDE",
+            "VFR_HUD",
+            "ALTITUDE",
+            "SYS_STATUS",
+            "BATTERY_STATUS",
+            "SYSTEM_TIME",
+            "EKF_STATUS_REPORT" if self.autopilot == "ardupilot" else "ESTIMATOR_STATUS",
+        ]
+        if self.rangefinder:
+            names.append("DISTANCE_SENSOR")
+        return tuple(names)
+
+    def _default_intervals(self) -> dict[str, float]:
+        if self.streams == "ask":
+            return {}
+        return dict.fromkeys(self.messages(), 1.0 / self.telemetry_hz)
 
     def ignore_param_requests(self, ignore: bool = True) -> None:
         self._answer_params = not ignore
@@ -308,9 +374,80 @@ class SimFc:
                     self._cond.notify_all()
                 self._handle(msg)
 
+    def _for_me(self, msg: Any) -> bool:
+        return bool(
+            msg.target_system in (0, self.sysid) and msg.target_component in (0, self.compid)
+        )
+
+    def _on_command(self, msg: Any) -> None:
+        if not self._for_me(msg):
+            return
+        if msg.command == mavlink2.MAV_CMD_SET_MESSAGE_INTERVAL:
+            if self.message_interval == "ignore":
+                return
+            result = self._set_interval(int(msg.param1), float(msg.param2))
+            if self.message_interval == "refuse":
+                result = int(mavlink2.MAV_RESULT_UNSUPPORTED)
+            self._ack(msg, result)
+        elif msg.command == mavlink2.MAV_CMD_SET_EKF_SOURCE_SET and self.autopilot == "ardupilot":
+            ok = 1 <= round(msg.param1) <= 3
+            with self._lock:
+                if ok:
+                    self.source_set = round(msg.param1)
+            self._ack(msg, int(mavlink2.MAV_RESULT_ACCEPTED if ok else mavlink2.MAV_RESULT_DENIED))
+
+    def _ack(self, msg: Any, result: int) -> None:
+        self.send_message(
+            self._mav.command_ack_encode(
+                msg.command, result, 0, 0, msg.get_srcSystem(), msg.get_srcComponent()
+            )
+        )
+
+    def _set_interval(self, msgid: int, interval_us: float) -> int:
+        """Apply a SET_MESSAGE_INTERVAL (when honoured); returns the MAV_RESULT."""
+        name = mavlink2.mavlink_map[msgid].msgname if msgid in mavlink2.mavlink_map else ""
+        if name not in self.messages() or (self.autopilot == "ardupilot" and name == "ALTITUDE"):
+            return int(mavlink2.MAV_RESULT_DENIED)  # ArduPilot: "No ap_message for mavlink id"
+        if self.message_interval != "accept":
+            return int(mavlink2.MAV_RESULT_UNSUPPORTED)
+        with self._lock:
+            if interval_us < 0:
+                self._intervals.pop(name, None)
+            elif interval_us == 0:
+                default = self._default_intervals().get(name)
+                if default is None:
+                    self._intervals.pop(name, None)
+                else:
+                    self._intervals[name] = default
+            else:
+                self._intervals[name] = interval_us / 1e6
+            self._due.pop(name, None)
+        return int(mavlink2.MAV_RESULT_ACCEPTED)
+
+    def _on_data_stream(self, msg: Any) -> None:
+        if self.autopilot != "ardupilot" or not self._for_me(msg):
+            return  # PX4 ignores REQUEST_DATA_STREAM
+        stream = int(msg.req_stream_id)
+        names = [
+            n
+            for n in self.messages()
+            if n in _ARDUPILOT_STREAMS.get(stream, ()) or stream == mavlink2.MAV_DATA_STREAM_ALL
+        ]
+        with self._lock:
+            for name in names:
+                if msg.start_stop and msg.req_message_rate > 0:
+                    self._intervals[name] = 1.0 / msg.req_message_rate
+                else:
+                    self._intervals.pop(name, None)
+                self._due.pop(name, None)
+
     def _handle(self, msg: Any) -> None:
         t = msg.get_type()
-        if t == "PARAM_REQUEST_READ" and self._answer_params:
+        if t == "COMMAND_LONG":
+            self._on_command(msg)
+        elif t == "REQUEST_DATA_STREAM":
+            self._on_data_stream(msg)
+        elif t == "PARAM_REQUEST_READ" and self._answer_params:
             if msg.target_system != self.sysid or msg.target_component not in (0, self.compid):
                 return
             name = msg.param_id
@@ -380,17 +517,21 @@ class SimFc:
         )
 
     def telemetry(self) -> list[Any]:
-        """The telemetry burst for the current state."""
+        """One of every telemetry message this FC can send, for the current state."""
+        return [self.build(name) for name in self.messages()]
+
+    def build(self, name: str) -> Any:
+        """The telemetry message ``name`` for the current state."""
         mav = self._mav
-        boot_ms = (self._clock.now_ns() - self._boot_ns) // 1_000_000 & 0xFFFFFFFF
         with self._lock:
+            boot_ms = (self._clock.now_ns() - self._boot_ns) // 1_000_000 & 0xFFFFFFFF
             s = self.state
             vn, ve, vd = s.vel_ned_mps
             hdg = round(math.degrees(s.yaw_rad) % 360 * 100)
             cog = round(math.degrees(math.atan2(ve, vn)) % 360 * 100)
             speed = math.hypot(vn, ve)
-            out = [
-                mav.global_position_int_encode(
+            if name == "GLOBAL_POSITION_INT":
+                return mav.global_position_int_encode(
                     boot_ms,
                     round(s.lat_deg * 1e7),
                     round(s.lon_deg * 1e7),
@@ -400,8 +541,9 @@ class SimFc:
                     round(ve * 100),
                     round(vd * 100),
                     hdg,
-                ),
-                mav.gps_raw_int_encode(
+                )
+            if name == "GPS_RAW_INT":
+                return mav.gps_raw_int_encode(
                     boot_ms * 1000,
                     s.fix_type,
                     round(s.lat_deg * 1e7),
@@ -418,16 +560,25 @@ class SimFc:
                     300,
                     0,
                     0,
-                ),
-                mav.attitude_encode(boot_ms, s.roll_rad, s.pitch_rad, s.yaw_rad, 0.0, 0.0, 0.0),
-                mav.vfr_hud_encode(speed, speed, hdg // 100, 0, s.alt_msl_m, -vd),
-                mav.altitude_encode(
+                )
+            if name == "ATTITUDE":
+                return mav.attitude_encode(
+                    boot_ms, s.roll_rad, s.pitch_rad, s.yaw_rad, 0.0, 0.0, 0.0
+                )
+            if name == "VFR_HUD":
+                return mav.vfr_hud_encode(speed, speed, hdg // 100, 0, s.alt_msl_m, -vd)
+            if name == "ALTITUDE":
+                return mav.altitude_encode(
                     boot_ms * 1000, s.alt_msl_m, s.alt_msl_m, s.rel_alt_m, s.rel_alt_m, 0.0, 0.0
-                ),
-                mav.sys_status_encode(
-                    0,
-                    0,
-                    0,
+                )
+            if name == "SYS_STATUS":
+                present = mavlink2.MAV_SYS_STATUS_SENSOR_GPS | (
+                    mavlink2.MAV_SYS_STATUS_SENSOR_LASER_POSITION if self.rangefinder else 0
+                )
+                return mav.sys_status_encode(
+                    present,
+                    present,
+                    present,
                     500,
                     round(s.battery_voltage_v * 1000),
                     round(s.battery_current_a * 100),
@@ -438,8 +589,9 @@ class SimFc:
                     0,
                     0,
                     0,
-                ),
-                mav.battery_status_encode(
+                )
+            if name == "BATTERY_STATUS":
+                return mav.battery_status_encode(
                     0,
                     mavlink2.MAV_BATTERY_FUNCTION_ALL,
                     mavlink2.MAV_BATTERY_TYPE_LIPO,
@@ -449,21 +601,29 @@ class SimFc:
                     -1,
                     -1,
                     s.battery_remaining_pct,
-                ),
-            ]
-            if self.autopilot == "ardupilot":
-                out.append(
-                    mav.ekf_status_report_encode(
-                        s.ekf_flags, 0.1, s.ekf_pos_horiz_variance, 0.1, 0.1, 0.0
-                    )
                 )
-            else:
-                out.append(
-                    mav.estimator_status_encode(
-                        boot_ms * 1000, s.ekf_flags, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.5, 0.5
-                    )
+            if name == "SYSTEM_TIME":
+                return mav.system_time_encode(0, boot_ms)
+            if name == "EKF_STATUS_REPORT":
+                return mav.ekf_status_report_encode(
+                    s.ekf_flags, 0.1, s.ekf_pos_horiz_variance, 0.1, 0.1, 0.0
                 )
-        return out
+            if name == "ESTIMATOR_STATUS":
+                return mav.estimator_status_encode(
+                    boot_ms * 1000, s.ekf_flags, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.5, 0.5
+                )
+            if name == "DISTANCE_SENSOR":
+                return mav.distance_sensor_encode(
+                    boot_ms,
+                    20,
+                    4000,
+                    max(0, round(s.rel_alt_m * 100)),
+                    mavlink2.MAV_DISTANCE_SENSOR_LASER,
+                    0,
+                    mavlink2.MAV_SENSOR_ROTATION_PITCH_270,
+                    0,
+                )
+        raise ValueError(f"SimFc cannot build {name!r}")
 
     def _hb_loop(self) -> None:
         period = 1.0 / self.heartbeat_hz
@@ -473,12 +633,43 @@ class SimFc:
             self._stop.wait(period)
 
     def _tm_loop(self) -> None:
-        period = 1.0 / self.telemetry_hz
+        """Each message on its own interval, at absolute deadlines (no drift)."""
         while not self._stop.is_set():
+            now = self._clock.now_ns() / 1e9
+            due_now: list[str] = []
+            with self._lock:
+                for name, interval in self._intervals.items():
+                    due = self._due.get(name)
+                    if due is None:
+                        due = now
+                    if due <= now:
+                        due_now.append(name)
+                        # keep the phase; after a stall, re-anchor instead of bursting
+                        due = due + interval if now - due < interval else now + interval
+                    self._due[name] = due
+                wake = min(self._due.values(), default=now + 0.05)
             if self._telemetry_on.is_set():
-                for msg in self.telemetry():
-                    self.send_message(msg)
-            self._stop.wait(period)
+                for name in due_now:
+                    if name in self.silent:
+                        continue
+                    self.send_message(self.build(name))
+            self._stop.wait(min(0.05, max(0.0, wake - self._clock.now_ns() / 1e9)))
+
+
+#: ArduPilot's REQUEST_DATA_STREAM groups, as the simulated ArduPilot honours them
+#: (GCS_Mavlink.cpp STREAM_EXTENDED_STATUS, _POSITION, _EXTRA1, _EXTRA2, _EXTRA3).
+_ARDUPILOT_STREAMS: Final[dict[int, tuple[str, ...]]] = {
+    mavlink2.MAV_DATA_STREAM_EXTENDED_STATUS: ("SYS_STATUS", "GPS_RAW_INT"),
+    mavlink2.MAV_DATA_STREAM_POSITION: ("GLOBAL_POSITION_INT",),
+    mavlink2.MAV_DATA_STREAM_EXTRA1: ("ATTITUDE",),
+    mavlink2.MAV_DATA_STREAM_EXTRA2: ("VFR_HUD",),
+    mavlink2.MAV_DATA_STREAM_EXTRA3: (
+        "SYSTEM_TIME",
+        "DISTANCE_SENSOR",
+        "BATTERY_STATUS",
+        "EKF_STATUS_REPORT",
+    ),
+}
 
 
 class _SockFile:

@@ -453,12 +453,27 @@ class FcBridgeNode(LifecycleNode):
                 values["origin.altitude_msl"] = held.altitude_msl_m
         if self._preflight_lines:
             values["preflight"] = "; ".join(self._preflight_lines)
+        telemetry = link.telemetry_report()
+        telemetry_problems: tuple[str, ...] = ()
+        if telemetry is not None:
+            for stream in telemetry.streams:
+                values[f"telemetry.{stream.name}"] = (
+                    f"{stream.achieved_hz:.1f}/{stream.requested_hz:g} Hz {stream.method}"
+                )
+            telemetry_problems = telemetry.problems
+            values["telemetry.health"] = "; ".join(telemetry_problems) or "ok"
+            values["telemetry.rounds"] = telemetry.rounds
+            values["telemetry.reboots"] = telemetry.reboots
         level = self._diag.OK if st.link_ok else self._diag.ERROR
-        if st.link_ok and (self._preflight_lines or not health.healthy or waiting_origin):
+        if st.link_ok and (
+            self._preflight_lines or not health.healthy or waiting_origin or telemetry_problems
+        ):
             level = self._diag.WARN
         message = "link ok" if st.link_ok else "link lost"
         if st.link_ok and waiting_origin:
             message = "link ok, waiting for the EKF origin"
+        elif st.link_ok and telemetry_problems:
+            message = "link ok, telemetry: " + "; ".join(telemetry_problems)
         self._diag.publish(level, message, values)
 
 

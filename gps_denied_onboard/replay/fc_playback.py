@@ -9,6 +9,14 @@ sim clock (a ``use_sim_time`` node's clock, which follows the replay's
 ``/clock``; a :class:`~gps_denied_onboard.clock.ManualClock` in tests) and the
 FC bridge's input and output become part of the replay.
 
+A recording streams what the recorded autopilot streamed, whatever the bridge
+asks: the sim FC still answers the bridge's SET_MESSAGE_INTERVAL requests (it
+plays the autopilot's command handling), but with its synthetic telemetry muted
+only the recorded frames arrive, at their recorded rates. The bridge's
+diagnostics then show those rates against the requested ones (e.g. the
+sample flight's 10 Hz ATTITUDE as ``slow`` against 50 Hz), which is the truth
+about the recording.
+
 Frames go out in file order, each once; a frame already due when first seen
 is sent at once (catch-up), so a late start never drops input. If sim time
 jumps back (``--loop``), the playback starts again from the first frame.

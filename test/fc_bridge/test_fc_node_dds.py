@@ -15,10 +15,12 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Imu, NavSatFix  # noqa: E402
+from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.nodes.common import (  # noqa: E402
     RECORD_QOS,
+    TOPIC_FC_ALTITUDE,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
     TOPIC_FC_STATUS,
@@ -46,16 +48,19 @@ def _node(connection: str, **extra: object) -> FcBridgeNode:
 def test_node_activates_publishes_status_and_forwards_alerts(
     ros: MultiThreadedExecutor, autopilot: str
 ) -> None:
+    # ArduPilot plays ask-first (nothing but HEARTBEAT until asked), PX4 streams by default
     fc = SimFc(autopilot, heartbeat_hz=5.0, telemetry_hz=10.0).start()
     node = _node(fc.connection)
     probe = Node("fc_probe")
     statuses: list[FcStatus] = []
     navsats: list[NavSatFix] = []
     imus: list[Imu] = []
+    alts: list[Float64] = []
     records: list[FdrRecord] = []
     probe.create_subscription(FcStatus, TOPIC_FC_STATUS, statuses.append, 10)
     probe.create_subscription(NavSatFix, TOPIC_FC_NAVSAT, navsats.append, qos_profile_sensor_data)
     probe.create_subscription(Imu, TOPIC_FC_IMU, imus.append, qos_profile_sensor_data)
+    probe.create_subscription(Float64, TOPIC_FC_ALTITUDE, alts.append, qos_profile_sensor_data)
     probe.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, records.append, RECORD_QOS)
     alerts = probe.create_publisher(GcsAlert, TOPIC_GCS_ALERTS, RECORD_QOS)
     ros.add_node(node)
@@ -70,8 +75,15 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         assert st.mode == ("STABILIZE" if autopilot == "ardupilot" else "POSCTL")
         assert st.satellites_visible == 12 and st.gnss_fix_type == 3
         assert st.battery_remaining_pct == 87
-        assert wait_until(lambda: bool(navsats) and bool(imus), 5.0)
+        assert wait_until(lambda: bool(navsats) and bool(imus) and bool(alts), 5.0)
         assert navsats[-1].latitude == pytest.approx(47.397742)
+        assert alts[-1].data == pytest.approx(488.0)
+        # every requested message was asked for and honoured: no telemetry problem
+        link = node._link
+        assert link is not None
+        assert wait_until(lambda: link.telemetry_report().ok, 5.0), link.telemetry_report()
+        if autopilot == "ardupilot":
+            assert fc.intervals()["ATTITUDE"] == pytest.approx(0.02)  # 50 Hz, as asked
         assert wait_until(lambda: any(r.kind == "fc.link_up" for r in records), 5.0)
         assert wait_until(lambda: alerts.get_subscription_count() > 0, 5.0)
         alerts.publish(GcsAlert(severity=GcsAlert.CRITICAL, source="fdr", text="disk full"))
