@@ -31,6 +31,7 @@ from mcap.writer import CompressionType, Writer
 
 from gps_denied_onboard.clock import ManualClock, MonotonicClock
 from gps_denied_onboard.fdr import FdrConfig, FlightRecorder
+from gps_denied_onboard.fdr.config import MAX_SEGMENT_SIZE_BYTES
 from gps_denied_onboard.records import FlightRecord
 
 T0 = 1_778_544_000 * 1_000_000_000
@@ -50,7 +51,7 @@ def _records(n: int) -> list[FlightRecord]:
 
 def _recorder(root: Path, ring: int) -> FlightRecorder:
     cfg = FdrConfig(flight_root=root, free_space_floor_bytes=0, ring_capacity=ring,
-                    segment_size_bytes=1 << 30)
+                    segment_size_bytes=MAX_SEGMENT_SIZE_BYTES)
     return FlightRecorder(cfg, ManualClock(T0), MonotonicClock())
 
 

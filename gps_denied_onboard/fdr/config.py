@@ -10,6 +10,12 @@ from gps_denied_onboard.errors import ConfigError
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+#: Largest ``segment_size_bytes``. Foxglove opens an MCAP file without a usable index
+#: (a torn segment before ``recover``) only up to 1 GiB, loading it whole into memory;
+#: a segment overshoots its size by up to one writer pass before it rotates. Half of
+#: that limit keeps every segment, torn or closed, openable by every reader in the
+#: README's table.
+MAX_SEGMENT_SIZE_BYTES = 512 * MIB
 
 
 @dataclass(frozen=True)
@@ -18,7 +24,8 @@ class FdrConfig:
 
     Attributes:
         flight_root: directory holding one sub-directory per flight and the lock file.
-        segment_size_bytes: rotate to a new segment once the open one reaches this size.
+        segment_size_bytes: rotate to a new segment once the open one reaches this size
+            (64 KiB .. :data:`MAX_SEGMENT_SIZE_BYTES`).
         batch_size: records the writer takes from one ring before moving to the next.
         flight_cap_bytes: CapacityCapPolicy's per-flight cap on segment bytes.
         ring_capacity: default per-producer ring size, in records. At the design peak of
@@ -76,6 +83,12 @@ class FdrConfig:
         if self.segment_size_bytes < 64 * KIB:
             raise ConfigError(
                 "segment_size_bytes must be at least 64 KiB", key="segment_size_bytes"
+            )
+        if self.segment_size_bytes > MAX_SEGMENT_SIZE_BYTES:
+            raise ConfigError(
+                f"segment_size_bytes must be at most {MAX_SEGMENT_SIZE_BYTES} (512 MiB): "
+                "Foxglove refuses an unindexed (torn) MCAP file over 1 GiB",
+                key="segment_size_bytes",
             )
         if self.fsync_period_ns > 1_000_000_000:
             raise ConfigError("fsync_period_ns must be at most 1 s", key="fsync_period_ns")
