@@ -104,11 +104,24 @@ TAKEOFF_KINDS: dict[str, KindSpec] = {
     "takeoff.heartbeat": _k("seq phase"),
 }
 
+# --- visual position estimator (visual_nav/) ---------------------------------
+VISUAL_NAV_KINDS: dict[str, KindSpec] = {
+    "vnav.fix": _k(
+        "latitude longitude sigma_m quality margin score",
+        "altitude_msl height_m height_source heading_offset_deg scale search_radius_m "
+        "prior_source latency_ms reset_counter velocity_valid footprint_m",
+    ),
+    "vnav.reject": _k("reason", "message margin score search_radius_m age_ms gap_ms latency_ms"),
+    "vnav.relocalized": _k("jump_m reset_counter", "sigma_m prior_source"),
+    "vnav.map_loaded": _k("zoom tiles missing", "centre_latitude centre_longitude size_m"),
+}
+
 KNOWN_KINDS: Final[Mapping[str, KindSpec]] = {
     **FDR_KINDS,
     **TILE_CACHE_KINDS,
     **FC_BRIDGE_KINDS,
     **TAKEOFF_KINDS,
+    **VISUAL_NAV_KINDS,
 }
 
 

@@ -1,0 +1,221 @@
+"""Pinhole camera model, camera mounting and attitude rotations.
+
+Frames (all right-handed, REP-103 / REP-105):
+
+- **world**: local ENU (x east, y north, z up), metres, tangent at the vehicle;
+- **body**: FLU (x forward, y left, z up), the ROS ``base_link``;
+- **camera**: optical (x right in the image, y down, z along the optical axis).
+
+The autopilot reports attitude as NED/FRD Euler angles; ``sensor_msgs/Imu``
+from the FC bridge carries the same orientation as an ENU-from-FLU quaternion,
+which is what :func:`rotation_from_quaternion` takes.
+
+The mounting is ``R_body_from_camera``. The default is a nadir camera with the
+image top towards the nose: camera z = body down, camera x = body right,
+camera y = body backwards. ``mount_rpy_deg`` turns that nominal mount by
+extrinsic body-frame rotations (roll about x, then pitch about y, then yaw
+about z). Pitch is about FLU +y (left), so a camera tilted forward of nadir
+by ``t`` degrees has ``mount_rpy_deg = (0, -t, 0)``.
+
+Intrinsics and distortion come from ``sensor_msgs/CameraInfo`` (``plumb_bob``
+and ``rational_polynomial`` are OpenCV's own models; ``equidistant`` is
+OpenCV's fisheye model). Projection and undistortion are OpenCV's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.errors import CameraModelError
+
+F64 = NDArray[np.float64]
+
+#: Nominal nadir mount: columns are the camera axes expressed in FLU body axes.
+R_BODY_FROM_NADIR_CAMERA: Final = np.array(
+    [[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=np.float64
+)
+
+DISTORTION_MODELS: Final = ("plumb_bob", "rational_polynomial", "equidistant", "")
+
+
+def rot_x(a: float) -> F64:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def rot_y(a: float) -> F64:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def rot_z(a: float) -> F64:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def rotation_from_quaternion(x: float, y: float, z: float, w: float) -> F64:
+    """Rotation matrix of a unit quaternion (normalised here)."""
+    n = math.sqrt(x * x + y * y + z * z + w * w)
+    if not math.isfinite(n) or n < 1e-9:
+        raise CameraModelError(f"quaternion ({x}, {y}, {z}, {w}) is not a rotation")
+    x, y, z, w = x / n, y / n, z / n, w / n
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def enu_from_flu_of_ned_euler(roll: float, pitch: float, yaw_ned: float) -> F64:
+    """``R_world(ENU)_from_body(FLU)`` for the autopilot's NED/FRD Euler angles.
+
+    ``R_ned_from_frd = Rz(yaw) Ry(pitch) Rx(roll)``; ENU and NED, FLU and FRD
+    differ by the fixed swap ``diag``-like matrix ``P`` (its own inverse).
+    """
+    p = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])  # ENU<->NED
+    q = np.diag([1.0, -1.0, -1.0])  # FLU<->FRD
+    r_ned_frd = rot_z(yaw_ned) @ rot_y(pitch) @ rot_x(roll)
+    return p @ r_ned_frd @ q
+
+
+def ned_euler_of_enu_from_flu(r_enu_flu: F64) -> tuple[float, float, float]:
+    """Inverse of :func:`enu_from_flu_of_ned_euler`: (roll, pitch, yaw_ned) in radians."""
+    p = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+    q = np.diag([1.0, -1.0, -1.0])
+    r = p @ r_enu_flu @ q
+    pitch = -math.asin(max(-1.0, min(1.0, float(r[2, 0]))))
+    roll = math.atan2(float(r[2, 1]), float(r[2, 2]))
+    yaw = math.atan2(float(r[1, 0]), float(r[0, 0]))
+    return roll, pitch, yaw
+
+
+def mount_rotation(mount_rpy_deg: Sequence[float]) -> F64:
+    """``R_body_from_camera`` for a mount turned by ``mount_rpy_deg`` from nadir."""
+    if len(mount_rpy_deg) != 3 or not all(math.isfinite(v) for v in mount_rpy_deg):
+        raise CameraModelError(f"mount_rpy_deg must be 3 finite angles, got {mount_rpy_deg!r}")
+    r, p, y = (math.radians(v) for v in mount_rpy_deg)
+    return rot_z(y) @ rot_y(p) @ rot_x(r) @ R_BODY_FROM_NADIR_CAMERA
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """Intrinsics and distortion of one camera, as ``sensor_msgs/CameraInfo`` states them.
+
+    Attributes:
+        width / height: image size in pixels the intrinsics refer to.
+        k: the 3x3 camera matrix, row-major (CameraInfo ``k``).
+        distortion_model: CameraInfo ``distortion_model``.
+        d: distortion coefficients (CameraInfo ``d``).
+    """
+
+    width: int
+    height: int
+    k: tuple[float, ...]
+    distortion_model: str = "plumb_bob"
+    d: tuple[float, ...] = ()
+    _kmat: F64 = field(init=False, repr=False, compare=False)
+    _dvec: F64 = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise CameraModelError(f"camera size {self.width}x{self.height} is empty")
+        if len(self.k) != 9 or not all(math.isfinite(v) for v in self.k):
+            raise CameraModelError(f"camera matrix k needs 9 finite values, got {self.k!r}")
+        fx, _, _, _, fy, *_ = self.k
+        if fx <= 0 or fy <= 0:
+            raise CameraModelError(f"focal lengths must be positive, got fx={fx} fy={fy}")
+        if self.distortion_model not in DISTORTION_MODELS:
+            raise CameraModelError(
+                f"distortion model {self.distortion_model!r} not supported "
+                f"(supported: {', '.join(m for m in DISTORTION_MODELS if m)})"
+            )
+        if not all(math.isfinite(v) for v in self.d):
+            raise CameraModelError(f"distortion coefficients must be finite, got {self.d!r}")
+        if self.distortion_model == "equidistant" and len(self.d) not in (0, 4):
+            raise CameraModelError("equidistant distortion needs 4 coefficients")
+        object.__setattr__(self, "_kmat", np.array(self.k, dtype=np.float64).reshape(3, 3))
+        object.__setattr__(self, "_dvec", np.array(self.d, dtype=np.float64))
+
+    @classmethod
+    def pinhole(cls, width: int, height: int, hfov_deg: float) -> CameraModel:
+        """An undistorted pinhole camera with square pixels and a centred principal point."""
+        f = (width / 2.0) / math.tan(math.radians(hfov_deg) / 2.0)
+        return cls(width, height, (f, 0.0, width / 2.0, 0.0, f, height / 2.0, 0.0, 0.0, 1.0))
+
+    @property
+    def matrix(self) -> F64:
+        return self._kmat
+
+    @property
+    def focal_px(self) -> float:
+        return float(math.sqrt(self._kmat[0, 0] * self._kmat[1, 1]))
+
+    def _has_distortion(self) -> bool:
+        return bool(self._dvec.size) and bool(np.any(self._dvec != 0.0))
+
+    def scaled(self, width: int, height: int) -> CameraModel:
+        """The same camera for an image resized to ``width`` x ``height``."""
+        sx, sy = width / self.width, height / self.height
+        fx, s, cx, _, fy, cy, *_ = self.k
+        k = (fx * sx, s * sx, cx * sx, 0.0, fy * sy, cy * sy, 0.0, 0.0, 1.0)
+        return CameraModel(width, height, k, self.distortion_model, self.d)
+
+    def rays(self, uv: F64) -> F64:
+        """Unit-less camera-frame rays ``(x, y, 1)`` of pixel coordinates ``uv`` (N x 2)."""
+        pts = np.ascontiguousarray(uv, dtype=np.float64).reshape(-1, 1, 2)
+        if not self._has_distortion():
+            fx, fy = self._kmat[0, 0], self._kmat[1, 1]
+            cx, cy, skew = self._kmat[0, 2], self._kmat[1, 2], self._kmat[0, 1]
+            y = (pts[:, 0, 1] - cy) / fy
+            x = (pts[:, 0, 0] - cx - skew * y) / fx
+        elif self.distortion_model == "equidistant":
+            und = cv2.fisheye.undistortPoints(pts, self._kmat, self._dvec)
+            x, y = und[:, 0, 0], und[:, 0, 1]
+        else:
+            und = cv2.undistortPoints(pts, self._kmat, self._dvec)
+            x, y = und[:, 0, 0], und[:, 0, 1]
+        return np.stack([x, y, np.ones_like(x)], axis=1)
+
+    def project(self, points_cam: F64) -> F64:
+        """Pixel coordinates (N x 2) of camera-frame points (N x 3, z > 0)."""
+        pts = np.ascontiguousarray(points_cam, dtype=np.float64).reshape(-1, 1, 3)
+        zero = np.zeros(3)
+        if self.distortion_model == "equidistant" and self._has_distortion():
+            out, _ = cv2.fisheye.projectPoints(pts, zero, zero, self._kmat, self._dvec)
+        else:
+            dvec = self._dvec if self._has_distortion() else np.zeros(0)
+            out, _ = cv2.projectPoints(pts, zero, zero, self._kmat, dvec)
+        return np.asarray(out, np.float64).reshape(-1, 2)
+
+
+def ground_points(
+    camera: CameraModel,
+    r_world_from_camera: F64,
+    height_m: float,
+    uv: F64,
+    *,
+    min_depression_rad: float = math.radians(20.0),
+) -> tuple[F64, NDArray[np.bool_]]:
+    """Where pixel rays meet flat ground ``height_m`` below the camera.
+
+    Returns:
+        (en, ok): east/north offsets in metres from the camera's nadir (N x 2)
+        and which rays reach the ground at least ``min_depression_rad`` below
+        the horizon (others are NaN).
+    """
+    rays = camera.rays(uv) @ r_world_from_camera.T
+    norm = np.linalg.norm(rays, axis=1)
+    down = -rays[:, 2] / norm
+    ok = down > math.sin(min_depression_rad)
+    t = np.where(ok, height_m / np.where(ok, -rays[:, 2], 1.0), np.nan)
+    en = rays[:, :2] * t[:, None]
+    return en, ok

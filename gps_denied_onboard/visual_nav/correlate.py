@@ -1,0 +1,157 @@
+"""Masked zero-normalised cross-correlation of two-channel fields, by DFT.
+
+The template (a rectified camera frame's orientation field) has an arbitrary
+valid region: a tilted camera's footprint is a trapezoid, a turned one sits
+diagonally in its north-up box. So the normalisation is the masked one
+(Padfield, "Masked object registration in the Fourier domain", 2012): at every
+placement the window's mean and energy are taken under the template's mask
+only. Everything is a handful of real DFTs of one padded size:
+
+    num(s)  = sum_c sum_x t~_c(x) w_c(x+s)          t~ = (t - mean_mask t) * mask
+    S1_c(s) = sum_x m(x) w_c(x+s)
+    S2(s)   = sum_x m(x) sum_c w_c(x+s)^2
+    zncc(s) = num / sqrt(|t~|^2 * (S2 - sum_c S1_c^2 / N))
+
+Only placements with the template wholly inside the window are returned, so
+the circular wrap of the DFT never reaches them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+
+
+def _dft(a: NDArray[np.float32], shape: tuple[int, int]) -> NDArray[np.float32]:
+    pad = np.zeros(shape, dtype=np.float32)
+    pad[: a.shape[0], : a.shape[1]] = a
+    return np.asarray(cv2.dft(pad, flags=cv2.DFT_COMPLEX_OUTPUT), np.float32)
+
+
+def _corr(fw: NDArray[np.float32], ft: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``sum_x t(x) w(x+s)`` from the two spectra (un-normalised inverse DFT)."""
+    return np.asarray(cv2.mulSpectrums(fw, ft, 0, conjB=True), np.float32)
+
+
+def _idft(spec: NDArray[np.float32]) -> NDArray[np.float32]:
+    return np.asarray(cv2.idft(spec, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE), np.float32)
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template prepared once for correlation against any window."""
+
+    channels: tuple[F32, ...]  # zero-mean under the mask, zero outside it
+    mask: F32
+    count: float  # valid pixels
+    energy: float  # sum of squares of the zero-mean channels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.mask.shape[0]), int(self.mask.shape[1]))
+
+
+def prepare_template(channels: tuple[F32, ...], mask: NDArray[np.generic]) -> Template:
+    m = (np.asarray(mask) > 0).astype(np.float32)
+    n = float(m.sum())
+    out = []
+    energy = 0.0
+    for c in channels:
+        mean = float((c * m).sum() / n) if n else 0.0
+        z = ((c - mean) * m).astype(np.float32)
+        energy += float((z * z).sum())
+        out.append(z)
+    return Template(tuple(out), m, n, energy)
+
+
+def masked_zncc(window: tuple[F32, ...], tpl: Template) -> F32:
+    """ZNCC of ``tpl`` at every placement wholly inside ``window``.
+
+    Returns an array of shape ``(Hw - Ht + 1, Ww - Wt + 1)``; entry ``[r, c]``
+    is the score with the template's top-left corner at window pixel ``(c, r)``.
+    """
+    hw, ww = window[0].shape
+    ht, wt = tpl.shape
+    if ht > hw or wt > ww:
+        raise ValueError(f"template {ht}x{wt} larger than window {hw}x{ww}")
+    shape = (cv2.getOptimalDFTSize(hw), cv2.getOptimalDFTSize(ww))
+    fm = _dft(tpl.mask, shape)
+    num_spec = None
+    s1_sq = None
+    sq = np.zeros_like(window[0])
+    for w, t in zip(window, tpl.channels, strict=True):
+        fw = _dft(w, shape)
+        spec = _corr(fw, _dft(t, shape))
+        num_spec = spec if num_spec is None else num_spec + spec
+        s1 = _idft(_corr(fw, fm))[: hw - ht + 1, : ww - wt + 1]
+        s1_sq = s1 * s1 if s1_sq is None else s1_sq + s1 * s1
+        sq += w * w
+    assert num_spec is not None and s1_sq is not None
+    num = _idft(num_spec)[: hw - ht + 1, : ww - wt + 1]
+    s2 = _idft(_corr(_dft(sq, shape), fm))[: hw - ht + 1, : ww - wt + 1]
+    var = s2 - s1_sq / max(tpl.count, 1.0)
+    # A flat (textureless) stretch of map gives a tiny variance and a noisy ratio:
+    # floor it at a fraction of the window's typical variance.
+    floor = 0.02 * float(var.mean()) if var.size else 0.0
+    var = np.maximum(var, max(floor, 1e-12))
+    return (num / np.sqrt(var * max(tpl.energy, 1e-12))).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Peak:
+    """The best placement and how distinct it is.
+
+    Attributes:
+        col / row: sub-pixel placement of the template's top-left corner.
+        score: ZNCC at the peak (integer placement).
+        second: best score outside ``exclusion_px`` of the peak.
+        margin: ``score - second``: what the gate looks at.
+        curvature: mean second difference at the peak (per px^2, positive);
+            sharper peaks localise better.
+    """
+
+    col: float
+    row: float
+    score: float
+    second: float
+    margin: float
+    curvature: float
+
+
+def find_peak(score: F32, exclusion_px: float, region: NDArray[np.bool_] | None = None) -> Peak:
+    """The best placement of ``score`` (optionally only where ``region``) and the runner-up."""
+    s = score if region is None else np.where(region, score, -np.inf).astype(np.float32)
+    idx = int(np.argmax(s))
+    r, c = divmod(idx, s.shape[1])
+    best = float(s[r, c])
+    rr, cc = np.ogrid[: s.shape[0], : s.shape[1]]
+    far = (rr - r) ** 2 + (cc - c) ** 2 > exclusion_px**2
+    rest = s[far]
+    second = float(rest.max()) if rest.size else -1.0
+    if not math.isfinite(second):
+        second = -1.0
+    dc, dr, curv = _subpixel(score, r, c)
+    return Peak(c + dc, r + dr, best, second, best - second, curv)
+
+
+def _subpixel(s: F32, r: int, c: int) -> tuple[float, float, float]:
+    def parabola(a: float, b: float, d: float) -> tuple[float, float]:
+        den = a - 2.0 * b + d
+        if den >= 0:  # not a maximum along this axis
+            return 0.0, 0.0
+        return max(-0.5, min(0.5, 0.5 * (a - d) / den)), -den
+
+    h, w = s.shape
+    dc = dr = 0.0
+    cx = cy = 0.0
+    if 0 < c < w - 1:
+        dc, cx = parabola(float(s[r, c - 1]), float(s[r, c]), float(s[r, c + 1]))
+    if 0 < r < h - 1:
+        dr, cy = parabola(float(s[r - 1, c]), float(s[r, c]), float(s[r + 1, c]))
+    return dc, dr, 0.5 * (cx + cy)

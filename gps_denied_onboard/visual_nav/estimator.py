@@ -1,0 +1,388 @@
+"""The visual position estimator: frames in, absolute position fixes out.
+
+One :class:`VisualEstimator` per camera. The node feeds it the autopilot's
+attitude, altitude, rangefinder and GNSS as they arrive, and each camera frame
+with its capture stamp; :meth:`VisualEstimator.process` returns a
+:class:`VisualFix` or raises :class:`~.errors.FrameRejected` with a reason.
+
+Per frame:
+
+1. the frame's exposure is checked (black, saturated, flat: ``bad_exposure``);
+2. attitude at the capture stamp (slerp of the FC's stream; refused when stale)
+   and height above ground (:mod:`.state`);
+3. the prior: the FC's own GNSS while it is healthy, else this estimator's
+   track propagated with its velocity; its uncertainty sets the search radius;
+4. the search is centred on the nadir the prior predicts, so the footprint
+   (which a bank or a pitch throws hundreds of metres off the vehicle) is
+   searched where it really is;
+5. the map window (:mod:`.mapview`), the coarse-to-fine match (:mod:`.matcher`)
+   and the gate on the margin between the best and the best distinct runner-up;
+6. the fix: the nadir is the vehicle's horizontal position; its 1-sigma is
+   the root sum of squares of the map's georeference floor, the attitude term
+   (height * tan(sigma_attitude), which the correlation cannot see) and the
+   match term (a fraction of a map pixel, larger for weaker peaks);
+7. velocity from consecutive fixes, with the covariance that follows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.camera import CameraModel
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.features import to_gray_f32
+from gps_denied_onboard.visual_nav.geo import (
+    LocalFrame,
+    ground_resolution_m,
+    latlon_to_world_px,
+    world_px_to_latlon,
+    zoom_for_resolution,
+)
+from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource, build_mosaic, tiles_around
+from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
+
+F64 = NDArray[np.float64]
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """The estimator's settings; the node builds it from ``config/visual_nav.yaml``."""
+
+    match: MatchConfig = field(default_factory=MatchConfig)
+    mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    gate_margin: float = 0.07
+    gate_min_score: float = 0.12
+    attitude_max_age_s: float = 0.1
+    attitude_max_gap_s: float = 0.25
+    attitude_sigma_deg: float = 0.5
+    map_sigma_m: float = 2.0
+    match_sigma_px: float = 0.35
+    ground_elevation_msl: float | None = None
+    search_sigma_k: float = 3.0
+    min_search_radius_m: float = 150.0
+    max_search_radius_m: float = 600.0
+    prior_velocity_sigma: float = 3.0
+    prior_accel_sigma: float = 1.0
+    gnss_prior_sigma_m: float = 10.0
+    max_velocity_dt_s: float = 2.0
+    mosaic_half_size_m: float = 2200.0
+    jump_sigma_k: float = 5.0
+    min_jump_m: float = 50.0
+
+
+@dataclass(frozen=True)
+class VisualFix:
+    """One accepted fix. Position is the vehicle's (the camera's nadir), WGS84."""
+
+    stamp_ns: int
+    latitude: float
+    longitude: float
+    altitude_msl: float
+    sigma_m: float  # 1-sigma per horizontal axis
+    velocity_en: tuple[float, float] | None
+    velocity_sigma: float
+    yaw_enu: float
+    yaw_sigma: float
+    quality: int
+    reset_counter: int
+    margin: float
+    score: float
+    height_m: float
+    height_source: str
+    heading_offset_deg: float
+    scale: float
+    search_radius_m: float
+    prior_source: str
+    footprint_m: float
+
+    @property
+    def position_covariance(self) -> tuple[float, ...]:
+        """ENU 3x3 row-major, m^2 (vertical: the height's own sigma, generous)."""
+        v = self.sigma_m**2
+        return (v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, (3.0 * self.sigma_m) ** 2)
+
+
+def exposure_problem(gray: NDArray[np.float32]) -> str | None:
+    """Why a frame cannot be matched on its pixels alone, or None."""
+    if gray.size == 0:
+        return "empty"
+    mean = float(gray.mean())
+    std = float(gray.std())
+    if mean < 8.0:
+        return f"black (mean {mean:.1f})"
+    if mean > 247.0:
+        return f"saturated (mean {mean:.1f})"
+    if std < 3.0:
+        return f"flat (std {std:.2f})"
+    return None
+
+
+class VisualEstimator:
+    """Frames + FC stream + tiles -> fixes. Not thread-safe: one caller at a time."""
+
+    def __init__(self, cfg: EstimatorConfig, tiles: TileSource) -> None:
+        self.cfg = cfg
+        self.tiles = tiles
+        self.attitude = AttitudeBuffer(
+            max_age_s=cfg.attitude_max_age_s, max_gap_s=cfg.attitude_max_gap_s
+        )
+        self.height = HeightSource(ground_elevation_msl=cfg.ground_elevation_msl)
+        self._mount = np.array(cfg.mount_rotation, dtype=np.float64).reshape(3, 3)
+        self._gnss: Prior | None = None
+        self._gnss_healthy = False
+        self._track: Prior | None = None
+        self._last_fix: VisualFix | None = None
+        self._mosaic: Mosaic | None = None
+        self.reset_counter = 0
+        self.mosaic_builds = 0
+
+    # -- inputs -----------------------------------------------------------------------
+
+    def add_gnss(
+        self,
+        stamp_ns: int,
+        latitude: float,
+        longitude: float,
+        *,
+        healthy: bool,
+        sigma_m: float | None = None,
+        velocity_en: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """The FC's own GNSS position; used as the prior only while ``healthy``."""
+        self._gnss_healthy = healthy
+        if not healthy or not (math.isfinite(latitude) and math.isfinite(longitude)):
+            return
+        s = (
+            sigma_m
+            if sigma_m is not None and math.isfinite(sigma_m)
+            else self.cfg.gnss_prior_sigma_m
+        )
+        self._gnss = Prior(stamp_ns, latitude, longitude, max(s, 1.0), velocity_en, 1.0, "fc_gnss")
+
+    def set_gnss_healthy(self, healthy: bool) -> None:
+        self._gnss_healthy = healthy
+
+    def seed_prior(self, stamp_ns: int, latitude: float, longitude: float, sigma_m: float) -> None:
+        """A prior from outside (operator, cold start): the search grows from there."""
+        self._track = Prior(
+            stamp_ns,
+            latitude,
+            longitude,
+            sigma_m,
+            (0.0, 0.0),
+            self.cfg.prior_velocity_sigma,
+            "seed",
+        )
+
+    # -- prior ------------------------------------------------------------------------
+
+    def prior_at(self, stamp_ns: int) -> Prior | None:
+        """The prior propagated to ``stamp_ns`` (GNSS while healthy, else own track)."""
+        base = self._gnss if (self._gnss_healthy and self._gnss is not None) else self._track
+        if base is None:
+            base = self._gnss  # GNSS gone before any visual fix: its last position
+        if base is None:
+            return None
+        dt = (stamp_ns - base.stamp_ns) / NS
+        ve, vn = base.velocity_en
+        lat, lon = LocalFrame(base.latitude, base.longitude).to_latlon(ve * dt, vn * dt)
+        adt = abs(dt)
+        sigma = math.sqrt(
+            base.sigma_m**2
+            + (base.velocity_sigma * adt) ** 2
+            + (0.5 * self.cfg.prior_accel_sigma * adt * adt) ** 2
+        )
+        source = base.source if base.source != "visual" or adt < 1.5 else "visual_dead_reckoning"
+        return Prior(stamp_ns, lat, lon, sigma, base.velocity_en, base.velocity_sigma, source)
+
+    def search_radius_m(self, prior: Prior) -> float:
+        c = self.cfg
+        return min(
+            c.max_search_radius_m, max(c.min_search_radius_m, c.search_sigma_k * prior.sigma_m)
+        )
+
+    # -- map ----------------------------------------------------------------------------
+
+    def _mosaic_for(self, prior: Prior, reach_m: float) -> Mosaic:
+        cfg = self.cfg
+        zoom = zoom_for_resolution(prior.latitude, cfg.match.resolution_m)
+        px, py = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
+        reach_px = reach_m / ground_resolution_m(prior.latitude, zoom)
+        m = self._mosaic
+        if (
+            m is not None
+            and m.zoom == zoom
+            and m.contains(px - reach_px, py - reach_px, px + reach_px, py + reach_px)
+            and (m.missing == 0 or m.generation == self.tiles.generation())
+        ):
+            return m
+        half = max(cfg.mosaic_half_size_m, reach_m * 1.3)
+        block = tiles_around(prior.latitude, prior.longitude, zoom, half)
+        m = build_mosaic(
+            self.tiles,
+            zoom,
+            block,
+            resolution_m=cfg.match.resolution_m,
+            coarse_resolution_m=cfg.match.coarse_resolution_m,
+            latitude=prior.latitude,
+        )
+        if m is None:
+            raise FrameRejected("no_tiles", "no cached tiles under the prior", zoom=zoom)
+        self._mosaic = m
+        self.mosaic_builds += 1
+        return m
+
+    @property
+    def mosaic(self) -> Mosaic | None:
+        return self._mosaic
+
+    # -- the frame ------------------------------------------------------------------------
+
+    def process(
+        self, stamp_ns: int, image: NDArray[np.generic], camera: CameraModel | None
+    ) -> VisualFix:
+        """Match one frame captured at ``stamp_ns``.
+
+        Raises:
+            FrameRejected: the frame gives no fix (reason and scores attached).
+        """
+        cfg = self.cfg
+        if camera is None:
+            raise FrameRejected("no_camera_info", "no CameraInfo received")
+        img = np.asarray(image)
+        if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
+            raise FrameRejected("corrupt_image", f"image of shape {img.shape}")
+        gray = to_gray_f32(img)
+        if gray.shape != (camera.height, camera.width):
+            raise FrameRejected(
+                "corrupt_image",
+                f"image {gray.shape[1]}x{gray.shape[0]} does not match CameraInfo "
+                f"{camera.width}x{camera.height}",
+            )
+        problem = exposure_problem(gray)
+        if problem is not None:
+            raise FrameRejected("bad_exposure", problem)
+        r_enu_flu = self.attitude.at(stamp_ns)
+        r_world_cam = r_enu_flu @ self._mount
+        tilt_cos = max(0.0, float(r_enu_flu[2, 2]))
+        h = self.height.at(stamp_ns, tilt_cos)
+        prior = self.prior_at(stamp_ns)
+        if prior is None:
+            raise FrameRejected("no_prior", "no GNSS and no visual track yet")
+        radius = self.search_radius_m(prior)
+        reach = radius + 3.0 * h.height_m + 200.0  # footprint half-diagonal, generously
+        mosaic = self._mosaic_for(prior, reach)
+        zoom = mosaic.zoom
+        mpp = ground_resolution_m(prior.latitude, zoom)
+        nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
+        try:
+            result, why = match_frame(
+                gray,
+                camera,
+                r_world_cam,
+                h.height_m,
+                fine=mosaic.fine,
+                coarse=mosaic.coarse,
+                metres_per_world_px=mpp,
+                predicted_nadir=nadir,
+                search_radius_m=radius,
+                cfg=cfg.match,
+            )
+        except OutsideMap as err:
+            raise FrameRejected(
+                "prior_outside_map", str(err), search_radius_m=round(radius, 1)
+            ) from err
+        if result is None:
+            raise FrameRejected(why, f"no match ({why})", search_radius_m=round(radius, 1))
+        pk = result.coarse
+        if pk.margin < cfg.gate_margin or pk.score < cfg.gate_min_score:
+            raise FrameRejected(
+                "gate",
+                f"margin {pk.margin:.3f} score {pk.score:.3f}",
+                margin=round(pk.margin, 4),
+                score=round(pk.score, 4),
+                search_radius_m=round(radius, 1),
+            )
+        lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
+        height_m = h.height_m * result.scale
+        sig_att = height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
+        sig_match = cfg.match_sigma_px * cfg.match.resolution_m / max(result.fine_score, 0.1)
+        sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2)
+        velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
+        yaw_enu = _yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
+        ground = self.height.ground_elevation_msl or 0.0
+        quality = int(max(1, min(100, round(100 * min(1.0, pk.margin / (3 * cfg.gate_margin))))))
+        jumped = self._check_jump(prior, lat, lon)
+        fix = VisualFix(
+            stamp_ns=stamp_ns,
+            latitude=lat,
+            longitude=lon,
+            altitude_msl=ground + height_m,
+            sigma_m=sigma,
+            velocity_en=velocity,
+            velocity_sigma=vel_sigma,
+            yaw_enu=math.atan2(math.sin(yaw_enu), math.cos(yaw_enu)),
+            yaw_sigma=math.radians(1.0),
+            quality=quality,
+            reset_counter=self.reset_counter,
+            margin=pk.margin,
+            score=pk.score,
+            height_m=height_m,
+            height_source=h.source,
+            heading_offset_deg=result.heading_offset_deg,
+            scale=result.scale,
+            search_radius_m=radius,
+            prior_source=prior.source if not jumped else "relocalized",
+            footprint_m=result.footprint_m,
+        )
+        self._last_fix = fix
+        v = velocity or (0.0, 0.0)
+        self._track = Prior(
+            stamp_ns,
+            lat,
+            lon,
+            sigma,
+            v,
+            vel_sigma if velocity else cfg.prior_velocity_sigma * 3,
+            "visual",
+        )
+        return fix
+
+    def _velocity(
+        self, stamp_ns: int, lat: float, lon: float, sigma: float
+    ) -> tuple[tuple[float, float] | None, float]:
+        last = self._last_fix
+        if last is None:
+            return None, math.inf
+        dt = (stamp_ns - last.stamp_ns) / NS
+        if not 0.05 < dt <= self.cfg.max_velocity_dt_s:
+            return None, math.inf
+        e, n = LocalFrame(last.latitude, last.longitude).to_en(lat, lon)
+        # independent errors of the two fixes: conservative, since the map and
+        # attitude terms of consecutive frames are in fact correlated
+        vs = math.sqrt(last.sigma_m**2 + sigma**2) / dt
+        return (e / dt, n / dt), vs
+
+    def _check_jump(self, prior: Prior, lat: float, lon: float) -> bool:
+        if prior.source not in ("visual", "visual_dead_reckoning"):
+            return False
+        e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
+        jump = math.hypot(e, n)
+        if jump > max(self.cfg.min_jump_m, self.cfg.jump_sigma_k * prior.sigma_m):
+            self.reset_counter = (self.reset_counter + 1) % 256
+            self.last_jump_m = jump
+            return True
+        return False
+
+    last_jump_m: float = 0.0
+
+
+def _yaw_enu(r_enu_flu: F64) -> float:
+    """Heading of the body x axis, ENU (0 = east, counter-clockwise)."""
+    return math.atan2(float(r_enu_flu[1, 0]), float(r_enu_flu[0, 0]))

@@ -1,0 +1,135 @@
+"""The map window: a mosaic of cached tiles around the prior, kept while it is enough.
+
+Tiles come from a :class:`TileSource` (the node fills it from the tile cache's
+services ahead of the aircraft; tests hand in a dict). The mosaic covers a
+square around the point it was built for; it is reused for every frame whose
+search window (prior + search radius + footprint) still fits inside, and
+rebuilt when the window leaves it or tiles that were missing have arrived.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.features import to_gray_f32
+from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
+from gps_denied_onboard.visual_nav.matcher import FieldRaster, raster_from_mosaic
+
+U8 = NDArray[np.uint8]
+
+
+class TileSource(Protocol):
+    """Decoded tile pixels by web-mercator address."""
+
+    def tile(self, zoom: int, x: int, y: int) -> U8 | None:
+        """The tile's pixels (256 x 256, BGR or mono), None when not cached."""
+        ...
+
+    def generation(self) -> int:
+        """A number that changes whenever tiles were added."""
+        ...
+
+
+class DictTileSource:
+    """A :class:`TileSource` over an in-memory dict (tests, benchmarks, the node's prefetch)."""
+
+    def __init__(self, tiles: dict[tuple[int, int, int], U8] | None = None) -> None:
+        self._tiles = dict(tiles or {})
+        self._gen = 0
+
+    def put(self, zoom: int, x: int, y: int, pixels: U8) -> None:
+        self._tiles[(zoom, x, y)] = pixels
+        self._gen += 1
+
+    def has(self, zoom: int, x: int, y: int) -> bool:
+        return (zoom, x, y) in self._tiles
+
+    def tile(self, zoom: int, x: int, y: int) -> U8 | None:
+        return self._tiles.get((zoom, x, y))
+
+    def generation(self) -> int:
+        return self._gen
+
+    def __len__(self) -> int:
+        return len(self._tiles)
+
+
+@dataclass
+class Mosaic:
+    """Rasters of one mosaic, in world pixels at ``zoom``."""
+
+    zoom: int
+    tile_x0: int
+    tile_y0: int
+    tiles_x: int
+    tiles_y: int
+    fine: FieldRaster
+    coarse: FieldRaster
+    coverage: float  # fraction of the mosaic's tiles present
+    generation: int
+    missing: int
+
+    def contains(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        ox, oy = self.tile_x0 * TILE_PX, self.tile_y0 * TILE_PX
+        return (
+            x0 >= ox
+            and y0 >= oy
+            and x1 <= ox + self.tiles_x * TILE_PX
+            and y1 <= oy + self.tiles_y * TILE_PX
+        )
+
+
+def tiles_around(
+    latitude: float, longitude: float, zoom: int, half_size_m: float
+) -> tuple[int, int, int, int]:
+    """(x0, y0, nx, ny): the tile block covering ``half_size_m`` around the point."""
+    px, py = latlon_to_world_px(latitude, longitude, zoom)
+    half_px = half_size_m / ground_resolution_m(latitude, zoom)
+    x0 = math.floor((px - half_px) / TILE_PX)
+    y0 = math.floor((py - half_px) / TILE_PX)
+    x1 = math.floor((px + half_px) / TILE_PX)
+    y1 = math.floor((py + half_px) / TILE_PX)
+    return x0, y0, x1 - x0 + 1, y1 - y0 + 1
+
+
+def build_mosaic(
+    source: TileSource,
+    zoom: int,
+    block: tuple[int, int, int, int],
+    *,
+    resolution_m: float,
+    coarse_resolution_m: float,
+    latitude: float,
+) -> Mosaic | None:
+    """The mosaic of ``block``; None when the source has none of its tiles."""
+    x0, y0, nx, ny = block
+    gray = np.zeros((ny * TILE_PX, nx * TILE_PX), np.float32)
+    valid = np.zeros(gray.shape, np.uint8)
+    present = 0
+    gen = source.generation()
+    for j in range(ny):
+        for i in range(nx):
+            t = source.tile(zoom, x0 + i, y0 + j)
+            if t is None:
+                continue
+            g = to_gray_f32(t)
+            if g.shape != (TILE_PX, TILE_PX):
+                g = np.asarray(
+                    cv2.resize(g, (TILE_PX, TILE_PX), interpolation=cv2.INTER_AREA), np.float32
+                )
+            gray[j * TILE_PX : (j + 1) * TILE_PX, i * TILE_PX : (i + 1) * TILE_PX] = g
+            valid[j * TILE_PX : (j + 1) * TILE_PX, i * TILE_PX : (i + 1) * TILE_PX] = 255
+            present += 1
+    if present == 0:
+        return None
+    metres_per_px = ground_resolution_m(latitude, zoom)
+    ox, oy = float(x0 * TILE_PX), float(y0 * TILE_PX)
+    fine = raster_from_mosaic(gray, valid, ox, oy, resolution_m / metres_per_px)
+    coarse = raster_from_mosaic(gray, valid, ox, oy, coarse_resolution_m / metres_per_px)
+    return Mosaic(zoom, x0, y0, nx, ny, fine, coarse, present / (nx * ny), gen, nx * ny - present)

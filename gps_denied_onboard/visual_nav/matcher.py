@@ -1,0 +1,257 @@
+"""Where in the map is this frame? Coarse-to-fine correlation of orientation fields.
+
+1. **Coarse** (``coarse_resolution_m``, cheap): the frame is rectified for each
+   candidate heading offset and height scale around what the autopilot says
+   (its yaw is good to a few degrees, its height above ground to ~10 %), and
+   each candidate's orientation field is correlated over the whole search
+   window (masked ZNCC, :mod:`.correlate`). The best candidate wins.
+2. **Fine** (``resolution_m``): around the coarse peak, a small grid of heading
+   and scale steps is correlated in a window only a few pixels wider than the
+   template; a parabola through the scores refines heading and scale, and the
+   translation peak is refined to sub-pixel at the refined pair.
+
+The runner-up peak (best score farther than ``exclusion_m`` from the winner) is
+found over the coarse search window, where an aliased place would show up;
+the *margin* between the two is what the confidence gate judges.
+
+A rotation of the body about the vertical turns the ground image about the
+nadir, and a height error scales it about the nadir, so both are applied by
+re-rectifying with a turned attitude and a scaled height: the nadir stays the
+answer's anchor throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.camera import CameraModel, rot_z
+from gps_denied_onboard.visual_nav.correlate import Peak, find_peak, masked_zncc, prepare_template
+from gps_denied_onboard.visual_nav.features import orientation_field
+from gps_denied_onboard.visual_nav.rectify import (
+    PreparedFrame,
+    RectifiedFrame,
+    prepare,
+    rectify_prepared,
+)
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """Matcher settings (from the node's parameters)."""
+
+    resolution_m: float = 5.0
+    coarse_resolution_m: float = 10.0
+    heading_candidates_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)
+    scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
+    refine_heading_step_deg: float = 2.0
+    refine_scale_step: float = 0.04
+    refine_margin_px: int = 4
+    exclusion_m: float = 80.0
+    min_texture: float = 2.0
+
+
+@dataclass
+class FieldRaster:
+    """An orientation field on a north-up grid.
+
+    ``world px = origin + pixel_index * step`` in map-zoom world pixels (pixel
+    centres at ``index + 0.5`` in those units, see :mod:`.geo`).
+    """
+
+    re: F32
+    im: F32
+    origin_x: float
+    origin_y: float
+    step: float  # map-zoom world pixels per raster pixel
+
+    @classmethod
+    def from_image(
+        cls, gray: F32, valid: NDArray[np.uint8], origin_x: float, origin_y: float, step: float
+    ) -> FieldRaster:
+        re, im, _ = orientation_field(gray, valid)
+        return cls(re, im, origin_x, origin_y, step)
+
+    def window(self, x0: int, y0: int, cols: int, rows: int) -> tuple[F32, F32] | None:
+        h, w = self.re.shape
+        if x0 < 0 or y0 < 0 or x0 + cols > w or y0 + rows > h:
+            return None
+        return self.re[y0 : y0 + rows, x0 : x0 + cols], self.im[y0 : y0 + rows, x0 : x0 + cols]
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """A match of one frame.
+
+    Attributes:
+        nadir_x / nadir_y: the camera's nadir in map-zoom world pixels.
+        heading_offset_deg: correction to the autopilot's heading.
+        scale: correction factor to the height above ground.
+        coarse: the coarse peak (its margin feeds the gate).
+        fine_score: ZNCC at the refined placement (fine resolution).
+        curvature: sharpness of the fine peak (per px^2).
+        footprint_m: diameter of the ground seen.
+        texture: mean gradient magnitude of the frame.
+    """
+
+    nadir_x: float
+    nadir_y: float
+    heading_offset_deg: float
+    scale: float
+    coarse: Peak
+    fine_score: float
+    curvature: float
+    footprint_m: float
+    texture: float
+
+
+class OutsideMap(Exception):
+    """The search window is not inside the map raster."""
+
+
+def _field(rf: RectifiedFrame) -> tuple[F32, F32, float]:
+    return orientation_field(rf.image, rf.mask)
+
+
+def _turned(r: F64, deg: float) -> F64:
+    return rot_z(math.radians(deg)) @ r
+
+
+def match_frame(
+    gray: F32,
+    camera: CameraModel,
+    r_world_from_camera: F64,
+    height_m: float,
+    *,
+    fine: FieldRaster,
+    coarse: FieldRaster,
+    metres_per_world_px: float,
+    predicted_nadir: tuple[float, float],
+    search_radius_m: float,
+    cfg: MatchConfig,
+) -> tuple[MatchResult | None, str]:
+    """Match one frame; ``(None, reason)`` when it cannot be matched.
+
+    Args:
+        metres_per_world_px: true ground metres per map-zoom world pixel here.
+        predicted_nadir: where the prior puts the camera's nadir (world px).
+        search_radius_m: how far from the prediction the answer may be.
+
+    Raises:
+        OutsideMap: the search window leaves the map raster.
+    """
+    res_c = cfg.coarse_resolution_m
+    prep_c = prepare(gray, camera, height_m, res_c)
+    prep_f = prepare(gray, camera, height_m, cfg.resolution_m)
+    best: tuple[float, float, float, Peak, RectifiedFrame, int, int] | None = None
+    texture = 0.0
+    for dh in cfg.heading_candidates_deg:
+        for s in cfg.scale_candidates:
+            rf = rectify_prepared(prep_c, _turned(r_world_from_camera, dh), height_m * s, res_c)
+            if rf is None:
+                return None, "bad_geometry"
+            re, im, tex = _field(rf)
+            texture = max(texture, tex)
+            if tex < cfg.min_texture:
+                return None, "low_texture"
+            tpl = prepare_template((re, im), rf.mask)
+            ht, wt = tpl.shape
+            # window: placements that put the nadir within the search radius
+            px_c = res_c / metres_per_world_px  # world px per coarse px
+            nx = (predicted_nadir[0] - coarse.origin_x) / coarse.step - 0.5
+            ny = (predicted_nadir[1] - coarse.origin_y) / coarse.step - 0.5
+            rad = search_radius_m / res_c
+            x0 = math.floor(nx - rf.nadir_col - rad)
+            y0 = math.floor(ny - rf.nadir_row - rad)
+            span = math.ceil(2 * rad) + 1
+            win = coarse.window(x0, y0, wt + span - 1, ht + span - 1)
+            if win is None:
+                raise OutsideMap(f"search window at ({x0}, {y0}) leaves the map")
+            del px_c
+            score = masked_zncc(win, tpl)
+            pk = find_peak(score, cfg.exclusion_m / res_c)
+            if best is None or pk.score > best[3].score:
+                best = (dh, s, pk.score, pk, rf, x0, y0)
+    assert best is not None
+    dh0, s0, _, coarse_pk, rf_c, x0c, y0c = best
+    # the coarse answer, as the nadir in world px
+    cx = coarse.origin_x + (x0c + coarse_pk.col + rf_c.nadir_col + 0.5) * coarse.step
+    cy = coarse.origin_y + (y0c + coarse_pk.row + rf_c.nadir_row + 0.5) * coarse.step
+    m = cfg.refine_margin_px
+
+    def local(
+        prep: PreparedFrame, raster: FieldRaster, res: float, pair: tuple[float, float], margin: int
+    ) -> tuple[Peak, RectifiedFrame, int, int] | None:
+        """The peak within ``margin`` px of the coarse answer for one heading/scale pair."""
+        dh, s = pair
+        rf = rectify_prepared(prep, _turned(r_world_from_camera, dh), height_m * s, res)
+        if rf is None:
+            return None
+        re, im, _ = _field(rf)
+        tpl = prepare_template((re, im), rf.mask)
+        ht, wt = tpl.shape
+        nx = (cx - raster.origin_x) / raster.step - 0.5
+        ny = (cy - raster.origin_y) / raster.step - 0.5
+        fx0 = round(nx - rf.nadir_col) - margin
+        fy0 = round(ny - rf.nadir_row) - margin
+        win = raster.window(fx0, fy0, wt + 2 * margin, ht + 2 * margin)
+        if win is None:
+            return None
+        return find_peak(masked_zncc(win, tpl), 1.0), rf, fx0, fy0
+
+    # heading and scale: two parabolas through a cross of steps, at the coarse resolution
+    hs = cfg.refine_heading_step_deg
+    ss = cfg.refine_scale_step
+    scores = {(0, 0): coarse_pk.score}
+    for i, j in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        got = local(prep_c, coarse, res_c, (dh0 + i * hs, s0 * (1 + j * ss)), 2)
+        scores[(i, j)] = got[0].score if got is not None else -1.0
+
+    def vertex(a: float, b: float, c: float) -> float:
+        den = a - 2 * b + c
+        return 0.0 if den >= 0 else max(-1.0, min(1.0, 0.5 * (a - c) / den))
+
+    di = vertex(scores[(-1, 0)], scores[(0, 0)], scores[(1, 0)])
+    dj = vertex(scores[(0, -1)], scores[(0, 0)], scores[(0, 1)])
+    dh_f, s_f = dh0 + di * hs, s0 * (1 + dj * ss)
+    fine_got = local(prep_f, fine, cfg.resolution_m, (dh_f, s_f), m)
+    if fine_got is None:
+        return None, "bad_geometry"
+    pk, rf, fx0, fy0 = fine_got
+    nadir_x = fine.origin_x + (fx0 + pk.col + rf.nadir_col + 0.5) * fine.step
+    nadir_y = fine.origin_y + (fy0 + pk.row + rf.nadir_row + 0.5) * fine.step
+    return (
+        MatchResult(
+            nadir_x, nadir_y, dh_f, s_f, coarse_pk, pk.score, pk.curvature, rf.footprint_m, texture
+        ),
+        "",
+    )
+
+
+def raster_from_mosaic(
+    gray: F32, valid: NDArray[np.uint8], origin_x: float, origin_y: float, step: float
+) -> FieldRaster:
+    """The orientation field of a map mosaic resampled to ``step`` world px per pixel.
+
+    ``gray[j, i]`` is the mosaic pixel whose centre is at world px
+    ``(origin_x + i + 0.5, origin_y + j + 0.5)``. The output keeps the same
+    top-left corner; a Gaussian pre-blur stands in for area averaging.
+    """
+    h, w = gray.shape
+    cols, rows = int(w / step), int(h / step)
+    if step > 1.0:
+        gray = np.asarray(cv2.GaussianBlur(gray, (0, 0), 0.5 * step), np.float32)
+    # out pixel i centre -> mosaic coordinate (i + 0.5) * step - 0.5
+    a = np.array([[step, 0.0, 0.5 * step - 0.5], [0.0, step, 0.5 * step - 0.5]])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    g = cv2.warpAffine(gray, a, (cols, rows), flags=flags, borderValue=0.0)
+    nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    v = np.asarray(cv2.warpAffine(valid, a, (cols, rows), flags=nearest), np.uint8)
+    return FieldRaster.from_image(g.astype(np.float32), v, origin_x, origin_y, step)

@@ -1,0 +1,201 @@
+"""Rectification: a camera frame -> a north-up ground image at the map's resolution.
+
+The ground is taken as flat, ``height_m`` below the camera. For a pinhole
+camera the map from ground plane to image is a homography, so after removing
+lens distortion (OpenCV's undistortion maps, cached per camera) one
+``warpPerspective`` does the whole job. The output grid is in true metres
+east/north of the camera's nadir, ``resolution_m`` per pixel, which is the
+map's pixel grid (see :mod:`.geo`: mercator is locally a uniform scaling).
+
+Before warping, a frame much finer than the map is shrunk with area
+averaging, so the warp does not alias.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.camera import CameraModel, ground_points
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RectifiedFrame:
+    """A north-up ground image.
+
+    Attributes:
+        image: float32 gray, rows from north to south, columns west to east.
+        mask: uint8, non-zero where the camera saw the ground.
+        nadir_col / nadir_row: where the camera's nadir falls, in pixel
+            coordinates of ``image`` (pixel centres at integers).
+        resolution_m: ground metres per pixel.
+        footprint_m: the diameter of the area seen (metres, the box's diagonal).
+    """
+
+    image: F32
+    mask: NDArray[np.uint8]
+    nadir_col: float
+    nadir_row: float
+    resolution_m: float
+    footprint_m: float
+
+    @property
+    def centre_offset_px(self) -> tuple[float, float]:
+        """The footprint's centroid minus the nadir, in pixels (col, row)."""
+        rows, cols = np.nonzero(self.mask)
+        if rows.size == 0:
+            return 0.0, 0.0
+        return float(cols.mean()) - self.nadir_col, float(rows.mean()) - self.nadir_row
+
+
+@lru_cache(maxsize=8)
+def _undistort_maps(camera: CameraModel) -> tuple[F32, F32]:
+    k = camera.matrix
+    d = np.array(camera.d, dtype=np.float64)
+    size = (camera.width, camera.height)
+    if camera.distortion_model == "equidistant":
+        m1, m2 = cv2.fisheye.initUndistortRectifyMap(k, d, np.eye(3), k, size, cv2.CV_32FC1)
+    else:
+        m1, m2 = cv2.initUndistortRectifyMap(k, d, np.eye(3), k, size, cv2.CV_32FC1)
+    return np.asarray(m1, np.float32), np.asarray(m2, np.float32)
+
+
+def _border_pixels(width: int, height: int, per_side: int = 12) -> F64:
+    t = np.linspace(0.0, 1.0, per_side, endpoint=False)
+    w, h = width - 1.0, height - 1.0
+    top = np.stack([t * w, np.zeros_like(t)], 1)
+    right = np.stack([np.full_like(t, w), t * h], 1)
+    bottom = np.stack([w - t * w, np.full_like(t, h)], 1)
+    left = np.stack([np.zeros_like(t), h - t * h], 1)
+    return np.concatenate([top, right, bottom, left])
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame shrunk towards the output resolution and undistorted, once per resolution."""
+
+    gray: F32
+    valid: NDArray[np.uint8]
+    camera: CameraModel  # the pinhole (distortion-free) camera of ``gray``
+
+
+def prepare(gray: F32, camera: CameraModel, height_m: float, resolution_m: float) -> PreparedFrame:
+    """Shrink ``gray`` when it is much finer than ``resolution_m`` and remove lens distortion."""
+    if gray.shape != (camera.height, camera.width):
+        raise ValueError(
+            f"frame {gray.shape} does not match the camera {camera.width}x{camera.height}"
+        )
+    gsd = height_m / camera.focal_px if height_m > 0 else resolution_m
+    shrink = gsd / resolution_m
+    if shrink < 0.7:
+        w = max(8, round(camera.width * shrink * 1.4))
+        h = max(8, round(camera.height * w / camera.width))
+        gray = np.asarray(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA), np.float32)
+        camera = camera.scaled(w, h)
+    if any(v != 0.0 for v in camera.d):
+        m1, m2 = _undistort_maps(camera)
+        gray = np.asarray(
+            cv2.remap(gray, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), np.float32
+        )
+        valid = np.asarray(
+            cv2.remap(np.full(gray.shape, 255, np.uint8), m1, m2, cv2.INTER_NEAREST, borderValue=0),
+            np.uint8,
+        )
+        camera = CameraModel(camera.width, camera.height, camera.k)
+    else:
+        valid = np.full(gray.shape, 255, np.uint8)
+    return PreparedFrame(np.asarray(gray, np.float32), valid, camera)
+
+
+def rectify(
+    gray: F32,
+    camera: CameraModel,
+    r_world_from_camera: F64,
+    height_m: float,
+    resolution_m: float,
+    *,
+    max_extent_m: float = 2500.0,
+    min_depression_deg: float = 25.0,
+) -> RectifiedFrame | None:
+    """The frame as seen from above; None when too little of it reaches the ground.
+
+    Args:
+        gray: the frame, float32, at ``camera``'s size.
+        r_world_from_camera: ``R_ENU_from_optical`` at the capture time.
+        height_m: camera height above the (flat) ground.
+        resolution_m: output metres per pixel.
+        max_extent_m: the output box is clipped to this many metres from nadir.
+        min_depression_deg: rays flatter than this below the horizon are cut off.
+    """
+    if not (math.isfinite(height_m) and height_m > 0 and resolution_m > 0):
+        return None
+    return rectify_prepared(
+        prepare(gray, camera, height_m, resolution_m),
+        r_world_from_camera,
+        height_m,
+        resolution_m,
+        max_extent_m=max_extent_m,
+        min_depression_deg=min_depression_deg,
+    )
+
+
+def rectify_prepared(
+    frame: PreparedFrame,
+    r_world_from_camera: F64,
+    height_m: float,
+    resolution_m: float,
+    *,
+    max_extent_m: float = 2500.0,
+    min_depression_deg: float = 25.0,
+) -> RectifiedFrame | None:
+    """:func:`rectify` of a frame already through :func:`prepare`."""
+    if not (math.isfinite(height_m) and height_m > 0 and resolution_m > 0):
+        return None
+    camera, gray, valid_src = frame.camera, frame.gray, frame.valid
+    en, ok = ground_points(
+        camera,
+        r_world_from_camera,
+        height_m,
+        _border_pixels(camera.width, camera.height),
+        min_depression_rad=math.radians(min_depression_deg),
+    )
+    if int(ok.sum()) < 8:
+        return None
+    pts = en[ok]
+    emin, nmin = np.maximum(pts.min(axis=0), -max_extent_m)
+    emax, nmax = np.minimum(pts.max(axis=0), max_extent_m)
+    cols = math.ceil((emax - emin) / resolution_m)
+    rows = math.ceil((nmax - nmin) / resolution_m)
+    if cols < 16 or rows < 16:
+        return None
+    # output pixel (c, r, 1) -> ground point relative to the camera (E, N, -h)
+    a = np.array(
+        [
+            [resolution_m, 0.0, emin + 0.5 * resolution_m],
+            [0.0, -resolution_m, nmax - 0.5 * resolution_m],
+            [0.0, 0.0, -height_m],
+        ]
+    )
+    hmat = camera.matrix @ r_world_from_camera.T @ a
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    image = cv2.warpPerspective(gray, hmat, (cols, rows), flags=flags, borderValue=0.0)
+    nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    mask = np.asarray(
+        cv2.warpPerspective(valid_src, hmat, (cols, rows), flags=nearest, borderValue=0), np.uint8
+    )
+    # a ground point behind the camera projects through the pinhole mirrored: drop it
+    zrow = (r_world_from_camera.T @ a)[2]
+    z = zrow[0] * np.arange(cols)[None, :] + zrow[1] * np.arange(rows)[:, None] + zrow[2]
+    mask[z <= 0] = 0
+    nadir_col = (0.0 - emin) / resolution_m - 0.5
+    nadir_row = (nmax - 0.0) / resolution_m - 0.5
+    diag = math.hypot(emax - emin, nmax - nmin)
+    return RectifiedFrame(image.astype(np.float32), mask, nadir_col, nadir_row, resolution_m, diag)

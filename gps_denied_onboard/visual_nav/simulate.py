@@ -1,0 +1,194 @@
+"""Camera frames and map mosaics rendered from a georeferenced orthophoto.
+
+For tests and benchmarks (and nothing in flight): the estimator is measured
+on frames rendered from one year of real orthophotos against a map from
+another year. Rendering inverts the estimator's own model: every image pixel's
+ray meets flat ground at the true height (:func:`camera.ground_points`),
+the ground point goes to latitude/longitude and into the orthophoto's CRS
+through pyproj, and the orthophoto is sampled there (bilinear).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+from numpy.typing import NDArray
+from pyproj import CRS, Transformer
+
+from gps_denied_onboard.visual_nav.camera import CameraModel, ground_points
+from gps_denied_onboard.visual_nav.geo import MERC_HALF_M, merc_px_size
+
+F64 = NDArray[np.float64]
+U8 = NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Orthophoto:
+    """A north-up GeoTIFF in a projected CRS (pixel-is-area, one tie point, square pixels)."""
+
+    pixels: U8  # rows x cols x bands (BGR order for 3+ bands)
+    crs: CRS
+    origin_x: float  # CRS coordinates of the top-left corner of pixel (0, 0)
+    origin_y: float
+    pixel_size: float
+
+    @classmethod
+    def read(cls, path: Path) -> Orthophoto:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            data = page.asarray()
+            tags = page.tags
+            scale = tags["ModelPixelScaleTag"].value
+            tie = tags["ModelTiepointTag"].value
+            geokeys = tags["GeoKeyDirectoryTag"].value
+        epsg = _projected_epsg(geokeys)
+        if data.ndim == 3 and data.shape[2] >= 3:
+            data = np.ascontiguousarray(data[:, :, 2::-1])  # RGB(N) -> BGR
+        x0 = tie[3] - tie[0] * scale[0]
+        y0 = tie[4] + tie[1] * scale[1]
+        return cls(np.asarray(data, np.uint8), CRS.from_epsg(epsg), x0, y0, float(scale[0]))
+
+    @cached_property
+    def _from_wgs84(self) -> Transformer:
+        return Transformer.from_crs(CRS.from_epsg(4326), self.crs, always_xy=True)
+
+    @cached_property
+    def _to_wgs84(self) -> Transformer:
+        return Transformer.from_crs(self.crs, CRS.from_epsg(4326), always_xy=True)
+
+    def latlon_to_px(self, lat: F64, lon: F64) -> tuple[F64, F64]:
+        """Pixel coordinates (col, row; centres at integers) of WGS84 points."""
+        x, y = self._from_wgs84.transform(lon, lat)
+        return (np.asarray(x) - self.origin_x) / self.pixel_size - 0.5, (
+            self.origin_y - np.asarray(y)
+        ) / self.pixel_size - 0.5
+
+    def bounds_latlon(self) -> tuple[float, float, float, float]:
+        """(min_lat, min_lon, max_lat, max_lon) of the image."""
+        h, w = self.pixels.shape[:2]
+        xs = np.array([0, w, 0, w]) * self.pixel_size + self.origin_x
+        ys = self.origin_y - np.array([0, 0, h, h]) * self.pixel_size
+        lon, lat = self._to_wgs84.transform(xs, ys)
+        return float(min(lat)), float(min(lon)), float(max(lat)), float(max(lon))
+
+    def sample(self, lat: F64, lon: F64) -> U8:
+        """Bilinear samples at WGS84 points (any shape); 0 outside the image."""
+        shape = np.shape(lat)
+        col, row = self.latlon_to_px(np.ravel(lat), np.ravel(lon))
+        out = cv2.remap(
+            self.pixels,
+            col.astype(np.float32).reshape(shape),
+            row.astype(np.float32).reshape(shape),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        return np.asarray(out, np.uint8)
+
+
+def _projected_epsg(geokeys: tuple[int, ...]) -> int:
+    keys = {geokeys[i]: geokeys[i + 3] for i in range(4, len(geokeys), 4)}
+    if 3072 not in keys:
+        raise ValueError("GeoTIFF has no ProjectedCSTypeGeoKey")
+    return int(keys[3072])
+
+
+@dataclass(frozen=True)
+class MercatorGrid:
+    """Map pixels at ``zoom``: world pixel coordinates ``(x0, y0)`` at the top-left corner."""
+
+    zoom: int
+    x0: float
+    y0: float
+    cols: int
+    rows: int
+
+    def latlon(self) -> tuple[F64, F64]:
+        """Latitude and longitude of every pixel centre (rows x cols)."""
+        size = merc_px_size(self.zoom)
+        xs = (self.x0 + np.arange(self.cols) + 0.5) * size - MERC_HALF_M
+        ys = MERC_HALF_M - (self.y0 + np.arange(self.rows) + 0.5) * size
+        mx, my = np.meshgrid(xs, ys)
+        to_ll = Transformer.from_crs(CRS.from_epsg(3857), CRS.from_epsg(4326), always_xy=True)
+        lon, lat = to_ll.transform(mx, my)
+        return np.asarray(lat), np.asarray(lon)
+
+
+def render_map(ortho: Orthophoto, grid: MercatorGrid) -> U8:
+    """The orthophoto resampled onto a web-mercator pixel grid (what tiles hold)."""
+    lat, lon = grid.latlon()
+    return ortho.sample(lat, lon)
+
+
+def render_frame(
+    ortho: Orthophoto,
+    camera: CameraModel,
+    r_world_from_camera: F64,
+    *,
+    latitude: float,
+    longitude: float,
+    height_m: float,
+    step: int = 4,
+) -> U8:
+    """What a camera at ``(latitude, longitude)``, ``height_m`` above flat ground, sees.
+
+    Pixels whose rays miss the ground (above the horizon) are black. The ray
+    geometry is computed on a grid every ``step`` pixels and interpolated
+    (the mapping is smooth; the error is far below a pixel).
+    """
+    from gps_denied_onboard.visual_nav.geo import LocalFrame
+
+    gu = np.arange(0, camera.width + step, step, dtype=np.float64)
+    gv = np.arange(0, camera.height + step, step, dtype=np.float64)
+    uu, vv = np.meshgrid(gu, gv)
+    en, ok = ground_points(
+        camera,
+        r_world_from_camera,
+        height_m,
+        np.stack([uu.ravel(), vv.ravel()], 1),
+        min_depression_rad=np.radians(3.0),
+    )
+    frame = LocalFrame(latitude, longitude)
+    inv = frame._inv
+    lon, lat = inv.transform(en[:, 0], en[:, 1])
+    col, row = ortho.latlon_to_px(np.asarray(lat), np.asarray(lon))
+    col = np.where(ok, col, -1e6).reshape(uu.shape).astype(np.float32)
+    row = np.where(ok, row, -1e6).reshape(uu.shape).astype(np.float32)
+    # bilinear interpolation of the grid: pixel (u, v) is at grid position (u/step, v/step)
+    gx, gy = np.meshgrid(
+        np.arange(camera.width, dtype=np.float32) / step,
+        np.arange(camera.height, dtype=np.float32) / step,
+    )
+    map_c = cv2.remap(col, gx, gy, cv2.INTER_LINEAR)
+    map_r = cv2.remap(row, gx, gy, cv2.INTER_LINEAR)
+    out = cv2.remap(ortho.pixels, map_c, map_r, cv2.INTER_LINEAR, borderValue=0)
+    return np.asarray(out, np.uint8)
+
+
+def cut_tiles(
+    ortho: Orthophoto, zoom: int, *, jpeg_quality: int = 90, margin_tiles: int = 0
+) -> dict[tuple[int, int, int], U8]:
+    """Web-mercator tiles at ``zoom`` covering the orthophoto, through a JPEG round trip.
+
+    Tiles only partly covered keep black where the orthophoto has no data.
+    """
+    from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px
+
+    lat0, lon0, lat1, lon1 = ortho.bounds_latlon()
+    x0, y0 = latlon_to_world_px(lat1, lon0, zoom)
+    x1, y1 = latlon_to_world_px(lat0, lon1, zoom)
+    out: dict[tuple[int, int, int], U8] = {}
+    for ty in range(int(y0 // TILE_PX) - margin_tiles, int(y1 // TILE_PX) + 1 + margin_tiles):
+        for tx in range(int(x0 // TILE_PX) - margin_tiles, int(x1 // TILE_PX) + 1 + margin_tiles):
+            grid = MercatorGrid(zoom, tx * TILE_PX, ty * TILE_PX, TILE_PX, TILE_PX)
+            px = render_map(ortho, grid)
+            ok, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            if not ok:
+                raise RuntimeError("JPEG encode failed")
+            out[(zoom, tx, ty)] = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
+    return out

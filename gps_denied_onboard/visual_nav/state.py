@@ -1,0 +1,212 @@
+"""What the estimator knows besides the frame: attitude, height and the prior.
+
+Each buffer is fed from the autopilot's stream (via the node) and answered at
+a frame's capture stamp. Nothing here reads a clock: every sample carries its
+stamp and every question names the time it is about.
+
+Height above ground, and its error budget
+-----------------------------------------
+With a rangefinder that the FC reports (fresh, in range, near vertical), the
+height is its reading times the cosine of the tilt: a few centimetres to
+decimetres. Without one, the height is the altitude above mean sea level minus
+the ground elevation at home, which assumes the ground under the aircraft is
+as high as at home. Its error is the barometer's drift (1-3 m over a flight)
+plus the terrain's departure from the home elevation (on the North-Dakota
+farmland of the sample, +-5 m; in hills, tens of metres). The matcher estimates
+a height scale factor itself (+-12 % searched), so the flat-ground height only
+has to be good to about 10 %; the estimator reports the scale it found.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+
+F64 = NDArray[np.float64]
+NS = 1_000_000_000
+
+
+def _quat_of(r: F64) -> F64:
+    """Unit quaternion (x, y, z, w) of a rotation matrix."""
+    m = r
+    t = m[0, 0] + m[1, 1] + m[2, 2]
+    if t > 0:
+        s = math.sqrt(t + 1.0) * 2
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, 0.25 * s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
+        q = [0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
+        q = [(m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
+        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
+    v = np.array(q, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def _matrix_of(q: F64) -> F64:
+    x, y, z, w = q
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def slerp(q0: F64, q1: F64, t: float) -> F64:
+    """Spherical interpolation between unit quaternions (shortest arc)."""
+    d = float(np.dot(q0, q1))
+    if d < 0:
+        q1, d = -q1, -d
+    if d > 0.9995:
+        q = q0 + t * (q1 - q0)
+        return q / np.linalg.norm(q)
+    th = math.acos(d)
+    return (math.sin((1 - t) * th) * q0 + math.sin(t * th) * q1) / math.sin(th)
+
+
+class AttitudeBuffer:
+    """Recent ``R_ENU_from_FLU`` samples; answers at a stamp by slerp.
+
+    A frame is refused (``stale_attitude``) when no sample lies within
+    ``max_gap_s`` on each side of its stamp, or, at the newest end, when the
+    newest sample is older than ``max_age_s`` (no extrapolation beyond that).
+    """
+
+    def __init__(
+        self, *, max_age_s: float = 0.1, max_gap_s: float = 0.25, keep_s: float = 5.0
+    ) -> None:
+        self._t: list[int] = []
+        self._q: list[F64] = []
+        self._max_age = int(max_age_s * NS)
+        self._max_gap = int(max_gap_s * NS)
+        self._keep = int(keep_s * NS)
+
+    def add(self, stamp_ns: int, r_enu_from_flu: F64) -> None:
+        q = _quat_of(r_enu_from_flu)
+        i = bisect.bisect_right(self._t, stamp_ns)
+        self._t.insert(i, stamp_ns)
+        self._q.insert(i, q)
+        cut = bisect.bisect_left(self._t, self._t[-1] - self._keep)
+        if cut:
+            del self._t[:cut], self._q[:cut]
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def at(self, stamp_ns: int) -> F64:
+        """``R_ENU_from_FLU`` at ``stamp_ns``.
+
+        Raises:
+            FrameRejected: ``no_attitude`` or ``stale_attitude``.
+        """
+        if not self._t:
+            raise FrameRejected("no_attitude", "no attitude received")
+        i = bisect.bisect_left(self._t, stamp_ns)
+        if i < len(self._t) and self._t[i] == stamp_ns:
+            return _matrix_of(self._q[i])
+        if i == len(self._t):
+            age = stamp_ns - self._t[-1]
+            if age > self._max_age:
+                raise FrameRejected(
+                    "stale_attitude", "newest attitude too old", age_ms=round(age / 1e6, 1)
+                )
+            return _matrix_of(self._q[-1])
+        if i == 0:
+            ahead = self._t[0] - stamp_ns
+            if ahead > self._max_age:
+                raise FrameRejected(
+                    "stale_attitude", "no attitude before the frame", ahead_ms=round(ahead / 1e6, 1)
+                )
+            return _matrix_of(self._q[0])
+        t0, t1 = self._t[i - 1], self._t[i]
+        if t1 - t0 > self._max_gap:
+            raise FrameRejected(
+                "stale_attitude", "gap in attitude", gap_ms=round((t1 - t0) / 1e6, 1)
+            )
+        return _matrix_of(slerp(self._q[i - 1], self._q[i], (stamp_ns - t0) / (t1 - t0)))
+
+
+@dataclass(frozen=True)
+class HeightSample:
+    height_m: float
+    sigma_m: float
+    source: str  # "rangefinder" | "baro_flat_ground"
+
+
+class HeightSource:
+    """Height above ground at a stamp: rangefinder when fresh, else AMSL - ground elevation."""
+
+    def __init__(
+        self,
+        *,
+        ground_elevation_msl: float | None,
+        max_age_s: float = 0.5,
+        flat_ground_sigma_m: float = 8.0,
+        rangefinder_sigma_m: float = 0.3,
+    ) -> None:
+        self.ground_elevation_msl = ground_elevation_msl
+        self._alt: tuple[int, float] | None = None
+        self._range: tuple[int, float] | None = None
+        self._max_age = int(max_age_s * NS)
+        self._flat_sigma = flat_ground_sigma_m
+        self._range_sigma = rangefinder_sigma_m
+
+    def add_altitude_msl(self, stamp_ns: int, amsl: float, *, on_ground: bool = False) -> None:
+        if not math.isfinite(amsl):
+            return
+        if self.ground_elevation_msl is None and on_ground:
+            self.ground_elevation_msl = amsl  # home: learned while on the ground
+        self._alt = (stamp_ns, amsl)
+
+    def add_range(self, stamp_ns: int, range_m: float, min_m: float, max_m: float) -> None:
+        if math.isfinite(range_m) and min_m <= range_m <= max_m:
+            self._range = (stamp_ns, range_m)
+
+    def altitude_msl(self) -> float | None:
+        return self._alt[1] if self._alt else None
+
+    def at(self, stamp_ns: int, tilt_cos: float) -> HeightSample:
+        """Height at ``stamp_ns``; ``tilt_cos`` is the body z axis' cosine to vertical.
+
+        Raises:
+            FrameRejected: ``no_height``.
+        """
+        if self._range and abs(stamp_ns - self._range[0]) <= self._max_age:
+            return HeightSample(self._range[1] * tilt_cos, self._range_sigma, "rangefinder")
+        if self._alt is None or self.ground_elevation_msl is None:
+            raise FrameRejected("no_height", "no altitude or no ground elevation")
+        age = abs(stamp_ns - self._alt[0])
+        if age > self._max_age * 4:
+            raise FrameRejected("no_height", "altitude too old", age_ms=round(age / 1e6, 1))
+        h = self._alt[1] - self.ground_elevation_msl
+        if h <= 5.0:
+            raise FrameRejected("no_height", "too low above ground", height_m=round(h, 1))
+        return HeightSample(h, self._flat_sigma, "baro_flat_ground")
+
+
+@dataclass
+class Prior:
+    """Where the aircraft is believed to be before the frame is matched.
+
+    ``sigma_m`` is the 1-sigma horizontal uncertainty; the search radius is a
+    multiple of it.
+    """
+
+    stamp_ns: int
+    latitude: float
+    longitude: float
+    sigma_m: float
+    velocity_en: tuple[float, float]
+    velocity_sigma: float
+    source: str  # "fc_gnss" | "visual" | "visual_dead_reckoning"
