@@ -378,7 +378,9 @@ def sweep_stale_homes(base: Path) -> list[Path]:
     """Remove per-run directories whose maker died before landing.
 
     One is stale when the process that made it (its pid is in the name) is
-    gone and no server runs in it; a server still running is left alone.
+    gone: a per-run cluster serves only its maker's run, so a server still
+    running there (the maker was killed) is stopped first. A server that will
+    not stop keeps its directory.
     """
     removed: list[Path] = []
     try:
@@ -387,8 +389,16 @@ def sweep_stale_homes(base: Path) -> list[Path]:
         return removed
     for entry in entries:
         m = re.fullmatch(rf"{_PER_RUN_PREFIX}(\d+)-\w+", entry.name)
-        if m is None or _pid_alive(int(m.group(1))) or _postmaster_alive(entry / "data"):
+        if m is None or _pid_alive(int(m.group(1))):
             continue
+        data = entry / "data"
+        if _postmaster_alive(data):
+            try:
+                owner = pwd.getpwuid(entry.stat().st_uid).pw_name
+                run_as = owner if os.geteuid() == 0 and owner != "root" else None
+                EmbeddedPostgres(data, run_as=run_as).stop()
+            except (OSError, KeyError, EmbeddedPostgresError):
+                continue
         shutil.rmtree(entry, ignore_errors=True)
         if not entry.exists():
             removed.append(entry)

@@ -101,6 +101,8 @@ def runtime_base() -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="gdo-pg-base-"))
     base.chmod(0o755)
     yield base / "embedded-pg"
+    for pid_file in base.glob("embedded-pg/*/data/postmaster.pid"):  # a failed test's server
+        EmbeddedPostgres(pid_file.parent).stop()
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -163,15 +165,25 @@ def test_homes_of_runs_that_died_are_swept_live_ones_kept(
 ) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
+    postgres = pwd.getpwnam("postgres")
     runtime_base.mkdir(parents=True)
+    runtime_base.chmod(0o755)
     stale = runtime_base / f"run-{dead.pid}-abc123"
     (stale / "data").mkdir(parents=True)
+    # a run killed in flight: its maker is gone, its server still runs
+    orphaned = runtime_base / f"run-{dead.pid}-ghi789"
+    orphaned.mkdir(mode=0o700)
+    os.chown(orphaned, postgres.pw_uid, postgres.pw_gid)
+    EmbeddedPostgres(orphaned / "data").start()
+    assert _postgres_pids_for(orphaned / "data") != []
     live = runtime_base / f"run-{os.getpid()}-def456"
     live.mkdir()
     unrelated = runtime_base / "not-ours"
     unrelated.mkdir()
     home = cluster_home(private_run_dir / "pg", base=runtime_base)
     assert not stale.exists()
+    assert not orphaned.exists()
+    assert _no_postgres_left(orphaned / "data") == []
     assert live.exists() and unrelated.exists()
     home.remove()
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from test_takeoff_bringup import _land, _wait_active
+from test_takeoff_bringup import _land, _records, _wait_active
 from unprivileged import as_user, private_dir_of, unprivileged_user, why_not_runnable
 
 from gps_denied_onboard.embedded_pg import CLUSTER_REPORT, ClusterHome
@@ -198,5 +198,35 @@ def test_unprivileged_user_takes_off_with_its_run_dir_in_a_0700_directory(
         assert not (data_dir / "postmaster.pid").exists()
         assert not list(data_dir.glob(".s.PGSQL.*"))
         assert _processes_mentioning(data_dir) == []
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's case: the server runs as postgres")
+def test_root_aborted_takeoff_leaves_nothing_of_the_cluster(sim_fc: SimFc) -> None:
+    sim_fc.pause_heartbeats()  # the autopilot never answers: fc_bridge activate fails
+    private = Path(tempfile.mkdtemp(prefix="gdo-takeoff-abort-"))
+    run_dir = private / "run"
+    try:
+        argv = [*_takeoff_argv(run_dir, sim_fc), "--fc-activate-timeout", "3"]
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=_env(), timeout=180, check=False
+        )
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        report = json.loads((run_dir / CLUSTER_REPORT).read_text())
+        # the cluster was up (the tile cache came up on it) before the abort
+        records = _records(run_dir / "flights" / "private-run")
+        transitions = [
+            (r["payload"]["node"], r["payload"]["transition"])
+            for r in records
+            if r["kind"] == "takeoff.transition"
+        ]
+        assert ("tile_cache", "activate") in transitions
+        assert [r["payload"]["failed_step"] for r in records if r["kind"] == "takeoff.aborted"] == [
+            "fc_bridge.activate"
+        ]
+        assert report["state"] == "removed at landing"
+        assert not Path(report["per_run_dir"]).exists()
+        assert _processes_mentioning(Path(report["data_dir"])) == []
     finally:
         shutil.rmtree(private, ignore_errors=True)
