@@ -1,6 +1,6 @@
 """Take-off on a real ROS 2 install: ``ros2 launch gps_denied_onboard takeoff.launch.py``.
 
-Starts the three lifecycle nodes (fdr_recorder, tile_cache, fc_bridge) and the
+Starts the four lifecycle nodes (fdr_recorder, tile_cache, visual_nav, fc_bridge) and the
 take-off sequencer, which drives them to ACTIVE one at a time in the spec's
 order (recorder open before the FC link opens; see
 gps_denied_onboard/takeoff/sequence.py). The nodes are NOT auto-activated by
@@ -84,6 +84,15 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         sigterm_timeout=LANDING_TIMEOUT_S,
     )
+    visual_nav = LifecycleNode(
+        package=PACKAGE,
+        executable="visual_nav_node",
+        name="visual_nav",
+        namespace="",
+        parameters=params("visual_nav.yaml", {}),
+        output="screen",
+        sigterm_timeout=LANDING_TIMEOUT_S,
+    )
     fc_bridge = LifecycleNode(
         package=PACKAGE,
         executable="fc_bridge_node",
@@ -117,6 +126,7 @@ def generate_launch_description() -> LaunchDescription:
             ),
             recorder,
             tile_cache,
+            visual_nav,
             fc_bridge,
             sequencer,
             RegisterEventHandler(OnProcessExit(target_action=sequencer, on_exit=_sequencer_exited)),

@@ -92,6 +92,7 @@ def node_processes(opts: BringupOptions) -> list[NodeProcess]:
             "tile_cache.yaml",
             {"tile_root": str(opts.tile_root.absolute())},
         ),
+        NodeProcess("visual_nav_node", "visual_nav", "visual_nav.yaml", {}),
         NodeProcess(
             "fc_bridge_node",
             "fc_bridge",

@@ -6,6 +6,7 @@ adapter init -> FC adapter open), as lifecycle steps::
     fdr_recorder  configure -> activate -> OpenFlight
     database      embedded cluster if no DSN, migrations to head
     tile_cache    configure -> activate
+    visual_nav    configure -> activate   (needs the tile cache's services)
     fc_bridge     configure -> activate
 
 Unlike nav2's lifecycle manager (configure all, then activate all), each node
@@ -137,7 +138,9 @@ class TakeoffConfig:
 
     Attributes:
         flight_id: the flight to open; empty means derived from the clock at take-off.
-        recorder_node, tile_cache_node, fc_bridge_node: node names to drive.
+        recorder_node, tile_cache_node, visual_nav_node, fc_bridge_node: node names to
+            drive; an empty ``visual_nav_node`` leaves the estimator out (a flight
+            with fixes from elsewhere).
         service_timeout_s: answer timeout of every lifecycle/service call.
         teardown_timeout_s: the same while landing or aborting; a node that does not
             answer is given up on (it has usually exited already) so landing goes on.
@@ -150,6 +153,7 @@ class TakeoffConfig:
     flight_id: str = ""
     recorder_node: str = "fdr_recorder"
     tile_cache_node: str = "tile_cache"
+    visual_nav_node: str = "visual_nav"
     fc_bridge_node: str = "fc_bridge"
     service_timeout_s: float = 10.0
     teardown_timeout_s: float = 5.0
@@ -167,9 +171,13 @@ class TakeoffConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive", key=name)
-        names = (self.recorder_node, self.tile_cache_node, self.fc_bridge_node)
-        if len(set(names)) != 3 or not all(names):
-            raise ConfigError("recorder, tile cache and FC bridge node names must differ")
+        names: tuple[str, ...] = (self.recorder_node, self.tile_cache_node, self.fc_bridge_node)
+        if self.visual_nav_node:
+            names = (*names, self.visual_nav_node)
+        if len(set(names)) != len(names) or not all(names):
+            raise ConfigError(
+                "recorder, tile cache, visual nav and FC bridge node names must differ"
+            )
         if "/" in self.flight_id or self.flight_id in (".", ".."):
             raise ConfigError("flight_id must be a plain name", key="flight_id")
 
@@ -412,6 +420,8 @@ class TakeoffSequencer:
                     to_revision=db.revision,
                 )
                 self._bring_up(self._cfg.tile_cache_node)
+                if self._cfg.visual_nav_node:
+                    self._bring_up(self._cfg.visual_nav_node)
                 self._bring_up(self._cfg.fc_bridge_node)
             except FdrOpenFailure as err:
                 return self._abort_fdr_open(err)

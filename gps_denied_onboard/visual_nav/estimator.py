@@ -141,6 +141,7 @@ class VisualEstimator:
         self._mosaic: Mosaic | None = None
         self.reset_counter = 0
         self.mosaic_builds = 0
+        self.last_view: GroundView | None = None
 
     # -- inputs -----------------------------------------------------------------------
 
@@ -342,6 +343,9 @@ class VisualEstimator:
             footprint_m=result.footprint_m,
         )
         self._last_fix = fix
+        self.last_view = GroundView(
+            gray, camera, _turned(r_world_cam, result.heading_offset_deg), height_m, lat, lon
+        )
         v = velocity or (0.0, 0.0)
         self._track = Prior(
             stamp_ns,
@@ -381,6 +385,24 @@ class VisualEstimator:
         return False
 
     last_jump_m: float = 0.0
+
+
+@dataclass(frozen=True)
+class GroundView:
+    """The last accepted frame with its corrected pose: what a snapshot is cut from."""
+
+    gray: NDArray[np.float32]
+    camera: CameraModel
+    r_world_from_camera: F64
+    height_m: float
+    latitude: float
+    longitude: float
+
+
+def _turned(r: F64, deg: float) -> F64:
+    from gps_denied_onboard.visual_nav.camera import rot_z
+
+    return np.asarray(rot_z(math.radians(deg)) @ r, np.float64)
 
 
 def _yaw_enu(r_enu_flu: F64) -> float:

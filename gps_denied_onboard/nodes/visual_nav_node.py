@@ -1,0 +1,528 @@
+"""``visual_nav``: the visual position estimator as a ROS 2 lifecycle node.
+
+* ``configure``: parameters -> :class:`~gps_denied_onboard.visual_nav.config.VisualNavConfig`;
+  the estimator and the tile cache's service clients (``/<tile_cache_node>/query_bbox``,
+  ``/get_tile``) are made; publishers of ``/nav/position_fix`` (PositionFix),
+  ``/tile_cache/snapshots`` and diagnostics exist from here on.
+* ``activate``: subscribes to the camera (``CompressedImage`` or ``Image``) and
+  ``CameraInfo``, and to the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
+  (AMSL), ``/fc/status`` (armed, GNSS verdict) and ``/fc/navsat`` (the FC's GNSS,
+  the prior while healthy); starts the worker thread that matches frames and
+  the prefetch thread that pulls tiles around the aircraft into memory, so a
+  frame never waits on a service call.
+* ``deactivate`` / ``cleanup`` / ``shutdown``: stop both threads, drop subscriptions.
+
+Frames are queued (``queue_depth``) and matched one at a time, in order. When the
+queue is full the oldest frame is dropped, counted (``dropped_busy`` in
+diagnostics) and logged: never silently. Every fix and every reject is counted;
+``vnav.fix``/``vnav.reject`` records are rate-capped, ``failed_tile_thumbnail``
+at most once per ``thumbnail_period_s``.
+
+Raw camera frames are never published to the recorder: the recorder refuses
+camera topics whatever its configuration says.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+import cv2
+import numpy as np
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, NavSatStatus
+from std_msgs.msg import Float64
+
+from gps_denied_onboard.errors import GpsDeniedError
+from gps_denied_onboard.log import log_event
+from gps_denied_onboard.msg import FcStatus, PositionFix, TileSnapshot
+from gps_denied_onboard.nodes.common import (
+    TOPIC_FC_ALTITUDE,
+    TOPIC_FC_IMU,
+    TOPIC_FC_NAVSAT,
+    TOPIC_FC_STATUS,
+    TOPIC_POSITION_FIX,
+    TOPIC_TILE_SNAPSHOTS,
+    DiagnosticsPublisher,
+    RecordPublisherSink,
+    RosClock,
+    bridge_logging,
+    declare_config,
+    ns_to_time_msg,
+    read_config,
+    run_node,
+    time_msg_to_ns,
+)
+from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.srv import GetTile, QueryBbox
+from gps_denied_onboard.visual_nav.camera import CameraModel, rotation_from_quaternion
+from gps_denied_onboard.visual_nav.config import VisualNavConfig
+from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator, VisualFix
+from gps_denied_onboard.visual_nav.geo import (
+    TILE_PX,
+    LocalFrame,
+    latlon_to_world_px,
+    zoom_for_resolution,
+)
+from gps_denied_onboard.visual_nav.image_codec import decode_compressed, decode_raw
+from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.outputs import (
+    PRODUCER,
+    RateCap,
+    VisualNavStats,
+    fix_payload,
+    reject_payload,
+)
+from gps_denied_onboard.visual_nav.snapshot import snapshot_tile
+
+NODE_NAME: Final = "visual_nav"
+NS: Final = 1_000_000_000
+FRAME_QOS: Final = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+)
+FIX_QOS: Final = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=20, reliability=ReliabilityPolicy.RELIABLE
+)
+
+try:  # cv_bridge where a real ROS install has it; our own tested conversion otherwise
+    from cv_bridge import CvBridge  # type: ignore[import-not-found]
+
+    _BRIDGE: Any = CvBridge()
+except ImportError:
+    _BRIDGE = None
+
+
+def camera_model_of(msg: Any) -> CameraModel:
+    """``sensor_msgs/CameraInfo`` -> :class:`CameraModel` (raises CameraModelError)."""
+    return CameraModel(
+        int(msg.width),
+        int(msg.height),
+        tuple(float(v) for v in msg.k),
+        str(msg.distortion_model),
+        tuple(float(v) for v in msg.d),
+    )
+
+
+def image_of(msg: Any) -> np.ndarray[Any, Any]:
+    """A camera message's pixels (raises FrameRejected for what cannot be decoded)."""
+    if isinstance(msg, CompressedImage):
+        return decode_compressed(bytes(msg.data))
+    if _BRIDGE is not None:
+        try:
+            return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        except Exception as err:  # cv_bridge raises its own CvBridgeError
+            raise FrameRejected("unknown_encoding", str(err)) from err
+    return decode_raw(
+        str(msg.encoding),
+        int(msg.width),
+        int(msg.height),
+        int(msg.step),
+        bytes(msg.data),
+        big_endian=bool(msg.is_bigendian),
+    )
+
+
+def fix_to_msg(fix: VisualFix) -> PositionFix:
+    out = PositionFix()
+    out.header.stamp = ns_to_time_msg(fix.stamp_ns)
+    out.header.frame_id = "map"
+    out.latitude, out.longitude, out.altitude_msl = fix.latitude, fix.longitude, fix.altitude_msl
+    if fix.velocity_en is not None:
+        out.velocity_enu.x, out.velocity_enu.y = fix.velocity_en
+        out.velocity_valid = True
+        v = fix.velocity_sigma**2
+        out.velocity_covariance = [v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, v]
+    out.position_covariance = list(fix.position_covariance)
+    out.yaw_enu = fix.yaw_enu
+    out.yaw_valid = True
+    out.yaw_variance = fix.yaw_sigma**2
+    out.reset_counter = fix.reset_counter
+    out.quality = fix.quality
+    return out
+
+
+class VisualNavNode(LifecycleNode):
+    """The visual position estimator node (see the module docstring)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._cfg: VisualNavConfig | None = None
+        self._estimator: VisualEstimator | None = None
+        self._tiles = DictTileSource()
+        self._camera: CameraModel | None = None
+        self._camera_error = ""
+        self._pending: deque[Callable[[VisualEstimator], None]] = deque()
+        self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._io: list[Any] = []
+        self._timers: list[Any] = []
+        self._position: tuple[float, float] | None = None
+        self._armed = False
+        self._gnss_healthy = True
+        self._newest_attitude_ns = 0
+        self._missing_tiles: set[tuple[int, int, int]] = set()
+        self._tile_ids: dict[tuple[int, int, int], str] = {}
+        self.stats = VisualNavStats()
+        super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
+        declare_config(self, VisualNavConfig)
+        self._clock_core = RosClock(self)
+        self._log = bridge_logging(self)
+        self._records = RecordPublisherSink(self)
+        self._diag = DiagnosticsPublisher(self, NODE_NAME)
+        self._client_group = ReentrantCallbackGroup()
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._fix_pub = self.create_publisher(PositionFix, TOPIC_POSITION_FIX, FIX_QOS)
+        self._snap_pub = self.create_publisher(TileSnapshot, TOPIC_TILE_SNAPSHOTS, 10)
+        self._fix_cap = RateCap(NS)
+        self._reject_cap = RateCap(NS)
+        self._thumb_cap = RateCap(10 * NS)
+        self._snap_cap = RateCap(10 * NS)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            cfg = read_config(self, VisualNavConfig)
+        except GpsDeniedError as err:
+            log_event(self._log, logging.ERROR, "vnav.configure_failed", error=str(err))
+            return TransitionCallbackReturn.FAILURE
+        self._cfg = cfg
+        self._estimator = VisualEstimator(cfg.estimator_config(), self._tiles)
+        self._fix_cap = RateCap(int(NS / cfg.fix_record_rate_hz))
+        self._reject_cap = RateCap(int(NS / cfg.reject_record_rate_hz))
+        self._thumb_cap = RateCap(int(cfg.thumbnail_period_s * NS))
+        self._snap_cap = RateCap(int(cfg.snapshot_period_s * NS))
+        base = f"/{cfg.tile_cache_node.strip('/')}"
+        self._query = self.create_client(
+            QueryBbox, f"{base}/query_bbox", callback_group=self._client_group
+        )
+        self._get = self.create_client(
+            GetTile, f"{base}/get_tile", callback_group=self._client_group
+        )
+        log_event(self._log, logging.INFO, "vnav.configured", tile_cache=base)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        cfg = self._cfg
+        assert cfg is not None
+        g = self._input_group
+        sensor = qos_profile_sensor_data
+        self._io = [
+            self.create_subscription(
+                CameraInfo, cfg.camera_info_topic, self._on_info, 10, callback_group=g
+            ),
+            self.create_subscription(Imu, TOPIC_FC_IMU, self._on_imu, sensor, callback_group=g),
+            self.create_subscription(
+                Float64, TOPIC_FC_ALTITUDE, self._on_alt, sensor, callback_group=g
+            ),
+            self.create_subscription(
+                FcStatus, TOPIC_FC_STATUS, self._on_status, 10, callback_group=g
+            ),
+            self.create_subscription(
+                NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor, callback_group=g
+            ),
+        ]
+        if cfg.compressed_image_topic:
+            self._io.append(
+                self.create_subscription(
+                    CompressedImage,
+                    cfg.compressed_image_topic,
+                    self._on_frame,
+                    FRAME_QOS,
+                    callback_group=g,
+                )
+            )
+        if cfg.image_topic:
+            self._io.append(
+                self.create_subscription(
+                    Image, cfg.image_topic, self._on_frame, FRAME_QOS, callback_group=g
+                )
+            )
+        self._timers = [
+            self.create_timer(cfg.diagnostics_period_s, self._on_diagnostics, callback_group=g)
+        ]
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._work, name="vnav-worker", daemon=True),
+            threading.Thread(target=self._prefetch_loop, name="vnav-prefetch", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        log_event(self._log, logging.INFO, "vnav.active")
+        result: TransitionCallbackReturn = super().on_activate(state)
+        return result
+
+    def _stop_io(self) -> None:
+        self._stop.set()
+        self._frames.put((0, None, 0))
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self._threads = []
+        for sub in self._io:
+            self.destroy_subscription(sub)
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._io, self._timers = [], []
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._stop_io()
+        result: TransitionCallbackReturn = super().on_deactivate(state)
+        return result
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._stop_io()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._stop_io()
+        return TransitionCallbackReturn.SUCCESS
+
+    def shutdown(self) -> None:
+        self._stop_io()
+
+    # -- inputs (executor threads): queue for the worker -----------------------------------
+
+    def _on_info(self, msg: CameraInfo) -> None:
+        try:
+            model = camera_model_of(msg)
+        except CameraModelError as err:
+            if self._camera_error != str(err):
+                log_event(self._log, logging.WARNING, "vnav.camera_info_refused", error=str(err))
+            self._camera_error = str(err)
+            return
+        self._camera, self._camera_error = model, ""
+
+    def _on_imu(self, msg: Imu) -> None:
+        q = msg.orientation
+        try:
+            r = rotation_from_quaternion(q.x, q.y, q.z, q.w)
+        except CameraModelError:
+            return
+        stamp = time_msg_to_ns(msg.header.stamp)
+        self._newest_attitude_ns = max(self._newest_attitude_ns, stamp)
+        self._pending.append(lambda est: est.attitude.add(stamp, r))
+
+    def _on_alt(self, msg: Float64) -> None:
+        stamp, amsl, on_ground = self._clock_core.now_ns(), float(msg.data), not self._armed
+        self._pending.append(
+            lambda est: est.height.add_altitude_msl(stamp, amsl, on_ground=on_ground)
+        )
+
+    def _on_status(self, msg: FcStatus) -> None:
+        self._armed = bool(msg.armed)
+        healthy = bool(msg.gnss_healthy)
+        self._gnss_healthy = healthy
+        self._pending.append(lambda est: est.set_gnss_healthy(healthy))
+
+    def _on_navsat(self, msg: NavSatFix) -> None:
+        if msg.status.status < NavSatStatus.STATUS_FIX:
+            return
+        stamp = time_msg_to_ns(msg.header.stamp)
+        lat, lon, healthy = float(msg.latitude), float(msg.longitude), self._gnss_healthy
+        var = float(msg.position_covariance[0]) if msg.position_covariance_type else 0.0
+        sigma = math.sqrt(var) if var > 0 else None
+        if healthy:
+            self._position = (lat, lon)
+        self._pending.append(
+            lambda est: est.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
+        )
+
+    def _on_frame(self, msg: Any) -> None:
+        cfg = self._cfg
+        if cfg is None:
+            return
+        if self._frames.qsize() >= cfg.queue_depth:
+            try:
+                self._frames.get_nowait()
+                self.stats.dropped_busy += 1
+                log_event(self._log, logging.WARNING, "vnav.frame_dropped", reason="busy")
+            except queue.Empty:
+                pass
+        self._frames.put((time_msg_to_ns(msg.header.stamp), msg, self._clock_core.now_ns()))
+
+    # -- worker ----------------------------------------------------------------------------
+
+    def _drain(self, est: VisualEstimator) -> None:
+        while self._pending:
+            self._pending.popleft()(est)
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            stamp, msg, _received_ns = self._frames.get()
+            if msg is None or self._stop.is_set():
+                return
+            est = self._estimator
+            if est is None:
+                continue
+            # the attitude sample just after the capture may still be on its way
+            deadline = time.monotonic() + 0.2
+            while self._newest_attitude_ns < stamp and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self._drain(est)
+            t0 = time.perf_counter()
+            try:
+                pixels = image_of(msg)
+                fix = est.process(stamp, pixels, self._camera)
+            except FrameRejected as rej:
+                self._on_reject(stamp, rej, (time.perf_counter() - t0) * 1e3)
+                continue
+            except Exception as err:  # the worker must survive anything a frame does
+                log_event(self._log, logging.ERROR, "vnav.frame_failed", error=repr(err))
+                continue
+            self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
+
+    def _emit(self, kind: str, stamp: int, payload: dict[str, Any]) -> None:
+        self._records.emit(FlightRecord(kind, PRODUCER, stamp, payload))
+
+    def _on_fix(self, est: VisualEstimator, fix: VisualFix, latency_ms: float) -> None:
+        self._fix_pub.publish(fix_to_msg(fix))
+        self._position = (fix.latitude, fix.longitude)
+        self.stats.on_fix(fix.stamp_ns, latency_ms)
+        if fix.prior_source == "relocalized":
+            self._emit(
+                "vnav.relocalized",
+                fix.stamp_ns,
+                {
+                    "jump_m": round(est.last_jump_m, 1),
+                    "reset_counter": fix.reset_counter,
+                    "sigma_m": round(fix.sigma_m, 2),
+                },
+            )
+        if self._fix_cap.allow(fix.stamp_ns):
+            self._emit("vnav.fix", fix.stamp_ns, fix_payload(fix, latency_ms))
+        cfg = self._cfg
+        view = est.last_view
+        if (
+            cfg
+            and view
+            and fix.quality >= cfg.snapshot_min_quality
+            and self._snap_cap.allow(fix.stamp_ns)
+        ):
+            self._publish_snapshot(fix, view, cfg.snapshot_zoom)
+
+    def _publish_snapshot(self, fix: VisualFix, view: Any, zoom: int) -> None:
+        snap = snapshot_tile(view, zoom)
+        if snap is None:
+            return
+        msg = TileSnapshot()
+        msg.header.stamp = ns_to_time_msg(fix.stamp_ns)
+        msg.zoom, msg.x, msg.y = snap.zoom, snap.x, snap.y
+        msg.latitude, msg.longitude = fix.latitude, fix.longitude
+        msg.quality_json = (
+            f'{{"source":"visual_nav","quality":{fix.quality},"sigma_m":{fix.sigma_m:.2f},'
+            f'"coverage":{snap.coverage:.3f}}}'
+        )
+        msg.image.format = "jpeg"
+        msg.image.data = snap.jpeg
+        self._snap_pub.publish(msg)
+
+    def _on_reject(self, stamp: int, rej: FrameRejected, latency_ms: float) -> None:
+        self.stats.on_reject(rej.reason, latency_ms)
+        if self._reject_cap.allow(stamp):
+            self._emit("vnav.reject", stamp, reject_payload(rej, latency_ms))
+        if rej.reason == "gate" and self._thumb_cap.allow(stamp) and self._position is not None:
+            tile_id = self._tile_id_under(*self._position)
+            if tile_id:
+                self._emit("failed_tile_thumbnail", stamp, {"tile_id": tile_id, "reason": "gate"})
+
+    def _tile_id_under(self, lat: float, lon: float) -> str:
+        cfg = self._cfg
+        zoom = zoom_for_resolution(lat, cfg.resolution_m if cfg else 5.0)
+        px, py = latlon_to_world_px(lat, lon, zoom)
+        return self._tile_ids.get((zoom, int(px // TILE_PX), int(py // TILE_PX)), "")
+
+    # -- tile prefetch (own thread; service calls answered by the executor) ------------------
+
+    def _prefetch_loop(self) -> None:
+        cfg = self._cfg
+        assert cfg is not None
+        while not self._stop.wait(cfg.prefetch_period_s):
+            try:
+                self._prefetch(cfg)
+            except Exception as err:  # a failed prefetch is retried next period
+                log_event(self._log, logging.WARNING, "vnav.prefetch_failed", error=repr(err))
+
+    def _call(self, client: Any, req: Any, timeout_s: float = 2.0) -> Any:
+        if not client.service_is_ready():
+            return None
+        fut = client.call_async(req)
+        deadline = time.monotonic() + timeout_s
+        while not fut.done():
+            if self._stop.is_set() or time.monotonic() > deadline:
+                fut.cancel()
+                return None
+            time.sleep(0.005)
+        return fut.result()
+
+    def _prefetch(self, cfg: VisualNavConfig) -> None:
+        pos = self._position
+        if pos is None:
+            return
+        lat, lon = pos
+        zoom = zoom_for_resolution(lat, cfg.resolution_m)
+        frame = LocalFrame(lat, lon)
+        r = cfg.prefetch_radius_m
+        lat0, lon0 = frame.to_latlon(-r, -r)
+        lat1, lon1 = frame.to_latlon(r, r)
+        req = QueryBbox.Request()
+        req.min_latitude, req.min_longitude = lat0, lon0
+        req.max_latitude, req.max_longitude = lat1, lon1
+        req.zoom, req.limit = zoom, 0
+        res = self._call(self._query, req)
+        if res is None or not res.success:
+            return
+        seen: set[tuple[int, int]] = set()
+        for info in res.tiles:
+            key = (int(info.x), int(info.y))
+            if key in seen or info.source in cfg.exclude_tile_sources:
+                continue
+            seen.add(key)
+            if self._tiles.has(zoom, *key) or (zoom, *key) in self._missing_tiles:
+                continue
+            get = GetTile.Request()
+            get.zoom, get.x, get.y = zoom, key[0], key[1]
+            get.source, get.flight_id = info.source, info.flight_id
+            got = self._call(self._get, get)
+            if got is None or not got.found:
+                continue
+            pixels = cv2.imdecode(np.frombuffer(bytes(got.image.data), np.uint8), cv2.IMREAD_COLOR)
+            if pixels is None:
+                self._missing_tiles.add((zoom, *key))
+                continue
+            self._tiles.put(zoom, key[0], key[1], np.asarray(pixels, np.uint8))
+            self._tile_ids[(zoom, *key)] = str(info.tile_id)
+        self.stats.tiles_cached = len(self._tiles)
+
+    # -- diagnostics ---------------------------------------------------------------------
+
+    def _on_diagnostics(self) -> None:
+        est = self._estimator
+        if est is not None and est.mosaic is not None:
+            self.stats.map_coverage = est.mosaic.coverage
+        values = self.stats.as_dict()
+        if self._camera is None:
+            level, message = DiagnosticsPublisher.WARN, "no CameraInfo"
+        elif self.stats.frames and not self.stats.fixes:
+            level, message = DiagnosticsPublisher.WARN, "no fix yet"
+        else:
+            level, message = DiagnosticsPublisher.OK, f"{values['fix_rate_hz']} Hz fixes"
+        self._diag.publish(level, message, values)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_node(VisualNavNode, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The ``visual_nav`` node's parameters (``config/visual_nav.yaml``) as a frozen dataclass."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.visual_nav.camera import mount_rotation
+from gps_denied_onboard.visual_nav.errors import CameraModelError
+from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
+from gps_denied_onboard.visual_nav.matcher import MatchConfig
+
+
+@dataclass(frozen=True)
+class VisualNavConfig:
+    """Parameters of the visual position estimator node (field names = parameter names)."""
+
+    compressed_image_topic: str = "/camera/image_raw/compressed"
+    image_topic: str = ""
+    camera_info_topic: str = "/camera/camera_info"
+    mount_rpy_deg: tuple[float, ...] = (0.0, 0.0, 0.0)
+    resolution_m: float = 5.0
+    coarse_resolution_m: float = 10.0
+    heading_candidates_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)
+    scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
+    gate_margin: float = 0.07
+    gate_min_score: float = 0.12
+    attitude_max_age_s: float = 0.1
+    attitude_max_gap_s: float = 0.25
+    attitude_sigma_deg: float = 0.5
+    map_sigma_m: float = 2.0
+    match_sigma_px: float = 0.35
+    ground_elevation_msl: float | None = None
+    min_search_radius_m: float = 150.0
+    max_search_radius_m: float = 600.0
+    tile_cache_node: str = "tile_cache"
+    prefetch_radius_m: float = 3000.0
+    prefetch_period_s: float = 1.0
+    exclude_tile_sources: tuple[str, ...] = ("in_flight",)
+    snapshot_zoom: int = 16
+    snapshot_period_s: float = 10.0
+    snapshot_min_quality: int = 60
+    fix_record_rate_hz: float = 2.0
+    reject_record_rate_hz: float = 1.0
+    thumbnail_period_s: float = 10.0
+    queue_depth: int = 8
+    diagnostics_period_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        positive = (
+            "resolution_m",
+            "coarse_resolution_m",
+            "attitude_max_age_s",
+            "attitude_max_gap_s",
+            "min_search_radius_m",
+            "max_search_radius_m",
+            "prefetch_radius_m",
+            "prefetch_period_s",
+            "snapshot_period_s",
+            "fix_record_rate_hz",
+            "reject_record_rate_hz",
+            "thumbnail_period_s",
+            "diagnostics_period_s",
+        )
+        for name in positive:
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ConfigError(
+                    f"parameter {name!r} must be a positive number, got {v}", key=name
+                )
+        for name in (
+            "gate_margin",
+            "gate_min_score",
+            "attitude_sigma_deg",
+            "map_sigma_m",
+            "match_sigma_px",
+        ):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"parameter {name!r} must be >= 0, got {v}", key=name)
+        if self.coarse_resolution_m < self.resolution_m:
+            raise ConfigError(
+                "coarse_resolution_m must be >= resolution_m", key="coarse_resolution_m"
+            )
+        if self.min_search_radius_m > self.max_search_radius_m:
+            raise ConfigError(
+                "min_search_radius_m > max_search_radius_m", key="min_search_radius_m"
+            )
+        if not self.compressed_image_topic and not self.image_topic:
+            raise ConfigError(
+                "one of image_topic or compressed_image_topic is needed", key="image_topic"
+            )
+        if not self.heading_candidates_deg or not self.scale_candidates:
+            raise ConfigError("candidate lists must not be empty", key="heading_candidates_deg")
+        if any(s <= 0 for s in self.scale_candidates):
+            raise ConfigError("scale candidates must be positive", key="scale_candidates")
+        if not 0 <= self.snapshot_zoom <= 22:
+            raise ConfigError("snapshot_zoom must be 0..22", key="snapshot_zoom")
+        if self.queue_depth < 1:
+            raise ConfigError("queue_depth must be >= 1", key="queue_depth")
+        try:
+            mount_rotation(self.mount_rpy_deg)
+        except CameraModelError as err:
+            raise ConfigError(str(err), key="mount_rpy_deg") from err
+
+    def estimator_config(self) -> EstimatorConfig:
+        return EstimatorConfig(
+            match=MatchConfig(
+                resolution_m=self.resolution_m,
+                coarse_resolution_m=self.coarse_resolution_m,
+                heading_candidates_deg=self.heading_candidates_deg,
+                scale_candidates=self.scale_candidates,
+            ),
+            mount_rotation=tuple(float(v) for v in mount_rotation(self.mount_rpy_deg).ravel()),
+            gate_margin=self.gate_margin,
+            gate_min_score=self.gate_min_score,
+            attitude_max_age_s=self.attitude_max_age_s,
+            attitude_max_gap_s=self.attitude_max_gap_s,
+            attitude_sigma_deg=self.attitude_sigma_deg,
+            map_sigma_m=self.map_sigma_m,
+            match_sigma_px=self.match_sigma_px,
+            ground_elevation_msl=self.ground_elevation_msl,
+            min_search_radius_m=self.min_search_radius_m,
+            max_search_radius_m=self.max_search_radius_m,
+        )

@@ -1,0 +1,116 @@
+"""What the estimator reports: record payloads, rate caps and running statistics.
+
+The node publishes these; keeping them here means the vocabulary of the
+``vnav.*`` records (``record_schema.VISUAL_NAV_KINDS``) and the diagnostics'
+figures are defined and tested without ROS.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.estimator import VisualFix
+
+PRODUCER = "visual_nav"
+
+
+def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
+    """The ``vnav.fix`` record's payload."""
+    return {
+        "latitude": round(fix.latitude, 8),
+        "longitude": round(fix.longitude, 8),
+        "sigma_m": round(fix.sigma_m, 2),
+        "quality": fix.quality,
+        "margin": round(fix.margin, 4),
+        "score": round(fix.score, 4),
+        "altitude_msl": round(fix.altitude_msl, 2),
+        "height_m": round(fix.height_m, 2),
+        "height_source": fix.height_source,
+        "heading_offset_deg": round(fix.heading_offset_deg, 2),
+        "scale": round(fix.scale, 4),
+        "search_radius_m": round(fix.search_radius_m, 1),
+        "prior_source": fix.prior_source,
+        "latency_ms": round(latency_ms, 1),
+        "reset_counter": fix.reset_counter,
+        "velocity_valid": fix.velocity_en is not None,
+        "footprint_m": round(fix.footprint_m, 1),
+    }
+
+
+def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
+    """The ``vnav.reject`` record's payload (reason plus the scores it carries)."""
+    known = {"margin", "score", "search_radius_m", "age_ms", "gap_ms"}
+    out: dict[str, Any] = {
+        "reason": rej.reason,
+        "message": str(rej),
+        "latency_ms": round(latency_ms, 1),
+    }
+    out.update({k: v for k, v in rej.detail.items() if k in known})
+    return out
+
+
+class RateCap:
+    """At most one event per ``period_ns`` of the caller's stamps; counts the rest."""
+
+    def __init__(self, period_ns: int) -> None:
+        self._period = period_ns
+        self._last: int | None = None
+        self.suppressed = 0
+
+    def allow(self, stamp_ns: int) -> bool:
+        if self._last is not None and 0 <= stamp_ns - self._last < self._period:
+            self.suppressed += 1
+            return False
+        self._last = stamp_ns
+        return True
+
+
+@dataclass
+class VisualNavStats:
+    """Running figures for diagnostics: fix rate, accept ratio, latency, map coverage."""
+
+    frames: int = 0
+    fixes: int = 0
+    rejects: Counter[str] = field(default_factory=Counter)
+    dropped_busy: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    fix_stamps_ns: deque[int] = field(default_factory=lambda: deque(maxlen=50))
+    map_coverage: float = 0.0
+    tiles_cached: int = 0
+
+    def on_fix(self, stamp_ns: int, latency_ms: float) -> None:
+        self.frames += 1
+        self.fixes += 1
+        self.fix_stamps_ns.append(stamp_ns)
+        self.latencies_ms.append(latency_ms)
+
+    def on_reject(self, reason: str, latency_ms: float) -> None:
+        self.frames += 1
+        self.rejects[reason] += 1
+        self.latencies_ms.append(latency_ms)
+
+    def fix_rate_hz(self) -> float:
+        s = self.fix_stamps_ns
+        if len(s) < 2 or s[-1] <= s[0]:
+            return 0.0
+        return (len(s) - 1) / ((s[-1] - s[0]) / 1e9)
+
+    def as_dict(self) -> dict[str, object]:
+        lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
+        return {
+            "frames": self.frames,
+            "fixes": self.fixes,
+            "accept_ratio": round(self.fixes / self.frames, 3) if self.frames else 0.0,
+            "fix_rate_hz": round(self.fix_rate_hz(), 2),
+            "latency_p50_ms": round(float(np.percentile(lat, 50)), 1),
+            "latency_p99_ms": round(float(np.percentile(lat, 99)), 1),
+            "dropped_busy": self.dropped_busy,
+            "map_coverage": round(self.map_coverage, 3),
+            "tiles_cached": self.tiles_cached,
+            **{f"rejects.{k}": v for k, v in sorted(self.rejects.items())},
+        }
