@@ -16,7 +16,11 @@ fresh segment as soon as space returns. ``open_flight`` is the exception:
 a flight that cannot even be created raises :class:`FdrOpenError`, which the
 take-off sequence turns into an abort.
 
-Everything on disk is described in ``fdr/FORMAT.md``.
+Everything on disk is described in ``fdr/FORMAT.md``. This module is the
+writer thread and its accounting; the flight's directory and segment files are
+:mod:`~gps_denied_onboard.fdr.flight`, the MCAP encoding of a segment
+:mod:`~gps_denied_onboard.fdr.mcap_segment`, a record's JSON body
+:mod:`~gps_denied_onboard.fdr.record_body`.
 """
 
 from __future__ import annotations
@@ -24,9 +28,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import logging
-import math
 import os
 import re
 import socket
@@ -35,13 +37,12 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gps_denied_onboard import __version__
 from gps_denied_onboard.clock import Clock
-from gps_denied_onboard.fdr.bag import SegmentEntry, write_metadata
 from gps_denied_onboard.fdr.client import FdrClient, RawMessage
 from gps_denied_onboard.fdr.config import FdrConfig
 from gps_denied_onboard.fdr.errors import (
@@ -51,18 +52,34 @@ from gps_denied_onboard.fdr.errors import (
     FlightIdMismatchError,
     FlightNotOpenError,
 )
+from gps_denied_onboard.fdr.flight import Flight, FlightFooter, FlightHeader
 from gps_denied_onboard.fdr.mcap_segment import MESSAGE_HEADER, McapSegment
 from gps_denied_onboard.fdr.policy import (
     RATE_CAPPED_KINDS,
     CapacityCapPolicy,
     Gap,
     RecordKindPolicy,
-    SegmentInfo,
 )
+from gps_denied_onboard.fdr.record_body import RecordBodyEncoder, encode_payload
 from gps_denied_onboard.fdr.segment import PUSH_THRESHOLD, FileOpener, OsFile, StorageError
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
 from gps_denied_onboard.records import FlightRecord
+
+__all__ = [
+    "FDR_PRODUCER",
+    "RAW_PRODUCER",
+    "SEVERITY_CRITICAL",
+    "SEVERITY_ERROR",
+    "SEVERITY_WARNING",
+    "AlertSink",
+    "FlightFooter",
+    "FlightHeader",
+    "FlightRecorder",
+    "FreeSpaceFloorError",
+    "ProducerStatus",
+    "RecorderStatus",
+]
 
 T = TypeVar("T")
 
@@ -87,70 +104,6 @@ class FreeSpaceFloorError(OSError):
 
     def __init__(self) -> None:
         super().__init__(errno.ENOSPC, "free space below the configured floor")
-
-
-@dataclass(frozen=True)
-class FlightHeader:
-    """What ``open_flight`` wrote as the first message of segment 0."""
-
-    flight_id: str
-    started_at_ns: int
-    schema_version: str
-    segment_size_bytes: int
-    flight_cap_bytes: int
-    flight_dir: Path
-    host: str
-    software_version: str
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "flight_id": self.flight_id,
-            "schema_version": self.schema_version,
-            "started_at_ns": self.started_at_ns,
-            "segment_size_bytes": self.segment_size_bytes,
-            "flight_cap_bytes": self.flight_cap_bytes,
-            "host": self.host,
-            "software_version": self.software_version,
-        }
-
-
-@dataclass(frozen=True)
-class FlightFooter:
-    """What ``close_flight`` wrote as the last message of the final segment.
-
-    Attributes:
-        records_written: messages that reached the flight's segments before the footer
-            (header, producers' records, raw messages, the recorder's own records).
-        records_dropped_overrun: sum of the counts of the flight's ``overrun`` records.
-        bytes_written: segment bytes handed to the OS before the footer, dropped
-            segments included.
-        rollover_count: segments dropped by the capacity cap.
-        segment_count: segments created.
-        torn_segments: segments abandoned after a storage error.
-        on_disk: False when a storage error kept the footer itself off the disk.
-    """
-
-    flight_id: str
-    closed_at_ns: int
-    records_written: int
-    records_dropped_overrun: int
-    bytes_written: int
-    rollover_count: int
-    segment_count: int
-    torn_segments: tuple[str, ...]
-    on_disk: bool = True
-
-    def payload(self) -> dict[str, Any]:
-        return {
-            "flight_id": self.flight_id,
-            "closed_at_ns": self.closed_at_ns,
-            "records_written": self.records_written,
-            "records_dropped_overrun": self.records_dropped_overrun,
-            "bytes_written": self.bytes_written,
-            "rollover_count": self.rollover_count,
-            "segment_count": self.segment_count,
-            "torn_segments": list(self.torn_segments),
-        }
 
 
 @dataclass(frozen=True)
@@ -194,53 +147,6 @@ class RecorderStatus:
     producers: tuple[ProducerStatus, ...]
 
 
-@dataclass
-class _Flight:
-    flight_id: str
-    dir: Path
-    header: FlightHeader
-    segments: list[SegmentEntry] = field(default_factory=list)
-    seg: McapSegment | None = None
-    entry: SegmentEntry | None = None
-    next_index: int = 0
-    dropped_overrun: int = 0
-    bytes_closed: int = 0  # landed bytes of segments no longer open
-    rollover_count: int = 0
-    dropped_names: list[str] = field(default_factory=list)
-    records_closed: int = 0  # records in segments no longer open
-    cap_alerted: bool = False
-
-    @property
-    def live_segments(self) -> list[SegmentEntry]:
-        return [s for s in self.segments if s.name not in self.dropped_names]
-
-
-def _json_default(obj: Any) -> Any:
-    item = getattr(obj, "item", None)
-    if callable(item):
-        return item()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, (bytes, bytearray)):
-        return obj.hex()
-    return str(obj)
-
-
-_encode_strict = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
-                                  default=_json_default).encode
-
-
-def _sanitize(value: Any, path: str, bad: list[str]) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        bad.append(path)
-        return None
-    if isinstance(value, dict):
-        return {k: _sanitize(v, f"{path}.{k}" if path else str(k), bad) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_sanitize(v, f"{path}[{i}]", bad) for i, v in enumerate(value)]
-    return value
-
-
 class FlightRecorder:
     """File-backed flight data recorder (the spec's FileFdrWriter).
 
@@ -276,7 +182,7 @@ class FlightRecorder:
         self._stop_flag = False
         self._thread: threading.Thread | None = None
         self._lock_fd: int | None = None
-        self._flight: _Flight | None = None
+        self._flight: Flight | None = None
         self._own_backlog: list[tuple[str, dict[str, Any], int]] = []
         self._degraded = False
         self._degraded_reason: str | None = None
@@ -290,8 +196,7 @@ class FlightRecorder:
         self._last_progress = 0
         self._rate = (0.0, 0.0)
         self._rate_base: tuple[int, int, int] | None = None
-        self._heads: dict[tuple[str, str, str], str] = {}
-        self._heads_by_producer: dict[str, dict[str, str]] = {}
+        self._bodies = RecordBodyEncoder()
         self._torn_all: list[str] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -435,8 +340,8 @@ class FlightRecorder:
         )
         records = bytes_written = 0
         if flight is not None:
-            records = flight.records_closed + (seg.fdr_records + seg.raw_messages if seg else 0)
-            bytes_written = flight.bytes_closed + (seg.file.landed if seg else 0)
+            records = flight.records_written
+            bytes_written = flight.bytes_written
         return RecorderStatus(
             running=self._thread is not None and self._thread.is_alive(),
             flight_id=flight.flight_id if flight else None,
@@ -503,17 +408,17 @@ class FlightRecorder:
             segment_size_bytes=self.config.segment_size_bytes,
             flight_cap_bytes=self.config.flight_cap_bytes, flight_dir=flight_dir,
             host=socket.gethostname(), software_version=__version__)
-        flight = _Flight(flight_id, flight_dir, header)
+        flight = Flight(flight_id, flight_dir, header)
         self._flight = flight
         self._degraded = False
         self._degraded_reason = None
         try:
-            self._open_segment(flight)
+            flight.open_segment(self._open_file)
             self._write_own("flight_header", header.payload(), header.started_at_ns)
             self._push()
             assert flight.seg is not None
             flight.seg.file.sync()
-            self._write_metadata(flight)
+            flight.write_metadata()
         except OSError as err:
             if flight.seg is not None:
                 flight.seg.abandon()
@@ -544,11 +449,11 @@ class FlightRecorder:
         self._account_gaps(flight, final=True)
         self._push_or_degrade(flight)
         seg = flight.seg
-        records = flight.records_closed + (seg.fdr_records + seg.raw_messages if seg else 0)
+        records = flight.records_written
         footer = FlightFooter(
             flight_id=flight_id, closed_at_ns=self._clock.now_ns(), records_written=records,
             records_dropped_overrun=flight.dropped_overrun,
-            bytes_written=flight.bytes_closed + (seg.file.landed if seg else 0),
+            bytes_written=flight.bytes_written,
             rollover_count=flight.rollover_count, segment_count=flight.next_index,
             torn_segments=tuple(s.name for s in flight.segments if s.torn),
             on_disk=seg is not None and not self._degraded)
@@ -556,12 +461,12 @@ class FlightRecorder:
             self._write_own("flight_footer", footer.payload(), footer.closed_at_ns)
             try:
                 self._push()
-                self._finish_segment(flight)
+                flight.finish_segment()
             except OSError as err:
                 self._degrade(flight, err)
                 footer = FlightFooter(**{**footer.__dict__, "on_disk": False})
         try:
-            self._write_metadata(flight, closed=True)
+            flight.write_metadata(closed=True)
         except OSError as err:
             self._storage_log("fdr.metadata_write_failed", err)
         self._flight = None
@@ -611,12 +516,12 @@ class FlightRecorder:
                 self._wake.wait(poll_s)
                 self._wake.clear()
 
-    def _drain_all(self, flight: _Flight) -> None:
+    def _drain_all(self, flight: Flight) -> None:
         for _ in range(1_000_000):
             if not self._drain_pass(flight):
                 return
 
-    def _drain_pass(self, flight: _Flight) -> bool:
+    def _drain_pass(self, flight: Flight) -> bool:
         """One batch from every ring. True when some ring still had a full batch."""
         if self._degraded or flight.seg is None:
             return self._drain_lost()
@@ -643,7 +548,7 @@ class FlightRecorder:
             self._degrade(flight, err)
         return busy
 
-    def _write_items(self, flight: _Flight, client: FdrClient,
+    def _write_items(self, flight: Flight, client: FdrClient,
                      ring: deque[tuple[int, Any, tuple[str, ...]]], n: int, now: int) -> None:
         seg = flight.seg
         assert seg is not None
@@ -653,9 +558,9 @@ class FlightRecorder:
         channels = seg.fdr_channels
         producer = client.producer
         popleft = ring.popleft
-        body_of = self._body
-        enc = _encode_strict
-        heads = self._heads_by_producer.setdefault(producer, {})
+        body_of = self._bodies.body
+        enc = encode_payload
+        heads = self._bodies.heads_by_producer.setdefault(producer, {})
         gate = self.policy.gate_for_writer
         written = 0
         records = 0
@@ -714,30 +619,6 @@ class FlightRecorder:
             if seg.raw_end_ns is None or stamp > seg.raw_end_ns:
                 seg.raw_end_ns = stamp
 
-    def _body(self, producer: str, rec: FlightRecord, seq: int, flags: tuple[str, ...]) -> bytes:
-        key = (rec.kind, producer, rec.schema_version)
-        head = self._heads.get(key)
-        if head is None:
-            head = (f'{{"kind":{json.dumps(rec.kind)},"producer":{json.dumps(producer)},'
-                    f'"schema_version":{json.dumps(rec.schema_version)},"stamp_ns":')
-            self._heads[key] = head
-            if rec.schema_version == FDR_RECORD_SCHEMA_VERSION:
-                self._heads_by_producer.setdefault(producer, {})[rec.kind] = head
-        try:
-            payload = _encode_strict(dict(rec.payload))
-        except ValueError:
-            bad: list[str] = []
-            try:
-                payload = _encode_strict(_sanitize(dict(rec.payload), "", bad))
-                flags = (*flags, *(f"non_finite:{p}" for p in bad))
-            except ValueError:  # e.g. a circular reference: keep what can be kept
-                payload = _encode_strict({"unencodable_payload": repr(dict(rec.payload))[:4096]})
-                flags = (*flags, "unencodable_payload")
-        if flags:
-            return (f'{head}{rec.stamp_ns},"seq":{seq},"payload":{payload},'
-                    f'"flags":{json.dumps(list(flags))}}}').encode()
-        return f'{head}{rec.stamp_ns},"seq":{seq},"payload":{payload}}}'.encode()
-
     def _write_own(self, kind: str, payload: dict[str, Any], stamp: int | None = None) -> None:
         """Write one of the recorder's own records (producer ``fdr``), or keep it for later."""
         stamp = self._clock.now_ns() if stamp is None else stamp
@@ -754,7 +635,7 @@ class FlightRecorder:
         seq = own._seq
         own._seq = seq + 1
         rec = FlightRecord(kind, FDR_PRODUCER, stamp, payload)
-        body = self._body(FDR_PRODUCER, rec, seq, self.policy.enforce_or_raise(rec))
+        body = self._bodies.body(FDR_PRODUCER, rec, seq, self.policy.enforce_or_raise(rec))
         ch = seg.fdr_channel(kind)
         off = seg.add(ch, stamp, body, self._clock.now_ns(), seq)
         seg.entries.append((off, ch, stamp, own, seq, None, None))
@@ -774,7 +655,7 @@ class FlightRecorder:
         stamp = self._clock.now_ns()
         rec = FlightRecord("overrun", FDR_PRODUCER, stamp, gap.payload())
         ch = seg.fdr_channel("overrun")
-        off = seg.add(ch, stamp, self._body(FDR_PRODUCER, rec, seq, ()), stamp, seq)
+        off = seg.add(ch, stamp, self._bodies.body(FDR_PRODUCER, rec, seq, ()), stamp, seq)
         seg.entries.append((off, ch, stamp, own, seq, gap, client))
         own.written += 1
         seg.fdr_records += 1
@@ -818,7 +699,7 @@ class FlightRecorder:
                     self._lose(client, seq, item.stamp_ns)
         return busy
 
-    def _account_gaps(self, flight: _Flight, *, final: bool) -> None:
+    def _account_gaps(self, flight: Flight, *, final: bool) -> None:
         """Write overrun records for gaps no later record has closed yet."""
         for client in self._clients:
             if client.depth == 0:
@@ -840,84 +721,39 @@ class FlightRecorder:
             return
         seg.push()
 
-    def _push_or_degrade(self, flight: _Flight) -> None:
+    def _push_or_degrade(self, flight: Flight) -> None:
         try:
             self._push()
         except OSError as err:
             self._degrade(flight, err)
 
-    def _open_segment(self, flight: _Flight) -> None:
-        index = flight.next_index
-        name = f"{flight.flight_id}_{index}.mcap"
-        path = flight.dir / name
-        raw = self._open_file(path)
-        flight.next_index = index + 1
-        entry = SegmentEntry(name, index)
-        flight.segments.append(entry)
-        try:
-            flight.seg = McapSegment(path, index, raw, flight.flight_id)
-            flight.entry = entry
-            flight.seg.push()
-        except OSError:
-            entry.torn = True
-            raise
-
-    def _finish_segment(self, flight: _Flight) -> None:
-        seg, entry = flight.seg, flight.entry
-        assert seg is not None and entry is not None
-        seg.finish()
-        self._retire(flight, seg, entry)
-        entry.closed = True
-
-    def _retire(self, flight: _Flight, seg: McapSegment, entry: SegmentEntry) -> None:
-        entry.size_bytes = seg.file.landed
-        entry.fdr_records = seg.fdr_records
-        entry.raw_messages = seg.raw_messages
-        entry.raw_topic_counts = dict(seg.raw_topic_counts)
-        entry.raw_start_ns, entry.raw_end_ns = seg.raw_start_ns, seg.raw_end_ns
-        flight.bytes_closed += seg.file.landed
-        flight.records_closed += seg.fdr_records + seg.raw_messages
-        flight.seg = None
-        flight.entry = None
-
-    def _rotate(self, flight: _Flight) -> None:
+    def _rotate(self, flight: Flight) -> None:
         self._push()
-        self._finish_segment(flight)
+        flight.finish_segment()
         if not self._space_ok():
             raise FreeSpaceFloorError()
-        self._open_segment(flight)
-        self._write_metadata(flight)
+        flight.open_segment(self._open_file)
+        flight.write_metadata()
         self._apply_cap(flight)
 
-    def _apply_cap(self, flight: _Flight) -> None:
-        live = flight.live_segments
-        open_seg = flight.seg
-        infos = [SegmentInfo(s.index, s.name,
-                             open_seg.size if (open_seg and s is flight.entry) else s.size_bytes,
-                             s.closed or s.torn) for s in live]
-        drops, still_over = self._cap.choose_drops(infos)
-        total = sum(i.size_bytes for i in infos)
-        for info in drops:
-            with contextlib.suppress(FileNotFoundError):
-                (flight.dir / info.name).unlink()
-            total -= info.size_bytes
-            flight.dropped_names.append(info.name)
-            flight.rollover_count += 1
+    def _apply_cap(self, flight: Flight) -> None:
+        drops, still_over, total = flight.apply_cap(self._cap)
+        for drop in drops:
             self._write_own("segment_rollover", {
-                "dropped_segment": info.name, "dropped_bytes": info.size_bytes,
-                "total_bytes": total, "cap_bytes": self._cap.cap_bytes,
-                "segment_index": info.index})
+                "dropped_segment": drop.name, "dropped_bytes": drop.size_bytes,
+                "total_bytes": drop.total_bytes, "cap_bytes": self._cap.cap_bytes,
+                "segment_index": drop.index})
             log_event(self._log, logging.WARNING, "fdr.segment_rollover",
-                      dropped_segment=info.name, dropped_bytes=info.size_bytes,
-                      total_bytes=total, cap_bytes=self._cap.cap_bytes)
+                      dropped_segment=drop.name, dropped_bytes=drop.size_bytes,
+                      total_bytes=drop.total_bytes, cap_bytes=self._cap.cap_bytes)
         if drops:
-            self._write_metadata(flight)
+            flight.write_metadata()
         if still_over:
             self._cap_misconfigured(flight, f"flight is {total} bytes, over its cap of "
                                     f"{self._cap.cap_bytes}, and no closed segment but "
                                     "segment 0 is left to drop")
 
-    def _cap_misconfigured(self, flight: _Flight, reason: str) -> None:
+    def _cap_misconfigured(self, flight: Flight, reason: str) -> None:
         self._write_own("cap_misconfigured", {"cap_bytes": self._cap.cap_bytes,
                                               "reason": reason})
         log_event(self._log, logging.ERROR, "fdr.cap_misconfigured",
@@ -925,17 +761,6 @@ class FlightRecorder:
         if not flight.cap_alerted:
             flight.cap_alerted = True
             self._alert(SEVERITY_ERROR, "FDR flight cap misconfigured")
-
-    def _write_metadata(self, flight: _Flight, *, closed: bool = False) -> None:
-        seg, entry = flight.seg, flight.entry
-        if seg is not None and entry is not None:
-            entry.size_bytes = seg.size
-            entry.fdr_records = seg.fdr_records
-            entry.raw_messages = seg.raw_messages
-            entry.raw_topic_counts = dict(seg.raw_topic_counts)
-            entry.raw_start_ns, entry.raw_end_ns = seg.raw_start_ns, seg.raw_end_ns
-        write_metadata(flight.dir, flight.flight_id, flight.live_segments, closed=closed,
-                       dropped=flight.dropped_names)
 
     def _check_space(self) -> int | None:
         try:
@@ -949,7 +774,7 @@ class FlightRecorder:
         free = self._check_space()
         return free is None or free >= self.config.free_space_floor_bytes
 
-    def _degrade(self, flight: _Flight, err: OSError) -> None:
+    def _degrade(self, flight: Flight, err: OSError) -> None:
         """Abandon the open segment, account what did not land, alert once, keep going."""
         seg, entry = flight.seg, flight.entry
         reason = "free_space_floor" if isinstance(err, FreeSpaceFloorError) else "storage_error"
@@ -959,7 +784,7 @@ class FlightRecorder:
             seg.abandon()
             entry.torn = True
             self._torn_all.append(entry.name)
-            self._retire(flight, seg, entry)
+            flight.retire(seg, entry)
         now_m = self._mono.now_ns()
         code = errno.errorcode.get(err.errno or 0, str(err.errno))
         self._storage_log("fdr.storage_error", err, reason=reason)
@@ -974,7 +799,7 @@ class FlightRecorder:
                 "free_bytes": self._check_space() or 0}, self._clock.now_ns()))
             self._alert(SEVERITY_CRITICAL, f"FDR degraded: {code}, not recording")
         with contextlib.suppress(OSError):
-            self._write_metadata(flight)
+            flight.write_metadata()
 
     def _undo_pending(self, seg: McapSegment, landed: int) -> None:
         """Items whose chunk did not reach the OS whole are lost: move them to pending losses."""
@@ -1010,7 +835,7 @@ class FlightRecorder:
             except Exception as err:
                 log_event(self._log, logging.ERROR, "fdr.alert_sink_failed", error=repr(err))
 
-    def _try_resume(self, flight: _Flight, *, force: bool = False) -> None:
+    def _try_resume(self, flight: Flight, *, force: bool = False) -> None:
         now_m = self._mono.now_ns()
         if not force and now_m - self._last_retry < self.config.degraded_retry_period_ns:
             return
@@ -1018,8 +843,8 @@ class FlightRecorder:
         if not self._space_ok():
             return
         try:
-            self._open_segment(flight)
-            self._write_metadata(flight)
+            flight.open_segment(self._open_file)
+            flight.write_metadata()
         except OSError as err:
             seg = flight.seg
             if seg is not None:
@@ -1077,15 +902,14 @@ class FlightRecorder:
                 self._last_sync = now_m
                 self._update_rate(flight, now_m)
                 if not self._space_ok():
-                    self._finish_segment(flight)
+                    flight.finish_segment()
                     raise FreeSpaceFloorError()
         except OSError as err:
             self._degrade(flight, err)
 
-    def _update_rate(self, flight: _Flight, now_m: int) -> None:
-        seg = flight.seg
-        records = flight.records_closed + (seg.fdr_records + seg.raw_messages if seg else 0)
-        nbytes = flight.bytes_closed + (seg.file.landed if seg else 0)
+    def _update_rate(self, flight: Flight, now_m: int) -> None:
+        records = flight.records_written
+        nbytes = flight.bytes_written
         base = self._rate_base
         if base is not None and now_m > base[0]:
             dt = (now_m - base[0]) / NS_PER_S
