@@ -89,6 +89,10 @@ FC_BRIDGE_KINDS: dict[str, KindSpec] = {
     "fc.preflight": _k("ok problems", "output autopilot checked"),
     "fc.origin_set": _k("latitude longitude altitude_msl"),
     "fc.statustext_forwarded": _k("severity text", "source messages"),
+    "fc.autopilot_reboot": _k("previous_boot_ms boot_ms", "message"),
+    "fc.relocalisation": _k(
+        "accepted reset_counter", "wire_reset_counter jump_m quality h_acc_m reason method"
+    ),
 }
 
 # --- take-off sequencer (takeoff/) ------------------------------------------

@@ -16,6 +16,15 @@ Choices made here (each one documented where it is made):
   <= ``max_hacc_3d_m`` and vertical known and <= ``max_vacc_3d_m``; 2D when horizontal
   <= ``max_hacc_2d_m``; otherwise NO_FIX. Unknown horizontal covariance or quality 0
   is NO_FIX: a fix without an accuracy is not presented as usable.
+* **Velocity** (``GpsInputSettings.velocity``, parameter ``fix_velocity``): whether the
+  estimator's velocity goes to the autopilot's EKF. ArduPilot's MAVLink GPS driver keeps
+  its last velocity when GPS_INPUT flags velocity as ignored (zero since boot) and EKF3
+  with ``EK3_SRC1_VELXY=3`` fuses that stale value, so: with ``velocity`` on (preflight
+  demands ``EK3_SRC1_VELXY=3``) a fix *without* velocity is never claimed as a 3D fix: it
+  goes out as 2D (EKF3 uses GPS only at 3D, so it neither fuses the stale velocity nor
+  the position of that fix, while the GPS driver still sees a steady message rate); with
+  ``velocity`` off (preflight demands ``EK3_SRC1_VELXY=0``) velocity is never sent, every
+  fix flags it ignored, and 3D fixes stay 3D.
 * **satellites_visible** is synthetic (there are no satellites): ``satellites_3d``
   (default 10) for 3D, ``satellites_2d`` (default 6) for 2D, 0 for no fix. ArduPilot's
   EKF wants >= 6 before it aligns on a GPS, so a 3D visual fix passes that gate and
@@ -206,6 +215,7 @@ class GpsInputSettings:
     satellites_2d: int = 6
     dop_reference_m: float = 5.0
     send_yaw: bool = True
+    velocity: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.max_hacc_3d_m <= self.max_hacc_2d_m:
@@ -241,7 +251,8 @@ def encode_gps_input(
     if not math.isfinite(fix.altitude_msl_m):
         ignore |= IGN_ALT
     vn = ve = vd = 0.0
-    if fix.velocity_enu is None:
+    sends_velocity = settings.velocity and fix.velocity_enu is not None
+    if not sends_velocity or fix.velocity_enu is None:
         ignore |= IGN_VEL_HORIZ | IGN_VEL_VERT | IGN_SPEED_ACCURACY
     else:
         vn, ve, vd = frames.enu_to_ned(fix.velocity_enu)
@@ -252,6 +263,8 @@ def encode_gps_input(
     if acc.vertical_m is None:
         ignore |= IGN_VERTICAL_ACCURACY | IGN_VDOP
     fix_type = fix_type_for(acc, fix.quality, settings)
+    if fix_type == mavlink2.GPS_FIX_TYPE_3D_FIX and settings.velocity and not sends_velocity:
+        fix_type = int(mavlink2.GPS_FIX_TYPE_2D_FIX)  # never 3D with a stale velocity
     if fix_type == mavlink2.GPS_FIX_TYPE_3D_FIX:
         sats = settings.satellites_3d
     elif fix_type == mavlink2.GPS_FIX_TYPE_2D_FIX:

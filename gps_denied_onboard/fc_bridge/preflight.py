@@ -106,13 +106,88 @@ _PX4: Final[dict[str, tuple[ParamRequirement, ...]]] = {
 }
 
 
-def requirements_for(autopilot: Autopilot, output: str) -> tuple[ParamRequirement, ...]:
-    """The parameters ``output`` needs on ``autopilot`` (empty when nothing is known)."""
+def requirements_for(
+    autopilot: Autopilot, output: str, *, velocity: bool = True
+) -> tuple[ParamRequirement, ...]:
+    """The parameters ``output`` needs on ``autopilot`` (empty when nothing is known).
+
+    ``velocity``: whether fixes carry the estimator's velocity to the EKF (parameter
+    ``fix_velocity``). ArduPilot's GPS_INPUT source must match it: ``EK3_SRC1_VELXY=3``
+    with velocity, ``0`` without (EKF3 would otherwise fuse the GPS driver's stale
+    velocity; see ``fix_output``).
+    """
     kind = "vision" if output in ("odometry", "vision_position_estimate") else output
     table = _ARDUPILOT if autopilot is Autopilot.ARDUPILOT else _PX4
     if autopilot is Autopilot.UNKNOWN:
         return ()
-    return table.get(kind, ())
+    reqs = table.get(kind, ())
+    if autopilot is Autopilot.ARDUPILOT and kind == "gps_input" and not velocity:
+        reqs = tuple(
+            _req("EK3_SRC1_VELXY", [0], why="no horizontal velocity source (fixes carry none)")
+            if r.names == ("EK3_SRC1_VELXY",)
+            else r
+            for r in reqs
+        )
+    return reqs
+
+
+@dataclass(frozen=True)
+class DelayParam:
+    """The autopilot parameter that says how old a fix is when it arrives.
+
+    Attributes:
+        names: alternatives, newest firmware first.
+        zero_means_ms: what the firmware assumes when it is 0 (None: 0 is 0).
+        max_ms: the parameter's upper limit.
+    """
+
+    names: tuple[str, ...]
+    zero_means_ms: float | None
+    max_ms: float
+
+
+#: ArduPilot times a GPS sample by arrival minus GPSx_DELAY_MS (0 = the driver's 200 ms);
+#: PX4 by arrival minus EKF2_GPS_DELAY. Vision outputs carry their capture time.
+_DELAY: Final[dict[tuple[Autopilot, str], DelayParam]] = {
+    (Autopilot.ARDUPILOT, "gps_input"): DelayParam(("GPS1_DELAY_MS", "GPS_DELAY_MS"), 200.0, 250.0),
+    (Autopilot.PX4, "gps_input"): DelayParam(("EKF2_GPS_DELAY",), None, 300.0),
+}
+#: a configured delay this far from the measured capture-to-send age is reported
+DELAY_TOLERANCE_MS: Final = 30.0
+
+
+def delay_param_for(autopilot: Autopilot, output: str) -> DelayParam | None:
+    return _DELAY.get((autopilot, output))
+
+
+def delay_advice(
+    autopilot: Autopilot,
+    output: str,
+    values: dict[str, float],
+    measured_ms: float,
+    tolerance_ms: float = DELAY_TOLERANCE_MS,
+) -> str | None:
+    """A line naming the delay value to set when the configured one is far off, else None.
+
+    ``measured_ms``: the median capture-to-send age of new fixes (the bridge's
+    diagnostics ``fix.new_fix_age_median_ms``); the link adds well under a millisecond.
+    """
+    param = delay_param_for(autopilot, output)
+    if param is None or not measured_ms >= 0.0:
+        return None
+    name = next((n for n in param.names if n in values), None)
+    if name is None:
+        return None
+    value = values[name]
+    effective = param.zero_means_ms if value == 0 and param.zero_means_ms is not None else value
+    if abs(effective - measured_ms) <= tolerance_ms:
+        return None
+    advised = min(param.max_ms, max(1.0, 10.0 * round(measured_ms / 10.0)))
+    meaning = f" (0 = {effective:g} ms)" if effective != value else ""
+    return (
+        f"{name}={value:g}{meaning} but fixes reach the FC {measured_ms:.0f} ms after "
+        f"capture: set {name}={advised:g}"
+    )
 
 
 @dataclass(frozen=True)
@@ -316,14 +391,19 @@ def run_preflight(
     sink: RecordSink,
     *,
     timeout_s: float = 5.0,
+    velocity: bool = True,
 ) -> PreflightReport:
     """Read and check the parameters ``output`` needs; write an ``fc.preflight`` record."""
     ap = link.autopilot
     autopilot = Autopilot.UNKNOWN if ap is None else ap.autopilot
-    reqs = requirements_for(autopilot, output)
-    names = sorted({n for r in reqs for n in r.names})
+    reqs = requirements_for(autopilot, output, velocity=velocity)
+    groups = [r.names for r in reqs]
+    delay = delay_param_for(autopilot, output)
+    if delay is not None:
+        groups.append(delay.names)  # read for the lag check, not a requirement
+    names = sorted({n for g in groups for n in g})
     if names:
-        result = ParamReader(link, clock).read([r.names for r in reqs], timeout_s)
+        result = ParamReader(link, clock).read(groups, timeout_s)
     else:
         result = ParamReadResult({}, set(), set(), False, None)
     report = evaluate(autopilot, output, reqs, result)

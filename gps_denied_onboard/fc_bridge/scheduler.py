@@ -18,9 +18,22 @@ Policy (per output kind, from :class:`~gps_denied_onboard.fc_bridge.fix_output.O
   ArduPilot's MAV GPS never sees an average gap above ~215 ms while the estimator is
   alive; the vision outputs never repeat (each sample would be fused again).
 * **Prompt new fixes** (``send_on_arrival``, default on). A new fix is sent as soon as
-  it arrives when at least ``min_gap_fraction * period`` has passed since the last
-  *new* fix went out (repeats do not hold a new fix back), otherwise at that earliest
-  instant; the deadline grid is then re-phased to that send. Rationale: ArduPilot
+  it arrives when at least the minimum gap has passed since the last message went out
+  (a new fix or a repeat), otherwise at that earliest instant; the deadline grid is
+  then re-phased to that send.
+* **Every gap between floor and ceiling.** The minimum gap is ``min_gap_fraction *
+  period``, and for GPS_INPUT never less than :data:`GPS_INPUT_MIN_GAP_MS` (EKF3 drops
+  a GPS sample that arrives within 50 ms of the previous one:
+  ``sensorIntervalMin_ms``); the grid bounds every gap from above by one period, and
+  GPS_INPUT's rate is limited to keep that period under :data:`GPS_INPUT_MAX_GAP_MS`
+  (ArduPilot's MAV GPS health limit). So every GPS_INPUT gap on the wire lies between
+  the two while fixes keep coming (``fix.gap_min_ms`` / ``fix.gap_max_ms``).
+* **Repeats keep out of the way** (``send_on_arrival`` on). A repeat goes out
+  ``repeat_gap_fraction * period`` after the last message (default 1.5; for GPS_INPUT
+  never later than :data:`GPS_INPUT_MAX_GAP_MS` minus a 35 ms margin), not one period
+  after it: an estimator running a little slower than the output rate would otherwise
+  see most new fixes arrive just after a repeat and wait out the floor, adding up to
+  the floor's 60..75 ms of lag, varying from fix to fix. Rationale: ArduPilot
   times GPS samples by *arrival* (minus ``GPSx_DELAY_MS``), so waiting for a fixed
   tick would add a random 0..period delay to every fix, worse than arrival jitter;
   the grid still bounds the gap from above (period) and the new-fix rate from above
@@ -55,6 +68,12 @@ from gps_denied_onboard.fc_bridge.fix_output import (
 )
 
 NS_PER_S: Final = 1_000_000_000
+#: GPS_INPUT gaps stay above this (EKF3 ignores samples < 50 ms apart; 10 ms of margin).
+GPS_INPUT_MIN_GAP_MS: Final = 60.0
+#: ... and below this (ArduPilot flags a MAV GPS unhealthy beyond ~215 ms).
+GPS_INPUT_MAX_GAP_MS: Final = 215.0
+#: repeats come at least this much before that limit (sender thread and link jitter)
+GPS_INPUT_MAX_GAP_MARGIN_MS: Final = 35.0
 OUTPUT_CHOICES: Final = ("auto", *(k.value for k in OutputKind))
 
 
@@ -72,6 +91,7 @@ class FixOutputConfig:
     fix_resend_latest: str = "auto"  # auto (GPS_INPUT yes, vision no) | always | never
     fix_send_on_arrival: bool = True
     fix_min_gap_fraction: float = 0.75
+    fix_repeat_gap_fraction: float = 1.5
     fix_send_inline: bool = True
     fix_gps_id: int = 0
     fix_max_hacc_3d_m: float = 20.0
@@ -81,6 +101,7 @@ class FixOutputConfig:
     fix_satellites_2d: int = 6
     fix_dop_reference_m: float = 5.0
     fix_send_yaw: bool = True
+    fix_velocity: bool = True
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUT_CHOICES:
@@ -91,6 +112,10 @@ class FixOutputConfig:
             raise ConfigError("max_fix_age_s must be within 0.01..10 s", key="max_fix_age_s")
         if self.fix_resend_latest not in ("auto", "always", "never"):
             raise ConfigError("fix_resend_latest: auto|always|never", key="fix_resend_latest")
+        if not (1.0 <= self.fix_repeat_gap_fraction <= 2.0):
+            raise ConfigError(
+                "fix_repeat_gap_fraction must be in 1..2", key="fix_repeat_gap_fraction"
+            )
         if not (0.0 <= self.fix_min_gap_fraction <= 1.0):
             raise ConfigError("fix_min_gap_fraction must be in 0..1", key="fix_min_gap_fraction")
         try:
@@ -120,6 +145,7 @@ class FixOutputConfig:
             satellites_2d=self.fix_satellites_2d,
             dop_reference_m=self.fix_dop_reference_m,
             send_yaw=self.fix_send_yaw,
+            velocity=self.fix_velocity,
         )
 
 
@@ -141,10 +167,12 @@ class SchedulerStats:
     achieved_rate_hz: float
     gap_mean_ms: float
     gap_max_ms: float
+    gap_min_ms: float
     gap_p99_ms: float
     jitter_ms: float
     age_at_send_mean_ms: float
     age_at_send_max_ms: float
+    new_fix_age_median_ms: float
     last_fix_age_ms: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -177,6 +205,7 @@ class FixScheduler:
         send_on_arrival: bool = True,
         min_gap_fraction: float = 0.75,
         send_inline: bool = True,
+        repeat_gap_fraction: float = 1.0,
         logger: logging.Logger | None = None,
         window: int = 512,
     ) -> None:
@@ -191,6 +220,18 @@ class FixScheduler:
         self.resend_latest = resend_latest
         self.send_on_arrival = send_on_arrival
         self.min_gap_ns = round(self.period_ns * min_gap_fraction)
+        if encoder.kind is OutputKind.GPS_INPUT:
+            if not GPS_INPUT_MIN_GAP_MS <= 1000.0 / rate_hz <= GPS_INPUT_MAX_GAP_MS:
+                raise ConfigError(
+                    f"GPS_INPUT rate_hz must keep its period within {GPS_INPUT_MIN_GAP_MS:g}.."
+                    f"{GPS_INPUT_MAX_GAP_MS:g} ms (ArduPilot's floor and health limit)",
+                    key="rate_hz",
+                )
+            self.min_gap_ns = max(self.min_gap_ns, round(GPS_INPUT_MIN_GAP_MS * 1e6))
+        self.repeat_gap_ns = round(self.period_ns * max(1.0, repeat_gap_fraction))
+        if encoder.kind is OutputKind.GPS_INPUT:
+            ceiling = round((GPS_INPUT_MAX_GAP_MS - GPS_INPUT_MAX_GAP_MARGIN_MS) * 1e6)
+            self.repeat_gap_ns = max(self.period_ns, min(self.repeat_gap_ns, ceiling))
         self._log = logger or logging.getLogger("gps_denied_onboard.fc_bridge.scheduler")
         self._lock = threading.Lock()
         self._tick_lock = threading.Lock()
@@ -204,6 +245,7 @@ class FixScheduler:
         self._gaps: deque[int] = deque(maxlen=window)
         self._send_times: deque[int] = deque(maxlen=window)
         self._ages: deque[int] = deque(maxlen=window)
+        self._new_ages: deque[int] = deque(maxlen=window)
         self._counts = dict.fromkeys(
             (
                 "sent",
@@ -252,6 +294,7 @@ class FixScheduler:
             send_on_arrival=config.fix_send_on_arrival,
             send_inline=config.fix_send_inline,
             min_gap_fraction=config.fix_min_gap_fraction,
+            repeat_gap_fraction=config.fix_repeat_gap_fraction,
             logger=logger,
         )
 
@@ -292,13 +335,13 @@ class FixScheduler:
 
     def _next_due_locked(self, now_ns: int) -> int:
         due = self._next_due_ns
-        if due is None or due - now_ns > self.period_ns:
+        if due is None or due - now_ns > max(self.period_ns, self.repeat_gap_ns):
             # first tick, or the clock jumped backwards: re-anchor the grid
             due = now_ns
             self._next_due_ns = due
         if self.send_on_arrival and self._latest is not None and not self._latest_sent:
-            last_new = self._last_new_send_ns
-            earliest = now_ns if last_new is None else last_new + self.min_gap_ns
+            last = self._last_send_ns
+            earliest = now_ns if last is None else last + self.min_gap_ns
             due = min(due, max(earliest, now_ns))
         return due
 
@@ -321,12 +364,13 @@ class FixScheduler:
                 fix = None
             grid_due = self._next_due_ns if self._next_due_ns is not None else now
             on_grid = now >= grid_due
-            if fix is None:
+            last = self._last_send_ns
+            # the floor holds for every message, new or repeat, on the grid or not
+            gap_ok = last is None or now < last or now - last >= self.min_gap_ns
+            if fix is None or not gap_ok:
                 send_it = False
             elif not self._latest_sent:
-                last_new = self._last_new_send_ns
-                gap_ok = last_new is None or now - last_new >= self.min_gap_ns
-                send_it = on_grid or (self.send_on_arrival and gap_ok)
+                send_it = on_grid or self.send_on_arrival
             else:
                 send_it = on_grid and self.resend_latest
             if on_grid:
@@ -337,8 +381,15 @@ class FixScheduler:
                 return None
             repeat = self._latest_sent
             self._latest_sent = True
-            if not on_grid:
-                # an early (on-arrival) send re-phases the grid to itself
+            next_due = self._next_due_ns if self._next_due_ns is not None else now
+            if self.send_on_arrival:
+                # new fixes go out on arrival; the grid only brings repeats, one repeat
+                # gap after the last message, so a new fix arriving a little later than
+                # one period does not collide with a repeat and wait out the floor
+                self._next_due_ns = now + self.repeat_gap_ns
+            elif not on_grid or next_due - now < self.min_gap_ns:
+                # a late send (stalled thread) that would leave the next tick too close
+                # re-phases the grid to itself
                 self._next_due_ns = now + self.period_ns
         try:
             msg = self.encoder.encode(fix, now)
@@ -364,6 +415,7 @@ class FixScheduler:
             self._last_send_ns = now
             if not repeat:
                 self._last_new_send_ns = now
+                self._new_ages.append(now - fix.capture_ns)
             self._send_times.append(now)
             self._ages.append(now - fix.capture_ns)
             self._counts["sent"] += 1
@@ -377,6 +429,7 @@ class FixScheduler:
             gaps = sorted(self._gaps)
             times = list(self._send_times)
             ages = list(self._ages)
+            new_ages = sorted(self._new_ages)
             counts = dict(self._counts)
             latest = self._latest
         nan = math.nan
@@ -400,10 +453,12 @@ class FixScheduler:
             achieved_rate_hz=achieved,
             gap_mean_ms=gap_mean,
             gap_max_ms=gap_max,
+            gap_min_ms=(gaps[0] / 1e6) if gaps else nan,
             gap_p99_ms=gap_p99,
             jitter_ms=jitter,
             age_at_send_mean_ms=(sum(ages) / len(ages) / 1e6) if ages else nan,
             age_at_send_max_ms=(max(ages) / 1e6) if ages else nan,
+            new_fix_age_median_ms=(new_ages[len(new_ages) // 2] / 1e6) if new_ages else nan,
             last_fix_age_ms=((now - latest.capture_ns) / 1e6) if latest is not None else nan,
             **counts,
         )

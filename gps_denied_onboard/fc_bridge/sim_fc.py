@@ -61,6 +61,11 @@ ARDUPILOT_DEFAULT_PARAMS: Final[Mapping[str, float]] = {
     "VISO_TYPE": 0.0,
     "AHRS_EKF_TYPE": 3.0,
     "SYSID_THISMAV": 1.0,
+    "GPS1_DELAY_MS": 0.0,
+    "EK3_SRC2_POSXY": 0.0,
+    "EK3_SRC2_VELXY": 3.0,
+    "EK3_SRC2_POSZ": 1.0,
+    "EK3_SRC2_YAW": 1.0,
 }
 #: PX4 parameters an external-vision setup touches, correctly set.
 PX4_DEFAULT_PARAMS: Final[Mapping[str, float]] = {
@@ -68,6 +73,7 @@ PX4_DEFAULT_PARAMS: Final[Mapping[str, float]] = {
     "EKF2_HGT_REF": 1.0,
     "EKF2_GPS_CTRL": 0.0,
     "EKF2_EV_DELAY": 0.0,
+    "EKF2_GPS_DELAY": 110.0,
     "MAV_SYS_ID": 1.0,
 }
 

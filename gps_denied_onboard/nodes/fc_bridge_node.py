@@ -42,7 +42,7 @@ from gps_denied_onboard.fc_bridge.fix import PositionFix
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
 from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.origin import OriginConfig, OriginManager
-from gps_denied_onboard.fc_bridge.preflight import run_preflight
+from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice, run_preflight
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
 from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
 from gps_denied_onboard.msg import FcStatus, GcsAlert
@@ -65,6 +65,8 @@ from gps_denied_onboard.nodes.common import (
 )
 
 NODE_NAME = "fc_bridge"
+#: New fixes sent before the measured lag is compared with the FC's delay parameter.
+DELAY_CHECK_MIN_FIXES = 20
 #: The node's parameters are the fields of these (disjoint) dataclasses.
 CONFIG_CLASSES: tuple[type[Any], ...] = (FcBridgeConfig, FixOutputConfig, OriginConfig)
 
@@ -120,6 +122,8 @@ class FcBridgeNode(LifecycleNode):
         self._ekf: tm.EkfStatus | None = None
         self._battery: tm.Battery | None = None
         self._preflight_lines: list[str] = []
+        self._preflight: PreflightReport | None = None
+        self._delay_advice: str | None = None
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
         for cls in CONFIG_CLASSES:
             # None-default fields take a number or "" (unset): dynamically typed, else
@@ -201,9 +205,15 @@ class FcBridgeNode(LifecycleNode):
         output = fix_cfg.resolve_output(ap.autopilot.value)
         if cfg.preflight and output.value != "none":
             report = run_preflight(
-                link, output.value, self._core_clock, self._sink, timeout_s=cfg.preflight_timeout_s
+                link,
+                output.value,
+                self._core_clock,
+                self._sink,
+                timeout_s=cfg.preflight_timeout_s,
+                velocity=fix_cfg.fix_velocity,
             )
             self._preflight_lines = report.lines()
+            self._preflight = report
             for line in report.lines():
                 self.get_logger().warning(f"fc.preflight_problem {line}")
             if cfg.preflight_strict and not report.ok:
@@ -402,6 +412,22 @@ class FcBridgeNode(LifecycleNode):
         except (ValueError, GpsDeniedError) as err:
             self.get_logger().warning(f"fc.fix_rejected error={err}")
 
+    def _check_delay(self, sched: FixScheduler | None) -> str | None:
+        """The preflight's delay line from the measured capture-to-send age (logged on change)."""
+        report = self._preflight
+        if report is None or sched is None:
+            return None
+        stats = sched.stats()
+        if stats.new_fixes_sent < DELAY_CHECK_MIN_FIXES:
+            return None
+        advice = delay_advice(
+            report.autopilot, report.output, report.values, stats.new_fix_age_median_ms
+        )
+        if advice != self._delay_advice and advice is not None:
+            self.get_logger().warning(f"fc.preflight_delay {advice}")
+        self._delay_advice = advice
+        return advice
+
     def _publish_status(self) -> None:
         link, gnss_mon = self._link, self._gnss
         if link is None or gnss_mon is None or not self._active.is_set():
@@ -453,6 +479,9 @@ class FcBridgeNode(LifecycleNode):
                 values["origin.altitude_msl"] = held.altitude_msl_m
         if self._preflight_lines:
             values["preflight"] = "; ".join(self._preflight_lines)
+        advice = self._check_delay(sched)
+        if advice is not None:
+            values["preflight.delay"] = advice
         telemetry = link.telemetry_report()
         telemetry_problems: tuple[str, ...] = ()
         if telemetry is not None:
@@ -466,7 +495,11 @@ class FcBridgeNode(LifecycleNode):
             values["telemetry.reboots"] = telemetry.reboots
         level = self._diag.OK if st.link_ok else self._diag.ERROR
         if st.link_ok and (
-            self._preflight_lines or not health.healthy or waiting_origin or telemetry_problems
+            self._preflight_lines
+            or not health.healthy
+            or waiting_origin
+            or telemetry_problems
+            or advice is not None
         ):
             level = self._diag.WARN
         message = "link ok" if st.link_ok else "link lost"

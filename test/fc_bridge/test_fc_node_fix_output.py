@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -261,3 +262,29 @@ def test_ardupilot_vision_position_estimate_with_an_explicit_origin(rig_factory:
     assert math.remainder(m.yaw - math.radians(270.0), 2 * math.pi) == pytest.approx(0.0, abs=1e-6)
     assert (m.roll, m.pitch) == (0.0, 0.0)
     assert wait_until(lambda: rig.diag_values().get("origin.source") == "param", 5.0)
+
+
+def test_capture_to_send_age_is_reported_and_a_far_off_gps_delay_is_named(
+    rig_factory: Any,
+) -> None:
+    # the simulated ArduPilot has GPS1_DELAY_MS=0 (= 200 ms); fixes are published 20 ms
+    # after capture and reach the bridge after the executor's own latency
+    rig = rig_factory("ardupilot")
+    rig.activate()
+    for _ in range(26):
+        time.sleep(0.1)  # one fix per GPS_INPUT period: each goes out on arrival
+        stamp = rig.now_ns() - 20_000_000
+        rig.publish(fix_msg(stamp, LAT, LON, ALT, vel_enu=VEL_ENU))
+        wait_until(
+            lambda s=stamp: any(
+                r.msg.time_usec == s // 1000 for r in rig.fc.received("GPS_INPUT")
+            ),
+            1.0,
+        )
+    assert wait_until(lambda: "preflight.delay" in rig.diag_values(), 5.0), rig.diag_values()
+    values = rig.diag_values()
+    age = float(values["fix.new_fix_age_median_ms"])
+    assert 20.0 <= age < 170.0  # measured capture-to-send age, far from the 200 ms assumed
+    advised = max(1, round(age / 10.0) * 10)
+    assert values["preflight.delay"].startswith("GPS1_DELAY_MS=0 (0 = 200 ms) but fixes reach")
+    assert values["preflight.delay"].endswith(f"set GPS1_DELAY_MS={advised}")

@@ -125,17 +125,19 @@ def test_new_fix_goes_out_promptly_but_not_closer_than_the_min_gap() -> None:
     assert sched.tick() is not None  # sent on arrival at T0
     clock.advance_ns(20 * MS)
     sched.submit(fix_at(T0 + 20 * MS))
-    # min gap is 50 ms: due at T0+50ms, not now
-    assert sched.next_due_ns(clock.now_ns()) == T0 + 50 * MS
+    # min gap is 60 ms (GPS_INPUT floor above 0.5 * period): due at T0+60ms, not now
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 60 * MS
     assert sched.tick() is None
-    clock.set_ns(T0 + 50 * MS)
+    clock.set_ns(T0 + 60 * MS)
     msg = sched.tick()
     assert msg is not None and msg.time_usec == (T0 + 20 * MS) // 1000
     # the grid re-phased to that send: the next repeat is one period later
-    assert sched.next_due_ns(clock.now_ns()) == T0 + 150 * MS
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 160 * MS
 
 
-def test_a_repeat_does_not_hold_back_a_new_fix() -> None:
+def test_a_new_fix_right_after_a_repeat_waits_for_the_gps_input_floor() -> None:
+    # EKF3 drops a GPS sample within 50 ms of the previous one, repeat or not: a new
+    # fix 10 ms after a repeat went out 0.1 ms apart before (seen on ArduPilot SITL)
     sched, clock, wire = make(OutputKind.GPS_INPUT)
     sched.submit(fix_at(T0))
     sched.tick()
@@ -143,10 +145,52 @@ def test_a_repeat_does_not_hold_back_a_new_fix() -> None:
     assert sched.tick() is not None  # repeat on the grid
     clock.set_ns(T0 + 110 * MS)
     sched.submit(fix_at(T0 + 110 * MS))
-    assert sched.next_due_ns(clock.now_ns()) == T0 + 110 * MS
+    # min gap: max(0.5 * 100 ms, the 60 ms GPS_INPUT floor) after the repeat
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 160 * MS
+    assert sched.tick() is None
+    clock.set_ns(T0 + 160 * MS)
     msg = sched.tick()
     assert msg is not None and msg.time_usec == (T0 + 110 * MS) // 1000
     assert len(wire.sent) == 3
+    # re-phased to that send: the next repeat is one period later, never sooner
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 260 * MS
+    assert sched.stats().gap_min_ms == pytest.approx(60.0)
+
+
+def test_a_late_grid_tick_never_leaves_the_next_one_within_the_floor() -> None:
+    sched, clock, wire = make(OutputKind.GPS_INPUT)
+    sched.submit(fix_at(T0))
+    sched.tick()
+    clock.set_ns(T0 + 180 * MS)  # the sender thread stalled 80 ms
+    assert sched.tick() is not None
+    # the grid slot at 200 ms would be 20 ms after that send: pushed to one period
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 280 * MS
+    clock.set_ns(T0 + 200 * MS)
+    assert sched.tick() is None
+    assert len(wire.sent) == 2
+
+
+def test_gps_input_rate_must_keep_gaps_between_the_floor_and_the_health_limit() -> None:
+    clock = ManualClock(T0)
+    for rate in (20.0, 4.0):
+        with pytest.raises(ConfigError):
+            FixScheduler(
+                FixEncoder(OutputKind.GPS_INPUT),
+                Wire(),
+                clock,
+                rate_hz=rate,
+                max_fix_age_s=0.5,
+                resend_latest=True,
+            )
+    # vision outputs are timestamped and never repeated: no such limits
+    FixScheduler(
+        FixEncoder(OutputKind.ODOMETRY),
+        Wire(),
+        clock,
+        rate_hz=50.0,
+        max_fix_age_s=0.5,
+        resend_latest=False,
+    )
 
 
 def test_inline_send_happens_inside_submit_when_the_gap_allows() -> None:
@@ -156,9 +200,9 @@ def test_inline_send_happens_inside_submit_when_the_gap_allows() -> None:
     sched.submit(fix_at(T0))
     assert len(wire.sent) == 1 and woken == []  # sent by submit itself
     clock.advance_ns(20 * MS)
-    sched.submit(fix_at(T0 + 20 * MS))  # inside the 50 ms min gap: the thread is woken
+    sched.submit(fix_at(T0 + 20 * MS))  # inside the 60 ms min gap: the thread is woken
     assert len(wire.sent) == 1 and woken == [T0 + 20 * MS]
-    assert sched.next_due_ns(clock.now_ns()) == T0 + 50 * MS
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 60 * MS
 
 
 def test_fixed_grid_does_not_drift_or_burst() -> None:
@@ -239,3 +283,33 @@ def test_config_defaults_per_autopilot() -> None:
         FixOutputConfig(rate_hz=0.5)
     sched = FixScheduler.from_config(cfg, autopilot="ardupilot", send=Wire(), clock=ManualClock(T0))
     assert sched.encoder.kind is OutputKind.GPS_INPUT and sched.resend_latest
+
+
+def test_repeats_keep_out_of_the_way_of_a_slightly_late_new_fix() -> None:
+    # the node's configuration: a repeat 1.5 periods after the last message, so a new
+    # fix 110 ms after the last one goes out at once instead of waiting out the floor
+    clock = ManualClock(T0)
+    wire = Wire()
+    sched = FixScheduler.from_config(
+        FixOutputConfig(fix_send_inline=False), autopilot="ardupilot", send=wire, clock=clock
+    )
+    sched.submit(fix_at(T0))
+    sched.tick()
+    assert sched.next_due_ns(clock.now_ns()) == T0 + 150 * MS
+    clock.set_ns(T0 + 110 * MS)
+    sched.submit(fix_at(T0 + 110 * MS))
+    assert sched.tick() is not None and len(wire.sent) == 2
+    # no new fix: the repeat comes 150 ms later, inside ArduPilot's 215 ms limit
+    clock.set_ns(T0 + 259 * MS)
+    assert sched.tick() is None
+    clock.set_ns(T0 + 260 * MS)
+    msg = sched.tick()
+    assert msg is not None and msg.time_usec == (T0 + 110 * MS) // 1000
+    # GPS_INPUT repeats never wait longer than 215 - 35 ms, whatever the fraction
+    slow = FixScheduler.from_config(
+        FixOutputConfig(rate_hz=6.0, fix_repeat_gap_fraction=2.0),
+        autopilot="ardupilot",
+        send=Wire(),
+        clock=clock,
+    )
+    assert slow.repeat_gap_ns == 180 * MS
