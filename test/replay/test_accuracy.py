@@ -1,0 +1,239 @@
+"""The accuracy report: synthetic flights whose answers are known."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pyproj import Geod
+
+from gps_denied_onboard.replay.accuracy import (
+    TRUTH_COLUMNS,
+    Fix,
+    Reject,
+    Truth,
+    TruthFileError,
+    evaluate,
+)
+
+S = 1_000_000_000
+T0 = 1_778_580_000 * S
+GEOD = Geod(ellps="WGS84")
+LAT0, LON0 = 47.02, -99.15
+
+
+def _write_truth(path: Path, n: int = 201, step_ns: int = 100_000_000) -> Path:
+    """A straight flight north-east at 20 m/s from (LAT0, LON0), yaw crossing +-180."""
+    rows = [",".join(TRUTH_COLUMNS)]
+    for i in range(n):
+        t = i * step_ns / S
+        lon, lat, _ = GEOD.fwd(LON0, LAT0, 45.0, 20.0 * t)
+        yaw = 170.0 + 2.0 * t  # passes 180 at t = 5 s
+        yaw = (yaw + 180.0) % 360.0 - 180.0
+        rows.append(f"{T0 + i * step_ns},{lat:.10f},{lon:.10f},{1080.0 + t:.3f},{500.0 + t:.3f},"
+                    f"{t:.4f},{-t:.4f},{yaw:.4f},14.1421,14.1421,1.0")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def truth(tmp_path: Path) -> Truth:
+    return Truth.load(_write_truth(tmp_path / "truth.csv"))
+
+
+def _offset_fix(truth: Truth, stamp_ns: int, east: float, north: float, sigma_e: float,
+                sigma_n: float, **kw: object) -> Fix:
+    s = truth.at(stamp_ns)
+    az = math.degrees(math.atan2(east, north))
+    lon, lat, _ = GEOD.fwd(s.lon, s.lat, az, math.hypot(east, north))
+    cov = (sigma_e**2, 0.0, 0.0, 0.0, sigma_n**2, 0.0, 0.0, 0.0, 25.0)
+    return Fix(stamp_ns, lat, lon, cov, **kw)  # type: ignore[arg-type]
+
+
+def test_truth_interpolates_between_rows(truth: Truth) -> None:
+    mid = truth.at(T0 + 50_000_000)  # halfway between the first two rows
+    a, b = truth.at(T0), truth.at(T0 + 100_000_000)
+    assert mid.lat == pytest.approx((a.lat + b.lat) / 2, abs=1e-12)
+    assert mid.agl_m == pytest.approx(500.05)
+    assert mid.roll_deg == pytest.approx(0.05)
+    # 1 m along the track from the first row.
+    _, _, d = GEOD.inv(a.lon, a.lat, mid.lon, mid.lat)
+    assert d == pytest.approx(1.0, abs=1e-3)
+
+
+def test_truth_yaw_interpolates_across_the_wrap(truth: Truth) -> None:
+    # yaw = 170 + 2 t: at t = 5.05 s it is 180.1 -> -179.9, not a swing through 0.
+    y = truth.at(T0 + 5_050_000_000).yaw_deg
+    assert y == pytest.approx(-179.9, abs=1e-6)
+    assert truth.at(T0 + 4_950_000_000).yaw_deg == pytest.approx(179.9, abs=1e-6)
+
+
+def test_truth_refuses_stamps_outside_it(truth: Truth) -> None:
+    with pytest.raises(TruthFileError, match="outside the truth"):
+        truth.at(T0 - 1)
+    with pytest.raises(TruthFileError, match="outside the truth"):
+        truth.at(truth.end_ns + 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "header"),
+        ("t_ns,lat,lon\n1,2,3\n", "header"),
+        (",".join(TRUTH_COLUMNS) + "\n1,2,3\n", "3 fields"),
+        (",".join(TRUTH_COLUMNS) + "\n" + "1," + ",".join(["x"] * 10) + "\n", "could not convert"),
+        (",".join(TRUTH_COLUMNS) + "\n" + "1," + ",".join(["0"] * 10) + "\n", "two rows"),
+        (",".join(TRUTH_COLUMNS) + "\n" + "\n".join(["5," + ",".join(["0"] * 10)] * 2) + "\n",
+         "increase"),
+        (",".join(TRUTH_COLUMNS) + "\n" + "1," + ",".join(["0"] * 10) + "\n2,nan"
+         + ",0" * 9 + "\n", "non-finite"),
+    ],
+)
+def test_malformed_truth_is_refused_clearly(tmp_path: Path, text: str, match: str) -> None:
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    with pytest.raises(TruthFileError, match=match) as info:
+        Truth.load(p)
+    assert info.value.path == str(p)
+
+
+def test_missing_truth_file(tmp_path: Path) -> None:
+    with pytest.raises(TruthFileError, match="cannot read"):
+        Truth.load(tmp_path / "absent.csv")
+
+
+def test_known_offsets_give_known_errors_and_coverage(truth: Truth) -> None:
+    # 10 fixes, 3 m east and 4 m north of the truth (5 m horizontal), sigma 4 m east, 2 m north:
+    # |3| <= 4 (inside 1sigma east), |4| > 2 (outside 1sigma north) but <= 3*2.
+    fixes = [_offset_fix(truth, T0 + k * S, 3.0, 4.0, 4.0, 2.0) for k in range(10)]
+    rep = evaluate(truth, fixes, gnss_loss_ns=None)
+    assert rep.error_median_m == pytest.approx(5.0, abs=1e-3)
+    assert rep.error_max_m == pytest.approx(5.0, abs=1e-3)
+    for e in rep.errors:
+        assert e.east_m == pytest.approx(3.0, abs=1e-3)
+        assert e.north_m == pytest.approx(4.0, abs=1e-3)
+    assert rep.within_1sigma_east == 1.0
+    assert rep.within_1sigma_north == 0.0
+    assert rep.within_3sigma_north == 1.0
+    # Now half the fixes 30 m west: p95 and max follow, 3sigma east coverage halves.
+    far = [_offset_fix(truth, T0 + k * S + S // 2, -30.0, 0.0, 4.0, 2.0) for k in range(10)]
+    rep = evaluate(truth, fixes + far, gnss_loss_ns=None)
+    assert rep.error_max_m == pytest.approx(30.0, abs=1e-3)
+    assert rep.error_median_m == pytest.approx((5.0 + 30.0) / 2, abs=1e-3)
+    assert rep.error_p95_m == pytest.approx(30.0, abs=1e-3)
+    assert rep.within_3sigma_east == 0.5
+    assert [round(e.east_m) for e in rep.errors[:2]] == [3, -30]  # sorted by stamp
+
+
+def test_fixed_before_and_after_loss_and_longest_gap(truth: Truth) -> None:
+    loss = T0 + 5 * S
+    stamps = [T0 + k * S // 2 for k in range(40)]  # 2 Hz frames, 0 .. 19.5 s
+    # Before the loss (k < 10): every 5th frame rejected -> 8 of 10 fixed.
+    # After: frames 20..29 (10 s .. 14.5 s) all rejected -> the longest gap.
+    rejected = {k for k in range(10) if k % 5 == 0} | set(range(20, 30))
+    fixes = [_offset_fix(truth, s, 1.0, 0.0, 2.0, 2.0) for k, s in enumerate(stamps)
+             if k not in rejected]
+    rejects = [Reject(stamps[k], "low_margin" if k >= 20 else "attitude_stale")
+               for k in sorted(rejected)]
+    rep = evaluate(truth, fixes, rejects, gnss_loss_ns=loss)
+    assert (rep.frames_before_loss, rep.fixed_before_loss) == (10, 8)
+    assert (rep.frames_after_loss, rep.fixed_after_loss) == (30, 20)
+    assert rep.pct_fixed_before_loss == pytest.approx(80.0)
+    assert rep.pct_fixed_after_loss == pytest.approx(100.0 * 20 / 30)
+    assert rep.longest_gap is not None
+    # Last fix before the run of rejects is frame 19 (9.5 s), next fix frame 30 (15 s).
+    assert rep.longest_gap.start_ns == stamps[19]
+    assert rep.longest_gap.end_ns == stamps[30]
+    assert rep.longest_gap.seconds == pytest.approx(5.5)
+    assert dict(rep.reject_reasons) == {"low_margin": 10, "attitude_stale": 2}
+
+
+def test_gap_runs_to_the_edges_of_the_flight(truth: Truth) -> None:
+    # Rejected first frame and a long tail of rejects: the gap counts from the frames' ends.
+    fixes = [_offset_fix(truth, T0 + 2 * S, 0.0, 0.0, 1.0, 1.0)]
+    rejects = [Reject(T0, "no_tiles"), Reject(T0 + 12 * S, "no_tiles")]
+    rep = evaluate(truth, fixes, rejects, gnss_loss_ns=T0 + 1)
+    assert rep.longest_gap is not None
+    assert (rep.longest_gap.start_ns, rep.longest_gap.end_ns) == (T0 + 2 * S, T0 + 12 * S)
+    assert rep.frames_before_loss == 1  # the frame at T0
+    assert rep.fixed_before_loss == 0
+    assert rep.pct_fixed_before_loss == 0.0
+
+
+def test_latency_and_gps_input_gaps(truth: Truth) -> None:
+    fixes = [_offset_fix(truth, T0 + k * S // 10, 0.0, 0.0, 1.0, 1.0, latency_ms=float(k + 1))
+             for k in range(100)]
+    fixes.append(_offset_fix(truth, T0 + 15 * S, 0.0, 0.0, 1.0, 1.0))  # latency unknown
+    # GPS_INPUT every 0.2 s with one 3 s hole: 0 .. 2.0 s, then 5.0 .. 6.0 s.
+    arrivals = [T0 + k * S // 5 for k in range(11)] + [T0 + 5 * S + k * S // 5 for k in range(6)]
+    rep = evaluate(truth, fixes, gnss_loss_ns=None, gps_input_ns=reversed(arrivals))
+    assert rep.latency_count == 100
+    assert rep.latency_p50_ms == pytest.approx(50.5)
+    assert rep.latency_p99_ms == pytest.approx(float(np.percentile(np.arange(1, 101), 99)))
+    assert rep.gps_input_count == 17
+    assert rep.gps_input_gap_median_s == pytest.approx(0.2)
+    assert rep.gps_input_gap_max_s == pytest.approx(3.0)
+    assert 0.2 < rep.gps_input_gap_p99_s < 3.0  # type: ignore[operator]
+
+
+def test_nothing_to_measure_is_none_not_zero(truth: Truth) -> None:
+    rep = evaluate(truth, [], [Reject(T0, "black_frame")], gnss_loss_ns=T0)
+    assert rep.fixes == 0
+    assert rep.frames_after_loss == 1
+    assert rep.pct_fixed_after_loss == 0.0
+    assert rep.pct_fixed_before_loss is None
+    assert rep.error_median_m is None
+    assert rep.within_1sigma_east is None
+    assert rep.latency_p50_ms is None
+    assert rep.gps_input_gap_max_s is None
+    assert any("n/a" in line for line in rep.lines())
+
+
+def test_fix_outside_the_truth_is_refused(truth: Truth) -> None:
+    with pytest.raises(TruthFileError):
+        evaluate(truth, [Fix(truth.end_ns + S, LAT0, LON0, (1.0,) + (0.0,) * 8)],
+                 gnss_loss_ns=None)
+
+
+def test_report_renders_as_text_and_json(truth: Truth) -> None:
+    import json
+
+    fixes = [_offset_fix(truth, T0 + k * S, 6.0, 8.0, 5.0, 5.0, quality=77, latency_ms=80.0)
+             for k in range(5)]
+    rep = evaluate(truth, fixes, [Reject(T0 + 500_000_000, "low_margin")],
+                   gnss_loss_ns=T0 + 2 * S, gps_input_ns=[T0, T0 + S])
+    d = json.loads(json.dumps(rep.to_dict(series=True)))
+    assert d["fixes"] == 5 and d["frames"] == 6
+    assert d["error_m"]["median"] == pytest.approx(10.0, abs=1e-3)
+    assert d["gps_input"]["count"] == 2
+    assert d["errors"][0]["quality"] == 77
+    assert d["rejects"] == [{"stamp_ns": T0 + 500_000_000, "reason": "low_margin"}]
+    assert "errors" not in rep.to_dict()
+    text = "\n".join(rep.lines())
+    assert "median 10.0 m" in text
+    assert "2/3 (66.7 %)" in text  # before the loss: 2 fixes of 3 frames
+    assert "low_margin 1" in text
+
+
+def test_plots_are_written(truth: Truth, tmp_path: Path) -> None:
+    import cv2
+
+    from gps_denied_onboard.replay.report_plots import write_plots
+
+    # One real tile under the flight, so the map draws a background.
+    tiles = tmp_path / "tiles"
+    n = 1 << 15
+    x = int((LON0 + 180.0) / 360.0 * n)
+    y = int((1 - math.asinh(math.tan(math.radians(LAT0))) / math.pi) / 2 * n)
+    (tiles / "15" / str(x)).mkdir(parents=True)
+    cv2.imwrite(str(tiles / "15" / str(x) / f"{y}.jpg"), np.full((256, 256, 3), 90, np.uint8))
+    fixes = [_offset_fix(truth, T0 + k * S // 2, 2.0, -1.0, 3.0, 3.0) for k in range(30)]
+    rep = evaluate(truth, fixes, [Reject(T0 + 16 * S, "low_margin")], gnss_loss_ns=T0 + 5 * S)
+    out = write_plots(rep, truth, tiles, tmp_path / "plots")
+    for name in ("map", "error"):
+        img = cv2.imread(str(out[name]))
+        assert img is not None, name
+        assert img.shape[0] > 400 and img.shape[1] > 600
+        assert img.std() > 10  # something was drawn
