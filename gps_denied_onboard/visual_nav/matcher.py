@@ -56,6 +56,7 @@ class MatchConfig:
     refine_margin_px: int = 4
     exclusion_m: float = 80.0
     min_texture: float = 2.0
+    min_map_coverage: float = 0.7
 
 
 @dataclass
@@ -71,13 +72,21 @@ class FieldRaster:
     origin_x: float
     origin_y: float
     step: float  # map-zoom world pixels per raster pixel
+    valid: NDArray[np.uint8] | None = None  # where the map has imagery
 
     @classmethod
     def from_image(
         cls, gray: F32, valid: NDArray[np.uint8], origin_x: float, origin_y: float, step: float
     ) -> FieldRaster:
         re, im, _ = orientation_field(gray, valid)
-        return cls(re, im, origin_x, origin_y, step)
+        return cls(re, im, origin_x, origin_y, step, valid)
+
+    def coverage(self, x0: int, y0: int, cols: int, rows: int) -> float:
+        """Fraction of the window that has map imagery (1.0 when unknown)."""
+        if self.valid is None:
+            return 1.0
+        win = self.valid[max(0, y0) : y0 + rows, max(0, x0) : x0 + cols]
+        return float(np.count_nonzero(win)) / max(1, cols * rows)
 
     def window(self, x0: int, y0: int, cols: int, rows: int) -> tuple[F32, F32] | None:
         h, w = self.re.shape
@@ -92,7 +101,8 @@ class MatchResult:
 
     Attributes:
         nadir_x / nadir_y: the camera's nadir in map-zoom world pixels.
-        heading_offset_deg: correction to the autopilot's heading.
+        heading_offset_deg: correction to the autopilot's heading, ENU sense
+            (counter-clockwise positive; the compass correction is its negative).
         scale: correction factor to the height above ground.
         coarse: the coarse peak (its margin feeds the gate).
         fine_score: ZNCC at the refined placement (fine resolution).
@@ -174,6 +184,9 @@ def match_frame(
             win = coarse.window(x0, y0, wt + span - 1, ht + span - 1)
             if win is None:
                 raise OutsideMap(f"search window at ({x0}, {y0}) leaves the map")
+            covered = coarse.coverage(x0, y0, wt + span - 1, ht + span - 1)
+            if covered < cfg.min_map_coverage:
+                raise OutsideMap(f"tiles cover only {covered:.0%} of the search window")
             del px_c
             score = masked_zncc(win, tpl)
             pk = find_peak(score, cfg.exclusion_m / res_c)

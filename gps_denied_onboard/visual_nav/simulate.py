@@ -192,3 +192,43 @@ def cut_tiles(
                 raise RuntimeError("JPEG encode failed")
             out[(zoom, tx, ty)] = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
     return out
+
+
+def synthetic_orthophoto(
+    latitude: float,
+    longitude: float,
+    *,
+    size_m: float = 6000.0,
+    pixel_m: float = 2.5,
+    seed: int = 1,
+) -> Orthophoto:
+    """A deterministic farmland-like texture (fields, roads, noise) in web mercator.
+
+    ``size_m`` and ``pixel_m`` are ground metres; the image is centred on the point.
+    For geometry tests that must not depend on real imagery.
+    """
+    rng = np.random.default_rng(seed)
+    k = 1.0 / np.cos(np.radians(latitude))  # mercator metres per ground metre
+    n = int(size_m / pixel_m)
+    img = np.zeros((n, n), np.float32)
+    for _ in range(int(n * n / 2500)):  # fields
+        x, y = rng.integers(0, n, 2)
+        w, h = rng.integers(n // 60, n // 12, 2)
+        img[y : y + h, x : x + w] = rng.uniform(40, 220)
+    for _ in range(n // 40):  # roads and tracks
+        p0 = tuple(int(v) for v in rng.integers(0, n, 2))
+        p1 = tuple(int(v) for v in rng.integers(0, n, 2))
+        cv2.line(img, p0, p1, float(rng.uniform(0, 255)), int(rng.integers(1, 4)))
+    img += cv2.GaussianBlur(rng.normal(0, 25, (n, n)).astype(np.float32), (0, 0), 2.0)
+    img = cv2.GaussianBlur(img, (0, 0), 0.8)
+    pixels = np.clip(img, 0, 255).astype(np.uint8)
+    to_merc = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(3857), always_xy=True)
+    cx, cy = to_merc.transform(longitude, latitude)
+    size = pixel_m * k
+    return Orthophoto(
+        np.ascontiguousarray(cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)),
+        CRS.from_epsg(3857),
+        cx - n / 2 * size,
+        cy + n / 2 * size,
+        size,
+    )

@@ -1,0 +1,140 @@
+"""Shared by the visual-nav tests: worlds to fly over, an estimator fed as the node feeds it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.camera import (
+    CameraModel,
+    enu_from_flu_of_ned_euler,
+    mount_rotation,
+)
+from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
+from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.simulate import (
+    Orthophoto,
+    cut_tiles,
+    render_frame,
+    synthetic_orthophoto,
+)
+
+NS = 1_000_000_000
+T0 = 1_778_580_000 * NS
+LAT0, LON0 = 47.02, -99.155
+GROUND_MSL = 580.0
+NAIP_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "naip"
+NAIP_FILES = {
+    "2009": "m_4709963_se_14_1_20090818.tif",
+    "2014": "m_4709963_se_14_1_20140720.tif",
+    "2017": "m_4709963_se_14_1_20170827.tif",
+    "2020": "m_4709963_se_14_1_20200831.tif",
+}
+#: A 640x480 camera, 90 deg horizontal field of view, mild barrel distortion.
+CAMERA = CameraModel(
+    640,
+    480,
+    (320.0, 0.0, 320.0, 0.0, 320.0, 240.0, 0.0, 0.0, 1.0),
+    "plumb_bob",
+    (-0.05, 0.01, 0.0, 0.0, 0.0),
+)
+
+
+@lru_cache(maxsize=2)
+def synthetic_world(
+    seed: int = 1,
+) -> tuple[Orthophoto, dict[tuple[int, int, int], NDArray[np.uint8]]]:
+    ortho = synthetic_orthophoto(LAT0, LON0, size_m=6000.0, pixel_m=2.5, seed=seed)
+    return ortho, cut_tiles(ortho, zoom_for_resolution(LAT0, 5.0))
+
+
+def naip(year: str) -> Orthophoto:
+    path = NAIP_DIR / NAIP_FILES[year]
+    if not path.exists():
+        pytest.skip(
+            f"NAIP orthophotos not found at {NAIP_DIR} (../shared/data/naip beside the checkout)"
+        )
+    return _naip(str(path))
+
+
+@lru_cache(maxsize=4)
+def _naip(path: str) -> Orthophoto:
+    return Orthophoto.read(Path(path))
+
+
+@lru_cache(maxsize=2)
+def naip_tiles(year: str) -> dict[tuple[int, int, int], NDArray[np.uint8]]:
+    ortho = naip(year)
+    lat0, _, lat1, _ = ortho.bounds_latlon()
+    return cut_tiles(ortho, zoom_for_resolution((lat0 + lat1) / 2, 5.0))
+
+
+@dataclass(frozen=True)
+class Pose:
+    latitude: float
+    longitude: float
+    agl_m: float
+    roll_deg: float = 0.0
+    pitch_deg: float = 0.0
+    yaw_deg: float = 0.0  # NED, 0 = north, clockwise
+
+    def r_enu_flu(self, *, yaw_error_deg: float = 0.0) -> NDArray[np.float64]:
+        return enu_from_flu_of_ned_euler(
+            math.radians(self.roll_deg),
+            math.radians(self.pitch_deg),
+            math.radians(self.yaw_deg + yaw_error_deg),
+        )
+
+    def offset(self, east: float, north: float) -> Pose:
+        lat, lon = LocalFrame(self.latitude, self.longitude).to_latlon(east, north)
+        return Pose(lat, lon, self.agl_m, self.roll_deg, self.pitch_deg, self.yaw_deg)
+
+
+def render(
+    ortho: Orthophoto, pose: Pose, mount_rpy: tuple[float, float, float] = (0, 0, 0)
+) -> NDArray[np.uint8]:
+    r = pose.r_enu_flu() @ mount_rotation(mount_rpy)
+    return render_frame(
+        ortho, CAMERA, r, latitude=pose.latitude, longitude=pose.longitude, height_m=pose.agl_m
+    )
+
+
+def make_estimator(
+    tiles: dict[tuple[int, int, int], NDArray[np.uint8]], **cfg: object
+) -> VisualEstimator:
+    return VisualEstimator(
+        EstimatorConfig(ground_elevation_msl=GROUND_MSL, **cfg),  # type: ignore[arg-type]
+        DictTileSource(tiles),
+    )
+
+
+def feed(
+    est: VisualEstimator,
+    stamp_ns: int,
+    pose: Pose,
+    *,
+    yaw_error_deg: float = 0.0,
+    height_factor: float = 1.0,
+    prior: Pose | None = None,
+    prior_sigma_m: float = 10.0,
+) -> None:
+    """What the node hands the estimator before a frame: attitude around the stamp,
+    altitude, and (when given) a healthy-GNSS prior."""
+    r = pose.r_enu_flu(yaw_error_deg=yaw_error_deg)
+    for dt_ms in (-40, 0, 40):
+        est.attitude.add(stamp_ns + dt_ms * 1_000_000, r)
+    est.height.add_altitude_msl(stamp_ns, GROUND_MSL + pose.agl_m * height_factor)
+    if prior is not None:
+        est.add_gnss(stamp_ns, prior.latitude, prior.longitude, healthy=True, sigma_m=prior_sigma_m)
+
+
+def error_m(pose: Pose, latitude: float, longitude: float) -> tuple[float, float]:
+    """(east, north) error of an estimate, metres."""
+    return LocalFrame(pose.latitude, pose.longitude).to_en(latitude, longitude)

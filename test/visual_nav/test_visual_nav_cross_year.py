@@ -1,0 +1,80 @@
+"""Cross-year cases on the shared NAIP orthophotos pin the matcher and the gate.
+
+Map tiles are cut from NAIP 2017; frames are rendered from NAIP 2020 (three
+years later: other crops, other light). The gate threshold was calibrated on
+2014 frames (bench/visual_fix_accuracy.py --calibrate), not on these.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+
+from .support import CAMERA, T0, Pose, error_m, feed, make_estimator, naip, naip_tiles, render
+
+LAT_C, LON_C = 47.0204, -99.1548  # the clip's centre; +-1.2 km keeps 1 km footprints inside
+
+
+def _poses(seed: int, n: int) -> list[Pose]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        p = Pose(
+            LAT_C,
+            LON_C,
+            500.0,
+            roll_deg=float(rng.uniform(-10, 10)),
+            pitch_deg=float(rng.uniform(-8, 8)),
+            yaw_deg=float(rng.uniform(-180, 180)),
+        )
+        out.append(p.offset(float(rng.uniform(-1200, 1200)), float(rng.uniform(-800, 800))))
+    return out
+
+
+def test_frames_three_years_after_the_map_fix_near_the_truth() -> None:
+    ortho = naip("2020")
+    est = make_estimator(naip_tiles("2017"))
+    rng = np.random.default_rng(7)
+    errors = []
+    for k, pose in enumerate(_poses(11, 6)):
+        stamp = T0 + k * 60 * 10**9  # far apart: each frame stands alone
+        ang = rng.uniform(0, 2 * math.pi)
+        prior = pose.offset(120 * math.cos(ang), 120 * math.sin(ang))
+        feed(
+            est,
+            stamp,
+            pose,
+            prior=prior,
+            prior_sigma_m=60.0,
+            yaw_error_deg=float(rng.uniform(-3, 3)),
+            height_factor=float(rng.uniform(0.93, 1.07)),
+        )
+        fix = est.process(stamp, render(ortho, pose), CAMERA)
+        errors.append(math.hypot(*error_m(pose, fix.latitude, fix.longitude)))
+    assert max(errors) < 15.0, errors
+    assert float(np.median(errors)) < 6.0, errors
+
+
+def test_a_prior_displaced_outside_the_search_area_gives_no_fix() -> None:
+    """The truth is 0.9-1.2 km from a confident prior (search radius 150 m): whatever
+    the correlation finds inside the window is wrong, and the gate must say so."""
+    ortho = naip("2020")
+    est = make_estimator(naip_tiles("2017"))
+    rng = np.random.default_rng(5)
+    accepted = []
+    for k, pose in enumerate(_poses(23, 12)):
+        stamp = T0 + k * 60 * 10**9
+        ang = rng.uniform(0, 2 * math.pi)
+        d = rng.uniform(900, 1200)
+        prior = pose.offset(d * math.cos(ang), d * math.sin(ang))
+        feed(est, stamp, pose, prior=prior, prior_sigma_m=10.0)
+        try:
+            fix = est.process(stamp, render(ortho, pose), CAMERA)
+        except FrameRejected as rej:
+            assert rej.reason in ("gate", "prior_outside_map"), rej
+            continue
+        accepted.append((k, fix.margin, error_m(pose, fix.latitude, fix.longitude)))
+    assert accepted == []

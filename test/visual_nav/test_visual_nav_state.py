@@ -1,0 +1,129 @@
+"""Attitude at the capture stamp, height above ground, the prior and its search radius."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gps_denied_onboard.visual_nav.camera import (
+    enu_from_flu_of_ned_euler,
+    ned_euler_of_enu_from_flu,
+)
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource
+
+from .support import LAT0, LON0, T0, Pose
+
+MS = 1_000_000
+
+
+def _r(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    return enu_from_flu_of_ned_euler(math.radians(roll), math.radians(pitch), math.radians(yaw))
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    c = (np.trace(a.T @ b) - 1.0) / 2.0
+    return math.degrees(math.acos(max(-1.0, min(1.0, c))))
+
+
+def test_attitude_is_interpolated_at_the_capture_stamp() -> None:
+    buf = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
+    buf.add(T0, _r(0, 0, 350))
+    buf.add(T0 + 40 * MS, _r(0, 0, 10))  # through north: the short way round
+    _, _, yaw = np.degrees(ned_euler_of_enu_from_flu(buf.at(T0 + 10 * MS)))
+    assert yaw == pytest.approx(-5.0, abs=1e-6)
+    # with roll and pitch too, the slerp moves along the arc at constant rate
+    r0, r1 = _r(0, 0, 0), _r(10, -4, 20)
+    buf.add(T0 + 80 * MS, r0)
+    buf.add(T0 + 120 * MS, r1)
+    quarter = buf.at(T0 + 90 * MS)
+    total = _angle_deg(r0, r1)
+    assert _angle_deg(r0, quarter) == pytest.approx(total / 4, abs=1e-6)
+    assert _angle_deg(quarter, r1) == pytest.approx(3 * total / 4, abs=1e-6)
+
+
+def test_a_frame_newer_than_the_attitude_bound_is_refused() -> None:
+    buf = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
+    with pytest.raises(FrameRejected) as none:
+        buf.at(T0)
+    assert none.value.reason == "no_attitude"
+    buf.add(T0, _r(0, 0, 0))
+    buf.at(T0 + 90 * MS)  # within the bound: the newest sample is used
+    with pytest.raises(FrameRejected) as stale:
+        buf.at(T0 + 150 * MS)
+    assert stale.value.reason == "stale_attitude"
+    assert stale.value.detail["age_ms"] == pytest.approx(150.0)
+
+
+def test_a_gap_in_the_attitude_stream_refuses_frames_inside_it() -> None:
+    buf = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
+    buf.add(T0, _r(0, 0, 0))
+    buf.add(T0 + 500 * MS, _r(0, 0, 0))
+    with pytest.raises(FrameRejected) as gap:
+        buf.at(T0 + 250 * MS)
+    assert gap.value.reason == "stale_attitude"
+
+
+def test_rangefinder_wins_over_flat_ground_while_fresh() -> None:
+    h = HeightSource(ground_elevation_msl=None)
+    h.add_altitude_msl(T0, 580.0, on_ground=True)  # home learned on the ground
+    h.add_altitude_msl(T0 + 10_000 * MS, 1080.0)
+    got = h.at(T0 + 10_000 * MS, tilt_cos=1.0)
+    assert (got.height_m, got.source) == (500.0, "baro_flat_ground")
+    h.add_range(T0 + 10_000 * MS, 480.0, 0.2, 700.0)
+    tilted = h.at(T0 + 10_100 * MS, tilt_cos=math.cos(math.radians(10)))
+    assert tilted.source == "rangefinder"
+    assert tilted.height_m == pytest.approx(480.0 * math.cos(math.radians(10)))
+    stale = h.at(T0 + 11_000 * MS, tilt_cos=1.0)
+    assert stale.source == "baro_flat_ground"
+
+
+def test_no_ground_elevation_means_no_height() -> None:
+    h = HeightSource(ground_elevation_msl=None)
+    h.add_altitude_msl(T0, 1080.0, on_ground=False)
+    with pytest.raises(FrameRejected) as err:
+        h.at(T0, 1.0)
+    assert err.value.reason == "no_height"
+
+
+def test_search_radius_grows_with_the_time_since_the_last_fix() -> None:
+    est = VisualEstimator(EstimatorConfig(ground_elevation_msl=580.0), DictTileSource())
+    est.add_gnss(T0, LAT0, LON0, healthy=True, sigma_m=5.0)
+    assert est.prior_at(T0) is not None
+    priors = [est.prior_at(T0 + s * 1000 * MS) for s in (0, 12, 15, 600)]
+    radii = [est.search_radius_m(p) for p in priors if p is not None]
+    assert radii[0] == est.cfg.min_search_radius_m
+    assert radii[0] < radii[1] < radii[2] < radii[3] == est.cfg.max_search_radius_m
+
+
+def test_prior_is_the_gnss_while_healthy_and_propagates_with_velocity() -> None:
+    est = VisualEstimator(EstimatorConfig(ground_elevation_msl=580.0), DictTileSource())
+    est.add_gnss(T0, LAT0, LON0, healthy=True, sigma_m=3.0, velocity_en=(20.0, 0.0))
+    prior = est.prior_at(T0 + 2000 * MS)
+    assert prior is not None and prior.source == "fc_gnss"
+    moved = Pose(LAT0, LON0, 0).offset(40.0, 0.0)
+    assert prior.latitude == pytest.approx(moved.latitude, abs=1e-7)
+    assert prior.longitude == pytest.approx(moved.longitude, abs=1e-7)
+
+
+def test_a_confident_track_contradicted_by_a_good_match_bumps_reset_counter() -> None:
+    from .support import CAMERA, feed, make_estimator, render, synthetic_world
+
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    here = Pose(LAT0, LON0, 500.0, yaw_deg=15.0)
+    feed(est, T0, here, prior=here)
+    first = est.process(T0, render(ortho, here), CAMERA)
+    assert first.reset_counter == 0
+    est.set_gnss_healthy(False)  # from now on the prior is our own track
+    moved = here.offset(90.0, 0.0)  # the track believes we stood still
+    later = T0 + 500 * MS
+    feed(est, later, moved)
+    fix = est.process(later, render(ortho, moved), CAMERA)
+    assert fix.reset_counter == 1
+    assert fix.prior_source == "relocalized"
+    assert est.last_jump_m > 80.0
