@@ -203,7 +203,7 @@ class CameraModel:
             und = cv2.fisheye.undistortPoints(pts, self._kmat, self._dvec)
             x, y = und[:, 0, 0], und[:, 0, 1]
         else:
-            und = cv2.undistortPoints(pts, self._kmat, self._dvec)
+            und = np.asarray(cv2.undistortPoints(pts, self._kmat, self._dvec), np.float64)
             x, y = self._newton_undistort(pts[:, 0, :], und[:, 0, 0], und[:, 0, 1])
         return np.stack([x, y, np.ones_like(x)], axis=1)
 

@@ -220,7 +220,7 @@ def synthetic_orthophoto(
         p1 = tuple(int(v) for v in rng.integers(0, n, 2))
         cv2.line(img, p0, p1, float(rng.uniform(0, 255)), int(rng.integers(1, 4)))
     img += cv2.GaussianBlur(rng.normal(0, 25, (n, n)).astype(np.float32), (0, 0), 2.0)
-    img = cv2.GaussianBlur(img, (0, 0), 0.8)
+    img = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.8), np.float32)
     pixels = np.clip(img, 0, 255).astype(np.uint8)
     to_merc = Transformer.from_crs(CRS.from_epsg(4326), CRS.from_epsg(3857), always_xy=True)
     cx, cy = to_merc.transform(longitude, latitude)
