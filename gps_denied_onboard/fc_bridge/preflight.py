@@ -107,27 +107,39 @@ _PX4: Final[dict[str, tuple[ParamRequirement, ...]]] = {
 
 
 def requirements_for(
-    autopilot: Autopilot, output: str, *, velocity: bool = True
+    autopilot: Autopilot, output: str, *, velocity: bool = True, source_switch: bool = False
 ) -> tuple[ParamRequirement, ...]:
     """The parameters ``output`` needs on ``autopilot`` (empty when nothing is known).
 
     ``velocity``: whether fixes carry the estimator's velocity to the EKF (parameter
     ``fix_velocity``). ArduPilot's GPS_INPUT source must match it: ``EK3_SRC1_VELXY=3``
     with velocity, ``0`` without (EKF3 would otherwise fuse the GPS driver's stale
-    velocity; see ``fix_output``).
+    velocity; see ``fix_output``). ``source_switch``: relocalisations reach ArduPilot's
+    GPS_INPUT through an EKF3 source-set switch (``reloc.EkfSourceSwitch``), so source
+    set 2 must have no horizontal position source and otherwise match set 1.
     """
     kind = "vision" if output in ("odometry", "vision_position_estimate") else output
     table = _ARDUPILOT if autopilot is Autopilot.ARDUPILOT else _PX4
     if autopilot is Autopilot.UNKNOWN:
         return ()
     reqs = table.get(kind, ())
-    if autopilot is Autopilot.ARDUPILOT and kind == "gps_input" and not velocity:
-        reqs = tuple(
-            _req("EK3_SRC1_VELXY", [0], why="no horizontal velocity source (fixes carry none)")
-            if r.names == ("EK3_SRC1_VELXY",)
-            else r
-            for r in reqs
-        )
+    if autopilot is Autopilot.ARDUPILOT and kind == "gps_input":
+        vel = [3] if velocity else [0]
+        if not velocity:
+            reqs = tuple(
+                _req("EK3_SRC1_VELXY", vel, why="no horizontal velocity source (fixes carry none)")
+                if r.names == ("EK3_SRC1_VELXY",)
+                else r
+                for r in reqs
+            )
+        if source_switch:
+            reqs = (
+                *reqs,
+                _req("EK3_SRC2_POSXY", [0], why="relocalisation: source set 2 without position"),
+                _req("EK3_SRC2_VELXY", vel, why="relocalisation: velocity as in source set 1"),
+                _req("EK3_SRC2_POSZ", [1, 3], why="relocalisation: height as in source set 1"),
+                _req("EK3_SRC2_YAW", [1, 2, 3], why="relocalisation: yaw as in source set 1"),
+            )
     return reqs
 
 
@@ -392,11 +404,12 @@ def run_preflight(
     *,
     timeout_s: float = 5.0,
     velocity: bool = True,
+    source_switch: bool = False,
 ) -> PreflightReport:
     """Read and check the parameters ``output`` needs; write an ``fc.preflight`` record."""
     ap = link.autopilot
     autopilot = Autopilot.UNKNOWN if ap is None else ap.autopilot
-    reqs = requirements_for(autopilot, output, velocity=velocity)
+    reqs = requirements_for(autopilot, output, velocity=velocity, source_switch=source_switch)
     groups = [r.names for r in reqs]
     delay = delay_param_for(autopilot, output)
     if delay is not None:

@@ -102,6 +102,11 @@ class FixOutputConfig:
     fix_dop_reference_m: float = 5.0
     fix_send_yaw: bool = True
     fix_velocity: bool = True
+    fix_reloc_min_quality: int = 50
+    fix_reloc_max_hacc_m: float = 10.0
+    fix_reloc_confirm_fixes: int = 3
+    fix_reloc_confirm_radius_m: float = 5.0
+    fix_reloc_source_switch: bool = True
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUT_CHOICES:
@@ -116,6 +121,15 @@ class FixOutputConfig:
             raise ConfigError(
                 "fix_repeat_gap_fraction must be in 1..2", key="fix_repeat_gap_fraction"
             )
+        if not 0 <= self.fix_reloc_min_quality <= 100:
+            raise ConfigError("fix_reloc_min_quality is 0..100", key="fix_reloc_min_quality")
+        if self.fix_reloc_confirm_fixes < 1:
+            raise ConfigError(
+                "fix_reloc_confirm_fixes must be at least 1", key="fix_reloc_confirm_fixes"
+            )
+        for name in ("fix_reloc_max_hacc_m", "fix_reloc_confirm_radius_m"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive", key=name)
         if not (0.0 <= self.fix_min_gap_fraction <= 1.0):
             raise ConfigError("fix_min_gap_fraction must be in 0..1", key="fix_min_gap_fraction")
         try:

@@ -39,10 +39,12 @@ from gps_denied_onboard.fc_bridge import telemetry as tm
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
 from gps_denied_onboard.fc_bridge.errors import FcBridgeError
 from gps_denied_onboard.fc_bridge.fix import PositionFix
+from gps_denied_onboard.fc_bridge.fix_output import OutputKind
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
 from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.origin import OriginConfig, OriginManager
 from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice, run_preflight
+from gps_denied_onboard.fc_bridge.reloc import EkfSourceSwitch, RelocGate
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
 from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
 from gps_denied_onboard.msg import FcStatus, GcsAlert
@@ -63,6 +65,7 @@ from gps_denied_onboard.nodes.common import (
     ns_to_time_msg,
     run_node,
 )
+from gps_denied_onboard.records import FlightRecord
 
 NODE_NAME = "fc_bridge"
 #: New fixes sent before the measured lag is compared with the FC's delay parameter.
@@ -112,6 +115,8 @@ class FcBridgeNode(LifecycleNode):
         self._gnss: GnssHealthMonitor | None = None
         self._sched: FixScheduler | None = None
         self._sender: FixSenderThread | None = None
+        self._reloc: RelocGate | None = None
+        self._switch: EkfSourceSwitch | None = None
         self._forwarder: AlertForwarder | None = None
         self._pubs: dict[str, Any] = {}
         self._subs: list[Any] = []
@@ -211,6 +216,7 @@ class FcBridgeNode(LifecycleNode):
                 self._sink,
                 timeout_s=cfg.preflight_timeout_s,
                 velocity=fix_cfg.fix_velocity,
+                source_switch=self._uses_source_switch(ap.autopilot.value, output),
             )
             self._preflight_lines = report.lines()
             self._preflight = report
@@ -236,10 +242,22 @@ class FcBridgeNode(LifecycleNode):
             )
             self._origin = origin
             origin.activate()
+            send: Any = link.send
+            self._switch = None
+            if self._uses_source_switch(ap.autopilot.value, output):
+                self._switch = EkfSourceSwitch(link.send, link.mav, ap.sysid, ap.compid)
+                send = self._switch.wrap(link.send)
+            self._reloc = RelocGate(
+                min_quality=fix_cfg.fix_reloc_min_quality,
+                max_hacc_m=fix_cfg.fix_reloc_max_hacc_m,
+                confirm_fixes=fix_cfg.fix_reloc_confirm_fixes,
+                confirm_radius_m=fix_cfg.fix_reloc_confirm_radius_m,
+                method=_reloc_method(ap.autopilot.value, output, self._switch is not None),
+            )
             sched = FixScheduler.from_config(
                 fix_cfg,
                 autopilot=ap.autopilot.value,
-                send=link.send,
+                send=send,
                 clock=self._core_clock,
                 origin=origin.current,
                 target_system=ap.sysid,
@@ -280,6 +298,8 @@ class FcBridgeNode(LifecycleNode):
             self._sender.stop()
             self._sender = None
         self._sched = None
+        self._reloc = None
+        self._switch = None
         self._origin = None
         self._forwarder = None
         if self._link is not None:
@@ -399,11 +419,28 @@ class FcBridgeNode(LifecycleNode):
             self.get_logger().warning(f"fc.alert_not_forwarded error={err}")
 
     def _on_fix(self, msg: PositionFixMsg) -> None:
-        sched, origin = self._sched, self._origin
-        if sched is None:
+        sched, origin, gate = self._sched, self._origin, self._reloc
+        if sched is None or gate is None:
             return
         try:
-            fix = PositionFix.from_msg(msg)
+            admission = gate.admit(PositionFix.from_msg(msg))
+            if admission.record is not None:
+                self._sink.emit(
+                    FlightRecord(
+                        "fc.relocalisation",
+                        "fc_bridge",
+                        self._core_clock.now_ns(),
+                        admission.record,
+                    )
+                )
+                self.get_logger().warning(
+                    "fc.relocalisation " + " ".join(f"{k}={v}" for k, v in admission.record.items())
+                )
+            fix = admission.fix
+            if fix is None:
+                return  # an unsure jump, held back
+            if admission.reset and self._switch is not None:
+                self._switch.begin(fix.capture_usec)
             if origin is not None:
                 new = origin.on_fix(fix)  # the first valid fix may set the EKF origin
                 if new is not None:
@@ -427,6 +464,15 @@ class FcBridgeNode(LifecycleNode):
             self.get_logger().warning(f"fc.preflight_delay {advice}")
         self._delay_advice = advice
         return advice
+
+    def _uses_source_switch(self, autopilot: str, output: OutputKind) -> bool:
+        fix_cfg = self._fix_cfg
+        return bool(
+            fix_cfg is not None
+            and fix_cfg.fix_reloc_source_switch
+            and autopilot == "ardupilot"
+            and output is OutputKind.GPS_INPUT
+        )
 
     def _publish_status(self) -> None:
         link, gnss_mon = self._link, self._gnss
@@ -508,6 +554,15 @@ class FcBridgeNode(LifecycleNode):
         elif st.link_ok and telemetry_problems:
             message = "link ok, telemetry: " + "; ".join(telemetry_problems)
         self._diag.publish(level, message, values)
+
+
+def _reloc_method(autopilot: str, output: OutputKind, source_switch: bool) -> str:
+    """How an accepted relocalisation reaches this autopilot (``fc.relocalisation``)."""
+    if output in (OutputKind.ODOMETRY, OutputKind.VISION_POSITION_ESTIMATE):
+        return "reset_counter"
+    if source_switch:
+        return "ekf_source_switch"
+    return "none"
 
 
 def _diag_value(value: object) -> object:

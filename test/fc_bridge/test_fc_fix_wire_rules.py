@@ -29,6 +29,7 @@ from gps_denied_onboard.fc_bridge.scheduler import (
     FixScheduler,
     FixSenderThread,
 )
+from gps_denied_onboard.fc_bridge.sim_fc import ARDUPILOT_DEFAULT_PARAMS
 
 from .link_support import linked, wait_until
 
@@ -168,3 +169,19 @@ def test_every_gps_input_gap_at_the_fc_lies_between_the_floor_and_the_health_lim
     assert max(gaps) < GPS_INPUT_MAX_GAP_MS, sorted(gaps)[-5:]
     # the sender's own view agrees: its floor is 60 ms
     assert stats.gap_min_ms >= 60.0
+
+
+# --- relocalisation ------------------------------------------------------------------------
+
+
+def test_preflight_checks_source_set_2_when_relocalisations_switch_sources() -> None:
+    params = dict(ARDUPILOT_DEFAULT_PARAMS)
+    params["EK3_SRC2_POSXY"] = 3.0  # set 2 with GPS position: a switch would not reset
+    with linked("ardupilot", fc_kwargs={"params": params}) as (_fc, link, sink):
+        link.wait_for_autopilot(3.0)
+        clock = MonotonicClock()
+        on = run_preflight(link, "gps_input", clock, sink, timeout_s=3.0, source_switch=True)
+        assert [p.name for p in on.problems] == ["EK3_SRC2_POSXY"], on.lines()
+        assert on.lines()[0].startswith("EK3_SRC2_POSXY=3, expected 0")
+        off = run_preflight(link, "gps_input", clock, sink, timeout_s=3.0, source_switch=False)
+        assert off.ok, off.lines()

@@ -276,9 +276,7 @@ def test_capture_to_send_age_is_reported_and_a_far_off_gps_delay_is_named(
         stamp = rig.now_ns() - 20_000_000
         rig.publish(fix_msg(stamp, LAT, LON, ALT, vel_enu=VEL_ENU))
         wait_until(
-            lambda s=stamp: any(
-                r.msg.time_usec == s // 1000 for r in rig.fc.received("GPS_INPUT")
-            ),
+            lambda s=stamp: any(r.msg.time_usec == s // 1000 for r in rig.fc.received("GPS_INPUT")),
             1.0,
         )
     assert wait_until(lambda: "preflight.delay" in rig.diag_values(), 5.0), rig.diag_values()
@@ -288,3 +286,93 @@ def test_capture_to_send_age_is_reported_and_a_far_off_gps_delay_is_named(
     advised = max(1, round(age / 10.0) * 10)
     assert values["preflight.delay"].startswith("GPS1_DELAY_MS=0 (0 = 200 ms) but fixes reach")
     assert values["preflight.delay"].endswith(f"set GPS1_DELAY_MS={advised}")
+
+
+M_LAT = 1.0 / 111_195.0  # degrees of latitude per metre
+
+
+def _stream(rig: Rig, north_m: float, *, counter: int, quality: int = 90, n: int = 3) -> list[int]:
+    """Publish ``n`` fixes 100 ms apart at ``north_m`` of LAT; returns their stamps."""
+    stamps = []
+    for _ in range(n):
+        stamp = rig.now_ns()
+        rig.publish(
+            fix_msg(
+                stamp,
+                LAT + north_m * M_LAT,
+                LON,
+                ALT,
+                vel_enu=(0.0, 0.0, 0.0),
+                reset_counter=counter,
+                quality=quality,
+            )
+        )
+        stamps.append(stamp)
+        time.sleep(0.1)
+    return stamps
+
+
+def test_ardupilot_relocalisation_resets_ekf3_through_a_source_set_switch(
+    rig_factory: Any,
+) -> None:
+    rig = rig_factory("ardupilot")
+    rig.activate()
+    _stream(rig, 0.0, counter=0)
+    rig.wait_for("GPS_INPUT", lambda m: True)
+    # a sure 30 m relocalisation
+    jumped = _stream(rig, 30.0, counter=1, n=4)
+    new_lat = round((LAT + 30.0 * M_LAT) * 1e7)
+    rig.wait_for("GPS_INPUT", lambda m: m.time_usec == jumped[-1] // 1000)
+    assert wait_until(lambda: rig.fc.source_set == 1 and len(_switches(rig)) == 2, 5.0)
+    # on the wire, in order: source set 2, GPS_INPUT at the new position (twice), set 1
+    seq = [
+        (r.msg.get_type(), r.msg.param1 if r.msg.get_type() == "COMMAND_LONG" else r.msg.lat)
+        for r in rig.fc.received()
+        if r.msg.get_type() == "GPS_INPUT"
+        or (
+            r.msg.get_type() == "COMMAND_LONG"
+            and r.msg.command == mavlink2.MAV_CMD_SET_EKF_SOURCE_SET
+        )
+    ]
+    i = seq.index(("COMMAND_LONG", 2.0))
+    assert all(lat != new_lat for kind, lat in seq[:i] if kind == "GPS_INPUT")
+    assert seq[i + 1 : i + 3] == [("GPS_INPUT", new_lat)] * 2
+    assert seq[i + 3] == ("COMMAND_LONG", 1.0)
+    rec = _reloc_records(rig)
+    assert rec and rec[0]["accepted"] is True and rec[0]["method"] == "ekf_source_switch"
+    assert abs(rec[0]["jump_m"] - 30.0) < 0.5
+    # preflight checked source set 2 (all set on the simulated FC): no problem
+    assert "preflight" not in rig.diag_values()
+
+
+def test_an_unsure_relocalisation_is_held_back_until_confirmed(rig_factory: Any) -> None:
+    rig = rig_factory("px4", gnss=False)  # ODOMETRY, origin from the first fix
+    rig.activate()
+    _stream(rig, 0.0, counter=5)
+    rig.wait_for("ODOMETRY", lambda m: True)
+    unsure = _stream(rig, 40.0, counter=6, quality=20, n=2)
+    time.sleep(0.3)
+    held = [r.msg for r in rig.fc.received("ODOMETRY") if r.msg.time_usec * 1000 in unsure]
+    assert held == []  # nothing of the unsure jump reached the autopilot
+    confirming = _stream(rig, 40.0, counter=6, quality=20, n=1)
+    m = rig.wait_for("ODOMETRY", lambda m: m.time_usec == confirming[0] // 1000)
+    before = [r.msg.reset_counter for r in rig.fc.received("ODOMETRY")][:-1]
+    assert set(before) == {5}  # the wire counter started at the estimator's
+    assert m.reset_counter == 6  # bumped once, for the accepted jump
+    assert abs(m.x - 40.0) < 0.5  # NED north, from the origin at the first fix
+    recs = _reloc_records(rig)
+    assert [(r["accepted"], r["reason"]) for r in recs] == [(False, "unsure"), (True, "confirmed")]
+    assert recs[1]["method"] == "reset_counter"
+
+
+def _switches(rig: Rig) -> list[float]:
+    return [
+        r.msg.param1
+        for r in rig.fc.received("COMMAND_LONG")
+        if r.msg.command == mavlink2.MAV_CMD_SET_EKF_SOURCE_SET
+    ]
+
+
+def _reloc_records(rig: Rig) -> list[dict[str, Any]]:
+    assert wait_until(lambda: any(r.kind == "fc.relocalisation" for r in rig.records), 5.0)
+    return [json.loads(r.payload_json) for r in rig.records if r.kind == "fc.relocalisation"]
