@@ -203,10 +203,8 @@ class CameraModel:
             und = cv2.fisheye.undistortPoints(pts, self._kmat, self._dvec)
             x, y = und[:, 0, 0], und[:, 0, 1]
         else:
-            und = np.asarray(cv2.undistortPoints(pts, self._kmat, self._dvec), np.float64)
-            x0: F64 = und[:, 0, 0]
-            y0: F64 = und[:, 0, 1]
-            x, y = self._newton_undistort(pts[:, 0, :], x0, y0)
+            first: F64 = np.asarray(cv2.undistortPoints(pts, self._kmat, self._dvec), np.float64)
+            x, y = self._newton_undistort(pts[:, 0, :], first[:, 0, 0], first[:, 0, 1])
         return np.stack([x, y, np.ones_like(x)], axis=1)
 
     def _distort(self, x: F64, y: F64) -> tuple[F64, F64]:
