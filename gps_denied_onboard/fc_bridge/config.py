@@ -100,6 +100,10 @@ class FcBridgeConfig:
         telemetry_ack_timeout_s: wait for each COMMAND_ACK (3 attempts).
         telemetry_rerequest_s: while a requested message is missing, ask again
             this often.
+        signing_key_file: MAVLink 2 signing key (32 bytes raw or 64 hex digits; mode
+            0600, owned by root or the bridge's user); "" = unsigned link.
+        signing_require: drop unsigned and badly signed incoming messages (counted).
+        signing_link_id: our signing link id (0..255).
     """
 
     connection: str = "udpin:0.0.0.0:14550"
@@ -131,6 +135,9 @@ class FcBridgeConfig:
     telemetry_distance_sensor_hz: float = 10.0
     telemetry_ack_timeout_s: float = 0.5
     telemetry_rerequest_s: float = 5.0
+    signing_key_file: str = ""
+    signing_require: bool = False
+    signing_link_id: int = 0
 
     def __post_init__(self) -> None:
         parse_connection(self.connection)
@@ -166,6 +173,10 @@ class FcBridgeConfig:
                     f"telemetry_{name}_hz must be 0 (not asked) .. 400 Hz",
                     key=f"telemetry_{name}_hz",
                 )
+        if not 0 <= self.signing_link_id <= 255:
+            raise ConfigError("signing_link_id must be in 0..255", key="signing_link_id")
+        if self.signing_require and not self.signing_key_file:
+            raise ConfigError("signing_require needs a signing_key_file", key="signing_require")
         if self.gnss_min_satellites < 0:
             raise ConfigError("gnss_min_satellites must be >= 0", key="gnss_min_satellites")
 

@@ -7,7 +7,8 @@
         ├── FcConnectionError    the link cannot be opened, or no autopilot answered
         ├── FcLinkLost           the autopilot's heartbeat stopped (missed_heartbeats)
         ├── FcProtocolError      a MAVLink exchange broke its protocol (send of a bad message)
-        └── FcPreflightError     the FC's parameters do not allow the chosen output
+        ├── FcPreflightError     the FC's parameters do not allow the chosen output
+        └── FcSigningKeyError    the signing key file is unsafe or unreadable
 
 Transport errors (``OSError``) never escape the reader: they trigger a
 reconnect and are counted. Callers catch :class:`FcBridgeError`.
@@ -62,3 +63,17 @@ class FcPreflightError(FcBridgeError):
     def __init__(self, message: str, *, problems: Sequence[str]) -> None:
         super().__init__(message)
         self.problems = tuple(problems)
+
+
+class FcSigningKeyError(FcBridgeError):
+    """The MAVLink signing key file cannot be used (readable by others, wrong size...).
+
+    Attributes:
+        path: the key file.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason

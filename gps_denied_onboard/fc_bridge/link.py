@@ -40,6 +40,12 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 from gps_denied_onboard.clock import Clock
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
 from gps_denied_onboard.fc_bridge.errors import FcConnectionError, FcProtocolError
+from gps_denied_onboard.fc_bridge.signing import (
+    VerifyingParser,
+    load_signing_key,
+    signing_line,
+    signing_timestamp,
+)
 from gps_denied_onboard.fc_bridge.streams import TelemetryReport, TelemetryRequester
 from gps_denied_onboard.fc_bridge.transport import Transport, open_transport
 from gps_denied_onboard.log import RateLimitedLog, log_event
@@ -129,6 +135,9 @@ class LinkStats:
     transport_errors: int = 0
     handler_errors: int = 0
     link_losses: int = 0
+    rx_signed_ok: int = 0
+    rx_unverified_accepted: int = 0
+    rx_signature_rejected: int = 0
 
 
 def autopilot_of(autopilot_field: int) -> Autopilot:
@@ -203,6 +212,8 @@ class FcLink:
         self._beater: threading.Thread | None = None
         self._tx_file = _TxFile(self)
         self._mav = mavlink2.MAVLink(self._tx_file, config.source_system, config.source_component)
+        self._rx_signing: Any = None  # pymavlink MAVLinkSigning shared by every parser
+        self._autopilot_signed: bool | None = None
         self._parser = self._new_parser()
         self._counts = {f.name: 0 for f in fields(LinkStats)}
         self._autopilot: AutopilotInfo | None = None
@@ -242,7 +253,10 @@ class FcLink:
     def open(self) -> None:
         """Open the transport once (synchronously) and start the reader and heartbeat.
 
+        With ``signing_key_file`` the key is loaded first (``signing.py``).
+
         Raises:
+            FcSigningKeyError: the key file is unsafe or unreadable.
             FcConnectionError: the transport cannot be opened, or the link was
                 already opened/closed (a closed link cannot reopen: build a new one).
         """
@@ -250,6 +264,8 @@ class FcLink:
             raise FcConnectionError(
                 "FcLink.open called twice; build a new FcLink", connection=self._config.connection
             )
+        if self._config.signing_key_file:
+            self._setup_signing(load_signing_key(self._config.signing_key_file))
         try:
             transport = open_transport(self._endpoint)
         except OSError as err:
@@ -331,7 +347,12 @@ class FcLink:
     @property
     def stats(self) -> LinkStats:
         with self._state_lock:
-            return LinkStats(**self._counts)
+            counts = dict(self._counts)
+        rx = self._rx_signing
+        if rx is not None:
+            counts["rx_signed_ok"] = rx.goodsig_count
+            counts["rx_unverified_accepted"] = rx.unsigned_count
+        return LinkStats(**counts)
 
     def wait_for_autopilot(self, timeout_s: float) -> AutopilotInfo:
         """Block until the autopilot's HEARTBEAT has been heard.
@@ -340,8 +361,11 @@ class FcLink:
             FcConnectionError: none within ``timeout_s`` (seconds of host time).
         """
         if not self._autopilot_event.wait(timeout_s) or self._autopilot is None:
+            rejected = self.stats.rx_signature_rejected
+            hint = f" ({rejected} messages rejected for their signature)" if rejected else ""
             raise FcConnectionError(
-                f"no autopilot HEARTBEAT on {self._config.connection} within {timeout_s:g} s",
+                f"no autopilot HEARTBEAT on {self._config.connection} within {timeout_s:g} s"
+                + hint,
                 connection=self._config.connection,
             )
         return self._autopilot
@@ -450,9 +474,37 @@ class FcLink:
     # -- receive internals ----------------------------------------------------------------
 
     def _new_parser(self) -> Any:
-        parser = mavlink2.MAVLink(None, self._config.source_system, self._config.source_component)
+        parser = VerifyingParser(None, self._config.source_system, self._config.source_component)
         parser.robust_parsing = True
+        if self._rx_signing is not None:
+            parser.signing = self._rx_signing  # stream timestamps outlive a reconnect
         return parser
+
+    def _setup_signing(self, key: bytes) -> None:
+        """Sign everything sent; verify everything received (see ``signing.py``)."""
+        start = signing_timestamp(self._clock.now_ns())
+        tx = self._mav.signing
+        tx.secret_key, tx.sign_outgoing = key, True
+        tx.link_id, tx.timestamp = self._config.signing_link_id, start
+        rx = mavlink2.MAVLinkSigning()
+        rx.secret_key, rx.timestamp = key, start
+        if not self._config.signing_require:
+            rx.allow_unsigned_callback = lambda _mav, _msgid: True
+        self._rx_signing = rx
+        self._parser = self._new_parser()
+        log_event(
+            self._log,
+            logging.INFO,
+            "fc.signing_on",
+            link_id=tx.link_id,
+            require=self._config.signing_require,
+        )
+
+    def signing_status(self) -> tuple[str, bool]:
+        """(line, is_problem): is the autopilot set up for signing (``signing.signing_line``)."""
+        return signing_line(
+            self._rx_signing is not None, self._config.signing_require, self._autopilot_signed
+        )
 
     def _count(self, name: str, n: int = 1) -> None:
         with self._state_lock:
@@ -566,7 +618,9 @@ class FcLink:
         if msg_type == "BAD_DATA":
             reason = str(getattr(msg, "reason", ""))
             with self._state_lock:
-                if reason == "Bad prefix":
+                if reason == "Invalid signature":
+                    self._counts["rx_signature_rejected"] += 1
+                elif reason == "Bad prefix":
                     self._counts["bad_data_bytes"] += len(msg.data)
                 elif "CRC" in reason:
                     self._counts["bad_crc"] += 1
@@ -631,6 +685,8 @@ class FcLink:
             )
         elif msg.get_srcSystem() != ap.sysid or msg.get_srcComponent() != ap.compid:
             return
+        if self._rx_signing is not None:
+            self._autopilot_signed = bool(msg.get_signed())
         mode = mode_name(msg)
         armed = is_armed(msg)
         with self._state_lock:

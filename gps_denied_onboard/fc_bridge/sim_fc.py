@@ -17,6 +17,9 @@ enough for the bridge's tests, benchmarks and the replay tool:
   (UNSUPPORTED) or ``"ignore"`` (no answer); ArduPilot honours
   ``REQUEST_DATA_STREAM`` with its own stream groups, PX4 ignores it.
   :meth:`SimFc.reboot` restarts ``time_boot_ms`` and forgets every request;
+* with ``signing_key`` signs everything it sends and verifies what it receives
+  (``require_signed``: drops unsigned/badly signed, counted in ``signature_rejected``),
+  like an autopilot whose MAVLink 2 signing key was set up;
 * answers PARAM_REQUEST_READ and PARAM_REQUEST_LIST from a parameter dict.
   A read of a name the firmware does not have gets **no answer**, which is what
   ArduPilot (``GCS_MAVLINK::param_io_timer``) and PX4
@@ -139,6 +142,8 @@ class SimFc:
         message_interval: str = "accept",
         rangefinder: bool = False,
         silent: Iterable[str] = (),
+        signing_key: bytes | None = None,
+        require_signed: bool = False,
     ) -> None:
         if autopilot not in ("ardupilot", "px4"):
             raise ValueError(f"autopilot must be 'ardupilot' or 'px4', got {autopilot!r}")
@@ -182,6 +187,15 @@ class SimFc:
         self._mav = mavlink2.MAVLink(_SockFile(self), sysid, compid)
         self._parser = mavlink2.MAVLink(None, sysid, compid)
         self._parser.robust_parsing = True
+        self.signature_rejected = 0
+        if signing_key is not None:
+            # like an autopilot whose key was set up: signs all it sends, checks what it gets
+            start = max(0, (self._clock.now_ns() - 1_420_070_400 * 10**9) // 10_000)
+            self._mav.signing.secret_key, self._mav.signing.sign_outgoing = signing_key, True
+            self._mav.signing.timestamp = start
+            self._parser.signing.secret_key, self._parser.signing.timestamp = signing_key, start
+            if not require_signed:
+                self._parser.signing.allow_unsigned_callback = lambda _mav, _msgid: True
         self._boot_ns = self._clock.now_ns()
         self._intervals: dict[str, float] = self._default_intervals()
         self._due: dict[str, float] = {}
@@ -373,7 +387,10 @@ class SimFc:
             for msg in msgs:
                 if msg.get_type() == "BAD_DATA":
                     with self._lock:
-                        self._bad_data += 1
+                        if getattr(msg, "reason", "") == "Invalid signature":
+                            self.signature_rejected += 1
+                        else:
+                            self._bad_data += 1
                     continue
                 with self._cond:
                     self._received.append(Received(msg, now))

@@ -220,6 +220,11 @@ class FcBridgeNode(LifecycleNode):
             )
             self._preflight_lines = report.lines()
             self._preflight = report
+        signing, signing_problem = link.signing_status()
+        self.get_logger().info(f"fc.preflight_signing {signing}")
+        if cfg.preflight and signing_problem:
+            self._preflight_lines.append(signing)
+            self.get_logger().warning(f"fc.preflight_problem {signing}")
             for line in report.lines():
                 self.get_logger().warning(f"fc.preflight_problem {line}")
             if cfg.preflight_strict and not report.ok:
@@ -525,6 +530,7 @@ class FcBridgeNode(LifecycleNode):
                 values["origin.altitude_msl"] = held.altitude_msl_m
         if self._preflight_lines:
             values["preflight"] = "; ".join(self._preflight_lines)
+        values["signing"] = link.signing_status()[0]
         advice = self._check_delay(sched)
         if advice is not None:
             values["preflight.delay"] = advice

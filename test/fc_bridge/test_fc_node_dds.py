@@ -130,3 +130,65 @@ def test_bad_parameters_fail_configure(ros: MultiThreadedExecutor) -> None:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize("fc_signs", [True, False])
+def test_signed_link_and_the_preflight_line_about_the_autopilot(
+    ros: MultiThreadedExecutor, tmp_path: object, fc_signs: bool
+) -> None:
+    import os
+    from pathlib import Path
+
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from gps_denied_onboard.clock import SystemClock
+    from gps_denied_onboard.nodes.common import TOPIC_DIAGNOSTICS
+
+    key = bytes(range(32))
+    path = Path(str(tmp_path)) / "mavlink.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, key)
+    os.close(fd)
+    # signing timestamps count from 2015 on both sides: the FC on the wall clock, as the
+    # node's ROS clock is (a monotonic clock's would read as a stream from 2015, too old)
+    fc = SimFc(
+        "ardupilot",
+        heartbeat_hz=5.0,
+        signing_key=key if fc_signs else None,
+        clock=SystemClock(),
+    ).start()
+    node = _node(fc.connection, signing_key_file=str(path))
+    probe = Node("fc_probe")
+    diags: list[DiagnosticArray] = []
+    probe.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, diags.append, 10)
+    ros.add_node(node)
+    ros.add_node(probe)
+
+    def values() -> dict[str, str]:
+        for array in reversed(diags):
+            for status in array.status:
+                if status.name == "fc_bridge":
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_until(lambda: "signing" in values(), 5.0)
+        got = fc.received()
+        assert got and all(r.msg.get_header().incompat_flags & 1 for r in got)  # all signed
+        v = values()
+        if fc_signs:
+            assert v["signing"] == "signing on: the autopilot signs its messages with our key"
+            assert "signing" not in v.get("preflight", "")
+        else:
+            assert "arrive unsigned" in v["signing"]
+            assert "SETUP_SIGNING" in v["preflight"]  # named as a preflight problem
+            assert int(v["link.rx_unverified_accepted"]) > 0
+    finally:
+        ros.remove_node(node)
+        ros.remove_node(probe)
+        node.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+        fc.stop()
