@@ -195,6 +195,14 @@ class Fix:
             raise ValueError(f"position_covariance needs 9 values, got "
                              f"{len(self.position_covariance)}")
 
+    @classmethod
+    def from_msg(cls, msg: Any, *, latency_ms: float | None = None) -> Fix:
+        """From a ``PositionFix`` (an rclpy message or a rosbags-decoded one alike)."""
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        return cls(stamp, float(msg.latitude), float(msg.longitude),
+                   tuple(float(v) for v in msg.position_covariance), int(msg.quality),
+                   latency_ms)
+
     @property
     def sigma_east(self) -> float:
         return math.sqrt(max(self.position_covariance[0], 0.0))

@@ -237,3 +237,27 @@ def test_plots_are_written(truth: Truth, tmp_path: Path) -> None:
         assert img is not None, name
         assert img.shape[0] > 400 and img.shape[1] > 600
         assert img.std() > 10  # something was drawn
+
+
+def test_fix_from_a_position_fix_message() -> None:
+    from gps_denied_onboard.replay.types import project_typestore
+
+    store = project_typestore()
+    t = store.types
+    msg = t["gps_denied_onboard/msg/PositionFix"](
+        header=t["std_msgs/msg/Header"](
+            stamp=t["builtin_interfaces/msg/Time"](sec=1_778_580_012, nanosec=500_000_000),
+            frame_id="map"),
+        latitude=47.01, longitude=-99.16, altitude_msl=1080.0,
+        velocity_enu=t["geometry_msgs/msg/Vector3"](x=1.0, y=2.0, z=0.0), velocity_valid=True,
+        position_covariance=np.array([9.0, 0, 0, 0, 16.0, 0, 0, 0, 25.0]),
+        velocity_covariance=np.zeros(9), yaw_enu=0.0, yaw_valid=False, yaw_variance=0.0,
+        reset_counter=0, quality=66)
+    decoded = store.deserialize_cdr(
+        store.serialize_cdr(msg, "gps_denied_onboard/msg/PositionFix"),
+        "gps_denied_onboard/msg/PositionFix")
+    fix = Fix.from_msg(decoded, latency_ms=42.0)
+    assert fix.stamp_ns == 1_778_580_012_500_000_000
+    assert (fix.lat, fix.lon, fix.quality, fix.latency_ms) == (47.01, -99.16, 66, 42.0)
+    assert (fix.sigma_east, fix.sigma_north) == (3.0, 4.0)
+    assert fix.sigma_horizontal == 5.0
