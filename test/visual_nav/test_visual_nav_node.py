@@ -1,0 +1,328 @@
+"""The visual_nav node over real DDS, with the real tile cache and FC bridge beside it.
+
+Tiles go into the ``tile_cache`` node (real PostgreSQL, real files) through its
+``put_tile`` service; ``visual_nav`` prefetches them through ``query_bbox`` and
+``get_tile``. A probe publishes CameraInfo, camera frames and the FC topics
+(remapped for this node only, so the bridge's own telemetry from the simulated
+FC does not mix in); the ``PositionFix`` that comes out goes through ``fc_bridge``
+to the simulated ArduPilot as GPS_INPUT, whose decoded fields are checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+
+from gps_denied_onboard.msg import FcStatus, FdrRecord, PositionFix  # noqa: E402
+from gps_denied_onboard.srv import PutTile  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix  # noqa: E402
+from std_msgs.msg import Float64  # noqa: E402
+
+from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
+from gps_denied_onboard.nodes.common import RECORD_QOS, TOPIC_FDR_RECORDS, ns_to_time_msg  # noqa: E402
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+from gps_denied_onboard.nodes.tile_cache_node import TileCacheNode  # noqa: E402
+from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
+from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px, world_px_to_latlon  # noqa: E402
+from gps_denied_onboard.visual_nav.state import _quat_of  # noqa: E402
+
+from .support import CAMERA, GROUND_MSL, LAT0, LON0, Pose, error_m, render, synthetic_world  # noqa: E402
+
+REMAP = {
+    "/fc/imu": "/vn_test/imu",
+    "/fc/altitude": "/vn_test/alt",
+    "/fc/status": "/vn_test/status",
+    "/fc/navsat": "/vn_test/navsat",
+}
+POSE = Pose(LAT0, LON0, 500.0, roll_deg=6.0, pitch_deg=-3.0, yaw_deg=75.0)
+
+
+def wait_until(cond: Callable[[], object], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return bool(cond())
+
+
+@pytest.fixture
+def ros() -> Iterator[MultiThreadedExecutor]:
+    rclpy.init()
+    executor = MultiThreadedExecutor(num_threads=6)
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    try:
+        yield executor
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        executor.shutdown()
+        rclpy.shutdown()
+
+
+class Probe:
+    """Publishes what a camera and an FC bridge would; collects fixes and records."""
+
+    def __init__(self, ros: MultiThreadedExecutor) -> None:
+        self.node = Node("vn_probe")
+        n = self.node
+        self.info = n.create_publisher(CameraInfo, "/camera/camera_info", 10)
+        self.frames = n.create_publisher(CompressedImage, "/camera/image_raw/compressed", 10)
+        self.raw = n.create_publisher(Image, "/camera/image_raw", 10)
+        self.imu = n.create_publisher(Imu, REMAP["/fc/imu"], qos_profile_sensor_data)
+        self.alt = n.create_publisher(Float64, REMAP["/fc/altitude"], qos_profile_sensor_data)
+        self.status = n.create_publisher(FcStatus, REMAP["/fc/status"], 10)
+        self.navsat = n.create_publisher(NavSatFix, REMAP["/fc/navsat"], qos_profile_sensor_data)
+        self.fixes: list[PositionFix] = []
+        self.records: list[FdrRecord] = []
+        n.create_subscription(PositionFix, "/nav/position_fix", self.fixes.append, 20)
+        n.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self.records.append, RECORD_QOS)
+        ros.add_node(n)
+
+    def now(self) -> int:
+        return int(self.node.get_clock().now().nanoseconds)
+
+    def put_tiles(self, tiles: dict[tuple[int, int, int], np.ndarray]) -> None:
+        client = self.node.create_client(PutTile, "/tile_cache/put_tile")
+        assert client.wait_for_service(timeout_sec=20)
+        for (z, x, y), px in tiles.items():
+            ok, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            data = bytes(buf)
+            lat, lon = world_px_to_latlon((x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX, z)
+            req = PutTile.Request(
+                zoom=z,
+                x=x,
+                y=y,
+                source="satellite",
+                flight_id="",
+                latitude=lat,
+                longitude=lon,
+                captured_at=ns_to_time_msg(self.now()),
+                quality_json=json.dumps({"score": 0.9}),
+                content_sha256=hashlib.sha256(data).hexdigest(),
+                image=CompressedImage(format="jpeg", data=data),
+            )
+            fut = client.call_async(req)
+            assert wait_until(fut.done, 20), "put_tile did not answer"
+            assert fut.result().success, fut.result().error
+
+    def fc_state(self, pose: Pose, stamp: int, *, gnss: bool = True) -> None:
+        q = _quat_of(pose.r_enu_flu())
+        m = Imu()
+        m.header.stamp = ns_to_time_msg(stamp)
+        m.orientation.x, m.orientation.y, m.orientation.z, m.orientation.w = (float(v) for v in q)
+        self.imu.publish(m)
+        self.alt.publish(Float64(data=GROUND_MSL + pose.agl_m))
+        s = FcStatus()
+        s.header.stamp = ns_to_time_msg(stamp)
+        s.armed, s.gnss_healthy = True, gnss
+        self.status.publish(s)
+        if gnss:
+            prior = pose.offset(40.0, -30.0)
+            f = NavSatFix()
+            f.header.stamp = ns_to_time_msg(stamp)
+            f.status.status = 0
+            f.latitude, f.longitude, f.altitude = prior.latitude, prior.longitude, 1080.0
+            f.position_covariance = [25.0, 0, 0, 0, 25.0, 0, 0, 0, 100.0]
+            f.position_covariance_type = 2
+            self.navsat.publish(f)
+
+    def camera_info(self) -> None:
+        m = CameraInfo()
+        m.width, m.height = CAMERA.width, CAMERA.height
+        m.k = list(CAMERA.k)
+        m.distortion_model = CAMERA.distortion_model
+        m.d = list(CAMERA.d)
+        self.info.publish(m)
+
+    def frame(self, image: np.ndarray, stamp: int) -> None:
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        m = CompressedImage(format="jpeg", data=bytes(buf))
+        m.header.stamp = ns_to_time_msg(stamp)
+        self.frames.publish(m)
+
+    def fly(self, pose: Pose, image: np.ndarray, *, gnss: bool = True) -> int:
+        """FC state around a frame's capture, then the frame; returns its stamp."""
+        stamp = self.now()
+        for dt in (-0.08, -0.04, 0.0, 0.04):
+            self.fc_state(pose, stamp + int(dt * 1e9), gnss=gnss)
+        self.camera_info()
+        self.frame(image, stamp)
+        self.fc_state(pose, stamp + 40_000_000, gnss=gnss)
+        return stamp
+
+
+def _lifecycle_up(node: Any) -> None:
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
+) -> None:
+    ortho, tiles = synthetic_world()
+    # the tiles within 2.5 km of the flight
+    cx, cy = latlon_to_world_px(LAT0, LON0, 15)
+    near = {
+        k: v
+        for k, v in tiles.items()
+        if abs((k[1] + 0.5) * TILE_PX - cx) < 800 and abs((k[2] + 0.5) * TILE_PX - cy) < 800
+    }
+    assert len(near) >= 9
+
+    tile_cache = TileCacheNode(
+        parameter_overrides=[
+            Parameter("dsn", value=pg_dsn),
+            Parameter("tile_root", value=str(tmp_path / "tiles")),
+        ]
+    )
+    fc = SimFc("ardupilot", heartbeat_hz=5.0, telemetry_hz=10.0)
+    fc.start()
+    bridge = FcBridgeNode(
+        parameter_overrides=[
+            Parameter(k, value=v)
+            for k, v in {
+                "connection": fc.connection,
+                "heartbeat_period_s": 0.2,
+                "activate_timeout_s": 5.0,
+                "preflight_timeout_s": 2.0,
+                "max_fix_age_s": 5.0,
+            }.items()
+        ]
+    )
+    remaps = [a for src, dst in REMAP.items() for a in ("-r", f"{src}:={dst}")]
+    vnav = VisualNavNode(
+        cli_args=["--ros-args", *remaps],
+        parameter_overrides=[
+            Parameter("ground_elevation_msl", value=GROUND_MSL),
+            Parameter("prefetch_period_s", value=0.2),
+            Parameter("reject_record_rate_hz", value=1000.0),
+            Parameter("image_topic", value="/camera/image_raw"),
+        ],
+    )
+    probe = Probe(ros)
+    nodes = [tile_cache, vnav, bridge]
+    try:
+        for node in nodes:
+            ros.add_node(node)
+            _lifecycle_up(node)
+        probe.put_tiles(near)
+
+        # GNSS healthy: the prior is the FC's position, 50 m off the truth
+        def fixed() -> bool:
+            if not probe.fixes:
+                probe.fly(POSE, render(ortho, POSE))
+                return False
+            return True
+
+        assert wait_until(lambda: fixed() or time.sleep(2.0), 90.0), (
+            f"no fix; diagnostics {vnav.stats.as_dict()}"
+        )
+        fix = probe.fixes[-1]
+        e, n = error_m(POSE, fix.latitude, fix.longitude)
+        assert math.hypot(e, n) < 3.0, (e, n)
+        sigma = math.sqrt(fix.position_covariance[0])
+        assert 2.0 <= sigma < 15.0
+        assert fix.quality > 0
+
+        # the bridge turned it into GPS_INPUT with the same position and accuracy
+        def gps_input() -> Any:
+            for r in fc.received("GPS_INPUT"):
+                m = r.msg
+                if m.fix_type >= 2 and abs(m.lat - fix.latitude * 1e7) <= 1:
+                    return m
+            return None
+
+        assert wait_until(gps_input, 10.0), "no GPS_INPUT with the fix at the FC"
+        m = gps_input()
+        assert m.lon == round(fix.longitude * 1e7)
+        assert m.horiz_accuracy == pytest.approx(sigma, rel=0.05)
+
+        # bad input: typed rejects, recorded, and the node goes on fixing
+        assert wait_until(vnav._frames.empty, 30.0)
+        raw = Image(encoding="yuv422", width=4, height=4, step=8, data=bytes(32))
+        raw.header.stamp = ns_to_time_msg(probe.now())
+        probe.raw.publish(raw)
+        probe.fly(POSE, np.zeros((480, 640, 3), np.uint8))
+
+        def rejected() -> set[str]:
+            return {
+                json.loads(r.payload_json)["reason"]
+                for r in probe.records
+                if r.kind == "vnav.reject"
+            }
+
+        assert wait_until(lambda: {"unknown_encoding", "bad_exposure"} <= rejected(), 30.0), (
+            rejected(),
+            vnav.stats.as_dict(),
+        )
+        before = len(probe.fixes)
+        probe.fly(POSE, render(ortho, POSE))
+        assert wait_until(lambda: len(probe.fixes) > before, 30.0)
+        assert any(r.kind == "vnav.fix" for r in probe.records)
+        stats = vnav.stats.as_dict()
+        assert stats["rejects.unknown_encoding"] >= 1 and stats["rejects.bad_exposure"] >= 1
+    finally:
+        for node in reversed(nodes):
+            ros.remove_node(node)
+            node.shutdown() if hasattr(node, "shutdown") else None
+            node.destroy_node()
+        probe.node.destroy_node()
+        fc.stop()
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_recorder_refuses_the_camera_topics_visual_nav_reads() -> None:
+    from gps_denied_onboard.config import load_ros_params_file
+    from gps_denied_onboard.nodes.fdr_recorder_node import plan_raw_topics
+
+    params = load_ros_params_file(REPO / "config" / "visual_nav.yaml", "visual_nav")
+    entries = [
+        f"{params['compressed_image_topic']}:sensor_msgs/msg/CompressedImage",
+        "/camera/image_raw:sensor_msgs/msg/Image",
+        f"{params['camera_info_topic']}:sensor_msgs/msg/CameraInfo",
+    ]
+    record, refused = plan_raw_topics(entries)
+    assert [r.topic for r in refused] == [params["compressed_image_topic"], "/camera/image_raw"]
+    assert [r.topic for r in record] == [params["camera_info_topic"]]  # intrinsics are not frames
+
+
+def test_visual_nav_yaml_is_exactly_the_config_dataclass() -> None:
+    import dataclasses
+
+    from gps_denied_onboard.config import build_config, load_ros_params_file
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    params = load_ros_params_file(REPO / "config" / "visual_nav.yaml", "visual_nav")
+    assert set(params) == {f.name for f in dataclasses.fields(VisualNavConfig)}
+    params["ground_elevation_msl"] = params["ground_elevation_msl"] or None
+    cfg = build_config(VisualNavConfig, params, strict=True)
+    assert cfg == VisualNavConfig()  # the yaml states the code's defaults
