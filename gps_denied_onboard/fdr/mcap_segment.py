@@ -24,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+import sys
 import zlib
+from array import array
 from collections.abc import Mapping
 from itertools import groupby
 from operator import itemgetter
@@ -70,6 +72,7 @@ LIBRARY = "gps_denied_onboard.fdr"
 _OFFSET = itemgetter(0)
 _CHANNEL = itemgetter(1)
 _LOG_TIME = itemgetter(2)
+_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def json_schema_for(kind: str) -> str:
@@ -226,42 +229,47 @@ class McapSegment:
             return
         entries = self.entries
         file = self.file
-        start = file.tell()
+        out = file.buf
+        start = file.landed + len(out)
         size = len(data)
+        times: list[int] = []
+        t0 = t1 = 0  # a chunk of Schema/Channel records only: legal, never left by the writer
         if entries:
             times = list(map(_LOG_TIME, entries))
             t0, t1 = min(times), max(times)
-        else:  # only Schema/Channel records (not left by the recorder, but legal)
-            t0 = t1 = 0
-        out = file.buf
         out += _CHUNK_HEAD.pack(Opcode.CHUNK, _CHUNK_FIXED + 8 + size, t0, t1, size,
                                 zlib.crc32(data), 0, size)
         out += data
-        chunk_length = file.tell() - start
+        chunk_length = _CHUNK_HEAD.size + size
         offsets: dict[int, int] = {}
         if entries:
             counts = self._channel_counts
             channels = set(map(_CHANNEL, entries))
-            groups: Any
+            groups: list[tuple[int, list[int], list[int]]]
             if len(channels) == 1:
-                groups = ((channels.pop(), entries),)
-            else:
-                groups = groupby(sorted(entries, key=_CHANNEL), key=_CHANNEL)
-            for ch, group in groups:
-                items = group if isinstance(group, list) else list(group)
-                n = len(items)
-                flat: list[int] = [0] * (2 * n)
-                flat[0::2] = map(_LOG_TIME, items)
-                flat[1::2] = map(_OFFSET, items)
-                offsets[ch] = file.tell()
+                groups = [(channels.pop(), times, list(map(_OFFSET, entries)))]
+            else:  # stable sort: each channel's entries stay in file order
+                groups = []
+                for ch, group in groupby(sorted(entries, key=_CHANNEL), key=_CHANNEL):
+                    items = list(group)
+                    groups.append((ch, list(map(_LOG_TIME, items)), list(map(_OFFSET, items))))
+            for ch, group_times, offs in groups:
+                n = len(offs)
+                flat = [0] * (2 * n)
+                flat[0::2] = group_times
+                flat[1::2] = offs
+                pairs = array("Q", flat)
+                if _BIG_ENDIAN:
+                    pairs.byteswap()
+                offsets[ch] = file.landed + len(out)
                 out += _INDEX_HEAD.pack(Opcode.MESSAGE_INDEX, 6 + 16 * n, ch, 16 * n)
-                out += struct.pack(f"<{2 * n}Q", *flat)
+                out += pairs.tobytes()
                 counts[ch] = counts.get(ch, 0) + n
             self._message_count += len(entries)
             if self._start_time is None or t0 < self._start_time:
                 self._start_time = t0
             self._end_time = max(self._end_time, t1)
-        index_length = file.tell() - start - chunk_length
+        index_length = file.landed + len(out) - start - chunk_length
         offset_map = b"".join(_OFFSET_ENTRY.pack(ch, off) for ch, off in offsets.items())
         body_len = 8 * 4 + 4 + len(offset_map) + _CHUNK_INDEX_TAIL.size
         self._chunk_indexes += _CHUNK_INDEX_HEAD.pack(
@@ -270,7 +278,7 @@ class McapSegment:
         self._chunk_indexes += _CHUNK_INDEX_TAIL.pack(index_length, 0, size, size)
         self._chunk_count += 1
         self.entries_end = start + chunk_length
-        data.clear()
+        del data[:]  # keeps the allocation (clear() frees it, and regrowing costs)
 
     def push(self) -> None:
         """Close the open chunk and hand every pending byte to the OS.

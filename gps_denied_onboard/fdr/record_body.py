@@ -5,7 +5,7 @@
 (``non_finite:<key>``), or a payload that cannot be encoded at all replaced by
 its ``repr`` (``unencodable_payload``). The constant head of the body is built
 once per (kind, producer, schema version); the writer thread's hot loop reads
-:attr:`RecordBodyEncoder.heads_by_producer` and :data:`encode_payload` to
+:attr:`RecordBodyEncoder.heads_by_producer` and :data:`payload_chunks` to
 inline the common case.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
@@ -33,6 +34,27 @@ def _json_default(obj: Any) -> Any:
 #: Compact JSON, refusing NaN/inf (ValueError), numpy scalars and bytes made plain.
 encode_payload = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
                                   default=_json_default).encode
+
+
+def _payload_chunks() -> Callable[[Any, int], Sequence[str]]:
+    """``encode_payload`` without its two Python frames, for the writer's hot loop.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call; this one is built
+    once, with the same settings. It does not look for circular references (a cyclic
+    payload ends in RecursionError instead of ValueError): callers fall back to
+    :meth:`RecordBodyEncoder.body` on either. ``"".join(payload_chunks(obj, 0))`` is
+    ``encode_payload(obj)``.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: same output, the slow way
+        return lambda obj, _level: (encode_payload(obj),)
+    chunks: Callable[[Any, int], Sequence[str]] = make(
+        None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
+        False, False, False)
+    return chunks
+
+
+payload_chunks = _payload_chunks()
 
 
 def _sanitize(value: Any, path: str, bad: list[str]) -> Any:

@@ -60,7 +60,7 @@ from gps_denied_onboard.fdr.policy import (
     Gap,
     RecordKindPolicy,
 )
-from gps_denied_onboard.fdr.record_body import RecordBodyEncoder, encode_payload
+from gps_denied_onboard.fdr.record_body import RecordBodyEncoder, payload_chunks
 from gps_denied_onboard.fdr.segment import PUSH_THRESHOLD, FileOpener, OsFile, StorageError
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
@@ -559,7 +559,8 @@ class FlightRecorder:
         producer = client.producer
         popleft = ring.popleft
         body_of = self._bodies.body
-        enc = encode_payload
+        enc = payload_chunks
+        join = "".join
         heads = self._bodies.heads_by_producer.setdefault(producer, {})
         gate = self.policy.gate_for_writer
         written = 0
@@ -584,8 +585,9 @@ class FlightRecorder:
                     body = body_of(producer, item, seq, flags)
                 else:  # the common case, inlined: known head, no flags
                     try:
-                        text = f'{head}{stamp},"seq":{seq},"payload":{enc(dict(item.payload))}}}'
-                    except ValueError:
+                        payload = join(enc(dict(item.payload), 0))
+                        text = f'{head}{stamp},"seq":{seq},"payload":{payload}}}'
+                    except (ValueError, RecursionError):
                         body = body_of(producer, item, seq, flags)
                     else:
                         body = text.encode()
