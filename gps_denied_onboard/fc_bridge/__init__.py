@@ -1,8 +1,10 @@
 """The flight-controller bridge: the only part of the system that talks MAVLink.
 
-ROS-free. ``link`` (transport, heartbeat, autopilot detection, dispatch),
-``telemetry`` and ``gnss_health`` (messages in -> domain), ``preflight``
-(parameter check), ``statustext`` (GCS alerts out), and the output half:
-``frames``, ``fix``, ``fix_output``, ``scheduler``, ``origin``. ``sim_fc`` is
+ROS-free. ``link`` (heartbeat, dispatch, reconnects) over ``transport``
+(serial, UDP, TCP), ``autopilot`` (detection), ``streams`` (asking for
+telemetry, achieved rates), ``signing`` (MAVLink 2 signing), ``telemetry`` and
+``gnss_health`` (messages in -> domain), ``preflight`` (parameter check),
+``statustext`` (GCS alerts out), and the output half: ``frames``, ``fix``,
+``fix_output``, ``scheduler``, ``reloc`` (relocalisation jumps), ``origin``. ``sim_fc`` is
 a simulated flight controller for tests, benchmarks and replays.
 """
