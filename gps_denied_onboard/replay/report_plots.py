@@ -117,10 +117,20 @@ def plot_map(report: AccuracyReport, truth: Truth, tiles: Iterable[MapTile], out
         vmax = float(max(np.percentile(sig, 98), 1.0))
         sc = ax.scatter(fx, fy, c=sig, cmap="plasma", vmin=0.0, vmax=vmax, s=16,
                         edgecolors="black", linewidths=0.3, zorder=4)
-        cb = fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.02)
+        cb = fig.colorbar(sc, ax=ax, fraction=0.035, pad=0.02)
         cb.set_label("fix \u03c3, horizontal (m): \u221a(\u03c3 east\u00b2 + \u03c3 north\u00b2)")
         handles.append(Line2D([], [], ls="", marker="o", color="tab:orange", mec="black",
                               label=f"fixes ({len(errs)})"))
+        # Fixes outside their own 3 sigma: a line from the true position to the fix.
+        bad = [i for i, e in enumerate(errs) if e.horizontal_m > 3.0 * e.sigma_horizontal_m]
+        if bad:
+            stamps = [errs[i].stamp_ns for i in bad]
+            bx, by = _to_xy(tr, truth.interp("lat", stamps), truth.interp("lon", stamps),
+                            origin, k)
+            for i, x0, y0 in zip(bad, bx, by, strict=True):
+                ax.plot([x0, fx[i]], [y0, fy[i]], color="red", lw=1.0, zorder=5)
+            handles.append(Line2D([], [], color="red", lw=1.0,
+                                  label=f"fix outside its 3\u03c3 ({len(bad)}): truth \u2192 fix"))
     rej = [r for r in report.rejects if truth.covers(r.stamp_ns)]
     if rej:
         stamps = [r.stamp_ns for r in rej]
@@ -136,7 +146,8 @@ def plot_map(report: AccuracyReport, truth: Truth, tiles: Iterable[MapTile], out
         handles.append(Line2D([], [], ls="", marker="*", ms=14, color="yellow", mec="black",
                               label="GNSS lost"))
     handles.append(Line2D([], [], ls="", marker="o", color="white", mec="black", label="start"))
-    ax.legend(handles=handles, loc="upper left", framealpha=0.85, fontsize=9)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=3,
+              framealpha=0.9, fontsize=9)
     ax.set_aspect("equal")
     # The flight and its fixes with a margin, not the whole map.
     xs = np.concatenate([tx, fx]) if errs else tx
@@ -178,9 +189,9 @@ def plot_error(report: AccuracyReport, out: Path, *, start_ns: int | None = None
                              gridspec_kw={"height_ratios": [1.4, 1, 1]})
     ax_h, ax_e, ax_n = axes
     t = np.array([(e.stamp_ns - t0) / 1e9 for e in errs])
+    err = np.array([e.horizontal_m for e in errs])
+    sig = np.array([e.sigma_horizontal_m for e in errs])
     if errs:
-        err = np.array([e.horizontal_m for e in errs])
-        sig = np.array([e.sigma_horizontal_m for e in errs])
         ax_h.fill_between(t, 0, sig, color="tab:blue", alpha=0.25, lw=0, label="0 … \u03c3")
         ax_h.plot(t, 3 * sig, color="tab:blue", lw=0.8, ls="--", label="3\u03c3")
         ax_h.plot(t, err, ".", color="black", ms=4, label="error")
@@ -197,6 +208,11 @@ def plot_error(report: AccuracyReport, out: Path, *, start_ns: int | None = None
             lim = float(max(np.percentile(np.abs(c), 99) * 1.25,
                             np.percentile(sc, 95) * 3.2, 5.0))
             ax.set_ylim(-lim, lim)
+            for sign, marker in ((1.0, "^"), (-1.0, "v")):
+                out_of_axis = sign * c > lim
+                if np.any(out_of_axis):
+                    ax.plot(t[out_of_axis], np.full(int(out_of_axis.sum()), sign * lim * 0.9),
+                            marker, color="crimson", ms=6)
             ax.axhline(0, color="grey", lw=0.6)
             ax.set_ylabel(f"{name} error (m)")
     else:
@@ -219,6 +235,12 @@ def plot_error(report: AccuracyReport, out: Path, *, start_ns: int | None = None
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     ax_h.set_ylim(0, top)
+    above = err > top
+    if np.any(above):
+        ax_h.plot(t[above], np.full(int(above.sum()), top * 0.9), "^", color="crimson",
+                  ms=7, label=f"error above the axis ({int(above.sum())}, max "
+                              f"{float(err.max()):.0f} m)")
+        ax_h.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.9)
     ax_h.set_ylabel("horizontal error (m)")
     ax_n.set_xlabel("time since start (s)")
     med, p95 = report.error_median_m, report.error_p95_m
