@@ -628,8 +628,6 @@ class FcLink:
             self._link_up = True
             previous_mode, self._mode = self._mode, mode
             previous_armed, self._armed = self._armed, armed
-        if came_up and self._telemetry is not None:
-            self._telemetry.request_all("link_up")
         if came_up:
             self._emit(
                 "fc.link_up",
@@ -642,6 +640,8 @@ class FcLink:
                 armed=armed,
             )
         self._autopilot_event.set()
+        if came_up and self._telemetry is not None:
+            self._telemetry.request_all("link_up")  # after the record: it is the event
         if previous_mode is not None and mode != previous_mode:
             self._emit("fc.mode_change", mode=mode, previous=previous_mode)
         if previous_armed is not None and armed != previous_armed:

@@ -119,6 +119,7 @@ class _Entry:
     attempts: int = 0
     sent_ns: int = 0
     settled_ns: int | None = None
+    asked_ns: int | None = None  # first asked since link-up/reboot (kept by re-requests)
     arrivals: deque[int] = field(default_factory=lambda: deque(maxlen=2048))
     last_ns: int | None = None
 
@@ -226,9 +227,13 @@ class TelemetryRequester:
                 wanted.pop("DISTANCE_SENSOR", None)
             old = self._entries
             self._entries = {}
+            now = self._now()
             for name, hz in wanted.items():
                 entry = old.get(name) or _Entry(name, _msgid(name), hz)
                 entry.rate_hz, entry.state, entry.attempts, entry.settled_ns = hz, "idle", 0, None
+                if entry.asked_ns is None or reason != "missing":
+                    # a re-request for a missing message keeps it missing until it comes
+                    entry.asked_ns = now
                 self._entries[name] = entry
             self._queue = list(self._entries)
             self._command_unanswered = False
@@ -288,7 +293,7 @@ class TelemetryRequester:
         with self._lock:
             if name in self._entries or self._round_ns is None:
                 return
-            self._entries[name] = _Entry(name, _msgid(name), hz)
+            self._entries[name] = _Entry(name, _msgid(name), hz, asked_ns=self._now())
             self._queue.append(name)
         self._advance()
 
@@ -431,9 +436,9 @@ class TelemetryRequester:
     # -- diagnostics ----------------------------------------------------------------------
 
     def _is_missing(self, e: _Entry, now: int) -> bool:
-        if e.state not in ("interval", "data_stream") or e.settled_ns is None:
+        if e.state == "refused" or e.asked_ns is None:
             return False
-        since = max(e.settled_ns, e.last_ns or 0)
+        since = max(e.asked_ns, e.last_ns or 0)
         return now - since > e.timeout_ns()
 
     def report(self) -> TelemetryReport:
@@ -446,7 +451,7 @@ class TelemetryRequester:
             for e in entries:
                 start = now - window
                 n = sum(1 for t in e.arrivals if t > start)
-                span = min(window, now - (e.settled_ns if e.settled_ns is not None else now))
+                span = min(window, now - (e.asked_ns if e.asked_ns is not None else now))
                 achieved = n * NS_PER_S / span if span > 0 else 0.0
                 streams.append(StreamStatus(e.name, e.rate_hz, achieved, e.state, len(e.arrivals)))
                 if self._is_missing(e, now):

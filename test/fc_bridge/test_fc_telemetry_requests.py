@@ -135,6 +135,9 @@ def test_a_message_that_never_comes_is_a_named_problem_and_is_asked_again() -> N
         assert link.last("ATTITUDE") is not None
         rounds = link.telemetry_report().rounds
         assert wait_until(lambda: link.telemetry_report().rounds > rounds, 5.0)
+        # asking again does not make the problem go away: it stays named until data comes
+        assert "missing GPS_RAW_INT" in link.telemetry_report().problems
+        assert link.telemetry_report().problems == ("missing GPS_RAW_INT",)
         asked = [
             r
             for r in fc.received("COMMAND_LONG")
