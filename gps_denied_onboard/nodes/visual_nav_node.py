@@ -369,18 +369,17 @@ class VisualNavNode(LifecycleNode):
             deadline = time.monotonic() + 0.2
             while self._newest_attitude_ns < stamp and time.monotonic() < deadline:
                 time.sleep(0.005)
-            self._drain(est)
             t0 = time.perf_counter()
             try:
+                self._drain(est)
                 pixels = image_of(msg)
                 fix = est.process(stamp, pixels, self._camera)
+                self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
             except FrameRejected as rej:
                 self._on_reject(stamp, rej, (time.perf_counter() - t0) * 1e3)
-                continue
             except Exception as err:  # the worker must survive anything a frame does
+                self.stats.on_reject("internal_error", (time.perf_counter() - t0) * 1e3)
                 log_event(self._log, logging.ERROR, "vnav.frame_failed", error=repr(err))
-                continue
-            self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
 
     def _emit(self, kind: str, stamp: int, payload: dict[str, Any]) -> None:
         self._records.emit(FlightRecord(kind, PRODUCER, stamp, payload))

@@ -112,7 +112,7 @@ class Probe:
         client = self.node.create_client(PutTile, "/tile_cache/put_tile")
         assert client.wait_for_service(timeout_sec=20)
         for (z, x, y), px in tiles.items():
-            ok, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            _, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, 90])
             data = bytes(buf)
             lat, lon = world_px_to_latlon((x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX, z)
             req = PutTile.Request(
@@ -162,7 +162,7 @@ class Probe:
         self.info.publish(m)
 
     def frame(self, image: np.ndarray, stamp: int) -> None:
-        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        _, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         m = CompressedImage(format="jpeg", data=bytes(buf))
         m.header.stamp = ns_to_time_msg(stamp)
         self.frames.publish(m)
@@ -222,7 +222,7 @@ def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
         parameter_overrides=[
             Parameter("ground_elevation_msl", value=GROUND_MSL),
             Parameter("prefetch_period_s", value=0.2),
-            Parameter("reject_record_rate_hz", value=1000.0),
+            Parameter("reject_record_rate_hz", value=1e9),
             Parameter("image_topic", value="/camera/image_raw"),
         ],
     )
