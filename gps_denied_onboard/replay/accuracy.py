@@ -133,7 +133,11 @@ class Truth:
         arr = np.asarray(values, dtype=np.float64)
         cols = {name: np.ascontiguousarray(arr[:, i]) for i, name in enumerate(TRUTH_COLUMNS[1:])}
         try:
-            return cls(np.asarray(stamps, dtype=np.int64), cols, str(p))
+            t_ns = np.asarray(stamps, dtype=np.int64)
+        except OverflowError as err:
+            raise TruthFileError(f"{p}: a t_ns does not fit in 64 bits", path=str(p)) from err
+        try:
+            return cls(t_ns, cols, str(p))
         except TruthFileError as err:
             raise TruthFileError(f"{p}: {err}", path=str(p)) from err
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Geod
 
 from gps_denied_onboard.replay.accuracy import (
@@ -85,6 +88,8 @@ def test_truth_refuses_stamps_outside_it(truth: Truth) -> None:
         (",".join(TRUTH_COLUMNS) + "\n1,2,3\n", "3 fields"),
         (",".join(TRUTH_COLUMNS) + "\n" + "1," + ",".join(["x"] * 10) + "\n", "could not convert"),
         (",".join(TRUTH_COLUMNS) + "\n" + "1," + ",".join(["0"] * 10) + "\n", "two rows"),
+        (",".join(TRUTH_COLUMNS) + "\n" + "\n".join(f"{t}," + ",".join(["0"] * 10)
+                                             for t in (1, 2**64)) + "\n", "64 bits"),
         (",".join(TRUTH_COLUMNS) + "\n" + "\n".join(["5," + ",".join(["0"] * 10)] * 2) + "\n",
          "increase"),
         (",".join(TRUTH_COLUMNS) + "\n" + "1," + ",".join(["0"] * 10) + "\n2,nan"
@@ -261,3 +266,57 @@ def test_fix_from_a_position_fix_message() -> None:
     assert (fix.lat, fix.lon, fix.quality, fix.latency_ms) == (47.01, -99.16, 66, 42.0)
     assert (fix.sigma_east, fix.sigma_north) == (3.0, 4.0)
     assert fix.sigma_horizontal == 5.0
+
+
+_CELL = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(alphabet=",\n\"x0123456789.-e ", max_size=12),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(_CELL, min_size=0, max_size=13), max_size=6), st.booleans())
+def test_hostile_truth_files_load_or_raise_truth_file_error(
+        tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]], header: bool) -> None:
+    lines = ([",".join(TRUTH_COLUMNS)] if header else []) + [",".join(r) for r in rows]
+    p = tmp_path_factory.mktemp("hostile") / "truth.csv"
+    p.write_text("\n".join(lines) + "\n")
+    try:
+        truth = Truth.load(p)
+    except TruthFileError as err:
+        assert err.path == str(p)
+        return
+    # It loaded: then it is a usable truth.
+    assert truth.t_ns.size >= 2 and np.all(np.diff(truth.t_ns) > 0)
+    truth.at(truth.start_ns)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 19_999), st.booleans()), max_size=60,
+             unique_by=lambda v: v[0]),
+    st.integers(0, 20_000),
+)
+def test_counts_and_gap_agree_with_the_frames(frames: list[tuple[int, bool]], loss_ms: int) -> None:
+    truth = Truth(np.array([T0, T0 + 20 * S], dtype=np.int64),
+                  {c: np.array([LAT0, LAT0 + 0.001]) if c == "lat" else
+                   np.array([LON0, LON0]) if c == "lon" else np.zeros(2)
+                   for c in TRUTH_COLUMNS[1:]})
+    cov = (4.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 9.0)
+    fixes = [Fix(T0 + ms * 1_000_000, LAT0, LON0, cov) for ms, fixed in frames if fixed]
+    rejects = [Reject(T0 + ms * 1_000_000, "gate") for ms, fixed in frames if not fixed]
+    loss = T0 + loss_ms * 1_000_000
+    rep = evaluate(truth, fixes, rejects, gnss_loss_ns=loss)
+    assert rep.frames == len(frames) and rep.fixes == len(fixes)
+    assert rep.frames_before_loss == sum(T0 + ms * 1_000_000 < loss for ms, _ in frames)
+    assert 0 <= rep.fixed_before_loss <= rep.frames_before_loss
+    if not frames:
+        assert rep.longest_gap is None
+        return
+    assert rep.longest_gap is not None
+    stamps = sorted(T0 + ms * 1_000_000 for ms, _ in frames)
+    marks = sorted({stamps[0], stamps[-1], *(f.stamp_ns for f in fixes)})
+    gaps = [b - a for a, b in itertools.pairwise(marks)] or [0]
+    assert rep.longest_gap.end_ns - rep.longest_gap.start_ns == max(gaps)
+    assert stamps[0] <= rep.longest_gap.start_ns <= rep.longest_gap.end_ns <= stamps[-1]
