@@ -6,6 +6,11 @@ Measured: from the moment a fix enters our code as the ROS callback hands it (a
 receiving UDP socket, through the real sender thread (default GPS_INPUT policy:
 10 Hz grid, new fixes sent on arrival) and the link half's ``FcLink.send``.
 
+A new fix never follows the previous GPS_INPUT by less than 60 ms (EKF3 drops GPS
+samples under 50 ms apart); with fixes ~5 Hz and 10 Hz output, a new fix arriving just
+after a repeat waits for that floor, so p99 is bounded by the floor (a fix sent sooner
+would have been discarded by the autopilot), while p50 is the send-on-arrival path.
+
 Baseline: a bare ``pymavlink`` ``gps_input_send`` (``mavutil`` udpout connection) of
 the same message to the same socket, timed the same way. Both are interleaved so
 machine noise hits both alike. A third figure shows what a pure fixed-rate sampler
@@ -149,7 +154,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
         link.close()
         rx.sock.close()
     figs = []
-    for pct in (50, 99):
+    targets = {
+        50: ("well under one 10 Hz period (100 ms); ratio vs bare pymavlink reported", 20_000),
+        99: ("at most the 60 ms GPS_INPUT floor + 20 ms (a new fix right after a repeat)", 80_000),
+    }
+    for pct, (target, limit_us) in targets.items():
         o, b = percentile(ours, pct), percentile(base, pct)
         figs.append(
             figure(
@@ -157,8 +166,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
                 o,
                 "us",
                 b,
-                "well under one 10 Hz period (100 ms); ratio vs bare pymavlink reported",
-                o < 20_000,
+                target,
+                o < limit_us,
                 samples=len(ours),
             )
         )

@@ -20,27 +20,29 @@ Policy (per output kind, from :class:`~gps_denied_onboard.fc_bridge.fix_output.O
 * **Prompt new fixes** (``send_on_arrival``, default on). A new fix is sent as soon as
   it arrives when at least the minimum gap has passed since the last message went out
   (a new fix or a repeat), otherwise at that earliest instant; the deadline grid is
-  then re-phased to that send.
-* **Every gap between floor and ceiling.** The minimum gap is ``min_gap_fraction *
-  period``, and for GPS_INPUT never less than :data:`GPS_INPUT_MIN_GAP_MS` (EKF3 drops
-  a GPS sample that arrives within 50 ms of the previous one:
-  ``sensorIntervalMin_ms``); the grid bounds every gap from above by one period, and
-  GPS_INPUT's rate is limited to keep that period under :data:`GPS_INPUT_MAX_GAP_MS`
-  (ArduPilot's MAV GPS health limit). So every GPS_INPUT gap on the wire lies between
-  the two while fixes keep coming (``fix.gap_min_ms`` / ``fix.gap_max_ms``).
+  then re-phased to that send. Rationale: ArduPilot times GPS samples by *arrival*
+  (minus ``GPSx_DELAY_MS``), so waiting for a fixed tick would add a random 0..period
+  delay to every fix, worse than arrival jitter; the grid still bounds the gap from
+  above and the new-fix rate from above (1/min gap). With ``send_inline`` (default
+  on) that prompt send happens on the thread that calls ``submit`` (the ROS
+  callback), saving a thread hand-off; the link's ``send`` is thread-safe and
+  non-blocking. With ``send_on_arrival`` off
+  the scheduler is a pure fixed-rate sampler.
+* **Every gap between floor and ceiling.** The minimum gap after a new fix is
+  ``min_gap_fraction * period``; for GPS_INPUT never less than, and after a repeat
+  exactly, :data:`GPS_INPUT_MIN_GAP_MS` (EKF3 drops a GPS sample that arrives within
+  50 ms of the previous one: ``sensorIntervalMin_ms``; a new fix sent 10 ms after a
+  repeat used to go out at once and be dropped there); the grid bounds every gap from
+  above by one repeat gap, and GPS_INPUT's rate and repeat gap are limited to keep it
+  under :data:`GPS_INPUT_MAX_GAP_MS` (ArduPilot's MAV GPS health limit). So every
+  GPS_INPUT gap on the wire lies between the two while fixes keep coming
+  (``fix.gap_min_ms`` / ``fix.gap_max_ms``).
 * **Repeats keep out of the way** (``send_on_arrival`` on). A repeat goes out
   ``repeat_gap_fraction * period`` after the last message (default 1.5; for GPS_INPUT
   never later than :data:`GPS_INPUT_MAX_GAP_MS` minus a 35 ms margin), not one period
   after it: an estimator running a little slower than the output rate would otherwise
-  see most new fixes arrive just after a repeat and wait out the floor, adding up to
-  the floor's 60..75 ms of lag, varying from fix to fix. Rationale: ArduPilot
-  times GPS samples by *arrival* (minus ``GPSx_DELAY_MS``), so waiting for a fixed
-  tick would add a random 0..period delay to every fix, worse than arrival jitter;
-  the grid still bounds the gap from above (period) and the new-fix rate from above
-  (1/min gap). With ``send_inline`` (default on) that prompt send happens on the
-  thread that calls ``submit`` (the ROS callback), saving a thread hand-off; the
-  link's ``send`` is thread-safe and non-blocking. With ``send_on_arrival`` off
-  the scheduler is a pure fixed-rate sampler.
+  see most new fixes arrive just after a repeat and wait out the floor (up to 60 ms
+  of extra lag, varying from fix to fix).
 
 Times: the scheduler reads the injected clock (the node's ROS clock), the same one
 that stamped the fixes, so staleness is measured in one time base; a clock jump
@@ -234,6 +236,7 @@ class FixScheduler:
         self.resend_latest = resend_latest
         self.send_on_arrival = send_on_arrival
         self.min_gap_ns = round(self.period_ns * min_gap_fraction)
+        self.floor_ns = self.min_gap_ns
         if encoder.kind is OutputKind.GPS_INPUT:
             if not GPS_INPUT_MIN_GAP_MS <= 1000.0 / rate_hz <= GPS_INPUT_MAX_GAP_MS:
                 raise ConfigError(
@@ -241,7 +244,8 @@ class FixScheduler:
                     f"{GPS_INPUT_MAX_GAP_MS:g} ms (ArduPilot's floor and health limit)",
                     key="rate_hz",
                 )
-            self.min_gap_ns = max(self.min_gap_ns, round(GPS_INPUT_MIN_GAP_MS * 1e6))
+            self.floor_ns = round(GPS_INPUT_MIN_GAP_MS * 1e6)
+            self.min_gap_ns = max(self.min_gap_ns, self.floor_ns)
         self.repeat_gap_ns = round(self.period_ns * max(1.0, repeat_gap_fraction))
         if encoder.kind is OutputKind.GPS_INPUT:
             ceiling = round((GPS_INPUT_MAX_GAP_MS - GPS_INPUT_MAX_GAP_MARGIN_MS) * 1e6)
@@ -355,9 +359,17 @@ class FixScheduler:
             self._next_due_ns = due
         if self.send_on_arrival and self._latest is not None and not self._latest_sent:
             last = self._last_send_ns
-            earliest = now_ns if last is None else last + self.min_gap_ns
+            earliest = now_ns if last is None else last + self._gap_after_last_locked()
             due = min(due, max(earliest, now_ns))
         return due
+
+    def _gap_after_last_locked(self) -> int:
+        """The minimum gap after the last message: the full one after a new fix (it caps
+        the new-fix rate), only the floor after a repeat (a repeat is no measurement
+        worth keeping a new fix waiting for)."""
+        if self._last_send_ns is not None and self._last_send_ns == self._last_new_send_ns:
+            return self.min_gap_ns
+        return min(self.min_gap_ns, self.floor_ns)
 
     def tick(self, now_ns: int | None = None) -> Any | None:
         """Send what is due at ``now_ns`` (default: the clock). Returns the message sent.
@@ -380,7 +392,7 @@ class FixScheduler:
             on_grid = now >= grid_due
             last = self._last_send_ns
             # the floor holds for every message, new or repeat, on the grid or not
-            gap_ok = last is None or now < last or now - last >= self.min_gap_ns
+            gap_ok = last is None or now < last or now - last >= self._gap_after_last_locked()
             if fix is None or not gap_ok:
                 send_it = False
             elif not self._latest_sent:
