@@ -188,6 +188,7 @@ class TelemetryRequester:
         self._command_unanswered = False
         self._rangefinder = False
         self._round_ns: int | None = None
+        self._inflight: tuple[str, int] | None = None  # (message, sent_ns) awaiting its ACK
         self._last_boot_ms: int | None = None
         self.rounds = 0
         self.reboots = 0
@@ -273,19 +274,15 @@ class TelemetryRequester:
         with self._lock:
             if self._round_ns is None:
                 return
-            head = self._entries.get(self._queue[0]) if self._queue else None
-            timed_out = (
-                head is not None
-                and head.state == "pending"
-                and now - head.sent_ns >= self._ack_timeout_ns
-            )
+            inflight = self._inflight
+            timed_out = inflight is not None and now - inflight[1] >= self._ack_timeout_ns
             missing = any(self._is_missing(e, now) for e in self._entries.values())
             rerequest = missing and now - self._round_ns >= self._rerequest_ns
         if rerequest:
             self.request_all("missing")
             return
         if timed_out:
-            self._advance(timed_out=True)
+            self._advance()
 
     # -- the request sequence -----------------------------------------------------------
 
@@ -297,8 +294,13 @@ class TelemetryRequester:
             self._queue.append(name)
         self._advance()
 
-    def _advance(self, *, timed_out: bool = False) -> None:
-        """Send the next command, or settle the head entry after a timeout."""
+    def _advance(self) -> None:
+        """Send the next command, or settle the head entry after its ACK timed out.
+
+        One command is in flight at a time, across rounds too: a new round waits for
+        (or times out) the ACK of a command sent in the previous one, so that ACK is
+        never taken for the answer to another message.
+        """
         target = self._target()
         if target is None:
             return
@@ -306,15 +308,16 @@ class TelemetryRequester:
         fallback_groups = False
         with self._lock:
             now = self._now()
+            if self._inflight is not None:
+                if now - self._inflight[1] < self._ack_timeout_ns:
+                    return  # waiting for its COMMAND_ACK
+                self._inflight = None  # timed out: the head (if it is that one) retries
             while self._queue:
                 entry = self._entries.get(self._queue[0])
                 if entry is None:
                     self._queue.pop(0)
                     continue
-                if entry.state == "pending" and not timed_out:
-                    return  # waiting for its COMMAND_ACK
                 if entry.state == "pending" and entry.attempts < ATTEMPTS:
-                    timed_out = False
                     self._send_interval(entry, sysid, compid, now)
                     return
                 if entry.state == "pending":  # unanswered after every attempt
@@ -328,7 +331,6 @@ class TelemetryRequester:
                     )
                     fallback_groups |= self._fall_back(entry, now)
                     self._queue.pop(0)
-                    timed_out = False
                     continue
                 if self._command_unanswered:
                     fallback_groups |= self._fall_back(entry, now)
@@ -344,6 +346,7 @@ class TelemetryRequester:
         entry.state = "pending"
         entry.attempts += 1
         entry.sent_ns = now
+        self._inflight = (entry.name, now)
         interval_us = round(1e6 / entry.rate_hz)
         self._link.send(
             self._link.mav.command_long_encode(
@@ -397,12 +400,22 @@ class TelemetryRequester:
         target = self._target()
         fell_back = False
         with self._lock:
-            head = self._entries.get(self._queue[0]) if self._queue else None
-            if head is None or head.state != "pending":
-                return
-            if result == mavlink2.MAV_RESULT_IN_PROGRESS:
-                return
+            inflight = self._inflight
+            if inflight is None:
+                return  # not ours, or after its timeout
             now = self._now()
+            if result == mavlink2.MAV_RESULT_IN_PROGRESS:
+                self._inflight = (inflight[0], now)
+                return
+            self._inflight = None
+            head = self._entries.get(self._queue[0]) if self._queue else None
+            if head is None or head.name != inflight[0] or head.state != "pending":
+                # the answer to a command of an earlier round: nothing to settle
+                head = None
+        if head is None:
+            self._advance()
+            return
+        with self._lock:
             if result in _ACK_OK:
                 head.state, head.settled_ns = "interval", now
             else:

@@ -127,9 +127,11 @@ def test_unanswered_interval_is_retried_then_data_streams_are_asked() -> None:
 
 
 def test_a_message_that_never_comes_is_a_named_problem_and_is_asked_again() -> None:
-    with linked(
-        "ardupilot", telemetry_rerequest_s=0.5, fc_kwargs={"silent": ["GPS_RAW_INT"]}
-    ) as (fc, link, _):
+    with linked("ardupilot", telemetry_rerequest_s=0.5, fc_kwargs={"silent": ["GPS_RAW_INT"]}) as (
+        fc,
+        link,
+        _,
+    ):
         link.wait_for_autopilot(5.0)
         assert wait_until(lambda: "missing GPS_RAW_INT" in link.telemetry_report().problems, 6.0)
         assert link.last("ATTITUDE") is not None
@@ -196,3 +198,50 @@ def test_distance_sensor_is_asked_for_only_where_a_rangefinder_exists(rangefinde
         assert asked is rangefinder
         if rangefinder:
             assert wait_until(lambda: link.last("DISTANCE_SENSOR") is not None, 5.0)
+
+
+class _Wire:
+    """Our own link protocol's double for the requester: records what it sends."""
+
+    def __init__(self) -> None:
+        self.mav = mavlink2.MAVLink(None, 1, 191)
+        self.sent: list[object] = []
+
+    def send(self, msg: object) -> int:
+        self.sent.append(msg)
+        return 0
+
+
+def test_an_ack_from_an_earlier_round_is_never_taken_for_another_message() -> None:
+    from types import SimpleNamespace
+
+    from gps_denied_onboard.clock import ManualClock
+    from gps_denied_onboard.fc_bridge.streams import TelemetryRequester
+
+    clock = ManualClock(10**18)
+    wire = _Wire()
+    req = TelemetryRequester(
+        wire,
+        clock.now_ns,
+        {"attitude": 50.0, "vfr_hud": 5.0},
+        lambda: (1, 1, "ardupilot"),
+        ack_timeout_s=0.5,
+    )
+
+    def ack(result: int) -> None:
+        req.on_message(
+            SimpleNamespace(get_type=lambda: "COMMAND_ACK", command=SET_INTERVAL, result=result),
+            clock.now_ns(),
+        )
+
+    req.request_all("link_up")
+    assert [round(m.param1) for m in wire.sent] == [_msgid("ATTITUDE")]
+    req.request_all("missing")  # a new round while ATTITUDE's answer is in flight
+    assert len(wire.sent) == 1  # it waits for that answer
+    ack(mavlink2.MAV_RESULT_DENIED)  # the old round's answer: settles nothing
+    assert [round(m.param1) for m in wire.sent] == [_msgid("ATTITUDE")] * 2
+    ack(mavlink2.MAV_RESULT_ACCEPTED)
+    ack(mavlink2.MAV_RESULT_ACCEPTED)
+    methods = {s.name: s.method for s in req.report().streams}
+    assert methods == {"ATTITUDE": "interval", "VFR_HUD": "interval"}
+    assert not any(m.get_type() == "REQUEST_DATA_STREAM" for m in wire.sent)
