@@ -31,6 +31,7 @@ import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -214,9 +215,21 @@ def _fill(rec: FlightRecorder, rounds: int) -> Iterator[int]:
         yield r
 
 
-def test_closed_segment_reads_whole_through_its_index(tmp_path: Path,
-                                                       mcap_core: Path) -> None:
-    rec = FlightRecorder(FdrConfig(flight_root=tmp_path, free_space_floor_bytes=0),
+@dataclass(frozen=True)
+class Written:
+    path: Path  # the segment
+    scanned: list[Seen]  # its messages read record by record, file order
+
+
+CLOSED_COUNTS = {"/fdr/flight_header": 1, "/fdr/fc.mode_change": 480, "/fdr/c6.evict": 480,
+                 "/chatter": 12, "/fdr/flight_footer": 1}
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    """A cleanly closed flight of one segment, many small chunks."""
+    root = tmp_path_factory.mktemp("closed")
+    rec = FlightRecorder(FdrConfig(flight_root=root, free_space_floor_bytes=0),
                          ManualClock(T0), MonotonicClock())
     rec.start()
     try:
@@ -226,19 +239,24 @@ def test_closed_segment_reads_whole_through_its_index(tmp_path: Path,
         rec.close_flight("I1")
     finally:
         rec.stop()
-    path = tmp_path / "I1" / "I1_0.mcap"
+    path = root / "I1" / "I1_0.mcap"
     scanned, complete = _scan(path)
     assert complete
     assert not _time_order(scanned)  # blocks per producer: the readers must sort
-    want = {"/fdr/flight_header": 1, "/fdr/fc.mode_change": 480, "/fdr/c6.evict": 480,
-            "/chatter": 12, "/fdr/flight_footer": 1}
-    assert Counter(s[0] for s in scanned) == want
+    assert Counter(s[0] for s in scanned) == CLOSED_COUNTS
+    return Written(path, scanned)
 
-    seen, counts, chunks = _indexed_python(path)
-    assert counts == want
+
+def test_closed_segment_reads_whole_through_its_index(closed: Written) -> None:
+    seen, counts, chunks = _indexed_python(closed.path)
+    assert counts == CLOSED_COUNTS
     assert chunks >= 12
-    assert sorted(seen) == sorted(scanned) and _time_order(seen)
-    _check_node(mcap_core, path, scanned)
+    assert sorted(seen) == sorted(closed.scanned) and _time_order(seen)
+
+
+def test_closed_segment_reads_whole_in_foxglove_s_reader(closed: Written,
+                                                          mcap_core: Path) -> None:
+    _check_node(mcap_core, closed.path, closed.scanned)
 
 
 _CRASHING = textwrap.dedent(
@@ -271,10 +289,11 @@ _CRASHING = textwrap.dedent(
 )
 
 
-def test_torn_segment_reads_whole_through_its_index_once_recovered(
-    tmp_path: Path, mcap_core: Path
-) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", _CRASHING, str(tmp_path), str(T0)],
+@pytest.fixture(scope="module")
+def recovered(tmp_path_factory: pytest.TempPathFactory) -> Written:
+    """A recorder killed with SIGKILL mid-flight, its torn segment recovered."""
+    root = tmp_path_factory.mktemp("torn")
+    proc = subprocess.Popen([sys.executable, "-c", _CRASHING, str(root), str(T0)],
                             stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": PKG_PARENT})
     try:
@@ -285,20 +304,30 @@ def test_torn_segment_reads_whole_through_its_index_once_recovered(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     assert proc.returncode == -signal.SIGKILL
-    path = tmp_path / "K1" / "K1_0.mcap"
+    path = root / "K1" / "K1_0.mcap"
     torn, complete = _scan(path)
     assert not complete and len(torn) > 8000
-    result = recover_flight(tmp_path / "K1")
+    result = recover_flight(root / "K1")
     assert [s.segment for s in result.segments] == ["K1_0.mcap"]
     recovered, complete = _scan(path)
     assert complete and recovered == torn  # every readable message kept, in file order
     assert not _time_order(recovered)
+    return Written(path, torn)
 
-    seen, counts, _chunks = _indexed_python(path)
-    assert counts == dict(Counter(s[0] for s in torn))
-    assert set(counts) == {"/fdr/flight_header", "/fdr/fc.mode_change", "/fdr/c6.evict", "/chatter"}
-    assert sorted(seen) == sorted(torn) and _time_order(seen)
-    _check_node(mcap_core, path, torn)
+
+def test_torn_segment_reads_whole_through_its_index_once_recovered(
+    recovered: Written,
+) -> None:
+    seen, counts, _chunks = _indexed_python(recovered.path)
+    assert counts == dict(Counter(s[0] for s in recovered.scanned))
+    assert set(counts) == {"/fdr/flight_header", "/fdr/fc.mode_change", "/fdr/c6.evict",
+                           "/chatter"}
+    assert sorted(seen) == sorted(recovered.scanned) and _time_order(seen)
+
+
+def test_recovered_segment_reads_whole_in_foxglove_s_reader(recovered: Written,
+                                                             mcap_core: Path) -> None:
+    _check_node(mcap_core, recovered.path, recovered.scanned)
 
 
 def test_segment_size_is_capped_below_what_readers_open() -> None:
