@@ -17,11 +17,12 @@ every consumed message at the rate its consumers need, on both:
    fallback. PX4 ignores REQUEST_DATA_STREAM, so there a refusal is final.
 
 Everything is asked again (a new *round*) when the link comes up (first
-detection and every reconnect), when the autopilot reboots (``time_boot_ms``
+detection and every reconnect) and when the autopilot reboots (``time_boot_ms``
 of any message going backwards by more than :data:`REBOOT_SLACK_MS`; a
-rebooted ArduPilot forgets the intervals), and when a requested message stays
-missing while the link is up (at most every ``rerequest_s``), which also
-covers a reboot too quick for the heartbeat timeout on an ask-first autopilot.
+rebooted ArduPilot forgets the intervals); a requested message that stays
+missing while the link is up is asked again on its own (at most every
+``rerequest_s``), which also covers a reboot too quick for the heartbeat
+timeout on an ask-first autopilot (then everything is missing).
 
 Achieved rates are counted per requested message over the last
 :data:`WINDOW_S` of the injected clock. :meth:`TelemetryRequester.report`
@@ -223,29 +224,35 @@ class TelemetryRequester:
         autopilot = target[2]
         with self._lock:
             self._autopilot = autopilot
-            wanted = wanted_messages(self._rates, autopilot)
-            if not self._rangefinder:
-                wanted.pop("DISTANCE_SENSOR", None)
-            old = self._entries
-            self._entries = {}
             now = self._now()
-            for name, hz in wanted.items():
-                entry = old.get(name) or _Entry(name, _msgid(name), hz)
-                entry.rate_hz, entry.state, entry.attempts, entry.settled_ns = hz, "idle", 0, None
-                if entry.asked_ns is None or reason != "missing":
-                    # a re-request for a missing message keeps it missing until it comes
-                    entry.asked_ns = now
-                self._entries[name] = entry
-            self._queue = list(self._entries)
+            if reason == "missing":
+                # only what is missing is asked again; it stays missing until it comes
+                again = [n for n, e in self._entries.items() if self._is_missing(e, now)]
+                for name in again:
+                    entry = self._entries[name]
+                    entry.state, entry.attempts, entry.settled_ns = "idle", 0, None
+            else:
+                wanted = wanted_messages(self._rates, autopilot)
+                if not self._rangefinder:
+                    wanted.pop("DISTANCE_SENSOR", None)
+                old = self._entries
+                self._entries = {}
+                for name, hz in wanted.items():
+                    entry = old.get(name) or _Entry(name, _msgid(name), hz)
+                    entry.rate_hz, entry.state, entry.attempts = hz, "idle", 0
+                    entry.settled_ns, entry.asked_ns = None, now
+                    self._entries[name] = entry
+                again = list(self._entries)
+            self._queue = [n for n in self._queue if n not in again] + again
             self._command_unanswered = False
-            self._round_ns = self._now()
+            self._round_ns = now
             self.rounds += 1
         log_event(
             self._log,
             logging.INFO,
             "fc.telemetry_request",
             reason=reason,
-            messages=",".join(f"{n}@{e.rate_hz:g}" for n, e in self._entries.items()),
+            messages=",".join(f"{n}@{self._entries[n].rate_hz:g}" for n in again),
         )
         self._advance()
 

@@ -138,7 +138,12 @@ def test_a_message_that_never_comes_is_a_named_problem_and_is_asked_again() -> N
         rounds = link.telemetry_report().rounds
         assert wait_until(lambda: link.telemetry_report().rounds > rounds, 5.0)
         # asking again does not make the problem go away: it stays named until data comes
-        assert "missing GPS_RAW_INT" in link.telemetry_report().problems
+        assert link.telemetry_report().problems == ("missing GPS_RAW_INT",)
+        # only the missing message is asked again, not the ones that arrive
+        assert wait_until(lambda: link.telemetry_report().rounds > rounds + 1, 5.0)
+        per_msg = [round(r.msg.param1) for r in fc.received("COMMAND_LONG")]
+        assert per_msg.count(_msgid("GPS_RAW_INT")) >= 3
+        assert per_msg.count(_msgid("ATTITUDE")) == 1
         assert link.telemetry_report().problems == ("missing GPS_RAW_INT",)
         asked = [
             r
@@ -236,7 +241,7 @@ def test_an_ack_from_an_earlier_round_is_never_taken_for_another_message() -> No
 
     req.request_all("link_up")
     assert [round(m.param1) for m in wire.sent] == [_msgid("ATTITUDE")]
-    req.request_all("missing")  # a new round while ATTITUDE's answer is in flight
+    req.request_all("link_up")  # a new round (reconnect) while ATTITUDE's answer is in flight
     assert len(wire.sent) == 1  # it waits for that answer
     ack(mavlink2.MAV_RESULT_DENIED)  # the old round's answer: settles nothing
     assert [round(m.param1) for m in wire.sent] == [_msgid("ATTITUDE")] * 2
