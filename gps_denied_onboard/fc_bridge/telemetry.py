@@ -318,3 +318,29 @@ def ekf_from_estimator_status(msg: Any) -> EkfStatus:
         gnss_rejected=bool(flags & _EST_GPS_GLITCH) or float(msg.pos_horiz_ratio) > 1.0,
         pos_horiz_variance=float(msg.pos_horiz_ratio),
     )
+
+
+#: MAV_SENSOR_ORIENTATION of a downward-facing sensor (MAV_SENSOR_ROTATION_PITCH_270).
+SENSOR_FACING_DOWN: Final = 25
+
+
+@dataclass(frozen=True)
+class Rangefinder:
+    """DISTANCE_SENSOR in metres; only downward-facing sensors give height above ground."""
+
+    distance_m: float
+    min_m: float
+    max_m: float
+    facing_down: bool
+    time_boot_ms: int
+
+
+def rangefinder_from_distance_sensor(msg: Any) -> Rangefinder:
+    """DISTANCE_SENSOR (centimetres) -> :class:`Rangefinder`."""
+    return Rangefinder(
+        distance_m=msg.current_distance / 100.0,
+        min_m=msg.min_distance / 100.0,
+        max_m=msg.max_distance / 100.0,
+        facing_down=int(msg.orientation) == SENSOR_FACING_DOWN,
+        time_boot_ms=int(msg.time_boot_ms),
+    )

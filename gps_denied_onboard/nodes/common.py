@@ -37,6 +37,7 @@ TOPIC_FC_STATUS: Final = "/fc/status"
 TOPIC_FC_NAVSAT: Final = "/fc/navsat"
 TOPIC_FC_IMU: Final = "/fc/imu"
 TOPIC_FC_ALTITUDE: Final = "/fc/altitude"
+TOPIC_FC_RANGEFINDER: Final = "/fc/rangefinder"
 TOPIC_DIAGNOSTICS: Final = "/diagnostics"
 
 #: Records and alerts must not be dropped silently: reliable, deep queue.

@@ -30,7 +30,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus
+from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
 from std_msgs.msg import Float64
 
 from gps_denied_onboard.config import build_config, config_defaults
@@ -54,6 +54,7 @@ from gps_denied_onboard.nodes.common import (
     TOPIC_FC_ALTITUDE,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
+    TOPIC_FC_RANGEFINDER,
     TOPIC_FC_STATUS,
     TOPIC_GCS_ALERTS,
     TOPIC_POSITION_FIX,
@@ -156,6 +157,7 @@ class FcBridgeNode(LifecycleNode):
             "navsat": self.create_publisher(NavSatFix, TOPIC_FC_NAVSAT, qos_profile_sensor_data),
             "imu": self.create_publisher(Imu, TOPIC_FC_IMU, qos_profile_sensor_data),
             "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
+            "range": self.create_publisher(Range, TOPIC_FC_RANGEFINDER, qos_profile_sensor_data),
         }
         self._diag = DiagnosticsPublisher(self, "fc_bridge", self._cfg.connection)
         self._link = self._build_link()
@@ -175,6 +177,7 @@ class FcBridgeNode(LifecycleNode):
         link.add_handler("GPS_RAW_INT", self._on_gps_raw)
         link.add_handler("ATTITUDE", self._on_attitude)
         link.add_handler("ALTITUDE", self._on_altitude)
+        link.add_handler("DISTANCE_SENSOR", self._on_distance_sensor)
         link.add_handler("VFR_HUD", self._on_vfr_hud)
         link.add_handler("SYS_STATUS", self._on_sys_status)
         link.add_handler("BATTERY_STATUS", self._on_battery_status)
@@ -376,6 +379,17 @@ class FcBridgeNode(LifecycleNode):
 
     def _on_altitude(self, msg: Any, recv_ns: int) -> None:
         self._publish_alt(tm.altitude_from_altitude_msg(msg))
+
+    def _on_distance_sensor(self, msg: Any, recv_ns: int) -> None:
+        rf = tm.rangefinder_from_distance_sensor(msg)
+        if not self._active.is_set() or not rf.facing_down:
+            return  # only a downward sensor measures height above ground
+        out = Range()
+        out.header.stamp = self._stamp(recv_ns)
+        out.header.frame_id = "rangefinder_down"
+        out.radiation_type = Range.INFRARED
+        out.min_range, out.max_range, out.range = rf.min_m, rf.max_m, rf.distance_m
+        self._pubs["range"].publish(out)
 
     def _on_vfr_hud(self, msg: Any, recv_ns: int) -> None:
         link = self._link

@@ -6,10 +6,10 @@
   ``/tile_cache/snapshots`` and diagnostics exist from here on.
 * ``activate``: subscribes to the camera (``CompressedImage`` or ``Image``) and
   ``CameraInfo``, and to the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
-  (AMSL), ``/fc/status`` (armed, GNSS verdict) and ``/fc/navsat`` (the FC's GNSS,
-  the prior while healthy); starts the worker thread that matches frames and
-  the prefetch thread that pulls tiles around the aircraft into memory, so a
-  frame never waits on a service call.
+  (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``
+  (armed, GNSS verdict) and ``/fc/navsat`` (the FC's GNSS, the prior while healthy);
+  starts the worker thread that matches frames and the prefetch thread that pulls
+  tiles around the aircraft into memory, so a frame never waits on a service call.
 * ``deactivate`` / ``cleanup`` / ``shutdown``: stop both threads, drop subscriptions.
 
 Frames are queued (``queue_depth``) and matched one at a time, in order. When the
@@ -40,7 +40,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, NavSatStatus
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, NavSatStatus, Range
 from std_msgs.msg import Float64
 
 from gps_denied_onboard.errors import GpsDeniedError
@@ -50,6 +50,7 @@ from gps_denied_onboard.nodes.common import (
     TOPIC_FC_ALTITUDE,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
+    TOPIC_FC_RANGEFINDER,
     TOPIC_FC_STATUS,
     TOPIC_POSITION_FIX,
     TOPIC_TILE_SNAPSHOTS,
@@ -230,6 +231,9 @@ class VisualNavNode(LifecycleNode):
                 FcStatus, TOPIC_FC_STATUS, self._on_status, 10, callback_group=g
             ),
             self.create_subscription(
+                Range, TOPIC_FC_RANGEFINDER, self._on_range, sensor, callback_group=g
+            ),
+            self.create_subscription(
                 NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor, callback_group=g
             ),
         ]
@@ -318,6 +322,11 @@ class VisualNavNode(LifecycleNode):
         self._pending.append(
             lambda est: est.height.add_altitude_msl(stamp, amsl, on_ground=on_ground)
         )
+
+    def _on_range(self, msg: Range) -> None:
+        stamp = time_msg_to_ns(msg.header.stamp)
+        rng, lo, hi = float(msg.range), float(msg.min_range), float(msg.max_range)
+        self._pending.append(lambda est: est.height.add_range(stamp, rng, lo, hi))
 
     def _on_status(self, msg: FcStatus) -> None:
         self._armed = bool(msg.armed)

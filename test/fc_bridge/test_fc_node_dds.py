@@ -192,3 +192,34 @@ def test_signed_link_and_the_preflight_line_about_the_autopilot(
         node.destroy_node()
         probe.destroy_node()
         fc.stop()
+
+
+def test_a_downward_rangefinder_is_published_as_range(ros: MultiThreadedExecutor) -> None:
+    """DISTANCE_SENSOR (asked for when SYS_STATUS reports one) -> /fc/rangefinder in metres."""
+    from sensor_msgs.msg import Range
+
+    from gps_denied_onboard.nodes.common import TOPIC_FC_RANGEFINDER
+
+    fc = SimFc("ardupilot", heartbeat_hz=5.0, telemetry_hz=10.0, rangefinder=True)
+    fc.update(rel_alt_m=35.5)
+    fc.start()
+    node = _node(fc.connection)
+    probe = Node("fc_range_probe")
+    ranges: list[Range] = []
+    probe.create_subscription(Range, TOPIC_FC_RANGEFINDER, ranges.append, qos_profile_sensor_data)
+    ros.add_node(node)
+    ros.add_node(probe)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_until(lambda: bool(ranges), 10.0), "no /fc/rangefinder"
+        r = ranges[-1]
+        assert (r.min_range, r.max_range) == pytest.approx((0.2, 40.0))
+        assert r.range == pytest.approx(35.5, abs=0.01)
+    finally:
+        ros.remove_node(node)
+        ros.remove_node(probe)
+        node.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+        fc.stop()
