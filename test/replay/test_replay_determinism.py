@@ -89,7 +89,7 @@ def test_two_replays_of_the_sample_flight_record_the_same_flight() -> None:
         second = _fly(base / "b")
 
     # the flight is not empty: take-off, tiles, snapshots and the FC stream all recorded
-    assert len(first["takeoff.transition"]) == 11
+    assert len(first["takeoff.transition"]) == 15
     assert len(first["c6.write"]) == 34 + 7  # reference tiles + first captures of 7 cells
     assert first["fc.mode_change"] and first["fc.gnss_health"]
     assert any(r["payload"]["reason"] == "fix_lost" for r in first["fc.gnss_health"])

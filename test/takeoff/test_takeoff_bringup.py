@@ -31,6 +31,8 @@ TAKEOFF_TRANSITIONS = [
     ("fdr_recorder", "open_flight"),
     ("tile_cache", "configure"),
     ("tile_cache", "activate"),
+    ("visual_nav", "configure"),
+    ("visual_nav", "activate"),
     ("fc_bridge", "configure"),
     ("fc_bridge", "activate"),
 ]
@@ -129,10 +131,13 @@ def test_takeoff_order_is_the_spec_order_and_landing_writes_the_footer(
         if r["kind"] == "takeoff.transition"
     ]
     assert transitions[: len(TAKEOFF_TRANSITIONS)] == TAKEOFF_TRANSITIONS
-    # landing: FC link first, then the tile cache; the recorder's own come after the footer
+    # landing: FC link first, then the estimator, then the tile cache; the recorder's
+    # own come after the footer
     assert transitions[len(TAKEOFF_TRANSITIONS) :] == [
         ("fc_bridge", "deactivate"),
         ("fc_bridge", "cleanup"),
+        ("visual_nav", "deactivate"),
+        ("visual_nav", "cleanup"),
         ("tile_cache", "deactivate"),
         ("tile_cache", "cleanup"),
     ]
@@ -222,8 +227,14 @@ def test_fc_bridge_failure_aborts_after_the_tile_cache_came_up(
     assert ("fc_bridge", "activate") not in transitions
     after = transitions[transitions.index(("fc_bridge", "configure")) + 1 :]
     # reverse order: whatever is left of the FC bridge first (a failed activate may
-    # already have sent it back through its error path), then the tile cache
-    assert after[-2:] == [("tile_cache", "deactivate"), ("tile_cache", "cleanup")]
-    assert set(after[:-2]) <= {("fc_bridge", "cleanup")}
+    # already have sent it back through its error path), then the estimator, then
+    # the tile cache
+    assert after[-4:] == [
+        ("visual_nav", "deactivate"),
+        ("visual_nav", "cleanup"),
+        ("tile_cache", "deactivate"),
+        ("tile_cache", "cleanup"),
+    ]
+    assert set(after[:-4]) <= {("fc_bridge", "cleanup")}
     (aborted,) = [r for r in records if r["kind"] == "takeoff.aborted"]
     assert aborted["payload"]["failed_step"] == "fc_bridge.activate"
