@@ -58,11 +58,14 @@ class EstimatorConfig:
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_margin: float = 0.07
     gate_min_score: float = 0.12
+    gate_reference_px: float = 7000.0
+    gate_size_exponent: float = 2.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_sigma_deg: float = 0.5
     map_sigma_m: float = 2.0
-    match_sigma_px: float = 0.35
+    match_sigma_px: float = 0.25
+    match_size_exponent: float = 1.5
     ground_elevation_msl: float | None = None
     search_sigma_k: float = 3.0
     min_search_radius_m: float = 150.0
@@ -93,6 +96,7 @@ class VisualFix:
     reset_counter: int
     margin: float
     score: float
+    template_px: int
     height_m: float
     height_source: str
     heading_offset_deg: float
@@ -302,10 +306,14 @@ class VisualEstimator:
         if result is None:
             raise FrameRejected(why, f"no match ({why})", search_radius_m=round(radius, 1))
         pk = result.coarse
-        if pk.margin < cfg.gate_margin or pk.score < cfg.gate_min_score:
+        # a smaller template's correlation is noisier: its runner-up comes closer by
+        # chance, so it must clear a higher margin (calibrated: bench/visual_fix_accuracy.py)
+        small = max(1.0, cfg.gate_reference_px / max(result.template_px, 1))
+        gate = min(0.5, cfg.gate_margin * small**cfg.gate_size_exponent)
+        if pk.margin < gate or pk.score < cfg.gate_min_score:
             raise FrameRejected(
                 "gate",
-                f"margin {pk.margin:.3f} score {pk.score:.3f}",
+                f"margin {pk.margin:.3f} < {gate:.3f} or score {pk.score:.3f}",
                 margin=round(pk.margin, 4),
                 score=round(pk.score, 4),
                 search_radius_m=round(radius, 1),
@@ -313,12 +321,17 @@ class VisualEstimator:
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = h.height_m * result.scale
         sig_att = height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
-        sig_match = cfg.match_sigma_px * cfg.match.resolution_m / max(result.fine_score, 0.1)
+        sig_match = (
+            cfg.match_sigma_px
+            * cfg.match.resolution_m
+            / max(result.fine_score, 0.1)
+            * small**cfg.match_size_exponent
+        )
         sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2)
         velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
         yaw_enu = _yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
-        quality = int(max(1, min(100, round(100 * min(1.0, pk.margin / (3 * cfg.gate_margin))))))
+        quality = int(max(1, min(100, round(100 * min(1.0, pk.margin / (3 * max(gate, 0.01)))))))
         jumped = self._check_jump(prior, lat, lon)
         fix = VisualFix(
             stamp_ns=stamp_ns,
@@ -334,6 +347,7 @@ class VisualEstimator:
             reset_counter=self.reset_counter,
             margin=pk.margin,
             score=pk.score,
+            template_px=result.template_px,
             height_m=height_m,
             height_source=h.source,
             heading_offset_deg=result.heading_offset_deg,

@@ -57,6 +57,7 @@ class MatchConfig:
     exclusion_m: float = 80.0
     min_texture: float = 2.0
     min_map_coverage: float = 0.7
+    min_coarse_template_px: float = 80.0
 
 
 @dataclass
@@ -109,6 +110,7 @@ class MatchResult:
         curvature: sharpness of the fine peak (per px^2).
         footprint_m: diameter of the ground seen.
         texture: mean gradient magnitude of the frame.
+        template_px: valid pixels of the coarse template (the gate scales with it).
     """
 
     nadir_x: float
@@ -120,6 +122,7 @@ class MatchResult:
     curvature: float
     footprint_m: float
     texture: float
+    template_px: int
 
 
 class OutsideMap(Exception):
@@ -157,10 +160,17 @@ def match_frame(
     Raises:
         OutsideMap: the search window leaves the map raster.
     """
-    res_c = cfg.coarse_resolution_m
+    # the coarse level needs ~100 px across the footprint: a small footprint is
+    # searched on the fine raster, a large one on the coarse raster
+    width_m = height_m * camera.width / camera.focal_px
+    if width_m / cfg.coarse_resolution_m < cfg.min_coarse_template_px:
+        coarse, res_c = fine, cfg.resolution_m
+    else:
+        res_c = cfg.coarse_resolution_m
     prep_c = prepare(gray, camera, height_m, res_c)
     prep_f = prepare(gray, camera, height_m, cfg.resolution_m)
     best: tuple[float, float, float, Peak, RectifiedFrame, int, int] | None = None
+    template_px = 0
     texture = 0.0
     for dh in cfg.heading_candidates_deg:
         for s in cfg.scale_candidates:
@@ -192,6 +202,7 @@ def match_frame(
             pk = find_peak(score, cfg.exclusion_m / res_c)
             if best is None or pk.score > best[3].score:
                 best = (dh, s, pk.score, pk, rf, x0, y0)
+                template_px = int(tpl.count)
     assert best is not None
     dh0, s0, _, coarse_pk, rf_c, x0c, y0c = best
     # the coarse answer, as the nadir in world px
@@ -242,7 +253,16 @@ def match_frame(
     nadir_y = fine.origin_y + (fy0 + pk.row + rf.nadir_row + 0.5) * fine.step
     return (
         MatchResult(
-            nadir_x, nadir_y, dh_f, s_f, coarse_pk, pk.score, pk.curvature, rf.footprint_m, texture
+            nadir_x,
+            nadir_y,
+            dh_f,
+            s_f,
+            coarse_pk,
+            pk.score,
+            pk.curvature,
+            rf.footprint_m,
+            texture,
+            template_px,
         ),
         "",
     )
