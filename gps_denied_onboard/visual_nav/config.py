@@ -33,7 +33,7 @@ class VisualNavConfig:
     attitude_sigma_deg: float = 0.5
     map_sigma_m: float = 2.0
     match_sigma_px: float = 0.25
-    match_size_exponent: float = 1.5
+    match_size_exponent: float = 2.0
     ground_elevation_msl: float | None = None
     min_search_radius_m: float = 150.0
     max_search_radius_m: float = 600.0

@@ -27,6 +27,7 @@ Per frame:
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,7 +66,7 @@ class EstimatorConfig:
     attitude_sigma_deg: float = 0.5
     map_sigma_m: float = 2.0
     match_sigma_px: float = 0.25
-    match_size_exponent: float = 1.5
+    match_size_exponent: float = 2.0
     ground_elevation_msl: float | None = None
     search_sigma_k: float = 3.0
     min_search_radius_m: float = 150.0
@@ -75,8 +76,9 @@ class EstimatorConfig:
     gnss_prior_sigma_m: float = 10.0
     max_velocity_dt_s: float = 2.0
     mosaic_half_size_m: float = 2200.0
-    jump_sigma_k: float = 5.0
-    min_jump_m: float = 50.0
+    jump_sigma_k: float = 4.0
+    min_jump_m: float = 25.0
+    jump_gate_factor: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class VisualEstimator:
         self._gnss_healthy = False
         self._track: Prior | None = None
         self._last_fix: VisualFix | None = None
+        self._recent: deque[VisualFix] = deque()
         self._mosaic: Mosaic | None = None
         self.reset_counter = 0
         self.mosaic_builds = 0
@@ -332,7 +335,7 @@ class VisualEstimator:
         yaw_enu = _yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
         quality = int(max(1, min(100, round(100 * min(1.0, pk.margin / (3 * max(gate, 0.01)))))))
-        jumped = self._check_jump(prior, lat, lon)
+        jumped = self._check_jump(prior, lat, lon, sigma=sigma, margin=pk.margin, gate=gate)
         fix = VisualFix(
             stamp_ns=stamp_ns,
             latitude=lat,
@@ -357,6 +360,9 @@ class VisualEstimator:
             footprint_m=result.footprint_m,
         )
         self._last_fix = fix
+        self._recent.append(fix)
+        while self._recent and (stamp_ns - self._recent[0].stamp_ns) / NS > cfg.max_velocity_dt_s:
+            self._recent.popleft()
         self.last_view = GroundView(
             gray, camera, _turned(r_world_cam, result.heading_offset_deg), height_m, lat, lon
         )
@@ -375,28 +381,65 @@ class VisualEstimator:
     def _velocity(
         self, stamp_ns: int, lat: float, lon: float, sigma: float
     ) -> tuple[tuple[float, float] | None, float]:
-        last = self._last_fix
-        if last is None:
-            return None, math.inf
-        dt = (stamp_ns - last.stamp_ns) / NS
-        if not 0.05 < dt <= self.cfg.max_velocity_dt_s:
-            return None, math.inf
-        e, n = LocalFrame(last.latitude, last.longitude).to_en(lat, lon)
-        # independent errors of the two fixes: conservative, since the map and
-        # attitude terms of consecutive frames are in fact correlated
-        vs = math.sqrt(last.sigma_m**2 + sigma**2) / dt
-        return (e / dt, n / dt), vs
+        """Velocity over the longest recent baseline (up to ``max_velocity_dt_s``).
 
-    def _check_jump(self, prior: Prior, lat: float, lon: float) -> bool:
+        Two fixes a frame apart differ by their errors (metres) over half a second;
+        over two seconds the same errors weigh a quarter as much. The price is a
+        lag of half the baseline in turns, which the sigma carries too.
+        """
+        c = self.cfg
+        hist = [
+            f for f in self._recent if 0.05 < (stamp_ns - f.stamp_ns) / NS <= c.max_velocity_dt_s
+        ]
+        if not hist:
+            return None, math.inf
+        base = hist[0]  # the oldest within the window
+        dt = (stamp_ns - base.stamp_ns) / NS
+        e, n = LocalFrame(base.latitude, base.longitude).to_en(lat, lon)
+        ve, vn = e / dt, n / dt
+        # independent errors of the two fixes (conservative: map and attitude terms
+        # of nearby frames are correlated), plus the turn lag, plus a floor
+        lag = 0.0
+        if len(hist) >= 2 and hist[-1].velocity_en is not None and base.velocity_en is not None:
+            dve = hist[-1].velocity_en[0] - base.velocity_en[0]
+            dvn = hist[-1].velocity_en[1] - base.velocity_en[1]
+            lag = 0.5 * math.hypot(dve, dvn)
+        vs = math.sqrt((base.sigma_m**2 + sigma**2) / dt**2 + lag**2 + 0.3**2)
+        return (ve, vn), vs
+
+    def _check_jump(
+        self, prior: Prior, lat: float, lon: float, *, sigma: float, margin: float, gate: float
+    ) -> bool:
+        """Whether the fix is a jump off our own track; an unsure jump is refused.
+
+        Against our own track (not the FC's GNSS, which may be the very thing
+        that is being spoofed), a fix farther than ``jump_sigma_k`` combined
+        sigmas (and ``min_jump_m``) is a relocalisation: accepted only with a
+        margin ``jump_gate_factor`` times the gate, and then ``reset_counter``
+        bumps so the autopilot resets instead of fighting it. A weaker match is
+        held back (``gate``) while the track's uncertainty grows, until it either
+        agrees or is sure.
+
+        Raises:
+            FrameRejected: ``gate``, an unsure jump.
+        """
+        c = self.cfg
         if prior.source not in ("visual", "visual_dead_reckoning"):
             return False
         e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
         jump = math.hypot(e, n)
-        if jump > max(self.cfg.min_jump_m, self.cfg.jump_sigma_k * prior.sigma_m):
-            self.reset_counter = (self.reset_counter + 1) % 256
-            self.last_jump_m = jump
-            return True
-        return False
+        if jump <= max(c.min_jump_m, c.jump_sigma_k * math.hypot(prior.sigma_m, sigma)):
+            return False
+        if margin < c.jump_gate_factor * gate:
+            raise FrameRejected(
+                "gate",
+                f"jump of {jump:.0f} m off the track with margin {margin:.3f} < "
+                f"{c.jump_gate_factor * gate:.3f}",
+                margin=round(margin, 4),
+            )
+        self.reset_counter = (self.reset_counter + 1) % 256
+        self.last_jump_m = jump
+        return True
 
     last_jump_m: float = 0.0
 

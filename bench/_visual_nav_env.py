@@ -1,0 +1,153 @@
+"""Shared by the visual-nav benchmarks: the NAIP years, the camera, random trials.
+
+Protocol (issue "Visual position estimator"): map tiles from one NAIP year,
+frames rendered from another through the camera model; heading known to
++-5 deg, height to +-10 %, tilt up to 12 deg, the prior 100-300 m off, and the
+autopilot's roll/pitch with ``ATT_NOISE_DEG`` (1 sigma) of error, which the
+estimator is told (``attitude_sigma_deg``). 1 km footprint = 500 m above
+ground with a 90 deg lens; 400 m = 200 m above ground.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.camera import CameraModel, enu_from_flu_of_ned_euler
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator, VisualFix
+from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
+from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.simulate import Orthophoto, cut_tiles, render_frame
+
+NAIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "naip"
+YEARS = {
+    "2009": "m_4709963_se_14_1_20090818.tif",
+    "2014": "m_4709963_se_14_1_20140720.tif",
+    "2017": "m_4709963_se_14_1_20170827.tif",
+    "2020": "m_4709963_se_14_1_20200831.tif",
+}
+CAMERA = CameraModel(
+    640,
+    480,
+    (320.0, 0.0, 320.0, 0.0, 320.0, 240.0, 0.0, 0.0, 1.0),
+    "plumb_bob",
+    (-0.05, 0.01, 0.0, 0.0, 0.0),
+)
+ATT_NOISE_DEG = 0.15
+GROUND = 580.0
+NS = 1_000_000_000
+AGL = {"1km": 500.0, "400m": 200.0}
+
+
+@lru_cache(maxsize=4)
+def ortho(year: str) -> Orthophoto:
+    path = NAIP / YEARS[year]
+    if not path.exists():
+        raise FileNotFoundError(f"NAIP {year} not found at {path} (../shared/data/naip)")
+    return Orthophoto.read(path)
+
+
+@lru_cache(maxsize=4)
+def tiles(year: str) -> dict[tuple[int, int, int], NDArray[np.uint8]]:
+    o = ortho(year)
+    lat0, _, lat1, _ = o.bounds_latlon()
+    return cut_tiles(o, zoom_for_resolution((lat0 + lat1) / 2, 5.0))
+
+
+@dataclass(frozen=True)
+class Trial:
+    lat: float
+    lon: float
+    agl: float
+    roll: float
+    pitch: float
+    yaw: float
+    yaw_err: float
+    roll_err: float
+    pitch_err: float
+    height_factor: float
+    prior_e: float
+    prior_n: float
+
+
+def trials(seed: int, n: int, agl: float, *, displaced: bool = False) -> list[Trial]:
+    """Random frames inside the clip (the 1 km footprint plus the search stays inside)."""
+    rng = np.random.default_rng(seed)
+    lat0, lon0, lat1, lon1 = ortho("2017").bounds_latlon()
+    lc, oc = (lat0 + lat1) / 2, (lon0 + lon1) / 2
+    half_e = (lon1 - lon0) / 2 * 111_320 * math.cos(math.radians(lc)) - 1100
+    half_n = (lat1 - lat0) / 2 * 111_320 - 1100
+    out = []
+    centre = LocalFrame(lc, oc)
+    for _ in range(n):
+        lat, lon = centre.to_latlon(rng.uniform(-half_e, half_e), rng.uniform(-half_n, half_n))
+        ang = rng.uniform(0, 2 * math.pi)
+        d = rng.uniform(900, 1300) if displaced else rng.uniform(100, 300)
+        out.append(
+            Trial(
+                lat,
+                lon,
+                agl,
+                roll=rng.uniform(-12, 12),
+                pitch=rng.uniform(-12, 12),
+                yaw=rng.uniform(-180, 180),
+                yaw_err=rng.uniform(-5, 5),
+                roll_err=rng.normal(0, ATT_NOISE_DEG),
+                pitch_err=rng.normal(0, ATT_NOISE_DEG),
+                height_factor=rng.uniform(0.9, 1.1),
+                prior_e=d * math.cos(ang),
+                prior_n=d * math.sin(ang),
+            )
+        )
+    return out
+
+
+def estimator(map_year: str, **cfg: object) -> VisualEstimator:
+    base: dict[str, object] = {"ground_elevation_msl": GROUND, "attitude_sigma_deg": ATT_NOISE_DEG}
+    base.update(cfg)
+    return VisualEstimator(EstimatorConfig(**base), DictTileSource(tiles(map_year)))  # type: ignore[arg-type]
+
+
+def frame(year: str, t: Trial) -> NDArray[np.uint8]:
+    r = enu_from_flu_of_ned_euler(math.radians(t.roll), math.radians(t.pitch), math.radians(t.yaw))
+    from gps_denied_onboard.visual_nav.camera import R_BODY_FROM_NADIR_CAMERA
+
+    return render_frame(
+        ortho(year),
+        CAMERA,
+        r @ R_BODY_FROM_NADIR_CAMERA,
+        latitude=t.lat,
+        longitude=t.lon,
+        height_m=t.agl,
+    )
+
+
+def run_trial(
+    est: VisualEstimator, k: int, t: Trial, image: NDArray[np.uint8], *, prior_sigma: float = 120.0
+) -> VisualFix | FrameRejected:
+    """Feed the autopilot's (erroneous) state and the prior, then match; each trial alone."""
+    stamp = (1_800_000_000 + 100 * k) * NS
+    r = enu_from_flu_of_ned_euler(
+        math.radians(t.roll + t.roll_err),
+        math.radians(t.pitch + t.pitch_err),
+        math.radians(t.yaw + t.yaw_err),
+    )
+    for dt in (-40, 0, 40):
+        est.attitude.add(stamp + dt * 1_000_000, r)
+    est.height.add_altitude_msl(stamp, GROUND + t.agl * t.height_factor)
+    plat, plon = LocalFrame(t.lat, t.lon).to_latlon(t.prior_e, t.prior_n)
+    est.add_gnss(stamp, plat, plon, healthy=True, sigma_m=prior_sigma)
+    try:
+        return est.process(stamp, image, CAMERA)
+    except FrameRejected as rej:
+        return rej
+
+
+def error_en(t: Trial, fix: VisualFix) -> tuple[float, float]:
+    return LocalFrame(t.lat, t.lon).to_en(fix.latitude, fix.longitude)
