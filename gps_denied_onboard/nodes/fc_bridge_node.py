@@ -47,6 +47,7 @@ from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice
 from gps_denied_onboard.fc_bridge.reloc import EkfSourceSwitch, RelocGate
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
 from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
+from gps_denied_onboard.fc_bridge.timesync import FcTimeMapper
 from gps_denied_onboard.msg import FcStatus, GcsAlert
 from gps_denied_onboard.msg import PositionFix as PositionFixMsg
 from gps_denied_onboard.nodes.common import (
@@ -167,6 +168,7 @@ class FcBridgeNode(LifecycleNode):
     def _build_link(self) -> FcLink:
         assert self._cfg is not None
         link = FcLink(self._cfg, self._core_clock, self._sink, self._log)
+        self._fc_time = FcTimeMapper()
         self._gnss = GnssHealthMonitor(
             self._core_clock,
             self._sink,
@@ -365,7 +367,9 @@ class FcBridgeNode(LifecycleNode):
         att = tm.attitude_from_msg(msg)
         x, y, z, w = tm.attitude_to_enu_flu_quaternion(att)
         out = Imu()
-        out.header.stamp = self._stamp(recv_ns)
+        # stamped with the autopilot's own time: consumers interpolate attitude at a
+        # camera frame's capture time, which arrival times are far too noisy for
+        out.header.stamp = ns_to_time_msg(self._fc_time.stamp(att.time_boot_ms, recv_ns))
         out.header.frame_id = "base_link"
         out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w = x, y, z, w
         rx, ry, rz = tm.attitude_rates_flu(att)
