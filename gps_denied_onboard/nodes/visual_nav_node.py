@@ -165,6 +165,7 @@ class VisualNavNode(LifecycleNode):
         self._pending: deque[Callable[[VisualEstimator], None]] = deque()
         self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
         self._stop = threading.Event()
+        self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
         self._threads: list[threading.Thread] = []
         self._io: list[Any] = []
         self._timers: list[Any] = []
@@ -269,6 +270,7 @@ class VisualNavNode(LifecycleNode):
 
     def _stop_io(self) -> None:
         self._stop.set()
+        self._kick.set()
         self._frames.put((0, None, 0))
         for t in self._threads:
             t.join(timeout=5.0)
@@ -343,6 +345,8 @@ class VisualNavNode(LifecycleNode):
         sigma = math.sqrt(var) if var > 0 else None
         if healthy:
             self._position = (lat, lon)
+            if not len(self._tiles):
+                self._kick.set()
         self._pending.append(
             lambda est: est.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
         )
@@ -374,10 +378,7 @@ class VisualNavNode(LifecycleNode):
             est = self._estimator
             if est is None:
                 continue
-            # the attitude sample just after the capture may still be on its way
-            deadline = time.monotonic() + 0.2
-            while self._newest_attitude_ns < stamp and time.monotonic() < deadline:
-                time.sleep(0.005)
+            self._wait_for_attitude(stamp)
             t0 = time.perf_counter()
             try:
                 self._drain(est)
@@ -387,8 +388,36 @@ class VisualNavNode(LifecycleNode):
             except FrameRejected as rej:
                 self._on_reject(stamp, rej, (time.perf_counter() - t0) * 1e3)
             except Exception as err:  # the worker must survive anything a frame does
-                self.stats.on_reject("internal_error", (time.perf_counter() - t0) * 1e3)
+                latency = (time.perf_counter() - t0) * 1e3
+                self.stats.on_reject("internal_error", latency)
                 log_event(self._log, logging.ERROR, "vnav.frame_failed", error=repr(err))
+                self._emit(
+                    "vnav.reject",
+                    stamp,
+                    {"reason": "internal_error", "message": repr(err), "latency_ms": latency},
+                )
+
+    def _wait_for_attitude(self, stamp: int) -> None:
+        """Give the attitude of the capture time a moment to arrive (it travels
+        through the FC bridge; the frame came straight from the camera).
+
+        Up to ``attitude_wait_s`` for a sample after the capture (interpolation
+        beats the newest sample alone); up to ``attitude_max_age_s`` of wall
+        time more while the newest one would still be too old to use.
+        """
+        cfg = self._cfg
+        if cfg is None:
+            return
+        now = time.monotonic()
+        bracket, usable = now + cfg.attitude_wait_s, now + cfg.attitude_max_age_s
+        max_age = int(cfg.attitude_max_age_s * NS)
+        while not self._stop.is_set():
+            newest, now = self._newest_attitude_ns, time.monotonic()
+            if newest >= stamp or now >= usable:
+                return
+            if stamp - newest <= max_age and now >= bracket:
+                return
+            time.sleep(0.005)
 
     def _emit(self, kind: str, stamp: int, payload: dict[str, Any]) -> None:
         self._records.emit(FlightRecord(kind, PRODUCER, stamp, payload))
@@ -455,7 +484,11 @@ class VisualNavNode(LifecycleNode):
     def _prefetch_loop(self) -> None:
         cfg = self._cfg
         assert cfg is not None
-        while not self._stop.wait(cfg.prefetch_period_s):
+        while not self._stop.is_set():
+            self._kick.wait(cfg.prefetch_period_s)
+            self._kick.clear()
+            if self._stop.is_set():
+                return
             try:
                 self._prefetch(cfg)
             except Exception as err:  # a failed prefetch is retried next period

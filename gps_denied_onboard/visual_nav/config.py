@@ -30,6 +30,7 @@ class VisualNavConfig:
     gate_size_exponent: float = 2.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
+    attitude_wait_s: float = 0.05
     attitude_sigma_deg: float = 0.5
     map_sigma_m: float = 2.0
     match_sigma_px: float = 0.25
@@ -73,6 +74,7 @@ class VisualNavConfig:
                     f"parameter {name!r} must be a positive number, got {v}", key=name
                 )
         for name in (
+            "attitude_wait_s",
             "gate_margin",
             "gate_min_score",
             "attitude_sigma_deg",

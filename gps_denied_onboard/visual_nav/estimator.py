@@ -198,8 +198,8 @@ class VisualEstimator:
         if base is None:
             return None
         dt = (stamp_ns - base.stamp_ns) / NS
-        ve, vn = base.velocity_en
-        lat, lon = LocalFrame(base.latitude, base.longitude).to_latlon(ve * dt, vn * dt)
+        de, dn = self._dead_reckon(base, stamp_ns)
+        lat, lon = LocalFrame(base.latitude, base.longitude).to_latlon(de, dn)
         adt = abs(dt)
         sigma = math.sqrt(
             base.sigma_m**2
@@ -208,6 +208,34 @@ class VisualEstimator:
         )
         source = base.source if base.source != "visual" or adt < 1.5 else "visual_dead_reckoning"
         return Prior(stamp_ns, lat, lon, sigma, base.velocity_en, base.velocity_sigma, source)
+
+    def _dead_reckon(self, base: Prior, stamp_ns: int) -> tuple[float, float]:
+        """Displacement since ``base``: its velocity, turned with the aircraft's heading.
+
+        A fixed-wing in a turn keeps its speed and turns its course with its
+        heading (the crab angle of the wind stays as it was at ``base``), so the
+        velocity is rotated by the heading change the autopilot reports, step by
+        step; without attitude it is extrapolated straight.
+        """
+        dt = (stamp_ns - base.stamp_ns) / NS
+        ve, vn = base.velocity_en
+        if dt <= 0.5 or (ve == 0.0 and vn == 0.0):
+            return ve * dt, vn * dt
+        r0 = self.attitude.nearest(base.stamp_ns)
+        if r0 is None:
+            return ve * dt, vn * dt
+        yaw0 = _yaw_enu(r0)
+        steps = min(200, max(2, int(dt / 0.25)))
+        h = dt / steps
+        de = dn = 0.0
+        for k in range(steps):
+            t = base.stamp_ns + int((k + 0.5) * h * NS)
+            r = self.attitude.nearest(t)
+            turn = (_yaw_enu(r) - yaw0) if r is not None else 0.0
+            c, s = math.cos(turn), math.sin(turn)
+            de += (c * ve - s * vn) * h
+            dn += (s * ve + c * vn) * h
+        return de, dn
 
     def search_radius_m(self, prior: Prior) -> float:
         c = self.cfg

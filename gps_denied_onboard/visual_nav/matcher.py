@@ -56,7 +56,7 @@ class MatchConfig:
     refine_margin_px: int = 4
     exclusion_m: float = 80.0
     min_texture: float = 2.0
-    min_map_coverage: float = 0.7
+    min_map_coverage: float = 0.3
     min_coarse_template_px: float = 80.0
 
 

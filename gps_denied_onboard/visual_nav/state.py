@@ -84,7 +84,7 @@ class AttitudeBuffer:
     """
 
     def __init__(
-        self, *, max_age_s: float = 0.1, max_gap_s: float = 0.25, keep_s: float = 5.0
+        self, *, max_age_s: float = 0.1, max_gap_s: float = 0.25, keep_s: float = 120.0
     ) -> None:
         self._t: list[int] = []
         self._q: list[F64] = []
@@ -103,6 +103,15 @@ class AttitudeBuffer:
 
     def __len__(self) -> int:
         return len(self._t)
+
+    def nearest(self, stamp_ns: int) -> F64 | None:
+        """The sample closest to ``stamp_ns`` whatever its age (dead reckoning), or None."""
+        if not self._t:
+            return None
+        i = bisect.bisect_left(self._t, stamp_ns)
+        if i == len(self._t) or (i > 0 and stamp_ns - self._t[i - 1] < self._t[i] - stamp_ns):
+            i -= 1
+        return _matrix_of(self._q[i])
 
     def at(self, stamp_ns: int) -> F64:
         """``R_ENU_from_FLU`` at ``stamp_ns``.
