@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,6 +79,8 @@ class EstimatorConfig:
     jump_sigma_k: float = 4.0
     min_jump_m: float = 25.0
     jump_gate_factor: float = 2.0
+    track_candidates: bool = True
+    track_window_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,21 @@ class VisualEstimator:
         zoom = mosaic.zoom
         mpp = ground_resolution_m(prior.latitude, zoom)
         nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
+        match_cfg = cfg.match
+        last = self._last_fix
+        if (
+            cfg.track_candidates
+            and last is not None
+            and prior.source == "visual"
+            and 0 < stamp_ns - last.stamp_ns <= int(cfg.track_window_s * NS)
+        ):
+            # tracking: heading bias and height scale change slowly, so the coarse
+            # search starts from the last frame's and the refinement does the rest
+            match_cfg = replace(
+                match_cfg,
+                heading_candidates_deg=(last.heading_offset_deg,),
+                scale_candidates=(last.scale,),
+            )
         try:
             result, why = match_frame(
                 gray,
@@ -328,7 +345,7 @@ class VisualEstimator:
                 metres_per_world_px=mpp,
                 predicted_nadir=nadir,
                 search_radius_m=radius,
-                cfg=cfg.match,
+                cfg=match_cfg,
             )
         except OutsideMap as err:
             raise FrameRejected(

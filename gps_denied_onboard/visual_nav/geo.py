@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-from pyproj import CRS, Transformer
+import numpy as np
+from numpy.typing import NDArray
+from pyproj import CRS, Geod, Transformer
 
 #: Half the width of the web-mercator world in metres (EPSG:3857).
 MERC_HALF_M: Final = 20037508.342789244
@@ -66,38 +68,46 @@ def world_px_to_latlon(px: float, py: float, zoom: int) -> tuple[float, float]:
     return float(lat), float(lon)
 
 
+@lru_cache(maxsize=1)
+def _geod() -> Geod:
+    return Geod(ellps="WGS84")
+
+
 @dataclass(frozen=True)
 class LocalFrame:
     """A local tangent plane at ``(latitude, longitude)``: ENU metres <-> lat/lon.
 
-    Built on pyproj's azimuthal equidistant projection centred on the point,
-    which is exact for distances and bearings from the centre.
+    East/north are the geodesic from the centre (distance and azimuth, pyproj's
+    ``Geod`` on WGS84): the azimuthal equidistant projection centred on the point,
+    exact for distances and bearings from the centre, without building a new
+    CRS transformer for every centre (that cost 20 ms a call).
     """
 
     latitude: float
     longitude: float
 
-    @property
-    def _fwd(self) -> Transformer:
-        return _aeqd(round(self.latitude, 9), round(self.longitude, 9), True)
-
-    @property
-    def _inv(self) -> Transformer:
-        return _aeqd(round(self.latitude, 9), round(self.longitude, 9), False)
-
     def to_en(self, latitude: float, longitude: float) -> tuple[float, float]:
-        e, n = self._fwd.transform(longitude, latitude)
-        return float(e), float(n)
+        az, _, dist = _geod().inv(self.longitude, self.latitude, longitude, latitude)
+        a = math.radians(az)
+        return float(dist * math.sin(a)), float(dist * math.cos(a))
 
     def to_latlon(self, east: float, north: float) -> tuple[float, float]:
-        lon, lat = self._inv.transform(east, north)
+        dist = math.hypot(east, north)
+        if dist == 0.0:
+            return self.latitude, self.longitude
+        az = math.degrees(math.atan2(east, north))
+        lon, lat, _ = _geod().fwd(self.longitude, self.latitude, az, dist)
         return float(lat), float(lon)
 
-
-@lru_cache(maxsize=64)
-def _aeqd(latitude: float, longitude: float, forward: bool) -> Transformer:
-    aeqd = CRS.from_proj4(f"+proj=aeqd +lat_0={latitude} +lon_0={longitude} +ellps=WGS84 +units=m")
-    wgs = CRS.from_epsg(4326)
-    if forward:
-        return Transformer.from_crs(wgs, aeqd, always_xy=True)
-    return Transformer.from_crs(aeqd, wgs, always_xy=True)
+    def to_latlon_arrays(
+        self, east: NDArray[np.float64], north: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """:meth:`to_latlon` for arrays (rendering, tests)."""
+        e = np.asarray(east, np.float64)
+        n = np.asarray(north, np.float64)
+        dist = np.hypot(e, n)
+        az = np.degrees(np.arctan2(e, n))
+        lon, lat, _ = _geod().fwd(
+            np.full(dist.shape, self.longitude), np.full(dist.shape, self.latitude), az, dist
+        )
+        return np.asarray(lat, np.float64), np.asarray(lon, np.float64)

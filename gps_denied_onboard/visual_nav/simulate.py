@@ -153,10 +153,10 @@ def render_frame(
         np.stack([uu.ravel(), vv.ravel()], 1),
         min_depression_rad=np.radians(3.0),
     )
-    frame = LocalFrame(latitude, longitude)
-    inv = frame._inv
-    lon, lat = inv.transform(en[:, 0], en[:, 1])
-    col, row = ortho.latlon_to_px(np.asarray(lat), np.asarray(lon))
+    e = np.where(ok, en[:, 0], 0.0)
+    n = np.where(ok, en[:, 1], 0.0)
+    lat, lon = LocalFrame(latitude, longitude).to_latlon_arrays(e, n)
+    col, row = ortho.latlon_to_px(lat, lon)
     col = np.where(ok, col, -1e6).reshape(uu.shape).astype(np.float32)
     row = np.where(ok, row, -1e6).reshape(uu.shape).astype(np.float32)
     # bilinear interpolation of the grid: pixel (u, v) is at grid position (u/step, v/step)
