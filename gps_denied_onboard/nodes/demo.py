@@ -9,8 +9,15 @@ flight through the stack:
   FC bridge sends back;
 * the reference tiles (NAIP 2017) are put into the tile cache through its
   ``put_tile`` service;
-* the bag (estimator fixes, in-flight tile snapshots) is replayed with
-  ``/clock``; the GNSS loss part-way is in the FC stream.
+* the bag (camera frames and CameraInfo) is replayed with ``/clock``; the
+  ``visual_nav`` node computes position fixes from the frames live, and the FC
+  bridge sends them to the simulated FC; the GNSS loss part-way is in the FC
+  stream. The replay waits for the estimator's answer to each frame before it
+  goes on (lockstep): every frame is matched, whatever the machine's speed, and
+  the replay's own clock does not run while it waits.
+
+After landing, the fixes are scored against the flight's ground truth
+(``truth.csv``) and drawn (``<run-dir>/report/map.png``, ``error.png``).
 
 Before take-off a hold clock publishes the bag's start time, so sim time is
 defined while the nodes come up. After landing it prints where the FDR
@@ -39,15 +46,24 @@ from gps_denied_onboard.nodes.common import relay_stop_signals
 #: 25 Hz keeps five Python subscribers from spending the replay on /clock alone.
 CLOCK_HZ = 25.0
 
+CAMERA_TOPIC = "/camera/image_raw/compressed"
+#: How long the replay waits for the estimator's answer to one frame (wall seconds).
+FRAME_ANSWER_TIMEOUT_S = 20.0
+
 SAMPLE_TOPICS_RECORDED = [
     "/nav/position_fix:gps_denied_onboard/msg/PositionFix",
     "/fc/status:gps_denied_onboard/msg/FcStatus",
     "/fc/navsat:sensor_msgs/msg/NavSatFix",  # best effort: the recorder adapts
+    "/fc/imu:sensor_msgs/msg/Imu",
 ]
 
 
-def sample_dir() -> Path:
+def sample_dir(override: Path | None = None) -> Path:
     """``sample_flight/``: installed in the package's share directory, or the source tree's."""
+    if override is not None:
+        if not (override / "manifest.json").exists():
+            raise FileNotFoundError(f"{override} has no manifest.json")
+        return override
     from gps_denied_onboard.nodes.common import share_dir
 
     candidates = [share_dir() / "sample_flight"]
@@ -147,10 +163,12 @@ class _FcLockstepSink:
     after a late ``/clock`` discovery.
     """
 
-    def __init__(self, inner: Any, playback: Any, clock: Any) -> None:
+    def __init__(self, inner: Any, playback: Any, clock: Any, end_ns: int | None = None) -> None:
         self._inner = inner
         self._playback = playback
         self._clock = clock
+        self._end_ns = end_ns
+        self.player: Any = None
 
     def publish(self, topic: str, data: bytes) -> None:
         self._inner.publish(topic, data)
@@ -159,14 +177,109 @@ class _FcLockstepSink:
         # frames first, then the tick: the bridge gets the frames of (t-1, t]
         # before its clock reads t, so a catch-up burst of ticks never looks
         # like a silent FC (heartbeat or GNSS timeout) to it
+        if self._end_ns is not None and sim_ns > self._end_ns and self.player is not None:
+            self.player.stop()  # --duration: the flight ends here
         self._clock.set_ns(max(sim_ns, self._clock.now_ns()))
         self._playback.pump()
         self._inner.publish_clock(sim_ns)
 
 
+class _EstimatorWatch:
+    """What the estimator answered, frame by frame: fixes (``/nav/position_fix``),
+    rejects and latencies (its ``vnav.*`` records), counted for the lockstep."""
+
+    def __init__(self, node: Any) -> None:
+        from gps_denied_onboard.msg import FdrRecord, PositionFix
+        from gps_denied_onboard.nodes.common import (
+            RECORD_QOS,
+            TOPIC_FDR_RECORDS,
+            TOPIC_POSITION_FIX,
+        )
+
+        self.fixes: list[Any] = []
+        self.rejects: list[tuple[int, str]] = []
+        self.latency_ms: dict[int, float] = {}
+        self._cond = threading.Condition()
+        node.create_subscription(PositionFix, TOPIC_POSITION_FIX, self._on_fix, RECORD_QOS)
+        node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self._on_record, RECORD_QOS)
+
+    @property
+    def answers(self) -> int:
+        return len(self.fixes) + len(self.rejects)
+
+    def _on_fix(self, msg: Any) -> None:
+        with self._cond:
+            self.fixes.append(msg)
+            self._cond.notify_all()
+
+    def _on_record(self, msg: Any) -> None:
+        if msg.producer != "visual_nav" or msg.kind not in ("vnav.fix", "vnav.reject"):
+            return
+        from gps_denied_onboard.nodes.common import time_msg_to_ns
+
+        payload = json.loads(msg.payload_json or "{}")
+        stamp = time_msg_to_ns(msg.stamp)
+        with self._cond:
+            if "latency_ms" in payload:
+                self.latency_ms[stamp] = float(payload["latency_ms"])
+            if msg.kind == "vnav.reject":
+                self.rejects.append((stamp, str(payload.get("reason", "?"))))
+                self._cond.notify_all()
+
+    def wait_answers(self, count: int, timeout_s: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.answers >= count, timeout_s)
+
+
+class _EstimatorLockstepSink:
+    """Replay sink that lets no camera frame out before the estimator answered the last.
+
+    While the estimator works on frame k the replay goes on (the FC stream, the
+    clock); frame k+1 waits until frame k is answered, with the player paused
+    meanwhile, so its timeline (and ``/clock``, and the FC stream that follows
+    it) stands still. Every frame is matched, at any replay rate: a machine that
+    cannot keep up makes the replay slower, never drops a frame.
+    """
+
+    def __init__(self, inner: Any, watch: _EstimatorWatch) -> None:
+        self._inner = inner
+        self._watch = watch
+        self.player: Any = None
+        self.frames = 0
+        self.unanswered = 0
+
+    def publish(self, topic: str, data: bytes) -> None:
+        if topic == CAMERA_TOPIC:
+            self.finish()
+            self.frames += 1
+        self._inner.publish(topic, data)
+
+    def finish(self) -> None:
+        """Wait (player paused) until every frame sent so far was answered."""
+        want = self.frames - self.unanswered
+        if self._watch.answers >= want:
+            return
+        if self.player is not None:
+            self.player.pause()
+        if not self._watch.wait_answers(want, FRAME_ANSWER_TIMEOUT_S):
+            self.unanswered += 1
+        if self.player is not None:
+            self.player.resume()
+
+    def publish_clock(self, sim_ns: int) -> None:
+        self._inner.publish_clock(sim_ns)
+
+
 def _replay_in_lockstep(
-    hold: _ClockHold, bag: Any, options: Any, playback: Any, fc_clock: Any
-) -> Any:
+    hold: _ClockHold,
+    bag: Any,
+    options: Any,
+    *,
+    playback: Any,
+    fc_clock: Any,
+    watch: _EstimatorWatch,
+    end_ns: int | None,
+) -> tuple[Any, _EstimatorLockstepSink]:
     """Replay ``bag`` from the hold node, the FC stream following its /clock.
 
     Deliberately not ``replay.__main__.run_ros_replay``: that one spins its own
@@ -181,11 +294,15 @@ def _replay_in_lockstep(
     inner = RosReplaySink(hold.node, bag.topics, options)
     if options.delay_s > 0:  # let discovery match the new publishers first
         threading.Event().wait(options.delay_s)
-    player = Player(bag, _FcLockstepSink(inner, playback, fc_clock), options, MonotonicClock())
+    frames = _EstimatorLockstepSink(inner, watch)
+    fc_sink = _FcLockstepSink(frames, playback, fc_clock, end_ns)
+    player = Player(bag, fc_sink, options, MonotonicClock())
+    frames.player = fc_sink.player = player
     player.summary.skipped.extend(inner.skipped)
     summary = player.run()
+    frames.finish()  # the last frame's answer
     inner.wait_for_acks(5.0)
-    return summary
+    return summary, frames
 
 
 def _seed_tiles(hold: _ClockHold, manifest: dict[str, Any], root: Path, report: DemoReport) -> None:
@@ -284,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--rate", type=float, default=4.0, help="replay rate (sim s per wall s)")
     ap.add_argument("--dsn", default="", help="use this PostgreSQL instead of the embedded one")
+    ap.add_argument("--sample", type=Path, default=None, help="another sample flight directory")
+    ap.add_argument(
+        "--duration", type=float, default=None, help="replay only this many seconds of the flight"
+    )
     args = ap.parse_args(argv)
 
     from gps_denied_onboard.clock import ManualClock
@@ -293,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     from gps_denied_onboard.replay.fc_playback import FcPlayback
     from gps_denied_onboard.replay.options import ReplayOptions
 
-    root = sample_dir()
+    root = sample_dir(args.sample)
     manifest = json.loads((root / "manifest.json").read_text())
     flight_id = "sample-flight"
     if args.run_dir.exists():
@@ -302,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     bag = open_bag(root / manifest["bag"]["dir"])
     # sim time is held at the bag's first message until the replay starts from there
     hold = _ClockHold(bag.start_ns)
+    watch = _EstimatorWatch(hold.node)
     fc = SimFc(autopilot=manifest["fc_stream"]["autopilot"]).start()
     playback: FcPlayback | None = None
     record_topics = "[" + ",".join(f"'{t}'" for t in SAMPLE_TOPICS_RECORDED) + "]"
@@ -311,7 +433,21 @@ def main(argv: list[str] | None = None) -> int:
         dsn=args.dsn,
         run_dir=args.run_dir,
         use_sim_time=True,
-        extra_params={"fdr_recorder": {"record_topics": record_topics}},
+        extra_params={
+            "fdr_recorder": {"record_topics": record_topics},
+            "visual_nav": {
+                # the flight starts in the air: home's ground elevation from the sample
+                "ground_elevation_msl": str(manifest["ground_msl_m"]),
+                # the replay waits for each frame's answer: record every one of them,
+                # and do not wait for attitude that the paused clock cannot bring
+                "fix_record_rate_hz": "1000.0",
+                "reject_record_rate_hz": "1000.0",
+                "attitude_wait_s": "0.0",
+            },
+            # the estimator's wall-clock latency counts `rate` times over in sim time:
+            # a fix 100 ms late at 4x is 0.4 s old to the bridge
+            "fc_bridge": {"max_fix_age_s": str(max(0.5, 0.3 * args.rate))},
+        },
     )
 
     def fly(result: object) -> None:
@@ -329,17 +465,21 @@ def main(argv: list[str] | None = None) -> int:
         playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, fc_clock)
         playback.pump()  # frames due at the held time
         hold.release()
-        summary = _replay_in_lockstep(
+        summary, frames = _replay_in_lockstep(
             hold,
             bag,
             ReplayOptions(rate=args.rate, delay_s=1.0, clock_hz=CLOCK_HZ),
-            playback,
-            fc_clock,
+            playback=playback,
+            fc_clock=fc_clock,
+            watch=watch,
+            end_ns=None if args.duration is None else bag.start_ns + int(args.duration * 1e9),
         )
         report.replay = {
             "messages": dict(summary.per_topic),
             "clock_ticks": summary.clock_ticks,
             "wall_s": round(summary.wall_s, 2),
+            "camera_frames": frames.frames,
+            "frames_unanswered": frames.unanswered,
         }
         report.tile_cache = _tile_cache_view(hold, manifest)
 
@@ -384,7 +524,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"replay: {json.dumps(report.replay)}")
     print(f"FC stream frames played to the simulated FC: {report.fc_frames_played}")
     print(f"FC bridge -> FC: {json.dumps(_fc_report(fc), default=str)}")
+    _accuracy_report(root, manifest, watch, fc, out=args.run_dir / "report", rate=args.rate)
     return code
+
+
+def _accuracy_report(
+    root: Path, manifest: dict[str, Any], watch: _EstimatorWatch, fc: Any, *, out: Path, rate: float
+) -> None:
+    """Score the live fixes against the sample's truth; print the figures, draw the pictures."""
+    from gps_denied_onboard.replay.accuracy import Fix, Reject, Truth, evaluate
+    from gps_denied_onboard.replay.report_plots import write_plots
+
+    truth = Truth.load(root / manifest["truth"]["file"])
+    fixes = []
+    for msg in watch.fixes:
+        fix = Fix.from_msg(msg)
+        fixes.append(Fix.from_msg(msg, latency_ms=watch.latency_ms.get(fix.stamp_ns)))
+    rejects = [Reject(stamp, reason) for stamp, reason in watch.rejects]
+    gps_input = [r.recv_ns for r in fc.received("GPS_INPUT")]
+    report = evaluate(
+        truth, fixes, rejects, gnss_loss_ns=manifest.get("gnss_loss_ns"), gps_input_ns=gps_input
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report.to_dict(series=True), indent=1) + "\n")
+    pictures = write_plots(report, truth, root / "tiles", out)
+    print("\n=== visual navigation, live, against the flight's truth ===")
+    for line in report.lines():
+        print(line)
+    print(f"(GPS_INPUT gaps are wall-clock at the simulated FC, replay at {rate}x)")
+    print(f"pictures: {pictures['map']}  {pictures['error']}")
+    print(f"figures: {out / 'report.json'}")
 
 
 if __name__ == "__main__":
