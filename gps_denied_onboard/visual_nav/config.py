@@ -23,6 +23,8 @@ class VisualNavConfig:
     resolution_m: float = 5.0
     coarse_resolution_m: float = 10.0
     heading_candidates_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)
+    heading_trusted: bool = True
+    heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
     gate_margin: float = 0.07
     gate_min_score: float = 0.12
@@ -66,6 +68,7 @@ class VisualNavConfig:
             "reject_record_rate_hz",
             "thumbnail_period_s",
             "diagnostics_period_s",
+            "heading_search_step_deg",
         )
         for name in positive:
             v = getattr(self, name)
@@ -131,4 +134,6 @@ class VisualNavConfig:
             ground_elevation_msl=self.ground_elevation_msl,
             min_search_radius_m=self.min_search_radius_m,
             max_search_radius_m=self.max_search_radius_m,
+            heading_trusted=self.heading_trusted,
+            heading_search_step_deg=self.heading_search_step_deg,
         )

@@ -81,6 +81,8 @@ class EstimatorConfig:
     jump_gate_factor: float = 2.0
     track_candidates: bool = True
     track_window_s: float = 2.0
+    heading_trusted: bool = True
+    heading_search_step_deg: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -321,7 +323,17 @@ class VisualEstimator:
         nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
         match_cfg = cfg.match
         last = self._last_fix
-        if (
+        if not cfg.heading_trusted and (last is None or prior.source != "visual"):
+            # cold start or lost with an untrusted heading (compass interference, a
+            # gyro-only attitude): search every heading at the coarse level
+            step = cfg.heading_search_step_deg
+            match_cfg = replace(
+                match_cfg,
+                heading_candidates_deg=tuple(
+                    -180.0 + step * k for k in range(round(360.0 / step))
+                ),
+            )
+        elif (
             cfg.track_candidates
             and last is not None
             and prior.source == "visual"

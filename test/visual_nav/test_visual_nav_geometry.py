@@ -20,7 +20,7 @@ from gps_denied_onboard.visual_nav.camera import (
     mount_rotation,
     ned_euler_of_enu_from_flu,
 )
-from gps_denied_onboard.visual_nav.errors import CameraModelError
+from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
 
 from .support import (
     CAMERA,
@@ -133,3 +133,19 @@ def test_level_aircraft_heading_north_looks_straight_down_with_image_top_forward
     image_up = r @ np.array([0.0, -1.0, 0.0])
     assert optical_axis == pytest.approx([0, 0, -1])
     assert image_up == pytest.approx([0, 1, 0])  # image top = north = the nose
+
+
+def test_an_untrusted_heading_is_searched_all_round() -> None:
+    """The autopilot's heading is 100 deg off: with heading_trusted=False the cold start
+    searches every heading and finds the frame, and says how far off the heading was."""
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles, heading_trusted=False)
+    pose = Pose(LAT0, LON0, 500.0, roll_deg=5.0, yaw_deg=30.0)
+    feed(est, T0, pose, prior=pose.offset(80.0, 40.0), yaw_error_deg=100.0)
+    fix = est.process(T0, render(ortho, pose), CAMERA)
+    assert math.hypot(*error_m(pose, fix.latitude, fix.longitude)) < 3.0
+    assert fix.heading_offset_deg == pytest.approx(100.0, abs=1.5)
+    trusting = make_estimator(tiles)
+    feed(trusting, T0, pose, prior=pose.offset(80.0, 40.0), yaw_error_deg=100.0)
+    with pytest.raises(FrameRejected):
+        trusting.process(T0, render(ortho, pose), CAMERA)
