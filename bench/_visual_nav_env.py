@@ -18,27 +18,22 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.camera import CameraModel, enu_from_flu_of_ned_euler
+from gps_denied_onboard.visual_nav.camera import enu_from_flu_of_ned_euler
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator, VisualFix
 from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
-from gps_denied_onboard.visual_nav.simulate import Orthophoto, cut_tiles, render_frame
+from gps_denied_onboard.visual_nav.simulate import (
+    NAIP_FILES,
+    TEST_CAMERA,
+    Orthophoto,
+    cut_tiles,
+    render_frame,
+)
 
 NAIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "naip"
-YEARS = {
-    "2009": "m_4709963_se_14_1_20090818.tif",
-    "2014": "m_4709963_se_14_1_20140720.tif",
-    "2017": "m_4709963_se_14_1_20170827.tif",
-    "2020": "m_4709963_se_14_1_20200831.tif",
-}
-CAMERA = CameraModel(
-    640,
-    480,
-    (320.0, 0.0, 320.0, 0.0, 320.0, 240.0, 0.0, 0.0, 1.0),
-    "plumb_bob",
-    (-0.05, 0.01, 0.0, 0.0, 0.0),
-)
+YEARS = NAIP_FILES
+CAMERA = TEST_CAMERA
 ATT_NOISE_DEG = 0.15
 GROUND = 580.0
 NS = 1_000_000_000

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Final
 
 import cv2
 import numpy as np
@@ -25,6 +26,22 @@ from gps_denied_onboard.visual_nav.geo import MERC_HALF_M, merc_px_size
 
 F64 = NDArray[np.float64]
 U8 = NDArray[np.uint8]
+
+#: The shared NAIP clips (``../shared/data/naip``), by year.
+NAIP_FILES: Final = {
+    "2009": "m_4709963_se_14_1_20090818.tif",
+    "2014": "m_4709963_se_14_1_20140720.tif",
+    "2017": "m_4709963_se_14_1_20170827.tif",
+    "2020": "m_4709963_se_14_1_20200831.tif",
+}
+#: The camera of the tests and benchmarks: 640x480, 90 deg across, mild barrel distortion.
+TEST_CAMERA: Final = CameraModel(
+    640,
+    480,
+    (320.0, 0.0, 320.0, 0.0, 320.0, 240.0, 0.0, 0.0, 1.0),
+    "plumb_bob",
+    (-0.05, 0.01, 0.0, 0.0, 0.0),
+)
 
 
 @dataclass(frozen=True)

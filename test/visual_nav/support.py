@@ -12,7 +12,6 @@ import pytest
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import (
-    CameraModel,
     enu_from_flu_of_ned_euler,
     mount_rotation,
 )
@@ -20,6 +19,8 @@ from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstim
 from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
 from gps_denied_onboard.visual_nav.simulate import (
+    NAIP_FILES,
+    TEST_CAMERA,
     Orthophoto,
     cut_tiles,
     render_frame,
@@ -31,20 +32,7 @@ T0 = 1_778_580_000 * NS
 LAT0, LON0 = 47.02, -99.155
 GROUND_MSL = 580.0
 NAIP_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "naip"
-NAIP_FILES = {
-    "2009": "m_4709963_se_14_1_20090818.tif",
-    "2014": "m_4709963_se_14_1_20140720.tif",
-    "2017": "m_4709963_se_14_1_20170827.tif",
-    "2020": "m_4709963_se_14_1_20200831.tif",
-}
-#: A 640x480 camera, 90 deg horizontal field of view, mild barrel distortion.
-CAMERA = CameraModel(
-    640,
-    480,
-    (320.0, 0.0, 320.0, 0.0, 320.0, 240.0, 0.0, 0.0, 1.0),
-    "plumb_bob",
-    (-0.05, 0.01, 0.0, 0.0, 0.0),
-)
+CAMERA = TEST_CAMERA
 
 
 @lru_cache(maxsize=2)

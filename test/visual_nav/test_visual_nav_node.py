@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 
+from fc_bridge.node_support import spin_ros  # noqa: E402
 from gps_denied_onboard.msg import FcStatus, FdrRecord, PositionFix  # noqa: E402
 from gps_denied_onboard.srv import PutTile  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
@@ -67,23 +67,7 @@ def wait_until(cond: Callable[[], object], timeout_s: float) -> bool:
 
 @pytest.fixture
 def ros() -> Iterator[MultiThreadedExecutor]:
-    rclpy.init()
-    executor = MultiThreadedExecutor(num_threads=6)
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    t = threading.Thread(target=spin, daemon=True)
-    t.start()
-    try:
-        yield executor
-    finally:
-        stop.set()
-        t.join(timeout=5)
-        executor.shutdown()
-        rclpy.shutdown()
+    yield from spin_ros()
 
 
 class Probe:
