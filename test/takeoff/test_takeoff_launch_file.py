@@ -2,7 +2,7 @@
 
 ``launch`` and ``launch_ros`` are not on PyPI, so on these machines the file
 cannot be executed; the first test reads its source and pins what it must
-describe (the four executables, node names, arguments, the shutdown on the
+describe (the five executables, node names, arguments, the shutdown on the
 sequencer's exit). The second test really loads it through ``launch`` when the
 packages are importable, and is skipped, saying so, where they are not.
 """
@@ -20,6 +20,7 @@ BIN = Path(__file__).resolve().parents[2] / "bin"
 EXPECTED_NODES = {
     "fdr_recorder": "fdr_recorder_node",
     "tile_cache": "tile_cache_node",
+    "visual_nav": "visual_nav_node",
     "fc_bridge": "fc_bridge_node",
     "takeoff": "takeoff_sequencer",
 }
@@ -57,7 +58,7 @@ def test_launch_file_source_describes_nodes_arguments_and_shutdown() -> None:
     }
     assert nodes == EXPECTED_NODES
     lifecycle = {_kw(c, "name") for c in _calls(tree, "LifecycleNode")}
-    assert lifecycle == {"fdr_recorder", "tile_cache", "fc_bridge"}
+    assert lifecycle == {"fdr_recorder", "tile_cache", "visual_nav", "fc_bridge"}
     for executable in EXPECTED_NODES.values():
         assert (BIN / executable).exists(), f"launch names {executable}, bin/ lacks it"
     args = {

@@ -41,7 +41,8 @@ _NEXT = {
 class ScriptedController:
     def __init__(self, fail: str = "", timeout: str = "") -> None:
         self.states = {
-            n: LifecycleState.UNCONFIGURED for n in ("fdr_recorder", "tile_cache", "fc_bridge")
+            n: LifecycleState.UNCONFIGURED
+            for n in ("fdr_recorder", "tile_cache", "visual_nav", "fc_bridge")
         }
         self.calls: list[str] = []
         self.fail = fail
@@ -99,6 +100,8 @@ TAKEOFF_ORDER = [
     "database.migrate",
     "tile_cache.configure",
     "tile_cache.activate",
+    "visual_nav.configure",
+    "visual_nav.activate",
     "fc_bridge.configure",
     "fc_bridge.activate",
 ]
@@ -135,6 +138,8 @@ def test_landing_closes_fc_link_first_and_flight_last() -> None:
     assert ctl.calls == [
         "fc_bridge.deactivate",
         "fc_bridge.cleanup",
+        "visual_nav.deactivate",
+        "visual_nav.cleanup",
         "tile_cache.deactivate",
         "tile_cache.cleanup",
         "database.release",
@@ -145,7 +150,7 @@ def test_landing_closes_fc_link_first_and_flight_last() -> None:
     assert counters == FlightCounters(10, 0, 2000, 0)
     assert seq.phase is Phase.LANDED
     assert seq.land() == counters  # idempotent
-    assert len(ctl.calls) == 8
+    assert len(ctl.calls) == 10
 
 
 @pytest.mark.parametrize(
@@ -198,6 +203,8 @@ def test_recorder_timeout_is_an_fdr_open_failure() -> None:
             "fc_bridge.activate",
             [
                 "fc_bridge.cleanup",
+                "visual_nav.deactivate",
+                "visual_nav.cleanup",
                 "tile_cache.deactivate",
                 "tile_cache.cleanup",
                 "database.release",
