@@ -196,6 +196,8 @@ def plot_error(report: AccuracyReport, out: Path, *, start_ns: int | None = None
         ax_h.plot(t, 3 * sig, color="tab:blue", lw=0.8, ls="--", label="3\u03c3")
         ax_h.plot(t, err, ".", color="black", ms=4, label="error")
         top = float(max(np.percentile(err, 99) * 1.25, np.percentile(sig, 95) * 1.5, 5.0))
+        # Show every error unless a few outliers would squash the rest.
+        top = max(top, min(float(err.max()) * 1.1, 3.0 * top))
         for ax, comp, s_comp, name in (
                 (ax_e, [e.east_m for e in errs], [e.sigma_east_m for e in errs], "east"),
                 (ax_n, [e.north_m for e in errs], [e.sigma_north_m for e in errs], "north")):
