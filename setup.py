@@ -48,6 +48,9 @@ setup(
         "rosbags>=0.10",
         "rosbags-image",
         "opencv-python-headless",
+        "pyproj>=3.6",  # every CRS transform (visual navigation, sample flight)
+        "tifffile",  # GeoTIFF orthophotos (sample flight, benchmarks)
+        "matplotlib",  # the main job's report pictures
         "pyyaml",
     ],
     entry_points={
