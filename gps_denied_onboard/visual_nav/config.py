@@ -30,6 +30,8 @@ class VisualNavConfig:
     gate_min_score: float = 0.12
     gate_reference_px: float = 7000.0
     gate_size_exponent: float = 2.0
+    uncorroborated_gate_factor: float = 2.0
+    wide_search_radius_m: float = 250.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_wait_s: float = 0.05
@@ -125,6 +127,8 @@ class VisualNavConfig:
             gate_min_score=self.gate_min_score,
             gate_reference_px=self.gate_reference_px,
             gate_size_exponent=self.gate_size_exponent,
+            jump_gate_factor=self.uncorroborated_gate_factor,
+            wide_search_radius_m=self.wide_search_radius_m,
             attitude_max_age_s=self.attitude_max_age_s,
             attitude_max_gap_s=self.attitude_max_gap_s,
             attitude_sigma_deg=self.attitude_sigma_deg,

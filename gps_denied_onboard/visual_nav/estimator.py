@@ -79,6 +79,7 @@ class EstimatorConfig:
     jump_sigma_k: float = 4.0
     min_jump_m: float = 25.0
     jump_gate_factor: float = 2.0
+    wide_search_radius_m: float = 250.0
     track_candidates: bool = True
     track_window_s: float = 2.0
     heading_trusted: bool = True
@@ -329,9 +330,7 @@ class VisualEstimator:
             step = cfg.heading_search_step_deg
             match_cfg = replace(
                 match_cfg,
-                heading_candidates_deg=tuple(
-                    -180.0 + step * k for k in range(round(360.0 / step))
-                ),
+                heading_candidates_deg=tuple(-180.0 + step * k for k in range(round(360.0 / step))),
             )
         elif (
             cfg.track_candidates
@@ -370,6 +369,10 @@ class VisualEstimator:
         # chance, so it must clear a higher margin (calibrated: bench/visual_fix_accuracy.py)
         small = max(1.0, cfg.gate_reference_px / max(result.template_px, 1))
         gate = min(0.5, cfg.gate_margin * small**cfg.gate_size_exponent)
+        if radius > cfg.wide_search_radius_m:
+            # a wide search (cold start, lost) has no prior to corroborate the answer:
+            # aliased farmland then wins by chance more often, so ask for more
+            gate = min(0.5, cfg.jump_gate_factor * gate)
         if pk.margin < gate or pk.score < cfg.gate_min_score:
             raise FrameRejected(
                 "gate",
