@@ -438,11 +438,12 @@ def main(argv: list[str] | None = None) -> int:
             "visual_nav": {
                 # the flight starts in the air: home's ground elevation from the sample
                 "ground_elevation_msl": str(manifest["ground_msl_m"]),
-                # the replay waits for each frame's answer: record every one of them,
-                # and do not wait for attitude that the paused clock cannot bring
+                # the replay waits for each frame's answer: record every one of them
                 "fix_record_rate_hz": "1000.0",
                 "reject_record_rate_hz": "1000.0",
-                "attitude_wait_s": "0.0",
+                # the attitude sample after a frame's capture is on its way while the
+                # estimator starts (the replay goes on): wait for it, for repeatability
+                "attitude_wait_s": "0.2",
             },
             # the estimator's wall-clock latency counts `rate` times over in sim time:
             # a fix 100 ms late at 4x is 0.4 s old to the bridge

@@ -352,7 +352,11 @@ class FcBridgeNode(LifecycleNode):
         if not self._active.is_set():
             return
         out = NavSatFix()
-        out.header.stamp = self._stamp(recv_ns)
+        # GPS_RAW_INT.time_usec is the autopilot's boot time on ArduPilot and PX4 (a
+        # UNIX time only from some GNSS-synchronised stacks): map it like ATTITUDE's
+        boot_ms = int(msg.time_usec) // 1000
+        stamp = self._fc_time.stamp(boot_ms, recv_ns) if 0 < boot_ms < 10**9 else recv_ns
+        out.header.stamp = ns_to_time_msg(stamp)
         out.header.frame_id = "fc_gnss"
         out.status.status = fix.navsat_status
         out.status.service = NavSatStatus.SERVICE_GPS
