@@ -533,14 +533,16 @@ def _accuracy_report(
     root: Path, manifest: dict[str, Any], watch: _EstimatorWatch, fc: Any, *, out: Path, rate: float
 ) -> None:
     """Score the live fixes against the sample's truth; print the figures, draw the pictures."""
+    from dataclasses import replace
+
     from gps_denied_onboard.replay.accuracy import Fix, Reject, Truth, evaluate
     from gps_denied_onboard.replay.report_plots import write_plots
 
     truth = Truth.load(root / manifest["truth"]["file"])
-    fixes = []
-    for msg in watch.fixes:
-        fix = Fix.from_msg(msg)
-        fixes.append(Fix.from_msg(msg, latency_ms=watch.latency_ms.get(fix.stamp_ns)))
+    fixes = [
+        replace(fix, latency_ms=watch.latency_ms.get(fix.stamp_ns))
+        for fix in (Fix.from_msg(msg) for msg in watch.fixes)
+    ]
     rejects = [Reject(stamp, reason) for stamp, reason in watch.rejects]
     gps_input = [r.recv_ns for r in fc.received("GPS_INPUT")]
     report = evaluate(

@@ -98,6 +98,15 @@ def ned_euler_of_enu_from_flu(r_enu_flu: F64) -> tuple[float, float, float]:
     return roll, pitch, yaw
 
 
+def turned(r_world_from_x: F64, deg: float) -> F64:
+    """``r_world_from_x`` turned by ``deg`` about the vertical (ENU sense, counter-clockwise).
+
+    Turning the body about the vertical turns its ground image about the nadir:
+    how a heading correction is applied to a pose.
+    """
+    return np.asarray(rot_z(math.radians(deg)) @ r_world_from_x, np.float64)
+
+
 def mount_rotation(mount_rpy_deg: Sequence[float]) -> F64:
     """``R_body_from_camera`` for a mount turned by ``mount_rpy_deg`` from nadir."""
     if len(mount_rpy_deg) != 3 or not all(math.isfinite(v) for v in mount_rpy_deg):

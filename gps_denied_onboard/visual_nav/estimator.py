@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.camera import CameraModel
+from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.geo import (
@@ -424,7 +424,7 @@ class VisualEstimator:
         while self._recent and (stamp_ns - self._recent[0].stamp_ns) / NS > cfg.max_velocity_dt_s:
             self._recent.popleft()
         self.last_view = GroundView(
-            gray, camera, _turned(r_world_cam, result.heading_offset_deg), height_m, lat, lon
+            gray, camera, turned(r_world_cam, result.heading_offset_deg), height_m, lat, lon
         )
         v = velocity or (0.0, 0.0)
         self._track = Prior(
@@ -514,12 +514,6 @@ class GroundView:
     height_m: float
     latitude: float
     longitude: float
-
-
-def _turned(r: F64, deg: float) -> F64:
-    from gps_denied_onboard.visual_nav.camera import rot_z
-
-    return np.asarray(rot_z(math.radians(deg)) @ r, np.float64)
 
 
 def _yaw_enu(r_enu_flu: F64) -> float:

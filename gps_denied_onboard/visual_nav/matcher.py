@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.camera import CameraModel, rot_z
+from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.correlate import Peak, find_peak, masked_zncc, prepare_template
 from gps_denied_onboard.visual_nav.features import orientation_field
 from gps_denied_onboard.visual_nav.rectify import (
@@ -133,10 +133,6 @@ def _field(rf: RectifiedFrame) -> tuple[F32, F32, float]:
     return orientation_field(rf.image, rf.mask)
 
 
-def _turned(r: F64, deg: float) -> F64:
-    return rot_z(math.radians(deg)) @ r
-
-
 def match_frame(
     gray: F32,
     camera: CameraModel,
@@ -168,13 +164,15 @@ def match_frame(
     else:
         res_c = cfg.coarse_resolution_m
     prep_c = prepare(gray, camera, height_m, res_c)
-    prep_f = prepare(gray, camera, height_m, cfg.resolution_m)
+    prep_f = (
+        prep_c if res_c == cfg.resolution_m else prepare(gray, camera, height_m, cfg.resolution_m)
+    )
     best: tuple[float, float, float, Peak, RectifiedFrame, int, int] | None = None
     template_px = 0
     texture = 0.0
     for dh in cfg.heading_candidates_deg:
         for s in cfg.scale_candidates:
-            rf = rectify_prepared(prep_c, _turned(r_world_from_camera, dh), height_m * s, res_c)
+            rf = rectify_prepared(prep_c, turned(r_world_from_camera, dh), height_m * s, res_c)
             if rf is None:
                 return None, "bad_geometry"
             re, im, tex = _field(rf)
@@ -215,7 +213,7 @@ def match_frame(
     ) -> tuple[Peak, RectifiedFrame, int, int] | None:
         """The peak within ``margin`` px of the coarse answer for one heading/scale pair."""
         dh, s = pair
-        rf = rectify_prepared(prep, _turned(r_world_from_camera, dh), height_m * s, res)
+        rf = rectify_prepared(prep, turned(r_world_from_camera, dh), height_m * s, res)
         if rf is None:
             return None
         re, im, _ = _field(rf)

@@ -17,10 +17,10 @@ from typing import Final
 
 import cv2
 import numpy as np
-import tifffile
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
+from gps_denied_onboard.replay.geotiff import read_geotiff
 from gps_denied_onboard.visual_nav.camera import CameraModel, ground_points
 from gps_denied_onboard.visual_nav.geo import MERC_HALF_M, merc_px_size
 
@@ -56,19 +56,10 @@ class Orthophoto:
 
     @classmethod
     def read(cls, path: Path) -> Orthophoto:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages.first
-            data = page.asarray()
-            tags = page.tags
-            scale = tags["ModelPixelScaleTag"].value
-            tie = tags["ModelTiepointTag"].value
-            geokeys = tags["GeoKeyDirectoryTag"].value
-        epsg = _projected_epsg(geokeys)
-        if data.ndim == 3 and data.shape[2] >= 3:
+        data, geo = read_geotiff(path)
+        if data.shape[2] >= 3:
             data = np.ascontiguousarray(data[:, :, 2::-1])  # RGB(N) -> BGR
-        x0 = tie[3] - tie[0] * scale[0]
-        y0 = tie[4] + tie[1] * scale[1]
-        return cls(np.asarray(data, np.uint8), CRS.from_epsg(epsg), x0, y0, float(scale[0]))
+        return cls(data, CRS.from_epsg(geo.epsg), geo.origin_x, geo.origin_y, geo.scale_x)
 
     @cached_property
     def _from_wgs84(self) -> Transformer:
@@ -106,13 +97,6 @@ class Orthophoto:
             borderValue=0,
         )
         return np.asarray(out, np.uint8)
-
-
-def _projected_epsg(geokeys: tuple[int, ...]) -> int:
-    keys = {geokeys[i]: geokeys[i + 3] for i in range(4, len(geokeys), 4)}
-    if 3072 not in keys:
-        raise ValueError("GeoTIFF has no ProjectedCSTypeGeoKey")
-    return int(keys[3072])
 
 
 @dataclass(frozen=True)
