@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import re
@@ -65,6 +64,7 @@ from gps_denied_onboard.fdr.segment import PUSH_THRESHOLD, FileOpener, OsFile, S
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
 from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.rootlock import DirectoryLock, DirectoryLockedError, lock_directory
 
 __all__ = [
     "FDR_PRODUCER",
@@ -181,7 +181,7 @@ class FlightRecorder:
         self._wake = threading.Event()
         self._stop_flag = False
         self._thread: threading.Thread | None = None
-        self._lock_fd: int | None = None
+        self._root_lock: DirectoryLock | None = None
         self._flight: Flight | None = None
         self._own_backlog: list[tuple[str, dict[str, Any], int]] = []
         self._degraded = False
@@ -210,25 +210,12 @@ class FlightRecorder:
             raise FdrError("recorder already started")
         root = self.config.flight_root
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(root / ".fdr.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._root_lock = lock_directory(root, ".fdr.lock")
+        except DirectoryLockedError as err:
+            raise FdrOpenError(
+                f"flight root {root} is locked by another flight recorder") from err
         except OSError as err:
             raise FdrOpenError(f"flight root {root} is not writable: {err}") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise FdrOpenError(
-                    f"flight root {root} is locked by another flight recorder") from err
-            raise FdrOpenError(f"cannot lock flight root {root}: {err}") from err
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError as err:
-            os.close(fd)
-            raise FdrOpenError(f"flight root {root} is not writable: {err}") from err
-        self._lock_fd = fd
         self._stop_flag = False
         self._last_progress = self._mono.now_ns()
         self._thread = threading.Thread(target=self._run, name="fdr-writer", daemon=True)
@@ -251,9 +238,9 @@ class FlightRecorder:
                       reason="writer thread did not stop; flight root lock kept")
             return footer
         self._thread = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the flock
-            self._lock_fd = None
+        if self._root_lock is not None:
+            self._root_lock.release()
+            self._root_lock = None
         log_event(self._log, logging.INFO, "fdr.stopped")
         return footer
 
