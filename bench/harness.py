@@ -18,12 +18,25 @@ def figure(
     name: str,
     value: float,
     unit: str,
-    baseline: float,
-    target: str,
-    ok: bool,
+    baseline: float | None,
+    target: str | None,
+    ok: bool | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """One reported figure. ``ratio`` is value/baseline (None when baseline is 0)."""
+    """One reported figure. ``ratio`` is value/baseline (None without a baseline).
+
+    A figure either has a ``target`` (what it must meet) and an ``ok`` that says
+    whether this run met it, computed from the measurement so that it can be
+    false; or it is a report: ``target`` and ``ok`` both None, and a ``note``
+    that says what it shows. ``bench/run`` exits non-zero when any figure with a
+    target is not ok.
+    """
+    if target is None and ok is not None:
+        raise ValueError(f"{name}: a figure without a target is a report: ok must be None")
+    if target is not None and ok is None:
+        raise ValueError(f"{name}: a figure with a target needs ok true or false")
+    if target is None and "note" not in extra:
+        raise ValueError(f"{name}: a report (no target) needs a note saying what it shows")
     ratio = (value / baseline) if baseline else None
     out: dict[str, Any] = {
         "name": name,
@@ -32,10 +45,28 @@ def figure(
         "baseline": round(baseline, 6) if isinstance(baseline, float) else baseline,
         "ratio": None if ratio is None else round(ratio, 4),
         "target": target,
-        "ok": bool(ok),
+        "ok": None if ok is None else bool(ok),
     }
     out.update(extra)
     return out
+
+
+def report(
+    name: str, value: float, unit: str, baseline: float | None, note: str, **extra: Any
+) -> dict[str, Any]:
+    """A figure with no target: reported, never pass/fail."""
+    return figure(name, value, unit, baseline, None, None, note=note, **extra)
+
+
+def missed(fig: dict[str, Any]) -> bool:
+    """True when a figure has a target and this run did not meet it.
+
+    A figure without the ``target`` key, or with a target and an ``ok`` that
+    is not exactly True, counts as missed: nothing passes by omission.
+    """
+    if "target" not in fig or "ok" not in fig:
+        return True
+    return fig["target"] is not None and fig["ok"] is not True
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:
