@@ -29,7 +29,7 @@ def test_correct_ardupilot_gps_input_setup_passes() -> None:
         assert report.values["GPS1_TYPE"] == 14.0
         rec = sink.of_kind("fc.preflight")[-1]
         assert rec.payload["ok"] is True
-        check_payload(rec.kind, rec.payload)
+        assert check_payload(rec.kind, rec.payload) == frozenset(), rec
 
 
 def test_misconfigured_ardupilot_reports_each_wrong_parameter_and_a_missing_one() -> None:

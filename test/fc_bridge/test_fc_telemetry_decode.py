@@ -195,4 +195,4 @@ def test_gnss_health_transitions_are_recorded_once_each() -> None:
         "no_data",
     ]
     for r in sink.records:
-        check_payload(r.kind, r.payload)
+        assert check_payload(r.kind, r.payload) == frozenset(), r
