@@ -27,13 +27,11 @@ the ``raw_topics`` producer); see :class:`DdsGapTracker`.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -48,7 +46,6 @@ from gps_denied_onboard.fdr.client import FdrClient
 from gps_denied_onboard.fdr.config import FdrConfig
 from gps_denied_onboard.fdr.errors import FdrError, FdrOpenError
 from gps_denied_onboard.fdr.host_health import HostHealthSampler
-from gps_denied_onboard.fdr.policy import RecordKindPolicy
 from gps_denied_onboard.fdr.watchdog import (
     StuckWriterWatchdog,
     WriterProgress,
@@ -57,6 +54,7 @@ from gps_denied_onboard.fdr.watchdog import (
 from gps_denied_onboard.fdr.writer import FDR_PRODUCER, RAW_PRODUCER, FlightRecorder
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.msg import FdrRecord
+from gps_denied_onboard.nodes import fdr_raw_topics
 from gps_denied_onboard.nodes.common import (
     TOPIC_FDR_RECORDS,
     DiagnosticsPublisher,
@@ -68,13 +66,58 @@ from gps_denied_onboard.nodes.common import (
     read_config,
     run_node,
 )
+from gps_denied_onboard.nodes.fdr_raw_topics import (
+    RawTopic,
+    RefusedTopic,
+    message_class,
+    parse_qos_overrides,
+    parse_topic_entry,
+    plan_raw_topics,
+    qos_yaml,
+    reliability_name,
+    rosbag2_msgdef,
+    wanted_reliability,
+)
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
 
 NODE_NAME: Final = "fdr_recorder"
 PRODUCER: Final = "fdr_recorder"
 NS_PER_S: Final = 1_000_000_000
-_RULE: Final = "=" * 80
+#: How soon an incompatible-QoS event leads to a re-subscription.
+_QOS_RECHECK_S: Final = 0.05
+
+__all__ = [
+    "MESSAGE_INFO_CALLBACKS",
+    "DdsGapTracker",
+    "FdrNodeConfig",
+    "FdrRecorderNode",
+    "RawTopic",
+    "RefusedTopic",
+    "message_class",
+    "parse_topic_entry",
+    "plan_raw_topics",
+    "qos_yaml",
+    "rosbag2_msgdef",
+]
+
+
+def _message_info_callbacks() -> bool:
+    """Whether this rclpy passes ``(msg, info)`` to two-argument subscription callbacks.
+
+    rclpy added message-info callbacks after Humble's API freeze (ros2/rclpy#922, in
+    Iron): ``Subscription.CallbackType`` exists from then on. Humble calls every
+    callback with the message alone, so there the recorder subscribes one-argument
+    callbacks, stamps raw messages with its own clock (as it does anyway) and cannot
+    count DDS loss from publication sequence numbers.
+    """
+    from rclpy.subscription import Subscription
+
+    return hasattr(Subscription, "CallbackType")
+
+
+#: Detected once at import; a node can be told otherwise (``message_info=False``).
+MESSAGE_INFO_CALLBACKS: Final = _message_info_callbacks()
 
 
 @dataclass(frozen=True)
@@ -85,6 +128,11 @@ class FdrNodeConfig:
         record_topics: ROS topics to record raw (CDR), each ``"topic:pkg/msg/Type"``.
         records_qos_depth: queue depth of the reliable ``/fdr/records`` subscription.
         raw_qos_depth: queue depth of each reliable raw-topic subscription.
+        raw_qos_overrides: ``"topic:best_effort"`` / ``"topic:reliable"``: the reliability a
+            raw topic is subscribed with from the start, whatever is discovered (rosbag2's
+            QoS overrides). For topics whose publishers start after the recorder (the
+            FC bridge's sensor data), so the first samples match and no side logs an
+            incompatible-QoS warning.
         host_health_period_s: host health sampling period.
         diagnostics_period_s: diagnostics publishing period.
         watchdog_period_s: how often the stuck-writer watchdog looks.
@@ -94,6 +142,7 @@ class FdrNodeConfig:
     record_topics: tuple[str, ...] = ()
     records_qos_depth: int = 1000
     raw_qos_depth: int = 1000
+    raw_qos_overrides: tuple[str, ...] = ()
     host_health_period_s: float = 1.0
     diagnostics_period_s: float = 1.0
     watchdog_period_s: float = 0.5
@@ -114,190 +163,7 @@ class FdrNodeConfig:
                 raise ConfigError(f"{name} must be positive", key=name)
         for entry in self.record_topics:
             parse_topic_entry(entry)
-
-
-# --- raw topics: spec parsing, message classes and rosbag2 definitions -------------------
-
-
-def parse_topic_entry(entry: str) -> tuple[str, str]:
-    """``"/fc/status:gps_denied_onboard/msg/FcStatus"`` -> (topic, type).
-
-    Raises:
-        ConfigError: not ``topic:pkg/msg/Type``.
-    """
-    topic, sep, type_name = entry.strip().rpartition(":")
-    parts = type_name.split("/")
-    if not sep or not topic.startswith("/") or len(parts) != 3 or parts[1] != "msg":
-        raise ConfigError(
-            f"record_topics entry {entry!r} is not 'topic:pkg/msg/Type'", key="record_topics"
-        )
-    return topic, type_name
-
-
-def message_class(type_name: str) -> Any:
-    """The Python class of a ROS message type (``pkg/msg/Type``).
-
-    Raises:
-        ConfigError: the package or type is not installed.
-    """
-    pkg, _, name = type_name.split("/")
-    try:
-        return getattr(importlib.import_module(f"{pkg}.msg"), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(
-            f"message type {type_name} is not installed: {err}", key="record_topics"
-        ) from err
-
-
-_PRIMITIVES: Final = frozenset(
-    {
-        "bool",
-        "byte",
-        "char",
-        "float32",
-        "float64",
-        "int8",
-        "uint8",
-        "int16",
-        "uint16",
-        "int32",
-        "uint32",
-        "int64",
-        "uint64",
-        "string",
-        "wstring",
-    }
-)
-
-
-def _share_dirs() -> list[Path]:
-    dirs = []
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            dirs.append(Path(prefix) / "share")
-    return dirs
-
-
-def _msg_file(pkg: str, name: str, share_dirs: Iterable[Path]) -> Path:
-    for share in share_dirs:
-        candidate = share / pkg / "msg" / f"{name}.msg"
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"no {pkg}/msg/{name}.msg under AMENT_PREFIX_PATH", key="record_topics")
-
-
-def _field_types(text: str, pkg: str) -> list[str]:
-    """Complex field types (``pkg/Type``) a .msg definition refers to, in order."""
-    out = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) < 2 or "=" in parts[1] or (len(parts) > 2 and parts[2].startswith("=")):
-            continue  # constants: "uint8 FOO=1"
-        base = parts[0].split("[", 1)[0].split("<=", 1)[0]
-        if base in _PRIMITIVES:
-            continue
-        if "/" not in base:
-            base = "std_msgs/Header" if base == "Header" else f"{pkg}/{base}"
-        if base.count("/") == 2:  # pkg/msg/Type
-            p, _, n = base.split("/")
-            base = f"{p}/{n}"
-        out.append(base)
-    return out
-
-
-def rosbag2_msgdef(type_name: str, share_dirs: Iterable[Path] | None = None) -> str:
-    """The full message definition as rosbag2 stores it in an MCAP ``ros2msg`` schema.
-
-    The main ``.msg`` text, then for each type it depends on (depth first, each
-    once) a line of 80 ``=``, ``MSG: pkg/Type`` and that type's ``.msg`` text.
-    The ``.msg`` files are those rosidl installs under ``share/<pkg>/msg/``.
-
-    Raises:
-        ConfigError: a type's ``.msg`` file cannot be found.
-    """
-    dirs = list(share_dirs) if share_dirs is not None else _share_dirs()
-    pkg, _, name = type_name.split("/")
-    main = _msg_file(pkg, name, dirs).read_text()
-    parts = [main.rstrip("\n")]
-    seen: set[str] = set()
-
-    def visit(text: str, owner_pkg: str) -> None:
-        for dep in _field_types(text, owner_pkg):
-            if dep in seen:
-                continue
-            seen.add(dep)
-            dpkg, dname = dep.split("/")
-            dep_text = _msg_file(dpkg, dname, dirs).read_text()
-            parts.append(f"{_RULE}\nMSG: {dep}\n{dep_text.rstrip(chr(10))}")
-            visit(dep_text, dpkg)
-
-    visit(main, pkg)
-    return "\n".join(parts) + "\n"
-
-
-def qos_yaml(qos: QoSProfile) -> str:
-    """``offered_qos_profiles`` text (rosbag2 metadata v9 style) for one profile."""
-    return (
-        f"- history: {qos.history.name.lower()}\n"
-        f"  depth: {qos.depth}\n"
-        f"  reliability: {qos.reliability.name.lower()}\n"
-        f"  durability: {qos.durability.name.lower()}\n"
-        "  deadline:\n    sec: 0\n    nsec: 0\n"
-        "  lifespan:\n    sec: 0\n    nsec: 0\n"
-        "  liveliness: automatic\n"
-        "  liveliness_lease_duration:\n    sec: 0\n    nsec: 0\n"
-        "  avoid_ros_namespace_conventions: false\n"
-    )
-
-
-@dataclass(frozen=True)
-class RawTopic:
-    topic: str
-    type_name: str
-    msg_class: Any
-    msgdef: str
-
-
-@dataclass(frozen=True)
-class RefusedTopic:
-    topic: str
-    type_name: str
-    reason: str
-
-
-def plan_raw_topics(
-    entries: Iterable[str],
-    *,
-    resolve_class: Callable[[str], Any] = message_class,
-    resolve_msgdef: Callable[[str], str] = rosbag2_msgdef,
-) -> tuple[list[RawTopic], list[RefusedTopic]]:
-    """Split the configured topics into those to record and those the policy refuses.
-
-    Raises:
-        ConfigError: a malformed entry, a duplicate topic, or a type that is not installed.
-    """
-    record: list[RawTopic] = []
-    refused: list[RefusedTopic] = []
-    seen: set[str] = set()
-    for entry in entries:
-        topic, type_name = parse_topic_entry(entry)
-        if topic in seen:
-            raise ConfigError(
-                f"topic {topic} is listed twice in record_topics", key="record_topics"
-            )
-        seen.add(topic)
-        try:
-            RecordKindPolicy.enforce_raw_topic_or_raise(topic, type_name)
-        except RecordSchemaError as err:
-            refused.append(RefusedTopic(topic, type_name, str(err)))
-            continue
-        record.append(
-            RawTopic(topic, type_name, resolve_class(type_name), resolve_msgdef(type_name))
-        )
-    return record, refused
+        parse_qos_overrides(self.raw_qos_overrides)
 
 
 # --- DDS loss accounting ------------------------------------------------------------
@@ -344,7 +210,9 @@ class DdsGapTracker:
 class FdrRecorderNode(LifecycleNode):
     """The flight data recorder node (see the module docstring for the lifecycle)."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, message_info: bool | None = None, **kwargs: Any) -> None:
+        # (msg, info) callbacks where rclpy has them; Humble's one-argument ones otherwise.
+        self._message_info = MESSAGE_INFO_CALLBACKS if message_info is None else message_info
         self._cfg: FdrConfig | None = None
         self._node_cfg: FdrNodeConfig | None = None
         self._recorder: FlightRecorder | None = None
@@ -357,6 +225,8 @@ class FdrRecorderNode(LifecycleNode):
         self._subs: list[Any] = []
         self._raw_subs: dict[str, tuple[Any, ReliabilityPolicy]] = {}
         self._raw_depth = 1000
+        self._qos_overrides: dict[str, ReliabilityPolicy] = {}
+        self._qos_recheck: Any = None
         self._io_timers: list[Any] = []
         self._flight_services: list[Any] = []
         self._sampler: HostHealthSampler | None = None
@@ -470,14 +340,26 @@ class FdrRecorderNode(LifecycleNode):
             self.create_subscription(
                 FdrRecord,
                 TOPIC_FDR_RECORDS,
-                self._on_record,
+                self._on_record if self._message_info else self._on_record_humble,
                 records_qos,
                 callback_group=self._records_group,
             )
         )
         self._raw_depth = node_cfg.raw_qos_depth
+        self._qos_overrides = parse_qos_overrides(node_cfg.raw_qos_overrides)
         for raw in self._raw:
-            self._subscribe_raw(raw, self._publishers_reliability(raw.topic))
+            reliability, why = wanted_reliability(
+                raw.topic, self._qos_overrides, self.get_publishers_info_by_topic(raw.topic)
+            )
+            self._subscribe_raw(raw, reliability)
+            log_event(
+                self._log,
+                logging.DEBUG,
+                "fdr.raw_subscribed",
+                topic=raw.topic,
+                reliability=reliability_name(reliability),
+                why=why,
+            )
         self._io_timers = [
             self.create_timer(1.0, self._adapt_raw_qos, callback_group=self._timer_group),
             self.create_timer(
@@ -499,20 +381,7 @@ class FdrRecorderNode(LifecycleNode):
         result: TransitionCallbackReturn = super().on_activate(state)
         return result
 
-    def _publishers_reliability(self, topic: str) -> ReliabilityPolicy:
-        """rosbag2's rule: reliable only if every publisher offers reliable.
-
-        A reliable subscription never matches a best-effort publisher (sensor
-        data such as /fc/navsat), so those would go unrecorded; a best-effort
-        subscription to reliable publishers would drop silently under load.
-        With no publisher yet, reliable; :meth:`_adapt_raw_qos` re-checks.
-        """
-        infos = self.get_publishers_info_by_topic(topic)
-        if infos and any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos):
-            return ReliabilityPolicy.BEST_EFFORT
-        return ReliabilityPolicy.RELIABLE
-
-    def _subscribe_raw(self, raw: Any, reliability: ReliabilityPolicy) -> None:
+    def _subscribe_raw(self, raw: RawTopic, reliability: ReliabilityPolicy) -> None:
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=self._raw_depth,
@@ -528,29 +397,64 @@ class FdrRecorderNode(LifecycleNode):
             self._raw_callback(raw, qos_yaml(qos)),
             qos,
             callback_group=self._raw_group,
+            event_callbacks=fdr_raw_topics.subscription_event_callbacks(
+                self._incompatible_qos_handler(raw.topic)
+            ),
             raw=True,
         )
         self._raw_subs[raw.topic] = (sub, reliability)
 
+    def _incompatible_qos_handler(self, topic: str) -> Callable[[Any], None]:
+        def on_event(_event: Any) -> None:
+            self._on_incompatible_qos(topic)
+
+        return on_event
+
+    def _on_incompatible_qos(self, topic: str) -> None:
+        """A publisher our subscription cannot match appeared: re-check at once.
+
+        Replaces rclpy's default handler (a WARN): following the publishers is the
+        recorder's job, not an operator's problem. The switch happens on the next
+        timer pass (a subscription is not destroyed from inside its own event).
+        """
+        log_event(self._log, logging.INFO, "fdr.raw_qos_incompatible_publisher", topic=topic)
+        if self._qos_recheck is None and self._active:
+            self._qos_recheck = self.create_timer(
+                _QOS_RECHECK_S, self._adapt_raw_qos, callback_group=self._timer_group
+            )
+
     def _adapt_raw_qos(self) -> None:
-        """Follow the publishers' reliability as they come and go (1 Hz)."""
+        """Follow the publishers' reliability as they come and go.
+
+        Every second, and within ``_QOS_RECHECK_S`` of an incompatible-QoS event. A
+        topic with an override keeps it; with no publisher left the subscription is
+        kept as it is.
+        """
+        if self._qos_recheck is not None:  # the one-shot re-check after an event
+            self.destroy_timer(self._qos_recheck)
+            self._qos_recheck = None
         for raw in self._raw:
             current = self._raw_subs.get(raw.topic)
-            wanted = self._publishers_reliability(raw.topic)
-            if current is not None and current[1] != wanted:
+            if current is None or raw.topic in self._qos_overrides:
+                continue
+            wanted, why = wanted_reliability(
+                raw.topic, self._qos_overrides, self.get_publishers_info_by_topic(raw.topic)
+            )
+            if why == "publishers" and current[1] != wanted:
                 self._subscribe_raw(raw, wanted)
                 log_event(
                     self._log,
                     logging.INFO,
                     "fdr.raw_qos_adapted",
                     topic=raw.topic,
-                    reliability="reliable"
-                    if wanted == ReliabilityPolicy.RELIABLE
-                    else "best_effort",
+                    reliability=reliability_name(wanted),
                 )
 
     def _stop_io(self) -> None:
         self._active = False
+        if self._qos_recheck is not None:
+            self.destroy_timer(self._qos_recheck)
+            self._qos_recheck = None
         for timer in self._io_timers:
             self.destroy_timer(timer)
         self._io_timers = []
@@ -676,6 +580,10 @@ class FdrRecorderNode(LifecycleNode):
 
     # -- inbound ---------------------------------------------------------------------------
 
+    def _on_record_humble(self, msg: Any) -> None:
+        """Humble's one-argument callback: no message info, so no DDS-loss count."""
+        self._on_record(msg, None)
+
     def _on_record(self, msg: Any, info: Mapping[str, Any] | None) -> None:
         try:
             record = msg_to_record(msg)
@@ -727,9 +635,12 @@ class FdrRecorderNode(LifecycleNode):
             rejected_total=self._rejected,
         )
 
-    def _raw_callback(
-        self, raw: RawTopic, qos_text: str
-    ) -> Callable[[bytes, Mapping[str, Any]], None]:
+    def _raw_callback(self, raw: RawTopic, qos_text: str) -> Callable[..., None]:
+        """The raw topic's subscription callback: ``(data, info)``, or ``(data)`` on Humble.
+
+        Raw messages are stamped with the node's clock at reception either way; the
+        message info only adds the publication sequence number (DDS-loss accounting).
+        """
         rec = self._recorder
         assert rec is not None
         write = rec.write_raw
@@ -744,7 +655,10 @@ class FdrRecorderNode(LifecycleNode):
             account(key, info.get("publication_sequence_number"), now, reason)
             write(topic, type_name, msgdef, data, now, qos_profiles=qos_text)
 
-        return on_raw
+        def on_raw_humble(data: bytes) -> None:
+            write(topic, type_name, msgdef, data, clock.now_ns(), qos_profiles=qos_text)
+
+        return on_raw if self._message_info else on_raw_humble
 
     # -- timers ----------------------------------------------------------------------------
 

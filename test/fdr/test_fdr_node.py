@@ -65,7 +65,9 @@ def ros() -> Iterator[None]:
         rclpy.shutdown()
 
 
-def _start_recorder(name: str, flight_root: Path, log: Path, topics: list[str]) -> Any:
+def _start_recorder(
+    name: str, flight_root: Path, log: Path, topics: list[str], *, extra: list[str] | None = None
+) -> Any:
     params = [
         "--ros-args",
         "-r",
@@ -79,6 +81,7 @@ def _start_recorder(name: str, flight_root: Path, log: Path, topics: list[str]) 
     ]
     if topics:  # an empty list has no type on the command line: keep the default
         params += ["-p", f"record_topics:={json.dumps(topics)}"]
+    params += extra or []
     return subprocess.Popen(
         [sys.executable, _exe("fdr_recorder_node"), *params],
         stdout=log.open("wb"),

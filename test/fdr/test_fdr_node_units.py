@@ -113,3 +113,34 @@ def test_dds_gap_tracker_counts_holes_per_producer() -> None:
     assert t.resets == 1
     assert t.observe("a", None, 180) is None  # RMW without sequence numbers
     assert t.lost_total == 3
+
+
+def test_qos_overrides_parse_and_decide_before_any_publisher() -> None:
+    from types import SimpleNamespace
+
+    from rclpy.qos import ReliabilityPolicy
+
+    from gps_denied_onboard.nodes.fdr_raw_topics import parse_qos_overrides, wanted_reliability
+
+    overrides = parse_qos_overrides(["/fc/navsat:best_effort", "/fc/status:reliable"])
+    assert overrides == {
+        "/fc/navsat": ReliabilityPolicy.BEST_EFFORT,
+        "/fc/status": ReliabilityPolicy.RELIABLE,
+    }
+    for bad in (["/fc/navsat:fast"], ["navsat:best_effort"], ["/a:reliable", "/a:best_effort"]):
+        with pytest.raises(ConfigError, match="raw_qos_overrides"):
+            parse_qos_overrides(bad)
+    with pytest.raises(ConfigError, match="raw_qos_overrides"):
+        FdrNodeConfig(raw_qos_overrides=("/x:maybe",))
+
+    def pub(rel: ReliabilityPolicy) -> SimpleNamespace:
+        return SimpleNamespace(qos_profile=SimpleNamespace(reliability=rel))
+
+    be, rel = ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE
+    # the override wins over what is discovered, and applies with nothing discovered
+    assert wanted_reliability("/fc/navsat", overrides, []) == (be, "override")
+    assert wanted_reliability("/fc/navsat", overrides, [pub(rel)]) == (be, "override")
+    # rosbag2's rule: reliable only when every publisher offers it
+    assert wanted_reliability("/t", overrides, [pub(rel), pub(rel)]) == (rel, "publishers")
+    assert wanted_reliability("/t", overrides, [pub(rel), pub(be)]) == (be, "publishers")
+    assert wanted_reliability("/t", overrides, []) == (rel, "no_publisher_yet")
