@@ -9,8 +9,11 @@
         ├── TileNotFound            no such tile (also a KeyError)
         ├── TileMetadataError       the database side failed or refused (duplicate
         │                           natural key, pool timeout, lost connection)
-        └── TilePixelError          the filesystem side failed (write, fsync, rename,
-                                    mmap of a missing or damaged file)
+        ├── TilePixelError          the filesystem side failed (write, fsync, rename,
+        │                           mmap of a missing or damaged file)
+        └── TileOwnershipError      the store may not change this tile root
+            ├── TileRootLockedError     another read-write store owns the tile root
+            └── TileStoreReadOnlyError  a write asked of a read-only store
 
 Migrations are a start-up step, not part of the store's run time: their
 :class:`~gps_denied_onboard.tile_cache.migrations.MigrationError` sits directly
@@ -77,3 +80,32 @@ class TilePixelError(TileCacheError):
     def __init__(self, message: str, *, tile_id: str | None = None, path: str | None = None):
         super().__init__(message, tile_id=tile_id)
         self.path = path
+
+
+class TileOwnershipError(TileCacheError):
+    """The store may not change this tile root.
+
+    Attributes:
+        tile_root: the tile root concerned.
+    """
+
+    def __init__(self, message: str, *, tile_root: str) -> None:
+        super().__init__(message)
+        self.tile_root = tile_root
+
+
+class TileRootLockedError(TileOwnershipError):
+    """Another read-write store (this process or another) owns the tile root.
+
+    Attributes:
+        holder_pid: the owner's pid as it wrote it in the lock file, if known.
+    """
+
+    def __init__(self, message: str, *, tile_root: str, holder_pid: int | None = None) -> None:
+        super().__init__(message, tile_root=tile_root)
+        self.holder_pid = holder_pid
+
+
+class TileStoreReadOnlyError(TileOwnershipError):
+    """A write (put, evict, vote, upload mark, sector, freshness refresh) was
+    asked of a store opened read-only."""

@@ -11,13 +11,29 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from gps_denied_onboard.tile_cache.errors import TileValidationError
+
 MAX_LATITUDE: Final = 85.0511287798066
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
 
 
 @dataclass(frozen=True)
 class BBox:
     """A latitude/longitude box in degrees. ``min_longitude > max_longitude``
-    means the box crosses the antimeridian."""
+    means the box crosses the antimeridian.
+
+    Raises:
+        TileValidationError: (a ``ValueError``) a corner that is not a finite
+            number, or out of range.
+    """
 
     min_latitude: float
     min_longitude: float
@@ -26,16 +42,19 @@ class BBox:
 
     def __post_init__(self) -> None:
         values = (self.min_latitude, self.min_longitude, self.max_latitude, self.max_longitude)
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"bbox values must be finite, got {values}")
+        if not all(_finite(v) for v in values):
+            raise TileValidationError(
+                f"bbox values must be finite numbers, got {values!r:.200}", field="bbox"
+            )
         if not (-90.0 <= self.min_latitude <= self.max_latitude <= 90.0):
-            raise ValueError(
+            raise TileValidationError(
                 f"bbox latitudes must satisfy -90 <= min <= max <= 90, got "
-                f"{self.min_latitude}..{self.max_latitude}"
+                f"{self.min_latitude}..{self.max_latitude}",
+                field="bbox",
             )
         for lon in (self.min_longitude, self.max_longitude):
             if not -180.0 <= lon <= 180.0:
-                raise ValueError(f"bbox longitude {lon} outside -180..180")
+                raise TileValidationError(f"bbox longitude {lon} outside -180..180", field="bbox")
 
     def contains(self, latitude: float, longitude: float) -> bool:
         if not self.min_latitude <= latitude <= self.max_latitude:

@@ -26,11 +26,16 @@ ZERO_UUID: Final = UUID(int=0)
 MAX_ZOOM: Final = 24
 
 #: A source names where a tile came from (``satellite``, ``naip``, ``in_flight``).
-#: It ends up in the natural key and in logs, never in a file path.
-SOURCE_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,31}$")
+#: It ends up in the natural key and in logs, never in a file path. Always
+#: applied with ``fullmatch`` (a ``$`` under ``match`` would let "naip\\n" in).
+SOURCE_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_\-]{0,31}")
 IN_FLIGHT_SOURCE: Final = "in_flight"
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+#: The canonical text form of a UUID, 8-4-4-4-12 hex digits (either case).
+UUID_PATTERN: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 
 def check_zxy(zoom: int, x: int, y: int) -> None:
@@ -56,43 +61,46 @@ def check_source(source: str) -> str:
 
     Raises:
         TileValidationError: empty, too long, upper case, or any character
-            outside ``[a-z0-9_-]`` (so no ``/``, ``..`` or NUL can get through).
+            outside ``[a-z0-9_-]`` (so no ``/``, ``..``, NUL or trailing newline
+            can get through).
     """
-    if not isinstance(source, str) or not SOURCE_PATTERN.match(source):
+    if not isinstance(source, str) or not SOURCE_PATTERN.fullmatch(source):
         raise TileValidationError(
             f"source must match {SOURCE_PATTERN.pattern}, got {source!r}", field="source"
         )
     return source
 
 
-def parse_flight_id(flight_id: UUID | str | None) -> UUID | None:
-    """Normalise a flight id: None or "" means no flight; anything else must be a UUID.
+def parse_uuid(value: object, field: str) -> UUID:
+    """A UUID given as :class:`~uuid.UUID` or in its canonical text form.
+
+    ``uuid.UUID()`` also takes 32 bare hex digits, braces, a ``urn:uuid:``
+    prefix and dashes anywhere: none of those is accepted here, so one id has
+    one spelling.
 
     Raises:
-        TileValidationError: a string that is not a canonical or hex UUID, or
-            the zero UUID (reserved for "no flight" inside the natural key).
+        TileValidationError: anything else (``field`` names the input).
     """
-    if flight_id is None:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and UUID_PATTERN.fullmatch(value):
+        return UUID(value)
+    raise TileValidationError(
+        f"{field} is not a UUID in 8-4-4-4-12 form: {value!r:.80}", field=field
+    )
+
+
+def parse_flight_id(flight_id: UUID | str | None) -> UUID | None:
+    """Normalise a flight id: None or "" means no flight; anything else must be
+    a UUID in canonical 8-4-4-4-12 form.
+
+    Raises:
+        TileValidationError: any other string or type, or the zero UUID
+            (reserved for "no flight" inside the natural key).
+    """
+    if flight_id is None or (isinstance(flight_id, str) and flight_id == ""):
         return None
-    if isinstance(flight_id, UUID):
-        value = flight_id
-    elif isinstance(flight_id, str):
-        text = flight_id.strip()
-        if not text:
-            return None
-        if len(text) not in (32, 36) or not re.fullmatch(r"[0-9a-fA-F\-]+", text):
-            raise TileValidationError(f"flight_id is not a UUID: {flight_id!r}", field="flight_id")
-        try:
-            value = UUID(text)
-        except ValueError as err:
-            raise TileValidationError(
-                f"flight_id is not a UUID: {flight_id!r}", field="flight_id"
-            ) from err
-    else:
-        raise TileValidationError(
-            f"flight_id must be a UUID or string, got {type(flight_id).__name__}",
-            field="flight_id",
-        )
+    value = parse_uuid(flight_id, "flight_id")
     if value == ZERO_UUID:
         raise TileValidationError("flight_id may not be the zero UUID", field="flight_id")
     return value
@@ -105,7 +113,7 @@ def check_sha256(value: str) -> str:
         TileValidationError: not 64 hex characters.
     """
     text = value.lower() if isinstance(value, str) else ""
-    if not _HEX64.match(text):
+    if not _HEX64.fullmatch(text):
         raise TileValidationError(
             f"content_sha256 must be 64 hex characters, got {value!r}", field="content_sha256"
         )

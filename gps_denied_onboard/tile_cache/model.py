@@ -47,7 +47,9 @@ class TileWrite:
     quality: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quality", _frozen(self.quality))
+        # anything else is left for the store to refuse (typed, and recorded)
+        if isinstance(self.quality, Mapping):
+            object.__setattr__(self, "quality", _frozen(self.quality))
 
 
 def quality_score(value: Any) -> float:

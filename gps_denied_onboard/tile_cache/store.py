@@ -15,7 +15,17 @@ construction's reconciliation, i.e. the old state); after COMMIT row and
 files are all durable (the new state). Eviction deletes rows first and files
 after the commit, so its crash window also leaves only orphan files.
 
-Reads: the node is the only writer, so an in-process LRU index of recently
+Ownership: a read-write store holds ``<tile_root>/.tile_cache.lock`` for its
+lifetime (:mod:`.ownership`), so it is the only writer of its tile root and
+database rows, and its start-up reconciliation cannot race another writer. A
+second read-write store fails with ``TileRootLockedError``. A read-only store
+(``read_only=True``: operator tools, other readers) takes no lock, never
+reconciles, and refuses every write with ``TileStoreReadOnlyError``.
+
+Inputs: every public method checks its arguments once, first, through
+:mod:`.validation`; anything malformed is a ``TileValidationError``.
+
+Reads: the store is the only writer, so an in-process LRU index of recently
 used tiles (kept coherent on write, eviction, votes and uploads) serves
 ``get_tile`` without a database round trip; freshness is a comparison of the
 injected clock against deadlines computed once per entry. Access times are
@@ -26,103 +36,85 @@ parameterised only.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 from uuid import UUID
 
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from gps_denied_onboard.clock import Clock, ns_to_datetime
 from gps_denied_onboard.embedded_pg import resolve_dsn
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.records import FlightRecord, RecordSink
+from gps_denied_onboard.rootlock import DirectoryLock
 from gps_denied_onboard.tile_cache import freshness as fr
-from gps_denied_onboard.tile_cache import pixels
+from gps_denied_onboard.tile_cache import ownership, pixels
 from gps_denied_onboard.tile_cache.config import TileCacheConfig
 from gps_denied_onboard.tile_cache.errors import (
     TileCacheError,
     TileMetadataError,
     TileNotFound,
     TilePixelError,
+    TileStoreReadOnlyError,
     TileValidationError,
 )
-from gps_denied_onboard.tile_cache.geo import BBox, bbox_tile_ranges, tile_bbox, tile_center
-from gps_denied_onboard.tile_cache.identity import (
-    check_sha256,
-    check_source,
-    check_zxy,
-    derive_location_hash,
-    derive_tile_id,
-    parse_flight_id,
-)
+from gps_denied_onboard.tile_cache.geo import BBox, bbox_tile_ranges
+from gps_denied_onboard.tile_cache.identity import check_zxy, derive_tile_id
 from gps_denied_onboard.tile_cache.model import (
     CacheStats,
     EvictionResult,
-    JsonObject,
     ReconcileReport,
     TileMetadata,
     TileRead,
     TileWrite,
     VoteTally,
-    metadata_dict,
-    quality_score,
 )
+from gps_denied_onboard.tile_cache.queries import (
+    INSERT_TILE,
+    PENDING,
+    SELECT_TILES,
+    insert_row,
+    rank_key,
+    row_meta,
+    tally,
+)
+from gps_denied_onboard.tile_cache.validation import (
+    SIDECAR_FIELDS,
+    Prepared,
+    check_bbox,
+    check_filters,
+    check_flag,
+    check_int,
+    check_limit,
+    check_name,
+    check_writes,
+    describe_write,
+    prepare_write,
+    sidecar_bytes,
+    tile_uuid,
+    tile_uuids,
+    us_floor,
+)
+
+__all__ = [
+    "EVICT_BATCH",
+    "PRODUCER",
+    "SIDECAR_FIELDS",
+    "PostgresFilesystemStore",
+    "rank_key",
+    "sidecar_bytes",
+]
 
 PRODUCER: Final = "tile_cache"
 EVICT_BATCH: Final = 256
-
-# Times come back as epoch microseconds and the quality JSON as text: both are
-# several times cheaper to load than datetimes and parsed jsonb (bbox hot path).
-_SELECT = (
-    "SELECT t.tile_uuid, t.zoom, t.x, t.y, t.source, t.flight_id, t.latitude, t.longitude, "
-    "(extract(epoch FROM t.captured_at) * 1000000)::int8, t.tile_quality_metadata::text, "
-    "t.content_sha256, t.disk_bytes, t.location_hash, "
-    "(extract(epoch FROM t.uploaded_at) * 1000000)::int8, "
-    "COALESCE(v.agree, 0), COALESCE(v.disagree, 0), "
-    "CASE WHEN jsonb_typeof(t.tile_quality_metadata -> 'score') = 'number' "
-    "THEN (t.tile_quality_metadata ->> 'score')::float8 END "
-    "FROM tiles t LEFT JOIN tile_votes v ON v.location_hash = t.location_hash "
-)
-_INSERT = (
-    "INSERT INTO tiles (zoom, x, y, source, flight_id, latitude, longitude, captured_at, "
-    "freshness_status, tile_quality_metadata, file_path, created_at, updated_at, tile_uuid, "
-    "location_hash, content_sha256, disk_bytes, accessed_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-    "RETURNING (SELECT ARRAY[v.agree, v.disagree] FROM tile_votes v "
-    "WHERE v.location_hash = tiles.location_hash)"
-)
-_PENDING = "t.flight_id IS NOT NULL AND t.uploaded_at IS NULL"
-
-
-def _us_floor(ns: int) -> int:
-    """PostgreSQL keeps microseconds: round-trip-safe nanoseconds."""
-    return ns - ns % 1_000
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A validated write: everything the transaction needs, computed without I/O.
-
-    ``meta`` is the tile as it will be stored (freshness and votes are filled
-    in at commit time)."""
-
-    meta: TileMetadata
-    data: bytes
-    sidecar: bytes
-    rel_jpeg: str
 
 
 class _Entry:
@@ -153,6 +145,10 @@ class PostgresFilesystemStore:
     """The tile store. Build it with :meth:`from_config`; close it with :meth:`close`.
 
     Thread-safe: reads run concurrently, writes (put, evict, mark) are serialised.
+
+    Attributes:
+        read_only: opened for reading only (no tile root lock, no reconcile,
+            writes refused).
     """
 
     def __init__(
@@ -162,8 +158,12 @@ class PostgresFilesystemStore:
         sink: RecordSink,
         logger: logging.Logger,
         pool: psycopg_pool.ConnectionPool,
+        *,
+        read_only: bool = False,
     ) -> None:
         self.config = config
+        self.read_only = read_only
+        self._root_lock: DirectoryLock | None = None
         self.root = Path(config.tile_root).absolute()
         self._clock = clock
         self._sink = sink
@@ -198,16 +198,24 @@ class PostgresFilesystemStore:
         sink: RecordSink,
         logger: logging.Logger,
         *,
+        read_only: bool = False,
         reconcile: bool = True,
     ) -> PostgresFilesystemStore:
-        """Open the pool, check the schema, load sectors and rules, reconcile
-        files against rows (unless ``reconcile=False``, for read-only tools) and
-        log ``c6.store.construct``.
+        """Open the pool, check the schema, take the tile root (read-write
+        only), load sectors and rules, reconcile files against rows (read-write
+        only) and log ``c6.store.construct``.
+
+        Args:
+            read_only: open for reading: no lock, no reconcile, writes refused
+                (operator tools, readers beside the node). ``reconcile=False``
+                is the older spelling of the same thing.
 
         Raises:
+            TileRootLockedError: another read-write store owns ``tile_root``.
             TileMetadataError: no DSN, database unreachable, schema not at head.
-            TilePixelError: the tile root cannot be created.
+            TilePixelError: the tile root cannot be created or locked.
         """
+        read_only = read_only or not reconcile
         dsn = resolve_dsn(config.dsn)
         if dsn is None:
             raise TileMetadataError(
@@ -228,15 +236,18 @@ class PostgresFilesystemStore:
         except psycopg_pool.PoolTimeout as err:
             pool.close()
             raise TileMetadataError(f"cannot connect to the tile database: {err}") from err
-        store = cls(config, clock, sink, logger, pool)
+        store = cls(config, clock, sink, logger, pool, read_only=read_only)
         try:
-            store._start(reconcile=reconcile)
+            store._start()
         except BaseException:
+            store._closed = True
             pool.close()
+            store._release_root()
             raise
         return store
 
-    def _start(self, *, reconcile: bool) -> None:
+    def _start(self) -> None:
+        reconcile = not self.read_only
         from gps_denied_onboard.tile_cache.migrations import MigrationError, head_revision
 
         try:
@@ -257,6 +268,7 @@ class PostgresFilesystemStore:
                 "apply migrations first"
             )
         if reconcile:
+            self._root_lock = ownership.own_tile_root(self.root)
             try:
                 pixels.ensure_dir(self.root, pixels.TILES_DIR)
             except OSError as err:
@@ -265,7 +277,9 @@ class PostgresFilesystemStore:
                 ) from err
         self.reload_policy()
         if reconcile:
-            self.reconcile_report = self._reconcile()
+            self.reconcile_report = ownership.reconcile(
+                self.root, self._conn, self._reconcile_meta, self._log
+            )
         self._load_totals()
         if reconcile:
             self.refresh_freshness()
@@ -280,17 +294,35 @@ class PostgresFilesystemStore:
             "pending_upload": self._pending,
             "budget_bytes": self.config.disk_budget_bytes,
         }
-        log_event(self._log, logging.INFO, "c6.store.construct", **fields)
+        log_event(
+            self._log, logging.INFO, "c6.store.construct", read_only=self.read_only, **fields
+        )
         self._emit("c6.store.construct", fields)
 
     def close(self) -> None:
-        """Flush buffered access times and close the pool. Idempotent."""
+        """Flush buffered access times, close the pool, release the tile root.
+        Idempotent."""
         if self._closed:
             return
         with suppress(TileCacheError):
             self.flush_access()
         self._closed = True
-        self._pool.close()
+        try:
+            self._pool.close()
+        finally:
+            self._release_root()
+
+    def _release_root(self) -> None:
+        lock, self._root_lock = self._root_lock, None
+        if lock is not None:
+            lock.release()
+
+    def _writable(self, what: str) -> None:
+        """Refuse a write on a read-only store."""
+        if self.read_only:
+            raise TileStoreReadOnlyError(
+                f"{what} refused: store on {self.root} is read-only", tile_root=str(self.root)
+            )
 
     def __enter__(self) -> PostgresFilesystemStore:
         return self
@@ -321,29 +353,10 @@ class PostgresFilesystemStore:
         return self.root / pixels.relative_dir(zoom, x) / f"{tile_id}{suffix}"
 
     def _row_meta(self, row: Sequence[Any], now_ns: int) -> tuple[TileMetadata, fr.Deadlines]:
-        captured = row[8] * 1_000
-        deadlines = self._policy.deadlines(captured, row[6], row[7])
-        meta = TileMetadata(
-            tile_id=row[0],
-            zoom=row[1],
-            x=row[2],
-            y=row[3],
-            source=row[4],
-            flight_id=row[5],
-            latitude=row[6],
-            longitude=row[7],
-            captured_at_ns=captured,
-            freshness_status=deadlines.status_at(now_ns),
-            quality=JsonObject(row[9]),
-            content_sha256=row[10],
-            disk_bytes=int(row[11] or 0),
-            location_hash=row[12],
-            uploaded_at_ns=None if row[13] is None else row[13] * 1_000,
-            votes_agree=int(row[14]),
-            votes_disagree=int(row[15]),
-            quality_score=quality_score(row[16]),
-        )
-        return meta, deadlines
+        return row_meta(row, self._policy, now_ns)
+
+    def _reconcile_meta(self, row: Sequence[Any]) -> TileMetadata:
+        return self._row_meta(row, self._clock.now_ns())[0]
 
     # ------------------------------------------------------------ read index
     def _index_put(self, meta: TileMetadata, deadlines: fr.Deadlines, now_ns: int) -> _Entry:
@@ -412,7 +425,9 @@ class PostgresFilesystemStore:
         """
         key = (zoom, x, y, source, flight_id)
         with self._lock:
-            entry = self._by_key.get(key)
+            # a key enters the index only after derive_tile_id checked it, so
+            # a hit is a valid address: the hot path skips the checks
+            entry = self._by_key.get(key) if _plain_key(key) else None
             self._hits += entry is not None
         if entry is None:
             entry = self._entry(derive_tile_id(zoom, x, y, source, flight_id), key)
@@ -425,7 +440,7 @@ class PostgresFilesystemStore:
             TileValidationError: not a UUID.
             TileNotFound: no such tile.
         """
-        return self._serve(self._entry(_tile_uuid(tile_id)))
+        return self._serve(self._entry(tile_uuid(tile_id)))
 
     def _entry(self, tile_id: UUID, key: tuple[Any, ...] | None = None) -> _Entry:
         """The index entry of ``tile_id``, loaded on a miss; ``key`` becomes an alias."""
@@ -449,7 +464,8 @@ class PostgresFilesystemStore:
             if self._by_id.get(tile_id) is entry:
                 self._by_id.move_to_end(tile_id)
             meta = self._current(entry, now)
-            self._access[tile_id] = now
+            if not self.read_only:
+                self._access[tile_id] = now
             flush = len(self._access) >= self.config.access_flush_batch
         data = self._read_file(entry.path, tile_id)
         if flush:
@@ -462,7 +478,7 @@ class PostgresFilesystemStore:
         Raises:
             TileNotFound: no such tile.
         """
-        tid = _tile_uuid(tile_id)
+        tid = tile_uuid(tile_id)
         now = self._clock.now_ns()
         with self._lock:
             entry = self._by_id.get(tid)
@@ -473,7 +489,11 @@ class PostgresFilesystemStore:
     def find(
         self, zoom: int, x: int, y: int, source: str, flight_id: UUID | str | None = None
     ) -> TileMetadata | None:
-        """Metadata of the tile with this natural key, or None."""
+        """Metadata of the tile with this natural key, or None.
+
+        Raises:
+            TileValidationError: malformed address, source or flight id.
+        """
         try:
             return self.get_metadata(derive_tile_id(zoom, x, y, source, flight_id))
         except TileNotFound:
@@ -490,13 +510,14 @@ class PostgresFilesystemStore:
         handle = pixels.MmapTilePixelHandle(
             self._path(meta.zoom, meta.x, meta.tile_id), tile_id=str(meta.tile_id)
         )
-        with self._lock:
-            self._access[meta.tile_id] = self._clock.now_ns()
+        if not self.read_only:
+            with self._lock:
+                self._access[meta.tile_id] = self._clock.now_ns()
         return handle.open()
 
     def _load_entry(self, tile_id: UUID, now_ns: int) -> _Entry:
         with self._conn() as conn:
-            row = conn.execute(_SELECT + "WHERE t.tile_uuid = %s", (tile_id,)).fetchone()
+            row = conn.execute(SELECT_TILES + "WHERE t.tile_uuid = %s", (tile_id,)).fetchone()
         if row is None:
             raise TileNotFound(f"no tile {tile_id}", tile_id=str(tile_id))
         meta, deadlines = self._row_meta(row, now_ns)
@@ -538,11 +559,10 @@ class PostgresFilesystemStore:
             TileValidationError: bad zoom, limit, or a bbox wider than
                 ``bbox_max_columns`` tiles.
         """
+        bbox = check_bbox(bbox)
         check_zxy(zoom, 0, 0)
-        if limit is None or limit == 0:
-            limit = self.config.bbox_default_limit
-        if limit < 0:
-            raise TileValidationError(f"limit must be >= 0, got {limit}", field="limit")
+        limit = check_limit(limit, self.config.bbox_default_limit)
+        include_rejected = check_flag(include_rejected, "include_rejected")
         xs, (y0, y1) = bbox_tile_ranges(bbox, zoom)
         if len(xs) > self.config.bbox_max_columns:
             raise TileValidationError(
@@ -552,7 +572,7 @@ class PostgresFilesystemStore:
             )
         with self._conn() as conn:
             rows = conn.execute(
-                _SELECT + "WHERE t.zoom = %s AND t.x = ANY(%s) AND t.y BETWEEN %s AND %s "
+                SELECT_TILES + "WHERE t.zoom = %s AND t.x = ANY(%s) AND t.y BETWEEN %s AND %s "
                 "AND t.tile_uuid IS NOT NULL",
                 (zoom, xs, y0, y1),
                 binary=True,
@@ -565,12 +585,18 @@ class PostgresFilesystemStore:
         return metas[:limit]
 
     def list_pending_uploads(self, limit: int | None = None) -> list[TileMetadata]:
-        """Tiles captured in flight and not yet marked uploaded, oldest capture first."""
-        sql = _SELECT + f"WHERE {_PENDING} ORDER BY t.captured_at, t.id"
+        """Tiles captured in flight and not yet marked uploaded, oldest capture
+        first; ``limit`` None or 0 means all.
+
+        Raises:
+            TileValidationError: a limit that is not a non-negative int.
+        """
+        limit = check_limit(limit, 0)
+        sql = SELECT_TILES + f"WHERE {PENDING} ORDER BY t.captured_at, t.id"
         params: tuple[Any, ...] = ()
         if limit:
             sql += " LIMIT %s"
-            params = (int(limit),)
+            params = (limit,)
         with self._conn() as conn:
             rows = conn.execute(sql, params).fetchall()
         now = self._clock.now_ns()
@@ -578,16 +604,25 @@ class PostgresFilesystemStore:
 
     def iter_tiles(self, where: Mapping[str, Any] | None = None) -> Iterator[TileMetadata]:
         """Every stored tile (for tools), optionally filtered on equality of
-        ``zoom``, ``x``, ``y``, ``source``, ``flight_id`` or ``freshness_status``."""
-        allowed = ("zoom", "x", "y", "source", "flight_id", "freshness_status")
+        ``zoom``, ``x``, ``y``, ``source``, ``flight_id`` or ``freshness_status``.
+
+        Raises:
+            TileValidationError: an unknown column or a malformed value (checked
+                when the iterator is created, before any query).
+        """
+        filters = check_filters(where)
+        return self._iter_tiles(filters)
+
+    def _iter_tiles(self, filters: list[tuple[str, Any]]) -> Iterator[TileMetadata]:
         clauses = ["t.tile_uuid IS NOT NULL"]
         params: list[Any] = []
-        for name, value in (where or {}).items():
-            if name not in allowed:
-                raise TileValidationError(f"cannot filter on {name!r}", field=name)
+        for name, value in filters:
+            if value is None:  # flight_id "" = reference imagery
+                clauses.append(f"t.{name} IS NULL")
+                continue
             clauses.append(f"t.{name} = %s")
             params.append(value)
-        sql = _SELECT + "WHERE " + " AND ".join(clauses) + " ORDER BY t.zoom, t.x, t.y, t.id"
+        sql = SELECT_TILES + "WHERE " + " AND ".join(clauses) + " ORDER BY t.zoom, t.x, t.y, t.id"
         now = self._clock.now_ns()
         with (
             self._conn() as conn,
@@ -619,7 +654,7 @@ class PostgresFilesystemStore:
         with self._conn() as conn:
             row = conn.execute(
                 "SELECT count(*), COALESCE(sum(disk_bytes), 0), "
-                f"count(*) FILTER (WHERE {_PENDING}), min(captured_at), max(captured_at) "
+                f"count(*) FILTER (WHERE {PENDING}), min(captured_at), max(captured_at) "
                 "FROM tiles t WHERE t.tile_uuid IS NOT NULL"
             ).fetchone()
             assert row is not None
@@ -650,80 +685,6 @@ class PostgresFilesystemStore:
         }
 
     # ----------------------------------------------------------------- writes
-    def _prepare(self, write: TileWrite) -> _Prepared:
-        """Validate ``write`` and check its hash; pure, no I/O.
-
-        Raises:
-            TileValidationError: any bad field, or sha256 mismatch.
-        """
-        check_zxy(write.zoom, write.x, write.y)
-        source = check_source(write.source)
-        flight = parse_flight_id(write.flight_id)
-        declared = check_sha256(write.content_sha256)
-        pixels.check_jpeg(write.data, self.config.max_tile_bytes)
-        data = bytes(write.data)
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != declared:
-            raise TileValidationError(
-                f"content_sha256 mismatch: declared {declared}, data hashes to {actual}",
-                field="content_sha256",
-            )
-        if write.latitude is None and write.longitude is None:
-            lat, lon = tile_center(write.zoom, write.x, write.y)
-        elif write.latitude is None or write.longitude is None:
-            raise TileValidationError("give both latitude and longitude or neither", field="latlon")
-        else:
-            lat, lon = float(write.latitude), float(write.longitude)
-            box = tile_bbox(write.zoom, write.x, write.y)
-            eps = 1e-9
-            inside = (
-                math.isfinite(lat)
-                and math.isfinite(lon)
-                and box.min_latitude - eps <= lat <= box.max_latitude + eps
-                and box.min_longitude - eps <= lon <= box.max_longitude + eps
-            )
-            if not inside:
-                raise TileValidationError(
-                    f"point ({lat}, {lon}) is outside tile {write.zoom}/{write.x}/{write.y}",
-                    field="latlon",
-                )
-        captured = write.captured_at_ns
-        if captured is None:
-            captured = self._clock.now_ns()
-        if isinstance(captured, bool) or not isinstance(captured, int) or captured < 0:
-            raise TileValidationError(
-                f"captured_at_ns must be a non-negative int, got {captured!r}",
-                field="captured_at_ns",
-            )
-        captured = _us_floor(captured)
-        tile_id = derive_tile_id(write.zoom, write.x, write.y, source, flight)
-        location = derive_location_hash(write.zoom, write.x, write.y)
-        quality = dict(write.quality)
-        meta = TileMetadata(
-            tile_id=tile_id,
-            zoom=write.zoom,
-            x=write.x,
-            y=write.y,
-            source=source,
-            flight_id=flight,
-            latitude=lat,
-            longitude=lon,
-            captured_at_ns=captured,
-            freshness_status=fr.FRESH,
-            content_sha256=declared,
-            disk_bytes=0,
-            location_hash=location,
-            quality=MappingProxyType(quality),
-            quality_score=quality_score(quality.get("score")),
-        )
-        sidecar = sidecar_bytes(meta)
-        return _Prepared(
-            meta=replace(meta, disk_bytes=len(data) + len(sidecar)),
-            data=data,
-            sidecar=sidecar,
-            rel_jpeg=pixels.relative_jpeg_path(write.zoom, write.x, tile_id),
-        )
-
     def put_tile(self, write: TileWrite) -> TileMetadata:
         """Store one tile durably (see the module docstring for the order).
 
@@ -732,6 +693,7 @@ class PostgresFilesystemStore:
             TileMetadataError: duplicate natural key (nothing written) or a
                 database failure (files compensated).
             TilePixelError: the files could not be written (row rolled back).
+            TileStoreReadOnlyError: the store is read-only.
         """
         return self.put_tiles([write])[0]
 
@@ -745,10 +707,22 @@ class PostgresFilesystemStore:
             TileValidationError, TileMetadataError, TilePixelError: as
             :meth:`put_tile`; on any failure no tile of the batch is stored.
         """
-        prepared: list[_Prepared] = []
+        try:
+            writes = check_writes(writes)
+        except TileValidationError as err:
+            self._write_failed(writes, "validation", err)
+            raise
+        try:
+            self._writable("put_tiles")
+        except TileStoreReadOnlyError as err:
+            for write in writes:
+                self._write_failed(write, "read_only", err)
+            raise
+        prepared: list[Prepared] = []
+        now = self._clock.now_ns()
         for write in writes:
             try:
-                prepared.append(self._prepare(write))
+                prepared.append(prepare_write(write, self.config.max_tile_bytes, now))
             except TileValidationError as err:
                 self._write_failed(write, "validation", err)
                 raise
@@ -769,7 +743,7 @@ class PostgresFilesystemStore:
         self._after_writes()
         return metas
 
-    def _commit_batch(self, batch: Sequence[_Prepared]) -> list[TileMetadata]:
+    def _commit_batch(self, batch: Sequence[Prepared]) -> list[TileMetadata]:
         now = self._clock.now_ns()
         now_dt = ns_to_datetime(now)
         deadlines = [
@@ -784,18 +758,18 @@ class PostgresFilesystemStore:
                 try:
                     with conn.transaction(), conn.cursor() as cur:
                         rows = [
-                            _insert_row(p, d.status_at(now), now_dt)
+                            insert_row(p, d.status_at(now), now_dt)
                             for p, d in zip(batch, deadlines, strict=True)
                         ]
                         # the INSERT returns the cell's vote tally: no extra round trip
                         votes: list[tuple[int, int]] = []
                         if len(rows) == 1:
-                            cur.execute(_INSERT, rows[0])
-                            votes.append(_tally(cur.fetchone()))
+                            cur.execute(INSERT_TILE, rows[0])
+                            votes.append(tally(cur.fetchone()))
                         else:  # one pipelined round trip for the whole batch
-                            cur.executemany(_INSERT, rows, returning=True)
+                            cur.executemany(INSERT_TILE, rows, returning=True)
                             while True:
-                                votes.append(_tally(cur.fetchone()))
+                                votes.append(tally(cur.fetchone()))
                                 if not cur.nextset():
                                     break
                         self._write_files(batch, written)
@@ -847,7 +821,7 @@ class PostgresFilesystemStore:
             self._emit("c6.write", payload)
         return metas
 
-    def _write_files(self, batch: Sequence[_Prepared], written: list[Path]) -> None:
+    def _write_files(self, batch: Sequence[Prepared], written: list[Path]) -> None:
         """Write every tile's JPEG and sidecar (see :func:`pixels.write_files_atomically`)."""
         files: list[tuple[Path, bytes]] = []
         try:
@@ -871,22 +845,15 @@ class PostgresFilesystemStore:
             self.evict_to_budget()
 
     def _write_failed(
-        self, write: TileWrite, reason: str, err: Exception, tile_id: UUID | None = None
+        self, write: object, reason: str, err: Exception, tile_id: UUID | None = None
     ) -> None:
         with self._lock:
             self._write_failures += 1
-        payload: dict[str, Any] = {
-            "zoom": write.zoom,
-            "x": write.x,
-            "y": write.y,
-            "source": str(write.source)[:64],
-            "reason": reason,
-            "error": f"{type(err).__name__}: {err}"[:500],
-        }
+        payload: dict[str, Any] = describe_write(write)
+        payload["reason"] = reason
+        payload["error"] = f"{type(err).__name__}: {err}"[:500]
         if tile_id is not None:
             payload["tile_id"] = str(tile_id)
-        if write.flight_id:
-            payload["flight_id"] = str(write.flight_id)[:64]
         self._emit("c6.write_failed", payload)
         log_event(self._log, logging.WARNING, "c6.write_failed", **payload)
 
@@ -899,7 +866,7 @@ class PostgresFilesystemStore:
         """
         with self._lock:
             batch, self._access = self._access, {}
-        if not batch:
+        if not batch or self.read_only:
             return 0
         ids = list(batch)
         stamps = [ns_to_datetime(batch[i]) for i in ids]
@@ -932,6 +899,7 @@ class PostgresFilesystemStore:
         Raises:
             TileMetadataError: the database failed.
         """
+        self._writable("evict_to_budget")
         budget = self.config.disk_budget_bytes
         evicted = freed = 0
         with self._write_lock:
@@ -941,7 +909,7 @@ class PostgresFilesystemStore:
                 with self._conn() as conn, conn.transaction():
                     candidates = conn.execute(
                         "SELECT id, disk_bytes FROM tiles t WHERE t.tile_uuid IS NOT NULL "
-                        f"AND NOT ({_PENDING}) ORDER BY t.accessed_at, t.id LIMIT %s "
+                        f"AND NOT ({PENDING}) ORDER BY t.accessed_at, t.id LIMIT %s "
                         "FOR UPDATE",
                         (EVICT_BATCH,),
                     ).fetchall()
@@ -994,10 +962,13 @@ class PostgresFilesystemStore:
         match the ground? The tally ranks query results.
 
         Raises:
-            TileValidationError: not a UUID.
+            TileValidationError: not a UUID, or ``agree`` not a bool.
             TileMetadataError: the database failed.
+            TileStoreReadOnlyError: the store is read-only.
         """
-        location = _tile_uuid(location_hash, field="location_hash")
+        location = tile_uuid(location_hash, field="location_hash")
+        agree = check_flag(agree, "agree")
+        self._writable("record_vote")
         now_dt = ns_to_datetime(self._clock.now_ns())
         with self._conn() as conn:
             row = conn.execute(
@@ -1023,8 +994,10 @@ class PostgresFilesystemStore:
         Raises:
             TileValidationError: an id is not a UUID.
             TileNotFound: an id names no stored tile (nothing is marked then).
+            TileStoreReadOnlyError: the store is read-only.
         """
-        ids = list(dict.fromkeys(_tile_uuid(t) for t in tile_ids))
+        ids = tile_uuids(tile_ids)
+        self._writable("mark_uploaded")
         if not ids:
             return 0
         now = self._clock.now_ns()
@@ -1050,7 +1023,7 @@ class PostgresFilesystemStore:
         with self._lock:
             self._pending -= len(marked)
             for tid in marked:
-                self._index_update(tid, uploaded_at_ns=_us_floor(now))
+                self._index_update(tid, uploaded_at_ns=us_floor(now))
         return len(marked)
 
     # -------------------------------------------------------------- freshness
@@ -1088,10 +1061,15 @@ class PostgresFilesystemStore:
         """Create or update a sector, then re-evaluate freshness.
 
         Raises:
-            TileValidationError: empty id or classification.
+            TileValidationError: empty, overlong or non-printable id or
+                classification, or a bbox that is not a BBox.
+            TileStoreReadOnlyError: the store is read-only.
         """
-        if not sector_id or not classification:
-            raise TileValidationError("sector_id and classification are required", field="sector")
+        sector_id = check_name(sector_id, "sector_id")
+        classification = check_name(classification, "classification")
+        if bbox is not None:
+            bbox = check_bbox(bbox)
+        self._writable("set_sector")
         box = (
             (None, None, None, None)
             if bbox is None
@@ -1117,7 +1095,12 @@ class PostgresFilesystemStore:
 
     def refresh_freshness(self) -> int:
         """Rewrite the persisted ``freshness_status`` of every tile whose status
-        changed at the clock's current time; returns how many rows changed."""
+        changed at the clock's current time; returns how many rows changed.
+
+        Raises:
+            TileStoreReadOnlyError: the store is read-only.
+        """
+        self._writable("refresh_freshness")
         now = self._clock.now_ns()
         with self._conn() as conn:
             cur = conn.execute(fr.REFRESH_SQL, {"now": ns_to_datetime(now)})
@@ -1127,7 +1110,14 @@ class PostgresFilesystemStore:
 
     def maintain(self, refresh_period_ns: int = 60 * 1_000_000_000) -> None:
         """Periodic upkeep for the node: flush access times, evict over budget,
-        refresh persisted freshness at most once per ``refresh_period_ns``."""
+        refresh persisted freshness at most once per ``refresh_period_ns``.
+
+        Raises:
+            TileValidationError: a period that is not a non-negative int.
+            TileStoreReadOnlyError: the store is read-only.
+        """
+        check_int(refresh_period_ns, "refresh_period_ns", 0, 1 << 62)
+        self._writable("maintain")
         self.flush_access()
         if self._disk_bytes > self.config.disk_budget_bytes:
             self.evict_to_budget()
@@ -1140,151 +1130,24 @@ class PostgresFilesystemStore:
         with self._conn() as conn:
             row = conn.execute(
                 "SELECT count(*), COALESCE(sum(disk_bytes), 0), "
-                f"count(*) FILTER (WHERE {_PENDING}) FROM tiles t WHERE t.tile_uuid IS NOT NULL"
+                f"count(*) FILTER (WHERE {PENDING}) FROM tiles t WHERE t.tile_uuid IS NOT NULL"
             ).fetchone()
         assert row is not None
         with self._lock:
             self._tiles, self._disk_bytes, self._pending = int(row[0]), int(row[1]), int(row[2])
 
-    def _reconcile(self) -> ReconcileReport:
-        """Make files and rows agree after whatever happened while we were down."""
-        jpegs: dict[UUID, Path] = {}
-        sidecars: dict[UUID, Path] = {}
-        temps: list[Path] = []
-        others = 0
-        for f in pixels.scan_tile_files(self.root):
-            if f.kind == "tmp":
-                temps.append(f.path)
-            elif f.kind == "jpeg" and f.tile_id is not None:
-                jpegs[f.tile_id] = f.path
-            elif f.kind == "sidecar" and f.tile_id is not None:
-                sidecars[f.tile_id] = f.path
-            else:
-                others += 1
-        pixels.remove_files(temps)
-        with self._conn() as conn:
-            rows = conn.execute(
-                "SELECT tile_uuid, zoom, x FROM tiles WHERE tile_uuid IS NOT NULL"
-            ).fetchall()
-        where = {tid: (zoom, x) for tid, zoom, x in rows}
-        orphan_files = [
-            path
-            for tid, path in [*jpegs.items(), *sidecars.items()]
-            if tid not in where or path != self._path(*where[tid], tid, path.suffix)
-        ]
-        pixels.remove_files(orphan_files)
-        missing = [
-            tid for tid, (zoom, x) in where.items() if jpegs.get(tid) != self._path(zoom, x, tid)
-        ]
-        if missing:
-            with self._conn() as conn:
-                conn.execute("DELETE FROM tiles WHERE tile_uuid = ANY(%s)", (missing,))
-        lost = set(missing)
-        no_sidecar = [
-            tid
-            for tid, (zoom, x) in where.items()
-            if tid not in lost
-            and sidecars.get(tid) != self._path(zoom, x, tid, pixels.SIDECAR_SUFFIX)
-        ]
-        if no_sidecar:
-            with self._conn() as conn:
-                full = conn.execute(
-                    _SELECT + "WHERE t.tile_uuid = ANY(%s)", (no_sidecar,)
-                ).fetchall()
-            now = self._clock.now_ns()
-            pixels.write_files_atomically(
-                [
-                    (
-                        self._path(meta.zoom, meta.x, meta.tile_id, pixels.SIDECAR_SUFFIX),
-                        sidecar_bytes(meta),
-                    )
-                    for meta in (self._row_meta(row, now)[0] for row in full)
-                ]
-            )
-        rewritten = len(no_sidecar)
-        if others:
-            log_event(self._log, logging.WARNING, "c6.store.unknown_files", count=others)
-        return ReconcileReport(
-            orphan_files_removed=len(orphan_files),
-            orphan_rows_removed=len(missing),
-            temp_files_removed=len(temps),
-            sidecars_rewritten=rewritten,
-        )
 
-
-def _tally(row: Sequence[Any] | None) -> tuple[int, int]:
-    """(agree, disagree) from the INSERT's RETURNING (NULL: no votes yet)."""
-    pair = row[0] if row else None
-    return (int(pair[0]), int(pair[1])) if pair else (0, 0)
-
-
-def _insert_row(p: _Prepared, status: str, now: datetime) -> tuple[Any, ...]:
-    """Parameters of :data:`_INSERT` for one prepared tile."""
-    m = p.meta
+def _plain_key(key: tuple[Any, ...]) -> bool:
+    """Exact builtin types: ``True == 1`` and ``1.0 == 1`` would otherwise hit
+    another tile's index entry without being checked."""
+    zoom, x, y, source, flight = key
     return (
-        m.zoom,
-        m.x,
-        m.y,
-        m.source,
-        m.flight_id,
-        m.latitude,
-        m.longitude,
-        ns_to_datetime(m.captured_at_ns),
-        status,
-        Jsonb(dict(m.quality)),
-        p.rel_jpeg,
-        now,
-        now,
-        m.tile_id,
-        m.location_hash,
-        m.content_sha256,
-        m.disk_bytes,
-        now,
+        type(zoom) is int
+        and type(x) is int
+        and type(y) is int
+        and type(source) is str
+        and (flight is None or type(flight) in (str, UUID))
     )
-
-
-#: What a sidecar holds: identity, place, time, hash, quality (not the
-#: fields that change while the tile is stored: freshness, votes, uploads).
-SIDECAR_FIELDS: Final = (
-    "tile_id",
-    "location_hash",
-    "zoom",
-    "x",
-    "y",
-    "source",
-    "flight_id",
-    "latitude",
-    "longitude",
-    "captured_at",
-    "content_sha256",
-    "tile_quality_metadata",
-)
-
-
-def sidecar_bytes(meta: TileMetadata) -> bytes:
-    """A tile's JSON sidecar: what offline tools need without the database."""
-    full = metadata_dict(meta)
-    return pixels.render_sidecar({k: full[k] for k in SIDECAR_FIELDS})
-
-
-def rank_key(meta: TileMetadata) -> tuple[int, float, int, int, int]:
-    """Best first: freshness, quality score, net votes, newest capture, id."""
-    return (
-        fr.RANK.get(meta.freshness_status, 1),
-        -meta.quality_score,
-        meta.votes_disagree - meta.votes_agree,
-        -meta.captured_at_ns,
-        meta.tile_id.int,
-    )
-
-
-def _tile_uuid(value: UUID | str, field: str = "tile_id") -> UUID:
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value))
-    except ValueError as err:
-        raise TileValidationError(f"{field} is not a UUID: {value!r}", field=field) from err
 
 
 def _reason(err: TileCacheError) -> str:

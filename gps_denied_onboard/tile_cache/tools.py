@@ -69,7 +69,7 @@ def _store(config: TileCacheConfig) -> Iterator[PostgresFilesystemStore]:
             SystemClock(),
             MemorySink(),
             logging.getLogger("gdo.tile_cache.tools"),
-            reconcile=False,
+            read_only=True,
         )
         try:
             yield store

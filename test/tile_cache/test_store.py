@@ -55,8 +55,11 @@ def tile(
 
 
 def files_under(root: Path) -> dict[str, bytes]:
+    """Every tile file under ``root`` (the owner's lock file is not a tile file)."""
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".tile_cache.lock"
     }
 
 
