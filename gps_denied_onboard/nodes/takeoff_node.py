@@ -20,18 +20,20 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.srv import ChangeState, GetState
+from rcl_interfaces.msg import Log, ParameterType, ParameterValue
 from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool
 
 from gps_denied_onboard.clock import MonotonicClock
 from gps_denied_onboard.embedded_pg import EmbeddedPostgres, resolve_dsn
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
+from gps_denied_onboard.log import parse_event
 from gps_denied_onboard.msg import GcsAlert
 from gps_denied_onboard.nodes.common import (
     LATCHED_QOS,
@@ -64,6 +66,31 @@ from gps_denied_onboard.takeoff.sequence import (
 )
 
 NS_PER_S = 1_000_000_000
+#: rcl_interfaces/Log level of ERROR (and FATAL above it).
+_LOG_ERROR = 40
+#: /rosout as rcl publishes it (reliable, transient local, deep): a volatile
+#: reliable subscription matches it.
+ROSOUT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=200,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+def stated_reason(text: str) -> str:
+    """The cause in a node's ERROR line: the structured event's ``reason`` or
+    ``error`` field (``fdr.open_failed reason="flight root ... locked ..."``),
+    else the whole line."""
+    try:
+        _kind, fields = parse_event(text)
+    except ValueError:
+        return text.strip()
+    for key in ("reason", "error"):
+        value = fields.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return text.strip()
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,36 @@ class RosLifecycleController:
         self._group = ReentrantCallbackGroup()
         self._clients: dict[str, Any] = {}
         self._pg: EmbeddedPostgres | None = None
+        # what each node last said at ERROR on /rosout, and since when we listen
+        self._said = threading.Condition()
+        self._errors: dict[str, list[tuple[int, str]]] = {}
+        self._asked_at: dict[str, int] = {}
+        self._seq = 0
+        node.create_subscription(
+            Log, "/rosout", self._on_rosout, ROSOUT_QOS, callback_group=self._group
+        )
+
+    def _on_rosout(self, msg: Log) -> None:
+        if int(msg.level) < _LOG_ERROR:
+            return
+        name = str(msg.name)
+        with self._said:
+            self._seq += 1
+            for node in self._asked_at:
+                if name == node or name.endswith("." + node):
+                    self._errors.setdefault(node, []).append((self._seq, str(msg.msg)))
+            self._said.notify_all()
+
+    def failure_reason(self, node: str, timeout_s: float) -> str:
+        """The node's own ERROR line since its last transition was asked for
+        (the recorder logs ``fdr.open_failed reason=...`` before it answers)."""
+        with self._said:
+            since = self._asked_at.get(node, 0)
+            self._said.wait_for(
+                lambda: any(seq > since for seq, _ in self._errors.get(node, [])), timeout_s
+            )
+            said = [text for seq, text in self._errors.get(node, []) if seq > since]
+        return stated_reason(said[-1]) if said else ""
 
     def _client(self, srv_type: Any, name: str) -> Any:
         if name not in self._clients:
@@ -118,6 +175,9 @@ class RosLifecycleController:
         return result
 
     def change_state(self, node: str, transition: Transition, timeout_s: float) -> bool:
+        with self._said:
+            self._asked_at[node] = self._seq
+            self._errors[node] = []
         req = ChangeState.Request()
         req.transition.id = transition.value
         res = self._call(

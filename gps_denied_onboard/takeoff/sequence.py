@@ -21,6 +21,11 @@ FATAL line below goes to stderr, and the result carries exit code 2::
 
     FATAL: flight data recorder failed to open (<reason>); take-off aborted, FC link not opened
 
+``<reason>`` names the cause as the recorder stated it (for example "flight
+root /x is locked by another flight recorder" or "flight root /x is not
+writable: ..."): a failed transition asks the controller for the node's own
+reason (:meth:`NodeController.failure_reason`) and puts it in the error.
+
 Landing is the reverse: the FC link closes first, the flight closes last
 (its footer carries the final counters), so nothing the FC bridge did goes
 unrecorded.
@@ -53,6 +58,9 @@ FATAL_FDR_OPEN_LINE: Final = (
     "FATAL: flight data recorder failed to open ({reason}); take-off aborted, FC link not opened"
 )
 PRODUCER: Final = "takeoff"
+#: How long a failed transition waits for the node to say why (its ERROR log
+#: is sent before its answer, but on another topic).
+REASON_WAIT_S: Final = 1.0
 
 _log = logging.getLogger("gps_denied_onboard.takeoff")
 
@@ -116,6 +124,12 @@ class NodeController(Protocol):
         ...
 
     def get_state(self, node: str, timeout_s: float) -> LifecycleState: ...
+
+    def failure_reason(self, node: str, timeout_s: float) -> str:
+        """Why ``node``'s last transition failed, as the node itself said it
+        (its ERROR log since the transition was asked for); "" when it said
+        nothing within ``timeout_s``. Never raises."""
+        ...
 
     def open_flight(self, flight_id: str, timeout_s: float) -> str:
         """Open the flight on the recorder; returns the flight directory."""
@@ -323,8 +337,10 @@ class TakeoffSequencer:
         ok = self._ctl.change_state(node, transition, self._timeout_for(node, transition))
         state = self._ctl.get_state(node, self._call_timeout)
         if not ok or state is not expected:
+            why = self._ctl.failure_reason(node, min(REASON_WAIT_S, self._call_timeout))
             raise StepFailed(
-                f"{step} failed: node reports {'success' if ok else 'failure'}, "
+                f"{step} failed: {why + '; ' if why else ''}"
+                f"node reports {'success' if ok else 'failure'}, "
                 f"state {state.name} (expected {expected.name})",
                 step=step,
             )

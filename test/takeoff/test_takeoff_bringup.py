@@ -176,6 +176,8 @@ def test_locked_flight_root_exits_2_with_fatal_line_and_no_fc_link(
     assert fatal == [fatal[0]]
     assert fatal[0].startswith("FATAL: flight data recorder failed to open (")
     assert fatal[0].endswith("take-off aborted, FC link not opened")
+    # the FATAL line names the real cause, as the recorder stated it
+    assert "is locked by another flight recorder" in fatal[0], fatal[0]
     # the ERROR record was logged before the FATAL line
     error_at = err.index("takeoff.fdr_open_failed")
     assert error_at < err.index("FATAL: ")
@@ -193,7 +195,9 @@ def test_unwritable_flight_root_exits_2(tmp_path: Path, pg_dsn: str, sim_fc: Sim
     proc = _start(run_dir, pg_dsn, sim_fc)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err[-3000:]
-    assert "FATAL: flight data recorder failed to open (" in err
+    (fatal,) = [line for line in err.splitlines() if line.startswith("FATAL: ")]
+    assert fatal.startswith("FATAL: flight data recorder failed to open (")
+    assert "is not writable" in fatal, fatal
     assert sim_fc.received("HEARTBEAT") == []
 
 

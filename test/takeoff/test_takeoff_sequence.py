@@ -48,6 +48,7 @@ class ScriptedController:
         self.fail = fail
         self.timeout = timeout
         self.flight_open = False
+        self.reasons: dict[str, str] = {}
 
     def _check(self, step: str) -> None:
         if step == self.timeout:
@@ -64,6 +65,9 @@ class ScriptedController:
 
     def get_state(self, node: str, timeout_s: float) -> LifecycleState:
         return self.states[node]
+
+    def failure_reason(self, node: str, timeout_s: float) -> str:
+        return self.reasons.get(node, "")
 
     def open_flight(self, flight_id: str, timeout_s: float) -> str:
         self.calls.append("fdr_recorder.open_flight")
@@ -173,6 +177,18 @@ def test_recorder_failure_exits_2_with_fatal_line_and_no_fc_link(
     assert fatal.startswith("FATAL: flight data recorder failed to open (")
     assert fatal.rstrip().endswith("take-off aborted, FC link not opened")
     assert seq.phase is Phase.ABORTED
+
+
+def test_fatal_line_names_the_cause_the_recorder_gave() -> None:
+    ctl, err = ScriptedController(fail="fdr_recorder.activate"), io.StringIO()
+    ctl.reasons["fdr_recorder"] = "flight root /r is locked by another flight recorder"
+    result = _sequencer(ctl, MemorySink(), err).take_off()
+    assert result.exit_code == EXIT_FDR_OPEN_FAILURE
+    assert err.getvalue() == (
+        "FATAL: flight data recorder failed to open (fdr_recorder.activate failed: "
+        "flight root /r is locked by another flight recorder; node reports failure, "
+        "state INACTIVE (expected ACTIVE)); take-off aborted, FC link not opened\n"
+    )
 
 
 def test_recorder_timeout_is_an_fdr_open_failure() -> None:
