@@ -59,7 +59,8 @@ FDR_KINDS: dict[str, KindSpec] = {
     "writer_stalled": _k("stalled_for_ns", "last_progress_ns"),
     "host_health": _k(
         "cpu_load_1m mem_total_bytes mem_available_bytes flight_root_free_bytes",
-        "thermal_c gpu_util_pct gpu_mem_used_bytes gpu_mem_total_bytes gpu_temp_c gpu_power_w nvml",
+        "thermal_c gpu_util_pct gpu_mem_used_bytes gpu_mem_total_bytes gpu_temp_c gpu_power_w nvml "
+        "writer_lag_ns writer_lag_max_ns writer_shed_lag",
     ),
     "nvml_unavailable": _k("reason"),
     "raw_topic_refused": _k("topic type reason"),

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from gps_denied_onboard.fdr.policy import Gap, RecordKindPolicy
 from gps_denied_onboard.records import FlightRecord
 
-#: Ring item for an FDR record: (seq, record, flags).
-#: Ring item for a raw CDR message: (seq, RawMessage, ()).
-#: Ring item for a gap marker: (first_seq, Gap, ()).
+#: Ring item for an FDR record: (seq, record, flags, offered_ns).
+#: Ring item for a raw CDR message: (seq, RawMessage, (), offered_ns).
+#: Ring item for a gap marker: (first_seq, Gap, (), offered_ns).
+#: ``offered_ns`` is the recorder's monotonic clock when the item entered the ring: the
+#: writer sheds what waited longer than its lag bound (``overrun``, reason ``lag``).
 
 
 class RawMessage:
@@ -64,6 +67,7 @@ class FdrClient:
         multi_producer: bool = False,
         wake: threading.Event | None = None,
         wake_depth: int = 256,
+        monotonic: Callable[[], int] | None = None,
     ) -> None:
         if not producer:
             raise ValueError("producer slug must not be empty")
@@ -72,7 +76,8 @@ class FdrClient:
         self.producer = producer
         self.capacity = capacity
         self._policy = policy
-        self._ring: deque[tuple[int, Any, tuple[str, ...]]] = deque()
+        self._ring: deque[tuple[int, Any, tuple[str, ...], int]] = deque()
+        self._now: Callable[[], int] = monotonic if monotonic is not None else _zero
         self._seq = 0  # next seq == records offered so far
         self._gap: Gap | None = None  # open run of ring-full drops
         self._gap_lock = threading.Lock()
@@ -133,12 +138,19 @@ class FdrClient:
             with self._gap_lock:
                 gap, self._gap = self._gap, None
             if gap is not None:
-                ring.append((gap.first_seq, gap, ()))
-        ring.append((seq, item, flags))
+                ring.append((gap.first_seq, gap, (), self._now()))
+        ring.append((seq, item, flags, self._now()))
         if depth == self.wake_depth and self._wake is not None:
             self._wake.set()  # a batch is waiting: do not let the writer sleep on it
         if depth >= self.high_water:
             self.high_water = depth + 1
+
+    def oldest_offered_ns(self) -> int | None:
+        """When the oldest item still in the ring was offered (monotonic), or ``None``."""
+        try:
+            return self._ring[0][3]
+        except IndexError:
+            return None
 
     # -- writer side ---------------------------------------------------------
     def _take_gap(self) -> Gap | None:
@@ -148,3 +160,7 @@ class FdrClient:
         with self._gap_lock:
             gap, self._gap = self._gap, None
         return gap
+
+
+def _zero() -> int:
+    return 0

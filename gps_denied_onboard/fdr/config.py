@@ -39,6 +39,10 @@ class FdrConfig:
         wake_depth: a producer ring this deep wakes the writer at once (256 records of
             ~200 bytes is ~50 KiB: the crash window stays under 64 KiB at high rates).
         wake_depth_raw: the same for the raw-topic ring (raw messages are larger).
+        lag_bound_ns: the most a record may wait in a ring before the writer hands it to the
+            OS; one that waited longer is shed and accounted (``overrun``, reason ``lag``). It
+            bounds the crash window (kill -9) when the writer falls behind. Longer than
+            ``poll_period_ns``.
         degraded_retry_period_ns: how often a degraded recorder checks whether space returned.
         tile_cap_bytes: per-flight cap on mid-flight tile snapshots (oldest evicted).
         thumbnail_window_ns: tumbling window of the failed_tile_thumbnail rate cap (one per
@@ -57,6 +61,7 @@ class FdrConfig:
     poll_period_ns: int = 50_000_000
     wake_depth: int = 256
     wake_depth_raw: int = 16
+    lag_bound_ns: int = 1_000_000_000
     degraded_retry_period_ns: int = 200_000_000
     tile_cap_bytes: int = 64 * MIB
     thumbnail_window_ns: int = 10_000_000_000
@@ -73,6 +78,7 @@ class FdrConfig:
             "poll_period_ns",
             "wake_depth",
             "wake_depth_raw",
+            "lag_bound_ns",
             "degraded_retry_period_ns",
             "tile_cap_bytes",
             "thumbnail_window_ns",
@@ -92,6 +98,8 @@ class FdrConfig:
             )
         if self.fsync_period_ns > 1_000_000_000:
             raise ConfigError("fsync_period_ns must be at most 1 s", key="fsync_period_ns")
+        if self.lag_bound_ns <= self.poll_period_ns:
+            raise ConfigError("lag_bound_ns must be longer than poll_period_ns", key="lag_bound_ns")
         if self.free_space_floor_bytes < 0:
             raise ConfigError(
                 "free_space_floor_bytes must not be negative", key="free_space_floor_bytes"

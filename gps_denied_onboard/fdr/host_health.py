@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,6 +163,21 @@ def _shutdown_quietly(nv: Any) -> None:
 
 
 @dataclass(frozen=True)
+class WriterLag:
+    """The recorder writer's lag figures, carried by each ``host_health`` record.
+
+    Attributes:
+        lag_ns: age of the oldest record not yet handed to the OS, at sampling.
+        lag_max_ns: the largest such age the writer met since the previous sample.
+        shed_lag: records shed so far for waiting longer than the lag bound.
+    """
+
+    lag_ns: int
+    lag_max_ns: int
+    shed_lag: int
+
+
+@dataclass(frozen=True)
 class HostHealth:
     """One host-health sample. ``None`` marks a figure that could not be read."""
 
@@ -177,6 +192,7 @@ class HostHealth:
     thermal_c: dict[str, float] = field(default_factory=dict)
     gpus: tuple[GpuSample, ...] = ()
     nvml: bool = False
+    writer_lag: WriterLag | None = None
 
     def payload(self) -> dict[str, Any]:
         """The ``host_health`` record payload (keys from ``fdr_record_schema``).
@@ -193,6 +209,10 @@ class HostHealth:
             "thermal_c": dict(self.thermal_c),
             "nvml": self.nvml,
         }
+        if self.writer_lag is not None:
+            out["writer_lag_ns"] = self.writer_lag.lag_ns
+            out["writer_lag_max_ns"] = self.writer_lag.lag_max_ns
+            out["writer_shed_lag"] = self.writer_lag.shed_lag
         if self.gpus:
             out["gpu_util_pct"] = _fold(max, [g.util_pct for g in self.gpus])
             out["gpu_mem_used_bytes"] = _fold(sum, [g.mem_used_bytes for g in self.gpus])
@@ -213,6 +233,10 @@ class HostHealth:
             "flight_root_free_bytes": _s(self.flight_root_free_bytes),
             "nvml": "available" if self.nvml else "unavailable",
         }
+        if self.writer_lag is not None:
+            out["writer_lag_ns"] = str(self.writer_lag.lag_ns)
+            out["writer_lag_max_ns"] = str(self.writer_lag.lag_max_ns)
+            out["writer_shed_lag"] = str(self.writer_lag.shed_lag)
         for zone, temp in sorted(self.thermal_c.items()):
             out[f"thermal_c.{zone}"] = _s(temp)
         for g in self.gpus:
@@ -251,6 +275,7 @@ class HostHealthSampler:
         sys_root: where ``class/thermal/thermal_zone*`` are read.
         producer: producer slug on the records.
         logger: where the one ``nvml_unavailable`` line goes.
+        writer_lag: reads the recorder writer's :class:`WriterLag` (``None``: not reported).
     """
 
     def __init__(
@@ -264,7 +289,9 @@ class HostHealthSampler:
         sys_root: Path = Path("/sys"),
         producer: str = DEFAULT_PRODUCER,
         logger: logging.Logger = _LOG,
+        writer_lag: Callable[[], WriterLag] | None = None,
     ) -> None:
+        self._writer_lag = writer_lag
         self._flight_root = Path(flight_root)
         self._clock = clock
         self._sink = sink
@@ -294,6 +321,7 @@ class HostHealthSampler:
             thermal_c=self._thermal(),
             gpus=tuple(gpus),
             nvml=self._gpu is not None and self._gpu_opened,
+            writer_lag=self._writer_lag() if self._writer_lag is not None else None,
         )
 
     def tick(self) -> HostHealth:

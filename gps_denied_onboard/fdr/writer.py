@@ -52,6 +52,7 @@ from gps_denied_onboard.fdr.errors import (
     FlightNotOpenError,
 )
 from gps_denied_onboard.fdr.flight import Flight, FlightFooter, FlightHeader
+from gps_denied_onboard.fdr.lag import LAG_REASON, take_stale
 from gps_denied_onboard.fdr.mcap_segment import MESSAGE_HEADER, McapSegment
 from gps_denied_onboard.fdr.policy import (
     RATE_CAPPED_KINDS,
@@ -126,6 +127,10 @@ class RecorderStatus:
 
     ``last_progress_ns`` is the injected monotonic clock at the end of the writer loop's
     last pass; the loop passes at least every ``poll_period_ns`` unless it is stuck.
+    ``lag_ns`` is the age now of the oldest record not yet handed to the OS (0 when the
+    rings are empty); ``lag_max_ns`` the largest age the writer met at the start of a
+    pass since it started (before shedding); ``records_shed_lag`` how many records it
+    shed for waiting longer than ``lag_bound_ns`` (see :mod:`~gps_denied_onboard.fdr.lag`).
     """
 
     running: bool
@@ -145,6 +150,10 @@ class RecorderStatus:
     alerts_raised: int
     torn_segments: tuple[str, ...]
     producers: tuple[ProducerStatus, ...]
+    lag_ns: int = 0
+    lag_max_ns: int = 0
+    lag_bound_ns: int = 0
+    records_shed_lag: int = 0
 
 
 class FlightRecorder:
@@ -198,6 +207,9 @@ class FlightRecorder:
         self._rate_base: tuple[int, int, int] | None = None
         self._bodies = RecordBodyEncoder()
         self._torn_all: list[str] = []
+        self._lag_max = 0  # since start
+        self._lag_max_taken = 0  # since the last take_lag_max_ns()
+        self._shed_lag = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -279,7 +291,7 @@ class FlightRecorder:
             raise ValueError(f"producer slug {FDR_PRODUCER!r} is the recorder's own")
         client = FdrClient(producer, capacity or self.config.ring_capacity, self.policy,
                            multi_producer=multi_producer, wake=self._wake,
-                           wake_depth=self.config.wake_depth)
+                           wake_depth=self.config.wake_depth, monotonic=self._mono.now_ns)
         with self._clients_lock:
             self._clients = (*self._clients, client)
         return client
@@ -299,7 +311,8 @@ class FlightRecorder:
                 if client is None:
                     client = FdrClient(RAW_PRODUCER, self.config.ring_capacity, self.policy,
                                        multi_producer=True, wake=self._wake,
-                                       wake_depth=self.config.wake_depth_raw)
+                                       wake_depth=self.config.wake_depth_raw,
+                                       monotonic=self._mono.now_ns)
                     self._clients = (*self._clients, client)
                     self._raw_client = client
         client._emit_raw(RawMessage(topic, type_name, msgdef_text, cdr_bytes, stamp_ns,
@@ -347,7 +360,30 @@ class FlightRecorder:
             alerts_raised=self._alerts,
             torn_segments=tuple(self._torn_all),
             producers=producers,
+            lag_ns=self.lag_ns(),
+            lag_max_ns=self._lag_max,
+            lag_bound_ns=self.config.lag_bound_ns,
+            records_shed_lag=self._shed_lag,
         )
+
+    def lag_ns(self) -> int:
+        """Age of the oldest record in any ring (not yet handed to the OS); 0 if none."""
+        oldest = None
+        for client in self._clients:
+            t = client.oldest_offered_ns()
+            if t is not None and (oldest is None or t < oldest):
+                oldest = t
+        return 0 if oldest is None else max(0, self._mono.now_ns() - oldest)
+
+    @property
+    def records_shed_lag(self) -> int:
+        """Records shed so far for waiting longer than ``lag_bound_ns``."""
+        return self._shed_lag
+
+    def take_lag_max_ns(self) -> int:
+        """The largest lag met since the previous call (for the 1 Hz host_health record)."""
+        value, self._lag_max_taken = self._lag_max_taken, 0
+        return max(value, self.lag_ns())
 
     # ------------------------------------------------------------------ commands
     def _call(self, fn: Callable[[], T]) -> T:
@@ -416,6 +452,8 @@ class FlightRecorder:
             gap, client.pending_loss = client.pending_loss, None
             if gap is not None:
                 self._write_gap(client, gap)
+        # What producers offered before the flight opened waited on purpose: write it now.
+        self._drain_all(flight, shed=False)
         self._last_sync = self._mono.now_ns()
         log_event(self._log, logging.INFO, "fdr.flight_open", flight_id=flight_id,
                   flight_dir=str(flight_dir))
@@ -503,26 +541,48 @@ class FlightRecorder:
                 self._wake.wait(poll_s)
                 self._wake.clear()
 
-    def _drain_all(self, flight: Flight) -> None:
+    def _drain_all(self, flight: Flight, *, shed: bool = True) -> None:
         for _ in range(1_000_000):
-            if not self._drain_pass(flight):
+            if not self._drain_pass(flight, shed=shed):
                 return
 
-    def _drain_pass(self, flight: Flight) -> bool:
-        """One batch from every ring. True when some ring still had a full batch."""
+    def _drain_pass(self, flight: Flight, *, shed: bool = True) -> bool:
+        """One batch from every ring. True when some ring still had a full batch.
+
+        The lag bound (:mod:`~gps_denied_onboard.fdr.lag`): before a ring's batch,
+        if its oldest record waited longer than ``lag_bound_ns``, every record that
+        waited longer than half of it is shed (the other half is headroom for
+        writing what is left), and while a ring is behind (oldest older than a
+        quarter of the bound) its batch is ``wake_depth`` records, not
+        ``batch_size``, so every ring is looked at again soon. ``shed`` is false
+        for what producers offered before the flight opened (written at open).
+        """
         if self._degraded or flight.seg is None:
             return self._drain_lost()
         batch = self.config.batch_size
         busy = False
         now = self._clock.now_ns()
+        mono = self._mono.now_ns
+        bound = self.config.lag_bound_ns
+        behind = bound >> 2
         try:
             for client in self._clients:
                 ring = client._ring
+                if not ring:
+                    continue
+                limit = batch
+                lag = mono() - ring[0][3]
+                if lag > self._lag_max_taken:
+                    self._note_lag(lag)
+                if lag > behind and shed:
+                    limit = min(batch, self.config.wake_depth)
+                    if lag > bound:
+                        self._shed_stale(client, ring, ring[0][3] + lag - (bound >> 1))
                 n = len(ring)
                 if n == 0:
                     continue
-                if n >= batch:
-                    n = batch
+                if n >= limit:
+                    n = limit
                     busy = True
                 self._write_items(flight, client, ring, n, now)
                 if len(flight.seg.chunk) >= PUSH_THRESHOLD:
@@ -535,8 +595,21 @@ class FlightRecorder:
             self._degrade(flight, err)
         return busy
 
+    def _note_lag(self, lag: int) -> None:
+        self._lag_max_taken = lag
+        self._lag_max = max(self._lag_max, lag)
+
+    def _shed_stale(self, client: FdrClient,
+                    ring: deque[tuple[int, Any, tuple[str, ...], int]], cutoff: int) -> None:
+        """Account as ``lag`` overruns what entered the ring before ``cutoff``."""
+        for gap in take_stale(client.producer, ring, cutoff):
+            if gap.reason == LAG_REASON:
+                self._shed_lag += gap.count
+            self._write_gap(client, gap)
+
     def _write_items(self, flight: Flight, client: FdrClient,
-                     ring: deque[tuple[int, Any, tuple[str, ...]]], n: int, now: int) -> None:
+                     ring: deque[tuple[int, Any, tuple[str, ...], int]], n: int,
+                     now: int) -> None:
         seg = flight.seg
         assert seg is not None
         buf = seg.chunk
@@ -554,7 +627,7 @@ class FlightRecorder:
         records = 0
         debug = self.config.debug_log_per_record
         for _ in range(n):
-            seq, item, flags = popleft()
+            seq, item, flags, _offered = popleft()
             cls = item.__class__
             if cls is Gap:
                 self._write_gap(client, item)
@@ -681,7 +754,7 @@ class FlightRecorder:
                 n = batch
                 busy = True
             for _ in range(n):
-                seq, item, _flags = ring.popleft()
+                seq, item, _flags, _offered = ring.popleft()
                 if item.__class__ is Gap:
                     self._lose_gap(client, item)
                 else:

@@ -45,7 +45,7 @@ from gps_denied_onboard.errors import ConfigError, RecordSchemaError
 from gps_denied_onboard.fdr.client import FdrClient
 from gps_denied_onboard.fdr.config import FdrConfig
 from gps_denied_onboard.fdr.errors import FdrError, FdrOpenError
-from gps_denied_onboard.fdr.host_health import HostHealthSampler
+from gps_denied_onboard.fdr.host_health import HostHealthSampler, WriterLag
 from gps_denied_onboard.fdr.watchdog import (
     StuckWriterWatchdog,
     WriterProgress,
@@ -274,8 +274,16 @@ class FdrRecorderNode(LifecycleNode):
         )
         self._own = self._recorder.register_client(PRODUCER, multi_producer=True)
         self._producer_clients = {}
+        recorder = self._recorder
         self._sampler = HostHealthSampler(
-            cfg.flight_root, self._ros_clock, self._own, producer=PRODUCER, logger=self._log
+            cfg.flight_root,
+            self._ros_clock,
+            self._own,
+            producer=PRODUCER,
+            logger=self._log,
+            writer_lag=lambda: WriterLag(
+                recorder.lag_ns(), recorder.take_lag_max_ns(), recorder.records_shed_lag
+            ),
         )
         self._watchdog = StuckWriterWatchdog(
             self._writer_progress,
@@ -286,6 +294,7 @@ class FdrRecorderNode(LifecycleNode):
             producer=PRODUCER,
             record_clock=self._ros_clock,
             logger=self._log,
+            lag_bound_ns=cfg.lag_bound_ns,
         )
         self._diag = DiagnosticsPublisher(self, self.get_name(), str(cfg.flight_root))
         self._health_diag = DiagnosticsPublisher(self, "host_health", os.uname().nodename)
@@ -705,6 +714,11 @@ class FdrRecorderNode(LifecycleNode):
             "writer_stalled": str(
                 self._watchdog is not None and self._watchdog.stalled is not None
             ).lower(),
+            "writer_lag_ns": str(st.lag_ns),
+            "writer_lag_max_ns": str(st.lag_max_ns),
+            "writer_lag_bound_ns": str(st.lag_bound_ns),
+            "records_shed_lag": str(st.records_shed_lag),
+            "writer_lagging": str(self._watchdog is not None and self._watchdog.lagging).lower(),
             "raw_topics": ",".join(r.topic for r in self._raw),
             "raw_topics_refused": ",".join(r.topic for r in self._refused),
         }

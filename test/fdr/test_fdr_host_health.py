@@ -310,3 +310,26 @@ def test_provider_module_imports_in_isolation() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_writer_lag_is_a_recorded_figure_of_host_health(
+    tmp_path: Path, manual_clock: ManualClock
+) -> None:
+    from gps_denied_onboard.fdr.host_health import WriterLag
+    from gps_denied_onboard.record_schema import check_payload
+
+    figures = iter([WriterLag(5_000_000, 1_200_000_000, 4096), WriterLag(0, 0, 4096)])
+    sink = MemorySink()
+    sampler = HostHealthSampler(
+        tmp_path, manual_clock, sink, gpu=_NoGpu(), writer_lag=lambda: next(figures)
+    )
+    sampler.tick()
+    sampler.tick()
+    first, second = sink.of_kind("host_health")
+    assert check_payload("host_health", first.payload) == frozenset()
+    assert (first.payload["writer_lag_ns"], first.payload["writer_lag_max_ns"]) == (
+        5_000_000,
+        1_200_000_000,
+    )
+    assert first.payload["writer_shed_lag"] == 4096
+    assert second.payload["writer_lag_max_ns"] == 0

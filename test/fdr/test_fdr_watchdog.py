@@ -205,3 +205,67 @@ def test_watchdog_sees_a_real_recorder_whose_write_blocks(tmp_path: Path) -> Non
     finally:
         release.set()
         rec.stop()
+
+
+class _LaggingWriter(_Writer):
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.lag = 0
+        self.shed = 0
+
+    def progress(self) -> WriterProgress:
+        return WriterProgress(self.pending, self.clock.now_ns(), self.lag, self.shed)
+
+
+def test_lag_over_the_bound_raises_one_alert_per_episode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from gps_denied_onboard.fdr.watchdog import SEVERITY_WARNING
+
+    clock = ManualClock(start_ns=100 * S)
+    writer = _LaggingWriter(clock)
+    alerts = _Alerts()
+    dog = StuckWriterWatchdog(writer.progress, clock, alerts, MemorySink(),
+                              lag_bound_ns=S, lag_quiet_ns=10 * S)
+    writer.pending = 10
+    writer.lag = S // 2
+    clock.advance_s(0.5)
+    dog.check()
+    assert alerts.sent == [] and not dog.lagging  # within the bound
+    with caplog.at_level(logging.WARNING, logger="gps_denied_onboard.fdr.watchdog"):
+        for step in range(20):  # the writer sheds for 10 s: lag stays bounded, shed grows
+            writer.shed += 1000
+            writer.lag = S if step % 2 else S // 3
+            clock.advance_s(0.5)
+            dog.check()
+        assert dog.lagging
+        assert [(a[0], a[1]) for a in alerts.sent] == [(SEVERITY_WARNING, "fdr_recorder")]
+        assert "shedding" in alerts.sent[0][2]
+        for _ in range(19):  # 9.5 s quiet: still the same episode
+            clock.advance_s(0.5)
+            dog.check()
+        assert dog.lagging
+        clock.advance_s(0.5)
+        dog.check()
+        assert not dog.lagging
+        writer.lag = 2 * S  # a second episode: a second alert
+        clock.advance_s(0.5)
+        dog.check()
+    assert len(alerts.sent) == 2 and dog.lag_alerts_total == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 2 and all("fdr.writer_lagging" in e for e in errors)
+    assert any("fdr.writer_lag_recovered" in r.getMessage() for r in caplog.records)
+
+
+def test_progress_from_status_carries_the_writer_lag(tmp_path: Path) -> None:
+    cfg = FdrConfig(flight_root=tmp_path, free_space_floor_bytes=0)
+    rec = FlightRecorder(cfg, ManualClock(), MonotonicClock())
+    rec.start()
+    try:
+        rec.open_flight("F")
+        st = rec.status()
+        progress = progress_from_status(st)
+        assert st.lag_bound_ns == cfg.lag_bound_ns == 1 * S
+        assert progress.lag_ns == st.lag_ns and progress.shed_lag == st.records_shed_lag == 0
+    finally:
+        rec.stop()
