@@ -33,13 +33,16 @@ enough for the bridge's tests, benchmarks and the replay tool:
 
 It listens on ``bind`` (``127.0.0.1:0`` by default: see :attr:`SimFc.port`) and
 answers whoever sent the last datagram (our link's ``udpout:``), or sends to a
-fixed ``peer`` (our link's ``udpin:``).
+fixed ``peer`` (our link's ``udpin:``). With ``serial_fd`` it speaks over that file
+descriptor instead, like a UART: the master side of a pseudo-terminal whose slave our
+link opens as a serial device (``/dev/pts/N:921600``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import select
 import socket
 import threading
@@ -87,10 +90,15 @@ NO_INDEX: Final = 0xFFFF
 
 @dataclass(frozen=True)
 class Received:
-    """One message the simulated FC received, with its receive time (ns)."""
+    """One message the simulated FC received, with its receive time (ns).
+
+    ``clock_ns``: the receive time on :attr:`SimFc.receive_clock` when one is set (the
+    main job sets the replay's sim clock, so gaps can be read in the bridge's time base).
+    """
 
     msg: Any
     recv_ns: int
+    clock_ns: int | None = None
 
 
 @dataclass
@@ -144,6 +152,7 @@ class SimFc:
         silent: Iterable[str] = (),
         signing_key: bytes | None = None,
         require_signed: bool = False,
+        serial_fd: int | None = None,
     ) -> None:
         if autopilot not in ("ardupilot", "px4"):
             raise ValueError(f"autopilot must be 'ardupilot' or 'px4', got {autopilot!r}")
@@ -172,6 +181,8 @@ class SimFc:
         self.telemetry_hz = telemetry_hz
         self.param_error = param_error
         self._clock = clock or MonotonicClock()
+        #: a second time base stamped on what is received (``Received.clock_ns``)
+        self.receive_clock: Clock | None = None
         self.state = SimFcState(mode="STABILIZE" if autopilot == "ardupilot" else "POSCTL")
         self._lock = threading.Lock()
         self._tx_lock = threading.Lock()
@@ -184,6 +195,9 @@ class SimFc:
         self._answer_params = True
         self._threads: list[threading.Thread] = []
         self._sock: socket.socket | None = None
+        # a UART instead of UDP: the master side of a pty (the link opens the slave)
+        self._serial_fd = serial_fd
+        self._serial_lock = threading.Lock()  # one frame at a time on the wire
         self._mav = mavlink2.MAVLink(_SockFile(self), sysid, compid)
         self._parser = mavlink2.MAVLink(None, sysid, compid)
         self._parser.robust_parsing = True
@@ -205,11 +219,12 @@ class SimFc:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> SimFc:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(self._bind)
-        sock.setblocking(False)
-        self._sock = sock
+        if self._serial_fd is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(self._bind)
+            sock.setblocking(False)
+            self._sock = sock
         self._heartbeats_on.set()
         self._telemetry_on.set()
         for name, target in (("rx", self._rx_loop), ("hb", self._hb_loop), ("tm", self._tm_loop)):
@@ -361,6 +376,12 @@ class SimFc:
     # -- internals ---------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
+        if self._serial_fd is not None:
+            with self._serial_lock, contextlib.suppress(OSError):  # a UART does not care
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._serial_fd, view) :]
+            return
         sock, peer = self._sock, self._peer
         if sock is None or peer is None:
             return
@@ -370,18 +391,23 @@ class SimFc:
 
     def _rx_loop(self) -> None:
         while not self._stop.is_set():
-            sock = self._sock
-            if sock is None:
+            source: Any = self._sock if self._serial_fd is None else self._serial_fd
+            if source is None:
                 return
-            readable, _, _ = select.select([sock], [], [], 0.05)
+            readable, _, _ = select.select([source], [], [], 0.05)
             if not readable:
                 continue
             try:
-                data, addr = sock.recvfrom(65536)
+                if self._serial_fd is not None:
+                    data, addr = os.read(self._serial_fd, 65536), None
+                else:
+                    data, addr = source.recvfrom(65536)
             except OSError:
                 continue
             now = self._clock.now_ns()
-            if not self._fixed_peer:
+            other = self.receive_clock
+            clock_ns = other.now_ns() if other is not None else None
+            if addr is not None and not self._fixed_peer:
                 self._peer = (addr[0], addr[1])
             msgs = self._parser.parse_buffer(data) or []
             for msg in msgs:
@@ -393,7 +419,7 @@ class SimFc:
                             self._bad_data += 1
                     continue
                 with self._cond:
-                    self._received.append(Received(msg, now))
+                    self._received.append(Received(msg, now, clock_ns))
                     self._cond.notify_all()
                 self._handle(msg)
 
