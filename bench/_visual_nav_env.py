@@ -146,3 +146,138 @@ def run_trial(
 
 def error_en(t: Trial, fix: VisualFix) -> tuple[float, float]:
     return LocalFrame(t.lat, t.lon).to_en(fix.latitude, fix.longitude)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """One frame of a simulated flight: truth and what the autopilot reports."""
+
+    stamp_ns: int
+    lat: float
+    lon: float
+    ve: float  # true ground velocity of the vehicle (m/s)
+    vn: float
+    roll: float
+    pitch: float
+    yaw: float
+    roll_rep: float  # as the autopilot reports them (degrees)
+    pitch_rep: float
+    yaw_rep: float
+
+
+@dataclass(frozen=True)
+class Flight:
+    poses: tuple[Pose, ...]
+    agl: float
+    height_factor: float
+    prior_e: float
+    prior_n: float
+
+
+def flights(
+    seed: int, n: int, agl: float, *, frames: int = 14, rate_hz: float = 2.0, speed: float = 25.0
+) -> list[Flight]:
+    """Short flights for frame-to-frame figures (velocity, stitching).
+
+    A fixed-wing at ``speed`` on a gently curving course (turn rate up to
+    3 deg/s, coordinated bank), ``rate_hz`` frames. The autopilot's attitude
+    error is a bias per flight (``ATT_NOISE_DEG``) plus 0.03 deg of noise per
+    frame: an EKF's attitude error wanders slowly, it does not jump between
+    frames half a second apart. Heading bias +-5 deg, height +-10 % per flight;
+    the prior 100-300 m off as in :func:`trials`.
+    """
+    rng = np.random.default_rng(seed)
+    lat0, lon0, lat1, lon1 = ortho("2017").bounds_latlon()
+    lc, oc = (lat0 + lat1) / 2, (lon0 + lon1) / 2
+    half_e = (lon1 - lon0) / 2 * 111_320 * math.cos(math.radians(lc)) - 1300
+    half_n = (lat1 - lat0) / 2 * 111_320 - 1300
+    centre = LocalFrame(lc, oc)
+    dt = 1.0 / rate_hz
+    out = []
+    for _ in range(n):
+        e = rng.uniform(-half_e, half_e)
+        nn = rng.uniform(-half_n, half_n)
+        course = rng.uniform(-math.pi, math.pi)  # ENU, from east
+        turn = math.radians(rng.uniform(-3, 3))
+        pitch = rng.uniform(0, 6)
+        b_roll, b_pitch = rng.normal(0, ATT_NOISE_DEG, 2)
+        b_yaw = rng.uniform(-5, 5)
+        ang = rng.uniform(0, 2 * math.pi)
+        d = rng.uniform(100, 300)
+        roll = math.degrees(math.atan(speed * turn / 9.81))
+        t0 = (1_900_000_000 + int(rng.integers(0, 10_000)) * 100) * NS
+        poses = []
+        for k in range(frames):
+            ve, vn = speed * math.cos(course), speed * math.sin(course)
+            lat, lon = centre.to_latlon(e, nn)
+            yaw_ned = 90.0 - math.degrees(course)  # NED yaw from north, clockwise
+            poses.append(
+                Pose(
+                    t0 + int(k * dt * NS),
+                    lat,
+                    lon,
+                    ve,
+                    vn,
+                    roll,
+                    pitch,
+                    yaw_ned,
+                    roll + b_roll + rng.normal(0, 0.03),
+                    pitch + b_pitch + rng.normal(0, 0.03),
+                    yaw_ned + b_yaw + rng.normal(0, 0.1),
+                )
+            )
+            # integrate one frame interval
+            course_next = course + turn * dt
+            if abs(turn) > 1e-9:
+                r = speed / turn
+                e += r * (math.sin(course_next) - math.sin(course))
+                nn -= r * (math.cos(course_next) - math.cos(course))
+            else:
+                e += ve * dt
+                nn += vn * dt
+            course = course_next
+        out.append(
+            Flight(
+                tuple(poses),
+                agl,
+                float(rng.uniform(0.9, 1.1)),
+                d * math.cos(ang),
+                d * math.sin(ang),
+            )
+        )
+    return out
+
+
+def flight_frame(year: str, f: Flight, p: Pose) -> NDArray[np.uint8]:
+    from gps_denied_onboard.visual_nav.camera import R_BODY_FROM_NADIR_CAMERA
+
+    r = enu_from_flu_of_ned_euler(math.radians(p.roll), math.radians(p.pitch), math.radians(p.yaw))
+    return render_frame(
+        ortho(year),
+        CAMERA,
+        r @ R_BODY_FROM_NADIR_CAMERA,
+        latitude=p.lat,
+        longitude=p.lon,
+        height_m=f.agl,
+    )
+
+
+def fly(
+    est: VisualEstimator, year: str, f: Flight, *, prior_sigma: float = 120.0
+) -> list[VisualFix | FrameRejected]:
+    """Feed one flight frame by frame: attitude at 50 Hz, altitude, the displaced GNSS prior."""
+    out: list[VisualFix | FrameRejected] = []
+    for p in f.poses:
+        r = enu_from_flu_of_ned_euler(
+            math.radians(p.roll_rep), math.radians(p.pitch_rep), math.radians(p.yaw_rep)
+        )
+        for dt in (-40, -20, 0, 20, 40):
+            est.attitude.add(p.stamp_ns + dt * 1_000_000, r)
+        est.height.add_altitude_msl(p.stamp_ns, GROUND + f.agl * f.height_factor)
+        plat, plon = LocalFrame(p.lat, p.lon).to_latlon(f.prior_e, f.prior_n)
+        est.add_gnss(p.stamp_ns, plat, plon, healthy=True, sigma_m=prior_sigma)
+        try:
+            out.append(est.process(p.stamp_ns, flight_frame(year, f, p), CAMERA))
+        except FrameRejected as rej:
+            out.append(rej)
+    return out

@@ -45,7 +45,10 @@ from gps_denied_onboard.visual_nav.geo import (
 )
 from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource, build_mosaic, tiles_around
 from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
+from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
+from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
+from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
 
 F64 = NDArray[np.float64]
 NS = 1_000_000_000
@@ -56,6 +59,7 @@ class EstimatorConfig:
     """The estimator's settings; the node builds it from ``config/visual_nav.yaml``."""
 
     match: MatchConfig = field(default_factory=MatchConfig)
+    odometry: OdometryConfig = field(default_factory=OdometryConfig)
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_margin: float = 0.07
     gate_min_score: float = 0.12
@@ -84,6 +88,7 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
+    stitch_heading_sigma_deg: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,8 @@ class VisualEstimator:
         self._last_fix: VisualFix | None = None
         self._recent: deque[VisualFix] = deque()
         self._mosaic: Mosaic | None = None
+        self.odometry = OdometryTrack(cfg.odometry)
+        self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
         self.mosaic_builds = 0
         self.last_view: GroundView | None = None
@@ -313,18 +320,33 @@ class VisualEstimator:
         r_world_cam = r_enu_flu @ self._mount
         tilt_cos = max(0.0, float(r_enu_flu[2, 2]))
         h = self.height.at(stamp_ns, tilt_cos)
-        prior = self.prior_at(stamp_ns)
+        last = self._last_fix
+        tracking = last is not None and 0 < stamp_ns - last.stamp_ns <= int(cfg.track_window_s * NS)
+        # heading bias and height scale change slowly: the last fix's, while recent
+        dh_t, s_t = (last.heading_offset_deg, last.scale) if tracking and last else (0.0, 1.0)
+        frame_view = FrameView(gray, camera, r_world_cam, h.height_m)
+        view: MatchView = frame_view
+        # registration runs on frames as the autopilot's attitude and height put
+        # them (uncorrected), so the track never breaks when a fix refines the
+        # correction; motion is turned and scaled by the last fix's correction
+        corr = (last.heading_offset_deg, last.scale) if last is not None else (0.0, 1.0)
+        disp: Displacement | None = None
+        if cfg.odometry.enabled:
+            disp, stitched = self._register(stamp_ns, frame_view, h.height_m, corr)
+            if stitched is not None:
+                view = PatchView(stitched, 0.0, 1.0)
+        prior = self._odometry_prior(stamp_ns, disp, corr) or self.prior_at(stamp_ns)
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
         radius = self.search_radius_m(prior)
-        reach = radius + 3.0 * h.height_m + 200.0  # footprint half-diagonal, generously
+        # the footprint's half-diagonal (generously), or the stitched patch's
+        reach = radius + max(3.0 * h.height_m, view.width_m) + 200.0
         mosaic = self._mosaic_for(prior, reach)
         zoom = mosaic.zoom
         mpp = ground_resolution_m(prior.latitude, zoom)
         nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
         match_cfg = cfg.match
-        last = self._last_fix
-        if not cfg.heading_trusted and (last is None or prior.source != "visual"):
+        if not cfg.heading_trusted and (last is None or prior.source not in _OWN_TRACK):
             # cold start or lost with an untrusted heading (compass interference, a
             # gyro-only attitude): search every heading at the coarse level
             step = cfg.heading_search_step_deg
@@ -332,31 +354,20 @@ class VisualEstimator:
                 match_cfg,
                 heading_candidates_deg=tuple(-180.0 + step * k for k in range(round(360.0 / step))),
             )
-        elif (
-            cfg.track_candidates
-            and last is not None
-            and prior.source == "visual"
-            and 0 < stamp_ns - last.stamp_ns <= int(cfg.track_window_s * NS)
-        ):
-            # tracking: heading bias and height scale change slowly, so the coarse
-            # search starts from the last frame's and the refinement does the rest
-            match_cfg = replace(
-                match_cfg,
-                heading_candidates_deg=(last.heading_offset_deg,),
-                scale_candidates=(last.scale,),
-            )
+        elif cfg.track_candidates and tracking and prior.source in _OWN_TRACK:
+            # tracking: the coarse search starts from the last frame's heading and
+            # scale, and the refinement does the rest
+            match_cfg = replace(match_cfg, heading_candidates_deg=(dh_t,), scale_candidates=(s_t,))
         try:
             result, why = match_frame(
-                gray,
-                camera,
-                r_world_cam,
-                h.height_m,
+                view,
                 fine=mosaic.fine,
                 coarse=mosaic.coarse,
                 metres_per_world_px=mpp,
                 predicted_nadir=nadir,
                 search_radius_m=radius,
                 cfg=match_cfg,
+                fine_only=isinstance(view, PatchView),
             )
         except OutsideMap as err:
             raise FrameRejected(
@@ -390,8 +401,23 @@ class VisualEstimator:
             / max(result.fine_score, 0.1)
             * small**cfg.match_size_exponent
         )
-        sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2)
-        velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
+        sig_lever = 0.0
+        if isinstance(view, PatchView):
+            # the stitched patch is placed by its bulk, behind the nadir: an error in
+            # its heading moves the nadir by the lever times that error
+            oc, orow = view.patch.centre_offset_px
+            lever = math.hypot(oc, orow) * view.patch.resolution_m
+            sig_lever = lever * math.tan(math.radians(cfg.stitch_heading_sigma_deg))
+        sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_lever**2)
+        odo_v = self.odometry.velocity() if disp is not None else None
+        velocity: tuple[float, float] | None
+        if odo_v is not None:
+            # the refined correction of this very fix turns the raw track's motion
+            ve, vn = _corrected(odo_v[0], result.heading_offset_deg, result.scale)
+            velocity = (ve, vn)
+            vel_sigma = math.hypot(odo_v[1] * result.scale, _VELOCITY_FLOOR)
+        else:
+            velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
         yaw_enu = _yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
         quality = int(max(1, min(100, round(100 * min(1.0, pk.margin / (3 * max(gate, 0.01)))))))
@@ -427,6 +453,15 @@ class VisualEstimator:
             gray, camera, turned(r_world_cam, result.heading_offset_deg), height_m, lat, lon
         )
         v = velocity or (0.0, 0.0)
+        self._odo_prior = Prior(
+            stamp_ns,
+            lat,
+            lon,
+            sigma,
+            v,
+            vel_sigma if velocity else cfg.prior_velocity_sigma * 3,
+            "visual",
+        )
         self._track = Prior(
             stamp_ns,
             lat,
@@ -437,6 +472,49 @@ class VisualEstimator:
             "visual",
         )
         return fix
+
+    def _register(
+        self, stamp_ns: int, frame: FrameView, height_m: float, corr: tuple[float, float]
+    ) -> tuple[Displacement | None, RectifiedFrame | None]:
+        """Register the (uncorrected) frame on the last one: raw displacement, stitched patch."""
+        rf = frame.render(0.0, 1.0, self.cfg.match.resolution_m)
+        if rf is None:
+            self.odometry.reset()
+            return None, None
+        prev = self._odo_prior or self._track
+        pv = None
+        if prev is not None:  # the true velocity, back into the raw frame
+            pv = _corrected(prev.velocity_en, -corr[0], 1.0 / corr[1])
+        disp = self.odometry.add(stamp_ns, rf, height_m=height_m, predicted_velocity=pv)
+        return disp, self.odometry.stitch()
+
+    def _odometry_prior(
+        self, stamp_ns: int, disp: Displacement | None, corr: tuple[float, float]
+    ) -> Prior | None:
+        """The last frame's position carried to this one by registration (GNSS lost).
+
+        Between map fixes this replaces dead reckoning: each registration adds
+        its own small error instead of a velocity's error times the time.
+        """
+        last = self._odo_prior
+        frames = self.odometry.frames
+        if disp is None or last is None or last.stamp_ns != frames[-2].stamp_ns:
+            # no registration, or it measured from a frame our position is not known at
+            self._odo_prior = None
+            return None
+        odo_v = self.odometry.velocity()
+        v, vs = (
+            (_corrected(odo_v[0], *corr), odo_v[1] * corr[1])
+            if odo_v is not None
+            else (last.velocity_en, last.velocity_sigma)
+        )
+        e, n = _corrected((disp.de, disp.dn), *corr)
+        lat, lon = LocalFrame(last.latitude, last.longitude).to_latlon(e, n)
+        sigma = math.hypot(last.sigma_m, disp.sigma_m * corr[1])
+        self._odo_prior = Prior(stamp_ns, lat, lon, sigma, v, vs, "visual_odometry")
+        if self._gnss_healthy and self._gnss is not None:
+            return None  # the FC's GNSS is the prior while it is healthy
+        return self._odo_prior
 
     def _velocity(
         self, stamp_ns: int, lat: float, lon: float, sigma: float
@@ -484,7 +562,7 @@ class VisualEstimator:
             FrameRejected: ``gate``, an unsure jump.
         """
         c = self.cfg
-        if prior.source not in ("visual", "visual_dead_reckoning"):
+        if prior.source not in _OWN_TRACK:
             return False
         e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
         jump = math.hypot(e, n)
@@ -514,6 +592,19 @@ class GroundView:
     height_m: float
     latitude: float
     longitude: float
+
+
+#: priors from this estimator's own track (not the FC's GNSS, not a seed)
+_OWN_TRACK = ("visual", "visual_dead_reckoning", "visual_odometry")
+#: velocity 1-sigma floor (m/s): what frame timing and the flat-ground model leave
+_VELOCITY_FLOOR = 0.2
+
+
+def _corrected(v: tuple[float, float], heading_deg: float, scale: float) -> tuple[float, float]:
+    """A raw ground vector with a heading correction (ENU sense) and height scale applied."""
+    th = math.radians(heading_deg)
+    c, s = math.cos(th), math.sin(th)
+    return scale * (c * v[0] - s * v[1]), scale * (s * v[0] + c * v[1])
 
 
 def _yaw_enu(r_enu_flu: F64) -> float:

@@ -29,15 +29,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.correlate import Peak, find_peak, masked_zncc, prepare_template
 from gps_denied_onboard.visual_nav.features import orientation_field
-from gps_denied_onboard.visual_nav.rectify import (
-    PreparedFrame,
-    RectifiedFrame,
-    prepare,
-    rectify_prepared,
-)
+from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
+from gps_denied_onboard.visual_nav.views import MatchView
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -58,6 +53,7 @@ class MatchConfig:
     min_texture: float = 2.0
     min_map_coverage: float = 0.3
     min_coarse_template_px: float = 80.0
+    fine_refine: bool = True
 
 
 @dataclass
@@ -134,10 +130,7 @@ def _field(rf: RectifiedFrame) -> tuple[F32, F32, float]:
 
 
 def match_frame(
-    gray: F32,
-    camera: CameraModel,
-    r_world_from_camera: F64,
-    height_m: float,
+    view: MatchView,
     *,
     fine: FieldRaster,
     coarse: FieldRaster,
@@ -145,34 +138,33 @@ def match_frame(
     predicted_nadir: tuple[float, float],
     search_radius_m: float,
     cfg: MatchConfig,
+    fine_only: bool = False,
 ) -> tuple[MatchResult | None, str]:
-    """Match one frame; ``(None, reason)`` when it cannot be matched.
+    """Match one view (a frame, or frames stitched); ``(None, reason)`` when it cannot be.
 
     Args:
         metres_per_world_px: true ground metres per map-zoom world pixel here.
         predicted_nadir: where the prior puts the camera's nadir (world px).
         search_radius_m: how far from the prediction the answer may be.
+        fine_only: search on the fine raster whatever the view's size (frames
+            stitched: the gate's template size is then counted in fine pixels,
+            as for the small single frames the stitch replaces).
 
     Raises:
         OutsideMap: the search window leaves the map raster.
     """
     # the coarse level needs ~100 px across the footprint: a small footprint is
     # searched on the fine raster, a large one on the coarse raster
-    width_m = height_m * camera.width / camera.focal_px
-    if width_m / cfg.coarse_resolution_m < cfg.min_coarse_template_px:
+    if fine_only or view.width_m / cfg.coarse_resolution_m < cfg.min_coarse_template_px:
         coarse, res_c = fine, cfg.resolution_m
     else:
         res_c = cfg.coarse_resolution_m
-    prep_c = prepare(gray, camera, height_m, res_c)
-    prep_f = (
-        prep_c if res_c == cfg.resolution_m else prepare(gray, camera, height_m, cfg.resolution_m)
-    )
     best: tuple[float, float, float, Peak, RectifiedFrame, int, int] | None = None
     template_px = 0
     texture = 0.0
     for dh in cfg.heading_candidates_deg:
         for s in cfg.scale_candidates:
-            rf = rectify_prepared(prep_c, turned(r_world_from_camera, dh), height_m * s, res_c)
+            rf = view.render(dh, s, res_c)
             if rf is None:
                 return None, "bad_geometry"
             re, im, tex = _field(rf)
@@ -182,7 +174,6 @@ def match_frame(
             tpl = prepare_template((re, im), rf.mask)
             ht, wt = tpl.shape
             # window: placements that put the nadir within the search radius
-            px_c = res_c / metres_per_world_px  # world px per coarse px
             nx = (predicted_nadir[0] - coarse.origin_x) / coarse.step - 0.5
             ny = (predicted_nadir[1] - coarse.origin_y) / coarse.step - 0.5
             rad = search_radius_m / res_c
@@ -195,7 +186,6 @@ def match_frame(
             covered = coarse.coverage(x0, y0, wt + span - 1, ht + span - 1)
             if covered < cfg.min_map_coverage:
                 raise OutsideMap(f"tiles cover only {covered:.0%} of the search window")
-            del px_c
             score = masked_zncc(win, tpl)
             pk = find_peak(score, cfg.exclusion_m / res_c)
             if best is None or pk.score > best[3].score:
@@ -209,11 +199,11 @@ def match_frame(
     m = cfg.refine_margin_px
 
     def local(
-        prep: PreparedFrame, raster: FieldRaster, res: float, pair: tuple[float, float], margin: int
+        raster: FieldRaster, res: float, pair: tuple[float, float], margin: int
     ) -> tuple[Peak, RectifiedFrame, int, int] | None:
         """The peak within ``margin`` px of the coarse answer for one heading/scale pair."""
         dh, s = pair
-        rf = rectify_prepared(prep, turned(r_world_from_camera, dh), height_m * s, res)
+        rf = view.render(dh, s, res)
         if rf is None:
             return None
         re, im, _ = _field(rf)
@@ -233,7 +223,7 @@ def match_frame(
     ss = cfg.refine_scale_step
     scores = {(0, 0): coarse_pk.score}
     for i, j in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        got = local(prep_c, coarse, res_c, (dh0 + i * hs, s0 * (1 + j * ss)), 2)
+        got = local(coarse, res_c, (dh0 + i * hs, s0 * (1 + j * ss)), 2)
         scores[(i, j)] = got[0].score if got is not None else -1.0
 
     def vertex(a: float, b: float, c: float) -> float:
@@ -243,7 +233,19 @@ def match_frame(
     di = vertex(scores[(-1, 0)], scores[(0, 0)], scores[(1, 0)])
     dj = vertex(scores[(0, -1)], scores[(0, 0)], scores[(0, 1)])
     dh_f, s_f = dh0 + di * hs, s0 * (1 + dj * ss)
-    fine_got = local(prep_f, fine, cfg.resolution_m, (dh_f, s_f), m)
+    fine_got = local(fine, cfg.resolution_m, (dh_f, s_f), m)
+    if fine_got is not None and cfg.fine_refine:
+        # again at the fine resolution with half the steps: a long view (frames
+        # stitched) turns its far end by its length times the heading error
+        fs = {(0, 0): fine_got[0].score}
+        for i, j in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            got = local(fine, cfg.resolution_m, (dh_f + i * hs / 2, s_f * (1 + j * ss / 2)), m)
+            fs[(i, j)] = got[0].score if got is not None else -1.0
+        di = vertex(fs[(-1, 0)], fs[(0, 0)], fs[(1, 0)])
+        dj = vertex(fs[(0, -1)], fs[(0, 0)], fs[(0, 1)])
+        if di != 0.0 or dj != 0.0:
+            dh_f, s_f = dh_f + di * hs / 2, s_f * (1 + dj * ss / 2)
+            fine_got = local(fine, cfg.resolution_m, (dh_f, s_f), m)
     if fine_got is None:
         return None, "bad_geometry"
     pk, rf, fx0, fy0 = fine_got

@@ -1,0 +1,280 @@
+"""Frame-to-frame registration: motion between frames, and frames stitched into one patch.
+
+Consecutive frames see mostly the same ground, minutes (not years) apart, so
+registering one rectified frame on the previous is easy and precise where
+matching against the map is hard. It gives:
+
+- the **displacement** of the nadir between captures, hence a velocity with
+  its covariance (what PX4 needs beside the position), and a prior between
+  map fixes far tighter than dead reckoning;
+- a **track** of recent frames in one local frame, so that several small
+  footprints are **stitched** into one larger patch (:func:`stitch`), which
+  the matcher then matches as one view (:class:`.views.PatchView`).
+
+Both frames are rectified north-up at the same resolution with the same
+heading correction and height scale, so registration is a pure translation:
+masked ZNCC of their orientation fields around the predicted shift, refined
+to sub-pixel. Its error model: ``sigma_px / score`` pixels, plus the change of
+the autopilot's attitude error between the two captures (``height *
+tan(sigma_rel)``), which registration cannot see.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.correlate import find_peak, masked_zncc, prepare_template
+from gps_denied_onboard.visual_nav.features import orientation_field
+from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
+
+F32 = NDArray[np.float32]
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class OdometryConfig:
+    """Frame-to-frame settings (the node's ``odometry_*`` and ``stitch_*`` parameters)."""
+
+    enabled: bool = True
+    search_m: float = 60.0
+    min_score: float = 0.35
+    min_margin: float = 0.05
+    sigma_px: float = 0.1
+    attitude_rel_sigma_deg: float = 0.05
+    max_gap_s: float = 1.5
+    velocity_window_s: float = 1.0
+    history_s: float = 40.0
+    stitch_below_area_m2: float = 300_000.0
+    stitch_target_area_m2: float = 600_000.0
+
+
+@dataclass(frozen=True)
+class Displacement:
+    """The current nadir minus the previous one (metres east, north), 1-sigma per axis."""
+
+    de: float
+    dn: float
+    sigma_m: float
+    score: float
+    margin: float
+
+
+@dataclass(frozen=True)
+class TrackEntry:
+    """One registered frame: its rectified image and where its nadir is on the track."""
+
+    stamp_ns: int
+    view: RectifiedFrame
+    e: float  # nadir east of the track's origin (metres)
+    n: float
+    var: float  # accumulated variance per axis since the track's first frame (m^2)
+    height_m: float
+
+    @property
+    def area_m2(self) -> float:
+        return float(np.count_nonzero(self.view.mask)) * self.view.resolution_m**2
+
+
+def register(
+    prev: RectifiedFrame,
+    cur: RectifiedFrame,
+    predicted: tuple[float, float],
+    search_m: float,
+) -> tuple[float, float, float, float] | None:
+    """Where ``cur``'s nadir is relative to ``prev``'s: ``(de, dn, score, margin)``.
+
+    ``predicted`` is the expected displacement (east, north metres); the
+    answer is searched within ``search_m`` of it. None when the frames do not
+    overlap or share no texture.
+    """
+    if prev.resolution_m != cur.resolution_m:
+        raise ValueError("frames rectified at different resolutions")
+    res = cur.resolution_m
+    pre, pim, ptex = orientation_field(prev.image, prev.mask)
+    cre, cim, ctex = orientation_field(cur.image, cur.mask)
+    if ptex <= 0.0 or ctex <= 0.0:
+        return None
+    tpl = prepare_template((cre, cim), cur.mask)
+    if tpl.count < 64 or tpl.energy <= 0.0:
+        return None
+    ht, wt = tpl.shape
+    rad = max(2, math.ceil(search_m / res))
+    # placement (ox, oy): cur pixel (i, j) lies on prev pixel (i + ox, j + oy)
+    ox_p = prev.nadir_col + predicted[0] / res - cur.nadir_col
+    oy_p = prev.nadir_row - predicted[1] / res - cur.nadir_row
+    x0 = math.floor(ox_p) - rad
+    y0 = math.floor(oy_p) - rad
+    span = 2 * rad + 1
+    hp, wp = prev.mask.shape
+    win_w, win_h = wt + span - 1, ht + span - 1
+    windows = []
+    for ch in (pre, pim):
+        w = np.zeros((win_h, win_w), np.float32)
+        sx0, sy0 = max(0, x0), max(0, y0)
+        sx1, sy1 = min(wp, x0 + win_w), min(hp, y0 + win_h)
+        if sx1 - sx0 < 8 or sy1 - sy0 < 8:
+            return None
+        w[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = ch[sy0:sy1, sx0:sx1]
+        windows.append(w)
+    score = masked_zncc((windows[0], windows[1]), tpl)
+    pk = find_peak(score, 3.0)
+    if not math.isfinite(pk.score):
+        return None
+    ox = x0 + pk.col
+    oy = y0 + pk.row
+    de = (cur.nadir_col + ox - prev.nadir_col) * res
+    dn = -(cur.nadir_row + oy - prev.nadir_row) * res
+    return de, dn, pk.score, pk.margin
+
+
+class OdometryTrack:
+    """Recent frames placed by registration, each on its predecessor."""
+
+    def __init__(self, cfg: OdometryConfig) -> None:
+        self.cfg = cfg
+        self._frames: deque[TrackEntry] = deque()
+        self.registrations = 0
+        self.failures = 0
+
+    @property
+    def frames(self) -> tuple[TrackEntry, ...]:
+        return tuple(self._frames)
+
+    def reset(self) -> None:
+        self._frames.clear()
+
+    def add(
+        self,
+        stamp_ns: int,
+        view: RectifiedFrame,
+        *,
+        height_m: float,
+        predicted_velocity: tuple[float, float] | None,
+    ) -> Displacement | None:
+        """Register ``view`` on the last frame and append it; the displacement, or None.
+
+        A failed registration (no overlap, too weak, too long a gap, another
+        resolution) starts a new track at this frame.
+        """
+        cfg = self.cfg
+        last = self._frames[-1] if self._frames else None
+        disp: Displacement | None = None
+        if last is not None and 0 < stamp_ns - last.stamp_ns <= cfg.max_gap_s * NS:
+            dt = (stamp_ns - last.stamp_ns) / NS
+            pv = predicted_velocity or (0.0, 0.0)
+            same = last.view.resolution_m == view.resolution_m
+            got = (
+                register(last.view, view, (pv[0] * dt, pv[1] * dt), cfg.search_m) if same else None
+            )
+            if got is not None and got[2] >= cfg.min_score and got[3] >= cfg.min_margin:
+                de, dn, score, margin = got
+                sig_px = cfg.sigma_px / max(score, 0.1) * view.resolution_m
+                sig_att = (
+                    math.sqrt(2.0) * height_m * math.tan(math.radians(cfg.attitude_rel_sigma_deg))
+                )
+                disp = Displacement(de, dn, math.hypot(sig_px, sig_att), score, margin)
+        if disp is None:
+            if last is not None:
+                self.failures += 1
+            self._frames.clear()
+            entry = TrackEntry(stamp_ns, view, 0.0, 0.0, 0.0, height_m)
+        else:
+            self.registrations += 1
+            assert last is not None
+            entry = TrackEntry(
+                stamp_ns,
+                view,
+                last.e + disp.de,
+                last.n + disp.dn,
+                last.var + disp.sigma_m**2,
+                height_m,
+            )
+        self._frames.append(entry)
+        while self._frames and (stamp_ns - self._frames[0].stamp_ns) > cfg.history_s * NS:
+            self._frames.popleft()
+        return disp
+
+    def velocity(self) -> tuple[tuple[float, float], float] | None:
+        """Velocity of the nadir over about ``velocity_window_s``, and its 1-sigma per axis."""
+        if len(self._frames) < 2:
+            return None
+        cur = self._frames[-1]
+        base = None
+        for f in self._frames:
+            if (cur.stamp_ns - f.stamp_ns) / NS <= self.cfg.velocity_window_s:
+                base = f
+                break
+        if base is None or base is cur:
+            base = self._frames[-2]
+        dt = (cur.stamp_ns - base.stamp_ns) / NS
+        if dt <= 0:
+            return None
+        v = ((cur.e - base.e) / dt, (cur.n - base.n) / dt)
+        return v, math.sqrt(max(cur.var - base.var, 0.0)) / dt
+
+    def stitch(self) -> RectifiedFrame | None:
+        """Recent frames pasted into one patch about the newest frame's nadir.
+
+        Only when the newest frame's footprint is below ``stitch_below_area_m2``;
+        frames are added from the newest backwards until the union reaches
+        ``stitch_target_area_m2`` (newer frames paint over older ones). None when
+        there is nothing to add.
+        """
+        cfg = self.cfg
+        if len(self._frames) < 2:
+            return None
+        cur = self._frames[-1]
+        if cur.area_m2 >= cfg.stitch_below_area_m2:
+            return None
+        res = cur.view.resolution_m
+        chosen = [cur]
+        # the union grows roughly by each frame's new ground; stop at the target
+        area = cur.area_m2
+        for f in reversed(list(self._frames)[:-1]):
+            shift = math.hypot(f.e - chosen[-1].e, f.n - chosen[-1].n)
+            if shift < 0.15 * math.sqrt(cur.area_m2):
+                continue  # adds almost nothing
+            chosen.append(f)
+            area += shift * math.sqrt(f.area_m2)
+            if area >= cfg.stitch_target_area_m2:
+                break
+        if len(chosen) < 2:
+            return None
+        # canvas in metres relative to the newest nadir
+        boxes = []
+        for f in chosen:
+            rows, cols = f.view.mask.shape
+            de, dn = f.e - cur.e, f.n - cur.n
+            left = de - (f.view.nadir_col + 0.5) * res
+            top = dn + (f.view.nadir_row + 0.5) * res
+            boxes.append((left, top, left + cols * res, top - rows * res))
+        emin = min(b[0] for b in boxes)
+        nmax = max(b[1] for b in boxes)
+        emax = max(b[2] for b in boxes)
+        nmin = min(b[3] for b in boxes)
+        cols = math.ceil((emax - emin) / res)
+        rows = math.ceil((nmax - nmin) / res)
+        image = np.zeros((rows, cols), np.float32)
+        mask = np.zeros((rows, cols), np.uint8)
+        for f, (left, top, _, _) in zip(reversed(chosen), reversed(boxes), strict=True):
+            # f's pixel (i, j) lands on canvas (i + tx, j + ty)
+            tx = (left - emin) / res
+            ty = (nmax - top) / res
+            m = np.array([[1.0, 0.0, tx], [0.0, 1.0, ty]])
+            img = cv2.warpAffine(f.view.image, m, (cols, rows), flags=cv2.INTER_LINEAR)
+            # shrink the pasted mask by a pixel: its edge pixels are interpolated with black
+            fm = cv2.erode(f.view.mask, np.ones((3, 3), np.uint8))
+            msk = cv2.warpAffine(fm, m, (cols, rows), flags=cv2.INTER_NEAREST)
+            on = msk > 0
+            image[on] = np.asarray(img)[on]
+            mask[on] = 255
+        nadir_col = -emin / res - 0.5
+        nadir_row = nmax / res - 0.5
+        diag = math.hypot(emax - emin, nmax - nmin)
+        return RectifiedFrame(image, mask, nadir_col, nadir_row, res, diag)

@@ -1,0 +1,192 @@
+"""Frame-to-frame registration: displacement, velocity, the odometry prior, stitching."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from gps_denied_onboard.visual_nav.camera import turned
+from gps_denied_onboard.visual_nav.estimator import VisualFix
+from gps_denied_onboard.visual_nav.features import to_gray_f32
+from gps_denied_onboard.visual_nav.odometry import OdometryConfig, OdometryTrack, register
+from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
+from gps_denied_onboard.visual_nav.views import FrameView, warp_patch
+
+from .support import (
+    CAMERA,
+    LAT0,
+    LON0,
+    NS,
+    T0,
+    Pose,
+    error_m,
+    feed,
+    make_estimator,
+    render,
+    synthetic_world,
+)
+
+
+def _view(pose: Pose) -> FrameView:
+    ortho, _ = synthetic_world()
+    gray = to_gray_f32(render(ortho, pose))
+    return FrameView(gray, CAMERA, pose.r_enu_flu() @ _mount(), pose.agl_m)
+
+
+def _mount() -> np.ndarray:
+    from gps_denied_onboard.visual_nav.camera import mount_rotation
+
+    return mount_rotation((0.0, 0.0, 0.0))
+
+
+def _zncc(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    x, y = a[mask], b[mask]
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / math.sqrt((x * x).sum() * (y * y).sum()))
+
+
+def _aligned_zncc(want: RectifiedFrame, got: RectifiedFrame) -> tuple[float, float]:
+    """ZNCC of two north-up views brought onto one grid by their nadirs, and their overlap."""
+    dx = want.nadir_col - got.nadir_col
+    dy = want.nadir_row - got.nadir_row
+    m = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+    size = (want.image.shape[1], want.image.shape[0])
+    img = cv2.warpAffine(got.image, m, size, flags=cv2.INTER_LINEAR)
+    msk = cv2.warpAffine(got.mask, m, size, flags=cv2.INTER_NEAREST) > 0
+    ma = cv2.erode(want.mask, np.ones((3, 3), np.uint8)) > 0
+    both = ma & cv2.erode(msk.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    overlap = float(both.sum()) / max(1.0, float(min(ma.sum(), msk.sum())))
+    return _zncc(want.image, img, both), overlap
+
+
+def test_a_patch_turned_and_scaled_equals_the_frame_rectified_that_way() -> None:
+    # pins the sign and the pivot of warp_patch: turning and scaling a rectified
+    # patch about its nadir is what re-rectifying with a turned pose and a
+    # scaled height does
+    view = _view(Pose(LAT0, LON0, 500.0, roll_deg=4.0, pitch_deg=-6.0, yaw_deg=30.0))
+    base = view.render(0.0, 1.0, 2.5)
+    want = view.render(6.0, 1.08, 5.0)
+    assert base is not None and want is not None
+    got = warp_patch(base, 6.0, 1.08, 5.0)
+    assert got is not None
+    score, overlap = _aligned_zncc(want, got)
+    assert overlap > 0.8 and score > 0.95, (score, overlap)
+    # the opposite turn, or no scale, does not match: sign and pivot are pinned
+    for dh, s in ((-6.0, 1.08), (6.0, 1.0 / 1.08)):
+        other = warp_patch(base, dh, s, 5.0)
+        assert other is not None
+        assert _aligned_zncc(want, other)[0] < 0.8
+
+
+def test_registration_recovers_a_known_displacement_to_a_fraction_of_a_pixel() -> None:
+    start = Pose(LAT0, LON0, 500.0, roll_deg=3.0, pitch_deg=5.0, yaw_deg=120.0)
+    for de, dn in ((12.3, -7.9), (-21.6, 4.4), (0.0, 0.0)):
+        nxt = start.offset(de, dn)
+        a = _view(start).render(0.0, 1.0, 5.0)
+        b = _view(nxt).render(0.0, 1.0, 5.0)
+        assert a is not None and b is not None
+        got = register(a, b, (0.0, 0.0), 60.0)
+        assert got is not None
+        assert abs(got[0] - de) < 1.0 and abs(got[1] - dn) < 1.0, (got, de, dn)
+        assert got[2] > 0.6
+
+
+def test_registration_refuses_frames_that_do_not_overlap() -> None:
+    a = _view(Pose(LAT0, LON0, 200.0)).render(0.0, 1.0, 5.0)
+    b = _view(Pose(LAT0, LON0, 200.0).offset(900.0, 0.0)).render(0.0, 1.0, 5.0)
+    assert a is not None and b is not None
+    track = OdometryTrack(OdometryConfig())
+    assert track.add(T0, a, height_m=200.0, predicted_velocity=None) is None
+    assert track.add(T0 + NS // 2, b, height_m=200.0, predicted_velocity=None) is None
+    assert track.failures == 1 and len(track.frames) == 1  # a new track starts at b
+
+
+def _fly(
+    est: object, poses: list[Pose], *, gnss_until: int, yaw_error_deg: float = 0.0
+) -> list[VisualFix | str]:
+    from gps_denied_onboard.visual_nav.errors import FrameRejected
+
+    ortho, _ = synthetic_world()
+    out: list[VisualFix | str] = []
+    for k, p in enumerate(poses):
+        stamp = T0 + k * NS // 2
+        feed(est, stamp, p, yaw_error_deg=yaw_error_deg, prior=p if k < gnss_until else None)  # type: ignore[arg-type]
+        if k == gnss_until:
+            est.set_gnss_healthy(False)  # type: ignore[attr-defined]
+        try:
+            out.append(est.process(stamp, render(ortho, p), CAMERA))  # type: ignore[attr-defined]
+        except FrameRejected as rej:
+            out.append(rej.reason)
+    return out
+
+
+def _track(n: int, agl: float, speed: float = 24.0, course_deg: float = 30.0) -> list[Pose]:
+    ve = speed * math.sin(math.radians(course_deg))
+    vn = speed * math.cos(math.radians(course_deg))
+    start = Pose(LAT0, LON0, agl, pitch_deg=3.0, yaw_deg=course_deg)
+    return [start.offset(ve * 0.5 * k, vn * 0.5 * k) for k in range(n)]
+
+
+def test_velocity_comes_from_registration_with_an_honest_sigma() -> None:
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    poses = _track(8, 500.0)
+    got = _fly(est, poses, gnss_until=8, yaw_error_deg=3.0)
+    fixes = [f for f in got if isinstance(f, VisualFix)]
+    assert len(fixes) == 8, got
+    ve = 24.0 * math.sin(math.radians(30.0))
+    vn = 24.0 * math.cos(math.radians(30.0))
+    assert est.odometry.registrations == 7
+    for f in fixes[2:]:
+        assert f.velocity_en is not None
+        err = math.hypot(f.velocity_en[0] - ve, f.velocity_en[1] - vn)
+        assert err <= 3.0 * f.velocity_sigma, (f.velocity_en, f.velocity_sigma)
+        # far tighter than differencing fixes a second apart (~2-3 m/s)
+        assert f.velocity_sigma < 1.5
+
+
+def test_with_gnss_lost_the_prior_is_carried_by_registration() -> None:
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    poses = _track(8, 500.0)
+    got = _fly(est, poses, gnss_until=3)
+    fixes = [f for f in got[3:] if isinstance(f, VisualFix)]
+    assert len(fixes) == 5, got
+    assert all(f.prior_source == "visual_odometry" for f in fixes)
+    for p, f in zip(poses[3:], fixes, strict=True):
+        assert math.hypot(*error_m(p, f.latitude, f.longitude)) < 10.0
+
+
+def test_small_footprints_are_stitched_into_a_larger_patch() -> None:
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles, odometry=OdometryConfig(stitch_target_area_m2=250_000.0))
+    poses = _track(16, 200.0)  # 400 m footprint
+    got = _fly(est, poses, gnss_until=16)
+    fixes = [(p, f) for p, f in zip(poses, got, strict=True) if isinstance(f, VisualFix)]
+    assert len(fixes) >= 14, got
+    single_px = fixes[0][1].template_px
+    later = fixes[-1][1]
+    assert later.template_px > 1.3 * single_px, (single_px, later.template_px)
+    for p, f in fixes:
+        assert math.hypot(*error_m(p, f.latitude, f.longitude)) < 10.0
+
+
+def test_a_large_footprint_is_matched_alone() -> None:
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    _fly(est, _track(4, 500.0), gnss_until=4)
+    assert est.odometry.stitch() is None  # 1 km footprint: no stitching needed
+
+
+def test_turned_pose_and_view_agree() -> None:
+    # FrameView.render(dh) is rectification with the pose turned by dh
+    pose = Pose(LAT0, LON0, 500.0, yaw_deg=10.0)
+    view = _view(pose)
+    a = view.render(5.0, 1.0, 5.0)
+    from gps_denied_onboard.visual_nav.rectify import rectify
+
+    b = rectify(view.gray, CAMERA, turned(view.r_world_from_camera, 5.0), 500.0, 5.0)
+    assert a is not None and b is not None
+    assert np.array_equal(a.image, b.image)
