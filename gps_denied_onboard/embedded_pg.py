@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from gps_denied_onboard.errors import EmbeddedPostgresError
 
@@ -98,6 +98,10 @@ def find_pg_bindir() -> Path:
     )
 
 
+#: Shutdown modes :meth:`EmbeddedPostgres.stop` tries in turn.
+STOP_MODES: Final = ("fast", "fast", "immediate")
+
+
 class EmbeddedPostgres:
     """Handle on one private cluster. No I/O in the constructor.
 
@@ -144,6 +148,9 @@ class EmbeddedPostgres:
             text=True,
             check=False,
             cwd="/",  # the server user may not be able to read our cwd
+            # outside the terminal's process group: an operator's Ctrl-C (however
+            # many) reaches us, who land in order, never initdb/pg_ctl/the server
+            start_new_session=True,
         )
         if proc.returncode != 0:
             detail = proc.stderr.strip() or proc.stdout.strip()
@@ -184,6 +191,7 @@ class EmbeddedPostgres:
             text=True,
             check=False,
             cwd="/",
+            start_new_session=True,
         )
         return proc.returncode == 0
 
@@ -233,12 +241,41 @@ class EmbeddedPostgres:
         self._started_here = True
 
     def stop(self) -> None:
-        """Fast shutdown; waits until the postmaster and its lock files are gone."""
-        if not self.is_running():
+        """Fast shutdown; waits until the postmaster and its lock files are gone.
+
+        Retried: a fast shutdown that did not finish is asked again, then made
+        immediate (crash-safe: the next start replays the WAL), so landing does
+        not leave a running server and its ``postmaster.pid`` behind.
+
+        Raises:
+            EmbeddedPostgresError: the server is still running after every attempt.
+        """
+        errors: list[str] = []
+        for mode in STOP_MODES:
+            if not self.is_running():
+                self._started_here = False
+                return
+            try:
+                self._run(
+                    "pg_ctl",
+                    "stop",
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    str(self._timeout),
+                )
+            except EmbeddedPostgresError as err:
+                errors.append(f"{mode}: {err}")
+                continue
+            self._started_here = False
             return
-        self._run(
-            "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", str(self._timeout)
-        )
+        if self.is_running():
+            raise EmbeddedPostgresError(
+                f"cluster {self.data_dir} would not stop: {'; '.join(errors)}"
+            )
         self._started_here = False
 
     def __enter__(self) -> EmbeddedPostgres:

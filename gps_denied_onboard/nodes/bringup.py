@@ -29,6 +29,7 @@ from typing import IO
 
 from gps_denied_onboard.embedded_pg import ClusterHome, cluster_home, resolve_dsn, server_user
 from gps_denied_onboard.errors import EmbeddedPostgresError
+from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED, ignore_from_now, install_early
 
 PACKAGE = "gps_denied_onboard"
 
@@ -324,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # before any other work: a Ctrl-C from now on lands in order (or, before
+    # anything is up, stops quietly), never a KeyboardInterrupt traceback
+    signals = install_early()
     args = build_parser().parse_args(argv)
     opts = BringupOptions(
         flight_id=args.flight_id,
@@ -333,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         use_sim_time=args.use_sim_time,
         fc_activate_timeout_s=args.fc_activate_timeout,
     )
-    from gps_denied_onboard.nodes.common import relay_stop_signals
-
+    if signals.stopped:
+        print("takeoff: stopped before take-off", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     stop = threading.Event()
-    relay_stop_signals(stop)
+    signals.relay(stop)
 
     def _announce(result: object) -> None:
         # one machine-readable line on stdout once the stack is up; then hold
@@ -344,7 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"event": "takeoff.active", **fields}), flush=True)
         stop.wait()
 
-    return run(opts, on_active=_announce, stop=stop)
+    try:
+        return run(opts, on_active=_announce, stop=stop)
+    finally:
+        ignore_from_now()  # landed: more Ctrl-C must not kill the exit itself
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from gps_denied_onboard.config import build_config, config_defaults
 from gps_denied_onboard.msg import FdrRecord, GcsAlert
 from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED, ignore_from_now, install_early
+from gps_denied_onboard.stop_signals import relay_stop_signals as _relay_stop_signals
 
 T = TypeVar("T")
 
@@ -306,28 +308,9 @@ def _managed_and_up(node: Node, manager: str = "takeoff") -> bool:
 def relay_stop_signals(
     stop: threading.Event, signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
 ) -> None:
-    """Set ``stop`` on these signals, without taking a lock in the handler.
-
-    ``Event.set`` takes a lock; a second signal arriving while the first
-    handler holds it, in the same thread, deadlocks (a terminal Ctrl-C under
-    ``ros2 launch`` delivers two). The handler only appends; a relay thread
-    sets the event.
-    """
-    import time
-
-    received: list[int] = []
-
-    def _handler(signum: int, frame: object) -> None:
-        received.append(signum)
-
-    def _relay() -> None:
-        while not received:
-            time.sleep(0.05)
-        stop.set()
-
-    threading.Thread(target=_relay, name="signal-relay", daemon=True).start()
-    for signum in signums:
-        signal.signal(signum, _handler)
+    """Set ``stop`` on these signals, without taking a lock in the handler
+    (:mod:`gps_denied_onboard.stop_signals`)."""
+    _relay_stop_signals(stop, signums)
 
 
 def run_node(
@@ -354,10 +337,15 @@ def run_node(
 
     from rclpy.signals import SignalHandlerOptions
 
+    # before any other work: a signal while the node is still starting is
+    # recorded, not raised out of an rclpy call; then we stop quietly
+    early = install_early()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = factory()
     executor = executor_factory()
     executor.add_node(node)
+    if early.stopped:
+        return _stopped_while_starting(node, executor)
     # signal numbers; a handler only appends (never a lock: a second signal can
     # arrive while the first handler holds it, in the same thread -> deadlock)
     stop: list[int] = []
@@ -384,6 +372,8 @@ def run_node(
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _interrupt)
+    if early.received:  # came between the check above and these handlers
+        return _stopped_while_starting(node, executor)
     try:
         while rclpy.ok() and not stop:
             executor.spin_once(timeout_sec=0.2)
@@ -412,4 +402,16 @@ def run_node(
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        ignore_from_now()  # down: more Ctrl-C must not kill the exit itself
     return 0
+
+
+def _stopped_while_starting(node: Node, executor: Executor) -> int:
+    """A stop signal came before the node was up: leave quietly."""
+    node.get_logger().info("node.stopped_while_starting")
+    executor.shutdown()
+    node.destroy_node()
+    if rclpy.ok():
+        rclpy.shutdown()
+    ignore_from_now()
+    return EXIT_INTERRUPTED

@@ -45,10 +45,10 @@ from gps_denied_onboard.nodes.common import (
     bridge_logging,
     declare_config,
     read_config,
-    relay_stop_signals,
 )
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
+from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED, ignore_from_now, install_early
 from gps_denied_onboard.takeoff.errors import StepFailed, StepTimeout
 from gps_denied_onboard.takeoff.sequence import (
     EXIT_OK,
@@ -369,8 +369,11 @@ def run_sequencer(
 ) -> int:
     """Take off, stay up until ``stop`` is set, land; returns the exit code.
 
-    The executor must be spinning in another thread.
+    The executor must be spinning in another thread. A stop that came before
+    the take-off began takes nothing off (:data:`EXIT_INTERRUPTED`).
     """
+    if stop.is_set():
+        return EXIT_INTERRUPTED
     result = node.sequencer.take_off()
     if result.exit_code != EXIT_OK:
         return result.exit_code
@@ -386,10 +389,12 @@ def run_sequencer(
 
 def main(argv: list[str] | None = None) -> int:
     """``takeoff`` executable: ``ros2 run gps_denied_onboard takeoff_sequencer``."""
+    # our own signal handling, before any other work: Ctrl-C must land in order,
+    # and one that comes while the node is starting stops it quietly
+    signals = install_early()
     from rclpy.signals import SignalHandlerOptions
 
     args = sys.argv[1:] if argv is None else argv
-    # our own signal handling: Ctrl-C must land in order, not tear the context down
     rclpy.init(args=["takeoff", *args], signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = TakeoffNode()
@@ -397,12 +402,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"takeoff: bad parameter: {err}", file=sys.stderr)
         rclpy.shutdown()
         return 1
+    if signals.stopped:
+        print("takeoff: stopped while starting; nothing was taken off", file=sys.stderr)
+        node.destroy_node()
+        rclpy.shutdown()
+        return EXIT_INTERRUPTED
     executor = MultiThreadedExecutor(num_threads=4)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, name="takeoff-executor", daemon=True)
     spinner.start()
     stop = threading.Event()
-    relay_stop_signals(stop)
+    signals.relay(stop)
     try:
         code = run_sequencer(node, stop)
     finally:
@@ -410,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
+        ignore_from_now()  # landed: more Ctrl-C must not kill the exit itself
     return code
 
 
