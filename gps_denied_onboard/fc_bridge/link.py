@@ -221,6 +221,8 @@ class FcLink:
         if self._closed:
             return
         self._closed = True
+        if not self._opened:  # never opened (a fresh link after deactivate): nothing to say
+            return
         self._stop.set()
         for t in (self._reader, self._beater):
             if t is not None and t is not threading.current_thread():
@@ -662,7 +664,9 @@ class FcLink:
 
     def _emit(self, kind: str, **payload: Any) -> None:
         now = self._clock.now_ns()
-        level = logging.WARNING if kind == "fc.link_down" else logging.INFO
+        # a link we closed ourselves went down as asked: INFO; any other loss: WARN
+        lost = kind == "fc.link_down" and payload.get("reason") != "closed"
+        level = logging.WARNING if lost else logging.INFO
         log_event(self._log, level, kind, **payload)
         try:
             self._sink.emit(FlightRecord(kind, PRODUCER, now, payload))

@@ -157,6 +157,12 @@ def test_takeoff_order_is_the_spec_order_and_landing_writes_the_footer(
         check=False,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # a clean landing reads clean: the FC link closed once, and its going down
+    # as asked is no warning
+    fc_log = (tmp_path / "run" / "log" / "fc_bridge.log").read_text()
+    assert fc_log.count("fc.link_closed") == 1, fc_log[-3000:]
+    assert "fc.link_down reason=closed" in fc_log
+    assert not [x for x in fc_log.splitlines() if x.startswith(("[WARN]", "[ERROR]"))], fc_log
 
 
 def test_locked_flight_root_exits_2_with_fatal_line_and_no_fc_link(
