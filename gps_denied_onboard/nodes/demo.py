@@ -463,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         # that the bridge is connected (frames sent before it was would be lost)
         nonlocal playback
         fc_clock = ManualClock(bag.start_ns)
+        fc.receive_clock = fc_clock  # GPS_INPUT arrivals in sim time too (gps_input.jsonl)
         playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, fc_clock)
         playback.pump()  # frames due at the held time
         hold.release()
@@ -550,6 +551,10 @@ def _accuracy_report(
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report.to_dict(series=True), indent=1) + "\n")
+    with (out / "gps_input.jsonl").open("w") as f:  # every GPS_INPUT the FC got (tests read it)
+        for r in fc.received("GPS_INPUT"):
+            f.write(json.dumps({"recv_ns": r.recv_ns, "sim_ns": r.clock_ns, **r.msg.to_dict()}))
+            f.write("\n")
     pictures = write_plots(report, truth, root / "tiles", out)
     print("\n=== visual navigation, live, against the flight's truth ===")
     for line in report.lines():
