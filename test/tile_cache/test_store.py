@@ -549,24 +549,61 @@ def test_every_record_fits_the_flight_record_schema(
         assert check_payload(record.kind, record.payload) == frozenset(), record
 
 
-def test_a_failed_access_flush_never_fails_the_read(
-    migrated_dsn: str, tmp_path: Path, store_factory: Any
+def _end_store_backends(dsn: str) -> int:
+    """A database outage, for real: PostgreSQL ends every other backend of the
+    database (the store's pooled connections among them)."""
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return sum(1 for (ended,) in rows if ended)
+
+
+def test_the_store_recovers_after_its_backends_are_terminated(
+    migrated_dsn: str,
+    tmp_path: Path,
+    store_factory: Any,
+    sink: MemorySink,
+    manual_clock: ManualClock,
 ) -> None:
-    cfg = TileCacheConfig(dsn=migrated_dsn, tile_root=tmp_path / "t", access_flush_batch=1)
+    cfg = TileCacheConfig(
+        dsn=migrated_dsn, tile_root=tmp_path / "t", access_flush_batch=1, pool_min=2, pool_max=2
+    )
     store = store_factory(cfg)
     store.put_tile(tile(seed=1))
     store.get_tile(Z, 17437, 11371, "satellite")
-    real = store._pool.connection
-
-    def down(*a: object, **k: object) -> None:
-        raise psycopg.OperationalError("database went away")
-
-    store._pool.connection = down  # type: ignore[method-assign]
-    try:
-        assert store.get_tile(Z, 17437, 11371, "satellite").data == make_jpeg(1)
-    finally:
-        store._pool.connection = real  # type: ignore[method-assign]
-    assert store.flush_access() == 1  # the buffered access survived
+    assert _end_store_backends(migrated_dsn) >= 1
+    read_at = manual_clock.advance_ns(DAY_NS)
+    # the hot read needs no database, and its failed access flush never fails it
+    assert store.get_tile(Z, 17437, 11371, "satellite").data == make_jpeg(1)
+    # every database operation either works on a fresh connection or fails typed;
+    # none is left failing: the pool replaces the dead connections
+    outcomes: list[str] = []
+    for attempt in range(6):
+        try:
+            store.put_tile(tile(100 + attempt, 1, seed=10 + attempt))
+            outcomes.append("stored")
+        except TileMetadataError:
+            outcomes.append("refused")
+    assert outcomes[-3:] == ["stored"] * 3, outcomes
+    stored = outcomes.count("stored")
+    assert count_rows(cfg.dsn) == 1 + stored  # a refused write left no row...
+    tile_files = [p for p in Path(cfg.tile_root).rglob("*.jpg")]
+    assert len(tile_files) == 1 + stored  # ...and no file
+    refused = outcomes.count("refused")
+    failed = [r for r in sink.of_kind("c6.write_failed") if r.payload["reason"] == "database"]
+    assert len(failed) == refused
+    # the access time of the read while the database was away was kept and is
+    # written now (or was, by a later flush)
+    store.flush_access()
+    with psycopg.connect(cfg.dsn) as conn:
+        row = conn.execute("SELECT accessed_at FROM tiles WHERE x = 17437 AND y = 11371").fetchone()
+    assert row is not None and datetime_to_ns(row[0]) >= read_at
+    # reads and queries that need the database work again
+    box = tile_bbox(Z, 17437, 11371)
+    assert [m.x for m in store.query_bbox(box, Z)] == [17437]
+    assert store.summary()["tiles"] == 1 + stored
 
 
 @pytest.mark.parametrize("batched", [False, True])
