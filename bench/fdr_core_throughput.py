@@ -9,13 +9,17 @@ figures, all from the same run:
   thread's own CPU per record (thread CPU clock: steadier than the wall-clock
   rate on a shared machine);
 * sustained: the producer is paced at 100k records/s (bursts every 10 ms) for a
-  few seconds into a ring of the default size; the figure is the rate achieved
-  (the pacing itself reaches ~99.5 %), ok only with zero overrun;
+  few seconds into a ring of the default size; the figure is the rate achieved,
+  ok only with zero overrun and at least 98 % of the target; its baseline is the
+  same pacing loop appending to a bare deque (what the pacing alone reaches here);
 * baselines in the same run: a bare ``mcap`` unchunked ``add_message`` loop of
-  the same pre-encoded bodies, and a bare batched ``os.write`` append of
-  200-byte records (1024 per write).
+  the same pre-encoded bodies (the saturation figure's baseline), and a bare
+  batched ``os.write`` append of 200-byte records (1024 per write), reported.
 
-The GIL is shared by producer and writer: both costs are in the figure.
+The GIL is shared by producer and writer: both costs are in the figure. Every
+measurement runs with the machine under load: one busy-loop competitor process of
+the benchmark's own, plus whatever else runs; the figures say how busy the
+machine was (``load``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _fdr_load import under_load
 from harness import figure
 from mcap.writer import CompressionType, Writer
 
@@ -125,6 +130,29 @@ def sustained(root: Path, seconds: float, rate: int) -> tuple[float, int, int]:
     return n / dt, footer.records_dropped_overrun + client.dropped, high
 
 
+def paced_alone(seconds: float, rate: int) -> float:
+    """The sustained figure's pacing loop with a bare deque in place of the recorder."""
+    from collections import deque
+
+    n = int(seconds * rate)
+    recs = _records(n)
+    ring: deque[FlightRecord] = deque()
+    append = ring.append
+    burst = rate // 100
+    t0 = time.perf_counter()
+    i = 0
+    while i < n:
+        delay = t0 + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        for r in recs[i:i + burst]:
+            append(r)
+        i += burst
+        if len(ring) > 65_536:
+            ring.clear()
+    return n / (time.perf_counter() - t0)
+
+
 def bare_mcap(root: Path, bodies: list[bytes]) -> float:
     with (root / "bare.mcap").open("wb") as fh:
         w = Writer(fh, use_chunking=False, compression=CompressionType.NONE)
@@ -159,26 +187,33 @@ def bare_write(root: Path, n: int, size: int = 200, batch: int = 1024) -> float:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     n = 100_000 if quick else 300_000
     seconds = 1.0 if quick else 3.0
+    body = json.dumps({"kind": KIND, "producer": "tile_cache",
+                       "schema_version": "1.1.0", "stamp_ns": T0, "seq": 100_000,
+                       "payload": PAYLOAD}, separators=(",", ":")).encode()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        sat_rate, sat_drop, body_len, cpu_us = saturation(root / "a", n)
-        sus_rate, sus_drop, high = sustained(root / "b", seconds, TARGET)
-        body = json.dumps({"kind": KIND, "producer": "tile_cache",
-                           "schema_version": "1.1.0", "stamp_ns": T0, "seq": 100_000,
-                           "payload": PAYLOAD}, separators=(",", ":")).encode()
-        mcap_rate = bare_mcap(root, [body] * n)
+        with under_load() as sat_load:
+            mcap_rate = bare_mcap(root, [body] * n)
+            sat_rate, sat_drop, body_len, cpu_us = saturation(root / "a", n)
+        with under_load() as sus_load:
+            pace_rate = paced_alone(seconds, TARGET)
+            sus_rate, sus_drop, high = sustained(root / "b", seconds, TARGET)
         write_rate = bare_write(root, n)
     return [
         figure("fdr_core_saturation_records_s", sat_rate, "records/s", mcap_rate,
                f">= {TARGET}", sat_rate >= TARGET and sat_drop == 0, overrun=sat_drop,
-               body_bytes=body_len, baseline_name="bare mcap unchunked add_message",
-               writer_cpu_us_per_record=round(cpu_us, 3),
-               bare_os_write_records_s=round(write_rate)),
-        figure("fdr_core_sustained_records_s", sus_rate, "records/s", TARGET,
-               f">= {TARGET} with zero overrun", sus_rate >= 0.98 * TARGET and sus_drop == 0,
-               overrun=sus_drop, ring_high_water=high, ring_capacity=FdrConfig().ring_capacity),
+               body_bytes=body_len, baseline_name="bare mcap unchunked add_message, same run",
+               writer_cpu_us_per_record=round(cpu_us, 3), load=sat_load),
+        figure("fdr_core_sustained_records_s", sus_rate, "records/s", pace_rate,
+               f">= {0.98 * TARGET:.0f} (98 % of {TARGET} paced) with zero overrun",
+               sus_rate >= 0.98 * TARGET and sus_drop == 0,
+               baseline_name="the same pacing loop into a bare deque, same run",
+               overrun=sus_drop, ring_high_water=high, ring_capacity=FdrConfig().ring_capacity,
+               load=sus_load),
         figure("bare_mcap_add_message_records_s", mcap_rate, "records/s", write_rate,
-               "reference", True, baseline_name="bare batched os.write"),
+               None, None, note="report, no target: the saturation figure's baseline against "
+               "a bare batched os.write of the same record count",
+               baseline_name="bare batched os.write"),
     ]
 
 

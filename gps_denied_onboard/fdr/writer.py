@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from gps_denied_onboard import __version__
 from gps_denied_onboard.clock import Clock
-from gps_denied_onboard.fdr.client import FdrClient, RawMessage
+from gps_denied_onboard.fdr.client import FdrClient, RawMessage, WakeSignal
 from gps_denied_onboard.fdr.config import FdrConfig
 from gps_denied_onboard.fdr.errors import (
     FdrError,
@@ -187,7 +187,7 @@ class FlightRecorder:
         self._own = FdrClient(FDR_PRODUCER, 1, self.policy)
         self._raw_client: FdrClient | None = None
         self._cmds: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
-        self._wake = threading.Event()
+        self._wake = WakeSignal()
         self._stop_flag = False
         self._thread: threading.Thread | None = None
         self._root_lock: DirectoryLock | None = None
@@ -539,7 +539,6 @@ class FlightRecorder:
             self._last_progress = self._mono.now_ns()
             if not busy:
                 self._wake.wait(poll_s)
-                self._wake.clear()
 
     def _drain_all(self, flight: Flight, *, shed: bool = True) -> None:
         for _ in range(1_000_000):
@@ -645,7 +644,9 @@ class FlightRecorder:
                     body = body_of(producer, item, seq, flags)
                 else:  # the common case, inlined: known head, no flags
                     try:
-                        payload = join(enc(dict(item.payload), 0))
+                        # FlightRecord.payload is a mappingproxy over a dict: its copy()
+                        # is that dict's C copy, ten times cheaper than dict(proxy).
+                        payload = join(enc(item.payload.copy(), 0))
                         text = f'{head}{stamp},"seq":{seq},"payload":{payload}}}'
                     except (ValueError, RecursionError):
                         body = body_of(producer, item, seq, flags)
