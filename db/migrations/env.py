@@ -48,6 +48,10 @@ def _run(connection: sa.Connection) -> None:
     context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
     with context.begin_transaction():
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
+        # the revision as found once we hold the lock: another migrator may have
+        # brought the database to head while we waited (apply_migrations then
+        # reports a no-op, not an upgrade it did not do)
+        config.attributes["revision_under_lock"] = context.get_context().get_current_revision()
         context.run_migrations()
 
 

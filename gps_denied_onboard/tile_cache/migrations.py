@@ -145,7 +145,9 @@ def current_revision(dsn: str) -> str | None:
         ) from err
 
 
-def _run_command(dsn: str, command_name: str, revision: str) -> None:
+def _run_command(dsn: str, command_name: str, revision: str) -> str | None:
+    """Run one Alembic command in one transaction; returns the revision the
+    database was at once the migration lock was held (None: empty)."""
     import sqlalchemy as sa
     from alembic import command
     from sqlalchemy.pool import NullPool
@@ -160,6 +162,8 @@ def _run_command(dsn: str, command_name: str, revision: str) -> None:
             getattr(command, command_name)(cfg, revision)
     finally:
         engine.dispose()
+    found = cfg.attributes.get("revision_under_lock")
+    return None if found is None else str(found)
 
 
 def head_revision() -> str:
@@ -221,7 +225,7 @@ def apply_migrations(
             )
             return MigrationResult(before, wanted, False, attempts)
         try:
-            _run_command(dsn, "upgrade", wanted)
+            found = _run_command(dsn, "upgrade", wanted)
         except Exception as err:  # sqlalchemy / alembic / psycopg, classified below
             state = _sqlstate(err)
             if state == SERIALIZATION_FAILURE and attempts == 1:
@@ -232,6 +236,18 @@ def apply_migrations(
             raise MigrationError(
                 f"migration {before or 'empty'} -> {wanted} failed: {err}", sqlstate=state
             ) from err
+        if found == wanted:  # another migrator got there while we waited for the lock
+            log_event(
+                log,
+                logging.INFO,
+                "c6.migrations.noop",
+                revision=wanted,
+                namespace_uuid=str(TILE_NAMESPACE_UUID),
+                attempts=attempts,
+                raced=True,
+            )
+            return MigrationResult(found, wanted, False, attempts)
+        before = found
         after = current_revision(dsn) or wanted
         log_event(
             log,
