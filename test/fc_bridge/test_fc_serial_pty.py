@@ -101,15 +101,17 @@ def test_the_tty_is_set_raw_at_the_configured_baud() -> None:
 def test_telemetry_decodes_from_the_byte_stream() -> None:
     with serial_link() as (fc, link, _sink, _slave):
         link.wait_for_autopilot(3.0)
-        seen: list[object] = []
+        seen: list[tm.GnssFix] = []
         link.add_handler("GPS_RAW_INT", lambda m, _t: seen.append(tm.gnss_from_gps_raw_int(m)))
         fc.send_message(mavlink2.MAVLink_gps_raw_int_message(
             0, 3, 471234560, 86543210, 500_000, 80, 120, 0, 0, 14))  # fmt: skip
-        assert wait_until(lambda: bool(seen), 3.0)
-        gnss = seen[-1]
-        assert gnss.fix_type == 3 and gnss.satellites == 14  # type: ignore[attr-defined]
-        assert gnss.latitude == pytest.approx(47.123456)  # type: ignore[attr-defined]
-        assert gnss.longitude == pytest.approx(8.654321)  # type: ignore[attr-defined]
+        # the simulated FC may stream its own GPS_RAW_INT too: find ours among them
+        assert wait_until(lambda: any(g.satellites == 14 for g in seen), 3.0), seen
+        gnss = next(g for g in seen if g.satellites == 14)
+        assert gnss.fix_type == 3
+        assert gnss.latitude == pytest.approx(47.123456)
+        assert gnss.longitude == pytest.approx(8.654321)
+        assert gnss.hdop == pytest.approx(0.8) and gnss.altitude_msl == pytest.approx(500.0)
 
 
 def test_garbage_on_the_line_is_skipped_and_counted() -> None:
