@@ -6,5 +6,6 @@ telemetry, achieved rates), ``signing`` (MAVLink 2 signing), ``telemetry`` and
 ``gnss_health`` (messages in -> domain), ``preflight`` (parameter check),
 ``statustext`` (GCS alerts out), and the output half: ``frames``, ``fix``,
 ``fix_output``, ``scheduler``, ``reloc`` (relocalisation jumps), ``origin``. ``sim_fc`` is
-a simulated flight controller for tests, benchmarks and replays.
+a simulated flight controller for tests, benchmarks and replays (its state, parameters
+and telemetry encoding in ``sim_fc_state``).
 """
