@@ -84,6 +84,8 @@ from gps_denied_onboard.srv import CloseFlight, OpenFlight
 NODE_NAME: Final = "fdr_recorder"
 PRODUCER: Final = "fdr_recorder"
 NS_PER_S: Final = 1_000_000_000
+#: Most ``/fdr/records`` samples one callback takes from DDS before yielding.
+_DRAIN_MAX: Final = 1000
 #: How soon an incompatible-QoS event leads to a re-subscription.
 _QOS_RECHECK_S: Final = 0.05
 
@@ -140,7 +142,7 @@ class FdrNodeConfig:
     """
 
     record_topics: tuple[str, ...] = ()
-    records_qos_depth: int = 1000
+    records_qos_depth: int = 10000
     raw_qos_depth: int = 1000
     raw_qos_overrides: tuple[str, ...] = ()
     host_health_period_s: float = 1.0
@@ -179,6 +181,12 @@ class DdsGapTracker:
     publish records through one publisher each, under their own slug. A number
     that goes backwards (the publisher restarted, or two publishers share a
     slug) resets the baseline and is counted, never reported as loss.
+
+    With ``from_one`` (the ``/fdr/records`` publishers, which publish nothing but
+    records), a publisher's first sample seen counts every earlier number as lost
+    too: numbering starts at 1, so a first sample numbered 40 means 39 records that
+    never reached the recorder (published before it matched, or overwritten in its
+    queue before it took them) -- a head no earlier number could reveal.
     """
 
     def __init__(self) -> None:
@@ -186,16 +194,20 @@ class DdsGapTracker:
         self.lost_total = 0
         self.resets = 0
 
-    def observe(self, producer: str, pub_seq: int | None, stamp_ns: int) -> tuple[int, int] | None:
+    def observe(
+        self, producer: str, pub_seq: int | None, stamp_ns: int, *, from_one: bool = False
+    ) -> tuple[int, int] | None:
         """Feed one received sample; returns ``(lost, last_seen_stamp_ns)`` on a gap."""
         if not pub_seq:
             return None
         last = self._last.get(producer)
         self._last[producer] = (pub_seq, stamp_ns)
-        if last is None:
-            return None
-        if pub_seq <= last[0]:
-            self.resets += 1
+        if last is None or pub_seq <= last[0]:
+            if last is not None:
+                self.resets += 1
+            if from_one and pub_seq > 1:
+                self.lost_total += pub_seq - 1
+                return pub_seq - 1, stamp_ns
             return None
         lost = pub_seq - last[0] - 1
         if lost <= 0:
@@ -223,6 +235,7 @@ class FdrRecorderNode(LifecycleNode):
         self._raw: list[RawTopic] = []
         self._refused: list[RefusedTopic] = []
         self._subs: list[Any] = []
+        self._records_sub: Any = None
         self._raw_subs: dict[str, tuple[Any, ReliabilityPolicy]] = {}
         self._raw_depth = 1000
         self._qos_overrides: dict[str, ReliabilityPolicy] = {}
@@ -339,21 +352,26 @@ class FdrRecorderNode(LifecycleNode):
                 )
                 return TransitionCallbackReturn.FAILURE
             self._started = True
+        # KEEP_ALL: the reader never overwrites a sample it holds. With KEEP_LAST the
+        # queue is shared by every publisher, so one publisher's newer samples could
+        # replace another's last ones: a tail no later number reveals. KEEP_ALL makes
+        # a full reader stop acknowledging instead; the loss, if any, then happens in
+        # the publisher's own history and shows as a gap in its numbers. (The depth
+        # is kept in the profile for RMWs that size KEEP_ALL resources from it.)
         records_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
+            history=HistoryPolicy.KEEP_ALL,
             depth=node_cfg.records_qos_depth,
             reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.VOLATILE,
         )
-        self._subs.append(
-            self.create_subscription(
-                FdrRecord,
-                TOPIC_FDR_RECORDS,
-                self._on_record if self._message_info else self._on_record_humble,
-                records_qos,
-                callback_group=self._records_group,
-            )
+        self._records_sub = self.create_subscription(
+            FdrRecord,
+            TOPIC_FDR_RECORDS,
+            self._on_record_drain if self._message_info else self._on_record_humble,
+            records_qos,
+            callback_group=self._records_group,
         )
+        self._subs.append(self._records_sub)
         self._raw_depth = node_cfg.raw_qos_depth
         self._qos_overrides = parse_qos_overrides(node_cfg.raw_qos_overrides)
         for raw in self._raw:
@@ -470,6 +488,7 @@ class FdrRecorderNode(LifecycleNode):
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
+        self._records_sub = None
         for sub, _ in self._raw_subs.values():
             self.destroy_subscription(sub)
         self._raw_subs = {}
@@ -591,7 +610,35 @@ class FdrRecorderNode(LifecycleNode):
 
     def _on_record_humble(self, msg: Any) -> None:
         """Humble's one-argument callback: no message info, so no DDS-loss count."""
-        self._on_record(msg, None)
+        self._on_record_drain(msg, None)
+
+    def _on_record_drain(self, msg: Any, info: Mapping[str, Any] | None) -> None:
+        """The ``/fdr/records`` callback: this record, then whatever else DDS holds.
+
+        rclpy's executor hands over one message per wait-set cycle, a few tens of
+        microseconds of Python per message before the callback runs: on a loaded
+        two-core machine that capped the node at ~2k records/s while three
+        publishers offered more, and the rest was lost in DDS. So the callback
+        takes the queued samples itself (``take_message`` on the subscription's
+        handle, what the executor calls) up to ``_DRAIN_MAX`` at a time, and only
+        then gives the executor back to timers and services.
+        """
+        self._on_record(msg, info)
+        sub = self._records_sub
+        if sub is None:
+            return
+        handle = sub.handle
+        take = getattr(handle, "take_message", None)
+        if take is None:  # an rclpy without it: one sample per executor cycle
+            return
+        with_info = self._message_info
+        on_record = self._on_record
+        with handle:
+            for _ in range(_DRAIN_MAX):
+                got = take(FdrRecord, False)
+                if got is None:
+                    return
+                on_record(got[0], got[1] if with_info else None)
 
     def _on_record(self, msg: Any, info: Mapping[str, Any] | None) -> None:
         try:
@@ -618,7 +665,7 @@ class FdrRecorderNode(LifecycleNode):
 
     def _account_dds_loss(self, key: str, pub_seq: int | None, stamp_ns: int, reason: str) -> None:
         """Write an ``overrun`` record for samples DDS lost before ``pub_seq`` arrived."""
-        gap = self._dds.observe(key, pub_seq, stamp_ns)
+        gap = self._dds.observe(key, pub_seq, stamp_ns, from_one=reason == "dds_loss")
         if gap is None or self._own is None:
             return
         lost, since = gap

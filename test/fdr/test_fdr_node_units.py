@@ -144,3 +144,20 @@ def test_qos_overrides_parse_and_decide_before_any_publisher() -> None:
     assert wanted_reliability("/t", overrides, [pub(rel), pub(rel)]) == (rel, "publishers")
     assert wanted_reliability("/t", overrides, [pub(rel), pub(be)]) == (be, "publishers")
     assert wanted_reliability("/t", overrides, []) == (rel, "no_publisher_yet")
+
+
+def test_dds_gap_tracker_counts_a_lost_head_of_record_publishers() -> None:
+    """Records publishers number from 1: a first sample numbered 40 means 39 lost.
+
+    Without it the head of a publisher's stream (overwritten before the recorder
+    took it, or published before it matched) was lost with nothing saying so.
+    """
+    t = DdsGapTracker()
+    assert t.observe("a", 40, 500, from_one=True) == (39, 500)
+    assert t.observe("a", 41, 510, from_one=True) is None
+    assert t.observe("b", 1, 520, from_one=True) is None  # nothing before the first
+    assert t.observe("a", 3, 530, from_one=True) == (2, 530)  # restarted, 1 and 2 lost
+    assert t.resets == 1
+    assert t.lost_total == 41
+    # raw topics (publishers that may predate the recorder) keep the old baseline
+    assert DdsGapTracker().observe("topic:/fc/status", 40, 500) is None
