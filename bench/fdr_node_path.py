@@ -87,11 +87,16 @@ def publish_main(argv: list[str]) -> int:
             sent += 1
         time.sleep(max(0.0, t0 + elapsed + period - time.monotonic()))
     took = time.monotonic() - t0
-    # Give reliable DDS time to deliver or give up on what is queued.
-    end = time.monotonic() + 2.0
-    while time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    print(json.dumps({"producer": args.publish, "sent": sent, "seconds": took}), flush=True)
+    # A producer that shuts down cleanly waits until DDS has delivered what it published
+    # (reliable: acknowledged by every matched reader), as the nodes' record publishers
+    # should; what a publisher that dies takes with it is the only tail left unseen.
+    from rclpy.duration import Duration
+
+    acked = pub.wait_for_all_acked(Duration(seconds=30))
+    print(
+        json.dumps({"producer": args.publish, "sent": sent, "seconds": took, "acked": acked}),
+        flush=True,
+    )
     node.destroy_node()
     rclpy.shutdown()
     return 0
@@ -300,10 +305,12 @@ def _step(rec: Recorder, root: Path, rate: float, seconds: float) -> dict[str, A
     procs = _publishers(rate, seconds, start_at, slugs)
     sent: dict[str, int] = {}
     took = seconds
+    unacked = 0
     for p in procs:
         out, _ = p.communicate(timeout=seconds + 60)
         line = json.loads(out.strip().splitlines()[-1])
         sent[line["producer"]] = line["sent"]
+        unacked += 0 if line.get("acked") else 1
         # a publisher that DDS flow control held back took longer than asked
         took = max(took, float(line["seconds"]))
     rec.settle()
@@ -319,6 +326,7 @@ def _step(rec: Recorder, root: Path, rate: float, seconds: float) -> dict[str, A
         "dds_loss": 0,
         "silent": 0,
         "seconds": took,
+        "publishers_not_acked": unacked,
     }
     for slug in slugs:
         t = fs.producers.get(slug)
