@@ -13,8 +13,18 @@ the share of per-axis errors within 1 sigma and 3 sigma. The same-year control
 the years cost. A gate figure replays the 1 km frames with the prior displaced
 900-1300 m (the truth outside the search window): none may be accepted.
 
-``--quick`` uses 40 frames per pair (the full run 700 per cross-year pair at
-1 km, 2100 in all, as the issue's 1-per-1000 wrong-fix target needs).
+- ``1km.exact_attitude``: the issue's protocol (the autopilot's roll and pitch
+  are true); the issue's accuracy targets apply here.
+- ``1km.attitude_0.15deg``: the same with the roll/pitch error of a real
+  autopilot; the covariance targets apply here (sigma is calibrated for it).
+- ``400m.single_frame``: single frames, cold (nothing to stitch yet).
+- ``400m.stitched``: 32 s flights at 1 frame/s with attitude error; frames
+  after the first 20 s count, when registration has stitched a patch; the
+  velocity from registration is scored against the truth here too.
+
+``--quick`` uses 12 frames per pair and one 24 s flight (the full run 700
+per cross-year pair at 1 km, 2100 in all, as the issue's 1-per-1000
+wrong-fix target needs, and 25 flights of 32 s per pair).
 """
 
 from __future__ import annotations
@@ -23,10 +33,21 @@ import sys
 from typing import Any
 
 import numpy as np
-from _visual_nav_env import AGL, error_en, estimator, frame, run_trial, trials
-from harness import figure
+from _visual_nav_env import (
+    AGL,
+    ATT_NOISE_DEG,
+    error_en,
+    estimator,
+    flights,
+    fly,
+    frame,
+    run_trial,
+    trials,
+)
+from harness import figure, report
 
 from gps_denied_onboard.visual_nav.estimator import VisualFix
+from gps_denied_onboard.visual_nav.geo import LocalFrame
 
 PAIRS = {  # name: (map year, frame year)
     "8y_2017map_2009frames": ("2017", "2009"),
@@ -36,21 +57,9 @@ PAIRS = {  # name: (map year, frame year)
 CONTROL = ("2017", "2017")
 
 
-def _measure(map_year: str, frame_year: str, footprint: str, n: int, seed: int) -> dict[str, Any]:
-    est = estimator(map_year)
-    errs: list[float] = []
-    axis: list[tuple[float, float, float]] = []  # |e|, |n|, sigma
-    fixed = wrong = 0
-    for k, t in enumerate(trials(seed, n, AGL[footprint])):
-        got = run_trial(est, k, t, frame(frame_year, t))
-        if not isinstance(got, VisualFix):
-            continue
-        fixed += 1
-        e, nn = error_en(t, got)
-        h = float(np.hypot(e, nn))
-        errs.append(h)
-        wrong += h > 30.0
-        axis.append((abs(e), abs(nn), got.sigma_m))
+def _summary(
+    n: int, errs: list[float], axis: list[tuple[float, float, float]], fixed: int
+) -> dict[str, Any]:
     a = np.array(axis) if axis else np.zeros((0, 3))
 
     def within(m: float) -> float:
@@ -59,16 +68,81 @@ def _measure(map_year: str, frame_year: str, footprint: str, n: int, seed: int) 
         return float(np.mean(np.concatenate([a[:, 0] <= m * a[:, 2], a[:, 1] <= m * a[:, 2]])))
 
     good = [x for x in errs if x <= 30.0]
+    wrong = sum(x > 30.0 for x in errs)
     return {
         "n": n,
-        "fixed_pct": 100.0 * fixed / n,
+        "fixed_pct": 100.0 * fixed / max(n, 1),
         "median_m": float(np.median(good)) if good else float("nan"),
         "p95_m": float(np.percentile(good, 95)) if good else float("nan"),
-        "wrong_per_1000": 1000.0 * wrong / n,
+        "wrong_per_1000": 1000.0 * wrong / max(n, 1),
         "wrong": wrong,
         "cov1": 100.0 * within(1.0),
         "cov3": 100.0 * within(3.0),
     }
+
+
+def _measure(
+    map_year: str, frame_year: str, footprint: str, n: int, seed: int, att_noise: float
+) -> dict[str, Any]:
+    est = estimator(map_year)
+    errs: list[float] = []
+    axis: list[tuple[float, float, float]] = []  # |e|, |n|, sigma
+    fixed = 0
+    for k, t in enumerate(trials(seed, n, AGL[footprint], att_noise_deg=att_noise)):
+        got = run_trial(est, k, t, frame(frame_year, t))
+        if not isinstance(got, VisualFix):
+            continue
+        fixed += 1
+        e, nn = error_en(t, got)
+        errs.append(float(np.hypot(e, nn)))
+        axis.append((abs(e), abs(nn), got.sigma_m))
+    return _summary(n, errs, axis, fixed)
+
+
+def _measure_flights(
+    map_year: str,
+    frame_year: str,
+    footprint: str,
+    n: int,
+    seed: int,
+    settle_s: float,
+    frames: int = 32,
+) -> dict[str, Any]:
+    """Flights frame by frame (registration, stitching); frames after ``settle_s`` count."""
+    errs: list[float] = []
+    axis: list[tuple[float, float, float]] = []
+    vel: list[tuple[float, float, float]] = []  # |dve|, |dvn|, sigma
+    fixed = counted = 0
+    for f in flights(seed, n, AGL[footprint], frames=frames, rate_hz=1.0):
+        est = estimator(map_year)
+        t0 = f.poses[0].stamp_ns
+        for p, got in zip(f.poses, fly(est, frame_year, f), strict=True):
+            if (p.stamp_ns - t0) / 1e9 < settle_s:
+                continue
+            counted += 1
+            if not isinstance(got, VisualFix):
+                continue
+            fixed += 1
+            e, nn = LocalFrame(p.lat, p.lon).to_en(got.latitude, got.longitude)
+            errs.append(float(np.hypot(e, nn)))
+            axis.append((abs(e), abs(nn), got.sigma_m))
+            if got.velocity_en is not None:
+                dve, dvn = got.velocity_en[0] - p.ve, got.velocity_en[1] - p.vn
+                vel.append((abs(dve), abs(dvn), got.velocity_sigma))
+    out = _summary(counted, errs, axis, fixed)
+    v = np.array(vel) if vel else np.zeros((0, 3))
+    out["vel_median"] = float(np.median(np.hypot(v[:, 0], v[:, 1]))) if len(v) else float("nan")
+    out["vel_cov1"] = (
+        100.0 * float(np.mean(np.concatenate([v[:, 0] <= v[:, 2], v[:, 1] <= v[:, 2]])))
+        if len(v)
+        else 0.0
+    )
+    out["vel_cov3"] = (
+        100.0 * float(np.mean(np.concatenate([v[:, 0] <= 3 * v[:, 2], v[:, 1] <= 3 * v[:, 2]])))
+        if len(v)
+        else 0.0
+    )
+    return out
 
 
 def _gate(n: int, seed: int) -> tuple[int, int]:
@@ -82,76 +156,212 @@ def _gate(n: int, seed: int) -> tuple[int, int]:
     return accepted, n * len(PAIRS)
 
 
+#: the issue's protocol (true roll and pitch) and a real autopilot's (ATT_NOISE_DEG off)
+PROTOCOLS = {"exact_attitude": 0.0, f"attitude_{ATT_NOISE_DEG:g}deg": ATT_NOISE_DEG}
+FLIGHT_FRAMES = 32
+SETTLE_S = 20.0
+
+
+def _coverage(tag: str, m: dict[str, Any], base: dict[str, Any], prefix: str = "") -> list[Any]:
+    return [
+        figure(
+            f"{tag}.{prefix}sigma_1_coverage",
+            m[f"{prefix}cov1"],
+            "%",
+            base[f"{prefix}cov1"],
+            "60..80",
+            60.0 <= m[f"{prefix}cov1"] <= 80.0,
+        ),
+        figure(
+            f"{tag}.{prefix}sigma_3_coverage",
+            m[f"{prefix}cov3"],
+            "%",
+            base[f"{prefix}cov3"],
+            ">=99",
+            m[f"{prefix}cov3"] >= 99.0,
+        ),
+    ]
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
-    n_1km = 40 if quick else 700
-    n_400 = 40 if quick else 200
     out: list[dict[str, Any]] = []
-    for footprint, n in (("1km", n_1km), ("400m", n_400)):
-        base = _measure(*CONTROL, footprint, n, seed=101)
-        cross: list[dict[str, Any]] = []
+    # -- 1 km, single frames, both protocols
+    for proto, noise in PROTOCOLS.items():
+        exact = noise == 0.0
+        n = 12 if quick else (700 if exact else 300)
+        base = _measure(*CONTROL, "1km", n, seed=101, att_noise=noise)
+        wrong = frames = 0
         for name, (map_year, frame_year) in PAIRS.items():
-            m = _measure(map_year, frame_year, footprint, n, seed=hash(name) % 1000)
-            cross.append(m)
-            tag = f"visual_fix_accuracy.{footprint}.{name}"
-            one_km = footprint == "1km"
-            out += [
-                figure(
-                    f"{tag}.fixed",
-                    m["fixed_pct"],
-                    "%",
-                    base["fixed_pct"],
-                    ">=95" if one_km else ">=60 single frame",
-                    m["fixed_pct"] >= (95 if one_km else 60),
-                    frames=n,
-                ),
-                figure(
-                    f"{tag}.median_error",
-                    m["median_m"],
-                    "m",
-                    base["median_m"],
-                    "<=2.5" if one_km else "report",
-                    (m["median_m"] <= 2.5) if one_km else True,
-                ),
-                figure(
-                    f"{tag}.p95_error",
-                    m["p95_m"],
-                    "m",
-                    base["p95_m"],
-                    "<=6" if one_km else "report",
-                    (m["p95_m"] <= 6.0) if one_km else True,
-                ),
-                figure(
-                    f"{tag}.sigma_1_coverage",
-                    m["cov1"],
-                    "%",
-                    base["cov1"],
-                    "60..80",
-                    60.0 <= m["cov1"] <= 80.0,
-                ),
-                figure(
-                    f"{tag}.sigma_3_coverage",
-                    m["cov3"],
-                    "%",
-                    base["cov3"],
-                    ">=99",
-                    m["cov3"] >= 99.0,
-                ),
-            ]
-        wrong = sum(m["wrong"] for m in cross)
-        frames = n * len(PAIRS)
+            m = _measure(map_year, frame_year, "1km", n, seed=_seed(name), att_noise=noise)
+            wrong += m["wrong"]
+            frames += n
+            tag = f"visual_fix_accuracy.1km.{proto}.{name}"
+            if exact:  # the issue's targets are for its protocol
+                out += [
+                    figure(
+                        f"{tag}.fixed",
+                        m["fixed_pct"],
+                        "%",
+                        base["fixed_pct"],
+                        ">=95",
+                        m["fixed_pct"] >= 95,
+                        frames=n,
+                    ),
+                    figure(
+                        f"{tag}.median_error",
+                        m["median_m"],
+                        "m",
+                        base["median_m"],
+                        "<=2.5",
+                        m["median_m"] <= 2.5,
+                    ),
+                    figure(
+                        f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], "<=6", m["p95_m"] <= 6.0
+                    ),
+                    report(
+                        f"{tag}.sigma_1_coverage",
+                        m["cov1"],
+                        "%",
+                        base["cov1"],
+                        "sigma is calibrated for attitude error; with exact attitude it is wide",
+                    ),
+                ]
+            else:
+                out += [
+                    report(
+                        f"{tag}.fixed",
+                        m["fixed_pct"],
+                        "%",
+                        base["fixed_pct"],
+                        "the issue's protocol has exact attitude; this adds the autopilot's",
+                        frames=n,
+                    ),
+                    report(
+                        f"{tag}.median_error",
+                        m["median_m"],
+                        "m",
+                        base["median_m"],
+                        "attitude error adds height*tan(error) that no matcher can see",
+                    ),
+                    report(
+                        f"{tag}.p95_error",
+                        m["p95_m"],
+                        "m",
+                        base["p95_m"],
+                        "attitude error adds height*tan(error) that no matcher can see",
+                    ),
+                    *_coverage(tag, m, base),
+                ]
         out.append(
             figure(
-                f"visual_fix_accuracy.{footprint}.wrong_fixes_per_1000",
+                f"visual_fix_accuracy.1km.{proto}.wrong_fixes_per_1000",
                 1000.0 * wrong / frames,
                 "per 1000 frames",
                 base["wrong_per_1000"],
-                "<=1 over >=2000 frames",
-                (1000.0 * wrong / frames) <= 1.0 and (frames >= 2000 or quick),
+                "<=1 over >=2000 frames" if exact else "<=1",
+                (1000.0 * wrong / frames) <= 1.0 and (frames >= 2000 or quick or not exact),
                 wrong=wrong,
                 frames=frames,
             )
         )
-    accepted, frames = _gate(20 if quick else 100, seed=7)
+    # -- 400 m, single frames (cold: nothing to stitch), the issue's protocol
+    n = 12 if quick else 200
+    base = _measure(*CONTROL, "400m", n, seed=101, att_noise=0.0)
+    wrong = 0
+    for name, (map_year, frame_year) in PAIRS.items():
+        m = _measure(map_year, frame_year, "400m", n, seed=_seed(name), att_noise=0.0)
+        wrong += m["wrong"]
+        tag = f"visual_fix_accuracy.400m.single_frame.{name}"
+        out += [
+            figure(
+                f"{tag}.fixed",
+                m["fixed_pct"],
+                "%",
+                base["fixed_pct"],
+                ">=60",
+                m["fixed_pct"] >= 60,
+                frames=n,
+            ),
+            report(
+                f"{tag}.median_error",
+                m["median_m"],
+                "m",
+                base["median_m"],
+                "accuracy of the accepted single 400 m frames",
+            ),
+        ]
+    out.append(
+        figure(
+            "visual_fix_accuracy.400m.single_frame.wrong_fixes_per_1000",
+            1000.0 * wrong / (n * len(PAIRS)),
+            "per 1000 frames",
+            base["wrong_per_1000"],
+            "<=1",
+            wrong == 0 or 1000.0 * wrong / (n * len(PAIRS)) <= 1.0,
+            wrong=wrong,
+        )
+    )
+    # -- 400 m flights: frames registered and stitched; and the velocity that gives
+    nf = 1 if quick else 25
+    nframes = 24 if quick else FLIGHT_FRAMES
+    base = _measure_flights(*CONTROL, "400m", nf, seed=202, settle_s=SETTLE_S, frames=nframes)
+    wrong = frames = 0
+    for name, (map_year, frame_year) in PAIRS.items():
+        m = _measure_flights(
+            map_year, frame_year, "400m", nf, seed=_seed(name), settle_s=SETTLE_S, frames=nframes
+        )
+        wrong += m["wrong"]
+        frames += m["n"]
+        tag = f"visual_fix_accuracy.400m.stitched.{name}"
+        out += [
+            figure(
+                f"{tag}.fixed",
+                m["fixed_pct"],
+                "%",
+                base["fixed_pct"],
+                ">=90",
+                m["fixed_pct"] >= 90,
+                frames=m["n"],
+                flights=nf,
+                settle_s=SETTLE_S,
+            ),
+            report(
+                f"{tag}.median_error",
+                m["median_m"],
+                "m",
+                base["median_m"],
+                "accuracy of fixes from stitched 400 m frames",
+            ),
+            report(
+                f"{tag}.p95_error",
+                m["p95_m"],
+                "m",
+                base["p95_m"],
+                "accuracy of fixes from stitched 400 m frames",
+            ),
+            *_coverage(tag, m, base),
+            report(
+                f"{tag}.velocity_median_error",
+                m["vel_median"],
+                "m/s",
+                base["vel_median"],
+                "velocity from frame-to-frame registration, 1 s baseline",
+            ),
+            *_coverage(tag, m, base, prefix="vel_"),
+        ]
+    out.append(
+        figure(
+            "visual_fix_accuracy.400m.stitched.wrong_fixes_per_1000",
+            1000.0 * wrong / max(frames, 1),
+            "per 1000 frames",
+            base["wrong_per_1000"],
+            "<=1",
+            1000.0 * wrong / max(frames, 1) <= 1.0,
+            wrong=wrong,
+            frames=frames,
+        )
+    )
+    accepted, frames = _gate(8 if quick else 100, seed=7)
     out.append(
         figure(
             "visual_fix_accuracy.gate.displaced_prior_accepted",
@@ -163,6 +373,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
         )
     )
     return out
+
+
+def _seed(name: str) -> int:
+    """A stable seed per pair (``hash`` of a str changes between runs)."""
+    return sum(ord(c) * (i + 1) for i, c in enumerate(name)) % 1000
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.errors import CameraModelError
 from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
+from gps_denied_onboard.visual_nav.odometry import OdometryConfig
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,23 @@ class VisualNavConfig:
     attitude_max_gap_s: float = 0.25
     attitude_wait_s: float = 0.05
     attitude_sigma_deg: float = 0.5
-    map_sigma_m: float = 2.0
-    match_sigma_px: float = 0.25
+    map_sigma_m: float = 1.5
+    match_sigma_px: float = 0.15
     match_size_exponent: float = 2.0
     ground_elevation_msl: float | None = None
     min_search_radius_m: float = 150.0
     max_search_radius_m: float = 600.0
+    odometry_enabled: bool = True
+    odometry_search_m: float = 60.0
+    odometry_min_score: float = 0.35
+    odometry_sigma_px: float = 0.1
+    odometry_attitude_rel_sigma_deg: float = 0.05
+    odometry_max_gap_s: float = 1.5
+    odometry_velocity_window_s: float = 1.0
+    stitch_history_s: float = 40.0
+    stitch_below_area_m2: float = 300_000.0
+    stitch_target_area_m2: float = 600_000.0
+    stitch_heading_sigma_deg: float = 1.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
     prefetch_period_s: float = 1.0
@@ -71,6 +83,12 @@ class VisualNavConfig:
             "thumbnail_period_s",
             "diagnostics_period_s",
             "heading_search_step_deg",
+            "odometry_search_m",
+            "odometry_sigma_px",
+            "odometry_max_gap_s",
+            "odometry_velocity_window_s",
+            "stitch_history_s",
+            "stitch_target_area_m2",
         )
         for name in positive:
             v = getattr(self, name)
@@ -85,6 +103,10 @@ class VisualNavConfig:
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
+            "odometry_min_score",
+            "odometry_attitude_rel_sigma_deg",
+            "stitch_below_area_m2",
+            "stitch_heading_sigma_deg",
         ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -140,4 +162,17 @@ class VisualNavConfig:
             max_search_radius_m=self.max_search_radius_m,
             heading_trusted=self.heading_trusted,
             heading_search_step_deg=self.heading_search_step_deg,
+            odometry=OdometryConfig(
+                enabled=self.odometry_enabled,
+                search_m=self.odometry_search_m,
+                min_score=self.odometry_min_score,
+                sigma_px=self.odometry_sigma_px,
+                attitude_rel_sigma_deg=self.odometry_attitude_rel_sigma_deg,
+                max_gap_s=self.odometry_max_gap_s,
+                velocity_window_s=self.odometry_velocity_window_s,
+                history_s=self.stitch_history_s,
+                stitch_below_area_m2=self.stitch_below_area_m2,
+                stitch_target_area_m2=self.stitch_target_area_m2,
+            ),
+            stitch_heading_sigma_deg=self.stitch_heading_sigma_deg,
         )

@@ -68,8 +68,8 @@ class EstimatorConfig:
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_sigma_deg: float = 0.5
-    map_sigma_m: float = 2.0
-    match_sigma_px: float = 0.25
+    map_sigma_m: float = 1.5
+    match_sigma_px: float = 0.15
     match_size_exponent: float = 2.0
     ground_elevation_msl: float | None = None
     search_sigma_k: float = 3.0
@@ -88,7 +88,7 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
-    stitch_heading_sigma_deg: float = 0.5
+    stitch_heading_sigma_deg: float = 1.0
 
 
 @dataclass(frozen=True)
