@@ -6,5 +6,9 @@
 * :mod:`.errors`     the run-time error family under :class:`TileCacheError`
 * :mod:`.migrations` schema upgrades (Alembic in ``db/``) at start-up
 * :mod:`.store`      :class:`PostgresFilesystemStore`: PostgreSQL metadata + JPEG files
+* :mod:`.validation` the store's input checks (typed errors, no I/O)
+* :mod:`.queries`    its SQL and row conversions
+* :mod:`.index`      its in-process read index
+* :mod:`.ownership`  one read-write owner per tile root; start-up reconciliation
 * :mod:`.tools`      the operator CLI (``dump``, ``verify``)
 """

@@ -25,7 +25,7 @@ reconciles, and refuses every write with ``TileStoreReadOnlyError``.
 Inputs: every public method checks its arguments once, first, through
 :mod:`.validation`; anything malformed is a ``TileValidationError``.
 
-Reads: the store is the only writer, so an in-process LRU index of recently
+Reads: the store is the only writer, so an in-process LRU index (:mod:`.index`) of recently
 used tiles (kept coherent on write, eviction, votes and uploads) serves
 ``get_tile`` without a database round trip; freshness is a comparison of the
 injected clock against deadlines computed once per entry. Access times are
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -68,6 +67,7 @@ from gps_denied_onboard.tile_cache.errors import (
 )
 from gps_denied_onboard.tile_cache.geo import BBox, bbox_tile_ranges
 from gps_denied_onboard.tile_cache.identity import check_zxy, derive_tile_id
+from gps_denied_onboard.tile_cache.index import IndexEntry, ReadIndex
 from gps_denied_onboard.tile_cache.model import (
     CacheStats,
     EvictionResult,
@@ -117,30 +117,6 @@ PRODUCER: Final = "tile_cache"
 EVICT_BATCH: Final = 256
 
 
-class _Entry:
-    """One tile in the read index."""
-
-    __slots__ = (
-        "deadlines",
-        "evaluated_ns",
-        "generation",
-        "keys",
-        "meta",
-        "path",
-        "valid_until_ns",
-    )
-
-    def __init__(self, meta: TileMetadata, path: str) -> None:
-        self.meta = meta
-        self.path = path
-        self.keys: list[tuple[Any, ...]] = []
-        self.deadlines = fr.Deadlines()
-        self.generation = -1
-        # meta.freshness_status holds for evaluated_ns <= now < valid_until_ns
-        self.evaluated_ns = 0
-        self.valid_until_ns = -1
-
-
 class PostgresFilesystemStore:
     """The tile store. Build it with :meth:`from_config`; close it with :meth:`close`.
 
@@ -171,12 +147,8 @@ class PostgresFilesystemStore:
         self._pool = pool
         self._lock = threading.Lock()  # index, counters, access buffer
         self._write_lock = threading.RLock()  # one writer at a time
-        self._by_id: OrderedDict[UUID, _Entry] = OrderedDict()
-        self._by_key: dict[tuple[Any, ...], _Entry] = {}
-        self._by_location: dict[UUID, set[UUID]] = {}
+        self._index = ReadIndex(config.index_capacity)
         self._access: dict[UUID, int] = {}
-        self._policy = fr.FreshnessPolicy((), ())
-        self._generation = 0
         self._tiles = 0
         self._disk_bytes = 0
         self._pending = 0
@@ -294,9 +266,7 @@ class PostgresFilesystemStore:
             "pending_upload": self._pending,
             "budget_bytes": self.config.disk_budget_bytes,
         }
-        log_event(
-            self._log, logging.INFO, "c6.store.construct", read_only=self.read_only, **fields
-        )
+        log_event(self._log, logging.INFO, "c6.store.construct", read_only=self.read_only, **fields)
         self._emit("c6.store.construct", fields)
 
     def close(self) -> None:
@@ -353,64 +323,10 @@ class PostgresFilesystemStore:
         return self.root / pixels.relative_dir(zoom, x) / f"{tile_id}{suffix}"
 
     def _row_meta(self, row: Sequence[Any], now_ns: int) -> tuple[TileMetadata, fr.Deadlines]:
-        return row_meta(row, self._policy, now_ns)
+        return row_meta(row, self._index.policy, now_ns)
 
     def _reconcile_meta(self, row: Sequence[Any]) -> TileMetadata:
         return self._row_meta(row, self._clock.now_ns())[0]
-
-    # ------------------------------------------------------------ read index
-    def _index_put(self, meta: TileMetadata, deadlines: fr.Deadlines, now_ns: int) -> _Entry:
-        """Insert or replace an entry; caller holds ``self._lock``."""
-        old = self._by_id.get(meta.tile_id)
-        if old is not None:
-            self._index_drop(old)
-        entry = _Entry(meta, str(self._path(meta.zoom, meta.x, meta.tile_id)))
-        entry.deadlines = deadlines
-        entry.generation = self._generation
-        entry.evaluated_ns = now_ns
-        entry.valid_until_ns = deadlines.next_change_ns(now_ns)
-        self._by_id[meta.tile_id] = entry
-        self._by_location.setdefault(meta.location_hash, set()).add(meta.tile_id)
-        while len(self._by_id) > self.config.index_capacity:
-            _, oldest = next(iter(self._by_id.items()))
-            self._index_drop(oldest)
-        return entry
-
-    def _index_drop(self, entry: _Entry) -> None:
-        tile_id = entry.meta.tile_id
-        if self._by_id.get(tile_id) is entry:
-            del self._by_id[tile_id]
-        for key in entry.keys:
-            if self._by_key.get(key) is entry:
-                del self._by_key[key]
-        ids = self._by_location.get(entry.meta.location_hash)
-        if ids is not None:
-            ids.discard(tile_id)
-            if not ids:
-                del self._by_location[entry.meta.location_hash]
-
-    def _index_update(self, tile_id: UUID, **changes: Any) -> None:
-        entry = self._by_id.get(tile_id)
-        if entry is not None:
-            entry.meta = replace(entry.meta, **changes)
-
-    def _current(self, entry: _Entry, now_ns: int) -> TileMetadata:
-        """The entry's metadata with freshness at ``now_ns``; caller holds the lock."""
-        if (
-            entry.evaluated_ns <= now_ns < entry.valid_until_ns
-            and entry.generation == self._generation
-        ):
-            return entry.meta
-        if entry.generation != self._generation:
-            m = entry.meta
-            entry.deadlines = self._policy.deadlines(m.captured_at_ns, m.latitude, m.longitude)
-            entry.generation = self._generation
-        status = entry.deadlines.status_at(now_ns)
-        if status != entry.meta.freshness_status:
-            entry.meta = replace(entry.meta, freshness_status=status)
-        entry.evaluated_ns = now_ns
-        entry.valid_until_ns = entry.deadlines.next_change_ns(now_ns)
-        return entry.meta
 
     # ------------------------------------------------------------------ reads
     def get_tile(
@@ -427,7 +343,7 @@ class PostgresFilesystemStore:
         with self._lock:
             # a key enters the index only after derive_tile_id checked it, so
             # a hit is a valid address: the hot path skips the checks
-            entry = self._by_key.get(key) if _plain_key(key) else None
+            entry = self._index.by_key.get(key) if _plain_key(key) else None
             self._hits += entry is not None
         if entry is None:
             entry = self._entry(derive_tile_id(zoom, x, y, source, flight_id), key)
@@ -442,28 +358,25 @@ class PostgresFilesystemStore:
         """
         return self._serve(self._entry(tile_uuid(tile_id)))
 
-    def _entry(self, tile_id: UUID, key: tuple[Any, ...] | None = None) -> _Entry:
+    def _entry(self, tile_id: UUID, key: tuple[Any, ...] | None = None) -> IndexEntry:
         """The index entry of ``tile_id``, loaded on a miss; ``key`` becomes an alias."""
         with self._lock:
-            entry = self._by_id.get(tile_id)
+            entry = self._index.by_id.get(tile_id)
             self._hits += entry is not None
         if entry is None:
             entry = self._load_entry(tile_id, self._clock.now_ns())
         if key is not None:
             with self._lock:
-                if self._by_id.get(tile_id) is entry:
-                    entry.keys.append(key)
-                    self._by_key[key] = entry
+                self._index.alias(key, entry)
         return entry
 
-    def _serve(self, entry: _Entry) -> TileRead:
+    def _serve(self, entry: IndexEntry) -> TileRead:
         """Current metadata and the JPEG bytes; buffers the access time."""
         now = self._clock.now_ns()
         tile_id = entry.meta.tile_id
         with self._lock:
-            if self._by_id.get(tile_id) is entry:
-                self._by_id.move_to_end(tile_id)
-            meta = self._current(entry, now)
+            self._index.touch(entry)
+            meta = self._index.current(entry, now)
             if not self.read_only:
                 self._access[tile_id] = now
             flush = len(self._access) >= self.config.access_flush_batch
@@ -481,9 +394,9 @@ class PostgresFilesystemStore:
         tid = tile_uuid(tile_id)
         now = self._clock.now_ns()
         with self._lock:
-            entry = self._by_id.get(tid)
+            entry = self._index.by_id.get(tid)
             if entry is not None:
-                return self._current(entry, now)
+                return self._index.current(entry, now)
         return self._load_entry(tid, now).meta
 
     def find(
@@ -515,7 +428,7 @@ class PostgresFilesystemStore:
                 self._access[meta.tile_id] = self._clock.now_ns()
         return handle.open()
 
-    def _load_entry(self, tile_id: UUID, now_ns: int) -> _Entry:
+    def _load_entry(self, tile_id: UUID, now_ns: int) -> IndexEntry:
         with self._conn() as conn:
             row = conn.execute(SELECT_TILES + "WHERE t.tile_uuid = %s", (tile_id,)).fetchone()
         if row is None:
@@ -523,10 +436,15 @@ class PostgresFilesystemStore:
         meta, deadlines = self._row_meta(row, now_ns)
         with self._lock:
             self._misses += 1
-            existing = self._by_id.get(tile_id)
+            existing = self._index.by_id.get(tile_id)
             if existing is not None:  # loaded concurrently
                 return existing
             return self._index_put(meta, deadlines, now_ns)
+
+    def _index_put(self, meta: TileMetadata, deadlines: fr.Deadlines, now_ns: int) -> IndexEntry:
+        """Index ``meta``; caller holds ``self._lock``."""
+        path = str(self._path(meta.zoom, meta.x, meta.tile_id))
+        return self._index.put(meta, deadlines, path, now_ns)
 
     def _read_file(self, path: str, tile_id: UUID) -> bytes:
         try:
@@ -534,9 +452,7 @@ class PostgresFilesystemStore:
                 return fh.read()
         except FileNotFoundError as err:
             with self._lock:
-                entry = self._by_id.get(tile_id)
-                if entry is not None:
-                    self._index_drop(entry)
+                self._index.drop_id(tile_id)
             raise TileNotFound(f"tile {tile_id} has no file", tile_id=str(tile_id)) from err
         except OSError as err:
             raise TilePixelError(
@@ -640,7 +556,7 @@ class PostgresFilesystemStore:
                 disk_bytes=self._disk_bytes,
                 budget_bytes=self.config.disk_budget_bytes,
                 pending_upload=self._pending,
-                index_entries=len(self._by_id),
+                index_entries=len(self._index),
                 index_hits=self._hits,
                 index_misses=self._misses,
                 writes=self._writes,
@@ -747,7 +663,7 @@ class PostgresFilesystemStore:
         now = self._clock.now_ns()
         now_dt = ns_to_datetime(now)
         deadlines = [
-            self._policy.deadlines(p.meta.captured_at_ns, p.meta.latitude, p.meta.longitude)
+            self._index.policy.deadlines(p.meta.captured_at_ns, p.meta.latitude, p.meta.longitude)
             for p in batch
         ]
         first = str(batch[0].meta.tile_id)
@@ -938,9 +854,7 @@ class PostgresFilesystemStore:
                 files: list[Path] = []
                 with self._lock:
                     for tile_id, zoom, x, size in victims:
-                        entry = self._by_id.get(tile_id)
-                        if entry is not None:
-                            self._index_drop(entry)
+                        self._index.drop_id(tile_id)
                         self._access.pop(tile_id, None)
                         self._tiles -= 1
                         self._disk_bytes -= int(size or 0)
@@ -982,8 +896,8 @@ class PostgresFilesystemStore:
         assert row is not None
         tally = VoteTally(location, int(row[0]), int(row[1]))
         with self._lock:
-            for tid in self._by_location.get(location, ()):
-                self._index_update(tid, votes_agree=tally.agree, votes_disagree=tally.disagree)
+            for tid in self._index.by_location.get(location, ()):
+                self._index.update(tid, votes_agree=tally.agree, votes_disagree=tally.disagree)
         self._emit("c6.vote", {"location_hash": str(location), "agree": bool(agree)})
         return tally
 
@@ -1023,7 +937,7 @@ class PostgresFilesystemStore:
         with self._lock:
             self._pending -= len(marked)
             for tid in marked:
-                self._index_update(tid, uploaded_at_ns=us_floor(now))
+                self._index.update(tid, uploaded_at_ns=us_floor(now))
         return len(marked)
 
     # -------------------------------------------------------------- freshness
@@ -1054,8 +968,7 @@ class PostgresFilesystemStore:
                 ).fetchall()
             ]
         with self._lock:
-            self._policy = fr.FreshnessPolicy(sectors, rules)
-            self._generation += 1
+            self._index.set_policy(fr.FreshnessPolicy(sectors, rules))
 
     def set_sector(self, sector_id: str, classification: str, bbox: BBox | None) -> None:
         """Create or update a sector, then re-evaluate freshness.
