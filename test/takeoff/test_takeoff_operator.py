@@ -60,9 +60,14 @@ def _lock_is_free(path: Path) -> bool:
         os.close(fd)
 
 
-def test_sigint_storm_to_the_process_group_while_landing_leaves_nothing_behind(
-    tmp_path: Path, sim_fc: SimFc
+@pytest.mark.parametrize("storm_from", ["in_flight", "taking_off"])
+def test_sigint_storm_to_the_process_group_leaves_nothing_behind(
+    tmp_path: Path, sim_fc: SimFc, storm_from: str
 ) -> None:
+    """SIGINT to the whole process group every 20 ms until the process exits,
+    from the moment the stack is up (the whole landing under fire), or from
+    the moment the flight is open, when the sequencer runs initdb and starts
+    the embedded cluster (take-off under fire: it completes, then lands)."""
     run_dir = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "GDO_DSN"}
     argv = [
@@ -92,10 +97,15 @@ def test_sigint_storm_to_the_process_group_while_landing_leaves_nothing_behind(
         start_new_session=True,
     )
     try:
-        _wait_active(proc)
+        if storm_from == "in_flight":
+            _wait_active(proc)
+        else:
+            deadline = time.monotonic() + 120
+            while not (run_dir / "flights" / "storm").exists():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.005)
         cluster = json.loads((run_dir / CLUSTER_REPORT).read_text())
         data_dir = Path(cluster["data_dir"])
-        assert (data_dir / "postmaster.pid").exists()
         sent = 0
         deadline = time.monotonic() + 240
         while proc.poll() is None and time.monotonic() < deadline:
@@ -111,14 +121,16 @@ def test_sigint_storm_to_the_process_group_while_landing_leaves_nothing_behind(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert sent >= 20, sent  # the landing took a while under the storm
-    assert proc.returncode == 0, err[-4000:]
     assert "Traceback" not in err, err[-4000:]
     assert "teardown_failed" not in err, err[-4000:]
+    assert proc.returncode == 0, err[-4000:]
     # the flight was closed in order: footer last, counters printed
     records = _records(run_dir / "flights" / "storm")
     assert records[-1]["kind"] == "flight_footer"
     landed = [json.loads(x) for x in out.splitlines() if '"takeoff.landed"' in x]
-    assert landed and landed[0]["records_written"] == records[-1]["payload"]["records_written"]
+    assert landed[0]["records_written"] == records[-1]["payload"]["records_written"]
+    if storm_from == "taking_off":  # the cluster was made and started under fire
+        assert "takeoff.active" in err, err[-4000:]
     # no process and no lock left: server stopped, nodes gone, roots free
     assert not (data_dir / "postmaster.pid").exists()
     assert _processes_mentioning(data_dir) == []
