@@ -240,3 +240,61 @@ def test_humble_fallback_one_argument_callbacks_record_everything(
     assert modes == [f"M{i}" for i in range(30)]
     raws = [r for r in tools.iter_records(flight, raw=True) if r.get("topic") == chatter]
     assert [r["message"]["data"] for r in raws] == [f"hello {i}" for i in range(30)]
+
+
+def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
+    ros: None, tmp_path: Path
+) -> None:
+    """The /fdr/records callback takes what DDS holds, not one message per wait-set cycle.
+
+    300 records wait in the recorder's reader; a handful of executor turns (timers may
+    take some) must hand all of them to the recorder. One message per turn, as rclpy's
+    executor alone does, would take 300 turns: that capped the node near 2k records/s.
+    """
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    node = fdr_recorder_node.FdrRecorderNode(
+        node_name=name,
+        parameter_overrides=[
+            rclpy.parameter.Parameter("flight_root", value=str(tmp_path / "flights")),
+            rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
+        ],
+    )
+    peer = rclpy.create_node(f"fdr_drain_peer_{uuid.uuid4().hex[:6]}")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == SUCCESS
+        assert node.trigger_activate() == SUCCESS
+        node._recorder.open_flight("DR")
+        records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
+        end = time.monotonic() + 20.0
+        while records.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        executor.spin_once(timeout_sec=0.2)  # discovery events, if any
+        t0 = 1_778_544_000 * 1_000_000_000
+        for i in range(300):
+            records.publish(_record("fc.mode_change", "drain_p", {"mode": f"M{i}"}, t0 + i))
+        time.sleep(1.0)  # delivered into the reader's queue, the node not spinning
+        turns = 0
+        while turns < 5:
+            executor.spin_once(timeout_sec=0.5)
+            turns += 1
+            client = node._producer_clients.get("drain_p")
+            if client is not None and client.offered == 300:
+                break
+        client = node._producer_clients.get("drain_p")
+        assert client is not None and client.offered == 300, (
+            f"{0 if client is None else client.offered} of 300 taken in {turns} turns"
+        )
+        node._recorder.close_flight("DR")
+        assert node.trigger_deactivate() == SUCCESS
+        assert node.trigger_cleanup() == SUCCESS
+    finally:
+        executor.shutdown()
+        peer.destroy_node()
+        node.destroy_node()
+    modes = [
+        r["payload"]["mode"]
+        for r in tools.iter_records(tmp_path / "flights" / "DR", kinds=["fc.mode_change"])
+    ]
+    assert modes == [f"M{i}" for i in range(300)]
