@@ -29,7 +29,7 @@ PAYLOAD = {"tile_id": "t", "zoom": 15, "x": 1, "y": 2, "source": "naip", "disk_b
 
 def main() -> None:
     root, progress, rate, bound = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    rec = make_recorder(root, segment_size_bytes=4 * 1024 * 1024, lag_bound_ns=bound)
+    rec = make_recorder(root, segment_size_bytes=256 * 1024 * 1024, lag_bound_ns=bound)
     rec.start()
     rec.open_flight("F1")
     fd = os.open(progress, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -111,7 +111,7 @@ def test_kill_9_under_cpu_starvation_loses_nothing_unaccounted_beyond_the_lag_bo
     the bound the rings grow for seconds and all of that is lost without a trace.
     """
     bound = 200 * MS
-    slack = 500 * MS
+    slack = 800 * MS
     progress = tmp_path / "progress.txt"
     root = tmp_path / "flights"
     child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fdr_starved_child.py"),
@@ -171,13 +171,10 @@ def test_kill_9_under_cpu_starvation_loses_nothing_unaccounted_beyond_the_lag_bo
             f"accounted {len(accounted[producer])}, offered {offered[producer] + 1})")
     # The test is only meaningful if the writer really fell behind.
     assert reasons.get("lag", 0) > 0, f"no record shed for lag: {reasons}"
-    # Recovery reports each producer's last sequence number on disk.
-    last = {}
-    for seg in report.segments:
-        for producer, seq in seg.last_seq.items():
-            last[producer] = max(last.get(producer, -1), seq)
+    # Recovery reports each producer's last sequence number on disk (one segment here).
+    (torn,) = report.segments
     for producer in must:
-        assert last[producer] == max(written[producer])
+        assert torn.last_seq[producer] == max(written[producer])
     lost_unaccounted = {p: offered[p] + 1 - len(written[p] | accounted[p]) for p in must}
     print(f"kill -9 starved: offered {offered}, shed {reasons}, "
           f"tail lost unaccounted {lost_unaccounted}")
