@@ -24,7 +24,7 @@ the years cost. A gate figure replays the 1 km frames with the prior displaced
 
 ``--quick`` uses 12 frames per pair and one 24 s flight (the full run 700
 per cross-year pair at 1 km, 2100 in all, as the issue's 1-per-1000
-wrong-fix target needs, and 25 flights of 32 s per pair).
+wrong-fix target needs, and 15 flights of 32 s per pair).
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         )
     )
     # -- 400 m flights: frames registered and stitched; and the velocity that gives
-    nf = 1 if quick else 25
+    nf = 1 if quick else 15
     nframes = 24 if quick else FLIGHT_FRAMES
     base = _measure_flights(*CONTROL, "400m", nf, seed=202, settle_s=SETTLE_S, frames=nframes)
     wrong = frames = 0
