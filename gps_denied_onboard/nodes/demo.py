@@ -41,6 +41,7 @@ from typing import Any
 from gps_denied_onboard.embedded_pg import read_cluster_report
 from gps_denied_onboard.nodes.bringup import BringupOptions, run
 from gps_denied_onboard.nodes.common import relay_stop_signals
+from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, EstimatorWatch
 
 #: /clock ticks per sim second. Each message still gets a tick at its own time;
 #: 25 Hz keeps five Python subscribers from spending the replay on /clock alone.
@@ -135,6 +136,18 @@ class _ClockHold:
         """Stop holding: the replay's /clock takes over."""
         self._holding.clear()
 
+    def follow_clock(self, on_tick: Any) -> None:
+        """Call ``on_tick(sim_ns)`` for every ``/clock`` another process publishes."""
+        from rosgraph_msgs.msg import Clock as ClockMsg
+
+        from gps_denied_onboard.nodes.common import time_msg_to_ns
+
+        def tick(msg: Any) -> None:
+            if not self._holding.is_set():
+                on_tick(time_msg_to_ns(msg.clock))
+
+        self.node.create_subscription(ClockMsg, "/clock", tick, 100)
+
     def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 10.0) -> Any:
         client = self.node.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout_s):
@@ -184,92 +197,6 @@ class _FcLockstepSink:
         self._inner.publish_clock(sim_ns)
 
 
-class _EstimatorWatch:
-    """What the estimator answered, frame by frame: fixes (``/nav/position_fix``),
-    rejects and latencies (its ``vnav.*`` records), counted for the lockstep."""
-
-    def __init__(self, node: Any) -> None:
-        from gps_denied_onboard.msg import FdrRecord, PositionFix
-        from gps_denied_onboard.nodes.common import (
-            RECORD_QOS,
-            TOPIC_FDR_RECORDS,
-            TOPIC_POSITION_FIX,
-        )
-
-        self.fixes: list[Any] = []
-        self.rejects: list[tuple[int, str]] = []
-        self.latency_ms: dict[int, float] = {}
-        self._cond = threading.Condition()
-        node.create_subscription(PositionFix, TOPIC_POSITION_FIX, self._on_fix, RECORD_QOS)
-        node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self._on_record, RECORD_QOS)
-
-    @property
-    def answers(self) -> int:
-        return len(self.fixes) + len(self.rejects)
-
-    def _on_fix(self, msg: Any) -> None:
-        with self._cond:
-            self.fixes.append(msg)
-            self._cond.notify_all()
-
-    def _on_record(self, msg: Any) -> None:
-        if msg.producer != "visual_nav" or msg.kind not in ("vnav.fix", "vnav.reject"):
-            return
-        from gps_denied_onboard.nodes.common import time_msg_to_ns
-
-        payload = json.loads(msg.payload_json or "{}")
-        stamp = time_msg_to_ns(msg.stamp)
-        with self._cond:
-            if "latency_ms" in payload:
-                self.latency_ms[stamp] = float(payload["latency_ms"])
-            if msg.kind == "vnav.reject":
-                self.rejects.append((stamp, str(payload.get("reason", "?"))))
-                self._cond.notify_all()
-
-    def wait_answers(self, count: int, timeout_s: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self.answers >= count, timeout_s)
-
-
-class _EstimatorLockstepSink:
-    """Replay sink that lets no camera frame out before the estimator answered the last.
-
-    While the estimator works on frame k the replay goes on (the FC stream, the
-    clock); frame k+1 waits until frame k is answered, with the player paused
-    meanwhile, so its timeline (and ``/clock``, and the FC stream that follows
-    it) stands still. Every frame is matched, at any replay rate: a machine that
-    cannot keep up makes the replay slower, never drops a frame.
-    """
-
-    def __init__(self, inner: Any, watch: _EstimatorWatch) -> None:
-        self._inner = inner
-        self._watch = watch
-        self.player: Any = None
-        self.frames = 0
-        self.unanswered = 0
-
-    def publish(self, topic: str, data: bytes) -> None:
-        if topic == CAMERA_TOPIC:
-            self.finish()
-            self.frames += 1
-        self._inner.publish(topic, data)
-
-    def finish(self) -> None:
-        """Wait (player paused) until every frame sent so far was answered."""
-        want = self.frames - self.unanswered
-        if self._watch.answers >= want:
-            return
-        if self.player is not None:
-            self.player.pause()
-        if not self._watch.wait_answers(want, FRAME_ANSWER_TIMEOUT_S):
-            self.unanswered += 1
-        if self.player is not None:
-            self.player.resume()
-
-    def publish_clock(self, sim_ns: int) -> None:
-        self._inner.publish_clock(sim_ns)
-
-
 def _replay_in_lockstep(
     hold: _ClockHold,
     bag: Any,
@@ -277,9 +204,9 @@ def _replay_in_lockstep(
     *,
     playback: Any,
     fc_clock: Any,
-    watch: _EstimatorWatch,
+    watch: EstimatorWatch,
     end_ns: int | None,
-) -> tuple[Any, _EstimatorLockstepSink]:
+) -> tuple[Any, EstimatorLockstepSink]:
     """Replay ``bag`` from the hold node, the FC stream following its /clock.
 
     Deliberately not ``replay.__main__.run_ros_replay``: that one spins its own
@@ -294,7 +221,9 @@ def _replay_in_lockstep(
     inner = RosReplaySink(hold.node, bag.topics, options)
     if options.delay_s > 0:  # let discovery match the new publishers first
         threading.Event().wait(options.delay_s)
-    frames = _EstimatorLockstepSink(inner, watch)
+    frames = EstimatorLockstepSink(
+        inner, watch, lambda topic: topic == CAMERA_TOPIC, FRAME_ANSWER_TIMEOUT_S
+    )
     fc_sink = _FcLockstepSink(frames, playback, fc_clock, end_ns)
     player = Player(bag, fc_sink, options, MonotonicClock())
     frames.player = fc_sink.player = player
@@ -303,6 +232,50 @@ def _replay_in_lockstep(
     frames.finish()  # the last frame's answer
     inner.wait_for_acks(5.0)
     return summary, frames
+
+
+def _replay_with_tool(
+    hold: _ClockHold, bag_dir: Path, args: Any, *, playback: Any, fc_clock: Any
+) -> dict[str, Any]:
+    """The camera bag through ``gdo-replay --wait-for-estimator`` in another process.
+
+    The FC stream follows that process's ``/clock`` here (each tick moves the
+    playback's clock and sends the frames that became due).
+    """
+    import subprocess
+
+    def on_tick(sim_ns: int) -> None:
+        fc_clock.set_ns(max(sim_ns, fc_clock.now_ns()))
+        playback.pump()
+
+    hold.follow_clock(on_tick)
+    hold.release()
+    cmd = [
+        sys.executable,
+        "-m",
+        "gps_denied_onboard.replay",
+        str(bag_dir),
+        "--rate",
+        str(args.rate),
+        "--clock-hz",
+        str(CLOCK_HZ),
+        "--delay",
+        "1.0",
+        "--no-progress",
+        "--wait-for-estimator",
+        "--answer-timeout",
+        str(FRAME_ANSWER_TIMEOUT_S),
+    ]
+    if args.duration is not None:
+        cmd += ["--duration", str(args.duration)]
+    print(f"replay tool: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    for ln in lines:
+        print(f"  {ln}", file=sys.stderr)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+    return {"tool": "gdo-replay", "exit_code": proc.returncode, "output": lines}
 
 
 def _seed_tiles(hold: _ClockHold, manifest: dict[str, Any], root: Path, report: DemoReport) -> None:
@@ -405,6 +378,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--duration", type=float, default=None, help="replay only this many seconds of the flight"
     )
+    ap.add_argument(
+        "--replay-tool",
+        action="store_true",
+        help="replay the camera bag with `python -m gps_denied_onboard.replay "
+        "--wait-for-estimator` in its own process, as an engineer re-runs a flight on the "
+        "ground (the FC stream follows its /clock)",
+    )
     args = ap.parse_args(argv)
 
     from gps_denied_onboard.clock import ManualClock
@@ -423,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     bag = open_bag(root / manifest["bag"]["dir"])
     # sim time is held at the bag's first message until the replay starts from there
     hold = _ClockHold(bag.start_ns)
-    watch = _EstimatorWatch(hold.node)
+    watch = EstimatorWatch(hold.node)
     fc = SimFc(autopilot=manifest["fc_stream"]["autopilot"]).start()
     playback: FcPlayback | None = None
     record_topics = "[" + ",".join(f"'{t}'" for t in SAMPLE_TOPICS_RECORDED) + "]"
@@ -466,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         fc.receive_clock = fc_clock  # GPS_INPUT arrivals in sim time too (gps_input.jsonl)
         playback = FcPlayback.from_tlog(root / manifest["fc_stream"]["file"], fc, fc_clock)
         playback.pump()  # frames due at the held time
+        if args.replay_tool:
+            report.replay = _replay_with_tool(
+                hold, root / manifest["bag"]["dir"], args, playback=playback, fc_clock=fc_clock
+            )
+            report.tile_cache = _tile_cache_view(hold, manifest)
+            return
         hold.release()
         summary, frames = _replay_in_lockstep(
             hold,
@@ -531,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _accuracy_report(
-    root: Path, manifest: dict[str, Any], watch: _EstimatorWatch, fc: Any, *, out: Path, rate: float
+    root: Path, manifest: dict[str, Any], watch: EstimatorWatch, fc: Any, *, out: Path, rate: float
 ) -> None:
     """Score the live fixes against the sample's truth; print the figures, draw the pictures."""
     from dataclasses import replace

@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--ack-timeout", type=float, default=5.0, metavar="S",
                    help="at the end, wait up to S s for reliable readers to acknowledge")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="play only the first S sim seconds (after --start-offset)")
+    p.add_argument("--wait-for-estimator", action="store_true",
+                   help="lockstep with the visual_nav node: publish a camera frame only "
+                   "once the last one is answered (fix or reject); a slow machine slows "
+                   "the replay down instead of dropping frames")
+    p.add_argument("--answer-timeout", type=float, default=20.0, metavar="S",
+                   help="with --wait-for-estimator: give up on a frame's answer after S "
+                   "wall seconds (counted and reported as unanswered)")
     return p
 
 
@@ -81,6 +90,7 @@ def options_from_args(args: argparse.Namespace) -> ReplayOptions:
         clock=not args.no_clock,
         start_paused=args.paused,
         delay_s=args.delay,
+        duration_s=args.duration,
     )
 
 
@@ -101,10 +111,15 @@ def describe(source: BagSource) -> str:
 
 def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str = "gdo_replay",
                    progress: bool = True, ack_timeout_s: float = 5.0,
-                   ros_args: Sequence[str] | None = None) -> ReplaySummary:
+                   ros_args: Sequence[str] | None = None,
+                   wait_for_estimator: bool = False,
+                   answer_timeout_s: float = 20.0) -> ReplaySummary:
     """Create a node, replay ``source`` into ROS and return the summary.
 
-    Initialises rclpy (its own context) and shuts it down again.
+    Initialises rclpy (its own context) and shuts it down again. With
+    ``wait_for_estimator`` the camera topics go out in lockstep with the
+    visual_nav node (:mod:`.estimator_lockstep`); the summary's ``notes``
+    then say how many frames were answered.
     """
     import rclpy
     from rclpy.context import Context
@@ -122,7 +137,20 @@ def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str 
     previous_sigint: Any = None
     try:
         node = rclpy.create_node(node_name, context=context)
-        sink = RosReplaySink(node, source.topics, options)
+        sink: Any = RosReplaySink(node, source.topics, options)
+        lockstep: Any = None
+        if wait_for_estimator:
+            from gps_denied_onboard.replay.estimator_lockstep import (
+                CAMERA_TYPES,
+                EstimatorLockstepSink,
+                EstimatorWatch,
+            )
+
+            camera_topics = {t for t, v in source.topics.items() if v.msgtype in CAMERA_TYPES}
+            lockstep = EstimatorLockstepSink(sink, EstimatorWatch(node),
+                                             lambda topic: topic in camera_topics,
+                                             answer_timeout_s)
+            sink = lockstep
         services = ReplayControlServices(node)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
@@ -131,7 +159,9 @@ def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str 
 
         host = MonotonicClock()
         player = Player(source, sink, options, host)
-        player.summary.skipped.extend(sink.skipped)
+        if lockstep is not None:
+            lockstep.player = player
+        player.summary.skipped.extend((lockstep.inner if lockstep else sink).skipped)
         bar = ProgressBar(sys.stderr, host, player.sim_start_ns, player.sim_end_ns) \
             if progress else None
         player.progress = bar
@@ -143,9 +173,12 @@ def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str 
         if options.delay_s > 0:
             threading.Event().wait(options.delay_s)
         summary = player.run()
+        if lockstep is not None:
+            lockstep.finish()  # the last frame's answer
+            summary.notes.append(lockstep.describe())
         if bar is not None:
             bar.finish(player)
-        sink.wait_for_acks(ack_timeout_s)
+        (lockstep.inner if lockstep else sink).wait_for_acks(ack_timeout_s)
         return summary
     finally:
         if keys is not None:
@@ -186,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         summary = run_ros_replay(source, options, node_name=args.node_name,
                                  progress=not args.no_progress, ack_timeout_s=args.ack_timeout,
-                                 ros_args=ros_args)
+                                 ros_args=ros_args, wait_for_estimator=args.wait_for_estimator,
+                                 answer_timeout_s=args.answer_timeout)
     except GpsDeniedError as err:
         print(f"gdo-replay: {err}", file=sys.stderr)
         return 1

@@ -40,6 +40,7 @@ class ReplayOptions:
         delay_s: wall seconds to wait after creating publishers, before the
             first message (lets DDS discovery match subscribers).
         max_loops: with ``loop``, stop after this many passes (0 = forever).
+        duration_s: play only this many sim seconds from the start (None: all).
     """
 
     rate: float | None = 1.0
@@ -53,6 +54,7 @@ class ReplayOptions:
     start_paused: bool = False
     delay_s: float = 0.0
     max_loops: int = 0
+    duration_s: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "remaps", dict(self.remaps))
@@ -90,6 +92,10 @@ def validate_options(options: ReplayOptions) -> None:
         raise ConfigError("delay_s must be >= 0", key="delay_s")
     if options.max_loops < 0:
         raise ConfigError("max_loops must be >= 0", key="max_loops")
+    if options.duration_s is not None:
+        _finite(options.duration_s, "duration_s")
+        if options.duration_s <= 0:
+            raise ConfigError("duration_s must be > 0", key="duration_s")
     for name in (*options.topics, *options.remaps, *options.remaps.values()):
         if not name.startswith("/"):
             raise ConfigError(f"topic names must be absolute (start with '/'): {name!r}",

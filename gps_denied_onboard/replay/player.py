@@ -84,6 +84,7 @@ class ReplaySummary:
         passes: completed passes over the bag.
         skipped: notes about what was not replayed (non-CDR channels...).
         stopped: ended by :meth:`Player.stop` rather than by the bag's end.
+        notes: what else the replay has to say (e.g. the estimator lockstep's count).
     """
 
     per_topic: Counter[str] = field(default_factory=Counter)
@@ -94,6 +95,7 @@ class ReplaySummary:
     passes: int = 0
     skipped: list[str] = field(default_factory=list)
     stopped: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def messages(self) -> int:
@@ -131,6 +133,7 @@ class ReplaySummary:
         )
         lines.append(f"  passes: {self.passes}{' (stopped early)' if self.stopped else ''}")
         lines.extend(f"  note: {note}" for note in self.skipped)
+        lines.extend(f"  {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -249,7 +252,13 @@ class Player:
             return event
         if self._events is None:
             self._events = self.events()
-        return next(self._events, None)
+        nxt = next(self._events, None)
+        limit = self.options.duration_s
+        if nxt is not None and limit is not None and nxt.sim_ns > self.sim_start_ns + int(
+            limit * NS_PER_S
+        ):
+            return None  # --duration: the replay ends here
+        return nxt
 
     def _emit(self, event: Event) -> None:
         now = self.clock.now_ns()

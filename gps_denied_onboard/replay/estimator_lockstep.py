@@ -1,0 +1,140 @@
+"""Replay in lockstep with the visual estimator: no camera frame is ever dropped.
+
+An engineer re-running a flight on the ground wants the fixes the aircraft
+would have computed, whatever the ground machine's speed. A plain replay at a
+rate the estimator cannot keep up with makes the node drop frames (it says so:
+``vnav.frame_dropped reason=busy``), and the fixes then differ from the
+flight's. In lockstep, frame k+1 is not published until the estimator has
+answered frame k (a fix on ``/nav/position_fix`` or a ``vnav.reject`` record);
+meanwhile the player is paused, so its timeline (and ``/clock``) stands still.
+A slow machine makes the replay slower, never lossy. A frame not answered
+within ``answer_timeout_s`` is counted as unanswered and reported.
+
+This is the thin rclpy side; the main job (``nodes/demo.py``) and
+``gdo-replay --wait-for-estimator`` both use it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+#: message types that carry camera frames
+CAMERA_TYPES = frozenset(
+    {
+        "sensor_msgs/msg/CompressedImage",
+        "sensor_msgs/msg/Image",
+        "sensor_msgs/CompressedImage",
+        "sensor_msgs/Image",
+    }
+)
+
+
+class EstimatorWatch:
+    """What the estimator answered, frame by frame: fixes (``/nav/position_fix``),
+    rejects and latencies (its ``vnav.*`` records), counted for the lockstep."""
+
+    def __init__(self, node: Any) -> None:
+        from gps_denied_onboard.msg import FdrRecord, PositionFix
+        from gps_denied_onboard.nodes.common import (
+            RECORD_QOS,
+            TOPIC_FDR_RECORDS,
+            TOPIC_POSITION_FIX,
+        )
+
+        self.fixes: list[Any] = []
+        self.rejects: list[tuple[int, str]] = []
+        self.latency_ms: dict[int, float] = {}
+        self._cond = threading.Condition()
+        node.create_subscription(PositionFix, TOPIC_POSITION_FIX, self._on_fix, RECORD_QOS)
+        node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self._on_record, RECORD_QOS)
+
+    @property
+    def answers(self) -> int:
+        return len(self.fixes) + len(self.rejects)
+
+    def _on_fix(self, msg: Any) -> None:
+        with self._cond:
+            self.fixes.append(msg)
+            self._cond.notify_all()
+
+    def _on_record(self, msg: Any) -> None:
+        if msg.producer != "visual_nav" or msg.kind not in ("vnav.fix", "vnav.reject"):
+            return
+        from gps_denied_onboard.nodes.common import time_msg_to_ns
+
+        payload = json.loads(msg.payload_json or "{}")
+        stamp = time_msg_to_ns(msg.stamp)
+        with self._cond:
+            if "latency_ms" in payload:
+                self.latency_ms[stamp] = float(payload["latency_ms"])
+            if msg.kind == "vnav.reject":
+                self.rejects.append((stamp, str(payload.get("reason", "?"))))
+                self._cond.notify_all()
+
+    def wait_answers(self, count: int, timeout_s: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.answers >= count, timeout_s)
+
+
+class EstimatorLockstepSink:
+    """Replay sink that lets no camera frame out before the estimator answered the last.
+
+    While the estimator works on frame k the replay goes on (the FC stream, the
+    clock); frame k+1 waits until frame k is answered, with the player paused
+    meanwhile, so its timeline (and ``/clock``, and the FC stream that follows
+    it) stands still. Every frame is matched, at any replay rate: a machine that
+    cannot keep up makes the replay slower, never drops a frame.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        watch: EstimatorWatch,
+        is_camera: Callable[[str], bool],
+        answer_timeout_s: float = 20.0,
+    ) -> None:
+        self._inner = inner
+        self._watch = watch
+        self._is_camera = is_camera
+        self._timeout = answer_timeout_s
+        self.player: Any = None
+        self.frames = 0
+        self.unanswered = 0
+
+    @property
+    def inner(self) -> Any:
+        """The sink this one wraps."""
+        return self._inner
+
+    def publish(self, topic: str, data: bytes) -> None:
+        if self._is_camera(topic):
+            self.finish()
+            self.frames += 1
+        self._inner.publish(topic, data)
+
+    def finish(self) -> None:
+        """Wait (player paused) until every frame sent so far was answered."""
+        want = self.frames - self.unanswered
+        if self._watch.answers >= want:
+            return
+        if self.player is not None:
+            self.player.pause()
+        if not self._watch.wait_answers(want, self._timeout):
+            self.unanswered += 1
+        if self.player is not None:
+            self.player.resume()
+
+    def publish_clock(self, sim_ns: int) -> None:
+        self._inner.publish_clock(sim_ns)
+
+    def describe(self) -> str:
+        """One line for the operator: frames, answers, and what was not answered."""
+        w = self._watch
+        return (
+            f"estimator lockstep: {self.frames} camera frames, {len(w.fixes)} fixes, "
+            f"{len(w.rejects)} rejects, {self.unanswered} unanswered "
+            f"(within {self._timeout:g} s each)"
+        )
