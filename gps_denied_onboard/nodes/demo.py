@@ -110,6 +110,7 @@ class _ClockHold:
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._executor.spin, daemon=True)
         self._thread.start()
+        self._followers: list[tuple[Any, Any]] = []
 
     def _wall_clock(self) -> Any:
         from rclpy.clock import Clock, ClockType
@@ -137,7 +138,12 @@ class _ClockHold:
         self._holding.clear()
 
     def follow_clock(self, on_tick: Any) -> None:
-        """Call ``on_tick(sim_ns)`` for every ``/clock`` another process publishes."""
+        """Call ``on_tick(sim_ns)`` for every ``/clock`` another process publishes.
+
+        On a node and executor thread of its own: the FC stream follows these ticks,
+        and the records the watch receives (hundreds a second) must not delay them.
+        """
+        from rclpy.executors import SingleThreadedExecutor
         from rosgraph_msgs.msg import Clock as ClockMsg
 
         from gps_denied_onboard.nodes.common import time_msg_to_ns
@@ -146,7 +152,12 @@ class _ClockHold:
             if not self._holding.is_set():
                 on_tick(time_msg_to_ns(msg.clock))
 
-        self.node.create_subscription(ClockMsg, "/clock", tick, 100)
+        node = self._rclpy.create_node("gdo_demo_clock", context=self.context)
+        node.create_subscription(ClockMsg, "/clock", tick, 100)
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(node)
+        threading.Thread(target=executor.spin, name="demo-clock", daemon=True).start()
+        self._followers.append((executor, node))
 
     def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 10.0) -> Any:
         client = self.node.create_client(srv_type, name)
@@ -160,6 +171,9 @@ class _ClockHold:
         return future.result()
 
     def close(self) -> None:
+        for executor, node in self._followers:
+            executor.shutdown(timeout_sec=1.0)
+            node.destroy_node()
         self._executor.shutdown(timeout_sec=1.0)
         self._thread.join(timeout=2.0)
         self.node.destroy_node()
@@ -244,8 +258,13 @@ def _replay_with_tool(
     """
     import subprocess
 
+    tick_ns = int(1e9 / CLOCK_HZ)
+
     def on_tick(sim_ns: int) -> None:
-        fc_clock.set_ns(max(sim_ns, fc_clock.now_ns()))
+        # the frames of (t, t + tick] now, before the tool's next tick reaches the
+        # bridge: as the main job's own lockstep does, the bridge never reads a
+        # clock ahead of FC frames already due (their arrival stamps map boot time)
+        fc_clock.set_ns(max(sim_ns + tick_ns, fc_clock.now_ns()))
         playback.pump()
 
     hold.follow_clock(on_tick)
