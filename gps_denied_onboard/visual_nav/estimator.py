@@ -453,7 +453,7 @@ class VisualEstimator:
             gray, camera, turned(r_world_cam, result.heading_offset_deg), height_m, lat, lon
         )
         v = velocity or (0.0, 0.0)
-        self._odo_prior = Prior(
+        here = Prior(
             stamp_ns,
             lat,
             lon,
@@ -462,15 +462,8 @@ class VisualEstimator:
             vel_sigma if velocity else cfg.prior_velocity_sigma * 3,
             "visual",
         )
-        self._track = Prior(
-            stamp_ns,
-            lat,
-            lon,
-            sigma,
-            v,
-            vel_sigma if velocity else cfg.prior_velocity_sigma * 3,
-            "visual",
-        )
+        # the track to dead-reckon from, and where registration carries on from
+        self._track = self._odo_prior = here
         return fix
 
     def _register(

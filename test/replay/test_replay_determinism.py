@@ -31,10 +31,7 @@ What may differ, and why (README, "Determinism"):
 from __future__ import annotations
 
 import json
-import math
 import re
-import subprocess
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -46,6 +43,8 @@ import yaml
 from gps_denied_onboard.fdr.tools import iter_records
 from gps_denied_onboard.nodes.demo import sample_dir
 
+from .main_job_runs import fix_differences, run_main_job
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 DURATION_S = "80"
@@ -55,30 +54,12 @@ EXACT_KINDS = ("takeoff.transition", "takeoff.migrations", "takeoff.active", "fl
 
 
 def _fly(run_dir: Path) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any], str]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gps_denied_onboard",
-            "demo",
-            "--run-dir",
-            str(run_dir),
-            "--rate",
-            REPLAY_RATE,
-            "--duration",
-            DURATION_S,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_main_job(run_dir, "--rate", REPLAY_RATE, "--duration", DURATION_S)
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in iter_records(run_dir / "flights" / "sample-flight"):
         by_kind[rec["kind"]].append(rec)
     report = json.loads((run_dir / "report" / "report.json").read_text())
-    return by_kind, report, proc.stdout
+    return by_kind, report, out
 
 
 def _payload(rec: dict[str, Any]) -> tuple[str, str, str]:
@@ -163,19 +144,12 @@ def test_two_replays_repeat_take_off_gnss_loss_and_fixes(two_runs: Any) -> None:
         assert abs(lost["stamp_ns"] - loss_ns) <= 3 * ARRIVAL_STAMP_TOLERANCE_NS
     # the fixes: the same frames, the same places
     fixes = [{r["stamp_ns"]: r["payload"] for r in run["vnav.fix"]} for run in (first, second)]
-    common = fixes[0].keys() & fixes[1].keys()
+    common, diffs = fix_differences(fixes[0], fixes[1])
     # the first frames race the tile prefetch (wall clock), and a frame at the gate's
     # edge can fall either way
-    assert len(common) >= 0.9 * max(len(fixes[0]), len(fixes[1])), (
-        sorted(fixes[0].keys() ^ fixes[1].keys())
+    assert len(common) >= 0.9 * max(len(fixes[0]), len(fixes[1])), sorted(
+        fixes[0].keys() ^ fixes[1].keys()
     )
-    diffs = []
-    for stamp in common:
-        a, b = fixes[0][stamp], fixes[1][stamp]
-        dn = (a["latitude"] - b["latitude"]) * 111_320.0
-        de = (a["longitude"] - b["longitude"]) * 111_320.0 * math.cos(math.radians(a["latitude"]))
-        diffs.append(math.hypot(de, dn))
-    diffs.sort()
     p90 = diffs[int(0.9 * (len(diffs) - 1))]
     # most fixes agree to a fraction of a metre; a frame whose attitude samples came
     # in differently, or whose tracked heading/scale start differed, can settle a few

@@ -17,10 +17,7 @@ checks that:
 
 from __future__ import annotations
 
-import math
 import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,38 +26,21 @@ import pytest
 
 from gps_denied_onboard.fdr.tools import iter_records
 
+from .main_job_runs import fix_differences, run_main_job
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 DURATION_S = "75"
 
 
 def _fly(run_dir: Path, rate: str, *extra: str) -> tuple[dict[int, dict[str, Any]], str]:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gps_denied_onboard",
-            "demo",
-            "--run-dir",
-            str(run_dir),
-            "--rate",
-            rate,
-            "--duration",
-            DURATION_S,
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = run_main_job(run_dir, "--rate", rate, "--duration", DURATION_S, *extra)
     fixes = {
         rec["stamp_ns"]: rec["payload"]
         for rec in iter_records(run_dir / "flights" / "sample-flight")
         if rec["kind"] == "vnav.fix"
     }
-    return fixes, proc.stdout + proc.stderr
+    return fixes, out
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +66,10 @@ def test_the_replay_tool_answers_every_frame(main_and_tool: Any) -> None:
 
 def test_the_replay_tool_gives_the_main_jobs_fixes(main_and_tool: Any) -> None:
     (main_fixes, _), (tool_fixes, _) = main_and_tool
-    common = main_fixes.keys() & tool_fixes.keys()
+    common, diffs = fix_differences(main_fixes, tool_fixes)
     assert len(common) >= 0.9 * max(len(main_fixes), len(tool_fixes)), sorted(
         main_fixes.keys() ^ tool_fixes.keys()
     )
-    diffs = []
-    for stamp in common:
-        a, b = main_fixes[stamp], tool_fixes[stamp]
-        dn = (a["latitude"] - b["latitude"]) * 111_320.0
-        de = (a["longitude"] - b["longitude"]) * 111_320.0 * math.cos(math.radians(a["latitude"]))
-        diffs.append(math.hypot(de, dn))
-    diffs.sort()
     p90 = diffs[int(0.9 * (len(diffs) - 1))]
     assert p90 <= 2.0 and diffs[-1] <= 20.0, (p90, diffs[-10:])
     # the same estimator state: the heading and scale it settled on agree as well
