@@ -129,7 +129,12 @@ def frame(year: str, t: Trial) -> NDArray[np.uint8]:
 
 
 def run_trial(
-    est: VisualEstimator, k: int, t: Trial, image: NDArray[np.generic], *, prior_sigma: float = 120.0
+    est: VisualEstimator,
+    k: int,
+    t: Trial,
+    image: NDArray[np.generic],
+    *,
+    prior_sigma: float = 120.0,
 ) -> VisualFix | FrameRejected:
     """Feed the autopilot's (erroneous) state and the prior, then match; each trial alone."""
     stamp = (1_800_000_000 + 100 * k) * NS

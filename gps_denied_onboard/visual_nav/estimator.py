@@ -88,7 +88,7 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
-    stitch_heading_sigma_deg: float = 1.0
+    stitch_heading_sigma_deg: float = 1.5
 
 
 @dataclass(frozen=True)
