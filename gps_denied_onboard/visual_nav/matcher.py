@@ -5,9 +5,10 @@
    (its yaw is good to a few degrees, its height above ground to ~10 %), and
    each candidate's orientation field is correlated over the whole search
    window (masked ZNCC, :mod:`.correlate`). The best candidate wins.
-2. **Fine** (``resolution_m``): around the coarse peak, a small grid of heading
-   and scale steps is correlated in a window only a few pixels wider than the
-   template; a parabola through the scores refines heading and scale, and the
+2. **Fine**: around the coarse peak, a cross of heading and scale steps is
+   correlated in a window only a few pixels wider than the template; a
+   parabola through the scores refines heading and scale, once at the coarse
+   resolution and again with half the steps at ``resolution_m``, and the
    translation peak is refined to sub-pixel at the refined pair.
 
 The runner-up peak (best score farther than ``exclusion_m`` from the winner) is
@@ -15,9 +16,10 @@ found over the coarse search window, where an aliased place would show up;
 the *margin* between the two is what the confidence gate judges.
 
 A rotation of the body about the vertical turns the ground image about the
-nadir, and a height error scales it about the nadir, so both are applied by
-re-rectifying with a turned attitude and a scaled height: the nadir stays the
-answer's anchor throughout.
+nadir, and a height error scales it about the nadir, so the view
+(:mod:`.views`) applies both: a frame is re-rectified with a turned attitude
+and a scaled height, a stitched patch is turned and scaled as one. The nadir
+stays the answer's anchor throughout.
 """
 
 from __future__ import annotations
