@@ -10,18 +10,25 @@ Per frame:
 1. the frame's exposure is checked (black, saturated, flat: ``bad_exposure``);
 2. attitude at the capture stamp (slerp of the FC's stream; refused when stale)
    and height above ground (:mod:`.state`);
-3. the prior: the FC's own GNSS while it is healthy, else this estimator's
-   track propagated with its velocity; its uncertainty sets the search radius;
-4. the search is centred on the nadir the prior predicts, so the footprint
+3. frame-to-frame registration on the last frame (:mod:`.odometry`): the
+   motion between captures, hence the velocity; and, for a small footprint,
+   recent frames stitched into one patch that is matched instead
+   (:class:`.views.PatchView`);
+4. the prior: the FC's own GNSS while it is healthy, else the last frame's
+   position carried by registration, else this estimator's track propagated
+   with its velocity; its uncertainty sets the search radius;
+5. the search is centred on the nadir the prior predicts, so the footprint
    (which a bank or a pitch throws hundreds of metres off the vehicle) is
    searched where it really is;
-5. the map window (:mod:`.mapview`), the coarse-to-fine match (:mod:`.matcher`)
+6. the map window (:mod:`.mapview`), the coarse-to-fine match (:mod:`.matcher`)
    and the gate on the margin between the best and the best distinct runner-up;
-6. the fix: the nadir is the vehicle's horizontal position; its 1-sigma is
+7. the fix: the nadir is the vehicle's horizontal position; its 1-sigma is
    the root sum of squares of the map's georeference floor, the attitude term
    (height * tan(sigma_attitude), which the correlation cannot see) and the
-   match term (a fraction of a map pixel, larger for weaker peaks);
-7. velocity from consecutive fixes, with the covariance that follows.
+   match term (a fraction of a map pixel, larger for weaker peaks), and for a
+   stitched patch its lever (patch centroid to nadir) times its heading sigma;
+8. velocity from registration (from consecutive fixes when it failed), with
+   the covariance that follows.
 """
 
 from __future__ import annotations
