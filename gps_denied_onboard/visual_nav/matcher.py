@@ -223,18 +223,23 @@ def match_frame(
     # heading and scale: two parabolas through a cross of steps, at the coarse resolution
     hs = cfg.refine_heading_step_deg
     ss = cfg.refine_scale_step
-    scores = {(0, 0): coarse_pk.score}
-    for i, j in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        got = local(coarse, res_c, (dh0 + i * hs, s0 * (1 + j * ss)), 2)
-        scores[(i, j)] = got[0].score if got is not None else -1.0
 
     def vertex(a: float, b: float, c: float) -> float:
         den = a - 2 * b + c
         return 0.0 if den >= 0 else max(-1.0, min(1.0, 0.5 * (a - c) / den))
 
-    di = vertex(scores[(-1, 0)], scores[(0, 0)], scores[(1, 0)])
-    dj = vertex(scores[(0, -1)], scores[(0, 0)], scores[(0, 1)])
-    dh_f, s_f = dh0 + di * hs, s0 * (1 + dj * ss)
+    # tracking (one candidate: the last frame's refined pair) goes straight to the
+    # fine cross below; a wider search first brings the pair within a coarse step
+    tracking = len(cfg.heading_candidates_deg) == 1 and len(cfg.scale_candidates) == 1
+    dh_f, s_f = dh0, s0
+    if not (tracking and cfg.fine_refine):
+        scores = {(0, 0): coarse_pk.score}
+        for i, j in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            got = local(coarse, res_c, (dh0 + i * hs, s0 * (1 + j * ss)), 2)
+            scores[(i, j)] = got[0].score if got is not None else -1.0
+        di = vertex(scores[(-1, 0)], scores[(0, 0)], scores[(1, 0)])
+        dj = vertex(scores[(0, -1)], scores[(0, 0)], scores[(0, 1)])
+        dh_f, s_f = dh0 + di * hs, s0 * (1 + dj * ss)
     fine_got = local(fine, cfg.resolution_m, (dh_f, s_f), m)
     if fine_got is not None and cfg.fine_refine:
         # again at the fine resolution with half the steps: a long view (frames
