@@ -52,7 +52,7 @@ class VisualNavConfig:
     odometry_velocity_window_s: float = 1.0
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
-    stitch_target_area_m2: float = 600_000.0
+    stitch_target_area_m2: float = 400_000.0
     stitch_heading_sigma_deg: float = 1.5
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0

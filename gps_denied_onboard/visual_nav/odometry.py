@@ -51,7 +51,7 @@ class OdometryConfig:
     velocity_window_s: float = 1.0
     history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
-    stitch_target_area_m2: float = 600_000.0
+    stitch_target_area_m2: float = 400_000.0
 
 
 @dataclass(frozen=True)
