@@ -172,6 +172,11 @@ def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str 
         keys.start()
         if options.delay_s > 0:
             threading.Event().wait(options.delay_s)
+        if lockstep is not None and not lockstep.wait_until_matched(node, host, answer_timeout_s):
+            player.summary.notes.append(
+                "estimator lockstep: no visual_nav subscribed to the camera topics "
+                f"within {answer_timeout_s:g} s; replaying anyway"
+            )
         summary = player.run()
         if lockstep is not None:
             lockstep.finish()  # the last frame's answer

@@ -130,6 +130,28 @@ class EstimatorLockstepSink:
     def publish_clock(self, sim_ns: int) -> None:
         self._inner.publish_clock(sim_ns)
 
+    def wait_until_matched(self, node: Any, clock: Any, timeout_s: float) -> bool:
+        """Wait until the estimator subscribes to every camera topic and answers on ours.
+
+        A frame published before DDS matched the estimator's subscription is never
+        delivered (volatile durability), and the lockstep would wait out its whole
+        answer timeout for it. ``clock``: the host clock (``now_ns``).
+        """
+        from gps_denied_onboard.nodes.common import TOPIC_POSITION_FIX
+
+        deadline = clock.now_ns() + int(timeout_s * 1e9)
+        while clock.now_ns() < deadline:
+            counts = self._inner.subscriber_counts()
+            cameras = [n for n in counts if self._is_camera(n)]
+            if (
+                cameras
+                and all(counts[n] > 0 for n in cameras)
+                and node.count_publishers(TOPIC_POSITION_FIX) > 0
+            ):
+                return True
+            threading.Event().wait(0.05)
+        return False
+
     def describe(self) -> str:
         """One line for the operator: frames, answers, and what was not answered."""
         w = self._watch
