@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +35,6 @@ TAKEOFF_TRANSITIONS = [
     ("fc_bridge", "configure"),
     ("fc_bridge", "activate"),
 ]
-
-
-@pytest.fixture
-def sim_fc() -> Iterator[SimFc]:
-    fc = SimFc(autopilot="ardupilot")
-    fc.start()
-    try:
-        yield fc
-    finally:
-        fc.stop()
 
 
 def _start(run_dir: Path, dsn: str, fc: SimFc, *extra: str) -> subprocess.Popen[str]:

@@ -28,16 +28,6 @@ from gps_denied_onboard.fc_bridge.sim_fc import SimFc
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
-@pytest.fixture
-def sim_fc() -> Iterator[SimFc]:
-    fc = SimFc(autopilot="ardupilot")
-    fc.start()
-    try:
-        yield fc
-    finally:
-        fc.stop()
-
-
 @pytest.fixture(scope="module")
 def ros() -> Iterator[None]:
     rclpy.init()

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,6 @@ from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED
 from gps_denied_onboard.takeoff.sequence import EXIT_FDR_OPEN_FAILURE
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-@pytest.fixture
-def sim_fc() -> Iterator[SimFc]:
-    fc = SimFc(autopilot="ardupilot")
-    fc.start()
-    try:
-        yield fc
-    finally:
-        fc.stop()
 
 
 def _processes_mentioning(path: Path, wait_s: float = 10.0) -> list[str]:

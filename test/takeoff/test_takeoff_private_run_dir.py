@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,6 @@ from gps_denied_onboard.embedded_pg import CLUSTER_REPORT, ClusterHome
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-@pytest.fixture
-def sim_fc() -> Iterator[SimFc]:
-    fc = SimFc(autopilot="ardupilot")
-    fc.start()
-    try:
-        yield fc
-    finally:
-        fc.stop()
 
 
 def _takeoff_argv(run_dir: Path, fc: SimFc) -> list[str]:
