@@ -114,18 +114,42 @@ def estimator(map_year: str, **cfg: object) -> VisualEstimator:
     return VisualEstimator(EstimatorConfig(**base), DictTileSource(tiles(map_year)))  # type: ignore[arg-type]
 
 
-def frame(year: str, t: Trial) -> NDArray[np.uint8]:
-    r = enu_from_flu_of_ned_euler(math.radians(t.roll), math.radians(t.pitch), math.radians(t.yaw))
+def _render(
+    year: str, lat: float, lon: float, agl: float, roll: float, pitch: float, yaw: float
+) -> NDArray[np.uint8]:
+    """What the nadir camera sees from the true pose (NED Euler angles, degrees)."""
     from gps_denied_onboard.visual_nav.camera import R_BODY_FROM_NADIR_CAMERA
 
+    r = enu_from_flu_of_ned_euler(math.radians(roll), math.radians(pitch), math.radians(yaw))
     return render_frame(
-        ortho(year),
-        CAMERA,
-        r @ R_BODY_FROM_NADIR_CAMERA,
-        latitude=t.lat,
-        longitude=t.lon,
-        height_m=t.agl,
+        ortho(year), CAMERA, r @ R_BODY_FROM_NADIR_CAMERA, latitude=lat, longitude=lon, height_m=agl
     )
+
+
+def _feed_and_match(
+    est: VisualEstimator,
+    stamp: int,
+    image: NDArray[np.generic],
+    rpy_reported: tuple[float, float, float],
+    agl_reported: float,
+    prior: tuple[float, float],
+    prior_sigma: float,
+    attitude_offsets_ms: tuple[int, ...],
+) -> VisualFix | FrameRejected:
+    """The autopilot's (erroneous) attitude and altitude and the GNSS prior, then the frame."""
+    r = enu_from_flu_of_ned_euler(*(math.radians(v) for v in rpy_reported))
+    for dt in attitude_offsets_ms:
+        est.attitude.add(stamp + dt * 1_000_000, r)
+    est.height.add_altitude_msl(stamp, GROUND + agl_reported)
+    est.add_gnss(stamp, prior[0], prior[1], healthy=True, sigma_m=prior_sigma)
+    try:
+        return est.process(stamp, image, CAMERA)
+    except FrameRejected as rej:
+        return rej
+
+
+def frame(year: str, t: Trial) -> NDArray[np.uint8]:
+    return _render(year, t.lat, t.lon, t.agl, t.roll, t.pitch, t.yaw)
 
 
 def run_trial(
@@ -137,21 +161,16 @@ def run_trial(
     prior_sigma: float = 120.0,
 ) -> VisualFix | FrameRejected:
     """Feed the autopilot's (erroneous) state and the prior, then match; each trial alone."""
-    stamp = (1_800_000_000 + 100 * k) * NS
-    r = enu_from_flu_of_ned_euler(
-        math.radians(t.roll + t.roll_err),
-        math.radians(t.pitch + t.pitch_err),
-        math.radians(t.yaw + t.yaw_err),
+    return _feed_and_match(
+        est,
+        (1_800_000_000 + 100 * k) * NS,
+        image,
+        (t.roll + t.roll_err, t.pitch + t.pitch_err, t.yaw + t.yaw_err),
+        t.agl * t.height_factor,
+        LocalFrame(t.lat, t.lon).to_latlon(t.prior_e, t.prior_n),
+        prior_sigma,
+        (-40, 0, 40),
     )
-    for dt in (-40, 0, 40):
-        est.attitude.add(stamp + dt * 1_000_000, r)
-    est.height.add_altitude_msl(stamp, GROUND + t.agl * t.height_factor)
-    plat, plon = LocalFrame(t.lat, t.lon).to_latlon(t.prior_e, t.prior_n)
-    est.add_gnss(stamp, plat, plon, healthy=True, sigma_m=prior_sigma)
-    try:
-        return est.process(stamp, image, CAMERA)
-    except FrameRejected as rej:
-        return rej
 
 
 def error_en(t: Trial, fix: VisualFix) -> tuple[float, float]:
@@ -267,17 +286,7 @@ def flights(
 
 
 def flight_frame(year: str, f: Flight, p: Pose) -> NDArray[np.uint8]:
-    from gps_denied_onboard.visual_nav.camera import R_BODY_FROM_NADIR_CAMERA
-
-    r = enu_from_flu_of_ned_euler(math.radians(p.roll), math.radians(p.pitch), math.radians(p.yaw))
-    return render_frame(
-        ortho(year),
-        CAMERA,
-        r @ R_BODY_FROM_NADIR_CAMERA,
-        latitude=p.lat,
-        longitude=p.lon,
-        height_m=f.agl,
-    )
+    return _render(year, p.lat, p.lon, f.agl, p.roll, p.pitch, p.yaw)
 
 
 def fly(
@@ -286,16 +295,16 @@ def fly(
     """Feed one flight frame by frame: attitude at 50 Hz, altitude, the displaced GNSS prior."""
     out: list[VisualFix | FrameRejected] = []
     for p in f.poses:
-        r = enu_from_flu_of_ned_euler(
-            math.radians(p.roll_rep), math.radians(p.pitch_rep), math.radians(p.yaw_rep)
+        out.append(
+            _feed_and_match(
+                est,
+                p.stamp_ns,
+                flight_frame(year, f, p),
+                (p.roll_rep, p.pitch_rep, p.yaw_rep),
+                f.agl * f.height_factor,
+                LocalFrame(p.lat, p.lon).to_latlon(f.prior_e, f.prior_n),
+                prior_sigma,
+                (-40, -20, 0, 20, 40),
+            )
         )
-        for dt in (-40, -20, 0, 20, 40):
-            est.attitude.add(p.stamp_ns + dt * 1_000_000, r)
-        est.height.add_altitude_msl(p.stamp_ns, GROUND + f.agl * f.height_factor)
-        plat, plon = LocalFrame(p.lat, p.lon).to_latlon(f.prior_e, f.prior_n)
-        est.add_gnss(p.stamp_ns, plat, plon, healthy=True, sigma_m=prior_sigma)
-        try:
-            out.append(est.process(p.stamp_ns, flight_frame(year, f, p), CAMERA))
-        except FrameRejected as rej:
-            out.append(rej)
     return out
