@@ -17,7 +17,10 @@ a flight that cannot even be created raises :class:`FdrOpenError`, which the
 take-off sequence turns into an abort.
 
 Everything on disk is described in ``fdr/FORMAT.md``. This module is the
-writer thread and its accounting; the flight's directory and segment files are
+recorder's API, its commands and the writer loop; the record layer (records,
+gaps, losses into the open segment) is :mod:`~gps_denied_onboard.fdr.writer_records`,
+the storage layer (pushes, rotation, cap, faults, resume)
+:mod:`~gps_denied_onboard.fdr.writer_storage`; the flight's directory and segment files are
 :mod:`~gps_denied_onboard.fdr.flight`, the MCAP encoding of a segment
 :mod:`~gps_denied_onboard.fdr.mcap_segment`, a record's JSON body
 :mod:`~gps_denied_onboard.fdr.record_body`.
@@ -25,10 +28,7 @@ writer thread and its accounting; the flight's directory and segment files are
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import logging
-import os
 import re
 import socket
 import threading
@@ -40,9 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gps_denied_onboard import __version__
-from gps_denied_onboard.clock import Clock
-from gps_denied_onboard.fdr.client import FdrClient, RawMessage, WakeSignal
-from gps_denied_onboard.fdr.config import FdrConfig
+from gps_denied_onboard.fdr.client import FdrClient, RawMessage
 from gps_denied_onboard.fdr.errors import (
     FdrError,
     FdrOpenError,
@@ -52,20 +50,22 @@ from gps_denied_onboard.fdr.errors import (
 )
 from gps_denied_onboard.fdr.flight import Flight, FlightFooter, FlightHeader
 from gps_denied_onboard.fdr.lag import LAG_REASON, take_stale
-from gps_denied_onboard.fdr.mcap_segment import MESSAGE_HEADER, McapSegment
-from gps_denied_onboard.fdr.policy import (
-    RATE_CAPPED_KINDS,
-    CapacityCapPolicy,
-    Gap,
-    RecordKindPolicy,
-)
-from gps_denied_onboard.fdr.record_body import RecordBodyEncoder, payload_chunks
-from gps_denied_onboard.fdr.segment import PUSH_THRESHOLD, FileOpener, OsFile, StorageError
+from gps_denied_onboard.fdr.policy import RecordKindPolicy
+from gps_denied_onboard.fdr.segment import PUSH_THRESHOLD, StorageError
 from gps_denied_onboard.fdr.status import ProducerStatus, RecorderStatus
-from gps_denied_onboard.log import RateLimitedLog, log_event
+from gps_denied_onboard.fdr.writer_records import (
+    FDR_PRODUCER,
+    NS_PER_S,
+    RAW_PRODUCER,
+    SEVERITY_CRITICAL,
+    SEVERITY_ERROR,
+    SEVERITY_WARNING,
+    AlertSink,
+)
+from gps_denied_onboard.fdr.writer_storage import FreeSpaceFloorError, StorageWriter
+from gps_denied_onboard.log import log_event
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
-from gps_denied_onboard.records import FlightRecord
-from gps_denied_onboard.rootlock import DirectoryLock, DirectoryLockedError, lock_directory
+from gps_denied_onboard.rootlock import DirectoryLockedError, lock_directory
 
 __all__ = [
     "FDR_PRODUCER",
@@ -84,30 +84,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: MAVLink MAV_SEVERITY values used by the recorder's alerts.
-SEVERITY_CRITICAL = 2
-SEVERITY_ERROR = 3
-SEVERITY_WARNING = 4
-
-#: Callable the recorder raises GCS alerts through: ``alert_sink(severity, text)``.
-AlertSink = Callable[[int, str], None]
-
-FDR_PRODUCER = "fdr"
-RAW_PRODUCER = "raw_topics"
 _FLIGHT_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
-_SEQ_MASK = 0xFFFFFFFF
-_OWN_BACKLOG_MAX = 10_000
-NS_PER_S = 1_000_000_000
 
 
-class FreeSpaceFloorError(OSError):
-    """Free space on the flight root fell below ``free_space_floor_bytes``."""
-
-    def __init__(self) -> None:
-        super().__init__(errno.ENOSPC, "free space below the configured floor")
-
-
-class FlightRecorder:
+class FlightRecorder(StorageWriter):
     """File-backed flight data recorder (the spec's FileFdrWriter).
 
     Args:
@@ -121,46 +101,6 @@ class FlightRecorder:
     Construction does no I/O; :meth:`start` takes the flight-root lock.
     """
 
-    def __init__(self, config: FdrConfig, clock: Clock, monotonic: Clock,
-                 alert_sink: AlertSink | None = None, logger: logging.Logger | None = None,
-                 *, file_opener: FileOpener = OsFile) -> None:
-        self.config = config
-        self._clock = clock
-        self._mono = monotonic
-        self._alert_sink = alert_sink
-        self._log = logger or logging.getLogger("gps_denied_onboard.fdr")
-        self._errlog = RateLimitedLog(self._log, NS_PER_S)
-        self._open_file = file_opener
-        self.policy = RecordKindPolicy(config.thumbnail_window_ns)
-        self._cap = CapacityCapPolicy(config.flight_cap_bytes)
-        self._clients: tuple[FdrClient, ...] = ()
-        self._clients_lock = threading.Lock()
-        self._own = FdrClient(FDR_PRODUCER, 1, self.policy)
-        self._raw_client: FdrClient | None = None
-        self._cmds: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
-        self._wake = WakeSignal()
-        self._stop_flag = False
-        self._thread: threading.Thread | None = None
-        self._root_lock: DirectoryLock | None = None
-        self._flight: Flight | None = None
-        self._own_backlog: list[tuple[str, dict[str, Any], int]] = []
-        self._degraded = False
-        self._degraded_reason: str | None = None
-        self._degraded_since = 0
-        self._last_sync = 0
-        self._last_retry = 0
-        self._last_tick = 0
-        self._last_space_check: int | None = None
-        self._free_bytes: int | None = None
-        self._alerts = 0
-        self._last_progress = 0
-        self._rate = (0.0, 0.0)
-        self._rate_base: tuple[int, int, int] | None = None
-        self._bodies = RecordBodyEncoder()
-        self._torn_all: list[str] = []
-        self._lag_max = 0  # since start
-        self._lag_max_taken = 0  # since the last take_lag_max_ns()
-        self._shed_lag = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -556,377 +496,3 @@ class FlightRecorder:
             if gap.reason == LAG_REASON:
                 self._shed_lag += gap.count
             self._write_gap(client, gap)
-
-    def _write_items(self, flight: Flight, client: FdrClient,
-                     ring: deque[tuple[int, Any, tuple[str, ...], int]], n: int,
-                     now: int) -> None:
-        seg = flight.seg
-        assert seg is not None
-        buf = seg.chunk
-        pack = MESSAGE_HEADER.pack
-        pending = seg.entries
-        channels = seg.fdr_channels
-        producer = client.producer
-        popleft = ring.popleft
-        body_of = self._bodies.body
-        enc = payload_chunks
-        join = "".join
-        heads = self._bodies.heads_by_producer.setdefault(producer, {})
-        gate = self.policy.gate_for_writer
-        written = 0
-        records = 0
-        debug = self.config.debug_log_per_record
-        for _ in range(n):
-            seq, item, flags, _offered = popleft()
-            cls = item.__class__
-            if cls is Gap:
-                self._write_gap(client, item)
-                continue
-            if cls is not RawMessage:
-                kind = item.kind
-                stamp = item.stamp_ns
-                if kind in RATE_CAPPED_KINDS and not gate(producer, kind, stamp, seq):
-                    continue
-                ch = channels.get(kind)
-                if ch is None:
-                    ch = seg.fdr_channel(kind)
-                head = heads.get(kind)
-                if head is None or flags or item.schema_version != FDR_RECORD_SCHEMA_VERSION:
-                    body = body_of(producer, item, seq, flags)
-                else:  # the common case, inlined: known head, no flags
-                    try:
-                        # FlightRecord.payload is a mappingproxy over a dict: its copy()
-                        # is that dict's C copy, ten times cheaper than dict(proxy).
-                        payload = join(enc(item.payload.copy(), 0))
-                        text = f'{head}{stamp},"seq":{seq},"payload":{payload}}}'
-                    except (ValueError, RecursionError):
-                        body = body_of(producer, item, seq, flags)
-                    else:
-                        body = text.encode()
-                off = len(buf)
-                buf += pack(5, 22 + len(body), ch, seq & _SEQ_MASK, stamp, now)
-                buf += body
-                pending.append((off, ch, stamp, client, seq, None, None))
-                records += 1
-                if debug:
-                    log_event(self._log, logging.DEBUG, "fdr.record", kind=kind,
-                              producer=producer, seq=seq)
-            else:
-                key = (item.topic, item.type_name, item.qos)
-                ch = seg.raw_channels.get(key[:2])
-                if ch is None:
-                    ch = seg.raw_channel(item.topic, item.type_name, item.msgdef, item.qos)
-                off = seg.add(ch, item.stamp_ns, item.cdr, now, seq)
-                pending.append((off, ch, item.stamp_ns, client, seq, None, key))
-                self._count_raw(seg, key, item.stamp_ns, 1)
-            written += 1
-        client.written += written
-        seg.fdr_records += records
-
-    @staticmethod
-    def _count_raw(seg: McapSegment, key: tuple[str, str, str], stamp: int, n: int) -> None:
-        seg.raw_messages += n
-        seg.raw_topic_counts[key] = seg.raw_topic_counts.get(key, 0) + n
-        if n > 0:
-            if seg.raw_start_ns is None or stamp < seg.raw_start_ns:
-                seg.raw_start_ns = stamp
-            if seg.raw_end_ns is None or stamp > seg.raw_end_ns:
-                seg.raw_end_ns = stamp
-
-    def _write_own(self, kind: str, payload: dict[str, Any], stamp: int | None = None) -> None:
-        """Write one of the recorder's own records (producer ``fdr``), or keep it for later."""
-        stamp = self._clock.now_ns() if stamp is None else stamp
-        flight = self._flight
-        seg = flight.seg if flight is not None else None
-        if seg is None or self._degraded:
-            if len(self._own_backlog) < _OWN_BACKLOG_MAX:
-                self._own_backlog.append((kind, payload, stamp))
-            else:
-                self._lose(self._own, self._own._seq, stamp, 1)
-                self._own._seq += 1
-            return
-        own = self._own
-        seq = own._seq
-        own._seq = seq + 1
-        rec = FlightRecord(kind, FDR_PRODUCER, stamp, payload)
-        body = self._bodies.body(FDR_PRODUCER, rec, seq, self.policy.enforce_or_raise(rec))
-        ch = seg.fdr_channel(kind)
-        off = seg.add(ch, stamp, body, self._clock.now_ns(), seq)
-        seg.entries.append((off, ch, stamp, own, seq, None, None))
-        own.written += 1
-        seg.fdr_records += 1
-
-    def _write_gap(self, client: FdrClient, gap: Gap) -> None:
-        """Write an overrun record for ``gap`` (records ``client`` lost)."""
-        flight = self._flight
-        if flight is None or flight.seg is None or self._degraded:
-            self._lose_gap(client, gap)
-            return
-        own = self._own
-        seg = flight.seg
-        seq = own._seq
-        own._seq = seq + 1
-        stamp = self._clock.now_ns()
-        rec = FlightRecord("overrun", FDR_PRODUCER, stamp, gap.payload())
-        ch = seg.fdr_channel("overrun")
-        off = seg.add(ch, stamp, self._bodies.body(FDR_PRODUCER, rec, seq, ()), stamp, seq)
-        seg.entries.append((off, ch, stamp, own, seq, gap, client))
-        own.written += 1
-        seg.fdr_records += 1
-        client.dropped += gap.count
-        flight.dropped_overrun += gap.count
-
-    def _lose(self, client: FdrClient, seq: int, stamp: int, count: int = 1) -> None:
-        loss = client.pending_loss
-        if loss is None:
-            client.pending_loss = Gap(client.producer, count, stamp, stamp, seq, seq,
-                                      "storage_unavailable")
-        else:
-            loss.add(seq, stamp, count)
-
-    def _lose_gap(self, client: FdrClient, gap: Gap) -> None:
-        loss = client.pending_loss
-        if loss is None:
-            client.pending_loss = Gap(client.producer, gap.count, gap.first_stamp_ns,
-                                      gap.last_stamp_ns, gap.first_seq, gap.last_seq,
-                                      "storage_unavailable")
-        else:
-            loss.merge(gap)
-
-    def _drain_lost(self) -> bool:
-        """Degraded: empty the rings so producers never block; account every item lost."""
-        busy = False
-        batch = self.config.batch_size
-        for client in self._clients:
-            ring = client._ring
-            n = len(ring)
-            if n == 0:
-                continue
-            if n >= batch:
-                n = batch
-                busy = True
-            for _ in range(n):
-                seq, item, _flags, _offered = ring.popleft()
-                if item.__class__ is Gap:
-                    self._lose_gap(client, item)
-                else:
-                    self._lose(client, seq, item.stamp_ns)
-        return busy
-
-    def _account_gaps(self, flight: Flight, *, final: bool) -> None:
-        """Write overrun records for gaps no later record has closed yet."""
-        for client in self._clients:
-            if client.depth == 0:
-                gap = client._take_gap()
-                if gap is not None:
-                    self._write_gap(client, gap)
-        now = None if final else self._clock.now_ns()
-        by_name = {c.producer: c for c in self._clients}
-        for gap in self.policy.take_closed_windows(now):
-            owner = by_name.get(gap.producer)
-            if owner is not None:
-                self._write_gap(owner, gap)
-
-    # ------------------------------------------------------------------ storage
-    def _push(self) -> None:
-        flight = self._flight
-        seg = flight.seg if flight is not None else None
-        if seg is None:
-            return
-        seg.push()
-
-    def _push_or_degrade(self, flight: Flight) -> None:
-        try:
-            self._push()
-        except OSError as err:
-            self._degrade(flight, err)
-
-    def _rotate(self, flight: Flight) -> None:
-        self._push()
-        flight.finish_segment()
-        if not self._space_ok():
-            raise FreeSpaceFloorError()
-        flight.open_segment(self._open_file)
-        flight.write_metadata()
-        self._apply_cap(flight)
-
-    def _apply_cap(self, flight: Flight) -> None:
-        drops, still_over, total = flight.apply_cap(self._cap)
-        for drop in drops:
-            self._write_own("segment_rollover", {
-                "dropped_segment": drop.name, "dropped_bytes": drop.size_bytes,
-                "total_bytes": drop.total_bytes, "cap_bytes": self._cap.cap_bytes,
-                "segment_index": drop.index})
-            log_event(self._log, logging.WARNING, "fdr.segment_rollover",
-                      dropped_segment=drop.name, dropped_bytes=drop.size_bytes,
-                      total_bytes=drop.total_bytes, cap_bytes=self._cap.cap_bytes)
-        if drops:
-            flight.write_metadata()
-        if still_over:
-            self._cap_misconfigured(flight, f"flight is {total} bytes, over its cap of "
-                                    f"{self._cap.cap_bytes}, and no closed segment but "
-                                    "segment 0 is left to drop")
-
-    def _cap_misconfigured(self, flight: Flight, reason: str) -> None:
-        self._write_own("cap_misconfigured", {"cap_bytes": self._cap.cap_bytes,
-                                              "reason": reason})
-        log_event(self._log, logging.ERROR, "fdr.cap_misconfigured",
-                  cap_bytes=self._cap.cap_bytes, reason=reason)
-        if not flight.cap_alerted:
-            flight.cap_alerted = True
-            self._alert(SEVERITY_ERROR, "FDR flight cap misconfigured")
-
-    def _check_space(self) -> int | None:
-        try:
-            st = os.statvfs(self.config.flight_root)
-        except OSError:
-            return None
-        self._free_bytes = st.f_bavail * st.f_frsize
-        return self._free_bytes
-
-    def _space_ok(self) -> bool:
-        free = self._check_space()
-        return free is None or free >= self.config.free_space_floor_bytes
-
-    def _degrade(self, flight: Flight, err: OSError) -> None:
-        """Abandon the open segment, account what did not land, alert once, keep going."""
-        seg, entry = flight.seg, flight.entry
-        reason = "free_space_floor" if isinstance(err, FreeSpaceFloorError) else "storage_error"
-        landed = err.landed if isinstance(err, StorageError) else None
-        if seg is not None and entry is not None:
-            self._undo_pending(seg, seg.file.landed if landed is None else landed)
-            seg.abandon()
-            entry.torn = True
-            self._torn_all.append(entry.name)
-            flight.retire(seg, entry)
-        now_m = self._mono.now_ns()
-        code = errno.errorcode.get(err.errno or 0, str(err.errno))
-        self._storage_log("fdr.storage_error", err, reason=reason)
-        if not self._degraded:
-            self._degraded = True
-            self._degraded_since = now_m
-            self._last_retry = now_m
-            self._degraded_reason = f"{reason}:{code}"
-            self._own_backlog.append(("fdr_degraded", {
-                "reason": reason, "errno": code,
-                "segment": entry.name if entry is not None else "",
-                "free_bytes": self._check_space() or 0}, self._clock.now_ns()))
-            self._alert(SEVERITY_CRITICAL, f"FDR degraded: {code}, not recording")
-        with contextlib.suppress(OSError):
-            flight.write_metadata()
-
-    def _undo_pending(self, seg: McapSegment, landed: int) -> None:
-        """Items whose chunk did not reach the OS whole are lost: move them to pending losses."""
-        flight = self._flight
-        end = seg.entries_end
-        if end is not None and end <= landed:
-            seg.entries.clear()
-            return
-        for _off, _ch, stamp, client, seq, gap, extra in seg.entries:
-            client.written -= 1
-            seg.fdr_records -= 1 if not isinstance(extra, tuple) else 0
-            if isinstance(extra, tuple):
-                self._count_raw(seg, extra, stamp, -1)
-            if gap is not None and isinstance(extra, FdrClient):
-                extra.dropped -= gap.count
-                if flight is not None:
-                    flight.dropped_overrun -= gap.count
-                self._lose_gap(extra, gap)
-            self._lose(client, seq, stamp)
-        seg.entries.clear()
-
-    def _storage_log(self, kind: str, err: OSError, **fields: Any) -> None:
-        self._errlog.log(self._mono.now_ns(), logging.ERROR, kind,
-                         errno=errno.errorcode.get(err.errno or 0, str(err.errno)),
-                         error=str(err), **fields)
-
-    def _alert(self, severity: int, text: str) -> None:
-        self._alerts += 1
-        self._write_own("gcs_alert", {"severity": severity, "text": text, "source": "fdr"})
-        if self._alert_sink is not None:
-            try:
-                self._alert_sink(severity, text)
-            except Exception as err:
-                log_event(self._log, logging.ERROR, "fdr.alert_sink_failed", error=repr(err))
-
-    def _try_resume(self, flight: Flight, *, force: bool = False) -> None:
-        now_m = self._mono.now_ns()
-        if not force and now_m - self._last_retry < self.config.degraded_retry_period_ns:
-            return
-        self._last_retry = now_m
-        if not self._space_ok():
-            return
-        try:
-            flight.open_segment(self._open_file)
-            flight.write_metadata()
-        except OSError as err:
-            seg = flight.seg
-            if seg is not None:
-                seg.abandon()
-                flight.seg = None
-                flight.entry = None
-            if flight.segments and flight.segments[-1].torn and flight.segments[-1].size_bytes == 0:
-                dead = flight.segments.pop()
-                flight.next_index -= 1
-                with contextlib.suppress(OSError):
-                    (flight.dir / dead.name).unlink()
-            self._storage_log("fdr.resume_failed", err)
-            return
-        degraded_for = now_m - self._degraded_since
-        self._degraded = False
-        self._degraded_reason = None
-        backlog, self._own_backlog = self._own_backlog, []
-        for kind, payload, stamp in backlog:
-            self._write_own(kind, payload, stamp)
-        lost = 0
-        for client in (*self._clients, self._own):
-            gap, client.pending_loss = client.pending_loss, None
-            if gap is not None:
-                lost += gap.count
-                self._write_gap(client, gap)
-        assert flight.seg is not None
-        self._write_own("fdr_resumed", {"segment": flight.seg.path.name,
-                                        "degraded_for_ns": degraded_for, "records_lost": lost})
-        log_event(self._log, logging.WARNING, "fdr.resumed", segment=flight.seg.path.name,
-                  degraded_for_ns=degraded_for, records_lost=lost)
-        try:
-            self._push()
-        except OSError as err:
-            self._degrade(flight, err)
-
-    def _tick(self) -> None:
-        flight = self._flight
-        if flight is None:
-            return
-        now_m = self._mono.now_ns()
-        if self._degraded:
-            self._try_resume(flight)
-            return
-        if now_m - self._last_tick < min(self.config.fsync_period_ns, 100_000_000):
-            return
-        self._last_tick = now_m
-        try:
-            self._account_gaps(flight, final=False)
-            self._push()
-            seg = flight.seg
-            if seg is None:
-                return
-            if now_m - self._last_sync >= self.config.fsync_period_ns:
-                seg.file.sync()
-                self._last_sync = now_m
-                self._update_rate(flight, now_m)
-                if not self._space_ok():
-                    flight.finish_segment()
-                    raise FreeSpaceFloorError()
-        except OSError as err:
-            self._degrade(flight, err)
-
-    def _update_rate(self, flight: Flight, now_m: int) -> None:
-        records = flight.records_written
-        nbytes = flight.bytes_written
-        base = self._rate_base
-        if base is not None and now_m > base[0]:
-            dt = (now_m - base[0]) / NS_PER_S
-            self._rate = ((records - base[1]) / dt, (nbytes - base[2]) / dt)
-        self._rate_base = (now_m, records, nbytes)
-
