@@ -65,6 +65,8 @@ FDR_KINDS: dict[str, KindSpec] = {
     "nvml_unavailable": _k("reason"),
     "raw_topic_refused": _k("topic type reason"),
     "gcs_alert": _k("severity text source"),
+    # a node's record publisher, last: how many records it published before this one
+    "records_closed": _k("published", "records node"),
 }
 
 # --- tile cache (tile_cache/) -----------------------------------------------

@@ -12,6 +12,8 @@ import dataclasses
 import logging
 import signal
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -127,17 +129,48 @@ def msg_to_record(msg: FdrRecord) -> FlightRecord:
     )
 
 
+#: How long a closing record publisher waits for the recorder to acknowledge its records.
+#: Acknowledgements come with the writer's periodic heartbeat (Fast DDS: every 3 s; a
+#: node's exit waited 2.8 s for it over real DDS here), so less than that is not enough.
+RECORDS_CLOSE_TIMEOUT_S: Final = 5.0
+#: Record kind a record publisher sends last (``record_schema``: ``records_closed``).
+RECORDS_CLOSED_KIND: Final = "records_closed"
+
+
 class RecordPublisherSink:
     """A :class:`~gps_denied_onboard.records.RecordSink` that publishes ``FdrRecord``.
 
     The schema is checked at the call site by the recorder's policy on the
     other side; here the record is only translated. Publishing never blocks
-    on the recorder (DDS queues), and the recorder accounts any loss.
+    on the recorder (DDS queues), and the recorder accounts any loss it can see:
+    a gap in the publication sequence numbers (DDS numbers a publisher's samples
+    1, 2, 3...) is written as an ``overrun`` record with reason ``dds_loss``.
+
+    A tail lost when the node exits has no later number to reveal it, so
+    :meth:`close` (``run_node`` calls it when the node is brought down and at
+    exit) publishes one last ``records_closed`` record per producer slug, whose
+    ``published`` is how many records this publisher sent before it (its final
+    sequence number), and then waits for every reliable subscription to
+    acknowledge everything (``wait_for_all_acked``). The recorder counts what
+    it lost before that record as ``dds_loss``; a close whose acknowledgement
+    timed out is logged (``fdr.records_unacked``). Records emitted after
+    :meth:`close` are still published (and counted), but no second close record
+    follows.
     """
 
     def __init__(self, node: Node, topic: str = TOPIC_FDR_RECORDS) -> None:
+        self._node = node
         self._pub = node.create_publisher(FdrRecord, topic, RECORD_QOS)
         self._lock = threading.Lock()
+        self._published = 0
+        self._by_producer: dict[str, int] = {}
+        self._closed = False
+        _SINKS.setdefault(node, []).append(self)
+
+    @property
+    def published(self) -> int:
+        """Records published so far (the publisher's last publication sequence number)."""
+        return self._published
 
     def subscription_count(self) -> int:
         """How many subscriptions (the recorder, echo tools) are matched."""
@@ -147,6 +180,68 @@ class RecordPublisherSink:
         msg = record_to_msg(record)
         with self._lock:
             self._pub.publish(msg)
+            self._published += 1
+            producer = record.producer
+            self._by_producer[producer] = self._by_producer.get(producer, 0) + 1
+
+    def close(self, stamp_ns: int | None = None,
+              timeout_s: float = RECORDS_CLOSE_TIMEOUT_S) -> bool:
+        """Publish the ``records_closed`` record(s), then wait for acknowledgement.
+
+        Idempotent; a sink that published nothing sends nothing. Returns True when
+        every subscription acknowledged everything within ``timeout_s`` (or there was
+        nothing to send).
+        """
+        from rclpy.duration import Duration
+
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+            counts = dict(self._by_producer)
+        if not counts:
+            return True
+        stamp = RosClock(self._node).now_ns() if stamp_ns is None else stamp_ns
+        node = self._node.get_fully_qualified_name()
+        for producer, records in counts.items():
+            with self._lock:
+                published = self._published
+                self._pub.publish(record_to_msg(FlightRecord(
+                    RECORDS_CLOSED_KIND, producer, stamp,
+                    {"published": published, "records": records, "node": node})))
+                self._published += 1
+        t0 = time.monotonic()
+        acked = bool(self._pub.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9))))
+        waited = time.monotonic() - t0
+        logger = self._node.get_logger()
+        line = (f"node={node} published={self._published} "
+                f"subscriptions={self.subscription_count()} waited_s={waited:.3f} "
+                f"timeout_s={timeout_s} "
+                + " ".join(f"records.{p}={n}" for p, n in counts.items()))
+        if acked:
+            logger.info(f"fdr.records_closed {line}")
+        else:  # the recorder may miss the tail: say so where the operator looks
+            logger.error(f"fdr.records_unacked {line}")
+        return acked
+
+
+_SINKS: weakref.WeakKeyDictionary[Node, list[RecordPublisherSink]] = weakref.WeakKeyDictionary()
+
+
+def close_record_sinks(node: Node, timeout_s: float = RECORDS_CLOSE_TIMEOUT_S) -> bool:
+    """Close every record publisher created on ``node`` (see :meth:`RecordPublisherSink.close`).
+
+    Returns False if a close was not acknowledged in time; never raises (it runs
+    on the way down).
+    """
+    ok = True
+    for sink in list(_SINKS.get(node, ())):
+        try:
+            ok = sink.close(timeout_s=timeout_s) and ok
+        except Exception as err:  # shutting down: log, never raise
+            node.get_logger().error(f"fdr.records_close_failed error={err!r}")
+            ok = False
+    return ok
 
 
 class GcsAlertPublisher:
@@ -329,11 +424,13 @@ def run_node(
     MANAGED_SHUTDOWN_GRACE_S passed). A terminal Ctrl-C reaches it twice (tty
     and launch's forward); only a SIGINT after SIGINT_DUPLICATE_WINDOW_S counts
     as a second Ctrl-C. Either way a lifecycle node is then taken down through its own
-    ``shutdown``/``on_shutdown``. A node whose hot path is one high-rate
-    subscription passes ``SingleThreadedExecutor``: rclpy's multi-threaded
-    executor costs several times more per message.
+    ``shutdown``/``on_shutdown``. The node's record publishers are closed
+    (:func:`close_record_sinks`: the ``records_closed`` record, then the wait for
+    acknowledgement) as soon as a lifecycle node is seen finalized, and at exit.
+    A node whose hot path is one high-rate subscription passes
+    ``SingleThreadedExecutor``: rclpy's multi-threaded executor costs several
+    times more per message.
     """
-    import time
 
     from rclpy.signals import SignalHandlerOptions
 
@@ -351,6 +448,7 @@ def run_node(
     stop: list[int] = []
     drain_started: list[float] = []
     down_since: list[float] = []
+    closer: threading.Thread | None = None
 
     def _stop(signum: int, frame: object) -> None:
         stop.append(signum)
@@ -377,6 +475,14 @@ def run_node(
     try:
         while rclpy.ok() and not stop:
             executor.spin_once(timeout_sec=0.2)
+            if closer is None and _lifecycle_state(node) == _FINALIZED:
+                # brought down (the take-off sequencer closes the flight after its
+                # nodes): the records' tail goes out now, and is acknowledged on a
+                # thread of its own (seconds), so that state queries keep being answered
+                closer = threading.Thread(
+                    target=close_record_sinks, args=(node,), name="records-close", daemon=True
+                )
+                closer.start()
             if not drain_started:
                 continue
             now = time.monotonic()
@@ -398,6 +504,10 @@ def run_node(
                 shutdown()
             except Exception as err:
                 node.get_logger().error(f"node.shutdown_failed error={err!r}")
+        if closer is not None:
+            closer.join(RECORDS_CLOSE_TIMEOUT_S + 1.0)
+        if rclpy.ok():
+            close_record_sinks(node)  # the records' tail, acknowledged before we go
         executor.shutdown()
         node.destroy_node()
         if rclpy.ok():

@@ -22,7 +22,10 @@ Records from ``/fdr/records`` go to one recorder client (ring) per producer
 slug. Records lost in DDS before they reached the node are counted from the
 publication sequence numbers and written as ``overrun`` records with reason
 ``dds_loss`` (per producer slug) or ``dds_loss:<topic>`` (raw topics, under
-the ``raw_topics`` producer); see :class:`DdsGapTracker`.
+the ``raw_topics`` producer); see :class:`DdsGapTracker`. A node's record
+publisher sends a ``records_closed`` record last (``nodes.common``), so a tail
+lost when it exits shows as a gap before that record's number (or, on Humble,
+as fewer records received than it says were sent).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.msg import FdrRecord
 from gps_denied_onboard.nodes import fdr_raw_topics
 from gps_denied_onboard.nodes.common import (
+    RECORDS_CLOSED_KIND,
     TOPIC_FDR_RECORDS,
     DiagnosticsPublisher,
     GcsAlertPublisher,
@@ -191,8 +195,29 @@ class DdsGapTracker:
 
     def __init__(self) -> None:
         self._last: dict[str, tuple[int, int]] = {}  # producer -> (pub seq, stamp_ns)
+        self._received: dict[str, tuple[int, int]] = {}  # producer -> (count, last stamp_ns)
         self.lost_total = 0
         self.resets = 0
+
+    def count(self, producer: str, kind: str, payload: Mapping[str, Any],
+              stamp_ns: int) -> tuple[int, int] | None:
+        """Feed one sample that came without a sequence number (Humble's callbacks).
+
+        Counts the producer's records; its publisher's ``records_closed`` record
+        says how many it sent under this slug (``records``): fewer received is
+        loss, returned as ``(lost, last_seen_stamp_ns)``. The count starts again
+        for the slug's next publisher.
+        """
+        if kind != RECORDS_CLOSED_KIND:
+            n, _ = self._received.get(producer, (0, stamp_ns))
+            self._received[producer] = (n + 1, stamp_ns)
+            return None
+        got, since = self._received.pop(producer, (0, stamp_ns))
+        sent = payload.get("records", payload.get("published"))
+        if not isinstance(sent, int) or sent <= got:
+            return None
+        self.lost_total += sent - got
+        return sent - got, since
 
     def observe(
         self, producer: str, pub_seq: int | None, stamp_ns: int, *, from_one: bool = False
@@ -609,7 +634,8 @@ class FdrRecorderNode(LifecycleNode):
     # -- inbound ---------------------------------------------------------------------------
 
     def _on_record_humble(self, msg: Any) -> None:
-        """Humble's one-argument callback: no message info, so no DDS-loss count."""
+        """Humble's one-argument callback: no message info; DDS loss is counted only
+        against each publisher's ``records_closed`` record (:meth:`DdsGapTracker.count`)."""
         self._on_record_drain(msg, None)
 
     def _on_record_drain(self, msg: Any, info: Mapping[str, Any] | None) -> None:
@@ -651,6 +677,13 @@ class FdrRecorderNode(LifecycleNode):
             self._account_dds_loss(
                 producer, info.get("publication_sequence_number"), record.stamp_ns, "dds_loss"
             )
+        else:  # no sequence numbers: the publisher's closing record tells what it sent
+            self._write_dds_loss(
+                producer,
+                self._dds.count(producer, record.kind, record.payload, record.stamp_ns),
+                record.stamp_ns,
+                "dds_loss",
+            )
         client = self._producer_clients.get(producer)
         if client is None:
             if producer in (FDR_PRODUCER, PRODUCER) or self._recorder is None:
@@ -666,6 +699,11 @@ class FdrRecorderNode(LifecycleNode):
     def _account_dds_loss(self, key: str, pub_seq: int | None, stamp_ns: int, reason: str) -> None:
         """Write an ``overrun`` record for samples DDS lost before ``pub_seq`` arrived."""
         gap = self._dds.observe(key, pub_seq, stamp_ns, from_one=reason == "dds_loss")
+        self._write_dds_loss(key, gap, stamp_ns, reason)
+
+    def _write_dds_loss(
+        self, key: str, gap: tuple[int, int] | None, stamp_ns: int, reason: str
+    ) -> None:
         if gap is None or self._own is None:
             return
         lost, since = gap
