@@ -65,7 +65,7 @@ FDR_KINDS: dict[str, KindSpec] = {
     "nvml_unavailable": _k("reason"),
     "raw_topic_refused": _k("topic type reason"),
     "gcs_alert": _k("severity text source"),
-    # a node's record publisher, last: how many records it published before this one
+    # a node's record publisher, closed (node brought down, exit): its records so far
     "records_closed": _k("published", "records node"),
 }
 

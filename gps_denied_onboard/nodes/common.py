@@ -133,7 +133,7 @@ def msg_to_record(msg: FdrRecord) -> FlightRecord:
 #: Acknowledgements come with the writer's periodic heartbeat (Fast DDS: every 3 s; a
 #: node's exit waited 2.8 s for it over real DDS here), so less than that is not enough.
 RECORDS_CLOSE_TIMEOUT_S: Final = 5.0
-#: Record kind a record publisher sends last (``record_schema``: ``records_closed``).
+#: Record kind a record publisher sends when closed (``record_schema``: ``records_closed``).
 RECORDS_CLOSED_KIND: Final = "records_closed"
 
 
@@ -146,16 +146,16 @@ class RecordPublisherSink:
     a gap in the publication sequence numbers (DDS numbers a publisher's samples
     1, 2, 3...) is written as an ``overrun`` record with reason ``dds_loss``.
 
-    A tail lost when the node exits has no later number to reveal it, so
-    :meth:`close` (``run_node`` calls it when the node is brought down and at
-    exit) publishes one last ``records_closed`` record per producer slug, whose
+    A tail lost when the node goes down has no later number to reveal it, so
+    :meth:`close` (``run_node`` calls it when a lifecycle node is brought down,
+    and at exit) publishes a ``records_closed`` record per producer slug, whose
     ``published`` is how many records this publisher sent before it (its final
-    sequence number), and then waits for every reliable subscription to
-    acknowledge everything (``wait_for_all_acked``). The recorder counts what
-    it lost before that record as ``dds_loss``; a close whose acknowledgement
-    timed out is logged (``fdr.records_unacked``). Records emitted after
-    :meth:`close` are still published (and counted), but no second close record
-    follows.
+    sequence number) and ``records`` how many under that slug since the previous
+    close, and then waits for every reliable subscription to acknowledge
+    everything (``wait_for_all_acked``). The recorder counts what it lost before
+    that record as ``dds_loss``; a close whose acknowledgement timed out is
+    logged (``fdr.records_unacked``). A node brought up again keeps its sink:
+    records emitted after a close are covered by the next one.
     """
 
     def __init__(self, node: Node, topic: str = TOPIC_FDR_RECORDS) -> None:
@@ -163,8 +163,7 @@ class RecordPublisherSink:
         self._pub = node.create_publisher(FdrRecord, topic, RECORD_QOS)
         self._lock = threading.Lock()
         self._published = 0
-        self._by_producer: dict[str, int] = {}
-        self._closed = False
+        self._since_close: dict[str, int] = {}  # producer slug -> records since the last close
         _SINKS.setdefault(node, []).append(self)
 
     @property
@@ -182,46 +181,41 @@ class RecordPublisherSink:
             self._pub.publish(msg)
             self._published += 1
             producer = record.producer
-            self._by_producer[producer] = self._by_producer.get(producer, 0) + 1
+            self._since_close[producer] = self._since_close.get(producer, 0) + 1
 
     def close(self, stamp_ns: int | None = None,
               timeout_s: float = RECORDS_CLOSE_TIMEOUT_S) -> bool:
         """Publish the ``records_closed`` record(s), then wait for acknowledgement.
 
-        Idempotent; a sink that published nothing sends nothing. Returns True when
-        every subscription acknowledged everything within ``timeout_s`` (or there was
-        nothing to send).
+        Sends nothing when no record was emitted since the previous close. Returns
+        True when every subscription acknowledged everything within ``timeout_s``
+        (or there was nothing to send).
         """
         from rclpy.duration import Duration
 
-        with self._lock:
-            if self._closed:
-                return True
-            self._closed = True
-            counts = dict(self._by_producer)
-        if not counts:
-            return True
         stamp = RosClock(self._node).now_ns() if stamp_ns is None else stamp_ns
         node = self._node.get_fully_qualified_name()
-        for producer, records in counts.items():
-            with self._lock:
-                published = self._published
+        with self._lock:
+            counts, self._since_close = self._since_close, {}
+            for producer, records in counts.items():
                 self._pub.publish(record_to_msg(FlightRecord(
                     RECORDS_CLOSED_KIND, producer, stamp,
-                    {"published": published, "records": records, "node": node})))
+                    {"published": self._published, "records": records, "node": node})))
                 self._published += 1
+            published = self._published
+        if not counts:
+            return True
         t0 = time.monotonic()
         acked = bool(self._pub.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9))))
         waited = time.monotonic() - t0
-        logger = self._node.get_logger()
-        line = (f"node={node} published={self._published} "
+        line = (f"node={node} published={published} "
                 f"subscriptions={self.subscription_count()} waited_s={waited:.3f} "
                 f"timeout_s={timeout_s} "
                 + " ".join(f"records.{p}={n}" for p, n in counts.items()))
         if acked:
-            logger.info(f"fdr.records_closed {line}")
+            self._node.get_logger().info(f"fdr.records_closed {line}")
         else:  # the recorder may miss the tail: say so where the operator looks
-            logger.error(f"fdr.records_unacked {line}")
+            self._node.get_logger().error(f"fdr.records_unacked {line}")
         return acked
 
 
@@ -426,7 +420,8 @@ def run_node(
     as a second Ctrl-C. Either way a lifecycle node is then taken down through its own
     ``shutdown``/``on_shutdown``. The node's record publishers are closed
     (:func:`close_record_sinks`: the ``records_closed`` record, then the wait for
-    acknowledgement) as soon as a lifecycle node is seen finalized, and at exit.
+    acknowledgement) whenever a lifecycle node is seen brought down (unconfigured
+    or finalized after being up), and at exit.
     A node whose hot path is one high-rate subscription passes
     ``SingleThreadedExecutor``: rclpy's multi-threaded executor costs several
     times more per message.
@@ -449,6 +444,7 @@ def run_node(
     drain_started: list[float] = []
     down_since: list[float] = []
     closer: threading.Thread | None = None
+    was_up = False
 
     def _stop(signum: int, frame: object) -> None:
         stop.append(signum)
@@ -475,10 +471,14 @@ def run_node(
     try:
         while rclpy.ok() and not stop:
             executor.spin_once(timeout_sec=0.2)
-            if closer is None and _lifecycle_state(node) == _FINALIZED:
-                # brought down (the take-off sequencer closes the flight after its
-                # nodes): the records' tail goes out now, and is acknowledged on a
+            state = _lifecycle_state(node)
+            if state in (_INACTIVE, _ACTIVE):
+                was_up = True
+            elif was_up and (closer is None or not closer.is_alive()):
+                # brought down (the take-off sequencer cleans its nodes up, then closes
+                # the flight): the records' tail goes out now, and is acknowledged on a
                 # thread of its own (seconds), so that state queries keep being answered
+                was_up = False
                 closer = threading.Thread(
                     target=close_record_sinks, args=(node,), name="records-close", daemon=True
                 )
