@@ -184,6 +184,61 @@ def test_a_node_exiting_right_after_a_burst_closes_its_records_acknowledged(
     assert lost == 0  # acknowledged before exit: nothing of the burst was lost
 
 
+LIFECYCLE_CHILD = textwrap.dedent(
+    """
+    import sys
+    from rclpy.lifecycle import Node, TransitionCallbackReturn
+    from gps_denied_onboard.nodes.common import RecordPublisherSink, run_node
+    from gps_denied_onboard.records import FlightRecord
+
+    NAME, PRODUCER, N = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    class Managed(Node):
+        def __init__(self):
+            super().__init__(NAME)
+            self.sink = RecordPublisherSink(self)
+
+        def on_activate(self, state):
+            for i in range(N):
+                self.sink.emit(FlightRecord("c6.evict", PRODUCER, 1_000 + i,
+                                            {"tile_id": f"t{i}", "disk_bytes": i}))
+            return TransitionCallbackReturn.SUCCESS
+
+    sys.exit(run_node(Managed))
+    """
+)
+
+
+def test_a_lifecycle_node_brought_down_closes_its_records_before_it_exits(
+    ros: None, tmp_path: Path
+) -> None:
+    # The take-off sequencer lands a node by deactivate + cleanup and closes the flight
+    # after its nodes: the closing record must come then, not at the process's exit.
+    proc, driver, flight = _open_recorder(tmp_path, "DOWN")
+    producer = f"managed_{uuid.uuid4().hex[:6]}"
+    name = f"managed_{uuid.uuid4().hex[:6]}"
+    script = tmp_path / "managed.py"
+    script.write_text(LIFECYCLE_CHILD)
+    child = subprocess.Popen([sys.executable, str(script), name, producer, "300"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    managed = Driver(name)
+    try:
+        assert managed.transition(Transition.TRANSITION_CONFIGURE)
+        assert managed.transition(Transition.TRANSITION_ACTIVATE)
+        assert managed.transition(Transition.TRANSITION_DEACTIVATE)
+        assert managed.transition(Transition.TRANSITION_CLEANUP)
+        _wait(driver, lambda: _tail_accounting(flight, producer)[2], "records_closed on disk")
+        assert child.poll() is None  # still running: closed by the bring-down
+    finally:
+        managed.close()
+        _stop(child)
+        _close_recorder(proc, driver, "DOWN")
+
+    written, lost, closed = _tail_accounting(flight, producer)
+    assert [(c["payload"]["published"], c["payload"]["records"]) for c in closed] == [(300, 300)]
+    assert written + lost == 300
+
+
 def test_without_sequence_numbers_the_closing_count_reveals_a_lost_tail() -> None:
     # Humble's callbacks carry no publication sequence number: the count is compared.
     tracker = DdsGapTracker()
