@@ -413,16 +413,20 @@ class FlightRecorder(StorageWriter):
     # ------------------------------------------------------------------ writer loop
     def _run(self) -> None:
         poll_s = self.config.poll_period_ns / NS_PER_S
+        mono = self._mono.now_ns
+        tick_period = self._tick_period_ns
         while True:
             try:
-                self._run_commands()
+                if self._cmds:
+                    self._run_commands()
                 if self._stop_flag and not self._cmds:
                     break
                 busy = False
                 flight = self._flight
                 if flight is not None:
                     busy = self._drain_pass(flight)
-                self._tick()
+                    if self._degraded or mono() - self._last_tick >= tick_period:
+                        self._tick()
             except Exception as err:  # a bug must not kill the recorder silently
                 self._errlog.log(self._mono.now_ns(), logging.ERROR, "fdr.writer_error",
                                  error=repr(err))
@@ -451,7 +455,7 @@ class FlightRecorder(StorageWriter):
             return self._drain_lost()
         batch = self.config.batch_size
         busy = False
-        now = self._clock.now_ns()
+        now: int | None = None  # the batch's MCAP publish_time, read once something is there
         mono = self._mono.now_ns
         bound = self.config.lag_bound_ns
         behind = bound >> 2
@@ -474,13 +478,18 @@ class FlightRecorder(StorageWriter):
                 if n >= limit:
                     n = limit
                     busy = True
+                if now is None:
+                    now = self._clock.now_ns()
                 self._write_items(flight, client, ring, n, now)
                 if len(flight.seg.chunk) >= PUSH_THRESHOLD:
                     self._push()
-            self._push()
             seg = flight.seg
-            if seg is not None and seg.size >= self.config.segment_size_bytes:
-                self._rotate(flight)
+            # An idle pass (rings empty, nothing pending) touches nothing more: it is
+            # twenty times a second whenever nothing is offered.
+            if seg is not None and (seg.chunk or seg.file.buf or seg.entries):
+                self._push()
+                if seg.size >= self.config.segment_size_bytes:
+                    self._rotate(flight)
         except OSError as err:
             self._degrade(flight, err)
         return busy

@@ -91,6 +91,8 @@ class RecordWriter:
         self._last_sync = 0
         self._last_retry = 0
         self._last_tick = 0
+        #: the writer's housekeeping period (gap accounting, push; fdatasync each second)
+        self._tick_period_ns = min(config.fsync_period_ns, 100_000_000)
         self._last_space_check: int | None = None
         self._free_bytes: int | None = None
         self._alerts = 0

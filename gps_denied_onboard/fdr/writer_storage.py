@@ -213,7 +213,7 @@ class StorageWriter(RecordWriter):
         if self._degraded:
             self._try_resume(flight)
             return
-        if now_m - self._last_tick < min(self.config.fsync_period_ns, 100_000_000):
+        if now_m - self._last_tick < self._tick_period_ns:
             return
         self._last_tick = now_m
         try:
