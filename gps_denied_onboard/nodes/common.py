@@ -131,8 +131,9 @@ def msg_to_record(msg: FdrRecord) -> FlightRecord:
 
 #: How long a closing record publisher waits for the recorder to acknowledge its records.
 #: Acknowledgements come with the writer's periodic heartbeat (Fast DDS: every 3 s; a
-#: node's exit waited 2.8 s for it over real DDS here), so less than that is not enough.
-RECORDS_CLOSE_TIMEOUT_S: Final = 5.0
+#: node's exit waited 2.8 s for it over real DDS here), so less than that is not enough;
+#: and under ``ros2 launch`` a node must be gone within its 5 s ``sigterm_timeout``.
+RECORDS_CLOSE_TIMEOUT_S: Final = 4.0
 #: Record kind a record publisher sends when closed (``record_schema``: ``records_closed``).
 RECORDS_CLOSED_KIND: Final = "records_closed"
 
