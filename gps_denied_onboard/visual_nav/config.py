@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -27,18 +28,19 @@ class VisualNavConfig:
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
-    gate_margin: float = 0.07
+    gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
+    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.6, 2.7)
+    gate_corroborated_sigmas: float = 2.0
     gate_min_score: float = 0.12
-    gate_reference_px: float = 7000.0
-    gate_size_exponent: float = 2.0
-    uncorroborated_gate_factor: float = 2.0
-    wide_search_radius_m: float = 250.0
+    uncorroborated_gate_factor: float = 1.5
+    prior_consistency_k: float = 3.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_wait_s: float = 0.05
     attitude_sigma_deg: float = 0.5
     map_sigma_m: float = 1.5
     match_sigma_px: float = 0.15
+    match_reference_px: float = 7000.0
     match_size_exponent: float = 2.0
     ground_elevation_msl: float | None = None
     min_search_radius_m: float = 150.0
@@ -83,6 +85,8 @@ class VisualNavConfig:
             "thumbnail_period_s",
             "diagnostics_period_s",
             "heading_search_step_deg",
+            "match_reference_px",
+            "prior_consistency_k",
             "odometry_search_m",
             "odometry_sigma_px",
             "odometry_max_gap_s",
@@ -98,7 +102,7 @@ class VisualNavConfig:
                 )
         for name in (
             "attitude_wait_s",
-            "gate_margin",
+            "gate_corroborated_sigmas",
             "gate_min_score",
             "attitude_sigma_deg",
             "map_sigma_m",
@@ -123,6 +127,17 @@ class VisualNavConfig:
             raise ConfigError(
                 "one of image_topic or compressed_image_topic is needed", key="image_topic"
             )
+        radii, gates = self.gate_radius_m, self.gate_margin_sigmas
+        if (
+            not radii
+            or len(radii) != len(gates)
+            or any(not math.isfinite(v) or v < 0 for v in (*radii, *gates))
+            or any(b <= a for a, b in itertools.pairwise(radii))
+        ):
+            raise ConfigError(
+                "gate_radius_m must be increasing, one gate_margin_sigmas (>= 0) per radius",
+                key="gate_margin_sigmas",
+            )
         if not self.heading_candidates_deg or not self.scale_candidates:
             raise ConfigError("candidate lists must not be empty", key="heading_candidates_deg")
         if any(s <= 0 for s in self.scale_candidates):
@@ -145,12 +160,13 @@ class VisualNavConfig:
                 scale_candidates=self.scale_candidates,
             ),
             mount_rotation=tuple(float(v) for v in mount_rotation(self.mount_rpy_deg).ravel()),
-            gate_margin=self.gate_margin,
+            gate_radius_m=self.gate_radius_m,
+            gate_margin_sigmas=self.gate_margin_sigmas,
+            gate_corroborated_sigmas=self.gate_corroborated_sigmas,
             gate_min_score=self.gate_min_score,
-            gate_reference_px=self.gate_reference_px,
-            gate_size_exponent=self.gate_size_exponent,
+            match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
-            wide_search_radius_m=self.wide_search_radius_m,
+            prior_consistency_k=self.prior_consistency_k,
             attitude_max_age_s=self.attitude_max_age_s,
             attitude_max_gap_s=self.attitude_max_gap_s,
             attitude_sigma_deg=self.attitude_sigma_deg,

@@ -14,9 +14,10 @@ Per frame:
    motion between captures, hence the velocity; and, for a small footprint,
    recent frames stitched into one patch that is matched instead
    (:class:`.views.PatchView`);
-4. the prior: the FC's own GNSS while it is healthy, else the last frame's
-   position carried by registration, else this estimator's track propagated
-   with its velocity; its uncertainty sets the search radius;
+4. the prior: the FC's own GNSS while it is healthy, unless this estimator's
+   own track is tighter and agrees with it; the own track is the last frame's
+   position carried by registration, else the last fix propagated with its
+   velocity; the prior's uncertainty sets the search radius;
 5. the search is centred on the nadir the prior predicts, so the footprint
    (which a bank or a pitch throws hundreds of metres off the vehicle) is
    searched where it really is;
@@ -41,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
+from gps_denied_onboard.visual_nav.correlate import Peak
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.geo import (
@@ -68,10 +70,11 @@ class EstimatorConfig:
     match: MatchConfig = field(default_factory=MatchConfig)
     odometry: OdometryConfig = field(default_factory=OdometryConfig)
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
-    gate_margin: float = 0.07
+    gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
+    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.6, 2.7)
+    gate_corroborated_sigmas: float = 2.0
     gate_min_score: float = 0.12
-    gate_reference_px: float = 7000.0
-    gate_size_exponent: float = 2.0
+    match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_sigma_deg: float = 0.5
@@ -89,8 +92,8 @@ class EstimatorConfig:
     mosaic_half_size_m: float = 2200.0
     jump_sigma_k: float = 4.0
     min_jump_m: float = 25.0
-    jump_gate_factor: float = 2.0
-    wide_search_radius_m: float = 250.0
+    jump_gate_factor: float = 1.5
+    prior_consistency_k: float = 3.0
     track_candidates: bool = True
     track_window_s: float = 2.0
     heading_trusted: bool = True
@@ -114,6 +117,7 @@ class VisualFix:
     quality: int
     reset_counter: int
     margin: float
+    margin_sigmas: float
     score: float
     template_px: int
     height_m: float
@@ -123,6 +127,7 @@ class VisualFix:
     search_radius_m: float
     prior_source: str
     footprint_m: float
+    stitch_lever_m: float = 0.0  # a stitched patch's centroid to the nadir (0: one frame)
 
     @property
     def position_covariance(self) -> tuple[float, ...]:
@@ -209,13 +214,35 @@ class VisualEstimator:
 
     # -- prior ------------------------------------------------------------------------
 
-    def prior_at(self, stamp_ns: int) -> Prior | None:
-        """The prior propagated to ``stamp_ns`` (GNSS while healthy, else own track)."""
-        base = self._gnss if (self._gnss_healthy and self._gnss is not None) else self._track
-        if base is None:
-            base = self._gnss  # GNSS gone before any visual fix: its last position
-        if base is None:
-            return None
+    def prior_at(self, stamp_ns: int, own: Prior | None = None) -> Prior | None:
+        """The prior at ``stamp_ns``.
+
+        Candidates: this estimator's own track (``own``, the last frame carried
+        by registration, else the last fix dead-reckoned) and the FC's GNSS
+        while it is healthy. The GNSS wins unless the own track is tighter and
+        agrees with it within ``prior_consistency_k`` combined sigmas: a
+        degraded GNSS (tens to hundreds of metres) then no longer widens the
+        search around a track that knows better, while a track that has
+        wandered off a healthy GNSS is not trusted over it. With the GNSS
+        unhealthy the own track is the prior, else the GNSS's last position.
+        """
+        track = own
+        if track is None and self._track is not None:
+            track = self._propagate(self._track, stamp_ns)
+        gnss = self._propagate(self._gnss, stamp_ns) if self._gnss is not None else None
+        if self._gnss_healthy and gnss is not None:
+            if track is not None and track.source in _OWN_TRACK and track.sigma_m < gnss.sigma_m:
+                e, n = LocalFrame(gnss.latitude, gnss.longitude).to_en(
+                    track.latitude, track.longitude
+                )
+                limit = self.cfg.prior_consistency_k * math.hypot(track.sigma_m, gnss.sigma_m)
+                if math.hypot(e, n) <= limit:
+                    return track
+            return gnss
+        return track or gnss
+
+    def _propagate(self, base: Prior, stamp_ns: int) -> Prior:
+        """``base`` dead-reckoned to ``stamp_ns``, its sigma grown with the time."""
         dt = (stamp_ns - base.stamp_ns) / NS
         de, dn = self._dead_reckon(base, stamp_ns)
         lat, lon = LocalFrame(base.latitude, base.longitude).to_latlon(de, dn)
@@ -342,7 +369,7 @@ class VisualEstimator:
             disp, stitched = self._register(stamp_ns, frame_view, h.height_m, corr)
             if stitched is not None:
                 view = PatchView(stitched, 0.0, 1.0)
-        prior = self._odometry_prior(stamp_ns, disp, corr) or self.prior_at(stamp_ns)
+        prior = self.prior_at(stamp_ns, self._odometry_prior(stamp_ns, disp, corr))
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
         radius = self.search_radius_m(prior)
@@ -383,22 +410,14 @@ class VisualEstimator:
         if result is None:
             raise FrameRejected(why, f"no match ({why})", search_radius_m=round(radius, 1))
         pk = result.coarse
-        # a smaller template's correlation is noisier: its runner-up comes closer by
-        # chance, so it must clear a higher margin (calibrated: bench/visual_fix_accuracy.py)
-        small = max(1.0, cfg.gate_reference_px / max(result.template_px, 1))
-        gate = min(0.5, cfg.gate_margin * small**cfg.gate_size_exponent)
-        if radius > cfg.wide_search_radius_m:
-            # a wide search (cold start, lost) has no prior to corroborate the answer:
-            # aliased farmland then wins by chance more often, so ask for more
-            gate = min(0.5, cfg.jump_gate_factor * gate)
-        if pk.margin < gate or pk.score < cfg.gate_min_score:
+        if pk.score < cfg.gate_min_score:
             raise FrameRejected(
                 "gate",
-                f"margin {pk.margin:.3f} < {gate:.3f} or score {pk.score:.3f}",
-                margin=round(pk.margin, 4),
+                f"score {pk.score:.3f} < {cfg.gate_min_score:.3f}",
                 score=round(pk.score, 4),
                 search_radius_m=round(radius, 1),
             )
+        small = max(1.0, cfg.match_reference_px / max(result.template_px, 1))
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = h.height_m * result.scale
         sig_att = height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
@@ -408,7 +427,7 @@ class VisualEstimator:
             / max(result.fine_score, 0.1)
             * small**cfg.match_size_exponent
         )
-        sig_lever = 0.0
+        sig_lever = lever = 0.0
         if isinstance(view, PatchView):
             # the stitched patch is placed by its bulk, behind the nadir: an error in
             # its heading moves the nadir by the lever times that error
@@ -427,8 +446,9 @@ class VisualEstimator:
             velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
         yaw_enu = _yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
-        quality = int(max(1, min(100, round(100 * min(1.0, pk.margin / (3 * max(gate, 0.01)))))))
-        jumped = self._check_jump(prior, lat, lon, sigma=sigma, margin=pk.margin, gate=gate)
+        gate, jumped = self._judge(prior, lat, lon, sigma=sigma, peak=pk, radius_m=radius)
+        sigmas = pk.margin_sigmas
+        quality = int(max(1, min(100, round(100 * min(1.0, sigmas / (3 * max(gate, 0.01)))))))
         fix = VisualFix(
             stamp_ns=stamp_ns,
             latitude=lat,
@@ -442,6 +462,7 @@ class VisualEstimator:
             quality=quality,
             reset_counter=self.reset_counter,
             margin=pk.margin,
+            margin_sigmas=sigmas,
             score=pk.score,
             template_px=result.template_px,
             height_m=height_m,
@@ -451,6 +472,7 @@ class VisualEstimator:
             search_radius_m=radius,
             prior_source=prior.source if not jumped else "relocalized",
             footprint_m=result.footprint_m,
+            stitch_lever_m=lever,
         )
         self._last_fix = fix
         self._recent.append(fix)
@@ -512,8 +534,6 @@ class VisualEstimator:
         lat, lon = LocalFrame(last.latitude, last.longitude).to_latlon(e, n)
         sigma = math.hypot(last.sigma_m, disp.sigma_m * corr[1])
         self._odo_prior = Prior(stamp_ns, lat, lon, sigma, v, vs, "visual_odometry")
-        if self._gnss_healthy and self._gnss is not None:
-            return None  # the FC's GNSS is the prior while it is healthy
         return self._odo_prior
 
     def _velocity(
@@ -545,39 +565,61 @@ class VisualEstimator:
         vs = math.sqrt((base.sigma_m**2 + sigma**2) / dt**2 + lag**2 + 0.3**2)
         return (ve, vn), vs
 
-    def _check_jump(
-        self, prior: Prior, lat: float, lon: float, *, sigma: float, margin: float, gate: float
-    ) -> bool:
-        """Whether the fix is a jump off our own track; an unsure jump is refused.
+    def gate_at(self, radius_m: float) -> float:
+        """The margin (in score-surface sigmas) an uncorroborated match needs at this radius.
 
-        Against our own track (not the FC's GNSS, which may be the very thing
-        that is being spoofed), a fix farther than ``jump_sigma_k`` combined
-        sigmas (and ``min_jump_m``) is a relocalisation: accepted only with a
-        margin ``jump_gate_factor`` times the gate, and then ``reset_counter``
-        bumps so the autopilot resets instead of fighting it. A weaker match is
-        held back (``gate``) while the track's uncertainty grows, until it either
-        agrees or is sure.
-
-        Raises:
-            FrameRejected: ``gate``, an unsure jump.
+        Interpolated in the calibration table (``gate_radius_m`` ->
+        ``gate_margin_sigmas``), held at its ends: a small window's runner-up
+        is the best of few chance peaks, so the gap to the best is wider by
+        chance than in a large window, and a small window needs more margin.
         """
         c = self.cfg
-        if prior.source not in _OWN_TRACK:
-            return False
-        e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
-        jump = math.hypot(e, n)
-        if jump <= max(c.min_jump_m, c.jump_sigma_k * math.hypot(prior.sigma_m, sigma)):
-            return False
-        if margin < c.jump_gate_factor * gate:
+        return float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas))
+
+    def _judge(
+        self, prior: Prior, lat: float, lon: float, *, sigma: float, peak: Peak, radius_m: float
+    ) -> tuple[float, bool]:
+        """The confidence gate: ``(threshold applied, jumped)``, or a ``gate`` reject.
+
+        - A match the prior does not corroborate (the FC's GNSS, which may be the
+          very thing being spoofed, or a seed) needs :meth:`gate_at` the radius.
+        - A match within ``jump_sigma_k`` combined sigmas (and ``min_jump_m``) of
+          our own track is corroborated by it: chance would have to put a wrong
+          peak both above ``gate_corroborated_sigmas`` and inside that small
+          circle of the window, so it needs only that.
+        - A match farther off our own track is a relocalisation: it needs
+          ``jump_gate_factor`` times the uncorroborated gate, and then
+          ``reset_counter`` bumps so the autopilot resets instead of fighting
+          it; a weaker one is held back while the track's uncertainty grows,
+          until it either agrees or is sure.
+        """
+        c = self.cfg
+        gate = self.gate_at(radius_m)
+        jump = 0.0
+        own = prior.source in _OWN_TRACK
+        if own:
+            e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
+            jump = math.hypot(e, n)
+            if jump <= max(c.min_jump_m, c.jump_sigma_k * math.hypot(prior.sigma_m, sigma)):
+                gate = min(gate, c.gate_corroborated_sigmas)
+                own = False  # corroborated: no jump
+            else:
+                gate *= c.jump_gate_factor
+        sigmas = peak.margin_sigmas
+        if sigmas < gate:
+            what = f"jump of {jump:.0f} m off the track with margin" if own else "margin"
             raise FrameRejected(
                 "gate",
-                f"jump of {jump:.0f} m off the track with margin {margin:.3f} < "
-                f"{c.jump_gate_factor * gate:.3f}",
-                margin=round(margin, 4),
+                f"{what} {sigmas:.2f} sigma < {gate:.2f}",
+                margin=round(peak.margin, 4),
+                margin_sigmas=round(sigmas, 3),
+                score=round(peak.score, 4),
+                search_radius_m=round(radius_m, 1),
             )
-        self.reset_counter = (self.reset_counter + 1) % 256
-        self.last_jump_m = jump
-        return True
+        if own:
+            self.reset_counter = (self.reset_counter + 1) % 256
+            self.last_jump_m = jump
+        return gate, own
 
     last_jump_m: float = 0.0
 

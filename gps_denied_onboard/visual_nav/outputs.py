@@ -27,6 +27,7 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         "sigma_m": round(fix.sigma_m, 2),
         "quality": fix.quality,
         "margin": round(fix.margin, 4),
+        "margin_sigmas": round(fix.margin_sigmas, 3),
         "score": round(fix.score, 4),
         "altitude_msl": round(fix.altitude_msl, 2),
         "height_m": round(fix.height_m, 2),
@@ -39,12 +40,13 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         "reset_counter": fix.reset_counter,
         "velocity_valid": fix.velocity_en is not None,
         "footprint_m": round(fix.footprint_m, 1),
+        "stitch_lever_m": round(fix.stitch_lever_m, 1),
     }
 
 
 def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
     """The ``vnav.reject`` record's payload (reason plus the scores it carries)."""
-    known = {"margin", "score", "search_radius_m", "age_ms", "gap_ms"}
+    known = {"margin", "margin_sigmas", "score", "search_radius_m", "age_ms", "gap_ms"}
     out: dict[str, Any] = {
         "reason": rej.reason,
         "message": str(rej),

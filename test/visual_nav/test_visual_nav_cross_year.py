@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 
@@ -78,3 +79,30 @@ def test_a_prior_displaced_outside_the_search_area_gives_no_fix() -> None:
             continue
         accepted.append((k, fix.margin, error_m(pose, fix.latitude, fix.longitude)))
     assert accepted == []
+
+
+def test_a_smaller_search_window_asks_for_more_margin() -> None:
+    """A small window's runner-up is the best of few chance peaks: the gap is wider."""
+    est = make_estimator(naip_tiles("2017"))
+    gates = [est.gate_at(r) for r in (100.0, 150.0, 250.0, 360.0)]
+    assert gates[0] == gates[1] > gates[2] > gates[3]
+    assert est.cfg.gate_corroborated_sigmas < min(gates)
+
+
+def test_the_gate_counts_the_margin_in_the_score_surface_spread() -> None:
+    """The same raw margin on a noisier surface is a weaker answer."""
+    from gps_denied_onboard.visual_nav.correlate import find_peak
+
+    rng = np.random.default_rng(3)
+    calm = rng.normal(0.0, 0.02, (60, 60)).astype(np.float32)
+    noisy = rng.normal(0.0, 0.06, (60, 60)).astype(np.float32)
+    peaks = []
+    for surface in (calm, noisy):
+        s = surface.copy()
+        s[30, 30] = float(np.delete(s.ravel(), 30 * 60 + 30).max()) + 0.15
+        s[29:32, 29:32] = np.maximum(s[29:32, 29:32], s[30, 30] - 0.01)
+        s[30, 30] += 0.01
+        peaks.append(find_peak(s, 8.0))
+    assert peaks[0].spread == pytest.approx(0.02, rel=0.15)
+    assert peaks[1].spread == pytest.approx(0.06, rel=0.15)
+    assert peaks[0].margin_sigmas > 2.0 * peaks[1].margin_sigmas

@@ -12,7 +12,8 @@ from gps_denied_onboard.visual_nav.camera import (
     ned_euler_of_enu_from_flu,
 )
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator, VisualFix
+from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource
 
@@ -127,3 +128,41 @@ def test_a_confident_track_contradicted_by_a_good_match_bumps_reset_counter() ->
     assert fix.reset_counter == 1
     assert fix.prior_source == "relocalized"
     assert est.last_jump_m > 80.0
+
+
+def _tracked_estimator() -> tuple[VisualEstimator, Pose, VisualFix]:
+    """An estimator whose own track holds one fix of ``here`` (stamp T0)."""
+    from .support import CAMERA, feed, make_estimator, render, synthetic_world
+
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    here = Pose(LAT0, LON0, 500.0, yaw_deg=15.0)
+    feed(est, T0, here, prior=here)
+    fix = est.process(T0, render(ortho, here), CAMERA)
+    assert fix.sigma_m < 20.0
+    return est, here, fix
+
+
+def test_own_track_is_the_prior_over_a_degraded_gnss_that_agrees_with_it() -> None:
+    est, here, fix = _tracked_estimator()
+    off = here.offset(150.0, -100.0)  # a degraded GNSS: 180 m off, sigma 120 m
+    est.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
+    prior = est.prior_at(T0 + 500 * MS)
+    assert prior is not None and prior.source == "visual"
+    assert prior.sigma_m < 20.0
+    e, n = LocalFrame(fix.latitude, fix.longitude).to_en(prior.latitude, prior.longitude)
+    assert math.hypot(e, n) < 0.1  # stood still: where the fix was
+    assert est.search_radius_m(prior) == est.cfg.min_search_radius_m
+
+
+def test_a_healthy_gnss_wins_over_a_track_it_contradicts() -> None:
+    est, here, _ = _tracked_estimator()
+    # a tight GNSS 400 m away: the track (not the GNSS) is what has gone wrong here
+    off = here.offset(400.0, 0.0)
+    est.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
+    prior = est.prior_at(T0 + 500 * MS)
+    assert prior is not None and prior.source == "fc_gnss"
+    # and a GNSS tighter than the track wins even where they agree
+    est.add_gnss(T0 + 500 * MS, here.latitude, here.longitude, healthy=True, sigma_m=0.5)
+    tight = est.prior_at(T0 + 500 * MS)
+    assert tight is not None and tight.source == "fc_gnss"
