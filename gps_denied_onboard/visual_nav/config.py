@@ -55,7 +55,7 @@ class VisualNavConfig:
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
-    stitch_heading_sigma_deg: float = 1.5
+    stitch_sigma_margin_m: float = 16.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
     prefetch_period_s: float = 1.0
@@ -110,7 +110,7 @@ class VisualNavConfig:
             "odometry_min_score",
             "odometry_attitude_rel_sigma_deg",
             "stitch_below_area_m2",
-            "stitch_heading_sigma_deg",
+            "stitch_sigma_margin_m",
         ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -190,5 +190,5 @@ class VisualNavConfig:
                 stitch_below_area_m2=self.stitch_below_area_m2,
                 stitch_target_area_m2=self.stitch_target_area_m2,
             ),
-            stitch_heading_sigma_deg=self.stitch_heading_sigma_deg,
+            stitch_sigma_margin_m=self.stitch_sigma_margin_m,
         )

@@ -27,7 +27,7 @@ Per frame:
    the root sum of squares of the map's georeference floor, the attitude term
    (height * tan(sigma_attitude), which the correlation cannot see) and the
    match term (a fraction of a map pixel, larger for weaker peaks), and for a
-   stitched patch its lever (patch centroid to nadir) times its heading sigma;
+   stitched patch its placement (``stitch_sigma_margin_m`` / margin in sigmas);
 8. velocity from registration (from consecutive fixes when it failed), with
    the covariance that follows.
 """
@@ -98,7 +98,7 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
-    stitch_heading_sigma_deg: float = 1.5
+    stitch_sigma_margin_m: float = 16.0
 
 
 @dataclass(frozen=True)
@@ -427,14 +427,15 @@ class VisualEstimator:
             / max(result.fine_score, 0.1)
             * small**cfg.match_size_exponent
         )
-        sig_lever = lever = 0.0
+        sig_patch = lever = 0.0
         if isinstance(view, PatchView):
-            # the stitched patch is placed by its bulk, behind the nadir: an error in
-            # its heading moves the nadir by the lever times that error
+            # a stitched patch carries its registration chain's distortion and its own
+            # turn and scale: on the calibration flights its error hardly grew with the
+            # lever (patch centroid to nadir) but fell with the margin, as 16 m / margin
             oc, orow = view.patch.centre_offset_px
             lever = math.hypot(oc, orow) * view.patch.resolution_m
-            sig_lever = lever * math.tan(math.radians(cfg.stitch_heading_sigma_deg))
-        sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_lever**2)
+            sig_patch = cfg.stitch_sigma_margin_m / max(pk.margin_sigmas, 1.0)
+        sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_patch**2)
         odo_v = self.odometry.velocity() if disp is not None else None
         velocity: tuple[float, float] | None
         if odo_v is not None:
