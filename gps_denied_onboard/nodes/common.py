@@ -168,6 +168,11 @@ class RecordPublisherSink:
         _SINKS.setdefault(node, []).append(self)
 
     @property
+    def unclosed(self) -> bool:
+        """Records were emitted since the last :meth:`close`."""
+        return bool(self._since_close)
+
+    @property
     def published(self) -> int:
         """Records published so far (the publisher's last publication sequence number)."""
         return self._published
@@ -421,8 +426,8 @@ def run_node(
     as a second Ctrl-C. Either way a lifecycle node is then taken down through its own
     ``shutdown``/``on_shutdown``. The node's record publishers are closed
     (:func:`close_record_sinks`: the ``records_closed`` record, then the wait for
-    acknowledgement) whenever a lifecycle node is seen brought down (unconfigured
-    or finalized after being up), and at exit.
+    acknowledgement) whenever a lifecycle node is seen down (unconfigured or
+    finalized) with records emitted since their last close, and at exit.
     A node whose hot path is one high-rate subscription passes
     ``SingleThreadedExecutor``: rclpy's multi-threaded executor costs several
     times more per message.
@@ -445,7 +450,6 @@ def run_node(
     drain_started: list[float] = []
     down_since: list[float] = []
     closer: threading.Thread | None = None
-    was_up = False
 
     def _stop(signum: int, frame: object) -> None:
         stop.append(signum)
@@ -472,14 +476,16 @@ def run_node(
     try:
         while rclpy.ok() and not stop:
             executor.spin_once(timeout_sec=0.2)
-            state = _lifecycle_state(node)
-            if state in (_INACTIVE, _ACTIVE):
-                was_up = True
-            elif was_up and (closer is None or not closer.is_alive()):
+            if (
+                _lifecycle_state(node) in (_UNCONFIGURED, _FINALIZED)
+                and (closer is None or not closer.is_alive())
+                and any(sink.unclosed for sink in _SINKS.get(node, ()))
+            ):
                 # brought down (the take-off sequencer cleans its nodes up, then closes
                 # the flight): the records' tail goes out now, and is acknowledged on a
-                # thread of its own (seconds), so that state queries keep being answered
-                was_up = False
+                # thread of its own (seconds), so that state queries keep being answered.
+                # (Seen by state and unclosed records, not by a transition: a quick
+                # up-and-down can happen between two looks.)
                 closer = threading.Thread(
                     target=close_record_sinks, args=(node,), name="records-close", daemon=True
                 )

@@ -186,7 +186,7 @@ def test_a_node_exiting_right_after_a_burst_closes_its_records_acknowledged(
 
 LIFECYCLE_CHILD = textwrap.dedent(
     """
-    import sys
+    import sys, time
     from rclpy.lifecycle import Node, TransitionCallbackReturn
     from gps_denied_onboard.nodes.common import RecordPublisherSink, run_node
     from gps_denied_onboard.records import FlightRecord
@@ -199,6 +199,12 @@ LIFECYCLE_CHILD = textwrap.dedent(
             self.sink = RecordPublisherSink(self)
 
         def on_activate(self, state):
+            # a node in flight has long been matched with the recorder: so here too
+            # (records published before DDS matched would go nowhere)
+            deadline = time.monotonic() + 20
+            while self.sink.subscription_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # discovery is not symmetric: the reader matches us too
             for i in range(N):
                 self.sink.emit(FlightRecord("c6.evict", PRODUCER, 1_000 + i,
                                             {"tile_id": f"t{i}", "disk_bytes": i}))
@@ -219,15 +225,18 @@ def test_a_lifecycle_node_brought_down_closes_its_records_before_it_exits(
     name = f"managed_{uuid.uuid4().hex[:6]}"
     script = tmp_path / "managed.py"
     script.write_text(LIFECYCLE_CHILD)
+    child_log = tmp_path / "managed.log"
     child = subprocess.Popen([sys.executable, str(script), name, producer, "300"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=child_log.open("wb"), stderr=subprocess.STDOUT)
     managed = Driver(name)
     try:
         assert managed.transition(Transition.TRANSITION_CONFIGURE)
         assert managed.transition(Transition.TRANSITION_ACTIVATE)
         assert managed.transition(Transition.TRANSITION_DEACTIVATE)
         assert managed.transition(Transition.TRANSITION_CLEANUP)
-        _wait(driver, lambda: _tail_accounting(flight, producer)[2], "records_closed on disk")
+        if not driver.spin_until(lambda: _tail_accounting(flight, producer)[2], 30.0):
+            log = child_log.read_text(errors="replace")[-3000:]
+            pytest.fail(f"no records_closed on disk; node exit code {child.poll()}; log:\n{log}")
         assert child.poll() is None  # still running: closed by the bring-down
     finally:
         managed.close()
