@@ -17,7 +17,7 @@ Per frame:
 4. the prior: the FC's own GNSS while it is healthy, unless this estimator's
    own track is tighter and agrees with it; the own track is the last frame's
    position carried by registration, else the last fix propagated with its
-   velocity; the prior's uncertainty sets the search radius;
+   velocity (:mod:`.prior`); the prior's uncertainty sets the search radius;
 5. the search is centred on the nadir the prior predicts, so the footprint
    (which a bank or a pitch throws hundreds of metres off the vehicle) is
    searched where it really is;
@@ -55,6 +55,7 @@ from gps_denied_onboard.visual_nav.geo import (
 from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource, build_mosaic, tiles_around
 from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
+from gps_denied_onboard.visual_nav.prior import OWN_TRACK, PriorConfig, PriorTracker, yaw_enu
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
@@ -162,9 +163,15 @@ class VisualEstimator:
         )
         self.height = HeightSource(ground_elevation_msl=cfg.ground_elevation_msl)
         self._mount = np.array(cfg.mount_rotation, dtype=np.float64).reshape(3, 3)
-        self._gnss: Prior | None = None
-        self._gnss_healthy = False
-        self._track: Prior | None = None
+        self.priors = PriorTracker(
+            PriorConfig(
+                velocity_sigma=cfg.prior_velocity_sigma,
+                accel_sigma=cfg.prior_accel_sigma,
+                gnss_sigma_m=cfg.gnss_prior_sigma_m,
+                consistency_k=cfg.prior_consistency_k,
+            ),
+            self.attitude,
+        )
         self._last_fix: VisualFix | None = None
         self._recent: deque[VisualFix] = deque()
         self._mosaic: Mosaic | None = None
@@ -174,7 +181,7 @@ class VisualEstimator:
         self.mosaic_builds = 0
         self.last_view: GroundView | None = None
 
-    # -- inputs -----------------------------------------------------------------------
+    # -- inputs and the prior (:mod:`.prior`) ------------------------------------------
 
     def add_gnss(
         self,
@@ -186,102 +193,21 @@ class VisualEstimator:
         sigma_m: float | None = None,
         velocity_en: tuple[float, float] = (0.0, 0.0),
     ) -> None:
-        """The FC's own GNSS position; used as the prior only while ``healthy``."""
-        self._gnss_healthy = healthy
-        if not healthy or not (math.isfinite(latitude) and math.isfinite(longitude)):
-            return
-        s = (
-            sigma_m
-            if sigma_m is not None and math.isfinite(sigma_m)
-            else self.cfg.gnss_prior_sigma_m
+        """The FC's own GNSS position; a prior candidate only while ``healthy``."""
+        self.priors.add_gnss(
+            stamp_ns, latitude, longitude, healthy=healthy, sigma_m=sigma_m, velocity_en=velocity_en
         )
-        self._gnss = Prior(stamp_ns, latitude, longitude, max(s, 1.0), velocity_en, 1.0, "fc_gnss")
 
     def set_gnss_healthy(self, healthy: bool) -> None:
-        self._gnss_healthy = healthy
+        self.priors.gnss_healthy = healthy
 
     def seed_prior(self, stamp_ns: int, latitude: float, longitude: float, sigma_m: float) -> None:
         """A prior from outside (operator, cold start): the search grows from there."""
-        self._track = Prior(
-            stamp_ns,
-            latitude,
-            longitude,
-            sigma_m,
-            (0.0, 0.0),
-            self.cfg.prior_velocity_sigma,
-            "seed",
-        )
-
-    # -- prior ------------------------------------------------------------------------
+        self.priors.seed(stamp_ns, latitude, longitude, sigma_m)
 
     def prior_at(self, stamp_ns: int, own: Prior | None = None) -> Prior | None:
-        """The prior at ``stamp_ns``.
-
-        Candidates: this estimator's own track (``own``, the last frame carried
-        by registration, else the last fix dead-reckoned) and the FC's GNSS
-        while it is healthy. The GNSS wins unless the own track is tighter and
-        agrees with it within ``prior_consistency_k`` combined sigmas: a
-        degraded GNSS (tens to hundreds of metres) then no longer widens the
-        search around a track that knows better, while a track that has
-        wandered off a healthy GNSS is not trusted over it. With the GNSS
-        unhealthy the own track is the prior, else the GNSS's last position.
-        """
-        track = own
-        if track is None and self._track is not None:
-            track = self._propagate(self._track, stamp_ns)
-        gnss = self._propagate(self._gnss, stamp_ns) if self._gnss is not None else None
-        if self._gnss_healthy and gnss is not None:
-            if track is not None and track.source in _OWN_TRACK and track.sigma_m < gnss.sigma_m:
-                e, n = LocalFrame(gnss.latitude, gnss.longitude).to_en(
-                    track.latitude, track.longitude
-                )
-                limit = self.cfg.prior_consistency_k * math.hypot(track.sigma_m, gnss.sigma_m)
-                if math.hypot(e, n) <= limit:
-                    return track
-            return gnss
-        return track or gnss
-
-    def _propagate(self, base: Prior, stamp_ns: int) -> Prior:
-        """``base`` dead-reckoned to ``stamp_ns``, its sigma grown with the time."""
-        dt = (stamp_ns - base.stamp_ns) / NS
-        de, dn = self._dead_reckon(base, stamp_ns)
-        lat, lon = LocalFrame(base.latitude, base.longitude).to_latlon(de, dn)
-        adt = abs(dt)
-        sigma = math.sqrt(
-            base.sigma_m**2
-            + (base.velocity_sigma * adt) ** 2
-            + (0.5 * self.cfg.prior_accel_sigma * adt * adt) ** 2
-        )
-        source = base.source if base.source != "visual" or adt < 1.5 else "visual_dead_reckoning"
-        return Prior(stamp_ns, lat, lon, sigma, base.velocity_en, base.velocity_sigma, source)
-
-    def _dead_reckon(self, base: Prior, stamp_ns: int) -> tuple[float, float]:
-        """Displacement since ``base``: its velocity, turned with the aircraft's heading.
-
-        A fixed-wing in a turn keeps its speed and turns its course with its
-        heading (the crab angle of the wind stays as it was at ``base``), so the
-        velocity is rotated by the heading change the autopilot reports, step by
-        step; without attitude it is extrapolated straight.
-        """
-        dt = (stamp_ns - base.stamp_ns) / NS
-        ve, vn = base.velocity_en
-        if dt <= 0.5 or (ve == 0.0 and vn == 0.0):
-            return ve * dt, vn * dt
-        r0 = self.attitude.nearest(base.stamp_ns)
-        if r0 is None:
-            return ve * dt, vn * dt
-        yaw0 = _yaw_enu(r0)
-        steps = min(200, max(2, int(dt / 0.25)))
-        h = dt / steps
-        de = dn = 0.0
-        for k in range(steps):
-            t = base.stamp_ns + int((k + 0.5) * h * NS)
-            r = self.attitude.nearest(t)
-            turn = (_yaw_enu(r) - yaw0) if r is not None else 0.0
-            c, s = math.cos(turn), math.sin(turn)
-            de += (c * ve - s * vn) * h
-            dn += (s * ve + c * vn) * h
-        return de, dn
+        """The prior at ``stamp_ns`` (:meth:`.prior.PriorTracker.prior_at`)."""
+        return self.priors.prior_at(stamp_ns, own)
 
     def search_radius_m(self, prior: Prior) -> float:
         c = self.cfg
@@ -380,7 +306,7 @@ class VisualEstimator:
         mpp = ground_resolution_m(prior.latitude, zoom)
         nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
         match_cfg = cfg.match
-        if not cfg.heading_trusted and (last is None or prior.source not in _OWN_TRACK):
+        if not cfg.heading_trusted and (last is None or prior.source not in OWN_TRACK):
             # cold start or lost with an untrusted heading (compass interference, a
             # gyro-only attitude): search every heading at the coarse level
             step = cfg.heading_search_step_deg
@@ -388,7 +314,7 @@ class VisualEstimator:
                 match_cfg,
                 heading_candidates_deg=tuple(-180.0 + step * k for k in range(round(360.0 / step))),
             )
-        elif cfg.track_candidates and tracking and prior.source in _OWN_TRACK:
+        elif cfg.track_candidates and tracking and prior.source in OWN_TRACK:
             # tracking: the coarse search starts from the last frame's heading and
             # scale, and the refinement does the rest
             match_cfg = replace(match_cfg, heading_candidates_deg=(dh_t,), scale_candidates=(s_t,))
@@ -445,7 +371,7 @@ class VisualEstimator:
             vel_sigma = math.hypot(odo_v[1] * result.scale, _VELOCITY_FLOOR)
         else:
             velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
-        yaw_enu = _yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
+        yaw = yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
         gate, jumped = self._judge(prior, lat, lon, sigma=sigma, peak=pk, radius_m=radius)
         sigmas = pk.margin_sigmas
@@ -458,7 +384,7 @@ class VisualEstimator:
             sigma_m=sigma,
             velocity_en=velocity,
             velocity_sigma=vel_sigma,
-            yaw_enu=math.atan2(math.sin(yaw_enu), math.cos(yaw_enu)),
+            yaw_enu=math.atan2(math.sin(yaw), math.cos(yaw)),
             yaw_sigma=math.radians(1.0),
             quality=quality,
             reset_counter=self.reset_counter,
@@ -493,7 +419,7 @@ class VisualEstimator:
             "visual",
         )
         # the track to dead-reckon from, and where registration carries on from
-        self._track = self._odo_prior = here
+        self.priors.track = self._odo_prior = here
         return fix
 
     def _register(
@@ -504,7 +430,7 @@ class VisualEstimator:
         if rf is None:
             self.odometry.reset()
             return None, None
-        prev = self._odo_prior or self._track
+        prev = self._odo_prior or self.priors.track
         pv = None
         if prev is not None:  # the true velocity, back into the raw frame
             pv = _corrected(prev.velocity_en, -corr[0], 1.0 / corr[1])
@@ -597,7 +523,7 @@ class VisualEstimator:
         c = self.cfg
         gate = self.gate_at(radius_m)
         jump = 0.0
-        own = prior.source in _OWN_TRACK
+        own = prior.source in OWN_TRACK
         if own:
             e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
             jump = math.hypot(e, n)
@@ -637,8 +563,6 @@ class GroundView:
     longitude: float
 
 
-#: priors from this estimator's own track (not the FC's GNSS, not a seed)
-_OWN_TRACK = ("visual", "visual_dead_reckoning", "visual_odometry")
 #: velocity 1-sigma floor (m/s): what frame timing and the flat-ground model leave
 _VELOCITY_FLOOR = 0.2
 
@@ -648,8 +572,3 @@ def _corrected(v: tuple[float, float], heading_deg: float, scale: float) -> tupl
     th = math.radians(heading_deg)
     c, s = math.cos(th), math.sin(th)
     return scale * (c * v[0] - s * v[1]), scale * (s * v[0] + c * v[1])
-
-
-def _yaw_enu(r_enu_flu: F64) -> float:
-    """Heading of the body x axis, ENU (0 = east, counter-clockwise)."""
-    return math.atan2(float(r_enu_flu[1, 0]), float(r_enu_flu[0, 0]))

@@ -1,0 +1,143 @@
+"""Where to search: the FC's GNSS, our own track, and the choice between them.
+
+The estimator hands in the FC's GNSS as it arrives and its own positions as
+they are fixed (or carried from frame to frame by registration); for each
+frame :meth:`PriorTracker.prior_at` propagates both to the capture stamp and
+picks one. Its sigma sets the search radius, so a prior that claims too much
+makes the window miss the truth, and one that claims too little makes the
+search slow and the gate strict.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.geo import LocalFrame
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, Prior
+
+NS = 1_000_000_000
+
+#: priors from this estimator's own track (not the FC's GNSS, not a seed)
+OWN_TRACK = ("visual", "visual_dead_reckoning", "visual_odometry")
+
+
+@dataclass(frozen=True)
+class PriorConfig:
+    """The prior's settings (from the estimator's configuration)."""
+
+    velocity_sigma: float = 3.0  # of a seed, m/s per axis
+    accel_sigma: float = 1.0  # unmodelled acceleration while dead-reckoning, m/s^2
+    gnss_sigma_m: float = 10.0  # a GNSS fix that reports none
+    consistency_k: float = 3.0  # own track vs GNSS agreement, combined sigmas
+
+
+def yaw_enu(r_enu_flu: NDArray[np.float64]) -> float:
+    """Heading of the body x axis, ENU (0 = east, counter-clockwise)."""
+    return math.atan2(float(r_enu_flu[1, 0]), float(r_enu_flu[0, 0]))
+
+
+class PriorTracker:
+    """The FC's GNSS and our own track, each propagated to a frame's stamp."""
+
+    def __init__(self, cfg: PriorConfig, attitude: AttitudeBuffer) -> None:
+        self.cfg = cfg
+        self._attitude = attitude
+        self.gnss: Prior | None = None
+        self.gnss_healthy = False
+        self.track: Prior | None = None  # the last fix (or a seed)
+
+    def add_gnss(
+        self,
+        stamp_ns: int,
+        latitude: float,
+        longitude: float,
+        *,
+        healthy: bool,
+        sigma_m: float | None = None,
+        velocity_en: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """The FC's own GNSS position; a candidate only while ``healthy``."""
+        self.gnss_healthy = healthy
+        if not healthy or not (math.isfinite(latitude) and math.isfinite(longitude)):
+            return
+        s = sigma_m if sigma_m is not None and math.isfinite(sigma_m) else self.cfg.gnss_sigma_m
+        self.gnss = Prior(stamp_ns, latitude, longitude, max(s, 1.0), velocity_en, 1.0, "fc_gnss")
+
+    def seed(self, stamp_ns: int, latitude: float, longitude: float, sigma_m: float) -> None:
+        """A prior from outside (operator, cold start): the search grows from there."""
+        self.track = Prior(
+            stamp_ns, latitude, longitude, sigma_m, (0.0, 0.0), self.cfg.velocity_sigma, "seed"
+        )
+
+    def prior_at(self, stamp_ns: int, own: Prior | None = None) -> Prior | None:
+        """The prior at ``stamp_ns``.
+
+        Candidates: our own track (``own``, the last frame carried by
+        registration, else the last fix dead-reckoned) and the FC's GNSS while
+        it is healthy. The GNSS wins unless our track is tighter and agrees
+        with it within ``consistency_k`` combined sigmas: a degraded GNSS (tens
+        to hundreds of metres) then no longer widens the search around a track
+        that knows better, while a track that has wandered off a healthy GNSS
+        is not trusted over it. With the GNSS unhealthy our track is the prior,
+        else the GNSS's last position.
+        """
+        track = own
+        if track is None and self.track is not None:
+            track = self.propagate(self.track, stamp_ns)
+        gnss = self.propagate(self.gnss, stamp_ns) if self.gnss is not None else None
+        if self.gnss_healthy and gnss is not None:
+            if track is not None and track.source in OWN_TRACK and track.sigma_m < gnss.sigma_m:
+                e, n = LocalFrame(gnss.latitude, gnss.longitude).to_en(
+                    track.latitude, track.longitude
+                )
+                limit = self.cfg.consistency_k * math.hypot(track.sigma_m, gnss.sigma_m)
+                if math.hypot(e, n) <= limit:
+                    return track
+            return gnss
+        return track or gnss
+
+    def propagate(self, base: Prior, stamp_ns: int) -> Prior:
+        """``base`` dead-reckoned to ``stamp_ns``, its sigma grown with the time."""
+        dt = (stamp_ns - base.stamp_ns) / NS
+        de, dn = self._dead_reckon(base, stamp_ns)
+        lat, lon = LocalFrame(base.latitude, base.longitude).to_latlon(de, dn)
+        adt = abs(dt)
+        sigma = math.sqrt(
+            base.sigma_m**2
+            + (base.velocity_sigma * adt) ** 2
+            + (0.5 * self.cfg.accel_sigma * adt * adt) ** 2
+        )
+        source = base.source if base.source != "visual" or adt < 1.5 else "visual_dead_reckoning"
+        return Prior(stamp_ns, lat, lon, sigma, base.velocity_en, base.velocity_sigma, source)
+
+    def _dead_reckon(self, base: Prior, stamp_ns: int) -> tuple[float, float]:
+        """Displacement since ``base``: its velocity, turned with the aircraft's heading.
+
+        A fixed-wing in a turn keeps its speed and turns its course with its
+        heading (the crab angle of the wind stays as it was at ``base``), so the
+        velocity is rotated by the heading change the autopilot reports, step by
+        step; without attitude it is extrapolated straight.
+        """
+        dt = (stamp_ns - base.stamp_ns) / NS
+        ve, vn = base.velocity_en
+        if dt <= 0.5 or (ve == 0.0 and vn == 0.0):
+            return ve * dt, vn * dt
+        r0 = self._attitude.nearest(base.stamp_ns)
+        if r0 is None:
+            return ve * dt, vn * dt
+        yaw0 = yaw_enu(r0)
+        steps = min(200, max(2, int(dt / 0.25)))
+        h = dt / steps
+        de = dn = 0.0
+        for k in range(steps):
+            t = base.stamp_ns + int((k + 0.5) * h * NS)
+            r = self._attitude.nearest(t)
+            turn = (yaw_enu(r) - yaw0) if r is not None else 0.0
+            c, s = math.cos(turn), math.sin(turn)
+            de += (c * ve - s * vn) * h
+            dn += (s * ve + c * vn) * h
+        return de, dn
