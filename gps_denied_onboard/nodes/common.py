@@ -134,6 +134,8 @@ def msg_to_record(msg: FdrRecord) -> FlightRecord:
 #: node's exit waited 2.8 s for it over real DDS here), so less than that is not enough;
 #: and under ``ros2 launch`` a node must be gone within its 5 s ``sigterm_timeout``.
 RECORDS_CLOSE_TIMEOUT_S: Final = 4.0
+#: How often a closing record publisher looks for the acknowledgement.
+_ACK_POLL_S: Final = 0.02
 #: Record kind a record publisher sends when closed (``record_schema``: ``records_closed``).
 RECORDS_CLOSED_KIND: Final = "records_closed"
 
@@ -211,8 +213,18 @@ class RecordPublisherSink:
             published = self._published
         if not counts:
             return True
+        # rclpy's wait_for_all_acked holds the GIL while it waits (measured: a 3 s wait
+        # froze every other thread of the process), and the acknowledgement can take a
+        # DDS heartbeat period: so look without waiting, and sleep between looks, so
+        # that the node keeps answering (the take-off sequencer reads its state).
         t0 = time.monotonic()
-        acked = bool(self._pub.wait_for_all_acked(Duration(nanoseconds=int(timeout_s * 1e9))))
+        deadline = t0 + timeout_s
+        now_ack = Duration(nanoseconds=0)
+        while True:
+            acked = bool(self._pub.wait_for_all_acked(now_ack))
+            if acked or time.monotonic() >= deadline:
+                break
+            time.sleep(_ACK_POLL_S)
         waited = time.monotonic() - t0
         line = (f"node={node} published={published} "
                 f"subscriptions={self.subscription_count()} waited_s={waited:.3f} "
@@ -483,7 +495,8 @@ def run_node(
             ):
                 # brought down (the take-off sequencer cleans its nodes up, then closes
                 # the flight): the records' tail goes out now, and is acknowledged on a
-                # thread of its own (seconds), so that state queries keep being answered.
+                # thread of its own (seconds), so that state queries keep being answered
+                # (the wait gives the GIL up between its looks).
                 # (Seen by state and unclosed records, not by a transition: a quick
                 # up-and-down can happen between two looks.)
                 closer = threading.Thread(

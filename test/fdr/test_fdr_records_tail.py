@@ -11,9 +11,11 @@ as ``dds_loss``. Over real DDS, with the recorder run as its installed executabl
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -246,6 +248,53 @@ def test_a_lifecycle_node_brought_down_closes_its_records_before_it_exits(
     written, lost, closed = _tail_accounting(flight, producer)
     assert [(c["payload"]["published"], c["payload"]["records"]) for c in closed] == [(300, 300)]
     assert written + lost == 300
+
+
+SUBSCRIBER = textwrap.dedent(
+    """
+    import rclpy
+    from gps_denied_onboard.msg import FdrRecord
+    from gps_denied_onboard.nodes.common import RECORD_QOS, TOPIC_FDR_RECORDS
+    rclpy.init()
+    node = rclpy.create_node("stalled_recorder")
+    node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, lambda _msg: None, RECORD_QOS)
+    rclpy.spin(node)
+    """
+)
+
+
+def test_a_close_left_unacknowledged_does_not_freeze_the_node(ros: None) -> None:
+    # rclpy's wait_for_all_acked holds the GIL while it waits: a close waiting on a
+    # subscriber that never acknowledges (here: a stopped process) must leave the
+    # node's other threads running (its executor answers the take-off sequencer).
+    sub = subprocess.Popen([sys.executable, "-c", SUBSCRIBER])
+    node = rclpy.create_node(f"closing_{uuid.uuid4().hex[:6]}")
+    sink = RecordPublisherSink(node)
+    try:
+        deadline = time.monotonic() + 30
+        while sink.subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.subscription_count() > 0, "the subscriber never matched"
+        time.sleep(0.5)  # discovery is not symmetric: the reader matches us too
+        os.kill(sub.pid, signal.SIGSTOP)
+        for i in range(20):
+            sink.emit(_evict("closing", i))
+        result: list[bool] = []
+        closer = threading.Thread(target=lambda: result.append(sink.close(timeout_s=2.0)))
+        closer.start()
+        turns = 0
+        while closer.is_alive():
+            turns += 1
+            time.sleep(0.001)
+        assert result == [False]  # never acknowledged: the close says so
+        # this thread kept running through the 2 s wait (~1,900 turns here; 26 when the
+        # whole wait held the GIL, all of them before it began)
+        assert turns > 200
+    finally:
+        os.kill(sub.pid, signal.SIGCONT)
+        sub.terminate()
+        sub.wait(timeout=20)
+        node.destroy_node()
 
 
 def test_without_sequence_numbers_the_closing_count_reveals_a_lost_tail() -> None:
