@@ -45,6 +45,7 @@ setup(
         "pymavlink>=2.4",
         "mcap>=1.1",
         "mcap-ros2-support",
+        "orjson>=3.10",  # the flight data recorder's payload JSON (writer CPU)
         "rosbags>=0.10",
         "rosbags-image",
         "opencv-python-headless",

@@ -36,7 +36,7 @@ from gps_denied_onboard.fdr.policy import (
     Gap,
     RecordKindPolicy,
 )
-from gps_denied_onboard.fdr.record_body import RecordBodyEncoder, payload_chunks
+from gps_denied_onboard.fdr.record_body import FastPayloadError, RecordBodyEncoder, fast_payload
 from gps_denied_onboard.fdr.segment import FileOpener, OsFile
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
@@ -117,8 +117,7 @@ class RecordWriter:
         channels = seg.fdr_channels
         producer = client.producer
         body_of = self._bodies.body
-        enc = payload_chunks
-        join = "".join
+        enc = fast_payload
         heads = self._bodies.heads_by_producer.setdefault(producer, {})
         gate = self.policy.gate_for_writer
         debug = self.config.debug_log_per_record
@@ -128,7 +127,7 @@ class RecordWriter:
         # come in runs of one kind, and two dict lookups a record are a tenth of its cost.
         last_kind: str | None = None
         ch = 0
-        head: str | None = None
+        head: bytes | None = None
         for seq, item, flags, _offered in starmap(ring.popleft, repeat((), n)):
             cls = item.__class__
             if cls is Gap:
@@ -161,13 +160,16 @@ class RecordWriter:
                 body = body_of(producer, item, seq, flags)
                 head = heads.get(kind)
             else:  # the common case, inlined: known head, no flags
+                # FlightRecord.payload is a mappingproxy over a dict: its copy()
+                # is that dict's C copy, ten times cheaper than dict(proxy).
                 try:
-                    # FlightRecord.payload is a mappingproxy over a dict: its copy()
-                    # is that dict's C copy, ten times cheaper than dict(proxy).
-                    payload = join(enc(item.payload.copy(), 0))
-                    body = f'{head}{stamp},"seq":{seq},"payload":{payload}}}'.encode()
-                except (ValueError, RecursionError):
+                    payload: bytes | None = enc(item.payload.copy())
+                except FastPayloadError:  # orjson cannot write it as json does
+                    payload = None
+                if payload is None or b"null" in payload:  # or it may hold NaN/inf
                     body = body_of(producer, item, seq, flags)
+                else:
+                    body = b'%s%d,"seq":%d,"payload":%s}' % (head, stamp, seq, payload)
             pending.append((len(buf), ch, stamp, client, seq, None, None))
             buf += pack(MESSAGE_OPCODE, MESSAGE_FIXED + len(body), ch, seq & _SEQ_MASK, stamp,
                         now)
