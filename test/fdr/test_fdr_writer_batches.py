@@ -2,8 +2,9 @@
 
 The loop keeps the previous record's kind, channel and body head between records;
 a batch that switches kinds, mixes in rate-capped kinds, flagged payloads (unknown
-keys, NaN) and first-time kinds must still write each record exactly as the
-reference encoder does, on its own kind's channel.
+keys, NaN), payloads the fast encoder hands back (a null, an int past 64 bits) and
+first-time kinds must still write each record exactly as the reference encoder does,
+on its own kind's channel.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("c6.evict", {"tile_id": "t1", "disk_bytes": 10, "reason": "lru"}),
     ("c6.evict", {"tile_id": "t2", "disk_bytes": math.nan}),  # repaired, flagged
     ("c6.evict", {"tile_id": "t3", "disk_bytes": 3, "extra": 1}),  # unknown key, flagged
+    ("c6.evict", {"tile_id": "t5 — é", "disk_bytes": None}),  # null, yet finite: not flagged
+    ("c6.evict", {"tile_id": "t6", "disk_bytes": 2**70}),  # past orjson: the json module
     ("failed_tile_thumbnail", {"tile_id": "t4", "reason": "io"}),  # rate-capped
     ("fc.gnss_health", {"healthy": True, "reason": "ok"}),
     ("host_health", {"cpu_load_1m": 0.5, "mem_total_bytes": 8, "mem_available_bytes": 4,
