@@ -61,6 +61,7 @@ from gps_denied_onboard.fdr.writer_records import (
     SEVERITY_ERROR,
     SEVERITY_WARNING,
     AlertSink,
+    batch_of,
 )
 from gps_denied_onboard.fdr.writer_storage import FreeSpaceFloorError, StorageWriter
 from gps_denied_onboard.log import log_event
@@ -472,12 +473,10 @@ class FlightRecorder(StorageWriter):
                     limit = min(batch, self.config.wake_depth)
                     if lag > bound:
                         self._shed_stale(client, ring, ring[0][3] + lag - (bound >> 1))
-                n = len(ring)
+                n, full = batch_of(ring, limit)
                 if n == 0:
                     continue
-                if n >= limit:
-                    n = limit
-                    busy = True
+                busy = busy or full
                 if now is None:
                     now = self._clock.now_ns()
                 self._write_items(flight, client, ring, n, now)

@@ -58,6 +58,11 @@ _OWN_BACKLOG_MAX = 10_000
 NS_PER_S = 1_000_000_000
 
 
+def batch_of(ring: deque[Any], limit: int) -> tuple[int, bool]:
+    """How many items of ``ring`` one writer pass takes, and whether that is a full batch."""
+    n = len(ring)
+    return (limit, True) if n >= limit else (n, False)
+
 
 class RecordWriter:
     """The recorder's state and its record layer (see the module docstring)."""
@@ -257,12 +262,10 @@ class RecordWriter:
         batch = self.config.batch_size
         for client in self._clients:
             ring = client._ring
-            n = len(ring)
+            n, full = batch_of(ring, batch)
             if n == 0:
                 continue
-            if n >= batch:
-                n = batch
-                busy = True
+            busy = busy or full
             for _ in range(n):
                 seq, item, _flags, _offered = ring.popleft()
                 if item.__class__ is Gap:
