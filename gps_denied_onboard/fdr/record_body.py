@@ -37,8 +37,9 @@ def _json_default(obj: Any) -> Any:
 #: Compact JSON, refusing NaN/inf (ValueError), numpy scalars and bytes made plain.
 #: The reference encoder: :func:`payload_bytes` falls back to it wherever orjson
 #: would write something else.
-encode_payload = json.JSONEncoder(separators=(",", ":"), allow_nan=False,
-                                  default=_json_default).encode
+encode_payload = json.JSONEncoder(
+    separators=(",", ":"), allow_nan=False, default=_json_default
+).encode
 
 #: orjson options for :func:`fast_payload`: datetimes and dataclasses go to
 #: ``_json_default`` (``str()``), as the json module sends them.
@@ -107,8 +108,10 @@ class RecordBodyEncoder:
         key = (rec.kind, producer, rec.schema_version)
         head = self._heads.get(key)
         if head is None:
-            head = (f'{{"kind":{json.dumps(rec.kind)},"producer":{json.dumps(producer)},'
-                    f'"schema_version":{json.dumps(rec.schema_version)},"stamp_ns":').encode()
+            head = (
+                f'{{"kind":{json.dumps(rec.kind)},"producer":{json.dumps(producer)},'
+                f'"schema_version":{json.dumps(rec.schema_version)},"stamp_ns":'
+            ).encode()
             self._heads[key] = head
             if rec.schema_version == FDR_RECORD_SCHEMA_VERSION:
                 self.heads_by_producer.setdefault(producer, {})[rec.kind] = head
@@ -124,5 +127,10 @@ class RecordBodyEncoder:
                 flags = (*flags, "unencodable_payload")
         if flags:
             return b'%s%d,"seq":%d,"payload":%s,"flags":%s}' % (
-                head, rec.stamp_ns, seq, payload, json.dumps(list(flags)).encode())
+                head,
+                rec.stamp_ns,
+                seq,
+                payload,
+                json.dumps(list(flags)).encode(),
+            )
         return b'%s%d,"seq":%d,"payload":%s}' % (head, rec.stamp_ns, seq, payload)
