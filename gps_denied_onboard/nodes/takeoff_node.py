@@ -417,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         code = run_sequencer(node, stop)
     finally:
         executor.shutdown(timeout_sec=2.0)
+        # the spin thread must be out of rcl before the node and the context go:
+        # a thread still inside rcl_wait while they are torn down can abort the
+        # process at exit ("terminate called without an active exception")
+        spinner.join(timeout=2.0)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
