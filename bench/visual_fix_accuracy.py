@@ -413,12 +413,13 @@ def calibrate(n: int = 150, att_noise_deg: float = 0.0) -> dict[str, Any]:
     right fixes carry the per-axis errors for the error model. Each class gets
     its own estimator: their trials reuse the same stamps.
 
-    The gate at 360 m (2.6 sigma) came from this with n = 200 (400 m) and 150
-    (1 km): certainly-wrong matches reached 2.40 and 2.47 sigma; right ones
-    cleared 2.6 for 98.7 % of 1 km and 55 % of 400 m frames, with one 400 m
-    near miss (33-54 m off, from an undisplaced prior) above it. The other
-    radii of the table came from the same displaced trials searched with
-    ``run_trial(..., prior_sigma=50)`` (150 m) and ``200`` (600 m).
+    The gate at 360 m (2.8 sigma) came from this with n = 200 (400 m) and 150
+    (1 km): certainly-wrong matches (displaced) reached 2.40 and 2.47 sigma,
+    400 m near misses (30-55 m off, truth inside the window) 2.71; right ones
+    cleared 2.8 for 98.4 % of 1 km and 51 % of 400 m frames. The other radii of
+    the table came from the same displaced trials searched with
+    ``run_trial(..., prior_sigma=50)`` (150 m: up to 2.81) and ``200`` (600 m:
+    up to 2.59).
     """
     out: dict[str, Any] = {}
     for footprint in ("1km", "400m"):

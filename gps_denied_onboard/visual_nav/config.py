@@ -29,7 +29,7 @@ class VisualNavConfig:
     heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
-    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.6, 2.7)
+    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_corroborated_sigmas: float = 2.0
     gate_min_score: float = 0.12
     uncorroborated_gate_factor: float = 1.5

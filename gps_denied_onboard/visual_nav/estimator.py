@@ -72,7 +72,7 @@ class EstimatorConfig:
     odometry: OdometryConfig = field(default_factory=OdometryConfig)
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
-    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.6, 2.7)
+    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_corroborated_sigmas: float = 2.0
     gate_min_score: float = 0.12
     match_reference_px: float = 7000.0
@@ -314,9 +314,17 @@ class VisualEstimator:
                 match_cfg,
                 heading_candidates_deg=tuple(-180.0 + step * k for k in range(round(360.0 / step))),
             )
-        elif cfg.track_candidates and tracking and prior.source in OWN_TRACK:
+        elif (
+            cfg.track_candidates
+            and tracking
+            and prior.source in OWN_TRACK
+            and not isinstance(view, PatchView)
+        ):
             # tracking: the coarse search starts from the last frame's heading and
-            # scale, and the refinement does the rest
+            # scale, and the refinement does the rest. Not for a stitched patch: its
+            # nadir lies hundreds of metres from its bulk, so a heading or scale
+            # carried over from a weak fix drags the next fixes along (seen: 2-3 m per
+            # frame, to 46 m); it searches every candidate each time
             match_cfg = replace(match_cfg, heading_candidates_deg=(dh_t,), scale_candidates=(s_t,))
         try:
             result, why = match_frame(
