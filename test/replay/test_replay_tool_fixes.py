@@ -71,7 +71,11 @@ def test_the_replay_tool_gives_the_main_jobs_fixes(main_and_tool: Any) -> None:
         main_fixes.keys() ^ tool_fixes.keys()
     )
     p90 = diffs[int(0.9 * (len(diffs) - 1))]
-    assert p90 <= 2.0 and diffs[-1] <= 20.0, (p90, diffs[-10:])
+    # two runs at different rates: the attitude samples around a frame arrive
+    # differently, and our own track (the prior once it is tighter than the GNSS)
+    # carries a difference on to the next frames; a few metres, bounded (3 m at p90:
+    # the full suite measured 2.0 m after the own-track prior came in, 1-2 m before)
+    assert p90 <= 3.0 and diffs[-1] <= 20.0, (p90, diffs[-10:])
     # the same estimator state: the heading and scale it settled on agree as well
     dh = sorted(
         abs(main_fixes[s]["heading_offset_deg"] - tool_fixes[s]["heading_offset_deg"])
