@@ -141,7 +141,7 @@ def _feed_and_match(
     for dt in attitude_offsets_ms:
         est.attitude.add(stamp + dt * 1_000_000, r)
     est.height.add_altitude_msl(stamp, GROUND + agl_reported)
-    est.add_gnss(stamp, prior[0], prior[1], healthy=True, sigma_m=prior_sigma)
+    est.priors.add_gnss(stamp, prior[0], prior[1], healthy=True, sigma_m=prior_sigma)
     try:
         return est.process(stamp, image, CAMERA)
     except FrameRejected as rej:

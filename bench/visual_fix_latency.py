@@ -173,7 +173,7 @@ def _track_step(est: Any, k: int, t: Any, image: Any) -> Any:
     est.height.add_altitude_msl(stamp, 580.0 + t.agl * t.height_factor)
     if k == 0:
         plat, plon = LocalFrame(t.lat, t.lon).to_latlon(t.prior_e, t.prior_n)
-        est.add_gnss(stamp, plat, plon, healthy=True, sigma_m=20.0, velocity_en=(28.0, 0.0))
+        est.priors.add_gnss(stamp, plat, plon, healthy=True, sigma_m=20.0, velocity_en=(28.0, 0.0))
     else:
         est.set_gnss_healthy(False)
     try:

@@ -349,7 +349,7 @@ class VisualNavNode(LifecycleNode):
             if not len(self._tiles):
                 self._kick.set()
         self._pending.append(
-            lambda est: est.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
+            lambda est: est.priors.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
         )
 
     def _on_frame(self, msg: Any) -> None:

@@ -181,22 +181,7 @@ class VisualEstimator:
         self.mosaic_builds = 0
         self.last_view: GroundView | None = None
 
-    # -- inputs and the prior (:mod:`.prior`) ------------------------------------------
-
-    def add_gnss(
-        self,
-        stamp_ns: int,
-        latitude: float,
-        longitude: float,
-        *,
-        healthy: bool,
-        sigma_m: float | None = None,
-        velocity_en: tuple[float, float] = (0.0, 0.0),
-    ) -> None:
-        """The FC's own GNSS position; a prior candidate only while ``healthy``."""
-        self.priors.add_gnss(
-            stamp_ns, latitude, longitude, healthy=healthy, sigma_m=sigma_m, velocity_en=velocity_en
-        )
+    # -- the prior (:mod:`.prior`: the FC's GNSS goes to ``priors.add_gnss``) ------------
 
     def set_gnss_healthy(self, healthy: bool) -> None:
         self.priors.gnss_healthy = healthy

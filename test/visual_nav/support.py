@@ -120,7 +120,9 @@ def feed(
         est.attitude.add(stamp_ns + dt_ms * 1_000_000, r)
     est.height.add_altitude_msl(stamp_ns, GROUND_MSL + pose.agl_m * height_factor)
     if prior is not None:
-        est.add_gnss(stamp_ns, prior.latitude, prior.longitude, healthy=True, sigma_m=prior_sigma_m)
+        est.priors.add_gnss(
+            stamp_ns, prior.latitude, prior.longitude, healthy=True, sigma_m=prior_sigma_m
+        )
 
 
 def error_m(pose: Pose, latitude: float, longitude: float) -> tuple[float, float]:

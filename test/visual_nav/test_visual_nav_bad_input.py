@@ -79,7 +79,7 @@ def test_missing_or_stale_attitude_gives_no_fix() -> None:
     ortho, tiles = synthetic_world()
     est = make_estimator(tiles)
     frame = render(ortho, POSE)
-    est.add_gnss(T0, POSE.latitude, POSE.longitude, healthy=True)
+    est.priors.add_gnss(T0, POSE.latitude, POSE.longitude, healthy=True)
     assert _reason(lambda: est.process(T0, frame, CAMERA)) == "no_attitude"
     feed(est, T0, POSE)
     assert _reason(lambda: est.process(T0 + 2 * 10**9, frame, CAMERA)) == "stale_attitude"

@@ -93,7 +93,7 @@ def test_no_ground_elevation_means_no_height() -> None:
 
 def test_search_radius_grows_with_the_time_since_the_last_fix() -> None:
     est = VisualEstimator(EstimatorConfig(ground_elevation_msl=580.0), DictTileSource())
-    est.add_gnss(T0, LAT0, LON0, healthy=True, sigma_m=5.0)
+    est.priors.add_gnss(T0, LAT0, LON0, healthy=True, sigma_m=5.0)
     assert est.prior_at(T0) is not None
     priors = [est.prior_at(T0 + s * 1000 * MS) for s in (0, 12, 15, 600)]
     radii = [est.search_radius_m(p) for p in priors if p is not None]
@@ -103,7 +103,7 @@ def test_search_radius_grows_with_the_time_since_the_last_fix() -> None:
 
 def test_prior_is_the_gnss_while_healthy_and_propagates_with_velocity() -> None:
     est = VisualEstimator(EstimatorConfig(ground_elevation_msl=580.0), DictTileSource())
-    est.add_gnss(T0, LAT0, LON0, healthy=True, sigma_m=3.0, velocity_en=(20.0, 0.0))
+    est.priors.add_gnss(T0, LAT0, LON0, healthy=True, sigma_m=3.0, velocity_en=(20.0, 0.0))
     prior = est.prior_at(T0 + 2000 * MS)
     assert prior is not None and prior.source == "fc_gnss"
     moved = Pose(LAT0, LON0, 0).offset(40.0, 0.0)
@@ -146,7 +146,7 @@ def _tracked_estimator() -> tuple[VisualEstimator, Pose, VisualFix]:
 def test_own_track_is_the_prior_over_a_degraded_gnss_that_agrees_with_it() -> None:
     est, here, fix = _tracked_estimator()
     off = here.offset(150.0, -100.0)  # a degraded GNSS: 180 m off, sigma 120 m
-    est.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
+    est.priors.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
     prior = est.prior_at(T0 + 500 * MS)
     assert prior is not None and prior.source == "visual"
     assert prior.sigma_m < 20.0
@@ -159,10 +159,10 @@ def test_a_healthy_gnss_wins_over_a_track_it_contradicts() -> None:
     est, here, _ = _tracked_estimator()
     # a tight GNSS 400 m away: the track (not the GNSS) is what has gone wrong here
     off = here.offset(400.0, 0.0)
-    est.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
+    est.priors.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
     prior = est.prior_at(T0 + 500 * MS)
     assert prior is not None and prior.source == "fc_gnss"
     # and a GNSS tighter than the track wins even where they agree
-    est.add_gnss(T0 + 500 * MS, here.latitude, here.longitude, healthy=True, sigma_m=0.5)
+    est.priors.add_gnss(T0 + 500 * MS, here.latitude, here.longitude, healthy=True, sigma_m=0.5)
     tight = est.prior_at(T0 + 500 * MS)
     assert tight is not None and tight.source == "fc_gnss"
