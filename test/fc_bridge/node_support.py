@@ -43,6 +43,10 @@ def make_node(connection: str, **extra: object) -> FcBridgeNode:
         "activate_timeout_s": 3.0,
         "preflight_timeout_s": 2.0,
         "publish_rate_hz": 10.0,
+        # a loaded test machine can hold a fix longer than the flight's 0.5 s between
+        # the probe's publish and the bridge; these tests pin what is sent (the
+        # scheduler's own tests pin what is dropped as stale)
+        "max_fix_age_s": 5.0,
         **extra,
     }
     return FcBridgeNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
