@@ -29,7 +29,9 @@ class VisualNavConfig:
     heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
-    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.8, 2.8)
+    gate_side_m: tuple[float, ...] = (400.0, 850.0)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.0, 3.0, 2.8)
+    gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_corroborated_sigmas: float = 2.0
     gate_min_score: float = 0.12
     uncorroborated_gate_factor: float = 1.5
@@ -127,16 +129,27 @@ class VisualNavConfig:
             raise ConfigError(
                 "one of image_topic or compressed_image_topic is needed", key="image_topic"
             )
-        radii, gates = self.gate_radius_m, self.gate_margin_sigmas
+        radii = self.gate_radius_m
+        for key in ("gate_margin_sigmas_small", "gate_margin_sigmas_large"):
+            gates = getattr(self, key)
+            if (
+                not radii
+                or len(radii) != len(gates)
+                or any(not math.isfinite(v) or v < 0 for v in (*radii, *gates))
+                or any(b <= a for a, b in itertools.pairwise(radii))
+            ):
+                raise ConfigError(
+                    f"gate_radius_m must be increasing, one {key} (>= 0) per radius", key=key
+                )
+        sides = self.gate_side_m
         if (
-            not radii
-            or len(radii) != len(gates)
-            or any(not math.isfinite(v) or v < 0 for v in (*radii, *gates))
-            or any(b <= a for a, b in itertools.pairwise(radii))
+            len(sides) != 2
+            or not all(math.isfinite(v) and v > 0 for v in sides)
+            or sides[1] <= sides[0]
         ):
             raise ConfigError(
-                "gate_radius_m must be increasing, one gate_margin_sigmas (>= 0) per radius",
-                key="gate_margin_sigmas",
+                "gate_side_m must be [small, large] template sides in metres, increasing",
+                key="gate_side_m",
             )
         if not self.heading_candidates_deg or not self.scale_candidates:
             raise ConfigError("candidate lists must not be empty", key="heading_candidates_deg")
@@ -161,7 +174,9 @@ class VisualNavConfig:
             ),
             mount_rotation=tuple(float(v) for v in mount_rotation(self.mount_rpy_deg).ravel()),
             gate_radius_m=self.gate_radius_m,
-            gate_margin_sigmas=self.gate_margin_sigmas,
+            gate_side_m=(float(self.gate_side_m[0]), float(self.gate_side_m[1])),
+            gate_margin_sigmas_small=self.gate_margin_sigmas_small,
+            gate_margin_sigmas_large=self.gate_margin_sigmas_large,
             gate_corroborated_sigmas=self.gate_corroborated_sigmas,
             gate_min_score=self.gate_min_score,
             match_reference_px=self.match_reference_px,

@@ -72,7 +72,9 @@ class EstimatorConfig:
     odometry: OdometryConfig = field(default_factory=OdometryConfig)
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
-    gate_margin_sigmas: tuple[float, ...] = (2.95, 2.8, 2.8)
+    gate_side_m: tuple[float, float] = (400.0, 850.0)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.0, 3.0, 2.8)
+    gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_corroborated_sigmas: float = 2.0
     gate_min_score: float = 0.12
     match_reference_px: float = 7000.0
@@ -366,7 +368,9 @@ class VisualEstimator:
             velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
         yaw = yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
-        gate, jumped = self._judge(prior, lat, lon, sigma=sigma, peak=pk, radius_m=radius)
+        gate, jumped = self._judge(
+            prior, lat, lon, sigma=sigma, peak=pk, radius_m=radius, side_m=result.template_side_m
+        )
         sigmas = pk.margin_sigmas
         quality = int(max(1, min(100, round(100 * min(1.0, sigmas / (3 * max(gate, 0.01)))))))
         fix = VisualFix(
@@ -485,19 +489,33 @@ class VisualEstimator:
         vs = math.sqrt((base.sigma_m**2 + sigma**2) / dt**2 + lag**2 + 0.3**2)
         return (ve, vn), vs
 
-    def gate_at(self, radius_m: float) -> float:
-        """The margin (in score-surface sigmas) an uncorroborated match needs at this radius.
+    def gate_at(self, radius_m: float, side_m: float) -> float:
+        """The margin (in score-surface sigmas) an uncorroborated match needs.
 
-        Interpolated in the calibration table (``gate_radius_m`` ->
-        ``gate_margin_sigmas``), held at its ends: a small window's runner-up
-        is the best of few chance peaks, so the gap to the best is wider by
-        chance than in a large window, and a small window needs more margin.
+        Bilinear in the calibration table, held at its ends: along the search
+        radius (``gate_radius_m``) because a small window's runner-up is the
+        best of few chance peaks, so the gap to the best is wider by chance;
+        along the ground the template covers (``side_m``, the square root of its
+        area; ``gate_side_m`` gives the rows ``gate_margin_sigmas_small`` and
+        ``_large``) because a small template's chance scores are heavier-tailed:
+        in a 360 m search, certainly-wrong matches of 400 m frames reached 2.83
+        sigma in 300, those of 1 km frames 2.56 in 1,500.
         """
         c = self.cfg
-        return float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas))
+        small = float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas_small))
+        large = float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas_large))
+        return float(np.interp(side_m, c.gate_side_m, (small, large)))
 
     def _judge(
-        self, prior: Prior, lat: float, lon: float, *, sigma: float, peak: Peak, radius_m: float
+        self,
+        prior: Prior,
+        lat: float,
+        lon: float,
+        *,
+        sigma: float,
+        peak: Peak,
+        radius_m: float,
+        side_m: float,
     ) -> tuple[float, bool]:
         """The confidence gate: ``(threshold applied, jumped)``, or a ``gate`` reject.
 
@@ -514,7 +532,7 @@ class VisualEstimator:
           until it either agrees or is sure.
         """
         c = self.cfg
-        gate = self.gate_at(radius_m)
+        gate = self.gate_at(radius_m, side_m)
         jump = 0.0
         own = prior.source in OWN_TRACK
         if own:

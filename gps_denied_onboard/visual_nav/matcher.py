@@ -109,6 +109,8 @@ class MatchResult:
         footprint_m: diameter of the ground seen.
         texture: mean gradient magnitude of the frame.
         template_px: valid pixels of the coarse template (the gate scales with it).
+        template_side_m: square root of the ground area that template covers:
+            how much ground the gate's correlation surface was judged on.
     """
 
     nadir_x: float
@@ -121,6 +123,7 @@ class MatchResult:
     footprint_m: float
     texture: float
     template_px: int
+    template_side_m: float = 0.0
 
 
 class OutsideMap(Exception):
@@ -270,6 +273,7 @@ def match_frame(
             rf.footprint_m,
             texture,
             template_px,
+            math.sqrt(template_px) * res_c,
         ),
         "",
     )

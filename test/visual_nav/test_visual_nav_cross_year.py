@@ -84,9 +84,21 @@ def test_a_prior_displaced_outside_the_search_area_gives_no_fix() -> None:
 def test_a_smaller_search_window_asks_for_more_margin() -> None:
     """A small window's runner-up is the best of few chance peaks: the gap is wider."""
     est = make_estimator(naip_tiles("2017"))
-    gates = [est.gate_at(r) for r in (100.0, 150.0, 250.0, 360.0)]
-    assert gates[0] == gates[1] > gates[2] > gates[3]
-    assert est.cfg.gate_corroborated_sigmas < min(gates)
+    for side in (700.0, 900.0):
+        gates = [est.gate_at(r, side) for r in (100.0, 150.0, 250.0, 360.0)]
+        assert gates[0] == gates[1] > gates[2] > gates[3]
+        assert est.cfg.gate_corroborated_sigmas < min(gates)
+    # a 400 m template's chance margins reached 2.8 sigma at 150 and at 360 m alike
+    small = [est.gate_at(r, 400.0) for r in (150.0, 360.0, 600.0)]
+    assert small[0] == small[1] > small[2] > est.cfg.gate_corroborated_sigmas
+
+
+def test_a_smaller_template_asks_for_more_margin() -> None:
+    """A 400 m frame's chance scores are heavier-tailed than a 1 km frame's."""
+    est = make_estimator(naip_tiles("2017"))
+    for radius in (150.0, 360.0):
+        gates = [est.gate_at(radius, side) for side in (300.0, 400.0, 700.0, 900.0, 1500.0)]
+        assert gates[0] == gates[1] > gates[2] > gates[3] == gates[4]
 
 
 def test_the_gate_counts_the_margin_in_the_score_surface_spread() -> None:

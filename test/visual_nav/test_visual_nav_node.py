@@ -310,3 +310,24 @@ def test_visual_nav_yaml_is_exactly_the_config_dataclass() -> None:
     params["ground_elevation_msl"] = params["ground_elevation_msl"] or None
     cfg = build_config(VisualNavConfig, params, strict=True)
     assert cfg == VisualNavConfig()  # the yaml states the code's defaults
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"gate_side_m": (850.0, 400.0)},  # not increasing
+        {"gate_side_m": (400.0,)},  # one side: no table
+        {"gate_side_m": (0.0, 850.0)},
+        {"gate_margin_sigmas_small": (3.0, 3.0)},  # one per radius
+        {"gate_margin_sigmas_large": (2.95, float("nan"), 2.8)},
+    ],
+)
+def test_a_malformed_gate_table_is_a_config_error_naming_its_parameter(
+    bad: dict[str, object],
+) -> None:
+    from gps_denied_onboard.errors import ConfigError
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    with pytest.raises(ConfigError) as err:
+        VisualNavConfig(**bad)  # type: ignore[arg-type]
+    assert err.value.key == next(iter(bad))
