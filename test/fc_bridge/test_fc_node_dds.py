@@ -69,8 +69,13 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert not fc.received()  # configure does no I/O
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert wait_until(lambda: any(s.link_ok for s in statuses), 10.0)
-        st = [s for s in statuses if s.link_ok][-1]
+        # the link is up at the first HEARTBEAT; SYS_STATUS and GPS_RAW_INT follow once the
+        # streams are asked for (battery -1 = not heard yet): take a status that has them
+        def heard(s: FcStatus) -> bool:
+            return s.link_ok and s.battery_remaining_pct >= 0 and s.gnss_fix_type > 0
+
+        assert wait_until(lambda: any(heard(s) for s in statuses), 10.0), statuses[-1:]
+        st = [s for s in statuses if heard(s)][-1]
         assert st.autopilot == autopilot and st.system_id == 1
         assert st.mode == ("STABILIZE" if autopilot == "ardupilot" else "POSCTL")
         assert st.satellites_visible == 12 and st.gnss_fix_type == 3
