@@ -178,6 +178,9 @@ class RosLifecycleController:
         with self._said:
             self._asked_at[node] = self._seq
             self._errors[node] = []
+        # the state query that follows (and the one that checks an unanswered transition)
+        # gets its client now, so that it is discovered by the time it is asked
+        self._client(GetState, f"/{node}/get_state")
         req = ChangeState.Request()
         req.transition.id = transition.value
         res = self._call(

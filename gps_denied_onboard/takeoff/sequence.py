@@ -61,6 +61,12 @@ PRODUCER: Final = "takeoff"
 #: How long a failed transition waits for the node to say why (its ERROR log
 #: is sent before its answer, but on another topic).
 REASON_WAIT_S: Final = 1.0
+#: How long a transition whose answer never came waits to learn the node's state.
+#: A service answer can be lost while its client is new (rmw_fastrtps sends a
+#: response only once it has matched the client's reader, waiting 100 ms for that:
+#: ros2/rmw_fastrtps#467), which a loaded machine can outlast; the node is alive then,
+#: so a short wait does, and a dead node does not hold the abort up for long.
+UNANSWERED_STATE_WAIT_S: Final = 2.0
 
 _log = logging.getLogger("gps_denied_onboard.takeoff")
 
@@ -334,7 +340,10 @@ class TakeoffSequencer:
     def _transition(self, node: str, transition: Transition) -> None:
         step = f"{node}.{transition.name.lower()}"
         expected = _EXPECTED_AFTER[transition]
-        ok = self._ctl.change_state(node, transition, self._timeout_for(node, transition))
+        try:
+            ok = self._ctl.change_state(node, transition, self._timeout_for(node, transition))
+        except StepTimeout as unanswered:
+            ok = self._answer_lost(node, transition, expected, unanswered)
         state = self._ctl.get_state(node, self._call_timeout)
         if not ok or state is not expected:
             why = self._ctl.failure_reason(node, min(REASON_WAIT_S, self._call_timeout))
@@ -360,6 +369,35 @@ class TakeoffSequencer:
             state=state.name.lower(),
             step=len(self._steps),
         )
+
+    def _answer_lost(
+        self,
+        node: str,
+        transition: Transition,
+        expected: LifecycleState,
+        unanswered: StepTimeout,
+    ) -> bool:
+        """True when a transition that was not answered was made all the same.
+
+        The node is asked where it is: in ``expected`` the transition happened and
+        only its answer was lost; anywhere else (or no answer again) the original
+        timeout stands. The transition is never asked for twice.
+        """
+        try:
+            state = self._ctl.get_state(node, min(UNANSWERED_STATE_WAIT_S, self._call_timeout))
+        except TakeoffError:
+            raise unanswered from None
+        if state is not expected:
+            raise unanswered
+        log_event(
+            _log,
+            logging.WARNING,
+            "takeoff.transition_unanswered",
+            node=node,
+            transition=transition.name.lower(),
+            state=state.name.lower(),
+        )
+        return True
 
     def _bring_up(self, node: str) -> None:
         self._transition(node, Transition.CONFIGURE)

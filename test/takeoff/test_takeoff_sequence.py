@@ -39,7 +39,7 @@ _NEXT = {
 
 
 class ScriptedController:
-    def __init__(self, fail: str = "", timeout: str = "") -> None:
+    def __init__(self, fail: str = "", timeout: str = "", lose_answer: str = "") -> None:
         self.states = {
             n: LifecycleState.UNCONFIGURED
             for n in ("fdr_recorder", "tile_cache", "visual_nav", "fc_bridge")
@@ -47,6 +47,7 @@ class ScriptedController:
         self.calls: list[str] = []
         self.fail = fail
         self.timeout = timeout
+        self.lose_answer = lose_answer  # the transition happens, its answer never comes
         self.flight_open = False
         self.reasons: dict[str, str] = {}
 
@@ -61,6 +62,8 @@ class ScriptedController:
         if step == self.fail:
             return False
         self.states[node] = _NEXT[(self.states[node], transition)]
+        if step == self.lose_answer:
+            raise StepTimeout(f"/{node}/change_state did not answer", step=step)
         return True
 
     def get_state(self, node: str, timeout_s: float) -> LifecycleState:
@@ -196,6 +199,28 @@ def test_recorder_timeout_is_an_fdr_open_failure() -> None:
     result = _sequencer(ctl, MemorySink(), io.StringIO()).take_off()
     assert result.exit_code == EXIT_FDR_OPEN_FAILURE
     assert result.failed_step == "fdr_recorder.configure"
+    assert ctl.calls.count("fdr_recorder.configure") == 1  # never asked twice
+
+
+@pytest.mark.parametrize("step", ["fdr_recorder.configure", "fc_bridge.activate"])
+def test_a_transition_made_but_not_answered_goes_on_and_says_so(
+    step: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctl, err = ScriptedController(lose_answer=step), io.StringIO()
+    with caplog.at_level(logging.WARNING, logger="gps_denied_onboard.takeoff"):
+        result = _sequencer(ctl, MemorySink(), err).take_off()
+    assert result.exit_code == EXIT_OK
+    assert ctl.calls == TAKEOFF_ORDER  # nothing asked twice
+    assert set(ctl.states.values()) == {LifecycleState.ACTIVE}
+    assert err.getvalue() == ""
+    node, transition = step.split(".")
+    warned = [r.getMessage() for r in caplog.records]
+    assert any(
+        "takeoff.transition_unanswered" in m
+        and f"node={node}" in m
+        and f"transition={transition}" in m
+        for m in warned
+    ), warned
 
 
 @pytest.mark.parametrize(
