@@ -71,6 +71,19 @@ UNANSWERED_STATE_WAIT_S: Final = 2.0
 _log = logging.getLogger("gps_denied_onboard.takeoff")
 
 
+def _log_transition(
+    level: int, kind: str, node: str, transition: Transition, state: LifecycleState
+) -> None:
+    log_event(
+        _log,
+        level,
+        kind,
+        node=node,
+        transition=transition.name.lower(),
+        state=state.name.lower(),
+    )
+
+
 class LifecycleState(enum.Enum):
     """Primary lifecycle states (lifecycle_msgs/State ids in the values)."""
 
@@ -354,14 +367,7 @@ class TakeoffSequencer:
                 step=step,
             )
         self._steps.append(step)
-        log_event(
-            _log,
-            logging.INFO,
-            "takeoff.transition",
-            node=node,
-            transition=transition.name.lower(),
-            state=state.name.lower(),
-        )
+        _log_transition(logging.INFO, "takeoff.transition", node, transition, state)
         self._record(
             "takeoff.transition",
             node=node,
@@ -389,14 +395,7 @@ class TakeoffSequencer:
             raise unanswered from None
         if state is not expected:
             raise unanswered
-        log_event(
-            _log,
-            logging.WARNING,
-            "takeoff.transition_unanswered",
-            node=node,
-            transition=transition.name.lower(),
-            state=state.name.lower(),
-        )
+        _log_transition(logging.WARNING, "takeoff.transition_unanswered", node, transition, state)
         return True
 
     def _bring_up(self, node: str) -> None:
