@@ -356,7 +356,8 @@ class TakeoffSequencer:
         try:
             ok = self._ctl.change_state(node, transition, self._timeout_for(node, transition))
         except StepTimeout as unanswered:
-            ok = self._answer_lost(node, transition, expected, unanswered)
+            self._check_made(node, transition, expected, unanswered)
+            ok = True
         state = self._ctl.get_state(node, self._call_timeout)
         if not ok or state is not expected:
             why = self._ctl.failure_reason(node, min(REASON_WAIT_S, self._call_timeout))
@@ -376,14 +377,14 @@ class TakeoffSequencer:
             step=len(self._steps),
         )
 
-    def _answer_lost(
+    def _check_made(
         self,
         node: str,
         transition: Transition,
         expected: LifecycleState,
         unanswered: StepTimeout,
-    ) -> bool:
-        """True when a transition that was not answered was made all the same.
+    ) -> None:
+        """Raise ``unanswered`` unless the transition was made all the same.
 
         The node is asked where it is: in ``expected`` the transition happened and
         only its answer was lost; anywhere else (or no answer again) the original
@@ -396,7 +397,6 @@ class TakeoffSequencer:
         if state is not expected:
             raise unanswered
         _log_transition(logging.WARNING, "takeoff.transition_unanswered", node, transition, state)
-        return True
 
     def _bring_up(self, node: str) -> None:
         self._transition(node, Transition.CONFIGURE)

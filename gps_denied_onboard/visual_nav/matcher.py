@@ -123,7 +123,7 @@ class MatchResult:
     footprint_m: float
     texture: float
     template_px: int
-    template_side_m: float = 0.0
+    template_side_m: float
 
 
 class OutsideMap(Exception):
