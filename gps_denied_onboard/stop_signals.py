@@ -81,6 +81,19 @@ def ignore_from_now(signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) 
         signal.signal(signum, signal.SIG_IGN)
 
 
+def wait_for_stop(stop: threading.Event) -> None:
+    """Block the main thread until ``stop`` is set, waking every :data:`RELAY_PERIOD_S`.
+
+    Why not ``stop.wait()``: the kernel may hand a process's SIGINT to any of its
+    threads (a DDS or executor thread), and Python then runs the handler only
+    when the main thread next executes bytecode. A main thread asleep in an
+    untimed wait never does, so the signal is never seen and the process never
+    lands (CI: a take-off that ignored its Ctrl-C for 120 s).
+    """
+    while not stop.wait(RELAY_PERIOD_S):
+        pass
+
+
 def relay_stop_signals(
     stop: threading.Event, signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
 ) -> None:

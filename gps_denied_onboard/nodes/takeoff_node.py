@@ -48,7 +48,12 @@ from gps_denied_onboard.nodes.common import (
 )
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
-from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED, ignore_from_now, install_early
+from gps_denied_onboard.stop_signals import (
+    EXIT_INTERRUPTED,
+    ignore_from_now,
+    install_early,
+    wait_for_stop,
+)
 from gps_denied_onboard.takeoff.errors import StepFailed, StepTimeout
 from gps_denied_onboard.takeoff.sequence import (
     EXIT_OK,
@@ -372,7 +377,8 @@ def run_sequencer(
 ) -> int:
     """Take off, stay up until ``stop`` is set, land; returns the exit code.
 
-    The executor must be spinning in another thread. A stop that came before
+    Runs in the main thread (where Python runs signal handlers); the executor
+    must be spinning in another thread. A stop that came before
     the take-off began takes nothing off (:data:`EXIT_INTERRUPTED`).
     """
     if stop.is_set():
@@ -382,7 +388,7 @@ def run_sequencer(
         return result.exit_code
     if on_active is not None:
         on_active(result)
-    stop.wait()
+    wait_for_stop(stop)  # never an untimed wait: see wait_for_stop
     node.sequencer.land("operator stop")
     if node.sequencer.teardown_failures:
         # landed as far as possible, but something did not come down cleanly

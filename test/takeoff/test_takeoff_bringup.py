@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,21 @@ TAKEOFF_TRANSITIONS = [
 ]
 
 
+#: take-off processes a test started: one a failed test left running would keep its
+#: nodes (same names) on the DDS graph and answer the next test's calls
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_takeoff_outlives_its_test() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()  # its node processes follow (parent-death signal)
+            proc.communicate()
+
+
 def _start(run_dir: Path, dsn: str, fc: SimFc, *extra: str) -> subprocess.Popen[str]:
     argv = [
         sys.executable,
@@ -55,7 +71,9 @@ def _start(run_dir: Path, dsn: str, fc: SimFc, *extra: str) -> subprocess.Popen[
         "20",
         *extra,
     ]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _wait_active(proc: subprocess.Popen[str], timeout_s: float = 120) -> dict[str, Any]:
@@ -84,7 +102,11 @@ def _wait_active(proc: subprocess.Popen[str], timeout_s: float = 120) -> dict[st
 
 
 def _land(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    proc.send_signal(signal.SIGINT)
+    """Ctrl-C, delivered to a thread other than the main one (``kill`` on a thread
+    id), as the kernel may do with any process-wide signal: the main thread must
+    still see it (``wait_for_stop``)."""
+    others = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+    os.kill(max(others), signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
 
