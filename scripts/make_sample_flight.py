@@ -24,9 +24,11 @@ at t = 60 s: GPS_RAW_INT reports no fix, the EKF's absolute-position flags
 clear, a STATUSTEXT says so, and the FC's own GLOBAL_POSITION_INT position
 dead-reckons from then on (a 1.6 m/s velocity error, so it drifts away from
 the truth as a real EKF without GNSS would); its altitude stays barometric
-and true. Attitude carries the turns' bank, a 3 degree cruise pitch plus the
-flight-path angle, low-frequency turbulence and 2-7 Hz vibration (about
-0.4 degrees RMS per axis).
+and true. Its ATTITUDE is an estimate: the truth plus a slowly wandering
+error (0.15 degrees RMS in roll and pitch, 1 degree in heading, time constant
+30 s), as an EKF's is; the camera sees the true attitude. The true attitude
+carries the turns' bank, a 3 degree cruise pitch plus the flight-path angle,
+low-frequency turbulence and 2-7 Hz vibration (about 0.4 degrees RMS per axis).
 
 The camera (640x480, 90 degree HFOV, plumb_bob with small distortion, nadir,
 image top towards the nose) sees NAIP 2020 ("now"); the reference tiles are
@@ -146,6 +148,11 @@ POSITION_HZ = 10
 VFR_HZ = 5
 GPS_HZ = 5
 FC_LINK_LATENCY_NS = 1_000_000
+# What ATTITUDE reports is the autopilot's estimate: the truth plus an EKF's error, which
+# wanders over tens of seconds rather than jumping between frames. Roll and pitch as a real
+# autopilot's (bench/_visual_nav_env.py ATT_NOISE_DEG), a degree of heading.
+FC_ATTITUDE_ERROR_RMS_DEG = {"roll": 0.15, "pitch": 0.15, "yaw": 1.0}
+FC_ATTITUDE_ERROR_TAU_S = 30.0
 
 
 def sha256(data: bytes) -> str:
@@ -485,6 +492,15 @@ def fc_stream(track: Track, center: tuple[float, float]) -> list[TlogFrame]:
 
     mav = mavlink2.MAVLink(_Sink(), srcSystem=1, srcComponent=1)
     rng = np.random.default_rng(SEED + 1)
+    # its own generator: the GNSS noise above stays what it was
+    att_rng = np.random.default_rng(SEED + 3)
+    att_err = {}
+    for axis, rms in FC_ATTITUDE_ERROR_RMS_DEG.items():
+        e = _band_noise(att_rng, track.t.size, FC_ATTITUDE_ERROR_TAU_S, rms)
+        # over one flight a 30 s wander has a mean (a bias) too: the RMS is what is stated
+        att_err[axis] = np.radians(e * rms / np.sqrt(np.mean(e**2)))
+    fc_yaw = track.yaw + att_err["yaw"]
+    fc_yaw = np.arctan2(np.sin(fc_yaw), np.cos(fc_yaw))
     frames: list[TlogFrame] = []
 
     def emit(ns: int, msg: Any) -> None:
@@ -523,7 +539,7 @@ def fc_stream(track: Track, center: tuple[float, float]) -> list[TlogFrame]:
         ns = t_ns + FC_LINK_LATENCY_NS
         boot_ms = (t_ns - FC_BOOT_NS) // 1_000_000
         lost = i >= loss_i
-        hdg = (math.degrees(float(track.yaw[i])) + 360.0) % 360.0
+        hdg = (math.degrees(float(fc_yaw[i])) + 360.0) % 360.0
         course = (math.degrees(math.atan2(float(fc_ve[i]), float(fc_vn[i]))) + 360.0) % 360.0
         alt_mm = round(float(track.alt_msl[i]) * 1000)
         if i % round(1.0 / DT_S) == 0:
@@ -540,8 +556,9 @@ def fc_stream(track: Track, center: tuple[float, float]) -> list[TlogFrame]:
                 round(home_lat * 1e7), round(home_lon * 1e7), round(GROUND_MSL_M * 1000),
                 0.0, 0.0, 0.0, q, 0.0, 0.0, 0.0, t_ns // 1000))
         if i % tick["att"] == 0:
-            emit(ns, mav.attitude_encode(boot_ms, float(track.roll[i]), float(track.pitch[i]),
-                                         float(track.yaw[i]), float(roll_rate[i]),
+            emit(ns, mav.attitude_encode(boot_ms, float(track.roll[i] + att_err["roll"][i]),
+                                         float(track.pitch[i] + att_err["pitch"][i]),
+                                         float(fc_yaw[i]), float(roll_rate[i]),
                                          float(pitch_rate[i]), float(yaw_rate[i])))
         if i % tick["pos"] == 0:
             emit(ns, mav.global_position_int_encode(
@@ -710,6 +727,10 @@ def build(naip_dir: Path, out: Path, *, log: Any = print) -> dict[str, Any]:
         "rates_hz": {"ATTITUDE": ATTITUDE_HZ, "GLOBAL_POSITION_INT": POSITION_HZ,
                      "VFR_HUD": VFR_HZ, "GPS_RAW_INT": GPS_HZ, "EKF_STATUS_REPORT": 2,
                      "HEARTBEAT": 1, "SYS_STATUS": 1, "HOME_POSITION": 0.2},
+        "attitude_error": {"rms_deg": FC_ATTITUDE_ERROR_RMS_DEG,
+                           "tau_s": FC_ATTITUDE_ERROR_TAU_S,
+                           "what": "ATTITUDE minus the truth (truth.csv): an EKF's slowly "
+                                   "wandering error; the camera saw the true attitude"},
         "sha256": sha256((out / "fc_stream.tlog").read_bytes()),
     }
     manifest["bytes_without_manifest"] = sum(

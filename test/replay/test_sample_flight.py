@@ -220,7 +220,7 @@ def test_track_stays_inside_the_clip(manifest: Manifest, truth: Truth) -> None:
     assert manifest["camera"]["max_fraction_off_the_clip"] == 0.0  # every frame sees NAIP
 
 
-def test_fc_stream_carries_the_true_attitude_altitude_and_gnss(
+def test_fc_stream_carries_an_ekf_attitude_the_true_altitude_and_gnss(
         manifest: Manifest, truth: Truth) -> None:
     from pymavlink import mavutil
 
@@ -230,7 +230,7 @@ def test_fc_stream_carries_the_true_attitude_altitude_and_gnss(
     conn = mavutil.mavlink_connection(str(SAMPLE / "fc_stream.tlog"), dialect="ardupilotmega")
     seen: dict[str, int] = {}
     gps: list[tuple[int, Any]] = []
-    att_err: list[float] = []
+    att_err: dict[str, list[float]] = {"roll": [], "pitch": [], "yaw": []}
     alt_err: list[float] = []
     boot = manifest["fc_boot_ns"]
     loss = manifest["gnss_loss_ns"]
@@ -245,9 +245,9 @@ def test_fc_stream_carries_the_true_attitude_altitude_and_gnss(
             ts = boot + msg.time_boot_ms * 1_000_000
             if truth.covers(ts):
                 s = truth.at(ts)
-                att_err += [abs(math.degrees(msg.roll) - s.roll_deg),
-                            abs(math.degrees(msg.pitch) - s.pitch_deg),
-                            abs((math.degrees(msg.yaw) - s.yaw_deg + 180) % 360 - 180)]
+                att_err["roll"].append(math.degrees(msg.roll) - s.roll_deg)
+                att_err["pitch"].append(math.degrees(msg.pitch) - s.pitch_deg)
+                att_err["yaw"].append((math.degrees(msg.yaw) - s.yaw_deg + 180) % 360 - 180)
         elif kind == "GLOBAL_POSITION_INT":
             ts = boot + msg.time_boot_ms * 1_000_000
             if truth.covers(ts):
@@ -262,7 +262,15 @@ def test_fc_stream_carries_the_true_attitude_altitude_and_gnss(
         assert seen.get(kind, 0) > 0, kind
     duration = manifest["duration_s"]
     assert seen["ATTITUDE"] == pytest.approx(25 * duration, abs=2)
-    assert max(att_err) < 0.01  # degrees: the true attitude, vibration included
+    # the autopilot's estimate: the truth (vibration included) plus the manifest's EKF
+    # error, which wanders slowly (25 Hz steps are small against its size)
+    stated = manifest["fc_stream"]["attitude_error"]["rms_deg"]
+    for axis, err in att_err.items():
+        e = np.array(err)
+        rms = float(np.sqrt(np.mean(e**2)))
+        assert 0.8 * stated[axis] <= rms <= 1.2 * stated[axis], (axis, rms)
+        step = float(np.abs(np.diff(e)).max())
+        assert step < 0.3 * stated[axis], (axis, step)
     assert max(alt_err) < 0.01
     before = [m for t, m in gps if t < loss]
     after = [m for t, m in gps if t >= loss]
