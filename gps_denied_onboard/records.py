@@ -15,9 +15,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from gps_denied_onboard.record_schema import FDR_RECORD_SCHEMA_VERSION
+
+#: Record kind a node's record publisher sends last, when closed (``record_schema``:
+#: ``records_closed``): how many it sent, so the recorder can tell a lost tail.
+RECORDS_CLOSED_KIND: Final = "records_closed"
 
 
 def _frozen_payload(payload: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -27,7 +27,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from gps_denied_onboard.config import build_config, config_defaults
 from gps_denied_onboard.msg import FdrRecord, GcsAlert
-from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.records import RECORDS_CLOSED_KIND, FlightRecord
 from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED, ignore_from_now, install_early
 from gps_denied_onboard.stop_signals import relay_stop_signals as _relay_stop_signals
 
@@ -136,8 +136,6 @@ def msg_to_record(msg: FdrRecord) -> FlightRecord:
 RECORDS_CLOSE_TIMEOUT_S: Final = 4.0
 #: How often a closing record publisher looks for the acknowledgement.
 _ACK_POLL_S: Final = 0.02
-#: Record kind a record publisher sends when closed (``record_schema``: ``records_closed``).
-RECORDS_CLOSED_KIND: Final = "records_closed"
 
 
 class RecordPublisherSink:

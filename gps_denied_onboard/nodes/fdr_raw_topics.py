@@ -10,22 +10,24 @@ Split out of :mod:`gps_denied_onboard.nodes.fdr_recorder_node` (the adapter):
   (rosbag2's ``--qos-profile-overrides-path``); otherwise the publishers already
   discovered decide (reliable only when every one offers reliable, as rosbag2 does
   with ``get_publishers_info_by_topic`` when it subscribes); with no publisher known
-  yet, reliable, re-checked when a publisher appears.
+  yet, reliable, re-checked when a publisher appears (:class:`RawSubscriptions`).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from gps_denied_onboard.errors import ConfigError, RecordSchemaError
 from gps_denied_onboard.fdr.policy import RecordKindPolicy
+from gps_denied_onboard.log import log_event
 
 _RULE: Final = "=" * 80
 #: ``raw_qos_overrides`` values.
@@ -294,3 +296,135 @@ def subscription_event_callbacks(incompatible_qos: Callable[[Any], None]) -> Any
     except ImportError:  # Humble
         module = importlib.import_module("rclpy.qos_event")
     return module.SubscriptionEventCallbacks(incompatible_qos=incompatible_qos)
+
+
+class RawSubscriptions:
+    """A node's raw-topic subscriptions, following their publishers' reliability.
+
+    :meth:`start` subscribes each raw topic with :func:`wanted_reliability`;
+    :meth:`adapt` (on the node's 1 s timer, and within ``recheck_s`` of an
+    incompatible-QoS event) re-subscribes a topic whose publishers now want the
+    other reliability. A topic with an override keeps it; with no publisher left
+    the subscription is kept as it is.
+
+    Args:
+        node: the node the subscriptions and the one-shot re-check timer belong to.
+        callback: the subscription callback for a topic, given the QoS as YAML
+            (what the MCAP channel records).
+        group / timer_group: callback groups of the subscriptions and the re-check.
+        log: structured log (``fdr.raw_subscribed``, ``fdr.raw_qos_adapted``,
+            ``fdr.raw_qos_incompatible_publisher``).
+    """
+
+    def __init__(
+        self,
+        node: Any,
+        callback: Callable[[RawTopic, str], Callable[..., None]],
+        *,
+        group: Any,
+        timer_group: Any,
+        log: logging.Logger,
+        recheck_s: float = 0.05,
+    ) -> None:
+        self._node = node
+        self._callback = callback
+        self._group = group
+        self._timer_group = timer_group
+        self._log = log
+        self._recheck_s = recheck_s
+        self._raw: tuple[RawTopic, ...] = ()
+        self._depth = 1000
+        self._overrides: dict[str, ReliabilityPolicy] = {}
+        self._subs: dict[str, tuple[Any, ReliabilityPolicy]] = {}
+        self._recheck: Any = None
+        self._started = False
+
+    def start(
+        self, raw: Sequence[RawTopic], depth: int, overrides: Mapping[str, ReliabilityPolicy]
+    ) -> None:
+        self._raw, self._depth, self._overrides = tuple(raw), depth, dict(overrides)
+        self._started = True
+        for r in self._raw:
+            reliability, why = wanted_reliability(
+                r.topic, self._overrides, self._node.get_publishers_info_by_topic(r.topic)
+            )
+            self._subscribe(r, reliability)
+            log_event(
+                self._log,
+                logging.DEBUG,
+                "fdr.raw_subscribed",
+                topic=r.topic,
+                reliability=reliability_name(reliability),
+                why=why,
+            )
+
+    def stop(self) -> None:
+        self._started = False
+        if self._recheck is not None:
+            self._node.destroy_timer(self._recheck)
+            self._recheck = None
+        for sub, _ in self._subs.values():
+            self._node.destroy_subscription(sub)
+        self._subs = {}
+
+    def _subscribe(self, raw: RawTopic, reliability: ReliabilityPolicy) -> None:
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=self._depth,
+            reliability=reliability,
+            durability=DurabilityPolicy.VOLATILE,
+        )
+        old = self._subs.pop(raw.topic, None)
+        if old is not None:
+            self._node.destroy_subscription(old[0])
+        sub = self._node.create_subscription(
+            raw.msg_class,
+            raw.topic,
+            self._callback(raw, qos_yaml(qos)),
+            qos,
+            callback_group=self._group,
+            event_callbacks=subscription_event_callbacks(self._incompatible_handler(raw.topic)),
+            raw=True,
+        )
+        self._subs[raw.topic] = (sub, reliability)
+
+    def _incompatible_handler(self, topic: str) -> Callable[[Any], None]:
+        def on_event(_event: Any) -> None:
+            self._on_incompatible(topic)
+
+        return on_event
+
+    def _on_incompatible(self, topic: str) -> None:
+        """A publisher our subscription cannot match appeared: re-check at once.
+
+        Replaces rclpy's default handler (a WARN): following the publishers is the
+        recorder's job, not an operator's problem. The switch happens on the next
+        timer pass (a subscription is not destroyed from inside its own event).
+        """
+        log_event(self._log, logging.INFO, "fdr.raw_qos_incompatible_publisher", topic=topic)
+        if self._recheck is None and self._started:
+            self._recheck = self._node.create_timer(
+                self._recheck_s, self.adapt, callback_group=self._timer_group
+            )
+
+    def adapt(self) -> None:
+        """Follow the publishers' reliability as they come and go."""
+        if self._recheck is not None:  # the one-shot re-check after an event
+            self._node.destroy_timer(self._recheck)
+            self._recheck = None
+        for raw in self._raw:
+            current = self._subs.get(raw.topic)
+            if current is None or raw.topic in self._overrides:
+                continue
+            wanted, why = wanted_reliability(
+                raw.topic, self._overrides, self._node.get_publishers_info_by_topic(raw.topic)
+            )
+            if why == "publishers" and current[1] != wanted:
+                self._subscribe(raw, wanted)
+                log_event(
+                    self._log,
+                    logging.INFO,
+                    "fdr.raw_qos_adapted",
+                    topic=raw.topic,
+                    reliability=reliability_name(wanted),
+                )

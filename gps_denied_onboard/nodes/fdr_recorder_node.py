@@ -22,10 +22,14 @@ Records from ``/fdr/records`` go to one recorder client (ring) per producer
 slug. Records lost in DDS before they reached the node are counted from the
 publication sequence numbers and written as ``overrun`` records with reason
 ``dds_loss`` (per producer slug) or ``dds_loss:<topic>`` (raw topics, under
-the ``raw_topics`` producer); see :class:`DdsGapTracker`. A node's record
-publisher sends a ``records_closed`` record last (``nodes.common``), so a tail
-lost when it exits shows as a gap before that record's number (or, on Humble,
-as fewer records received than it says were sent).
+the ``raw_topics`` producer). A node's record publisher sends a
+``records_closed`` record last (``nodes.common``), so a tail lost when it exits
+shows as a gap before that record's number (or, on Humble, as fewer records
+received than it says were sent). The routing and that accounting are
+:class:`~gps_denied_onboard.fdr.intake.RecordIntake`'s, the diagnostics
+:mod:`~gps_denied_onboard.fdr.status`'s and the raw subscriptions' QoS
+:class:`~gps_denied_onboard.nodes.fdr_raw_topics.RawSubscriptions`'; this
+module translates.
 """
 
 from __future__ import annotations
@@ -44,22 +48,27 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from gps_denied_onboard.clock import MonotonicClock
-from gps_denied_onboard.errors import ConfigError, RecordSchemaError
+from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.fdr.client import FdrClient
 from gps_denied_onboard.fdr.config import FdrConfig
 from gps_denied_onboard.fdr.errors import FdrError, FdrOpenError
 from gps_denied_onboard.fdr.host_health import HostHealthSampler, WriterLag
+from gps_denied_onboard.fdr.intake import RecordIntake
+from gps_denied_onboard.fdr.status import (
+    IntakeCounts,
+    diagnostic_level,
+    diagnostic_values,
+    dropouts,
+)
 from gps_denied_onboard.fdr.watchdog import (
     StuckWriterWatchdog,
     WriterProgress,
     progress_from_status,
 )
-from gps_denied_onboard.fdr.writer import FDR_PRODUCER, RAW_PRODUCER, FlightRecorder
-from gps_denied_onboard.log import RateLimitedLog, log_event
+from gps_denied_onboard.fdr.writer import FlightRecorder
+from gps_denied_onboard.log import log_event
 from gps_denied_onboard.msg import FdrRecord
-from gps_denied_onboard.nodes import fdr_raw_topics
 from gps_denied_onboard.nodes.common import (
-    RECORDS_CLOSED_KIND,
     TOPIC_FDR_RECORDS,
     DiagnosticsPublisher,
     GcsAlertPublisher,
@@ -71,6 +80,7 @@ from gps_denied_onboard.nodes.common import (
     run_node,
 )
 from gps_denied_onboard.nodes.fdr_raw_topics import (
+    RawSubscriptions,
     RawTopic,
     RefusedTopic,
     message_class,
@@ -78,9 +88,7 @@ from gps_denied_onboard.nodes.fdr_raw_topics import (
     parse_topic_entry,
     plan_raw_topics,
     qos_yaml,
-    reliability_name,
     rosbag2_msgdef,
-    wanted_reliability,
 )
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
@@ -95,7 +103,6 @@ _QOS_RECHECK_S: Final = 0.05
 
 __all__ = [
     "MESSAGE_INFO_CALLBACKS",
-    "DdsGapTracker",
     "FdrNodeConfig",
     "FdrRecorderNode",
     "RawTopic",
@@ -172,75 +179,6 @@ class FdrNodeConfig:
         parse_qos_overrides(self.raw_qos_overrides)
 
 
-# --- DDS loss accounting ------------------------------------------------------------
-
-
-class DdsGapTracker:
-    """Counts records lost in DDS from the publication sequence numbers.
-
-    DDS numbers every sample a publisher writes (1, 2, 3...); a subscriber
-    that receives 7 after 4 from the same publisher lost 5 and 6 (a reliable
-    KEEP_LAST queue overwrote them). rclpy reports the number but not the
-    publisher, so samples are grouped by producer slug: the project's nodes
-    publish records through one publisher each, under their own slug. A number
-    that goes backwards (the publisher restarted, or two publishers share a
-    slug) resets the baseline and is counted, never reported as loss.
-
-    With ``from_one`` (the ``/fdr/records`` publishers, which publish nothing but
-    records), a publisher's first sample seen counts every earlier number as lost
-    too: numbering starts at 1, so a first sample numbered 40 means 39 records that
-    never reached the recorder (published before it matched, or overwritten in its
-    queue before it took them) -- a head no earlier number could reveal.
-    """
-
-    def __init__(self) -> None:
-        self._last: dict[str, tuple[int, int]] = {}  # producer -> (pub seq, stamp_ns)
-        self._received: dict[str, tuple[int, int]] = {}  # producer -> (count, last stamp_ns)
-        self.lost_total = 0
-        self.resets = 0
-
-    def count(self, producer: str, kind: str, payload: Mapping[str, Any],
-              stamp_ns: int) -> tuple[int, int] | None:
-        """Feed one sample that came without a sequence number (Humble's callbacks).
-
-        Counts the producer's records; its publisher's ``records_closed`` record
-        says how many it sent under this slug (``records``): fewer received is
-        loss, returned as ``(lost, last_seen_stamp_ns)``. The count starts again
-        for the slug's next publisher.
-        """
-        if kind != RECORDS_CLOSED_KIND:
-            n, _ = self._received.get(producer, (0, stamp_ns))
-            self._received[producer] = (n + 1, stamp_ns)
-            return None
-        got, since = self._received.pop(producer, (0, stamp_ns))
-        sent = payload.get("records", payload.get("published"))
-        if not isinstance(sent, int) or sent <= got:
-            return None
-        self.lost_total += sent - got
-        return sent - got, since
-
-    def observe(
-        self, producer: str, pub_seq: int | None, stamp_ns: int, *, from_one: bool = False
-    ) -> tuple[int, int] | None:
-        """Feed one received sample; returns ``(lost, last_seen_stamp_ns)`` on a gap."""
-        if not pub_seq:
-            return None
-        last = self._last.get(producer)
-        self._last[producer] = (pub_seq, stamp_ns)
-        if last is None or pub_seq <= last[0]:
-            if last is not None:
-                self.resets += 1
-            if from_one and pub_seq > 1:
-                self.lost_total += pub_seq - 1
-                return pub_seq - 1, stamp_ns
-            return None
-        lost = pub_seq - last[0] - 1
-        if lost <= 0:
-            return None
-        self.lost_total += lost
-        return lost, last[1]
-
-
 # --- the node ---------------------------------------------------------------------------
 
 
@@ -256,21 +194,14 @@ class FdrRecorderNode(LifecycleNode):
         self._started = False
         self._active = False
         self._own: FdrClient | None = None
-        self._producer_clients: dict[str, FdrClient] = {}
         self._raw: list[RawTopic] = []
         self._refused: list[RefusedTopic] = []
         self._subs: list[Any] = []
         self._records_sub: Any = None
-        self._raw_subs: dict[str, tuple[Any, ReliabilityPolicy]] = {}
-        self._raw_depth = 1000
-        self._qos_overrides: dict[str, ReliabilityPolicy] = {}
-        self._qos_recheck: Any = None
         self._io_timers: list[Any] = []
         self._flight_services: list[Any] = []
         self._sampler: HostHealthSampler | None = None
         self._watchdog: StuckWriterWatchdog | None = None
-        self._dds = DdsGapTracker()
-        self._rejected = 0
         self._last_diag_dropouts = 0
         self._last_health: dict[str, str] = {}
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
@@ -279,12 +210,19 @@ class FdrRecorderNode(LifecycleNode):
         self._ros_clock = RosClock(self)
         self._mono = MonotonicClock()
         self._log = bridge_logging(self)
-        self._reject_log = RateLimitedLog(self._log, NS_PER_S)
+        self._intake = RecordIntake(PRODUCER, self._ros_clock, self._log, self._mono, NS_PER_S)
         self._alerts = GcsAlertPublisher(self)
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._records_group = MutuallyExclusiveCallbackGroup()
-        self._raw_group = MutuallyExclusiveCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._raw_subs = RawSubscriptions(
+            self,
+            self._raw_callback,
+            group=MutuallyExclusiveCallbackGroup(),
+            timer_group=self._timer_group,
+            log=self._log,
+            recheck_s=_QOS_RECHECK_S,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -311,7 +249,7 @@ class FdrRecorderNode(LifecycleNode):
             cfg, self._ros_clock, self._mono, alert_sink=self._on_recorder_alert, logger=self._log
         )
         self._own = self._recorder.register_client(PRODUCER, multi_producer=True)
-        self._producer_clients = {}
+        self._intake.attach(self._recorder, self._own)
         recorder = self._recorder
         self._sampler = HostHealthSampler(
             cfg.flight_root,
@@ -397,23 +335,11 @@ class FdrRecorderNode(LifecycleNode):
             callback_group=self._records_group,
         )
         self._subs.append(self._records_sub)
-        self._raw_depth = node_cfg.raw_qos_depth
-        self._qos_overrides = parse_qos_overrides(node_cfg.raw_qos_overrides)
-        for raw in self._raw:
-            reliability, why = wanted_reliability(
-                raw.topic, self._qos_overrides, self.get_publishers_info_by_topic(raw.topic)
-            )
-            self._subscribe_raw(raw, reliability)
-            log_event(
-                self._log,
-                logging.DEBUG,
-                "fdr.raw_subscribed",
-                topic=raw.topic,
-                reliability=reliability_name(reliability),
-                why=why,
-            )
+        self._raw_subs.start(
+            self._raw, node_cfg.raw_qos_depth, parse_qos_overrides(node_cfg.raw_qos_overrides)
+        )
         self._io_timers = [
-            self.create_timer(1.0, self._adapt_raw_qos, callback_group=self._timer_group),
+            self.create_timer(1.0, self._raw_subs.adapt, callback_group=self._timer_group),
             self.create_timer(
                 node_cfg.host_health_period_s,
                 self._on_host_health,
@@ -433,80 +359,9 @@ class FdrRecorderNode(LifecycleNode):
         result: TransitionCallbackReturn = super().on_activate(state)
         return result
 
-    def _subscribe_raw(self, raw: RawTopic, reliability: ReliabilityPolicy) -> None:
-        qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=self._raw_depth,
-            reliability=reliability,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        old = self._raw_subs.pop(raw.topic, None)
-        if old is not None:
-            self.destroy_subscription(old[0])
-        sub = self.create_subscription(
-            raw.msg_class,
-            raw.topic,
-            self._raw_callback(raw, qos_yaml(qos)),
-            qos,
-            callback_group=self._raw_group,
-            event_callbacks=fdr_raw_topics.subscription_event_callbacks(
-                self._incompatible_qos_handler(raw.topic)
-            ),
-            raw=True,
-        )
-        self._raw_subs[raw.topic] = (sub, reliability)
-
-    def _incompatible_qos_handler(self, topic: str) -> Callable[[Any], None]:
-        def on_event(_event: Any) -> None:
-            self._on_incompatible_qos(topic)
-
-        return on_event
-
-    def _on_incompatible_qos(self, topic: str) -> None:
-        """A publisher our subscription cannot match appeared: re-check at once.
-
-        Replaces rclpy's default handler (a WARN): following the publishers is the
-        recorder's job, not an operator's problem. The switch happens on the next
-        timer pass (a subscription is not destroyed from inside its own event).
-        """
-        log_event(self._log, logging.INFO, "fdr.raw_qos_incompatible_publisher", topic=topic)
-        if self._qos_recheck is None and self._active:
-            self._qos_recheck = self.create_timer(
-                _QOS_RECHECK_S, self._adapt_raw_qos, callback_group=self._timer_group
-            )
-
-    def _adapt_raw_qos(self) -> None:
-        """Follow the publishers' reliability as they come and go.
-
-        Every second, and within ``_QOS_RECHECK_S`` of an incompatible-QoS event. A
-        topic with an override keeps it; with no publisher left the subscription is
-        kept as it is.
-        """
-        if self._qos_recheck is not None:  # the one-shot re-check after an event
-            self.destroy_timer(self._qos_recheck)
-            self._qos_recheck = None
-        for raw in self._raw:
-            current = self._raw_subs.get(raw.topic)
-            if current is None or raw.topic in self._qos_overrides:
-                continue
-            wanted, why = wanted_reliability(
-                raw.topic, self._qos_overrides, self.get_publishers_info_by_topic(raw.topic)
-            )
-            if why == "publishers" and current[1] != wanted:
-                self._subscribe_raw(raw, wanted)
-                log_event(
-                    self._log,
-                    logging.INFO,
-                    "fdr.raw_qos_adapted",
-                    topic=raw.topic,
-                    reliability=reliability_name(wanted),
-                )
-
     def _stop_io(self) -> None:
         self._active = False
-        if self._qos_recheck is not None:
-            self.destroy_timer(self._qos_recheck)
-            self._qos_recheck = None
+        self._raw_subs.stop()
         for timer in self._io_timers:
             self.destroy_timer(timer)
         self._io_timers = []
@@ -514,9 +369,6 @@ class FdrRecorderNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
         self._records_sub = None
-        for sub, _ in self._raw_subs.values():
-            self.destroy_subscription(sub)
-        self._raw_subs = {}
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_io()
@@ -555,7 +407,7 @@ class FdrRecorderNode(LifecycleNode):
         self._flight_services = []
         self._recorder = None
         self._own = None
-        self._producer_clients = {}
+        self._intake.detach()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -670,64 +522,12 @@ class FdrRecorderNode(LifecycleNode):
         try:
             record = msg_to_record(msg)
         except ValueError as err:
-            self._reject(msg.producer, msg.kind, f"bad payload_json: {err}")
+            self._intake.reject(msg.producer, msg.kind, f"bad payload_json: {err}")
             return
-        producer = record.producer
-        if info is not None:
-            self._account_dds_loss(
-                producer, info.get("publication_sequence_number"), record.stamp_ns, "dds_loss"
-            )
-        else:  # no sequence numbers: the publisher's closing record tells what it sent
-            self._write_dds_loss(
-                producer,
-                self._dds.count(producer, record.kind, record.payload, record.stamp_ns),
-                record.stamp_ns,
-                "dds_loss",
-            )
-        client = self._producer_clients.get(producer)
-        if client is None:
-            if producer in (FDR_PRODUCER, PRODUCER) or self._recorder is None:
-                self._reject(producer, record.kind, "producer slug reserved for the recorder")
-                return
-            client = self._recorder.register_client(producer)
-            self._producer_clients[producer] = client
-        try:
-            client.emit(record)
-        except RecordSchemaError as err:
-            self._reject(producer, record.kind, str(err))
-
-    def _account_dds_loss(self, key: str, pub_seq: int | None, stamp_ns: int, reason: str) -> None:
-        """Write an ``overrun`` record for samples DDS lost before ``pub_seq`` arrived."""
-        gap = self._dds.observe(key, pub_seq, stamp_ns, from_one=reason == "dds_loss")
-        self._write_dds_loss(key, gap, stamp_ns, reason)
-
-    def _write_dds_loss(
-        self, key: str, gap: tuple[int, int] | None, stamp_ns: int, reason: str
-    ) -> None:
-        if gap is None or self._own is None:
-            return
-        lost, since = gap
-        producer = RAW_PRODUCER if reason != "dds_loss" else key
-        payload = {
-            "producer": producer,
-            "count": lost,
-            "first_stamp_ns": since,
-            "last_stamp_ns": stamp_ns,
-            "reason": reason,
-        }
-        self._own.emit(FlightRecord("overrun", PRODUCER, self._ros_clock.now_ns(), payload))
-
-    def _reject(self, producer: str, kind: str, reason: str) -> None:
-        self._rejected += 1
-        self._reject_log.log(
-            self._mono.now_ns(),
-            logging.ERROR,
-            "fdr.record_rejected",
-            producer=producer,
-            record_kind=kind,
-            reason=reason,
-            rejected_total=self._rejected,
-        )
+        if info is None:  # Humble: no sequence numbers, the closing record tells
+            self._intake.take(record, None, numbered=False)
+        else:
+            self._intake.take(record, info.get("publication_sequence_number"))
 
     def _raw_callback(self, raw: RawTopic, qos_text: str) -> Callable[..., None]:
         """The raw topic's subscription callback: ``(data, info)``, or ``(data)`` on Humble.
@@ -740,13 +540,11 @@ class FdrRecorderNode(LifecycleNode):
         write = rec.write_raw
         clock = self._ros_clock
         topic, type_name, msgdef = raw.topic, raw.type_name, raw.msgdef
-        key, reason = f"topic:{topic}", f"dds_loss:{topic}"
-        account = self._account_dds_loss
+        seen = self._intake.raw_seen
 
         def on_raw(data: bytes, info: Mapping[str, Any]) -> None:
             now = clock.now_ns()
-            # Raw topics are numbered per topic (one publisher each, like /fc/status).
-            account(key, info.get("publication_sequence_number"), now, reason)
+            seen(topic, info.get("publication_sequence_number"), now)
             write(topic, type_name, msgdef, data, now, qos_profiles=qos_text)
 
         def on_raw_humble(data: bytes) -> None:
@@ -775,69 +573,32 @@ class FdrRecorderNode(LifecycleNode):
         if self._watchdog is not None:
             self._watchdog.check()
 
+    def _intake_counts(self) -> IntakeCounts:
+        wd = self._watchdog
+        return IntakeCounts(
+            dds_lost=self._intake.dds.lost_total,
+            rejected=self._intake.rejected,
+            stalled=wd is not None and wd.stalled is not None,
+            lagging=wd is not None and wd.lagging,
+            raw_topics=tuple(r.topic for r in self._raw),
+            raw_topics_refused=tuple(r.topic for r in self._refused),
+        )
+
     def diagnostics_values(self) -> dict[str, str]:
         """What the recorder diagnostics carry (also used by tests)."""
         rec = self._recorder
         if rec is None:
             return {}
-        st = rec.status()
-        values: dict[str, str] = {
-            "running": str(st.running).lower(),
-            "flight_id": st.flight_id or "",
-            "segment": st.current_segment or "",
-            "degraded": str(st.degraded).lower(),
-            "degraded_reason": st.degraded_reason or "",
-            "records_written": str(st.records_written),
-            "records_dropped_overrun": str(st.records_dropped),
-            "dds_lost": str(self._dds.lost_total),
-            "records_rejected": str(self._rejected),
-            "bytes_written": str(st.bytes_written),
-            "write_rate_records_s": f"{st.write_rate_records_s:.1f}",
-            "write_rate_bytes_s": f"{st.write_rate_bytes_s:.1f}",
-            "free_bytes": "" if st.free_bytes is None else str(st.free_bytes),
-            "torn_segments": ",".join(st.torn_segments),
-            "writer_stalled": str(
-                self._watchdog is not None and self._watchdog.stalled is not None
-            ).lower(),
-            "writer_lag_ns": str(st.lag_ns),
-            "writer_lag_max_ns": str(st.lag_max_ns),
-            "writer_lag_bound_ns": str(st.lag_bound_ns),
-            "records_shed_lag": str(st.records_shed_lag),
-            "writer_lagging": str(self._watchdog is not None and self._watchdog.lagging).lower(),
-            "raw_topics": ",".join(r.topic for r in self._raw),
-            "raw_topics_refused": ",".join(r.topic for r in self._refused),
-        }
-        for p in st.producers:
-            values[f"ring.{p.producer}.high_water"] = f"{p.ring_high_water}/{p.ring_capacity}"
-            values[f"ring.{p.producer}.dropped"] = str(p.dropped + p.pending_loss)
-        return values
+        return diagnostic_values(rec.status(), self._intake_counts())
 
     def _on_diagnostics(self) -> None:
         rec = self._recorder
         if rec is None:
             return
-        values = self.diagnostics_values()
-        st = rec.status()
-        stalled = self._watchdog is not None and self._watchdog.stalled is not None
-        dropouts = st.records_dropped + self._dds.lost_total + self._rejected
-        if not st.running or st.degraded or stalled:
-            level = DiagnosticsPublisher.ERROR
-            message = (
-                "writer stalled"
-                if stalled
-                else f"degraded: {st.degraded_reason}"
-                if st.degraded
-                else "not running"
-            )
-        elif dropouts > self._last_diag_dropouts or self._refused:
-            level = DiagnosticsPublisher.WARN
-            message = (
-                "records dropped" if dropouts > self._last_diag_dropouts else ("raw topics refused")
-            )
-        else:
-            level, message = DiagnosticsPublisher.OK, "recording" if st.flight_id else "idle"
-        self._last_diag_dropouts = dropouts
-        self._diag.publish(level, message, values)
+        st, extra = rec.status(), self._intake_counts()
+        level, message = diagnostic_level(st, extra, self._last_diag_dropouts)
+        self._last_diag_dropouts = dropouts(st, extra)
+        self._diag.publish(level, message, diagnostic_values(st, extra))
 
     def _on_recorder_alert(self, severity: int, text: str) -> None:
         self._alerts.publish(severity, PRODUCER, text)

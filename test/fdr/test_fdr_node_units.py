@@ -11,8 +11,8 @@ pytestmark = pytest.mark.ros
 pytest.importorskip("rclpy")
 
 from gps_denied_onboard.errors import ConfigError  # noqa: E402
+from gps_denied_onboard.fdr.intake import DdsGapTracker  # noqa: E402
 from gps_denied_onboard.nodes.fdr_recorder_node import (  # noqa: E402
-    DdsGapTracker,
     FdrNodeConfig,
     parse_topic_entry,
     plan_raw_topics,

@@ -32,8 +32,8 @@ from lifecycle_msgs.msg import Transition  # noqa: E402
 from test_fdr_node import Driver, _start_recorder, _stop  # noqa: E402
 
 from gps_denied_onboard.fdr import tools  # noqa: E402
+from gps_denied_onboard.fdr.intake import DdsGapTracker  # noqa: E402
 from gps_denied_onboard.nodes.common import RecordPublisherSink  # noqa: E402
-from gps_denied_onboard.nodes.fdr_recorder_node import DdsGapTracker  # noqa: E402
 from gps_denied_onboard.records import FlightRecord  # noqa: E402
 
 T0 = 1_778_544_000 * 1_000_000_000
