@@ -136,6 +136,10 @@ class RecordIntake:
     def detach(self) -> None:
         self._recorder, self._own, self._clients = None, None, {}
 
+    def client(self, producer: str) -> FdrClient | None:
+        """The recorder client records from ``producer`` go to, once one arrived."""
+        return self._clients.get(producer)
+
     def take(self, record: FlightRecord, pub_seq: int | None, *, numbered: bool = True) -> None:
         """One record from ``/fdr/records``.
 

@@ -358,6 +358,10 @@ class RawSubscriptions:
                 why=why,
             )
 
+    def subscriptions(self) -> list[Any]:
+        """The live raw subscriptions (one per topic)."""
+        return [sub for sub, _ in self._subs.values()]
+
     def stop(self) -> None:
         self._started = False
         if self._recheck is not None:

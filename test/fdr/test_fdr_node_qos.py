@@ -212,7 +212,7 @@ def test_humble_fallback_one_argument_callbacks_record_everything(
     try:
         assert node.trigger_configure() == SUCCESS
         assert node.trigger_activate() == SUCCESS
-        for sub in node._subs + [s for s, _ in node._raw_subs.values()]:
+        for sub in node._subs + node._raw_subs.subscriptions():
             assert sub._callback_type == Subscription.CallbackType.MessageOnly
         node._recorder.open_flight("HB")
         records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
@@ -279,10 +279,10 @@ def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
         while turns < 5:
             executor.spin_once(timeout_sec=0.5)
             turns += 1
-            client = node._producer_clients.get("drain_p")
+            client = node._intake.client("drain_p")
             if client is not None and client.offered == 300:
                 break
-        client = node._producer_clients.get("drain_p")
+        client = node._intake.client("drain_p")
         assert client is not None and client.offered == 300, (
             f"{0 if client is None else client.offered} of 300 taken in {turns} turns"
         )
