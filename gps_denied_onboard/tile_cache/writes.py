@@ -1,0 +1,254 @@
+"""The store's write path: ``put_tile`` and ``put_tiles``, one transaction per batch.
+
+Write order (one ``put_tile``)::
+
+    validate (ids, ranges, size, JPEG markers)  \\ no I/O at all
+    sha256(data) == declared content_sha256      /
+    BEGIN; INSERT tiles row                      duplicate natural key -> TileMetadataError,
+                                                 nothing written, old files untouched
+    JPEG + sidecar: temp, fsync, rename; fsync dir
+    COMMIT                                       fails -> compensating delete of both files
+    index, totals, FDR ``c6.write``; evict if over budget
+
+A crash before COMMIT leaves files without a row (removed by the next
+construction's reconciliation, i.e. the old state); after COMMIT row and
+files are all durable (the new state).
+
+Why a module of its own: this order (row inserted, files made durable, then
+the commit) is what makes a crash leave only the old state or the new one;
+kept together it can be read and checked in one place. Every refused or failed
+write emits one ``c6.write_failed`` record naming its reason.
+
+The functions take the store (the only writer of its tile root and rows) and
+update its index and totals under its locks;
+:class:`~gps_denied_onboard.tile_cache.store.PostgresFilesystemStore` binds
+``put_tile`` and ``put_tiles`` as its methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import psycopg
+import psycopg_pool
+
+from gps_denied_onboard.clock import ns_to_datetime
+from gps_denied_onboard.log import log_event
+from gps_denied_onboard.tile_cache import pixels
+from gps_denied_onboard.tile_cache.errors import (
+    TileCacheError,
+    TileMetadataError,
+    TilePixelError,
+    TileStoreReadOnlyError,
+    TileValidationError,
+)
+from gps_denied_onboard.tile_cache.model import TileMetadata, TileWrite
+from gps_denied_onboard.tile_cache.queries import INSERT_TILE, insert_row, tally
+from gps_denied_onboard.tile_cache.validation import (
+    Prepared,
+    check_writes,
+    describe_write,
+    prepare_write,
+)
+
+if TYPE_CHECKING:  # the store imports this module to bind its methods
+    from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
+
+__all__ = ["put_tile", "put_tiles"]
+
+
+def put_tile(store: PostgresFilesystemStore, write: TileWrite) -> TileMetadata:
+    """Store one tile durably (see the module docstring for the order).
+
+    Raises:
+        TileValidationError: refused before any I/O.
+        TileMetadataError: duplicate natural key (nothing written) or a
+            database failure (files compensated).
+        TilePixelError: the files could not be written (row rolled back).
+        TileStoreReadOnlyError: the store is read-only.
+    """
+    return store.put_tiles([write])[0]
+
+
+def put_tiles(store: PostgresFilesystemStore, writes: Sequence[TileWrite]) -> list[TileMetadata]:
+    """Store several tiles in one transaction: all of them or none.
+
+    The durability steps are shared (one commit, one fsync per directory),
+    so this is the fast path for bulk loads and snapshot bursts.
+
+    Raises:
+        TileValidationError, TileMetadataError, TilePixelError: as
+        :meth:`put_tile`; on any failure no tile of the batch is stored.
+    """
+    try:
+        writes = check_writes(writes)
+    except TileValidationError as err:
+        _write_failed(store, writes, "validation", err)
+        raise
+    try:
+        store._writable("put_tiles")
+    except TileStoreReadOnlyError as err:
+        for write in writes:
+            _write_failed(store, write, "read_only", err)
+        raise
+    prepared: list[Prepared] = []
+    now = store._clock.now_ns()
+    for write in writes:
+        try:
+            prepared.append(prepare_write(write, store.config.max_tile_bytes, now))
+        except TileValidationError as err:
+            _write_failed(store, write, "validation", err)
+            raise
+    if len({p.meta.tile_id for p in prepared}) != len(prepared):
+        dup = TileValidationError("batch repeats a natural key", field="batch")
+        for write in writes:
+            _write_failed(store, write, "validation", dup)
+        raise dup
+    if not prepared:
+        return []
+    with store._write_lock:
+        try:
+            metas = _commit_batch(store, prepared)
+        except TileCacheError as err:
+            for write, p in zip(writes, prepared, strict=True):
+                _write_failed(store, write, _reason(err), err, p.meta.tile_id)
+            raise
+    _after_writes(store)
+    return metas
+
+
+def _commit_batch(store: PostgresFilesystemStore, batch: Sequence[Prepared]) -> list[TileMetadata]:
+    now = store._clock.now_ns()
+    now_dt = ns_to_datetime(now)
+    deadlines = [
+        store._index.policy.deadlines(p.meta.captured_at_ns, p.meta.latitude, p.meta.longitude)
+        for p in batch
+    ]
+    first = str(batch[0].meta.tile_id)
+    written: list[Path] = []
+    committed = False
+    try:
+        with store._pool.connection() as conn:
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    rows = [
+                        insert_row(p, d.status_at(now), now_dt)
+                        for p, d in zip(batch, deadlines, strict=True)
+                    ]
+                    # the INSERT returns the cell's vote tally: no extra round trip
+                    votes: list[tuple[int, int]] = []
+                    if len(rows) == 1:
+                        cur.execute(INSERT_TILE, rows[0])
+                        votes.append(tally(cur.fetchone()))
+                    else:  # one pipelined round trip for the whole batch
+                        cur.executemany(INSERT_TILE, rows, returning=True)
+                        while True:
+                            votes.append(tally(cur.fetchone()))
+                            if not cur.nextset():
+                                break
+                    _write_files(store, batch, written)
+                committed = True
+            except psycopg.errors.UniqueViolation as err:
+                raise TileMetadataError(
+                    f"tile already stored: {first if len(batch) == 1 else 'batch'} "
+                    f"({err.diag.constraint_name or 'unique'})",
+                    tile_id=first,
+                    sqlstate=err.sqlstate,
+                ) from err
+    except psycopg.Error as err:
+        if written and not committed:
+            pixels.remove_files(written)
+        raise TileMetadataError(
+            f"database error while storing tile: {err}",
+            tile_id=first,
+            sqlstate=getattr(err, "sqlstate", None),
+        ) from err
+    except psycopg_pool.PoolTimeout as err:
+        raise TileMetadataError(f"no database connection available: {err}") from err
+    metas: list[TileMetadata] = []
+    with store._lock:
+        for p, d, (agree, disagree) in zip(batch, deadlines, votes, strict=True):
+            meta = replace(
+                p.meta,
+                freshness_status=d.status_at(now),
+                votes_agree=agree,
+                votes_disagree=disagree,
+            )
+            store._index_put(meta, d, now)
+            store._tiles += 1
+            store._disk_bytes += meta.disk_bytes
+            store._pending += int(meta.pending_upload)
+            store._writes += 1
+            metas.append(meta)
+    for meta in metas:
+        payload: dict[str, Any] = {
+            "tile_id": str(meta.tile_id),
+            "zoom": meta.zoom,
+            "x": meta.x,
+            "y": meta.y,
+            "source": meta.source,
+            "disk_bytes": meta.disk_bytes,
+            "content_sha256": meta.content_sha256,
+        }
+        if meta.flight_id is not None:
+            payload["flight_id"] = str(meta.flight_id)
+        store._emit("c6.write", payload)
+    return metas
+
+
+def _write_files(
+    store: PostgresFilesystemStore, batch: Sequence[Prepared], written: list[Path]
+) -> None:
+    """Write every tile's JPEG and sidecar (see :func:`pixels.write_files_atomically`)."""
+    files: list[tuple[Path, bytes]] = []
+    try:
+        for p in batch:
+            m = p.meta
+            directory = pixels.ensure_dir(store.root, pixels.relative_dir(m.zoom, m.x))
+            files.append((directory / f"{m.tile_id}{pixels.JPEG_SUFFIX}", p.data))
+            files.append((directory / f"{m.tile_id}{pixels.SIDECAR_SUFFIX}", p.sidecar))
+        written.extend(path for path, _ in files)
+        pixels.write_files_atomically(files)
+    except OSError as err:
+        pixels.remove_files(written)
+        raise TilePixelError(
+            f"cannot write tile files: {err}",
+            tile_id=str(batch[0].meta.tile_id),
+            path=getattr(err, "filename", None),
+        ) from err
+
+
+def _after_writes(store: PostgresFilesystemStore) -> None:
+    if store._disk_bytes > store.config.disk_budget_bytes:
+        store.evict_to_budget()
+
+
+def _write_failed(
+    store: PostgresFilesystemStore,
+    write: object,
+    reason: str,
+    err: Exception,
+    tile_id: UUID | None = None,
+) -> None:
+    with store._lock:
+        store._write_failures += 1
+    payload: dict[str, Any] = describe_write(write)
+    payload["reason"] = reason
+    payload["error"] = f"{type(err).__name__}: {err}"[:500]
+    if tile_id is not None:
+        payload["tile_id"] = str(tile_id)
+    store._emit("c6.write_failed", payload)
+    log_event(store._log, logging.WARNING, "c6.write_failed", **payload)
+
+
+def _reason(err: TileCacheError) -> str:
+    if isinstance(err, TileMetadataError):
+        return "duplicate" if err.sqlstate == "23505" else "database"
+    if isinstance(err, TilePixelError):
+        return "filesystem"
+    return "validation"
