@@ -6,7 +6,8 @@ segment from the start (never through the summary), chunk by chunk (each
 chunk's CRC is checked), and stops cleanly at the first record that is
 incomplete, not an MCAP record, or a chunk whose CRC does not match; what lies
 beyond is reported as the segment's *torn tail*. ``info``, ``verify``, ``cat``
-(fdr/tools.py) and ``recover`` (fdr/recover.py) all read through it.
+(fdr/info.py, verify.py, cat.py through flight_scan.py) and ``recover``
+(fdr/recover.py) all read through it.
 """
 
 from __future__ import annotations
