@@ -111,12 +111,14 @@ def test_link_loss_and_recovery_are_detected_and_recorded() -> None:
         assert wait_until(lambda: link.link_ok, 1.0)
         fc.pause_heartbeats()
         assert wait_until(lambda: not link.link_ok, 2.0)
+        # the state changes under the link's lock a moment before its record is emitted
+        assert wait_until(lambda: len(sink.of_kind("fc.link_down")) == 1, 2.0)
         downs = sink.of_kind("fc.link_down")
         assert [d.payload["reason"] for d in downs] == ["heartbeat_timeout"]
         assert downs[0].payload["heartbeat_age_ns"] > 0.3e9
         fc.resume_heartbeats()
         assert wait_until(lambda: link.link_ok, 2.0)
-        assert len(sink.of_kind("fc.link_up")) == 2
+        assert wait_until(lambda: len(sink.of_kind("fc.link_up")) == 2, 2.0)
         assert link.stats.link_losses == 1
         for r in sink.records:
             assert check_payload(r.kind, r.payload) == frozenset(), r
@@ -213,7 +215,10 @@ def test_tcp_link_reconnects_with_backoff_after_the_peer_drops() -> None:
         conn2, _ = server.accept()  # the link came back on its own
         conn2.sendall(hb.pack(fc))
         assert wait_until(lambda: link.stats.reconnects >= 1 and link.link_ok, 3.0)
-        assert "transport_error" in [r.payload["reason"] for r in sink.of_kind("fc.link_down")]
+        def down_reasons() -> list[str]:
+            return [r.payload["reason"] for r in sink.of_kind("fc.link_down")]
+
+        assert wait_until(lambda: "transport_error" in down_reasons(), 2.0), down_reasons()
         conn2.close()
     finally:
         link.close()
