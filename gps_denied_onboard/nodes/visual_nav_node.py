@@ -7,7 +7,10 @@
 * ``activate``: subscribes to the camera (``CompressedImage`` or ``Image``) and
   ``CameraInfo``, and to the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
   (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``
-  (armed, GNSS verdict) and ``/fc/navsat`` (the FC's GNSS, the prior while healthy);
+  (armed, GNSS verdict) and ``/fc/navsat`` (the FC's GNSS, the prior while healthy),
+  and to ``~/seed_position`` (``NavSatFix``, latched): where the aircraft is, from
+  outside (the operator at a launch with GNSS jammed from the start), with its
+  covariance; the search starts there and grows with time until a fix;
   starts the worker thread that matches frames and the prefetch thread that pulls
   tiles around the aircraft into memory, so a frame never waits on a service call.
 * ``deactivate`` / ``cleanup`` / ``shutdown``: stop both threads, drop subscriptions.
@@ -48,6 +51,7 @@ from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.msg import FcStatus, PositionFix, TileSnapshot
 from gps_denied_onboard.nodes.common import (
+    LATCHED_QOS,
     TOPIC_FC_ALTITUDE,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
@@ -90,6 +94,9 @@ from gps_denied_onboard.visual_nav.snapshot import snapshot_tile
 
 NODE_NAME: Final = "visual_nav"
 NS: Final = 1_000_000_000
+#: sigma of a ``~/seed_position`` that states no covariance: a launch point known to
+#: a few hundred metres
+SEED_SIGMA_UNKNOWN_M: Final = 100.0
 FRAME_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
 )
@@ -238,6 +245,9 @@ class VisualNavNode(LifecycleNode):
             self.create_subscription(
                 NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor, callback_group=g
             ),
+            self.create_subscription(
+                NavSatFix, "~/seed_position", self._on_seed, LATCHED_QOS, callback_group=g
+            ),
         ]
         if cfg.compressed_image_topic:
             self._io.append(
@@ -350,6 +360,23 @@ class VisualNavNode(LifecycleNode):
                 self._kick.set()
         self._pending.append(
             lambda est: est.priors.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
+        )
+
+    def _on_seed(self, msg: NavSatFix) -> None:
+        """An outside prior: the search starts there (:meth:`VisualEstimator.seed_prior`)."""
+        lat, lon = float(msg.latitude), float(msg.longitude)
+        if not (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 85 and abs(lon) <= 180):
+            log_event(self._log, logging.ERROR, "vnav.seed_refused", lat=lat, lon=lon)
+            return
+        stamp = time_msg_to_ns(msg.header.stamp) or int(self.get_clock().now().nanoseconds)
+        cov = msg.position_covariance
+        var = max(float(cov[0]), float(cov[4])) if msg.position_covariance_type else 0.0
+        sigma = math.sqrt(var) if math.isfinite(var) and var > 0 else SEED_SIGMA_UNKNOWN_M
+        self._position = (lat, lon)  # the prefetch fetches the tiles around it
+        self._kick.set()
+        self._pending.append(lambda est: est.seed_prior(stamp, lat, lon, sigma))
+        log_event(
+            self._log, logging.INFO, "vnav.seeded", lat=lat, lon=lon, sigma_m=round(sigma, 1)
         )
 
     def _on_frame(self, msg: Any) -> None:

@@ -38,7 +38,12 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix  
 from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
-from gps_denied_onboard.nodes.common import RECORD_QOS, TOPIC_FDR_RECORDS, ns_to_time_msg  # noqa: E402
+from gps_denied_onboard.nodes.common import (  # noqa: E402
+    LATCHED_QOS,
+    RECORD_QOS,
+    TOPIC_FDR_RECORDS,
+    ns_to_time_msg,
+)
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.nodes.tile_cache_node import TileCacheNode  # noqa: E402
 from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
@@ -167,11 +172,9 @@ def _lifecycle_up(node: Any) -> None:
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
 
-def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
-    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
-) -> None:
+def _near_tiles() -> tuple[np.ndarray, dict[tuple[int, int, int], np.ndarray]]:
+    """The synthetic world's orthophoto and its z15 tiles within 2.5 km of the flight."""
     ortho, tiles = synthetic_world()
-    # the tiles within 2.5 km of the flight
     cx, cy = latlon_to_world_px(LAT0, LON0, 15)
     near = {
         k: v
@@ -179,13 +182,34 @@ def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
         if abs((k[1] + 0.5) * TILE_PX - cx) < 800 and abs((k[2] + 0.5) * TILE_PX - cy) < 800
     }
     assert len(near) >= 9
+    return ortho, near
 
+
+def _tile_cache_and_vnav(pg_dsn: str, tmp_path: Path) -> tuple[TileCacheNode, VisualNavNode]:
     tile_cache = TileCacheNode(
         parameter_overrides=[
             Parameter("dsn", value=pg_dsn),
             Parameter("tile_root", value=str(tmp_path / "tiles")),
         ]
     )
+    remaps = [a for src, dst in REMAP.items() for a in ("-r", f"{src}:={dst}")]
+    vnav = VisualNavNode(
+        cli_args=["--ros-args", *remaps],
+        parameter_overrides=[
+            Parameter("ground_elevation_msl", value=GROUND_MSL),
+            Parameter("prefetch_period_s", value=0.2),
+            Parameter("reject_record_rate_hz", value=1e9),
+            Parameter("image_topic", value="/camera/image_raw"),
+        ],
+    )
+    return tile_cache, vnav
+
+
+def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
+) -> None:
+    ortho, near = _near_tiles()
+    tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path)
     fc = SimFc("ardupilot", heartbeat_hz=5.0, telemetry_hz=10.0)
     fc.start()
     bridge = FcBridgeNode(
@@ -199,16 +223,6 @@ def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
                 "max_fix_age_s": 5.0,
             }.items()
         ]
-    )
-    remaps = [a for src, dst in REMAP.items() for a in ("-r", f"{src}:={dst}")]
-    vnav = VisualNavNode(
-        cli_args=["--ros-args", *remaps],
-        parameter_overrides=[
-            Parameter("ground_elevation_msl", value=GROUND_MSL),
-            Parameter("prefetch_period_s", value=0.2),
-            Parameter("reject_record_rate_hz", value=1e9),
-            Parameter("image_topic", value="/camera/image_raw"),
-        ],
     )
     probe = Probe(ros)
     nodes = [tile_cache, vnav, bridge]
@@ -279,6 +293,67 @@ def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
             node.destroy_node()
         probe.node.destroy_node()
         fc.stop()
+
+
+def test_without_gnss_a_seed_position_starts_the_search(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
+) -> None:
+    """GNSS jammed from the start: nothing to search around until the operator's
+    ``~/seed_position`` (latched) says where the aircraft is; then frames fix."""
+    ortho, near = _near_tiles()
+    tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path)
+    probe = Probe(ros)
+    nodes = [tile_cache, vnav]
+    try:
+        for node in nodes:
+            ros.add_node(node)
+            _lifecycle_up(node)
+        probe.put_tiles(near)
+
+        def rejects() -> list[str]:
+            return [
+                json.loads(r.payload_json)["reason"]
+                for r in probe.records
+                if r.kind == "vnav.reject"
+            ]
+
+        frame = render(ortho, POSE)
+
+        def refused_for_no_prior() -> bool:
+            if "no_prior" in rejects():
+                return True
+            probe.fly(POSE, frame, gnss=False)  # (the first may beat its CameraInfo)
+            return False
+
+        assert wait_until(lambda: refused_for_no_prior() or time.sleep(1.0), 30.0), rejects()
+        assert not probe.fixes
+
+        seed = probe.node.create_publisher(NavSatFix, "/visual_nav/seed_position", LATCHED_QOS)
+        off = POSE.offset(60.0, 45.0)  # the operator's idea of the launch point: 75 m off
+        msg = NavSatFix()
+        msg.header.stamp = ns_to_time_msg(probe.now())
+        msg.latitude, msg.longitude = off.latitude, off.longitude
+        msg.position_covariance = [50.0**2, 0, 0, 0, 50.0**2, 0, 0, 0, 100.0]
+        msg.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+        seed.publish(msg)
+
+        def fixed() -> bool:
+            if not probe.fixes:
+                probe.fly(POSE, frame, gnss=False)
+                return False
+            return True
+
+        assert wait_until(lambda: fixed() or time.sleep(2.0), 60.0), (
+            f"no fix; rejects {rejects()[-5:]}; diagnostics {vnav.stats.as_dict()}"
+        )
+        e, n = error_m(POSE, probe.fixes[-1].latitude, probe.fixes[-1].longitude)
+        assert math.hypot(e, n) < 3.0, (e, n)
+    finally:
+        for node in reversed(nodes):
+            ros.remove_node(node)
+            node.shutdown()
+            node.destroy_node()
+        probe.node.destroy_node()
 
 
 REPO = Path(__file__).resolve().parents[2]
