@@ -30,6 +30,7 @@ from gps_denied_onboard.fdr.segment_reader import (
     SegmentScan,
     flight_segments,
 )
+from gps_denied_onboard.records import RECORDS_CLOSED_KIND
 
 __all__ = ["FlightScan", "ProducerTally", "scan_flight"]
 
@@ -50,6 +51,10 @@ class ProducerTally:
     runs: list[list[int]] = field(default_factory=list)
     overrun_ranges: list[tuple[int, int, int]] = field(default_factory=list)
     unsequenced: int = 0
+    #: ``records_closed`` records of this producer in the flight, and the sum of their
+    #: ``records`` (what its publisher says it sent under this slug before each)
+    closes: int = 0
+    closed_sent: int = 0
     # filled by settle()
     min_seq: int | None = None
     max_seq: int | None = None
@@ -236,6 +241,12 @@ def _tally(fs: FlightScan, body: dict[str, Any], segment: int, position: int) ->
         )
     elif kind == "segment_rollover":
         fs.rollovers.append(dict(payload))
+    elif kind == RECORDS_CLOSED_KIND:
+        closing = fs.producers[producer]
+        closing.closes += 1
+        sent = payload.get("records")
+        if isinstance(sent, int) and not isinstance(sent, bool):
+            closing.closed_sent += sent
     seq = body.get("seq")
     tally = fs.producers[producer]
     if isinstance(seq, int) and not isinstance(seq, bool):

@@ -5,7 +5,11 @@ against ``fdr/FORMAT.md``: torn tails, MCAP profile and channel encodings,
 segments missing without a ``segment_rollover`` record for them, where the
 flight header and footer stand, per producer that every seq is written or
 covered by exactly one overrun record (offered = written + dropped_overrun),
-and the footer's counters against the records. Its :class:`Verdict` is plain
+and the footer's counters against the records. A producer whose publisher
+closed in the flight (``records_closed``: how many it sent) is checked against
+what the flight holds of it, written or accounted lost (ring, lag, DDS): fewer is
+a warning, since records sent before the flight opened are legitimately absent
+but a tail lost without a trace looks the same. Its :class:`Verdict` is plain
 data; printing it and the exit status are the command line's
 (:mod:`gps_denied_onboard.fdr.tools`).
 """
@@ -115,6 +119,19 @@ def verify_flight(fs: FlightScan) -> Verdict:
         v.checks.append(
             f"{producer}: offered={offered} written={t.written} dropped_overrun={t.dropped_overrun}"
         )
+        if t.closes:
+            held = t.written - t.closes + t.dropped_overrun + t.dropped_upstream
+            line = (
+                f"{producer}: its publisher sent {t.closed_sent} (records_closed x{t.closes}), "
+                f"the flight holds {held} (written, dropped_overrun, dds_loss)"
+            )
+            if held < t.closed_sent:
+                v.warnings.append(
+                    f"{line}: {t.closed_sent - held} unaccounted (sent before the flight "
+                    "opened, or lost without a trace)"
+                )
+            else:
+                v.checks.append(line)
     if fs.footer is not None:
         own = sum(int(o.get("count", 0)) for o in fs.overruns if o.get("by") == FDR_PRODUCER)
         want = fs.footer.get("records_dropped_overrun")

@@ -411,3 +411,33 @@ def test_channel_defined_after_its_messages_is_read_but_fails_verify(tmp_path: P
     assert fs.raw_topics["/chatter"] == 2
     verdict = tools.verify_flight(fs)
     assert any("channel defined after messages" in f for f in verdict.failures)
+
+
+@pytest.mark.parametrize(("said", "warned"), [(6, False), (9, True)])
+def test_verify_checks_a_producers_records_closed_against_what_the_flight_holds(
+    tmp_path: Path, said: int, warned: bool
+) -> None:
+    """The publisher's closing count = its records on disk + those accounted lost (here
+    2 in a DDS-loss overrun); more than that is a warning (sent before the flight opened,
+    or a tail lost without a trace), never a failure."""
+    fb = simple_flight(tmp_path)
+    for i in range(4):
+        fb.record("fc.mode_change", "nav", {"mode": f"M{i}"})
+    fb.record(
+        "overrun",
+        "fdr_recorder",
+        {"producer": "nav", "count": 2, "first_stamp_ns": 1, "last_stamp_ns": 2,
+         "reason": "dds_loss"},
+    )
+    fb.record("records_closed", "nav", {"published": said, "records": said, "node": "nav"})
+    verdict = tools.verify_flight(tools.scan_flight(fb.close()))
+    assert verdict.ok, verdict.failures
+    line = f"nav: its publisher sent {said} (records_closed x1), the flight holds 6"
+    if warned:
+        assert [w for w in verdict.warnings if w.startswith(line)] == [
+            f"{line} (written, dropped_overrun, dds_loss): 3 unaccounted (sent before the "
+            "flight opened, or lost without a trace)"
+        ]
+    else:
+        assert f"{line} (written, dropped_overrun, dds_loss)" in verdict.checks
+        assert not verdict.warnings
