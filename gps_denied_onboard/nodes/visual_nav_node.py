@@ -95,7 +95,7 @@ from gps_denied_onboard.visual_nav.snapshot import snapshot_tile
 NODE_NAME: Final = "visual_nav"
 NS: Final = 1_000_000_000
 #: sigma of a ``~/seed_position`` that states no covariance: a launch point known to
-#: a few hundred metres
+#: about 100 m (a 300 m search radius)
 SEED_SIGMA_UNKNOWN_M: Final = 100.0
 FRAME_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
