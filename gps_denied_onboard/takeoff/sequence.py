@@ -356,9 +356,9 @@ class TakeoffSequencer:
         try:
             ok = self._ctl.change_state(node, transition, self._timeout_for(node, transition))
         except StepTimeout as unanswered:
-            self._check_made(node, transition, expected, unanswered)
-            ok = True
-        state = self._ctl.get_state(node, self._call_timeout)
+            ok, state = True, self._check_made(node, transition, expected, unanswered)
+        else:
+            state = self._ctl.get_state(node, self._call_timeout)
         if not ok or state is not expected:
             why = self._ctl.failure_reason(node, min(REASON_WAIT_S, self._call_timeout))
             raise StepFailed(
@@ -383,8 +383,8 @@ class TakeoffSequencer:
         transition: Transition,
         expected: LifecycleState,
         unanswered: StepTimeout,
-    ) -> None:
-        """Raise ``unanswered`` unless the transition was made all the same.
+    ) -> LifecycleState:
+        """The node's state if the transition was made all the same, else raise ``unanswered``.
 
         The node is asked where it is: in ``expected`` the transition happened and
         only its answer was lost; anywhere else (or no answer again) the original
@@ -397,6 +397,7 @@ class TakeoffSequencer:
         if state is not expected:
             raise unanswered
         _log_transition(logging.WARNING, "takeoff.transition_unanswered", node, transition, state)
+        return state
 
     def _bring_up(self, node: str) -> None:
         self._transition(node, Transition.CONFIGURE)
