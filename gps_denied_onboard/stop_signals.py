@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from typing import Final
 
 #: Exit code of a process stopped by Ctrl-C/SIGTERM before it was up (128 + SIGINT,
@@ -47,11 +46,14 @@ class StopSignals:
 
     def relay(self, stop: threading.Event) -> None:
         """Set ``stop`` (from a thread, never from the handler) once a signal came,
-        including one that came before this call."""
+        including one that came before this call. The thread looks every
+        :data:`RELAY_PERIOD_S` while it waits on ``stop`` itself, so it ends as soon
+        as anything else sets it."""
 
         def _relay() -> None:
             while not self.received:
-                time.sleep(RELAY_PERIOD_S)
+                if stop.wait(RELAY_PERIOD_S):
+                    return
             stop.set()
 
         threading.Thread(target=_relay, name="signal-relay", daemon=True).start()
