@@ -345,9 +345,7 @@ class RawSubscriptions:
         self._raw, self._depth, self._overrides = tuple(raw), depth, dict(overrides)
         self._started = True
         for r in self._raw:
-            reliability, why = wanted_reliability(
-                r.topic, self._overrides, self._node.get_publishers_info_by_topic(r.topic)
-            )
+            reliability, why = self._wanted(r.topic)
             self._subscribe(r, reliability)
             log_event(
                 self._log,
@@ -357,6 +355,11 @@ class RawSubscriptions:
                 reliability=reliability_name(reliability),
                 why=why,
             )
+
+    def _wanted(self, topic: str) -> tuple[ReliabilityPolicy, str]:
+        return wanted_reliability(
+            topic, self._overrides, self._node.get_publishers_info_by_topic(topic)
+        )
 
     def subscriptions(self) -> list[Any]:
         """The live raw subscriptions (one per topic)."""
@@ -420,9 +423,7 @@ class RawSubscriptions:
             current = self._subs.get(raw.topic)
             if current is None or raw.topic in self._overrides:
                 continue
-            wanted, why = wanted_reliability(
-                raw.topic, self._overrides, self._node.get_publishers_info_by_topic(raw.topic)
-            )
+            wanted, why = self._wanted(raw.topic)
             if why == "publishers" and current[1] != wanted:
                 self._subscribe(raw, wanted)
                 log_event(
