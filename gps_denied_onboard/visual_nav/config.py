@@ -28,12 +28,13 @@ class VisualNavConfig:
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
+    orientation_harmonics: int = 2
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, ...] = (400.0, 850.0)
-    gate_margin_sigmas_small: tuple[float, ...] = (3.0, 3.0, 2.8)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
-    gate_corroborated_sigmas: float = 2.0
-    gate_min_score: float = 0.12
+    gate_corroborated_sigmas: float = 2.2
+    gate_min_score: tuple[float, ...] = (0.12, 0.18)
     uncorroborated_gate_factor: float = 1.5
     prior_consistency_k: float = 3.0
     attitude_max_age_s: float = 0.1
@@ -105,7 +106,6 @@ class VisualNavConfig:
         for name in (
             "attitude_wait_s",
             "gate_corroborated_sigmas",
-            "gate_min_score",
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
@@ -141,6 +141,13 @@ class VisualNavConfig:
                 raise ConfigError(
                     f"gate_radius_m must be increasing, one {key} (>= 0) per radius", key=key
                 )
+        if len(self.gate_min_score) != 2 or not all(
+            math.isfinite(v) and 0 <= v < 1 for v in self.gate_min_score
+        ):
+            raise ConfigError(
+                "gate_min_score must be [small, large] scores in 0..1, one per gate_side_m",
+                key="gate_min_score",
+            )
         sides = self.gate_side_m
         if (
             len(sides) != 2
@@ -155,6 +162,8 @@ class VisualNavConfig:
             raise ConfigError("candidate lists must not be empty", key="heading_candidates_deg")
         if any(s <= 0 for s in self.scale_candidates):
             raise ConfigError("scale candidates must be positive", key="scale_candidates")
+        if self.orientation_harmonics not in (1, 2):
+            raise ConfigError("orientation_harmonics must be 1 or 2", key="orientation_harmonics")
         if not 0 <= self.snapshot_zoom <= 22:
             raise ConfigError("snapshot_zoom must be 0..22", key="snapshot_zoom")
         if self.queue_depth < 1:
@@ -171,6 +180,7 @@ class VisualNavConfig:
                 coarse_resolution_m=self.coarse_resolution_m,
                 heading_candidates_deg=self.heading_candidates_deg,
                 scale_candidates=self.scale_candidates,
+                orientation_harmonics=self.orientation_harmonics,
             ),
             mount_rotation=tuple(float(v) for v in mount_rotation(self.mount_rpy_deg).ravel()),
             gate_radius_m=self.gate_radius_m,
@@ -178,7 +188,7 @@ class VisualNavConfig:
             gate_margin_sigmas_small=self.gate_margin_sigmas_small,
             gate_margin_sigmas_large=self.gate_margin_sigmas_large,
             gate_corroborated_sigmas=self.gate_corroborated_sigmas,
-            gate_min_score=self.gate_min_score,
+            gate_min_score=(float(self.gate_min_score[0]), float(self.gate_min_score[1])),
             match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
             prior_consistency_k=self.prior_consistency_k,

@@ -73,10 +73,10 @@ class EstimatorConfig:
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, float] = (400.0, 850.0)
-    gate_margin_sigmas_small: tuple[float, ...] = (3.0, 3.0, 2.8)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
-    gate_corroborated_sigmas: float = 2.0
-    gate_min_score: float = 0.12
+    gate_corroborated_sigmas: float = 2.2
+    gate_min_score: tuple[float, float] = (0.12, 0.18)
     match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
@@ -226,6 +226,7 @@ class VisualEstimator:
             resolution_m=cfg.match.resolution_m,
             coarse_resolution_m=cfg.match.coarse_resolution_m,
             latitude=prior.latitude,
+            harmonics=max(cfg.match.orientation_harmonics, cfg.match.refine_harmonics),
         )
         if m is None:
             raise FrameRejected("no_tiles", "no cached tiles under the prior", zoom=zoom)
@@ -331,10 +332,11 @@ class VisualEstimator:
         if result is None:
             raise FrameRejected(why, f"no match ({why})", search_radius_m=round(radius, 1))
         pk = result.coarse
-        if pk.score < cfg.gate_min_score:
+        min_score = self.min_score_at(result.template_side_m)
+        if pk.score < min_score:
             raise FrameRejected(
                 "gate",
-                f"score {pk.score:.3f} < {cfg.gate_min_score:.3f}",
+                f"score {pk.score:.3f} < {min_score:.3f}",
                 score=round(pk.score, 4),
                 search_radius_m=round(radius, 1),
             )
@@ -498,13 +500,27 @@ class VisualEstimator:
         along the ground the template covers (``side_m``, the square root of its
         area; ``gate_side_m`` gives the rows ``gate_margin_sigmas_small`` and
         ``_large``) because a small template's chance scores are heavier-tailed:
-        in a 360 m search, certainly-wrong matches of 400 m frames reached 2.83
-        sigma in 300, those of 1 km frames 2.56 in 1,500.
+        certainly-wrong matches of 400 m frames reached 3.17 sigma in 1,190
+        (150-600 m searches), those of 1 km frames 2.2 in 1,400 once
+        :meth:`min_score_at` was met.
         """
         c = self.cfg
         small = float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas_small))
         large = float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas_large))
         return float(np.interp(side_m, c.gate_side_m, (small, large)))
+
+    def min_score_at(self, side_m: float) -> float:
+        """The least correlation score a match may have, for a template of ``side_m``.
+
+        Along ``gate_side_m`` like :meth:`gate_at`. A large template's chance
+        scores are low, so a wrong match with a lucky margin still scores low:
+        certainly-wrong 1 km matches reached 3.14 sigma of margin at a score of
+        0.164, and none scored 0.17 with more than 2.2 sigma, while right ones
+        scored 0.23 and up (1 %). A small template's chance scores reach 0.4,
+        as far up as right ones go, so there the floor only drops the hopeless.
+        """
+        c = self.cfg
+        return float(np.interp(side_m, c.gate_side_m, c.gate_min_score))
 
     def _judge(
         self,

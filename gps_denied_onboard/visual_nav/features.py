@@ -13,8 +13,19 @@ leaving flat ground near zero. A light Gaussian smoothing of the field (the
 "channel features" idea of CFOG, Ye et al. 2019) widens the correlation peak's
 basin so a small heading or scale error still correlates.
 
-The field is returned as two float32 channels (real, imaginary) because the
-correlation runs on real DFTs.
+The doubled angle has a blind spot: two perpendicular edges (a field corner, a
+road crossing) have doubled angles 180 deg apart and cancel under that
+smoothing, although corners are the most distinctive things a small frame
+sees. The second harmonic ``w * (g/|g|)**4`` (the quadrupled angle) adds them
+up instead: 0 and 90 deg both map to 0. The two harmonics are the first two
+Fourier terms of the local orientation histogram (CFOG's bins, without the
+bins). With both, the margin of a right match of a 400 m frame over its best
+distinct runner-up grew from a median of 2.9 to 4.1 score-surface sigmas on
+the calibration pairs, while certainly-wrong matches' margins stayed where
+they were (``bench/visual_fix_accuracy.py``).
+
+The field is returned as float32 channels (real and imaginary part of each
+harmonic) because the correlation runs on real DFTs.
 """
 
 from __future__ import annotations
@@ -44,8 +55,9 @@ def orientation_field(
     *,
     pre_blur: float = 1.0,
     post_blur: float = 1.0,
-) -> tuple[F32, F32, float]:
-    """Doubled-angle gradient orientation field of ``gray``.
+    harmonics: int = 1,
+) -> tuple[tuple[F32, ...], float]:
+    """Doubled-angle gradient orientation field of ``gray``, and its higher harmonics.
 
     Args:
         gray: float32 image.
@@ -53,11 +65,16 @@ def orientation_field(
             pixel of the mask's border (where the gradient sees the border itself).
         pre_blur / post_blur: Gaussian sigmas in pixels before the gradient and
             on the field.
+        harmonics: 1 gives the doubled angle ``2 theta`` (two channels); 2 adds
+            ``4 theta`` (four channels): see the module's docstring.
 
     Returns:
-        (re, im, energy): the two channels and the mean gradient magnitude over
-        valid pixels (the frame's texture; near zero for a featureless frame).
+        (channels, energy): real and imaginary channel of each harmonic, and the
+        mean gradient magnitude over valid pixels (the frame's texture; near
+        zero for a featureless frame).
     """
+    if harmonics not in (1, 2):
+        raise ValueError(f"harmonics must be 1 or 2, not {harmonics}")
     g = cv2.GaussianBlur(gray, (0, 0), pre_blur) if pre_blur > 0 else gray
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
@@ -71,16 +88,21 @@ def orientation_field(
     n = int(np.count_nonzero(valid))
     energy = float(mag.sum() / n) if n else 0.0
     if energy <= 0.0:
-        zero = np.zeros_like(gray, dtype=np.float32)
-        return zero, zero.copy(), 0.0
-    # w * (g/|g|)^2 = (gx^2 - gy^2, 2 gx gy) * w / |g|^2, with w = |g| / (|g| + mean)
-    scale = 1.0 / (np.maximum(mag, 1e-6) * (mag + energy))
-    re = ((gx * gx - gy * gy) * scale).astype(np.float32)
-    im = ((2.0 * gx * gy) * scale).astype(np.float32)
-    if mask is not None:
-        re[~valid] = 0.0
-        im[~valid] = 0.0
-    if post_blur > 0:
-        re = cv2.GaussianBlur(re, (0, 0), post_blur)
-        im = cv2.GaussianBlur(im, (0, 0), post_blur)
-    return re, im, energy
+        return tuple(np.zeros_like(gray, dtype=np.float32) for _ in range(2 * harmonics)), 0.0
+    # unit doubled angle (cos 2t, sin 2t) = (gx^2 - gy^2, 2 gx gy) / |g|^2
+    inv = 1.0 / np.maximum(mag * mag, 1e-12)
+    c2 = ((gx * gx - gy * gy) * inv).astype(np.float32)
+    s2 = ((2.0 * gx * gy) * inv).astype(np.float32)
+    w = (mag / (mag + energy)).astype(np.float32)  # |g| / (|g| + mean|g|)
+    chans = [c2 * w, s2 * w]
+    if harmonics == 2:
+        chans += [(c2 * c2 - s2 * s2) * w, (2.0 * c2 * s2) * w]  # (cos 4t, sin 4t)
+    out = []
+    for raw in chans:
+        ch = np.asarray(raw, np.float32)
+        if mask is not None:
+            ch[~valid] = 0.0
+        if post_blur > 0:
+            ch = np.asarray(cv2.GaussianBlur(ch, (0, 0), post_blur), np.float32)
+        out.append(ch)
+    return tuple(out), energy

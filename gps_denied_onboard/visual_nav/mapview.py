@@ -106,6 +106,7 @@ def build_mosaic(
     resolution_m: float,
     coarse_resolution_m: float,
     latitude: float,
+    harmonics: int = 2,
 ) -> Mosaic | None:
     """The mosaic of ``block``; None when the source has none of its tiles."""
     x0, y0, nx, ny = block
@@ -130,6 +131,10 @@ def build_mosaic(
         return None
     metres_per_px = ground_resolution_m(latitude, zoom)
     ox, oy = float(x0 * TILE_PX), float(y0 * TILE_PX)
-    fine = raster_from_mosaic(gray, valid, ox, oy, resolution_m / metres_per_px)
-    coarse = raster_from_mosaic(gray, valid, ox, oy, coarse_resolution_m / metres_per_px)
+    fine = raster_from_mosaic(
+        gray, valid, ox, oy, resolution_m / metres_per_px, harmonics=harmonics
+    )
+    coarse = raster_from_mosaic(
+        gray, valid, ox, oy, coarse_resolution_m / metres_per_px, harmonics=harmonics
+    )
     return Mosaic(zoom, x0, y0, nx, ny, fine, coarse, present / (nx * ny), gen, nx * ny - present)

@@ -15,6 +15,12 @@ The runner-up peak (best score farther than ``exclusion_m`` from the winner) is
 found over the coarse search window, where an aliased place would show up;
 the *margin* between the two is what the confidence gate judges.
 
+The search correlates ``orientation_harmonics`` harmonics of the edge
+orientation (:mod:`.features`): with the second, a right match stands further
+above its runner-up. The refinement correlates ``refine_harmonics``: the
+doubled angle alone placed 1 km frames better (calibration pairs, 180 frames:
+median 2.52 against 2.61 m, p95 4.87 against 5.27 m with both).
+
 A rotation of the body about the vertical turns the ground image about the
 nadir, and a height error scales it about the nadir, so the view
 (:mod:`.views`) applies both: a frame is re-rectified with a turned attitude
@@ -56,6 +62,8 @@ class MatchConfig:
     min_map_coverage: float = 0.3
     min_coarse_template_px: float = 80.0
     fine_refine: bool = True
+    orientation_harmonics: int = 2  # searched (the gate's margin)
+    refine_harmonics: int = 1  # refined (the position)
 
 
 @dataclass
@@ -66,8 +74,7 @@ class FieldRaster:
     centres at ``index + 0.5`` in those units, see :mod:`.geo`).
     """
 
-    re: F32
-    im: F32
+    channels: tuple[F32, ...]
     origin_x: float
     origin_y: float
     step: float  # map-zoom world pixels per raster pixel
@@ -75,10 +82,17 @@ class FieldRaster:
 
     @classmethod
     def from_image(
-        cls, gray: F32, valid: NDArray[np.uint8], origin_x: float, origin_y: float, step: float
+        cls,
+        gray: F32,
+        valid: NDArray[np.uint8],
+        origin_x: float,
+        origin_y: float,
+        step: float,
+        *,
+        harmonics: int = 2,
     ) -> FieldRaster:
-        re, im, _ = orientation_field(gray, valid)
-        return cls(re, im, origin_x, origin_y, step, valid)
+        channels, _ = orientation_field(gray, valid, harmonics=harmonics)
+        return cls(channels, origin_x, origin_y, step, valid)
 
     def coverage(self, x0: int, y0: int, cols: int, rows: int) -> float:
         """Fraction of the window that has map imagery (1.0 when unknown)."""
@@ -87,11 +101,15 @@ class FieldRaster:
         win = self.valid[max(0, y0) : y0 + rows, max(0, x0) : x0 + cols]
         return float(np.count_nonzero(win)) / max(1, cols * rows)
 
-    def window(self, x0: int, y0: int, cols: int, rows: int) -> tuple[F32, F32] | None:
-        h, w = self.re.shape
+    def window(
+        self, x0: int, y0: int, cols: int, rows: int, harmonics: int | None = None
+    ) -> tuple[F32, ...] | None:
+        """The channels over a window (the first ``harmonics`` harmonics' only, if given)."""
+        h, w = self.channels[0].shape
         if x0 < 0 or y0 < 0 or x0 + cols > w or y0 + rows > h:
             return None
-        return self.re[y0 : y0 + rows, x0 : x0 + cols], self.im[y0 : y0 + rows, x0 : x0 + cols]
+        chans = self.channels if harmonics is None else self.channels[: 2 * harmonics]
+        return tuple(c[y0 : y0 + rows, x0 : x0 + cols] for c in chans)
 
 
 @dataclass(frozen=True)
@@ -130,8 +148,8 @@ class OutsideMap(Exception):
     """The search window is not inside the map raster."""
 
 
-def _field(rf: RectifiedFrame) -> tuple[F32, F32, float]:
-    return orientation_field(rf.image, rf.mask)
+def _field(rf: RectifiedFrame, harmonics: int) -> tuple[tuple[F32, ...], float]:
+    return orientation_field(rf.image, rf.mask, harmonics=harmonics)
 
 
 def match_frame(
@@ -172,11 +190,11 @@ def match_frame(
             rf = view.render(dh, s, res_c)
             if rf is None:
                 return None, "bad_geometry"
-            re, im, tex = _field(rf)
+            chans, tex = _field(rf, cfg.orientation_harmonics)
             texture = max(texture, tex)
             if tex < cfg.min_texture:
                 return None, "low_texture"
-            tpl = prepare_template((re, im), rf.mask)
+            tpl = prepare_template(chans, rf.mask)
             ht, wt = tpl.shape
             # window: placements that put the nadir within the search radius
             nx = (predicted_nadir[0] - coarse.origin_x) / coarse.step - 0.5
@@ -185,7 +203,7 @@ def match_frame(
             x0 = math.floor(nx - rf.nadir_col - rad)
             y0 = math.floor(ny - rf.nadir_row - rad)
             span = math.ceil(2 * rad) + 1
-            win = coarse.window(x0, y0, wt + span - 1, ht + span - 1)
+            win = coarse.window(x0, y0, wt + span - 1, ht + span - 1, cfg.orientation_harmonics)
             if win is None:
                 raise OutsideMap(f"search window at ({x0}, {y0}) leaves the map")
             covered = coarse.coverage(x0, y0, wt + span - 1, ht + span - 1)
@@ -211,14 +229,14 @@ def match_frame(
         rf = view.render(dh, s, res)
         if rf is None:
             return None
-        re, im, _ = _field(rf)
-        tpl = prepare_template((re, im), rf.mask)
+        chans, _ = _field(rf, cfg.refine_harmonics)
+        tpl = prepare_template(chans, rf.mask)
         ht, wt = tpl.shape
         nx = (cx - raster.origin_x) / raster.step - 0.5
         ny = (cy - raster.origin_y) / raster.step - 0.5
         fx0 = round(nx - rf.nadir_col) - margin
         fy0 = round(ny - rf.nadir_row) - margin
-        win = raster.window(fx0, fy0, wt + 2 * margin, ht + 2 * margin)
+        win = raster.window(fx0, fy0, wt + 2 * margin, ht + 2 * margin, cfg.refine_harmonics)
         if win is None:
             return None
         return find_peak(masked_zncc(win, tpl), 1.0), rf, fx0, fy0
@@ -280,7 +298,13 @@ def match_frame(
 
 
 def raster_from_mosaic(
-    gray: F32, valid: NDArray[np.uint8], origin_x: float, origin_y: float, step: float
+    gray: F32,
+    valid: NDArray[np.uint8],
+    origin_x: float,
+    origin_y: float,
+    step: float,
+    *,
+    harmonics: int = 2,
 ) -> FieldRaster:
     """The orientation field of a map mosaic resampled to ``step`` world px per pixel.
 
@@ -298,4 +322,6 @@ def raster_from_mosaic(
     g = cv2.warpAffine(gray, a, (cols, rows), flags=flags, borderValue=0.0)
     nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     v = np.asarray(cv2.warpAffine(valid, a, (cols, rows), flags=nearest), np.uint8)
-    return FieldRaster.from_image(g.astype(np.float32), v, origin_x, origin_y, step)
+    return FieldRaster.from_image(
+        g.astype(np.float32), v, origin_x, origin_y, step, harmonics=harmonics
+    )

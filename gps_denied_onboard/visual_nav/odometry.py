@@ -96,11 +96,11 @@ def register(
     if prev.resolution_m != cur.resolution_m:
         raise ValueError("frames rectified at different resolutions")
     res = cur.resolution_m
-    pre, pim, ptex = orientation_field(prev.image, prev.mask)
-    cre, cim, ctex = orientation_field(cur.image, cur.mask)
+    pch, ptex = orientation_field(prev.image, prev.mask, harmonics=1)
+    cch, ctex = orientation_field(cur.image, cur.mask, harmonics=1)
     if ptex <= 0.0 or ctex <= 0.0:
         return None
-    tpl = prepare_template((cre, cim), cur.mask)
+    tpl = prepare_template(cch, cur.mask)
     if tpl.count < 64 or tpl.energy <= 0.0:
         return None
     ht, wt = tpl.shape
@@ -114,7 +114,7 @@ def register(
     hp, wp = prev.mask.shape
     win_w, win_h = wt + span - 1, ht + span - 1
     windows = []
-    for ch in (pre, pim):
+    for ch in pch:
         w = np.zeros((win_h, win_w), np.float32)
         sx0, sy0 = max(0, x0), max(0, y0)
         sx1, sy1 = min(wp, x0 + win_w), min(hp, y0 + win_h)
@@ -122,7 +122,7 @@ def register(
             return None
         w[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = ch[sy0:sy1, sx0:sx1]
         windows.append(w)
-    score = masked_zncc((windows[0], windows[1]), tpl)
+    score = masked_zncc(tuple(windows), tpl)
     pk = find_peak(score, 3.0)
     if not math.isfinite(pk.score):
         return None

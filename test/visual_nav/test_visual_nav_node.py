@@ -395,6 +395,9 @@ def test_visual_nav_yaml_is_exactly_the_config_dataclass() -> None:
         {"gate_side_m": (0.0, 850.0)},
         {"gate_margin_sigmas_small": (3.0, 3.0)},  # one per radius
         {"gate_margin_sigmas_large": (2.95, float("nan"), 2.8)},
+        {"gate_min_score": (0.12,)},  # one per side
+        {"gate_min_score": (0.12, 1.5)},  # a ZNCC never reaches 1.5
+        {"orientation_harmonics": 3},
     ],
 )
 def test_a_malformed_gate_table_is_a_config_error_naming_its_parameter(
