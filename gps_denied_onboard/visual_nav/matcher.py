@@ -80,20 +80,6 @@ class FieldRaster:
     step: float  # map-zoom world pixels per raster pixel
     valid: NDArray[np.uint8] | None = None  # where the map has imagery
 
-    @classmethod
-    def from_image(
-        cls,
-        gray: F32,
-        valid: NDArray[np.uint8],
-        origin_x: float,
-        origin_y: float,
-        step: float,
-        *,
-        harmonics: int = 2,
-    ) -> FieldRaster:
-        channels, _ = orientation_field(gray, valid, harmonics=harmonics)
-        return cls(channels, origin_x, origin_y, step, valid)
-
     def coverage(self, x0: int, y0: int, cols: int, rows: int) -> float:
         """Fraction of the window that has map imagery (1.0 when unknown)."""
         if self.valid is None:
@@ -322,6 +308,5 @@ def raster_from_mosaic(
     g = cv2.warpAffine(gray, a, (cols, rows), flags=flags, borderValue=0.0)
     nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     v = np.asarray(cv2.warpAffine(valid, a, (cols, rows), flags=nearest), np.uint8)
-    return FieldRaster.from_image(
-        g.astype(np.float32), v, origin_x, origin_y, step, harmonics=harmonics
-    )
+    channels, _ = orientation_field(g.astype(np.float32), v, harmonics=harmonics)
+    return FieldRaster(channels, origin_x, origin_y, step, v)
