@@ -240,8 +240,11 @@ def match_frame(
     tracking = len(cfg.heading_candidates_deg) == 1 and len(cfg.scale_candidates) == 1
     dh_f, s_f = dh0, s0
     if not (tracking and cfg.fine_refine):
-        scores = {(0, 0): coarse_pk.score}
-        for i, j in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        # every score of the cross from the same correlation: the search's peak
+        # (other harmonics) is on another scale, and a parabola through mixed
+        # scores bends to its clamp (seen: 1 km p95 error 4.6 -> 11 m)
+        scores: dict[tuple[int, int], float] = {}
+        for i, j in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
             got = local(coarse, res_c, (dh0 + i * hs, s0 * (1 + j * ss)), 2)
             scores[(i, j)] = got[0].score if got is not None else -1.0
         di = vertex(scores[(-1, 0)], scores[(0, 0)], scores[(1, 0)])
