@@ -91,7 +91,9 @@ def orientation_field(
     if energy <= 0.0:
         return tuple(np.zeros_like(gray, dtype=np.float32) for _ in range(2 * harmonics)), 0.0
     # unit doubled angle (cos 2t, sin 2t) = (gx^2 - gy^2, 2 gx gy) / |g|^2
-    inv = 1.0 / np.maximum(mag * mag, 1e-12)
+    # zero where the magnitude was zeroed (outside the mask, where gx and gy still see its
+    # border: 1/|g|^2 would be 1e12 there, and the 4t products overflow float32)
+    inv = np.where(mag > 0, 1.0 / np.maximum(mag * mag, 1e-12), 0.0).astype(np.float32)
     c2 = ((gx * gx - gy * gy) * inv).astype(np.float32)
     s2 = ((2.0 * gx * gy) * inv).astype(np.float32)
     w = (mag / (mag + energy)).astype(np.float32)  # |g| / (|g| + mean|g|)

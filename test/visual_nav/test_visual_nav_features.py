@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,22 @@ def test_a_quarter_turn_flips_the_first_harmonic_and_keeps_the_second() -> None:
     np.testing.assert_allclose(np.rot90(s2)[inner], -s2r[inner], atol=1e-4)
     np.testing.assert_allclose(np.rot90(c4)[inner], c4r[inner], atol=1e-4)
     np.testing.assert_allclose(np.rot90(s4)[inner], s4r[inner], atol=1e-4)
+
+
+def test_a_masked_frame_gives_finite_channels_that_are_zero_outside_the_mask() -> None:
+    """Outside the mask the gradient still sees the frame's edge; nothing may overflow,
+    not even at mono16 brightness (gradients of 1e5)."""
+    rng = np.random.default_rng(9)
+    img = np.asarray(rng.uniform(0, 65535, (64, 64)), np.float32)
+    img[:, 40:] = 0.0  # a hard edge where the mask ends
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, :40] = 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        chans, _ = orientation_field(img, mask, harmonics=2, post_blur=0.0)
+    for ch in chans:
+        assert np.all(np.isfinite(ch))
+        assert not np.any(ch[:, 40:])
 
 
 def test_one_harmonic_is_the_first_two_channels_of_two() -> None:
