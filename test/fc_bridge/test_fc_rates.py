@@ -3,7 +3,7 @@
 The timing asserted is the protocol's: ArduPilot marks a MAV GPS unhealthy when
 GPS_INPUT gaps average above ~215 ms, so no single gap at the receiver may exceed
 215 ms at the default rate, and the rate is the contract's 6.7..13.3 Hz within wall-clock
-jitter (the exact contract is pinned on a manual clock in test_fc_gps_input_contract);
+jitter (the exact contract is pinned on a manual clock in test_fc_scheduler.py);
 PX4 external vision should arrive at about 30 Hz.
 """
 
@@ -107,7 +107,7 @@ def test_default_output_rate_at_the_fc(fc_and_link: tuple[SimFc, FcLink]) -> Non
         gaps = run_output(fc, link, fix_hz=6.0, msg_type="GPS_INPUT")
         assert max(gaps) <= 215_000_000, f"max GPS_INPUT gap {max(gaps) / 1e6:.1f} ms"
         mean_hz = 1e9 / (sum(gaps) / len(gaps))
-        # the contract is 6.7..13.3 Hz on the bridge's clock (test_fc_gps_input_contract);
+        # the contract is 6.7..13.3 Hz on the bridge's clock (test_fc_scheduler.py);
         # at the receiver, a loaded machine's scheduling jitter is allowed 10 %
         assert 6.0 <= mean_hz <= 14.7, mean_hz
     else:

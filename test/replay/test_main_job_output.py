@@ -171,14 +171,19 @@ def test_every_field_is_the_fix_it_carries(main_job: dict[str, Any]) -> None:
 
 def test_gaps_and_ages_in_sim_time_follow_the_contract(main_job: dict[str, Any]) -> None:
     """Sim time at the FC (``sim_ns``: the replay's clock, 40 ms ticks) is the bridge's
-    time base. Exactly pinned on a manual clock in test_fc_gps_input_contract; here
+    time base. Exactly pinned on a manual clock in test_fc_scheduler.py; here
     with a tick of quantisation either side and room for a process stall on a busy
     machine (at most a few late repeats). A stall also shows in ages: the bridge's
     clock follows ``/clock`` through its own executor, so a bridge held up for a few
     hundred ms sends a repeat its clock still calls fresh while the FC's clock has
     moved on (measured: 1-3 of ~150 messages, 880 ms here, 1025 ms in CI). How
     late such a repeat is depends on how long the machine stalled the process, so
-    only how many there are is bounded, not how late."""
+    only how many there are is bounded, not how late.
+
+    The same lag makes bursts: the FC's clock moves before ``/clock`` reaches the
+    bridge, so a bridge that falls behind sends at its own 60 ms floor what the FC
+    receives within one tick (seen: gaps of 0 ms, 2 of 3 runs on two busy cores,
+    at 336d956 as well). So early gaps, too, are counted and bounded, not banned."""
     gps = main_job["gps"]
     assert all(m["sim_ns"] is not None for m in gps)
     ages = [(m["sim_ns"] - m["time_usec"] * 1000) / MS for m in gps]
@@ -186,9 +191,13 @@ def test_gaps_and_ages_in_sim_time_follow_the_contract(main_job: dict[str, Any])
     assert min(ages) >= 0 and len(fresh) >= 0.97 * len(ages), sorted(ages)[-10:]
     late_repeats = 0
     stale_pauses = 0
+    early: list[tuple[int, float]] = []
     for a, b in itertools.pairwise(gps):
         gap = (b["sim_ns"] - a["sim_ns"]) / MS
-        assert gap >= FLOOR_MS - TICK_MS, (a["time_usec"], gap)
+        assert gap >= 0, (a["time_usec"], gap)  # the FC's clock never runs back
+        if gap < FLOOR_MS - TICK_MS:
+            early.append((a["time_usec"], gap))
+            continue
         if gap <= REPEAT_MS + 3 * TICK_MS:
             continue
         age_a = (a["sim_ns"] - a["time_usec"] * 1000) / MS
@@ -199,8 +208,9 @@ def test_gaps_and_ages_in_sim_time_follow_the_contract(main_job: dict[str, Any])
     # a bridge held up on this two-core machine (the estimator's worker and five other
     # processes share it) repeats late now and then: measured 4-16 of ~145 at 1x, also at
     # the commit that added this test. The gap contract itself is pinned exactly on a
-    # manual clock (test_fc_gps_input_contract); here it is a bound on the whole stack.
+    # manual clock (test_fc_scheduler.py); here it is a bound on the whole stack.
     assert late_repeats <= max(3, 0.2 * len(gps)), (late_repeats, stale_pauses)
+    assert len(early) <= max(3, 0.03 * len(gps)), (len(early), len(gps), early[:10])
 
 
 def test_what_the_main_job_printed_is_what_the_fc_got(main_job: dict[str, Any]) -> None:
