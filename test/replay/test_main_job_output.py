@@ -207,7 +207,8 @@ def test_gaps_and_ages_in_sim_time_follow_the_contract(main_job: dict[str, Any])
             late_repeats += 1  # a repeat (or new fix) later than the contract allows
     # a bridge held up on this two-core machine (the estimator's worker and five other
     # processes share it) repeats late now and then: measured 4-16 of ~145 at 1x, also at
-    # the commit that added this test. The gap contract itself is pinned exactly on a
+    # the commit that added this test; 15-30 of ~170 on 2026-11-30, at 336d956 too (the
+    # bound is 34 there: close). The gap contract itself is pinned exactly on a
     # manual clock (test_fc_scheduler.py); here it is a bound on the whole stack.
     assert late_repeats <= max(3, 0.2 * len(gps)), (late_repeats, stale_pauses)
     assert len(early) <= max(3, 0.03 * len(gps)), (len(early), len(gps), early[:10])
