@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from gps_denied_onboard.fdr.segment_reader import (
     RAW_PRODUCER,
@@ -211,6 +211,11 @@ def _unwrap(previous: int, sequence: int) -> int:
     return value
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    """An int that JSON/CBOR gave us, not a bool (``True`` is an ``int`` to Python)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _tally(fs: FlightScan, body: dict[str, Any], segment: int, position: int) -> None:
     kind = str(body.get("kind"))
     producer = str(body.get("producer"))
@@ -241,15 +246,14 @@ def _tally(fs: FlightScan, body: dict[str, Any], segment: int, position: int) ->
         )
     elif kind == "segment_rollover":
         fs.rollovers.append(dict(payload))
-    elif kind == RECORDS_CLOSED_KIND:
-        closing = fs.producers[producer]
-        closing.closes += 1
-        sent = payload.get("records")
-        if isinstance(sent, int) and not isinstance(sent, bool):
-            closing.closed_sent += sent
     seq = body.get("seq")
     tally = fs.producers[producer]
-    if isinstance(seq, int) and not isinstance(seq, bool):
+    if kind == RECORDS_CLOSED_KIND:
+        tally.closes += 1
+        sent = payload.get("records")
+        if _is_int(sent):
+            tally.closed_sent += sent
+    if _is_int(seq):
         tally.add_written(seq, segment)
     else:
         tally.written += 1
