@@ -112,6 +112,16 @@ except ImportError:
     _BRIDGE = None
 
 
+def _horizontal_sigma(msg: NavSatFix) -> float | None:
+    """1-sigma per horizontal axis from a NavSatFix covariance (the larger of east and
+    north); None when it states none (type unknown, zero, not finite)."""
+    if not msg.position_covariance_type:
+        return None
+    cov = msg.position_covariance
+    var = max(float(cov[0]), float(cov[4]))
+    return math.sqrt(var) if math.isfinite(var) and var > 0 else None
+
+
 def camera_model_of(msg: Any) -> CameraModel:
     """``sensor_msgs/CameraInfo`` -> :class:`CameraModel` (raises CameraModelError)."""
     return CameraModel(
@@ -352,8 +362,7 @@ class VisualNavNode(LifecycleNode):
             return
         stamp = time_msg_to_ns(msg.header.stamp)
         lat, lon, healthy = float(msg.latitude), float(msg.longitude), self._gnss_healthy
-        var = float(msg.position_covariance[0]) if msg.position_covariance_type else 0.0
-        sigma = math.sqrt(var) if var > 0 else None
+        sigma = _horizontal_sigma(msg)
         if healthy:
             self._position = (lat, lon)
             if not len(self._tiles):
@@ -369,9 +378,7 @@ class VisualNavNode(LifecycleNode):
             log_event(self._log, logging.ERROR, "vnav.seed_refused", lat=lat, lon=lon)
             return
         stamp = time_msg_to_ns(msg.header.stamp) or int(self.get_clock().now().nanoseconds)
-        cov = msg.position_covariance
-        var = max(float(cov[0]), float(cov[4])) if msg.position_covariance_type else 0.0
-        sigma = math.sqrt(var) if math.isfinite(var) and var > 0 else SEED_SIGMA_UNKNOWN_M
+        sigma = _horizontal_sigma(msg) or SEED_SIGMA_UNKNOWN_M
         self._position = (lat, lon)  # the prefetch fetches the tiles around it
         self._kick.set()
         self._pending.append(lambda est: est.seed_prior(stamp, lat, lon, sigma))
