@@ -168,7 +168,7 @@ def match_frame(
         coarse, res_c = fine, cfg.resolution_m
     else:
         res_c = cfg.coarse_resolution_m
-    best: tuple[float, float, float, Peak, RectifiedFrame, int, int] | None = None
+    best: tuple[float, float, Peak, RectifiedFrame, tuple[F32, ...], int, int] | None = None
     template_px = 0
     texture = 0.0
     for dh in cfg.heading_candidates_deg:
@@ -197,25 +197,31 @@ def match_frame(
                 raise OutsideMap(f"tiles cover only {covered:.0%} of the search window")
             score = masked_zncc(win, tpl)
             pk = find_peak(score, cfg.exclusion_m / res_c)
-            if best is None or pk.score > best[3].score:
-                best = (dh, s, pk.score, pk, rf, x0, y0)
+            if best is None or pk.score > best[2].score:
+                best = (dh, s, pk, rf, chans, x0, y0)
                 template_px = int(tpl.count)
     assert best is not None
-    dh0, s0, _, coarse_pk, rf_c, x0c, y0c = best
+    dh0, s0, coarse_pk, rf_c, chans_c, x0c, y0c = best
     # the coarse answer, as the nadir in world px
     cx = coarse.origin_x + (x0c + coarse_pk.col + rf_c.nadir_col + 0.5) * coarse.step
     cy = coarse.origin_y + (y0c + coarse_pk.row + rf_c.nadir_row + 0.5) * coarse.step
     m = cfg.refine_margin_px
 
+    # the search's winner, rendered at res_c: its field's first harmonics are the
+    # refinement's (features.orientation_field), so it is not rendered again
+    reuse = cfg.refine_harmonics <= cfg.orientation_harmonics
+
     def local(
         raster: FieldRaster, res: float, pair: tuple[float, float], margin: int
     ) -> tuple[Peak, RectifiedFrame, int, int] | None:
         """The peak within ``margin`` px of the coarse answer for one heading/scale pair."""
-        dh, s = pair
-        rf = view.render(dh, s, res)
-        if rf is None:
-            return None
-        chans, _ = _field(rf, cfg.refine_harmonics)
+        if reuse and res == res_c and pair == (dh0, s0):
+            rf, chans = rf_c, chans_c[: 2 * cfg.refine_harmonics]
+        else:
+            got = view.render(pair[0], pair[1], res)
+            if got is None:
+                return None
+            rf, chans = got, _field(got, cfg.refine_harmonics)[0]
         tpl = prepare_template(chans, rf.mask)
         ht, wt = tpl.shape
         nx = (cx - raster.origin_x) / raster.step - 0.5
