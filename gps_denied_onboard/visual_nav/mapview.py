@@ -106,7 +106,7 @@ def build_mosaic(
     resolution_m: float,
     coarse_resolution_m: float,
     latitude: float,
-    harmonics: int = 2,
+    harmonics: int,
 ) -> Mosaic | None:
     """The mosaic of ``block``; None when the source has none of its tiles."""
     x0, y0, nx, ny = block

@@ -88,14 +88,13 @@ class FieldRaster:
         return float(np.count_nonzero(win)) / max(1, cols * rows)
 
     def window(
-        self, x0: int, y0: int, cols: int, rows: int, harmonics: int | None = None
+        self, x0: int, y0: int, cols: int, rows: int, harmonics: int
     ) -> tuple[F32, ...] | None:
-        """The channels over a window (the first ``harmonics`` harmonics' only, if given)."""
+        """The first ``harmonics`` harmonics' channels over a window."""
         h, w = self.channels[0].shape
         if x0 < 0 or y0 < 0 or x0 + cols > w or y0 + rows > h:
             return None
-        chans = self.channels if harmonics is None else self.channels[: 2 * harmonics]
-        return tuple(c[y0 : y0 + rows, x0 : x0 + cols] for c in chans)
+        return tuple(c[y0 : y0 + rows, x0 : x0 + cols] for c in self.channels[: 2 * harmonics])
 
 
 @dataclass(frozen=True)
@@ -299,7 +298,7 @@ def raster_from_mosaic(
     origin_y: float,
     step: float,
     *,
-    harmonics: int = 2,
+    harmonics: int,
 ) -> FieldRaster:
     """The orientation field of a map mosaic resampled to ``step`` world px per pixel.
 
