@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -80,6 +81,42 @@ def test_position_follows_sub_pixel_shifts() -> None:
         got.append(error_m(CENTRE, fix.latitude, fix.longitude)[0])
     steps = np.diff(got)
     assert np.all(np.abs(steps - 1.25) < 0.6), got
+
+
+@pytest.mark.parametrize("agl_m", [500.0, 200.0])
+def test_the_fix_has_no_bias_that_turns_with_the_aircraft(agl_m: float) -> None:
+    """Level flight at four headings: an error fixed in the camera's frame (a half-pixel
+    convention) would show as the same forward/right offset at every heading. One did:
+    1.0 m back and 1.2 m right at 500 m, 1.5 m each way at 200 m."""
+    ortho, tiles = synthetic_world()
+    body = []
+    for yaw in (0.0, 90.0, 180.0, 270.0):
+        pose = Pose(LAT0, LON0, agl_m, yaw_deg=yaw)
+        est = make_estimator(tiles)
+        feed(est, T0, pose, prior=pose.offset(60.0, -40.0))
+        fix = est.process(T0, render(ortho, pose), CAMERA)
+        e, n = error_m(pose, fix.latitude, fix.longitude)
+        assert math.hypot(e, n) < 1.0, (yaw, e, n)
+        y = math.radians(yaw)  # compass heading: forward is (sin y, cos y) in (east, north)
+        body.append((e * math.sin(y) + n * math.cos(y), e * math.cos(y) - n * math.sin(y)))
+    forward, right = np.mean(body, axis=0)
+    assert math.hypot(forward, right) < 0.4, body
+
+
+@pytest.mark.parametrize("width", [280, 112, 97])
+def test_a_shrunk_camera_projects_where_cv2_resize_puts_the_pixel(width: int) -> None:
+    """The frame is shrunk with ``cv2.resize`` before rectification: a point's projection
+    through the scaled camera must land on its blob in the resized image."""
+    u, v = 301.3, 177.8
+    yy, xx = np.mgrid[0:480, 0:640].astype(np.float64)
+    blob = np.exp(-((xx - u) ** 2 + (yy - v) ** 2) / (2 * 6.0**2))
+    height = round(480 * width / 640)
+    small = cv2.resize(blob, (width, height), interpolation=cv2.INTER_AREA)
+    sy, sx = np.mgrid[0:height, 0:width].astype(np.float64)
+    centroid = (float((small * sx).sum() / small.sum()), float((small * sy).sum() / small.sum()))
+    scaled = CameraModel(640, 480, CAMERA.k).scaled(width, height)
+    ray = CameraModel(640, 480, CAMERA.k).rays(np.array([[u, v]]))
+    assert scaled.project(ray)[0] == pytest.approx(centroid, abs=0.02)
 
 
 def test_a_forward_tilted_mount_is_honoured() -> None:
