@@ -58,7 +58,7 @@ class VisualNavConfig:
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
-    stitch_sigma_margin_m: float = 16.0
+    stitch_sigma_margin_m: float = 12.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
     prefetch_period_s: float = 1.0

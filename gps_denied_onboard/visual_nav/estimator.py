@@ -101,7 +101,7 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
-    stitch_sigma_margin_m: float = 16.0
+    stitch_sigma_margin_m: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,7 @@ class VisualEstimator:
         if isinstance(view, PatchView):
             # a stitched patch carries its registration chain's distortion and its own
             # turn and scale: on the calibration flights its error hardly grew with the
-            # lever (patch centroid to nadir) but fell with the margin, as 16 m / margin
+            # lever (patch centroid to nadir) but fell with the margin, as 12 m / margin
             oc, orow = view.patch.centre_offset_px
             lever = math.hypot(oc, orow) * view.patch.resolution_m
             sig_patch = cfg.stitch_sigma_margin_m / max(pk.margin_sigmas, 1.0)
