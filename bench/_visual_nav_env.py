@@ -108,6 +108,46 @@ def trials(
     return out
 
 
+def misregistration(map_year: str, frame_year: str, side_px: int = 200) -> NDArray[np.float64]:
+    """How far each year's ground sits from the other's: the floor under every figure.
+
+    Every error here is measured against the frame year's georeference, while
+    the estimator can only find where the map year put the same ground. So
+    square patches (``side_px`` at 5 m: 1 km) of the frame year's orthophoto,
+    every half side, are correlated (the matcher's orientation field, ZNCC,
+    +-30 m) against the map year's at the same coordinates. Returns the
+    horizontal offset of each patch, metres.
+    """
+    from gps_denied_onboard.visual_nav.correlate import find_peak, masked_zncc, prepare_template
+    from gps_denied_onboard.visual_nav.features import orientation_field, to_gray_f32
+
+    om, of = ortho(map_year), ortho(frame_year)
+    if om.pixel_size != of.pixel_size or om.crs != of.crs:
+        raise ValueError("the two orthophotos differ in grid")
+    fm, _ = orientation_field(to_gray_f32(om.pixels))
+    ff, _ = orientation_field(to_gray_f32(of.pixels))
+    # frame-year pixel (c, r) is map-year pixel (c + dx, r + dy)
+    dx = (of.origin_x - om.origin_x) / om.pixel_size
+    dy = (om.origin_y - of.origin_y) / om.pixel_size
+    h, w = fm[0].shape
+    m = 6  # search, pixels each way
+    out = []
+    for r0 in range(16, of.pixels.shape[0] - side_px - 16, side_px // 2):
+        for c0 in range(16, of.pixels.shape[1] - side_px - 16, side_px // 2):
+            cm, rm = round(c0 + dx) - m, round(r0 + dy) - m
+            if cm < 0 or rm < 0 or cm + side_px + 2 * m > w or rm + side_px + 2 * m > h:
+                continue
+            tpl = prepare_template(
+                tuple(c[r0 : r0 + side_px, c0 : c0 + side_px] for c in ff),
+                np.ones((side_px, side_px), np.uint8),
+            )
+            win = tuple(c[rm : rm + side_px + 2 * m, cm : cm + side_px + 2 * m] for c in fm)
+            pk = find_peak(masked_zncc(win, tpl), 3.0)
+            ox, oy = cm + pk.col - (c0 + dx), rm + pk.row - (r0 + dy)
+            out.append(math.hypot(ox, oy) * om.pixel_size)
+    return np.array(out)
+
+
 def estimator(map_year: str, **cfg: object) -> VisualEstimator:
     base: dict[str, object] = {"ground_elevation_msl": GROUND, "attitude_sigma_deg": ATT_NOISE_DEG}
     base.update(cfg)
