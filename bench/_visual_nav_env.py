@@ -114,37 +114,49 @@ def misregistration(map_year: str, frame_year: str, side_px: int = 200) -> NDArr
     Every error here is measured against the frame year's georeference, while
     the estimator can only find where the map year put the same ground. So
     square patches (``side_px`` at 5 m: 1 km) of the frame year's orthophoto,
-    every half side, are correlated (the matcher's orientation field, ZNCC,
-    +-30 m) against the map year's at the same coordinates. Returns the
-    horizontal offset of each patch, metres.
+    every half side, are registered (:func:`.odometry.register`, the matcher's
+    own field and ZNCC, +-30 m) on the map year's at the same coordinates.
+    Returns the horizontal offset of each patch, metres.
     """
-    from gps_denied_onboard.visual_nav.correlate import find_peak, masked_zncc, prepare_template
-    from gps_denied_onboard.visual_nav.features import orientation_field, to_gray_f32
+    from gps_denied_onboard.visual_nav.features import to_gray_f32
+    from gps_denied_onboard.visual_nav.odometry import register
+    from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 
     om, of = ortho(map_year), ortho(frame_year)
     if om.pixel_size != of.pixel_size or om.crs != of.crs:
         raise ValueError("the two orthophotos differ in grid")
-    fm, _ = orientation_field(to_gray_f32(om.pixels))
-    ff, _ = orientation_field(to_gray_f32(of.pixels))
+    res = om.pixel_size
+    gm, gf = to_gray_f32(om.pixels), to_gray_f32(of.pixels)
     # frame-year pixel (c, r) is map-year pixel (c + dx, r + dy)
-    dx = (of.origin_x - om.origin_x) / om.pixel_size
-    dy = (om.origin_y - of.origin_y) / om.pixel_size
-    h, w = fm[0].shape
+    dx = (of.origin_x - om.origin_x) / res
+    dy = (om.origin_y - of.origin_y) / res
     m = 6  # search, pixels each way
+    big, centre = side_px + 2 * m, (side_px - 1) / 2
     out = []
-    for r0 in range(16, of.pixels.shape[0] - side_px - 16, side_px // 2):
-        for c0 in range(16, of.pixels.shape[1] - side_px - 16, side_px // 2):
+    for r0 in range(16, gf.shape[0] - side_px - 16, side_px // 2):
+        for c0 in range(16, gf.shape[1] - side_px - 16, side_px // 2):
             cm, rm = round(c0 + dx) - m, round(r0 + dy) - m
-            if cm < 0 or rm < 0 or cm + side_px + 2 * m > w or rm + side_px + 2 * m > h:
+            if cm < 0 or rm < 0 or cm + big > gm.shape[1] or rm + big > gm.shape[0]:
                 continue
-            tpl = prepare_template(
-                tuple(c[r0 : r0 + side_px, c0 : c0 + side_px] for c in ff),
-                np.ones((side_px, side_px), np.uint8),
+            cur = RectifiedFrame(
+                gf[r0 : r0 + side_px, c0 : c0 + side_px],
+                np.full((side_px, side_px), 255, np.uint8),
+                centre,
+                centre,
+                res,
+                side_px * res,
             )
-            win = tuple(c[rm : rm + side_px + 2 * m, cm : cm + side_px + 2 * m] for c in fm)
-            pk = find_peak(masked_zncc(win, tpl), 3.0)
-            ox, oy = cm + pk.col - (c0 + dx), rm + pk.row - (r0 + dy)
-            out.append(math.hypot(ox, oy) * om.pixel_size)
+            prev = RectifiedFrame(
+                gm[rm : rm + big, cm : cm + big],
+                np.full((big, big), 255, np.uint8),
+                c0 + centre + dx - cm,
+                r0 + centre + dy - rm,
+                res,
+                big * res,
+            )
+            got = register(prev, cur, (0.0, 0.0), m * res)
+            if got is not None:
+                out.append(math.hypot(got[0], got[1]))
     return np.array(out)
 
 

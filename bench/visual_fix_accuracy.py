@@ -25,8 +25,8 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
 - ``map_misregistration``: how far each pair's two orthophotos disagree on
   where the same ground is (1 km patches; reported pairs and calibration pairs
   alike, no estimator involved). Errors are measured against the frame year,
-  so this is a floor no matcher removes: 0.8-1.7 m median (p95 1.8-4.3 m) on
-  the reported pairs, 1.5-2.3 m (p95 2.3-5.2 m) on the calibration pairs, which
+  so this is a floor no matcher removes: 0.9-1.7 m median (p95 1.8-4.5 m) on
+  the reported pairs, 1.6-2.3 m (p95 2.4-5.1 m) on the calibration pairs, which
   is why the error model, calibrated on the latter, is wider than the former
   need (``map_sigma_m``).
 
