@@ -161,7 +161,11 @@ class NodeController(Protocol):
         ...
 
     def release_database(self) -> None:
-        """Stop what prepare_database started (the embedded cluster)."""
+        """Stop what prepare_database started (the embedded cluster).
+
+        Called after every prepare_database, also one that raised: it must
+        stop what was started before the failure, and do nothing when nothing
+        was."""
         ...
 
 
@@ -204,15 +208,20 @@ class TakeoffConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive", key=name)
-        names: tuple[str, ...] = (self.recorder_node, self.tile_cache_node, self.fc_bridge_node)
-        if self.visual_nav_node:
-            names = (*names, self.visual_nav_node)
+        names = self.node_names()
         if len(set(names)) != len(names) or not all(names):
             raise ConfigError(
                 "recorder, tile cache, visual nav and FC bridge node names must differ"
             )
         if "/" in self.flight_id or self.flight_id in (".", ".."):
             raise ConfigError("flight_id must be a plain name", key="flight_id")
+
+    def node_names(self) -> tuple[str, ...]:
+        """The nodes the sequencer drives, in take-off order."""
+        names: tuple[str, ...] = (self.recorder_node, self.tile_cache_node)
+        if self.visual_nav_node:
+            names = (*names, self.visual_nav_node)
+        return (*names, self.fc_bridge_node)
 
 
 class Phase(enum.Enum):
@@ -294,7 +303,10 @@ class TakeoffSequencer:
         self._phase = Phase.IDLE
         self._up: list[str] = []  # nodes at least INACTIVE, in bring-up order
         self._flight_open = False
-        self._db_ready = False
+        #: prepare_database was asked: landing releases whatever it started, even
+        #: when it failed part-way (a cluster started, then migrations or the
+        #: tile cache's answer failed), so no server outlives the take-off
+        self._db_asked = False
         self._flight_id = config.flight_id
         self._steps: list[str] = []
         self._counters: FlightCounters | None = None
@@ -464,8 +476,8 @@ class TakeoffSequencer:
                     self._sink.release()
                 except TakeoffError as err:
                     raise FdrOpenFailure(str(err), step=err.step) from err
+                self._db_asked = True
                 db = self._ctl.prepare_database(self._cfg.service_timeout_s)
-                self._db_ready = True
                 self._steps.append("database.migrate")
                 self._record(
                     "takeoff.migrations",
@@ -566,7 +578,7 @@ class TakeoffSequencer:
         for node in reversed(list(self._up)):
             if node != rec:
                 self._bring_down(node)
-        if self._db_ready:
+        if self._db_asked:
             try:
                 self._ctl.release_database()
             except Exception as err:  # keep landing whatever the database does
@@ -574,7 +586,7 @@ class TakeoffSequencer:
                 log_event(
                     _log, logging.ERROR, "takeoff.teardown_failed", node="database", error=repr(err)
                 )
-            self._db_ready = False
+            self._db_asked = False
         if self._flight_open:
             self._record("takeoff.shutdown", reason=reason)
             try:
