@@ -71,6 +71,8 @@ from gps_denied_onboard.takeoff.sequence import (
 )
 
 NS_PER_S = 1_000_000_000
+#: an idempotent request not answered after this long is sent again
+RESEND_S = 2.0
 #: rcl_interfaces/Log level of ERROR (and FATAL above it).
 _LOG_ERROR = 40
 #: /rosout as rcl publishes it (reliable, transient local, deep): a volatile
@@ -134,6 +136,15 @@ class RosLifecycleController:
         node.create_subscription(
             Log, "/rosout", self._on_rosout, ROSOUT_QOS, callback_group=self._group
         )
+        # every client now, so that discovery has matched each one both ways long
+        # before its first call: a server answers a client whose response reader
+        # it has not matched yet into the void (Fast DDS drops it after 100 ms)
+        for name in config.node_names():
+            self._client(ChangeState, f"/{name}/change_state")
+            self._client(GetState, f"/{name}/get_state")
+        self._client(OpenFlight, f"/{config.recorder_node}/open_flight")
+        self._client(CloseFlight, f"/{config.recorder_node}/close_flight")
+        self._client(SetParameters, f"/{config.tile_cache_node}/set_parameters")
 
     def _on_rosout(self, msg: Log) -> None:
         if int(msg.level) < _LOG_ERROR:
@@ -164,17 +175,54 @@ class RosLifecycleController:
             )
         return self._clients[name]
 
-    def _call(self, srv_type: Any, name: str, request: Any, timeout_s: float, step: str) -> Any:
+    def _call(
+        self,
+        srv_type: Any,
+        name: str,
+        request: Any,
+        timeout_s: float,
+        step: str,
+        *,
+        idempotent: bool = False,
+    ) -> Any:
+        """One service call, answered within ``timeout_s`` or :class:`StepTimeout`.
+
+        An ``idempotent`` request is sent again every :data:`RESEND_S` until the
+        first answer: a loaded machine can lose an answer (the server sends it
+        before it matched our response reader), and asking twice changes
+        nothing. A lifecycle transition is never resent; the sequencer reads the
+        state back instead.
+        """
         client = self._client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise StepTimeout(f"{name} not available after {timeout_s:.1f} s", step=step)
-        future: Future[Any] = client.call_async(request)
+        clock = MonotonicClock()
+        deadline_ns = clock.now_ns() + int(timeout_s * NS_PER_S)
         done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(timeout_s):
-            client.remove_pending_request(future)
+        answered: list[Future[Any]] = []
+
+        def on_done(f: Future[Any]) -> None:
+            answered.append(f)
+            done.set()
+
+        futures: list[Future[Any]] = []
+        while not done.is_set():
+            left_s = (deadline_ns - clock.now_ns()) / NS_PER_S
+            if left_s <= 0:
+                break
+            future: Future[Any] = client.call_async(request)
+            future.add_done_callback(on_done)
+            futures.append(future)
+            if not idempotent:
+                done.wait(left_s)
+                break
+            done.wait(min(left_s, RESEND_S))
+        for pending in futures:
+            if not pending.done():
+                client.remove_pending_request(pending)
+        if not answered:
             raise StepTimeout(f"{name} did not answer within {timeout_s:.1f} s", step=step)
-        result = future.result()
+        result = answered[0].result()
         if result is None:
             raise StepFailed(f"{name} returned no response", step=step)
         return result
@@ -199,7 +247,12 @@ class RosLifecycleController:
 
     def get_state(self, node: str, timeout_s: float) -> LifecycleState:
         res = self._call(
-            GetState, f"/{node}/get_state", GetState.Request(), timeout_s, f"{node}.get_state"
+            GetState,
+            f"/{node}/get_state",
+            GetState.Request(),
+            timeout_s,
+            f"{node}.get_state",
+            idempotent=True,
         )
         try:
             return LifecycleState(int(res.current_state.id))
@@ -266,7 +319,9 @@ class RosLifecycleController:
                 )
             ]
         )
-        res = self._call(SetParameters, f"/{tile}/set_parameters", req, timeout_s, step)
+        res = self._call(
+            SetParameters, f"/{tile}/set_parameters", req, timeout_s, step, idempotent=True
+        )
         if not all(r.successful for r in res.results):
             raise StepFailed(f"{tile} refused dsn: {[r.reason for r in res.results]}", step=step)
         return DatabaseReady(kind, result.applied, result.from_revision or "", result.to_revision)
