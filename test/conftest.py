@@ -8,6 +8,7 @@ skip silently: no server means they fail with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -25,7 +26,13 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 from gps_denied_onboard.clock import ManualClock
-from gps_denied_onboard.embedded_pg import EmbeddedPostgres
+from gps_denied_onboard.embedded_pg import (
+    DEFAULT_RUNTIME_BASES,
+    RUNTIME_DIR_ENV,
+    EmbeddedPostgres,
+    EmbeddedPostgresError,
+    sweep_stale_homes,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,6 +89,43 @@ def pg_dsn(pg_server: PgServer) -> Iterator[str]:
         yield dsn
     finally:
         pg_server.drop_database(name)
+
+
+def _running_clusters_under(root: Path) -> list[Path]:
+    """Data directories under ``root`` whose postmaster is still running."""
+    found = []
+    for pid_file in root.rglob("postmaster.pid"):
+        try:
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            continue
+        if Path(f"/proc/{pid}").exists():
+            found.append(pid_file.parent)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_embedded_cluster_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A take-off that ended without stopping its embedded cluster leaves a server
+    that nothing stops: the next take-off sweeps it on an aircraft, but on CI it
+    keeps the job alive to its time limit. Stop it here, and fail the test that
+    left it (autouse: set up first, torn down after every other fixture)."""
+    yield
+    left: list[str] = []
+    # root: per-run clusters under the runtime base, their maker (pid in the name) gone
+    env = os.environ.get(RUNTIME_DIR_ENV, "").strip()
+    for base in [Path(env)] if env else DEFAULT_RUNTIME_BASES:
+        if base.is_dir():
+            left += [str(p) for p in sweep_stale_homes(base)]
+    # not root: the cluster lives in the test's run directory
+    tmp = request.node.funcargs.get("tmp_path")
+    if isinstance(tmp, Path) and tmp.is_dir():
+        for data_dir in _running_clusters_under(tmp):
+            with contextlib.suppress(EmbeddedPostgresError):  # the failure says it
+                EmbeddedPostgres(data_dir).stop()
+            left.append(str(data_dir))
+    if left:
+        pytest.fail(f"the test left a running embedded PostgreSQL cluster behind: {left}")
 
 
 @pytest.fixture
