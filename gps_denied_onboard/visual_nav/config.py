@@ -35,6 +35,8 @@ class VisualNavConfig:
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_corroborated_sigmas: float = 2.2
     gate_min_score: tuple[float, ...] = (0.12, 0.18)
+    gate_agreement_weight: float = 1.0
+    gate_agreement_extra_sigmas: float = 1.5
     uncorroborated_gate_factor: float = 1.5
     prior_consistency_k: float = 3.0
     attitude_max_age_s: float = 0.1
@@ -106,6 +108,8 @@ class VisualNavConfig:
         for name in (
             "attitude_wait_s",
             "gate_corroborated_sigmas",
+            "gate_agreement_weight",
+            "gate_agreement_extra_sigmas",
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
@@ -189,6 +193,8 @@ class VisualNavConfig:
             gate_margin_sigmas_large=self.gate_margin_sigmas_large,
             gate_corroborated_sigmas=self.gate_corroborated_sigmas,
             gate_min_score=(float(self.gate_min_score[0]), float(self.gate_min_score[1])),
+            gate_agreement_weight=self.gate_agreement_weight,
+            gate_agreement_extra_sigmas=self.gate_agreement_extra_sigmas,
             match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
             prior_consistency_k=self.prior_consistency_k,

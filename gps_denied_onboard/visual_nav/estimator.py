@@ -53,7 +53,12 @@ from gps_denied_onboard.visual_nav.geo import (
     zoom_for_resolution,
 )
 from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource, build_mosaic, tiles_around
-from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
+from gps_denied_onboard.visual_nav.matcher import (
+    MatchConfig,
+    OutsideMap,
+    PlacedTemplate,
+    match_frame,
+)
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
 from gps_denied_onboard.visual_nav.prior import OWN_TRACK, PriorConfig, PriorTracker, yaw_enu
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
@@ -77,6 +82,8 @@ class EstimatorConfig:
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_corroborated_sigmas: float = 2.2
     gate_min_score: tuple[float, float] = (0.12, 0.18)
+    gate_agreement_weight: float = 1.0
+    gate_agreement_extra_sigmas: float = 1.5
     match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
@@ -131,6 +138,9 @@ class VisualFix:
     prior_source: str
     footprint_m: float
     stitch_lever_m: float = 0.0  # a stitched patch's centroid to the nadir (0: one frame)
+    #: the template's quadrants on their own (matcher.quadrant_agreement); None when
+    #: the margin alone cleared the gate and it was not needed
+    agreement: float | None = None
 
     @property
     def position_covariance(self) -> tuple[float, ...]:
@@ -370,8 +380,15 @@ class VisualEstimator:
             velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
         yaw = yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
-        gate, jumped = self._judge(
-            prior, lat, lon, sigma=sigma, peak=pk, radius_m=radius, side_m=result.template_side_m
+        gate, jumped, agreement = self._judge(
+            prior,
+            lat,
+            lon,
+            sigma=sigma,
+            peak=pk,
+            radius_m=radius,
+            side_m=result.template_side_m,
+            placed=result.placed,
         )
         sigmas = pk.margin_sigmas
         quality = int(max(1, min(100, round(100 * min(1.0, sigmas / (3 * max(gate, 0.01)))))))
@@ -399,6 +416,7 @@ class VisualEstimator:
             prior_source=prior.source if not jumped else "relocalized",
             footprint_m=result.footprint_m,
             stitch_lever_m=lever,
+            agreement=agreement,
         )
         self._last_fix = fix
         self._recent.append(fix)
@@ -522,6 +540,16 @@ class VisualEstimator:
         c = self.cfg
         return float(np.interp(side_m, c.gate_side_m, c.gate_min_score))
 
+    def clears_gate(self, margin_sigmas: float, agreement: float, gate: float) -> bool:
+        """Whether a match with this margin and quadrant agreement clears ``gate``:
+        its margin does, or its margin plus ``gate_agreement_weight`` times the
+        agreement clears it by ``gate_agreement_extra_sigmas`` (see :meth:`_judge`)."""
+        c = self.cfg
+        if margin_sigmas >= gate:
+            return True
+        evidence = margin_sigmas + c.gate_agreement_weight * agreement
+        return evidence >= gate + c.gate_agreement_extra_sigmas
+
     def _judge(
         self,
         prior: Prior,
@@ -532,8 +560,10 @@ class VisualEstimator:
         peak: Peak,
         radius_m: float,
         side_m: float,
-    ) -> tuple[float, bool]:
-        """The confidence gate: ``(threshold applied, jumped)``, or a ``gate`` reject.
+        placed: PlacedTemplate | None = None,
+    ) -> tuple[float, bool, float | None]:
+        """The confidence gate: ``(threshold applied, jumped, agreement)``, or a
+        ``gate`` reject; the agreement is None when the margin alone cleared it.
 
         - A match the prior does not corroborate (the FC's GNSS, which may be the
           very thing being spoofed, or a seed) needs :meth:`gate_at` the radius.
@@ -546,6 +576,15 @@ class VisualEstimator:
           ``reset_counter`` bumps so the autopilot resets instead of fighting
           it; a weaker one is held back while the track's uncertainty grows,
           until it either agrees or is sure.
+
+        A margin short of the gate still passes when the margin plus
+        ``gate_agreement_weight`` times the quadrants' agreement
+        (:func:`~.matcher.quadrant_agreement`) clears the gate by
+        ``gate_agreement_extra_sigmas``: a chance peak is carried by one part of
+        the template, so its quadrants disagree. On the calibration pairs (400 m
+        frames, 2,023 certainly-wrong matches over the score floor) the best
+        wrong one this lets through would need 1.42 over the gate, and it passes
+        7 % more of the right ones (377 of 541 against 352).
         """
         c = self.cfg
         gate = self.gate_at(radius_m, side_m)
@@ -560,20 +599,24 @@ class VisualEstimator:
             else:
                 gate *= c.jump_gate_factor
         sigmas = peak.margin_sigmas
+        agreement: float | None = None
         if sigmas < gate:
+            agreement = placed.agreement() if placed is not None else 0.0
+        if not self.clears_gate(sigmas, agreement or 0.0, gate):
             what = f"jump of {jump:.0f} m off the track with margin" if own else "margin"
             raise FrameRejected(
                 "gate",
                 f"{what} {sigmas:.2f} sigma < {gate:.2f}",
                 margin=round(peak.margin, 4),
                 margin_sigmas=round(sigmas, 3),
+                agreement=round(agreement or 0.0, 3),
                 score=round(peak.score, 4),
                 search_radius_m=round(radius_m, 1),
             )
         if own:
             self.reset_counter = (self.reset_counter + 1) % 256
             self.last_jump_m = jump
-        return gate, own
+        return gate, own, agreement
 
     last_jump_m: float = 0.0
 

@@ -21,7 +21,7 @@ PRODUCER = "visual_nav"
 
 def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
     """The ``vnav.fix`` record's payload."""
-    return {
+    out: dict[str, Any] = {
         "latitude": round(fix.latitude, 8),
         "longitude": round(fix.longitude, 8),
         "sigma_m": round(fix.sigma_m, 2),
@@ -42,11 +42,22 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         "footprint_m": round(fix.footprint_m, 1),
         "stitch_lever_m": round(fix.stitch_lever_m, 1),
     }
+    if fix.agreement is not None:  # taken only when the margin alone fell short
+        out["agreement"] = round(fix.agreement, 3)
+    return out
 
 
 def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
     """The ``vnav.reject`` record's payload (reason plus the scores it carries)."""
-    known = {"margin", "margin_sigmas", "score", "search_radius_m", "age_ms", "gap_ms"}
+    known = {
+        "margin",
+        "margin_sigmas",
+        "agreement",
+        "score",
+        "search_radius_m",
+        "age_ms",
+        "gap_ms",
+    }
     out: dict[str, Any] = {
         "reason": rej.reason,
         "message": str(rej),
