@@ -61,6 +61,7 @@ class VisualNavConfig:
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
     stitch_sigma_margin_m: float = 12.0
+    single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
     prefetch_period_s: float = 1.0
@@ -117,6 +118,7 @@ class VisualNavConfig:
             "odometry_attitude_rel_sigma_deg",
             "stitch_below_area_m2",
             "stitch_sigma_margin_m",
+            "single_sigma_margin_m",
         ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -222,4 +224,5 @@ class VisualNavConfig:
                 stitch_target_area_m2=self.stitch_target_area_m2,
             ),
             stitch_sigma_margin_m=self.stitch_sigma_margin_m,
+            single_sigma_margin_m=self.single_sigma_margin_m,
         )

@@ -27,7 +27,8 @@ Per frame:
    the root sum of squares of the map's georeference floor, the attitude term
    (height * tan(sigma_attitude), which the correlation cannot see) and the
    match term (a fraction of a map pixel, larger for weaker peaks), and for a
-   stitched patch its placement (``stitch_sigma_margin_m`` / margin in sigmas);
+   stitched patch its placement (``stitch_sigma_margin_m`` / margin in sigmas),
+   for a small frame alone its own (``single_sigma_margin_m`` / margin);
 8. velocity from registration (from consecutive fixes when it failed), with
    the covariance that follows.
 """
@@ -109,6 +110,7 @@ class EstimatorConfig:
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
     stitch_sigma_margin_m: float = 12.0
+    single_sigma_margin_m: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -368,6 +370,12 @@ class VisualEstimator:
             oc, orow = view.patch.centre_offset_px
             lever = math.hypot(oc, orow) * view.patch.resolution_m
             sig_patch = cfg.stitch_sigma_margin_m / max(pk.margin_sigmas, 1.0)
+        else:
+            # a frame seeing little ground (a 400 m footprint alone) misplaces now and
+            # then by 10-25 m with a fair margin: a term like the patch's, fading out
+            # from a template of gate_side_m[0] to one of gate_side_m[1]
+            fade = float(np.interp(result.template_side_m, cfg.gate_side_m, (1.0, 0.0)))
+            sig_patch = fade * cfg.single_sigma_margin_m / max(pk.margin_sigmas, 1.0)
         sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_patch**2)
         odo_v = self.odometry.velocity() if disp is not None else None
         velocity: tuple[float, float] | None

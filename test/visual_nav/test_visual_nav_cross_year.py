@@ -162,3 +162,22 @@ def test_the_gate_counts_the_margin_in_the_score_surface_spread() -> None:
     assert peaks[0].spread == pytest.approx(0.02, rel=0.15)
     assert peaks[1].spread == pytest.approx(0.06, rel=0.15)
     assert peaks[0].margin_sigmas > 2.0 * peaks[1].margin_sigmas
+
+
+@pytest.mark.parametrize(("agl_m", "adds"), [(200.0, True), (500.0, False)])
+def test_a_small_frame_alone_adds_its_placement_to_sigma(agl_m: float, adds: bool) -> None:
+    """A 400 m footprint matched alone adds ``single_sigma_margin_m`` / margin (its
+    near misses); a 1 km one does not."""
+    ortho = naip("2020")
+    pose = Pose(LAT_C, LON_C, agl_m, roll_deg=3.0, pitch_deg=-2.0, yaw_deg=40.0).offset(300, 200)
+    sigmas = []
+    for k in (0.0, 20.0):
+        est = make_estimator(naip_tiles("2017"), single_sigma_margin_m=k)
+        feed(est, T0, pose, prior=pose.offset(60, -40), prior_sigma_m=40.0)
+        fix = est.process(T0, render(ortho, pose), CAMERA)
+        sigmas.append((fix.sigma_m, fix.margin_sigmas))
+    (without, margin), (with_term, _) = sigmas
+    if adds:
+        assert with_term == pytest.approx(math.hypot(without, 20.0 / max(margin, 1.0)), rel=1e-6)
+    else:
+        assert with_term == pytest.approx(without, rel=1e-9)
