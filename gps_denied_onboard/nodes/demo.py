@@ -86,6 +86,10 @@ class DemoReport:
     fc_frames_played: int = 0
 
 
+#: a query not answered after this long is sent again
+_RESEND_S = 2.0
+
+
 class _ClockHold:
     """Holds ``/clock`` at the bag's start until the replay runs; then the replay's node."""
 
@@ -100,6 +104,19 @@ class _ClockHold:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node("gdo_demo", context=self.context)
+        from gps_denied_onboard.srv import ListUploads, PutTile, QueryBbox
+
+        # the tile cache's clients now, long before their first call, so that discovery
+        # has matched them both ways: a server answers a client whose response reader
+        # it has not matched yet into the void (seen on a loaded machine)
+        self._clients: dict[str, Any] = {
+            name: self.node.create_client(srv_type, name)
+            for srv_type, name in (
+                (PutTile, "/tile_cache/put_tile"),
+                (QueryBbox, "/tile_cache/query_bbox"),
+                (ListUploads, "/tile_cache/list_uploads"),
+            )
+        }
         self._pub = self.node.create_publisher(ClockMsg, "/clock", 10)
         self._msg = ClockMsg(clock=ns_to_time_msg(start_ns))
         self._holding = threading.Event()
@@ -159,16 +176,31 @@ class _ClockHold:
         threading.Thread(target=executor.spin, name="demo-clock", daemon=True).start()
         self._followers.append((executor, node))
 
-    def call(self, srv_type: Any, name: str, request: Any, timeout_s: float = 10.0) -> Any:
-        client = self.node.create_client(srv_type, name)
+    def call(
+        self,
+        srv_type: Any,
+        name: str,
+        request: Any,
+        timeout_s: float = 10.0,
+        *,
+        idempotent: bool = False,
+    ) -> Any:
+        """Call ``name``; an ``idempotent`` request (a query) is sent again every
+        ``_RESEND_S`` until one is answered, in case an answer was lost."""
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self.node.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise TimeoutError(f"{name} not available")
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(timeout_s):
-            raise TimeoutError(f"{name} did not answer")
-        return future.result()
+        attempts = max(1, round(timeout_s / _RESEND_S)) if idempotent else 1
+        for _ in range(attempts):
+            future = client.call_async(request)
+            done = threading.Event()
+            future.add_done_callback(lambda _f, d=done: d.set())
+            if done.wait(timeout_s / attempts):
+                return future.result()
+            client.remove_pending_request(future)
+        raise TimeoutError(f"{name} did not answer")
 
     def close(self) -> None:
         for executor, node in self._followers:
@@ -345,10 +377,13 @@ def _tile_cache_view(hold: _ClockHold, manifest: dict[str, Any]) -> dict[str, An
                 zoom=zoom,
                 limit=1000,
             ),
+            idempotent=True,
         )
         by_source = Counter(t.source for t in res.tiles)
         view[f"z{zoom}"] = dict(by_source)
-    pending = hold.call(ListUploads, "/tile_cache/list_uploads", ListUploads.Request(limit=0))
+    pending = hold.call(
+        ListUploads, "/tile_cache/list_uploads", ListUploads.Request(limit=0), idempotent=True
+    )
     view["pending_upload"] = len(pending.tiles)
     return view
 

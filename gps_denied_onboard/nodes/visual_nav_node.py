@@ -382,9 +382,7 @@ class VisualNavNode(LifecycleNode):
         self._position = (lat, lon)  # the prefetch fetches the tiles around it
         self._kick.set()
         self._pending.append(lambda est: est.seed_prior(stamp, lat, lon, sigma))
-        log_event(
-            self._log, logging.INFO, "vnav.seeded", lat=lat, lon=lon, sigma_m=round(sigma, 1)
-        )
+        log_event(self._log, logging.INFO, "vnav.seeded", lat=lat, lon=lon, sigma_m=round(sigma, 1))
 
     def _on_frame(self, msg: Any) -> None:
         cfg = self._cfg
@@ -537,6 +535,8 @@ class VisualNavNode(LifecycleNode):
         deadline = time.monotonic() + timeout_s
         while not fut.done():
             if self._stop.is_set() or time.monotonic() > deadline:
+                # forgotten by the client too, or a lost answer's request stays pending
+                client.remove_pending_request(fut)
                 fut.cancel()
                 return None
             time.sleep(0.005)
