@@ -46,6 +46,7 @@ from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.correlate import Peak
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
+from gps_denied_onboard.visual_nav.gate import clears_gate, gate_at, judge, min_score_at
 from gps_denied_onboard.visual_nav.geo import (
     LocalFrame,
     ground_resolution_m,
@@ -518,45 +519,16 @@ class VisualEstimator:
         return (ve, vn), vs
 
     def gate_at(self, radius_m: float, side_m: float) -> float:
-        """The margin (in score-surface sigmas) an uncorroborated match needs.
-
-        Bilinear in the calibration table, held at its ends: along the search
-        radius (``gate_radius_m``) because a small window's runner-up is the
-        best of few chance peaks, so the gap to the best is wider by chance;
-        along the ground the template covers (``side_m``, the square root of its
-        area; ``gate_side_m`` gives the rows ``gate_margin_sigmas_small`` and
-        ``_large``) because a small template's chance scores are heavier-tailed:
-        certainly-wrong matches of 400 m frames reached 3.17 sigma in 1,190
-        (150-600 m searches), those of 1 km frames 2.2 in 1,400 once
-        :meth:`min_score_at` was met.
-        """
-        c = self.cfg
-        small = float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas_small))
-        large = float(np.interp(radius_m, c.gate_radius_m, c.gate_margin_sigmas_large))
-        return float(np.interp(side_m, c.gate_side_m, (small, large)))
+        """The margin an uncorroborated match needs (:func:`.gate.gate_at`)."""
+        return gate_at(self.cfg, radius_m, side_m)
 
     def min_score_at(self, side_m: float) -> float:
-        """The least correlation score a match may have, for a template of ``side_m``.
-
-        Along ``gate_side_m`` like :meth:`gate_at`. A large template's chance
-        scores are low, so a wrong match with a lucky margin still scores low:
-        certainly-wrong 1 km matches reached 3.14 sigma of margin at a score of
-        0.164, and none scored 0.17 with more than 2.2 sigma, while right ones
-        scored 0.23 and up (1 %). A small template's chance scores reach 0.4,
-        as far up as right ones go, so there the floor only drops the hopeless.
-        """
-        c = self.cfg
-        return float(np.interp(side_m, c.gate_side_m, c.gate_min_score))
+        """The least score a match may have (:func:`.gate.min_score_at`)."""
+        return min_score_at(self.cfg, side_m)
 
     def clears_gate(self, margin_sigmas: float, agreement: float, gate: float) -> bool:
-        """Whether a match with this margin and quadrant agreement clears ``gate``:
-        its margin does, or its margin plus ``gate_agreement_weight`` times the
-        agreement clears it by ``gate_agreement_extra_sigmas`` (see :meth:`_judge`)."""
-        c = self.cfg
-        if margin_sigmas >= gate:
-            return True
-        evidence = margin_sigmas + c.gate_agreement_weight * agreement
-        return evidence >= gate + c.gate_agreement_extra_sigmas
+        """Margin, or margin and agreement, against ``gate`` (:func:`.gate.clears_gate`)."""
+        return clears_gate(self.cfg, margin_sigmas, agreement, gate)
 
     def _judge(
         self,
@@ -570,61 +542,22 @@ class VisualEstimator:
         side_m: float,
         placed: PlacedTemplate | None = None,
     ) -> tuple[float, bool, float | None]:
-        """The confidence gate: ``(threshold applied, jumped, agreement)``, or a
-        ``gate`` reject; the agreement is None when the margin alone cleared it.
-
-        - A match the prior does not corroborate (the FC's GNSS, which may be the
-          very thing being spoofed, or a seed) needs :meth:`gate_at` the radius.
-        - A match within ``jump_sigma_k`` combined sigmas (and ``min_jump_m``) of
-          our own track is corroborated by it: chance would have to put a wrong
-          peak both above ``gate_corroborated_sigmas`` and inside that small
-          circle of the window, so it needs only that.
-        - A match farther off our own track is a relocalisation: it needs
-          ``jump_gate_factor`` times the uncorroborated gate, and then
-          ``reset_counter`` bumps so the autopilot resets instead of fighting
-          it; a weaker one is held back while the track's uncertainty grows,
-          until it either agrees or is sure.
-
-        A margin short of the gate still passes when the margin plus
-        ``gate_agreement_weight`` times the quadrants' agreement
-        (:func:`~.matcher.quadrant_agreement`) clears the gate by
-        ``gate_agreement_extra_sigmas``: a chance peak is carried by one part of
-        the template, so its quadrants disagree. On the calibration pairs (400 m
-        frames, 2,023 certainly-wrong matches over the score floor) the best
-        wrong one this lets through would need 1.42 over the gate, and it passes
-        7 % more of the right ones (377 of 541 against 352).
-        """
-        c = self.cfg
-        gate = self.gate_at(radius_m, side_m)
-        jump = 0.0
-        own = prior.source in OWN_TRACK
-        if own:
-            e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
-            jump = math.hypot(e, n)
-            if jump <= max(c.min_jump_m, c.jump_sigma_k * math.hypot(prior.sigma_m, sigma)):
-                gate = min(gate, c.gate_corroborated_sigmas)
-                own = False  # corroborated: no jump
-            else:
-                gate *= c.jump_gate_factor
-        sigmas = peak.margin_sigmas
-        agreement: float | None = None
-        if sigmas < gate:
-            agreement = placed.agreement() if placed is not None else 0.0
-        if not self.clears_gate(sigmas, agreement or 0.0, gate):
-            what = f"jump of {jump:.0f} m off the track with margin" if own else "margin"
-            raise FrameRejected(
-                "gate",
-                f"{what} {sigmas:.2f} sigma < {gate:.2f}",
-                margin=round(peak.margin, 4),
-                margin_sigmas=round(sigmas, 3),
-                agreement=round(agreement or 0.0, 3),
-                score=round(peak.score, 4),
-                search_radius_m=round(radius_m, 1),
-            )
-        if own:
+        """:func:`.gate.judge`; an accepted jump bumps ``reset_counter``."""
+        verdict = judge(
+            self.cfg,
+            prior,
+            lat,
+            lon,
+            sigma=sigma,
+            peak=peak,
+            radius_m=radius_m,
+            side_m=side_m,
+            placed=placed,
+        )
+        if verdict.jump_m is not None:
             self.reset_counter = (self.reset_counter + 1) % 256
-            self.last_jump_m = jump
-        return gate, own, agreement
+            self.last_jump_m = verdict.jump_m
+        return verdict.gate, verdict.jump_m is not None, verdict.agreement
 
     last_jump_m: float = 0.0
 
