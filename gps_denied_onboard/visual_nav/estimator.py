@@ -43,7 +43,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
-from gps_denied_onboard.visual_nav.correlate import Peak
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.gate import clears_gate, gate_at, judge, min_score_at
@@ -58,7 +57,6 @@ from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource, build_mosa
 from gps_denied_onboard.visual_nav.matcher import (
     MatchConfig,
     OutsideMap,
-    PlacedTemplate,
     match_frame,
 )
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
@@ -389,7 +387,8 @@ class VisualEstimator:
             velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
         yaw = yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
-        gate, jumped, agreement = self._judge(
+        verdict = judge(
+            cfg,
             prior,
             lat,
             lon,
@@ -399,6 +398,11 @@ class VisualEstimator:
             side_m=result.template_side_m,
             placed=result.placed,
         )
+        gate, agreement = verdict.gate, verdict.agreement
+        jumped = verdict.jump_m is not None
+        if verdict.jump_m is not None:  # a relocalisation: the autopilot should reset
+            self.reset_counter = (self.reset_counter + 1) % 256
+            self.last_jump_m = verdict.jump_m
         sigmas = pk.margin_sigmas
         quality = int(max(1, min(100, round(100 * min(1.0, sigmas / (3 * max(gate, 0.01)))))))
         fix = VisualFix(
@@ -529,35 +533,6 @@ class VisualEstimator:
     def clears_gate(self, margin_sigmas: float, agreement: float, gate: float) -> bool:
         """Margin, or margin and agreement, against ``gate`` (:func:`.gate.clears_gate`)."""
         return clears_gate(self.cfg, margin_sigmas, agreement, gate)
-
-    def _judge(
-        self,
-        prior: Prior,
-        lat: float,
-        lon: float,
-        *,
-        sigma: float,
-        peak: Peak,
-        radius_m: float,
-        side_m: float,
-        placed: PlacedTemplate | None = None,
-    ) -> tuple[float, bool, float | None]:
-        """:func:`.gate.judge`; an accepted jump bumps ``reset_counter``."""
-        verdict = judge(
-            self.cfg,
-            prior,
-            lat,
-            lon,
-            sigma=sigma,
-            peak=peak,
-            radius_m=radius_m,
-            side_m=side_m,
-            placed=placed,
-        )
-        if verdict.jump_m is not None:
-            self.reset_counter = (self.reset_counter + 1) % 256
-            self.last_jump_m = verdict.jump_m
-        return verdict.gate, verdict.jump_m is not None, verdict.agreement
 
     last_jump_m: float = 0.0
 
