@@ -40,7 +40,7 @@ from typing import Any
 
 from gps_denied_onboard.embedded_pg import read_cluster_report
 from gps_denied_onboard.nodes.bringup import BringupOptions, run
-from gps_denied_onboard.nodes.common import relay_stop_signals
+from gps_denied_onboard.nodes.common import call_service, relay_stop_signals
 from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, EstimatorWatch
 
 #: /clock ticks per sim second. Each message still gets a tick at its own time;
@@ -84,10 +84,6 @@ class DemoReport:
     replay: dict[str, Any] = field(default_factory=dict)
     tile_cache: dict[str, Any] = field(default_factory=dict)
     fc_frames_played: int = 0
-
-
-#: a query not answered after this long is sent again
-_RESEND_S = 2.0
 
 
 class _ClockHold:
@@ -185,21 +181,16 @@ class _ClockHold:
         *,
         idempotent: bool = False,
     ) -> Any:
-        """Call ``name``; an ``idempotent`` request (a query) is sent again every
-        ``_RESEND_S`` until one is answered, in case an answer was lost."""
+        """Call ``name``; an ``idempotent`` request (a query) is sent again until
+        answered (:func:`~gps_denied_onboard.nodes.common.call_service`)."""
         client = self._clients.get(name)
         if client is None:
             client = self._clients[name] = self.node.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise TimeoutError(f"{name} not available")
-        attempts = max(1, round(timeout_s / _RESEND_S)) if idempotent else 1
-        for _ in range(attempts):
-            future = client.call_async(request)
-            done = threading.Event()
-            future.add_done_callback(lambda _f, d=done: d.set())
-            if done.wait(timeout_s / attempts):
-                return future.result()
-            client.remove_pending_request(future)
+        answered = call_service(client, request, timeout_s, idempotent=idempotent)
+        if answered is not None:
+            return answered.result()
         raise TimeoutError(f"{name} did not answer")
 
     def close(self) -> None:

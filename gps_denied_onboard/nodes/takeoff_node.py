@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from gps_denied_onboard.nodes.common import (
     RecordPublisherSink,
     RosClock,
     bridge_logging,
+    call_service,
     declare_config,
     read_config,
 )
@@ -71,8 +71,6 @@ from gps_denied_onboard.takeoff.sequence import (
 )
 
 NS_PER_S = 1_000_000_000
-#: an idempotent request not answered after this long is sent again
-RESEND_S = 2.0
 #: rcl_interfaces/Log level of ERROR (and FATAL above it).
 _LOG_ERROR = 40
 #: /rosout as rcl publishes it (reliable, transient local, deep): a volatile
@@ -187,42 +185,17 @@ class RosLifecycleController:
     ) -> Any:
         """One service call, answered within ``timeout_s`` or :class:`StepTimeout`.
 
-        An ``idempotent`` request is sent again every :data:`RESEND_S` until the
-        first answer: a loaded machine can lose an answer (the server sends it
-        before it matched our response reader), and asking twice changes
-        nothing. A lifecycle transition is never resent; the sequencer reads the
-        state back instead.
+        An ``idempotent`` request is sent again until answered
+        (:func:`~gps_denied_onboard.nodes.common.call_service`). A lifecycle
+        transition is never resent; the sequencer reads the state back instead.
         """
         client = self._client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise StepTimeout(f"{name} not available after {timeout_s:.1f} s", step=step)
-        clock = MonotonicClock()
-        deadline_ns = clock.now_ns() + int(timeout_s * NS_PER_S)
-        done = threading.Event()
-        answered: list[Future[Any]] = []
-
-        def on_done(f: Future[Any]) -> None:
-            answered.append(f)
-            done.set()
-
-        futures: list[Future[Any]] = []
-        while not done.is_set():
-            left_s = (deadline_ns - clock.now_ns()) / NS_PER_S
-            if left_s <= 0:
-                break
-            future: Future[Any] = client.call_async(request)
-            future.add_done_callback(on_done)
-            futures.append(future)
-            if not idempotent:
-                done.wait(left_s)
-                break
-            done.wait(min(left_s, RESEND_S))
-        for pending in futures:
-            if not pending.done():
-                client.remove_pending_request(pending)
-        if not answered:
+        answered = call_service(client, request, timeout_s, idempotent=idempotent)
+        if answered is None:
             raise StepTimeout(f"{name} did not answer within {timeout_s:.1f} s", step=step)
-        result = answered[0].result()
+        result = answered.result()
         if result is None:
             raise StepFailed(f"{name} returned no response", step=step)
         return result

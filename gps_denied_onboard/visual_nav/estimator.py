@@ -45,7 +45,7 @@ from numpy.typing import NDArray
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
-from gps_denied_onboard.visual_nav.gate import clears_gate, gate_at, judge, min_score_at
+from gps_denied_onboard.visual_nav.gate import gate_at, judge, min_score_at
 from gps_denied_onboard.visual_nav.geo import (
     LocalFrame,
     ground_resolution_m,
@@ -54,11 +54,7 @@ from gps_denied_onboard.visual_nav.geo import (
     zoom_for_resolution,
 )
 from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource, build_mosaic, tiles_around
-from gps_denied_onboard.visual_nav.matcher import (
-    MatchConfig,
-    OutsideMap,
-    match_frame,
-)
+from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
 from gps_denied_onboard.visual_nav.prior import OWN_TRACK, PriorConfig, PriorTracker, yaw_enu
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
@@ -529,10 +525,6 @@ class VisualEstimator:
     def min_score_at(self, side_m: float) -> float:
         """The least score a match may have (:func:`.gate.min_score_at`)."""
         return min_score_at(self.cfg, side_m)
-
-    def clears_gate(self, margin_sigmas: float, agreement: float, gate: float) -> bool:
-        """Margin, or margin and agreement, against ``gate`` (:func:`.gate.clears_gate`)."""
-        return clears_gate(self.cfg, margin_sigmas, agreement, gate)
 
     last_jump_m: float = 0.0
 

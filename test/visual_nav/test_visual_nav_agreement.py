@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gps_denied_onboard.visual_nav.features import orientation_field
+from gps_denied_onboard.visual_nav.gate import clears_gate
 from gps_denied_onboard.visual_nav.matcher import FieldRaster, quadrant_agreement
 
 from .support import make_estimator, naip_tiles
@@ -74,12 +75,12 @@ def test_a_margin_short_of_the_gate_passes_only_with_the_quadrants_behind_it() -
     est = make_estimator(naip_tiles("2017"))
     cfg = est.cfg
     gate = 3.25
-    assert est.clears_gate(gate, 0.0, gate)  # the margin alone
+    assert clears_gate(cfg, gate, 0.0, gate)  # the margin alone
     need = gate + cfg.gate_agreement_extra_sigmas
     margin = 2.5
     agreement = (need - margin) / cfg.gate_agreement_weight
-    assert est.clears_gate(margin, agreement, gate)
-    assert not est.clears_gate(margin, agreement - 0.05, gate)
+    assert clears_gate(cfg, margin, agreement, gate)
+    assert not clears_gate(cfg, margin, agreement - 0.05, gate)
     # the calibrated setting: the best certainly-wrong 400 m match of 2,023 needed
     # 1.42 sigma over the gate, so the allowance keeps above it
     assert cfg.gate_agreement_extra_sigmas >= 1.42
