@@ -282,7 +282,7 @@ class DiagnosticsPublisher:
     def __init__(self, node: Node, name: str, hardware_id: str = "") -> None:
         self._node = node
         self._name = name
-        self._hardware_id = hardware_id
+        self.hardware_id = hardware_id
         self._pub = node.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
 
     def publish(self, level: int, message: str, values: Mapping[str, object]) -> None:
@@ -290,7 +290,7 @@ class DiagnosticsPublisher:
             level=bytes([int(level)]),
             name=self._name,
             message=message,
-            hardware_id=self._hardware_id,
+            hardware_id=self.hardware_id,
             values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()],
         )
         array = DiagnosticArray(status=[status])

@@ -11,6 +11,10 @@
   status timer, subscribes to position fixes and GCS alerts.
 * ``deactivate`` / ``cleanup`` / ``shutdown``: stop the sender, close the link.
 
+Publishers, subscriptions and the status timer are made at the first configure and
+live as long as the node: their callbacks do nothing while it is not active. A
+transition never destroys one (see :meth:`FcBridgeNode._make_entities`).
+
 Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
 ``/fc/navsat``), ``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
 ``Float64`` AMSL altitude (``/fc/altitude``) and diagnostics (``link.*`` LinkStats,
@@ -23,7 +27,6 @@ import dataclasses
 import math
 import sys
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -33,7 +36,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
 from std_msgs.msg import Float64
 
-from gps_denied_onboard.config import build_config, config_defaults
+from gps_denied_onboard.config import config_defaults
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
 from gps_denied_onboard.fc_bridge import telemetry as tm
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
@@ -42,6 +45,7 @@ from gps_denied_onboard.fc_bridge.fix import PositionFix
 from gps_denied_onboard.fc_bridge.fix_output import OutputKind
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
 from gps_denied_onboard.fc_bridge.link import FcLink
+from gps_denied_onboard.fc_bridge.node_params import CONFIG_CLASSES, build_node_config
 from gps_denied_onboard.fc_bridge.origin import OriginConfig, OriginManager
 from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice, run_preflight
 from gps_denied_onboard.fc_bridge.reloc import EkfSourceSwitch, RelocGate
@@ -72,39 +76,6 @@ from gps_denied_onboard.records import FlightRecord
 NODE_NAME = "fc_bridge"
 #: New fixes sent before the measured lag is compared with the FC's delay parameter.
 DELAY_CHECK_MIN_FIXES = 20
-#: The node's parameters are the fields of these (disjoint) dataclasses.
-CONFIG_CLASSES: tuple[type[Any], ...] = (FcBridgeConfig, FixOutputConfig, OriginConfig)
-
-
-def build_node_config(
-    values: Mapping[str, Any],
-) -> tuple[FcBridgeConfig, FixOutputConfig, OriginConfig]:
-    """Flat parameter values (ROS parameters or a ``--params-file`` section) -> configs.
-
-    Each dataclass is built with ``build_config(strict=True)`` from its own fields; a
-    name that belongs to none of them raises (a typo in ``config/fc_bridge.yaml`` is
-    an error, not a silently ignored parameter). ``""`` means None for the fields
-    whose default is None (ROS parameters have no null).
-
-    Raises:
-        ConfigError: unknown name, wrong type, or a range check failed.
-    """
-    owned: set[str] = set()
-    built: list[Any] = []
-    for cls in CONFIG_CLASSES:
-        defaults = config_defaults(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
-        owned |= names
-        part = {
-            k: (None if v == "" and k in defaults and defaults[k] is None else v)
-            for k, v in values.items()
-            if k in names
-        }
-        built.append(build_config(cls, part, strict=True))
-    unknown = sorted(set(values) - owned)
-    if unknown:
-        raise ConfigError(f"unknown fc_bridge parameters: {unknown}", key=unknown[0])
-    return built[0], built[1], built[2]
 
 
 class FcBridgeNode(LifecycleNode):
@@ -121,6 +92,8 @@ class FcBridgeNode(LifecycleNode):
         self._switch: EkfSourceSwitch | None = None
         self._forwarder: AlertForwarder | None = None
         self._pubs: dict[str, Any] = {}
+        self._sink: RecordPublisherSink  # these, the subscriptions and the timer: _make_entities
+        self._diag: DiagnosticsPublisher
         self._subs: list[Any] = []
         self._timer: Any = None
         self._active = threading.Event()
@@ -152,6 +125,28 @@ class FcBridgeNode(LifecycleNode):
         except ConfigError as err:
             self.get_logger().error(f"fc.configure_failed key={err.key} error={err}")
             return TransitionCallbackReturn.FAILURE
+        self._make_entities(self._cfg)
+        self._link = self._build_link()
+        self.get_logger().info(f"fc.configured connection={self._cfg.connection}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _make_entities(self, cfg: FcBridgeConfig) -> None:
+        """Publishers, subscriptions and the status timer: made once, kept for the node's life.
+
+        A transition callback runs on one executor thread while another walks the
+        node's entity lists to build its wait set; an entity destroyed in between (the
+        QoS event handlers of a subscription or publisher) raised ``InvalidHandle`` out
+        of ``spin_once`` (rclpy#1284, #1206): ``run_node`` stopped and the node answered
+        nothing after a deactivate. So nothing is destroyed until ``destroy_node``
+        (after the executor stops) and the callbacks are gated on ``_active``. The
+        timer keeps its period and is not cancelled either: a timer cancelled after the
+        executor picked it raises in the executor's take (rclpy#1485).
+        """
+        period_s = 1.0 / cfg.publish_rate_hz
+        if self._timer is not None:  # configured before: a new rate, a new connection name
+            self._timer.timer_period_ns = int(period_s * 1e9)
+            self._diag.hardware_id = cfg.connection
+            return
         self._sink = RecordPublisherSink(self)
         self._pubs = {
             "status": self.create_publisher(FcStatus, TOPIC_FC_STATUS, 10),
@@ -160,10 +155,12 @@ class FcBridgeNode(LifecycleNode):
             "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
             "range": self.create_publisher(Range, TOPIC_FC_RANGEFINDER, qos_profile_sensor_data),
         }
-        self._diag = DiagnosticsPublisher(self, "fc_bridge", self._cfg.connection)
-        self._link = self._build_link()
-        self.get_logger().info(f"fc.configured connection={self._cfg.connection}")
-        return TransitionCallbackReturn.SUCCESS
+        self._diag = DiagnosticsPublisher(self, "fc_bridge", cfg.connection)
+        self._subs = [
+            self.create_subscription(GcsAlert, TOPIC_GCS_ALERTS, self._on_alert, RECORD_QOS),
+            self.create_subscription(PositionFixMsg, TOPIC_POSITION_FIX, self._on_fix, 10),
+        ]
+        self._timer = self.create_timer(period_s, self._publish_status)
 
     def _build_link(self) -> FcLink:
         assert self._cfg is not None
@@ -284,11 +281,6 @@ class FcBridgeNode(LifecycleNode):
             link.close()
             self._link = self._build_link()
             return TransitionCallbackReturn.FAILURE
-        self._subs = [
-            self.create_subscription(GcsAlert, TOPIC_GCS_ALERTS, self._on_alert, RECORD_QOS),
-            self.create_subscription(PositionFixMsg, TOPIC_POSITION_FIX, self._on_fix, 10),
-        ]
-        self._timer = self.create_timer(1.0 / cfg.publish_rate_hz, self._publish_status)
         self._active.set()
         self.get_logger().info(
             f"fc.active autopilot={ap.autopilot.value} sysid={ap.sysid} output={output.value}"
@@ -297,13 +289,7 @@ class FcBridgeNode(LifecycleNode):
         return result
 
     def _stop_io(self) -> None:
-        self._active.clear()
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-            self._timer = None
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        self._active.clear()  # the timer and subscriptions stay, idle (see _make_entities)
         if self._sender is not None:
             self._sender.stop()
             self._sender = None
@@ -324,10 +310,7 @@ class FcBridgeNode(LifecycleNode):
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._stop_io()
-        self._link = None
-        for pub in self._pubs.values():
-            self.destroy_publisher(pub)
-        self._pubs = {}
+        self._link = None  # publishers stay, silent while unconfigured (see _make_entities)
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -438,7 +421,7 @@ class FcBridgeNode(LifecycleNode):
 
     def _on_alert(self, msg: GcsAlert) -> None:
         fwd = self._forwarder
-        if fwd is None:
+        if fwd is None or not self._active.is_set():
             return
         try:
             fwd.forward(int(msg.severity), str(msg.text), str(msg.source))
@@ -447,7 +430,7 @@ class FcBridgeNode(LifecycleNode):
 
     def _on_fix(self, msg: PositionFixMsg) -> None:
         sched, origin, gate = self._sched, self._origin, self._reloc
-        if sched is None or gate is None:
+        if sched is None or gate is None or not self._active.is_set():
             return
         try:
             admission = gate.admit(PositionFix.from_msg(msg))

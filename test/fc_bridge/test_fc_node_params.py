@@ -23,14 +23,10 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from gps_denied_onboard.config import build_config, config_defaults, load_ros_params_file  # noqa: E402
 from gps_denied_onboard.errors import ConfigError  # noqa: E402
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig  # noqa: E402
+from gps_denied_onboard.fc_bridge.node_params import CONFIG_CLASSES, build_node_config  # noqa: E402
 from gps_denied_onboard.fc_bridge.origin import OriginConfig  # noqa: E402
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig  # noqa: E402
-from gps_denied_onboard.nodes.fc_bridge_node import (  # noqa: E402
-    CONFIG_CLASSES,
-    NODE_NAME,
-    FcBridgeNode,
-    build_node_config,
-)
+from gps_denied_onboard.nodes.fc_bridge_node import NODE_NAME, FcBridgeNode  # noqa: E402
 
 YAML = Path(__file__).resolve().parents[2] / "config" / "fc_bridge.yaml"
 #: deployment values that differ from the dataclass default on purpose

@@ -1,0 +1,116 @@
+"""The fc_bridge node through repeated lifecycle cycles, over real DDS.
+
+Driven as the take-off sequencer drives it: change_state and get_state over DDS from
+another node, while the node's executor spins on its own thread (``run_node``'s
+loop). The node once destroyed its timer and subscriptions inside on_deactivate; the
+executor, walking the node's entities from another thread, then raised out of
+``spin_once`` and the node answered nothing more (take-off's landing failed with
+``/fc_bridge/get_state did not answer``). The simulated FC speaks real MAVLink on
+UDP loopback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from gps_denied_onboard.msg import FcStatus  # noqa: E402
+from gps_denied_onboard.msg import PositionFix as PositionFixMsg  # noqa: E402
+from lifecycle_driver import LifecycleDriver  # noqa: E402
+from lifecycle_msgs.msg import Transition  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+
+from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
+from gps_denied_onboard.nodes.common import (  # noqa: E402
+    TOPIC_FC_STATUS,
+    TOPIC_POSITION_FIX,
+    time_msg_to_ns,
+)
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+
+from .link_support import wait_until  # noqa: E402
+from .node_support import fix_msg, make_node, spin_ros  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+CYCLES = 8
+PUBLISH_RATE_HZ = 10.0
+#: how long each inactive spell lasts: several status periods, so that a status
+#: timer left publishing while inactive would show in it
+INACTIVE_SPELL_S = 4 / PUBLISH_RATE_HZ
+LAT, LON, ALT = 47.3977419, 8.5455938, 488.25
+
+
+@pytest.fixture
+def ros() -> Iterator[MultiThreadedExecutor]:
+    yield from spin_ros()
+
+
+def _entities(node: FcBridgeNode) -> set[int]:
+    """Identities of the node's publishers, subscriptions and timers."""
+    return {id(e) for e in (*node.publishers, *node.subscriptions, *node.timers)}
+
+
+def test_node_answers_after_every_deactivate_and_is_silent_while_inactive(
+    ros: MultiThreadedExecutor,
+) -> None:
+    fc = SimFc("ardupilot", heartbeat_hz=5.0).start()
+    node = make_node(fc.connection, publish_rate_hz=PUBLISH_RATE_HZ)
+    probe = Node("fc_cycle_probe")
+    status_stamps: list[int] = []
+
+    def on_status(msg: FcStatus) -> None:
+        status_stamps.append(time_msg_to_ns(msg.header.stamp))
+
+    probe.create_subscription(FcStatus, TOPIC_FC_STATUS, on_status, 10)
+    fixes = probe.create_publisher(PositionFixMsg, TOPIC_POSITION_FIX, 10)
+    ros.add_node(node)
+    ros.add_node(probe)
+    driver = LifecycleDriver("fc_bridge", prefix="fc_cycle_driver")
+    inactive: list[tuple[int, int]] = []  # (from, to) host times when the node was inactive
+
+    def fix_reaches_the_fc() -> bool:
+        """A fix published now goes out as GPS_INPUT (published again until it does)."""
+        stamp = time.time_ns()
+        fixes.publish(fix_msg(stamp, LAT, LON, ALT))
+        return wait_until(
+            lambda: any(r.msg.time_usec == stamp // 1000 for r in fc.received("GPS_INPUT")), 1.0
+        )
+
+    try:
+        assert driver.transition(Transition.TRANSITION_CONFIGURE)
+        made = _entities(node)
+        for cycle in range(CYCLES):
+            assert driver.transition(Transition.TRANSITION_ACTIVATE), cycle
+            assert wait_until(fix_reaches_the_fc, 10.0, step_s=0.0), cycle
+            assert driver.transition(Transition.TRANSITION_DEACTIVATE), cycle
+            since = time.time_ns()
+            # answered at once: LifecycleDriver raises if get_state goes unanswered
+            assert driver.state() == "inactive", cycle
+            time.sleep(INACTIVE_SPELL_S)  # the spell a stray status would show in
+            assert driver.state() == "inactive", cycle
+            inactive.append((since, time.time_ns()))
+        assert driver.transition(Transition.TRANSITION_CLEANUP)
+        assert driver.state() == "unconfigured"
+        assert driver.transition(Transition.TRANSITION_CONFIGURE)
+        assert driver.transition(Transition.TRANSITION_ACTIVATE)
+        up = time.time_ns()
+        assert wait_until(lambda: any(s > up for s in status_stamps), 5.0)  # publishing again
+        assert wait_until(fix_reaches_the_fc, 10.0, step_s=0.0)
+        # nothing made or destroyed by a transition: what the executor waits on stays valid
+        assert _entities(node) == made
+        stray = [s for s in status_stamps if any(a < s < b for a, b in inactive)]
+        assert stray == [], f"{len(stray)} FcStatus published while inactive"
+    finally:
+        driver.close()
+        ros.remove_node(node)
+        ros.remove_node(probe)
+        node.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+        fc.stop()
