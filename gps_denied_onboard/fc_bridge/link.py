@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import select
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Final
@@ -74,6 +75,10 @@ Handler = Callable[[Any, int], None]
 """``handler(msg, recv_ns)``: a decoded pymavlink message and its receive time."""
 
 _POLL_S: Final = 0.05
+#: How long :meth:`FcLink.close` waits for its threads, all together. They wake within
+#: ``_POLL_S`` (or a TCP connect's 2 s while reconnecting); close runs in a lifecycle
+#: transition, which holds every other callback of the node until it returns.
+CLOSE_TIMEOUT_S: Final = 3.0
 
 
 @dataclass(frozen=True)
@@ -216,17 +221,33 @@ class FcLink:
         self._reader.start()
         self._beater.start()
 
-    def close(self) -> None:
-        """Stop the threads and close the transport; idempotent."""
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop the threads and close the transport; idempotent.
+
+        Waits at most ``timeout_s`` for both threads together; one still running is
+        left behind (a daemon, it stops at its next look at the stop flag) and logged
+        as ``fc.link_thread_stuck``.
+        """
         if self._closed:
             return
         self._closed = True
         if not self._opened:  # never opened (a fresh link after deactivate): nothing to say
             return
         self._stop.set()
+        deadline = time.monotonic() + timeout_s
         for t in (self._reader, self._beater):
-            if t is not None and t is not threading.current_thread():
-                t.join(timeout=5.0)
+            if t is None or t is threading.current_thread():
+                continue
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                log_event(
+                    self._log,
+                    logging.ERROR,
+                    "fc.link_thread_stuck",
+                    thread=t.name,
+                    timeout_s=timeout_s,
+                    connection=self._config.connection,
+                )
         self._close_transport()
         with self._state_lock:
             was_up = self._link_up

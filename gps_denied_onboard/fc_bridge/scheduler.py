@@ -68,6 +68,7 @@ from gps_denied_onboard.fc_bridge.fix_output import (
     OutputKind,
     resolve_output_kind,
 )
+from gps_denied_onboard.log import log_event
 
 NS_PER_S: Final = 1_000_000_000
 #: GPS_INPUT gaps stay above this (EKF3 ignores samples < 50 ms apart; 10 ms of margin).
@@ -514,14 +515,29 @@ class FixSenderThread:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 2.0) -> None:
-        """Stop and join (idempotent)."""
+    def stop(self, timeout_s: float = 2.0) -> bool:
+        """Stop and join for at most ``timeout_s`` (idempotent); False if still running.
+
+        A thread still running is left behind (a daemon) and logged as
+        ``fc.fix_sender_stuck``: the caller, a lifecycle transition, must not hang.
+        """
         self._stop.set()
         self._wake.set()
         self.scheduler.set_wakeup(None)
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout_s)
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log_event(
+                logging.getLogger(__name__),
+                logging.ERROR,
+                "fc.fix_sender_stuck",
+                thread=thread.name,
+                timeout_s=timeout_s,
+            )
+            return False
+        return True
 
     def __enter__(self) -> FixSenderThread:
         self.start()
