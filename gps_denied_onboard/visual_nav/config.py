@@ -64,6 +64,7 @@ class VisualNavConfig:
     single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
+    finer_zoom_levels: int = 3
     prefetch_period_s: float = 1.0
     exclude_tile_sources: tuple[str, ...] = ("in_flight",)
     snapshot_zoom: int = 16
@@ -172,6 +173,8 @@ class VisualNavConfig:
             raise ConfigError("orientation_harmonics must be 1 or 2", key="orientation_harmonics")
         if not 0 <= self.snapshot_zoom <= 22:
             raise ConfigError("snapshot_zoom must be 0..22", key="snapshot_zoom")
+        if not 0 <= self.finer_zoom_levels <= 4:
+            raise ConfigError("finer_zoom_levels must be 0..4", key="finer_zoom_levels")
         if self.queue_depth < 1:
             raise ConfigError("queue_depth must be >= 1", key="queue_depth")
         try:
@@ -225,4 +228,5 @@ class VisualNavConfig:
             ),
             stitch_sigma_margin_m=self.stitch_sigma_margin_m,
             single_sigma_margin_m=self.single_sigma_margin_m,
+            finer_zoom_levels=self.finer_zoom_levels,
         )

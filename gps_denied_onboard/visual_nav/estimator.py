@@ -96,6 +96,7 @@ class EstimatorConfig:
     gnss_prior_sigma_m: float = 10.0
     max_velocity_dt_s: float = 2.0
     mosaic_half_size_m: float = 2200.0
+    finer_zoom_levels: int = 3  # a tile missing at the map's zoom: composed from these
     jump_sigma_k: float = 4.0
     min_jump_m: float = 25.0
     jump_gate_factor: float = 1.5
@@ -234,6 +235,7 @@ class VisualEstimator:
             coarse_resolution_m=cfg.match.coarse_resolution_m,
             latitude=prior.latitude,
             harmonics=max(cfg.match.orientation_harmonics, cfg.match.refine_harmonics),
+            finer_levels=cfg.finer_zoom_levels,
         )
         if m is None:
             raise FrameRejected("no_tiles", "no cached tiles under the prior", zoom=zoom)

@@ -5,6 +5,14 @@ services ahead of the aircraft; tests hand in a dict). The mosaic covers a
 square around the point it was built for; it is reused for every frame whose
 search window (prior + search radius + footprint) still fits inside, and
 rebuilt when the window leaves it or tiles that were missing have arrived.
+
+The zoom is the coarsest whose pixels are no larger than the matching
+resolution (z15 at 47 deg N for 5 m). A cache may hold only finer tiles (a
+0.6 m/px orthophoto is cut at z17-z18): a tile missing at that zoom is then
+composed from the tiles up to ``finer_levels`` zooms finer, each reduced by
+area averaging (:func:`reduce_tile`) to the pixels it covers, so the mosaic
+is what the coarser tile would have been. Where those are missing too, the
+mosaic says so (its valid mask), and the matcher does not count that ground.
 """
 
 from __future__ import annotations
@@ -71,9 +79,9 @@ class Mosaic:
     tiles_y: int
     fine: FieldRaster
     coarse: FieldRaster
-    coverage: float  # fraction of the mosaic's tiles present
+    coverage: float  # fraction of the mosaic's ground that has imagery
     generation: int
-    missing: int
+    missing: int  # tiles not wholly covered
 
     def contains(self, x0: float, y0: float, x1: float, y1: float) -> bool:
         ox, oy = self.tile_x0 * TILE_PX, self.tile_y0 * TILE_PX
@@ -98,6 +106,55 @@ def tiles_around(
     return x0, y0, x1 - x0 + 1, y1 - y0 + 1
 
 
+def reduce_tile(pixels: U8, levels: int) -> U8:
+    """A tile ``levels`` zooms finer than the mosaic's, reduced (area average) to the
+    ``TILE_PX >> levels`` pixels it covers there. The node keeps finer tiles reduced:
+    a z18 tile costs 1/64 of its pixels."""
+    side = TILE_PX >> levels
+    if pixels.shape[:2] == (side, side):
+        return pixels
+    return np.asarray(cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA), np.uint8)
+
+
+def _gray_tile(t: U8, side: int) -> NDArray[np.float32]:
+    g = to_gray_f32(t)
+    if g.shape != (side, side):
+        g = np.asarray(cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA), np.float32)
+    return g
+
+
+def tile_pixels(
+    source: TileSource, zoom: int, x: int, y: int, finer_levels: int = 0
+) -> tuple[NDArray[np.float32], U8] | None:
+    """Tile ``(zoom, x, y)`` in gray with its valid mask, or composed from finer tiles.
+
+    The tile itself when the source has it (all valid). Otherwise the first of
+    the ``finer_levels`` finer zooms that has any of the tiles under it: each
+    reduced to the part of the tile it covers, the rest left invalid. None
+    when no level has any.
+    """
+    t = source.tile(zoom, x, y)
+    if t is not None:
+        return _gray_tile(t, TILE_PX), np.full((TILE_PX, TILE_PX), 255, np.uint8)
+    for d in range(1, finer_levels + 1):
+        n, side = 1 << d, TILE_PX >> d
+        gray: NDArray[np.float32] | None = None
+        valid = np.zeros((TILE_PX, TILE_PX), np.uint8)
+        for j in range(n):
+            for i in range(n):
+                piece = source.tile(zoom + d, x * n + i, y * n + j)
+                if piece is None:
+                    continue
+                if gray is None:
+                    gray = np.zeros((TILE_PX, TILE_PX), np.float32)
+                rows, cols = slice(j * side, (j + 1) * side), slice(i * side, (i + 1) * side)
+                gray[rows, cols] = _gray_tile(piece, side)
+                valid[rows, cols] = 255
+        if gray is not None:
+            return gray, valid
+    return None
+
+
 def build_mosaic(
     source: TileSource,
     zoom: int,
@@ -107,26 +164,32 @@ def build_mosaic(
     coarse_resolution_m: float,
     latitude: float,
     harmonics: int,
+    finer_levels: int = 0,
 ) -> Mosaic | None:
-    """The mosaic of ``block``; None when the source has none of its tiles."""
+    """The mosaic of ``block``; None when the source has none of its tiles.
+
+    A tile missing at ``zoom`` is composed from tiles up to ``finer_levels``
+    zooms finer (:func:`tile_pixels`).
+    """
     x0, y0, nx, ny = block
     gray = np.zeros((ny * TILE_PX, nx * TILE_PX), np.float32)
     valid = np.zeros(gray.shape, np.uint8)
-    present = 0
+    present = 0.0
+    full = 0
     gen = source.generation()
     for j in range(ny):
         for i in range(nx):
-            t = source.tile(zoom, x0 + i, y0 + j)
-            if t is None:
+            got = tile_pixels(source, zoom, x0 + i, y0 + j, finer_levels)
+            if got is None:
                 continue
-            g = to_gray_f32(t)
-            if g.shape != (TILE_PX, TILE_PX):
-                g = np.asarray(
-                    cv2.resize(g, (TILE_PX, TILE_PX), interpolation=cv2.INTER_AREA), np.float32
-                )
-            gray[j * TILE_PX : (j + 1) * TILE_PX, i * TILE_PX : (i + 1) * TILE_PX] = g
-            valid[j * TILE_PX : (j + 1) * TILE_PX, i * TILE_PX : (i + 1) * TILE_PX] = 255
-            present += 1
+            g, v = got
+            rows = slice(j * TILE_PX, (j + 1) * TILE_PX)
+            cols = slice(i * TILE_PX, (i + 1) * TILE_PX)
+            gray[rows, cols] = g
+            valid[rows, cols] = v
+            share = float(np.count_nonzero(v)) / v.size
+            present += share
+            full += share == 1.0
     if present == 0:
         return None
     metres_per_px = ground_resolution_m(latitude, zoom)
@@ -137,4 +200,4 @@ def build_mosaic(
     coarse = raster_from_mosaic(
         gray, valid, ox, oy, coarse_resolution_m / metres_per_px, harmonics=harmonics
     )
-    return Mosaic(zoom, x0, y0, nx, ny, fine, coarse, present / (nx * ny), gen, nx * ny - present)
+    return Mosaic(zoom, x0, y0, nx, ny, fine, coarse, present / (nx * ny), gen, nx * ny - full)
