@@ -37,7 +37,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-import cv2
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import SingleThreadedExecutor
@@ -69,20 +68,14 @@ from gps_denied_onboard.nodes.common import (
     run_node,
     time_msg_to_ns,
 )
+from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.srv import GetTile, QueryBbox
 from gps_denied_onboard.visual_nav.camera import CameraModel, rotation_from_quaternion
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator, VisualFix
-from gps_denied_onboard.visual_nav.geo import (
-    TILE_PX,
-    LocalFrame,
-    latlon_to_world_px,
-    zoom_for_resolution,
-)
 from gps_denied_onboard.visual_nav.image_codec import decode_compressed, decode_raw
-from gps_denied_onboard.visual_nav.mapview import DictTileSource
 from gps_denied_onboard.visual_nav.outputs import (
     PRODUCER,
     RateCap,
@@ -177,7 +170,9 @@ class VisualNavNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         self._cfg: VisualNavConfig | None = None
         self._estimator: VisualEstimator | None = None
-        self._tiles = DictTileSource()
+        self._map = TilePrefetch(
+            lambda req: self._call(self._query, req), lambda req: self._call(self._get, req)
+        )
         self._camera: CameraModel | None = None
         self._camera_error = ""
         self._pending: deque[Callable[[VisualEstimator], None]] = deque()
@@ -191,8 +186,6 @@ class VisualNavNode(LifecycleNode):
         self._armed = False
         self._gnss_healthy = True
         self._newest_attitude_ns = 0
-        self._missing_tiles: set[tuple[int, int, int]] = set()
-        self._tile_ids: dict[tuple[int, int, int], str] = {}
         self.stats = VisualNavStats()
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
         declare_config(self, VisualNavConfig)
@@ -218,7 +211,7 @@ class VisualNavNode(LifecycleNode):
             log_event(self._log, logging.ERROR, "vnav.configure_failed", error=str(err))
             return TransitionCallbackReturn.FAILURE
         self._cfg = cfg
-        self._estimator = VisualEstimator(cfg.estimator_config(), self._tiles)
+        self._estimator = VisualEstimator(cfg.estimator_config(), self._map.tiles)
         self._fix_cap = RateCap(int(NS / cfg.fix_record_rate_hz))
         self._reject_cap = RateCap(int(NS / cfg.reject_record_rate_hz))
         self._thumb_cap = RateCap(int(cfg.thumbnail_period_s * NS))
@@ -365,7 +358,7 @@ class VisualNavNode(LifecycleNode):
         sigma = _horizontal_sigma(msg)
         if healthy:
             self._position = (lat, lon)
-            if not len(self._tiles):
+            if not len(self._map.tiles):
                 self._kick.set()
         self._pending.append(
             lambda est: est.priors.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
@@ -503,15 +496,9 @@ class VisualNavNode(LifecycleNode):
         if self._reject_cap.allow(stamp):
             self._emit("vnav.reject", stamp, reject_payload(rej, latency_ms))
         if rej.reason == "gate" and self._thumb_cap.allow(stamp) and self._position is not None:
-            tile_id = self._tile_id_under(*self._position)
+            tile_id = self._map.tile_id_under(self._cfg, *self._position)
             if tile_id:
                 self._emit("failed_tile_thumbnail", stamp, {"tile_id": tile_id, "reason": "gate"})
-
-    def _tile_id_under(self, lat: float, lon: float) -> str:
-        cfg = self._cfg
-        zoom = zoom_for_resolution(lat, cfg.resolution_m if cfg else 5.0)
-        px, py = latlon_to_world_px(lat, lon, zoom)
-        return self._tile_ids.get((zoom, int(px // TILE_PX), int(py // TILE_PX)), "")
 
     # -- tile prefetch (own thread; service calls answered by the executor) ------------------
 
@@ -524,7 +511,9 @@ class VisualNavNode(LifecycleNode):
             if self._stop.is_set():
                 return
             try:
-                self._prefetch(cfg)
+                if self._position is not None:
+                    self._map.fetch(cfg, *self._position)
+                    self.stats.tiles_cached = len(self._map.tiles)
             except Exception as err:  # a failed prefetch is retried next period
                 log_event(self._log, logging.WARNING, "vnav.prefetch_failed", error=repr(err))
 
@@ -541,45 +530,6 @@ class VisualNavNode(LifecycleNode):
                 return None
             time.sleep(0.005)
         return fut.result()
-
-    def _prefetch(self, cfg: VisualNavConfig) -> None:
-        pos = self._position
-        if pos is None:
-            return
-        lat, lon = pos
-        zoom = zoom_for_resolution(lat, cfg.resolution_m)
-        frame = LocalFrame(lat, lon)
-        r = cfg.prefetch_radius_m
-        lat0, lon0 = frame.to_latlon(-r, -r)
-        lat1, lon1 = frame.to_latlon(r, r)
-        req = QueryBbox.Request()
-        req.min_latitude, req.min_longitude = lat0, lon0
-        req.max_latitude, req.max_longitude = lat1, lon1
-        req.zoom, req.limit = zoom, 0
-        res = self._call(self._query, req)
-        if res is None or not res.success:
-            return
-        seen: set[tuple[int, int]] = set()
-        for info in res.tiles:
-            key = (int(info.x), int(info.y))
-            if key in seen or info.source in cfg.exclude_tile_sources:
-                continue
-            seen.add(key)
-            if self._tiles.has(zoom, *key) or (zoom, *key) in self._missing_tiles:
-                continue
-            get = GetTile.Request()
-            get.zoom, get.x, get.y = zoom, key[0], key[1]
-            get.source, get.flight_id = info.source, info.flight_id
-            got = self._call(self._get, get)
-            if got is None or not got.found:
-                continue
-            pixels = cv2.imdecode(np.frombuffer(bytes(got.image.data), np.uint8), cv2.IMREAD_COLOR)
-            if pixels is None:
-                self._missing_tiles.add((zoom, *key))
-                continue
-            self._tiles.put(zoom, key[0], key[1], np.asarray(pixels, np.uint8))
-            self._tile_ids[(zoom, *key)] = str(info.tile_id)
-        self.stats.tiles_cached = len(self._tiles)
 
     # -- diagnostics ---------------------------------------------------------------------
 

@@ -1,0 +1,115 @@
+"""visual_nav's map supply: tiles from the tile cache's services, ahead of the frames.
+
+The estimator matches against whatever its :class:`~.mapview.DictTileSource`
+holds; a frame never waits on a service call. This fills that source from the
+tile cache (``~/query_bbox``, ``~/get_tile``) around the aircraft, on the
+node's prefetch thread:
+
+- the map's zoom (the coarsest with pixels no larger than ``resolution_m``);
+- where the cache leaves ground of that zoom uncovered, tiles up to
+  ``finer_zoom_levels`` zooms finer (a cache cut from a 0.6 m/px orthophoto
+  holds z17-z18 only), each kept reduced to what it covers at the map's zoom
+  (:func:`~.mapview.reduce_tile`: a z17 tile for a z15 map costs 1/16 of its
+  pixels), which the estimator composes (:func:`~.mapview.tile_pixels`);
+- never the sources in ``exclude_tile_sources`` (our own in-flight snapshots).
+
+The service calls are handed in (``query``, ``get``: a request in, the answer
+or None out), so the node keeps its clients and their timeouts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gps_denied_onboard.srv import GetTile, QueryBbox
+from gps_denied_onboard.visual_nav.config import VisualNavConfig
+from gps_denied_onboard.visual_nav.geo import (
+    TILE_PX,
+    LocalFrame,
+    latlon_to_world_px,
+    zoom_for_resolution,
+)
+from gps_denied_onboard.visual_nav.mapview import DictTileSource, reduce_tile, tiles_around
+
+Call = Callable[[Any], Any]
+
+
+class TilePrefetch:
+    """The tiles visual_nav has, and how it gets more (see the module docstring)."""
+
+    def __init__(self, query: Call, get: Call) -> None:
+        self.tiles = DictTileSource()
+        self._query = query
+        self._get = get
+        self._ids: dict[tuple[int, int, int], str] = {}
+        self._undecodable: set[tuple[int, int, int]] = set()
+
+    def fetch(self, cfg: VisualNavConfig, lat: float, lon: float) -> None:
+        """Tiles within ``prefetch_radius_m`` of a point that the source lacks."""
+        zoom = zoom_for_resolution(lat, cfg.resolution_m)
+        r = cfg.prefetch_radius_m
+        frame = LocalFrame(lat, lon)
+        lat0, lon0 = frame.to_latlon(-r, -r)
+        lat1, lon1 = frame.to_latlon(r, r)
+        x0, y0, nx, ny = tiles_around(lat, lon, zoom, r)
+        wanted = {(x0 + i, y0 + j) for i in range(nx) for j in range(ny)}
+        covered: set[tuple[int, int]] = set()  # cells of the map's zoom with their own tile
+        for levels in range(cfg.finer_zoom_levels + 1):
+            if levels and wanted <= covered:
+                return
+            req = QueryBbox.Request()
+            req.min_latitude, req.min_longitude = lat0, lon0
+            req.max_latitude, req.max_longitude = lat1, lon1
+            req.zoom, req.limit = zoom + levels, 0
+            res = self._query(req)
+            if res is None or not res.success:
+                return
+            self._fetch_level(cfg, res.tiles, zoom + levels, levels, covered)
+
+    def _fetch_level(
+        self,
+        cfg: VisualNavConfig,
+        infos: Any,
+        z: int,
+        levels: int,
+        covered: set[tuple[int, int]],
+    ) -> None:
+        seen: set[tuple[int, int]] = set()
+        for info in infos:
+            key = (int(info.x), int(info.y))
+            if key in seen or info.source in cfg.exclude_tile_sources:
+                continue
+            seen.add(key)
+            if levels == 0:
+                covered.add(key)
+            elif (key[0] >> levels, key[1] >> levels) in covered:
+                continue  # the map's own tile is there
+            if self.tiles.has(z, *key) or (z, *key) in self._undecodable:
+                continue
+            get = GetTile.Request()
+            get.zoom, get.x, get.y = z, key[0], key[1]
+            get.source, get.flight_id = info.source, info.flight_id
+            got = self._get(get)
+            if got is None or not got.found:
+                continue
+            data = np.frombuffer(bytes(got.image.data), np.uint8)
+            pixels = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            if pixels is None:
+                self._undecodable.add((z, *key))
+                continue
+            self.tiles.put(z, key[0], key[1], reduce_tile(np.asarray(pixels, np.uint8), levels))
+            self._ids[(z, *key)] = str(info.tile_id)
+
+    def tile_id_under(self, cfg: VisualNavConfig | None, lat: float, lon: float) -> str:
+        """The id of the tile the map has under a point: its own zoom's, else a finer one's."""
+        zoom = zoom_for_resolution(lat, cfg.resolution_m if cfg else 5.0)
+        for z in range(zoom, zoom + (cfg.finer_zoom_levels if cfg else 0) + 1):
+            px, py = latlon_to_world_px(lat, lon, z)
+            tile_id = self._ids.get((z, int(px // TILE_PX), int(py // TILE_PX)))
+            if tile_id:
+                return tile_id
+        return ""
