@@ -11,7 +11,9 @@ node's prefetch thread:
   holds z17-z18 only), each kept reduced to what it covers at the map's zoom
   (:func:`~.mapview.reduce_tile`: a z17 tile for a z15 map costs 1/16 of its
   pixels), which the estimator composes (:func:`~.mapview.tile_pixels`);
-- never the sources in ``exclude_tile_sources`` (our own in-flight snapshots).
+- never the sources in ``exclude_tile_sources`` (our own in-flight snapshots);
+- a PNG's transparency is kept (:func:`decode_tile`), so its no-data stays out
+  of the map.
 
 The service calls are handed in (``query``, ``get``: a request in, the answer
 or None out), so the node keeps its clients and their timeouts.
@@ -24,6 +26,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from gps_denied_onboard.srv import GetTile, QueryBbox
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
@@ -36,6 +39,26 @@ from gps_denied_onboard.visual_nav.geo import (
 from gps_denied_onboard.visual_nav.mapview import DictTileSource, reduce_tile, tiles_around
 
 Call = Callable[[Any], Any]
+
+
+def decode_tile(data: bytes) -> NDArray[np.uint8] | None:
+    """A tile's JPEG or PNG bytes as 8-bit BGR, or BGRA when it has transparency (a
+    PNG cut past its orthophoto's edge: :func:`~.mapview.tile_valid` reads its alpha).
+    None when undecodable."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        return None
+    if img.dtype == np.uint16:
+        img = (np.asarray(img, np.uint16) // 256).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        return None
+    if img.ndim == 2:
+        return np.asarray(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), np.uint8)
+    if img.shape[2] == 2:  # gray + alpha
+        return np.dstack([img[:, :, 0]] * 3 + [img[:, :, 1]])
+    if img.shape[2] == 4 and bool(np.all(img[:, :, 3] == 255)):
+        return np.ascontiguousarray(img[:, :, :3])
+    return np.asarray(img, np.uint8)
 
 
 class TilePrefetch:
@@ -96,12 +119,11 @@ class TilePrefetch:
             got = self._get(get)
             if got is None or not got.found:
                 continue
-            data = np.frombuffer(bytes(got.image.data), np.uint8)
-            pixels = cv2.imdecode(data, cv2.IMREAD_COLOR)
+            pixels = decode_tile(bytes(got.image.data))
             if pixels is None:
                 self._undecodable.add((z, *key))
                 continue
-            self.tiles.put(z, key[0], key[1], reduce_tile(np.asarray(pixels, np.uint8), levels))
+            self.tiles.put(z, key[0], key[1], reduce_tile(pixels, levels))
             self._ids[(z, *key)] = str(info.tile_id)
 
     def tile_id_under(self, cfg: VisualNavConfig | None, lat: float, lon: float) -> str:

@@ -36,7 +36,7 @@ class TileSource(Protocol):
     """Decoded tile pixels by web-mercator address."""
 
     def tile(self, zoom: int, x: int, y: int) -> U8 | None:
-        """The tile's pixels (256 x 256, BGR or mono), None when not cached."""
+        """The tile's pixels (256 x 256, BGR, BGRA or mono), None when not cached."""
         ...
 
     def generation(self) -> int:
@@ -116,11 +116,45 @@ def reduce_tile(pixels: U8, levels: int) -> U8:
     return np.asarray(cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA), np.uint8)
 
 
-def _gray_tile(t: U8, side: int) -> NDArray[np.float32]:
+#: no-data fill: a tile's pixels this dark in every channel, in a run at least
+#: NODATA_RUN_PX square, are not ground (a JPEG tile cut past the edge of its
+#: orthophoto is filled black); NODATA_GROW_PX more covers the JPEG ringing
+NODATA_LEVEL = 6
+NODATA_RUN_PX = 9
+NODATA_GROW_PX = 3
+
+
+def tile_valid(t: U8) -> U8:
+    """Where a tile is ground (255) and where it is no-data fill (0).
+
+    A tile with an alpha channel (BGRA: a PNG cut past its orthophoto's edge)
+    says so itself (alpha >= 128). Otherwise no-data is black fill: pixels at
+    most ``NODATA_LEVEL`` in every channel, in runs at least ``NODATA_RUN_PX``
+    square (a real dark field or shadow is never that flat and that black),
+    grown by ``NODATA_GROW_PX`` over the JPEG ringing at its edge. Why it
+    matters: the fill's straight edge against the imagery is the strongest
+    edge in the tile, and a frame's road or field edge would match it.
+    """
+    if t.ndim == 3 and t.shape[2] == 4:
+        return np.where(t[:, :, 3] >= 128, 255, 0).astype(np.uint8)
+    level = t.max(axis=2) if t.ndim == 3 else t
+    dark = (level <= NODATA_LEVEL).astype(np.uint8)
+    if not dark.any():
+        return np.full(t.shape[:2], 255, np.uint8)
+    fill = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((NODATA_RUN_PX,) * 2, np.uint8))
+    if NODATA_GROW_PX > 0:
+        fill = cv2.dilate(fill, np.ones((2 * NODATA_GROW_PX + 1,) * 2, np.uint8))
+    return np.where(fill > 0, 0, 255).astype(np.uint8)
+
+
+def _gray_tile(t: U8, side: int) -> tuple[NDArray[np.float32], U8]:
+    """A tile (or a finer one's piece) in gray at ``side`` px, with its :func:`tile_valid`."""
     g = to_gray_f32(t)
+    v = tile_valid(t)
     if g.shape != (side, side):
         g = np.asarray(cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA), np.float32)
-    return g
+        v = np.asarray(cv2.resize(v, (side, side), interpolation=cv2.INTER_NEAREST), np.uint8)
+    return g, v
 
 
 def tile_pixels(
@@ -128,14 +162,14 @@ def tile_pixels(
 ) -> tuple[NDArray[np.float32], U8] | None:
     """Tile ``(zoom, x, y)`` in gray with its valid mask, or composed from finer tiles.
 
-    The tile itself when the source has it (all valid). Otherwise the first of
-    the ``finer_levels`` finer zooms that has any of the tiles under it: each
-    reduced to the part of the tile it covers, the rest left invalid. None
-    when no level has any.
+    The tile itself when the source has it (valid but for its no-data fill,
+    :func:`tile_valid`). Otherwise the first of the ``finer_levels`` finer
+    zooms that has any of the tiles under it: each reduced to the part of the
+    tile it covers, the rest left invalid. None when no level has any.
     """
     t = source.tile(zoom, x, y)
     if t is not None:
-        return _gray_tile(t, TILE_PX), np.full((TILE_PX, TILE_PX), 255, np.uint8)
+        return _gray_tile(t, TILE_PX)
     for d in range(1, finer_levels + 1):
         n, side = 1 << d, TILE_PX >> d
         gray: NDArray[np.float32] | None = None
@@ -148,8 +182,7 @@ def tile_pixels(
                 if gray is None:
                     gray = np.zeros((TILE_PX, TILE_PX), np.float32)
                 rows, cols = slice(j * side, (j + 1) * side), slice(i * side, (i + 1) * side)
-                gray[rows, cols] = _gray_tile(piece, side)
-                valid[rows, cols] = 255
+                gray[rows, cols], valid[rows, cols] = _gray_tile(piece, side)
         if gray is not None:
             return gray, valid
     return None
