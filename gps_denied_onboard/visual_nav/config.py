@@ -33,6 +33,8 @@ class VisualNavConfig:
     gate_side_m: tuple[float, ...] = (400.0, 850.0)
     gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
+    gate_small_side_m: float = 340.0
+    gate_small_side_sigmas_per_100m: float = 0.5
     gate_corroborated_sigmas: float = 2.2
     gate_min_score: tuple[float, ...] = (0.12, 0.18)
     gate_agreement_weight: float = 1.0
@@ -110,6 +112,8 @@ class VisualNavConfig:
         for name in (
             "attitude_wait_s",
             "gate_corroborated_sigmas",
+            "gate_small_side_m",
+            "gate_small_side_sigmas_per_100m",
             "gate_agreement_weight",
             "gate_agreement_extra_sigmas",
             "attitude_sigma_deg",
@@ -196,6 +200,8 @@ class VisualNavConfig:
             gate_side_m=(float(self.gate_side_m[0]), float(self.gate_side_m[1])),
             gate_margin_sigmas_small=self.gate_margin_sigmas_small,
             gate_margin_sigmas_large=self.gate_margin_sigmas_large,
+            gate_small_side_m=self.gate_small_side_m,
+            gate_small_side_sigmas_per_100m=self.gate_small_side_sigmas_per_100m,
             gate_corroborated_sigmas=self.gate_corroborated_sigmas,
             gate_min_score=(float(self.gate_min_score[0]), float(self.gate_min_score[1])),
             gate_agreement_weight=self.gate_agreement_weight,

@@ -76,6 +76,8 @@ class EstimatorConfig:
     gate_side_m: tuple[float, float] = (400.0, 850.0)
     gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
+    gate_small_side_m: float = 340.0
+    gate_small_side_sigmas_per_100m: float = 0.5
     gate_corroborated_sigmas: float = 2.2
     gate_min_score: tuple[float, float] = (0.12, 0.18)
     gate_agreement_weight: float = 1.0

@@ -130,11 +130,19 @@ def test_a_smaller_search_window_asks_for_more_margin() -> None:
 
 
 def test_a_smaller_template_asks_for_more_margin() -> None:
-    """A 400 m frame's chance scores are heavier-tailed than a 1 km frame's."""
+    """A 400 m frame's chance scores are heavier-tailed than a 1 km frame's, and a frame
+    from lower still (a side under gate_small_side_m) heavier-tailed again."""
     est = make_estimator(naip_tiles("2017"))
+    sides = (170.0, 255.0, 340.0, 400.0, 700.0, 900.0, 1500.0)
     for radius in (150.0, 360.0):
-        gates = [est.gate_at(radius, side) for side in (300.0, 400.0, 700.0, 900.0, 1500.0)]
-        assert gates[0] == gates[1] > gates[2] > gates[3] == gates[4]
+        gates = [est.gate_at(radius, side) for side in sides]
+        assert gates[0] > gates[1] > gates[2] == gates[3] > gates[4] > gates[5] == gates[6]
+    # calibration pairs, certainly-wrong matches of frames from 150 m and 100 m above
+    # ground (sides of about 255 and 170 m): the best margins were 3.62 and 3.32 sigma,
+    # with the quadrants' agreement added 5.04 and 4.61
+    low, lower = est.gate_at(360.0, 255.0), est.gate_at(360.0, 170.0)
+    assert low > 3.62 and low + est.cfg.gate_agreement_extra_sigmas > 5.04
+    assert lower > 3.32 and lower + est.cfg.gate_agreement_extra_sigmas > 4.61
 
 
 def test_a_larger_template_needs_a_higher_score() -> None:
