@@ -4,8 +4,8 @@
   the database is resolved (``dsn``, ``$GDO_DSN``, else the embedded cluster
   under ``pg_data_dir``), migrations are applied when ``apply_migrations`` is
   true (a no-op when the take-off sequencer already did), and the store is
-  built, which reconciles files against rows. The services exist from here on
-  and answer "not active" until activation:
+  built, which reconciles files against rows. The services exist from the
+  first configure on and answer "not active" unless the node is active:
 
   ============================  ===========================================
   ``~/get_tile`` (GetTile)      JPEG as ``sensor_msgs/CompressedImage`` + TileInfo
@@ -15,15 +15,19 @@
   ``~/mark_uploaded``           mark them uploaded (idempotent)
   ============================  ===========================================
 
-* ``activate``: subscribes to :data:`TOPIC_TILE_SNAPSHOTS` (tiles captured in
-  flight, stored as source ``in_flight``, pending upload; the first capture of
-  a cell in a flight is kept and repeats are counted; a boolean
-  ``reference_match`` in their ``quality_json`` votes on the cell), and starts
-  the maintenance (access-time flush, eviction, freshness refresh) and
-  diagnostics timers.
-* ``deactivate``: stops both and flushes access times.
+* ``activate``: snapshots on :data:`TOPIC_TILE_SNAPSHOTS` are stored (tiles
+  captured in flight, stored as source ``in_flight``, pending upload; the first
+  capture of a cell in a flight is kept and repeats are counted; a boolean
+  ``reference_match`` in their ``quality_json`` votes on the cell), and the
+  maintenance (access-time flush, eviction, freshness refresh) and diagnostics
+  timers do their work.
+* ``deactivate``: snapshots are ignored, both timers idle; access times flushed.
 * ``cleanup`` / ``shutdown``: closes the store and stops an embedded cluster
   this node started.
+
+The services, the snapshot subscription and both timers are made at the first
+configure and live as long as the node; a transition never destroys one (see
+:meth:`TileCacheNode._make_entities`).
 
 Flight records (``c6.write``, ``c6.write_failed``, ``c6.evict``, ``c6.vote``,
 ``c6.store.construct``) go to ``/fdr/records``.
@@ -151,9 +155,10 @@ class TileCacheNode(LifecycleNode):
         self._db: Database | None = None
         self._store: PostgresFilesystemStore | None = None
         self._active = False
-        self._tile_services: list[Any] = []
-        self._io_subs: list[Any] = []
-        self._io_timers: list[Any] = []
+        self._tile_services: list[Any] = []  # these, the subscription, the timers: _make_entities
+        self._snapshot_sub: Any = None
+        self._maintain_timer: Any = None
+        self._diagnostics_timer: Any = None
         self.snapshots_stored = 0
         self.snapshots_refused = 0
         self.snapshots_repeated = 0
@@ -198,6 +203,26 @@ class TileCacheNode(LifecycleNode):
                 db.close()
             return TransitionCallbackReturn.FAILURE
         self._cfg, self._db, self._store = cfg, db, store
+        self._make_entities(cfg)
+        return TransitionCallbackReturn.SUCCESS
+
+    def _make_entities(self, cfg: TileCacheConfig) -> None:
+        """Services, the snapshot subscription and the timers: made once, kept for the node's life.
+
+        A transition callback runs on one executor thread (run_node's
+        multi-threaded executor) while another builds its wait set from the node's
+        entity lists; an entity destroyed in between raised ``InvalidHandle`` out of
+        ``spin_once`` (rclpy#1284, #1206) and the node answered nothing more (as
+        fc_bridge did after a deactivate). So nothing is destroyed until
+        ``destroy_node`` (after the executor stops) and every callback does nothing
+        unless the node is active (:meth:`_usable`). The timers are not cancelled
+        either (a timer cancelled after the executor picked it raises in its take,
+        rclpy#1485); a later configure only sets their periods.
+        """
+        if self._maintain_timer is not None:  # configured before: new periods, if any
+            self._maintain_timer.timer_period_ns = int(cfg.maintenance_period_s * 1e9)
+            self._diagnostics_timer.timer_period_ns = int(cfg.diagnostics_period_s * 1e9)
+            return
         specs: list[tuple[Any, str, Any]] = [
             (GetTile, "~/get_tile", self._on_get_tile),
             (QueryBbox, "~/query_bbox", self._on_query_bbox),
@@ -209,29 +234,22 @@ class TileCacheNode(LifecycleNode):
             self.create_service(t, name, cb, callback_group=self._service_group)
             for t, name, cb in specs
         ]
-        return TransitionCallbackReturn.SUCCESS
+        self._snapshot_sub = self.create_subscription(
+            TileSnapshot,
+            TOPIC_TILE_SNAPSHOTS,
+            self._on_snapshot,
+            SNAPSHOT_QOS,
+            callback_group=self._snapshot_group,
+        )
+        self._maintain_timer = self.create_timer(
+            cfg.maintenance_period_s, self._on_maintain, callback_group=self._timer_group
+        )
+        self._diagnostics_timer = self.create_timer(
+            cfg.diagnostics_period_s, self._on_diagnostics, callback_group=self._timer_group
+        )
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         assert self._cfg is not None
-        self._io_subs = [
-            self.create_subscription(
-                TileSnapshot,
-                TOPIC_TILE_SNAPSHOTS,
-                self._on_snapshot,
-                SNAPSHOT_QOS,
-                callback_group=self._snapshot_group,
-            )
-        ]
-        self._io_timers = [
-            self.create_timer(
-                self._cfg.maintenance_period_s, self._on_maintain, callback_group=self._timer_group
-            ),
-            self.create_timer(
-                self._cfg.diagnostics_period_s,
-                self._on_diagnostics,
-                callback_group=self._timer_group,
-            ),
-        ]
         self._active = True
         log_event(
             self._log,
@@ -243,12 +261,7 @@ class TileCacheNode(LifecycleNode):
         return result
 
     def _stop_io(self) -> None:
-        self._active = False
-        for timer in self._io_timers:
-            self.destroy_timer(timer)
-        for sub in self._io_subs:
-            self.destroy_subscription(sub)
-        self._io_timers, self._io_subs = [], []
+        self._active = False  # the subscription and timers stay, idle (see _make_entities)
         if self._store is not None:
             try:
                 self._store.flush_access()
@@ -261,10 +274,7 @@ class TileCacheNode(LifecycleNode):
         return result
 
     def _release(self) -> None:
-        self._stop_io()
-        for srv in self._tile_services:
-            self.destroy_service(srv)
-        self._tile_services = []
+        self._stop_io()  # the services stay, answering "not active" (see _make_entities)
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -421,17 +431,19 @@ class TileCacheNode(LifecycleNode):
             )
 
     def _on_maintain(self) -> None:
-        if self._store is None:
+        store = self._usable()
+        if store is None:
             return
         try:
-            self._store.maintain()
+            store.maintain()
         except TileCacheError as err:
             log_event(self._log, logging.WARNING, "c6.maintenance_failed", error=str(err))
 
     def _on_diagnostics(self) -> None:
-        if self._store is None:
+        store = self._usable()
+        if store is None:
             return
-        stats = self._store.stats()
+        stats = store.stats()
         over = stats.disk_bytes > stats.budget_bytes
         values: dict[str, object] = {
             **stats.as_dict(),
