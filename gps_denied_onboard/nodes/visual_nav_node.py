@@ -4,16 +4,23 @@
   the estimator and the tile cache's service clients (``/<tile_cache_node>/query_bbox``,
   ``/get_tile``) are made; publishers of ``/nav/position_fix`` (PositionFix),
   ``/tile_cache/snapshots`` and diagnostics exist from here on.
-* ``activate``: subscribes to the camera (``CompressedImage`` or ``Image``) and
-  ``CameraInfo``, and to the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
+* ``activate``: takes in the camera (``CompressedImage`` or ``Image``) and
+  ``CameraInfo``, and the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
   (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``
   (armed, GNSS verdict) and ``/fc/navsat`` (the FC's GNSS, the prior while healthy),
-  and to ``~/seed_position`` (``NavSatFix``, latched): where the aircraft is, from
+  and ``~/seed_position`` (``NavSatFix``, latched): where the aircraft is, from
   outside (the operator at a launch with GNSS jammed from the start), with its
   covariance; the search starts there and grows with time until a fix;
   starts the worker thread that matches frames and the prefetch thread that pulls
   tiles around the aircraft into memory, so a frame never waits on a service call.
-* ``deactivate`` / ``cleanup`` / ``shutdown``: stop both threads, drop subscriptions.
+* ``deactivate`` / ``cleanup`` / ``shutdown``: stop both threads; inputs are ignored.
+
+Subscriptions, the service clients and the diagnostics timer are made at the
+configure that first names them and live as long as the node; a transition never
+destroys one, and their callbacks do nothing unless the node is active (see
+:meth:`VisualNavNode._make_entities`). The newest seed position is kept while
+inactive and applied at each activation, as the latched sample was when each
+activation subscribed anew.
 
 Frames are queued (``queue_depth``) and matched one at a time, in order. When the
 queue is full the oldest frame is dropped, counted (``dropped_busy`` in
@@ -180,8 +187,13 @@ class VisualNavNode(LifecycleNode):
         self._stop = threading.Event()
         self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
         self._threads: list[threading.Thread] = []
-        self._io: list[Any] = []
-        self._timers: list[Any] = []
+        self._active = False
+        # made once each, never destroyed (see _make_entities)
+        self._subs: dict[tuple[str, str], Any] = {}  # (topic, type) -> subscription
+        self._wanted: set[tuple[str, str]] = set()  # those the current configuration reads
+        self._tile_clients: dict[str, tuple[Any, Any]] = {}  # tile cache node -> (query, get)
+        self._timer: Any = None
+        self._seed: NavSatFix | None = None  # the newest seed, applied at activation
         self._position: tuple[float, float] | None = None
         self._armed = False
         self._gnss_healthy = True
@@ -217,60 +229,84 @@ class VisualNavNode(LifecycleNode):
         self._thumb_cap = RateCap(int(cfg.thumbnail_period_s * NS))
         self._snap_cap = RateCap(int(cfg.snapshot_period_s * NS))
         base = f"/{cfg.tile_cache_node.strip('/')}"
-        self._query = self.create_client(
-            QueryBbox, f"{base}/query_bbox", callback_group=self._client_group
-        )
-        self._get = self.create_client(
-            GetTile, f"{base}/get_tile", callback_group=self._client_group
-        )
+        self._make_entities(cfg, base)
         log_event(self._log, logging.INFO, "vnav.configured", tile_cache=base)
         return TransitionCallbackReturn.SUCCESS
+
+    def _make_entities(self, cfg: VisualNavConfig, base: str) -> None:
+        """Subscriptions, clients and the diagnostics timer: each made once, kept for the
+        node's life.
+
+        A transition callback that destroys an entity while another executor thread
+        builds its wait set from the node's entity lists makes rclpy raise
+        ``InvalidHandle`` out of ``spin_once`` (rclpy#1284, #1206; fc_bridge stopped
+        answering that way). ``run_node`` spins this node on a single-threaded
+        executor, where transitions and the wait set take turns on one thread, but
+        an embedding (the tests, a multi-threaded executor) need not; so nothing is
+        destroyed until ``destroy_node`` and every input callback does nothing unless
+        the node is active and reads that topic (:meth:`_gated`). A later configure
+        that names other topics or another tile cache adds what is new; the timer
+        only takes the new period (it is never cancelled: a timer cancelled after the
+        executor picked it raises in its take, rclpy#1485).
+        """
+        g = self._input_group
+        sensor = qos_profile_sensor_data
+        inputs: list[tuple[Any, str, Callable[[Any], None], Any]] = [
+            (CameraInfo, cfg.camera_info_topic, self._on_info, 10),
+            (Imu, TOPIC_FC_IMU, self._on_imu, sensor),
+            (Float64, TOPIC_FC_ALTITUDE, self._on_alt, sensor),
+            (FcStatus, TOPIC_FC_STATUS, self._on_status, 10),
+            (Range, TOPIC_FC_RANGEFINDER, self._on_range, sensor),
+            (NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor),
+            (NavSatFix, "~/seed_position", self._on_seed, LATCHED_QOS),
+        ]
+        if cfg.compressed_image_topic:
+            inputs.append((CompressedImage, cfg.compressed_image_topic, self._on_frame, FRAME_QOS))
+        if cfg.image_topic:
+            inputs.append((Image, cfg.image_topic, self._on_frame, FRAME_QOS))
+        self._wanted = set()
+        for msg_type, topic, callback, qos in inputs:
+            key = (topic, msg_type.__name__)
+            self._wanted.add(key)
+            if key not in self._subs:
+                self._subs[key] = self.create_subscription(
+                    msg_type, topic, self._gated(key, callback), qos, callback_group=g
+                )
+        if base not in self._tile_clients:
+            self._tile_clients[base] = (
+                self.create_client(
+                    QueryBbox, f"{base}/query_bbox", callback_group=self._client_group
+                ),
+                self.create_client(GetTile, f"{base}/get_tile", callback_group=self._client_group),
+            )
+        self._query, self._get = self._tile_clients[base]
+        if self._timer is None:
+            self._timer = self.create_timer(
+                cfg.diagnostics_period_s, self._on_diagnostics, callback_group=g
+            )
+        else:
+            self._timer.timer_period_ns = int(cfg.diagnostics_period_s * NS)
+
+    def _gated(
+        self, key: tuple[str, str], callback: Callable[[Any], None]
+    ) -> Callable[[Any], None]:
+        """``callback``, called only while the node is active and reads ``key``; a seed
+        is kept whatever the state (applied at activation)."""
+
+        def gated(msg: Any) -> None:
+            if key[0] == "~/seed_position":
+                self._seed = msg
+            if self._active and key in self._wanted:
+                callback(msg)
+
+        return gated
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         cfg = self._cfg
         assert cfg is not None
-        g = self._input_group
-        sensor = qos_profile_sensor_data
-        self._io = [
-            self.create_subscription(
-                CameraInfo, cfg.camera_info_topic, self._on_info, 10, callback_group=g
-            ),
-            self.create_subscription(Imu, TOPIC_FC_IMU, self._on_imu, sensor, callback_group=g),
-            self.create_subscription(
-                Float64, TOPIC_FC_ALTITUDE, self._on_alt, sensor, callback_group=g
-            ),
-            self.create_subscription(
-                FcStatus, TOPIC_FC_STATUS, self._on_status, 10, callback_group=g
-            ),
-            self.create_subscription(
-                Range, TOPIC_FC_RANGEFINDER, self._on_range, sensor, callback_group=g
-            ),
-            self.create_subscription(
-                NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor, callback_group=g
-            ),
-            self.create_subscription(
-                NavSatFix, "~/seed_position", self._on_seed, LATCHED_QOS, callback_group=g
-            ),
-        ]
-        if cfg.compressed_image_topic:
-            self._io.append(
-                self.create_subscription(
-                    CompressedImage,
-                    cfg.compressed_image_topic,
-                    self._on_frame,
-                    FRAME_QOS,
-                    callback_group=g,
-                )
-            )
-        if cfg.image_topic:
-            self._io.append(
-                self.create_subscription(
-                    Image, cfg.image_topic, self._on_frame, FRAME_QOS, callback_group=g
-                )
-            )
-        self._timers = [
-            self.create_timer(cfg.diagnostics_period_s, self._on_diagnostics, callback_group=g)
-        ]
+        self._active = True
+        if self._seed is not None:  # what a fresh latched subscription used to hand over
+            self._on_seed(self._seed)
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self._work, name="vnav-worker", daemon=True),
@@ -283,17 +319,32 @@ class VisualNavNode(LifecycleNode):
         return result
 
     def _stop_io(self) -> None:
+        self._active = False  # the subscriptions and timer stay, idle (see _make_entities)
         self._stop.set()
         self._kick.set()
-        self._frames.put((0, None, 0))
+        if self._threads:
+            self._frames.put((0, None, 0))  # wakes a worker waiting for a frame
         for t in self._threads:
             t.join(timeout=5.0)
         self._threads = []
-        for sub in self._io:
-            self.destroy_subscription(sub)
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        self._io, self._timers = [], []
+        self._drop_queued()
+
+    def _drop_queued(self) -> None:
+        """Empty the frame queue once the worker is gone: a wake-up it never took (it
+        was busy with a frame when stopped; or a second stop, cleanup after
+        deactivate) ended the next activation's worker at its first take, and frames
+        from before the stop are stale by the next activation."""
+        dropped = 0
+        while True:
+            try:
+                _stamp, msg, _received = self._frames.get_nowait()
+            except queue.Empty:
+                break
+            dropped += msg is not None
+        if dropped:
+            log_event(
+                self._log, logging.WARNING, "vnav.frame_dropped", reason="stopped", count=dropped
+            )
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_io()
@@ -534,6 +585,8 @@ class VisualNavNode(LifecycleNode):
     # -- diagnostics ---------------------------------------------------------------------
 
     def _on_diagnostics(self) -> None:
+        if not self._active:
+            return
         est = self._estimator
         if est is not None and est.mosaic is not None:
             self.stats.map_coverage = est.mosaic.coverage
