@@ -298,22 +298,42 @@ def subscription_event_callbacks(incompatible_qos: Callable[[Any], None]) -> Any
     return module.SubscriptionEventCallbacks(incompatible_qos=incompatible_qos)
 
 
+#: a raw subscription's identity: topic, message type, reliability, depth
+RawKey = tuple[str, str, ReliabilityPolicy, int]
+
+
 class RawSubscriptions:
     """A node's raw-topic subscriptions, following their publishers' reliability.
 
-    :meth:`start` subscribes each raw topic with :func:`wanted_reliability`;
-    :meth:`adapt` (on the node's 1 s timer, and within ``recheck_s`` of an
-    incompatible-QoS event) re-subscribes a topic whose publishers now want the
-    other reliability. A topic with an override keeps it; with no publisher left
-    the subscription is kept as it is.
+    :meth:`start` (at activation) records each raw topic through a subscription with
+    :func:`wanted_reliability`; :meth:`adapt` (on the node's 1 s timer, and within
+    ``recheck_s`` of an incompatible-QoS event) moves a topic whose publishers now
+    want the other reliability to a subscription with that one. A topic with an
+    override keeps it; with no publisher left the subscription is kept as it is.
+    :meth:`stop` (at deactivation) stops recording.
+
+    Nothing is ever destroyed before the node is: destroying a subscription while
+    another executor thread builds its wait set from the node's entities makes rclpy
+    raise ``InvalidHandle`` out of ``spin_once`` (rclpy#1284, #1206; it stopped
+    fc_bridge). Each (topic, type, reliability, depth) has one subscription, made
+    the first time it is wanted and kept; only a topic's current one records, the
+    others' samples (and every sample while stopped) are taken and dropped. So a
+    topic has at most two per depth (reliable, best effort); the one left behind by
+    :meth:`adapt` still takes what its matched publishers send (a reliable one: the
+    reliable publishers' samples, also taken by the best-effort one that records).
+    The re-check timer is made once, cancelled inside its own callback (after the
+    executor took it, so not rclpy#1485's cancel-while-picked) and reset by the
+    next event.
 
     Args:
-        node: the node the subscriptions and the one-shot re-check timer belong to.
-        callback: the subscription callback for a topic, given the QoS as YAML
-            (what the MCAP channel records).
+        node: the node the subscriptions and the re-check timer belong to.
+        callback: the recording callback for a topic, given the QoS as YAML (what
+            the MCAP channel records); asked again at each :meth:`start` (the node's
+            recorder may be a new one).
         group / timer_group: callback groups of the subscriptions and the re-check.
         log: structured log (``fdr.raw_subscribed``, ``fdr.raw_qos_adapted``,
             ``fdr.raw_qos_incompatible_publisher``).
+        message_info: ``(data, info)`` callbacks (Iron and later); ``(data)`` on Humble.
     """
 
     def __init__(
@@ -325,6 +345,7 @@ class RawSubscriptions:
         timer_group: Any,
         log: logging.Logger,
         recheck_s: float = 0.05,
+        message_info: bool = True,
     ) -> None:
         self._node = node
         self._callback = callback
@@ -332,10 +353,15 @@ class RawSubscriptions:
         self._timer_group = timer_group
         self._log = log
         self._recheck_s = recheck_s
+        self._message_info = message_info
         self._raw: tuple[RawTopic, ...] = ()
         self._depth = 1000
         self._overrides: dict[str, ReliabilityPolicy] = {}
-        self._subs: dict[str, tuple[Any, ReliabilityPolicy]] = {}
+        self._made: dict[RawKey, Any] = {}  # every subscription made, never destroyed
+        self._current: dict[str, RawKey] = {}  # topic -> the one it records through
+        # key -> recording callback; only current keys, only while started. Changed in
+        # place: each subscription's dispatcher holds this dict.
+        self._handlers: dict[RawKey, Callable[..., None]] = {}
         self._recheck: Any = None
         self._started = False
 
@@ -343,6 +369,8 @@ class RawSubscriptions:
         self, raw: Sequence[RawTopic], depth: int, overrides: Mapping[str, ReliabilityPolicy]
     ) -> None:
         self._raw, self._depth, self._overrides = tuple(raw), depth, dict(overrides)
+        self._handlers.clear()
+        self._current = {}
         self._started = True
         for r in self._raw:
             reliability, why = self._wanted(r.topic)
@@ -362,38 +390,63 @@ class RawSubscriptions:
         )
 
     def subscriptions(self) -> list[Any]:
-        """The live raw subscriptions (one per topic)."""
-        return [sub for sub, _ in self._subs.values()]
+        """The subscriptions recording now (one per raw topic; none while stopped)."""
+        return [self._made[key] for key in self._current.values()]
+
+    def made(self) -> list[Any]:
+        """Every raw subscription made so far (they live as long as the node)."""
+        return list(self._made.values())
 
     def stop(self) -> None:
+        """Stop recording: the subscriptions stay, their samples dropped."""
         self._started = False
-        if self._recheck is not None:
-            self._node.destroy_timer(self._recheck)
-            self._recheck = None
-        for sub, _ in self._subs.values():
-            self._node.destroy_subscription(sub)
-        self._subs = {}
+        self._handlers.clear()
+        self._current = {}
 
     def _subscribe(self, raw: RawTopic, reliability: ReliabilityPolicy) -> None:
+        """Record ``raw`` through its subscription with ``reliability``, made if new."""
         qos = QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
             depth=self._depth,
             reliability=reliability,
             durability=DurabilityPolicy.VOLATILE,
         )
-        old = self._subs.pop(raw.topic, None)
+        key: RawKey = (raw.topic, raw.type_name, reliability, self._depth)
+        old = self._current.get(raw.topic)
         if old is not None:
-            self._node.destroy_subscription(old[0])
-        sub = self._node.create_subscription(
+            self._handlers.pop(old, None)
+        self._handlers[key] = self._callback(raw, qos_yaml(qos))
+        self._current[raw.topic] = key
+        if key in self._made:
+            return
+        self._made[key] = self._node.create_subscription(
             raw.msg_class,
             raw.topic,
-            self._callback(raw, qos_yaml(qos)),
+            self._dispatcher(key),
             qos,
             callback_group=self._group,
             event_callbacks=subscription_event_callbacks(self._incompatible_handler(raw.topic)),
             raw=True,
         )
-        self._subs[raw.topic] = (sub, reliability)
+
+    def _dispatcher(self, key: RawKey) -> Callable[..., None]:
+        """A subscription's callback: the key's recording callback, if it has one now.
+
+        Its arity is what rclpy looks at to pass the message info or not.
+        """
+        handlers = self._handlers
+
+        def on_sample(data: bytes, info: Mapping[str, Any]) -> None:
+            handler = handlers.get(key)
+            if handler is not None:
+                handler(data, info)
+
+        def on_sample_humble(data: bytes) -> None:
+            handler = handlers.get(key)
+            if handler is not None:
+                handler(data)
+
+        return on_sample if self._message_info else on_sample_humble
 
     def _incompatible_handler(self, topic: str) -> Callable[[Any], None]:
         def on_event(_event: Any) -> None:
@@ -405,26 +458,34 @@ class RawSubscriptions:
         """A publisher our subscription cannot match appeared: re-check at once.
 
         Replaces rclpy's default handler (a WARN): following the publishers is the
-        recorder's job, not an operator's problem. The switch happens on the next
-        timer pass (a subscription is not destroyed from inside its own event).
+        recorder's job, not an operator's problem. The switch happens on the
+        re-check timer's pass, not inside the event.
         """
         log_event(self._log, logging.INFO, "fdr.raw_qos_incompatible_publisher", topic=topic)
-        if self._recheck is None and self._started:
+        if not self._started:
+            return
+        if self._recheck is None:
             self._recheck = self._node.create_timer(
-                self._recheck_s, self.adapt, callback_group=self._timer_group
+                self._recheck_s, self._on_recheck, callback_group=self._timer_group
             )
+        elif self._recheck.is_canceled():
+            self._recheck.reset()
+
+    def _on_recheck(self) -> None:
+        """The one-shot re-check after an event (cancelled here, reset by the next)."""
+        self._recheck.cancel()
+        self.adapt()
 
     def adapt(self) -> None:
         """Follow the publishers' reliability as they come and go."""
-        if self._recheck is not None:  # the one-shot re-check after an event
-            self._node.destroy_timer(self._recheck)
-            self._recheck = None
+        if not self._started:
+            return
         for raw in self._raw:
-            current = self._subs.get(raw.topic)
+            current = self._current.get(raw.topic)
             if current is None or raw.topic in self._overrides:
                 continue
             wanted, why = self._wanted(raw.topic)
-            if why == "publishers" and current[1] != wanted:
+            if why == "publishers" and current[2] != wanted:
                 self._subscribe(raw, wanted)
                 log_event(
                     self._log,

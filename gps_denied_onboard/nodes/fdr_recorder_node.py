@@ -12,9 +12,10 @@
   :class:`~gps_denied_onboard.fdr.errors.FdrOpenError` (another recorder holds
   the root, the root is unwritable) makes the transition FAIL with an ERROR
   line; the take-off sequencer treats that as an FDR-open failure. Then it
-  subscribes to ``/fdr/records`` and to each raw topic, and starts the host
-  health (1 Hz), diagnostics and watchdog timers.
-* ``deactivate``: stops taking messages and flushes the open segment to disk.
+  records ``/fdr/records`` and each raw topic, and its host health (1 Hz),
+  diagnostics and watchdog timers do their work.
+* ``deactivate``: stops recording messages (what arrives is dropped, as if
+  nobody were subscribed) and flushes the open segment to disk.
 * ``cleanup`` / ``shutdown``: stops the recorder, which closes an open flight
   with its footer, and releases the lock.
 
@@ -30,6 +31,11 @@ received than it says were sent). The routing and that accounting are
 :mod:`~gps_denied_onboard.fdr.status`'s and the raw subscriptions' QoS
 :class:`~gps_denied_onboard.nodes.fdr_raw_topics.RawSubscriptions`'; this
 module translates.
+
+The services, the ``/fdr/records`` subscription, the timers and the diagnostics
+publishers are made at the first configure, the raw subscriptions when first
+wanted, and all live as long as the node: a transition never destroys one (see
+:meth:`FdrRecorderNode._make_entities`).
 """
 
 from __future__ import annotations
@@ -182,6 +188,10 @@ class FdrNodeConfig:
 # --- the node ---------------------------------------------------------------------------
 
 
+def _dropped(msg: Any, info: Mapping[str, Any] | None) -> None:
+    """A record that came while the recorder was not active."""
+
+
 class FdrRecorderNode(LifecycleNode):
     """The flight data recorder node (see the module docstring for the lifecycle)."""
 
@@ -196,8 +206,11 @@ class FdrRecorderNode(LifecycleNode):
         self._own: FdrClient | None = None
         self._raw: list[RawTopic] = []
         self._refused: list[RefusedTopic] = []
-        self._subs: list[Any] = []
+        # these, the timers and the diagnostics publishers: _make_entities
+        self._diag: DiagnosticsPublisher
+        self._health_diag: DiagnosticsPublisher
         self._records_sub: Any = None
+        self._records_depth = 0
         self._io_timers: list[Any] = []
         self._flight_services: list[Any] = []
         self._sampler: HostHealthSampler | None = None
@@ -222,6 +235,7 @@ class FdrRecorderNode(LifecycleNode):
             timer_group=self._timer_group,
             log=self._log,
             recheck_s=_QOS_RECHECK_S,
+            message_info=self._message_info,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -272,6 +286,51 @@ class FdrRecorderNode(LifecycleNode):
             logger=self._log,
             lag_bound_ns=cfg.lag_bound_ns,
         )
+        self._make_entities(cfg, node_cfg)
+        log_event(
+            self._log,
+            logging.INFO,
+            "fdr.configured",
+            flight_root=str(cfg.flight_root),
+            raw_topics=[r.topic for r in raw],
+            refused=[r.topic for r in refused],
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def _make_entities(self, cfg: FdrConfig, node_cfg: FdrNodeConfig) -> None:
+        """Services, the records subscription, timers, diagnostics: made once, kept.
+
+        Destroying an entity in a transition while another executor thread builds
+        its wait set from the node's entities makes rclpy raise ``InvalidHandle`` out
+        of ``spin_once`` (rclpy#1284, #1206): fc_bridge stopped answering after a
+        deactivate that way. ``run_node`` spins this node on a single-threaded
+        executor, where transitions and the wait set take turns, but nothing here
+        relies on it: nothing is destroyed before ``destroy_node``, and every
+        callback does nothing unless the node is active (services answer "not
+        active"). The timers are not cancelled either (a timer cancelled after the
+        executor picked it raises in its take, rclpy#1485). A later configure sets
+        the timers' periods and the diagnostics' hardware id; the records
+        subscription keeps the depth it was made with.
+        """
+        periods = (
+            1.0,
+            node_cfg.host_health_period_s,
+            node_cfg.diagnostics_period_s,
+            node_cfg.watchdog_period_s,
+        )
+        if self._records_sub is not None:  # configured before
+            for timer, period_s in zip(self._io_timers, periods, strict=True):
+                timer.timer_period_ns = int(period_s * NS_PER_S)
+            self._diag.hardware_id = str(cfg.flight_root)
+            if node_cfg.records_qos_depth != self._records_depth:
+                log_event(
+                    self._log,
+                    logging.WARNING,
+                    "fdr.records_qos_depth_kept",
+                    depth=self._records_depth,
+                    configured=node_cfg.records_qos_depth,
+                )
+            return
         self._diag = DiagnosticsPublisher(self, self.get_name(), str(cfg.flight_root))
         self._health_diag = DiagnosticsPublisher(self, "host_health", os.uname().nodename)
         self._flight_services = [
@@ -288,15 +347,36 @@ class FdrRecorderNode(LifecycleNode):
                 callback_group=self._service_group,
             ),
         ]
-        log_event(
-            self._log,
-            logging.INFO,
-            "fdr.configured",
-            flight_root=str(cfg.flight_root),
-            raw_topics=[r.topic for r in raw],
-            refused=[r.topic for r in refused],
+        # KEEP_ALL: the reader never overwrites a sample it holds. With KEEP_LAST the
+        # queue is shared by every publisher, so one publisher's newer samples could
+        # replace another's last ones: a tail no later number reveals. KEEP_ALL makes
+        # a full reader stop acknowledging instead; the loss, if any, then happens in
+        # the publisher's own history and shows as a gap in its numbers. (The depth
+        # is kept in the profile for RMWs that size KEEP_ALL resources from it.)
+        records_qos = QoSProfile(
+            history=HistoryPolicy.KEEP_ALL,
+            depth=node_cfg.records_qos_depth,
+            reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.VOLATILE,
         )
-        return TransitionCallbackReturn.SUCCESS
+        self._records_depth = node_cfg.records_qos_depth
+        self._records_sub = self.create_subscription(
+            FdrRecord,
+            TOPIC_FDR_RECORDS,
+            self._on_record_drain if self._message_info else self._on_record_humble,
+            records_qos,
+            callback_group=self._records_group,
+        )
+        callbacks = (
+            self._raw_subs.adapt,
+            self._on_host_health,
+            self._on_diagnostics,
+            self._on_watchdog,
+        )
+        self._io_timers = [
+            self.create_timer(period_s, callback, callback_group=self._timer_group)
+            for period_s, callback in zip(periods, callbacks, strict=True)
+        ]
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         rec, node_cfg = self._recorder, self._node_cfg
@@ -315,60 +395,17 @@ class FdrRecorderNode(LifecycleNode):
                 )
                 return TransitionCallbackReturn.FAILURE
             self._started = True
-        # KEEP_ALL: the reader never overwrites a sample it holds. With KEEP_LAST the
-        # queue is shared by every publisher, so one publisher's newer samples could
-        # replace another's last ones: a tail no later number reveals. KEEP_ALL makes
-        # a full reader stop acknowledging instead; the loss, if any, then happens in
-        # the publisher's own history and shows as a gap in its numbers. (The depth
-        # is kept in the profile for RMWs that size KEEP_ALL resources from it.)
-        records_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_ALL,
-            depth=node_cfg.records_qos_depth,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
-        self._records_sub = self.create_subscription(
-            FdrRecord,
-            TOPIC_FDR_RECORDS,
-            self._on_record_drain if self._message_info else self._on_record_humble,
-            records_qos,
-            callback_group=self._records_group,
-        )
-        self._subs.append(self._records_sub)
         self._raw_subs.start(
             self._raw, node_cfg.raw_qos_depth, parse_qos_overrides(node_cfg.raw_qos_overrides)
         )
-        self._io_timers = [
-            self.create_timer(1.0, self._raw_subs.adapt, callback_group=self._timer_group),
-            self.create_timer(
-                node_cfg.host_health_period_s,
-                self._on_host_health,
-                callback_group=self._timer_group,
-            ),
-            self.create_timer(
-                node_cfg.diagnostics_period_s,
-                self._on_diagnostics,
-                callback_group=self._timer_group,
-            ),
-            self.create_timer(
-                node_cfg.watchdog_period_s, self._on_watchdog, callback_group=self._timer_group
-            ),
-        ]
         self._active = True
         log_event(self._log, logging.INFO, "fdr.active", raw_topics=len(self._raw))
         result: TransitionCallbackReturn = super().on_activate(state)
         return result
 
     def _stop_io(self) -> None:
-        self._active = False
+        self._active = False  # the subscriptions and timers stay, idle (see _make_entities)
         self._raw_subs.stop()
-        for timer in self._io_timers:
-            self.destroy_timer(timer)
-        self._io_timers = []
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
-        self._records_sub = None
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_io()
@@ -401,10 +438,7 @@ class FdrRecorderNode(LifecycleNode):
             self._sampler.close()
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._stop_recorder()
-        for srv in self._flight_services:
-            self.destroy_service(srv)
-        self._flight_services = []
+        self._stop_recorder()  # the services stay, answering "not active"
         self._recorder = None
         self._own = None
         self._intake.detach()
@@ -501,16 +535,15 @@ class FdrRecorderNode(LifecycleNode):
         handle, what the executor calls) up to ``_DRAIN_MAX`` at a time, and only
         then gives the executor back to timers and services.
         """
-        self._on_record(msg, info)
-        sub = self._records_sub
-        if sub is None:
-            return
-        handle = sub.handle
+        # inactive: taken and dropped, as if nobody were subscribed (a reader that
+        # stopped taking would hold its publishers back)
+        on_record = self._on_record if self._active else _dropped
+        on_record(msg, info)
+        handle = self._records_sub.handle
         take = getattr(handle, "take_message", None)
         if take is None:  # an rclpy without it: one sample per executor cycle
             return
         with_info = self._message_info
-        on_record = self._on_record
         with handle:
             for _ in range(_DRAIN_MAX):
                 got = take(FdrRecord, False)
@@ -556,7 +589,7 @@ class FdrRecorderNode(LifecycleNode):
 
     def _on_host_health(self) -> None:
         sampler, rec = self._sampler, self._recorder
-        if sampler is None or rec is None:
+        if sampler is None or rec is None or not self._active:
             return
         # With no flight open, diagnostics only: nothing piles up in the ring.
         health = sampler.tick() if rec.current_flight_id is not None else sampler.sample()
@@ -570,7 +603,7 @@ class FdrRecorderNode(LifecycleNode):
         return progress_from_status(rec.status())
 
     def _on_watchdog(self) -> None:
-        if self._watchdog is not None:
+        if self._watchdog is not None and self._active:
             self._watchdog.check()
 
     def _intake_counts(self) -> IntakeCounts:
@@ -593,7 +626,7 @@ class FdrRecorderNode(LifecycleNode):
 
     def _on_diagnostics(self) -> None:
         rec = self._recorder
-        if rec is None:
+        if rec is None or not self._active:
             return
         st, extra = rec.status(), self._intake_counts()
         level, message = diagnostic_level(st, extra, self._last_diag_dropouts)

@@ -212,7 +212,7 @@ def test_humble_fallback_one_argument_callbacks_record_everything(
     try:
         assert node.trigger_configure() == SUCCESS
         assert node.trigger_activate() == SUCCESS
-        for sub in node._subs + node._raw_subs.subscriptions():
+        for sub in [node._records_sub, *node._raw_subs.subscriptions()]:
             assert sub._callback_type == Subscription.CallbackType.MessageOnly
         node._recorder.open_flight("HB")
         records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
