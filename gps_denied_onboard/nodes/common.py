@@ -21,6 +21,7 @@ from typing import Any, Final, TypeVar
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.exceptions import InvalidHandle  # Humble and Jazzy alike (rclpy._rclpy_pybind11's)
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -434,6 +435,9 @@ MANAGED_SHUTDOWN_GRACE_S: Final = 25.0
 SIGINT_DUPLICATE_WINDOW_S: Final = 2.0
 #: How long a node taken down by the sequencer keeps answering its state queries.
 LANDED_LINGER_S: Final = 3.0
+#: ``InvalidHandle`` raised out of this many ``spin_once`` calls in a row ends the
+#: node (rclpy is not recovering); fewer are logged and spun past
+SPIN_ERRORS_IN_A_ROW_MAX: Final = 50
 _UNCONFIGURED, _INACTIVE, _ACTIVE, _FINALIZED = 1, 2, 3, 4
 
 
@@ -478,6 +482,15 @@ def run_node(
     A node whose hot path is one high-rate subscription passes
     ``SingleThreadedExecutor``: rclpy's multi-threaded executor costs several
     times more per message.
+
+    ``InvalidHandle`` raised out of ``spin_once`` is logged (``node.spin_error``)
+    and spun past: rclpy raises it when an entity is destroyed on one executor
+    thread while another builds the wait set from it (rclpy#1284, #1206, #1142),
+    and the next ``spin_once`` builds a new wait set. The nodes no longer destroy
+    entities in transitions (that once ended fc_bridge's process after a
+    deactivate, and take-off's landing then got no answer); this keeps a node
+    answering if something still does. ``SPIN_ERRORS_IN_A_ROW_MAX`` in a row end
+    it as before.
     """
 
     from rclpy.signals import SignalHandlerOptions
@@ -520,9 +533,19 @@ def run_node(
     signal.signal(signal.SIGINT, _interrupt)
     if early.received:  # came between the check above and these handlers
         return _stopped_while_starting(node, executor)
+    spin_errors = 0  # InvalidHandle out of spin_once, in a row
     try:
         while rclpy.ok() and not stop:
-            executor.spin_once(timeout_sec=0.2)
+            try:
+                executor.spin_once(timeout_sec=0.2)
+                spin_errors = 0
+            except InvalidHandle as err:
+                spin_errors += 1
+                node.get_logger().error(
+                    f"node.spin_error error={str(err)!r} in_a_row={spin_errors}"
+                )
+                if spin_errors >= SPIN_ERRORS_IN_A_ROW_MAX:
+                    raise
             if (
                 _lifecycle_state(node) in (_UNCONFIGURED, _FINALIZED)
                 and (closer is None or not closer.is_alive())
