@@ -50,6 +50,35 @@ def to_gray_f32(image: NDArray[np.generic]) -> F32:
     return np.asarray(img, dtype=np.float32)
 
 
+#: no-data fill: pixels this dark in every channel, in a run at least FILL_RUN_PX
+#: square, are not ground (a tile cut past the edge of its orthophoto, a camera's
+#: black surround or overlay box); FILL_GROW_PX more covers the JPEG ringing
+FILL_LEVEL = 6
+FILL_RUN_PX = 9
+FILL_GROW_PX = 3
+
+
+def fill_mask(image: NDArray[np.generic]) -> NDArray[np.uint8]:
+    """Where an image shows ground (255), not black fill (0).
+
+    Fill is pixels at most ``FILL_LEVEL`` in every channel, in runs at least
+    ``FILL_RUN_PX`` square (a real dark field or shadow is never that flat and
+    that black), grown by ``FILL_GROW_PX`` over the JPEG ringing at its edge.
+    Why it matters: the fill's straight edge against the imagery is the
+    strongest edge there, and would be matched like a road or a field edge.
+    """
+    img = np.asarray(image)
+    level = img.max(axis=2) if img.ndim == 3 else img
+    dark = (level <= FILL_LEVEL).astype(np.uint8)
+    if not dark.any():
+        return np.full(level.shape, 255, np.uint8)
+    fill = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((FILL_RUN_PX, FILL_RUN_PX), np.uint8))
+    if FILL_GROW_PX > 0:
+        grow = 2 * FILL_GROW_PX + 1
+        fill = cv2.dilate(fill, np.ones((grow, grow), np.uint8))
+    return np.where(fill > 0, 0, 255).astype(np.uint8)
+
+
 def orientation_field(
     gray: F32,
     mask: NDArray[np.uint8] | None = None,

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.features import to_gray_f32
+from gps_denied_onboard.visual_nav.features import fill_mask, to_gray_f32
 from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
 from gps_denied_onboard.visual_nav.matcher import FieldRaster, raster_from_mosaic
 
@@ -116,35 +116,17 @@ def reduce_tile(pixels: U8, levels: int) -> U8:
     return np.asarray(cv2.resize(pixels, (side, side), interpolation=cv2.INTER_AREA), np.uint8)
 
 
-#: no-data fill: a tile's pixels this dark in every channel, in a run at least
-#: NODATA_RUN_PX square, are not ground (a JPEG tile cut past the edge of its
-#: orthophoto is filled black); NODATA_GROW_PX more covers the JPEG ringing
-NODATA_LEVEL = 6
-NODATA_RUN_PX = 9
-NODATA_GROW_PX = 3
-
-
 def tile_valid(t: U8) -> U8:
     """Where a tile is ground (255) and where it is no-data fill (0).
 
     A tile with an alpha channel (BGRA: a PNG cut past its orthophoto's edge)
-    says so itself (alpha >= 128). Otherwise no-data is black fill: pixels at
-    most ``NODATA_LEVEL`` in every channel, in runs at least ``NODATA_RUN_PX``
-    square (a real dark field or shadow is never that flat and that black),
-    grown by ``NODATA_GROW_PX`` over the JPEG ringing at its edge. Why it
-    matters: the fill's straight edge against the imagery is the strongest
-    edge in the tile, and a frame's road or field edge would match it.
+    says so itself (alpha >= 128). Otherwise no-data is black fill
+    (:func:`.features.fill_mask`: a JPEG tile cut past the edge is filled
+    black), whose straight edge a frame's road or field edge would match.
     """
     if t.ndim == 3 and t.shape[2] == 4:
         return np.where(t[:, :, 3] >= 128, 255, 0).astype(np.uint8)
-    level = t.max(axis=2) if t.ndim == 3 else t
-    dark = (level <= NODATA_LEVEL).astype(np.uint8)
-    if not dark.any():
-        return np.full(t.shape[:2], 255, np.uint8)
-    fill = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((NODATA_RUN_PX,) * 2, np.uint8))
-    if NODATA_GROW_PX > 0:
-        fill = cv2.dilate(fill, np.ones((2 * NODATA_GROW_PX + 1,) * 2, np.uint8))
-    return np.where(fill > 0, 0, 255).astype(np.uint8)
+    return fill_mask(t)
 
 
 def _gray_tile(t: U8, side: int) -> tuple[NDArray[np.float32], U8]:

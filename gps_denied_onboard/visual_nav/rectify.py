@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, ground_points
+from gps_denied_onboard.visual_nav.features import fill_mask
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -96,17 +97,24 @@ class PreparedFrame:
 
 
 def prepare(gray: F32, camera: CameraModel, height_m: float, resolution_m: float) -> PreparedFrame:
-    """Shrink ``gray`` when it is much finer than ``resolution_m`` and remove lens distortion."""
+    """Shrink ``gray`` when it is much finer than ``resolution_m`` and remove lens distortion.
+
+    The valid mask leaves out the image's black fill (:func:`.features.fill_mask`:
+    a fisheye's dark surround, a lens hood's corners, a blacked-out overlay box),
+    whose edges are none on the ground.
+    """
     if gray.shape != (camera.height, camera.width):
         raise ValueError(
             f"frame {gray.shape} does not match the camera {camera.width}x{camera.height}"
         )
+    valid = fill_mask(gray)
     gsd = height_m / camera.focal_px if height_m > 0 else resolution_m
     shrink = gsd / resolution_m
     if shrink < 0.7:
         w = max(8, round(camera.width * shrink * 1.4))
         h = max(8, round(camera.height * w / camera.width))
         gray = np.asarray(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA), np.float32)
+        valid = np.asarray(cv2.resize(valid, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
         camera = _shrunk(camera, w, h)
     if any(v != 0.0 for v in camera.d):
         m1, m2 = _undistort_maps(camera)
@@ -114,12 +122,10 @@ def prepare(gray: F32, camera: CameraModel, height_m: float, resolution_m: float
             cv2.remap(gray, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), np.float32
         )
         valid = np.asarray(
-            cv2.remap(np.full(gray.shape, 255, np.uint8), m1, m2, cv2.INTER_NEAREST, borderValue=0),
+            cv2.remap(valid, m1, m2, cv2.INTER_NEAREST, borderValue=0),
             np.uint8,
         )
         camera = CameraModel(camera.width, camera.height, camera.k)
-    else:
-        valid = np.full(gray.shape, 255, np.uint8)
     return PreparedFrame(np.asarray(gray, np.float32), valid, camera)
 
 

@@ -1,9 +1,10 @@
-"""A tile's no-data fill is not ground: the map masks it out instead of matching its edge.
+"""No-data fill is not ground: the map and the frame mask it out instead of matching its edge.
 
 A tile cut past the edge of its orthophoto is filled: black in a JPEG, transparent
-in a PNG. The fill's straight edge against the imagery is the strongest edge in
-the tile, and a frame's road or field edge would match it; masked out, the
-frame matches the ground that is there.
+in a PNG. A camera frame has its own: a fisheye's dark surround, a lens hood's
+corners, a blacked-out overlay box. The fill's straight edge against the imagery
+is the strongest edge there, and would be matched like a road or a field edge;
+masked out, the frame matches the ground that is there.
 """
 
 from __future__ import annotations
@@ -16,16 +17,26 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from gps_denied_onboard.visual_nav.features import FILL_GROW_PX
 from gps_denied_onboard.visual_nav.geo import TILE_PX, world_px_to_latlon
 from gps_denied_onboard.visual_nav.mapview import (
-    NODATA_GROW_PX,
     DictTileSource,
     reduce_tile,
     tile_pixels,
     tile_valid,
 )
 
-from .support import CAMERA, T0, Pose, error_m, feed, make_estimator, naip, naip_tiles, render
+from .support import (
+    CAMERA,
+    T0,
+    Pose,
+    error_m,
+    feed,
+    make_estimator,
+    naip,
+    naip_tiles,
+    render,
+)
 
 Tiles = dict[tuple[int, int, int], NDArray[np.uint8]]
 
@@ -48,7 +59,7 @@ def test_black_fill_past_the_imagery_is_masked_and_the_imagery_kept() -> None:
     valid = tile_valid(_jpeg(img))
     assert np.all(valid[:, 160:] == 0)
     # the imagery is kept but for the margin over the JPEG's ringing at the edge
-    assert np.all(valid[:, : 160 - 8 - NODATA_GROW_PX] == 255)
+    assert np.all(valid[:, : 160 - 8 - FILL_GROW_PX] == 255)
 
 
 def test_dark_ground_with_texture_is_not_fill() -> None:
@@ -162,3 +173,30 @@ def _jpeg_bytes(img: NDArray[np.uint8]) -> bytes:
     ok, buf = cv2.imencode(".jpg", img)
     assert ok
     return bytes(buf)
+
+
+def test_a_frames_black_surround_and_overlay_box_are_not_ground() -> None:
+    """The frame's fill is left out of its ground image, and the frame is fixed on the rest."""
+    from gps_denied_onboard.visual_nav.features import to_gray_f32
+    from gps_denied_onboard.visual_nav.rectify import prepare
+
+    lat0, lon0, lat1, lon1 = naip("2020").bounds_latlon()
+    pose = Pose(
+        (lat0 + lat1) / 2, (lon0 + lon1) / 2, 500.0, roll_deg=4.0, pitch_deg=-5.0, yaw_deg=40.0
+    )
+    image = render(naip("2020"), pose).copy()
+    assert to_gray_f32(image).min() > 6  # real ground: no fill of its own
+    image[:, :90] = 0  # a hood's shadow down the left side
+    image[400:460, 420:620] = 0  # an overlay box, blacked out
+    prep = prepare(to_gray_f32(image), CAMERA, 500.0, 5.0)
+    sx = prep.gray.shape[1] / CAMERA.width
+    sy = prep.gray.shape[0] / CAMERA.height
+    assert not prep.valid[:, : int(80 * sx)].any()
+    assert not prep.valid[int(410 * sy) : int(450 * sy), int(430 * sx) : int(610 * sx)].any()
+    # the ground between them stays (rows clear of the undistortion's own corners)
+    rows = slice(int(100 * sy), int(380 * sy))
+    assert prep.valid[rows, int(110 * sx) : int(400 * sx)].all()
+    est = make_estimator(naip_tiles("2017"), attitude_sigma_deg=0.15)
+    feed(est, T0, pose, prior=pose.offset(60.0, -40.0), prior_sigma_m=60.0)
+    fix = est.process(T0, image, CAMERA)
+    assert math.hypot(*error_m(pose, fix.latitude, fix.longitude)) < 6.0
