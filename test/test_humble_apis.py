@@ -33,6 +33,9 @@ HUMBLE_IMPORTS = {
     ("rclpy.clock", "ClockType"): "rclpy/rclpy/clock.py",
     ("rclpy.context", "Context"): "rclpy/rclpy/context.py",
     ("rclpy.duration", "Duration"): "rclpy/rclpy/duration.py",
+    ("rclpy.exceptions", "InvalidHandle"): (
+        "rclpy/rclpy/exceptions.py (InvalidHandle = _rclpy.InvalidHandle, humble branch)"
+    ),
     ("rclpy.exceptions", "ParameterException"): "rclpy/rclpy/exceptions.py",
     ("rclpy.executors", "Executor"): "rclpy/rclpy/executors.py",
     ("rclpy.executors", "ExternalShutdownException"): "rclpy/rclpy/executors.py",
