@@ -99,26 +99,47 @@ def _busy() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
+#: (records/s per producer, busy loops on the recorder's core): the first load starved
+#: the writer in most full-suite runs, not all (once it kept up and shed nothing)
+STARVING_LOADS = ((20_000, 4), (40_000, 8))
+
+
 def test_kill_9_under_cpu_starvation_loses_nothing_unaccounted_beyond_the_lag_bound(
     tmp_path: Path,
 ) -> None:
     """Three producers at 20k records/s each; the recorder process shares one core with
-    four busy loops, so its writer cannot keep up (with two, the faster writer kept up in
-    one full-suite run and shed nothing). Then SIGKILL.
+    four busy loops, so its writer cannot keep up. Then SIGKILL. When the writer kept up
+    all the same (no record shed for lag: the bound was never tested), again with twice
+    the rate and eight busy loops.
 
-    Guarantee checked: every record offered more than ``bound + slack`` before the kill
-    is on disk or named by an ``overrun`` record on disk. ``slack`` covers the writer's
-    last pass (the bound is enforced at each pass) and the kill's own latency. Without
-    the bound the rings grow for seconds and all of that is lost without a trace.
+    Guarantee checked on every run: every record offered more than ``bound + slack``
+    before the kill is on disk or named by an ``overrun`` record on disk. ``slack``
+    covers the writer's last pass (the bound is enforced at each pass) and the kill's
+    own latency. Without the bound the rings grow for seconds and all of that is lost
+    without a trace.
     """
+    shed: list[dict[str, int]] = []
+    for attempt, (rate, busy) in enumerate(STARVING_LOADS):
+        reasons = _starve_and_kill(tmp_path / f"run{attempt}", rate, busy)
+        shed.append(reasons)
+        if reasons.get("lag", 0) > 0:
+            break
+    # The test is only meaningful if the writer really fell behind.
+    assert shed[-1].get("lag", 0) > 0, f"no record shed for lag at any load: {shed}"
+
+
+def _starve_and_kill(tmp_path: Path, rate: int, busy: int) -> dict[str, int]:
+    """One starved recorder, killed; checks the guarantee and returns the overrun counts
+    by reason."""
     bound = 200 * MS
     slack = 800 * MS
+    tmp_path.mkdir(parents=True)
     progress = tmp_path / "progress.txt"
     root = tmp_path / "flights"
     child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fdr_starved_child.py"),
-                              str(root), str(progress), "20000", str(bound)])
+                              str(root), str(progress), str(rate), str(bound)])
     cpu = min(os.sched_getaffinity(0))
-    hogs = [_busy() for _ in range(4)]
+    hogs = [_busy() for _ in range(busy)]
     try:
         for proc in (child, *hogs):
             os.sched_setaffinity(proc.pid, {cpu})
@@ -170,12 +191,11 @@ def test_kill_9_under_cpu_starvation_loses_nothing_unaccounted_beyond_the_lag_bo
             f"{(bound + slack) / S:.1f} s before the kill neither on disk nor accounted "
             f"(first {min(missing)}; written {len(written[producer])}, "
             f"accounted {len(accounted[producer])}, offered {offered[producer] + 1})")
-    # The test is only meaningful if the writer really fell behind.
-    assert reasons.get("lag", 0) > 0, f"no record shed for lag: {reasons}"
     # Recovery reports each producer's last sequence number on disk (one segment here).
     (torn,) = report.segments
     for producer in must:
         assert torn.last_seq[producer] == max(written[producer])
     lost_unaccounted = {p: offered[p] + 1 - len(written[p] | accounted[p]) for p in must}
-    print(f"kill -9 starved: offered {offered}, shed {reasons}, "
+    print(f"kill -9 starved ({rate}/s, {busy} busy): offered {offered}, shed {reasons}, "
           f"tail lost unaccounted {lost_unaccounted}")
+    return reasons
