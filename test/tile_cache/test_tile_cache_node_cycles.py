@@ -12,7 +12,6 @@ answered nothing more.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from fc_bridge.node_support import spin_ros  # noqa: E402
 from gps_denied_onboard.msg import TileSnapshot  # noqa: E402
 from gps_denied_onboard.srv import ListUploads  # noqa: E402
 from lifecycle_driver import LifecycleDriver  # noqa: E402
@@ -69,23 +69,7 @@ class SeenTileCache(TileCacheNode):
 
 @pytest.fixture
 def ros() -> Iterator[MultiThreadedExecutor]:
-    rclpy.init()
-    executor = MultiThreadedExecutor()
-    stop = threading.Event()
-
-    def spin() -> None:
-        while not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
-    try:
-        yield executor
-    finally:
-        stop.set()
-        spinner.join(timeout=5)
-        executor.shutdown()
-        rclpy.shutdown()
+    yield from spin_ros()
 
 
 def snapshot(x: int) -> TileSnapshot:
