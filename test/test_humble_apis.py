@@ -13,7 +13,7 @@ Newer than Humble, and how the code copes:
   ``importlib`` with the Humble fallback (``nodes/fdr_raw_topics.py``); never imported
   by name in shipped code (only ``test/fdr/test_fdr_node_qos.py``, which runs on Jazzy).
 - subscription callbacks taking ``(msg, info)`` (rclpy PR #922, after Humble): the
-  recorder feature-detects them (``nodes/fdr_recorder_node.py``).
+  recorder feature-detects them (``nodes/fdr_inbound.py``).
 """
 
 from __future__ import annotations

@@ -28,9 +28,12 @@ the ``raw_topics`` producer). A node's record publisher sends a
 shows as a gap before that record's number (or, on Humble, as fewer records
 received than it says were sent). The routing and that accounting are
 :class:`~gps_denied_onboard.fdr.intake.RecordIntake`'s, the diagnostics
-:mod:`~gps_denied_onboard.fdr.status`'s and the raw subscriptions' QoS
-:class:`~gps_denied_onboard.nodes.fdr_raw_topics.RawSubscriptions`'; this
-module translates.
+:mod:`~gps_denied_onboard.fdr.status`'s, the raw subscriptions' QoS
+:class:`~gps_denied_onboard.nodes.fdr_raw_topics.RawSubscriptions`' and the
+subscription callbacks (the ``/fdr/records`` drain, Humble's one-argument
+callbacks) :mod:`~gps_denied_onboard.nodes.fdr_inbound`'s, the flight services'
+answers :mod:`~gps_denied_onboard.nodes.fdr_flight_services`'; this module
+translates.
 
 The services, the ``/fdr/records`` subscription, the timers and the diagnostics
 publishers are made at the first configure, the raw subscriptions when first
@@ -51,7 +54,6 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from gps_denied_onboard.clock import MonotonicClock
 from gps_denied_onboard.errors import ConfigError
@@ -81,9 +83,18 @@ from gps_denied_onboard.nodes.common import (
     RosClock,
     bridge_logging,
     declare_config,
-    msg_to_record,
     read_config,
     run_node,
+)
+from gps_denied_onboard.nodes.fdr_flight_services import (
+    answer_close_flight,
+    answer_open_flight,
+)
+from gps_denied_onboard.nodes.fdr_inbound import (
+    MESSAGE_INFO_CALLBACKS,
+    RecordsDrain,
+    raw_callback,
+    records_qos,
 )
 from gps_denied_onboard.nodes.fdr_raw_topics import (
     RawSubscriptions,
@@ -102,8 +113,6 @@ from gps_denied_onboard.srv import CloseFlight, OpenFlight
 NODE_NAME: Final = "fdr_recorder"
 PRODUCER: Final = "fdr_recorder"
 NS_PER_S: Final = 1_000_000_000
-#: Most ``/fdr/records`` samples one callback takes from DDS before yielding.
-_DRAIN_MAX: Final = 1000
 #: How soon an incompatible-QoS event leads to a re-subscription.
 _QOS_RECHECK_S: Final = 0.05
 
@@ -119,24 +128,6 @@ __all__ = [
     "qos_yaml",
     "rosbag2_msgdef",
 ]
-
-
-def _message_info_callbacks() -> bool:
-    """Whether this rclpy passes ``(msg, info)`` to two-argument subscription callbacks.
-
-    rclpy added message-info callbacks after Humble's API freeze (ros2/rclpy#922, in
-    Iron): ``Subscription.CallbackType`` exists from then on. Humble calls every
-    callback with the message alone, so there the recorder subscribes one-argument
-    callbacks, stamps raw messages with its own clock (as it does anyway) and cannot
-    count DDS loss from publication sequence numbers.
-    """
-    from rclpy.subscription import Subscription
-
-    return hasattr(Subscription, "CallbackType")
-
-
-#: Detected once at import; a node can be told otherwise (``message_info=False``).
-MESSAGE_INFO_CALLBACKS: Final = _message_info_callbacks()
 
 
 @dataclass(frozen=True)
@@ -188,10 +179,6 @@ class FdrNodeConfig:
 # --- the node ---------------------------------------------------------------------------
 
 
-def _dropped(msg: Any, info: Mapping[str, Any] | None) -> None:
-    """A record that came while the recorder was not active."""
-
-
 class FdrRecorderNode(LifecycleNode):
     """The flight data recorder node (see the module docstring for the lifecycle)."""
 
@@ -224,6 +211,7 @@ class FdrRecorderNode(LifecycleNode):
         self._mono = MonotonicClock()
         self._log = bridge_logging(self)
         self._intake = RecordIntake(PRODUCER, self._ros_clock, self._log, self._mono, NS_PER_S)
+        self._records = RecordsDrain(self._intake, message_info=self._message_info)
         self._alerts = GcsAlertPublisher(self)
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._records_group = MutuallyExclusiveCallbackGroup()
@@ -347,24 +335,12 @@ class FdrRecorderNode(LifecycleNode):
                 callback_group=self._service_group,
             ),
         ]
-        # KEEP_ALL: the reader never overwrites a sample it holds. With KEEP_LAST the
-        # queue is shared by every publisher, so one publisher's newer samples could
-        # replace another's last ones: a tail no later number reveals. KEEP_ALL makes
-        # a full reader stop acknowledging instead; the loss, if any, then happens in
-        # the publisher's own history and shows as a gap in its numbers. (The depth
-        # is kept in the profile for RMWs that size KEEP_ALL resources from it.)
-        records_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_ALL,
-            depth=node_cfg.records_qos_depth,
-            reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.VOLATILE,
-        )
         self._records_depth = node_cfg.records_qos_depth
         self._records_sub = self.create_subscription(
             FdrRecord,
             TOPIC_FDR_RECORDS,
             self._on_record_drain if self._message_info else self._on_record_humble,
-            records_qos,
+            records_qos(node_cfg.records_qos_depth),
             callback_group=self._records_group,
         )
         callbacks = (
@@ -455,53 +431,13 @@ class FdrRecorderNode(LifecycleNode):
     # -- services --------------------------------------------------------------------------
 
     def _on_open_flight(self, req: Any, res: Any) -> Any:
-        rec = self._recorder
-        if rec is None or not self._active:
-            res.success, res.error_type = False, "NotActive"
-            res.error = "fdr_recorder is not active"
-            return res
-        try:
-            header = rec.open_flight(req.flight_id)
-        except FdrError as err:
-            res.success, res.error_type, res.error = False, type(err).__name__, str(err)
-            log_event(
-                self._log,
-                logging.ERROR,
-                "fdr.open_flight_failed",
-                flight_id=req.flight_id,
-                error_type=res.error_type,
-                error=str(err),
-            )
-            return res
-        res.success = True
-        res.flight_dir = str(header.flight_dir)
-        self._record_refusals()
+        rec = self._recorder if self._active else None
+        if answer_open_flight(rec, req, res, self._log):
+            self._record_refusals()
         return res
 
     def _on_close_flight(self, req: Any, res: Any) -> Any:
-        rec = self._recorder
-        if rec is None or not self._started:
-            res.success, res.error_type = False, "NotActive"
-            res.error = "fdr_recorder has no running recorder"
-            return res
-        try:
-            footer = rec.close_flight(req.flight_id)
-        except FdrError as err:
-            res.success, res.error_type, res.error = False, type(err).__name__, str(err)
-            log_event(
-                self._log,
-                logging.ERROR,
-                "fdr.close_flight_failed",
-                flight_id=req.flight_id,
-                error_type=res.error_type,
-                error=str(err),
-            )
-            return res
-        res.success = True
-        res.records_written = footer.records_written
-        res.records_dropped_overrun = footer.records_dropped_overrun
-        res.bytes_written = footer.bytes_written
-        res.rollover_count = footer.rollover_count
+        answer_close_flight(self._recorder if self._started else None, req, res, self._log)
         return res
 
     def _record_refusals(self) -> None:
@@ -525,65 +461,17 @@ class FdrRecorderNode(LifecycleNode):
         self._on_record_drain(msg, None)
 
     def _on_record_drain(self, msg: Any, info: Mapping[str, Any] | None) -> None:
-        """The ``/fdr/records`` callback: this record, then whatever else DDS holds.
-
-        rclpy's executor hands over one message per wait-set cycle, a few tens of
-        microseconds of Python per message before the callback runs: on a loaded
-        two-core machine that capped the node at ~2k records/s while three
-        publishers offered more, and the rest was lost in DDS. So the callback
-        takes the queued samples itself (``take_message`` on the subscription's
-        handle, what the executor calls) up to ``_DRAIN_MAX`` at a time, and only
-        then gives the executor back to timers and services.
-        """
-        # inactive: taken and dropped, as if nobody were subscribed (a reader that
-        # stopped taking would hold its publishers back)
-        on_record = self._on_record if self._active else _dropped
-        on_record(msg, info)
-        handle = self._records_sub.handle
-        take = getattr(handle, "take_message", None)
-        if take is None:  # an rclpy without it: one sample per executor cycle
-            return
-        with_info = self._message_info
-        with handle:
-            for _ in range(_DRAIN_MAX):
-                got = take(FdrRecord, False)
-                if got is None:
-                    return
-                on_record(got[0], got[1] if with_info else None)
-
-    def _on_record(self, msg: Any, info: Mapping[str, Any] | None) -> None:
-        try:
-            record = msg_to_record(msg)
-        except ValueError as err:
-            self._intake.reject(msg.producer, msg.kind, f"bad payload_json: {err}")
-            return
-        if info is None:  # Humble: no sequence numbers, the closing record tells
-            self._intake.take(record, None, numbered=False)
-        else:
-            self._intake.take(record, info.get("publication_sequence_number"))
+        """The ``/fdr/records`` callback: this record, then whatever else DDS holds
+        (:meth:`RecordsDrain.drain`; dropped unless active)."""
+        self._records.drain(self._records_sub, msg, info, active=self._active)
 
     def _raw_callback(self, raw: RawTopic, qos_text: str) -> Callable[..., None]:
-        """The raw topic's subscription callback: ``(data, info)``, or ``(data)`` on Humble.
-
-        Raw messages are stamped with the node's clock at reception either way; the
-        message info only adds the publication sequence number (DDS-loss accounting).
-        """
+        """The raw topic's subscription callback (:func:`raw_callback`)."""
         rec = self._recorder
         assert rec is not None
-        write = rec.write_raw
-        clock = self._ros_clock
-        topic, type_name, msgdef = raw.topic, raw.type_name, raw.msgdef
-        seen = self._intake.raw_seen
-
-        def on_raw(data: bytes, info: Mapping[str, Any]) -> None:
-            now = clock.now_ns()
-            seen(topic, info.get("publication_sequence_number"), now)
-            write(topic, type_name, msgdef, data, now, qos_profiles=qos_text)
-
-        def on_raw_humble(data: bytes) -> None:
-            write(topic, type_name, msgdef, data, clock.now_ns(), qos_profiles=qos_text)
-
-        return on_raw if self._message_info else on_raw_humble
+        return raw_callback(
+            rec, self._ros_clock, self._intake, raw, qos_text, message_info=self._message_info
+        )
 
     # -- timers ----------------------------------------------------------------------------
 

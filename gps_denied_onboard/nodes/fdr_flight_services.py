@@ -1,0 +1,64 @@
+"""The recorder node's ``~/open_flight`` and ``~/close_flight`` services, answered.
+
+Split out of :mod:`gps_denied_onboard.nodes.fdr_recorder_node` (the adapter): a
+request becomes a :class:`~gps_denied_onboard.fdr.writer.FlightRecorder` call, and
+its result or its :class:`~gps_denied_onboard.fdr.errors.FdrError` (type and text,
+logged) fills the ``OpenFlight`` / ``CloseFlight`` response. With no recorder to
+ask (``None``: the node not active, or no recorder running) the answer is
+``NotActive``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gps_denied_onboard.fdr.errors import FdrError
+from gps_denied_onboard.fdr.writer import FlightRecorder
+from gps_denied_onboard.log import log_event
+
+__all__ = ["answer_close_flight", "answer_open_flight"]
+
+
+def _failed(res: Any, err: FdrError, event: str, flight_id: str, log: logging.Logger) -> None:
+    res.success, res.error_type, res.error = False, type(err).__name__, str(err)
+    log_event(
+        log, logging.ERROR, event, flight_id=flight_id, error_type=res.error_type, error=str(err)
+    )
+
+
+def answer_open_flight(rec: FlightRecorder | None, req: Any, res: Any, log: logging.Logger) -> bool:
+    """Fill an ``OpenFlight`` response; True when the flight was opened."""
+    if rec is None:
+        res.success, res.error_type = False, "NotActive"
+        res.error = "fdr_recorder is not active"
+        return False
+    try:
+        header = rec.open_flight(req.flight_id)
+    except FdrError as err:
+        _failed(res, err, "fdr.open_flight_failed", req.flight_id, log)
+        return False
+    res.success = True
+    res.flight_dir = str(header.flight_dir)
+    return True
+
+
+def answer_close_flight(
+    rec: FlightRecorder | None, req: Any, res: Any, log: logging.Logger
+) -> bool:
+    """Fill a ``CloseFlight`` response from the flight's footer; True when it was closed."""
+    if rec is None:
+        res.success, res.error_type = False, "NotActive"
+        res.error = "fdr_recorder has no running recorder"
+        return False
+    try:
+        footer = rec.close_flight(req.flight_id)
+    except FdrError as err:
+        _failed(res, err, "fdr.close_flight_failed", req.flight_id, log)
+        return False
+    res.success = True
+    res.records_written = footer.records_written
+    res.records_dropped_overrun = footer.records_dropped_overrun
+    res.bytes_written = footer.bytes_written
+    res.rollover_count = footer.rollover_count
+    return True
