@@ -30,6 +30,10 @@ at most once per ``thumbnail_period_s``.
 
 Raw camera frames are never published to the recorder: the recorder refuses
 camera topics whatever its configuration says.
+
+The message conversions (camera messages in; PositionFix, TileSnapshot out) are
+:mod:`~gps_denied_onboard.nodes.visual_nav_msgs`'s, the tile prefetch
+:mod:`~gps_denied_onboard.nodes.tile_prefetch`'s; this module translates.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
@@ -70,19 +73,24 @@ from gps_denied_onboard.nodes.common import (
     RosClock,
     bridge_logging,
     declare_config,
-    ns_to_time_msg,
     read_config,
     run_node,
     time_msg_to_ns,
 )
 from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+from gps_denied_onboard.nodes.visual_nav_msgs import (
+    camera_model_of,
+    fix_to_msg,
+    horizontal_sigma,
+    image_of,
+    snapshot_to_msg,
+)
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.srv import GetTile, QueryBbox
 from gps_denied_onboard.visual_nav.camera import CameraModel, rotation_from_quaternion
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator, VisualFix
-from gps_denied_onboard.visual_nav.image_codec import decode_compressed, decode_raw
 from gps_denied_onboard.visual_nav.outputs import (
     PRODUCER,
     RateCap,
@@ -103,72 +111,6 @@ FRAME_QOS: Final = QoSProfile(
 FIX_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=20, reliability=ReliabilityPolicy.RELIABLE
 )
-
-try:  # cv_bridge where a real ROS install has it; our own tested conversion otherwise
-    from cv_bridge import CvBridge  # type: ignore[import-not-found]
-
-    _BRIDGE: Any = CvBridge()
-except ImportError:
-    _BRIDGE = None
-
-
-def _horizontal_sigma(msg: NavSatFix) -> float | None:
-    """1-sigma per horizontal axis from a NavSatFix covariance (the larger of east and
-    north); None when it states none (type unknown, zero, not finite)."""
-    if not msg.position_covariance_type:
-        return None
-    cov = msg.position_covariance
-    var = max(float(cov[0]), float(cov[4]))
-    return math.sqrt(var) if math.isfinite(var) and var > 0 else None
-
-
-def camera_model_of(msg: Any) -> CameraModel:
-    """``sensor_msgs/CameraInfo`` -> :class:`CameraModel` (raises CameraModelError)."""
-    return CameraModel(
-        int(msg.width),
-        int(msg.height),
-        tuple(float(v) for v in msg.k),
-        str(msg.distortion_model),
-        tuple(float(v) for v in msg.d),
-    )
-
-
-def image_of(msg: Any) -> np.ndarray[Any, Any]:
-    """A camera message's pixels (raises FrameRejected for what cannot be decoded)."""
-    if isinstance(msg, CompressedImage):
-        return decode_compressed(bytes(msg.data))
-    if _BRIDGE is not None:
-        try:
-            return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
-        except Exception as err:  # cv_bridge raises its own CvBridgeError
-            raise FrameRejected("unknown_encoding", str(err)) from err
-    return decode_raw(
-        str(msg.encoding),
-        int(msg.width),
-        int(msg.height),
-        int(msg.step),
-        bytes(msg.data),
-        big_endian=bool(msg.is_bigendian),
-    )
-
-
-def fix_to_msg(fix: VisualFix) -> PositionFix:
-    out = PositionFix()
-    out.header.stamp = ns_to_time_msg(fix.stamp_ns)
-    out.header.frame_id = "map"
-    out.latitude, out.longitude, out.altitude_msl = fix.latitude, fix.longitude, fix.altitude_msl
-    if fix.velocity_en is not None:
-        out.velocity_enu.x, out.velocity_enu.y = fix.velocity_en
-        out.velocity_valid = True
-        v = fix.velocity_sigma**2
-        out.velocity_covariance = [v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, v]
-    out.position_covariance = list(fix.position_covariance)
-    out.yaw_enu = fix.yaw_enu
-    out.yaw_valid = True
-    out.yaw_variance = fix.yaw_sigma**2
-    out.reset_counter = fix.reset_counter
-    out.quality = fix.quality
-    return out
 
 
 class VisualNavNode(LifecycleNode):
@@ -406,7 +348,7 @@ class VisualNavNode(LifecycleNode):
             return
         stamp = time_msg_to_ns(msg.header.stamp)
         lat, lon, healthy = float(msg.latitude), float(msg.longitude), self._gnss_healthy
-        sigma = _horizontal_sigma(msg)
+        sigma = horizontal_sigma(msg)
         if healthy:
             self._position = (lat, lon)
             if not len(self._map.tiles):
@@ -422,7 +364,7 @@ class VisualNavNode(LifecycleNode):
             log_event(self._log, logging.ERROR, "vnav.seed_refused", lat=lat, lon=lon)
             return
         stamp = time_msg_to_ns(msg.header.stamp) or int(self.get_clock().now().nanoseconds)
-        sigma = _horizontal_sigma(msg) or SEED_SIGMA_UNKNOWN_M
+        sigma = horizontal_sigma(msg) or SEED_SIGMA_UNKNOWN_M
         self._position = (lat, lon)  # the prefetch fetches the tiles around it
         self._kick.set()
         self._pending.append(lambda est: est.seed_prior(stamp, lat, lon, sigma))
@@ -528,19 +470,8 @@ class VisualNavNode(LifecycleNode):
 
     def _publish_snapshot(self, fix: VisualFix, view: Any, zoom: int) -> None:
         snap = snapshot_tile(view, zoom)
-        if snap is None:
-            return
-        msg = TileSnapshot()
-        msg.header.stamp = ns_to_time_msg(fix.stamp_ns)
-        msg.zoom, msg.x, msg.y = snap.zoom, snap.x, snap.y
-        msg.latitude, msg.longitude = fix.latitude, fix.longitude
-        msg.quality_json = (
-            f'{{"source":"visual_nav","quality":{fix.quality},"sigma_m":{fix.sigma_m:.2f},'
-            f'"coverage":{snap.coverage:.3f}}}'
-        )
-        msg.image.format = "jpeg"
-        msg.image.data = snap.jpeg
-        self._snap_pub.publish(msg)
+        if snap is not None:
+            self._snap_pub.publish(snapshot_to_msg(fix, snap))
 
     def _on_reject(self, stamp: int, rej: FrameRejected, latency_ms: float) -> None:
         self.stats.on_reject(rej.reason, latency_ms)

@@ -1,0 +1,108 @@
+"""The visual position estimator node's message conversions.
+
+Split out of :mod:`gps_denied_onboard.nodes.visual_nav_node` (the adapter):
+``CameraInfo`` -> :class:`~gps_denied_onboard.visual_nav.camera.CameraModel`, a camera
+message's pixels, a ``NavSatFix`` covariance's horizontal sigma, a
+:class:`~gps_denied_onboard.visual_nav.estimator.VisualFix` -> ``PositionFix`` and a
+snapshot tile -> ``TileSnapshot``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from sensor_msgs.msg import CompressedImage, NavSatFix
+
+from gps_denied_onboard.msg import PositionFix, TileSnapshot
+from gps_denied_onboard.nodes.common import ns_to_time_msg
+from gps_denied_onboard.visual_nav.camera import CameraModel
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.estimator import VisualFix
+from gps_denied_onboard.visual_nav.image_codec import decode_compressed, decode_raw
+from gps_denied_onboard.visual_nav.snapshot import Snapshot
+
+__all__ = ["camera_model_of", "fix_to_msg", "horizontal_sigma", "image_of", "snapshot_to_msg"]
+
+try:  # cv_bridge where a real ROS install has it; our own tested conversion otherwise
+    from cv_bridge import CvBridge  # type: ignore[import-not-found]
+
+    _BRIDGE: Any = CvBridge()
+except ImportError:
+    _BRIDGE = None
+
+
+def horizontal_sigma(msg: NavSatFix) -> float | None:
+    """1-sigma per horizontal axis from a NavSatFix covariance (the larger of east and
+    north); None when it states none (type unknown, zero, not finite)."""
+    if not msg.position_covariance_type:
+        return None
+    cov = msg.position_covariance
+    var = max(float(cov[0]), float(cov[4]))
+    return math.sqrt(var) if math.isfinite(var) and var > 0 else None
+
+
+def camera_model_of(msg: Any) -> CameraModel:
+    """``sensor_msgs/CameraInfo`` -> :class:`CameraModel` (raises CameraModelError)."""
+    return CameraModel(
+        int(msg.width),
+        int(msg.height),
+        tuple(float(v) for v in msg.k),
+        str(msg.distortion_model),
+        tuple(float(v) for v in msg.d),
+    )
+
+
+def image_of(msg: Any) -> np.ndarray[Any, Any]:
+    """A camera message's pixels (raises FrameRejected for what cannot be decoded)."""
+    if isinstance(msg, CompressedImage):
+        return decode_compressed(bytes(msg.data))
+    if _BRIDGE is not None:
+        try:
+            return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        except Exception as err:  # cv_bridge raises its own CvBridgeError
+            raise FrameRejected("unknown_encoding", str(err)) from err
+    return decode_raw(
+        str(msg.encoding),
+        int(msg.width),
+        int(msg.height),
+        int(msg.step),
+        bytes(msg.data),
+        big_endian=bool(msg.is_bigendian),
+    )
+
+
+def fix_to_msg(fix: VisualFix) -> PositionFix:
+    out = PositionFix()
+    out.header.stamp = ns_to_time_msg(fix.stamp_ns)
+    out.header.frame_id = "map"
+    out.latitude, out.longitude, out.altitude_msl = fix.latitude, fix.longitude, fix.altitude_msl
+    if fix.velocity_en is not None:
+        out.velocity_enu.x, out.velocity_enu.y = fix.velocity_en
+        out.velocity_valid = True
+        v = fix.velocity_sigma**2
+        out.velocity_covariance = [v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, v]
+    out.position_covariance = list(fix.position_covariance)
+    out.yaw_enu = fix.yaw_enu
+    out.yaw_valid = True
+    out.yaw_variance = fix.yaw_sigma**2
+    out.reset_counter = fix.reset_counter
+    out.quality = fix.quality
+    return out
+
+
+def snapshot_to_msg(fix: VisualFix, snap: Snapshot) -> TileSnapshot:
+    """The tile under ``fix``, rendered from its frame
+    (:func:`~gps_denied_onboard.visual_nav.snapshot.snapshot_tile`), as a message."""
+    msg = TileSnapshot()
+    msg.header.stamp = ns_to_time_msg(fix.stamp_ns)
+    msg.zoom, msg.x, msg.y = snap.zoom, snap.x, snap.y
+    msg.latitude, msg.longitude = fix.latitude, fix.longitude
+    msg.quality_json = (
+        f'{{"source":"visual_nav","quality":{fix.quality},"sigma_m":{fix.sigma_m:.2f},'
+        f'"coverage":{snap.coverage:.3f}}}'
+    )
+    msg.image.format = "jpeg"
+    msg.image.data = snap.jpeg
+    return msg
