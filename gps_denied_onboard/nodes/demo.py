@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gps_denied_onboard.embedded_pg import read_cluster_report
-from gps_denied_onboard.nodes.bringup import BringupOptions, run
+from gps_denied_onboard.nodes.bringup import BringupOptions, node_processes, run
 from gps_denied_onboard.nodes.common import call_service, relay_stop_signals
 from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, EstimatorWatch
 
@@ -517,8 +517,11 @@ def main(argv: list[str] | None = None) -> int:
         report.tile_cache = _tile_cache_view(hold, manifest)
 
     def clock_matched() -> None:
-        # /clock subscribers: the three node processes and the sequencer
-        seen = hold.wait_for_subscribers(4, timeout_s=30.0)
+        # /clock subscribers: every node process and the sequencer. The recorder stamps
+        # its flight header when take-off opens the flight: before its /clock has
+        # matched, sim time reads 0 (seen: started_at_ns 0 in one run of two, when this
+        # waited for 4 while visual_nav made the node processes four)
+        seen = hold.wait_for_subscribers(len(node_processes(opts)) + 1, timeout_s=30.0)
         print(f"/clock matched by {seen} subscribers; taking off", file=sys.stderr, flush=True)
 
     stop = threading.Event()
