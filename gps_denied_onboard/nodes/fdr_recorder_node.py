@@ -46,6 +46,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -190,6 +191,10 @@ class FdrRecorderNode(LifecycleNode):
         self._recorder: FlightRecorder | None = None
         self._started = False
         self._active = False
+        # held while a diagnostics or host-health message is sampled and published, and
+        # while a transition takes the node down: none goes out after the transition
+        # returned, even on a multi-threaded executor (where a timer runs beside it)
+        self._publishing = threading.Lock()
         self._own: FdrClient | None = None
         self._raw: list[RawTopic] = []
         self._refused: list[RefusedTopic] = []
@@ -380,7 +385,8 @@ class FdrRecorderNode(LifecycleNode):
         return result
 
     def _stop_io(self) -> None:
-        self._active = False  # the subscriptions and timers stay, idle (see _make_entities)
+        with self._publishing:
+            self._active = False  # the subscriptions and timers stay, idle (see _make_entities)
         self._raw_subs.stop()
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -476,13 +482,14 @@ class FdrRecorderNode(LifecycleNode):
     # -- timers ----------------------------------------------------------------------------
 
     def _on_host_health(self) -> None:
-        sampler, rec = self._sampler, self._recorder
-        if sampler is None or rec is None or not self._active:
-            return
-        # With no flight open, diagnostics only: nothing piles up in the ring.
-        health = sampler.tick() if rec.current_flight_id is not None else sampler.sample()
-        self._last_health = health.diagnostics()
-        self._health_diag.publish(DiagnosticsPublisher.OK, "host health", self._last_health)
+        with self._publishing:
+            sampler, rec = self._sampler, self._recorder
+            if sampler is None or rec is None or not self._active:
+                return
+            # With no flight open, diagnostics only: nothing piles up in the ring.
+            health = sampler.tick() if rec.current_flight_id is not None else sampler.sample()
+            self._last_health = health.diagnostics()
+            self._health_diag.publish(DiagnosticsPublisher.OK, "host health", self._last_health)
 
     def _writer_progress(self) -> WriterProgress:
         rec = self._recorder
@@ -513,13 +520,14 @@ class FdrRecorderNode(LifecycleNode):
         return diagnostic_values(rec.status(), self._intake_counts())
 
     def _on_diagnostics(self) -> None:
-        rec = self._recorder
-        if rec is None or not self._active:
-            return
-        st, extra = rec.status(), self._intake_counts()
-        level, message = diagnostic_level(st, extra, self._last_diag_dropouts)
-        self._last_diag_dropouts = dropouts(st, extra)
-        self._diag.publish(level, message, diagnostic_values(st, extra))
+        with self._publishing:
+            rec = self._recorder
+            if rec is None or not self._active:
+                return
+            st, extra = rec.status(), self._intake_counts()
+            level, message = diagnostic_level(st, extra, self._last_diag_dropouts)
+            self._last_diag_dropouts = dropouts(st, extra)
+            self._diag.publish(level, message, diagnostic_values(st, extra))
 
     def _on_recorder_alert(self, severity: int, text: str) -> None:
         self._alerts.publish(severity, PRODUCER, text)
