@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import select
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Final
@@ -224,7 +223,7 @@ class FcLink:
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Stop the threads and close the transport; idempotent.
 
-        Waits at most ``timeout_s`` for both threads together; one still running is
+        Waits at most ``timeout_s`` for both threads together (each its share); one still running is
         left behind (a daemon, it stops at its next look at the stop flag) and logged
         as ``fc.link_thread_stuck``.
         """
@@ -234,11 +233,13 @@ class FcLink:
         if not self._opened:  # never opened (a fresh link after deactivate): nothing to say
             return
         self._stop.set()
-        deadline = time.monotonic() + timeout_s
-        for t in (self._reader, self._beater):
-            if t is None or t is threading.current_thread():
-                continue
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        threads = [
+            t
+            for t in (self._reader, self._beater)
+            if t is not None and t is not threading.current_thread()
+        ]
+        for t in threads:  # each its share of timeout_s: no wall clock read here
+            t.join(timeout=timeout_s / len(threads))
             if t.is_alive():
                 log_event(
                     self._log,
