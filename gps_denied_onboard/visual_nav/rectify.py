@@ -96,18 +96,25 @@ class PreparedFrame:
     camera: CameraModel  # the pinhole (distortion-free) camera of ``gray``
 
 
-def prepare(gray: F32, camera: CameraModel, height_m: float, resolution_m: float) -> PreparedFrame:
+def prepare(
+    gray: F32,
+    camera: CameraModel,
+    height_m: float,
+    resolution_m: float,
+    fill: NDArray[np.uint8] | None = None,
+) -> PreparedFrame:
     """Shrink ``gray`` when it is much finer than ``resolution_m`` and remove lens distortion.
 
     The valid mask leaves out the image's black fill (:func:`.features.fill_mask`:
     a fisheye's dark surround, a lens hood's corners, a blacked-out overlay box),
-    whose edges are none on the ground.
+    whose edges are none on the ground. ``fill``: that mask when the caller has it
+    already (a frame prepared at several resolutions computes it once).
     """
     if gray.shape != (camera.height, camera.width):
         raise ValueError(
             f"frame {gray.shape} does not match the camera {camera.width}x{camera.height}"
         )
-    valid = fill_mask(gray)
+    valid = fill_mask(gray) if fill is None else fill
     gsd = height_m / camera.focal_px if height_m > 0 else resolution_m
     shrink = gsd / resolution_m
     if shrink < 0.7:

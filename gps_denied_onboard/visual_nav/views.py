@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
+from gps_denied_onboard.visual_nav.features import fill_mask
 from gps_denied_onboard.visual_nav.rectify import (
     PreparedFrame,
     RectifiedFrame,
@@ -59,6 +60,14 @@ class FrameView:
         self.r_world_from_camera = r_world_from_camera
         self.height_m = height_m
         self._prepared: dict[float, PreparedFrame] = {}
+        self._fill: NDArray[np.uint8] | None = None
+
+    @property
+    def fill(self) -> NDArray[np.uint8]:
+        """:func:`.features.fill_mask` of the frame, once for every resolution."""
+        if self._fill is None:
+            self._fill = fill_mask(self.gray)
+        return self._fill
 
     @property
     def width_m(self) -> float:
@@ -69,7 +78,7 @@ class FrameView:
     ) -> RectifiedFrame | None:
         prep = self._prepared.get(resolution_m)
         if prep is None:
-            prep = prepare(self.gray, self.camera, self.height_m, resolution_m)
+            prep = prepare(self.gray, self.camera, self.height_m, resolution_m, self.fill)
             self._prepared[resolution_m] = prep
         return rectify_prepared(
             prep, turned(self.r_world_from_camera, heading_deg), self.height_m * scale, resolution_m
