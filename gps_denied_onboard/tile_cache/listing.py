@@ -7,7 +7,9 @@ is the query, not the lookup: each is one parameterised statement (a named
 server-side cursor for :func:`iter_tiles`) whose rows become metadata through
 :func:`~gps_denied_onboard.tile_cache.queries.row_meta`.
 
-The functions take the store;
+The functions take the store, typed as
+:class:`~gps_denied_onboard.tile_cache.internals.StoreInternals` so that this
+module does not import :mod:`.store`;
 :class:`~gps_denied_onboard.tile_cache.store.PostgresFilesystemStore` binds
 them as its methods.
 """
@@ -15,7 +17,7 @@ them as its methods.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from psycopg import sql
 
@@ -23,6 +25,7 @@ from gps_denied_onboard.tile_cache import freshness as fr
 from gps_denied_onboard.tile_cache.errors import TileValidationError
 from gps_denied_onboard.tile_cache.geo import BBox, bbox_tile_ranges
 from gps_denied_onboard.tile_cache.identity import check_zxy
+from gps_denied_onboard.tile_cache.internals import StoreInternals
 from gps_denied_onboard.tile_cache.model import TileMetadata
 from gps_denied_onboard.tile_cache.queries import PENDING, SELECT_TILES, rank_key
 from gps_denied_onboard.tile_cache.validation import (
@@ -32,14 +35,11 @@ from gps_denied_onboard.tile_cache.validation import (
     check_limit,
 )
 
-if TYPE_CHECKING:  # the store imports this module to bind its methods
-    from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
-
 __all__ = ["iter_tiles", "list_pending_uploads", "query_bbox", "summary"]
 
 
 def query_bbox(
-    store: PostgresFilesystemStore,
+    store: StoreInternals,
     bbox: BBox,
     zoom: int,
     limit: int | None = None,
@@ -79,9 +79,7 @@ def query_bbox(
     return metas[:limit]
 
 
-def list_pending_uploads(
-    store: PostgresFilesystemStore, limit: int | None = None
-) -> list[TileMetadata]:
+def list_pending_uploads(store: StoreInternals, limit: int | None = None) -> list[TileMetadata]:
     """Tiles captured in flight and not yet marked uploaded, oldest capture
     first; ``limit`` None or 0 means all.
 
@@ -101,7 +99,7 @@ def list_pending_uploads(
 
 
 def iter_tiles(
-    store: PostgresFilesystemStore, where: Mapping[str, Any] | None = None
+    store: StoreInternals, where: Mapping[str, Any] | None = None
 ) -> Iterator[TileMetadata]:
     """Every stored tile (for tools), optionally filtered on equality of
     ``zoom``, ``x``, ``y``, ``source``, ``flight_id`` or ``freshness_status``.
@@ -114,9 +112,7 @@ def iter_tiles(
     return _iter_tiles(store, filters)
 
 
-def _iter_tiles(
-    store: PostgresFilesystemStore, filters: list[tuple[str, Any]]
-) -> Iterator[TileMetadata]:
+def _iter_tiles(store: StoreInternals, filters: list[tuple[str, Any]]) -> Iterator[TileMetadata]:
     clauses = ["t.tile_uuid IS NOT NULL"]
     params: list[Any] = []
     for name, value in filters:
@@ -137,7 +133,7 @@ def _iter_tiles(
             yield store._row_meta(row, now)[0]
 
 
-def summary(store: PostgresFilesystemStore) -> dict[str, Any]:
+def summary(store: StoreInternals) -> dict[str, Any]:
     """Totals straight from the database (for tools): tiles, bytes, pending,
     counts per source / zoom / persisted freshness, rows without identity."""
     with store._conn() as conn:

@@ -13,7 +13,9 @@ The class and the concerns it is made of, one module each:
   freshness policy and the periodic ``maintain``.
 
 Those modules hold plain functions taking the store; the class binds them as
-its methods, so callers see one class with one API.
+its methods, so callers see one class with one API. They type the store as
+:class:`~.internals.StoreInternals` (what they need of it), so none of them
+imports this module.
 
 A crash leaves at most files without a row (a write before its COMMIT, an
 eviction after its commit): the next read-write construction's reconciliation

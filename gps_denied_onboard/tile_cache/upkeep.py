@@ -11,7 +11,10 @@ Eviction deletes rows first and files after the commit, so its crash window
 also leaves only orphan files (removed by the next read-write construction's
 reconciliation, as a write's are).
 
-The functions take the store and update its index and totals under its locks;
+The functions take the store, typed as
+:class:`~gps_denied_onboard.tile_cache.internals.StoreInternals` so that this
+module does not import :mod:`.store`, and update its index and totals under
+its locks;
 :class:`~gps_denied_onboard.tile_cache.store.PostgresFilesystemStore` binds the
 public ones as its methods.
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from uuid import UUID
 
 from gps_denied_onboard.clock import ns_to_datetime
@@ -30,6 +33,7 @@ from gps_denied_onboard.tile_cache import freshness as fr
 from gps_denied_onboard.tile_cache import pixels
 from gps_denied_onboard.tile_cache.errors import TileMetadataError, TileNotFound
 from gps_denied_onboard.tile_cache.geo import BBox
+from gps_denied_onboard.tile_cache.internals import StoreInternals
 from gps_denied_onboard.tile_cache.model import EvictionResult, VoteTally
 from gps_denied_onboard.tile_cache.queries import PENDING
 from gps_denied_onboard.tile_cache.validation import (
@@ -41,9 +45,6 @@ from gps_denied_onboard.tile_cache.validation import (
     tile_uuids,
     us_floor,
 )
-
-if TYPE_CHECKING:  # the store imports this module to bind its methods
-    from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
 
 __all__ = [
     "EVICT_BATCH",
@@ -63,7 +64,7 @@ EVICT_BATCH: Final = 256
 
 
 # ------------------------------------------------------------- LRU, votes
-def flush_access(store: PostgresFilesystemStore) -> int:
+def flush_access(store: StoreInternals) -> int:
     """Write buffered access times in one UPDATE; returns how many tiles.
 
     Raises:
@@ -91,7 +92,7 @@ def flush_access(store: PostgresFilesystemStore) -> int:
     return len(ids)
 
 
-def flush_quietly(store: PostgresFilesystemStore) -> None:
+def flush_quietly(store: StoreInternals) -> None:
     """Flush from a read: a failure keeps the buffer and is logged, never raised."""
     try:
         store.flush_access()
@@ -99,7 +100,7 @@ def flush_quietly(store: PostgresFilesystemStore) -> None:
         log_event(store._log, logging.WARNING, "c6.access_flush_failed", error=str(err))
 
 
-def evict_to_budget(store: PostgresFilesystemStore) -> EvictionResult:
+def evict_to_budget(store: StoreInternals) -> EvictionResult:
     """Delete least recently used tiles until ``disk_bytes <= disk_budget_bytes``.
     Tiles pending upload are never evicted.
 
@@ -162,9 +163,7 @@ def evict_to_budget(store: PostgresFilesystemStore) -> EvictionResult:
     return EvictionResult(evicted, freed, store._disk_bytes, budget)
 
 
-def record_vote(
-    store: PostgresFilesystemStore, location_hash: UUID | str, agree: bool
-) -> VoteTally:
+def record_vote(store: StoreInternals, location_hash: UUID | str, agree: bool) -> VoteTally:
     """Count one observation of a ground cell: does the stored imagery still
     match the ground? The tally ranks query results.
 
@@ -196,7 +195,7 @@ def record_vote(
 
 
 # ---------------------------------------------------------------- uploads
-def mark_uploaded(store: PostgresFilesystemStore, tile_ids: Sequence[UUID | str]) -> int:
+def mark_uploaded(store: StoreInternals, tile_ids: Sequence[UUID | str]) -> int:
     """Mark tiles as uploaded; returns how many were newly marked (idempotent).
 
     Raises:
@@ -236,7 +235,7 @@ def mark_uploaded(store: PostgresFilesystemStore, tile_ids: Sequence[UUID | str]
 
 
 # -------------------------------------------------------------- freshness
-def reload_policy(store: PostgresFilesystemStore) -> None:
+def reload_policy(store: StoreInternals) -> None:
     """Re-read sectors and freshness rules (after they changed in the database)."""
     with store._conn() as conn:
         sectors = [
@@ -267,7 +266,7 @@ def reload_policy(store: PostgresFilesystemStore) -> None:
 
 
 def set_sector(
-    store: PostgresFilesystemStore, sector_id: str, classification: str, bbox: BBox | None
+    store: StoreInternals, sector_id: str, classification: str, bbox: BBox | None
 ) -> None:
     """Create or update a sector, then re-evaluate freshness.
 
@@ -305,7 +304,7 @@ def set_sector(
     store.refresh_freshness()
 
 
-def refresh_freshness(store: PostgresFilesystemStore) -> int:
+def refresh_freshness(store: StoreInternals) -> int:
     """Rewrite the persisted ``freshness_status`` of every tile whose status
     changed at the clock's current time; returns how many rows changed.
 
@@ -321,7 +320,7 @@ def refresh_freshness(store: PostgresFilesystemStore) -> int:
     return max(changed, 0)
 
 
-def maintain(store: PostgresFilesystemStore, refresh_period_ns: int = 60 * 1_000_000_000) -> None:
+def maintain(store: StoreInternals, refresh_period_ns: int = 60 * 1_000_000_000) -> None:
     """Periodic upkeep for the node: flush access times, evict over budget,
     refresh persisted freshness at most once per ``refresh_period_ns``.
 
@@ -340,7 +339,7 @@ def maintain(store: PostgresFilesystemStore, refresh_period_ns: int = 60 * 1_000
 
 
 # --------------------------------------------------------- reconciliation
-def load_totals(store: PostgresFilesystemStore) -> None:
+def load_totals(store: StoreInternals) -> None:
     """Read the counters' starting totals (tiles, bytes, pending upload) from
     the rows, once at construction after reconciliation; writes, eviction and
     upload marks keep them current from then on."""

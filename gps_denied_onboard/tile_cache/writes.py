@@ -19,8 +19,10 @@ the commit) is what makes a crash leave only the old state or the new one;
 kept together it can be read and checked in one place. Every refused or failed
 write emits one ``c6.write_failed`` record naming its reason.
 
-The functions take the store (the only writer of its tile root and rows) and
-update its index and totals under its locks;
+The functions take the store (the only writer of its tile root and rows),
+typed as :class:`~gps_denied_onboard.tile_cache.internals.StoreInternals` so
+that this module does not import :mod:`.store`, and update its index and
+totals under its locks;
 :class:`~gps_denied_onboard.tile_cache.store.PostgresFilesystemStore` binds
 ``put_tile`` and ``put_tiles`` as its methods.
 """
@@ -31,7 +33,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -47,6 +49,7 @@ from gps_denied_onboard.tile_cache.errors import (
     TileStoreReadOnlyError,
     TileValidationError,
 )
+from gps_denied_onboard.tile_cache.internals import StoreInternals
 from gps_denied_onboard.tile_cache.model import TileMetadata, TileWrite
 from gps_denied_onboard.tile_cache.queries import INSERT_TILE, insert_row, tally
 from gps_denied_onboard.tile_cache.validation import (
@@ -56,13 +59,10 @@ from gps_denied_onboard.tile_cache.validation import (
     prepare_write,
 )
 
-if TYPE_CHECKING:  # the store imports this module to bind its methods
-    from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
-
 __all__ = ["put_tile", "put_tiles"]
 
 
-def put_tile(store: PostgresFilesystemStore, write: TileWrite) -> TileMetadata:
+def put_tile(store: StoreInternals, write: TileWrite) -> TileMetadata:
     """Store one tile durably (see the module docstring for the order).
 
     Raises:
@@ -75,7 +75,7 @@ def put_tile(store: PostgresFilesystemStore, write: TileWrite) -> TileMetadata:
     return store.put_tiles([write])[0]
 
 
-def put_tiles(store: PostgresFilesystemStore, writes: Sequence[TileWrite]) -> list[TileMetadata]:
+def put_tiles(store: StoreInternals, writes: Sequence[TileWrite]) -> list[TileMetadata]:
     """Store several tiles in one transaction: all of them or none.
 
     The durability steps are shared (one commit, one fsync per directory),
@@ -122,7 +122,7 @@ def put_tiles(store: PostgresFilesystemStore, writes: Sequence[TileWrite]) -> li
     return metas
 
 
-def _commit_batch(store: PostgresFilesystemStore, batch: Sequence[Prepared]) -> list[TileMetadata]:
+def _commit_batch(store: StoreInternals, batch: Sequence[Prepared]) -> list[TileMetadata]:
     now = store._clock.now_ns()
     now_dt = ns_to_datetime(now)
     deadlines = [
@@ -201,9 +201,7 @@ def _commit_batch(store: PostgresFilesystemStore, batch: Sequence[Prepared]) -> 
     return metas
 
 
-def _write_files(
-    store: PostgresFilesystemStore, batch: Sequence[Prepared], written: list[Path]
-) -> None:
+def _write_files(store: StoreInternals, batch: Sequence[Prepared], written: list[Path]) -> None:
     """Write every tile's JPEG and sidecar (see :func:`pixels.write_files_atomically`)."""
     files: list[tuple[Path, bytes]] = []
     try:
@@ -223,13 +221,13 @@ def _write_files(
         ) from err
 
 
-def _after_writes(store: PostgresFilesystemStore) -> None:
+def _after_writes(store: StoreInternals) -> None:
     if store._disk_bytes > store.config.disk_budget_bytes:
         store.evict_to_budget()
 
 
 def _write_failed(
-    store: PostgresFilesystemStore,
+    store: StoreInternals,
     write: object,
     reason: str,
     err: Exception,
