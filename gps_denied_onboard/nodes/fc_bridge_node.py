@@ -97,6 +97,12 @@ class FcBridgeNode(LifecycleNode):
         self._subs: list[Any] = []
         self._timer: Any = None
         self._active = threading.Event()
+        # held while the status timer checks that the node is active and publishes, and
+        # while a transition clears _active: no status goes out after the transition
+        # returned. The lifecycle services share the timer's (default, mutually
+        # exclusive) callback group; a transition run on another thread (trigger_*,
+        # run_node's shutdown while a worker is still in the timer) does not.
+        self._publishing = threading.Lock()
         self._state_lock = threading.Lock()
         self._gnss_fix: tm.GnssFix | None = None
         self._ekf: tm.EkfStatus | None = None
@@ -289,7 +295,8 @@ class FcBridgeNode(LifecycleNode):
         return result
 
     def _stop_io(self) -> None:
-        self._active.clear()  # the timer and subscriptions stay, idle (see _make_entities)
+        with self._publishing:  # a status being published goes out first, none after
+            self._active.clear()  # the timer and subscriptions stay, idle (see _make_entities)
         if self._sender is not None:
             self._sender.stop()
             self._sender = None
@@ -511,7 +518,6 @@ class FcBridgeNode(LifecycleNode):
         st.battery_voltage = math.nan if bat is None else bat.voltage_v
         st.battery_current = math.nan if bat is None else bat.current_a
         st.battery_remaining_pct = -1 if bat is None else max(-1, min(100, bat.remaining_pct))
-        self._pubs["status"].publish(st)
         stats = link.stats
         values: dict[str, object] = {
             "autopilot": st.autopilot,
@@ -564,7 +570,13 @@ class FcBridgeNode(LifecycleNode):
             message = "link ok, waiting for the EKF origin"
         elif st.link_ok and telemetry_problems:
             message = "link ok, telemetry: " + "; ".join(telemetry_problems)
-        self._diag.publish(level, message, values)
+        # built unlocked (a transition need not wait for it); published only if the node
+        # is still active, and under the lock that the transition takes to clear it
+        with self._publishing:
+            if not self._active.is_set():
+                return
+            self._pubs["status"].publish(st)
+            self._diag.publish(level, message, values)
 
 
 def _reloc_method(autopilot: str, output: OutputKind, source_switch: bool) -> str:

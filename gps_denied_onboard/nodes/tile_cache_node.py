@@ -40,6 +40,7 @@ import hashlib
 import json
 import logging
 import sys
+import threading
 from dataclasses import replace
 from typing import Any, Final
 
@@ -155,6 +156,10 @@ class TileCacheNode(LifecycleNode):
         self._db: Database | None = None
         self._store: PostgresFilesystemStore | None = None
         self._active = False
+        # held while the diagnostics timer checks that the node is active and publishes,
+        # and while a transition clears _active: no diagnostics go out after the
+        # transition returned (the timer's callback group is not the transitions')
+        self._publishing = threading.Lock()
         self._tile_services: list[Any] = []  # these, the subscription, the timers: _make_entities
         self._snapshot_sub: Any = None
         self._maintain_timer: Any = None
@@ -261,7 +266,8 @@ class TileCacheNode(LifecycleNode):
         return result
 
     def _stop_io(self) -> None:
-        self._active = False  # the subscription and timers stay, idle (see _make_entities)
+        with self._publishing:  # a diagnostics message being published goes out first
+            self._active = False  # the subscription and timers stay, idle (see _make_entities)
         if self._store is not None:
             try:
                 self._store.flush_access()
@@ -457,7 +463,12 @@ class TileCacheNode(LifecycleNode):
             if over
             else f"{stats.tiles} tiles, {stats.disk_bytes} bytes"
         )
-        self._diag.publish(level, message, values)
+        # built unlocked (a transition need not wait for it); published only if the node
+        # is still active, and under the lock that the transition takes to clear it
+        with self._publishing:
+            if not self._active:
+                return
+            self._diag.publish(level, message, values)
 
 
 def main(argv: list[str] | None = None) -> int:

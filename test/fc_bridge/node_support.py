@@ -14,10 +14,11 @@ from rclpy.parameter import Parameter
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode
 
 
-def spin_ros() -> Iterator[MultiThreadedExecutor]:
-    """Body of each module's ``ros`` fixture: rclpy up, an executor spinning on a thread."""
+def spin_ros(num_threads: int | None = None) -> Iterator[MultiThreadedExecutor]:
+    """Body of each module's ``ros`` fixture: rclpy up, an executor spinning on a thread
+    (``num_threads`` workers; rclpy's default: one per CPU the process may run on)."""
     rclpy.init()
-    executor = MultiThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads)
     stop = threading.Event()
 
     def spin() -> None:
@@ -35,8 +36,10 @@ def spin_ros() -> Iterator[MultiThreadedExecutor]:
         rclpy.shutdown()
 
 
-def make_node(connection: str, **extra: object) -> FcBridgeNode:
-    """The node against ``connection`` with fast heartbeats and short timeouts."""
+def make_node(
+    connection: str, *, node_class: type[FcBridgeNode] = FcBridgeNode, **extra: object
+) -> FcBridgeNode:
+    """A ``node_class`` against ``connection`` with fast heartbeats and short timeouts."""
     params = {
         "connection": connection,
         "heartbeat_period_s": 0.2,
@@ -49,7 +52,7 @@ def make_node(connection: str, **extra: object) -> FcBridgeNode:
         "max_fix_age_s": 5.0,
         **extra,
     }
-    return FcBridgeNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    return node_class(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
 
 
 def fix_msg(

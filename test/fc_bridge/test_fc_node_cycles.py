@@ -7,26 +7,36 @@ executor, walking the node's entities from another thread, then raised out of
 ``spin_once`` and the node answered nothing more (take-off's landing failed with
 ``/fc_bridge/get_state did not answer``). The simulated FC speaks real MAVLink on
 UDP loopback.
+
+The status timer checks that the node is active and then builds and publishes a status:
+a deactivate that lands in between must not let it go out after the deactivate
+returned (``test_no_status_goes_out_after_a_deactivate_returned``).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from gps_denied_onboard.msg import FcStatus  # noqa: E402
 from gps_denied_onboard.msg import PositionFix as PositionFixMsg  # noqa: E402
 from lifecycle_driver import LifecycleDriver  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
+from gps_denied_onboard.fc_bridge.scheduler import FixScheduler  # noqa: E402
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.nodes.common import (  # noqa: E402
+    TOPIC_DIAGNOSTICS,
     TOPIC_FC_STATUS,
     TOPIC_POSITION_FIX,
     time_msg_to_ns,
@@ -44,6 +54,29 @@ PUBLISH_RATE_HZ = 10.0
 #: timer left publishing while inactive would show in it
 INACTIVE_SPELL_S = 4 / PUBLISH_RATE_HZ
 LAT, LON, ALT = 47.3977419, 8.5455938, 488.25
+HELD_CYCLES = 4
+#: the most a held status build waits for the test to let it go (it is let go as soon
+#: as the deactivate returned; waiting this long means the deactivate waited for it)
+HOLD_S = 10.0
+
+
+class HeldStatus(FcBridgeNode):
+    """The node, whose status timer can be held in the middle of a status: after its
+    active check and before its publish (in ``_check_delay``), until the test lets it go."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.hold = threading.Event()  # set: the next status stops in _check_delay
+        self.held = threading.Event()  # one is stopped there
+        self.release = threading.Event()
+        self.held_too_long = False
+        super().__init__(**kwargs)
+
+    def _check_delay(self, sched: FixScheduler | None) -> str | None:
+        if self.hold.is_set():
+            self.hold.clear()
+            self.held.set()
+            self.held_too_long |= not self.release.wait(HOLD_S)
+        return super()._check_delay(sched)
 
 
 @pytest.fixture
@@ -108,6 +141,63 @@ def test_node_answers_after_every_deactivate_and_is_silent_while_inactive(
         assert stray == [], f"{len(stray)} FcStatus published while inactive"
     finally:
         driver.close()
+        ros.remove_node(node)
+        ros.remove_node(probe)
+        node.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+        fc.stop()
+
+
+def test_no_status_goes_out_after_a_deactivate_returned(ros: MultiThreadedExecutor) -> None:
+    """A deactivate lands while the status timer is between its active check and its
+    publish; what it was building does not go out after the deactivate returned, and
+    the deactivate does not wait for it.
+
+    Through the lifecycle services this cannot happen: they are in the node's default
+    (mutually exclusive) callback group with the timer. A transition run on another
+    thread can: ``trigger_deactivate`` (here, from the test thread), or ``run_node``'s
+    ``shutdown`` while an executor worker is still in the timer.
+    """
+    fc = SimFc("ardupilot", heartbeat_hz=5.0).start()
+    node = make_node(fc.connection, node_class=HeldStatus, publish_rate_hz=PUBLISH_RATE_HZ)
+    assert isinstance(node, HeldStatus)
+    probe = Node("fc_held_probe")
+    stamps: list[int] = []  # of each FcStatus and fc_bridge diagnostics message
+
+    def on_status(msg: FcStatus) -> None:
+        stamps.append(time_msg_to_ns(msg.header.stamp))
+
+    def on_diag(msg: DiagnosticArray) -> None:
+        if any(s.name == "fc_bridge" for s in msg.status):
+            stamps.append(time_msg_to_ns(msg.header.stamp))
+
+    probe.create_subscription(FcStatus, TOPIC_FC_STATUS, on_status, 10)
+    probe.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, on_diag, 10)
+    ros.add_node(node)
+    ros.add_node(probe)
+    inactive: list[tuple[int, int]] = []  # (from, to) host times when the node was inactive
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        for cycle in range(HELD_CYCLES):
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS, cycle
+            up = time.time_ns()
+            # the probe hears the node (so that a stray message would be heard too)
+            assert wait_until(lambda up=up: any(s > up for s in stamps), 5.0), cycle
+            node.held.clear()
+            node.release.clear()
+            node.hold.set()
+            assert node.held.wait(5.0), cycle  # a status is being built, not yet published
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS, cycle
+            since = time.time_ns()
+            node.release.set()
+            time.sleep(INACTIVE_SPELL_S)  # the spell the held status would show in
+            inactive.append((since, time.time_ns()))
+        assert not node.held_too_long, "a deactivate waited for the status being built"
+        stray = [s for s in stamps if any(a < s < b for a, b in inactive)]
+        assert stray == [], f"{len(stray)} status messages published after a deactivate returned"
+    finally:
+        node.release.set()
         ros.remove_node(node)
         ros.remove_node(probe)
         node.shutdown()

@@ -7,11 +7,17 @@ timers in on_deactivate, and its services in on_cleanup, on one executor thread
 while another built the wait set from them: rclpy raised ``InvalidHandle`` out of
 ``spin_once`` (as it did for fc_bridge, see test_fc_node_cycles) and the node
 answered nothing more.
+
+The diagnostics timer (in a callback group of its own, so beside a transition) checks
+that the node is active and then builds and publishes its message: a deactivate that
+lands in between must not let it go out after the deactivate returned, nor wait for it.
+Each cycle holds a diagnostics message there while the node is deactivated.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +37,7 @@ from gps_denied_onboard.srv import ListUploads  # noqa: E402
 from lifecycle_driver import LifecycleDriver  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import State, TransitionCallbackReturn  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from gps_denied_onboard.nodes.common import (  # noqa: E402
@@ -51,15 +58,40 @@ INACTIVE_SPELL_S = 6 * DIAGNOSTICS_PERIOD_S
 FLIGHT = "6f1c2a7e-93b4-4d0a-9e51-0c8d2f4b7a13"
 Z = 16
 RESEND_S = 2.0
+#: the most a held diagnostics message waits for the test to let it go (it is let go as
+#: soon as the deactivate returned; waiting this long means the deactivate waited for it)
+HOLD_S = 10.0
 
 
 class SeenTileCache(TileCacheNode):
     """The node, noting each snapshot its callback was handed and has finished with
-    (cell x, whether the node was active when handed it)."""
+    (cell x, whether the node was active when handed it); its diagnostics timer can be
+    held after its active check and before its publish (in the store's ``stats``)
+    until the test lets it go."""
 
     def __init__(self, **kwargs: Any) -> None:
         self.seen: list[tuple[int, bool]] = []
+        self.hold = threading.Event()  # set: the next diagnostics stops in stats()
+        self.held = threading.Event()  # one is stopped there
+        self.release = threading.Event()
+        self.held_too_long = False
         super().__init__(**kwargs)
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        result: TransitionCallbackReturn = super().on_configure(state)
+        store = self._store
+        if store is not None:
+            stats = store.stats
+
+            def held_stats() -> Any:
+                if self.hold.is_set():
+                    self.hold.clear()
+                    self.held.set()
+                    self.held_too_long |= not self.release.wait(HOLD_S)
+                return stats()
+
+            store.stats = held_stats  # type: ignore[method-assign]
+        return result
 
     def _on_snapshot(self, msg: Any) -> None:
         active = self._active
@@ -69,7 +101,9 @@ class SeenTileCache(TileCacheNode):
 
 @pytest.fixture
 def ros() -> Iterator[MultiThreadedExecutor]:
-    yield from spin_ros()
+    # two workers at least (rclpy's default is one per CPU the process may use): a
+    # diagnostics message held in one, the deactivate runs in another
+    yield from spin_ros(num_threads=4)
 
 
 def snapshot(x: int) -> TileSnapshot:
@@ -139,10 +173,15 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
             stored = node.snapshots_stored
             handed(34000 + cycle, active=True)
             assert node.snapshots_stored == stored + 1, cycle
+            node.held.clear()
+            node.release.clear()
+            node.hold.set()
+            assert node.held.wait(5.0), cycle  # a diagnostics message built, not yet published
             assert driver.transition(Transition.TRANSITION_DEACTIVATE), cycle
+            since = time.time_ns()
+            node.release.set()
             # answered: LifecycleDriver raises if get_state goes unanswered
             assert driver.state() == "inactive", cycle
-            since = time.time_ns()
             stored = node.snapshots_stored
             handed(35000 + cycle, active=False)
             assert node.snapshots_stored == stored, cycle
@@ -161,9 +200,11 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
         assert sorted(t.x for t in pending.tiles) == stored_cells  # none handed while inactive
         # nothing made or destroyed by a transition: what the executor waits on stays valid
         assert _entities(node) == made
+        assert not node.held_too_long, "a deactivate waited for the diagnostics being built"
         stray = [s for s in diag_stamps if any(a < s < b for a, b in inactive)]
-        assert stray == [], f"{len(stray)} diagnostics published while inactive"
+        assert stray == [], f"{len(stray)} diagnostics published after a deactivate returned"
     finally:
+        node.release.set()
         driver.close()
         ros.remove_node(node)
         node.shutdown()
