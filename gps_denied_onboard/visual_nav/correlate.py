@@ -78,6 +78,31 @@ def prepare_template(channels: tuple[F32, ...], mask: NDArray[np.generic]) -> Te
     return Template(tuple(out), m, n, energy)
 
 
+@dataclass(frozen=True)
+class WindowSpectra:
+    """A window's spectra, taken once and correlated with several templates.
+
+    The coarse search correlates every heading/scale candidate over nearly the
+    same stretch of map: one window around them all, transformed once, saves
+    each candidate the DFTs of the window's channels and of their squares.
+    """
+
+    shape: tuple[int, int]  # the window's rows, cols
+    dft_shape: tuple[int, int]
+    channels: tuple[F32, ...]  # spectra of the window's channels
+    energy: F32  # spectrum of sum_c w_c^2
+
+
+def window_spectra(window: tuple[F32, ...]) -> WindowSpectra:
+    """The spectra of ``window``'s channels and of their summed squares."""
+    hw, ww = window[0].shape
+    shape = (cv2.getOptimalDFTSize(hw), cv2.getOptimalDFTSize(ww))
+    sq = np.zeros_like(window[0])
+    for w in window:
+        sq += w * w
+    return WindowSpectra((hw, ww), shape, tuple(_dft(w, shape) for w in window), _dft(sq, shape))
+
+
 def masked_zncc(window: tuple[F32, ...], tpl: Template) -> F32:
     """ZNCC of ``tpl`` at every placement wholly inside ``window``.
 
@@ -88,21 +113,36 @@ def masked_zncc(window: tuple[F32, ...], tpl: Template) -> F32:
     ht, wt = tpl.shape
     if ht > hw or wt > ww:
         raise ValueError(f"template {ht}x{wt} larger than window {hw}x{ww}")
-    shape = (cv2.getOptimalDFTSize(hw), cv2.getOptimalDFTSize(ww))
+    return masked_zncc_within(window_spectra(window), tpl, (0, 0, ww - wt + 1, hw - ht + 1))
+
+
+def masked_zncc_within(
+    ws: WindowSpectra, tpl: Template, placements: tuple[int, int, int, int]
+) -> F32:
+    """ZNCC of ``tpl`` at the placements ``(col0, row0, cols, rows)`` of ``ws``'s window.
+
+    Entry ``[r, c]`` is the score with the template's top-left corner at window
+    pixel ``(col0 + c, row0 + r)``; every placement must hold the template
+    wholly inside the window. The same scores as :func:`masked_zncc` over the
+    sub-window those placements span.
+    """
+    (hw, ww), shape = ws.shape, ws.dft_shape
+    ht, wt = tpl.shape
+    c0, r0, cols, rows = placements
+    if c0 < 0 or r0 < 0 or c0 + cols + wt - 1 > ww or r0 + rows + ht - 1 > hw:
+        raise ValueError(f"placements {placements} of a {ht}x{wt} template leave the window")
+    cut = (slice(r0, r0 + rows), slice(c0, c0 + cols))
     fm = _dft(tpl.mask, shape)
     num_spec = None
     s1_sq = None
-    sq = np.zeros_like(window[0])
-    for w, t in zip(window, tpl.channels, strict=True):
-        fw = _dft(w, shape)
+    for fw, t in zip(ws.channels, tpl.channels, strict=True):
         spec = _corr(fw, _dft(t, shape))
         num_spec = spec if num_spec is None else num_spec + spec
-        s1 = _idft(_corr(fw, fm))[: hw - ht + 1, : ww - wt + 1]
+        s1 = _idft(_corr(fw, fm))[cut]
         s1_sq = s1 * s1 if s1_sq is None else s1_sq + s1 * s1
-        sq += w * w
     assert num_spec is not None and s1_sq is not None
-    num = _idft(num_spec)[: hw - ht + 1, : ww - wt + 1]
-    s2 = _idft(_corr(_dft(sq, shape), fm))[: hw - ht + 1, : ww - wt + 1]
+    num = _idft(num_spec)[cut]
+    s2 = _idft(_corr(ws.energy, fm))[cut]
     var = s2 - s1_sq / max(tpl.count, 1.0)
     # A flat (textureless) stretch of map gives a tiny variance and a noisy ratio:
     # floor it at a fraction of the window's typical variance.

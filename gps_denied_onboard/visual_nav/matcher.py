@@ -37,7 +37,15 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.correlate import Peak, find_peak, masked_zncc, prepare_template
+from gps_denied_onboard.visual_nav.correlate import (
+    Peak,
+    Template,
+    WindowSpectra,
+    find_peak,
+    masked_zncc_within,
+    prepare_template,
+    window_spectra,
+)
 from gps_denied_onboard.visual_nav.features import orientation_field
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.views import MatchView
@@ -158,6 +166,14 @@ class MatchResult:
     placed: PlacedTemplate | None = None
 
 
+#: how much wider than one render's the refinement's shared window is (px each way)
+_REFINE_SLACK_PX = 6
+
+
+def _inside(box: tuple[int, int, int, int], outer: tuple[int, int, int, int]) -> bool:
+    return box[0] >= outer[0] and box[1] >= outer[1] and box[2] <= outer[2] and box[3] <= outer[3]
+
+
 class OutsideMap(Exception):
     """The search window is not inside the map raster."""
 
@@ -196,9 +212,14 @@ def match_frame(
         coarse, res_c = fine, cfg.resolution_m
     else:
         res_c = cfg.coarse_resolution_m
-    best: tuple[float, float, Peak, RectifiedFrame, tuple[F32, ...], int, int] | None = None
-    template_px = 0
+    # every candidate first: its render, field and window (and its reasons to stop,
+    # in candidate order), then one window around them all, transformed once
+    cands: list[tuple[float, float, RectifiedFrame, tuple[F32, ...], Template, int, int]] = []
     texture = 0.0
+    nx = (predicted_nadir[0] - coarse.origin_x) / coarse.step - 0.5
+    ny = (predicted_nadir[1] - coarse.origin_y) / coarse.step - 0.5
+    rad = search_radius_m / res_c
+    span = math.ceil(2 * rad) + 1
     for dh in cfg.heading_candidates_deg:
         for s in cfg.scale_candidates:
             rf = view.render(dh, s, res_c)
@@ -211,23 +232,29 @@ def match_frame(
             tpl = prepare_template(chans, rf.mask)
             ht, wt = tpl.shape
             # window: placements that put the nadir within the search radius
-            nx = (predicted_nadir[0] - coarse.origin_x) / coarse.step - 0.5
-            ny = (predicted_nadir[1] - coarse.origin_y) / coarse.step - 0.5
-            rad = search_radius_m / res_c
             x0 = math.floor(nx - rf.nadir_col - rad)
             y0 = math.floor(ny - rf.nadir_row - rad)
-            span = math.ceil(2 * rad) + 1
-            win = coarse.window(x0, y0, wt + span - 1, ht + span - 1, cfg.orientation_harmonics)
-            if win is None:
+            if coarse.window(x0, y0, wt + span - 1, ht + span - 1, 1) is None:
                 raise OutsideMap(f"search window at ({x0}, {y0}) leaves the map")
             covered = coarse.coverage(x0, y0, wt + span - 1, ht + span - 1)
             if covered < cfg.min_map_coverage:
                 raise OutsideMap(f"tiles cover only {covered:.0%} of the search window")
-            score = masked_zncc(win, tpl)
-            pk = find_peak(score, cfg.exclusion_m / res_c)
-            if best is None or pk.score > best[2].score:
-                best = (dh, s, pk, rf, chans, x0, y0)
-                template_px = int(tpl.count)
+            cands.append((dh, s, rf, chans, tpl, x0, y0))
+    ux0 = min(c[5] for c in cands)
+    uy0 = min(c[6] for c in cands)
+    ux1 = max(c[5] + c[4].shape[1] + span - 1 for c in cands)
+    uy1 = max(c[6] + c[4].shape[0] + span - 1 for c in cands)
+    union = coarse.window(ux0, uy0, ux1 - ux0, uy1 - uy0, cfg.orientation_harmonics)
+    assert union is not None  # each candidate's window is inside the map, so is their box
+    spectra = window_spectra(union)
+    best: tuple[float, float, Peak, RectifiedFrame, tuple[F32, ...], int, int] | None = None
+    template_px = 0
+    for dh, s, rf, chans, tpl, x0, y0 in cands:
+        score = masked_zncc_within(spectra, tpl, (x0 - ux0, y0 - uy0, span, span))
+        pk = find_peak(score, cfg.exclusion_m / res_c)
+        if best is None or pk.score > best[2].score:
+            best = (dh, s, pk, rf, chans, x0, y0)
+            template_px = int(tpl.count)
     assert best is not None
     dh0, s0, coarse_pk, rf_c, chans_c, x0c, y0c = best
     # the coarse answer, as the nadir in world px
@@ -238,6 +265,7 @@ def match_frame(
     # the search's winner, rendered at res_c: its field's first harmonics are the
     # refinement's (features.orientation_field), so it is not rendered again
     reuse = cfg.refine_harmonics <= cfg.orientation_harmonics
+    shared: dict[int, tuple[tuple[int, int, int, int], WindowSpectra]] = {}
 
     def local(
         raster: FieldRaster, res: float, pair: tuple[float, float], margin: int
@@ -256,10 +284,24 @@ def match_frame(
         ny = (cy - raster.origin_y) / raster.step - 0.5
         fx0 = round(nx - rf.nadir_col) - margin
         fy0 = round(ny - rf.nadir_row) - margin
-        win = raster.window(fx0, fy0, wt + 2 * margin, ht + 2 * margin, cfg.refine_harmonics)
-        if win is None:
-            return None
-        return find_peak(masked_zncc(win, tpl), 1.0), rf, fx0, fy0, chans
+        need = (fx0, fy0, fx0 + wt + 2 * margin, fy0 + ht + 2 * margin)
+        box, spectra = shared.get(id(raster), ((0, 0, 0, 0), None))
+        if spectra is None or not _inside(need, box):
+            # the cross's renders differ by a few px in size and offset: a window a
+            # little wider than this one's is transformed once for all of them
+            p = _REFINE_SLACK_PX
+            box = (need[0] - p, need[1] - p, need[2] + p, need[3] + p)
+            win = raster.window(
+                box[0], box[1], box[2] - box[0], box[3] - box[1], cfg.refine_harmonics
+            )
+            if win is None:
+                return None
+            spectra = window_spectra(win)
+            shared[id(raster)] = (box, spectra)
+        score = masked_zncc_within(
+            spectra, tpl, (fx0 - box[0], fy0 - box[1], 2 * margin + 1, 2 * margin + 1)
+        )
+        return find_peak(score, 1.0), rf, fx0, fy0, chans
 
     # heading and scale: two parabolas through a cross of steps, at the coarse resolution
     hs = cfg.refine_heading_step_deg
@@ -364,6 +406,12 @@ def quadrant_agreement(
     rows = np.arange(mask.shape[0])[:, None] >= cy
     cols = np.arange(mask.shape[1])[None, :] >= cx
     x, y = placement
+    # every quadrant is the whole template's box with part of its mask: one window
+    ht, wt = mask.shape
+    win = raster.window(x - reach_px, y - reach_px, wt + 2 * reach_px, ht + 2 * reach_px, harmonics)
+    if win is None:
+        return 0.0
+    spectra = window_spectra(win)
     zs: list[float] = []
     for lower in (False, True):
         for right in (False, True):
@@ -371,13 +419,7 @@ def quadrant_agreement(
             if np.count_nonzero(part) < _MIN_QUADRANT_PX:
                 continue
             tpl = prepare_template(chans, part)
-            ht, wt = tpl.shape
-            win = raster.window(
-                x - reach_px, y - reach_px, wt + 2 * reach_px, ht + 2 * reach_px, harmonics
-            )
-            if win is None:
-                continue
-            s = masked_zncc(win, tpl)
+            s = masked_zncc_within(spectra, tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
             sd = float(s.std())
             if sd > 0:
                 zs.append((float(s[reach_px, reach_px]) - float(s.mean())) / sd)
