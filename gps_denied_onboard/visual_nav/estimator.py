@@ -53,7 +53,13 @@ from gps_denied_onboard.visual_nav.geo import (
     world_px_to_latlon,
     zoom_for_resolution,
 )
-from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource, build_mosaic, tiles_around
+from gps_denied_onboard.visual_nav.mapview import (
+    GrayTiles,
+    Mosaic,
+    TileSource,
+    build_mosaic,
+    tiles_around,
+)
 from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
 from gps_denied_onboard.visual_nav.prior import OWN_TRACK, PriorConfig, PriorTracker, yaw_enu
@@ -187,6 +193,7 @@ class VisualEstimator:
         self._last_fix: VisualFix | None = None
         self._recent: deque[VisualFix] = deque()
         self._mosaic: Mosaic | None = None
+        self._gray_tiles = GrayTiles()
         self.odometry = OdometryTrack(cfg.odometry)
         self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
@@ -238,6 +245,7 @@ class VisualEstimator:
             latitude=prior.latitude,
             harmonics=max(cfg.match.orientation_harmonics, cfg.match.refine_harmonics),
             finer_levels=cfg.finer_zoom_levels,
+            cache=self._gray_tiles,
         )
         if m is None:
             raise FrameRejected("no_tiles", "no cached tiles under the prior", zoom=zoom)

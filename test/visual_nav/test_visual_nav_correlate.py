@@ -42,7 +42,7 @@ def test_masked_zncc_is_the_zero_normalised_correlation_under_the_mask() -> None
     )
     score = masked_zncc(window, prepare_template(t, mask))
     assert score.shape == (70 - 30 + 1, 80 - 25 + 1)
-    assert np.unravel_index(int(score.argmax()), score.shape) == (12, 20)
+    assert divmod(int(score.argmax()), score.shape[1]) == (12, 20)
     for r, c in ((12, 20), (0, 0), (40, 55), (7, 33)):
         assert score[r, c] == pytest.approx(_direct(window, t, mask, r, c), abs=2e-4)
 
