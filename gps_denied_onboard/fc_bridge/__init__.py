@@ -1,7 +1,8 @@
 """The flight-controller bridge: the only part of the system that talks MAVLink.
 
-ROS-free. ``link`` (heartbeat, dispatch, reconnects) over ``transport``
-(serial, UDP, TCP), ``autopilot`` (detection), ``streams`` (asking for
+ROS-free. ``link`` (threads, heartbeat, sending, reconnects) over ``transport``
+(serial, UDP, TCP) and ``link_inbound`` (parsing, dispatch, the autopilot's link
+state), ``autopilot`` (detection), ``streams`` (asking for
 telemetry, achieved rates), ``signing`` (MAVLink 2 signing), ``telemetry`` and
 ``gnss_health`` (messages in -> domain), ``preflight`` (parameter check),
 ``statustext`` (GCS alerts out), and the output half: ``frames``, ``fix``,

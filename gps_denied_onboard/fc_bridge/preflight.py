@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gps_denied_onboard.clock import Clock
-from gps_denied_onboard.fc_bridge.link import PRODUCER, Autopilot, FcLink, mavlink2
+from gps_denied_onboard.fc_bridge.link import Autopilot, FcLink, mavlink2
+from gps_denied_onboard.fc_bridge.link_inbound import PRODUCER
 from gps_denied_onboard.records import FlightRecord, RecordSink
 
 MISSING: Final = "missing"

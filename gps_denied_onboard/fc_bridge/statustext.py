@@ -15,7 +15,8 @@ import threading
 from typing import Any, Final
 
 from gps_denied_onboard.clock import Clock
-from gps_denied_onboard.fc_bridge.link import PRODUCER, FcLink
+from gps_denied_onboard.fc_bridge.link import FcLink
+from gps_denied_onboard.fc_bridge.link_inbound import PRODUCER
 from gps_denied_onboard.records import FlightRecord, RecordSink
 
 STATUSTEXT_LEN: Final = 50
