@@ -54,20 +54,22 @@ from gps_denied_onboard.stop_signals import (
     install_early,
     wait_for_stop,
 )
+from gps_denied_onboard.takeoff.controller import (
+    DatabaseReady,
+    FlightCounters,
+    LifecycleState,
+    Transition,
+)
 from gps_denied_onboard.takeoff.errors import StepFailed, StepTimeout
+from gps_denied_onboard.takeoff.recorder_watch import RecorderWatch
 from gps_denied_onboard.takeoff.sequence import (
     EXIT_OK,
     EXIT_TAKEOFF_FAILED,
     PRODUCER,
-    DatabaseReady,
-    FlightCounters,
-    LifecycleState,
     Phase,
-    RecorderWatch,
     TakeoffConfig,
     TakeoffResult,
     TakeoffSequencer,
-    Transition,
 )
 
 NS_PER_S = 1_000_000_000
@@ -114,7 +116,7 @@ class TakeoffNodeConfig(TakeoffConfig):
 
 
 class RosLifecycleController:
-    """:class:`~gps_denied_onboard.takeoff.sequence.NodeController` over ROS services.
+    """:class:`~gps_denied_onboard.takeoff.controller.NodeController` over ROS services.
 
     Calls are made from the sequencer's worker thread while the executor spins
     elsewhere; each waits on its future with the step's timeout.

@@ -38,12 +38,18 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TextIO
+from typing import Any, Final, TextIO
 
 from gps_denied_onboard.clock import Clock
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.records import FlightRecord, RecordSink
+from gps_denied_onboard.takeoff.controller import (
+    FlightCounters,
+    LifecycleState,
+    NodeController,
+    Transition,
+)
 from gps_denied_onboard.takeoff.errors import (
     FdrOpenFailure,
     StepFailed,
@@ -84,89 +90,12 @@ def _log_transition(
     )
 
 
-class LifecycleState(enum.Enum):
-    """Primary lifecycle states (lifecycle_msgs/State ids in the values)."""
-
-    UNKNOWN = 0
-    UNCONFIGURED = 1
-    INACTIVE = 2
-    ACTIVE = 3
-    FINALIZED = 4
-
-
-class Transition(enum.Enum):
-    """Lifecycle transitions (lifecycle_msgs/Transition ids in the values)."""
-
-    CONFIGURE = 1
-    CLEANUP = 2
-    ACTIVATE = 3
-    DEACTIVATE = 4
-
-
 _EXPECTED_AFTER: Final = {
     Transition.CONFIGURE: LifecycleState.INACTIVE,
     Transition.ACTIVATE: LifecycleState.ACTIVE,
     Transition.DEACTIVATE: LifecycleState.INACTIVE,
     Transition.CLEANUP: LifecycleState.UNCONFIGURED,
 }
-
-
-@dataclass(frozen=True)
-class FlightCounters:
-    """The footer's four counters, as the recorder's CloseFlight returns them."""
-
-    records_written: int
-    records_dropped_overrun: int
-    bytes_written: int
-    rollover_count: int
-
-
-@dataclass(frozen=True)
-class DatabaseReady:
-    """What the database step did."""
-
-    dsn_kind: str  # "configured" or "embedded"
-    applied: bool
-    from_revision: str
-    revision: str
-
-
-class NodeController(Protocol):
-    """How the sequencer reaches the nodes (lifecycle services on the aircraft).
-
-    Every method raises :class:`StepTimeout` when the node does not answer in
-    ``timeout_s`` and :class:`StepFailed` when it answers with a failure.
-    """
-
-    def change_state(self, node: str, transition: Transition, timeout_s: float) -> bool:
-        """Request a transition; True when the node reports success."""
-        ...
-
-    def get_state(self, node: str, timeout_s: float) -> LifecycleState: ...
-
-    def failure_reason(self, node: str, timeout_s: float) -> str:
-        """Why ``node``'s last transition failed, as the node itself said it
-        (its ERROR log since the transition was asked for); "" when it said
-        nothing within ``timeout_s``. Never raises."""
-        ...
-
-    def open_flight(self, flight_id: str, timeout_s: float) -> str:
-        """Open the flight on the recorder; returns the flight directory."""
-        ...
-
-    def close_flight(self, flight_id: str, timeout_s: float) -> FlightCounters: ...
-
-    def prepare_database(self, timeout_s: float) -> DatabaseReady:
-        """Make the tile cache's database reachable and migrated to head."""
-        ...
-
-    def release_database(self) -> None:
-        """Stop what prepare_database started (the embedded cluster).
-
-        Called after every prepare_database, also one that raised: it must
-        stop what was started before the failure, and do nothing when nothing
-        was."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -613,45 +542,6 @@ class TakeoffSequencer:
             self._bring_down(rec)
 
 
-class RecorderWatch:
-    """Notices a recorder that died or stopped accepting records.
-
-    Fed with each sign of life (the recorder's diagnostics, a successful state
-    read); :meth:`tick` returns ``"lost"`` once when the recorder has been
-    silent for longer than the limit and ``"recovered"`` once when it is back.
-    """
-
-    def __init__(self, clock: Clock, silence_ns: int) -> None:
-        self._clock = clock
-        self._silence_ns = silence_ns
-        self._last_alive: int | None = None
-        self._lost = False
-        self.lost_since_ns: int | None = None
-
-    def alive(self, healthy: bool = True) -> None:
-        if healthy:
-            self._last_alive = self._clock.now_ns()
-
-    def tick(self) -> str | None:
-        now = self._clock.now_ns()
-        if self._last_alive is None:
-            self._last_alive = now
-            return None
-        silent = now - self._last_alive
-        if not self._lost and silent > self._silence_ns:
-            self._lost = True
-            self.lost_since_ns = self._last_alive
-            return "lost"
-        if self._lost and silent <= self._silence_ns:
-            self._lost = False
-            return "recovered"
-        return None
-
-    @property
-    def silent_for_ns(self) -> int:
-        return 0 if self._last_alive is None else self._clock.now_ns() - self._last_alive
-
-
 def _flight_id_from_clock(now_ns: int) -> str:
     from gps_denied_onboard.clock import ns_to_datetime
 
@@ -663,17 +553,11 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TAKEOFF_FAILED",
     "FATAL_FDR_OPEN_LINE",
-    "DatabaseReady",
     "FdrOpenFailure",
-    "FlightCounters",
-    "LifecycleState",
-    "NodeController",
     "Phase",
-    "RecorderWatch",
     "StepFailed",
     "StepTimeout",
     "TakeoffConfig",
     "TakeoffResult",
     "TakeoffSequencer",
-    "Transition",
 ]

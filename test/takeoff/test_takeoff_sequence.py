@@ -15,19 +15,21 @@ import pytest
 from gps_denied_onboard.clock import ManualClock
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.records import MemorySink
+from gps_denied_onboard.takeoff.controller import (
+    DatabaseReady,
+    FlightCounters,
+    LifecycleState,
+    Transition,
+)
 from gps_denied_onboard.takeoff.errors import StepFailed, StepTimeout
+from gps_denied_onboard.takeoff.recorder_watch import RecorderWatch
 from gps_denied_onboard.takeoff.sequence import (
     EXIT_FDR_OPEN_FAILURE,
     EXIT_OK,
     EXIT_TAKEOFF_FAILED,
-    DatabaseReady,
-    FlightCounters,
-    LifecycleState,
     Phase,
-    RecorderWatch,
     TakeoffConfig,
     TakeoffSequencer,
-    Transition,
 )
 
 _NEXT = {
