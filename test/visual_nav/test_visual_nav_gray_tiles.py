@@ -88,6 +88,7 @@ def test_a_mosaic_from_kept_tiles_is_the_mosaic_from_fresh_ones() -> None:
     assert kept is not None and fresh is not None
     for a, b in ((kept.fine, fresh.fine), (kept.coarse, fresh.coarse)):
         for ca, cb in zip(a.channels, b.channels, strict=True):
-            np.testing.assert_array_equal(ca, cb)
+            # the same pixels in; OpenCV's threads may round the field's last bit apart
+            np.testing.assert_allclose(ca, cb, rtol=0, atol=1e-6)
         np.testing.assert_array_equal(a.valid, b.valid)
     assert kept.coverage == fresh.coverage and kept.missing == fresh.missing
