@@ -290,10 +290,14 @@ def match_frame(
             # the cross's renders differ by a few px in size and offset: a window a
             # little wider than this one's is transformed once for all of them
             p = _REFINE_SLACK_PX
-            box = (need[0] - p, need[1] - p, need[2] + p, need[3] + p)
-            win = raster.window(
-                box[0], box[1], box[2] - box[0], box[3] - box[1], cfg.refine_harmonics
-            )
+            win = None
+            for box in ((need[0] - p, need[1] - p, need[2] + p, need[3] + p), need):
+                # the slack may leave the raster where this window alone does not
+                win = raster.window(
+                    box[0], box[1], box[2] - box[0], box[3] - box[1], cfg.refine_harmonics
+                )
+                if win is not None:
+                    break
             if win is None:
                 return None
             spectra = window_spectra(win)
