@@ -25,6 +25,14 @@
 * ``cleanup`` / ``shutdown``: closes the store and stops an embedded cluster
   this node started.
 
+The service, snapshot and maintenance callbacks run beside the transitions
+(callback groups of their own, on ``run_node``'s multi-threaded executor). They
+reach the store only through a :class:`StoreGate`, which a deactivate (and a
+cleanup or shutdown, which deactivate first) shuts: a call that comes after is
+answered "not active" at once, and the transition returns only once the store calls
+in progress are over. So nothing is written after a deactivate returned, and the
+store is never closed under a call (test_tile_cache_node_store_calls).
+
 The services, the snapshot subscription and both timers are made at the first
 configure and live as long as the node; a transition never destroys one (see
 :meth:`TileCacheNode._make_entities`).
@@ -41,6 +49,8 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Final
 
@@ -80,6 +90,8 @@ NODE_NAME: Final = "tile_cache"
 NS_PER_S: Final = 1_000_000_000
 NOT_ACTIVE: Final = "tile_cache is not active"
 VOTE_KEY: Final = "reference_match"
+#: a transition waiting for store calls in progress says so this often (seconds)
+GATE_LOG_PERIOD_S: Final = 5.0
 
 SNAPSHOT_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE
@@ -148,6 +160,52 @@ def put_request_to_write(req: Any) -> TileWrite:
     )
 
 
+class StoreGate:
+    """Who may use the store now, and a transition's wait for those who are.
+
+    A callback takes the store with ``with gate.use() as store:`` (None: refused, the
+    gate is shut). :meth:`shut` refuses every later ``use`` and returns once those in
+    progress have left. Nobody holds a lock while using the store: a shut waits for the
+    calls, never a call for another.
+    """
+
+    def __init__(self, on_wait: Callable[[int], object] | None = None) -> None:
+        self._cond = threading.Condition()
+        self._store: PostgresFilesystemStore | None = None
+        self._users = 0
+        self._on_wait = on_wait  # told the calls in progress, each GATE_LOG_PERIOD_S of a shut
+
+    def open(self, store: PostgresFilesystemStore) -> None:
+        with self._cond:
+            self._store = store
+
+    def shut(self) -> None:
+        with self._cond:
+            self._store = None
+            while self._users and not self._cond.wait_for(
+                lambda: not self._users, GATE_LOG_PERIOD_S
+            ):
+                if self._on_wait is not None:
+                    self._on_wait(self._users)
+
+    @contextmanager
+    def use(self) -> Iterator[PostgresFilesystemStore | None]:
+        with self._cond:
+            store = self._store
+            if store is not None:
+                self._users += 1
+        if store is None:
+            yield None
+            return
+        try:
+            yield store
+        finally:
+            with self._cond:
+                self._users -= 1
+                if not self._users:
+                    self._cond.notify_all()
+
+
 class TileCacheNode(LifecycleNode):
     """The tile cache node (see the module docstring for the lifecycle)."""
 
@@ -160,6 +218,10 @@ class TileCacheNode(LifecycleNode):
         # and while a transition clears _active: no diagnostics go out after the
         # transition returned (the timer's callback group is not the transitions')
         self._publishing = threading.Lock()
+        # the services', snapshots' and maintenance's way to the store: open while active
+        self._io = StoreGate(self._waiting_for_calls)
+        # the diagnostics' (which a deactivate does not wait for): open while configured
+        self._look = StoreGate()
         self._tile_services: list[Any] = []  # these, the subscription, the timers: _make_entities
         self._snapshot_sub: Any = None
         self._maintain_timer: Any = None
@@ -208,6 +270,7 @@ class TileCacheNode(LifecycleNode):
                 db.close()
             return TransitionCallbackReturn.FAILURE
         self._cfg, self._db, self._store = cfg, db, store
+        self._look.open(store)
         self._make_entities(cfg)
         return TransitionCallbackReturn.SUCCESS
 
@@ -220,7 +283,7 @@ class TileCacheNode(LifecycleNode):
         ``spin_once`` (rclpy#1284, #1206) and the node answered nothing more (as
         fc_bridge did after a deactivate). So nothing is destroyed until
         ``destroy_node`` (after the executor stops) and every callback does nothing
-        unless the node is active (:meth:`_usable`). The timers are not cancelled
+        unless the node is active (its :class:`StoreGate` open). The timers are not cancelled
         either (a timer cancelled after the executor picked it raises in its take,
         rclpy#1485); a later configure only sets their periods.
         """
@@ -254,8 +317,9 @@ class TileCacheNode(LifecycleNode):
         )
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        assert self._cfg is not None
+        assert self._cfg is not None and self._store is not None
         self._active = True
+        self._io.open(self._store)
         log_event(
             self._log,
             logging.INFO,
@@ -268,6 +332,7 @@ class TileCacheNode(LifecycleNode):
     def _stop_io(self) -> None:
         with self._publishing:  # a diagnostics message being published goes out first
             self._active = False  # the subscription and timers stay, idle (see _make_entities)
+        self._io.shut()  # later calls are refused; those in progress finish first
         if self._store is not None:
             try:
                 self._store.flush_access()
@@ -279,8 +344,12 @@ class TileCacheNode(LifecycleNode):
         result: TransitionCallbackReturn = super().on_deactivate(state)
         return result
 
+    def _waiting_for_calls(self, calls: int) -> None:
+        log_event(self._log, logging.WARNING, "c6.transition_waits_for_store_calls", calls=calls)
+
     def _release(self) -> None:
         self._stop_io()  # the services stay, answering "not active" (see _make_entities)
+        self._look.shut()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -302,88 +371,91 @@ class TileCacheNode(LifecycleNode):
 
     # -- services ----------------------------------------------------------------------------
 
-    def _usable(self) -> PostgresFilesystemStore | None:
-        return self._store if self._active else None
-
     def _on_get_tile(self, req: Any, res: Any) -> Any:
-        store = self._usable()
-        if store is None:
-            res.found, res.error = False, NOT_ACTIVE
+        with self._io.use() as store:
+            if store is None:
+                res.found, res.error = False, NOT_ACTIVE
+                return res
+            try:
+                got = store.get_tile(
+                    int(req.zoom),
+                    int(req.x),
+                    int(req.y),
+                    str(req.source),
+                    str(req.flight_id) or None,
+                )
+            except TileCacheError as err:
+                res.found, res.error = False, f"{type(err).__name__}: {err}"
+                return res
+            res.found = True
+            res.info = tile_info(got.meta)
+            image = CompressedImage(format="jpeg")
+            image.header.stamp = ns_to_time_msg(got.meta.captured_at_ns)
+            image.header.frame_id = f"tile/{got.meta.zoom}/{got.meta.x}/{got.meta.y}"
+            image.data = array.array("B", got.data)
+            res.image = image
             return res
-        try:
-            got = store.get_tile(
-                int(req.zoom), int(req.x), int(req.y), str(req.source), str(req.flight_id) or None
-            )
-        except TileCacheError as err:
-            res.found, res.error = False, f"{type(err).__name__}: {err}"
-            return res
-        res.found = True
-        res.info = tile_info(got.meta)
-        image = CompressedImage(format="jpeg")
-        image.header.stamp = ns_to_time_msg(got.meta.captured_at_ns)
-        image.header.frame_id = f"tile/{got.meta.zoom}/{got.meta.x}/{got.meta.y}"
-        image.data = array.array("B", got.data)
-        res.image = image
-        return res
 
     def _on_query_bbox(self, req: Any, res: Any) -> Any:
-        store = self._usable()
-        if store is None:
-            res.success, res.error = False, NOT_ACTIVE
+        with self._io.use() as store:
+            if store is None:
+                res.success, res.error = False, NOT_ACTIVE
+                return res
+            try:
+                box = BBox(
+                    min_latitude=float(req.min_latitude),
+                    min_longitude=float(req.min_longitude),
+                    max_latitude=float(req.max_latitude),
+                    max_longitude=float(req.max_longitude),
+                )
+                metas = store.query_bbox(box, int(req.zoom), int(req.limit) or None)
+            except (TileCacheError, ValueError) as err:
+                res.success, res.error = False, f"{type(err).__name__}: {err}"
+                return res
+            res.success = True
+            res.tiles = [tile_info(m) for m in metas]
             return res
-        try:
-            box = BBox(
-                min_latitude=float(req.min_latitude),
-                min_longitude=float(req.min_longitude),
-                max_latitude=float(req.max_latitude),
-                max_longitude=float(req.max_longitude),
-            )
-            metas = store.query_bbox(box, int(req.zoom), int(req.limit) or None)
-        except (TileCacheError, ValueError) as err:
-            res.success, res.error = False, f"{type(err).__name__}: {err}"
-            return res
-        res.success = True
-        res.tiles = [tile_info(m) for m in metas]
-        return res
 
     def _on_put_tile(self, req: Any, res: Any) -> Any:
-        store = self._usable()
-        if store is None:
-            res.success, res.error_type, res.error = False, "NotActive", NOT_ACTIVE
+        with self._io.use() as store:
+            if store is None:
+                res.success, res.error_type, res.error = False, "NotActive", NOT_ACTIVE
+                return res
+            try:
+                meta = store.put_tile(put_request_to_write(req))
+            except TileCacheError as err:
+                res.success, res.error_type, res.error = False, type(err).__name__, str(err)
+                res.tile_id = err.tile_id or ""
+                return res
+            res.success, res.tile_id = True, str(meta.tile_id)
             return res
-        try:
-            meta = store.put_tile(put_request_to_write(req))
-        except TileCacheError as err:
-            res.success, res.error_type, res.error = False, type(err).__name__, str(err)
-            res.tile_id = err.tile_id or ""
-            return res
-        res.success, res.tile_id = True, str(meta.tile_id)
-        return res
 
     def _on_list_uploads(self, req: Any, res: Any) -> Any:
-        store = self._usable()
-        if store is None:
-            res.tiles = []
+        with self._io.use() as store:
+            if store is None:
+                res.tiles = []
+                return res
+            try:
+                res.tiles = [
+                    tile_info(m) for m in store.list_pending_uploads(int(req.limit) or None)
+                ]
+            except TileCacheError as err:
+                log_event(self._log, logging.ERROR, "c6.list_uploads_failed", error=str(err))
+                res.tiles = []
             return res
-        try:
-            res.tiles = [tile_info(m) for m in store.list_pending_uploads(int(req.limit) or None)]
-        except TileCacheError as err:
-            log_event(self._log, logging.ERROR, "c6.list_uploads_failed", error=str(err))
-            res.tiles = []
-        return res
 
     def _on_mark_uploaded(self, req: Any, res: Any) -> Any:
-        store = self._usable()
-        if store is None:
-            res.success, res.error, res.marked = False, NOT_ACTIVE, 0
+        with self._io.use() as store:
+            if store is None:
+                res.success, res.error, res.marked = False, NOT_ACTIVE, 0
+                return res
+            try:
+                res.marked = store.mark_uploaded(list(req.tile_ids))
+            except TileCacheError as err:
+                res.success, res.error, res.marked = False, f"{type(err).__name__}: {err}", 0
+                return res
+            res.success = True
             return res
-        try:
-            res.marked = store.mark_uploaded(list(req.tile_ids))
-        except TileCacheError as err:
-            res.success, res.error, res.marked = False, f"{type(err).__name__}: {err}", 0
-            return res
-        res.success = True
-        return res
 
     # -- snapshots, timers -------------------------------------------------------------------
 
@@ -420,36 +492,38 @@ class TileCacheNode(LifecycleNode):
             store.record_vote(derive_location_hash(zoom, x, y), vote)
 
     def _on_snapshot(self, msg: Any) -> None:
-        store = self._usable()
-        if store is None:
-            return
-        try:
-            with self._clock_core.at(time_msg_to_ns(msg.header.stamp)):
-                self._store_snapshot(store, msg)
-        except TileCacheError as err:
-            self.snapshots_refused += 1
-            self._refusal_log.log(
-                self._clock_core.now_ns(),
-                logging.WARNING,
-                "c6.snapshot_refused",
-                error_type=type(err).__name__,
-                error=str(err),
-            )
+        with self._io.use() as store:
+            if store is None:
+                return
+            try:
+                with self._clock_core.at(time_msg_to_ns(msg.header.stamp)):
+                    self._store_snapshot(store, msg)
+            except TileCacheError as err:
+                self.snapshots_refused += 1
+                self._refusal_log.log(
+                    self._clock_core.now_ns(),
+                    logging.WARNING,
+                    "c6.snapshot_refused",
+                    error_type=type(err).__name__,
+                    error=str(err),
+                )
 
     def _on_maintain(self) -> None:
-        store = self._usable()
-        if store is None:
-            return
-        try:
-            store.maintain()
-        except TileCacheError as err:
-            log_event(self._log, logging.WARNING, "c6.maintenance_failed", error=str(err))
+        with self._io.use() as store:
+            if store is None:
+                return
+            try:
+                store.maintain()
+            except TileCacheError as err:
+                log_event(self._log, logging.WARNING, "c6.maintenance_failed", error=str(err))
 
     def _on_diagnostics(self) -> None:
-        store = self._usable()
-        if store is None:
+        # the counters are read through a gate that only a cleanup or shutdown shuts
+        # (before closing the store), not a deactivate: it need not wait for them
+        with self._look.use() as store:
+            stats = store.stats() if store is not None and self._active else None
+        if stats is None:
             return
-        stats = store.stats()
         over = stats.disk_bytes > stats.budget_bytes
         values: dict[str, object] = {
             **stats.as_dict(),
