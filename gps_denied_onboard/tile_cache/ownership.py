@@ -9,7 +9,11 @@ looked at a file. Read-only stores (operator ``dump``/``verify``, other
 readers) take no lock and never reconcile, evict or delete.
 
 Reconciliation runs only under the lock, so no writer can commit a tile
-between its file scan and its row deletions.
+between its file scan and its row deletions. A writer killed with its COMMIT
+in flight leaves a backend that may still run it: reconciliation first waits
+for every transaction that wrote ``tiles`` to end
+(:data:`~.queries.WAIT_FOR_WRITERS`), so such a COMMIT lands (or rolls back)
+before the files are looked at.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ from gps_denied_onboard.rootlock import DirectoryLock, DirectoryLockedError, loc
 from gps_denied_onboard.tile_cache import pixels
 from gps_denied_onboard.tile_cache.errors import TilePixelError, TileRootLockedError
 from gps_denied_onboard.tile_cache.model import ReconcileReport, TileMetadata
-from gps_denied_onboard.tile_cache.queries import SELECT_TILES
+from gps_denied_onboard.tile_cache.queries import SELECT_TILES, WAIT_FOR_WRITERS
 from gps_denied_onboard.tile_cache.validation import sidecar_bytes
 
 LOCK_NAME: Final = ".tile_cache.lock"
+#: How long reconciliation waits for another process's write transaction
+#: (a killed writer's backend finishing its COMMIT takes milliseconds).
+WRITER_WAIT_S: Final = 30
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
 
@@ -69,6 +76,9 @@ def reconcile(
     """Make files and rows agree after whatever happened while no owner ran:
     remove temp files and files without a row, delete rows whose JPEG is
     gone, rewrite missing sidecars. The caller holds the tile root's lock.
+    First waits for any write transaction still open (see the module
+    docstring); a database error or a wait over :data:`WRITER_WAIT_S` is
+    raised as the ``connect`` context types it.
 
     Args:
         root: the tile root.
@@ -76,6 +86,9 @@ def reconcile(
         to_meta: a :data:`SELECT_TILES` row as metadata.
         logger: for ``c6.store.unknown_files``.
     """
+    with connect() as conn, conn.transaction():  # a dead writer's transaction ends first
+        conn.execute(f"SET LOCAL lock_timeout = '{WRITER_WAIT_S}s'")
+        conn.execute(WAIT_FOR_WRITERS)
     jpegs: dict[UUID, Path] = {}
     sidecars: dict[UUID, Path] = {}
     temps: list[Path] = []

@@ -20,7 +20,7 @@ import json
 import mmap
 import os
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -109,18 +109,26 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def write_files_atomically(files: Sequence[tuple[Path, bytes]]) -> None:
-    """Write each ``(final_path, data)`` so that a crash leaves, per file, either
-    nothing new or the whole file; the parent directories must exist.
+@dataclass(frozen=True)
+class Staged:
+    """A file whose bytes are durable under ``tmp``, not yet renamed to ``final``."""
+
+    tmp: Path
+    final: Path
+
+
+def stage_files(files: Sequence[tuple[Path, bytes]]) -> list[Staged]:
+    """Write each ``(final_path, data)`` to a temporary name beside it and make
+    it durable; nothing is renamed (see :func:`publish_files`). The parent
+    directories must exist.
 
     Phases, each over the whole set: create and fill the temporary files,
-    start their writeback, fsync them, rename each over its final name, fsync
-    each directory once. Filling every file before the first fsync matters
-    (creating a file while the journal commits an earlier fsync waits for that
-    commit), and so does starting every file's writeback before the first
-    fsync: the first journal commit then carries all of them and the later
-    fsyncs find little left to do. PostgreSQL's ``pg_flush_data`` uses the same
-    hint.
+    start their writeback, fsync them. Filling every file before the first
+    fsync matters (creating a file while the journal commits an earlier fsync
+    waits for that commit), and so does starting every file's writeback before
+    the first fsync: the first journal commit then carries all of them and the
+    later fsyncs find little left to do. PostgreSQL's ``pg_flush_data`` uses
+    the same hint.
 
     Raises:
         OSError: anything the filesystem refused; temporaries are removed.
@@ -139,10 +147,6 @@ def write_files_atomically(files: Sequence[tuple[Path, bytes]]) -> None:
         for i, (tmp, final, fd) in enumerate(staged):
             os.close(fd)
             staged[i] = (tmp, final, -1)
-        for tmp, final, _ in staged:
-            os.rename(tmp, final)
-        for directory in dict.fromkeys(final.parent for _, final, _ in staged):
-            fsync_dir(directory)
     except BaseException:
         for tmp, _, fd in staged:
             if fd >= 0:
@@ -151,6 +155,55 @@ def write_files_atomically(files: Sequence[tuple[Path, bytes]]) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise
+    return [Staged(tmp, final) for tmp, final, _ in staged]
+
+
+def publish_files(staged: Sequence[Staged]) -> None:
+    """Rename each staged temporary over its final name. The names are not
+    durable until their directories are fsync'ed (:func:`sync_dirs`); the
+    bytes already are, so a name that survives a crash has its whole file.
+
+    Raises:
+        OSError: a rename failed; the temporaries not yet renamed are removed
+            (what was renamed is the caller's to remove).
+    """
+    done = 0
+    try:
+        for s in staged:
+            os.rename(s.tmp, s.final)
+            done += 1
+    except BaseException:
+        for s in staged[done:]:
+            with contextlib.suppress(OSError):
+                os.unlink(s.tmp)
+        raise
+
+
+def sync_dirs(paths: Iterable[Path]) -> None:
+    """fsync the directory of each path, each directory once, making the
+    renames and creations in them durable.
+
+    Raises:
+        OSError: an fsync failed.
+    """
+    for directory in dict.fromkeys(path.parent for path in paths):
+        fsync_dir(directory)
+
+
+def write_files_atomically(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write each ``(final_path, data)`` so that a crash leaves, per file, either
+    nothing new or the whole file; the parent directories must exist.
+
+    :func:`stage_files` (temporaries, durable), :func:`publish_files` (renamed
+    over their final names), :func:`sync_dirs` (each directory fsync'ed once).
+
+    Raises:
+        OSError: anything the filesystem refused; temporaries are removed
+            (files already renamed are the caller's to remove).
+    """
+    staged = stage_files(files)
+    publish_files(staged)
+    sync_dirs(s.final for s in staged)
 
 
 def remove_files(paths: Sequence[Path]) -> None:

@@ -37,6 +37,10 @@ INSERT_TILE: Final = (
     "WHERE v.location_hash = tiles.location_hash)"
 )
 PENDING: Final = "t.flight_id IS NOT NULL AND t.uploaded_at IS NULL"
+#: Waits (in a transaction) until every transaction that wrote ``tiles`` has
+#: ended: SHARE conflicts with the ROW EXCLUSIVE lock each write holds until
+#: it commits or rolls back.
+WAIT_FOR_WRITERS: Final = "LOCK TABLE tiles IN SHARE MODE"
 
 
 def row_meta(

@@ -1,23 +1,45 @@
 """The store's write path: ``put_tile`` and ``put_tiles``, one transaction per batch.
 
-Write order (one ``put_tile``)::
+Write order (one ``put_tile``; a batch does each step for all of its tiles)::
 
     validate (ids, ranges, size, JPEG markers)  \\ no I/O at all
     sha256(data) == declared content_sha256      /
-    BEGIN; INSERT tiles row                      duplicate natural key -> TileMetadataError,
-                                                 nothing written, old files untouched
-    JPEG + sidecar: temp, fsync, rename; fsync dir
-    COMMIT                                       fails -> compensating delete of both files
+    BEGIN; INSERT tiles row                      sent, not awaited (pipeline mode): the
+                                                 server runs them while the files are written
+    JPEG + sidecar: temp, write, fsync           bytes durable, under temporary names
+    rename both over their final names           only once the database said "no such
+                                                 tile" if a final name is already taken
+    COMMIT                                       sent, not awaited
+    fsync dir                                    while the server flushes the COMMIT
+    read every result                            duplicate natural key -> TileMetadataError,
+                                                 the files are removed, old files untouched;
+                                                 a failed COMMIT -> the files are removed
     index, totals, FDR ``c6.write``; evict if over budget
 
-A crash before COMMIT leaves files without a row (removed by the next
-construction's reconciliation, i.e. the old state); after COMMIT row and
-files are all durable (the new state).
+Each flush waits for what must be durable before it and no more: the files'
+bytes before their names can exist (a name that survives a crash always has
+its whole file) and before the COMMIT is sent (a committed row never points
+at bytes that a power loss could take back); the directory fsync and the
+COMMIT's WAL flush are independent and overlap. One round trip in all: the
+results are read once, after the directory fsync.
 
-Why a module of its own: this order (row inserted, files made durable, then
-the commit) is what makes a crash leave only the old state or the new one;
-kept together it can be read and checked in one place. Every refused or failed
-write emits one ``c6.write_failed`` record naming its reason.
+A crash before the COMMIT is durable leaves files (or temporaries) without a
+row: the next construction's reconciliation removes them, i.e. the old state.
+After it, the row and the files' bytes are durable; a JPEG name that the
+directory fsync did not make durable before a power loss makes a row without
+its JPEG, which reconciliation removes (the old state again), and a lost
+sidecar name is rewritten from the row (the new state). ``put_tile`` returns
+only after both the COMMIT and the directory fsync: the new state.
+
+Reconciliation waits for every open transaction that wrote ``tiles``
+(:data:`~.queries.WAIT_FOR_WRITERS`) before it looks at a file, so the COMMIT
+of a writer killed with it in flight lands before reconciliation looks, never
+after it removed that writer's files.
+
+Why a module of its own: this order is what makes a crash leave only the old
+state or the new one; kept together it can be read and checked in one place.
+Every refused or failed write emits one ``c6.write_failed`` record naming its
+reason.
 
 The functions take the store (the only writer of its tile root and rows),
 typed as :class:`~gps_denied_onboard.tile_cache.internals.StoreInternals` so
@@ -29,6 +51,7 @@ totals under its locks;
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -67,7 +90,7 @@ def put_tile(store: StoreInternals, write: TileWrite) -> TileMetadata:
 
     Raises:
         TileValidationError: refused before any I/O.
-        TileMetadataError: duplicate natural key (nothing written) or a
+        TileMetadataError: duplicate natural key (no file changed) or a
             database failure (files compensated).
         TilePixelError: the files could not be written (row rolled back).
         TileStoreReadOnlyError: the store is read-only.
@@ -129,30 +152,13 @@ def _commit_batch(store: StoreInternals, batch: Sequence[Prepared]) -> list[Tile
         store._index.policy.deadlines(p.meta.captured_at_ns, p.meta.latitude, p.meta.longitude)
         for p in batch
     ]
+    rows = [insert_row(p, d.status_at(now), now_dt) for p, d in zip(batch, deadlines, strict=True)]
     first = str(batch[0].meta.tile_id)
-    written: list[Path] = []
-    committed = False
+    files = _tile_files(store, batch)
     try:
         with store._pool.connection() as conn:
             try:
-                with conn.transaction(), conn.cursor() as cur:
-                    rows = [
-                        insert_row(p, d.status_at(now), now_dt)
-                        for p, d in zip(batch, deadlines, strict=True)
-                    ]
-                    # the INSERT returns the cell's vote tally: no extra round trip
-                    votes: list[tuple[int, int]] = []
-                    if len(rows) == 1:
-                        cur.execute(INSERT_TILE, rows[0])
-                        votes.append(tally(cur.fetchone()))
-                    else:  # one pipelined round trip for the whole batch
-                        cur.executemany(INSERT_TILE, rows, returning=True)
-                        while True:
-                            votes.append(tally(cur.fetchone()))
-                            if not cur.nextset():
-                                break
-                    _write_files(store, batch, written)
-                committed = True
+                votes = _store(conn, rows, files, [p.meta.tile_id for p in batch])
             except psycopg.errors.UniqueViolation as err:
                 raise TileMetadataError(
                     f"tile already stored: {first if len(batch) == 1 else 'batch'} "
@@ -161,8 +167,6 @@ def _commit_batch(store: StoreInternals, batch: Sequence[Prepared]) -> list[Tile
                     sqlstate=err.sqlstate,
                 ) from err
     except psycopg.Error as err:
-        if written and not committed:
-            pixels.remove_files(written)
         raise TileMetadataError(
             f"database error while storing tile: {err}",
             tile_id=first,
@@ -201,8 +205,9 @@ def _commit_batch(store: StoreInternals, batch: Sequence[Prepared]) -> list[Tile
     return metas
 
 
-def _write_files(store: StoreInternals, batch: Sequence[Prepared], written: list[Path]) -> None:
-    """Write every tile's JPEG and sidecar (see :func:`pixels.write_files_atomically`)."""
+def _tile_files(store: StoreInternals, batch: Sequence[Prepared]) -> list[tuple[Path, bytes]]:
+    """Every tile's JPEG and sidecar as ``(final path, bytes)``; creates (durably)
+    the tile directories that do not exist yet."""
     files: list[tuple[Path, bytes]] = []
     try:
         for p in batch:
@@ -210,15 +215,69 @@ def _write_files(store: StoreInternals, batch: Sequence[Prepared], written: list
             directory = pixels.ensure_dir(store.root, pixels.relative_dir(m.zoom, m.x))
             files.append((directory / f"{m.tile_id}{pixels.JPEG_SUFFIX}", p.data))
             files.append((directory / f"{m.tile_id}{pixels.SIDECAR_SUFFIX}", p.sidecar))
-        written.extend(path for path, _ in files)
-        pixels.write_files_atomically(files)
     except OSError as err:
-        pixels.remove_files(written)
-        raise TilePixelError(
-            f"cannot write tile files: {err}",
-            tile_id=str(batch[0].meta.tile_id),
-            path=getattr(err, "filename", None),
-        ) from err
+        raise _pixel_error(err, batch[0].meta.tile_id) from err
+    return files
+
+
+def _store(
+    conn: psycopg.Connection[Any],
+    rows: Sequence[tuple[Any, ...]],
+    files: Sequence[tuple[Path, bytes]],
+    tile_ids: Sequence[UUID],
+) -> list[tuple[int, int]]:
+    """Insert the rows and write the files in the module docstring's order, in
+    one transaction on ``conn``; the cells' vote tallies (one per row).
+
+    Raises:
+        psycopg.Error: the database refused or failed; no file is left.
+        TilePixelError: the filesystem failed; no file and no row are left.
+    """
+    staged: list[pixels.Staged] = []
+    published = False
+    dir_error: OSError | None = None
+    try:
+        with conn.pipeline() as pipe:
+            conn.execute("BEGIN")
+            # the INSERT returns the cell's vote tally: no extra round trip
+            cursors = [conn.execute(INSERT_TILE, row) for row in rows]
+            try:
+                staged = pixels.stage_files(files)
+            except OSError as err:
+                raise _pixel_error(err, tile_ids[0]) from err
+            if any(s.final.exists() for s in staged):
+                pipe.sync()  # the database's verdict before a file in place is replaced
+            try:
+                pixels.publish_files(staged)
+            except OSError as err:
+                raise _pixel_error(err, tile_ids[0]) from err
+            published = True
+            conn.execute("COMMIT")
+            try:
+                pixels.sync_dirs(s.final for s in staged)
+            except OSError as err:
+                dir_error = err  # the COMMIT's outcome decides what to undo
+        # leaving the pipeline read every result: an error of any statement raises here
+    except BaseException:
+        pixels.remove_files([s.final if published else s.tmp for s in staged])
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+        raise
+    if dir_error is not None:
+        # committed, but a power loss could take the names back: take the tiles back
+        pixels.remove_files([s.final for s in staged])
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("DELETE FROM tiles WHERE tile_uuid = ANY(%s)", (list(tile_ids),))
+        raise _pixel_error(dir_error, tile_ids[0]) from dir_error
+    return [tally(cur.fetchone()) for cur in cursors]
+
+
+def _pixel_error(err: OSError, tile_id: UUID) -> TilePixelError:
+    return TilePixelError(
+        f"cannot write tile files: {err}",
+        tile_id=str(tile_id),
+        path=getattr(err, "filename", None),
+    )
 
 
 def _after_writes(store: StoreInternals) -> None:

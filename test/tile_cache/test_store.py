@@ -18,6 +18,7 @@ import pytest
 from gps_denied_onboard.clock import ManualClock, datetime_to_ns
 from gps_denied_onboard.log import parse_event
 from gps_denied_onboard.records import MemorySink
+from gps_denied_onboard.tile_cache import pixels
 from gps_denied_onboard.tile_cache.config import TileCacheConfig
 from gps_denied_onboard.tile_cache.errors import (
     TileMetadataError,
@@ -254,6 +255,44 @@ def test_unwritable_tile_root_rolls_the_row_back(
     with pytest.raises(TilePixelError):
         store.put_tile(tile(seed=13))
     assert count_rows(tile_config.dsn) == 0
+
+
+def test_a_failed_directory_fsync_takes_the_committed_tile_back(
+    store: PostgresFilesystemStore,
+    tile_config: TileCacheConfig,
+    sink: MemorySink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the COMMIT is on its way while the directory is fsync'ed: when that fsync
+    # fails, the committed row and the files are removed again
+    def failing(paths: Any) -> None:
+        raise OSError(5, "injected directory fsync failure")
+
+    monkeypatch.setattr(pixels, "sync_dirs", failing)
+    with pytest.raises(TilePixelError, match="injected directory fsync failure"):
+        store.put_tile(tile(seed=14))
+    monkeypatch.undo()
+    assert files_under(store.root) == {}
+    assert count_rows(tile_config.dsn) == 0
+    assert store.stats().tiles == 0
+    assert sink.of_kind("c6.write_failed")[0].payload["reason"] == "filesystem"
+    store.put_tile(tile(seed=14))  # and the connection is fit for the next write
+    assert count_rows(tile_config.dsn) == 1
+
+
+def test_a_duplicate_row_without_files_leaves_no_file(
+    store: PostgresFilesystemStore, tile_config: TileCacheConfig
+) -> None:
+    # no file in the way, so the new files are renamed into place before the
+    # database's verdict comes back; the duplicate then removes them
+    first = store.put_tile(tile(seed=15))
+    for path in store.root.rglob(f"{first.tile_id}.*"):
+        path.unlink()
+    with pytest.raises(TileMetadataError, match="already stored") as info:
+        store.put_tile(tile(seed=16))
+    assert info.value.sqlstate == "23505"
+    assert files_under(store.root) == {}
+    assert count_rows(tile_config.dsn) == 1
 
 
 def test_batch_is_all_or_nothing(
