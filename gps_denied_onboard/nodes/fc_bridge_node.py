@@ -18,7 +18,10 @@ transition never destroys one (see :meth:`FcBridgeNode._make_entities`).
 Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
 ``/fc/navsat``), ``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
 ``Float64`` AMSL altitude (``/fc/altitude``) and diagnostics (``link.*`` LinkStats,
-``fix.*`` the fix scheduler's achieved rate / gaps / jitter, ``origin.*``).
+``fix.*`` the fix scheduler's achieved rate / gaps / jitter, ``origin.*``). What the
+link's reader thread publishes is :class:`~gps_denied_onboard.nodes.fc_telemetry.LinkTelemetry`'s,
+one per link: a reader that a deactivate left behind (``fc.link_thread_stuck``)
+publishes nothing after the deactivate returned.
 """
 
 from __future__ import annotations
@@ -33,12 +36,11 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
+from sensor_msgs.msg import Imu, NavSatFix, Range
 from std_msgs.msg import Float64
 
 from gps_denied_onboard.config import config_defaults
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
-from gps_denied_onboard.fc_bridge import telemetry as tm
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
 from gps_denied_onboard.fc_bridge.errors import FcBridgeError
 from gps_denied_onboard.fc_bridge.fix import PositionFix
@@ -51,7 +53,6 @@ from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice
 from gps_denied_onboard.fc_bridge.reloc import EkfSourceSwitch, RelocGate
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
 from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
-from gps_denied_onboard.fc_bridge.timesync import FcTimeMapper
 from gps_denied_onboard.msg import FcStatus, GcsAlert
 from gps_denied_onboard.msg import PositionFix as PositionFixMsg
 from gps_denied_onboard.nodes.common import (
@@ -71,6 +72,7 @@ from gps_denied_onboard.nodes.common import (
     ns_to_time_msg,
     run_node,
 )
+from gps_denied_onboard.nodes.fc_telemetry import LinkTelemetry
 from gps_denied_onboard.records import FlightRecord
 
 NODE_NAME = "fc_bridge"
@@ -86,6 +88,7 @@ class FcBridgeNode(LifecycleNode):
         self._origin: OriginManager | None = None
         self._link: FcLink | None = None
         self._gnss: GnssHealthMonitor | None = None
+        self._telemetry: LinkTelemetry | None = None  # the link's reader's side (one per link)
         self._sched: FixScheduler | None = None
         self._sender: FixSenderThread | None = None
         self._reloc: RelocGate | None = None
@@ -101,12 +104,9 @@ class FcBridgeNode(LifecycleNode):
         # while a transition clears _active: no status goes out after the transition
         # returned. The lifecycle services share the timer's (default, mutually
         # exclusive) callback group; a transition run on another thread (trigger_*,
-        # run_node's shutdown while a worker is still in the timer) does not.
+        # run_node's shutdown while a worker is still in the timer) does not. The link's
+        # reader publishes under it too (LinkTelemetry).
         self._publishing = threading.Lock()
-        self._state_lock = threading.Lock()
-        self._gnss_fix: tm.GnssFix | None = None
-        self._ekf: tm.EkfStatus | None = None
-        self._battery: tm.Battery | None = None
         self._preflight_lines: list[str] = []
         self._preflight: PreflightReport | None = None
         self._delay_advice: str | None = None
@@ -170,8 +170,9 @@ class FcBridgeNode(LifecycleNode):
 
     def _build_link(self) -> FcLink:
         assert self._cfg is not None
+        if self._telemetry is not None:  # the last link's reader, even one left stuck
+            self._telemetry.retire()
         link = FcLink(self._cfg, self._core_clock, self._sink, self._log)
-        self._fc_time = FcTimeMapper()
         self._gnss = GnssHealthMonitor(
             self._core_clock,
             self._sink,
@@ -179,16 +180,9 @@ class FcBridgeNode(LifecycleNode):
             max_hacc_m=self._cfg.gnss_max_hacc_m,
             timeout_s=self._cfg.gnss_timeout_s,
         )
-        link.add_handler("GPS_RAW_INT", self._on_gps_raw)
-        link.add_handler("ATTITUDE", self._on_attitude)
-        link.add_handler("ALTITUDE", self._on_altitude)
-        link.add_handler("DISTANCE_SENSOR", self._on_distance_sensor)
-        link.add_handler("VFR_HUD", self._on_vfr_hud)
-        link.add_handler("SYS_STATUS", self._on_sys_status)
-        link.add_handler("BATTERY_STATUS", self._on_battery_status)
-        link.add_handler("EKF_STATUS_REPORT", self._on_ekf_status)
-        link.add_handler("ESTIMATOR_STATUS", self._on_estimator_status)
-        link.add_handler("GPS_GLOBAL_ORIGIN", self._on_fc_origin)
+        self._telemetry = LinkTelemetry(
+            link, self._pubs, self._publishing, self._gnss, self._on_fc_origin
+        )
         link.add_idle_hook(self._gnss.current)  # the "no data" verdict, made when drained
         return link
 
@@ -288,6 +282,8 @@ class FcBridgeNode(LifecycleNode):
             self._link = self._build_link()
             return TransitionCallbackReturn.FAILURE
         self._active.set()
+        if self._telemetry is not None:
+            self._telemetry.go_live()
         self.get_logger().info(
             f"fc.active autopilot={ap.autopilot.value} sysid={ap.sysid} output={output.value}"
         )
@@ -297,6 +293,10 @@ class FcBridgeNode(LifecycleNode):
     def _stop_io(self) -> None:
         with self._publishing:  # a status being published goes out first, none after
             self._active.clear()  # the timer and subscriptions stay, idle (see _make_entities)
+        if self._telemetry is not None:
+            # nothing the link's reader does shows from now on: not while close waits
+            # for it, nor after, when close left it stuck (its join timed out)
+            self._telemetry.retire()
         if self._sender is not None:
             self._sender.stop()
             self._sender = None
@@ -328,101 +328,15 @@ class FcBridgeNode(LifecycleNode):
         """Called by ``run_node`` on SIGINT/SIGTERM: close the link whatever the state."""
         self._stop_io()
 
-    # -- inbound (link reader thread) ---------------------------------------------------
+    # -- inbound (link reader thread; the rest is LinkTelemetry's) ------------------------
 
-    def _stamp(self, recv_ns: int) -> Any:
-        return ns_to_time_msg(recv_ns)
-
-    def _on_gps_raw(self, msg: Any, recv_ns: int) -> None:
-        fix = tm.gnss_from_gps_raw_int(msg)
-        with self._state_lock:
-            self._gnss_fix = fix
-        if self._gnss is not None:
-            self._gnss.on_fix(fix, recv_ns)
-        if not self._active.is_set():
-            return
-        out = NavSatFix()
-        # GPS_RAW_INT.time_usec is the autopilot's boot time on ArduPilot and PX4 (a
-        # UNIX time only from some GNSS-synchronised stacks): map it like ATTITUDE's
-        boot_ms = int(msg.time_usec) // 1000
-        stamp = self._fc_time.stamp(boot_ms, recv_ns) if 0 < boot_ms < 10**9 else recv_ns
-        out.header.stamp = ns_to_time_msg(stamp)
-        out.header.frame_id = "fc_gnss"
-        out.status.status = fix.navsat_status
-        out.status.service = NavSatStatus.SERVICE_GPS
-        out.latitude, out.longitude, out.altitude = fix.latitude, fix.longitude, fix.altitude_msl
-        out.position_covariance = [float(v) for v in fix.position_covariance]
-        out.position_covariance_type = fix.covariance_type
-        self._pubs["navsat"].publish(out)
-
-    def _on_attitude(self, msg: Any, recv_ns: int) -> None:
-        if not self._active.is_set():
-            return
-        att = tm.attitude_from_msg(msg)
-        x, y, z, w = tm.attitude_to_enu_flu_quaternion(att)
-        out = Imu()
-        # stamped with the autopilot's own time: consumers interpolate attitude at a
-        # camera frame's capture time, which arrival times are far too noisy for
-        out.header.stamp = ns_to_time_msg(self._fc_time.stamp(att.time_boot_ms, recv_ns))
-        out.header.frame_id = "base_link"
-        out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w = x, y, z, w
-        rx, ry, rz = tm.attitude_rates_flu(att)
-        out.angular_velocity.x, out.angular_velocity.y, out.angular_velocity.z = rx, ry, rz
-        out.linear_acceleration_covariance[0] = -1.0  # ATTITUDE carries no acceleration
-        self._pubs["imu"].publish(out)
-
-    def _publish_alt(self, alt: tm.Altitude) -> None:
-        if self._active.is_set() and not math.isnan(alt.amsl):
-            self._pubs["alt"].publish(Float64(data=alt.amsl))
-
-    def _on_altitude(self, msg: Any, recv_ns: int) -> None:
-        self._publish_alt(tm.altitude_from_altitude_msg(msg))
-
-    def _on_distance_sensor(self, msg: Any, recv_ns: int) -> None:
-        rf = tm.rangefinder_from_distance_sensor(msg)
-        if not self._active.is_set() or not rf.facing_down:
-            return  # only a downward sensor measures height above ground
-        out = Range()
-        out.header.stamp = self._stamp(recv_ns)
-        out.header.frame_id = "rangefinder_down"
-        out.radiation_type = Range.INFRARED
-        out.min_range, out.max_range, out.range = rf.min_m, rf.max_m, rf.distance_m
-        self._pubs["range"].publish(out)
-
-    def _on_vfr_hud(self, msg: Any, recv_ns: int) -> None:
-        link = self._link
-        if link is not None and link.last("ALTITUDE") is not None:
-            return  # ALTITUDE is the better source when the FC streams it
-        self._publish_alt(tm.altitude_from_vfr_hud(msg))
-
-    def _on_sys_status(self, msg: Any, recv_ns: int) -> None:
-        with self._state_lock:
-            if self._battery is None or self._battery.source == "sys_status":
-                self._battery = tm.battery_from_sys_status(msg)
-
-    def _on_battery_status(self, msg: Any, recv_ns: int) -> None:
-        with self._state_lock:
-            self._battery = tm.battery_from_battery_status(msg)
-
-    def _on_ekf_status(self, msg: Any, recv_ns: int) -> None:
-        self._set_ekf(tm.ekf_from_ekf_status_report(msg))
-
-    def _on_estimator_status(self, msg: Any, recv_ns: int) -> None:
-        self._set_ekf(tm.ekf_from_estimator_status(msg))
-
-    def _on_fc_origin(self, msg: Any, recv_ns: int) -> None:
+    def _on_fc_origin(self, msg: Any) -> None:
         origin, sched = self._origin, self._sched
         if origin is None:
             return
         new = origin.on_fc_origin(msg)
         if new is not None and sched is not None:
             sched.encoder.set_origin(new)
-
-    def _set_ekf(self, ekf: tm.EkfStatus) -> None:
-        with self._state_lock:
-            self._ekf = ekf
-        if self._gnss is not None:
-            self._gnss.on_ekf(ekf)
 
     # -- outbound (executor threads) -----------------------------------------------------
 
@@ -498,8 +412,7 @@ class FcBridgeNode(LifecycleNode):
         ap = link.autopilot
         # verdicts are made by the link's reader when idle (add_idle_hook)
         health = gnss_mon.latest() or gnss_mon.current()
-        with self._state_lock:
-            fix, ekf, bat = self._gnss_fix, self._ekf, self._battery
+        fix, ekf, bat = self._telemetry.state() if self._telemetry else (None, None, None)
         age = link.heartbeat_age_ns()
         st = FcStatus()
         st.header.stamp = ns_to_time_msg(self._core_clock.now_ns())

@@ -1,0 +1,192 @@
+"""What one FC link's reader thread hands to ``fc_bridge``'s ROS side.
+
+:class:`LinkTelemetry` holds one :class:`~gps_denied_onboard.fc_bridge.link.FcLink`'s
+handlers: they publish ``NavSatFix`` (the FC's GNSS), ``Imu``, ``Float64`` AMSL
+altitude and a downward ``Range``, and keep the latest GNSS fix, EKF status and battery
+state that the node's status reads. The node builds one per link, so one per
+activation: a link's epoch.
+
+A link's reader may outlive the deactivate that closed it: ``FcLink.close`` waits a
+bounded time and leaves a reader that did not stop behind (``fc.link_thread_stuck``),
+and it goes on whenever what held it lets go. What it then does must not show: every
+publish happens under the node's publishing lock and only while this link is live;
+:meth:`LinkTelemetry.retire` (the node's deactivate, before it returns) ends that
+under the same lock, for good. A publish in progress finishes first, none starts
+after; a reader that was left stuck is never heard again, even once the node was
+activated again with a new link (whose LinkTelemetry is another), and what it
+handles updates only its own, retired, state and GNSS monitor.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
+from std_msgs.msg import Float64
+
+from gps_denied_onboard.fc_bridge import telemetry as tm
+from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
+from gps_denied_onboard.fc_bridge.link import FcLink
+from gps_denied_onboard.fc_bridge.timesync import FcTimeMapper
+from gps_denied_onboard.nodes.common import ns_to_time_msg
+
+
+class LinkTelemetry:
+    """One link's telemetry to ROS (see the module docstring).
+
+    Args:
+        link: its handlers are added to it here.
+        pubs: the node's publishers, by name (``navsat``, ``imu``, ``alt``, ``range`` used).
+        publishing: the node's lock around "still live? then publish".
+        gnss: this link's GNSS health monitor (fed the FC's fixes and EKF status).
+        on_fc_origin: called with each GPS_GLOBAL_ORIGIN while live.
+    """
+
+    def __init__(
+        self,
+        link: FcLink,
+        pubs: Mapping[str, Any],
+        publishing: threading.Lock,
+        gnss: GnssHealthMonitor,
+        on_fc_origin: Callable[[Any], None],
+    ) -> None:
+        self._link = link
+        self._pubs = pubs
+        self._publishing = publishing
+        self._gnss = gnss
+        self._on_fc_origin = on_fc_origin
+        self._live = False  # under _publishing: set by go_live, cleared for good by retire
+        self._retired = False
+        #: the autopilot's boot time -> the bridge's clock, for this link's messages
+        self.fc_time = FcTimeMapper()
+        self._state_lock = threading.Lock()
+        self._gnss_fix: tm.GnssFix | None = None
+        self._ekf: tm.EkfStatus | None = None
+        self._battery: tm.Battery | None = None
+        for msg_type, handler in (
+            ("GPS_RAW_INT", self._on_gps_raw),
+            ("ATTITUDE", self._on_attitude),
+            ("ALTITUDE", self._on_altitude),
+            ("DISTANCE_SENSOR", self._on_distance_sensor),
+            ("VFR_HUD", self._on_vfr_hud),
+            ("SYS_STATUS", self._on_sys_status),
+            ("BATTERY_STATUS", self._on_battery_status),
+            ("EKF_STATUS_REPORT", self._on_ekf_status),
+            ("ESTIMATOR_STATUS", self._on_estimator_status),
+            ("GPS_GLOBAL_ORIGIN", self._on_origin),
+        ):
+            link.add_handler(msg_type, handler)
+
+    # -- the node's side ------------------------------------------------------------------
+
+    def go_live(self) -> None:
+        """Publish from now on (the node went active with this link); not after retire."""
+        with self._publishing:
+            self._live = not self._retired
+
+    def retire(self) -> None:
+        """Publish nothing more, whatever this link's reader does from now on."""
+        with self._publishing:
+            self._live = False
+            self._retired = True
+
+    def state(self) -> tuple[tm.GnssFix | None, tm.EkfStatus | None, tm.Battery | None]:
+        """The latest GNSS fix, EKF status and battery state (None: none heard yet)."""
+        with self._state_lock:
+            return self._gnss_fix, self._ekf, self._battery
+
+    def _publish(self, name: str, msg: Any) -> None:
+        with self._publishing:
+            if self._live:
+                self._pubs[name].publish(msg)
+
+    # -- handlers (the link's reader thread) ---------------------------------------------
+    # Each skips building a message while not live (unlocked, a shortcut); _publish
+    # decides, under the lock.
+
+    def _on_gps_raw(self, msg: Any, recv_ns: int) -> None:
+        fix = tm.gnss_from_gps_raw_int(msg)
+        with self._state_lock:
+            self._gnss_fix = fix
+        self._gnss.on_fix(fix, recv_ns)
+        if not self._live:
+            return
+        out = NavSatFix()
+        # GPS_RAW_INT.time_usec is the autopilot's boot time on ArduPilot and PX4 (a
+        # UNIX time only from some GNSS-synchronised stacks): map it like ATTITUDE's
+        boot_ms = int(msg.time_usec) // 1000
+        stamp = self.fc_time.stamp(boot_ms, recv_ns) if 0 < boot_ms < 10**9 else recv_ns
+        out.header.stamp = ns_to_time_msg(stamp)
+        out.header.frame_id = "fc_gnss"
+        out.status.status = fix.navsat_status
+        out.status.service = NavSatStatus.SERVICE_GPS
+        out.latitude, out.longitude, out.altitude = fix.latitude, fix.longitude, fix.altitude_msl
+        out.position_covariance = [float(v) for v in fix.position_covariance]
+        out.position_covariance_type = fix.covariance_type
+        self._publish("navsat", out)
+
+    def _on_attitude(self, msg: Any, recv_ns: int) -> None:
+        if not self._live:
+            return
+        att = tm.attitude_from_msg(msg)
+        x, y, z, w = tm.attitude_to_enu_flu_quaternion(att)
+        out = Imu()
+        # stamped with the autopilot's own time: consumers interpolate attitude at a
+        # camera frame's capture time, which arrival times are far too noisy for
+        out.header.stamp = ns_to_time_msg(self.fc_time.stamp(att.time_boot_ms, recv_ns))
+        out.header.frame_id = "base_link"
+        out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w = x, y, z, w
+        rx, ry, rz = tm.attitude_rates_flu(att)
+        out.angular_velocity.x, out.angular_velocity.y, out.angular_velocity.z = rx, ry, rz
+        out.linear_acceleration_covariance[0] = -1.0  # ATTITUDE carries no acceleration
+        self._publish("imu", out)
+
+    def _publish_alt(self, alt: tm.Altitude) -> None:
+        if self._live and not math.isnan(alt.amsl):
+            self._publish("alt", Float64(data=alt.amsl))
+
+    def _on_altitude(self, msg: Any, recv_ns: int) -> None:
+        self._publish_alt(tm.altitude_from_altitude_msg(msg))
+
+    def _on_distance_sensor(self, msg: Any, recv_ns: int) -> None:
+        rf = tm.rangefinder_from_distance_sensor(msg)
+        if not self._live or not rf.facing_down:
+            return  # only a downward sensor measures height above ground
+        out = Range()
+        out.header.stamp = ns_to_time_msg(recv_ns)
+        out.header.frame_id = "rangefinder_down"
+        out.radiation_type = Range.INFRARED
+        out.min_range, out.max_range, out.range = rf.min_m, rf.max_m, rf.distance_m
+        self._publish("range", out)
+
+    def _on_vfr_hud(self, msg: Any, recv_ns: int) -> None:
+        if self._link.last("ALTITUDE") is not None:
+            return  # ALTITUDE is the better source when the FC streams it
+        self._publish_alt(tm.altitude_from_vfr_hud(msg))
+
+    def _on_sys_status(self, msg: Any, recv_ns: int) -> None:
+        with self._state_lock:
+            if self._battery is None or self._battery.source == "sys_status":
+                self._battery = tm.battery_from_sys_status(msg)
+
+    def _on_battery_status(self, msg: Any, recv_ns: int) -> None:
+        with self._state_lock:
+            self._battery = tm.battery_from_battery_status(msg)
+
+    def _on_ekf_status(self, msg: Any, recv_ns: int) -> None:
+        self._set_ekf(tm.ekf_from_ekf_status_report(msg))
+
+    def _on_estimator_status(self, msg: Any, recv_ns: int) -> None:
+        self._set_ekf(tm.ekf_from_estimator_status(msg))
+
+    def _set_ekf(self, ekf: tm.EkfStatus) -> None:
+        with self._state_lock:
+            self._ekf = ekf
+        self._gnss.on_ekf(ekf)
+
+    def _on_origin(self, msg: Any, recv_ns: int) -> None:
+        if not self._retired:
+            self._on_fc_origin(msg)

@@ -1,0 +1,256 @@
+"""A link reader thread that a deactivate left behind publishes nothing after it.
+
+``FcLink.close`` waits a bounded time for its reader thread; one that does not stop in
+time is left behind (``fc.link_thread_stuck``) and goes on when whatever held it lets
+go: it dispatches what it had read to the node's handlers, which publish telemetry.
+The deactivate must not wait for it, and nothing it does may go out after the
+deactivate returned, neither while the node is inactive nor once it was activated
+again with a new link.
+
+The reader is held where a real one stalls: in its transport's read, with the bytes
+read (the transport is wrapped as ``open_transport`` makes it), or between a handler's
+active check and its publish (in the attitude conversion, on the reader thread). The
+message held is the only one the simulated FC ever sent with its value (a latitude,
+a yaw), so the probe can tell it from every other one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import Imu, NavSatFix  # noqa: E402
+
+from gps_denied_onboard.fc_bridge import telemetry as tm  # noqa: E402
+from gps_denied_onboard.fc_bridge.config import Endpoint  # noqa: E402
+from gps_denied_onboard.fc_bridge.link import mavlink2  # noqa: E402
+from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
+from gps_denied_onboard.fc_bridge.transport import Transport, open_transport  # noqa: E402
+from gps_denied_onboard.nodes.common import TOPIC_FC_IMU, TOPIC_FC_NAVSAT  # noqa: E402
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+
+from .link_support import wait_until  # noqa: E402
+from .node_support import make_node, spin_ros  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+#: the most a held reader waits for the test to let it go (it is let go once the node
+#: was deactivated; waiting this long means the deactivate waited for it)
+HOLD_S = 15.0
+#: the spell a stray message would be heard in, once the held reader has finished
+DELIVERY_SPELL_S = 0.5
+#: values the simulated FC sends exactly once, in the message held
+HELD_LAT_DEG = -33.8688
+HELD_YAW_RAD = 1.2345
+
+
+class Hold:
+    """One reader-thread hold: set ``armed``; the first call that qualifies stops
+    (``held`` set, ``thread`` noted) until ``release``."""
+
+    def __init__(self) -> None:
+        self.armed = threading.Event()
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.held_too_long = False
+
+    def stop_here(self) -> None:
+        self.armed.clear()
+        self.thread = threading.current_thread()
+        self.held.set()
+        self.held_too_long |= not self.release.wait(HOLD_S)
+
+    def finished(self) -> bool:
+        return self.thread is not None and not self.thread.is_alive()
+
+
+class HeldReadTransport(Transport):
+    """A link's real transport whose read, once armed, stops with the bytes read when
+    they hold a GPS_RAW_INT at ``HELD_LAT_DEG``."""
+
+    def __init__(self, real: Transport, hold: Hold) -> None:
+        self._real = real
+        self._hold = hold
+        self._parser = mavlink2.MAVLink(None)
+        self._parser.robust_parsing = True
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    def read(self) -> bytes:
+        data = self._real.read()
+        if self._hold.armed.is_set() and any(
+            m.get_type() == "GPS_RAW_INT" and m.lat == round(HELD_LAT_DEG * 1e7)
+            for m in self._parser.parse_buffer(data) or ()
+        ):
+            self._hold.stop_here()
+        return data
+
+    def write(self, data: bytes) -> bool:
+        return self._real.write(data)
+
+    def close(self) -> None:
+        self._real.close()
+
+
+@pytest.fixture
+def ros() -> Iterator[MultiThreadedExecutor]:
+    yield from spin_ros()
+
+
+@pytest.fixture
+def fc() -> Iterator[SimFc]:
+    sim = SimFc("ardupilot", heartbeat_hz=5.0).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def hold() -> Iterator[Hold]:
+    made = Hold()
+    yield made
+    made.release.set()
+
+
+class Probe:
+    """Hears the node's NavSatFix and Imu."""
+
+    def __init__(self) -> None:
+        self.node = Node("fc_stuck_probe")
+        self.navsat: list[NavSatFix] = []
+        self.imu: list[Imu] = []
+        self.node.create_subscription(
+            NavSatFix, TOPIC_FC_NAVSAT, self.navsat.append, qos_profile_sensor_data
+        )
+        self.node.create_subscription(Imu, TOPIC_FC_IMU, self.imu.append, qos_profile_sensor_data)
+
+
+@pytest.fixture
+def up(ros: MultiThreadedExecutor, fc: SimFc) -> Iterator[tuple[FcBridgeNode, Probe]]:
+    """The node (configured, not active) against ``fc``, and a probe, both spinning."""
+    node = make_node(fc.connection)
+    probe = Probe()
+    ros.add_node(node)
+    ros.add_node(probe.node)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    yield node, probe
+    ros.remove_node(node)
+    ros.remove_node(probe.node)
+    node.shutdown()
+    node.destroy_node()
+    probe.node.destroy_node()
+
+
+def send_once(fc: SimFc, name: str, **state: Any) -> None:
+    """``name`` sent once with ``state``, the FC's telemetry paused meanwhile (so no other
+    message carries it); the state is put back and telemetry resumed by the caller."""
+    fc.pause_heartbeats(telemetry_too=True)
+    fc.update(**state)
+    fc.send_message(fc.build(name))
+
+
+def test_a_reader_stuck_in_a_read_publishes_nothing_once_the_node_was_deactivated(
+    up: tuple[FcBridgeNode, Probe],
+    fc: SimFc,
+    hold: Hold,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reader has read a GPS_RAW_INT and stalls before dispatching it; the node is
+    deactivated (without waiting for it) and activated again with a new link; then the
+    old reader goes on: its GPS_RAW_INT is not published (as it would have been, the
+    node being active again)."""
+    node, probe = up
+
+    def open_held(ep: Endpoint) -> Transport:
+        return HeldReadTransport(open_transport(ep), hold)
+
+    # what FcLink opens (and reopens) its transport with
+    monkeypatch.setattr("gps_denied_onboard.fc_bridge.link.open_transport", open_held)
+    caplog.set_level(logging.ERROR)
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert wait_until(lambda: len(probe.navsat) > 0, 10.0)  # the probe hears the node
+    hold.armed.set()
+    send_once(fc, "GPS_RAW_INT", lat_deg=HELD_LAT_DEG)
+    assert hold.held.wait(5.0)
+    fc.update(lat_deg=47.397742)
+    fc.resume_heartbeats()
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert hold.thread is not None and hold.thread.is_alive()  # returned without it
+    assert "fc.link_thread_stuck" in caplog.text
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    heard = len(probe.navsat)
+    assert wait_until(lambda: len(probe.navsat) > heard, 10.0)  # the new link publishes
+    hold.release.set()
+    assert wait_until(hold.finished, 10.0)
+    time.sleep(DELIVERY_SPELL_S)
+    assert not hold.held_too_long
+    stray = [m for m in probe.navsat if abs(m.latitude - HELD_LAT_DEG) < 1e-6]
+    assert stray == [], "the stuck reader's GPS_RAW_INT was published after the deactivate"
+
+
+def test_telemetry_being_published_when_a_deactivate_lands_does_not_go_out_after_it(
+    up: tuple[FcBridgeNode, Probe],
+    fc: SimFc,
+    hold: Hold,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reader is inside the ATTITUDE handler, past its active check and before its
+    publish, when the node is deactivated (without waiting for it); then it goes on: its
+    Imu is not published."""
+    node, probe = up
+    real_quaternion = tm.attitude_to_enu_flu_quaternion
+    held_yaw: list[tuple[float, float, float, float]] = []
+
+    def held_quaternion(att: tm.Attitude) -> tuple[float, float, float, float]:
+        quaternion = real_quaternion(att)
+        if hold.armed.is_set() and math.isclose(att.yaw, HELD_YAW_RAD, abs_tol=1e-4):
+            held_yaw.append(quaternion)
+            hold.stop_here()
+        return quaternion
+
+    # the node's handler looks the conversion up in the telemetry module at each call
+    monkeypatch.setattr(tm, "attitude_to_enu_flu_quaternion", held_quaternion)
+    caplog.set_level(logging.ERROR)
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert wait_until(lambda: len(probe.imu) > 0, 10.0)  # the probe hears the node
+    hold.armed.set()
+    send_once(fc, "ATTITUDE", yaw_rad=HELD_YAW_RAD)
+    assert hold.held.wait(5.0)
+    fc.update(yaw_rad=0.0)
+    fc.resume_heartbeats()
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert hold.thread is not None and hold.thread.is_alive()  # returned without it
+    assert "fc.link_thread_stuck" in caplog.text
+    hold.release.set()
+    assert wait_until(hold.finished, 10.0)
+    time.sleep(DELIVERY_SPELL_S)
+    assert not hold.held_too_long
+    (x, y, z, w) = held_yaw[0]
+    stray = [
+        m
+        for m in probe.imu
+        if all(
+            math.isclose(a, b, abs_tol=1e-6)
+            for a, b in zip(
+                (m.orientation.x, m.orientation.y, m.orientation.z, m.orientation.w),
+                (x, y, z, w),
+                strict=True,
+            )
+        )
+    ]
+    assert stray == [], "the Imu being built when the deactivate landed went out after it"
