@@ -14,6 +14,9 @@ Newer than Humble, and how the code copes:
   by name in shipped code (only ``test/fdr/test_fdr_node_qos.py``, which runs on Jazzy).
 - subscription callbacks taking ``(msg, info)`` (rclpy PR #922, after Humble): the
   recorder feature-detects them (``nodes/fdr_inbound.py``).
+- ``rclpy.experimental.EventsExecutor`` (Jazzy+; Humble has no ``rclpy.experimental``):
+  imported through ``importlib`` with ``SingleThreadedExecutor`` as the Humble fallback
+  (``nodes/executors.py``).
 """
 
 from __future__ import annotations
@@ -253,3 +256,16 @@ def test_the_event_handler_module_is_only_reached_with_its_humble_fallback() -> 
     for path in users:
         text = path.read_text()
         assert "rclpy.qos_event" in text, f"{path}: no Humble fallback for rclpy.event_handler"
+
+
+def test_the_events_executor_is_only_reached_with_its_humble_fallback() -> None:
+    users = [
+        path
+        for path, _ in _shipped_trees()
+        if "rclpy.experimental" in path.read_text() and path.name != Path(__file__).name
+    ]
+    assert users, "the scan should find the feature-detected import"
+    for path in users:
+        text = path.read_text()
+        assert "importlib" in text, f"{path}: rclpy.experimental imported by name"
+        assert "SingleThreadedExecutor" in text, f"{path}: no Humble fallback"

@@ -49,7 +49,6 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -77,6 +76,7 @@ from gps_denied_onboard.nodes.common import (
     run_node,
     time_msg_to_ns,
 )
+from gps_denied_onboard.nodes.executors import lean_executor
 from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
 from gps_denied_onboard.nodes.visual_nav_msgs import (
     camera_model_of,
@@ -182,8 +182,8 @@ class VisualNavNode(LifecycleNode):
         A transition callback that destroys an entity while another executor thread
         builds its wait set from the node's entity lists makes rclpy raise
         ``InvalidHandle`` out of ``spin_once`` (rclpy#1284, #1206; fc_bridge stopped
-        answering that way). ``run_node`` spins this node on a single-threaded
-        executor, where transitions and the wait set take turns on one thread, but
+        answering that way). ``run_node`` spins this node on one thread
+        (:func:`.executors.lean_executor`), where transitions and the wait set take turns, but
         an embedding (the tests, a multi-threaded executor) need not; so nothing is
         destroyed until ``destroy_node`` and every input callback does nothing unless
         the node is active and reads that topic (:meth:`_gated`). A later configure
@@ -537,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_node(
         VisualNavNode,
         sys.argv[1:] if argv is None else argv,
-        executor_factory=SingleThreadedExecutor,
+        executor_factory=lean_executor,
     )
 
 
