@@ -51,7 +51,7 @@ from typing import Any, Final
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, NavSatStatus, Range
 from std_msgs.msg import Float64
 
@@ -111,6 +111,18 @@ FRAME_QOS: Final = QoSProfile(
 FIX_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=20, reliability=ReliabilityPolicy.RELIABLE
 )
+#: the FC's telemetry (``/fc/imu``, ``/fc/altitude``, ``/fc/navsat``, rangefinder):
+#: best effort like the bridge publishes it, but a queue of 100 rather than the sensor
+#: profile's 5. The bridge relays in bursts when the machine is loaded, and a burst
+#: longer than the queue was lost whole: 9-10 attitude samples in a row (a 400 ms hole
+#: at 25 Hz), frames in it refused ``stale_attitude`` (5 of 480 in the main job beside
+#: two test runs). 100 samples is 4 s of ATTITUDE at 25 Hz.
+FC_INPUT_QOS: Final = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT
+)
+#: wall seconds the worker waits for a frame before it applies the inputs queued for
+#: the estimator anyway (no camera, no frames: the queue must not grow for ever)
+IDLE_DRAIN_S: Final = 0.5
 
 
 class VisualNavNode(LifecycleNode):
@@ -192,7 +204,7 @@ class VisualNavNode(LifecycleNode):
         executor picked it raises in its take, rclpy#1485).
         """
         g = self._input_group
-        sensor = qos_profile_sensor_data
+        sensor = FC_INPUT_QOS
         inputs: list[tuple[Any, str, Callable[[Any], None], Any]] = [
             (CameraInfo, cfg.camera_info_topic, self._on_info, 10),
             (Imu, TOPIC_FC_IMU, self._on_imu, sensor),
@@ -391,7 +403,13 @@ class VisualNavNode(LifecycleNode):
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            stamp, msg, _received_ns = self._frames.get()
+            try:
+                stamp, msg, _received_ns = self._frames.get(timeout=IDLE_DRAIN_S)
+            except queue.Empty:
+                est = self._estimator
+                if est is not None:
+                    self._drain(est)
+                continue
             if msg is None or self._stop.is_set():
                 return
             est = self._estimator
