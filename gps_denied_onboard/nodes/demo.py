@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import shutil
 import sys
 import threading
@@ -45,6 +47,9 @@ from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, 
 CLOCK_HZ = 25.0
 
 CAMERA_TOPIC = "/camera/image_raw/compressed"
+#: ROS domains the main job picks from when ROS_DOMAIN_ID is not set: above the test
+#: suite's (1-100) and the recorder bench's (101-200), at most 232 (DDS's port map)
+PRIVATE_DOMAINS = range(201, 233)
 #: How long the replay waits for the estimator's answer to one frame (wall seconds).
 FRAME_ANSWER_TIMEOUT_S = 20.0
 
@@ -334,6 +339,28 @@ def _seed_tiles(hold: _ClockHold, manifest: dict[str, Any], root: Path, report: 
             report.tiles_rejected.append(f"{tile['file']}: {res.error_type}: {res.error}")
 
 
+def private_graph(env: dict[str, str] | os._Environ[str]) -> str:
+    """Keep the main job's ROS graph to itself: its own domain and this host.
+
+    Another ROS graph on the same domain (a second main job, a take-off being
+    tested, an aircraft's stack on the LAN) would reach these nodes: seen, another
+    run's take-off sent our recorder a ``configure`` mid-flight. Unless the caller
+    set them, ``ROS_DOMAIN_ID`` is drawn from :data:`PRIVATE_DOMAINS` and discovery
+    stays on this host: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` from Iron on,
+    ``ROS_LOCALHOST_ONLY=1`` where ``ROS_DISTRO`` says Humble (which knows only that;
+    Jazzy warns in every node that it is deprecated). The node processes inherit them.
+    Returns the domain.
+    """
+    if not env.get("ROS_DOMAIN_ID"):
+        env["ROS_DOMAIN_ID"] = str(random.choice(PRIVATE_DOMAINS))
+    if not env.get("ROS_AUTOMATIC_DISCOVERY_RANGE") and not env.get("ROS_LOCALHOST_ONLY"):
+        if env.get("ROS_DISTRO", "") in ("humble", "galactic", "foxy"):
+            env["ROS_LOCALHOST_ONLY"] = "1"
+        else:
+            env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return env["ROS_DOMAIN_ID"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m gps_denied_onboard demo",
@@ -361,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         "ground (the FC stream follows its /clock)",
     )
     args = ap.parse_args(argv)
+    domain = private_graph(os.environ)
+    print(f"ROS 2 graph: domain {domain}, this host only", file=sys.stderr, flush=True)
 
     from gps_denied_onboard.clock import ManualClock
     from gps_denied_onboard.fc_bridge.sim_fc import SimFc
