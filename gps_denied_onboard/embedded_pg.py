@@ -25,6 +25,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from gps_denied_onboard.errors import EmbeddedPostgresError
+from gps_denied_onboard.stop_signals import run_out_of_reach
 
 DEFAULT_RUN_AS = "postgres"
 _PORT = 5432  # only names the socket file; listen_addresses='' means no TCP
@@ -102,6 +104,16 @@ def find_pg_bindir() -> Path:
 STOP_MODES: Final = ("fast", "fast", "immediate")
 
 
+def _exit_status(returncode: int) -> str:
+    """``exit 1``, or ``killed by SIGINT`` for a negative return code."""
+    if returncode >= 0:
+        return f"exit {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
 class EmbeddedPostgres:
     """Handle on one private cluster. No I/O in the constructor.
 
@@ -142,19 +154,15 @@ class EmbeddedPostgres:
         return argv
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            self._cmd(tool, *args),
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd="/",  # the server user may not be able to read our cwd
-            # outside the terminal's process group: an operator's Ctrl-C (however
-            # many) reaches us, who land in order, never initdb/pg_ctl/the server
-            start_new_session=True,
-        )
+        # outside the terminal's process group: an operator's Ctrl-C (however
+        # many) reaches us, who land in order, never initdb/pg_ctl/the server;
+        # in "/": the server user may not be able to read our cwd
+        proc = run_out_of_reach(self._cmd(tool, *args))
         if proc.returncode != 0:
             detail = proc.stderr.strip() or proc.stdout.strip()
-            raise EmbeddedPostgresError(f"{tool} failed (exit {proc.returncode}): {detail}")
+            raise EmbeddedPostgresError(
+                f"{tool} failed ({_exit_status(proc.returncode)}): {detail}"
+            )
         return proc
 
     def _prepare_dir(self) -> None:
@@ -185,14 +193,7 @@ class EmbeddedPostgres:
     def is_running(self) -> bool:
         if not self.initialised:
             return False
-        proc = subprocess.run(
-            self._cmd("pg_ctl", "status", "-D", str(self.data_dir)),
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd="/",
-            start_new_session=True,
-        )
+        proc = run_out_of_reach(self._cmd("pg_ctl", "status", "-D", str(self.data_dir)))
         return proc.returncode == 0
 
     def start(self) -> None:

@@ -10,12 +10,18 @@ A handler only appends to a list: ``Event.set`` takes a lock, and a second
 signal arriving while the first handler holds it, in the same thread,
 deadlocks (a terminal Ctrl-C under ``ros2 launch`` delivers two). A relay
 thread turns the list into an event for those who wait on one.
+
+Helpers that must finish whatever the operator does (initdb, pg_ctl) run with
+:func:`run_out_of_reach`, in a session of their own.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import threading
+from collections.abc import Sequence
 from typing import Final
 
 #: Exit code of a process stopped by Ctrl-C/SIGTERM before it was up (128 + SIGINT,
@@ -94,6 +100,30 @@ def wait_for_stop(stop: threading.Event) -> None:
     """
     while not stop.wait(RELAY_PERIOD_S):
         pass
+
+
+def run_out_of_reach(argv: Sequence[str], *, cwd: str = "/") -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` to its end in a session of its own, where the stop signals sent
+    to our process group (every Ctrl-C of a terminal) never reach it; its output
+    is captured as text, its exit status returned, not checked.
+
+    ``start_new_session`` alone leaves a window. Where it may, CPython starts the
+    child with vfork(), and that child puts every signal we handle back to its
+    default action *before* it calls setsid(): a Ctrl-C to our group in between
+    kills it before it has run anything (a Ctrl-C storm during take-off killed
+    initdb so: "initdb failed (exit -2)"). CPython never vforks a child that must
+    set its user id, so we ask for our own: the child is forked, keeps our
+    recording handlers until it has left the group, and exec() resets them.
+    """
+    return subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        start_new_session=True,
+        user=os.geteuid(),
+    )
 
 
 def relay_stop_signals(

@@ -6,6 +6,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -285,3 +286,69 @@ def test_unprivileged_user_runs_the_cluster_in_its_own_0700_run_directory() -> N
         assert _no_postgres_left(data_dir) == []
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+# A Ctrl-C storm (test_takeoff_operator's, faster) at a process that brings a
+# cluster up and down: every helper it runs sits in a session of its own, so
+# the storm must reach none of them, however it falls.
+_UNDER_STORM_SCRIPT = """
+import sys
+from pathlib import Path
+from gps_denied_onboard.embedded_pg import EmbeddedPostgres
+from gps_denied_onboard.errors import EmbeddedPostgresError
+from gps_denied_onboard.stop_signals import install_early
+signals = install_early()
+print("ready", flush=True)
+pg = EmbeddedPostgres(Path(sys.argv[1]))
+failures = []
+for _ in range(int(sys.argv[2])):
+    try:
+        pg.start()
+        pg.stop()
+    except EmbeddedPostgresError as err:
+        failures.append(str(err))
+print(repr(failures), len(signals.received) > 0, flush=True)
+"""
+
+
+def _storm_until_exit(proc: subprocess.Popen[str], period_s: float) -> int:
+    """SIGINT to ``proc``'s process group every ``period_s`` until it exits; how many."""
+    sent = 0
+    while proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            break
+        sent += 1
+        time.sleep(period_s)
+    return sent
+
+
+def test_a_sigint_storm_at_our_process_group_fails_no_start_or_stop_and_leaves_no_server(
+    scratch_dir: Path,
+) -> None:
+    """Before: ``initdb failed (exit -2)`` or ``pg_ctl failed (exit -2)`` in most
+    runs, CPython's vforked child having died of the SIGINT before its setsid()."""
+    data = scratch_dir / "data"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _UNDER_STORM_SCRIPT, str(data), "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        sent = _storm_until_exit(proc, 0.001)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        EmbeddedPostgres(data).stop()  # a failed run's server
+    assert sent > 0
+    # the script itself lost its handlers at exit; its last line was printed before
+    assert out.strip().splitlines()[-1] == "[] True", (out, err[-3000:])
+    assert not (data / "postmaster.pid").exists()
+    assert _no_postgres_left(data) == []

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -51,3 +52,46 @@ def test_a_signal_delivered_to_another_thread_stops_the_main_thread_wait(signum:
             proc.communicate()
     assert proc.returncode == 0, err
     assert out.strip() == f"stopped [{int(signum)}]"
+
+
+_SPAWNS = 300
+# A process that records its stop signals, as every executable here does, and
+# runs helpers out of reach of them while a storm hits its process group.
+_SPAWNER = f"""
+from gps_denied_onboard.stop_signals import install_early, run_out_of_reach
+signals = install_early()
+print("ready", flush=True)
+codes = [run_out_of_reach(["true"]).returncode for _ in range({_SPAWNS})]
+print(sorted(set(codes)), len(signals.received) > 0, flush=True)
+"""
+
+
+def test_a_sigint_storm_at_our_process_group_kills_no_helper_run_out_of_reach() -> None:
+    """Before (``subprocess.run(start_new_session=True)`` alone): about a third of
+    the helpers died of SIGINT (-2), vforked and not yet out of the group."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SPAWNER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    sent = 0
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        while proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                break
+            sent += 1
+            time.sleep(0.001)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert sent > 0
+    # every helper exited 0 while the spawner recorded the storm
+    assert out.strip().splitlines()[-1] == "[0] True", (out, err[-2000:])
