@@ -102,6 +102,9 @@ def find_pg_bindir() -> Path:
 
 #: Shutdown modes :meth:`EmbeddedPostgres.stop` tries in turn.
 STOP_MODES: Final = ("fast", "fast", "immediate")
+#: ``pg_ctl status`` exit codes that answer the question: running (0), not
+#: running (3), no cluster in the data directory (4).
+_STATUS_ANSWERS: Final = {0: True, 3: False, 4: False}
 
 
 def _exit_status(returncode: int) -> str:
@@ -191,10 +194,15 @@ class EmbeddedPostgres:
         return (self.data_dir / "PG_VERSION").exists()
 
     def is_running(self) -> bool:
+        """``pg_ctl status``'s answer; when it gives none (it died, or failed
+        otherwise), whether ``postmaster.pid`` names a live process: a server
+        must never be taken for stopped because its status query failed."""
         if not self.initialised:
             return False
-        proc = run_out_of_reach(self._cmd("pg_ctl", "status", "-D", str(self.data_dir)))
-        return proc.returncode == 0
+        rc = run_out_of_reach(self._cmd("pg_ctl", "status", "-D", str(self.data_dir))).returncode
+        if rc in _STATUS_ANSWERS:
+            return _STATUS_ANSWERS[rc]
+        return _postmaster_alive(self.data_dir)
 
     def start(self) -> None:
         """Create the cluster if needed and start it; returns once it accepts connections.

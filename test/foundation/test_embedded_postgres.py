@@ -21,6 +21,7 @@ from unprivileged import as_user, private_dir_of, unprivileged_user, why_not_run
 from gps_denied_onboard.embedded_pg import (
     EmbeddedPostgres,
     cluster_home,
+    find_pg_bindir,
     resolve_dsn,
     traversable_by,
 )
@@ -352,3 +353,32 @@ def test_a_sigint_storm_at_our_process_group_fails_no_start_or_stop_and_leaves_n
     assert out.strip().splitlines()[-1] == "[] True", (out, err[-3000:])
     assert not (data / "postmaster.pid").exists()
     assert _no_postgres_left(data) == []
+
+
+def test_a_status_query_that_dies_does_not_read_as_a_stopped_server(
+    scratch_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pg_ctl status`` killed (exit by a signal, not 3) says nothing of the server:
+    before, ``stop`` took it for "not running" and left the postmaster running."""
+    data = scratch_dir / "data"
+    real = EmbeddedPostgres(data)
+    real.start()
+    try:
+        fake = scratch_dir / "bin"
+        fake.mkdir()
+        fake.chmod(0o755)
+        bindir = find_pg_bindir()
+        (fake / "initdb").symlink_to(bindir / "initdb")
+        (fake / "pg_ctl").write_text(
+            f'#!/bin/sh\n[ "$1" = status ] && kill -s INT $$\nexec {bindir / "pg_ctl"} "$@"\n'
+        )
+        (fake / "pg_ctl").chmod(0o755)
+        monkeypatch.setenv("GDO_PG_BINDIR", str(fake))
+        pg = EmbeddedPostgres(data)
+        assert pg.is_running()
+        pg.stop()
+        assert not pg.is_running()
+        assert not (data / "postmaster.pid").exists()
+        assert _no_postgres_left(data) == []
+    finally:
+        real.stop()
