@@ -13,19 +13,21 @@ from psycopg.types.json import Jsonb
 
 from gps_denied_onboard.clock import ns_to_datetime
 from gps_denied_onboard.tile_cache import freshness as fr
-from gps_denied_onboard.tile_cache.model import JsonObject, TileMetadata, quality_score
+from gps_denied_onboard.tile_cache.model import JsonObject, TileMetadata, tile_metadata
 from gps_denied_onboard.tile_cache.validation import Prepared
 
-# Times come back as epoch microseconds and the quality JSON as text: both are
-# several times cheaper to load than datetimes and parsed jsonb (bbox hot path).
+# Times come back as epoch microseconds, the quality JSON as text and its
+# ranking score ready (model.quality_score: clamped to 0..1, 0.5 when missing
+# or not a number): all several times cheaper to load than datetimes, parsed
+# jsonb and per-row Python (bbox hot path).
 SELECT_TILES: Final = (
     "SELECT t.tile_uuid, t.zoom, t.x, t.y, t.source, t.flight_id, t.latitude, t.longitude, "
     "(extract(epoch FROM t.captured_at) * 1000000)::int8, t.tile_quality_metadata::text, "
-    "t.content_sha256, t.disk_bytes, t.location_hash, "
+    "t.content_sha256, COALESCE(t.disk_bytes, 0), t.location_hash, "
     "(extract(epoch FROM t.uploaded_at) * 1000000)::int8, "
     "COALESCE(v.agree, 0), COALESCE(v.disagree, 0), "
-    "CASE WHEN jsonb_typeof(t.tile_quality_metadata -> 'score') = 'number' "
-    "THEN (t.tile_quality_metadata ->> 'score')::float8 END "
+    "COALESCE(CASE WHEN jsonb_typeof(t.tile_quality_metadata -> 'score') = 'number' "
+    "THEN least(greatest((t.tile_quality_metadata ->> 'score')::float8, 0), 1) END, 0.5) "
     "FROM tiles t LEFT JOIN tile_votes v ON v.location_hash = t.location_hash "
 )
 INSERT_TILE: Final = (
@@ -49,26 +51,27 @@ def row_meta(
     """A :data:`SELECT_TILES` row as metadata (freshness at ``now_ns``) and
     the tile's freshness deadlines under ``policy``."""
     captured = row[8] * 1_000
+    uploaded = row[13]
     deadlines = policy.deadlines(captured, row[6], row[7])
-    meta = TileMetadata(
-        tile_id=row[0],
-        zoom=row[1],
-        x=row[2],
-        y=row[3],
-        source=row[4],
-        flight_id=row[5],
-        latitude=row[6],
-        longitude=row[7],
-        captured_at_ns=captured,
-        freshness_status=deadlines.status_at(now_ns),
-        quality=JsonObject(row[9]),
-        content_sha256=row[10],
-        disk_bytes=int(row[11] or 0),
-        location_hash=row[12],
-        uploaded_at_ns=None if row[13] is None else row[13] * 1_000,
-        votes_agree=int(row[14]),
-        votes_disagree=int(row[15]),
-        quality_score=quality_score(row[16]),
+    meta = tile_metadata(  # TileMetadata's fields, in order
+        row[0],  # tile_id
+        row[1],  # zoom
+        row[2],  # x
+        row[3],  # y
+        row[4],  # source
+        row[5],  # flight_id
+        row[6],  # latitude
+        row[7],  # longitude
+        captured,  # captured_at_ns
+        deadlines.status_at(now_ns),  # freshness_status
+        row[10],  # content_sha256
+        row[11],  # disk_bytes
+        row[12],  # location_hash
+        JsonObject(row[9]),  # quality
+        None if uploaded is None else uploaded * 1_000,  # uploaded_at_ns
+        row[14],  # votes_agree
+        row[15],  # votes_disagree
+        row[16],  # quality_score
     )
     return meta, deadlines
 

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,12 @@ from gps_denied_onboard.tile_cache.errors import (
 from gps_denied_onboard.tile_cache.geo import BBox, tile_bbox, tile_center
 from gps_denied_onboard.tile_cache.identity import derive_location_hash, derive_tile_id
 from gps_denied_onboard.tile_cache.migrations import downgrade_migrations
-from gps_denied_onboard.tile_cache.model import TileWrite
+from gps_denied_onboard.tile_cache.model import (
+    TileMetadata,
+    TileWrite,
+    quality_score,
+    tile_metadata,
+)
 from gps_denied_onboard.tile_cache.protocols import TileMetadataStore, TilePixelStore
 from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
 
@@ -38,6 +43,26 @@ from .conftest import make_jpeg, sha
 FLIGHT = "6f1c2a7e-93b4-4d0a-9e51-0c8d2f4b7a13"
 DAY_NS = 86_400 * 1_000_000_000
 Z = 15
+META_SAMPLE = TileMetadata(
+    tile_id=uuid.uuid4(),
+    zoom=Z,
+    x=1,
+    y=2,
+    source="satellite",
+    flight_id=None,
+    latitude=47.0,
+    longitude=8.0,
+    captured_at_ns=10**18,
+    freshness_status="fresh",
+    content_sha256="ab" * 32,
+    disk_bytes=10,
+    location_hash=uuid.uuid4(),
+    quality={"score": 0.25},
+    uploaded_at_ns=None,
+    votes_agree=1,
+    votes_disagree=2,
+    quality_score=0.25,
+)
 
 
 def tile(
@@ -335,6 +360,37 @@ def test_bbox_query_returns_intersecting_tiles_best_first(
     assert got[1].votes_agree == 1
     assert [m.tile_id for m in store.query_bbox(box, Z, limit=2)] == [high.tile_id, voted.tile_id]
     assert store.query_bbox(box, 16) == []
+
+
+@pytest.mark.parametrize(
+    "quality",
+    [{}, {"score": 0.3}, {"score": 1.7}, {"score": -3}, {"score": "high"}, {"score": True}],
+)
+def test_database_reads_give_back_exactly_what_the_write_returned(
+    store_factory: Any, tile_config: TileCacheConfig, quality: dict[str, Any]
+) -> None:
+    # the query path builds metadata from SQL-side values (the ranking score
+    # clamped and defaulted in SQL, no per-field dataclass __init__): it must
+    # equal what put_tile computed in Python, field for field
+    writer = store_factory(tile_config)
+    put = writer.put_tile(tile(seed=17, quality=quality, flight_id=FLIGHT))
+    assert put.quality_score == quality_score(quality.get("score"))
+    writer.close()
+    reader = store_factory(replace(tile_config, pool_max=1))  # a cold index: SQL only
+    (found,) = reader.query_bbox(tile_bbox(Z, 17437, 11371), Z)
+    for meta in (found, reader.get_metadata(put.tile_id), *reader.list_pending_uploads()):
+        assert replace(meta, quality=dict(meta.quality)) == replace(put, quality=dict(quality))
+
+
+def test_tile_metadata_is_the_dataclass_built_faster() -> None:
+    values = [getattr(META_SAMPLE, f.name) for f in fields(TileMetadata)]
+    built = tile_metadata(*values)
+    assert type(built) is TileMetadata
+    assert built == TileMetadata(*values) == META_SAMPLE
+    with pytest.raises(ValueError):
+        tile_metadata(*values[:-1])
+    with pytest.raises(AttributeError):
+        built.zoom = 3  # type: ignore[misc]
 
 
 def test_bbox_query_rejects_absurd_requests(store: PostgresFilesystemStore) -> None:
