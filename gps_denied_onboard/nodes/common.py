@@ -23,11 +23,13 @@ from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.exceptions import InvalidHandle  # Humble and Jazzy alike (rclpy._rclpy_pybind11's)
 from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from gps_denied_onboard.config import build_config, config_defaults
 from gps_denied_onboard.msg import FdrRecord, GcsAlert
+from gps_denied_onboard.nodes.lifecycle_guard import refuse_invalid_transitions
 from gps_denied_onboard.records import RECORDS_CLOSED_KIND, FlightRecord
 from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED, ignore_from_now, install_early
 from gps_denied_onboard.stop_signals import relay_stop_signals as _relay_stop_signals
@@ -500,6 +502,8 @@ def run_node(
     early = install_early()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = factory()
+    if isinstance(node, LifecycleNode):
+        refuse_invalid_transitions(node)  # a bad change_state must not end the process
     executor = executor_factory()
     executor.add_node(node)
     if early.stopped:

@@ -1,0 +1,56 @@
+"""A lifecycle node refuses a transition its state has not, instead of ending.
+
+rclpy's ``change_state`` service (Humble and Jazzy alike, ``rclpy/lifecycle/node.py``)
+looks a transition given by label up and answers ``success=False`` when the state
+has no such transition, but one given by id goes straight to
+``trigger_transition_by_id``, whose ``RCLError`` ("Transition is not registered")
+propagates out of the service callback and out of the executor's ``spin_once``:
+the node's process ends. Seen: a second take-off on the same ROS domain sent our
+recorder ``configure`` while it was active, and the flight lost its tail. Anyone
+with ``ros2 lifecycle set`` could do the same to a node in flight.
+
+:func:`refuse_invalid_transitions` wraps the service's callback: an id that the
+current state does not offer is answered ``success=False`` and logged
+(``node.transition_refused``); the state machine is not touched. It reaches into
+rclpy's ``_service_change_state`` (a ``Service``, whose ``callback`` the executors
+read at each request) and ``_state_machine.available_transitions``/``current_state``:
+the same names in Humble's and Jazzy's ``rclpy/lifecycle/node.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy.lifecycle import Node as LifecycleNode
+
+from gps_denied_onboard.log import format_event
+
+
+def available_transition_ids(node: LifecycleNode) -> set[int]:
+    """The transition ids the node's current state offers (as ``get_available_transitions``)."""
+    return {int(t[0]) for t in node._state_machine.available_transitions}
+
+
+def refuse_invalid_transitions(node: LifecycleNode) -> None:
+    """Answer a ``change_state`` request for a transition by id that the node's
+    current state has not with ``success=False``, instead of raising out of the
+    executor. A node made without the lifecycle services is left as it is."""
+    service = getattr(node, "_service_change_state", None)
+    if service is None:
+        return
+    inner = service.callback
+
+    def change_state(request: Any, response: Any) -> Any:
+        transition = request.transition
+        if not transition.label and int(transition.id) not in available_transition_ids(node):
+            _, state = node._state_machine.current_state
+            node.get_logger().warning(
+                format_event(
+                    "node.transition_refused", {"transition_id": int(transition.id), "state": state}
+                )
+            )
+            response.success = False
+            return response
+        return inner(request, response)
+
+    service.callback = change_state
