@@ -159,13 +159,14 @@ def stage_files(files: Sequence[tuple[Path, bytes]]) -> list[Staged]:
 
 
 def publish_files(staged: Sequence[Staged]) -> None:
-    """Rename each staged temporary over its final name. The names are not
-    durable until their directories are fsync'ed (:func:`sync_dirs`); the
-    bytes already are, so a name that survives a crash has its whole file.
+    """Rename each staged temporary over its final name, all or none. The
+    names are not durable until their directories are fsync'ed
+    (:func:`sync_dirs`); the bytes already are, so a name that survives a
+    crash has its whole file.
 
     Raises:
-        OSError: a rename failed; the temporaries not yet renamed are removed
-            (what was renamed is the caller's to remove).
+        OSError: a rename failed; what was renamed is unlinked again and the
+            other temporaries are removed.
     """
     done = 0
     try:
@@ -173,9 +174,9 @@ def publish_files(staged: Sequence[Staged]) -> None:
             os.rename(s.tmp, s.final)
             done += 1
     except BaseException:
-        for s in staged[done:]:
+        for i, s in enumerate(staged):
             with contextlib.suppress(OSError):
-                os.unlink(s.tmp)
+                os.unlink(s.final if i < done else s.tmp)
         raise
 
 
@@ -199,7 +200,8 @@ def write_files_atomically(files: Sequence[tuple[Path, bytes]]) -> None:
 
     Raises:
         OSError: anything the filesystem refused; temporaries are removed
-            (files already renamed are the caller's to remove).
+            (files renamed before a failed directory fsync are the caller's
+            to remove).
     """
     staged = stage_files(files)
     publish_files(staged)

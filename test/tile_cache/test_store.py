@@ -305,6 +305,29 @@ def test_a_failed_directory_fsync_takes_the_committed_tile_back(
     assert count_rows(tile_config.dsn) == 1
 
 
+def test_a_failed_rename_leaves_neither_files_nor_row(
+    store: PostgresFilesystemStore, tile_config: TileCacheConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the JPEG is renamed into place, the sidecar's rename fails: both go
+    real_rename = os.rename
+    calls: list[str] = []
+
+    def rename(src: Any, dst: Any) -> None:
+        calls.append(str(dst))
+        if len(calls) == 2:
+            raise OSError(28, "injected rename failure", str(dst))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(TilePixelError, match="injected rename failure"):
+        store.put_tile(tile(seed=18))
+    monkeypatch.undo()
+    assert calls[0].endswith(".jpg") and calls[1].endswith(".json")
+    assert files_under(store.root) == {}
+    assert count_rows(tile_config.dsn) == 0
+    assert store.stats().tiles == 0
+
+
 def test_a_duplicate_row_without_files_leaves_no_file(
     store: PostgresFilesystemStore, tile_config: TileCacheConfig
 ) -> None:
