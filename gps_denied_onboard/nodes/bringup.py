@@ -72,9 +72,18 @@ class BringupOptions:
         return self.run_dir / "log"
 
 
-def install_prefix() -> Path:
-    from gps_denied_onboard.nodes.common import share_dir
+def share_dir() -> Path:
+    """The package's installed share directory (config/, db/, launch/)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
 
+        return Path(get_package_share_directory("gps_denied_onboard"))
+    except Exception:  # ament_index not importable or package not installed
+        return Path(__file__).resolve().parents[2]
+
+
+def install_prefix() -> Path:
+    """The colcon install prefix the package's share directory is in."""
     return share_dir().parents[1]
 
 
