@@ -8,7 +8,7 @@ they are not plain tokens, so they stay grep-able and machine-parseable::
     c6.store.construct tiles=120 disk_bytes=4096000 orphans_removed=0
 
 Core code logs through a stdlib :class:`logging.Logger`; the ROS nodes
-install :class:`RclpyLogHandler`-style bridges (see ``nodes.common``) so the
+install :class:`RclpyLogHandler`-style bridges (see ``nodes.ros_logging``) so the
 same lines reach ``/rosout``.
 """
 

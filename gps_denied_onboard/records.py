@@ -4,7 +4,7 @@ A :class:`FlightRecord` is the ROS-free twin of ``msg/FdrRecord.msg``
 (kind, producer, stamp, schema version, payload). Core components write
 records to a :class:`RecordSink`; on the aircraft the sink is either the
 recorder's own ``FdrClient`` (in-process) or a publisher of ``FdrRecord``
-messages (``nodes.common.RecordPublisherSink``) that the ``fdr_recorder``
+messages (``nodes.record_sink.RecordPublisherSink``) that the ``fdr_recorder``
 node subscribes to.
 """
 

@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 from gps_denied_onboard.nodes.bringup import BringupOptions, node_processes, run
-from gps_denied_onboard.nodes.common import call_service, relay_stop_signals
 from gps_denied_onboard.nodes.demo_report import DemoReport, report_run, tile_cache_view
+from gps_denied_onboard.nodes.service_calls import call_service
 from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, EstimatorWatch
+from gps_denied_onboard.stop_signals import relay_stop_signals
 
 #: /clock ticks per sim second. Each message still gets a tick at its own time;
 #: 25 Hz keeps five Python subscribers from spending the replay on /clock alone.
@@ -67,7 +68,7 @@ def sample_dir(override: Path | None = None) -> Path:
         if not (override / "manifest.json").exists():
             raise FileNotFoundError(f"{override} has no manifest.json")
         return override
-    from gps_denied_onboard.nodes.common import share_dir
+    from gps_denied_onboard.nodes.bringup import share_dir
 
     candidates = [share_dir() / "sample_flight"]
     candidates += [parent / "sample_flight" for parent in Path(__file__).resolve().parents]
@@ -85,7 +86,7 @@ class _ClockHold:
         from rclpy.executors import SingleThreadedExecutor
         from rosgraph_msgs.msg import Clock as ClockMsg
 
-        from gps_denied_onboard.nodes.common import ns_to_time_msg
+        from gps_denied_onboard.ros_topics import ns_to_time_msg
 
         self._rclpy = rclpy
         self.context = rclpy.Context()
@@ -150,7 +151,7 @@ class _ClockHold:
         from rclpy.executors import SingleThreadedExecutor
         from rosgraph_msgs.msg import Clock as ClockMsg
 
-        from gps_denied_onboard.nodes.common import time_msg_to_ns
+        from gps_denied_onboard.ros_topics import time_msg_to_ns
 
         def tick(msg: Any) -> None:
             if not self._holding.is_set():
@@ -173,7 +174,7 @@ class _ClockHold:
         idempotent: bool = False,
     ) -> Any:
         """Call ``name``; an ``idempotent`` request (a query) is sent again until
-        answered (:func:`~gps_denied_onboard.nodes.common.call_service`)."""
+        answered (:func:`~gps_denied_onboard.nodes.service_calls.call_service`)."""
         client = self._clients.get(name)
         if client is None:
             client = self._clients[name] = self.node.create_client(srv_type, name)
@@ -314,7 +315,7 @@ def _replay_with_tool(
 def _seed_tiles(hold: _ClockHold, manifest: dict[str, Any], root: Path, report: DemoReport) -> None:
     from sensor_msgs.msg import CompressedImage
 
-    from gps_denied_onboard.nodes.common import ns_to_time_msg
+    from gps_denied_onboard.ros_topics import ns_to_time_msg
     from gps_denied_onboard.srv import PutTile
 
     for tile in manifest["tiles"]:

@@ -55,7 +55,15 @@ from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler
 from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
 from gps_denied_onboard.msg import FcStatus, GcsAlert
 from gps_denied_onboard.msg import PositionFix as PositionFixMsg
-from gps_denied_onboard.nodes.common import (
+from gps_denied_onboard.nodes.fc_telemetry import LinkTelemetry
+from gps_denied_onboard.nodes.params import declare_config
+from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+from gps_denied_onboard.nodes.ros_clock import RosClock
+from gps_denied_onboard.nodes.ros_logging import bridge_logging
+from gps_denied_onboard.nodes.runner import run_node
+from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher
+from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.ros_topics import (
     RECORD_QOS,
     TOPIC_FC_ALTITUDE,
     TOPIC_FC_IMU,
@@ -64,16 +72,8 @@ from gps_denied_onboard.nodes.common import (
     TOPIC_FC_STATUS,
     TOPIC_GCS_ALERTS,
     TOPIC_POSITION_FIX,
-    DiagnosticsPublisher,
-    RecordPublisherSink,
-    RosClock,
-    bridge_logging,
-    declare_config,
     ns_to_time_msg,
-    run_node,
 )
-from gps_denied_onboard.nodes.fc_telemetry import LinkTelemetry
-from gps_denied_onboard.records import FlightRecord
 
 NODE_NAME = "fc_bridge"
 #: New fixes sent before the measured lag is compared with the FC's delay parameter.

@@ -31,7 +31,7 @@ from gps_denied_onboard.fc_bridge import telemetry as tm
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
 from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.timesync import FcTimeMapper
-from gps_denied_onboard.nodes.common import ns_to_time_msg
+from gps_denied_onboard.ros_topics import ns_to_time_msg
 
 
 class LinkTelemetry:

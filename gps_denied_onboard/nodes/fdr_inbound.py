@@ -23,8 +23,8 @@ from gps_denied_onboard.clock import Clock
 from gps_denied_onboard.fdr.intake import RecordIntake
 from gps_denied_onboard.fdr.writer import FlightRecorder
 from gps_denied_onboard.msg import FdrRecord
-from gps_denied_onboard.nodes.common import msg_to_record
 from gps_denied_onboard.nodes.fdr_raw_topics import RawTopic
+from gps_denied_onboard.nodes.record_sink import msg_to_record
 
 #: Most ``/fdr/records`` samples one callback takes from DDS before yielding.
 _DRAIN_MAX: Final = 1000

@@ -24,8 +24,8 @@ slug. Records lost in DDS before they reached the node are counted from the
 publication sequence numbers and written as ``overrun`` records with reason
 ``dds_loss`` (per producer slug) or ``dds_loss:<topic>`` (raw topics, under
 the ``raw_topics`` producer). A node's record publisher sends a
-``records_closed`` record last (``nodes.common``), so a tail lost when it exits
-shows as a gap before that record's number (or, on Humble, as fewer records
+``records_closed`` record last (``nodes.record_sink``), so a tail lost when it
+exits shows as a gap before that record's number (or, on Humble, as fewer records
 received than it says were sent). The routing and that accounting are
 :class:`~gps_denied_onboard.fdr.intake.RecordIntake`'s, the diagnostics
 :mod:`~gps_denied_onboard.fdr.status`'s, the raw subscriptions' QoS
@@ -77,16 +77,6 @@ from gps_denied_onboard.fdr.watchdog import (
 from gps_denied_onboard.fdr.writer import FlightRecorder
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.msg import FdrRecord
-from gps_denied_onboard.nodes.common import (
-    TOPIC_FDR_RECORDS,
-    DiagnosticsPublisher,
-    GcsAlertPublisher,
-    RosClock,
-    bridge_logging,
-    declare_config,
-    read_config,
-    run_node,
-)
 from gps_denied_onboard.nodes.fdr_flight_services import (
     answer_close_flight,
     answer_open_flight,
@@ -108,7 +98,13 @@ from gps_denied_onboard.nodes.fdr_raw_topics import (
     qos_yaml,
     rosbag2_msgdef,
 )
+from gps_denied_onboard.nodes.params import declare_config, read_config
+from gps_denied_onboard.nodes.ros_clock import RosClock
+from gps_denied_onboard.nodes.ros_logging import bridge_logging
+from gps_denied_onboard.nodes.runner import run_node
+from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher, GcsAlertPublisher
 from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.ros_topics import TOPIC_FDR_RECORDS
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
 
 NODE_NAME: Final = "fdr_recorder"

@@ -20,14 +20,10 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 from gps_denied_onboard.msg import FdrRecord
-from gps_denied_onboard.nodes.common import (
-    RECORD_QOS,
-    TOPIC_FDR_RECORDS,
-    RecordPublisherSink,
-    RosClock,
-    time_msg_to_ns,
-)
+from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+from gps_denied_onboard.nodes.ros_clock import RosClock
 from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS, time_msg_to_ns
 
 
 def echo_main(argv: list[str] | None = None) -> int:

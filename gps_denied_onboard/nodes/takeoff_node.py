@@ -34,19 +34,14 @@ from gps_denied_onboard.embedded_pg import EmbeddedPostgres, resolve_dsn
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
 from gps_denied_onboard.log import parse_event
 from gps_denied_onboard.msg import GcsAlert
-from gps_denied_onboard.nodes.common import (
-    LATCHED_QOS,
-    TOPIC_DIAGNOSTICS,
-    DiagnosticsPublisher,
-    GcsAlertPublisher,
-    RecordPublisherSink,
-    RosClock,
-    bridge_logging,
-    call_service,
-    declare_config,
-    read_config,
-)
+from gps_denied_onboard.nodes.params import declare_config, read_config
+from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+from gps_denied_onboard.nodes.ros_clock import RosClock
+from gps_denied_onboard.nodes.ros_logging import bridge_logging
+from gps_denied_onboard.nodes.service_calls import call_service
+from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher, GcsAlertPublisher
 from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.ros_topics import LATCHED_QOS, TOPIC_DIAGNOSTICS
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
 from gps_denied_onboard.stop_signals import (
     EXIT_INTERRUPTED,
@@ -188,7 +183,7 @@ class RosLifecycleController:
         """One service call, answered within ``timeout_s`` or :class:`StepTimeout`.
 
         An ``idempotent`` request is sent again until answered
-        (:func:`~gps_denied_onboard.nodes.common.call_service`). A lifecycle
+        (:func:`~gps_denied_onboard.nodes.service_calls.call_service`). A lifecycle
         transition is never resent; the sequencer reads the state back instead.
         """
         client = self._client(srv_type, name)

@@ -63,19 +63,13 @@ from sensor_msgs.msg import CompressedImage
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.msg import TileInfo, TileSnapshot
-from gps_denied_onboard.nodes.common import (
-    TOPIC_TILE_SNAPSHOTS,
-    DataTimeClock,
-    DiagnosticsPublisher,
-    RecordPublisherSink,
-    RosClock,
-    bridge_logging,
-    declare_config,
-    ns_to_time_msg,
-    read_config,
-    run_node,
-    time_msg_to_ns,
-)
+from gps_denied_onboard.nodes.params import declare_config, read_config
+from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+from gps_denied_onboard.nodes.ros_clock import DataTimeClock, RosClock
+from gps_denied_onboard.nodes.ros_logging import bridge_logging
+from gps_denied_onboard.nodes.runner import run_node
+from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher
+from gps_denied_onboard.ros_topics import TOPIC_TILE_SNAPSHOTS, ns_to_time_msg, time_msg_to_ns
 from gps_denied_onboard.srv import GetTile, ListUploads, MarkUploaded, PutTile, QueryBbox
 from gps_denied_onboard.tile_cache.config import TileCacheConfig
 from gps_denied_onboard.tile_cache.database import Database, open_database

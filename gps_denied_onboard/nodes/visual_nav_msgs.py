@@ -16,7 +16,7 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, NavSatFix
 
 from gps_denied_onboard.msg import PositionFix, TileSnapshot
-from gps_denied_onboard.nodes.common import ns_to_time_msg
+from gps_denied_onboard.ros_topics import ns_to_time_msg
 from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualFix

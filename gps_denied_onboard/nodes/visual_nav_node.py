@@ -58,25 +58,13 @@ from std_msgs.msg import Float64
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.msg import FcStatus, PositionFix, TileSnapshot
-from gps_denied_onboard.nodes.common import (
-    LATCHED_QOS,
-    TOPIC_FC_ALTITUDE,
-    TOPIC_FC_IMU,
-    TOPIC_FC_NAVSAT,
-    TOPIC_FC_RANGEFINDER,
-    TOPIC_FC_STATUS,
-    TOPIC_POSITION_FIX,
-    TOPIC_TILE_SNAPSHOTS,
-    DiagnosticsPublisher,
-    RecordPublisherSink,
-    RosClock,
-    bridge_logging,
-    declare_config,
-    read_config,
-    run_node,
-    time_msg_to_ns,
-)
 from gps_denied_onboard.nodes.executors import lean_executor
+from gps_denied_onboard.nodes.params import declare_config, read_config
+from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+from gps_denied_onboard.nodes.ros_clock import RosClock
+from gps_denied_onboard.nodes.ros_logging import bridge_logging
+from gps_denied_onboard.nodes.runner import run_node
+from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher
 from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
 from gps_denied_onboard.nodes.visual_nav_msgs import (
     camera_model_of,
@@ -86,6 +74,17 @@ from gps_denied_onboard.nodes.visual_nav_msgs import (
     snapshot_to_msg,
 )
 from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.ros_topics import (
+    LATCHED_QOS,
+    TOPIC_FC_ALTITUDE,
+    TOPIC_FC_IMU,
+    TOPIC_FC_NAVSAT,
+    TOPIC_FC_RANGEFINDER,
+    TOPIC_FC_STATUS,
+    TOPIC_POSITION_FIX,
+    TOPIC_TILE_SNAPSHOTS,
+    time_msg_to_ns,
+)
 from gps_denied_onboard.srv import GetTile, QueryBbox
 from gps_denied_onboard.visual_nav.camera import CameraModel, rotation_from_quaternion
 from gps_denied_onboard.visual_nav.config import VisualNavConfig

@@ -38,11 +38,7 @@ class EstimatorWatch:
 
     def __init__(self, node: Any) -> None:
         from gps_denied_onboard.msg import FdrRecord, PositionFix
-        from gps_denied_onboard.nodes.common import (
-            RECORD_QOS,
-            TOPIC_FDR_RECORDS,
-            TOPIC_POSITION_FIX,
-        )
+        from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS, TOPIC_POSITION_FIX
 
         self.fixes: list[Any] = []
         self.rejects: list[tuple[int, str]] = []
@@ -63,7 +59,7 @@ class EstimatorWatch:
     def _on_record(self, msg: Any) -> None:
         if msg.producer != "visual_nav" or msg.kind not in ("vnav.fix", "vnav.reject"):
             return
-        from gps_denied_onboard.nodes.common import time_msg_to_ns
+        from gps_denied_onboard.ros_topics import time_msg_to_ns
 
         payload = json.loads(msg.payload_json or "{}")
         stamp = time_msg_to_ns(msg.stamp)
@@ -137,7 +133,7 @@ class EstimatorLockstepSink:
         delivered (volatile durability), and the lockstep would wait out its whole
         answer timeout for it. ``clock``: the host clock (``now_ns``).
         """
-        from gps_denied_onboard.nodes.common import TOPIC_POSITION_FIX
+        from gps_denied_onboard.ros_topics import TOPIC_POSITION_FIX
 
         deadline = clock.now_ns() + int(timeout_s * 1e9)
         while clock.now_ns() < deadline:

@@ -35,13 +35,13 @@ from rclpy.node import Node  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.scheduler import FixScheduler  # noqa: E402
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
-from gps_denied_onboard.nodes.common import (  # noqa: E402
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+from gps_denied_onboard.ros_topics import (  # noqa: E402
     TOPIC_DIAGNOSTICS,
     TOPIC_FC_STATUS,
     TOPIC_POSITION_FIX,
     time_msg_to_ns,
 )
-from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 
 from .link_support import wait_until  # noqa: E402
 from .node_support import fix_msg, make_node, spin_ros  # noqa: E402

@@ -18,7 +18,8 @@ from sensor_msgs.msg import Imu, NavSatFix  # noqa: E402
 from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
-from gps_denied_onboard.nodes.common import (  # noqa: E402
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+from gps_denied_onboard.ros_topics import (  # noqa: E402
     RECORD_QOS,
     TOPIC_FC_ALTITUDE,
     TOPIC_FC_IMU,
@@ -27,7 +28,6 @@ from gps_denied_onboard.nodes.common import (  # noqa: E402
     TOPIC_FDR_RECORDS,
     TOPIC_GCS_ALERTS,
 )
-from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 
 from .link_support import wait_until  # noqa: E402
 from .node_support import make_node, spin_ros  # noqa: E402
@@ -69,6 +69,7 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert not fc.received()  # configure does no I/O
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
         # the link is up at the first HEARTBEAT; SYS_STATUS and GPS_RAW_INT follow once the
         # streams are asked for (battery -1 = not heard yet): take a status that has them
         def heard(s: FcStatus) -> bool:
@@ -147,7 +148,7 @@ def test_signed_link_and_the_preflight_line_about_the_autopilot(
     from diagnostic_msgs.msg import DiagnosticArray
 
     from gps_denied_onboard.clock import SystemClock
-    from gps_denied_onboard.nodes.common import TOPIC_DIAGNOSTICS
+    from gps_denied_onboard.ros_topics import TOPIC_DIAGNOSTICS
 
     key = bytes(range(32))
     path = Path(str(tmp_path)) / "mavlink.key"
@@ -203,7 +204,7 @@ def test_a_downward_rangefinder_is_published_as_range(ros: MultiThreadedExecutor
     """DISTANCE_SENSOR (asked for when SYS_STATUS reports one) -> /fc/rangefinder in metres."""
     from sensor_msgs.msg import Range
 
-    from gps_denied_onboard.nodes.common import TOPIC_FC_RANGEFINDER
+    from gps_denied_onboard.ros_topics import TOPIC_FC_RANGEFINDER
 
     fc = SimFc("ardupilot", heartbeat_hz=5.0, telemetry_hz=10.0, rangefinder=True)
     fc.update(rel_alt_m=35.5)

@@ -38,8 +38,8 @@ from gps_denied_onboard.fc_bridge.config import Endpoint  # noqa: E402
 from gps_denied_onboard.fc_bridge.link import mavlink2  # noqa: E402
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.fc_bridge.transport import Transport, open_transport  # noqa: E402
-from gps_denied_onboard.nodes.common import TOPIC_FC_IMU, TOPIC_FC_NAVSAT  # noqa: E402
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
+from gps_denied_onboard.ros_topics import TOPIC_FC_IMU, TOPIC_FC_NAVSAT  # noqa: E402
 
 from .link_support import wait_until  # noqa: E402
 from .node_support import make_node, spin_ros  # noqa: E402

@@ -32,11 +32,7 @@ from std_msgs.msg import String  # noqa: E402
 
 from gps_denied_onboard.fdr import tools  # noqa: E402
 from gps_denied_onboard.nodes.bringup import install_prefix  # noqa: E402
-from gps_denied_onboard.nodes.common import (  # noqa: E402
-    RECORD_QOS,
-    TOPIC_FDR_RECORDS,
-    ns_to_time_msg,
-)
+from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS, ns_to_time_msg  # noqa: E402
 
 # the install under test, wherever its workspace is (.colcon/install, ~/ws/install)
 INSTALL_LIB = install_prefix() / "lib" / "gps_denied_onboard"

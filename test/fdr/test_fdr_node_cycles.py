@@ -38,13 +38,13 @@ from std_msgs.msg import String  # noqa: E402
 from test_fdr_node import _record  # noqa: E402
 
 from gps_denied_onboard.fdr import tools  # noqa: E402
-from gps_denied_onboard.nodes.common import (  # noqa: E402
+from gps_denied_onboard.nodes.fdr_recorder_node import FdrRecorderNode  # noqa: E402
+from gps_denied_onboard.ros_topics import (  # noqa: E402
     RECORD_QOS,
     TOPIC_DIAGNOSTICS,
     TOPIC_FDR_RECORDS,
     time_msg_to_ns,
 )
-from gps_denied_onboard.nodes.fdr_recorder_node import FdrRecorderNode  # noqa: E402
 
 CYCLES = 6
 DIAGNOSTICS_PERIOD_S = 0.05

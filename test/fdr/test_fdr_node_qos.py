@@ -36,7 +36,7 @@ from test_fdr_node import Driver, _record, _start_recorder, _stop  # noqa: E402
 
 from gps_denied_onboard.fdr import tools  # noqa: E402
 from gps_denied_onboard.nodes import fdr_recorder_node  # noqa: E402
-from gps_denied_onboard.nodes.common import RECORD_QOS, TOPIC_FDR_RECORDS  # noqa: E402
+from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS  # noqa: E402
 
 INCOMPATIBLE_WARNING = "incompatible QoS"
 SUCCESS = TransitionCallbackReturn.SUCCESS

@@ -2,7 +2,7 @@
 
 Records lost in DDS show as a gap in the publisher's sequence numbers, except the
 tail: when a node exits, nothing after its last records reveals that they never
-arrived. So each record publisher (``nodes.common.RecordPublisherSink``) closes
+arrived. So each record publisher (``nodes.record_sink.RecordPublisherSink``) closes
 with a ``records_closed`` record saying how many records it sent, waits for the
 recorder to acknowledge, and the recorder counts what it lost before that record
 as ``dds_loss``. Over real DDS, with the recorder run as its installed executable.
@@ -33,7 +33,7 @@ from test_fdr_node import Driver, _start_recorder, _stop  # noqa: E402
 
 from gps_denied_onboard.fdr import tools  # noqa: E402
 from gps_denied_onboard.fdr.intake import DdsGapTracker  # noqa: E402
-from gps_denied_onboard.nodes.common import RecordPublisherSink  # noqa: E402
+from gps_denied_onboard.nodes.record_sink import RecordPublisherSink  # noqa: E402
 from gps_denied_onboard.records import FlightRecord  # noqa: E402
 
 T0 = 1_778_544_000 * 1_000_000_000
@@ -134,7 +134,8 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     from rclpy.node import Node
-    from gps_denied_onboard.nodes.common import RecordPublisherSink, run_node
+    from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+    from gps_denied_onboard.nodes.runner import run_node
     from gps_denied_onboard.records import FlightRecord
 
     PRODUCER, N = sys.argv[1], int(sys.argv[2])
@@ -196,7 +197,8 @@ LIFECYCLE_CHILD = textwrap.dedent(
     """
     import sys, time
     from rclpy.lifecycle import Node, TransitionCallbackReturn
-    from gps_denied_onboard.nodes.common import RecordPublisherSink, run_node
+    from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+    from gps_denied_onboard.nodes.runner import run_node
     from gps_denied_onboard.records import FlightRecord
 
     NAME, PRODUCER, N = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -260,7 +262,7 @@ SUBSCRIBER = textwrap.dedent(
     """
     import rclpy
     from gps_denied_onboard.msg import FdrRecord
-    from gps_denied_onboard.nodes.common import RECORD_QOS, TOPIC_FDR_RECORDS
+    from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS
     rclpy.init()
     node = rclpy.create_node("stalled_recorder")
     node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, lambda _msg: None, RECORD_QOS)

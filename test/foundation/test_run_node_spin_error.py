@@ -25,7 +25,7 @@ rclpy = pytest.importorskip("rclpy")
 from lifecycle_driver import LifecycleDriver  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 
-from gps_denied_onboard.nodes.common import SPIN_ERRORS_IN_A_ROW_MAX  # noqa: E402
+from gps_denied_onboard.nodes.runner import SPIN_ERRORS_IN_A_ROW_MAX  # noqa: E402
 
 CHILD = textwrap.dedent(
     """
@@ -33,7 +33,7 @@ CHILD = textwrap.dedent(
     from rclpy.exceptions import InvalidHandle
     from rclpy.lifecycle import Node
     from rclpy.waitable import NumberOfEntities, Waitable
-    from gps_denied_onboard.nodes.common import run_node
+    from gps_denied_onboard.nodes.runner import run_node
 
     NAME, FAILS = sys.argv[1], int(sys.argv[2])
 

@@ -21,7 +21,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from gps_denied_onboard.embedded_pg import cluster_home
-from gps_denied_onboard.nodes.common import RESEND_S
+from gps_denied_onboard.nodes.service_calls import RESEND_S
 from gps_denied_onboard.nodes.takeoff_node import RosLifecycleController, TakeoffNodeConfig
 from gps_denied_onboard.takeoff.controller import LifecycleState, Transition
 from gps_denied_onboard.takeoff.errors import StepTimeout

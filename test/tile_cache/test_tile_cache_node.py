@@ -35,14 +35,14 @@ from lifecycle_msgs.msg import Transition  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from gps_denied_onboard.nodes.bringup import install_prefix  # noqa: E402
-from gps_denied_onboard.nodes.common import (  # noqa: E402
+from gps_denied_onboard.nodes.tile_cache_node import SNAPSHOT_QOS  # noqa: E402
+from gps_denied_onboard.ros_topics import (  # noqa: E402
     RECORD_QOS,
     TOPIC_DIAGNOSTICS,
     TOPIC_FDR_RECORDS,
     TOPIC_TILE_SNAPSHOTS,
     ns_to_time_msg,
 )
-from gps_denied_onboard.nodes.tile_cache_node import SNAPSHOT_QOS  # noqa: E402
 from gps_denied_onboard.tile_cache.geo import tile_bbox  # noqa: E402
 from gps_denied_onboard.tile_cache.migrations import current_revision, head_revision  # noqa: E402
 

@@ -40,13 +40,13 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import State, TransitionCallbackReturn  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
-from gps_denied_onboard.nodes.common import (  # noqa: E402
+from gps_denied_onboard.nodes.tile_cache_node import SNAPSHOT_QOS, TileCacheNode  # noqa: E402
+from gps_denied_onboard.ros_topics import (  # noqa: E402
     TOPIC_DIAGNOSTICS,
     TOPIC_TILE_SNAPSHOTS,
     ns_to_time_msg,
     time_msg_to_ns,
 )
-from gps_denied_onboard.nodes.tile_cache_node import SNAPSHOT_QOS, TileCacheNode  # noqa: E402
 
 from .conftest import make_jpeg  # noqa: E402
 

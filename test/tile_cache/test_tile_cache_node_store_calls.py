@@ -39,15 +39,12 @@ from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
-from gps_denied_onboard.nodes.common import (  # noqa: E402
-    TOPIC_TILE_SNAPSHOTS,
-    ns_to_time_msg,
-)
 from gps_denied_onboard.nodes.tile_cache_node import (  # noqa: E402
     NOT_ACTIVE,
     SNAPSHOT_QOS,
     TileCacheNode,
 )
+from gps_denied_onboard.ros_topics import TOPIC_TILE_SNAPSHOTS, ns_to_time_msg  # noqa: E402
 
 from .conftest import make_jpeg, sha  # noqa: E402
 

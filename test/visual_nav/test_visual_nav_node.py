@@ -38,15 +38,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix  
 from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
-from gps_denied_onboard.nodes.common import (  # noqa: E402
-    LATCHED_QOS,
-    RECORD_QOS,
-    TOPIC_FDR_RECORDS,
-    ns_to_time_msg,
-)
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.nodes.tile_cache_node import TileCacheNode  # noqa: E402
 from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
+from gps_denied_onboard.ros_topics import LATCHED_QOS, RECORD_QOS, TOPIC_FDR_RECORDS, ns_to_time_msg  # noqa: E402
 from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px, world_px_to_latlon  # noqa: E402
 from gps_denied_onboard.visual_nav.state import _quat_of  # noqa: E402
 

@@ -30,13 +30,13 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, NavSatFix  # noqa: E402
 
-from gps_denied_onboard.nodes.common import (  # noqa: E402
+from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
+from gps_denied_onboard.ros_topics import (  # noqa: E402
     LATCHED_QOS,
     TOPIC_DIAGNOSTICS,
     ns_to_time_msg,
     time_msg_to_ns,
 )
-from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
 
 CYCLES = 6
 DIAGNOSTICS_PERIOD_S = 0.05

@@ -24,8 +24,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
 
-from gps_denied_onboard.nodes.common import ns_to_time_msg  # noqa: E402
 from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
+from gps_denied_onboard.ros_topics import ns_to_time_msg  # noqa: E402
 
 #: one attitude burst: 2.4 s of ATTITUDE at 25 Hz, relayed at once
 BURST = 60
