@@ -59,7 +59,7 @@ def publish_main(argv: list[str]) -> int:
     from gps_denied_onboard.msg import FdrRecord
     from rclpy.node import Node
 
-    from gps_denied_onboard.nodes.common import RECORD_QOS, TOPIC_FDR_RECORDS, ns_to_time_msg
+    from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS, ns_to_time_msg
 
     rclpy.init()
     node = Node(f"bench_pub_{args.publish}")
@@ -114,7 +114,7 @@ def subscribe_main(argv: list[str]) -> int:
     from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-    from gps_denied_onboard.nodes.common import TOPIC_FDR_RECORDS
+    from gps_denied_onboard.ros_topics import TOPIC_FDR_RECORDS
 
     rclpy.init()
     node = Node(f"bench_bare_sub_{uuid.uuid4().hex[:6]}")
