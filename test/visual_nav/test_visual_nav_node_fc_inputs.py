@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 
+from fc_bridge.link_support import wait_until  # noqa: E402
 from fc_bridge.node_support import spin_ros  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -31,15 +32,6 @@ from gps_denied_onboard.ros_topics import ns_to_time_msg  # noqa: E402
 BURST = 60
 T0_NS = 1_700_000_000 * 10**9
 PERIOD_NS = 40_000_000
-
-
-def wait_until(cond: Callable[[], object], timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 @pytest.fixture
