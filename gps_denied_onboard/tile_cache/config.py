@@ -27,6 +27,14 @@ class TileCacheConfig:
         max_tile_bytes: a larger JPEG is refused.
         pool_min, pool_max: connection pool size.
         pool_timeout_s: how long a caller waits for a pooled connection.
+        lock_timeout_s: the longest any statement of the store waits for a
+            PostgreSQL lock (``lock_timeout`` of its pooled connections); another
+            session holding ``tiles`` (psql, a stuck migration, ``VACUUM FULL``)
+            then costs a call a ``TileMetadataError`` (SQLSTATE 55P03), not a hang.
+        statement_timeout_s: the longest any statement of the store runs, lock
+            waits included (``statement_timeout``; SQLSTATE 57014 when over).
+            Migrations use connections of their own and are not bounded by either;
+            start-up reconciliation's wait for open writers has its own 30 s.
         index_capacity: tiles kept in the in-process read index.
         access_flush_batch: reads buffered before ``accessed_at`` is written in one go.
         bbox_default_limit: results of a bbox query when the caller gives no limit.
@@ -45,6 +53,8 @@ class TileCacheConfig:
     pool_min: int = 1
     pool_max: int = 4
     pool_timeout_s: float = 5.0
+    lock_timeout_s: float = 2.0
+    statement_timeout_s: float = 10.0
     index_capacity: int = 65536
     access_flush_batch: int = 256
     bbox_default_limit: int = 100
@@ -70,7 +80,14 @@ class TileCacheConfig:
                 f"pool_min must be within 0..pool_max ({self.pool_max}), got {self.pool_min}",
                 key="pool_min",
             )
-        for name in ("pool_timeout_s", "maintenance_period_s", "diagnostics_period_s"):
+        timeouts = (
+            "pool_timeout_s",
+            "lock_timeout_s",
+            "statement_timeout_s",
+            "maintenance_period_s",
+            "diagnostics_period_s",
+        )
+        for name in timeouts:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}", key=name)
         if not str(self.tile_root).strip():

@@ -8,7 +8,8 @@
         │                           range, oversize, malformed source or flight id
         ├── TileNotFound            no such tile (also a KeyError)
         ├── TileMetadataError       the database side failed or refused (duplicate
-        │                           natural key, pool timeout, lost connection)
+        │                           natural key, pool timeout, lost connection, a lock
+        │                           or statement timeout: SQLSTATE 55P03 / 57014)
         ├── TilePixelError          the filesystem side failed (write, fsync, rename,
         │                           mmap of a missing or damaged file)
         └── TileOwnershipError      the store may not change this tile root
@@ -22,7 +23,14 @@ under :class:`~gps_denied_onboard.errors.GpsDeniedError`.
 
 from __future__ import annotations
 
+from typing import Final
+
 from gps_denied_onboard.errors import GpsDeniedError
+
+#: SQLSTATE of a statement that waited its ``lock_timeout`` for a lock.
+LOCK_NOT_AVAILABLE: Final = "55P03"
+#: SQLSTATE of a statement cancelled, e.g. past its ``statement_timeout``.
+QUERY_CANCELED: Final = "57014"
 
 
 class TileCacheError(GpsDeniedError):
@@ -60,7 +68,10 @@ class TileMetadataError(TileCacheError):
     """The metadata database refused or failed an operation.
 
     Attributes:
-        sqlstate: PostgreSQL SQLSTATE when the database reported one.
+        sqlstate: PostgreSQL SQLSTATE when the database reported one:
+            :data:`LOCK_NOT_AVAILABLE` when a statement waited ``lock_timeout_s``
+            for a lock another session held, :data:`QUERY_CANCELED` when it ran
+            past ``statement_timeout_s`` (lock wait included).
     """
 
     def __init__(

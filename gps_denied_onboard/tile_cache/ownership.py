@@ -37,7 +37,8 @@ from gps_denied_onboard.tile_cache.validation import sidecar_bytes
 
 LOCK_NAME: Final = ".tile_cache.lock"
 #: How long reconciliation waits for another process's write transaction
-#: (a killed writer's backend finishing its COMMIT takes milliseconds).
+#: (a killed writer's backend finishing its COMMIT takes milliseconds); it
+#: overrides the store's own lock and statement timeouts for that one wait.
 WRITER_WAIT_S: Final = 30
 
 Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
@@ -88,6 +89,7 @@ def reconcile(
     """
     with connect() as conn, conn.transaction():  # a dead writer's transaction ends first
         conn.execute(f"SET LOCAL lock_timeout = '{WRITER_WAIT_S}s'")
+        conn.execute("SET LOCAL statement_timeout = 0")  # lock_timeout bounds this wait
         conn.execute(WAIT_FOR_WRITERS)
     jpegs: dict[UUID, Path] = {}
     sidecars: dict[UUID, Path] = {}

@@ -37,12 +37,14 @@ used tiles (kept coherent on write, eviction, votes and uploads) serves
 injected clock against deadlines computed once per entry. Access times are
 buffered and written in one UPDATE per ``access_flush_batch`` reads.
 Everything else goes through a ``psycopg_pool`` connection pool, with SQL
-parameterised only.
+parameterised only; its connections bound every statement's lock wait and run
+time (``lock_timeout_s``, ``statement_timeout_s``: :func:`session_options`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -86,6 +88,7 @@ __all__ = [
     "SIDECAR_FIELDS",
     "PostgresFilesystemStore",
     "rank_key",
+    "session_options",
     "sidecar_bytes",
 ]
 
@@ -174,7 +177,7 @@ class PostgresFilesystemStore:
             min_size=config.pool_min,
             max_size=config.pool_max,
             timeout=config.pool_timeout_s,
-            kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
+            kwargs={"autocommit": True, "options": session_options(config)},
             open=False,
             name="tile_cache",
         )
@@ -468,6 +471,30 @@ class PostgresFilesystemStore:
     set_sector = upkeep.set_sector
     refresh_freshness = upkeep.refresh_freshness
     maintain = upkeep.maintain
+
+
+def session_options(config: TileCacheConfig) -> str:
+    """libpq ``options`` of every pooled connection: UTC, and the bounded waits.
+
+    Each statement of the store waits at most ``lock_timeout_s`` for a lock and runs
+    at most ``statement_timeout_s``; over either, PostgreSQL cancels it (SQLSTATE
+    55P03 or 57014) and the call fails with a ``TileMetadataError`` carrying that
+    SQLSTATE (a write's files are removed, as for any database failure). So a lock
+    held by another session (psql, a stuck migration, ``VACUUM FULL``) never blocks a
+    store call, nor the node's deactivate that waits for the calls, for ever.
+    Migrations connect on their own and are not bounded; the start-up wait for open
+    writers sets its own bound (:func:`.ownership.reconcile`).
+    """
+    return (
+        "-c TimeZone=UTC"
+        f" -c lock_timeout={_ms(config.lock_timeout_s)}"
+        f" -c statement_timeout={_ms(config.statement_timeout_s)}"
+    )
+
+
+def _ms(seconds: float) -> int:
+    """Whole milliseconds, at least 1 (0 would mean "no limit" to PostgreSQL)."""
+    return max(1, math.ceil(seconds * 1000))
 
 
 def _plain_key(key: tuple[Any, ...]) -> bool:
