@@ -5,6 +5,7 @@
     GpsDeniedError
     └── VisualNavError              anything the estimator raises on purpose
         ├── CameraModelError        CameraInfo or mounting that cannot be used
+        ├── ImageHeaderError        a compressed image whose header is unreadable or too large
         └── FrameRejected           a frame that gives no fix, with a reason code
             (reason is one of REJECT_REASONS; the node counts and records it)
 
@@ -43,6 +44,12 @@ class VisualNavError(GpsDeniedError):
 
 class CameraModelError(VisualNavError, ValueError):
     """CameraInfo or camera mounting that the estimator cannot use."""
+
+
+class ImageHeaderError(VisualNavError, ValueError):
+    """A compressed image (camera frame, map tile) refused before decoding: not PNG or
+    JPEG, a header that cannot be read, or more pixels than allowed
+    (:mod:`~gps_denied_onboard.visual_nav.image_header`)."""
 
 
 class FrameRejected(VisualNavError):

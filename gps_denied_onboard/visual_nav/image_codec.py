@@ -2,8 +2,9 @@
 
 One conversion, tested on its own: ``sensor_msgs/Image`` fields (encoding,
 size, step, bytes) and ``sensor_msgs/CompressedImage`` bytes (JPEG or PNG,
-decoded by OpenCV). The node uses ``cv_bridge`` instead where it is installed;
-both give a BGR or mono ``uint8``/``uint16`` array.
+decoded by OpenCV once their header's size is within a bound:
+:mod:`~gps_denied_onboard.visual_nav.image_header`). The node uses ``cv_bridge``
+instead where it is installed; both give a BGR or mono ``uint8``/``uint16`` array.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.errors import FrameRejected, ImageHeaderError
+from gps_denied_onboard.visual_nav.image_header import bounded_size
+
+#: The most pixels a compressed frame may declare when no CameraInfo gives its size
+#: (a 24 MP camera; a frame without CameraInfo is refused by the estimator anyway).
+MAX_FRAME_PIXELS: Final = 6000 * 4000
 
 #: encoding -> (channels, dtype, conversion to BGR or None)
 ENCODINGS: Final[dict[str, tuple[int, type, int | None]]] = {
@@ -61,14 +67,22 @@ def decode_raw(
     return np.asarray(img)
 
 
-def decode_compressed(data: bytes) -> NDArray[np.generic]:
+def decode_compressed(data: bytes, max_pixels: int = MAX_FRAME_PIXELS) -> NDArray[np.generic]:
     """A ``sensor_msgs/CompressedImage`` payload (JPEG, PNG) as a numpy array.
 
+    The header is read first (:func:`~.image_header.bounded_size`): neither PNG nor
+    JPEG, an unreadable header or more than ``max_pixels`` pixels is refused before
+    OpenCV allocates anything.
+
     Raises:
-        FrameRejected: ``corrupt_image`` when empty or undecodable.
+        FrameRejected: ``corrupt_image`` when empty, refused by its header or undecodable.
     """
     if not data:
         raise FrameRejected("corrupt_image", "empty compressed image")
+    try:
+        bounded_size(data, max_pixels)
+    except ImageHeaderError as err:
+        raise FrameRejected("corrupt_image", f"compressed image refused: {err}") from err
     img = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise FrameRejected("corrupt_image", f"undecodable compressed image ({len(data)} bytes)")
