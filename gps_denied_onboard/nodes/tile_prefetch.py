@@ -13,7 +13,9 @@ node's prefetch thread:
   pixels), which the estimator composes (:func:`~.mapview.tile_pixels`);
 - never the sources in ``exclude_tile_sources`` (our own in-flight snapshots);
 - a PNG's transparency is kept (:func:`decode_tile`), so its no-data stays out
-  of the map.
+  of the map;
+- a tile whose header is not a PNG or JPEG of at most :data:`MAX_TILE_PIXELS` is
+  never decoded (a decompression bomb), and like an undecodable one not asked for again.
 
 The service calls are handed in (``query``, ``get``: a request in, the answer
 or None out), so the node keeps its clients and their timeouts.
@@ -22,7 +24,7 @@ or None out), so the node keeps its clients and their timeouts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import cv2
 import numpy as np
@@ -30,21 +32,31 @@ from numpy.typing import NDArray
 
 from gps_denied_onboard.srv import GetTile, QueryBbox
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
+from gps_denied_onboard.visual_nav.errors import ImageHeaderError
 from gps_denied_onboard.visual_nav.geo import (
     TILE_PX,
     LocalFrame,
     latlon_to_world_px,
     zoom_for_resolution,
 )
+from gps_denied_onboard.visual_nav.image_header import bounded_size
 from gps_denied_onboard.visual_nav.mapview import DictTileSource, reduce_tile, tiles_around
 
 Call = Callable[[Any], Any]
+
+#: The most pixels a tile may declare (256 and 512 px tiles with room to spare).
+MAX_TILE_PIXELS: Final = 4096 * 4096
 
 
 def decode_tile(data: bytes) -> NDArray[np.uint8] | None:
     """A tile's JPEG or PNG bytes as 8-bit BGR, or BGRA when it has transparency (a
     PNG cut past its orthophoto's edge: :func:`~.mapview.tile_valid` reads its alpha).
-    None when undecodable."""
+    None when undecodable, or when its header is not a PNG or JPEG of at most
+    :data:`MAX_TILE_PIXELS` (checked before decoding)."""
+    try:
+        bounded_size(data, MAX_TILE_PIXELS)
+    except ImageHeaderError:
+        return None
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         return None

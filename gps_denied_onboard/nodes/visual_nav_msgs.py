@@ -20,7 +20,11 @@ from gps_denied_onboard.ros_topics import ns_to_time_msg
 from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualFix
-from gps_denied_onboard.visual_nav.image_codec import decode_compressed, decode_raw
+from gps_denied_onboard.visual_nav.image_codec import (
+    MAX_FRAME_PIXELS,
+    decode_compressed,
+    decode_raw,
+)
 from gps_denied_onboard.visual_nav.snapshot import Snapshot
 
 __all__ = ["camera_model_of", "fix_to_msg", "horizontal_sigma", "image_of", "snapshot_to_msg"]
@@ -54,10 +58,15 @@ def camera_model_of(msg: Any) -> CameraModel:
     )
 
 
-def image_of(msg: Any) -> np.ndarray[Any, Any]:
-    """A camera message's pixels (raises FrameRejected for what cannot be decoded)."""
+def image_of(msg: Any, camera: CameraModel | None = None) -> np.ndarray[Any, Any]:
+    """A camera message's pixels (raises FrameRejected for what cannot be decoded).
+
+    A compressed frame may declare no more pixels than ``camera``'s CameraInfo size
+    (:data:`~gps_denied_onboard.visual_nav.image_codec.MAX_FRAME_PIXELS` without one),
+    checked on its header before decoding."""
     if isinstance(msg, CompressedImage):
-        return decode_compressed(bytes(msg.data))
+        limit = MAX_FRAME_PIXELS if camera is None else camera.width * camera.height
+        return decode_compressed(bytes(msg.data), limit)
     if _BRIDGE is not None:
         try:
             return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))

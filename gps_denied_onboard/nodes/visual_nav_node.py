@@ -418,7 +418,7 @@ class VisualNavNode(LifecycleNode):
             t0 = time.perf_counter()
             try:
                 self._drain(est)
-                pixels = image_of(msg)
+                pixels = image_of(msg, self._camera)
                 fix = est.process(stamp, pixels, self._camera)
                 self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
             except FrameRejected as rej:
