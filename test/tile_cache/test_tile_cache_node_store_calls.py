@@ -87,13 +87,23 @@ def ros() -> Iterator[MultiThreadedExecutor]:
 
 
 @pytest.fixture
-def node(ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path) -> Iterator[DoneTileCache]:
+def node_params() -> dict[str, Any]:
+    """Parameters beyond dsn, tile_root and maintenance_period_s. The held writes of the
+    tests that wait for them must outlast the hold: lock timeouts far above it."""
+    return {"lock_timeout_s": 120.0, "statement_timeout_s": 240.0}
+
+
+@pytest.fixture
+def node(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path, node_params: dict[str, Any]
+) -> Iterator[DoneTileCache]:
     made = DoneTileCache(
         node_name=f"tile_cache_{uuid.uuid4().hex[:8]}",
         parameter_overrides=[
             rclpy.parameter.Parameter("dsn", value=pg_dsn),
             rclpy.parameter.Parameter("tile_root", value=str(tmp_path / "tiles")),
             rclpy.parameter.Parameter("maintenance_period_s", value=0.1),
+            *(rclpy.parameter.Parameter(k, value=v) for k, v in node_params.items()),
         ],
     )
     ros.add_node(made)
@@ -272,3 +282,40 @@ def test_a_shutdown_closes_the_store_only_once_its_calls_are_over(
     assert lock.content() == at_answer, "a write landed after the shutdown returned"
     assert (node.snapshots_stored, node.snapshots_refused) == (1, 0)
     assert driver.call(GetTile, "get_tile", get_request(1)).error == NOT_ACTIVE
+
+
+@pytest.mark.parametrize("node_params", [{}])  # the defaults: lock_timeout_s 2 s
+def test_a_deactivate_returns_once_a_call_blocked_on_a_lock_timed_out(
+    node: DoneTileCache,
+    driver: LifecycleDriver,
+    pg_dsn: str,
+    table_lock: list[TableLock],
+    tmp_path: Path,
+) -> None:
+    """Another session holds tiles locked and never lets go: the put_tile waiting for it
+    fails typed after the lock timeout, so the deactivate waiting for that call returns
+    (while the lock is still held), and the put left neither a row nor a file."""
+    assert driver.transition(Transition.TRANSITION_CONFIGURE)
+    assert driver.transition(Transition.TRANSITION_ACTIVATE)
+    assert driver.call(PutTile, "put_tile", put_request(1)).success
+    lock = TableLock(pg_dsn)
+    table_lock.append(lock)
+    before = lock.content()
+    put_future = driver._client(PutTile, "put_tile").call_async(put_request(2))
+    assert driver.spin_until(
+        lambda: any(q.startswith(INSERT) for q in lock.waiting()), timeout_s=30.0
+    ), lock.waiting()
+    req = ChangeState.Request()
+    req.transition.id = Transition.TRANSITION_DEACTIVATE
+    future = driver._client(ChangeState, "change_state").call_async(req)
+    assert driver.spin_until(future.done, timeout_s=60.0), "the deactivate waits for ever"
+    assert future.result().success
+    assert driver.spin_until(put_future.done, timeout_s=30.0)
+    put = put_future.result()
+    assert (put.success, put.error_type) == (False, "TileMetadataError"), put.error
+    assert "lock timeout" in put.error
+    assert lock.content() == before  # still locked: nothing was written
+    lock.release()
+    assert driver.spin_until(lambda: not lock.waiting(), timeout_s=30.0)
+    assert lock.content() == before, "a write landed after the deactivate returned"
+    assert len(list((tmp_path / "tiles").rglob("*.jpg"))) == 1
