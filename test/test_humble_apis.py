@@ -24,6 +24,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["gps_denied_onboard", "launch", "scripts", "bench"]
 
@@ -246,26 +248,22 @@ def _ros_call(path: Path, name: str) -> bool:
     return any(f"from {m}" in text or f"import {m}" in text for m in ROS_MODULES)
 
 
-def test_the_event_handler_module_is_only_reached_with_its_humble_fallback() -> None:
+#: modules newer than Humble -> what a file reaching them must also hold (its fallback)
+NEWER_THAN_HUMBLE = {
+    "rclpy.event_handler": ("rclpy.qos_event",),
+    "rclpy.experimental": ("importlib", "SingleThreadedExecutor"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(NEWER_THAN_HUMBLE))
+def test_a_module_newer_than_humble_is_only_reached_with_its_humble_fallback(module: str) -> None:
     users = [
         path
         for path, _ in _shipped_trees()
-        if "rclpy.event_handler" in path.read_text() and path.name != Path(__file__).name
+        if module in path.read_text() and path.name != Path(__file__).name
     ]
-    assert users, "the scan should find the feature-detected import"
+    assert users, f"the scan should find the feature-detected {module}"
     for path in users:
         text = path.read_text()
-        assert "rclpy.qos_event" in text, f"{path}: no Humble fallback for rclpy.event_handler"
-
-
-def test_the_events_executor_is_only_reached_with_its_humble_fallback() -> None:
-    users = [
-        path
-        for path, _ in _shipped_trees()
-        if "rclpy.experimental" in path.read_text() and path.name != Path(__file__).name
-    ]
-    assert users, "the scan should find the feature-detected import"
-    for path in users:
-        text = path.read_text()
-        assert "importlib" in text, f"{path}: rclpy.experimental imported by name"
-        assert "SingleThreadedExecutor" in text, f"{path}: no Humble fallback"
+        for needed in NEWER_THAN_HUMBLE[module]:
+            assert needed in text, f"{path}: reaches {module} without {needed}"
