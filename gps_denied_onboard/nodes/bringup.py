@@ -204,7 +204,7 @@ def run(
     before the first transition (the main job waits there for /clock to match).
     """
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     from gps_denied_onboard.nodes.takeoff_node import TakeoffNode, run_sequencer
@@ -232,7 +232,10 @@ def run(
     code = 1
     try:
         node = TakeoffNode(context=context)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
+        # one thread: its callbacks (/clock, /rosout, /diagnostics, the heartbeat, service
+        # answers) never wait on each other, the sequence itself waits on this thread's
+        # caller; four threads cost 14 s of CPU in the main job for the same callbacks
+        executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, name="takeoff-executor", daemon=True)
         spinner.start()
