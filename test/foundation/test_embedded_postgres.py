@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from signal_storm import storm_until_exit
 from unprivileged import as_user, private_dir_of, unprivileged_user, why_not_runnable
 
 from gps_denied_onboard.embedded_pg import (
@@ -312,19 +313,6 @@ print(repr(failures), len(signals.received) > 0, flush=True)
 """
 
 
-def _storm_until_exit(proc: subprocess.Popen[str], period_s: float) -> int:
-    """SIGINT to ``proc``'s process group every ``period_s`` until it exits; how many."""
-    sent = 0
-    while proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            break
-        sent += 1
-        time.sleep(period_s)
-    return sent
-
-
 def test_a_sigint_storm_at_our_process_group_fails_no_start_or_stop_and_leaves_no_server(
     scratch_dir: Path,
 ) -> None:
@@ -341,7 +329,7 @@ def test_a_sigint_storm_at_our_process_group_fails_no_start_or_stop_and_leaves_n
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        sent = _storm_until_exit(proc, 0.001)
+        sent = storm_until_exit(proc, 0.001)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -6,9 +6,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from signal_storm import storm_until_exit
 
 # The main thread waits as run_sequencer does; a worker thread stands in for the
 # DDS and executor threads a signal may be delivered to.
@@ -80,13 +80,7 @@ def test_a_sigint_storm_at_our_process_group_kills_no_helper_run_out_of_reach() 
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"
-        while proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                break
-            sent += 1
-            time.sleep(0.001)
+        sent = storm_until_exit(proc, 0.001)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

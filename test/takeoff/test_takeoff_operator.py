@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from signal_storm import storm_until_exit
 from test_takeoff_bringup import _records, _wait_active
 
 from gps_denied_onboard.embedded_pg import CLUSTER_REPORT
@@ -95,15 +96,7 @@ def test_sigint_storm_to_the_process_group_leaves_nothing_behind(
                 time.sleep(0.005)
         cluster = json.loads((run_dir / CLUSTER_REPORT).read_text())
         data_dir = Path(cluster["data_dir"])
-        sent = 0
-        deadline = time.monotonic() + 240
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                break
-            sent += 1
-            time.sleep(0.02)
+        sent = storm_until_exit(proc, 0.02, timeout_s=240)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
