@@ -20,7 +20,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -162,6 +162,32 @@ def send_once(fc: SimFc, name: str, **state: Any) -> None:
     fc.send_message(fc.build(name))
 
 
+def deactivate_while_held(
+    node: FcBridgeNode,
+    fc: SimFc,
+    hold: Hold,
+    caplog: pytest.LogCaptureFixture,
+    heard: Callable[[], bool],
+    name: str,
+    held: dict[str, float],
+    after: dict[str, float],
+) -> None:
+    """Activate, wait until the probe ``heard`` the node, hold the reader on ``name``
+    sent once with ``held``, put the FC back to ``after``, then deactivate: the
+    deactivate returns without the held reader and says so (``fc.link_thread_stuck``)."""
+    caplog.set_level(logging.ERROR)
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert wait_until(heard, 10.0)  # the probe hears the node
+    hold.armed.set()
+    send_once(fc, name, **held)
+    assert hold.held.wait(5.0)
+    fc.update(**after)
+    fc.resume_heartbeats()
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert hold.thread is not None and hold.thread.is_alive()  # returned without it
+    assert "fc.link_thread_stuck" in caplog.text
+
+
 def test_a_reader_stuck_in_a_read_publishes_nothing_once_the_node_was_deactivated(
     up: tuple[FcBridgeNode, Probe],
     fc: SimFc,
@@ -180,17 +206,16 @@ def test_a_reader_stuck_in_a_read_publishes_nothing_once_the_node_was_deactivate
 
     # what FcLink opens (and reopens) its transport with
     monkeypatch.setattr("gps_denied_onboard.fc_bridge.link.open_transport", open_held)
-    caplog.set_level(logging.ERROR)
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert wait_until(lambda: len(probe.navsat) > 0, 10.0)  # the probe hears the node
-    hold.armed.set()
-    send_once(fc, "GPS_RAW_INT", lat_deg=HELD_LAT_DEG)
-    assert hold.held.wait(5.0)
-    fc.update(lat_deg=47.397742)
-    fc.resume_heartbeats()
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert hold.thread is not None and hold.thread.is_alive()  # returned without it
-    assert "fc.link_thread_stuck" in caplog.text
+    deactivate_while_held(
+        node,
+        fc,
+        hold,
+        caplog,
+        lambda: len(probe.navsat) > 0,
+        "GPS_RAW_INT",
+        held={"lat_deg": HELD_LAT_DEG},
+        after={"lat_deg": 47.397742},
+    )
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     heard = len(probe.navsat)
     assert wait_until(lambda: len(probe.navsat) > heard, 10.0)  # the new link publishes
@@ -225,17 +250,16 @@ def test_telemetry_being_published_when_a_deactivate_lands_does_not_go_out_after
 
     # the node's handler looks the conversion up in the telemetry module at each call
     monkeypatch.setattr(tm, "attitude_to_enu_flu_quaternion", held_quaternion)
-    caplog.set_level(logging.ERROR)
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert wait_until(lambda: len(probe.imu) > 0, 10.0)  # the probe hears the node
-    hold.armed.set()
-    send_once(fc, "ATTITUDE", yaw_rad=HELD_YAW_RAD)
-    assert hold.held.wait(5.0)
-    fc.update(yaw_rad=0.0)
-    fc.resume_heartbeats()
-    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert hold.thread is not None and hold.thread.is_alive()  # returned without it
-    assert "fc.link_thread_stuck" in caplog.text
+    deactivate_while_held(
+        node,
+        fc,
+        hold,
+        caplog,
+        lambda: len(probe.imu) > 0,
+        "ATTITUDE",
+        held={"yaw_rad": HELD_YAW_RAD},
+        after={"yaw_rad": 0.0},
+    )
     hold.release.set()
     assert wait_until(hold.finished, 10.0)
     time.sleep(DELIVERY_SPELL_S)
