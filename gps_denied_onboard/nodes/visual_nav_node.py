@@ -119,6 +119,9 @@ FIX_QOS: Final = QoSProfile(
 FC_INPUT_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT
 )
+#: an unstamped altitude takes the newest attitude stamp (the FC's clock) when that lies
+#: this close to its arrival time; else (no attitude stream) its arrival time
+ALTITUDE_FC_CLOCK_WINDOW_NS: Final = 2 * NS
 #: wall seconds the worker waits for a frame before it applies the inputs queued for
 #: the estimator anyway (no camera, no frames: the queue must not grow for ever)
 IDLE_DRAIN_S: Final = 0.5
@@ -338,7 +341,15 @@ class VisualNavNode(LifecycleNode):
         self._pending.append(lambda est: est.attitude.add(stamp, r))
 
     def _on_alt(self, msg: Float64) -> None:
-        stamp, amsl, on_ground = self._clock_core.now_ns(), float(msg.data), not self._armed
+        amsl, on_ground = float(msg.data), not self._armed
+        # Float64 carries no stamp. Its arrival time adds the link's and the bridge's
+        # lag (counted `rate` times over in a replay), which in a climb is metres of
+        # height; the FC's own clock when it was sent is that of the attitude sample
+        # before it on the same link (stamped by the FC), unless there is none near
+        stamp = now = self._clock_core.now_ns()
+        fc_now = self._newest_attitude_ns
+        if fc_now > 0 and abs(now - fc_now) <= ALTITUDE_FC_CLOCK_WINDOW_NS:
+            stamp = fc_now
         self._pending.append(
             lambda est: est.height.add_altitude_msl(stamp, amsl, on_ground=on_ground)
         )
@@ -352,7 +363,8 @@ class VisualNavNode(LifecycleNode):
         self._armed = bool(msg.armed)
         healthy = bool(msg.gnss_healthy)
         self._gnss_healthy = healthy
-        self._pending.append(lambda est: est.set_gnss_healthy(healthy))
+        stamp = time_msg_to_ns(msg.header.stamp) or self._clock_core.now_ns()
+        self._pending.append(lambda est: est.set_gnss_healthy(healthy, stamp))
 
     def _on_navsat(self, msg: NavSatFix) -> None:
         if msg.status.status < NavSatStatus.STATUS_FIX:

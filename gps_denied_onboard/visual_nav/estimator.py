@@ -202,8 +202,9 @@ class VisualEstimator:
 
     # -- the prior (:mod:`.prior`: the FC's GNSS goes to ``priors.add_gnss``) ------------
 
-    def set_gnss_healthy(self, healthy: bool) -> None:
-        self.priors.gnss_healthy = healthy
+    def set_gnss_healthy(self, healthy: bool, stamp_ns: int | None = None) -> None:
+        """The FC's GNSS verdict from ``stamp_ns`` on (no stamp: from now on)."""
+        self.priors.set_healthy(healthy, stamp_ns)
 
     def seed_prior(self, stamp_ns: int, latitude: float, longitude: float, sigma_m: float) -> None:
         """A prior from outside (operator, cold start): the search grows from there."""

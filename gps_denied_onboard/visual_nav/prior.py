@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.geo import LocalFrame
-from gps_denied_onboard.visual_nav.state import AttitudeBuffer, Prior
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, Prior, StampedSeries
 
 NS = 1_000_000_000
 
@@ -46,8 +46,11 @@ class PriorTracker:
     def __init__(self, cfg: PriorConfig, attitude: AttitudeBuffer) -> None:
         self.cfg = cfg
         self._attitude = attitude
-        self.gnss: Prior | None = None
-        self.gnss_healthy = False
+        # by stamp, not by arrival: a frame is answered from the GNSS and the health
+        # verdict of its capture time, whatever arrived while it waited
+        self._gnss: StampedSeries[Prior] = StampedSeries(keep_s=60.0)
+        self._health: StampedSeries[bool] = StampedSeries(keep_s=60.0)
+        self._health_before = False  # before the first stamped verdict
         self.track: Prior | None = None  # the last fix (or a seed)
 
     def add_gnss(
@@ -60,12 +63,35 @@ class PriorTracker:
         sigma_m: float | None = None,
         velocity_en: tuple[float, float] = (0.0, 0.0),
     ) -> None:
-        """The FC's own GNSS position; a candidate only while ``healthy``."""
-        self.gnss_healthy = healthy
+        """The FC's own GNSS position at ``stamp_ns``; a candidate only while ``healthy``."""
+        self._health.add(stamp_ns, healthy)
         if not healthy or not (math.isfinite(latitude) and math.isfinite(longitude)):
             return
         s = sigma_m if sigma_m is not None and math.isfinite(sigma_m) else self.cfg.gnss_sigma_m
-        self.gnss = Prior(stamp_ns, latitude, longitude, max(s, 1.0), velocity_en, 1.0, "fc_gnss")
+        self._gnss.add(
+            stamp_ns,
+            Prior(stamp_ns, latitude, longitude, max(s, 1.0), velocity_en, 1.0, "fc_gnss"),
+        )
+
+    def set_healthy(self, healthy: bool, stamp_ns: int | None = None) -> None:
+        """The FC's verdict on its GNSS, from ``stamp_ns`` on; with no stamp, for every
+        frame from now on (earlier verdicts are forgotten)."""
+        if stamp_ns is None:
+            self._health.clear()
+            self._health_before = healthy
+        else:
+            self._health.add(stamp_ns, healthy)
+
+    def healthy_at(self, stamp_ns: int) -> bool:
+        """The verdict in force at ``stamp_ns``."""
+        before, _ = self._health.around(stamp_ns)
+        return before[1] if before is not None else self._health_before
+
+    def gnss_at(self, stamp_ns: int) -> Prior | None:
+        """The GNSS sample a frame of ``stamp_ns`` starts from: the last one at or
+        before it, else the first one after it."""
+        sample = self._gnss.at_or_before(stamp_ns)
+        return sample[1] if sample is not None else None
 
     def seed(self, stamp_ns: int, latitude: float, longitude: float, sigma_m: float) -> None:
         """A prior from outside (operator, cold start): the search grows from there."""
@@ -88,8 +114,9 @@ class PriorTracker:
         track = own
         if track is None and self.track is not None:
             track = self.propagate(self.track, stamp_ns)
-        gnss = self.propagate(self.gnss, stamp_ns) if self.gnss is not None else None
-        if self.gnss_healthy and gnss is not None:
+        base = self.gnss_at(stamp_ns)
+        gnss = self.propagate(base, stamp_ns) if base is not None else None
+        if self.healthy_at(stamp_ns) and gnss is not None:
             if track is not None and track.source in OWN_TRACK and track.sigma_m < gnss.sigma_m:
                 e, n = LocalFrame(gnss.latitude, gnss.longitude).to_en(
                     track.latitude, track.longitude

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,6 +31,55 @@ from gps_denied_onboard.visual_nav.errors import FrameRejected
 
 F64 = NDArray[np.float64]
 NS = 1_000_000_000
+T = TypeVar("T")
+
+
+class StampedSeries(Generic[T]):
+    """Samples kept in stamp order for ``keep_s``, whatever order they arrived in.
+
+    Why: the estimator answers each frame from the samples around its capture
+    stamp, never from whichever sample happened to arrive last. The FC stream
+    goes on while a frame waits for its attitude and is matched, so "the
+    newest" depends on the machine's speed; "the one at the stamp" does not, and
+    a replay at any rate then gives the fixes of the flight.
+    """
+
+    def __init__(self, keep_s: float = 60.0) -> None:
+        self._t: list[int] = []
+        self._v: list[T] = []
+        self._keep = int(keep_s * NS)
+
+    def add(self, stamp_ns: int, value: T) -> None:
+        """Insert in stamp order (after any sample of the same stamp: the later word wins)."""
+        i = bisect.bisect_right(self._t, stamp_ns)
+        self._t.insert(i, stamp_ns)
+        self._v.insert(i, value)
+        cut = bisect.bisect_left(self._t, self._t[-1] - self._keep)
+        if cut:
+            del self._t[:cut], self._v[:cut]
+
+    def clear(self) -> None:
+        self._t.clear()
+        self._v.clear()
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def latest(self) -> tuple[int, T] | None:
+        """The sample with the newest stamp."""
+        return (self._t[-1], self._v[-1]) if self._t else None
+
+    def around(self, stamp_ns: int) -> tuple[tuple[int, T] | None, tuple[int, T] | None]:
+        """The last sample at or before ``stamp_ns`` and the first one after it."""
+        i = bisect.bisect_right(self._t, stamp_ns)
+        before = (self._t[i - 1], self._v[i - 1]) if i > 0 else None
+        after = (self._t[i], self._v[i]) if i < len(self._t) else None
+        return before, after
+
+    def at_or_before(self, stamp_ns: int) -> tuple[int, T] | None:
+        """The last sample at or before ``stamp_ns``, else the first one after it."""
+        before, after = self.around(stamp_ns)
+        return before if before is not None else after
 
 
 def _quat_of(r: F64) -> F64:
@@ -165,8 +215,8 @@ class HeightSource:
         rangefinder_sigma_m: float = 0.3,
     ) -> None:
         self.ground_elevation_msl = ground_elevation_msl
-        self._alt: tuple[int, float] | None = None
-        self._range: tuple[int, float] | None = None
+        self._alt: StampedSeries[float] = StampedSeries(keep_s=30.0)
+        self._range: StampedSeries[float] = StampedSeries(keep_s=30.0)
         self._max_age = int(max_age_s * NS)
         self._flat_sigma = flat_ground_sigma_m
         self._range_sigma = rangefinder_sigma_m
@@ -176,32 +226,62 @@ class HeightSource:
             return
         if self.ground_elevation_msl is None and on_ground:
             self.ground_elevation_msl = amsl  # home: learned while on the ground
-        self._alt = (stamp_ns, amsl)
+        self._alt.add(stamp_ns, amsl)
 
     def add_range(self, stamp_ns: int, range_m: float, min_m: float, max_m: float) -> None:
         if math.isfinite(range_m) and min_m <= range_m <= max_m:
-            self._range = (stamp_ns, range_m)
+            self._range.add(stamp_ns, range_m)
 
     def altitude_msl(self) -> float | None:
-        return self._alt[1] if self._alt else None
+        """The newest altitude above mean sea level."""
+        newest = self._alt.latest()
+        return newest[1] if newest else None
 
     def at(self, stamp_ns: int, tilt_cos: float) -> HeightSample:
         """Height at ``stamp_ns``; ``tilt_cos`` is the body z axis' cosine to vertical.
 
+        Each source is interpolated between its samples on either side of the
+        stamp (a climbing aircraft gains metres between two samples), else its
+        nearest sample, if within its age limit.
+
         Raises:
             FrameRejected: ``no_height``.
         """
-        if self._range and abs(stamp_ns - self._range[0]) <= self._max_age:
-            return HeightSample(self._range[1] * tilt_cos, self._range_sigma, "rangefinder")
-        if self._alt is None or self.ground_elevation_msl is None:
+        rng = _interpolated(self._range, stamp_ns, self._max_age)
+        if rng is not None:
+            return HeightSample(rng[0] * tilt_cos, self._range_sigma, "rangefinder")
+        if not len(self._alt) or self.ground_elevation_msl is None:
             raise FrameRejected("no_height", "no altitude or no ground elevation")
-        age = abs(stamp_ns - self._alt[0])
-        if age > self._max_age * 4:
+        alt = _interpolated(self._alt, stamp_ns, self._max_age * 4)
+        if alt is None:
+            age = _nearest_age(self._alt, stamp_ns)
             raise FrameRejected("no_height", "altitude too old", age_ms=round(age / 1e6, 1))
-        h = self._alt[1] - self.ground_elevation_msl
+        h = alt[0] - self.ground_elevation_msl
         if h <= 5.0:
             raise FrameRejected("no_height", "too low above ground", height_m=round(h, 1))
         return HeightSample(h, self._flat_sigma, "baro_flat_ground")
+
+
+def _nearest_age(series: StampedSeries[float], stamp_ns: int) -> int:
+    before, after = series.around(stamp_ns)
+    ages = [abs(stamp_ns - s[0]) for s in (before, after) if s is not None]
+    return min(ages) if ages else 0
+
+
+def _interpolated(
+    series: StampedSeries[float], stamp_ns: int, max_age_ns: int
+) -> tuple[float, int] | None:
+    """``(value, age_ns)`` at ``stamp_ns``: linear between the samples around it when
+    both lie within ``max_age_ns``, else the nearer one within it, else None."""
+    before, after = series.around(stamp_ns)
+    near = [s for s in (before, after) if s is not None and abs(stamp_ns - s[0]) <= max_age_ns]
+    if not near:
+        return None
+    if len(near) == 2 and before is not None and after is not None and after[0] > before[0]:
+        w = (stamp_ns - before[0]) / (after[0] - before[0])
+        return before[1] + w * (after[1] - before[1]), stamp_ns - before[0]
+    t, v = min(near, key=lambda s: abs(stamp_ns - s[0]))
+    return v, abs(stamp_ns - t)
 
 
 @dataclass

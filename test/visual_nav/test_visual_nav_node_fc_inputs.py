@@ -1,8 +1,9 @@
 """The FC's telemetry reaches the estimator whole, over real DDS, whether or not
 frames come: a burst the node could not take at once is queued, not cut to the
 sensor profile's 5 (attitude holes made frames ``stale_attitude`` on a loaded
-machine), and inputs are applied while no frame arrives (the queue of them must
-not grow for ever while the camera is silent)."""
+machine), inputs are applied while no frame arrives (the queue of them must
+not grow for ever while the camera is silent), and the altitude, which comes
+unstamped, takes the FC's clock from the attitude stream, not its arrival time."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
+from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
 from gps_denied_onboard.ros_topics import ns_to_time_msg  # noqa: E402
@@ -39,10 +41,11 @@ def ros() -> Iterator[MultiThreadedExecutor]:
     yield from spin_ros()
 
 
-def _node(name: str) -> VisualNavNode:
+def _node(name: str, *extra: Parameter) -> VisualNavNode:
     return VisualNavNode(
         node_name=name,
         parameter_overrides=[
+            *extra,
             Parameter("compressed_image_topic", value=f"/{name}_test/frames"),
             Parameter("camera_info_topic", value=f"/{name}_test/camera_info"),
             Parameter("tile_cache_node", value=f"{name}_no_tile_cache"),
@@ -113,6 +116,39 @@ def test_inputs_are_applied_while_no_frame_comes(ros: MultiThreadedExecutor) -> 
         # node holds nothing back for it
         assert wait_until(lambda: len(est.attitude) == 5, 10.0), len(est.attitude)
         assert wait_until(lambda: not node._pending, 5.0)
+    finally:
+        node.trigger_deactivate()
+        ros.remove_node(node)
+        node.destroy_node()
+        peer.destroy_node()
+
+
+def test_an_altitude_is_stamped_with_the_fc_clock_of_the_attitude_before_it(
+    ros: MultiThreadedExecutor,
+) -> None:
+    name = f"visual_nav_{uuid.uuid4().hex[:8]}"
+    node = _node(name, Parameter("ground_elevation_msl", value=500.0))
+    peer, imu = _bridge(ros, name)
+    alt = peer.create_publisher(Float64, "/fc/altitude", qos_profile_sensor_data)
+    try:
+        node.trigger_configure()
+        node.trigger_activate()
+        ros.add_node(node)
+        est = node._estimator
+        assert est is not None
+        assert wait_until(lambda: alt.get_subscription_count() > 0, 10.0)
+        assert wait_until(lambda: imu.get_subscription_count() > 0, 10.0)
+        # the link lags: each sample reaches the node 300-400 ms after the FC sent it
+        s1 = time.time_ns() - 300_000_000
+        s2 = s1 + 100_000_000
+        for stamp, amsl in ((s1, 900.0), (s2, 910.0)):
+            imu.publish(_attitude(stamp))
+            assert wait_until(lambda s=stamp: node._newest_attitude_ns == s, 5.0)
+            alt.publish(Float64(data=amsl))
+            assert wait_until(lambda a=amsl: est.height.altitude_msl() == a, 5.0)
+        # halfway between the two FC times: halfway between the two heights (with
+        # arrival stamps both would lie after it and the first one would answer)
+        assert est.height.at(s1 + 50_000_000, tilt_cos=1.0).height_m == pytest.approx(405.0)
     finally:
         node.trigger_deactivate()
         ros.remove_node(node)
