@@ -34,3 +34,16 @@ def fix_differences(
         de = (x["longitude"] - y["longitude"]) * 111_320.0 * math.cos(math.radians(x["latitude"]))
         diffs.append(math.hypot(de, dn))
     return common, sorted(diffs)
+
+
+def fix_agreement(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]) -> list[float]:
+    """For the frames fixed in both: their distance over the two fixes' combined
+    sigma (``hypot(sigma_a, sigma_b)``), sorted. Two estimates of one position
+    that each claim their sigma honestly lie within a few of those of each other."""
+    z = []
+    for stamp in a.keys() & b.keys():
+        x, y = a[stamp], b[stamp]
+        dn = (x["latitude"] - y["latitude"]) * 111_320.0
+        de = (x["longitude"] - y["longitude"]) * 111_320.0 * math.cos(math.radians(x["latitude"]))
+        z.append(math.hypot(de, dn) / math.hypot(x["sigma_m"], y["sigma_m"]))
+    return sorted(z)

@@ -9,14 +9,18 @@ checks that:
 
 - the replay tool published every camera frame and every frame was answered
   (it prints the count; a frame not answered would be said, never dropped);
-- the two runs fixed the same frames at the same places, within the bounds
-  the determinism test sets for two runs of the main job (README,
-  "Determinism": the attitude a frame is rectified with depends on DDS
-  delivery, so fixes agree to a fraction of a metre, not bit for bit).
+- the two runs fixed the same frames, equally well against the ground truth,
+  and at places that agree within the uncertainty each fix states. Not to the
+  centimetre: at two rates the tiles the prefetch had loaded by a frame differ
+  (it runs on the wall clock), and tracking starts each frame's search from the
+  previous fix's heading and scale, so a small difference early on carries on
+  for a while (README, "Determinism"). Runs of 3x against 1.5x measured a p90
+  of 1-7 m apart, 0.2-1.0 combined sigmas, with each run's median error 2.3-2.6 m.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -26,21 +30,21 @@ import pytest
 
 from gps_denied_onboard.fdr.tools import iter_records
 
-from .main_job_runs import fix_differences, run_main_job
+from .main_job_runs import fix_agreement, fix_differences, run_main_job
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 DURATION_S = "75"
 
 
-def _fly(run_dir: Path, rate: str, *extra: str) -> tuple[dict[int, dict[str, Any]], str]:
+def _fly(run_dir: Path, rate: str, *extra: str) -> tuple[dict[int, dict[str, Any]], str, Any]:
     out = run_main_job(run_dir, "--rate", rate, "--duration", DURATION_S, *extra)
     fixes = {
         rec["stamp_ns"]: rec["payload"]
         for rec in iter_records(run_dir / "flights" / "sample-flight")
         if rec["kind"] == "vnav.fix"
     }
-    return fixes, out
+    return fixes, out, json.loads((run_dir / "report" / "report.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,7 @@ def main_and_tool() -> Any:
 
 
 def test_the_replay_tool_answers_every_frame(main_and_tool: Any) -> None:
-    _, (tool_fixes, tool_out) = main_and_tool
+    _, (tool_fixes, tool_out, _) = main_and_tool
     counts = re.search(
         r"estimator lockstep: (\d+) camera frames, (\d+) fixes, (\d+) rejects, (\d+) unanswered",
         tool_out,
@@ -65,17 +69,20 @@ def test_the_replay_tool_answers_every_frame(main_and_tool: Any) -> None:
 
 
 def test_the_replay_tool_gives_the_main_jobs_fixes(main_and_tool: Any) -> None:
-    (main_fixes, _), (tool_fixes, _) = main_and_tool
+    (main_fixes, _, main_report), (tool_fixes, _, tool_report) = main_and_tool
     common, diffs = fix_differences(main_fixes, tool_fixes)
     assert len(common) >= 0.9 * max(len(main_fixes), len(tool_fixes)), sorted(
         main_fixes.keys() ^ tool_fixes.keys()
     )
-    p90 = diffs[int(0.9 * (len(diffs) - 1))]
-    # two runs at different rates: the attitude samples around a frame arrive
-    # differently, and our own track (the prior once it is tighter than the GNSS)
-    # carries a difference on to the next frames; a few metres, bounded (3 m at p90:
-    # the full suite measured 2.0 m after the own-track prior came in, 1-2 m before)
-    assert p90 <= 3.0 and diffs[-1] <= 20.0, (p90, diffs[-10:])
+    # equally good against the ground truth (the determinism test's bounds, and close)
+    errors = [r["error_m"] for r in (main_report, tool_report)]
+    assert all(e["median"] <= 6.0 and e["p95"] <= 20.0 for e in errors), errors
+    assert abs(errors[0]["median"] - errors[1]["median"]) <= 1.0, errors
+    # and the same places, within what each fix says of itself: a replay that slipped
+    # its stamps by half a second (over ten metres of flight) would fail here
+    z = fix_agreement(main_fixes, tool_fixes)
+    assert z[int(0.9 * (len(z) - 1))] <= 1.5 and z[-1] <= 3.0, z[-10:]
+    assert diffs[-1] <= 20.0, diffs[-10:]
     # the same estimator state: the heading and scale it settled on agree as well
     dh = sorted(
         abs(main_fixes[s]["heading_offset_deg"] - tool_fixes[s]["heading_offset_deg"])
