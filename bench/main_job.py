@@ -23,10 +23,22 @@ from harness import figure
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: the replay rate, full and quick alike: what is measured is the overhead on top of a
+#: replay the machine keeps up with. At 8x (the quick mode's rate until 2026-12) the
+#: estimator alone needs more than the two cores here, the lockstep slows the replay to
+#: what they give, and the run took as long as the full one at 4x (80 s): a figure of
+#: CPU saturation, not of bring-up and landing, and no quicker
+RATE = 4.0
+#: ``--quick``: the first two minutes of the flight (GNSS lost at 60 s: both halves)
+QUICK_DURATION_S = 120.0
+
+
 def run(quick: bool) -> list[dict[str, object]]:
     manifest = json.loads((ROOT / "sample_flight" / "manifest.json").read_text())
-    rate = 8.0 if quick else 4.0
-    floor_s = float(manifest["duration_s"]) / rate
+    rate = RATE
+    duration_s = min(QUICK_DURATION_S, float(manifest["duration_s"])) if quick else None
+    floor_s = (duration_s or float(manifest["duration_s"])) / rate
+    extra = [] if duration_s is None else ["--duration", f"{duration_s:g}"]
     with tempfile.TemporaryDirectory(prefix="gdo-bench-main-") as tmp:
         Path(tmp).chmod(0o755)  # the embedded cluster runs as user postgres
         t0 = time.perf_counter()
@@ -40,6 +52,7 @@ def run(quick: bool) -> list[dict[str, object]]:
                 str(Path(tmp) / "run"),
                 "--rate",
                 str(rate),
+                *extra,
             ],
             capture_output=True,
             text=True,
@@ -59,6 +72,7 @@ def run(quick: bool) -> list[dict[str, object]]:
             f"exit 0 and <= 2.5x the replay floor ({rate}x rate)",
             ok,
             rate=rate,
+            replayed_s=duration_s or float(manifest["duration_s"]),
             exit_code=proc.returncode,
             baseline_kind="computed floor: sample duration / replay rate",
         )
