@@ -22,28 +22,26 @@ def run_main_job(run_dir: Path, *args: str, timeout_s: float = 900.0) -> str:
     return proc.stdout + proc.stderr
 
 
+def _apart_m(x: dict[str, Any], y: dict[str, Any]) -> float:
+    """Horizontal distance between two ``vnav.fix`` payloads (m, local flat earth)."""
+    dn = (x["latitude"] - y["latitude"]) * 111_320.0
+    de = (x["longitude"] - y["longitude"]) * 111_320.0 * math.cos(math.radians(x["latitude"]))
+    return math.hypot(de, dn)
+
+
 def fix_differences(
     a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]
 ) -> tuple[set[int], list[float]]:
     """Frames fixed in both (``vnav.fix`` payloads by stamp) and their distances, sorted (m)."""
     common = a.keys() & b.keys()
-    diffs = []
-    for stamp in common:
-        x, y = a[stamp], b[stamp]
-        dn = (x["latitude"] - y["latitude"]) * 111_320.0
-        de = (x["longitude"] - y["longitude"]) * 111_320.0 * math.cos(math.radians(x["latitude"]))
-        diffs.append(math.hypot(de, dn))
-    return common, sorted(diffs)
+    return common, sorted(_apart_m(a[s], b[s]) for s in common)
 
 
 def fix_agreement(a: dict[int, dict[str, Any]], b: dict[int, dict[str, Any]]) -> list[float]:
     """For the frames fixed in both: their distance over the two fixes' combined
     sigma (``hypot(sigma_a, sigma_b)``), sorted. Two estimates of one position
     that each claim their sigma honestly lie within a few of those of each other."""
-    z = []
-    for stamp in a.keys() & b.keys():
-        x, y = a[stamp], b[stamp]
-        dn = (x["latitude"] - y["latitude"]) * 111_320.0
-        de = (x["longitude"] - y["longitude"]) * 111_320.0 * math.cos(math.radians(x["latitude"]))
-        z.append(math.hypot(de, dn) / math.hypot(x["sigma_m"], y["sigma_m"]))
-    return sorted(z)
+    return sorted(
+        _apart_m(a[s], b[s]) / math.hypot(a[s]["sigma_m"], b[s]["sigma_m"])
+        for s in a.keys() & b.keys()
+    )
