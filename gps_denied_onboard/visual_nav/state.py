@@ -50,7 +50,10 @@ class StampedSeries(Generic[T]):
         self._keep = int(keep_s * NS)
 
     def add(self, stamp_ns: int, value: T) -> None:
-        """Insert in stamp order (after any sample of the same stamp: the later word wins)."""
+        """Insert in stamp order (after any sample of the same stamp: the later word wins).
+
+        The lists are changed in place, never rebound (:attr:`stamps` hands them out).
+        """
         i = bisect.bisect_right(self._t, stamp_ns)
         self._t.insert(i, stamp_ns)
         self._v.insert(i, value)
@@ -61,6 +64,16 @@ class StampedSeries(Generic[T]):
     def clear(self) -> None:
         self._t.clear()
         self._v.clear()
+
+    @property
+    def stamps(self) -> list[int]:
+        """The stamps, ascending (the series' own list: read, never change it)."""
+        return self._t
+
+    @property
+    def values(self) -> list[T]:
+        """The values, in stamp order (the series' own list: read, never change it)."""
+        return self._v
 
     def __len__(self) -> int:
         return len(self._t)
@@ -136,20 +149,14 @@ class AttitudeBuffer:
     def __init__(
         self, *, max_age_s: float = 0.1, max_gap_s: float = 0.25, keep_s: float = 120.0
     ) -> None:
-        self._t: list[int] = []
-        self._q: list[F64] = []
+        self._series: StampedSeries[F64] = StampedSeries(keep_s)  # unit quaternions
+        self._t = self._series.stamps
+        self._q = self._series.values
         self._max_age = int(max_age_s * NS)
         self._max_gap = int(max_gap_s * NS)
-        self._keep = int(keep_s * NS)
 
     def add(self, stamp_ns: int, r_enu_from_flu: F64) -> None:
-        q = _quat_of(r_enu_from_flu)
-        i = bisect.bisect_right(self._t, stamp_ns)
-        self._t.insert(i, stamp_ns)
-        self._q.insert(i, q)
-        cut = bisect.bisect_left(self._t, self._t[-1] - self._keep)
-        if cut:
-            del self._t[:cut], self._q[:cut]
+        self._series.add(stamp_ns, _quat_of(r_enu_from_flu))
 
     def __len__(self) -> int:
         return len(self._t)

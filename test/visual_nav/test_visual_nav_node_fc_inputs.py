@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -98,17 +99,32 @@ def test_an_attitude_burst_the_node_could_not_take_at_once_reaches_the_estimator
         peer.destroy_node()
 
 
-def test_inputs_are_applied_while_no_frame_comes(ros: MultiThreadedExecutor) -> None:
+@contextmanager
+def _active_on(
+    ros: MultiThreadedExecutor, *params: Parameter
+) -> Iterator[tuple[VisualNavNode, Node, Any]]:
+    """An active node spun by ``ros``, and a bridge peer whose /fc/imu it hears."""
     name = f"visual_nav_{uuid.uuid4().hex[:8]}"
-    node = _node(name)
+    node = _node(name, *params)
     peer, imu = _bridge(ros, name)
     try:
         node.trigger_configure()
         node.trigger_activate()
         ros.add_node(node)
+        assert node._estimator is not None
+        assert wait_until(lambda: imu.get_subscription_count() > 0, 10.0)
+        yield node, peer, imu
+    finally:
+        node.trigger_deactivate()
+        ros.remove_node(node)
+        node.destroy_node()
+        peer.destroy_node()
+
+
+def test_inputs_are_applied_while_no_frame_comes(ros: MultiThreadedExecutor) -> None:
+    with _active_on(ros) as (node, _, imu):
         est = node._estimator
         assert est is not None
-        assert wait_until(lambda: imu.get_subscription_count() > 0, 10.0)
         for k in range(5):
             imu.publish(_attitude(T0_NS + k * PERIOD_NS))
             time.sleep(0.02)
@@ -116,41 +132,33 @@ def test_inputs_are_applied_while_no_frame_comes(ros: MultiThreadedExecutor) -> 
         # node holds nothing back for it
         assert wait_until(lambda: len(est.attitude) == 5, 10.0), len(est.attitude)
         assert wait_until(lambda: not node._pending, 5.0)
-    finally:
-        node.trigger_deactivate()
-        ros.remove_node(node)
-        node.destroy_node()
-        peer.destroy_node()
 
 
 def test_an_altitude_is_stamped_with_the_fc_clock_of_the_attitude_before_it(
     ros: MultiThreadedExecutor,
 ) -> None:
-    name = f"visual_nav_{uuid.uuid4().hex[:8]}"
-    node = _node(name, Parameter("ground_elevation_msl", value=500.0))
-    peer, imu = _bridge(ros, name)
-    alt = peer.create_publisher(Float64, "/fc/altitude", qos_profile_sensor_data)
-    try:
-        node.trigger_configure()
-        node.trigger_activate()
-        ros.add_node(node)
+    with _active_on(ros, Parameter("ground_elevation_msl", value=500.0)) as (node, peer, imu):
         est = node._estimator
         assert est is not None
+        alt = peer.create_publisher(Float64, "/fc/altitude", qos_profile_sensor_data)
         assert wait_until(lambda: alt.get_subscription_count() > 0, 10.0)
-        assert wait_until(lambda: imu.get_subscription_count() > 0, 10.0)
         # the link lags: each sample reaches the node 300-400 ms after the FC sent it
         s1 = time.time_ns() - 300_000_000
         s2 = s1 + 100_000_000
         for stamp, amsl in ((s1, 900.0), (s2, 910.0)):
-            imu.publish(_attitude(stamp))
-            assert wait_until(lambda s=stamp: node._newest_attitude_ns == s, 5.0)
-            alt.publish(Float64(data=amsl))
-            assert wait_until(lambda a=amsl: est.height.altitude_msl() == a, 5.0)
+            _attitude_then_altitude(node, imu, alt, stamp, amsl)
         # halfway between the two FC times: halfway between the two heights (with
         # arrival stamps both would lie after it and the first one would answer)
         assert est.height.at(s1 + 50_000_000, tilt_cos=1.0).height_m == pytest.approx(405.0)
-    finally:
-        node.trigger_deactivate()
-        ros.remove_node(node)
-        node.destroy_node()
-        peer.destroy_node()
+
+
+def _attitude_then_altitude(
+    node: VisualNavNode, imu: Any, alt: Any, stamp_ns: int, amsl: float
+) -> None:
+    """As the bridge relays a link: ATTITUDE (FC-stamped), then the unstamped altitude."""
+    est = node._estimator
+    assert est is not None
+    imu.publish(_attitude(stamp_ns))
+    assert wait_until(lambda: node._newest_attitude_ns == stamp_ns, 5.0)
+    alt.publish(Float64(data=amsl))
+    assert wait_until(lambda: est.height.altitude_msl() == amsl, 5.0)
