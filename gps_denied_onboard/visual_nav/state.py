@@ -57,7 +57,10 @@ class StampedSeries(Generic[T]):
         i = bisect.bisect_right(self._t, stamp_ns)
         self._t.insert(i, stamp_ns)
         self._v.insert(i, value)
-        cut = bisect.bisect_left(self._t, self._t[-1] - self._keep)
+        # what is older than keep_s before the sample just added, not before the newest:
+        # one sample stamped far ahead (a bad stamp) must not make every later, true
+        # sample "too old" and drop it on arrival
+        cut = bisect.bisect_left(self._t, stamp_ns - self._keep)
         if cut:
             del self._t[:cut], self._v[:cut]
 

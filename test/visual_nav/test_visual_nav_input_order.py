@@ -9,6 +9,7 @@ after it, nor on the order things arrived in.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,12 +17,13 @@ from hypothesis import strategies as st
 from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
 from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
-from gps_denied_onboard.visual_nav.state import HeightSource
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource
 
 from .support import LAT0, LON0, T0
 
 MS = 1_000_000
 HOME_MSL = 580.0
+LEVEL = np.eye(3)  # R_ENU_from_FLU of a level aircraft facing east
 #: a climb at 7 m/s, AMSL sampled every 200 ms
 CLIMB = [(T0 + k * 200 * MS, HOME_MSL + 200.0 + 1.4 * k) for k in range(10)]
 
@@ -112,3 +114,18 @@ def test_prior_does_not_depend_on_the_arrival_order(order: list[int], frame_ms: 
         return _east_of_origin(est, T0 + frame_ms * MS)
 
     assert prior(order) == pytest.approx(prior(list(range(len(GNSS_STREAM)))))
+
+
+def test_one_sample_stamped_far_ahead_does_not_blind_the_buffers() -> None:
+    """A bad stamp (an hour ahead) is one sample too many, not the end of every later one."""
+    ahead = T0 + 3600 * 1000 * MS
+    att = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
+    h = HeightSource(ground_elevation_msl=HOME_MSL)
+    att.add(ahead, LEVEL)
+    h.add_altitude_msl(ahead, HOME_MSL + 900.0)
+    for k in range(10):
+        att.add(T0 + k * 40 * MS, LEVEL)
+        h.add_altitude_msl(T0 + k * 40 * MS, HOME_MSL + 300.0)
+    assert len(att) == 11  # none of the true samples was dropped as "too old"
+    np.testing.assert_allclose(att.at(T0 + 200 * MS), LEVEL, atol=1e-9)
+    assert h.at(T0 + 200 * MS, tilt_cos=1.0).height_m == pytest.approx(300.0)
