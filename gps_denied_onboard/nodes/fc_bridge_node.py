@@ -21,7 +21,10 @@ Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
 ``fix.*`` the fix scheduler's achieved rate / gaps / jitter, ``origin.*``). What the
 link's reader thread publishes is :class:`~gps_denied_onboard.nodes.fc_telemetry.LinkTelemetry`'s,
 one per link: a reader that a deactivate left behind (``fc.link_thread_stuck``)
-publishes nothing after the deactivate returned.
+publishes nothing after the deactivate returned. What it records and logs (the link's
+``fc.link_up``, ``fc.mode_change``..., the GNSS monitor's and the origin manager's) goes
+through the link's :class:`~gps_denied_onboard.fc_bridge.link_epoch.LinkEpoch`, retired
+once the link is closed: nothing of it either.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from gps_denied_onboard.fc_bridge.fix import PositionFix
 from gps_denied_onboard.fc_bridge.fix_output import OutputKind
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
 from gps_denied_onboard.fc_bridge.link import FcLink
+from gps_denied_onboard.fc_bridge.link_epoch import LinkEpoch
 from gps_denied_onboard.fc_bridge.node_params import CONFIG_CLASSES, build_node_config
 from gps_denied_onboard.fc_bridge.origin import OriginConfig, OriginManager
 from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice, run_preflight
@@ -89,6 +93,7 @@ class FcBridgeNode(LifecycleNode):
         self._link: FcLink | None = None
         self._gnss: GnssHealthMonitor | None = None
         self._telemetry: LinkTelemetry | None = None  # the link's reader's side (one per link)
+        self._epoch: LinkEpoch | None = None  # the link's records and log lines (one per link)
         self._sched: FixScheduler | None = None
         self._sender: FixSenderThread | None = None
         self._reloc: RelocGate | None = None
@@ -172,17 +177,19 @@ class FcBridgeNode(LifecycleNode):
         assert self._cfg is not None
         if self._telemetry is not None:  # the last link's reader, even one left stuck
             self._telemetry.retire()
-        link = FcLink(self._cfg, self._core_clock, self._sink, self._log)
+        if self._epoch is not None:  # closed by now (a deactivate, a failed activate)
+            self._epoch.retire()
+        # everything this link's reader reaches records and logs through its epoch
+        epoch = self._epoch = LinkEpoch()
+        link = FcLink(self._cfg, self._core_clock, epoch.sink(self._sink), epoch.logger(self._log))
         self._gnss = GnssHealthMonitor(
             self._core_clock,
-            self._sink,
+            epoch.sink(self._sink),
             min_satellites=self._cfg.gnss_min_satellites,
             max_hacc_m=self._cfg.gnss_max_hacc_m,
             timeout_s=self._cfg.gnss_timeout_s,
         )
-        self._telemetry = LinkTelemetry(
-            link, self._pubs, self._publishing, self._gnss, self._on_fc_origin
-        )
+        self._telemetry = LinkTelemetry(link, self._pubs, self._publishing, self._gnss)
         link.add_idle_hook(self._gnss.current)  # the "no data" verdict, made when drained
         return link
 
@@ -198,9 +205,15 @@ class FcBridgeNode(LifecycleNode):
 
     def _activate(self, state: State) -> TransitionCallbackReturn:
         cfg, fix_cfg, link = self._cfg, self._fix_cfg, self._link
-        origin_cfg, gnss = self._origin_cfg, self._gnss
+        origin_cfg, gnss, telemetry, epoch = (
+            self._origin_cfg,
+            self._gnss,
+            self._telemetry,
+            self._epoch,
+        )
         assert cfg is not None and fix_cfg is not None and link is not None
         assert origin_cfg is not None and gnss is not None
+        assert telemetry is not None and epoch is not None
         try:
             link.open()
             ap = link.wait_for_autopilot(cfg.activate_timeout_s)
@@ -235,19 +248,22 @@ class FcBridgeNode(LifecycleNode):
                 return TransitionCallbackReturn.FAILURE
         self._forwarder = AlertForwarder(link, self._core_clock, self._sink)
         try:
-            origin = OriginManager(
+            origin = OriginManager(  # fed by the link's reader: records through its epoch
                 origin_cfg,
                 link.send,
                 self._core_clock,
-                self._sink,
+                epoch.sink(self._sink),
                 needs_origin=output.needs_origin,
                 autopilot=ap.autopilot.value,
                 target_system=ap.sysid,
                 target_component=ap.compid,
                 fc_gnss_healthy=lambda: (gnss.latest() or gnss.current()).healthy,
-                logger=self._log,
+                logger=epoch.logger(self._log),
             )
             self._origin = origin
+            # this activation's origin and (once built) encoder: a GPS_GLOBAL_ORIGIN that
+            # a stuck reader of this link handles late reaches these, never a later one's
+            telemetry.route_origin(lambda msg: self._on_fc_origin(msg, origin, None))
             origin.activate()
             send: Any = link.send
             self._switch = None
@@ -272,6 +288,7 @@ class FcBridgeNode(LifecycleNode):
                 logger=self._log,
             )
             self._sched = sched
+            telemetry.route_origin(lambda msg: self._on_fc_origin(msg, origin, sched))
             if origin.current is not None:  # reported by the FC while the scheduler was built
                 sched.encoder.set_origin(origin.current)
             self._sender = FixSenderThread(sched)
@@ -307,6 +324,10 @@ class FcBridgeNode(LifecycleNode):
         self._forwarder = None
         if self._link is not None:
             self._link.close()
+        if self._epoch is not None:
+            # after close, whose own records (fc.link_down, fc.link_thread_stuck) go out:
+            # nothing the link's reader records or logs shows from now on, stuck or not
+            self._epoch.retire()
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_io()
@@ -330,10 +351,8 @@ class FcBridgeNode(LifecycleNode):
 
     # -- inbound (link reader thread; the rest is LinkTelemetry's) ------------------------
 
-    def _on_fc_origin(self, msg: Any) -> None:
-        origin, sched = self._origin, self._sched
-        if origin is None:
-            return
+    def _on_fc_origin(self, msg: Any, origin: OriginManager, sched: FixScheduler | None) -> None:
+        """GPS_GLOBAL_ORIGIN, to the activation's ``origin`` and ``sched`` it was routed to."""
         new = origin.on_fc_origin(msg)
         if new is not None and sched is not None:
             sched.encoder.set_origin(new)

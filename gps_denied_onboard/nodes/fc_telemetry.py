@@ -14,7 +14,10 @@ publish happens under the node's publishing lock and only while this link is liv
 under the same lock, for good. A publish in progress finishes first, none starts
 after; a reader that was left stuck is never heard again, even once the node was
 activated again with a new link (whose LinkTelemetry is another), and what it
-handles updates only its own, retired, state and GNSS monitor.
+handles updates only its own, retired, state and GNSS monitor. Its GPS_GLOBAL_ORIGIN
+goes to the origin manager of the activation it was routed to (:meth:`route_origin`),
+none after retire. What this link's threads record and log is gated the same way, by
+the link's :class:`~gps_denied_onboard.fc_bridge.link_epoch.LinkEpoch`.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ class LinkTelemetry:
         pubs: the node's publishers, by name (``navsat``, ``imu``, ``alt``, ``range`` used).
         publishing: the node's lock around "still live? then publish".
         gnss: this link's GNSS health monitor (fed the FC's fixes and EKF status).
-        on_fc_origin: called with each GPS_GLOBAL_ORIGIN while live.
     """
 
     def __init__(
@@ -51,13 +53,12 @@ class LinkTelemetry:
         pubs: Mapping[str, Any],
         publishing: threading.Lock,
         gnss: GnssHealthMonitor,
-        on_fc_origin: Callable[[Any], None],
     ) -> None:
         self._link = link
         self._pubs = pubs
         self._publishing = publishing
         self._gnss = gnss
-        self._on_fc_origin = on_fc_origin
+        self._on_fc_origin: Callable[[Any], None] | None = None  # route_origin's
         self._live = False  # under _publishing: set by go_live, cleared for good by retire
         self._retired = False
         #: the autopilot's boot time -> the bridge's clock, for this link's messages
@@ -92,6 +93,18 @@ class LinkTelemetry:
         with self._publishing:
             self._live = False
             self._retired = True
+        with self._state_lock:
+            self._on_fc_origin = None
+
+    def route_origin(self, on_fc_origin: Callable[[Any], None]) -> None:
+        """Call ``on_fc_origin`` with each GPS_GLOBAL_ORIGIN (live or not), until retire.
+
+        The callable should hold what it updates (one activation's origin manager):
+        one read just before a retire is still called, and must reach nothing newer.
+        """
+        with self._state_lock:
+            if not self._retired:
+                self._on_fc_origin = on_fc_origin
 
     def state(self) -> tuple[tm.GnssFix | None, tm.EkfStatus | None, tm.Battery | None]:
         """The latest GNSS fix, EKF status and battery state (None: none heard yet)."""
@@ -188,5 +201,7 @@ class LinkTelemetry:
         self._gnss.on_ekf(ekf)
 
     def _on_origin(self, msg: Any, recv_ns: int) -> None:
-        if not self._retired:
-            self._on_fc_origin(msg)
+        with self._state_lock:
+            on_fc_origin = self._on_fc_origin
+        if on_fc_origin is not None:
+            on_fc_origin(msg)
