@@ -25,6 +25,13 @@ publishes nothing after the deactivate returned. What it records and logs (the l
 ``fc.link_up``, ``fc.mode_change``..., the GNSS monitor's and the origin manager's) goes
 through the link's :class:`~gps_denied_onboard.fc_bridge.link_epoch.LinkEpoch`, retired
 once the link is closed: nothing of it either.
+
+``FcStatus`` is the current link's only: activated again, the node has a new link,
+which has heard the autopilot (the activate waited for it) and perhaps no telemetry
+yet; until it has, the GNSS, EKF and battery fields say "no data" (fix type 0, no
+satellites, HDOP and battery NaN, -1 %, GNSS health ``no_data``, no EKF flag), never
+the old link's values. A status built before a transition is published only if its
+link is still the current one and the node still active.
 """
 
 from __future__ import annotations
@@ -425,13 +432,15 @@ class FcBridgeNode(LifecycleNode):
         )
 
     def _publish_status(self) -> None:
-        link, gnss_mon = self._link, self._gnss
-        if link is None or gnss_mon is None or not self._active.is_set():
+        # one link's: its state, its GNSS verdicts, its reader's telemetry (each set
+        # before the link, in _build_link), or none at all
+        link_tm, gnss_mon, link = self._telemetry, self._gnss, self._link
+        if link is None or gnss_mon is None or link_tm is None or not self._active.is_set():
             return
         ap = link.autopilot
         # verdicts are made by the link's reader when idle (add_idle_hook)
         health = gnss_mon.latest() or gnss_mon.current()
-        fix, ekf, bat = self._telemetry.state() if self._telemetry else (None, None, None)
+        fix, ekf, bat = link_tm.state()
         age = link.heartbeat_age_ns()
         st = FcStatus()
         st.header.stamp = ns_to_time_msg(self._core_clock.now_ns())
@@ -503,9 +512,13 @@ class FcBridgeNode(LifecycleNode):
         elif st.link_ok and telemetry_problems:
             message = "link ok, telemetry: " + "; ".join(telemetry_problems)
         # built unlocked (a transition need not wait for it); published only if the node
-        # is still active, and under the lock that the transition takes to clear it
+        # is still active, and under the lock that the transition takes to clear it; and
+        # still with this link: one built before a deactivate and an activate that ran on
+        # other threads meanwhile (trigger_*) describes the old link, not the current one
         with self._publishing:
-            if not self._active.is_set():
+            if not self._active.is_set() or self._link is not link:
+                return
+            if self._telemetry is not link_tm or self._gnss is not gnss_mon:
                 return
             self._pubs["status"].publish(st)
             self._diag.publish(level, message, values)
