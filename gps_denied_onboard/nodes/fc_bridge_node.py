@@ -230,6 +230,9 @@ class FcBridgeNode(LifecycleNode):
             self._link = self._build_link()
             return TransitionCallbackReturn.FAILURE
         output = fix_cfg.resolve_output(ap.autopilot.value)
+        # this activation's verdict only: nothing of the last link's stays in diagnostics
+        self._preflight_lines, self._preflight = [], None
+        report: PreflightReport | None = None
         if cfg.preflight and output.value != "none":
             report = run_preflight(
                 link,
@@ -242,17 +245,20 @@ class FcBridgeNode(LifecycleNode):
             )
             self._preflight_lines = report.lines()
             self._preflight = report
+            for line in report.lines():
+                self.get_logger().warning(f"fc.preflight_problem {line}")
         signing, signing_problem = link.signing_status()
         self.get_logger().info(f"fc.preflight_signing {signing}")
         if cfg.preflight and signing_problem:
             self._preflight_lines.append(signing)
             self.get_logger().warning(f"fc.preflight_problem {signing}")
-            for line in report.lines():
-                self.get_logger().warning(f"fc.preflight_problem {line}")
-            if cfg.preflight_strict and not report.ok:
-                link.close()
-                self._link = self._build_link()
-                return TransitionCallbackReturn.FAILURE
+        if cfg.preflight_strict and report is not None and not report.ok:
+            self.get_logger().error(
+                f"fc.activate_failed error=preflight_strict problems={len(report.problems)}"
+            )
+            link.close()
+            self._link = self._build_link()
+            return TransitionCallbackReturn.FAILURE
         self._forwarder = AlertForwarder(link, self._core_clock, self._sink)
         try:
             origin = OriginManager(  # fed by the link's reader: records through its epoch

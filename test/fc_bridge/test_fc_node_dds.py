@@ -229,3 +229,33 @@ def test_a_downward_rangefinder_is_published_as_range(ros: MultiThreadedExecutor
         node.destroy_node()
         probe.destroy_node()
         fc.stop()
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_a_misconfigured_autopilot_fails_activation_only_with_preflight_strict(
+    ros: MultiThreadedExecutor, strict: bool
+) -> None:
+    """Whatever the link's signing says (here: none, no problem), preflight_strict is
+    enforced and the problems are named; without it the bridge flies on and says so."""
+    from gps_denied_onboard.fc_bridge.sim_fc import ARDUPILOT_DEFAULT_PARAMS
+
+    params = dict(ARDUPILOT_DEFAULT_PARAMS)
+    params["GPS1_TYPE"] = 1.0  # not MAV: the autopilot would ignore every GPS_INPUT
+    fc = SimFc("ardupilot", heartbeat_hz=5.0, params=params).start()
+    node = _node(fc.connection, preflight_strict=strict)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        want = TransitionCallbackReturn.FAILURE if strict else TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == want
+        assert node._preflight is not None and not node._preflight.ok
+        assert [p.name for p in node._preflight.problems] == ["GPS1_TYPE"]
+        assert any("GPS1_TYPE" in line for line in node._preflight_lines)
+        if strict:  # back to inactive, the link closed
+            assert node._state_machine.current_state[0] == StateMsg.PRIMARY_STATE_INACTIVE
+        else:
+            assert node._state_machine.current_state[0] == StateMsg.PRIMARY_STATE_ACTIVE
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    finally:
+        node.shutdown()
+        node.destroy_node()
+        fc.stop()
