@@ -66,6 +66,8 @@ from gps_denied_onboard.clock import ns_to_datetime
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.tile_cache import pixels
 from gps_denied_onboard.tile_cache.errors import (
+    LOCK_NOT_AVAILABLE,
+    QUERY_CANCELED,
     TileCacheError,
     TileMetadataError,
     TilePixelError,
@@ -303,9 +305,19 @@ def _write_failed(
     log_event(store._log, logging.WARNING, "c6.write_failed", **payload)
 
 
+#: ``c6.write_failed`` reasons of a database refusal, by SQLSTATE (else ``database``)
+_METADATA_REASONS = {
+    "23505": "duplicate",
+    LOCK_NOT_AVAILABLE: "lock_timeout",
+    QUERY_CANCELED: "statement_timeout",
+}
+
+
 def _reason(err: TileCacheError) -> str:
     if isinstance(err, TileMetadataError):
-        return "duplicate" if err.sqlstate == "23505" else "database"
+        # a write that waited out lock_timeout_s / statement_timeout_s says so: the
+        # database was busy (a maintenance lock, a slow disk), not broken
+        return _METADATA_REASONS.get(err.sqlstate or "", "database")
     if isinstance(err, TilePixelError):
         return "filesystem"
     return "validation"

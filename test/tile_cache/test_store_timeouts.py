@@ -78,7 +78,7 @@ def test_a_put_blocked_by_a_table_lock_fails_typed_and_leaves_nothing(
     assert count_rows(tile_config.dsn) == 0
     assert store.stats().tiles == 0
     (failed,) = sink.of_kind("c6.write_failed")
-    assert failed.payload["reason"] == "database"
+    assert failed.payload["reason"] == "lock_timeout"  # busy, not broken
     meta = store.put_tile(write)  # the lock gone, the same write goes through
     assert count_rows(tile_config.dsn) == 1
     assert store.get_tile(Z, 17437, 11371, "satellite").meta == meta
@@ -97,7 +97,7 @@ def test_a_bbox_query_blocked_by_a_table_lock_fails_typed(
 
 
 def test_a_statement_over_its_timeout_fails_typed_as_canceled(
-    migrated_dsn: str, tmp_path: Path, store_factory: Any
+    migrated_dsn: str, tmp_path: Path, store_factory: Any, sink: MemorySink
 ) -> None:
     # the statement timeout counts the lock wait too: below the lock timeout, it is
     # the one that ends the wait
@@ -112,6 +112,8 @@ def test_a_statement_over_its_timeout_fails_typed_as_canceled(
         assert err.sqlstate == QUERY_CANCELED
         assert files_under(store.root) == {}
     assert count_rows(migrated_dsn) == 0
+    (failed,) = sink.of_kind("c6.write_failed")
+    assert failed.payload["reason"] == "statement_timeout"
     store.put_tile(write)
     assert count_rows(migrated_dsn) == 1
 
