@@ -132,9 +132,10 @@ class OutputKind(enum.Enum):
         GPS_INPUT: yes. ArduPilot's GPS driver judges health by the *message* rate,
         like a receiver's 5-10 Hz output, so the stream is kept steady while the
         latest fix is younger than ``max_fix_age_s``; the repeat carries the fix's
-        original capture time and GPS time (never a made-up newer one). Note that
-        ArduPilot's EKF times GPS samples by arrival minus ``GPSx_DELAY_MS``: set
-        that to the typical capture-to-wire latency. Vision outputs: no; PX4 and
+        original capture time and GPS time (never a made-up newer one): ArduPilot
+        times a 3D one by that GPS time (plus the least transport delay it has seen,
+        minus ``GPSx_DELAY_MS``), so a repeat is no new sample to its EKF; see
+        :data:`.preflight._DELAY` for the delay to set. Vision outputs: no; PX4 and
         ArduPilot fuse each ODOMETRY/VISION sample as a new measurement, so a repeat
         would be fused twice; the same holds for PX4's auxiliary global position.
         """

@@ -25,6 +25,7 @@ firmware has is checked, and only if it has neither is that reported.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -152,17 +153,29 @@ class DelayParam:
         names: alternatives, newest firmware first.
         zero_means_ms: what the firmware assumes when it is 0 (None: 0 is 0).
         max_ms: the parameter's upper limit.
+        stamped_3d: a 3D fix is timed by the time it carries, not by its arrival
+            (see :data:`_DELAY`).
     """
 
     names: tuple[str, ...]
     zero_means_ms: float | None
     max_ms: float
+    stamped_3d: bool = False
 
 
-#: ArduPilot times a GPS sample by arrival minus GPSx_DELAY_MS (0 = the driver's 200 ms);
-#: PX4 by arrival minus EKF2_GPS_DELAY. Vision outputs carry their capture time.
+#: ArduPilot's EKF times a GPS sample at the driver's message time minus GPSx_DELAY_MS
+#: (0 = the MAV driver's 200 ms). For a GPS_INPUT of fix type 3 or more with a GPS week
+#: (ours with velocity), AP_GPS_MAV takes that time from the fix's own week and
+#: milliseconds through its jitter correction: the capture time plus the least delay
+#: it has seen between our stamp and its clock. So the delay to set is the least
+#: capture-to-send age, not the typical one (checked against ArduCopter SITL, master
+#: 2025-07: its sample time moved with our time_week_ms, repeats kept it). A 2D fix is
+#: timed by its arrival: there the typical (median) age. PX4 by arrival minus
+#: EKF2_GPS_DELAY (documented, not checked here). Vision outputs carry their capture time.
 _DELAY: Final[dict[tuple[Autopilot, str], DelayParam]] = {
-    (Autopilot.ARDUPILOT, "gps_input"): DelayParam(("GPS1_DELAY_MS", "GPS_DELAY_MS"), 200.0, 250.0),
+    (Autopilot.ARDUPILOT, "gps_input"): DelayParam(
+        ("GPS1_DELAY_MS", "GPS_DELAY_MS"), 200.0, 250.0, stamped_3d=True
+    ),
     (Autopilot.PX4, "gps_input"): DelayParam(("EKF2_GPS_DELAY",), None, 300.0),
 }
 #: a configured delay this far from the measured capture-to-send age is reported
@@ -179,14 +192,25 @@ def delay_advice(
     values: dict[str, float],
     measured_ms: float,
     tolerance_ms: float = DELAY_TOLERANCE_MS,
+    *,
+    least_ms: float = math.nan,
+    three_d: bool = False,
 ) -> str | None:
     """A line naming the delay value to set when the configured one is far off, else None.
 
     ``measured_ms``: the median capture-to-send age of new fixes (the bridge's
-    diagnostics ``fix.new_fix_age_median_ms``); the link adds well under a millisecond.
+    diagnostics ``fix.new_fix_age_median_ms``); ``least_ms``: the least of them
+    (``fix.new_fix_age_min_ms``); the link adds well under a millisecond.
+    ``three_d``: the fixes go out as 3D ones (with velocity), which ArduPilot times by
+    their own GPS time: then the least age is the one that counts (:data:`_DELAY`).
     """
     param = delay_param_for(autopilot, output)
-    if param is None or not measured_ms >= 0.0:
+    if param is None:
+        return None
+    by_stamp = param.stamped_3d and three_d
+    if by_stamp:
+        measured_ms = least_ms
+    if not measured_ms >= 0.0:
         return None
     name = next((n for n in param.names if n in values), None)
     if name is None:
@@ -197,9 +221,10 @@ def delay_advice(
         return None
     advised = min(param.max_ms, max(1.0, 10.0 * round(measured_ms / 10.0)))
     meaning = f" (0 = {effective:g} ms)" if effective != value else ""
+    when = "at the least" if by_stamp else ""
     return (
-        f"{name}={value:g}{meaning} but fixes reach the FC {measured_ms:.0f} ms after "
-        f"capture: set {name}={advised:g}"
+        f"{name}={value:g}{meaning} but fixes reach the FC {when}{' ' if when else ''}"
+        f"{measured_ms:.0f} ms after capture: set {name}={advised:g}"
     )
 
 

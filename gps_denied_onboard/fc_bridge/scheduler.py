@@ -190,6 +190,7 @@ class SchedulerStats:
     age_at_send_mean_ms: float
     age_at_send_max_ms: float
     new_fix_age_median_ms: float
+    new_fix_age_min_ms: float
     last_fix_age_ms: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -486,6 +487,7 @@ class FixScheduler:
             age_at_send_mean_ms=(sum(ages) / len(ages) / 1e6) if ages else nan,
             age_at_send_max_ms=(max(ages) / 1e6) if ages else nan,
             new_fix_age_median_ms=(new_ages[len(new_ages) // 2] / 1e6) if new_ages else nan,
+            new_fix_age_min_ms=(new_ages[0] / 1e6) if new_ages else nan,
             last_fix_age_ms=((now - latest.capture_ns) / 1e6) if latest is not None else nan,
             **counts,
         )

@@ -421,7 +421,12 @@ class FcBridgeNode(LifecycleNode):
         if stats.new_fixes_sent < DELAY_CHECK_MIN_FIXES:
             return None
         advice = delay_advice(
-            report.autopilot, report.output, report.values, stats.new_fix_age_median_ms
+            report.autopilot,
+            report.output,
+            report.values,
+            stats.new_fix_age_median_ms,
+            least_ms=stats.new_fix_age_min_ms,
+            three_d=self._fix_cfg is not None and self._fix_cfg.fix_velocity,
         )
         if advice != self._delay_advice and advice is not None:
             self.get_logger().warning(f"fc.preflight_delay {advice}")

@@ -125,6 +125,29 @@ def test_delay_advice_names_the_value_to_set_when_far_off() -> None:
     assert delay_advice(ap, "odometry", {"GPS1_DELAY_MS": 0.0}, 84.0) is None
 
 
+def test_delay_advice_for_3d_fixes_on_ardupilot_is_the_least_age() -> None:
+    """ArduPilot times a 3D GPS_INPUT by the GPS time it carries, plus the least
+    transport delay its jitter correction has seen: the delay to set is the least
+    capture-to-send age; a 2D fix is timed by arrival (the median)."""
+    ap = Autopilot.ARDUPILOT
+    values = {"GPS1_DELAY_MS": 250.0}  # set to the median: 150 ms too much for 3D fixes
+    line = delay_advice(ap, "gps_input", values, 253.0, least_ms=102.0, three_d=True)
+    assert line == (
+        "GPS1_DELAY_MS=250 but fixes reach the FC at the least 102 ms after capture: "
+        "set GPS1_DELAY_MS=100"
+    )
+    assert delay_advice(ap, "gps_input", values, 253.0, least_ms=102.0, three_d=False) is None
+    assert (
+        delay_advice(ap, "gps_input", {"GPS1_DELAY_MS": 100.0}, 253.0, least_ms=102.0, three_d=True)
+        is None
+    )
+    # PX4 (timed by arrival) keeps the median whatever the fix type
+    px4 = delay_advice(
+        Autopilot.PX4, "gps_input", {"EKF2_GPS_DELAY": 100.0}, 253.0, least_ms=102.0, three_d=True
+    )
+    assert px4 is not None and px4.endswith("set EKF2_GPS_DELAY=250")
+
+
 def test_preflight_reads_the_gps_delay_without_making_it_a_problem() -> None:
     with linked("ardupilot") as (_fc, link, sink):
         link.wait_for_autopilot(3.0)
