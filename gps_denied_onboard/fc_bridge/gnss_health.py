@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from gps_denied_onboard.clock import Clock
+from gps_denied_onboard.fc_bridge.own_fixes import SentPositions
 from gps_denied_onboard.fc_bridge.telemetry import (
     GPS_FIX_TYPE_3D,
     UERE_M,
@@ -28,6 +29,8 @@ REASON_FIX_LOST: Final = "fix_lost"
 REASON_SATELLITES_LOW: Final = "satellites_low"
 REASON_ACCURACY: Final = "accuracy"
 REASON_EKF_REJECTED: Final = "ekf_rejected"
+#: the FC's GNSS report is a fix we sent it (GPS_INPUT echoed: :mod:`.own_fixes`)
+REASON_OWN_FIXES: Final = "own_fixes"
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,17 @@ def assess(
     min_satellites: int,
     max_hacc_m: float,
     timeout_s: float,
+    echo: bool = False,
 ) -> GnssHealth:
-    """The pure rule, first failing check wins (most fundamental first)."""
+    """The pure rule, first failing check wins (most fundamental first).
+
+    ``echo``: the fix is one of ours reported back (:mod:`.own_fixes`): whatever it
+    claims, it is no independent GNSS.
+    """
     if fix is None or fix_age_s > timeout_s:
         return GnssHealth(False, REASON_NO_DATA)
+    if echo:
+        return GnssHealth(False, REASON_OWN_FIXES)
     if fix.fix_type < GPS_FIX_TYPE_3D:
         return GnssHealth(False, REASON_FIX_LOST)
     if 0 <= fix.satellites < min_satellites:
@@ -81,6 +91,7 @@ class GnssHealthMonitor:
         max_hacc_m: float = 10.0,
         timeout_s: float = 2.0,
         producer: str = "fc_bridge",
+        own_fixes: SentPositions | None = None,
     ) -> None:
         self._clock = clock
         self._sink = sink
@@ -88,6 +99,8 @@ class GnssHealthMonitor:
         self._max_hacc = max_hacc_m
         self._timeout_s = timeout_s
         self._producer = producer
+        self._own = own_fixes
+        self._echo = False
         self._lock = threading.Lock()
         self._fix: GnssFix | None = None
         self._fix_ns: int | None = None
@@ -95,8 +108,9 @@ class GnssHealthMonitor:
         self._health: GnssHealth | None = None
 
     def on_fix(self, fix: GnssFix, recv_ns: int) -> GnssHealth:
+        echo = self._own is not None and self._own.is_echo(fix.latitude, fix.longitude)
         with self._lock:
-            self._fix, self._fix_ns = fix, recv_ns
+            self._fix, self._fix_ns, self._echo = fix, recv_ns, echo
         return self.current()
 
     def on_ekf(self, ekf: EkfStatus) -> GnssHealth:
@@ -121,6 +135,7 @@ class GnssHealthMonitor:
                 min_satellites=self._min_sats,
                 max_hacc_m=self._max_hacc,
                 timeout_s=self._timeout_s,
+                echo=self._echo,
             )
             previous, self._health = self._health, health
             fix = self._fix

@@ -60,6 +60,7 @@ from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.link_epoch import LinkEpoch
 from gps_denied_onboard.fc_bridge.node_params import CONFIG_CLASSES, build_node_config
 from gps_denied_onboard.fc_bridge.origin import OriginConfig, OriginManager
+from gps_denied_onboard.fc_bridge.own_fixes import SentPositions
 from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice, run_preflight
 from gps_denied_onboard.fc_bridge.reloc import EkfSourceSwitch, RelocGate
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
@@ -99,6 +100,7 @@ class FcBridgeNode(LifecycleNode):
         self._origin: OriginManager | None = None
         self._link: FcLink | None = None
         self._gnss: GnssHealthMonitor | None = None
+        self._own_fixes = SentPositions()
         self._telemetry: LinkTelemetry | None = None  # the link's reader's side (one per link)
         self._epoch: LinkEpoch | None = None  # the link's records and log lines (one per link)
         self._sched: FixScheduler | None = None
@@ -189,12 +191,14 @@ class FcBridgeNode(LifecycleNode):
         # everything this link's reader reaches records and logs through its epoch
         epoch = self._epoch = LinkEpoch()
         link = FcLink(self._cfg, self._core_clock, epoch.sink(self._sink), epoch.logger(self._log))
+        self._own_fixes = SentPositions()  # this link's GPS_INPUTs, to tell their echo
         self._gnss = GnssHealthMonitor(
             self._core_clock,
             epoch.sink(self._sink),
             min_satellites=self._cfg.gnss_min_satellites,
             max_hacc_m=self._cfg.gnss_max_hacc_m,
             timeout_s=self._cfg.gnss_timeout_s,
+            own_fixes=self._own_fixes,
         )
         self._telemetry = LinkTelemetry(link, self._pubs, self._publishing, self._gnss)
         link.add_idle_hook(self._gnss.current)  # the "no data" verdict, made when drained
@@ -278,11 +282,12 @@ class FcBridgeNode(LifecycleNode):
             # a stuck reader of this link handles late reaches these, never a later one's
             telemetry.route_origin(lambda msg: self._on_fc_origin(msg, origin, None))
             origin.activate()
-            send: Any = link.send
+            # every GPS_INPUT noted: the FC reports them back as its GNSS (own_fixes.py)
+            send: Any = self._own_fixes.recording(link.send)
             self._switch = None
             if self._uses_source_switch(ap.autopilot.value, output):
-                self._switch = EkfSourceSwitch(link.send, link.mav, ap.sysid, ap.compid)
-                send = self._switch.wrap(link.send)
+                self._switch = EkfSourceSwitch(send, link.mav, ap.sysid, ap.compid)
+                send = self._switch.wrap(send)
             self._reloc = RelocGate(
                 min_quality=fix_cfg.fix_reloc_min_quality,
                 max_hacc_m=fix_cfg.fix_reloc_max_hacc_m,

@@ -380,3 +380,32 @@ def _switches(rig: Rig) -> list[float]:
 def _reloc_records(rig: Rig) -> list[dict[str, Any]]:
     assert wait_until(lambda: any(r.kind == "fc.relocalisation" for r in rig.records), 5.0)
     return [json.loads(r.payload_json) for r in rig.records if r.kind == "fc.relocalisation"]
+
+
+def test_the_fcs_gnss_reporting_our_own_fixes_back_is_not_a_healthy_gnss(rig_factory: Any) -> None:
+    """ArduPilot with GPS1_TYPE=14 reports the GPS_INPUT it gets as its GPS_RAW_INT
+    (seen against SITL). Here the simulated FC's GNSS sits at exactly the position
+    we then send: once it went out, the FC's report of it is our echo, and the
+    bridge says so (``own_fixes``) instead of calling the GNSS healthy."""
+    rig = rig_factory("ardupilot")
+    rig.fc.update(lat_deg=LAT, lon_deg=LON)
+    rig.activate()
+
+    def reason() -> str:
+        return rig.statuses[-1].gnss_health_reason if rig.statuses else ""
+
+    assert wait_until(lambda: reason() == "ok", 5.0), reason()  # a GNSS we never sent
+    stamp = rig.now_ns()
+    rig.publish(fix_msg(stamp, LAT, LON, ALT, vel_enu=VEL_ENU))
+    rig.wait_for("GPS_INPUT", lambda m: m.time_usec == stamp // 1000)
+    assert wait_until(lambda: reason() == "own_fixes", 5.0), reason()
+    assert not rig.statuses[-1].gnss_healthy
+    assert wait_until(
+        lambda: any(
+            r.kind == "fc.gnss_health" and '"own_fixes"' in r.payload_json for r in rig.records
+        ),
+        5.0,
+    )
+    # the FC's GNSS moves off our fixes (a real receiver again): healthy again
+    rig.fc.update(lat_deg=LAT + 1e-4)
+    assert wait_until(lambda: reason() == "ok", 5.0), reason()
