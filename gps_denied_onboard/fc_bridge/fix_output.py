@@ -131,7 +131,7 @@ class OutputKind(enum.Enum):
 
         GPS_INPUT: yes. ArduPilot's GPS driver judges health by the *message* rate,
         like a receiver's 5-10 Hz output, so the stream is kept steady while the
-        latest fix is younger than ``max_fix_age_s``; the repeat carries the fix's
+        latest fix is younger than ``fix_repeat_max_age_s``; the repeat carries the fix's
         original capture time and GPS time (never a made-up newer one): ArduPilot
         times a 3D one by that GPS time (plus the least transport delay it has seen,
         minus ``GPSx_DELAY_MS``), so a repeat is no new sample to its EKF; see

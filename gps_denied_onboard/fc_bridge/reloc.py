@@ -11,7 +11,7 @@ rejected the way back for another 10 s.
   ``<= max_hacc_m``): accepted at once. The bridge's own *wire* reset counter (what
   ODOMETRY / VISION_POSITION_ESTIMATE carry) bumps by one.
 * **Unsure jump**: held back. Nothing of the new counter is sent; the scheduler's
-  last pre-jump fix goes on being repeated (GPS_INPUT) until it is ``max_fix_age_s``
+  last pre-jump fix goes on being repeated (GPS_INPUT) until it is ``fix_repeat_max_age_s``
   old, then the stream stops (the autopilot's EKF coasts on what it had). The
   jump is accepted once ``confirm_fixes`` consecutive fixes under the new counter
   agree (each within ``confirm_radius_m`` plus the distance its velocity explains

@@ -9,9 +9,16 @@ Policy (per output kind, from :class:`~gps_denied_onboard.fc_bridge.fix_output.O
 * **Latest fix wins.** ``submit`` replaces the pending fix; a fix that was replaced
   before it was sent is counted as ``superseded``. A fix whose capture stamp is older
   than the one already held is ``out_of_order`` and ignored.
-* **Stale fixes are dropped, not sent late.** At every tick a fix whose capture stamp
-  is more than ``max_fix_age_s`` old is discarded (``dropped_stale``) and nothing is
-  sent for it.
+* **Stale fixes are dropped, not sent late.** At every tick a fix not yet sent whose
+  capture stamp is more than ``max_fix_age_s`` old is discarded (``dropped_stale``)
+  and nothing is sent for it; one already sent is repeated (below) until it is
+  ``repeat_max_age_s`` old (at least ``max_fix_age_s``), then the stream goes silent.
+  Why two ages: a repeat carries its fix's GPS time, which ArduPilot's MAV GPS takes
+  as the sample time, so EKF3 skips it as no new sample (seen against ArduCopter
+  SITL); it only keeps the driver's message rate, and with it the GPS "healthy". With
+  a 2 Hz estimator and fixes 0.1-0.4 s old on arrival, repeats that stopped at 0.5 s
+  left gaps up to 500 ms and SITL's GPS unhealthy for a whole 40 s run; repeating
+  to 1.0 s kept every gap under 152 ms and the GPS healthy.
 * **Floor rate.** Ticks come every ``1/rate_hz`` on a fixed deadline grid. When no new
   fix arrived since the last send, GPS_INPUT re-sends the latest non-stale fix
   unchanged (same capture time, same GPS time: a repeat, counted as ``repeats``) so
@@ -91,6 +98,7 @@ class FixOutputConfig:
     output: str = "auto"
     rate_hz: float | None = None  # None = per output kind (GPS_INPUT 10 Hz, vision 30 Hz)
     max_fix_age_s: float = 0.5
+    fix_repeat_max_age_s: float = 1.0  # a sent fix is repeated until this old
     fix_resend_latest: str = "auto"  # auto (GPS_INPUT yes, vision no) | always | never
     fix_send_on_arrival: bool = True
     fix_min_gap_fraction: float = 0.75
@@ -118,6 +126,10 @@ class FixOutputConfig:
             raise ConfigError("rate_hz must be within 1..100 Hz", key="rate_hz")
         if not (0.01 <= self.max_fix_age_s <= 10.0):
             raise ConfigError("max_fix_age_s must be within 0.01..10 s", key="max_fix_age_s")
+        if not (0.01 <= self.fix_repeat_max_age_s <= 10.0):
+            raise ConfigError(
+                "fix_repeat_max_age_s must be within 0.01..10 s", key="fix_repeat_max_age_s"
+            )
         if self.fix_resend_latest not in ("auto", "always", "never"):
             raise ConfigError("fix_resend_latest: auto|always|never", key="fix_resend_latest")
         if not (1.0 <= self.fix_repeat_gap_fraction <= 2.0):
@@ -207,6 +219,8 @@ class FixScheduler:
         clock: the injected clock (same time base as the fixes' capture stamps).
         rate_hz: tick rate of the fixed grid.
         max_fix_age_s: older fixes (capture stamp to now) are dropped.
+        repeat_max_age_s: a sent fix is repeated until this old (never less than
+            ``max_fix_age_s``).
         resend_latest: re-send the latest fix on ticks without a new one.
         send_on_arrival, min_gap_fraction: see the module docstring.
     """
@@ -220,6 +234,7 @@ class FixScheduler:
         rate_hz: float,
         max_fix_age_s: float,
         resend_latest: bool,
+        repeat_max_age_s: float | None = None,
         send_on_arrival: bool = True,
         min_gap_fraction: float = 0.75,
         send_inline: bool = True,
@@ -235,6 +250,10 @@ class FixScheduler:
         self.period_ns = round(NS_PER_S / rate_hz)
         self.rate_hz = rate_hz
         self.max_age_ns = round(max_fix_age_s * NS_PER_S)
+        self.repeat_max_age_ns = max(
+            self.max_age_ns,
+            round((repeat_max_age_s if repeat_max_age_s is not None else 0.0) * NS_PER_S),
+        )
         self.resend_latest = resend_latest
         self.send_on_arrival = send_on_arrival
         self.min_gap_ns = round(self.period_ns * min_gap_fraction)
@@ -310,6 +329,7 @@ class FixScheduler:
             clock,
             rate_hz=config.rate_for(kind),
             max_fix_age_s=config.max_fix_age_s,
+            repeat_max_age_s=config.fix_repeat_max_age_s,
             resend_latest=config.resend_for(kind),
             send_on_arrival=config.fix_send_on_arrival,
             send_inline=config.fix_send_inline,
@@ -386,7 +406,8 @@ class FixScheduler:
     def _tick_locked(self, now: int) -> Any | None:
         with self._lock:
             fix = self._latest
-            if fix is not None and now - fix.capture_ns > self.max_age_ns:
+            limit = self.repeat_max_age_ns if self._latest_sent else self.max_age_ns
+            if fix is not None and now - fix.capture_ns > limit:
                 self._counts["dropped_stale"] += 1 if not self._latest_sent else 0
                 self._latest = None
                 fix = None
