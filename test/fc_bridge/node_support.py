@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import rclpy
 from gps_denied_onboard.msg import PositionFix as PositionFixMsg
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
+from gps_denied_onboard.fc_bridge.scheduler import FixScheduler
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode
 
 
@@ -34,6 +36,34 @@ def spin_ros(num_threads: int | None = None) -> Iterator[MultiThreadedExecutor]:
         t.join(timeout=5)
         executor.shutdown()
         rclpy.shutdown()
+
+
+class HeldStatus(FcBridgeNode):
+    """The node, whose status timer can be held in the middle of a status: after its
+    active check and reading the link's state, before its publish (in
+    ``_check_delay``), until the test lets it go (at most ``hold_s``)."""
+
+    hold_s = 10.0
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.hold = threading.Event()  # set: the next status stops in _check_delay
+        self.held = threading.Event()  # one is stopped there
+        self.release = threading.Event()
+        self.done = threading.Event()  # the held status build returned
+        self.held_too_long = False
+        super().__init__(**kwargs)
+
+    def _check_delay(self, sched: FixScheduler | None) -> str | None:
+        if self.hold.is_set():
+            self.hold.clear()
+            self.held.set()
+            self.held_too_long |= not self.release.wait(self.hold_s)
+        return super()._check_delay(sched)
+
+    def _publish_status(self) -> None:
+        super()._publish_status()
+        if self.held.is_set():
+            self.done.set()
 
 
 def make_node(

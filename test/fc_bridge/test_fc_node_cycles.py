@@ -15,10 +15,8 @@ returned (``test_no_status_goes_out_after_a_deactivate_returned``).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -33,7 +31,6 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
-from gps_denied_onboard.fc_bridge.scheduler import FixScheduler  # noqa: E402
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.ros_topics import (  # noqa: E402
@@ -43,6 +40,7 @@ from gps_denied_onboard.ros_topics import (  # noqa: E402
     time_msg_to_ns,
 )
 
+from . import node_support  # noqa: E402
 from .link_support import wait_until  # noqa: E402
 from .node_support import fix_msg, make_node, spin_ros  # noqa: E402
 
@@ -60,23 +58,8 @@ HELD_CYCLES = 4
 HOLD_S = 10.0
 
 
-class HeldStatus(FcBridgeNode):
-    """The node, whose status timer can be held in the middle of a status: after its
-    active check and before its publish (in ``_check_delay``), until the test lets it go."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.hold = threading.Event()  # set: the next status stops in _check_delay
-        self.held = threading.Event()  # one is stopped there
-        self.release = threading.Event()
-        self.held_too_long = False
-        super().__init__(**kwargs)
-
-    def _check_delay(self, sched: FixScheduler | None) -> str | None:
-        if self.hold.is_set():
-            self.hold.clear()
-            self.held.set()
-            self.held_too_long |= not self.release.wait(HOLD_S)
-        return super()._check_delay(sched)
+class HeldStatus(node_support.HeldStatus):
+    hold_s = HOLD_S
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ link's values, the "no data" fields and the new link's values are told apart.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,11 +32,10 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
-from gps_denied_onboard.fc_bridge.scheduler import FixScheduler  # noqa: E402
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
-from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.ros_topics import TOPIC_FC_STATUS, time_msg_to_ns  # noqa: E402
 
+from . import node_support  # noqa: E402
 from .link_support import wait_until  # noqa: E402
 from .node_support import make_node, spin_ros  # noqa: E402
 
@@ -50,29 +48,8 @@ SILENT_STATUSES = 5
 HOLD_S = 15.0
 
 
-class HeldStatus(FcBridgeNode):
-    """The node, whose status timer can be held in the middle of a status: after it read
-    the link's state and before its publish (in ``_check_delay``), until let go."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.hold = threading.Event()  # set: the next status stops in _check_delay
-        self.held = threading.Event()  # one is stopped there
-        self.release = threading.Event()
-        self.done = threading.Event()  # the held status build returned
-        self.held_too_long = False
-        super().__init__(**kwargs)
-
-    def _check_delay(self, sched: FixScheduler | None) -> str | None:
-        if self.hold.is_set():
-            self.hold.clear()
-            self.held.set()
-            self.held_too_long |= not self.release.wait(HOLD_S)
-        return super()._check_delay(sched)
-
-    def _publish_status(self) -> None:
-        super()._publish_status()
-        if self.held.is_set():
-            self.done.set()
+class HeldStatus(node_support.HeldStatus):
+    hold_s = HOLD_S
 
 
 class StampingPublisher:
