@@ -140,15 +140,22 @@ def test_pixel_ray_pixel_round_trip_through_plumb_bob(
     u: float, v: float, k1: float, k2: float
 ) -> None:
     """Within any calibration the model accepts; one whose corners are no ray's image
-    (strong barrel on a 90 deg lens: k1 below about -0.09) is refused as such."""
+    (strong barrel on a 90 deg lens: k1 below about -0.09) is refused as such, and so
+    may be one whose curve nearly flattens on the way to the corner (OpenCV's iterative
+    undistortion does not converge there; found by hypothesis in CI-like runs:
+    k1 -0.137, k2 0.0086, slope 0.02 at 2.2)."""
     try:
         cam = CameraModel(640, 480, CAMERA.k, "plumb_bob", (k1, k2, 0.001, -0.001, 0.0))
     except CameraModelError:
-        # refused only if the corner's distorted radius (1.25) is beyond every ray's
+        # refused only if the corner's distorted radius (1.25) is beyond every ray's,
+        # or the curve is nearly flat (slope under 0.2) somewhere before it
         r = np.linspace(0.0, 4.0, 4001)
         rd = r * (1 + k1 * r**2 + k2 * r**4)
         rising = rd[: int(np.argmax(np.diff(rd) < 0)) + 1] if np.any(np.diff(rd) < 0) else rd
-        assert rising.max() < 1.25 + 0.01
+        unreachable = rising.max() < 1.25 + 0.01
+        slope = 1 + 3 * k1 * r**2 + 5 * k2 * r**4
+        before_corner = r <= (r[int(np.argmax(rising >= 1.25))] if not unreachable else 4.0)
+        assert unreachable or slope[before_corner].min() < 0.2, (k1, k2)
         return
     ray = cam.rays(np.array([[u, v]]))
     back = cam.project(ray)
