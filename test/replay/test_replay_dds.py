@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from gps_denied_onboard.nodes.service_calls import call_service
+
 from .bags import T0, write_rosbag
 
 pytestmark = pytest.mark.ros
@@ -151,6 +153,11 @@ def test_pause_service_and_play_next_step_the_replay(tmp_path: Path, listener: L
         assert pause_cli.wait_for_service(timeout_sec=20)
         time.sleep(2.5)  # past --delay: the player is now waiting, paused
         assert listener.got == []
+        # the service is discovered before its answers can reach us (Fast DDS matches the
+        # response reader later; on a loaded machine the first answer was lost and the
+        # step below timed out): ask what changes nothing until it is answered, then step
+        held = call_service(pause_cli, SetBool.Request(data=True), 20.0, idempotent=True)
+        assert held is not None and held.result().message == "paused"
 
         def call(cli: Any, req: Any) -> Any:
             fut = cli.call_async(req)
