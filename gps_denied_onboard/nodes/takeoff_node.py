@@ -184,7 +184,7 @@ class RosLifecycleController:
 
         An ``idempotent`` request is sent again until answered
         (:func:`~gps_denied_onboard.nodes.service_calls.call_service`). A lifecycle
-        transition is never resent; the sequencer reads the state back instead.
+        transition is not resent here; the sequencer reads the state back and decides.
         """
         client = self._client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout_s):

@@ -41,7 +41,9 @@ _NEXT = {
 
 
 class ScriptedController:
-    def __init__(self, fail: str = "", timeout: str = "", lose_answer: str = "") -> None:
+    def __init__(
+        self, fail: str = "", timeout: str = "", lose_answer: str = "", drop_request: str = ""
+    ) -> None:
         self.states = {
             n: LifecycleState.UNCONFIGURED
             for n in ("fdr_recorder", "tile_cache", "visual_nav", "fc_bridge")
@@ -50,6 +52,7 @@ class ScriptedController:
         self.fail = fail
         self.timeout = timeout
         self.lose_answer = lose_answer  # the transition happens, its answer never comes
+        self.drop_request = drop_request  # the first request never reaches the node
         self.flight_open = False
         self.reasons: dict[str, str] = {}
 
@@ -61,6 +64,8 @@ class ScriptedController:
         step = f"{node}.{transition.name.lower()}"
         self.calls.append(step)
         self._check(step)
+        if step == self.drop_request and self.calls.count(step) == 1:
+            raise StepTimeout(f"/{node}/change_state did not answer", step=step)
         if step == self.fail:
             return False
         self.states[node] = _NEXT[(self.states[node], transition)]
@@ -201,7 +206,8 @@ def test_recorder_timeout_is_an_fdr_open_failure() -> None:
     result = _sequencer(ctl, MemorySink(), io.StringIO()).take_off()
     assert result.exit_code == EXIT_FDR_OPEN_FAILURE
     assert result.failed_step == "fdr_recorder.configure"
-    assert ctl.calls.count("fdr_recorder.configure") == 1  # never asked twice
+    # still unconfigured: asked once more (the request may never have arrived), no more
+    assert ctl.calls.count("fdr_recorder.configure") == 2
 
 
 @pytest.mark.parametrize("step", ["fdr_recorder.configure", "fc_bridge.activate"])
@@ -223,6 +229,24 @@ def test_a_transition_made_but_not_answered_goes_on_and_says_so(
         and f"transition={transition}" in m
         for m in warned
     ), warned
+
+
+@pytest.mark.parametrize("step", ["fc_bridge.configure", "visual_nav.activate"])
+def test_a_transition_whose_request_never_arrived_is_asked_once_more(
+    step: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ctl, err = ScriptedController(drop_request=step), io.StringIO()
+    with caplog.at_level(logging.WARNING, logger="gps_denied_onboard.takeoff"):
+        result = _sequencer(ctl, MemorySink(), err).take_off()
+    assert result.exit_code == EXIT_OK, err.getvalue()
+    assert ctl.calls.count(step) == 2
+    assert [c for c in ctl.calls if c != step] == [c for c in TAKEOFF_ORDER if c != step]
+    assert set(ctl.states.values()) == {LifecycleState.ACTIVE}
+    node = step.partition(".")[0]
+    assert any(
+        "takeoff.transition_resent" in r.getMessage() and f"node={node}" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize(
