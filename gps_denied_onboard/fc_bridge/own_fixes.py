@@ -30,28 +30,17 @@ class SentPositions:
 
     def __init__(self, keep: int = KEEP) -> None:
         self._lock = threading.Lock()
-        self._order: deque[tuple[int, int]] = deque()
-        self._counts: dict[tuple[int, int], int] = {}
-        self._keep = keep
+        self._sent: deque[tuple[int, int]] = deque(maxlen=keep)
 
     def record(self, lat_e7: int, lon_e7: int) -> None:
-        key = (int(lat_e7), int(lon_e7))
         with self._lock:
-            self._order.append(key)
-            self._counts[key] = self._counts.get(key, 0) + 1
-            if len(self._order) > self._keep:
-                old = self._order.popleft()
-                left = self._counts[old] - 1
-                if left:
-                    self._counts[old] = left
-                else:
-                    del self._counts[old]
+            self._sent.append((int(lat_e7), int(lon_e7)))
 
     def is_echo(self, latitude_deg: float, longitude_deg: float) -> bool:
         """Whether a reported position is one we sent (to the 1e-7 degree)."""
         key = (round(latitude_deg * 1e7), round(longitude_deg * 1e7))
         with self._lock:
-            return key in self._counts
+            return key in self._sent
 
     def recording(self, send: Callable[[Any], object]) -> Callable[[Any], object]:
         """``send``, noting the position of every ``GPS_INPUT`` that goes out through it."""

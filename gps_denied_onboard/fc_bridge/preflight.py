@@ -221,10 +221,10 @@ def delay_advice(
         return None
     advised = min(param.max_ms, max(1.0, 10.0 * round(measured_ms / 10.0)))
     meaning = f" (0 = {effective:g} ms)" if effective != value else ""
-    when = "at the least" if by_stamp else ""
+    least = "at the least " if by_stamp else ""
     return (
-        f"{name}={value:g}{meaning} but fixes reach the FC {when}{' ' if when else ''}"
-        f"{measured_ms:.0f} ms after capture: set {name}={advised:g}"
+        f"{name}={value:g}{meaning} but fixes reach the FC {least}{measured_ms:.0f} ms "
+        f"after capture: set {name}={advised:g}"
     )
 
 

@@ -234,7 +234,7 @@ class FixScheduler:
         rate_hz: float,
         max_fix_age_s: float,
         resend_latest: bool,
-        repeat_max_age_s: float | None = None,
+        repeat_max_age_s: float = 0.0,
         send_on_arrival: bool = True,
         min_gap_fraction: float = 0.75,
         send_inline: bool = True,
@@ -250,10 +250,7 @@ class FixScheduler:
         self.period_ns = round(NS_PER_S / rate_hz)
         self.rate_hz = rate_hz
         self.max_age_ns = round(max_fix_age_s * NS_PER_S)
-        self.repeat_max_age_ns = max(
-            self.max_age_ns,
-            round((repeat_max_age_s if repeat_max_age_s is not None else 0.0) * NS_PER_S),
-        )
+        self.repeat_max_age_ns = max(self.max_age_ns, round(repeat_max_age_s * NS_PER_S))
         self.resend_latest = resend_latest
         self.send_on_arrival = send_on_arrival
         self.min_gap_ns = round(self.period_ns * min_gap_fraction)

@@ -259,14 +259,14 @@ class HeightSource:
         """
         rng = _interpolated(self._range, stamp_ns, self._max_age)
         if rng is not None:
-            return HeightSample(rng[0] * tilt_cos, self._range_sigma, "rangefinder")
+            return HeightSample(rng * tilt_cos, self._range_sigma, "rangefinder")
         if not len(self._alt) or self.ground_elevation_msl is None:
             raise FrameRejected("no_height", "no altitude or no ground elevation")
         alt = _interpolated(self._alt, stamp_ns, self._max_age * 4)
         if alt is None:
             age = _nearest_age(self._alt, stamp_ns)
             raise FrameRejected("no_height", "altitude too old", age_ms=round(age / 1e6, 1))
-        h = alt[0] - self.ground_elevation_msl
+        h = alt - self.ground_elevation_msl
         if h <= 5.0:
             raise FrameRejected("no_height", "too low above ground", height_m=round(h, 1))
         return HeightSample(h, self._flat_sigma, "baro_flat_ground")
@@ -278,20 +278,17 @@ def _nearest_age(series: StampedSeries[float], stamp_ns: int) -> int:
     return min(ages) if ages else 0
 
 
-def _interpolated(
-    series: StampedSeries[float], stamp_ns: int, max_age_ns: int
-) -> tuple[float, int] | None:
-    """``(value, age_ns)`` at ``stamp_ns``: linear between the samples around it when
-    both lie within ``max_age_ns``, else the nearer one within it, else None."""
+def _interpolated(series: StampedSeries[float], stamp_ns: int, max_age_ns: int) -> float | None:
+    """The value at ``stamp_ns``: linear between the samples around it when both lie
+    within ``max_age_ns``, else the nearer one within it, else None."""
     before, after = series.around(stamp_ns)
     near = [s for s in (before, after) if s is not None and abs(stamp_ns - s[0]) <= max_age_ns]
     if not near:
         return None
     if len(near) == 2 and before is not None and after is not None and after[0] > before[0]:
         w = (stamp_ns - before[0]) / (after[0] - before[0])
-        return before[1] + w * (after[1] - before[1]), stamp_ns - before[0]
-    t, v = min(near, key=lambda s: abs(stamp_ns - s[0]))
-    return v, abs(stamp_ns - t)
+        return before[1] + w * (after[1] - before[1])
+    return min(near, key=lambda s: abs(stamp_ns - s[0]))[1]
 
 
 @dataclass
