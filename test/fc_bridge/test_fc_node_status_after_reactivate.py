@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
+from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.ros_topics import TOPIC_FC_STATUS, time_msg_to_ns  # noqa: E402
 
 from . import node_support  # noqa: E402
@@ -84,17 +86,35 @@ def _no_telemetry(st: FcStatus) -> bool:
     )
 
 
-def test_status_after_reactivation_is_the_new_links_or_no_data_never_the_old_links(
-    ros: MultiThreadedExecutor,
-) -> None:
+@contextmanager
+def _status_rig(
+    ros: MultiThreadedExecutor, node_class: type[FcBridgeNode]
+) -> Iterator[tuple[SimFc, FcBridgeNode, list[FcStatus]]]:
+    """A simulated ArduPilot, a ``node_class`` bridge to it, and the statuses it publishes."""
     fc = SimFc("ardupilot", heartbeat_hz=5.0, telemetry_hz=10.0).start()
-    node = make_node(fc.connection)
+    node = make_node(fc.connection, node_class=node_class)
     probe = Node("fc_reactivate_probe")
     statuses: list[FcStatus] = []
     probe.create_subscription(FcStatus, TOPIC_FC_STATUS, statuses.append, 10)
     ros.add_node(node)
     ros.add_node(probe)
     try:
+        yield fc, node, statuses
+    finally:
+        if isinstance(node, HeldStatus):
+            node.release.set()
+        ros.remove_node(node)
+        ros.remove_node(probe)
+        node.shutdown()
+        node.destroy_node()
+        probe.destroy_node()
+        fc.stop()
+
+
+def test_status_after_reactivation_is_the_new_links_or_no_data_never_the_old_links(
+    ros: MultiThreadedExecutor,
+) -> None:
+    with _status_rig(ros, FcBridgeNode) as (fc, node, statuses):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
 
@@ -133,13 +153,6 @@ def test_status_after_reactivation_is_the_new_links_or_no_data_never_the_old_lin
         for s in after:
             assert (s.satellites_visible, s.gnss_fix_type) in ((0, 0), (9, 3)), s
             assert s.battery_remaining_pct in (-1, 55) and s.ekf_flags in (0, 0x0A7), s
-    finally:
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
 
 
 def test_a_status_built_from_the_old_link_does_not_go_out_after_the_next_activate(
@@ -149,15 +162,8 @@ def test_a_status_built_from_the_old_link_does_not_go_out_after_the_next_activat
     87 %) and not yet published when the node is deactivated and activated again from
     another thread (the FC now silent but for its HEARTBEAT); then it goes on: what it
     built is not published, the node being active again with another link."""
-    fc = SimFc("ardupilot", heartbeat_hz=5.0, telemetry_hz=10.0).start()
-    node = make_node(fc.connection, node_class=HeldStatus)
-    assert isinstance(node, HeldStatus)
-    probe = Node("fc_reactivate_held_probe")
-    statuses: list[FcStatus] = []
-    probe.create_subscription(FcStatus, TOPIC_FC_STATUS, statuses.append, 10)
-    ros.add_node(node)
-    ros.add_node(probe)
-    try:
+    with _status_rig(ros, HeldStatus) as (fc, node, statuses):
+        assert isinstance(node, HeldStatus)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         stamping = StampingPublisher(node._pubs["status"])
         node._pubs["status"] = stamping
@@ -183,11 +189,3 @@ def test_a_status_built_from_the_old_link_does_not_go_out_after_the_next_activat
         ), statuses[-1:]
         stray = [s for s in statuses if time_msg_to_ns(s.header.stamp) not in before and old(s)]
         assert stray == [], "a status of the old link went out after the next activate"
-    finally:
-        node.release.set()
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
