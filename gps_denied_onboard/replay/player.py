@@ -174,8 +174,9 @@ class Player:
         self.sim_start_ns = start_time_ns(source.start_ns, options)
         self.sim_end_ns = max(source.end_ns, self.sim_start_ns)
         self._lock = threading.Lock()
-        self._timeline = Timeline(self.sim_start_ns, clock.now_ns(), options.rate,
-                                  paused=options.start_paused)
+        self._timeline = Timeline(
+            self.sim_start_ns, clock.now_ns(), options.rate, paused=options.start_paused
+        )
         self._steps = 0
         self._stop = False
         self._events: Iterator[Event] | None = None
@@ -233,7 +234,8 @@ class Player:
         passes = 0
         while True:
             stream = self.source.messages(
-                [t for t in self.source.topics if self.options.selects(t)], self.sim_start_ns)
+                [t for t in self.source.topics if self.options.selects(t)], self.sim_start_ns
+            )
             yield from playback_events(stream, start_ns=self.sim_start_ns, options=self.options)
             passes += 1
             self.summary.passes = passes
@@ -243,8 +245,12 @@ class Player:
             with self._lock:
                 if self._stop:
                     return
-                self._timeline = Timeline(self.sim_start_ns, self.clock.now_ns(),
-                                          self._timeline.rate, paused=self._timeline.paused)
+                self._timeline = Timeline(
+                    self.sim_start_ns,
+                    self.clock.now_ns(),
+                    self._timeline.rate,
+                    paused=self._timeline.paused,
+                )
 
     def _next_event(self) -> Event | None:
         if self._pending is not None:
@@ -254,8 +260,10 @@ class Player:
             self._events = self.events()
         nxt = next(self._events, None)
         limit = self.options.duration_s
-        if nxt is not None and limit is not None and nxt.sim_ns > self.sim_start_ns + int(
-            limit * NS_PER_S
+        if (
+            nxt is not None
+            and limit is not None
+            and nxt.sim_ns > self.sim_start_ns + int(limit * NS_PER_S)
         ):
             return None  # --duration: the replay ends here
         return nxt
@@ -296,7 +304,14 @@ class Player:
         return out
 
     def run(self) -> ReplaySummary:
-        """Play to the end (or until :meth:`stop`), honouring rate and pause."""
+        """Play to the end (or until :meth:`stop`), honouring rate and pause.
+
+        Sim time starts running when this is first called, not when the
+        player was built.
+        """
+        if self._wall_first is None and self._pending is None:
+            with self._lock:
+                self._timeline.start(self.clock.now_ns())
         while True:
             event = self._next_event()
             if event is None:

@@ -85,13 +85,14 @@ def playback_events(
                 yield ClockTick(next_tick)
                 last_clock = next_tick
                 next_tick += period
-        if options.clock and options.clock_before_messages and (
-            last_clock is None or last_clock < now
+        if (
+            options.clock
+            and options.clock_before_messages
+            and (last_clock is None or last_clock < now)
         ):
             yield ClockTick(now)
             last_clock = now
-        yield Publish(now, options.published_name(msg.topic), msg.topic, msg.data,
-                      msg.timestamp_ns)
+        yield Publish(now, options.published_name(msg.topic), msg.topic, msg.data, msg.timestamp_ns)
 
 
 class Timeline:
@@ -138,6 +139,17 @@ class Timeline:
         if self._rate is None:
             return self._wall_anchor
         return self._wall_anchor + round((sim_ns - self._sim_anchor) / self._rate)
+
+    def start(self, wall_ns: int) -> None:
+        """Playback begins at ``wall_ns``, from the sim time reached so far.
+
+        Sim time does not run between building a timeline and playing it
+        (``--delay`` waits for discovery in that gap): without this, every
+        event of the first ``delay * rate`` sim seconds would be overdue at
+        once and go out in a burst.
+        """
+        self._sim_anchor = self._reached
+        self._wall_anchor = wall_ns
 
     def reached(self, sim_ns: int) -> None:
         """Record that everything up to ``sim_ns`` was published."""

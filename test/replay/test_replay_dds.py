@@ -40,16 +40,17 @@ class Listener:
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(
-            name, context=self.context,
-            parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, True)])
+            name,
+            context=self.context,
+            parameter_overrides=[Parameter("use_sim_time", Parameter.Type.BOOL, True)],
+        )
         self.lock = threading.Lock()
         self.got: list[tuple[str, bytes, int]] = []
         self.clocks: list[int] = []
         reliable = QoSProfile(depth=1000)
         best_effort = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.node.create_subscription(String, "/chatter", self._on("/chatter"), reliable, raw=True)
-        self.node.create_subscription(PositionFix, "/fix", self._on("/fix"), best_effort,
-                                      raw=True)
+        self.node.create_subscription(PositionFix, "/fix", self._on("/fix"), best_effort, raw=True)
         self.node.create_subscription(Clock, "/clock", self._on_clock, QoSProfile(depth=10000))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -60,6 +61,7 @@ class Listener:
         def cb(data: bytes) -> None:
             with self.lock:
                 self.got.append((topic, bytes(data), self.node.get_clock().now().nanoseconds))
+
         return cb
 
     def _on_clock(self, msg: Any) -> None:
@@ -106,18 +108,49 @@ def _unpad(data: bytes) -> bytes:
 
 def _replay(bag: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gps_denied_onboard.replay", str(bag), "--no-progress",
-         "--delay", "2.0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "gps_denied_onboard.replay",
+            str(bag),
+            "--no-progress",
+            "--delay",
+            "2.0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_replay_publishes_recorded_bytes_in_order_and_drives_sim_time(
     tmp_path: Path, listener: Listener, storage: str
 ) -> None:
+    from std_srvs.srv import SetBool
+
     written = write_rosbag(tmp_path / "bag", storage)
-    proc = _replay(tmp_path / "bag", "--rate", "4", "--clock-hz", "20")
-    out, err = proc.communicate(timeout=60)
+    # start paused and play once this listener has discovered all three publishers: on a
+    # loaded machine discovery can outlast --delay, and a volatile reader matched late
+    # misses what was published before (CI once got 0 of 30 this way)
+    proc = _replay(tmp_path / "bag", "--rate", "4", "--clock-hz", "20", "--paused")
+    node = listener.node
+    pause_cli = node.create_client(SetBool, "/gdo_replay/pause")
+    try:
+        assert listener.wait_for(
+            lambda s: all(node.count_publishers(t) >= 1 for t in ("/chatter", "/fix", "/clock")), 30
+        ), "replay publishers never discovered"
+        assert pause_cli.wait_for_service(timeout_sec=20)
+        held = call_service(pause_cli, SetBool.Request(data=True), 20.0, idempotent=True)
+        assert held is not None and held.result().message == "paused"
+        assert listener.got == []
+        played = call_service(pause_cli, SetBool.Request(data=False), 20.0, idempotent=True)
+        assert played is not None and played.result().message == "playing"
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, err
     assert listener.wait_for(lambda s: len(s.got) >= len(written), 10), (len(listener.got), out)
     with listener.lock:
@@ -143,8 +176,9 @@ def test_pause_service_and_play_next_step_the_replay(tmp_path: Path, listener: L
     from std_srvs.srv import SetBool, Trigger
 
     write_rosbag(tmp_path / "bag", "mcap", n=6)
-    proc = _replay(tmp_path / "bag", "--paused", "--topics", "/chatter",
-                   "--remap", "/chatter:=/chatter")
+    proc = _replay(
+        tmp_path / "bag", "--paused", "--topics", "/chatter", "--remap", "/chatter:=/chatter"
+    )
     node = listener.node
     next_cli = node.create_client(Trigger, "/gdo_replay/play_next")
     pause_cli = node.create_client(SetBool, "/gdo_replay/pause")

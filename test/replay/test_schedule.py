@@ -29,8 +29,9 @@ def _bag() -> ListSource:
     return ListSource(items)
 
 
-def _player(opts: ReplayOptions, source: ListSource | None = None
-            ) -> tuple[Player, ListSink, ManualWaiter, ManualClock]:
+def _player(
+    opts: ReplayOptions, source: ListSource | None = None
+) -> tuple[Player, ListSink, ManualWaiter, ManualClock]:
     clock = ManualClock(W0)
     sink = ListSink(clock)
     waiter = ManualWaiter(clock)
@@ -65,12 +66,27 @@ def test_rate_one_publishes_each_message_at_its_recorded_offset() -> None:
     summary = player.run()
     got = [(w - W0, t, d) for w, t, d in sink.messages()]
     assert got == [
-        (0, "/a", b"a0"), (S // 2, "/b", b"b0"), (S, "/a", b"a1"), (2 * S, "/a", b"a2"),
-        (5 * S // 2, "/b", b"b1"), (3 * S, "/a", b"a3"),
+        (0, "/a", b"a0"),
+        (S // 2, "/b", b"b0"),
+        (S, "/a", b"a1"),
+        (2 * S, "/a", b"a2"),
+        (5 * S // 2, "/b", b"b1"),
+        (3 * S, "/a", b"a3"),
     ]
     assert summary.per_topic == {"/a": 4, "/b": 2}
     assert summary.sim_s == pytest.approx(3.0)
     assert summary.achieved_rate == pytest.approx(1.0)
+
+
+def test_sim_time_starts_when_playback_starts_not_when_the_player_is_built() -> None:
+    # the replay tool builds the player, then waits --delay for discovery: at rate 4,
+    # a 2 s wait must not make the first 8 sim seconds overdue and burst out at once
+    player, sink, _w, clock = _player(ReplayOptions(clock_hz=0, rate=4.0))
+    clock.advance_ns(2 * S)
+    player.run()
+    got = [w - (W0 + 2 * S) for w, _t, _d in sink.messages()]
+    assert got == [0, S // 8, S // 4, S // 2, 5 * S // 8, 3 * S // 4]
+    assert player.summary.achieved_rate == pytest.approx(4.0)
 
 
 def test_rate_two_halves_wall_time_and_keeps_the_clock_sequence() -> None:
@@ -137,7 +153,7 @@ def test_loop_replays_the_bag_again_with_the_same_sequence() -> None:
     data = [d for _w2, _t, d in sink.messages()]
     assert data[:6] == data[6:]
     clocks = sink.clocks()
-    assert clocks[: len(clocks) // 2] == clocks[len(clocks) // 2:]
+    assert clocks[: len(clocks) // 2] == clocks[len(clocks) // 2 :]
     assert summary.passes == 2
     assert summary.messages == 12
 
