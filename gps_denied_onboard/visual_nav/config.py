@@ -29,6 +29,8 @@ class VisualNavConfig:
     heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
     orientation_harmonics: int = 2
+    gate_min_colour_support: float = 0.8
+    gate_colour_max_side_m: float = 600.0
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, ...] = (400.0, 850.0)
     gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
@@ -116,6 +118,7 @@ class VisualNavConfig:
             "gate_small_side_sigmas_per_100m",
             "gate_agreement_weight",
             "gate_agreement_extra_sigmas",
+            "gate_colour_max_side_m",
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
@@ -128,6 +131,11 @@ class VisualNavConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"parameter {name!r} must be >= 0, got {v}", key=name)
+        if not math.isfinite(self.gate_min_colour_support):
+            raise ConfigError(
+                "gate_min_colour_support must be a finite number (-100 turns it off)",
+                key="gate_min_colour_support",
+            )
         if self.coarse_resolution_m < self.resolution_m:
             raise ConfigError(
                 "coarse_resolution_m must be >= resolution_m", key="coarse_resolution_m"
@@ -206,6 +214,8 @@ class VisualNavConfig:
             gate_min_score=(float(self.gate_min_score[0]), float(self.gate_min_score[1])),
             gate_agreement_weight=self.gate_agreement_weight,
             gate_agreement_extra_sigmas=self.gate_agreement_extra_sigmas,
+            gate_min_colour_support=self.gate_min_colour_support,
+            gate_colour_max_side_m=self.gate_colour_max_side_m,
             match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
             prior_consistency_k=self.prior_consistency_k,

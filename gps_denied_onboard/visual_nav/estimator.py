@@ -88,6 +88,8 @@ class EstimatorConfig:
     gate_min_score: tuple[float, float] = (0.12, 0.18)
     gate_agreement_weight: float = 1.0
     gate_agreement_extra_sigmas: float = 1.5
+    gate_min_colour_support: float = 0.8
+    gate_colour_max_side_m: float = 600.0
     match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
@@ -147,6 +149,9 @@ class VisualFix:
     #: the template's quadrants on their own (matcher.quadrant_agreement); None when
     #: the margin alone cleared the gate and it was not needed
     agreement: float | None = None
+    #: the saturation edges' backing of the placement (matcher.colour_support); None
+    #: when our own track corroborated the match, or frame or map is mono
+    colour_support: float | None = None
 
     @property
     def position_covariance(self) -> tuple[float, ...]:
@@ -292,7 +297,8 @@ class VisualEstimator:
         tracking = last is not None and 0 < stamp_ns - last.stamp_ns <= int(cfg.track_window_s * NS)
         # heading bias and height scale change slowly: the last fix's, while recent
         dh_t, s_t = (last.heading_offset_deg, last.scale) if tracking and last else (0.0, 1.0)
-        frame_view = FrameView(gray, camera, r_world_cam, h.height_m)
+        color = img if img.ndim == 3 and img.shape[2] >= 3 else None  # for colour support
+        frame_view = FrameView(gray, camera, r_world_cam, h.height_m, color)
         view: MatchView = frame_view
         # registration runs on frames as the autopilot's attitude and height put
         # them (uncorrected), so the track never breaks when a fix refines the
@@ -439,6 +445,7 @@ class VisualEstimator:
             footprint_m=result.footprint_m,
             stitch_lever_m=lever,
             agreement=agreement,
+            colour_support=verdict.colour_support,
         )
         self._last_fix = fix
         self._recent.append(fix)

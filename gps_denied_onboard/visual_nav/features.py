@@ -50,6 +50,30 @@ def to_gray_f32(image: NDArray[np.generic]) -> F32:
     return np.asarray(img, dtype=np.float32)
 
 
+def saturation_f32(image: NDArray[np.generic]) -> F32 | None:
+    """The colour saturation ``(max - min) / max`` of a BGR(A) image, 0-255; None for mono.
+
+    Why a second plane: the search ranks placements on gray edges alone, so
+    the saturation's edges are a witness that had no hand in choosing the
+    placement (:func:`.matcher.colour_support`). A boundary between two crops,
+    or between a crop and bare soil, is often a change of colour more than of
+    brightness. Saturation, unlike hue or a colour difference, does not depend
+    on the white balance's tint, and its edges' doubled-angle orientation does
+    not care which side is the greener.
+    """
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] < 3:
+        return None
+    if img.dtype == np.uint8:
+        hsv = cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_BGR2HSV)
+        return np.asarray(hsv[:, :, 1], np.float32)
+    f = img[:, :, :3].astype(np.float32)
+    hi = f.max(axis=2)
+    lo = f.min(axis=2)
+    eps = 1e-3 * max(float(hi.max()), 1e-6)
+    return np.asarray(255.0 * (hi - lo) / np.maximum(hi, eps), np.float32)
+
+
 #: no-data fill: pixels this dark in every channel, in a run at least FILL_RUN_PX
 #: square, are not ground (a tile cut past the edge of its orthophoto, a camera's
 #: black surround or overlay box); FILL_GROW_PX more covers the JPEG ringing

@@ -26,11 +26,22 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.features import fill_mask, to_gray_f32
+from gps_denied_onboard.visual_nav.features import fill_mask, saturation_f32, to_gray_f32
 from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
 from gps_denied_onboard.visual_nav.matcher import FieldRaster, raster_from_mosaic
 
 U8 = NDArray[np.uint8]
+F32 = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class TilePlanes:
+    """A tile (or a finer one's piece) as the matcher reads it: gray, the no-data
+    mask (:func:`tile_valid`) and the colour saturation (None for a mono tile)."""
+
+    gray: F32
+    valid: U8
+    chroma: F32 | None
 
 
 class TileSource(Protocol):
@@ -131,52 +142,53 @@ def tile_valid(t: U8) -> U8:
 
 
 class GrayTiles:
-    """Tiles in gray with their valid masks, kept from one mosaic to the next.
+    """Tiles' :class:`TilePlanes`, kept from one mosaic to the next.
 
     A mosaic is rebuilt whenever the search window leaves it, and the new one
     shares most of its tiles with the old: their gray and no-data masks
     (:func:`tile_valid`, a third of a 1 km cold start's time) are taken once per
     tile. An entry holds the pixels it was made from and is used only while the
     source still hands out that very array, so a tile fetched again is redone.
-    The least recently used go past ``capacity`` tiles (~330 kB each).
+    The least recently used go past ``capacity`` tiles (~590 kB each in colour).
     """
 
     def __init__(self, capacity: int = 64) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[
-            tuple[int, int, int, int], tuple[U8, NDArray[np.float32], U8]
-        ] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int, int, int], tuple[U8, TilePlanes]] = OrderedDict()
 
-    def get(
-        self, key: tuple[int, int, int], pixels: U8, side: int
-    ) -> tuple[NDArray[np.float32], U8]:
-        """:func:`_gray_tile` of ``pixels`` (the source's tile ``key``), from the cache if
+    def get(self, key: tuple[int, int, int], pixels: U8, side: int) -> TilePlanes:
+        """:func:`tile_planes` of ``pixels`` (the source's tile ``key``), from the cache if
         it holds these pixels."""
         k = (*key, side)
         hit = self._entries.get(k)
         if hit is not None and hit[0] is pixels:
             self._entries.move_to_end(k)
-            return hit[1], hit[2]
-        g, v = _gray_tile(pixels, side)
-        g.flags.writeable = v.flags.writeable = False  # shared by every mosaic that uses it
-        self._entries[k] = (pixels, g, v)
+            return hit[1]
+        planes = tile_planes(pixels, side)
+        for a in (planes.gray, planes.valid, planes.chroma):
+            if a is not None:
+                a.flags.writeable = False  # shared by every mosaic that uses it
+        self._entries[k] = (pixels, planes)
         self._entries.move_to_end(k)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
-        return g, v
+        return planes
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-def _gray_tile(t: U8, side: int) -> tuple[NDArray[np.float32], U8]:
-    """A tile (or a finer one's piece) in gray at ``side`` px, with its :func:`tile_valid`."""
+def tile_planes(t: U8, side: int) -> TilePlanes:
+    """A tile (or a finer one's piece) at ``side`` px as :class:`TilePlanes`."""
     g = to_gray_f32(t)
     v = tile_valid(t)
+    c = saturation_f32(t)
     if g.shape != (side, side):
         g = np.asarray(cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA), np.float32)
         v = np.asarray(cv2.resize(v, (side, side), interpolation=cv2.INTER_NEAREST), np.uint8)
-    return g, v
+        if c is not None:
+            c = np.asarray(cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA), np.float32)
+    return TilePlanes(g, v, c)
 
 
 def tile_pixels(
@@ -187,25 +199,27 @@ def tile_pixels(
     finer_levels: int = 0,
     *,
     cache: GrayTiles | None = None,
-) -> tuple[NDArray[np.float32], U8] | None:
-    """Tile ``(zoom, x, y)`` in gray with its valid mask, or composed from finer tiles.
+) -> TilePlanes | None:
+    """Tile ``(zoom, x, y)`` as :class:`TilePlanes`, or composed from finer tiles.
 
     The tile itself when the source has it (valid but for its no-data fill,
     :func:`tile_valid`). Otherwise the first of the ``finer_levels`` finer
     zooms that has any of the tiles under it: each reduced to the part of the
     tile it covers, the rest left invalid. None when no level has any.
-    ``cache`` keeps each tile's gray and mask for the next call.
+    ``cache`` keeps each tile's planes for the next call. A mono piece among colour
+    ones leaves its part of the saturation plane flat.
     """
 
-    def gray_of(key: tuple[int, int, int], pixels: U8, side: int) -> tuple[NDArray[np.float32], U8]:
-        return _gray_tile(pixels, side) if cache is None else cache.get(key, pixels, side)
+    def planes_of(key: tuple[int, int, int], pixels: U8, side: int) -> TilePlanes:
+        return tile_planes(pixels, side) if cache is None else cache.get(key, pixels, side)
 
     t = source.tile(zoom, x, y)
     if t is not None:
-        return gray_of((zoom, x, y), t, TILE_PX)
+        return planes_of((zoom, x, y), t, TILE_PX)
     for d in range(1, finer_levels + 1):
         n, side = 1 << d, TILE_PX >> d
         gray: NDArray[np.float32] | None = None
+        chroma: NDArray[np.float32] | None = None
         valid = np.zeros((TILE_PX, TILE_PX), np.uint8)
         for j in range(n):
             for i in range(n):
@@ -216,9 +230,14 @@ def tile_pixels(
                 if gray is None:
                     gray = np.zeros((TILE_PX, TILE_PX), np.float32)
                 rows, cols = slice(j * side, (j + 1) * side), slice(i * side, (i + 1) * side)
-                gray[rows, cols], valid[rows, cols] = gray_of(key, piece, side)
+                p = planes_of(key, piece, side)
+                gray[rows, cols], valid[rows, cols] = p.gray, p.valid
+                if p.chroma is not None:
+                    if chroma is None:
+                        chroma = np.zeros((TILE_PX, TILE_PX), np.float32)
+                    chroma[rows, cols] = p.chroma
         if gray is not None:
-            return gray, valid
+            return TilePlanes(gray, valid, chroma)
     return None
 
 
@@ -243,6 +262,7 @@ def build_mosaic(
     x0, y0, nx, ny = block
     gray = np.zeros((ny * TILE_PX, nx * TILE_PX), np.float32)
     valid = np.zeros(gray.shape, np.uint8)
+    chroma: NDArray[np.float32] | None = None
     present = 0.0
     full = 0
     gen = source.generation()
@@ -251,11 +271,15 @@ def build_mosaic(
             got = tile_pixels(source, zoom, x0 + i, y0 + j, finer_levels, cache=cache)
             if got is None:
                 continue
-            g, v = got
+            v = got.valid
             rows = slice(j * TILE_PX, (j + 1) * TILE_PX)
             cols = slice(i * TILE_PX, (i + 1) * TILE_PX)
-            gray[rows, cols] = g
+            gray[rows, cols] = got.gray
             valid[rows, cols] = v
+            if got.chroma is not None:
+                if chroma is None:
+                    chroma = np.zeros(gray.shape, np.float32)
+                chroma[rows, cols] = got.chroma
             share = float(np.count_nonzero(v)) / v.size
             present += share
             full += share == 1.0
@@ -264,7 +288,7 @@ def build_mosaic(
     metres_per_px = ground_resolution_m(latitude, zoom)
     ox, oy = float(x0 * TILE_PX), float(y0 * TILE_PX)
     fine = raster_from_mosaic(
-        gray, valid, ox, oy, resolution_m / metres_per_px, harmonics=harmonics
+        gray, valid, ox, oy, resolution_m / metres_per_px, harmonics=harmonics, chroma=chroma
     )
     coarse = raster_from_mosaic(
         gray, valid, ox, oy, coarse_resolution_m / metres_per_px, harmonics=harmonics

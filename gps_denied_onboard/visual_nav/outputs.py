@@ -44,6 +44,8 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
     }
     if fix.agreement is not None:  # taken only when the margin alone fell short
         out["agreement"] = round(fix.agreement, 3)
+    if fix.colour_support is not None:  # uncorroborated colour matches only
+        out["colour_support"] = round(fix.colour_support, 3)
     return out
 
 
@@ -53,6 +55,7 @@ def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
         "margin",
         "margin_sigmas",
         "agreement",
+        "colour_support",
         "score",
         "search_radius_m",
         "age_ms",

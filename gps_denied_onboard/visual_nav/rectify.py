@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, ground_points
-from gps_denied_onboard.visual_nav.features import fill_mask
+from gps_denied_onboard.visual_nav.features import fill_mask, saturation_f32
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -39,6 +39,8 @@ class RectifiedFrame:
             coordinates of ``image`` (pixel centres at integers).
         resolution_m: ground metres per pixel.
         footprint_m: the diameter of the area seen (metres, the box's diagonal).
+        chroma: the frame's colour saturation (:func:`.features.saturation_f32`)
+            on the same grid; None for a mono frame.
     """
 
     image: F32
@@ -47,6 +49,7 @@ class RectifiedFrame:
     nadir_row: float
     resolution_m: float
     footprint_m: float
+    chroma: F32 | None = None
 
     @property
     def centre_offset_px(self) -> tuple[float, float]:
@@ -94,6 +97,7 @@ class PreparedFrame:
     gray: F32
     valid: NDArray[np.uint8]
     camera: CameraModel  # the pinhole (distortion-free) camera of ``gray``
+    chroma: F32 | None = None  # saturation, as ``gray``
 
 
 def prepare(
@@ -101,14 +105,19 @@ def prepare(
     camera: CameraModel,
     height_m: float,
     resolution_m: float,
+    *,
     fill: NDArray[np.uint8] | None = None,
+    color: NDArray[np.generic] | None = None,
 ) -> PreparedFrame:
     """Shrink ``gray`` when it is much finer than ``resolution_m`` and remove lens distortion.
 
     The valid mask leaves out the image's black fill (:func:`.features.fill_mask`:
     a fisheye's dark surround, a lens hood's corners, a blacked-out overlay box),
     whose edges are none on the ground. ``fill``: that mask when the caller has it
-    already (a frame prepared at several resolutions computes it once).
+    already (a frame prepared at several resolutions computes it once). ``color``:
+    the frame in colour (BGR or BGRA, as ``gray``), whose saturation
+    (:func:`.features.saturation_f32`, taken after the shrink: the colour of the
+    area a map pixel covers, and a fraction of the work) comes along as ``chroma``.
     """
     if gray.shape != (camera.height, camera.width):
         raise ValueError(
@@ -117,23 +126,35 @@ def prepare(
     valid = fill_mask(gray) if fill is None else fill
     gsd = height_m / camera.focal_px if height_m > 0 else resolution_m
     shrink = gsd / resolution_m
+    if color is not None and color.shape[:2] != gray.shape:
+        raise ValueError(f"colour frame {color.shape} does not match the gray {gray.shape}")
     if shrink < 0.7:
         w = max(8, round(camera.width * shrink * 1.4))
         h = max(8, round(camera.height * w / camera.width))
         gray = np.asarray(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA), np.float32)
+        if color is not None:
+            color = cv2.resize(
+                np.ascontiguousarray(color[:, :, :3]), (w, h), interpolation=cv2.INTER_AREA
+            )
         valid = np.asarray(cv2.resize(valid, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
         camera = _shrunk(camera, w, h)
+    chroma = None if color is None else saturation_f32(color)
     if any(v != 0.0 for v in camera.d):
         m1, m2 = _undistort_maps(camera)
         gray = np.asarray(
             cv2.remap(gray, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), np.float32
         )
+        if chroma is not None:
+            chroma = np.asarray(
+                cv2.remap(chroma, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT),
+                np.float32,
+            )
         valid = np.asarray(
             cv2.remap(valid, m1, m2, cv2.INTER_NEAREST, borderValue=0),
             np.uint8,
         )
         camera = CameraModel(camera.width, camera.height, camera.k)
-    return PreparedFrame(np.asarray(gray, np.float32), valid, camera)
+    return PreparedFrame(np.asarray(gray, np.float32), valid, camera, chroma)
 
 
 def rectify(
@@ -208,6 +229,12 @@ def rectify_prepared(
     hmat = camera.matrix @ r_world_from_camera.T @ a
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     image = cv2.warpPerspective(gray, hmat, (cols, rows), flags=flags, borderValue=0.0)
+    chroma = None
+    if frame.chroma is not None:
+        chroma = np.asarray(
+            cv2.warpPerspective(frame.chroma, hmat, (cols, rows), flags=flags, borderValue=0.0),
+            np.float32,
+        )
     nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     mask = np.asarray(
         cv2.warpPerspective(valid_src, hmat, (cols, rows), flags=nearest, borderValue=0), np.uint8
@@ -219,4 +246,6 @@ def rectify_prepared(
     nadir_col = (0.0 - emin) / resolution_m - 0.5
     nadir_row = (nmax - 0.0) / resolution_m - 0.5
     diag = math.hypot(emax - emin, nmax - nmin)
-    return RectifiedFrame(image.astype(np.float32), mask, nadir_col, nadir_row, resolution_m, diag)
+    return RectifiedFrame(
+        image.astype(np.float32), mask, nadir_col, nadir_row, resolution_m, diag, chroma
+    )

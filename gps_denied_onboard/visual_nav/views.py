@@ -43,9 +43,10 @@ class MatchView(Protocol):
         ...
 
     def render(
-        self, heading_deg: float, scale: float, resolution_m: float
+        self, heading_deg: float, scale: float, resolution_m: float, *, colour: bool = False
     ) -> RectifiedFrame | None:
-        """North-up ground image turned by ``heading_deg`` (ENU sense) and scaled by ``scale``."""
+        """North-up ground image turned by ``heading_deg`` (ENU sense) and scaled by ``scale``;
+        with ``colour``, its saturation plane too where the view has colour."""
         ...
 
 
@@ -53,13 +54,19 @@ class FrameView:
     """One frame: undistorted and shrunk once per resolution, rectified per candidate."""
 
     def __init__(
-        self, gray: F32, camera: CameraModel, r_world_from_camera: F64, height_m: float
+        self,
+        gray: F32,
+        camera: CameraModel,
+        r_world_from_camera: F64,
+        height_m: float,
+        color: NDArray[np.generic] | None = None,
     ) -> None:
         self.gray = gray
+        self.color = color  # the frame in colour (None: mono), for its saturation edges
         self.camera = camera
         self.r_world_from_camera = r_world_from_camera
         self.height_m = height_m
-        self._prepared: dict[float, PreparedFrame] = {}
+        self._prepared: dict[tuple[float, bool], PreparedFrame] = {}
         self._fill: NDArray[np.uint8] | None = None
 
     @property
@@ -74,12 +81,21 @@ class FrameView:
         return self.height_m * self.camera.width / self.camera.focal_px
 
     def render(
-        self, heading_deg: float, scale: float, resolution_m: float
+        self, heading_deg: float, scale: float, resolution_m: float, *, colour: bool = False
     ) -> RectifiedFrame | None:
-        prep = self._prepared.get(resolution_m)
+        # the search's many renders stay gray; a colour one is asked for once, if at all
+        key = (resolution_m, colour and self.color is not None)
+        prep = self._prepared.get(key)
         if prep is None:
-            prep = prepare(self.gray, self.camera, self.height_m, resolution_m, self.fill)
-            self._prepared[resolution_m] = prep
+            prep = prepare(
+                self.gray,
+                self.camera,
+                self.height_m,
+                resolution_m,
+                fill=self.fill,
+                color=self.color if key[1] else None,
+            )
+            self._prepared[key] = prep
         return rectify_prepared(
             prep, turned(self.r_world_from_camera, heading_deg), self.height_m * scale, resolution_m
         )
@@ -103,8 +119,9 @@ class PatchView:
         return float(cols.size) * self.patch.resolution_m
 
     def render(
-        self, heading_deg: float, scale: float, resolution_m: float
+        self, heading_deg: float, scale: float, resolution_m: float, *, colour: bool = False
     ) -> RectifiedFrame | None:
+        # the patch keeps its saturation plane, if it has one, whatever ``colour`` says
         return warp_patch(
             self.patch,
             heading_deg - self.base_heading_deg,
@@ -152,12 +169,18 @@ def warp_patch(
             [s * k, c * k, patch.nadir_row - (-s * qe0 + c * qn0) / (scale * rb)],
         ]
     )
-    img = patch.image
     shrink = resolution_m / (scale * rb)
-    if shrink > 1.2:
-        img = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.5 * shrink), np.float32)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    image = np.asarray(cv2.warpAffine(img, m, (cols, rows), flags=flags, borderValue=0.0))
+
+    def warped(img: F32) -> F32:
+        if shrink > 1.2:
+            img = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.5 * shrink), np.float32)
+        return np.asarray(
+            cv2.warpAffine(img, m, (cols, rows), flags=flags, borderValue=0.0), np.float32
+        )
+
+    image = warped(patch.image)
+    chroma = None if patch.chroma is None else warped(patch.chroma)
     nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     mask = np.asarray(
         cv2.warpAffine(patch.mask, m, (cols, rows), flags=nearest, borderValue=0), np.uint8
@@ -165,4 +188,4 @@ def warp_patch(
     nadir_col = -emin / resolution_m - 0.5
     nadir_row = nmax / resolution_m - 0.5
     diag = patch.footprint_m * scale
-    return RectifiedFrame(image.astype(np.float32), mask, nadir_col, nadir_row, resolution_m, diag)
+    return RectifiedFrame(image, mask, nadir_col, nadir_row, resolution_m, diag, chroma)

@@ -33,13 +33,13 @@ def test_a_tile_used_again_is_not_converted_again() -> None:
     first = tile_pixels(source, 15, 101, 201, cache=cache)
     again = tile_pixels(source, 15, 101, 201, cache=cache)
     assert first is not None and again is not None
-    assert again[0] is first[0] and again[1] is first[1]
-    assert not again[0].flags.writeable  # shared: nobody may draw on it
+    assert again.gray is first.gray and again.valid is first.valid
+    assert not again.gray.flags.writeable  # shared: nobody may draw on it
     plain = tile_pixels(source, 15, 101, 201)
     assert plain is not None
-    np.testing.assert_array_equal(first[0], plain[0])
-    np.testing.assert_array_equal(first[1], plain[1])
-    assert first[1][:, :40].max() == 0 and first[1][:, 60:].min() == 255
+    np.testing.assert_array_equal(first.gray, plain.gray)
+    np.testing.assert_array_equal(first.valid, plain.valid)
+    assert first.valid[:, :40].max() == 0 and first.valid[:, 60:].min() == 255
 
 
 def test_a_tile_fetched_again_is_converted_again() -> None:
@@ -48,8 +48,8 @@ def test_a_tile_fetched_again_is_converted_again() -> None:
     source.put(15, 101, 201, np.full((TILE_PX, TILE_PX, 3), 90, np.uint8))
     new = tile_pixels(source, 15, 101, 201, cache=cache)
     assert old is not None and new is not None
-    assert float(new[0].mean()) == 90.0 and new[1].min() == 255
-    assert float(old[0].mean()) != 90.0
+    assert float(new.gray.mean()) == 90.0 and new.valid.min() == 255
+    assert float(old.gray.mean()) != 90.0
 
 
 def test_pieces_of_finer_tiles_are_kept_too_and_the_least_recent_go_first() -> None:
@@ -61,7 +61,7 @@ def test_pieces_of_finer_tiles_are_kept_too_and_the_least_recent_go_first() -> N
     assert composed is not None and len(cache) == 16
     again = tile_pixels(source, 15, 100, 200, finer_levels=2, cache=cache)
     assert again is not None
-    np.testing.assert_array_equal(again[0], composed[0])
+    np.testing.assert_array_equal(again.gray, composed.gray)
     small = GrayTiles(capacity=5)
     tile_pixels(source, 15, 100, 200, finer_levels=2, cache=small)
     assert len(small) == 5
@@ -87,7 +87,10 @@ def test_a_mosaic_from_kept_tiles_is_the_mosaic_from_fresh_ones() -> None:
     fresh = mosaic((100, 200, 3, 3), None)
     assert kept is not None and fresh is not None
     for a, b in ((kept.fine, fresh.fine), (kept.coarse, fresh.coarse)):
-        for ca, cb in zip(a.channels, b.channels, strict=True):
+        # colour tiles: the fine raster carries the saturation plane (colour support)
+        extra_a, extra_b = a.chroma or (), b.chroma or ()
+        assert len(extra_a) == (4 if a is kept.fine else 0)
+        for ca, cb in zip(a.channels + extra_a, b.channels + extra_b, strict=True):
             # the same pixels in; OpenCV's threads may round the field's last bit apart
             np.testing.assert_allclose(ca, cb, rtol=0, atol=1e-6)
         np.testing.assert_array_equal(a.valid, b.valid)

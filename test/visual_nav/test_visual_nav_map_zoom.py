@@ -51,7 +51,7 @@ def test_a_missing_tile_is_composed_from_the_tiles_two_zooms_finer(kept: str) ->
     source = DictTileSource(_reduced(finer, 2) if kept == "reduced" else finer)
     got = tile_pixels(source, MAP_ZOOM, x, y, finer_levels=3)
     assert got is not None
-    gray, valid = got
+    gray, valid = got.gray, got.valid
     assert gray.shape == valid.shape == (TILE_PX, TILE_PX)
     assert np.all(valid == 255)
     truth = to_gray_f32(own[(MAP_ZOOM, x, y)])
@@ -68,7 +68,7 @@ def test_ground_no_level_has_is_left_out_of_the_valid_mask() -> None:
     source = DictTileSource({k: v for k, v in finer.items() if k != gone})
     got = tile_pixels(source, MAP_ZOOM, x, y, finer_levels=3)
     assert got is not None
-    _, valid = got
+    valid = got.valid
     side = TILE_PX // 4
     hole = valid[2 * side : 3 * side, side : 2 * side]
     assert np.all(hole == 0)
@@ -85,7 +85,7 @@ def test_a_tile_of_the_maps_own_zoom_wins_over_finer_ones() -> None:
     source = DictTileSource({**finer, (MAP_ZOOM, x, y): flat})
     got = tile_pixels(source, MAP_ZOOM, x, y, finer_levels=3)
     assert got is not None
-    assert np.all(got[0] == pytest.approx(77.0, abs=0.5))
+    assert np.all(got.gray == pytest.approx(77.0, abs=0.5))
 
 
 def test_frames_are_fixed_against_a_cache_of_finer_tiles_only() -> None:

@@ -90,7 +90,7 @@ def test_a_composed_tile_keeps_its_pieces_fill_out_of_the_mask() -> None:
             pieces[(z + 1, 2 * x + i, 2 * y + j)] = reduce_tile(_jpeg(img), 1)
     got = tile_pixels(DictTileSource(pieces), z, x, y, finer_levels=1)
     assert got is not None
-    _, valid = got
+    valid = got.valid
     assert np.all(valid[:, 192:] == 0)  # the fill, at half size
     assert np.all(valid[:, : 192 - 8] == 255)
 

@@ -1,0 +1,187 @@
+"""Saturation edges: the colour witness the gate asks of an uncorroborated match."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.visual_nav.camera import CameraModel
+from gps_denied_onboard.visual_nav.config import VisualNavConfig
+from gps_denied_onboard.visual_nav.correlate import Peak
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.features import orientation_field, saturation_f32, to_gray_f32
+from gps_denied_onboard.visual_nav.gate import Verdict, judge
+from gps_denied_onboard.visual_nav.matcher import (
+    FieldRaster,
+    PlacedTemplate,
+    colour_support,
+    raster_from_mosaic,
+)
+from gps_denied_onboard.visual_nav.rectify import prepare
+from gps_denied_onboard.visual_nav.state import Prior
+from gps_denied_onboard.visual_nav.views import FrameView
+
+from .support import make_estimator, naip_tiles
+
+
+def _isoluminant_halves() -> np.ndarray:
+    """BGR: a green left half and a gray right half of the same luma."""
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:, :32] = (60, 140, 100)  # B, G, R: luma 0.114*60 + 0.587*140 + 0.299*100 = 118.9
+    img[:, 32:] = (119, 119, 119)
+    return img
+
+
+def test_saturation_is_none_for_a_mono_frame_and_hsv_saturation_for_a_colour_one() -> None:
+    rng = np.random.default_rng(1)
+    bgr = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert saturation_f32(bgr[:, :, 0]) is None
+    assert saturation_f32(bgr[:, :, :1]) is None
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    got = saturation_f32(bgr)
+    assert got is not None and got.dtype == np.float32
+    np.testing.assert_array_equal(got, hsv[:, :, 1].astype(np.float32))
+    bgra = np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)])
+    np.testing.assert_array_equal(saturation_f32(bgra), got)
+    # another depth: the same ratio (cv2 rounds to whole uint8 steps)
+    as_float = saturation_f32(bgr.astype(np.float32) / 255.0)
+    assert as_float is not None
+    np.testing.assert_allclose(as_float, got, atol=1.0)
+    assert float(saturation_f32(np.full((8, 8, 3), 77, np.uint8)).max()) == 0.0  # type: ignore[union-attr]
+
+
+def test_a_boundary_of_colour_alone_is_an_edge_of_the_saturation_plane_only() -> None:
+    img = _isoluminant_halves()
+    gray_field, gray_energy = orientation_field(to_gray_f32(img), harmonics=1)
+    sat = saturation_f32(img)
+    assert sat is not None
+    sat_field, sat_energy = orientation_field(sat, harmonics=1)
+    assert gray_energy < 0.5  # the gray plane sees (almost) nothing
+    assert float(np.abs(gray_field[0]).max()) < 0.05
+    assert sat_energy > 5.0
+    assert float(np.abs(sat_field[0][:, 28:36]).max()) > 0.3  # cos 2t of a vertical edge
+
+
+def test_a_colour_frame_is_prepared_with_its_saturation_on_the_gray_grid() -> None:
+    camera = CameraModel(320, 240, (300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0))
+    rng = np.random.default_rng(2)
+    bgr = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    # 500 m up, 300 px focal: 1.7 m per pixel, shrunk towards 5 m
+    prep = prepare(to_gray_f32(bgr), camera, 500.0, 5.0, color=bgr)
+    assert prep.chroma is not None and prep.chroma.shape == prep.gray.shape
+    assert prep.gray.shape[1] < 320  # shrunk
+    mono = prepare(to_gray_f32(bgr), camera, 500.0, 5.0)
+    assert mono.chroma is None
+    with pytest.raises(ValueError, match="colour frame"):
+        prepare(to_gray_f32(bgr), camera, 500.0, 5.0, color=bgr[:100])
+
+
+def test_a_frame_view_renders_its_saturation_only_when_asked_on_the_same_grid() -> None:
+    camera = CameraModel(320, 240, (300.0, 0.0, 160.0, 0.0, 300.0, 120.0, 0.0, 0.0, 1.0))
+    rng = np.random.default_rng(4)
+    bgr = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    nadir_down = np.diag([1.0, -1.0, -1.0])  # optical axis straight down, image x east
+    view = FrameView(to_gray_f32(bgr), camera, nadir_down, 500.0, bgr)
+    gray = view.render(3.0, 1.02, 5.0)
+    colour = view.render(3.0, 1.02, 5.0, colour=True)
+    assert gray is not None and colour is not None
+    assert gray.chroma is None  # the search's renders stay gray
+    assert colour.chroma is not None and colour.chroma.shape == gray.image.shape
+    np.testing.assert_array_equal(colour.mask, gray.mask)
+    np.testing.assert_allclose(colour.image, gray.image, atol=1e-4)
+    mono = FrameView(to_gray_f32(bgr), camera, nadir_down, 500.0)
+    assert mono.render(3.0, 1.02, 5.0, colour=True).chroma is None  # type: ignore[union-attr]
+
+
+def _coloured_ground() -> tuple[FieldRaster, np.ndarray]:
+    """A raster whose saturation plane holds unique blobs; its gray plane is noise."""
+    size = 300
+    rng = np.random.default_rng(7)
+    gray = (
+        cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), 2.0) * 40.0
+        + 128.0
+    ).astype(np.float32)
+    sat = np.zeros((size, size), np.float32)
+    for _ in range(120):
+        x, y = (int(v) for v in rng.integers(0, size, 2))
+        axes = (int(rng.integers(4, 14)), int(rng.integers(4, 14)))
+        cv2.ellipse(
+            sat, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(60, 200)), -1
+        )
+    valid = np.full((size, size), 255, np.uint8)
+    return raster_from_mosaic(gray, valid, 0.0, 0.0, 1.0, harmonics=2, chroma=sat), sat
+
+
+def _placed(raster: FieldRaster, plane: np.ndarray | None, at: tuple[int, int]) -> PlacedTemplate:
+    mask = np.ones((80, 80), np.uint8)
+    chans = tuple(c[at[1] : at[1] + 80, at[0] : at[0] + 80] for c in raster.channels[:2])
+    return PlacedTemplate(
+        chans, mask, raster, at[0], at[1], 1, 8, None if plane is None else (lambda: plane), 8
+    )
+
+
+def test_colour_support_stands_high_where_the_colour_edges_fit_and_low_elsewhere() -> None:
+    raster, sat = _coloured_ground()
+    mask = np.ones((80, 80), np.uint8)
+    here = colour_support(sat[120:200, 100:180].copy(), mask, raster, (100, 120), 8)
+    off = colour_support(sat[120:200, 100:180].copy(), mask, raster, (124, 120), 8)
+    elsewhere = colour_support(sat[20:100, 200:280].copy(), mask, raster, (100, 120), 8)
+    assert here is not None and off is not None and elsewhere is not None
+    # measured: 3.28 at the place, 0.16 placed 24 px off, -0.49 cut from elsewhere
+    assert here > 2.5
+    assert off < 1.0 and elsewhere < 1.0
+    # a neighbourhood past the raster's edge, or a raster without colour: no say
+    assert colour_support(sat[:80, :80].copy(), mask, raster, (2, 2), 8) is None
+    # a view whose colour is flat (a gray scene sent as BGR) has no say either
+    assert colour_support(np.full((80, 80), 3.0, np.float32), mask, raster, (100, 120), 8) is None
+    gray_only = FieldRaster(raster.channels, 0.0, 0.0, 1.0, raster.valid)
+    assert colour_support(sat[:80, :80].copy(), mask, gray_only, (100, 120), 8) is None
+
+
+def _judge(
+    placed: PlacedTemplate, prior_source: str, margin_sigmas: float, side_m: float = 380.0
+) -> object:
+    est = make_estimator(naip_tiles("2017"))
+    prior = Prior(0, 47.02, -99.15, 50.0, (0.0, 0.0), 1.0, prior_source)
+    peak = Peak(10.0, 10.0, 0.3, 0.1, 0.2, 0.5, 0.2 / margin_sigmas)
+    return judge(
+        est.cfg,
+        prior,
+        47.02,
+        -99.15,
+        sigma=5.0,
+        peak=peak,
+        radius_m=360.0,
+        side_m=side_m,
+        placed=placed,
+    )
+
+
+def test_the_gate_refuses_an_uncorroborated_match_the_colour_edges_do_not_back() -> None:
+    raster, sat = _coloured_ground()
+    right = _placed(raster, sat[120:200, 100:180].copy(), (100, 120))
+    wrong = _placed(raster, sat[20:100, 200:280].copy(), (100, 120))
+    ok = _judge(right, "fc_gnss", 4.0)
+    assert isinstance(ok, Verdict) and ok.colour_support is not None and ok.colour_support > 2.5
+    with pytest.raises(FrameRejected) as err:
+        _judge(wrong, "fc_gnss", 4.0)  # a margin well over the gate, no colour behind it
+    assert err.value.reason == "gate" and "colour" in str(err.value)
+    assert err.value.detail["colour_support"] < 0.8
+    # our own track corroborates it (the match lands on the prior): colour is not asked
+    tracked = _judge(wrong, "visual", 4.0)
+    assert isinstance(tracked, Verdict) and tracked.colour_support is None
+    # a 1 km frame's template is not asked either
+    large = _judge(wrong, "fc_gnss", 4.0, side_m=900.0)
+    assert isinstance(large, Verdict) and large.colour_support is None
+    # a mono frame (no colour plane) is judged as before
+    mono = _judge(_placed(raster, None, (100, 120)), "fc_gnss", 4.0)
+    assert isinstance(mono, Verdict) and mono.colour_support is None
+
+
+def test_the_colour_gate_is_calibrated_above_the_certainly_wrong_matches_it_stops() -> None:
+    cfg = VisualNavConfig()
+    assert cfg.gate_min_colour_support == pytest.approx(0.8)
+    with pytest.raises(ConfigError, match="gate_min_colour_support"):
+        VisualNavConfig(gate_min_colour_support=float("nan"))
