@@ -133,6 +133,7 @@ def test_a_tail_the_recorder_never_received_is_counted_at_the_publishers_close(
 CHILD = textwrap.dedent(
     """
     import os, signal, sys
+    from rclpy.duration import Duration
     from rclpy.node import Node
     from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
     from gps_denied_onboard.nodes.runner import run_node
@@ -145,21 +146,22 @@ CHILD = textwrap.dedent(
             super().__init__(f"burst_{PRODUCER}")
             self.sink = RecordPublisherSink(self)
             self.timer = self.create_timer(0.05, self.tick)
-            self.matched_ticks = 0
 
         def tick(self):
             if self.sink.subscription_count() == 0:
                 return
-            self.matched_ticks += 1
-            # the reader must match us too before the burst, or the head goes nowhere
-            # (accounted as dds_loss, but this test is about the tail): 0.5 s was not
-            # enough once under a full suite on 2 cores (493 of 2000 lost at the head)
-            if self.matched_ticks < 40:
-                return
             self.timer.cancel()
-            for i in range(N):
-                self.sink.emit(FlightRecord("c6.evict", PRODUCER, 1_000 + i,
-                                            {"tile_id": f"t{i}", "disk_bytes": i}))
+            records = [FlightRecord("c6.evict", PRODUCER, 1_000 + i,
+                                    {"tile_id": f"t{i}", "disk_bytes": i}) for i in range(N)]
+            # the reader must match us too before the burst, or the head goes nowhere
+            # (accounted as dds_loss, but this test is about the tail); a wait of 0.5 s,
+            # then 2 s, was not always enough under a full suite on 2 cores (493 and 490
+            # of 2000 lost at the head): the first record, acknowledged, says it has
+            self.sink.emit(records[0])
+            if not self.sink._pub.wait_for_all_acked(Duration(seconds=60)):
+                sys.exit("the recorder never acknowledged the first record")
+            for record in records[1:]:
+                self.sink.emit(record)
             os.kill(os.getpid(), signal.SIGTERM)  # and exit at once, as a node does
 
     sys.exit(run_node(Burst))
