@@ -121,7 +121,7 @@ class PatchView:
     def render(
         self, heading_deg: float, scale: float, resolution_m: float, *, colour: bool = False
     ) -> RectifiedFrame | None:
-        # the patch keeps its saturation plane, if it has one, whatever ``colour`` says
+        # stitched from gray registrations: no saturation plane, whatever ``colour`` says
         return warp_patch(
             self.patch,
             heading_deg - self.base_heading_deg,
@@ -169,18 +169,12 @@ def warp_patch(
             [s * k, c * k, patch.nadir_row - (-s * qe0 + c * qn0) / (scale * rb)],
         ]
     )
+    img = patch.image
     shrink = resolution_m / (scale * rb)
+    if shrink > 1.2:
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.5 * shrink), np.float32)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-
-    def warped(img: F32) -> F32:
-        if shrink > 1.2:
-            img = np.asarray(cv2.GaussianBlur(img, (0, 0), 0.5 * shrink), np.float32)
-        return np.asarray(
-            cv2.warpAffine(img, m, (cols, rows), flags=flags, borderValue=0.0), np.float32
-        )
-
-    image = warped(patch.image)
-    chroma = None if patch.chroma is None else warped(patch.chroma)
+    image = np.asarray(cv2.warpAffine(img, m, (cols, rows), flags=flags, borderValue=0.0))
     nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     mask = np.asarray(
         cv2.warpAffine(patch.mask, m, (cols, rows), flags=nearest, borderValue=0), np.uint8
@@ -188,4 +182,4 @@ def warp_patch(
     nadir_col = -emin / resolution_m - 0.5
     nadir_row = nmax / resolution_m - 0.5
     diag = patch.footprint_m * scale
-    return RectifiedFrame(image, mask, nadir_col, nadir_row, resolution_m, diag, chroma)
+    return RectifiedFrame(image.astype(np.float32), mask, nadir_col, nadir_row, resolution_m, diag)
