@@ -112,3 +112,14 @@ def fix_msg(
         msg.yaw_enu, msg.yaw_valid, msg.yaw_variance = yaw_enu, True, 0.01
     msg.reset_counter, msg.quality = reset_counter, quality
     return msg
+
+
+def stop_rig(ros: MultiThreadedExecutor, fc: Any, node: Any, probe: Any) -> None:
+    """A node test's teardown: both nodes off the executor, the node shut down, both
+    destroyed, the simulated FC stopped."""
+    ros.remove_node(node)
+    ros.remove_node(probe)
+    node.shutdown()
+    node.destroy_node()
+    probe.destroy_node()
+    fc.stop()

@@ -42,7 +42,7 @@ from gps_denied_onboard.ros_topics import (  # noqa: E402
 
 from . import node_support  # noqa: E402
 from .link_support import wait_until  # noqa: E402
-from .node_support import fix_msg, make_node, spin_ros  # noqa: E402
+from .node_support import fix_msg, make_node, spin_ros, stop_rig  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -124,12 +124,7 @@ def test_node_answers_after_every_deactivate_and_is_silent_while_inactive(
         assert stray == [], f"{len(stray)} FcStatus published while inactive"
     finally:
         driver.close()
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
+        stop_rig(ros, fc, node, probe)
 
 
 def test_no_status_goes_out_after_a_deactivate_returned(ros: MultiThreadedExecutor) -> None:
@@ -181,9 +176,4 @@ def test_no_status_goes_out_after_a_deactivate_returned(ros: MultiThreadedExecut
         assert stray == [], f"{len(stray)} status messages published after a deactivate returned"
     finally:
         node.release.set()
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
+        stop_rig(ros, fc, node, probe)

@@ -30,7 +30,7 @@ from gps_denied_onboard.ros_topics import (  # noqa: E402
 )
 
 from .link_support import wait_until  # noqa: E402
-from .node_support import make_node, spin_ros  # noqa: E402
+from .node_support import make_node, spin_ros, stop_rig  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -105,12 +105,7 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node._state_machine.current_state[0] == StateMsg.PRIMARY_STATE_UNCONFIGURED
     finally:
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
+        stop_rig(ros, fc, node, probe)
 
 
 def test_activate_fails_when_no_autopilot_answers(ros: MultiThreadedExecutor) -> None:
@@ -192,12 +187,7 @@ def test_signed_link_and_the_preflight_line_about_the_autopilot(
             assert "SETUP_SIGNING" in v["preflight"]  # named as a preflight problem
             assert int(v["link.rx_unverified_accepted"]) > 0
     finally:
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
+        stop_rig(ros, fc, node, probe)
 
 
 def test_a_downward_rangefinder_is_published_as_range(ros: MultiThreadedExecutor) -> None:
@@ -223,12 +213,7 @@ def test_a_downward_rangefinder_is_published_as_range(ros: MultiThreadedExecutor
         assert (r.min_range, r.max_range) == pytest.approx((0.2, 40.0))
         assert r.range == pytest.approx(35.5, abs=0.01)
     finally:
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
+        stop_rig(ros, fc, node, probe)
 
 
 @pytest.mark.parametrize("strict", [True, False])

@@ -39,7 +39,7 @@ from gps_denied_onboard.ros_topics import TOPIC_FC_STATUS, time_msg_to_ns  # noq
 
 from . import node_support  # noqa: E402
 from .link_support import wait_until  # noqa: E402
-from .node_support import make_node, spin_ros  # noqa: E402
+from .node_support import make_node, spin_ros, stop_rig  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -103,12 +103,7 @@ def _status_rig(
     finally:
         if isinstance(node, HeldStatus):
             node.release.set()
-        ros.remove_node(node)
-        ros.remove_node(probe)
-        node.shutdown()
-        node.destroy_node()
-        probe.destroy_node()
-        fc.stop()
+        stop_rig(ros, fc, node, probe)
 
 
 def test_status_after_reactivation_is_the_new_links_or_no_data_never_the_old_links(
