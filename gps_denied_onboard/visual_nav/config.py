@@ -29,11 +29,14 @@ class VisualNavConfig:
     heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
     orientation_harmonics: int = 2
-    gate_min_colour_support: float = 0.8
-    gate_colour_max_side_m: float = 600.0
+    gate_evidence_max_side_m: float = 600.0
+    gate_evidence_agreement_weight: float = 1.5
+    gate_evidence_colour_weight: float = 0.6
+    gate_evidence_extra_sigmas: float = 3.35
+    gate_mono_colour_support: float = 0.9
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, ...] = (400.0, 850.0)
-    gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.8, 3.25, 3.4)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_small_side_m: float = 340.0
     gate_small_side_sigmas_per_100m: float = 0.5
@@ -118,7 +121,10 @@ class VisualNavConfig:
             "gate_small_side_sigmas_per_100m",
             "gate_agreement_weight",
             "gate_agreement_extra_sigmas",
-            "gate_colour_max_side_m",
+            "gate_evidence_max_side_m",
+            "gate_evidence_agreement_weight",
+            "gate_evidence_colour_weight",
+            "gate_evidence_extra_sigmas",
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
@@ -131,10 +137,10 @@ class VisualNavConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"parameter {name!r} must be >= 0, got {v}", key=name)
-        if not math.isfinite(self.gate_min_colour_support):
+        if not math.isfinite(self.gate_mono_colour_support):
             raise ConfigError(
-                "gate_min_colour_support must be a finite number (-100 turns it off)",
-                key="gate_min_colour_support",
+                "gate_mono_colour_support must be a finite number",
+                key="gate_mono_colour_support",
             )
         if self.coarse_resolution_m < self.resolution_m:
             raise ConfigError(
@@ -214,8 +220,11 @@ class VisualNavConfig:
             gate_min_score=(float(self.gate_min_score[0]), float(self.gate_min_score[1])),
             gate_agreement_weight=self.gate_agreement_weight,
             gate_agreement_extra_sigmas=self.gate_agreement_extra_sigmas,
-            gate_min_colour_support=self.gate_min_colour_support,
-            gate_colour_max_side_m=self.gate_colour_max_side_m,
+            gate_evidence_max_side_m=self.gate_evidence_max_side_m,
+            gate_evidence_agreement_weight=self.gate_evidence_agreement_weight,
+            gate_evidence_colour_weight=self.gate_evidence_colour_weight,
+            gate_evidence_extra_sigmas=self.gate_evidence_extra_sigmas,
+            gate_mono_colour_support=self.gate_mono_colour_support,
             match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
             prior_consistency_k=self.prior_consistency_k,

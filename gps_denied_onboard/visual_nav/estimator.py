@@ -22,7 +22,8 @@ Per frame:
    (which a bank or a pitch throws hundreds of metres off the vehicle) is
    searched where it really is;
 6. the map window (:mod:`.mapview`), the coarse-to-fine match (:mod:`.matcher`)
-   and the gate on the margin between the best and the best distinct runner-up;
+   and the gate (:mod:`.gate`) on the margin between the best and the best distinct
+   runner-up, for a small template alone on that and two witnesses of its placement;
 7. the fix: the nadir is the vehicle's horizontal position; its 1-sigma is
    the root sum of squares of the map's georeference floor, the attitude term
    (height * tan(sigma_attitude), which the correlation cannot see) and the
@@ -80,7 +81,7 @@ class EstimatorConfig:
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, float] = (400.0, 850.0)
-    gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.8, 3.25, 3.4)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_small_side_m: float = 340.0
     gate_small_side_sigmas_per_100m: float = 0.5
@@ -88,8 +89,11 @@ class EstimatorConfig:
     gate_min_score: tuple[float, float] = (0.12, 0.18)
     gate_agreement_weight: float = 1.0
     gate_agreement_extra_sigmas: float = 1.5
-    gate_min_colour_support: float = 0.8
-    gate_colour_max_side_m: float = 600.0
+    gate_evidence_max_side_m: float = 600.0
+    gate_evidence_agreement_weight: float = 1.5
+    gate_evidence_colour_weight: float = 0.6
+    gate_evidence_extra_sigmas: float = 3.35
+    gate_mono_colour_support: float = 0.9
     match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
@@ -150,8 +154,11 @@ class VisualFix:
     #: the margin alone cleared the gate and it was not needed
     agreement: float | None = None
     #: the saturation edges' backing of the placement (matcher.colour_support); None
-    #: when our own track corroborated the match, or frame or map is mono
+    #: unless the evidence was judged, or when frame or map is mono
     colour_support: float | None = None
+    #: margin, agreement and colour weighed together (gate.evidence): a small
+    #: template our own track does not corroborate; None when the margin was judged
+    evidence: float | None = None
 
     @property
     def position_covariance(self) -> tuple[float, ...]:
@@ -413,13 +420,13 @@ class VisualEstimator:
             side_m=result.template_side_m,
             placed=result.placed,
         )
-        gate, agreement = verdict.gate, verdict.agreement
+        agreement = verdict.agreement
         jumped = verdict.jump_m is not None
         if verdict.jump_m is not None:  # a relocalisation: the autopilot should reset
             self.reset_counter = (self.reset_counter + 1) % 256
             self.last_jump_m = verdict.jump_m
         sigmas = pk.margin_sigmas
-        quality = int(max(1, min(100, round(100 * min(1.0, sigmas / (3 * max(gate, 0.01)))))))
+        quality = int(max(1, min(100, round(100 * min(1.0, verdict.strength(sigmas) / 3)))))
         fix = VisualFix(
             stamp_ns=stamp_ns,
             latitude=lat,
@@ -446,6 +453,7 @@ class VisualEstimator:
             stitch_lever_m=lever,
             agreement=agreement,
             colour_support=verdict.colour_support,
+            evidence=verdict.evidence,
         )
         self._last_fix = fix
         self._recent.append(fix)

@@ -42,10 +42,12 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         "footprint_m": round(fix.footprint_m, 1),
         "stitch_lever_m": round(fix.stitch_lever_m, 1),
     }
-    if fix.agreement is not None:  # taken only when the margin alone fell short
+    if fix.agreement is not None:  # taken for the evidence, or a margin short of the gate
         out["agreement"] = round(fix.agreement, 3)
-    if fix.colour_support is not None:  # uncorroborated colour matches only
+    if fix.colour_support is not None:  # the evidence of a colour frame
         out["colour_support"] = round(fix.colour_support, 3)
+    if fix.evidence is not None:  # a small template the prior does not corroborate
+        out["evidence"] = round(fix.evidence, 3)
     return out
 
 
@@ -56,6 +58,7 @@ def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
         "margin_sigmas",
         "agreement",
         "colour_support",
+        "evidence",
         "score",
         "search_radius_m",
         "age_ms",
