@@ -32,11 +32,11 @@ class VisualNavConfig:
     gate_evidence_max_side_m: float = 600.0
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
-    gate_evidence_extra_sigmas: float = 3.35
+    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.35, 3.5)
     gate_mono_colour_support: float = 0.9
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, ...] = (400.0, 850.0)
-    gate_margin_sigmas_small: tuple[float, ...] = (3.8, 3.25, 3.4)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_small_side_m: float = 340.0
     gate_small_side_sigmas_per_100m: float = 0.5
@@ -124,7 +124,6 @@ class VisualNavConfig:
             "gate_evidence_max_side_m",
             "gate_evidence_agreement_weight",
             "gate_evidence_colour_weight",
-            "gate_evidence_extra_sigmas",
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
@@ -155,7 +154,11 @@ class VisualNavConfig:
                 "one of image_topic or compressed_image_topic is needed", key="image_topic"
             )
         radii = self.gate_radius_m
-        for key in ("gate_margin_sigmas_small", "gate_margin_sigmas_large"):
+        for key in (
+            "gate_margin_sigmas_small",
+            "gate_margin_sigmas_large",
+            "gate_evidence_extra_sigmas",
+        ):
             gates = getattr(self, key)
             if (
                 not radii

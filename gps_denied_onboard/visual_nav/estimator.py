@@ -81,7 +81,7 @@ class EstimatorConfig:
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, float] = (400.0, 850.0)
-    gate_margin_sigmas_small: tuple[float, ...] = (3.8, 3.25, 3.4)
+    gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
     gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
     gate_small_side_m: float = 340.0
     gate_small_side_sigmas_per_100m: float = 0.5
@@ -92,7 +92,7 @@ class EstimatorConfig:
     gate_evidence_max_side_m: float = 600.0
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
-    gate_evidence_extra_sigmas: float = 3.35
+    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.35, 3.5)
     gate_mono_colour_support: float = 0.9
     match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
@@ -419,6 +419,7 @@ class VisualEstimator:
             radius_m=radius,
             side_m=result.template_side_m,
             placed=result.placed,
+            single_frame=not isinstance(view, PatchView),
         )
         agreement = verdict.agreement
         jumped = verdict.jump_m is not None

@@ -65,7 +65,7 @@ class GateSettings(Protocol):
     @property
     def gate_evidence_colour_weight(self) -> float: ...
     @property
-    def gate_evidence_extra_sigmas(self) -> float: ...
+    def gate_evidence_extra_sigmas(self) -> tuple[float, ...]: ...
     @property
     def gate_mono_colour_support(self) -> float: ...
     @property
@@ -135,6 +135,14 @@ def gate_at(cfg: GateSettings, radius_m: float, side_m: float) -> float:
     return gate
 
 
+def evidence_extra_at(cfg: GateSettings, radius_m: float) -> float:
+    """How far a small template's :func:`evidence` must clear its gate, along the
+    search radius (``gate_evidence_extra_sigmas`` per ``gate_radius_m``, held at the
+    ends): certainly-wrong 400 m frames' evidence ran highest in a 150 m search, where
+    the runner-up that the margin subtracts is the best of few chance peaks."""
+    return float(np.interp(radius_m, cfg.gate_radius_m, cfg.gate_evidence_extra_sigmas))
+
+
 def min_score_at(cfg: GateSettings, side_m: float) -> float:
     """The least correlation score a match may have, for a template of ``side_m``.
 
@@ -193,6 +201,7 @@ def judge(
     radius_m: float,
     side_m: float,
     placed: PlacedTemplate | None = None,
+    single_frame: bool = True,
 ) -> Verdict:
     """The confidence gate: a :class:`Verdict`, or a ``gate`` reject.
 
@@ -214,22 +223,24 @@ def judge(
     clears the gate by ``gate_agreement_extra_sigmas``: a chance peak is
     carried by one part of the template, so its quadrants disagree.
 
-    An uncorroborated template seeing less ground than
-    ``gate_evidence_max_side_m`` (a 400 m frame alone; not a stitched patch)
-    is judged on its :func:`evidence` instead, which must clear the gate by
-    ``gate_evidence_extra_sigmas``. On the calibration pairs (400 m frames,
-    attitude error 0.15 deg, priors displaced 0.9-1.3 km, searches of 150 / 360
-    / 600 m) the rule before (margin, or margin + agreement, then colour
-    support of at least 0.8) let 25 of 9,002 certainly-wrong matches over the
-    score floor through: 2.8 per 1000, one at 5.05 sigma of margin, and three
-    times as often at 150 m as at 360 m. The evidence, against a bar 3.35 over
-    a base of 3.8 / 3.25 / 3.4 at 150 / 360 / 600 m, let 7 through (1 / 3 / 3),
-    and 2 of a fresh 2,377 (the 600 m base rose from 3.3 to 3.4 on that sample's
-    3 there), then 0 of another 2,388 looked at once; as many right matches of
-    searched frames (360 m) pass as before: 758 of 1,200 against 759. A mono frame's evidence counts
-    ``gate_mono_colour_support``, what a chance placement's colour gives (median
-    0.9): its wrong ones pass as rarely (6 of 11,379, against 50 on the margin
-    rule with no colour to ask), its right ones less often (685 against 770).
+    An uncorroborated ``single_frame`` (not frames stitched: their gate was
+    calibrated on the margin) whose template sees less ground than
+    ``gate_evidence_max_side_m`` (a 400 m frame alone) is judged on its
+    :func:`evidence` instead, which must clear the gate by
+    :func:`evidence_extra_at` the radius. On the calibration pairs (400 m
+    frames, attitude error 0.15 deg, priors displaced 0.9-1.3 km, searches of
+    150 / 360 / 600 m) the rule before (margin, or margin + agreement, then
+    colour support of at least 0.8) let 25 of 9,002 certainly-wrong matches
+    over the score floor through: 2.8 per 1000, one at 5.05 sigma of margin,
+    and three times as often at 150 m as at 360 m. The evidence, clearing a
+    gate of 3.25 by 3.9 / 3.35 / 3.5 at 150 / 360 / 600 m, let 7 through (1 /
+    3 / 3), 2 of a fresh 2,377 (the 600 m allowance then rose from 3.4 to 3.5
+    on that sample's 3 there) and 0 of another 2,388 looked at once; as many
+    right matches of searched frames (360 m) pass as before: 758 of 1,200
+    against 759. A mono frame's evidence counts ``gate_mono_colour_support``,
+    what a chance placement's colour gives (median 0.9): its wrong ones pass as
+    rarely (6 of 11,379, against 50 on the margin rule with no colour to ask),
+    its right ones less often (685 against 770).
 
     Raises:
         FrameRejected: ``gate``, with the margin, agreement (colour support,
@@ -250,11 +261,12 @@ def judge(
             gate *= cfg.jump_gate_factor
     sigmas = peak.margin_sigmas
     jumping = f"jump of {jump:.0f} m off the track with " if own else ""
-    if not corroborated and placed is not None and side_m < cfg.gate_evidence_max_side_m:
+    small = side_m < cfg.gate_evidence_max_side_m
+    if not corroborated and single_frame and placed is not None and small:
         agreement = placed.agreement()
         colour = placed.colour_support()
         got = evidence(cfg, sigmas, agreement, colour)
-        need = gate + cfg.gate_evidence_extra_sigmas
+        need = gate + evidence_extra_at(cfg, radius_m)
         if got < need:
             shown = "mono" if colour is None else f"{colour:.2f}"
             raise FrameRejected(
