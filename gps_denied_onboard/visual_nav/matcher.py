@@ -24,14 +24,15 @@ median 2.52 against 2.61 m, p95 4.87 against 5.27 m with both).
 A colour frame against colour tiles gets a witness from another plane: the
 edges of its colour saturation (:func:`.features.saturation_f32`) are
 correlated around the placement the gray search chose
-(:meth:`PlacedTemplate.colour_support`), which the gate asks of a match the
-prior does not corroborate. The saturation plane stays out of the search
-itself: correlated beside the gray one there, it passed more right 400 m
-frames (reported pairs 66.5 / 91.5 / 50.5 % against 53.5 / 86.5 / 40.5 %)
-but also more certainly-wrong ones, the best at 5.04 sigma in 2,227, so a gate
-as safe (3.8) passed fewer right ones than gray alone at 3.25 (calibration
-pairs 61 against 67 %). Judged where the gray plane put the template, it has
-no say in where that is, and a chance placement rarely has colour behind it.
+(:meth:`PlacedTemplate.colour_support`), which the gate weighs into a frame's
+evidence when the prior does not corroborate the match (:func:`.gate.evidence`).
+The saturation plane stays out of the search itself: correlated beside the
+gray one there, it passed more right 400 m frames (reported pairs 66.5 / 91.5
+/ 50.5 % against 53.5 / 86.5 / 40.5 %) but also more certainly-wrong ones, the
+best at 5.04 sigma in 2,227, so a gate as safe (3.8) passed fewer right ones
+than gray alone at 3.25 (calibration pairs 61 against 67 %). Judged where the
+gray plane put the template, it has no say in where that is, and a chance
+placement rarely has colour behind it.
 
 A rotation of the body about the vertical turns the ground image about the
 nadir, and a height error scales it about the nadir, so the view
@@ -193,8 +194,10 @@ class MatchResult:
         template_side_m: square root of the ground area that template covers:
             how much ground the gate's correlation surface was judged on.
         placed: the refined template where it was placed, for the gate's
-            second look (:meth:`PlacedTemplate.agreement`), which costs
-            2-8 ms and so is only taken when the margin alone falls short.
+            second look (:meth:`PlacedTemplate.agreement`,
+            :meth:`PlacedTemplate.colour_support`), which costs 2-8 ms and so
+            is only taken for a frame alone the prior does not corroborate, or
+            when the margin alone falls short.
     """
 
     nadir_x: float
@@ -516,7 +519,7 @@ def colour_support(
     had no hand in choosing the placement, and colour edges (a crop boundary,
     a tree line against a field) show where the gray ones do: behind a right
     match a median of 2.1, behind a certainly-wrong one 0.9 (calibration pairs,
-    400 m frames; see the estimator's gate).
+    400 m frames; see :func:`.gate.evidence`).
     """
     chans, texture = orientation_field(chroma, mask, harmonics=_COLOUR_HARMONICS)
     if texture < _MIN_COLOUR_TEXTURE:
