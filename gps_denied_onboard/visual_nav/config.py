@@ -32,8 +32,8 @@ class VisualNavConfig:
     gate_evidence_max_side_m: float = 600.0
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
-    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.35, 3.5)
-    gate_mono_colour_support: float = 0.9
+    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.4, 3.55)
+    gate_mono_extra_sigmas: tuple[float, ...] = (2.75, 2.6, 2.9)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, ...] = (400.0, 850.0)
     gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
@@ -136,11 +136,6 @@ class VisualNavConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ConfigError(f"parameter {name!r} must be >= 0, got {v}", key=name)
-        if not math.isfinite(self.gate_mono_colour_support):
-            raise ConfigError(
-                "gate_mono_colour_support must be a finite number",
-                key="gate_mono_colour_support",
-            )
         if self.coarse_resolution_m < self.resolution_m:
             raise ConfigError(
                 "coarse_resolution_m must be >= resolution_m", key="coarse_resolution_m"
@@ -158,6 +153,7 @@ class VisualNavConfig:
             "gate_margin_sigmas_small",
             "gate_margin_sigmas_large",
             "gate_evidence_extra_sigmas",
+            "gate_mono_extra_sigmas",
         ):
             gates = getattr(self, key)
             if (
@@ -227,7 +223,7 @@ class VisualNavConfig:
             gate_evidence_agreement_weight=self.gate_evidence_agreement_weight,
             gate_evidence_colour_weight=self.gate_evidence_colour_weight,
             gate_evidence_extra_sigmas=self.gate_evidence_extra_sigmas,
-            gate_mono_colour_support=self.gate_mono_colour_support,
+            gate_mono_extra_sigmas=self.gate_mono_extra_sigmas,
             match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
             prior_consistency_k=self.prior_consistency_k,

@@ -92,8 +92,8 @@ class EstimatorConfig:
     gate_evidence_max_side_m: float = 600.0
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
-    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.35, 3.5)
-    gate_mono_colour_support: float = 0.9
+    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.4, 3.55)
+    gate_mono_extra_sigmas: tuple[float, ...] = (2.75, 2.6, 2.9)
     match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25

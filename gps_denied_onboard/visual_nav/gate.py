@@ -67,7 +67,7 @@ class GateSettings(Protocol):
     @property
     def gate_evidence_extra_sigmas(self) -> tuple[float, ...]: ...
     @property
-    def gate_mono_colour_support(self) -> float: ...
+    def gate_mono_extra_sigmas(self) -> tuple[float, ...]: ...
     @property
     def jump_sigma_k(self) -> float: ...
     @property
@@ -135,12 +135,13 @@ def gate_at(cfg: GateSettings, radius_m: float, side_m: float) -> float:
     return gate
 
 
-def evidence_extra_at(cfg: GateSettings, radius_m: float) -> float:
+def evidence_extra_at(cfg: GateSettings, radius_m: float, *, colour: bool = True) -> float:
     """How far a small template's :func:`evidence` must clear its gate, along the
     search radius (``gate_evidence_extra_sigmas`` per ``gate_radius_m``, held at the
-    ends): certainly-wrong 400 m frames' evidence ran highest in a 150 m search, where
-    the runner-up that the margin subtracts is the best of few chance peaks."""
-    return float(np.interp(radius_m, cfg.gate_radius_m, cfg.gate_evidence_extra_sigmas))
+    ends; ``gate_mono_extra_sigmas`` for evidence without ``colour``): certainly-wrong
+    400 m frames' evidence ran higher in a 150 or 600 m search than in one of 360 m."""
+    extra = cfg.gate_evidence_extra_sigmas if colour else cfg.gate_mono_extra_sigmas
+    return float(np.interp(radius_m, cfg.gate_radius_m, extra))
 
 
 def min_score_at(cfg: GateSettings, side_m: float) -> float:
@@ -172,9 +173,9 @@ def evidence(
     """A small template's evidence: margin + the agreement + the colour support, weighted.
 
     ``gate_evidence_agreement_weight`` times the quadrants' agreement and
-    ``gate_evidence_colour_weight`` times the colour support
-    (``gate_mono_colour_support`` standing in where there is none: a mono
-    camera or mono tiles) are added to the margin. For a chance placement the
+    ``gate_evidence_colour_weight`` times the colour support (none where there
+    is none: a mono camera or mono tiles, which :func:`evidence_extra_at` asks
+    less of) are added to the margin. For a chance placement the
     three are nearly independent (correlations 0.02-0.08 over 3,055
     certainly-wrong 400 m matches): the agreement and the colour look at the
     placement the margin chose, through parts and a plane the search never
@@ -182,12 +183,10 @@ def evidence(
     matches at the same rate of wrong ones than each score against its own bar
     (see :func:`judge`).
     """
-    colour = cfg.gate_mono_colour_support if colour_support is None else colour_support
-    return (
-        margin_sigmas
-        + cfg.gate_evidence_agreement_weight * agreement
-        + cfg.gate_evidence_colour_weight * colour
-    )
+    got = margin_sigmas + cfg.gate_evidence_agreement_weight * agreement
+    if colour_support is not None:
+        got += cfg.gate_evidence_colour_weight * colour_support
+    return got
 
 
 def judge(
@@ -233,14 +232,14 @@ def judge(
     colour support of at least 0.8) let 25 of 9,002 certainly-wrong matches
     over the score floor through: 2.8 per 1000, one at 5.05 sigma of margin,
     and three times as often at 150 m as at 360 m. The evidence, clearing a
-    gate of 3.25 by 3.9 / 3.35 / 3.5 at 150 / 360 / 600 m, let 7 through (1 /
-    3 / 3), 2 of a fresh 2,377 (the 600 m allowance then rose from 3.4 to 3.5
-    on that sample's 3 there) and 0 of another 2,388 looked at once; as many
-    right matches of searched frames (360 m) pass as before: 758 of 1,200
-    against 759. A mono frame's evidence counts ``gate_mono_colour_support``,
-    what a chance placement's colour gives (median 0.9): its wrong ones pass as
-    rarely (6 of 11,379, against 50 on the margin rule with no colour to ask),
-    its right ones less often (685 against 770).
+    gate of 3.25 by 3.9 / 3.4 / 3.55 at 150 / 360 / 600 m, lets 9 of 13,750
+    through (1 / 3 / 5; the allowances were first set on 9,002, then checked on
+    three fresh samples, 0-4 of about 2,380 each, and set again on all), and
+    right matches of searched frames (360 m) pass nearly as often as before:
+    751 of 1,200 against 759. A mono frame's (or a frame on mono tiles) has no
+    colour term and its own allowance, ``gate_mono_extra_sigmas`` (2.75 / 2.6 /
+    2.9): 11 of the 13,750 clear it (the margin rule with no colour to ask let
+    through 4 per 1000), and 722 of the 1,200 right ones (770).
 
     Raises:
         FrameRejected: ``gate``, with the margin, agreement (colour support,
@@ -266,7 +265,7 @@ def judge(
         agreement = placed.agreement()
         colour = placed.colour_support()
         got = evidence(cfg, sigmas, agreement, colour)
-        need = gate + evidence_extra_at(cfg, radius_m)
+        need = gate + evidence_extra_at(cfg, radius_m, colour=colour is not None)
         if got < need:
             shown = "mono" if colour is None else f"{colour:.2f}"
             raise FrameRejected(
