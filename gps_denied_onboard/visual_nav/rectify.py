@@ -14,7 +14,7 @@ averaging, so the warp does not alias.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
@@ -100,6 +100,18 @@ class PreparedFrame:
     chroma: F32 | None = None  # saturation, as ``gray``
 
 
+def _grid(camera: CameraModel, height_m: float, resolution_m: float) -> CameraModel:
+    """The (still distorted) camera of a frame shrunk towards ``resolution_m``: the
+    camera itself when the frame is not much finer than that."""
+    gsd = height_m / camera.focal_px if height_m > 0 else resolution_m
+    shrink = gsd / resolution_m
+    if shrink >= 0.7:
+        return camera
+    w = max(8, round(camera.width * shrink * 1.4))
+    h = max(8, round(camera.height * w / camera.width))
+    return _shrunk(camera, w, h)
+
+
 def prepare(
     gray: F32,
     camera: CameraModel,
@@ -115,46 +127,65 @@ def prepare(
     a fisheye's dark surround, a lens hood's corners, a blacked-out overlay box),
     whose edges are none on the ground. ``fill``: that mask when the caller has it
     already (a frame prepared at several resolutions computes it once). ``color``:
-    the frame in colour (BGR or BGRA, as ``gray``), whose saturation
-    (:func:`.features.saturation_f32`, taken after the shrink: the colour of the
-    area a map pixel covers, and a fraction of the work) comes along as ``chroma``.
+    the frame in colour, whose saturation comes along as ``chroma``
+    (:func:`with_chroma`).
     """
     if gray.shape != (camera.height, camera.width):
         raise ValueError(
             f"frame {gray.shape} does not match the camera {camera.width}x{camera.height}"
         )
     valid = fill_mask(gray) if fill is None else fill
-    gsd = height_m / camera.focal_px if height_m > 0 else resolution_m
-    shrink = gsd / resolution_m
-    if color is not None and color.shape[:2] != gray.shape:
-        raise ValueError(f"colour frame {color.shape} does not match the gray {gray.shape}")
-    if shrink < 0.7:
-        w = max(8, round(camera.width * shrink * 1.4))
-        h = max(8, round(camera.height * w / camera.width))
-        gray = np.asarray(cv2.resize(gray, (w, h), interpolation=cv2.INTER_AREA), np.float32)
-        if color is not None:
-            color = cv2.resize(
-                np.ascontiguousarray(color[:, :, :3]), (w, h), interpolation=cv2.INTER_AREA
-            )
-        valid = np.asarray(cv2.resize(valid, (w, h), interpolation=cv2.INTER_NEAREST), np.uint8)
-        camera = _shrunk(camera, w, h)
-    chroma = None if color is None else saturation_f32(color)
-    if any(v != 0.0 for v in camera.d):
-        m1, m2 = _undistort_maps(camera)
+    grid = _grid(camera, height_m, resolution_m)
+    if grid is not camera:
+        size = (grid.width, grid.height)
+        gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_AREA), np.float32)
+        valid = np.asarray(cv2.resize(valid, size, interpolation=cv2.INTER_NEAREST), np.uint8)
+    out = grid
+    if any(v != 0.0 for v in grid.d):
+        m1, m2 = _undistort_maps(grid)
         gray = np.asarray(
             cv2.remap(gray, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT), np.float32
         )
-        if chroma is not None:
-            chroma = np.asarray(
-                cv2.remap(chroma, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT),
-                np.float32,
-            )
         valid = np.asarray(
             cv2.remap(valid, m1, m2, cv2.INTER_NEAREST, borderValue=0),
             np.uint8,
         )
-        camera = CameraModel(camera.width, camera.height, camera.k)
-    return PreparedFrame(np.asarray(gray, np.float32), valid, camera, chroma)
+        out = CameraModel(grid.width, grid.height, grid.k)
+    prep = PreparedFrame(np.asarray(gray, np.float32), valid, out)
+    return prep if color is None else with_chroma(prep, color, camera, height_m, resolution_m)
+
+
+def with_chroma(
+    prep: PreparedFrame,
+    color: NDArray[np.generic],
+    camera: CameraModel,
+    height_m: float,
+    resolution_m: float,
+) -> PreparedFrame:
+    """``prep`` (:func:`prepare` of the same frame, camera, height and resolution) with
+    the saturation of ``color`` (BGR or BGRA, at ``camera``'s size) on its grid.
+
+    The saturation (:func:`.features.saturation_f32`) is taken after the shrink:
+    the colour of the area a map pixel covers, and a fraction of the work. A
+    frame's gray is prepared for the search; its colour only when the gate asks,
+    and then without preparing the gray again.
+    """
+    if color.shape[:2] != (camera.height, camera.width):
+        raise ValueError(
+            f"colour frame {color.shape} does not match the camera {camera.width}x{camera.height}"
+        )
+    grid = _grid(camera, height_m, resolution_m)
+    bgr = np.ascontiguousarray(color[:, :, :3])
+    if grid is not camera:
+        bgr = cv2.resize(bgr, (grid.width, grid.height), interpolation=cv2.INTER_AREA)
+    chroma = saturation_f32(bgr)
+    if chroma is not None and any(v != 0.0 for v in grid.d):
+        m1, m2 = _undistort_maps(grid)
+        chroma = np.asarray(
+            cv2.remap(chroma, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT),
+            np.float32,
+        )
+    return replace(prep, chroma=chroma)
 
 
 def rectify(

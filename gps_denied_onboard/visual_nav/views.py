@@ -28,6 +28,7 @@ from gps_denied_onboard.visual_nav.rectify import (
     RectifiedFrame,
     prepare,
     rectify_prepared,
+    with_chroma,
 )
 
 F32 = NDArray[np.float32]
@@ -66,7 +67,8 @@ class FrameView:
         self.camera = camera
         self.r_world_from_camera = r_world_from_camera
         self.height_m = height_m
-        self._prepared: dict[tuple[float, bool], PreparedFrame] = {}
+        self._prepared: dict[float, PreparedFrame] = {}
+        self._coloured: dict[float, PreparedFrame] = {}
         self._fill: NDArray[np.uint8] | None = None
 
     @property
@@ -83,19 +85,18 @@ class FrameView:
     def render(
         self, heading_deg: float, scale: float, resolution_m: float, *, colour: bool = False
     ) -> RectifiedFrame | None:
-        # the search's many renders stay gray; a colour one is asked for once, if at all
-        key = (resolution_m, colour and self.color is not None)
-        prep = self._prepared.get(key)
+        prep = self._prepared.get(resolution_m)
         if prep is None:
-            prep = prepare(
-                self.gray,
-                self.camera,
-                self.height_m,
-                resolution_m,
-                fill=self.fill,
-                color=self.color if key[1] else None,
-            )
-            self._prepared[key] = prep
+            prep = prepare(self.gray, self.camera, self.height_m, resolution_m, fill=self.fill)
+            self._prepared[resolution_m] = prep
+        if colour and self.color is not None:
+            # the search's many renders stay gray; a colour one is asked for once, if
+            # at all, and adds the saturation to the gray already prepared
+            got = self._coloured.get(resolution_m)
+            if got is None:
+                got = with_chroma(prep, self.color, self.camera, self.height_m, resolution_m)
+                self._coloured[resolution_m] = got
+            prep = got
         return rectify_prepared(
             prep, turned(self.r_world_from_camera, heading_deg), self.height_m * scale, resolution_m
         )
