@@ -57,7 +57,7 @@ from _visual_nav_env import (
 from harness import figure, report
 
 from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualFix
-from gps_denied_onboard.visual_nav.gate import evidence, evidence_extra_at, gate_at
+from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_extra_at, gate_at
 from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
 
@@ -447,8 +447,7 @@ def _calibration_summary(data: dict[str, Any], gates: dict[str, float]) -> dict[
         if footprint == "400m":
             passes = np.array([_passes_evidence(cfg, r[2], r[5], r[6], gate) for r in m], bool)
         else:
-            evidence = m[:, 2] + cfg.gate_agreement_weight * m[:, 5]
-            passes = (m[:, 2] >= gate) | (evidence >= gate + cfg.gate_agreement_extra_sigmas)
+            passes = np.array([clears_gate(cfg, r[2], r[5], gate) for r in m], bool)
         out[footprint] = {
             "matches": len(m),
             "gate": gate,
