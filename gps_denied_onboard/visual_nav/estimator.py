@@ -150,10 +150,10 @@ class VisualFix:
     prior_source: str
     footprint_m: float
     stitch_lever_m: float = 0.0  # a stitched patch's centroid to the nadir (0: one frame)
-    #: the template's quadrants on their own (matcher.quadrant_agreement); None when
+    #: the template's quadrants on their own (witness.quadrant_agreement); None when
     #: the margin alone cleared the gate and it was not needed
     agreement: float | None = None
-    #: the saturation edges' backing of the placement (matcher.colour_support); None
+    #: the saturation edges' backing of the placement (witness.colour_support); None
     #: unless the evidence was judged, or when frame or map is mono
     colour_support: float | None = None
     #: margin, agreement and colour weighed together (gate.evidence): a small

@@ -55,7 +55,7 @@ def saturation_f32(image: NDArray[np.generic]) -> F32 | None:
 
     Why a second plane: the search ranks placements on gray edges alone, so
     the saturation's edges are a witness that had no hand in choosing the
-    placement (:func:`.matcher.colour_support`). A boundary between two crops,
+    placement (:func:`.witness.colour_support`). A boundary between two crops,
     or between a crop and bare soil, is often a change of colour more than of
     brightness. Saturation, unlike hue or a colour difference, does not depend
     on the white balance's tint, and its edges' doubled-angle orientation does

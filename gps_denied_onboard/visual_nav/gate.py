@@ -7,12 +7,12 @@ lay outside the search window, on the 2014 calibration pairs only), and on
 its score against a floor. Our own track can corroborate a match (a lower
 threshold) or call it a jump (a higher one). A margin short of the threshold
 gets a second look at how its template's quadrants agree
-(:func:`.matcher.quadrant_agreement`).
+(:func:`.witness.quadrant_agreement`).
 
 A small template (a 400 m frame alone) the prior does not corroborate is
 judged on more than its margin: its *evidence* adds the quadrants' agreement
 and the colour saturation's backing of the placement
-(:func:`.matcher.colour_support`), three scores that are nearly independent for
+(:func:`.witness.colour_support`), three scores that are nearly independent for
 a chance placement (:func:`evidence`).
 
 The settings are :class:`~.estimator.EstimatorConfig`'s ``gate_*`` and
@@ -30,9 +30,9 @@ import numpy as np
 from gps_denied_onboard.visual_nav.correlate import Peak
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.geo import LocalFrame
-from gps_denied_onboard.visual_nav.matcher import PlacedTemplate
 from gps_denied_onboard.visual_nav.prior import OWN_TRACK
 from gps_denied_onboard.visual_nav.state import Prior
+from gps_denied_onboard.visual_nav.witness import PlacedTemplate
 
 
 class GateSettings(Protocol):
@@ -88,7 +88,7 @@ class Verdict:
         agreement: the quadrants' agreement, when it was taken (the margin
             alone fell short, or the evidence was judged); None otherwise.
         colour_support: the saturation edges' backing of the placement
-            (:meth:`.matcher.PlacedTemplate.colour_support`), taken with the
+            (:meth:`.witness.PlacedTemplate.colour_support`), taken with the
             evidence when frame and map are in colour; None otherwise.
         evidence: what :func:`evidence` made of margin, agreement and colour
             for a small uncorroborated template; None when the margin was judged.
@@ -218,7 +218,7 @@ def judge(
 
     A margin short of the gate still passes when the margin plus
     ``gate_agreement_weight`` times the quadrants' agreement
-    (:meth:`.matcher.PlacedTemplate.agreement`, taken only then: 2-8 ms)
+    (:meth:`.witness.PlacedTemplate.agreement`, taken only then: 2-8 ms)
     clears the gate by ``gate_agreement_extra_sigmas``: a chance peak is
     carried by one part of the template, so its quadrants disagree.
 

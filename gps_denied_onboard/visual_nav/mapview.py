@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.features import fill_mask, saturation_f32, to_gray_f32
 from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
-from gps_denied_onboard.visual_nav.matcher import FieldRaster, raster_from_mosaic
+from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic
 
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]

@@ -24,7 +24,7 @@ median 2.52 against 2.61 m, p95 4.87 against 5.27 m with both).
 A colour frame against colour tiles gets a witness from another plane: the
 edges of its colour saturation (:func:`.features.saturation_f32`) are
 correlated around the placement the gray search chose
-(:meth:`PlacedTemplate.colour_support`), which the gate weighs into a frame's
+(:meth:`.witness.PlacedTemplate.colour_support`), which the gate weighs into a frame's
 evidence when the prior does not corroborate the match (:func:`.gate.evidence`).
 The saturation plane stays out of the search itself: correlated beside the
 gray one there, it passed more right 400 m frames (reported pairs 66.5 / 91.5
@@ -44,10 +44,8 @@ stays the answer's anchor throughout.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -61,8 +59,10 @@ from gps_denied_onboard.visual_nav.correlate import (
     window_spectra,
 )
 from gps_denied_onboard.visual_nav.features import orientation_field
+from gps_denied_onboard.visual_nav.raster import FieldRaster
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.views import MatchView
+from gps_denied_onboard.visual_nav.witness import PlacedTemplate
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -90,92 +90,6 @@ class MatchConfig:
     colour_reach_px: int = 8  # colour support's neighbourhood (fine px each way)
 
 
-@dataclass
-class FieldRaster:
-    """An orientation field on a north-up grid.
-
-    ``world px = origin + pixel_index * step`` in map-zoom world pixels (pixel
-    centres at ``index + 0.5`` in those units, see :mod:`.geo`).
-    """
-
-    channels: tuple[F32, ...]
-    origin_x: float
-    origin_y: float
-    step: float  # map-zoom world pixels per raster pixel
-    valid: NDArray[np.uint8] | None = None  # where the map has imagery
-    #: builds the saturation plane's field (colour tiles); see :attr:`chroma`
-    colour: Callable[[], tuple[F32, ...]] | None = None
-    _chroma: tuple[F32, ...] | None = field(default=None, init=False, repr=False)
-
-    @property
-    def chroma(self) -> tuple[F32, ...] | None:
-        """The saturation plane's field, built when first asked: only the gate's
-        uncorroborated matches of colour frames ask (:func:`colour_support`), and a
-        mosaic built for a mono camera, or while tracking, never pays for it (36
-        tiles: 16 ms when asked; the mosaic 85 ms against 79 ms with no colour at all).
-        """
-        if self._chroma is None and self.colour is not None:
-            self._chroma = self.colour()
-        return self._chroma
-
-    def coverage(self, x0: int, y0: int, cols: int, rows: int) -> float:
-        """Fraction of the window that has map imagery (1.0 when unknown)."""
-        if self.valid is None:
-            return 1.0
-        win = self.valid[max(0, y0) : y0 + rows, max(0, x0) : x0 + cols]
-        return float(np.count_nonzero(win)) / max(1, cols * rows)
-
-    def window(
-        self, x0: int, y0: int, cols: int, rows: int, harmonics: int, *, chroma: bool = False
-    ) -> tuple[F32, ...] | None:
-        """The first ``harmonics`` harmonics' channels over a window (of the
-        saturation plane with ``chroma``; None too when the raster has none)."""
-        h, w = self.channels[0].shape
-        if x0 < 0 or y0 < 0 or x0 + cols > w or y0 + rows > h:
-            return None
-        plane = self.chroma if chroma else self.channels
-        if plane is None:
-            return None
-        return tuple(c[y0 : y0 + rows, x0 : x0 + cols] for c in plane[: 2 * harmonics])
-
-
-@dataclass(frozen=True)
-class PlacedTemplate:
-    """A template's field and mask, placed on a raster (top-left corner, raster px)."""
-
-    chans: tuple[F32, ...]
-    mask: NDArray[np.uint8]
-    raster: FieldRaster
-    col: int
-    row: int
-    harmonics: int
-    reach_px: int
-    #: the view's saturation plane on the template's grid, rendered when first asked
-    colour_plane: Callable[[], F32 | None] | None = None
-    colour_reach_px: int = 8
-
-    def agreement(self) -> float:
-        """:func:`quadrant_agreement` of this placement."""
-        return quadrant_agreement(
-            self.chans,
-            self.mask,
-            self.raster,
-            (self.col, self.row),
-            harmonics=self.harmonics,
-            reach_px=self.reach_px,
-        )
-
-    def colour_support(self) -> float | None:
-        """:func:`colour_support` of this placement; None without colour (a mono
-        frame or map, a stitched patch)."""
-        plane = self.colour_plane() if self.colour_plane is not None else None
-        if plane is None:
-            return None
-        return colour_support(
-            plane, self.mask, self.raster, (self.col, self.row), self.colour_reach_px
-        )
-
-
 @dataclass(frozen=True)
 class MatchResult:
     """A match of one frame.
@@ -194,8 +108,7 @@ class MatchResult:
         template_side_m: square root of the ground area that template covers:
             how much ground the gate's correlation surface was judged on.
         placed: the refined template where it was placed, for the gate's
-            second look (:meth:`PlacedTemplate.agreement`,
-            :meth:`PlacedTemplate.colour_support`), which costs 2-8 ms and so
+            second look (:mod:`.witness`), which costs 2-8 ms and so
             is only taken for a frame alone the prior does not corroborate, or
             when the margin alone falls short.
     """
@@ -434,155 +347,3 @@ def match_frame(
         ),
         "",
     )
-
-
-#: a quadrant with fewer valid pixels than this is left out of the agreement
-_MIN_QUADRANT_PX = 200
-
-
-def quadrant_agreement(
-    chans: tuple[F32, ...],
-    mask: NDArray[np.uint8],
-    raster: FieldRaster,
-    placement: tuple[int, int],
-    *,
-    harmonics: int,
-    reach_px: int,
-) -> float:
-    """How well each quadrant of a placed template agrees with the placement, on its own.
-
-    The template (``chans``, ``mask``) is split into four quadrants about its
-    valid pixels' median row and column; each one is correlated (masked ZNCC)
-    over the placements within ``reach_px`` of ``placement`` (the whole
-    template's top-left corner, raster px), and the score at the placement is
-    counted in standard deviations above that neighbourhood's mean. The result
-    is the mean over the quadrants (0 when none has ``_MIN_QUADRANT_PX``).
-
-    Why: a chance peak of the whole template is usually carried by one part of
-    it, a right one by all of it. On the calibration pairs (400 m frames), a
-    certainly-wrong match's quadrants gave a median of 1.2 and at most 2.2 in
-    2,276; right ones a median of 1.9 (see the estimator's gate).
-    """
-    ys, xs = np.nonzero(mask)
-    if ys.size == 0:
-        return 0.0
-    cy, cx = float(np.median(ys)), float(np.median(xs))
-    rows = np.arange(mask.shape[0])[:, None] >= cy
-    cols = np.arange(mask.shape[1])[None, :] >= cx
-    x, y = placement
-    # every quadrant is the whole template's box with part of its mask: one window
-    ht, wt = mask.shape
-    win = raster.window(x - reach_px, y - reach_px, wt + 2 * reach_px, ht + 2 * reach_px, harmonics)
-    if win is None:
-        return 0.0
-    spectra = window_spectra(win)
-    zs: list[float] = []
-    for lower in (False, True):
-        for right in (False, True):
-            part = np.where((rows == lower) & (cols == right), mask, 0).astype(np.uint8)
-            if np.count_nonzero(part) < _MIN_QUADRANT_PX:
-                continue
-            tpl = prepare_template(chans, part)
-            s = masked_zncc_within(spectra, tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
-            sd = float(s.std())
-            if sd > 0:
-                zs.append((float(s[reach_px, reach_px]) - float(s.mean())) / sd)
-    return float(np.mean(zs)) if zs else 0.0
-
-
-#: harmonics of the saturation plane's field (colour support)
-_COLOUR_HARMONICS = 2
-#: below this mean saturation-gradient (0-255 scale) a view's colour has no say: a
-#: gray scene's (snow, a gray-world camera) is noise; NAIP frames' runs 10-24
-_MIN_COLOUR_TEXTURE = 2.0
-
-
-def colour_support(
-    chroma: F32,
-    mask: NDArray[np.uint8],
-    raster: FieldRaster,
-    placement: tuple[int, int],
-    reach_px: int,
-) -> float | None:
-    """How far the saturation edges back a placement the gray plane chose.
-
-    The view's saturation plane (``chroma``, on the template's grid, with its
-    ``mask``) is correlated (masked ZNCC of its orientation field, two
-    harmonics) with the map's over the placements within ``reach_px`` of
-    ``placement`` (the template's top-left corner, raster px); the result is the
-    score at the placement in standard deviations above that neighbourhood's
-    mean. None when the raster has no saturation plane, the neighbourhood
-    leaves it, or the view's colour is too flat to say anything
-    (``_MIN_COLOUR_TEXTURE``) or is absent where the map's is (a mono tile).
-
-    Why: the search ranks placements on the gray plane only, so this score has
-    had no hand in choosing the placement, and colour edges (a crop boundary,
-    a tree line against a field) show where the gray ones do: behind a right
-    match a median of 2.1, behind a certainly-wrong one 0.9 (calibration pairs,
-    400 m frames; see :func:`.gate.evidence`).
-    """
-    chans, texture = orientation_field(chroma, mask, harmonics=_COLOUR_HARMONICS)
-    if texture < _MIN_COLOUR_TEXTURE:
-        return None
-    x, y = placement
-    ht, wt = mask.shape
-    win = raster.window(
-        x - reach_px,
-        y - reach_px,
-        wt + 2 * reach_px,
-        ht + 2 * reach_px,
-        _COLOUR_HARMONICS,
-        chroma=True,
-    )
-    if win is None:
-        return None
-    tpl = prepare_template(chans, mask)
-    s = masked_zncc_within(window_spectra(win), tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
-    sd = float(s.std())
-    if not sd > 0:
-        return None  # the map's plane is flat there (mono tiles): no witness
-    return (float(s[reach_px, reach_px]) - float(s.mean())) / sd
-
-
-def raster_from_mosaic(
-    gray: F32,
-    valid: NDArray[np.uint8],
-    origin_x: float,
-    origin_y: float,
-    step: float,
-    *,
-    harmonics: int,
-    chroma: F32 | None = None,
-) -> FieldRaster:
-    """The orientation field of a map mosaic resampled to ``step`` world px per pixel.
-
-    ``gray[j, i]`` is the mosaic pixel whose centre is at world px
-    ``(origin_x + i + 0.5, origin_y + j + 0.5)``. The output keeps the same
-    top-left corner; a Gaussian pre-blur stands in for area averaging.
-    ``chroma``: the mosaic's saturation plane, whose field the raster builds
-    when first asked (:attr:`FieldRaster.chroma`, :func:`colour_support`).
-    """
-    h, w = gray.shape
-    cols, rows = int(w / step), int(h / step)
-    # out pixel i centre -> mosaic coordinate (i + 0.5) * step - 0.5
-    a = np.array([[step, 0.0, 0.5 * step - 0.5], [0.0, step, 0.5 * step - 0.5]])
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-
-    def resampled(plane: F32) -> F32:
-        if step > 1.0:
-            plane = np.asarray(cv2.GaussianBlur(plane, (0, 0), 0.5 * step), np.float32)
-        return np.asarray(
-            cv2.warpAffine(plane, a, (cols, rows), flags=flags, borderValue=0.0), np.float32
-        )
-
-    nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
-    v = np.asarray(cv2.warpAffine(valid, a, (cols, rows), flags=nearest), np.uint8)
-    channels, _ = orientation_field(resampled(gray), v, harmonics=harmonics)
-    colour = None
-    if chroma is not None:
-        plane = chroma
-
-        def colour() -> tuple[F32, ...]:
-            return orientation_field(resampled(plane), v, harmonics=_COLOUR_HARMONICS)[0]
-
-    return FieldRaster(channels, origin_x, origin_y, step, v, colour)

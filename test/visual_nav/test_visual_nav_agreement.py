@@ -10,7 +10,8 @@ import pytest
 
 from gps_denied_onboard.visual_nav.features import orientation_field
 from gps_denied_onboard.visual_nav.gate import clears_gate
-from gps_denied_onboard.visual_nav.matcher import FieldRaster, quadrant_agreement
+from gps_denied_onboard.visual_nav.raster import FieldRaster
+from gps_denied_onboard.visual_nav.witness import quadrant_agreement
 
 from .support import make_estimator, naip_tiles
 

@@ -19,15 +19,11 @@ from gps_denied_onboard.visual_nav.gate import (
     gate_at,
     judge,
 )
-from gps_denied_onboard.visual_nav.matcher import (
-    FieldRaster,
-    PlacedTemplate,
-    colour_support,
-    raster_from_mosaic,
-)
+from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic
 from gps_denied_onboard.visual_nav.rectify import prepare
 from gps_denied_onboard.visual_nav.state import Prior
 from gps_denied_onboard.visual_nav.views import FrameView
+from gps_denied_onboard.visual_nav.witness import PlacedTemplate, colour_support
 
 from .support import make_estimator, naip_tiles
 

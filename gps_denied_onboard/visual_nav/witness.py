@@ -1,0 +1,172 @@
+"""Second looks at a placement: what the gate weighs beside the search's margin.
+
+The search (:mod:`.matcher`) ranks placements on the gray plane's orientation
+field as a whole. Once it has placed a template, these look at that one
+placement again through what the ranking never used, each as a score in
+standard deviations above the placement's neighbourhood: the template's
+quadrants on their own (:func:`quadrant_agreement`), the colour saturation's
+edges (:func:`colour_support`). For a chance placement they are nearly
+independent of the margin and of each other; for a right one they rise
+together, so the gate (:func:`.gate.evidence`) adds them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.correlate import (
+    masked_zncc_within,
+    prepare_template,
+    window_spectra,
+)
+from gps_denied_onboard.visual_nav.features import orientation_field
+from gps_denied_onboard.visual_nav.raster import COLOUR_HARMONICS, FieldRaster
+
+F32 = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class PlacedTemplate:
+    """A template's field and mask, placed on a raster (top-left corner, raster px)."""
+
+    chans: tuple[F32, ...]
+    mask: NDArray[np.uint8]
+    raster: FieldRaster
+    col: int
+    row: int
+    harmonics: int
+    reach_px: int
+    #: the view's saturation plane on the template's grid, rendered when first asked
+    colour_plane: Callable[[], F32 | None] | None = None
+    colour_reach_px: int = 8
+
+    def agreement(self) -> float:
+        """:func:`quadrant_agreement` of this placement."""
+        return quadrant_agreement(
+            self.chans,
+            self.mask,
+            self.raster,
+            (self.col, self.row),
+            harmonics=self.harmonics,
+            reach_px=self.reach_px,
+        )
+
+    def colour_support(self) -> float | None:
+        """:func:`colour_support` of this placement; None without colour (a mono
+        frame or map, a stitched patch)."""
+        plane = self.colour_plane() if self.colour_plane is not None else None
+        if plane is None:
+            return None
+        return colour_support(
+            plane, self.mask, self.raster, (self.col, self.row), self.colour_reach_px
+        )
+
+
+#: a quadrant with fewer valid pixels than this is left out of the agreement
+_MIN_QUADRANT_PX = 200
+
+
+def quadrant_agreement(
+    chans: tuple[F32, ...],
+    mask: NDArray[np.uint8],
+    raster: FieldRaster,
+    placement: tuple[int, int],
+    *,
+    harmonics: int,
+    reach_px: int,
+) -> float:
+    """How well each quadrant of a placed template agrees with the placement, on its own.
+
+    The template (``chans``, ``mask``) is split into four quadrants about its
+    valid pixels' median row and column; each one is correlated (masked ZNCC)
+    over the placements within ``reach_px`` of ``placement`` (the whole
+    template's top-left corner, raster px), and the score at the placement is
+    counted in standard deviations above that neighbourhood's mean. The result
+    is the mean over the quadrants (0 when none has ``_MIN_QUADRANT_PX``).
+
+    Why: a chance peak of the whole template is usually carried by one part of
+    it, a right one by all of it. On the calibration pairs (400 m frames), a
+    certainly-wrong match's quadrants gave a median of 1.2 and at most 2.2 in
+    2,276; right ones a median of 1.9 (see the estimator's gate).
+    """
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return 0.0
+    cy, cx = float(np.median(ys)), float(np.median(xs))
+    rows = np.arange(mask.shape[0])[:, None] >= cy
+    cols = np.arange(mask.shape[1])[None, :] >= cx
+    x, y = placement
+    # every quadrant is the whole template's box with part of its mask: one window
+    ht, wt = mask.shape
+    win = raster.window(x - reach_px, y - reach_px, wt + 2 * reach_px, ht + 2 * reach_px, harmonics)
+    if win is None:
+        return 0.0
+    spectra = window_spectra(win)
+    zs: list[float] = []
+    for lower in (False, True):
+        for right in (False, True):
+            part = np.where((rows == lower) & (cols == right), mask, 0).astype(np.uint8)
+            if np.count_nonzero(part) < _MIN_QUADRANT_PX:
+                continue
+            tpl = prepare_template(chans, part)
+            s = masked_zncc_within(spectra, tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
+            sd = float(s.std())
+            if sd > 0:
+                zs.append((float(s[reach_px, reach_px]) - float(s.mean())) / sd)
+    return float(np.mean(zs)) if zs else 0.0
+
+
+#: below this mean saturation-gradient (0-255 scale) a view's colour has no say: a
+#: gray scene's (snow, a gray-world camera) is noise; NAIP frames' runs 10-24
+_MIN_COLOUR_TEXTURE = 2.0
+
+
+def colour_support(
+    chroma: F32,
+    mask: NDArray[np.uint8],
+    raster: FieldRaster,
+    placement: tuple[int, int],
+    reach_px: int,
+) -> float | None:
+    """How far the saturation edges back a placement the gray plane chose.
+
+    The view's saturation plane (``chroma``, on the template's grid, with its
+    ``mask``) is correlated (masked ZNCC of its orientation field, two
+    harmonics) with the map's over the placements within ``reach_px`` of
+    ``placement`` (the template's top-left corner, raster px); the result is the
+    score at the placement in standard deviations above that neighbourhood's
+    mean. None when the raster has no saturation plane, the neighbourhood
+    leaves it, or the view's colour is too flat to say anything
+    (``_MIN_COLOUR_TEXTURE``) or is absent where the map's is (a mono tile).
+
+    Why: the search ranks placements on the gray plane only, so this score has
+    had no hand in choosing the placement, and colour edges (a crop boundary,
+    a tree line against a field) show where the gray ones do: behind a right
+    match a median of 2.1, behind a certainly-wrong one 0.9 (calibration pairs,
+    400 m frames; see :func:`.gate.evidence`).
+    """
+    chans, texture = orientation_field(chroma, mask, harmonics=COLOUR_HARMONICS)
+    if texture < _MIN_COLOUR_TEXTURE:
+        return None
+    x, y = placement
+    ht, wt = mask.shape
+    win = raster.window(
+        x - reach_px,
+        y - reach_px,
+        wt + 2 * reach_px,
+        ht + 2 * reach_px,
+        COLOUR_HARMONICS,
+        chroma=True,
+    )
+    if win is None:
+        return None
+    tpl = prepare_template(chans, mask)
+    s = masked_zncc_within(window_spectra(win), tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
+    sd = float(s.std())
+    if not sd > 0:
+        return None  # the map's plane is flat there (mono tiles): no witness
+    return (float(s[reach_px, reach_px]) - float(s.mean())) / sd
