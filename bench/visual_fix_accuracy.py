@@ -440,12 +440,14 @@ def _calibration_summary(data: dict[str, Any], gates: dict[str, float]) -> dict[
     cfg = EstimatorConfig()
     for footprint, d in data.items():
         gate = gates[footprint]
-        m = np.array(d["matches"], dtype=float) if d["matches"] else np.zeros((0, 7))
+        m = np.array(d["matches"], dtype=float) if d["matches"] else np.zeros((0, 8))
         right, wrong = m[:, 4] == 1, m[:, 4] == 0
         # the gate as the estimator applies it (config/visual_nav.yaml's defaults): a
         # 400 m frame's evidence, a 1 km frame's margin or margin + agreement
         if footprint == "400m":
-            passes = np.array([_passes_evidence(cfg, r[2], r[5], r[6], gate) for r in m], bool)
+            passes = np.array(
+                [_passes_evidence(cfg, r[2], r[5], r[6], r[7], gate) for r in m], bool
+            )
         else:
             passes = np.array([clears_gate(cfg, r[2], r[5], gate) for r in m], bool)
         out[footprint] = {
@@ -461,12 +463,18 @@ def _calibration_summary(data: dict[str, Any], gates: dict[str, float]) -> dict[
 
 
 def _passes_evidence(
-    cfg: EstimatorConfig, margin: float, agreement: float, colour: float, gate: float
+    cfg: EstimatorConfig,
+    margin: float,
+    agreement: float,
+    colour: float,
+    intensity: float,
+    gate: float,
 ) -> bool:
     """Whether a small uncorroborated match in a 360 m search (:func:`calibrate`'s)
-    clears ``gate`` on its evidence (NaN colour: mono)."""
+    clears ``gate`` on its evidence (NaN colour: mono; NaN intensity: a uniform view)."""
     mono = math.isnan(colour)
-    got = evidence(cfg, margin, agreement, None if mono else colour)
+    gray = None if math.isnan(intensity) else intensity
+    got = evidence(cfg, margin, agreement, None if mono else colour, gray)
     return got >= gate + evidence_extra_at(cfg, 360.0, colour=not mono)
 
 
@@ -492,15 +500,14 @@ def calibrate_evidence(n: int, seed: int) -> dict[str, Any]:
     gate open; per radius, how many over the score floor clear the configured
     bar, and the best evidence seen (colour and mono).
 
-    ``config/visual_nav.yaml``'s evidence rule came from seeds 20000, 30000
-    and 40000 (250-300 frames per pair and radius) and the runs before them
-    (7901, 901, 2901: 9,002 certainly-wrong matches over the floor in all),
-    checked on 50000 (2,377: 4 cleared, 3 of them at 600 m, whose allowance then
-    rose from 3.4 to 3.5 on all 11,379) and then on 60000, looked at once: 0 of 2,388
-    cleared, and 594 of 900 searched frames passed. The mono allowance
-    (``gate_mono_extra_sigmas``) came from the same 11,379. On 90000 (2,371)
-    4 cleared the colour bar and 3 the mono one (all at 360 m), so both were set
-    again on all 13,750: 360 and 600 m rose by 0.05 (colour), 360 m by 0.25 (mono).
+    ``config/visual_nav.yaml``'s evidence rule (with the intensity term) was set
+    on seeds 20000, 30000, 40000, 50000 and 140000 (300 frames per pair and
+    radius: 11,916 certainly-wrong matches over the floor), at 1 per 1000 per
+    radius, colour and mono alike, and checked on 150000, looked at once: 2 of
+    2,338 cleared the colour bar and 3 the mono one, and 596 / 572 of 900
+    searched frames passed (575 / 546 for the evidence without the intensity at
+    its allowances before, which 3 / 1 cleared). The rule before the intensity
+    came from 20000-90000 and the runs before them (13,750 in all).
     """
     out: dict[str, Any] = {}
     cfg = EstimatorConfig()
@@ -522,7 +529,8 @@ def calibrate_evidence(n: int, seed: int) -> dict[str, Any]:
                 got = run_trial(est, k, t, frame(frame_year, t), prior_sigma=prior_sigma)
                 if isinstance(got, VisualFix) and got.score >= floor and got.evidence is not None:
                     a = got.agreement or 0.0
-                    ev.append((got.evidence, evidence(cfg, got.margin_sigmas, a, None)))
+                    mono = evidence(cfg, got.margin_sigmas, a, None, got.intensity_support)
+                    ev.append((got.evidence, mono))
         e = np.array(ev) if ev else np.zeros((0, 2))
         bar = gate + evidence_extra_at(cfg, radius)
         bar_mono = gate + evidence_extra_at(cfg, radius, colour=False)
@@ -551,7 +559,9 @@ def calibrate_evidence(n: int, seed: int) -> dict[str, Any]:
             right += 1
             gate = gate_at(cfg, 360.0, 380.0)
             passing += int(got.evidence >= gate + evidence_extra_at(cfg, 360.0))
-            mono = evidence(cfg, got.margin_sigmas, got.agreement or 0.0, None)
+            mono = evidence(
+                cfg, got.margin_sigmas, got.agreement or 0.0, None, got.intensity_support
+            )
             passing_mono += int(mono >= gate + evidence_extra_at(cfg, 360.0, colour=False))
     out["right_360m"] = {
         "frames": frames,
@@ -606,7 +616,7 @@ def calibrate(n: int = 150, att_noise_deg: float = 0.0) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for footprint in ("1km", "400m"):
-        matches: list[tuple[float, float, float, int, int, float, float]] = []
+        matches: list[tuple[float, float, float, int, int, float, float, float]] = []
         rows: list[tuple[float, ...]] = []
         for i, (map_year, frame_year) in enumerate(CALIBRATION_PAIRS.values()):
             for displaced in (False, True):
@@ -635,6 +645,7 @@ def calibrate(n: int = 150, att_noise_deg: float = 0.0) -> dict[str, Any]:
                             int(right),
                             got.agreement or 0.0,
                             math.nan if got.colour_support is None else got.colour_support,
+                            math.nan if got.intensity_support is None else got.intensity_support,
                         )
                     )
                     if right:

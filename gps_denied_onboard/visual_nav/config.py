@@ -32,8 +32,9 @@ class VisualNavConfig:
     gate_evidence_max_side_m: float = 600.0
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
-    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.4, 3.55)
-    gate_mono_extra_sigmas: tuple[float, ...] = (2.75, 2.6, 2.9)
+    gate_evidence_intensity_weight: float = 0.5
+    gate_evidence_extra_sigmas: tuple[float, ...] = (4.15, 3.85, 4.0)
+    gate_mono_extra_sigmas: tuple[float, ...] = (3.35, 2.95, 3.05)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
     gate_side_m: tuple[float, ...] = (400.0, 850.0)
     gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
@@ -124,6 +125,7 @@ class VisualNavConfig:
             "gate_evidence_max_side_m",
             "gate_evidence_agreement_weight",
             "gate_evidence_colour_weight",
+            "gate_evidence_intensity_weight",
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
@@ -222,6 +224,7 @@ class VisualNavConfig:
             gate_evidence_max_side_m=self.gate_evidence_max_side_m,
             gate_evidence_agreement_weight=self.gate_evidence_agreement_weight,
             gate_evidence_colour_weight=self.gate_evidence_colour_weight,
+            gate_evidence_intensity_weight=self.gate_evidence_intensity_weight,
             gate_evidence_extra_sigmas=self.gate_evidence_extra_sigmas,
             gate_mono_extra_sigmas=self.gate_mono_extra_sigmas,
             match_reference_px=self.match_reference_px,

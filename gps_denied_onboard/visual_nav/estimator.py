@@ -92,8 +92,9 @@ class EstimatorConfig:
     gate_evidence_max_side_m: float = 600.0
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
-    gate_evidence_extra_sigmas: tuple[float, ...] = (3.9, 3.4, 3.55)
-    gate_mono_extra_sigmas: tuple[float, ...] = (2.75, 2.6, 2.9)
+    gate_evidence_intensity_weight: float = 0.5
+    gate_evidence_extra_sigmas: tuple[float, ...] = (4.15, 3.85, 4.0)
+    gate_mono_extra_sigmas: tuple[float, ...] = (3.35, 2.95, 3.05)
     match_reference_px: float = 7000.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
@@ -156,7 +157,10 @@ class VisualFix:
     #: the saturation edges' backing of the placement (witness.colour_support); None
     #: unless the evidence was judged, or when frame or map is mono
     colour_support: float | None = None
-    #: margin, agreement and colour weighed together (gate.evidence): a small
+    #: the gray levels' backing of the placement (witness.intensity_support); None
+    #: unless the evidence was judged, or when the frame is too uniform
+    intensity_support: float | None = None
+    #: margin, agreement, colour and intensity weighed together (gate.evidence): a small
     #: template our own track does not corroborate; None when the margin was judged
     evidence: float | None = None
 
@@ -454,6 +458,7 @@ class VisualEstimator:
             stitch_lever_m=lever,
             agreement=agreement,
             colour_support=verdict.colour_support,
+            intensity_support=verdict.intensity_support,
             evidence=verdict.evidence,
         )
         self._last_fix = fix

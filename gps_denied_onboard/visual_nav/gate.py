@@ -10,10 +10,11 @@ gets a second look at how its template's quadrants agree
 (:func:`.witness.quadrant_agreement`).
 
 A small template (a 400 m frame alone) the prior does not corroborate is
-judged on more than its margin: its *evidence* adds the quadrants' agreement
-and the colour saturation's backing of the placement
-(:func:`.witness.colour_support`), three scores that are nearly independent for
-a chance placement (:func:`evidence`).
+judged on more than its margin: its *evidence* adds the quadrants' agreement,
+the colour saturation's backing of the placement
+(:func:`.witness.colour_support`) and the gray levels' own
+(:func:`.witness.intensity_support`), four scores that are nearly independent
+for a chance placement (:func:`evidence`).
 
 The settings are :class:`~.estimator.EstimatorConfig`'s ``gate_*`` and
 ``jump_*`` fields (:class:`GateSettings`).
@@ -65,6 +66,8 @@ class GateSettings(Protocol):
     @property
     def gate_evidence_colour_weight(self) -> float: ...
     @property
+    def gate_evidence_intensity_weight(self) -> float: ...
+    @property
     def gate_evidence_extra_sigmas(self) -> tuple[float, ...]: ...
     @property
     def gate_mono_extra_sigmas(self) -> tuple[float, ...]: ...
@@ -90,8 +93,12 @@ class Verdict:
         colour_support: the saturation edges' backing of the placement
             (:meth:`.witness.PlacedTemplate.colour_support`), taken with the
             evidence when frame and map are in colour; None otherwise.
-        evidence: what :func:`evidence` made of margin, agreement and colour
-            for a small uncorroborated template; None when the margin was judged.
+        evidence: what :func:`evidence` made of margin, agreement, colour and
+            intensity for a small uncorroborated template; None when the margin
+            was judged.
+        intensity_support: the gray levels' backing of the placement
+            (:meth:`.witness.PlacedTemplate.intensity_support`), taken with the
+            evidence; None otherwise, or when the frame is too uniform.
     """
 
     gate: float
@@ -99,6 +106,7 @@ class Verdict:
     agreement: float | None
     colour_support: float | None = None
     evidence: float | None = None
+    intensity_support: float | None = None
 
     def strength(self, margin_sigmas: float) -> float:
         """What was judged over what it needed (1.0: just cleared)."""
@@ -168,24 +176,33 @@ def clears_gate(cfg: GateSettings, margin_sigmas: float, agreement: float, gate:
 
 
 def evidence(
-    cfg: GateSettings, margin_sigmas: float, agreement: float, colour_support: float | None
+    cfg: GateSettings,
+    margin_sigmas: float,
+    agreement: float,
+    colour_support: float | None,
+    intensity_support: float | None = None,
 ) -> float:
-    """A small template's evidence: margin + the agreement + the colour support, weighted.
+    """A small template's evidence: margin + agreement + colour + intensity, weighted.
 
-    ``gate_evidence_agreement_weight`` times the quadrants' agreement and
+    ``gate_evidence_agreement_weight`` times the quadrants' agreement,
     ``gate_evidence_colour_weight`` times the colour support (none where there
     is none: a mono camera or mono tiles, which :func:`evidence_extra_at` asks
-    less of) are added to the margin. For a chance placement the
-    three are nearly independent (correlations 0.02-0.08 over 3,055
-    certainly-wrong 400 m matches): the agreement and the colour look at the
-    placement the margin chose, through parts and a plane the search never
-    ranked on. For a right one they rise together. One sum clears more right
-    matches at the same rate of wrong ones than each score against its own bar
-    (see :func:`judge`).
+    less of) and ``gate_evidence_intensity_weight`` times the intensity support
+    (none for a uniform view) are added to the margin. For a chance placement
+    the four are nearly independent (correlations 0.02-0.08 over 3,055
+    certainly-wrong 400 m matches, the intensity's -0.05-0.04 over 2,663): the
+    witnesses look at the placement the margin chose, through parts and planes
+    the search never ranked on. For a right one they rise together. One sum
+    clears more right matches at the same rate of wrong ones than each score
+    against its own bar (see :func:`judge`): at the same count of certainly-wrong
+    matches over the bar (8 or 12 of 11,916), the intensity term passed 2.6-3.7
+    points more of the right ones (mono 4.1-5.6) than the sum without it.
     """
     got = margin_sigmas + cfg.gate_evidence_agreement_weight * agreement
     if colour_support is not None:
         got += cfg.gate_evidence_colour_weight * colour_support
+    if intensity_support is not None:
+        got += cfg.gate_evidence_intensity_weight * intensity_support
     return got
 
 
@@ -228,18 +245,19 @@ def judge(
     :func:`evidence` instead, which must clear the gate by
     :func:`evidence_extra_at` the radius. On the calibration pairs (400 m
     frames, attitude error 0.15 deg, priors displaced 0.9-1.3 km, searches of
-    150 / 360 / 600 m) the rule before (margin, or margin + agreement, then
+    150 / 360 / 600 m) the margin rule (margin, or margin + agreement, then
     colour support of at least 0.8) let 25 of 9,002 certainly-wrong matches
     over the score floor through: 2.8 per 1000, one at 5.05 sigma of margin,
     and three times as often at 150 m as at 360 m. The evidence, clearing a
-    gate of 3.25 by 3.9 / 3.4 / 3.55 at 150 / 360 / 600 m, lets 9 of 13,750
-    through (1 / 3 / 5; the allowances were first set on 9,002, then checked on
-    three fresh samples, 0-4 of about 2,380 each, and set again on all), and
-    right matches of searched frames (360 m) pass nearly as often as before:
-    751 of 1,200 against 759. A mono frame's (or a frame on mono tiles) has no
-    colour term and its own allowance, ``gate_mono_extra_sigmas`` (2.75 / 2.6 /
-    2.9): 11 of the 13,750 clear it (the margin rule with no colour to ask let
-    through 4 per 1000), and 722 of the 1,200 right ones (770).
+    gate of 3.25 by 4.15 / 3.85 / 4.0 at 150 / 360 / 600 m (1 per 1000 at each
+    radius of 11,916 certainly-wrong matches, seeds 20000-50000 and 140000),
+    let 2 of 2,338 through on a fresh sample (seed 150000), where 596 of 900
+    searched frames (360 m) passed: 575 with the evidence before the
+    intensity term (allowances 3.9 / 3.4 / 3.55), which let 3 through. A mono
+    frame's (or a frame on mono tiles) has no colour term and its own
+    allowance, ``gate_mono_extra_sigmas`` (3.35 / 2.95 / 3.05): 3 of the 2,338
+    clear it, and 572 of the 900 right ones (546 before; the margin rule with
+    no colour to ask let through 4 per 1000).
 
     Raises:
         FrameRejected: ``gate``, with the margin, agreement (colour support,
@@ -264,7 +282,8 @@ def judge(
     if not corroborated and single_frame and placed is not None and small:
         agreement = placed.agreement()
         colour = placed.colour_support()
-        got = evidence(cfg, sigmas, agreement, colour)
+        intensity = placed.intensity_support()
+        got = evidence(cfg, sigmas, agreement, colour, intensity)
         need = gate + evidence_extra_at(cfg, radius_m, colour=colour is not None)
         if got < need:
             shown = "mono" if colour is None else f"{colour:.2f}"
@@ -276,11 +295,12 @@ def judge(
                 margin_sigmas=round(sigmas, 3),
                 agreement=round(agreement, 3),
                 **({} if colour is None else {"colour_support": round(colour, 3)}),
+                **({} if intensity is None else {"intensity_support": round(intensity, 3)}),
                 evidence=round(got, 3),
                 score=round(peak.score, 4),
                 search_radius_m=round(radius_m, 1),
             )
-        return Verdict(need, jump if own else None, agreement, colour, got)
+        return Verdict(need, jump if own else None, agreement, colour, got, intensity)
     taken: float | None = None
     if sigmas < gate:
         taken = placed.agreement() if placed is not None else 0.0

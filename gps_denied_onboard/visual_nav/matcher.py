@@ -329,6 +329,7 @@ def match_frame(
         cfg.agreement_reach_px,
         colour_plane if fine.colour is not None else None,
         cfg.colour_reach_px,
+        rf.image,
     )
     return (
         MatchResult(

@@ -46,6 +46,8 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         out["agreement"] = round(fix.agreement, 3)
     if fix.colour_support is not None:  # the evidence of a colour frame
         out["colour_support"] = round(fix.colour_support, 3)
+    if fix.intensity_support is not None:  # the evidence's gray levels
+        out["intensity_support"] = round(fix.intensity_support, 3)
     if fix.evidence is not None:  # a small template the prior does not corroborate
         out["evidence"] = round(fix.evidence, 3)
     return out
@@ -58,6 +60,7 @@ def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
         "margin_sigmas",
         "agreement",
         "colour_support",
+        "intensity_support",
         "evidence",
         "score",
         "search_radius_m",

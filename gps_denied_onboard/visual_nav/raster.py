@@ -39,6 +39,8 @@ class FieldRaster:
     valid: NDArray[np.uint8] | None = None  # where the map has imagery
     #: builds the saturation plane's field (colour tiles); see :attr:`chroma`
     colour: Callable[[], tuple[F32, ...]] | None = None
+    #: the gray plane itself on this grid (:func:`.witness.intensity_support`)
+    gray: F32 | None = None
     _chroma: tuple[F32, ...] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -58,6 +60,15 @@ class FieldRaster:
             return 1.0
         win = self.valid[max(0, y0) : y0 + rows, max(0, x0) : x0 + cols]
         return float(np.count_nonzero(win)) / max(1, cols * rows)
+
+    def gray_window(self, x0: int, y0: int, cols: int, rows: int) -> F32 | None:
+        """The gray plane over a window; None outside the raster or without one."""
+        if self.gray is None:
+            return None
+        h, w = self.gray.shape
+        if x0 < 0 or y0 < 0 or x0 + cols > w or y0 + rows > h:
+            return None
+        return self.gray[y0 : y0 + rows, x0 : x0 + cols]
 
     def window(
         self, x0: int, y0: int, cols: int, rows: int, harmonics: int, *, chroma: bool = False
@@ -106,7 +117,8 @@ def raster_from_mosaic(
 
     nearest = cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
     v = np.asarray(cv2.warpAffine(valid, a, (cols, rows), flags=nearest), np.uint8)
-    channels, _ = orientation_field(resampled(gray), v, harmonics=harmonics)
+    plane_gray = resampled(gray)
+    channels, _ = orientation_field(plane_gray, v, harmonics=harmonics)
     colour = None
     if chroma is not None:
         plane = chroma
@@ -114,4 +126,4 @@ def raster_from_mosaic(
         def colour() -> tuple[F32, ...]:
             return orientation_field(resampled(plane), v, harmonics=COLOUR_HARMONICS)[0]
 
-    return FieldRaster(channels, origin_x, origin_y, step, v, colour)
+    return FieldRaster(channels, origin_x, origin_y, step, v, colour, plane_gray)
