@@ -15,7 +15,9 @@ from gps_denied_onboard.visual_nav.camera import (
     enu_from_flu_of_ned_euler,
     mount_rotation,
 )
+from gps_denied_onboard.visual_nav.correlate import Peak
 from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.gate import Verdict, judge
 from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
 from gps_denied_onboard.visual_nav.simulate import (
@@ -26,6 +28,8 @@ from gps_denied_onboard.visual_nav.simulate import (
     render_frame,
     synthetic_orthophoto,
 )
+from gps_denied_onboard.visual_nav.state import Prior
+from gps_denied_onboard.visual_nav.witness import PlacedTemplate
 
 NS = 1_000_000_000
 T0 = 1_778_580_000 * NS
@@ -128,3 +132,30 @@ def feed(
 def error_m(pose: Pose, latitude: float, longitude: float) -> tuple[float, float]:
     """(east, north) error of an estimate, metres."""
     return LocalFrame(pose.latitude, pose.longitude).to_en(latitude, longitude)
+
+
+def judge_placed(
+    placed: PlacedTemplate,
+    prior_source: str,
+    margin_sigmas: float,
+    side_m: float = 380.0,
+    *,
+    single_frame: bool = True,
+) -> Verdict:
+    """The gate's verdict on ``placed`` at a margin of ``margin_sigmas`` (a 360 m search,
+    the prior ``prior_source``, the match on the prior), as the estimator asks it."""
+    est = make_estimator(naip_tiles("2017"))
+    prior = Prior(0, 47.02, -99.15, 50.0, (0.0, 0.0), 1.0, prior_source)
+    peak = Peak(10.0, 10.0, 0.3, 0.1, 0.2, 0.5, 0.2 / margin_sigmas)
+    return judge(
+        est.cfg,
+        prior,
+        47.02,
+        -99.15,
+        sigma=5.0,
+        peak=peak,
+        radius_m=360.0,
+        side_m=side_m,
+        placed=placed,
+        single_frame=single_frame,
+    )

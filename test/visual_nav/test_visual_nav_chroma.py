@@ -9,7 +9,6 @@ import pytest
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
-from gps_denied_onboard.visual_nav.correlate import Peak
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import orientation_field, saturation_f32, to_gray_f32
 from gps_denied_onboard.visual_nav.gate import (
@@ -17,15 +16,13 @@ from gps_denied_onboard.visual_nav.gate import (
     evidence,
     evidence_extra_at,
     gate_at,
-    judge,
 )
 from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic
 from gps_denied_onboard.visual_nav.rectify import prepare
-from gps_denied_onboard.visual_nav.state import Prior
 from gps_denied_onboard.visual_nav.views import FrameView
 from gps_denied_onboard.visual_nav.witness import PlacedTemplate, colour_support
 
-from .support import make_estimator, naip_tiles
+from .support import judge_placed, make_estimator, naip_tiles
 
 
 def _isoluminant_halves() -> np.ndarray:
@@ -150,31 +147,6 @@ def test_colour_support_stands_high_where_the_colour_edges_fit_and_low_elsewhere
     assert colour_support(sat[:80, :80].copy(), mask, gray_only, (100, 120), 8) is None
 
 
-def _judge(
-    placed: PlacedTemplate,
-    prior_source: str,
-    margin_sigmas: float,
-    side_m: float = 380.0,
-    *,
-    single_frame: bool = True,
-) -> object:
-    est = make_estimator(naip_tiles("2017"))
-    prior = Prior(0, 47.02, -99.15, 50.0, (0.0, 0.0), 1.0, prior_source)
-    peak = Peak(10.0, 10.0, 0.3, 0.1, 0.2, 0.5, 0.2 / margin_sigmas)
-    return judge(
-        est.cfg,
-        prior,
-        47.02,
-        -99.15,
-        sigma=5.0,
-        peak=peak,
-        radius_m=360.0,
-        side_m=side_m,
-        placed=placed,
-        single_frame=single_frame,
-    )
-
-
 def test_the_evidence_adds_weighted_agreement_and_colour_and_mono_has_its_own_bar() -> None:
     cfg = VisualNavConfig().estimator_config()
     assert evidence(cfg, 3.0, 2.0, 1.5) == pytest.approx(3.0 + 1.5 * 2.0 + 0.6 * 1.5)
@@ -197,11 +169,11 @@ def test_a_small_uncorroborated_template_passes_on_its_evidence_not_its_margin_a
     assert colour is not None and colour > 2.5 and agreement < 1.5
     need = cfg.gate_margin_sigmas_small[1] + cfg.gate_evidence_extra_sigmas[1]  # 360 m search
     just = need - 1.5 * agreement - 0.6 * colour
-    ok = _judge(placed, "fc_gnss", just + 0.05)
+    ok = judge_placed(placed, "fc_gnss", just + 0.05)
     assert isinstance(ok, Verdict) and ok.evidence == pytest.approx(need + 0.05, abs=1e-6)
     assert ok.gate == pytest.approx(need) and ok.colour_support == pytest.approx(colour)
     with pytest.raises(FrameRejected) as err:
-        _judge(placed, "fc_gnss", just - 0.05)
+        judge_placed(placed, "fc_gnss", just - 0.05)
     assert err.value.reason == "gate" and "evidence" in str(err.value)
     assert err.value.detail["evidence"] == pytest.approx(need - 0.05, abs=1e-3)
     assert err.value.detail["colour_support"] == pytest.approx(colour, abs=1e-3)
@@ -210,35 +182,35 @@ def test_a_small_uncorroborated_template_passes_on_its_evidence_not_its_margin_a
     flat_colour = flat.colour_support()
     assert flat_colour is not None and flat_colour < 1.0
     with pytest.raises(FrameRejected):
-        _judge(flat, "fc_gnss", just + 0.05)
+        judge_placed(flat, "fc_gnss", just + 0.05)
     # a mono frame: no colour term, against the mono allowance
     mono = _placed(raster, None, (100, 120), gray_from=(180, 30))
     with pytest.raises(FrameRejected):
-        _judge(mono, "fc_gnss", just + 0.05)
+        judge_placed(mono, "fc_gnss", just + 0.05)
     need_mono = cfg.gate_margin_sigmas_small[1] + cfg.gate_mono_extra_sigmas[1]
-    passed = _judge(mono, "fc_gnss", need_mono - 1.5 * agreement + 0.05)
+    passed = judge_placed(mono, "fc_gnss", need_mono - 1.5 * agreement + 0.05)
     assert isinstance(passed, Verdict) and passed.colour_support is None
     assert passed.evidence == pytest.approx(need_mono + 0.05, abs=1e-6)
     assert passed.gate == pytest.approx(need_mono)
     with pytest.raises(FrameRejected):
-        _judge(mono, "fc_gnss", need_mono - 1.5 * agreement - 0.05)
+        judge_placed(mono, "fc_gnss", need_mono - 1.5 * agreement - 0.05)
 
 
 def test_a_margin_over_the_gate_is_not_enough_without_agreement_or_colour() -> None:
     raster, sat = _coloured_ground()
     wrong = _placed(raster, sat[20:100, 200:280].copy(), (100, 120), gray_from=(180, 30))
     with pytest.raises(FrameRejected) as err:
-        _judge(wrong, "fc_gnss", 4.5)  # a margin well over 3.25, nothing behind it
+        judge_placed(wrong, "fc_gnss", 4.5)  # a margin well over 3.25, nothing behind it
     assert err.value.reason == "gate" and "evidence" in str(err.value)
     # our own track corroborates it (the match lands on the prior): the margin is judged
-    tracked = _judge(wrong, "visual", 4.5)
+    tracked = judge_placed(wrong, "visual", 4.5)
     assert isinstance(tracked, Verdict)
     assert tracked.evidence is None and tracked.colour_support is None
     # a 1 km frame's template is judged on its margin too
-    large = _judge(wrong, "fc_gnss", 4.5, side_m=900.0)
+    large = judge_placed(wrong, "fc_gnss", 4.5, side_m=900.0)
     assert isinstance(large, Verdict) and large.evidence is None
     # and so are frames stitched (their gate was calibrated on the margin)
-    patch = _judge(wrong, "fc_gnss", 4.5, single_frame=False)
+    patch = judge_placed(wrong, "fc_gnss", 4.5, single_frame=False)
     assert isinstance(patch, Verdict) and patch.evidence is None
 
 

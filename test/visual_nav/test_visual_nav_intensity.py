@@ -7,16 +7,14 @@ import numpy as np
 import pytest
 
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
-from gps_denied_onboard.visual_nav.correlate import Peak
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualFix
-from gps_denied_onboard.visual_nav.gate import Verdict, evidence, judge
+from gps_denied_onboard.visual_nav.gate import evidence
 from gps_denied_onboard.visual_nav.outputs import fix_payload, reject_payload
 from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic
-from gps_denied_onboard.visual_nav.state import Prior
 from gps_denied_onboard.visual_nav.witness import PlacedTemplate, intensity_support
 
-from .support import make_estimator, naip_tiles
+from .support import judge_placed, make_estimator, naip_tiles
 
 
 def _ground() -> FieldRaster:
@@ -73,23 +71,6 @@ def test_the_evidence_adds_the_weighted_intensity_support() -> None:
     assert evidence(cfg, 3.0, 2.0, 1.5, -1.0) < evidence(cfg, 3.0, 2.0, 1.5)
 
 
-def _judge(placed: PlacedTemplate, margin_sigmas: float) -> Verdict:
-    est = make_estimator(naip_tiles("2017"))
-    prior = Prior(0, 47.02, -99.15, 50.0, (0.0, 0.0), 1.0, "fc_gnss")
-    peak = Peak(10.0, 10.0, 0.3, 0.1, 0.2, 0.5, 0.2 / margin_sigmas)
-    return judge(
-        est.cfg,
-        prior,
-        47.02,
-        -99.15,
-        sigma=5.0,
-        peak=peak,
-        radius_m=360.0,
-        side_m=380.0,
-        placed=placed,
-    )
-
-
 def test_a_small_uncorroborated_template_carries_its_intensity_into_the_evidence() -> None:
     raster = _ground()
     assert raster.gray is not None
@@ -110,12 +91,12 @@ def test_a_small_uncorroborated_template_carries_its_intensity_into_the_evidence
     assert agreement < 1.5
     need = cfg.gate_margin_sigmas_small[1] + cfg.gate_mono_extra_sigmas[1]  # mono, 360 m
     margin = need - 1.5 * agreement - cfg.gate_evidence_intensity_weight * i_right + 0.05
-    ok = _judge(right, margin)
+    ok = judge_placed(right, "fc_gnss", margin)
     assert ok.intensity_support == pytest.approx(i_right)
     assert ok.evidence == pytest.approx(need + 0.05, abs=1e-6)
     # the same margin and agreement with the brightness of another place behind it
     with pytest.raises(FrameRejected) as err:
-        _judge(wrong, margin)
+        judge_placed(wrong, "fc_gnss", margin)
     assert err.value.detail["intensity_support"] == pytest.approx(i_wrong, abs=1e-3)
     assert reject_payload(err.value, 3.0)["intensity_support"] == pytest.approx(i_wrong, abs=1e-3)
 
