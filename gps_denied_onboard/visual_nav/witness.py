@@ -20,6 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.correlate import (
+    Template,
+    WindowSpectra,
     masked_zncc_within,
     prepare_template,
     window_spectra,
@@ -110,10 +112,8 @@ def quadrant_agreement(
     cy, cx = float(np.median(ys)), float(np.median(xs))
     rows = np.arange(mask.shape[0])[:, None] >= cy
     cols = np.arange(mask.shape[1])[None, :] >= cx
-    x, y = placement
     # every quadrant is the whole template's box with part of its mask: one window
-    ht, wt = mask.shape
-    win = raster.window(x - reach_px, y - reach_px, wt + 2 * reach_px, ht + 2 * reach_px, harmonics)
+    win = raster.window(*_neighbourhood(mask, placement, reach_px), harmonics)
     if win is None:
         return 0.0
     spectra = window_spectra(win)
@@ -123,11 +123,9 @@ def quadrant_agreement(
             part = np.where((rows == lower) & (cols == right), mask, 0).astype(np.uint8)
             if np.count_nonzero(part) < _MIN_QUADRANT_PX:
                 continue
-            tpl = prepare_template(chans, part)
-            s = masked_zncc_within(spectra, tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
-            sd = float(s.std())
-            if sd > 0:
-                zs.append((float(s[reach_px, reach_px]) - float(s.mean())) / sd)
+            z = _standing(prepare_template(chans, part), spectra, reach_px)
+            if z is not None:
+                zs.append(z)
     return float(np.mean(zs)) if zs else 0.0
 
 
@@ -163,24 +161,12 @@ def colour_support(
     chans, texture = orientation_field(chroma, mask, harmonics=COLOUR_HARMONICS)
     if texture < _MIN_COLOUR_TEXTURE:
         return None
-    x, y = placement
-    ht, wt = mask.shape
-    win = raster.window(
-        x - reach_px,
-        y - reach_px,
-        wt + 2 * reach_px,
-        ht + 2 * reach_px,
-        COLOUR_HARMONICS,
-        chroma=True,
-    )
+    box = _neighbourhood(mask, placement, reach_px)
+    win = raster.window(*box, COLOUR_HARMONICS, chroma=True)
     if win is None:
         return None
-    tpl = prepare_template(chans, mask)
-    s = masked_zncc_within(window_spectra(win), tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
-    sd = float(s.std())
-    if not sd > 0:
-        return None  # the map's plane is flat there (mono tiles): no witness
-    return (float(s[reach_px, reach_px]) - float(s.mean())) / sd
+    # None where the map's plane is flat there (mono tiles): no witness
+    return _standing(prepare_template(chans, mask), window_spectra(win), reach_px)
 
 
 #: below this standard deviation of its gray levels (0-255 scale) under the mask a
@@ -217,14 +203,28 @@ def intensity_support(
     m = mask > 0
     if np.count_nonzero(m) < 2 or float(gray[m].std()) < _MIN_GRAY_STD:
         return None
-    x, y = placement
-    ht, wt = mask.shape
-    win = raster.gray_window(x - reach_px, y - reach_px, wt + 2 * reach_px, ht + 2 * reach_px)
+    win = raster.gray_window(*_neighbourhood(mask, placement, reach_px))
     if win is None:
         return None
-    tpl = prepare_template((gray,), mask)
-    s = masked_zncc_within(window_spectra((win,)), tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
+    # None where the map is flat there: no witness
+    return _standing(prepare_template((gray,), mask), window_spectra((win,)), reach_px)
+
+
+def _neighbourhood(
+    mask: NDArray[np.uint8], placement: tuple[int, int], reach_px: int
+) -> tuple[int, int, int, int]:
+    """The raster window (x0, y0, cols, rows) of every placement of a template of
+    ``mask``'s shape within ``reach_px`` of ``placement`` (its top-left corner)."""
+    ht, wt = mask.shape
+    return placement[0] - reach_px, placement[1] - reach_px, wt + 2 * reach_px, ht + 2 * reach_px
+
+
+def _standing(tpl: Template, spectra: WindowSpectra, reach_px: int) -> float | None:
+    """The template's score at the placement (the centre of the window's placements,
+    :func:`_neighbourhood`), in standard deviations above its neighbourhood's mean;
+    None when that is flat."""
+    s = masked_zncc_within(spectra, tpl, (0, 0, 2 * reach_px + 1, 2 * reach_px + 1))
     sd = float(s.std())
     if not sd > 0:
-        return None  # the map is flat there: no witness
+        return None
     return (float(s[reach_px, reach_px]) - float(s.mean())) / sd
