@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from gps_denied_onboard.clock import MonotonicClock
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
@@ -24,7 +25,7 @@ def wait_until(cond: Callable[[], bool], timeout_s: float = 5.0, step_s: float =
 
 @contextmanager
 def linked(
-    autopilot: str = "ardupilot", *, fc_kwargs: dict | None = None, **cfg: object
+    autopilot: str = "ardupilot", *, fc_kwargs: dict[str, Any] | None = None, **cfg: object
 ) -> Iterator[tuple[SimFc, FcLink, MemorySink]]:
     """A started SimFc and an open FcLink to it (fast heartbeats), torn down after."""
     fc = SimFc(autopilot, **{"heartbeat_hz": 10.0, "telemetry_hz": 20.0, **(fc_kwargs or {})})
