@@ -199,6 +199,10 @@ def intensity_support(
     behind 2,663 certainly-wrong matches had a median of 0.06 and correlated
     with the margin, the agreement and the colour support by -0.05, 0.00 and
     0.04; behind right ones a median of 1.58 (see :func:`.gate.evidence`).
+    A camera in another band than the map (near infrared, where crops are
+    bright) can invert the brightness: the witness then counts against right
+    placements, which costs fixes but never lets a wrong one through, since
+    only a score above chance can lift the evidence.
     """
     m = mask > 0
     if np.count_nonzero(m) < 2 or float(gray[m].std()) < _MIN_GRAY_STD:
