@@ -201,8 +201,9 @@ def intensity_support(
     0.04; behind right ones a median of 1.58 (see :func:`.gate.evidence`).
     A camera in another band than the map (near infrared, where crops are
     bright) can invert the brightness: the witness then counts against right
-    placements, which costs fixes but never lets a wrong one through, since
-    only a score above chance can lift the evidence.
+    placements, which costs fixes but lets no more wrong ones through: behind
+    a chance placement the score falls either side of zero alike, inverted or
+    not, as the allowances were calibrated.
     """
     m = mask > 0
     if np.count_nonzero(m) < 2 or float(gray[m].std()) < _MIN_GRAY_STD:
