@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -159,3 +160,20 @@ def judge_placed(
         placed=placed,
         single_frame=single_frame,
     )
+
+
+def draw_blobs(
+    plane: NDArray[np.float32],
+    rng: np.random.Generator,
+    count: int,
+    axes: tuple[int, int],
+    levels: tuple[float, float],
+) -> None:
+    """Fill ``count`` random ellipses (half-axes in ``axes``, values in ``levels``)
+    into ``plane``: fields and blobs a witness can recognise and place."""
+    size_y, size_x = plane.shape
+    for _ in range(count):
+        x, y = int(rng.integers(0, size_x)), int(rng.integers(0, size_y))
+        half = (int(rng.integers(*axes)), int(rng.integers(*axes)))
+        angle = float(rng.uniform(0, 180))
+        cv2.ellipse(plane, (x, y), half, angle, 0, 360, float(rng.uniform(*levels)), -1)

@@ -22,7 +22,7 @@ from gps_denied_onboard.visual_nav.rectify import prepare
 from gps_denied_onboard.visual_nav.views import FrameView
 from gps_denied_onboard.visual_nav.witness import PlacedTemplate, colour_support
 
-from .support import judge_placed, make_estimator, naip_tiles
+from .support import draw_blobs, judge_placed, make_estimator, naip_tiles
 
 
 def _isoluminant_halves() -> np.ndarray:
@@ -103,12 +103,7 @@ def _coloured_ground() -> tuple[FieldRaster, np.ndarray]:
         + 128.0
     ).astype(np.float32)
     sat = np.zeros((size, size), np.float32)
-    for _ in range(120):
-        x, y = (int(v) for v in rng.integers(0, size, 2))
-        axes = (int(rng.integers(4, 14)), int(rng.integers(4, 14)))
-        cv2.ellipse(
-            sat, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(60, 200)), -1
-        )
+    draw_blobs(sat, rng, 120, (4, 14), (60, 200))
     valid = np.full((size, size), 255, np.uint8)
     return raster_from_mosaic(gray, valid, 0.0, 0.0, 1.0, harmonics=2, chroma=sat), sat
 

@@ -14,7 +14,7 @@ from gps_denied_onboard.visual_nav.outputs import fix_payload, reject_payload
 from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic
 from gps_denied_onboard.visual_nav.witness import PlacedTemplate, intensity_support
 
-from .support import judge_placed, make_estimator, naip_tiles
+from .support import draw_blobs, judge_placed, make_estimator, naip_tiles
 
 
 def _ground() -> FieldRaster:
@@ -25,12 +25,7 @@ def _ground() -> FieldRaster:
         cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), 1.5) * 8.0
         + 120.0
     ).astype(np.float32)
-    for _ in range(150):
-        x, y = (int(v) for v in rng.integers(0, size, 2))
-        axes = (int(rng.integers(4, 16)), int(rng.integers(4, 16)))
-        cv2.ellipse(
-            gray, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(40, 220)), -1
-        )
+    draw_blobs(gray, rng, 150, (4, 16), (40, 220))
     valid = np.full((size, size), 255, np.uint8)
     return raster_from_mosaic(gray, valid, 0.0, 0.0, 1.0, harmonics=2)
 
