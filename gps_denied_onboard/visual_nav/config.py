@@ -33,6 +33,7 @@ class VisualNavConfig:
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
     gate_evidence_intensity_weight: float = 0.5
+    gate_sigmas_per_candidate_efold: float = 0.37
     gate_evidence_extra_sigmas: tuple[float, ...] = (4.15, 3.85, 4.0)
     gate_mono_extra_sigmas: tuple[float, ...] = (3.35, 2.95, 3.05)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
@@ -126,6 +127,7 @@ class VisualNavConfig:
             "gate_evidence_agreement_weight",
             "gate_evidence_colour_weight",
             "gate_evidence_intensity_weight",
+            "gate_sigmas_per_candidate_efold",
             "attitude_sigma_deg",
             "map_sigma_m",
             "match_sigma_px",
@@ -225,6 +227,7 @@ class VisualNavConfig:
             gate_evidence_agreement_weight=self.gate_evidence_agreement_weight,
             gate_evidence_colour_weight=self.gate_evidence_colour_weight,
             gate_evidence_intensity_weight=self.gate_evidence_intensity_weight,
+            gate_sigmas_per_candidate_efold=self.gate_sigmas_per_candidate_efold,
             gate_evidence_extra_sigmas=self.gate_evidence_extra_sigmas,
             gate_mono_extra_sigmas=self.gate_mono_extra_sigmas,
             match_reference_px=self.match_reference_px,

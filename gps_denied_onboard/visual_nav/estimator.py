@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
-from gps_denied_onboard.visual_nav.gate import gate_at, judge, min_score_at
+from gps_denied_onboard.visual_nav.gate import candidates_extra, gate_at, judge, min_score_at
 from gps_denied_onboard.visual_nav.geo import (
     LocalFrame,
     ground_resolution_m,
@@ -93,6 +93,7 @@ class EstimatorConfig:
     gate_evidence_agreement_weight: float = 1.5
     gate_evidence_colour_weight: float = 0.6
     gate_evidence_intensity_weight: float = 0.5
+    gate_sigmas_per_candidate_efold: float = 0.37
     gate_evidence_extra_sigmas: tuple[float, ...] = (4.15, 3.85, 4.0)
     gate_mono_extra_sigmas: tuple[float, ...] = (3.35, 2.95, 3.05)
     match_reference_px: float = 7000.0
@@ -424,6 +425,9 @@ class VisualEstimator:
             side_m=result.template_side_m,
             placed=result.placed,
             single_frame=not isinstance(view, PatchView),
+            extra_sigmas=candidates_extra(
+                cfg, len(match_cfg.heading_candidates_deg) * len(match_cfg.scale_candidates)
+            ),
         )
         agreement = verdict.agreement
         jumped = verdict.jump_m is not None

@@ -68,6 +68,8 @@ class GateSettings(Protocol):
     @property
     def gate_evidence_intensity_weight(self) -> float: ...
     @property
+    def gate_sigmas_per_candidate_efold(self) -> float: ...
+    @property
     def gate_evidence_extra_sigmas(self) -> tuple[float, ...]: ...
     @property
     def gate_mono_extra_sigmas(self) -> tuple[float, ...]: ...
@@ -141,6 +143,30 @@ def gate_at(cfg: GateSettings, radius_m: float, side_m: float) -> float:
     if short > 0:
         gate += cfg.gate_small_side_sigmas_per_100m * short / 100.0
     return gate
+
+
+#: heading x scale candidates of the search the gate's tables were calibrated with
+#: (3 x 3: ``heading_candidates_deg`` x ``scale_candidates`` at their defaults)
+CALIBRATED_CANDIDATES = 9
+
+
+def candidates_extra(cfg: GateSettings, candidates: int) -> float:
+    """How much more than its tables the gate asks of a search over ``candidates``
+    heading/scale pairs: ``gate_sigmas_per_candidate_efold`` per e-fold above
+    :data:`CALIBRATED_CANDIDATES`, nothing at or below it.
+
+    Why: the search keeps the best of its candidates' peaks, and the best of N
+    chance peaks rises with log N (an exponential tail's maximum). A cold start
+    with an untrusted heading searches 45 headings x 3 scales: on the
+    calibration pairs (attitude error 0.15 deg, priors displaced 0.9-1.3 km, a
+    360 m search) its certainly-wrong 400 m matches' evidence stood 0.7-1.0
+    sigma above those of the 3 x 3 search at the 90th-99th percentiles (444
+    against 4,370), and 1 of 240 certainly-wrong 1 km frames cleared the 1 km
+    gate (none of 900 with 3 x 3). 0.37 per e-fold asks 1.0 more of 135.
+    """
+    if candidates <= CALIBRATED_CANDIDATES:
+        return 0.0
+    return cfg.gate_sigmas_per_candidate_efold * math.log(candidates / CALIBRATED_CANDIDATES)
 
 
 def evidence_extra_at(cfg: GateSettings, radius_m: float, *, colour: bool = True) -> float:
@@ -218,6 +244,7 @@ def judge(
     side_m: float,
     placed: PlacedTemplate | None = None,
     single_frame: bool = True,
+    extra_sigmas: float = 0.0,
 ) -> Verdict:
     """The confidence gate: a :class:`Verdict`, or a ``gate`` reject.
 
@@ -259,11 +286,15 @@ def judge(
     clear it, and 572 of the 900 right ones (546 before; the margin rule with
     no colour to ask let through 4 per 1000).
 
+    ``extra_sigmas`` (:func:`candidates_extra`) raises the uncorroborated
+    gate, and so every bar built on it, for a search over more heading/scale
+    candidates than the tables were calibrated with.
+
     Raises:
         FrameRejected: ``gate``, with the margin, agreement (colour support,
             evidence) and score.
     """
-    gate = gate_at(cfg, radius_m, side_m)
+    gate = gate_at(cfg, radius_m, side_m) + extra_sigmas
     jump = 0.0
     own = prior.source in OWN_TRACK
     corroborated = False
@@ -299,6 +330,7 @@ def judge(
                 evidence=round(got, 3),
                 score=round(peak.score, 4),
                 search_radius_m=round(radius_m, 1),
+                template_side_m=round(side_m, 1),
             )
         return Verdict(need, jump if own else None, agreement, colour, got, intensity)
     taken: float | None = None
@@ -313,5 +345,6 @@ def judge(
             agreement=round(taken or 0.0, 3),
             score=round(peak.score, 4),
             search_radius_m=round(radius_m, 1),
+            template_side_m=round(side_m, 1),
         )
     return Verdict(gate, jump if own else None, taken)

@@ -64,6 +64,7 @@ def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
         "evidence",
         "score",
         "search_radius_m",
+        "template_side_m",
         "age_ms",
         "gap_ms",
     }

@@ -193,3 +193,55 @@ def test_a_small_frame_alone_adds_its_placement_to_sigma(agl_m: float, adds: boo
         assert with_term == pytest.approx(math.hypot(without, 20.0 / max(margin, 1.0)), rel=1e-6)
     else:
         assert with_term == pytest.approx(without, rel=1e-9)
+
+
+def test_a_search_over_more_candidates_asks_for_more() -> None:
+    """The best of more chance peaks stands higher: a cold start with an untrusted
+    heading (45 headings x 3 scales) needs a higher gate than the calibrated 3 x 3
+    search, and the gate does not loosen for fewer (tracking: one)."""
+    from gps_denied_onboard.visual_nav.gate import CALIBRATED_CANDIDATES, candidates_extra
+
+    cfg = make_estimator(naip_tiles("2017")).cfg
+    assert candidates_extra(cfg, CALIBRATED_CANDIDATES) == 0.0
+    assert candidates_extra(cfg, 1) == 0.0
+    all_round = candidates_extra(cfg, 45 * 3)
+    # certainly-wrong 400 m evidence stood 0.7-1.0 sigma higher at the 90th-99th
+    # percentiles of the all-round search (calibration pairs)
+    assert 0.95 <= all_round <= 1.1
+    finer = candidates_extra(cfg, 90 * 3)  # heading_search_step_deg 4
+    assert finer > all_round
+
+
+def test_an_all_round_cold_start_is_judged_on_the_higher_gate() -> None:
+    """The estimator hands the untrusted-heading search's extra to the gate: the same
+    certainly-wrong 400 m frames (truth 0.9-1.2 km from the prior) are refused against
+    the 3 x 3 search's bar plus candidates_extra(45 x 3)."""
+    import re
+
+    from gps_denied_onboard.visual_nav.gate import candidates_extra, gate_at
+
+    ortho = naip("2020")
+    tiles = naip_tiles("2017")
+    trusted, all_round = make_estimator(tiles), make_estimator(tiles, heading_trusted=False)
+    extra = candidates_extra(all_round.cfg, 45 * 3)
+    rng = np.random.default_rng(43)
+    compared = 0
+    for k, high in enumerate(_poses(37, 5)):
+        pose = Pose(high.latitude, high.longitude, 200.0, yaw_deg=high.yaw_deg)
+        stamp = T0 + k * 60 * 10**9
+        ang = rng.uniform(0, 2 * math.pi)
+        d = rng.uniform(900, 1200)
+        prior = pose.offset(d * math.cos(ang), d * math.sin(ang))
+        for est, more in ((trusted, 0.0), (all_round, extra)):
+            feed(est, stamp, pose, prior=prior, prior_sigma_m=120.0)
+            with pytest.raises(FrameRejected) as rej:
+                est.process(stamp, render(ortho, pose), CAMERA)
+            got = re.search(r"evidence [-0-9.]+ sigma < ([0-9.]+)", str(rej.value))
+            if got is None:
+                continue  # under the score floor: no bar to read
+            radius = float(rej.value.detail["search_radius_m"])
+            side = float(rej.value.detail["template_side_m"])
+            bar = gate_at(est.cfg, radius, side) + evidence_extra_at(est.cfg, radius) + more
+            assert float(got.group(1)) == pytest.approx(bar, abs=0.006)
+            compared += more > 0
+    assert compared >= 3
