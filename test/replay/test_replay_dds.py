@@ -124,6 +124,21 @@ def _replay(bag: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def _hold(pause_cli: Any, timeout_s: float = 30.0) -> Any:
+    """Ask the replay to hold until it answers as a player (``success``); its services
+    exist before the player is attached and answer ``no replay running`` until then
+    (``ReplayControlServices``): on a loaded machine the bag can still be opening when
+    the service is discovered. Holding a replay started ``--paused`` changes nothing."""
+    from std_srvs.srv import SetBool
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = call_service(pause_cli, SetBool.Request(data=True), 20.0, idempotent=True)
+        if (got is not None and got.result().success) or time.monotonic() > deadline:
+            return None if got is None else got.result()
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_replay_publishes_recorded_bytes_in_order_and_drives_sim_time(
     tmp_path: Path, listener: Listener, storage: str
@@ -142,8 +157,8 @@ def test_replay_publishes_recorded_bytes_in_order_and_drives_sim_time(
             lambda s: all(node.count_publishers(t) >= 1 for t in ("/chatter", "/fix", "/clock")), 30
         ), "replay publishers never discovered"
         assert pause_cli.wait_for_service(timeout_sec=20)
-        held = call_service(pause_cli, SetBool.Request(data=True), 20.0, idempotent=True)
-        assert held is not None and held.result().message == "paused"
+        held = _hold(pause_cli)
+        assert held is not None and held.message == "paused"
         assert listener.got == []
         played = call_service(pause_cli, SetBool.Request(data=False), 20.0, idempotent=True)
         assert played is not None and played.result().message == "playing"
@@ -190,8 +205,8 @@ def test_pause_service_and_play_next_step_the_replay(tmp_path: Path, listener: L
         # the service is discovered before its answers can reach us (Fast DDS matches the
         # response reader later; on a loaded machine the first answer was lost and the
         # step below timed out): ask what changes nothing until it is answered, then step
-        held = call_service(pause_cli, SetBool.Request(data=True), 20.0, idempotent=True)
-        assert held is not None and held.result().message == "paused"
+        held = _hold(pause_cli)
+        assert held is not None and held.message == "paused"
 
         def call(cli: Any, req: Any) -> Any:
             fut = cli.call_async(req)
