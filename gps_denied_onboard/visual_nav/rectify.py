@@ -119,16 +119,14 @@ def prepare(
     resolution_m: float,
     *,
     fill: NDArray[np.uint8] | None = None,
-    color: NDArray[np.generic] | None = None,
 ) -> PreparedFrame:
     """Shrink ``gray`` when it is much finer than ``resolution_m`` and remove lens distortion.
 
     The valid mask leaves out the image's black fill (:func:`.features.fill_mask`:
     a fisheye's dark surround, a lens hood's corners, a blacked-out overlay box),
     whose edges are none on the ground. ``fill``: that mask when the caller has it
-    already (a frame prepared at several resolutions computes it once). ``color``:
-    the frame in colour, whose saturation comes along as ``chroma``
-    (:func:`with_chroma`).
+    already (a frame prepared at several resolutions computes it once). A frame's
+    colour is added to what this prepared when it is asked for (:func:`with_chroma`).
     """
     if gray.shape != (camera.height, camera.width):
         raise ValueError(
@@ -151,8 +149,7 @@ def prepare(
             np.uint8,
         )
         out = CameraModel(grid.width, grid.height, grid.k)
-    prep = PreparedFrame(np.asarray(gray, np.float32), valid, out)
-    return prep if color is None else with_chroma(prep, color, camera, height_m, resolution_m)
+    return PreparedFrame(np.asarray(gray, np.float32), valid, out)
 
 
 def with_chroma(

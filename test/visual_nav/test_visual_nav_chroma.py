@@ -18,7 +18,7 @@ from gps_denied_onboard.visual_nav.gate import (
     gate_at,
 )
 from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic
-from gps_denied_onboard.visual_nav.rectify import prepare
+from gps_denied_onboard.visual_nav.rectify import prepare, with_chroma
 from gps_denied_onboard.visual_nav.views import FrameView
 from gps_denied_onboard.visual_nav.witness import PlacedTemplate, colour_support
 
@@ -68,13 +68,13 @@ def test_a_colour_frame_is_prepared_with_its_saturation_on_the_gray_grid() -> No
     rng = np.random.default_rng(2)
     bgr = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
     # 500 m up, 300 px focal: 1.7 m per pixel, shrunk towards 5 m
-    prep = prepare(to_gray_f32(bgr), camera, 500.0, 5.0, color=bgr)
+    mono = prepare(to_gray_f32(bgr), camera, 500.0, 5.0)
+    prep = with_chroma(mono, bgr, camera, 500.0, 5.0)
     assert prep.chroma is not None and prep.chroma.shape == prep.gray.shape
     assert prep.gray.shape[1] < 320  # shrunk
-    mono = prepare(to_gray_f32(bgr), camera, 500.0, 5.0)
     assert mono.chroma is None
     with pytest.raises(ValueError, match="colour frame"):
-        prepare(to_gray_f32(bgr), camera, 500.0, 5.0, color=bgr[:100])
+        with_chroma(mono, bgr[:100], camera, 500.0, 5.0)
 
 
 def test_a_frame_view_renders_its_saturation_only_when_asked_on_the_same_grid() -> None:
