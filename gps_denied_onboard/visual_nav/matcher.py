@@ -87,7 +87,7 @@ class MatchConfig:
     orientation_harmonics: int = 2  # searched (the gate's margin)
     refine_harmonics: int = 1  # refined (the position)
     agreement_reach_px: int = 8  # the quadrants' neighbourhood (fine px each way)
-    colour_reach_px: int = 8  # colour support's neighbourhood (fine px each way)
+    witness_reach_px: int = 8  # the colour and intensity supports' neighbourhood (fine px each way)
 
 
 @dataclass(frozen=True)
@@ -328,7 +328,7 @@ def match_frame(
         cfg.refine_harmonics,
         cfg.agreement_reach_px,
         colour_plane if fine.colour is not None else None,
-        cfg.colour_reach_px,
+        cfg.witness_reach_px,
         rf.image,
     )
     return (

@@ -45,7 +45,7 @@ class PlacedTemplate:
     reach_px: int
     #: the view's saturation plane on the template's grid, rendered when first asked
     colour_plane: Callable[[], F32 | None] | None = None
-    colour_reach_px: int = 8
+    witness_reach_px: int = 8  # the colour and intensity supports' neighbourhood
     #: the view's gray plane on the template's grid (the placed render's image)
     gray: F32 | None = None
 
@@ -67,7 +67,7 @@ class PlacedTemplate:
         if plane is None:
             return None
         return colour_support(
-            plane, self.mask, self.raster, (self.col, self.row), self.colour_reach_px
+            plane, self.mask, self.raster, (self.col, self.row), self.witness_reach_px
         )
 
     def intensity_support(self) -> float | None:
@@ -75,7 +75,7 @@ class PlacedTemplate:
         if self.gray is None:
             return None
         return intensity_support(
-            self.gray, self.mask, self.raster, (self.col, self.row), self.colour_reach_px
+            self.gray, self.mask, self.raster, (self.col, self.row), self.witness_reach_px
         )
 
 
