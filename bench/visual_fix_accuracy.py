@@ -558,11 +558,11 @@ def calibrate_evidence(n: int, seed: int) -> dict[str, Any]:
                 continue
             right += 1
             gate = gate_at(cfg, 360.0, 380.0)
-            passing += int(got.evidence >= gate + evidence_extra_at(cfg, 360.0))
-            mono = evidence(
-                cfg, got.margin_sigmas, got.agreement or 0.0, None, got.intensity_support
-            )
-            passing_mono += int(mono >= gate + evidence_extra_at(cfg, 360.0, colour=False))
+            m, a = got.margin_sigmas, got.agreement or 0.0
+            c = math.nan if got.colour_support is None else got.colour_support
+            g = math.nan if got.intensity_support is None else got.intensity_support
+            passing += int(_passes_evidence(cfg, m, a, c, g, gate))
+            passing_mono += int(_passes_evidence(cfg, m, a, math.nan, g, gate))
     out["right_360m"] = {
         "frames": frames,
         "right_over_floor": right,
