@@ -39,7 +39,6 @@ The message conversions (camera messages in; PositionFix, TileSnapshot out) are
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import sys
 import threading
@@ -90,6 +89,7 @@ from gps_denied_onboard.visual_nav.camera import CameraModel, rotation_from_quat
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator, VisualFix
+from gps_denied_onboard.visual_nav.geo import on_the_map
 from gps_denied_onboard.visual_nav.outputs import (
     PRODUCER,
     RateCap,
@@ -372,7 +372,7 @@ class VisualNavNode(LifecycleNode):
         stamp = time_msg_to_ns(msg.header.stamp)
         lat, lon, healthy = float(msg.latitude), float(msg.longitude), self._gnss_healthy
         sigma = horizontal_sigma(msg)
-        if healthy:
+        if healthy and on_the_map(lat, lon):  # (the estimator drops the rest too)
             self._position = (lat, lon)
             if not len(self._map.tiles):
                 self._kick.set()
@@ -383,7 +383,7 @@ class VisualNavNode(LifecycleNode):
     def _on_seed(self, msg: NavSatFix) -> None:
         """An outside prior: the search starts there (:meth:`VisualEstimator.seed_prior`)."""
         lat, lon = float(msg.latitude), float(msg.longitude)
-        if not (math.isfinite(lat) and math.isfinite(lon) and abs(lat) <= 85 and abs(lon) <= 180):
+        if not on_the_map(lat, lon):
             log_event(self._log, logging.ERROR, "vnav.seed_refused", lat=lat, lon=lon)
             return
         stamp = time_msg_to_ns(msg.header.stamp) or int(self.get_clock().now().nanoseconds)

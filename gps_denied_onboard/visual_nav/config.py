@@ -57,6 +57,7 @@ class VisualNavConfig:
     match_reference_px: float = 7000.0
     match_size_exponent: float = 2.0
     ground_elevation_msl: float | None = None
+    max_height_m: float = 1500.0
     min_search_radius_m: float = 150.0
     max_search_radius_m: float = 600.0
     odometry_enabled: bool = True
@@ -93,6 +94,7 @@ class VisualNavConfig:
             "attitude_max_gap_s",
             "min_search_radius_m",
             "max_search_radius_m",
+            "max_height_m",
             "prefetch_radius_m",
             "prefetch_period_s",
             "snapshot_period_s",
@@ -240,6 +242,7 @@ class VisualNavConfig:
             match_sigma_px=self.match_sigma_px,
             match_size_exponent=self.match_size_exponent,
             ground_elevation_msl=self.ground_elevation_msl,
+            max_height_m=self.max_height_m,
             min_search_radius_m=self.min_search_radius_m,
             max_search_radius_m=self.max_search_radius_m,
             heading_trusted=self.heading_trusted,

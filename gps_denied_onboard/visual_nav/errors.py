@@ -6,6 +6,7 @@
     └── VisualNavError              anything the estimator raises on purpose
         ├── CameraModelError        CameraInfo or mounting that cannot be used
         ├── ImageHeaderError        a compressed image whose header is unreadable or too large
+        ├── PriorError              a seed position or sigma that cannot be a prior
         └── FrameRejected           a frame that gives no fix, with a reason code
             (reason is one of REJECT_REASONS; the node counts and records it)
 
@@ -50,6 +51,11 @@ class ImageHeaderError(VisualNavError, ValueError):
     """A compressed image (camera frame, map tile) refused before decoding: not PNG or
     JPEG, a header that cannot be read, or more pixels than allowed
     (:mod:`~gps_denied_onboard.visual_nav.image_header`)."""
+
+
+class PriorError(VisualNavError, ValueError):
+    """A prior from outside (a seed) that cannot be one: off the web-mercator map, or
+    with no positive sigma. Stream samples (the FC's GNSS) that bad are dropped instead."""
 
 
 class FrameRejected(VisualNavError):

@@ -45,12 +45,12 @@ from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.gate import candidates_extra, gate_at, judge, min_score_at
 from gps_denied_onboard.visual_nav.geo import (
     LocalFrame,
     ground_resolution_m,
     latlon_to_world_px,
+    on_the_map,
     world_px_to_latlon,
     zoom_for_resolution,
 )
@@ -63,6 +63,7 @@ from gps_denied_onboard.visual_nav.mapview import (
 )
 from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
+from gps_denied_onboard.visual_nav.pixels import exposure_problem, gray_8bit, pixels_problem
 from gps_denied_onboard.visual_nav.prior import OWN_TRACK, PriorConfig, PriorTracker, yaw_enu
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
@@ -104,6 +105,7 @@ class EstimatorConfig:
     match_sigma_px: float = 0.15
     match_size_exponent: float = 2.0
     ground_elevation_msl: float | None = None
+    max_height_m: float = 1500.0  # above it a frame is refused (state.HeightSource)
     search_sigma_k: float = 3.0
     min_search_radius_m: float = 150.0
     max_search_radius_m: float = 600.0
@@ -172,21 +174,6 @@ class VisualFix:
         return (v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, (3.0 * self.sigma_m) ** 2)
 
 
-def exposure_problem(gray: NDArray[np.float32]) -> str | None:
-    """Why a frame cannot be matched on its pixels alone, or None."""
-    if gray.size == 0:
-        return "empty"
-    mean = float(gray.mean())
-    std = float(gray.std())
-    if mean < 8.0:
-        return f"black (mean {mean:.1f})"
-    if mean > 247.0:
-        return f"saturated (mean {mean:.1f})"
-    if std < 3.0:
-        return f"flat (std {std:.2f})"
-    return None
-
-
 class VisualEstimator:
     """Frames + FC stream + tiles -> fixes. Not thread-safe: one caller at a time."""
 
@@ -196,7 +183,9 @@ class VisualEstimator:
         self.attitude = AttitudeBuffer(
             max_age_s=cfg.attitude_max_age_s, max_gap_s=cfg.attitude_max_gap_s
         )
-        self.height = HeightSource(ground_elevation_msl=cfg.ground_elevation_msl)
+        self.height = HeightSource(
+            ground_elevation_msl=cfg.ground_elevation_msl, max_height_m=cfg.max_height_m
+        )
         self._mount = np.array(cfg.mount_rotation, dtype=np.float64).reshape(3, 3)
         self.priors = PriorTracker(
             PriorConfig(
@@ -289,9 +278,10 @@ class VisualEstimator:
         if camera is None:
             raise FrameRejected("no_camera_info", "no CameraInfo received")
         img = np.asarray(image)
-        if img.ndim not in (2, 3) or img.shape[0] == 0 or img.shape[1] == 0:
-            raise FrameRejected("corrupt_image", f"image of shape {img.shape}")
-        gray = to_gray_f32(img)
+        problem = pixels_problem(img)
+        if problem is not None:
+            raise FrameRejected("corrupt_image", problem)
+        gray = gray_8bit(img)
         if gray.shape != (camera.height, camera.width):
             raise FrameRejected(
                 "corrupt_image",
@@ -324,6 +314,12 @@ class VisualEstimator:
         prior = self.prior_at(stamp_ns, self._odometry_prior(stamp_ns, disp, corr))
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
+        if not (on_the_map(prior.latitude, prior.longitude) and math.isfinite(prior.sigma_m)):
+            # every input is checked as it arrives; this is what is left: a prior
+            # dead-reckoned across a wild stamp
+            raise FrameRejected(
+                "no_prior", f"prior ({prior.latitude}, {prior.longitude}) is not on the map"
+            )
         radius = self.search_radius_m(prior)
         # the footprint's half-diagonal (generously), or the stitched patch's
         reach = radius + max(3.0 * h.height_m, view.width_m) + 200.0

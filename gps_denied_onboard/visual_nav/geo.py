@@ -24,6 +24,24 @@ from pyproj import CRS, Geod, Transformer
 #: Half the width of the web-mercator world in metres (EPSG:3857).
 MERC_HALF_M: Final = 20037508.342789244
 TILE_PX: Final = 256
+#: The web-mercator map's north and south edge (degrees): no tile lies beyond it.
+MAX_LATITUDE: Final = 85.0511287798
+
+
+def on_the_map(latitude: float, longitude: float) -> bool:
+    """Whether a position can lie on a web-mercator tile map at all.
+
+    Finite, within :data:`MAX_LATITUDE` and +-180 deg. Anything else that
+    arrives as a position (a GNSS sample, a seed, a prior dead-reckoned over
+    a bad stamp) is a bad sample, not a place: projected, it gives infinite
+    or NaN pixels, and a mosaic sized from those.
+    """
+    return (
+        math.isfinite(latitude)
+        and math.isfinite(longitude)
+        and abs(latitude) <= MAX_LATITUDE
+        and abs(longitude) <= 180.0
+    )
 
 
 @lru_cache(maxsize=1)

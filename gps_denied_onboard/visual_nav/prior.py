@@ -16,10 +16,18 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.geo import LocalFrame
+from gps_denied_onboard.visual_nav.errors import PriorError
+from gps_denied_onboard.visual_nav.geo import LocalFrame, on_the_map
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, Prior, StampedSeries
 
 NS = 1_000_000_000
+#: a GNSS sigma above this says "I know nothing" as well as any larger one does
+#: (the search radius stops at hundreds of metres); held here, the sigma's square
+#: and sums stay finite whatever a receiver reports
+MAX_PRIOR_SIGMA_M = 100_000.0
+#: faster than any aircraft this serves: a GNSS velocity beyond it is a bad sample,
+#: and dead-reckoned it would carry the prior off the map
+MAX_SPEED_MPS = 400.0
 
 #: priors from this estimator's own track (not the FC's GNSS, not a seed)
 OWN_TRACK = ("visual", "visual_dead_reckoning", "visual_odometry")
@@ -63,14 +71,26 @@ class PriorTracker:
         sigma_m: float | None = None,
         velocity_en: tuple[float, float] = (0.0, 0.0),
     ) -> None:
-        """The FC's own GNSS position at ``stamp_ns``; a candidate only while ``healthy``."""
+        """The FC's own GNSS position at ``stamp_ns``; a candidate only while ``healthy``.
+
+        A position off the map (:func:`.geo.on_the_map`) is dropped; a sigma
+        that is not a positive number counts as none reported
+        (``gnss_sigma_m``), one beyond :data:`MAX_PRIOR_SIGMA_M` as that; a
+        velocity that is not finite, or faster than :data:`MAX_SPEED_MPS`, as
+        none (zero).
+        """
         self._health.add(stamp_ns, healthy)
-        if not healthy or not (math.isfinite(latitude) and math.isfinite(longitude)):
+        if not healthy or not on_the_map(latitude, longitude):
             return
-        s = sigma_m if sigma_m is not None and math.isfinite(sigma_m) else self.cfg.gnss_sigma_m
+        s = self.cfg.gnss_sigma_m
+        if sigma_m is not None and math.isfinite(sigma_m) and sigma_m > 0:
+            s = min(sigma_m, MAX_PRIOR_SIGMA_M)
+        ve, vn = velocity_en
+        if not (math.isfinite(ve) and math.isfinite(vn) and math.hypot(ve, vn) <= MAX_SPEED_MPS):
+            ve = vn = 0.0
         self._gnss.add(
             stamp_ns,
-            Prior(stamp_ns, latitude, longitude, max(s, 1.0), velocity_en, 1.0, "fc_gnss"),
+            Prior(stamp_ns, latitude, longitude, max(s, 1.0), (ve, vn), 1.0, "fc_gnss"),
         )
 
     def set_healthy(self, healthy: bool, stamp_ns: int | None = None) -> None:
@@ -94,7 +114,17 @@ class PriorTracker:
         return sample[1] if sample is not None else None
 
     def seed(self, stamp_ns: int, latitude: float, longitude: float, sigma_m: float) -> None:
-        """A prior from outside (operator, cold start): the search grows from there."""
+        """A prior from outside (operator, cold start): the search grows from there.
+
+        Raises:
+            PriorError: the position is off the map, or the sigma is not a
+                positive number (held at :data:`MAX_PRIOR_SIGMA_M`).
+        """
+        if not on_the_map(latitude, longitude):
+            raise PriorError(f"seed ({latitude}, {longitude}) is not on the map")
+        if not (math.isfinite(sigma_m) and sigma_m > 0):
+            raise PriorError(f"seed sigma {sigma_m} m is not a positive number")
+        sigma_m = min(sigma_m, MAX_PRIOR_SIGMA_M)
         self.track = Prior(
             stamp_ns, latitude, longitude, sigma_m, (0.0, 0.0), self.cfg.velocity_sigma, "seed"
         )

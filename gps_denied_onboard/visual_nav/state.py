@@ -98,6 +98,21 @@ class StampedSeries(Generic[T]):
         return before if before is not None else after
 
 
+def is_rotation(r: F64, tol: float = 1e-3) -> bool:
+    """Whether ``r`` is a proper rotation: 3x3, finite, orthonormal within ``tol``, det +1.
+
+    Why ask: a quaternion taken from anything else is still a unit quaternion
+    (a zero matrix becomes a half turn about z), so a bad sample would be
+    used as a real attitude, not refused.
+    """
+    m = np.asarray(r, dtype=np.float64)
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        return False
+    if float(np.abs(m.T @ m - np.eye(3)).max()) > tol:
+        return False
+    return float(np.linalg.det(m)) > 0.0
+
+
 def _quat_of(r: F64) -> F64:
     """Unit quaternion (x, y, z, w) of a rotation matrix."""
     m = r
@@ -159,6 +174,9 @@ class AttitudeBuffer:
         self._max_gap = int(max_gap_s * NS)
 
     def add(self, stamp_ns: int, r_enu_from_flu: F64) -> None:
+        """One attitude sample; one that is not a rotation is dropped (:func:`is_rotation`)."""
+        if not is_rotation(r_enu_from_flu):
+            return
         self._series.add(stamp_ns, _quat_of(r_enu_from_flu))
 
     def __len__(self) -> int:
@@ -223,8 +241,10 @@ class HeightSource:
         max_age_s: float = 0.5,
         flat_ground_sigma_m: float = 8.0,
         rangefinder_sigma_m: float = 0.3,
+        max_height_m: float = 1500.0,
     ) -> None:
         self.ground_elevation_msl = ground_elevation_msl
+        self.max_height_m = max_height_m
         self._alt: StampedSeries[float] = StampedSeries(keep_s=30.0)
         self._range: StampedSeries[float] = StampedSeries(keep_s=30.0)
         self._max_age = int(max_age_s * NS)
@@ -255,11 +275,14 @@ class HeightSource:
         nearest sample, if within its age limit.
 
         Raises:
-            FrameRejected: ``no_height``.
+            FrameRejected: ``no_height``: none, too old, or not a height a frame can
+                be matched from (5 m or less, or above ``max_height_m``: an
+                altitude glitch would otherwise size a map mosaic kilometres
+                across, and beyond the heights the gate was calibrated for).
         """
         rng = _interpolated(self._range, stamp_ns, self._max_age)
         if rng is not None:
-            return HeightSample(rng * tilt_cos, self._range_sigma, "rangefinder")
+            return self._usable(HeightSample(rng * tilt_cos, self._range_sigma, "rangefinder"))
         if not len(self._alt) or self.ground_elevation_msl is None:
             raise FrameRejected("no_height", "no altitude or no ground elevation")
         alt = _interpolated(self._alt, stamp_ns, self._max_age * 4)
@@ -267,9 +290,19 @@ class HeightSource:
             age = _nearest_age(self._alt, stamp_ns)
             raise FrameRejected("no_height", "altitude too old", age_ms=round(age / 1e6, 1))
         h = alt - self.ground_elevation_msl
-        if h <= 5.0:
+        return self._usable(HeightSample(h, self._flat_sigma, "baro_flat_ground"))
+
+    def _usable(self, sample: HeightSample) -> HeightSample:
+        h = sample.height_m
+        if not math.isfinite(h) or h <= 5.0:
             raise FrameRejected("no_height", "too low above ground", height_m=round(h, 1))
-        return HeightSample(h, self._flat_sigma, "baro_flat_ground")
+        if h > self.max_height_m:
+            raise FrameRejected(
+                "no_height",
+                f"{h:.4g} m above ground, more than max_height_m {self.max_height_m:g}",
+                height_m=round(h, 1),
+            )
+        return sample
 
 
 def _nearest_age(series: StampedSeries[float], stamp_ns: int) -> int:

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
 
 from gps_denied_onboard.visual_nav.camera import CameraModel
-from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
+from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected, PriorError
 from gps_denied_onboard.visual_nav.image_codec import decode_compressed, decode_raw
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
 
-from .support import CAMERA, LAT0, LON0, T0, Pose, feed, make_estimator, render, synthetic_world
+from .support import (
+    CAMERA,
+    GROUND_MSL,
+    LAT0,
+    LON0,
+    NS,
+    T0,
+    Pose,
+    error_m,
+    feed,
+    make_estimator,
+    render,
+    synthetic_world,
+)
 
 POSE = Pose(LAT0, LON0, 500.0, yaw_deg=30.0)
 
@@ -119,3 +134,127 @@ def test_the_estimator_fixes_again_after_every_bad_input() -> None:
             est.process(T0, bad, CAMERA)
     fix = est.process(T0, render(ortho, POSE), CAMERA)
     assert fix.quality > 0
+
+
+def test_sixteen_bit_and_float_frames_fix_where_the_eight_bit_frame_does() -> None:
+    """mono16 / 16UC1 is decoded to uint16 (any depth up to 16 bits), float frames are
+    0-1: each is brought to the 8-bit scale, so none reads as saturated or black."""
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    gray = cv2.cvtColor(render(ortho, POSE), cv2.COLOR_BGR2GRAY)
+    feed(est, T0, POSE, prior=POSE)
+    want = est.process(T0, gray, CAMERA)
+    for k, frame in enumerate(
+        (
+            gray.astype(np.uint16) * 257,  # 16-bit
+            gray.astype(np.uint16) * 16,  # 12-bit in a 16-bit word
+            gray.astype(np.float32) / 255.0,
+        ),
+        start=1,
+    ):
+        est = make_estimator(tiles)
+        feed(est, T0 + k, POSE, prior=POSE)
+        got = est.process(T0 + k, frame, CAMERA)
+        assert (got.latitude, got.longitude) == pytest.approx(
+            (want.latitude, want.longitude), abs=1e-7
+        )
+    for level, why in ((4095, "saturated"), (0, "black")):
+        flat = np.full((480, 640), level, np.uint16)
+        flat[0, 0] = 4095  # the frame's depth: 12 bits
+        with pytest.raises(FrameRejected) as rej:
+            est.process(T0, flat, CAMERA)
+        assert rej.value.reason == "bad_exposure" and why in str(rej.value)
+
+
+def test_arrays_that_cannot_be_frames_are_corrupt_image() -> None:
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    feed(est, T0, POSE, prior=POSE)
+    frame = render(ortho, POSE)
+    nan = frame.astype(np.float32) / 255.0
+    nan[100:110, 200:210] = np.nan
+    for bad, why in (
+        (frame[:, :, :2], "2 channels"),
+        (np.dstack([frame, frame])[:, :, :5], "5 channels"),
+        (frame.astype(np.int8), "int8"),
+        (nan, "not finite"),
+        (np.zeros((480, 640, 3, 1), np.uint8), "shape"),
+    ):
+        with pytest.raises(FrameRejected) as rej:
+            est.process(T0, bad, CAMERA)
+        assert rej.value.reason == "corrupt_image" and why in str(rej.value)
+    assert est.process(T0, frame, CAMERA).quality > 0
+
+
+def test_gnss_samples_off_the_map_never_become_the_prior() -> None:
+    """A position no tile map holds (|lat| past 85.05, |lon| past 180, inf) is dropped:
+    the frame is searched around the last good sample, or has no prior at all."""
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    feed(est, T0, POSE)
+    for lat, lon in ((95.0, POSE.longitude), (POSE.latitude, 1e308), (math.inf, 0.0)):
+        est.priors.add_gnss(T0, lat, lon, healthy=True, sigma_m=10.0)
+    assert _reason(lambda: est.process(T0, render(ortho, POSE), CAMERA)) == "no_prior"
+    est.priors.add_gnss(T0 - NS, POSE.latitude, POSE.longitude, healthy=True, sigma_m=10.0)
+    est.priors.add_gnss(T0, -95.0, POSE.longitude, healthy=True, sigma_m=10.0)
+    fix = est.process(T0, render(ortho, POSE), CAMERA)
+    assert max(map(abs, error_m(POSE, fix.latitude, fix.longitude))) < 5.0
+
+
+def test_a_gnss_sigma_or_velocity_past_belief_is_held_not_propagated() -> None:
+    """sigma 1e308 (its square overflowed), <= 0 or NaN, and a velocity of 1e308 m/s
+    (dead-reckoned off the map): the prior stays a number on the map."""
+    from gps_denied_onboard.visual_nav.prior import MAX_PRIOR_SIGMA_M
+
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    later = T0 + 3 * NS
+    for sigma, want in ((1e308, MAX_PRIOR_SIGMA_M), (-5.0, 10.0), (math.nan, 10.0), (0.0, 10.0)):
+        est.priors.add_gnss(
+            T0, POSE.latitude, POSE.longitude, healthy=True, sigma_m=sigma, velocity_en=(1e308, 0)
+        )
+        prior = est.prior_at(later)
+        assert prior is not None
+        assert (prior.latitude, prior.longitude) == pytest.approx((POSE.latitude, POSE.longitude))
+        assert want <= prior.sigma_m < want + 10.0  # grown by 3 s of dead reckoning
+        assert est.search_radius_m(prior) <= est.cfg.max_search_radius_m
+
+
+def test_a_seed_off_the_map_or_without_a_sigma_is_a_prior_error() -> None:
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    for lat, lon, sigma in ((91.0, 0.0, 50.0), (0.0, math.nan, 50.0), (0.0, 0.0, -1.0)):
+        with pytest.raises(PriorError):
+            est.seed_prior(T0, lat, lon, sigma)
+    assert est.prior_at(T0) is None
+
+
+def test_an_attitude_that_is_not_a_rotation_is_dropped() -> None:
+    """A zero matrix, a NaN and a mirror image: taken as quaternions they would be
+    real attitudes (a zero matrix a half turn about z)."""
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    est.height.add_altitude_msl(T0, GROUND_MSL + POSE.agl_m)
+    est.priors.add_gnss(T0, POSE.latitude, POSE.longitude, healthy=True, sigma_m=10.0)
+    good = POSE.r_enu_flu()
+    nan = good.copy()
+    nan[1, 2] = math.nan
+    for bad in (np.zeros((3, 3)), nan, -good, 2.0 * good):
+        est.attitude.add(T0, bad)
+    assert len(est.attitude) == 0
+    assert _reason(lambda: est.process(T0, render(ortho, POSE), CAMERA)) == "no_attitude"
+
+
+def test_a_height_past_max_height_is_refused_before_a_mosaic_is_built() -> None:
+    """An altitude glitch of 1000 km would size the map mosaic from it (3x the height
+    each way): refused as no_height, and nothing is built."""
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    feed(est, T0, POSE, prior=POSE)
+    est.height.add_altitude_msl(T0, GROUND_MSL + 1e6)
+    with pytest.raises(FrameRejected) as rej:
+        est.process(T0, render(ortho, POSE), CAMERA)
+    assert rej.value.reason == "no_height" and "max_height_m" in str(rej.value)
+    assert est.mosaic_builds == 0
+    est.height.add_range(T0, 3.0, 0.2, 700.0)  # a rangefinder 3 m above ground
+    assert _reason(lambda: est.process(T0, render(ortho, POSE), CAMERA)) == "no_height"
