@@ -43,6 +43,11 @@ R_BODY_FROM_NADIR_CAMERA: Final = np.array(
 )
 
 DISTORTION_MODELS: Final = ("plumb_bob", "rational_polynomial", "equidistant", "")
+#: The most pixels a camera may have (a 24 MP camera). CameraInfo's size is also the
+#: bound on what a compressed frame may declare before it is decoded
+#: (:func:`.image_codec.decode_compressed`), so a CameraInfo claiming more would let
+#: a decompression bomb through.
+MAX_CAMERA_PIXELS: Final = 6000 * 4000
 
 
 def rot_x(a: float) -> F64:
@@ -137,6 +142,11 @@ class CameraModel:
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise CameraModelError(f"camera size {self.width}x{self.height} is empty")
+        if self.width * self.height > MAX_CAMERA_PIXELS:
+            raise CameraModelError(
+                f"camera size {self.width}x{self.height} is more than "
+                f"{MAX_CAMERA_PIXELS / 1e6:g} MP"
+            )
         if len(self.k) != 9 or not all(math.isfinite(v) for v in self.k):
             raise CameraModelError(f"camera matrix k needs 9 finite values, got {self.k!r}")
         fx, _, _, _, fy, *_ = self.k

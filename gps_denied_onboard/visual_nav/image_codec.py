@@ -15,12 +15,14 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from gps_denied_onboard.visual_nav.camera import MAX_CAMERA_PIXELS
 from gps_denied_onboard.visual_nav.errors import FrameRejected, ImageHeaderError
 from gps_denied_onboard.visual_nav.image_header import bounded_size
 
 #: The most pixels a compressed frame may declare when no CameraInfo gives its size
-#: (a 24 MP camera; a frame without CameraInfo is refused by the estimator anyway).
-MAX_FRAME_PIXELS: Final = 6000 * 4000
+#: (the largest camera a CameraInfo may describe; a frame without CameraInfo is
+#: refused by the estimator anyway).
+MAX_FRAME_PIXELS: Final = MAX_CAMERA_PIXELS
 
 #: encoding -> (channels, dtype, conversion to BGR or None)
 ENCODINGS: Final[dict[str, tuple[int, type, int | None]]] = {

@@ -82,6 +82,8 @@ def test_no_camera_info_and_a_frame_of_another_size() -> None:
 def test_camera_info_that_cannot_be_a_camera_is_refused() -> None:
     with pytest.raises(CameraModelError):
         CameraModel(0, 480, CAMERA.k)
+    with pytest.raises(CameraModelError, match="MP"):  # its size bounds a frame's decode
+        CameraModel(100_000, 100_000, CAMERA.k)
     with pytest.raises(CameraModelError):
         CameraModel(640, 480, (0.0,) * 9)
     with pytest.raises(CameraModelError):
