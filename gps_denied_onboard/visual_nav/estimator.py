@@ -65,7 +65,7 @@ from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
 from gps_denied_onboard.visual_nav.pixels import exposure_problem, gray_8bit, pixels_problem
 from gps_denied_onboard.visual_nav.prior import OWN_TRACK, PriorConfig, PriorTracker, yaw_enu
-from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
+from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M, RectifiedFrame
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
 
@@ -321,8 +321,11 @@ class VisualEstimator:
                 "no_prior", f"prior ({prior.latitude}, {prior.longitude}) is not on the map"
             )
         radius = self.search_radius_m(prior)
-        # the footprint's half-diagonal (generously), or the stitched patch's
-        reach = radius + max(3.0 * h.height_m, view.width_m) + 200.0
+        # the footprint's half-diagonal (generously), or the stitched patch's; never
+        # past a rectified frame's corner (a CameraInfo with a focal length of 1e-9 px
+        # claims a footprint of 1e12 m, and sized a mosaic of petabytes from it)
+        footprint = min(max(3.0 * h.height_m, view.width_m), math.sqrt(2.0) * MAX_EXTENT_M)
+        reach = radius + footprint + 200.0
         mosaic = self._mosaic_for(prior, reach)
         zoom = mosaic.zoom
         mpp = ground_resolution_m(prior.latitude, zoom)

@@ -27,6 +27,9 @@ from gps_denied_onboard.visual_nav.features import fill_mask, saturation_f32
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 
+#: how far from the nadir (metres, east and north) a rectified frame reaches at most
+MAX_EXTENT_M = 2500.0
+
 
 @dataclass(frozen=True)
 class RectifiedFrame:
@@ -192,7 +195,7 @@ def rectify(
     height_m: float,
     resolution_m: float,
     *,
-    max_extent_m: float = 2500.0,
+    max_extent_m: float = MAX_EXTENT_M,
     min_depression_deg: float = 25.0,
 ) -> RectifiedFrame | None:
     """The frame as seen from above; None when too little of it reaches the ground.
@@ -223,7 +226,7 @@ def rectify_prepared(
     height_m: float,
     resolution_m: float,
     *,
-    max_extent_m: float = 2500.0,
+    max_extent_m: float = MAX_EXTENT_M,
     min_depression_deg: float = 25.0,
 ) -> RectifiedFrame | None:
     """:func:`rectify` of a frame already through :func:`prepare`."""

@@ -260,3 +260,22 @@ def test_a_height_past_max_height_is_refused_before_a_mosaic_is_built() -> None:
     assert est.mosaic_builds == 0
     est.height.add_range(T0, 3.0, 0.2, 700.0)  # a rangefinder 3 m above ground
     assert _reason(lambda: est.process(T0, render(ortho, POSE), CAMERA)) == "no_height"
+
+
+def test_a_camera_claiming_a_continent_wide_footprint_sizes_no_mosaic_from_it() -> None:
+    """A focal length of 1e-6 px is a footprint of 1e11 m by the height: the mosaic is
+    sized at most from a rectified frame's corner (it sized one of petabytes)."""
+    from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m
+    from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M
+
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    feed(est, T0, POSE, prior=POSE)
+    wide = CameraModel(640, 480, (1e-6, 0.0, 320.0, 0.0, 1e-6, 240.0, 0.0, 0.0, 1.0))
+    with pytest.raises(FrameRejected):
+        est.process(T0, render(ortho, POSE), wide)
+    m = est.mosaic
+    assert m is not None  # (built: the frame got that far)
+    side_m = max(m.tiles_x, m.tiles_y) * TILE_PX * ground_resolution_m(LAT0, m.zoom)
+    reach = est.cfg.max_search_radius_m + math.sqrt(2.0) * MAX_EXTENT_M + 200.0
+    assert side_m <= 2 * 1.3 * reach + 2 * TILE_PX * ground_resolution_m(LAT0, m.zoom)

@@ -1,14 +1,16 @@
 """Whatever the FC's streams and the camera hand in, the estimator answers each frame
 with a fix made of finite numbers or a typed reject, and goes on.
 
-Property-based: hypothesis draws the samples the node forwards (attitude, altitude,
-rangefinder, GNSS with its sigma and velocity, a seed) from the values a broken
-sensor or a hostile link can put in a message (NaN, inf, 1e308, negative, past the
-poles, stamps far off), interleaved with good ones, and the frame from the arrays a
-decoder or a caller can produce. Before these checks an altitude of 1e308 built a
-mosaic from it (MemoryError), a 1e308 sigma overflowed its square, a latitude of 95
-or a NaN velocity reached the tile arithmetic, and a two-channel array reached
-OpenCV: each raised something other than ``FrameRejected``.
+Every fault alone (the rest of the pipeline fed as it should be), then hypothesis
+mixing them: the samples the node forwards (attitude, altitude, rangefinder, GNSS
+with its sigma and velocity, a seed) with the values a broken sensor or a hostile
+link can put in a message (NaN, inf, 1e308, negative, past the poles, stamps far
+off), the frame as the arrays a decoder or a caller can produce, seen through a
+CameraInfo a driver bug can publish. Before these checks an altitude of 1e308, or
+a focal length of 1e-6 px, sized a mosaic from it (MemoryError), a 1e308 sigma
+overflowed its square, a latitude of 95 or a NaN velocity reached the tile
+arithmetic, and a two-channel array reached OpenCV: each raised something other
+than ``FrameRejected``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.errors import FrameRejected, PriorError
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator, VisualFix
 
@@ -64,6 +67,7 @@ GOOD: dict[str, object] = {
     "healthy": True,
     "seed": False,
     "frame": "bgr8",
+    "camera": "good",
 }
 #: how each can go wrong
 FAULTS: dict[str, list[object]] = {
@@ -78,6 +82,7 @@ FAULTS: dict[str, list[object]] = {
     "healthy": [False],
     "seed": [True],
     "frame": ["mono16", "float", "nan", "2ch", "int8"],
+    "camera": ["focal 1e-6", "focal 1e9", "centre 1e6 off"],
 }
 
 
@@ -103,6 +108,17 @@ def _attitude(kind: str) -> NDArray[np.float64]:
     if kind == "scaled":
         return 3.0 * r
     return r
+
+
+def _camera(kind: str) -> CameraModel:
+    """CameraInfo a driver bug can publish: each passes CameraModel's own checks."""
+    if kind == "good":
+        return CAMERA
+    f, c = {"focal 1e-6": (1e-6, 0.0), "focal 1e9": (1e9, 0.0), "centre 1e6 off": (400.0, 1e6)}[
+        kind
+    ]
+    k = (f, 0.0, 320.0 + c, 0.0, f, 240.0 + c, 0.0, 0.0, 1.0)
+    return CameraModel(CAMERA.width, CAMERA.height, k)
 
 
 def _frame(kind: str, bgr: NDArray[np.uint8]) -> NDArray[np.generic]:
@@ -166,7 +182,7 @@ def _answers(samples: list[dict[str, object]]) -> None:
             with contextlib.suppress(PriorError):  # the typed refusal of a seed off the map
                 est.seed_prior(stamp, float(s["lat"]), float(s["lon"]), 100.0)  # type: ignore[arg-type]
         try:
-            got = est.process(stamp, _frame(str(s["frame"]), bgr), CAMERA)
+            got = est.process(stamp, _frame(str(s["frame"]), bgr), _camera(str(s["camera"])))
         except FrameRejected:
             continue
         assert isinstance(got, VisualFix)
