@@ -369,6 +369,15 @@ class VisualEstimator:
         if result is None:
             raise FrameRejected(why, f"no match ({why})", search_radius_m=round(radius, 1))
         pk = result.coarse
+        if result.on_edge:
+            raise FrameRejected(
+                "gate",
+                "best placement on the search window's edge: the true peak may lie beyond it",
+                score=round(pk.score, 4),
+                margin_sigmas=round(pk.margin_sigmas, 3),
+                search_radius_m=round(radius, 1),
+                on_edge=1,
+            )
         min_score = self.min_score_at(result.template_side_m)
         if pk.score < min_score:
             raise FrameRejected(

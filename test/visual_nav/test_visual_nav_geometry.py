@@ -193,3 +193,23 @@ def test_an_untrusted_heading_is_searched_all_round() -> None:
     feed(trusting, T0, pose, prior=pose.offset(80.0, 40.0), yaw_error_deg=100.0)
     with pytest.raises(FrameRejected):
         trusting.process(T0, render(ortho, pose), CAMERA)
+
+
+@pytest.mark.parametrize(("off_m", "fixes"), [(370.0, True), (390.0, False), (420.0, False)])
+def test_a_best_placement_on_the_window_edge_is_no_fix(off_m: float, fixes: bool) -> None:
+    """A prior off by more than its 360 m radius (sigma 120, due east) leaves the truth
+    just outside the window: the placement nearest to it scores highest on the true
+    peak's slope, with a margin of 3.3-8.5 sigma. 10 m beyond, the refinement still
+    reaches the peak (a fix on the truth); 30 and 60 m beyond, it gave fixes 13 and
+    34 m off, and now none."""
+    ortho, tiles = synthetic_world()
+    pose = Pose(LAT0, LON0, 500.0, yaw_deg=30.0)
+    est = make_estimator(tiles)
+    feed(est, T0, pose, prior=pose.offset(off_m, 0.0), prior_sigma_m=120.0)
+    if fixes:
+        fix = est.process(T0, render(ortho, pose), CAMERA)
+        assert math.hypot(*error_m(pose, fix.latitude, fix.longitude)) < 3.0
+        return
+    with pytest.raises(FrameRejected, match="edge") as rej:
+        est.process(T0, render(ortho, pose), CAMERA)
+    assert rej.value.reason == "gate" and rej.value.detail["on_edge"] == 1
