@@ -19,10 +19,11 @@ rising beyond the window, toward the truth that a prior off by more than its
 radius left just outside, and the placement nearest to it scores highest by
 the true peak's slope, with a margin that says nothing. Priors 420-700 m off
 in a 360 m search put 1 km frames 35-54 m from the truth with margins of
-3.7-5.0 sigma (6 of 300, calibration pairs), and 31 more 7-30 m off. The
+3.7-5.0 sigma (6 of 300, calibration pairs), and 4 more 15-30 m off. The
 refinement below, searching a few pixels around it, reaches a true peak just
 beyond the border; only when its own best is on its border too is the match
-``MatchResult.on_edge``, which the estimator refuses (then: none of the 300).
+``MatchResult.on_edge``, which the estimator refuses (then 1 of the 300 is
+35 m off, none 15-30 m).
 
 The search correlates ``orientation_harmonics`` harmonics of the edge
 orientation (:mod:`.features`): with the second, a right match stands further
