@@ -40,8 +40,8 @@ from .support import (
     error_m,
     make_estimator,
     render,
+    synthetic_world,
 )
-from .support import synthetic_world as _world
 
 POSE = Pose(LAT0, LON0, 400.0, yaw_deg=30.0)
 _AFTER = itertools.count(1)  # each example's good frame: a stamp of its own, later
@@ -50,7 +50,7 @@ WILD = [math.nan, math.inf, -math.inf, 1e308, -1e308, 0.0, -1.0, 1e-300, 95.0, -
 
 @functools.lru_cache(maxsize=1)
 def _scene() -> tuple[VisualEstimator, NDArray[np.uint8]]:
-    ortho, tiles = _world()
+    ortho, tiles = synthetic_world()
     return make_estimator(tiles), render(ortho, POSE)
 
 
