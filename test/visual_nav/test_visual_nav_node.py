@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -281,6 +282,24 @@ def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
         assert any(r.kind == "vnav.fix" for r in probe.records)
         stats = vnav.stats.as_dict()
         assert stats["rejects.unknown_encoding"] >= 1 and stats["rejects.bad_exposure"] >= 1
+
+        # a 12-bit camera's mono16 Image (every such frame was "saturated" on the 8-bit
+        # scale) fixes where the JPEG frame does
+        before = len(probe.fixes)
+        gray = cv2.cvtColor(render(ortho, POSE), cv2.COLOR_BGR2GRAY).astype(np.uint16) * 16
+        stamp = probe.now()
+        for dt in (-0.08, -0.04, 0.0, 0.04):
+            probe.fc_state(POSE, stamp + int(dt * 1e9))
+        probe.camera_info()
+        m16 = Image(encoding="mono16", width=640, height=480, step=1280)
+        m16.is_bigendian = int(sys.byteorder == "big")
+        m16.data = gray.tobytes()
+        m16.header.stamp = ns_to_time_msg(stamp)
+        probe.raw.publish(m16)
+        probe.fc_state(POSE, stamp + 40_000_000)
+        assert wait_until(lambda: len(probe.fixes) > before, 30.0), vnav.stats.as_dict()
+        e, n = error_m(POSE, probe.fixes[-1].latitude, probe.fixes[-1].longitude)
+        assert math.hypot(e, n) < 3.0, (e, n)
     finally:
         for node in reversed(nodes):
             ros.remove_node(node)
