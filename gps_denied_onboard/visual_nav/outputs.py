@@ -65,6 +65,8 @@ def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
         "score",
         "search_radius_m",
         "template_side_m",
+        "on_edge",
+        "height_m",
         "age_ms",
         "gap_ms",
     }

@@ -12,6 +12,7 @@ from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected, PriorError
 from gps_denied_onboard.visual_nav.image_codec import decode_compressed, decode_raw
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.outputs import reject_payload
 
 from .support import (
     CAMERA,
@@ -257,6 +258,7 @@ def test_a_height_past_max_height_is_refused_before_a_mosaic_is_built() -> None:
     with pytest.raises(FrameRejected) as rej:
         est.process(T0, render(ortho, POSE), CAMERA)
     assert rej.value.reason == "no_height" and "max_height_m" in str(rej.value)
+    assert reject_payload(rej.value, 1.0)["height_m"] == pytest.approx(1e6, rel=1e-3)
     assert est.mosaic_builds == 0
     est.height.add_range(T0, 3.0, 0.2, 700.0)  # a rangefinder 3 m above ground
     assert _reason(lambda: est.process(T0, render(ortho, POSE), CAMERA)) == "no_height"

@@ -22,6 +22,7 @@ from gps_denied_onboard.visual_nav.camera import (
     ned_euler_of_enu_from_flu,
 )
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
+from gps_denied_onboard.visual_nav.outputs import reject_payload
 
 from .support import (
     CAMERA,
@@ -213,3 +214,4 @@ def test_a_best_placement_on_the_window_edge_is_no_fix(off_m: float, fixes: bool
     with pytest.raises(FrameRejected, match="edge") as rej:
         est.process(T0, render(ortho, pose), CAMERA)
     assert rej.value.reason == "gate" and rej.value.detail["on_edge"] == 1
+    assert reject_payload(rej.value, 1.0)["on_edge"] == 1  # and the vnav.reject record says so
