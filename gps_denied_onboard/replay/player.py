@@ -183,6 +183,7 @@ class Player:
         self._wall_first: int | None = None
         self._pending: Event | None = None
         self.last_sim_ns = self.sim_start_ns
+        self._next_hold_ns: int | None = None
 
     # --- control (any thread) -------------------------------------------------
     @property
@@ -325,6 +326,7 @@ class Player:
     def _wait_due(self, event: Event) -> bool:
         """Block until ``event`` is due; False when stopped first."""
         while True:
+            held: int | None = None
             with self._lock:
                 if self._stop:
                     return False
@@ -333,11 +335,35 @@ class Player:
                         if isinstance(event, Publish):
                             self._steps -= 1
                         return True
-                    timeout: int | None = None
+                    timeout, held = self._held_clock(self.clock.now_ns())
                 else:
+                    self._next_hold_ns = None
                     due = self._timeline.wall_for(event.sim_ns)
                     assert due is not None
                     timeout = due - self.clock.now_ns()
                     if timeout <= 0:
                         return True
+            if held is not None:
+                self.sink.publish_clock(held)
             self.waiter.wait(timeout)
+
+    def _held_clock(self, now_ns: int) -> tuple[int | None, int | None]:
+        """While paused: (wait before the next held ``/clock``, the sim time to publish now).
+
+        As ``ros2 bag play`` does, a paused replay keeps publishing ``/clock`` at
+        the time it holds, every ``1 / clock_hz`` wall seconds: a ``use_sim_time``
+        node that starts or matches during the pause reads that time instead of
+        zero, and one that waits for sim time to reach the bag start can play on
+        in step with it. The held time is the last one published (the bag start
+        before anything was), so ``/clock`` never goes back. These re-publications
+        depend on wall time and are not events: the event sequence and
+        :attr:`ReplaySummary.clock_ticks` stay the bag's. Off without ``/clock``
+        or with ``clock_hz`` 0.
+        """
+        if not self.options.clock or not self.options.clock_hz:
+            return None, None
+        period = round(NS_PER_S / self.options.clock_hz)
+        if self._next_hold_ns is not None and now_ns < self._next_hold_ns:
+            return self._next_hold_ns - now_ns, None
+        self._next_hold_ns = now_ns + period
+        return period, self.last_sim_ns

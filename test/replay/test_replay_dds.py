@@ -159,6 +159,11 @@ def test_replay_publishes_recorded_bytes_in_order_and_drives_sim_time(
         assert pause_cli.wait_for_service(timeout_sec=20)
         held = _hold(pause_cli)
         assert held is not None and held.message == "paused"
+        # paused, the replay keeps publishing /clock at the bag start: the listener's ROS
+        # clock reads it before any message is played, so every message below arrives
+        # with sim time set (/clock and the messages are separate readers; without the
+        # held clock, the first message could be taken before the first tick, at time 0)
+        assert listener.wait_for(lambda s: s.sim_now() == T0, 20), listener.sim_now()
         assert listener.got == []
         played = call_service(pause_cli, SetBool.Request(data=False), 20.0, idempotent=True)
         assert played is not None and played.result().message == "playing"

@@ -213,3 +213,38 @@ def test_option_parsing_and_validation() -> None:
         ReplayOptions(remaps={"/a": "/x", "/b": "/x"})
     with pytest.raises(ConfigError):
         ReplayOptions(start_offset_s=-1)
+
+
+def test_a_paused_replay_keeps_publishing_the_held_clock_at_the_wall_cadence() -> None:
+    player, sink, waiter, _c = _player(ReplayOptions(start_paused=True, clock_hz=2))
+    waiter.at(W0 + S + S // 4, lambda: player.request_step(1))
+    waiter.at(W0 + 2 * S + S // 4, player.stop)
+    summary = player.run()
+    clocks = [(w - W0, t) for w, k, _t, t in sink.events if k == "clock"]
+    # held at the bag start every 0.5 s of wall time, then the step's own tick, then held there
+    assert clocks[:3] == [(0, T0), (S // 2, T0), (S, T0)]
+    assert (S + S // 4, T0) in clocks  # the step: tick at T0 before /a at T0
+    held_after = [t for w, t in clocks if w > S + S // 4]
+    assert held_after and set(held_after) == {T0}
+    assert [t for _w, t in clocks] == sorted(t for _w, t in clocks)
+    assert len(sink.messages()) == 1
+    # the repeats are wall-time artefacts, not part of the bag's tick sequence
+    assert summary.clock_ticks == 1
+
+
+def test_a_paused_replay_holds_the_last_published_time_and_never_goes_back() -> None:
+    player, sink, waiter, _c = _player(ReplayOptions(clock_hz=4))
+    waiter.at(W0 + S + S // 8, player.pause)
+    waiter.at(W0 + 3 * S, player.resume)
+    player.run()
+    clocks = [t for _w, k, _t, t in sink.events if k == "clock"]
+    assert clocks == sorted(clocks)
+    paused = [t for w, k, _t, t in sink.events if k == "clock" and W0 + S + S // 8 < w < W0 + 3 * S]
+    assert len(paused) >= 6 and set(paused) == {T0 + S}
+
+
+def test_no_held_clock_without_a_clock_rate() -> None:
+    player, sink, waiter, _c = _player(ReplayOptions(start_paused=True, clock_hz=0))
+    waiter.at(W0 + 2 * S, player.stop)
+    player.run()
+    assert sink.events == []
