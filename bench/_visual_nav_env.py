@@ -360,3 +360,38 @@ def fly(
             )
         )
     return out
+
+
+def fly_spoofed(
+    est: VisualEstimator,
+    year: str,
+    f: Flight,
+    *,
+    honest_s: float,
+    drag_mps: float,
+    sigma_m: float = 3.0,
+) -> list[tuple[float, VisualFix | FrameRejected]]:
+    """One flight under a spoofed GNSS: (its drag in m, the outcome) per frame.
+
+    The GNSS is the truth (claiming ``sigma_m``) for ``honest_s``, then a
+    spoofer drags it at ``drag_mps`` in the flight's prior direction while the
+    FC keeps calling it healthy.
+    """
+    ang = math.atan2(f.prior_n, f.prior_e)
+    t0 = f.poses[0].stamp_ns
+    out: list[tuple[float, VisualFix | FrameRejected]] = []
+    for p in f.poses:
+        drag = max(0.0, (p.stamp_ns - t0) / NS - honest_s) * drag_mps
+        gnss = LocalFrame(p.lat, p.lon).to_latlon(drag * math.cos(ang), drag * math.sin(ang))
+        got = _feed_and_match(
+            est,
+            p.stamp_ns,
+            flight_frame(year, f, p),
+            (p.roll_rep, p.pitch_rep, p.yaw_rep),
+            f.agl * f.height_factor,
+            gnss,
+            sigma_m,
+            (-40, -20, 0, 20, 40),
+        )
+        out.append((drag, got))
+    return out

@@ -22,6 +22,11 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
   after the first 20 s count, when registration has stitched a patch; the
   velocity from registration is scored against the truth here too.
 
+- ``spoofed_gnss``: 1 km flights whose GNSS, healthy by the FC's verdict and
+  claiming 3 m, is dragged off the truth at 10 m/s after 6 s: the frames fixed
+  once the drag has passed the search window (baseline: the same flights with
+  the healthy GNSS always the prior, which searched there and fixed none).
+
 - ``map_misregistration``: how far each pair's two orthophotos disagree on
   where the same ground is (1 km patches; reported pairs and calibration pairs
   alike, no estimator involved). Errors are measured against the frame year,
@@ -49,6 +54,7 @@ from _visual_nav_env import (
     estimator,
     flights,
     fly,
+    fly_spoofed,
     frame,
     misregistration,
     run_trial,
@@ -404,6 +410,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             frames=frames,
         )
     )
+    out.append(_spoofed_gnss(quick))
     # -- the floor: how far the map year's ground sits from the frame year's
     for name, (map_year, frame_year) in {**PAIRS, **CALIBRATION_PAIRS}.items():
         d = misregistration(map_year, frame_year)
@@ -428,6 +435,56 @@ def run(quick: bool) -> list[dict[str, Any]]:
         )
     )
     return out
+
+
+SPOOF_FRAMES = 36
+SPOOF_HONEST_S = 6.0
+SPOOF_DRAG_MPS = 10.0
+SPOOF_BEYOND_M = 200.0  # past the 1 km search window around the GNSS (150 m + the margin)
+
+
+def _spoofed_gnss(quick: bool) -> dict[str, Any]:
+    """1 km flights (1 frame/s, attitude error) under a spoofed GNSS: honest for
+    ``SPOOF_HONEST_S``, then dragged off at ``SPOOF_DRAG_MPS`` while the FC calls it
+    healthy and it claims 3 m. The figure: frames fixed right (<= 30 m) once the drag
+    is past ``SPOOF_BEYOND_M``; the baseline, the same flights with the healthy GNSS
+    always the prior (``prior_track_over_gnss_fixes`` 0). A wrong fix fails it."""
+    pairs = list(PAIRS.items())[:1] if quick else list(PAIRS.items())
+    nf = 1 if quick else 4
+    counts = {0: [0, 0], 3: [0, 0]}  # track_over_gnss_fixes: [fixed right, frames]
+    wrong = 0
+    for name, (map_year, frame_year) in pairs:
+        for f in flights(
+            _seed(name) + 3000, nf, AGL["1km"], frames=SPOOF_FRAMES, rate_hz=1.0
+        ):
+            for holds, tally in counts.items():
+                est = estimator(map_year, prior_track_over_gnss_fixes=holds)
+                got = fly_spoofed(
+                    est, frame_year, f, honest_s=SPOOF_HONEST_S, drag_mps=SPOOF_DRAG_MPS
+                )
+                for p, (drag, fix) in zip(f.poses, got, strict=True):
+                    if drag < SPOOF_BEYOND_M:
+                        continue
+                    tally[1] += 1
+                    if isinstance(fix, VisualFix):
+                        e, nn = LocalFrame(p.lat, p.lon).to_en(fix.latitude, fix.longitude)
+                        if math.hypot(e, nn) <= 30.0:
+                            tally[0] += 1
+                        elif holds:
+                            wrong += 1
+    pct = 100.0 * counts[3][0] / max(counts[3][1], 1)
+    base = 100.0 * counts[0][0] / max(counts[0][1], 1)
+    return figure(
+        "visual_fix_accuracy.spoofed_gnss.fixed_beyond_window",
+        pct,
+        "%",
+        base,
+        ">=90, no wrong fix",
+        pct >= 90.0 and wrong == 0,
+        frames=counts[3][1],
+        wrong=wrong,
+        drag_mps=SPOOF_DRAG_MPS,
+    )
 
 
 def _seed(name: str) -> int:

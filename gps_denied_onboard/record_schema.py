@@ -117,10 +117,12 @@ VISUAL_NAV_KINDS: dict[str, KindSpec] = {
         "latitude longitude sigma_m quality margin score",
         "altitude_msl height_m height_source heading_offset_deg scale search_radius_m "
         "prior_source latency_ms reset_counter velocity_valid footprint_m margin_sigmas "
-        "stitch_lever_m",
+        "stitch_lever_m agreement colour_support intensity_support evidence gnss_offset_m",
     ),
     "vnav.reject": _k(
-        "reason", "message margin margin_sigmas score search_radius_m age_ms gap_ms latency_ms"
+        "reason",
+        "message margin margin_sigmas score search_radius_m age_ms gap_ms latency_ms "
+        "agreement colour_support intensity_support evidence template_side_m on_edge height_m",
     ),
     "vnav.relocalized": _k("jump_m reset_counter", "sigma_m prior_source"),
     "vnav.map_loaded": _k("zoom tiles missing", "centre_latitude centre_longitude size_m"),

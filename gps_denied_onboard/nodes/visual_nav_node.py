@@ -474,7 +474,7 @@ class VisualNavNode(LifecycleNode):
     def _on_fix(self, est: VisualEstimator, fix: VisualFix, latency_ms: float) -> None:
         self._fix_pub.publish(fix_to_msg(fix))
         self._position = (fix.latitude, fix.longitude)
-        self.stats.on_fix(fix.stamp_ns, latency_ms)
+        self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m)
         if fix.prior_source == "relocalized":
             self._emit(
                 "vnav.relocalized",

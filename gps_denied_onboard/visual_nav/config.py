@@ -48,6 +48,8 @@ class VisualNavConfig:
     gate_agreement_extra_sigmas: float = 1.5
     uncorroborated_gate_factor: float = 1.5
     prior_consistency_k: float = 3.0
+    prior_track_over_gnss_fixes: int = 3
+    prior_track_over_gnss_s: float = 10.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_wait_s: float = 0.05
@@ -105,6 +107,7 @@ class VisualNavConfig:
             "heading_search_step_deg",
             "match_reference_px",
             "prior_consistency_k",
+            "prior_track_over_gnss_s",
             "odometry_search_m",
             "odometry_sigma_px",
             "odometry_max_gap_s",
@@ -198,6 +201,11 @@ class VisualNavConfig:
             raise ConfigError("snapshot_zoom must be 0..22", key="snapshot_zoom")
         if not 0 <= self.finer_zoom_levels <= 4:
             raise ConfigError("finer_zoom_levels must be 0..4", key="finer_zoom_levels")
+        if self.prior_track_over_gnss_fixes < 0:
+            raise ConfigError(
+                "prior_track_over_gnss_fixes must be >= 0 (0: a healthy GNSS always wins)",
+                key="prior_track_over_gnss_fixes",
+            )
         if self.queue_depth < 1:
             raise ConfigError("queue_depth must be >= 1", key="queue_depth")
         try:
@@ -235,6 +243,8 @@ class VisualNavConfig:
             match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
             prior_consistency_k=self.prior_consistency_k,
+            prior_track_over_gnss_fixes=self.prior_track_over_gnss_fixes,
+            prior_track_over_gnss_s=self.prior_track_over_gnss_s,
             attitude_max_age_s=self.attitude_max_age_s,
             attitude_max_gap_s=self.attitude_max_gap_s,
             attitude_sigma_deg=self.attitude_sigma_deg,

@@ -119,6 +119,8 @@ class EstimatorConfig:
     min_jump_m: float = 25.0
     jump_gate_factor: float = 1.5
     prior_consistency_k: float = 3.0
+    prior_track_over_gnss_fixes: int = 3
+    prior_track_over_gnss_s: float = 10.0
     track_candidates: bool = True
     track_window_s: float = 2.0
     heading_trusted: bool = True
@@ -166,6 +168,9 @@ class VisualFix:
     #: margin, agreement, colour and intensity weighed together (gate.evidence): a small
     #: template our own track does not corroborate; None when the margin was judged
     evidence: float | None = None
+    #: how far the fix is from the FC's GNSS at its stamp (PriorTracker.gnss_offset_m):
+    #: None while that GNSS is unhealthy or unheard; a spoofed one shows here
+    gnss_offset_m: float | None = None
 
     @property
     def position_covariance(self) -> tuple[float, ...]:
@@ -193,6 +198,8 @@ class VisualEstimator:
                 accel_sigma=cfg.prior_accel_sigma,
                 gnss_sigma_m=cfg.gnss_prior_sigma_m,
                 consistency_k=cfg.prior_consistency_k,
+                track_over_gnss_fixes=cfg.prior_track_over_gnss_fixes,
+                track_over_gnss_s=cfg.prior_track_over_gnss_s,
             ),
             self.attitude,
         )
@@ -472,6 +479,7 @@ class VisualEstimator:
             colour_support=verdict.colour_support,
             intensity_support=verdict.intensity_support,
             evidence=verdict.evidence,
+            gnss_offset_m=self.priors.gnss_offset_m(stamp_ns, lat, lon),
         )
         self._last_fix = fix
         self._recent.append(fix)
@@ -491,7 +499,8 @@ class VisualEstimator:
             "visual",
         )
         # the track to dead-reckon from, and where registration carries on from
-        self.priors.track = self._odo_prior = here
+        self.priors.add_fix(here)
+        self._odo_prior = here
         return fix
 
     def _register(

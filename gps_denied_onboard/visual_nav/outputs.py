@@ -50,6 +50,8 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         out["intensity_support"] = round(fix.intensity_support, 3)
     if fix.evidence is not None:  # a small template the prior does not corroborate
         out["evidence"] = round(fix.evidence, 3)
+    if fix.gnss_offset_m is not None:  # the FC's GNSS healthy: how far it is from this fix
+        out["gnss_offset_m"] = round(fix.gnss_offset_m, 1)
     return out
 
 
@@ -107,10 +109,13 @@ class VisualNavStats:
     fix_stamps_ns: deque[int] = field(default_factory=lambda: deque(maxlen=50))
     map_coverage: float = 0.0
     tiles_cached: int = 0
+    #: the last fix's distance from the FC's healthy GNSS (VisualFix.gnss_offset_m)
+    gnss_offset_m: float | None = None
 
-    def on_fix(self, stamp_ns: int, latency_ms: float) -> None:
+    def on_fix(self, stamp_ns: int, latency_ms: float, gnss_offset_m: float | None = None) -> None:
         self.frames += 1
         self.fixes += 1
+        self.gnss_offset_m = gnss_offset_m
         self.fix_stamps_ns.append(stamp_ns)
         self.latencies_ms.append(latency_ms)
 
@@ -137,5 +142,11 @@ class VisualNavStats:
             "dropped_busy": self.dropped_busy,
             "map_coverage": round(self.map_coverage, 3),
             "tiles_cached": self.tiles_cached,
+            # a spoofed GNSS that the FC still calls healthy shows here, growing
+            **(
+                {}
+                if self.gnss_offset_m is None
+                else {"gnss_offset_m": round(self.gnss_offset_m, 1)}
+            ),
             **{f"rejects.{k}": v for k, v in sorted(self.rejects.items())},
         }

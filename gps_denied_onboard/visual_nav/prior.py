@@ -41,6 +41,11 @@ class PriorConfig:
     accel_sigma: float = 1.0  # unmodelled acceleration while dead-reckoning, m/s^2
     gnss_sigma_m: float = 10.0  # a GNSS fix that reports none
     consistency_k: float = 3.0  # own track vs GNSS agreement, combined sigmas
+    #: a track of this many fixes in a row, each where the one before put it, holds
+    #: its ground against a healthy GNSS that disagrees (0: the GNSS always wins)
+    track_over_gnss_fixes: int = 3
+    #: ... while its last fix is at most this old (s)
+    track_over_gnss_s: float = 10.0
 
 
 def yaw_enu(r_enu_flu: NDArray[np.float64]) -> float:
@@ -60,6 +65,9 @@ class PriorTracker:
         self._health: StampedSeries[bool] = StampedSeries(keep_s=60.0)
         self._health_before = False  # before the first stamped verdict
         self.track: Prior | None = None  # the last fix (or a seed)
+        #: fixes in a row, each within consistency_k combined sigmas of where the
+        #: track before it stood (:meth:`add_fix`)
+        self.streak = 0
 
     def add_gnss(
         self,
@@ -128,18 +136,44 @@ class PriorTracker:
         self.track = Prior(
             stamp_ns, latitude, longitude, sigma_m, (0.0, 0.0), self.cfg.velocity_sigma, "seed"
         )
+        self.streak = 0
+
+    def add_fix(self, fix: Prior) -> None:
+        """Our own fix (source ``visual``): the track from now on.
+
+        It continues the streak when it lies within ``consistency_k`` combined
+        sigmas of the track before it, carried to its stamp, and that track was a
+        fix at most ``track_over_gnss_s`` old; otherwise a streak starts with it.
+        """
+        before = self.track
+        continues = False
+        if before is not None and before.source == "visual":
+            age_s = (fix.stamp_ns - before.stamp_ns) / NS
+            if 0 < age_s <= self.cfg.track_over_gnss_s:
+                was = self.propagate(before, fix.stamp_ns)
+                limit = self.cfg.consistency_k * math.hypot(was.sigma_m, fix.sigma_m)
+                continues = _apart_m(was, fix) <= limit
+        # only the threshold matters: a streak counts no further
+        cap = max(self.cfg.track_over_gnss_fixes, 1)
+        self.streak = min(self.streak + 1, cap) if continues else 1
+        self.track = fix
 
     def prior_at(self, stamp_ns: int, own: Prior | None = None) -> Prior | None:
         """The prior at ``stamp_ns``.
 
         Candidates: our own track (``own``, the last frame carried by
         registration, else the last fix dead-reckoned) and the FC's GNSS while
-        it is healthy. The GNSS wins unless our track is tighter and agrees
-        with it within ``consistency_k`` combined sigmas: a degraded GNSS (tens
-        to hundreds of metres) then no longer widens the search around a track
-        that knows better, while a track that has wandered off a healthy GNSS
-        is not trusted over it. With the GNSS unhealthy our track is the prior,
-        else the GNSS's last position.
+        it is healthy. With the GNSS unhealthy our track is the prior, else the
+        GNSS's last position. With it healthy:
+
+        - where they agree within ``consistency_k`` combined sigmas, the tighter
+          one: a degraded GNSS (tens to hundreds of metres) does not widen the
+          search around a track that knows better;
+        - where they disagree, the GNSS, unless our track :meth:`holds` (fixes
+          in a row, the last one recent): a spoofed GNSS reports itself healthy
+          and drags its position off, and searched around it the truth soon
+          falls outside the window and no frame is fixed again. A single wrong
+          fix does not hold: the next frame is searched around the GNSS.
         """
         track = own
         if track is None and self.track is not None:
@@ -147,15 +181,39 @@ class PriorTracker:
         base = self.gnss_at(stamp_ns)
         gnss = self.propagate(base, stamp_ns) if base is not None else None
         if self.healthy_at(stamp_ns) and gnss is not None:
-            if track is not None and track.source in OWN_TRACK and track.sigma_m < gnss.sigma_m:
-                e, n = LocalFrame(gnss.latitude, gnss.longitude).to_en(
-                    track.latitude, track.longitude
-                )
+            if track is not None and track.source in OWN_TRACK:
                 limit = self.cfg.consistency_k * math.hypot(track.sigma_m, gnss.sigma_m)
-                if math.hypot(e, n) <= limit:
+                if _apart_m(gnss, track) <= limit:
+                    if track.sigma_m < gnss.sigma_m:
+                        return track
+                elif self.holds(stamp_ns):
                     return track
             return gnss
         return track or gnss
+
+    def holds(self, stamp_ns: int) -> bool:
+        """Whether our track holds against a disagreeing GNSS at ``stamp_ns``: its
+        last ``track_over_gnss_fixes`` fixes came in a row (:meth:`add_fix`) and the
+        last is at most ``track_over_gnss_s`` from the frame."""
+        need = self.cfg.track_over_gnss_fixes
+        fix = self.track
+        return (
+            need > 0
+            and self.streak >= need
+            and fix is not None
+            and fix.source == "visual"
+            and abs(stamp_ns - fix.stamp_ns) <= self.cfg.track_over_gnss_s * NS
+        )
+
+    def gnss_offset_m(self, stamp_ns: int, latitude: float, longitude: float) -> float | None:
+        """How far a position at ``stamp_ns`` is from the healthy GNSS there (propagated);
+        None while the GNSS is unhealthy or has not been heard."""
+        base = self.gnss_at(stamp_ns)
+        if base is None or not self.healthy_at(stamp_ns):
+            return None
+        g = self.propagate(base, stamp_ns)
+        e, n = LocalFrame(g.latitude, g.longitude).to_en(latitude, longitude)
+        return math.hypot(e, n)
 
     def propagate(self, base: Prior, stamp_ns: int) -> Prior:
         """``base`` dead-reckoned to ``stamp_ns``, its sigma grown with the time."""
@@ -198,3 +256,9 @@ class PriorTracker:
             de += (c * ve - s * vn) * h
             dn += (s * ve + c * vn) * h
         return de, dn
+
+
+def _apart_m(a: Prior, b: Prior) -> float:
+    """Horizontal distance between two priors' positions, m."""
+    e, n = LocalFrame(a.latitude, a.longitude).to_en(b.latitude, b.longitude)
+    return math.hypot(e, n)

@@ -15,9 +15,10 @@ from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator, VisualFix
 from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
-from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource
+from gps_denied_onboard.visual_nav.prior import PriorConfig, PriorTracker
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
 
-from .support import LAT0, LON0, T0, Pose
+from .support import LAT0, LON0, NS, T0, Pose
 
 MS = 1_000_000
 
@@ -166,3 +167,81 @@ def test_a_healthy_gnss_wins_over_a_track_it_contradicts() -> None:
     est.priors.add_gnss(T0 + 500 * MS, here.latitude, here.longitude, healthy=True, sigma_m=0.5)
     tight = est.prior_at(T0 + 500 * MS)
     assert tight is not None and tight.source == "fc_gnss"
+
+
+def _tracker(**cfg: object) -> PriorTracker:
+    return PriorTracker(PriorConfig(**cfg), AttitudeBuffer())  # type: ignore[arg-type]
+
+
+def _fixes_in_a_row(tracker: PriorTracker, n: int, *, start: Pose | None = None) -> Pose:
+    """``n`` fixes a second apart, flying east at 20 m/s; the last fix's position."""
+    p = start or Pose(LAT0, LON0, 200.0)
+    here = p
+    for k in range(n):
+        here = p.offset(20.0 * k, 0.0)
+        tracker.add_fix(
+            Prior(T0 + k * NS, here.latitude, here.longitude, 4.0, (20.0, 0.0), 0.5, "visual")
+        )
+    return here
+
+
+def test_fixes_in_a_row_hold_against_a_healthy_gnss_that_disagrees() -> None:
+    tracker = _tracker(track_over_gnss_fixes=3, track_over_gnss_s=10.0)
+    last = _fixes_in_a_row(tracker, 3)
+    assert tracker.streak == 3
+    spoofed = last.offset(20.0, -400.0)  # tight, healthy, 400 m off where we fly
+    tracker.add_gnss(T0 + 3 * NS, spoofed.latitude, spoofed.longitude, healthy=True, sigma_m=3.0)
+    prior = tracker.prior_at(T0 + 3 * NS)
+    assert prior is not None and prior.source == "visual"
+    e, n = LocalFrame(last.latitude, last.longitude).to_en(prior.latitude, prior.longitude)
+    assert abs(e - 20.0) < 0.5 and abs(n) < 0.5  # the track, dead-reckoned a second
+    offset = tracker.gnss_offset_m(T0 + 3 * NS, prior.latitude, prior.longitude)
+    assert offset is not None and abs(offset - 400.0) < 1.0
+    # without a fix for longer than track_over_gnss_s the track no longer holds
+    late = T0 + 13 * NS
+    tracker.add_gnss(late, spoofed.latitude, spoofed.longitude, healthy=True, sigma_m=3.0)
+    gone = tracker.prior_at(late)
+    assert gone is not None and gone.source == "fc_gnss"
+
+
+def test_too_few_fixes_in_a_row_do_not_hold_against_a_disagreeing_gnss() -> None:
+    tracker = _tracker(track_over_gnss_fixes=3)
+    last = _fixes_in_a_row(tracker, 2)
+    far = last.offset(0.0, 400.0)
+    tracker.add_gnss(T0 + 2 * NS, far.latitude, far.longitude, healthy=True, sigma_m=3.0)
+    prior = tracker.prior_at(T0 + 2 * NS)
+    assert prior is not None and prior.source == "fc_gnss"
+    # and with holding off, a streak of any length does not either
+    off = _tracker(track_over_gnss_fixes=0)
+    last = _fixes_in_a_row(off, 6)
+    far = last.offset(0.0, 400.0)
+    off.add_gnss(T0 + 6 * NS, far.latitude, far.longitude, healthy=True, sigma_m=3.0)
+    prior = off.prior_at(T0 + 6 * NS)
+    assert prior is not None and prior.source == "fc_gnss"
+
+
+def test_a_fix_off_the_track_starts_a_new_streak() -> None:
+    tracker = _tracker(track_over_gnss_fixes=3)
+    last = _fixes_in_a_row(tracker, 5)
+    assert tracker.streak == 3  # counts no further than it needs
+    wrong = last.offset(20.0, 500.0)  # a fix 500 m off where the track was going
+    tracker.add_fix(
+        Prior(T0 + 5 * NS, wrong.latitude, wrong.longitude, 4.0, (20.0, 0.0), 0.5, "visual")
+    )
+    assert tracker.streak == 1
+    truth = last.offset(40.0, 0.0)
+    tracker.add_gnss(T0 + 6 * NS, truth.latitude, truth.longitude, healthy=True, sigma_m=3.0)
+    prior = tracker.prior_at(T0 + 6 * NS)
+    assert prior is not None and prior.source == "fc_gnss"
+
+
+def test_the_gnss_offset_is_only_reported_while_the_gnss_is_healthy() -> None:
+    tracker = _tracker()
+    here = Pose(LAT0, LON0, 200.0)
+    assert tracker.gnss_offset_m(T0, here.latitude, here.longitude) is None
+    there = here.offset(30.0, 40.0)
+    tracker.add_gnss(T0, there.latitude, there.longitude, healthy=True, sigma_m=3.0)
+    got = tracker.gnss_offset_m(T0, here.latitude, here.longitude)
+    assert got is not None and abs(got - 50.0) < 0.1
+    tracker.set_healthy(False, T0 + NS)
+    assert tracker.gnss_offset_m(T0 + 2 * NS, here.latitude, here.longitude) is None
