@@ -249,7 +249,8 @@ def judge(
     """The confidence gate: a :class:`Verdict`, or a ``gate`` reject.
 
     - A match the prior does not corroborate (the FC's GNSS, which may be the
-      very thing being spoofed, or a seed) needs :func:`gate_at` the radius.
+      very thing being spoofed, a seed, or our track where it is contested by a
+      healthy GNSS) needs :func:`gate_at` the radius.
     - A match within ``jump_sigma_k`` combined sigmas (and ``min_jump_m``) of
       our own track is corroborated by it: chance would have to put a wrong
       peak both above ``gate_corroborated_sigmas`` and inside that small
@@ -296,7 +297,8 @@ def judge(
     """
     gate = gate_at(cfg, radius_m, side_m) + extra_sigmas
     jump = 0.0
-    own = prior.source in OWN_TRACK
+    # a contested track (PriorTracker.holds) is where we search, not evidence
+    own = prior.source in OWN_TRACK and not prior.contested
     corroborated = False
     if own:
         e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)

@@ -11,7 +11,7 @@ search slow and the gate strict.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -173,7 +173,10 @@ class PriorTracker:
           in a row, the last one recent): a spoofed GNSS reports itself healthy
           and drags its position off, and searched around it the truth soon
           falls outside the window and no frame is fixed again. A single wrong
-          fix does not hold: the next frame is searched around the GNSS.
+          fix does not hold: the next frame is searched around the GNSS. A track
+          that holds is ``contested``: the search is around it, but a match
+          there must clear the gate as if nothing corroborated it, so a wrong
+          track that beat a right GNSS cannot carry itself on weak matches.
         """
         track = own
         if track is None and self.track is not None:
@@ -187,7 +190,7 @@ class PriorTracker:
                     if track.sigma_m < gnss.sigma_m:
                         return track
                 elif self.holds(stamp_ns):
-                    return track
+                    return replace(track, contested=True)
             return gnss
         return track or gnss
 

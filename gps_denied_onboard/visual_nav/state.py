@@ -338,4 +338,7 @@ class Prior:
     sigma_m: float
     velocity_en: tuple[float, float]
     velocity_sigma: float
-    source: str  # "fc_gnss" | "visual" | "visual_dead_reckoning"
+    source: str  # "fc_gnss" | "seed" | "visual" | "visual_dead_reckoning" | "visual_odometry"
+    #: our own track, taken over a healthy GNSS that disagrees with it
+    #: (PriorTracker.holds): searched around, but it corroborates no match
+    contested: bool = False

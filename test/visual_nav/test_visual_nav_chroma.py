@@ -201,6 +201,11 @@ def test_a_margin_over_the_gate_is_not_enough_without_agreement_or_colour() -> N
     tracked = judge_placed(wrong, "visual", 4.5)
     assert isinstance(tracked, Verdict)
     assert tracked.evidence is None and tracked.colour_support is None
+    # unless a healthy GNSS disagrees with that track (PriorTracker.holds): searched
+    # there, the match still stands on its own evidence
+    with pytest.raises(FrameRejected) as contested:
+        judge_placed(wrong, "visual", 4.5, contested=True)
+    assert "evidence" in str(contested.value) and "jump" not in str(contested.value)
     # a 1 km frame's template is judged on its margin too
     large = judge_placed(wrong, "fc_gnss", 4.5, side_m=900.0)
     assert isinstance(large, Verdict) and large.evidence is None

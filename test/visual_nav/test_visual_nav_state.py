@@ -150,6 +150,7 @@ def test_own_track_is_the_prior_over_a_degraded_gnss_that_agrees_with_it() -> No
     est.priors.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
     prior = est.prior_at(T0 + 500 * MS)
     assert prior is not None and prior.source == "visual"
+    assert not prior.contested  # they agree: the track corroborates as ever
     assert prior.sigma_m < 20.0
     e, n = LocalFrame(fix.latitude, fix.longitude).to_en(prior.latitude, prior.longitude)
     assert math.hypot(e, n) < 0.1  # stood still: where the fix was
@@ -193,6 +194,7 @@ def test_fixes_in_a_row_hold_against_a_healthy_gnss_that_disagrees() -> None:
     tracker.add_gnss(T0 + 3 * NS, spoofed.latitude, spoofed.longitude, healthy=True, sigma_m=3.0)
     prior = tracker.prior_at(T0 + 3 * NS)
     assert prior is not None and prior.source == "visual"
+    assert prior.contested  # searched around, but it corroborates nothing (gate.judge)
     e, n = LocalFrame(last.latitude, last.longitude).to_en(prior.latitude, prior.longitude)
     assert abs(e - 20.0) < 0.5 and abs(n) < 0.5  # the track, dead-reckoned a second
     offset = tracker.gnss_offset_m(T0 + 3 * NS, prior.latitude, prior.longitude)
