@@ -369,19 +369,20 @@ def fly_spoofed(
     *,
     honest_s: float,
     drag_mps: float,
+    start_m: float = 0.0,
     sigma_m: float = 3.0,
 ) -> list[tuple[float, VisualFix | FrameRejected]]:
-    """One flight under a spoofed GNSS: (its drag in m, the outcome) per frame.
+    """One flight under a spoofed GNSS: (its offset in m, the outcome) per frame.
 
-    The GNSS is the truth (claiming ``sigma_m``) for ``honest_s``, then a
-    spoofer drags it at ``drag_mps`` in the flight's prior direction while the
-    FC keeps calling it healthy.
+    The GNSS is ``start_m`` off the truth (claiming ``sigma_m``) until
+    ``honest_s``, then a spoofer drags it at ``drag_mps`` farther, in the
+    flight's prior direction, while the FC keeps calling it healthy.
     """
     ang = math.atan2(f.prior_n, f.prior_e)
     t0 = f.poses[0].stamp_ns
     out: list[tuple[float, VisualFix | FrameRejected]] = []
     for p in f.poses:
-        drag = max(0.0, (p.stamp_ns - t0) / NS - honest_s) * drag_mps
+        drag = start_m + max(0.0, (p.stamp_ns - t0) / NS - honest_s) * drag_mps
         gnss = LocalFrame(p.lat, p.lon).to_latlon(drag * math.cos(ang), drag * math.sin(ang))
         got = _feed_and_match(
             est,

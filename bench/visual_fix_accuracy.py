@@ -23,9 +23,10 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
   velocity from registration is scored against the truth here too.
 
 - ``spoofed_gnss``: 1 km flights whose GNSS, healthy by the FC's verdict and
-  claiming 3 m, is dragged off the truth at 10 m/s after 6 s: the frames fixed
-  once the drag has passed the search window (baseline: the same flights with
-  the healthy GNSS always the prior, which searched there and fixed none).
+  claiming 3 m, is dragged off the truth at 10 m/s after 6 s (``dragged``: the
+  frames fixed once the drag has passed the search window) or is 400 m off from
+  the start (``cold``: the frames fixed after 20 s). Baseline: the same flights
+  with the healthy GNSS always the prior, never widened.
 
 - ``map_misregistration``: how far each pair's two orthophotos disagree on
   where the same ground is (1 km patches; reported pairs and calibration pairs
@@ -410,7 +411,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             frames=frames,
         )
     )
-    out.append(_spoofed_gnss(quick))
+    out += _spoofed_gnss(quick)
     # -- the floor: how far the map year's ground sits from the frame year's
     for name, (map_year, frame_year) in {**PAIRS, **CALIBRATION_PAIRS}.items():
         d = misregistration(map_year, frame_year)
@@ -441,50 +442,71 @@ SPOOF_FRAMES = 36
 SPOOF_HONEST_S = 6.0
 SPOOF_DRAG_MPS = 10.0
 SPOOF_BEYOND_M = 200.0  # past the 1 km search window around the GNSS (150 m + the margin)
+SPOOF_COLD_M = 400.0  # spoofed from the start this far off
+SPOOF_COLD_AFTER_S = 20.0  # by when the search has widened to it (lost after 5 s, 10 m/s)
 
 
-def _spoofed_gnss(quick: bool) -> dict[str, Any]:
-    """1 km flights (1 frame/s, attitude error) under a spoofed GNSS: honest for
-    ``SPOOF_HONEST_S``, then dragged off at ``SPOOF_DRAG_MPS`` while the FC calls it
-    healthy and it claims 3 m. The figure: frames fixed right (<= 30 m) once the drag
-    is past ``SPOOF_BEYOND_M``; the baseline, the same flights with the healthy GNSS
-    always the prior (``prior_track_over_gnss_fixes`` 0). A wrong fix fails it."""
+def _spoofed_gnss(quick: bool) -> list[dict[str, Any]]:
+    """1 km flights (1 frame/s, attitude error) under a spoofed GNSS that the FC calls
+    healthy and that claims 3 m.
+
+    - ``dragged``: honest for ``SPOOF_HONEST_S``, then dragged off at
+      ``SPOOF_DRAG_MPS``; frames fixed right (<= 30 m) once the drag is past
+      ``SPOOF_BEYOND_M``.
+    - ``cold``: ``SPOOF_COLD_M`` off from the first frame; frames fixed right
+      after ``SPOOF_COLD_AFTER_S``.
+
+    Baselines: the same flights with the healthy GNSS always the prior and never
+    widened (``prior_track_over_gnss_fixes`` 0, ``lost_sigma_growth_mps`` 0). A
+    wrong fix fails a figure.
+    """
     pairs = list(PAIRS.items())[:1] if quick else list(PAIRS.items())
     nf = 1 if quick else 4
-    counts = {0: [0, 0], 3: [0, 0]}  # track_over_gnss_fixes: [fixed right, frames]
-    wrong = 0
-    for name, (map_year, frame_year) in pairs:
-        for f in flights(
-            _seed(name) + 3000, nf, AGL["1km"], frames=SPOOF_FRAMES, rate_hz=1.0
-        ):
-            for holds, tally in counts.items():
-                est = estimator(map_year, prior_track_over_gnss_fixes=holds)
-                got = fly_spoofed(
-                    est, frame_year, f, honest_s=SPOOF_HONEST_S, drag_mps=SPOOF_DRAG_MPS
-                )
-                for p, (drag, fix) in zip(f.poses, got, strict=True):
-                    if drag < SPOOF_BEYOND_M:
-                        continue
-                    tally[1] += 1
-                    if isinstance(fix, VisualFix):
-                        e, nn = LocalFrame(p.lat, p.lon).to_en(fix.latitude, fix.longitude)
-                        if math.hypot(e, nn) <= 30.0:
-                            tally[0] += 1
-                        elif holds:
-                            wrong += 1
-    pct = 100.0 * counts[3][0] / max(counts[3][1], 1)
-    base = 100.0 * counts[0][0] / max(counts[0][1], 1)
-    return figure(
-        "visual_fix_accuracy.spoofed_gnss.fixed_beyond_window",
-        pct,
-        "%",
-        base,
-        ">=90, no wrong fix",
-        pct >= 90.0 and wrong == 0,
-        frames=counts[3][1],
-        wrong=wrong,
-        drag_mps=SPOOF_DRAG_MPS,
-    )
+    off = {"prior_track_over_gnss_fixes": 0, "lost_sigma_growth_mps": 0.0}
+    out = []
+    for case, honest_s, start_m, counts_from in (
+        ("dragged", SPOOF_HONEST_S, 0.0, lambda drag, t: drag >= SPOOF_BEYOND_M),
+        ("cold", 1e9, SPOOF_COLD_M, lambda drag, t: t >= SPOOF_COLD_AFTER_S),
+    ):
+        tally = {"on": [0, 0], "off": [0, 0]}  # [fixed right, frames counted]
+        wrong = 0
+        for name, (map_year, frame_year) in pairs:
+            for f in flights(_seed(name) + 3000, nf, AGL["1km"], frames=SPOOF_FRAMES, rate_hz=1.0):
+                t0 = f.poses[0].stamp_ns
+                for mode, cfg in (("on", {}), ("off", off)):
+                    got = fly_spoofed(
+                        estimator(map_year, **cfg),
+                        frame_year,
+                        f,
+                        honest_s=honest_s,
+                        drag_mps=SPOOF_DRAG_MPS,
+                        start_m=start_m,
+                    )
+                    for p, (drag, fix) in zip(f.poses, got, strict=True):
+                        if not counts_from(drag, (p.stamp_ns - t0) / 1e9):
+                            continue
+                        tally[mode][1] += 1
+                        if isinstance(fix, VisualFix):
+                            e, nn = LocalFrame(p.lat, p.lon).to_en(fix.latitude, fix.longitude)
+                            if math.hypot(e, nn) <= 30.0:
+                                tally[mode][0] += 1
+                            elif mode == "on":
+                                wrong += 1
+        pct = 100.0 * tally["on"][0] / max(tally["on"][1], 1)
+        base = 100.0 * tally["off"][0] / max(tally["off"][1], 1)
+        out.append(
+            figure(
+                f"visual_fix_accuracy.spoofed_gnss.{case}.fixed",
+                pct,
+                "%",
+                base,
+                ">=90, no wrong fix",
+                pct >= 90.0 and wrong == 0,
+                frames=tally["on"][1],
+                wrong=wrong,
+            )
+        )
+    return out
 
 
 def _seed(name: str) -> int:

@@ -50,6 +50,8 @@ class VisualNavConfig:
     prior_consistency_k: float = 3.0
     prior_track_over_gnss_fixes: int = 3
     prior_track_over_gnss_s: float = 10.0
+    lost_after_s: float = 5.0
+    lost_sigma_growth_mps: float = 10.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_wait_s: float = 0.05
@@ -108,6 +110,7 @@ class VisualNavConfig:
             "match_reference_px",
             "prior_consistency_k",
             "prior_track_over_gnss_s",
+            "lost_after_s",
             "odometry_search_m",
             "odometry_sigma_px",
             "odometry_max_gap_s",
@@ -141,6 +144,7 @@ class VisualNavConfig:
             "stitch_below_area_m2",
             "stitch_sigma_margin_m",
             "single_sigma_margin_m",
+            "lost_sigma_growth_mps",
         ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -245,6 +249,8 @@ class VisualNavConfig:
             prior_consistency_k=self.prior_consistency_k,
             prior_track_over_gnss_fixes=self.prior_track_over_gnss_fixes,
             prior_track_over_gnss_s=self.prior_track_over_gnss_s,
+            lost_after_s=self.lost_after_s,
+            lost_sigma_growth_mps=self.lost_sigma_growth_mps,
             attitude_max_age_s=self.attitude_max_age_s,
             attitude_max_gap_s=self.attitude_max_gap_s,
             attitude_sigma_deg=self.attitude_sigma_deg,

@@ -121,6 +121,8 @@ class EstimatorConfig:
     prior_consistency_k: float = 3.0
     prior_track_over_gnss_fixes: int = 3
     prior_track_over_gnss_s: float = 10.0
+    lost_after_s: float = 5.0
+    lost_sigma_growth_mps: float = 10.0
     track_candidates: bool = True
     track_window_s: float = 2.0
     heading_trusted: bool = True
@@ -204,6 +206,8 @@ class VisualEstimator:
             self.attitude,
         )
         self._last_fix: VisualFix | None = None
+        #: the first frame searched since the last fix, and the last one (:meth:`_lost`)
+        self._unfixed: tuple[int, int] | None = None
         self._recent: deque[VisualFix] = deque()
         self._mosaic: Mosaic | None = None
         self._gray_tiles = GrayTiles()
@@ -227,11 +231,39 @@ class VisualEstimator:
         """The prior at ``stamp_ns`` (:meth:`.prior.PriorTracker.prior_at`)."""
         return self.priors.prior_at(stamp_ns, own)
 
-    def search_radius_m(self, prior: Prior) -> float:
-        c = self.cfg
-        return min(
-            c.max_search_radius_m, max(c.min_search_radius_m, c.search_sigma_k * prior.sigma_m)
+    def _lost(self, stamp_ns: int, prior: Prior) -> Prior:
+        """The FC's GNSS as the prior, widened while frames keep failing near it.
+
+        Frames searched for more than ``lost_after_s`` without a fix, each within
+        ``lost_after_s`` of the one before, widen a GNSS prior's sigma by
+        ``lost_sigma_growth_mps`` per second beyond that (up to the largest
+        search): a GNSS that claims metres but is wrong (spoofed before any fix
+        of ours, or dragged off while we could not see the ground) is searched
+        around ever wider until a frame is fixed where it really is. Our own
+        track's sigma already grows as it is carried; a gap in the frames (the
+        camera off, a bench of unrelated frames) starts the count again.
+        """
+        cfg = self.cfg
+        run = self._unfixed
+        first = (
+            stamp_ns if run is None or abs(stamp_ns - run[1]) > cfg.lost_after_s * NS else run[0]
         )
+        self._unfixed = (first, stamp_ns)
+        lost_s = (stamp_ns - first) / NS - cfg.lost_after_s
+        if prior.source != "fc_gnss" or lost_s <= 0 or cfg.lost_sigma_growth_mps <= 0:
+            return prior
+        grown = min(
+            math.hypot(prior.sigma_m, cfg.lost_sigma_growth_mps * lost_s),
+            cfg.max_search_radius_m / cfg.search_sigma_k,
+        )
+        return replace(prior, sigma_m=max(prior.sigma_m, grown))
+
+    def search_radius_m(self, prior: Prior) -> float:
+        """``search_sigma_k`` sigmas of the prior, reaching a contested track's rival
+        too (:attr:`.state.Prior.rival_m`), within the configured bounds."""
+        c = self.cfg
+        want = max(c.search_sigma_k * prior.sigma_m, prior.rival_m + c.min_search_radius_m)
+        return min(c.max_search_radius_m, max(c.min_search_radius_m, want))
 
     # -- map ----------------------------------------------------------------------------
 
@@ -321,6 +353,7 @@ class VisualEstimator:
         prior = self.prior_at(stamp_ns, self._odometry_prior(stamp_ns, disp, corr))
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
+        prior = self._lost(stamp_ns, prior)
         if not (on_the_map(prior.latitude, prior.longitude) and math.isfinite(prior.sigma_m)):
             # every input is checked as it arrives; this is what is left: a prior
             # dead-reckoned across a wild stamp
@@ -482,6 +515,7 @@ class VisualEstimator:
             gnss_offset_m=self.priors.gnss_offset_m(stamp_ns, lat, lon),
         )
         self._last_fix = fix
+        self._unfixed = None
         self._recent.append(fix)
         while self._recent and (stamp_ns - self._recent[0].stamp_ns) / NS > cfg.max_velocity_dt_s:
             self._recent.popleft()

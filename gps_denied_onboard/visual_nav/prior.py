@@ -41,10 +41,11 @@ class PriorConfig:
     accel_sigma: float = 1.0  # unmodelled acceleration while dead-reckoning, m/s^2
     gnss_sigma_m: float = 10.0  # a GNSS fix that reports none
     consistency_k: float = 3.0  # own track vs GNSS agreement, combined sigmas
-    #: a track of this many fixes in a row, each where the one before put it, holds
-    #: its ground against a healthy GNSS that disagrees (0: the GNSS always wins)
+    #: a track that disagrees with a healthy GNSS is searched around while its last
+    #: fix is at most ``track_over_gnss_s`` old, the search reaching the GNSS too
+    #: until this many fixes came in a row, each where the one before put it (0:
+    #: the healthy GNSS always wins)
     track_over_gnss_fixes: int = 3
-    #: ... while its last fix is at most this old (s)
     track_over_gnss_s: float = 10.0
 
 
@@ -169,14 +170,16 @@ class PriorTracker:
         - where they agree within ``consistency_k`` combined sigmas, the tighter
           one: a degraded GNSS (tens to hundreds of metres) does not widen the
           search around a track that knows better;
-        - where they disagree, the GNSS, unless our track :meth:`holds` (fixes
-          in a row, the last one recent): a spoofed GNSS reports itself healthy
-          and drags its position off, and searched around it the truth soon
-          falls outside the window and no frame is fixed again. A single wrong
-          fix does not hold: the next frame is searched around the GNSS. A track
-          that holds is ``contested``: the search is around it, but a match
-          there must clear the gate as if nothing corroborated it, so a wrong
-          track that beat a right GNSS cannot carry itself on weak matches.
+        - where they disagree, our track while it :meth:`holds` (its last fix
+          recent), else the GNSS. A spoofed GNSS reports itself healthy and
+          drags its position off; searched around it the truth soon falls
+          outside the window and no frame is fixed again. A track that holds is
+          ``contested``: a match must clear the gate as if nothing corroborated
+          it, and until ``track_over_gnss_fixes`` fixes came in a row the search
+          also reaches the GNSS's position (``rival_m``, as far as the search may
+          reach). So a wrong fix that beat a right GNSS can neither carry itself
+          on weak matches nor hide the truth from the next window; a track of
+          fixes in a row stops paying for the wider search.
         """
         track = own
         if track is None and self.track is not None:
@@ -186,23 +189,22 @@ class PriorTracker:
         if self.healthy_at(stamp_ns) and gnss is not None:
             if track is not None and track.source in OWN_TRACK:
                 limit = self.cfg.consistency_k * math.hypot(track.sigma_m, gnss.sigma_m)
-                if _apart_m(gnss, track) <= limit:
+                apart = _apart_m(gnss, track)
+                if apart <= limit:
                     if track.sigma_m < gnss.sigma_m:
                         return track
                 elif self.holds(stamp_ns):
-                    return replace(track, contested=True)
+                    sure = self.streak >= self.cfg.track_over_gnss_fixes
+                    return replace(track, contested=True, rival_m=0.0 if sure else apart)
             return gnss
         return track or gnss
 
     def holds(self, stamp_ns: int) -> bool:
-        """Whether our track holds against a disagreeing GNSS at ``stamp_ns``: its
-        last ``track_over_gnss_fixes`` fixes came in a row (:meth:`add_fix`) and the
-        last is at most ``track_over_gnss_s`` from the frame."""
-        need = self.cfg.track_over_gnss_fixes
+        """Whether our track holds against a disagreeing GNSS at ``stamp_ns``: it is a
+        fix at most ``track_over_gnss_s`` from the frame (and holding is on)."""
         fix = self.track
         return (
-            need > 0
-            and self.streak >= need
+            self.cfg.track_over_gnss_fixes > 0
             and fix is not None
             and fix.source == "visual"
             and abs(stamp_ns - fix.stamp_ns) <= self.cfg.track_over_gnss_s * NS

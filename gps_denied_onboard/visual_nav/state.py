@@ -342,3 +342,5 @@ class Prior:
     #: our own track, taken over a healthy GNSS that disagrees with it
     #: (PriorTracker.holds): searched around, but it corroborates no match
     contested: bool = False
+    #: how far from a contested track that GNSS is (m): the search reaches it too
+    rival_m: float = 0.0

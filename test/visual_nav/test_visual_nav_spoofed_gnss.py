@@ -4,8 +4,9 @@ Real NAIP imagery (map 2017, frames 2020), a 1 km footprint flown at 1 frame/s.
 The GNSS is honest for the first seconds, then a spoofer drags it sideways at
 9 m/s while it keeps reporting 3 m accuracy. Searched around the GNSS, every
 frame's truth leaves the window once the drag passes it, and no frame is fixed
-again; the track of fixes in a row holds its ground instead
-(``PriorTracker.holds``), and each fix says how far the GNSS has gone.
+again; our track holds its ground instead (``PriorTracker.holds``), and each
+fix says how far the GNSS has gone. A GNSS spoofed before our first fix is
+searched around ever wider while frames fail (``VisualEstimator._lost``).
 """
 
 from __future__ import annotations
@@ -23,23 +24,31 @@ HONEST_S = 6.0
 DRAG_MPS = 9.0
 
 
-def _fly(frames: int = FRAMES, **cfg: object) -> list[tuple[float, VisualFix | str, Pose]]:
-    """(the GNSS's drag in m, the fix or the reject's reason, the truth) per frame."""
+def _fly(
+    frames: int = FRAMES,
+    honest_s: float = HONEST_S,
+    spoofed_from_m: float = 0.0,
+    frame_s: float = 1.0,
+    **cfg: object,
+) -> list[tuple[float, VisualFix | FrameRejected, Pose]]:
+    """(the GNSS's offset in m, the fix or the reject, the truth) per frame:
+    ``spoofed_from_m`` off from the start, dragged from ``honest_s`` on."""
     ortho = naip("2020")
     est = make_estimator(naip_tiles("2017"), **cfg)
     course = math.radians(70.0)
     ve, vn = 25.0 * math.sin(course), 25.0 * math.cos(course)
     start = Pose(LAT_C, LON_C, 500.0, pitch_deg=3.0, yaw_deg=70.0).offset(-450.0, -150.0)
-    out: list[tuple[float, VisualFix | str, Pose]] = []
+    out: list[tuple[float, VisualFix | FrameRejected, Pose]] = []
     for k in range(frames):
-        pose = start.offset(ve * k, vn * k)
-        drag = max(0.0, k - HONEST_S) * DRAG_MPS
-        stamp = T0 + k * NS
+        t = k * frame_s
+        pose = start.offset(ve * t, vn * t)
+        drag = spoofed_from_m + max(0.0, t - honest_s) * DRAG_MPS
+        stamp = T0 + round(t * NS)
         feed(est, stamp, pose, prior=pose.offset(0.0, -drag), prior_sigma_m=3.0)
         try:
             out.append((drag, est.process(stamp, render(ortho, pose), CAMERA), pose))
         except FrameRejected as rej:
-            out.append((drag, rej.reason, pose))
+            out.append((drag, rej, pose))
     return out
 
 
@@ -61,8 +70,8 @@ def test_a_track_of_fixes_keeps_fixing_while_a_healthy_gnss_is_dragged_away() ->
 
 def test_searched_around_the_dragged_gnss_no_frame_is_fixed() -> None:
     """What the track holding prevents (``prior_track_over_gnss_fixes`` 0: the
-    healthy GNSS always wins)."""
-    flown = _fly(prior_track_over_gnss_fixes=0)
+    healthy GNSS always wins; ``lost_sigma_growth_mps`` 0: never widened)."""
+    flown = _fly(prior_track_over_gnss_fixes=0, lost_sigma_growth_mps=0.0)
     honest = [got for d, got, _p in flown if d == 0.0]
     assert all(isinstance(got, VisualFix) for got in honest), honest
     dragged = [got for d, got, _p in flown if d >= 230.0]
@@ -112,3 +121,31 @@ def test_every_key_of_a_fix_or_reject_record_is_in_the_record_schema() -> None:
     payload = reject_payload(rej, 20.0)
     assert set(detail) <= set(payload)
     assert check_payload("vnav.reject", payload) == frozenset()
+
+
+def test_a_gnss_spoofed_before_the_first_fix_is_searched_around_ever_wider() -> None:
+    flown = _fly(frames=24, honest_s=1e9, spoofed_from_m=400.0)
+    fixed = [(k, got, p) for k, (_d, got, p) in enumerate(flown) if isinstance(got, VisualFix)]
+    # frames fail around the GNSS until the search has widened past 400 m (lost after
+    # 5 s, 10 m/s of sigma a second after that: three sigmas reach it by ~19 s)
+    assert fixed and 5 <= fixed[0][0] <= 20, [got for _d, got, _p in flown]
+    first = fixed[0][0]
+    # from the first fix on, the track holds: every frame after it is fixed, right
+    assert [k for k, _f, _p in fixed] == list(range(first, len(flown)))
+    for _k, fix, pose in fixed:
+        assert isinstance(fix, VisualFix)
+        assert math.hypot(*error_m(pose, fix.latitude, fix.longitude)) < 15.0
+        assert fix.gnss_offset_m is not None and abs(fix.gnss_offset_m - 400.0) < 20.0
+    # never widened, no frame is ever fixed
+    never = _fly(frames=24, honest_s=1e9, spoofed_from_m=400.0, lost_sigma_growth_mps=0.0)
+    assert not any(isinstance(got, VisualFix) for _d, got, _p in never)
+
+
+def test_a_gap_in_the_frames_starts_the_lost_count_again() -> None:
+    """Frames 10 s apart are each a fresh search: the GNSS prior is not widened (30 s
+    of failing frames a second apart would have widened it past 400 m)."""
+    flown = _fly(frames=4, honest_s=1e9, spoofed_from_m=400.0, frame_s=10.0)
+    rejects = [got for _d, got, _p in flown]
+    assert all(isinstance(r, FrameRejected) for r in rejects), rejects
+    radii = {r.detail.get("search_radius_m") for r in rejects if isinstance(r, FrameRejected)}
+    assert radii == {150.0}, rejects

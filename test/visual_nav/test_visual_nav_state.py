@@ -157,14 +157,29 @@ def test_own_track_is_the_prior_over_a_degraded_gnss_that_agrees_with_it() -> No
     assert est.search_radius_m(prior) == est.cfg.min_search_radius_m
 
 
-def test_a_healthy_gnss_wins_over_a_track_it_contradicts() -> None:
+def test_a_track_a_healthy_gnss_contradicts_is_searched_reaching_the_gnss() -> None:
     est, here, _ = _tracked_estimator()
-    # a tight GNSS 400 m away: the track (not the GNSS) is what has gone wrong here
+    # a GNSS 400 m away: the track or the GNSS has gone wrong, and one fix cannot say
+    # which; the search is around the track, reaches the GNSS, and nothing corroborates
     off = here.offset(400.0, 0.0)
     est.priors.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
     prior = est.prior_at(T0 + 500 * MS)
-    assert prior is not None and prior.source == "fc_gnss"
-    # and a GNSS tighter than the track wins even where they agree
+    assert prior is not None and prior.source == "visual" and prior.contested
+    assert prior.rival_m == pytest.approx(400.0, abs=1.0)
+    assert est.search_radius_m(prior) == pytest.approx(400.0 + est.cfg.min_search_radius_m, abs=1.0)
+    # past the largest search the window stays on the track
+    farther = here.offset(900.0, 0.0)
+    est.priors.add_gnss(T0 + 500 * MS, farther.latitude, farther.longitude, healthy=True)
+    wide = est.prior_at(T0 + 500 * MS)
+    assert wide is not None and wide.source == "visual"
+    assert est.search_radius_m(wide) == est.cfg.max_search_radius_m
+    # with holding off, the healthy GNSS wins; and a GNSS tighter than the track wins
+    # where they agree
+    off_est = VisualEstimator(EstimatorConfig(prior_track_over_gnss_fixes=0), DictTileSource({}))
+    off_est.priors.add_fix(Prior(T0, here.latitude, here.longitude, 5.0, (0.0, 0.0), 1.0, "visual"))
+    off_est.priors.add_gnss(T0 + 500 * MS, off.latitude, off.longitude, healthy=True, sigma_m=120.0)
+    gnss = off_est.prior_at(T0 + 500 * MS)
+    assert gnss is not None and gnss.source == "fc_gnss"
     est.priors.add_gnss(T0 + 500 * MS, here.latitude, here.longitude, healthy=True, sigma_m=0.5)
     tight = est.prior_at(T0 + 500 * MS)
     assert tight is not None and tight.source == "fc_gnss"
@@ -195,6 +210,7 @@ def test_fixes_in_a_row_hold_against_a_healthy_gnss_that_disagrees() -> None:
     prior = tracker.prior_at(T0 + 3 * NS)
     assert prior is not None and prior.source == "visual"
     assert prior.contested  # searched around, but it corroborates nothing (gate.judge)
+    assert prior.rival_m == 0.0  # fixes in a row: the search no longer reaches the GNSS
     e, n = LocalFrame(last.latitude, last.longitude).to_en(prior.latitude, prior.longitude)
     assert abs(e - 20.0) < 0.5 and abs(n) < 0.5  # the track, dead-reckoned a second
     offset = tracker.gnss_offset_m(T0 + 3 * NS, prior.latitude, prior.longitude)
@@ -206,14 +222,15 @@ def test_fixes_in_a_row_hold_against_a_healthy_gnss_that_disagrees() -> None:
     assert gone is not None and gone.source == "fc_gnss"
 
 
-def test_too_few_fixes_in_a_row_do_not_hold_against_a_disagreeing_gnss() -> None:
+def test_short_of_a_streak_the_held_track_search_reaches_the_gnss() -> None:
     tracker = _tracker(track_over_gnss_fixes=3)
     last = _fixes_in_a_row(tracker, 2)
-    far = last.offset(0.0, 400.0)
+    far = last.offset(20.0, 400.0)
     tracker.add_gnss(T0 + 2 * NS, far.latitude, far.longitude, healthy=True, sigma_m=3.0)
     prior = tracker.prior_at(T0 + 2 * NS)
-    assert prior is not None and prior.source == "fc_gnss"
-    # and with holding off, a streak of any length does not either
+    assert prior is not None and prior.source == "visual" and prior.contested
+    assert prior.rival_m == pytest.approx(400.0, abs=1.0)
+    # with holding off, a streak of any length does not hold
     off = _tracker(track_over_gnss_fixes=0)
     last = _fixes_in_a_row(off, 6)
     far = last.offset(0.0, 400.0)
@@ -234,7 +251,9 @@ def test_a_fix_off_the_track_starts_a_new_streak() -> None:
     truth = last.offset(40.0, 0.0)
     tracker.add_gnss(T0 + 6 * NS, truth.latitude, truth.longitude, healthy=True, sigma_m=3.0)
     prior = tracker.prior_at(T0 + 6 * NS)
-    assert prior is not None and prior.source == "fc_gnss"
+    # the wrong fix is searched around, but the window reaches the (right) GNSS
+    assert prior is not None and prior.contested
+    assert prior.rival_m == pytest.approx(500.0, abs=5.0)
 
 
 def test_the_gnss_offset_is_only_reported_while_the_gnss_is_healthy() -> None:
