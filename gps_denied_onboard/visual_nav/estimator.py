@@ -15,21 +15,19 @@ Per frame:
    recent frames stitched into one patch that is matched instead
    (:class:`.views.PatchView`);
 4. the prior: the FC's own GNSS while it is healthy, unless this estimator's
-   own track is tighter and agrees with it; the own track is the last frame's
-   position carried by registration, else the last fix propagated with its
-   velocity (:mod:`.prior`); the prior's uncertainty sets the search radius;
+   own track is tighter and agrees with it, or disagrees with it but holds (a
+   spoofed GNSS); the own track is the last frame's position carried by
+   registration, else the last fix propagated with its velocity (:mod:`.prior`);
+   the prior's uncertainty sets the search radius, and frames failing around
+   the GNSS for a while are searched again in a wider window (``LostClock``);
 5. the search is centred on the nadir the prior predicts, so the footprint
    (which a bank or a pitch throws hundreds of metres off the vehicle) is
    searched where it really is;
 6. the map window (:mod:`.mapview`), the coarse-to-fine match (:mod:`.matcher`)
    and the gate (:mod:`.gate`) on the margin between the best and the best distinct
    runner-up, for a small template alone on that and two witnesses of its placement;
-7. the fix: the nadir is the vehicle's horizontal position; its 1-sigma is
-   the root sum of squares of the map's georeference floor, the attitude term
-   (height * tan(sigma_attitude), which the correlation cannot see) and the
-   match term (a fraction of a map pixel, larger for weaker peaks), and for a
-   stitched patch its placement (``stitch_sigma_margin_m`` / margin in sigmas),
-   for a small frame alone its own (``single_sigma_margin_m`` / margin);
+7. the fix: the nadir is the vehicle's horizontal position, with the 1-sigma
+   of :mod:`.uncertainty` (map floor, attitude, match, placement);
 8. velocity from registration (from consecutive fixes when it failed), with
    the covariance that follows.
 """
@@ -63,10 +61,22 @@ from gps_denied_onboard.visual_nav.mapview import (
 )
 from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
-from gps_denied_onboard.visual_nav.pixels import exposure_problem, gray_8bit, pixels_problem
-from gps_denied_onboard.visual_nav.prior import OWN_TRACK, PriorConfig, PriorTracker, yaw_enu
+from gps_denied_onboard.visual_nav.pixels import checked_gray
+from gps_denied_onboard.visual_nav.prior import (
+    OWN_TRACK,
+    LostClock,
+    PriorConfig,
+    PriorTracker,
+    yaw_enu,
+)
 from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M, RectifiedFrame
-from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSample, HeightSource, Prior
+from gps_denied_onboard.visual_nav.uncertainty import (
+    VELOCITY_FLOOR,
+    corrected,
+    position_sigma,
+    velocity_from_fixes,
+)
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
 
 F64 = NDArray[np.float64]
@@ -206,8 +216,7 @@ class VisualEstimator:
             self.attitude,
         )
         self._last_fix: VisualFix | None = None
-        #: the first frame searched since the last fix, and the last one (:meth:`_lost`)
-        self._unfixed: tuple[int, int] | None = None
+        self.lost = LostClock(cfg.lost_after_s, cfg.lost_sigma_growth_mps)
         self._recent: deque[VisualFix] = deque()
         self._mosaic: Mosaic | None = None
         self._gray_tiles = GrayTiles()
@@ -230,33 +239,6 @@ class VisualEstimator:
     def prior_at(self, stamp_ns: int, own: Prior | None = None) -> Prior | None:
         """The prior at ``stamp_ns`` (:meth:`.prior.PriorTracker.prior_at`)."""
         return self.priors.prior_at(stamp_ns, own)
-
-    def _lost(self, stamp_ns: int, prior: Prior) -> Prior:
-        """The FC's GNSS as the prior, widened while frames keep failing near it.
-
-        Frames searched for more than ``lost_after_s`` without a fix, each within
-        ``lost_after_s`` of the one before, widen a GNSS prior's sigma by
-        ``lost_sigma_growth_mps`` per second beyond that (up to the largest
-        search): a GNSS that claims metres but is wrong (spoofed before any fix
-        of ours, or dragged off while we could not see the ground) is searched
-        around ever wider until a frame is fixed where it really is. Our own
-        track's sigma already grows as it is carried; a gap in the frames (the
-        camera off, a bench of unrelated frames) starts the count again.
-        """
-        cfg = self.cfg
-        run = self._unfixed
-        first = (
-            stamp_ns if run is None or abs(stamp_ns - run[1]) > cfg.lost_after_s * NS else run[0]
-        )
-        self._unfixed = (first, stamp_ns)
-        lost_s = (stamp_ns - first) / NS - cfg.lost_after_s
-        if prior.source != "fc_gnss" or lost_s <= 0 or cfg.lost_sigma_growth_mps <= 0:
-            return prior
-        grown = min(
-            math.hypot(prior.sigma_m, cfg.lost_sigma_growth_mps * lost_s),
-            cfg.max_search_radius_m / cfg.search_sigma_k,
-        )
-        return replace(prior, sigma_m=max(prior.sigma_m, grown))
 
     def search_radius_m(self, prior: Prior) -> float:
         """``search_sigma_k`` sigmas of the prior, reaching a contested track's rival
@@ -317,19 +299,7 @@ class VisualEstimator:
         if camera is None:
             raise FrameRejected("no_camera_info", "no CameraInfo received")
         img = np.asarray(image)
-        problem = pixels_problem(img)
-        if problem is not None:
-            raise FrameRejected("corrupt_image", problem)
-        gray = gray_8bit(img)
-        if gray.shape != (camera.height, camera.width):
-            raise FrameRejected(
-                "corrupt_image",
-                f"image {gray.shape[1]}x{gray.shape[0]} does not match CameraInfo "
-                f"{camera.width}x{camera.height}",
-            )
-        problem = exposure_problem(gray)
-        if problem is not None:
-            raise FrameRejected("bad_exposure", problem)
+        gray = checked_gray(img, camera.width, camera.height)
         r_enu_flu = self.attitude.at(stamp_ns)
         r_world_cam = r_enu_flu @ self._mount
         tilt_cos = max(0.0, float(r_enu_flu[2, 2]))
@@ -353,7 +323,28 @@ class VisualEstimator:
         prior = self.prior_at(stamp_ns, self._odometry_prior(stamp_ns, disp, corr))
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
-        prior = self._lost(stamp_ns, prior)
+        frame = _Frame(
+            stamp_ns, gray, camera, r_enu_flu, r_world_cam, h, view, disp, last, tracking, dh_t, s_t
+        )
+        wide = self.lost.note_frame(stamp_ns, prior, cfg.max_search_radius_m / cfg.search_sigma_k)
+        try:
+            fix = self._fix_at(frame, prior)
+        except FrameRejected as first:
+            if wide is None:
+                raise
+            # lost around a GNSS that claims more than it knows: the same frame once
+            # more, in the widened window; the first reject stands if this one fails
+            try:
+                fix = self._fix_at(frame, wide)
+            except FrameRejected:
+                raise first from None
+        self.lost.note_fix()
+        return fix
+
+    def _fix_at(self, frame: _Frame, prior: Prior) -> VisualFix:
+        """Search for ``frame`` around ``prior``, judge the match, make the fix."""
+        cfg = self.cfg
+        f = frame
         if not (on_the_map(prior.latitude, prior.longitude) and math.isfinite(prior.sigma_m)):
             # every input is checked as it arrives; this is what is left: a prior
             # dead-reckoned across a wild stamp
@@ -364,14 +355,14 @@ class VisualEstimator:
         # the footprint's half-diagonal (generously), or the stitched patch's; never
         # past a rectified frame's corner (a CameraInfo with a focal length of 1e-9 px
         # claims a footprint of 1e12 m, and sized a mosaic of petabytes from it)
-        footprint = min(max(3.0 * h.height_m, view.width_m), math.sqrt(2.0) * MAX_EXTENT_M)
+        footprint = min(max(3.0 * f.h.height_m, f.view.width_m), math.sqrt(2.0) * MAX_EXTENT_M)
         reach = radius + footprint + 200.0
         mosaic = self._mosaic_for(prior, reach)
         zoom = mosaic.zoom
         mpp = ground_resolution_m(prior.latitude, zoom)
         nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
         match_cfg = cfg.match
-        if not cfg.heading_trusted and (last is None or prior.source not in OWN_TRACK):
+        if not cfg.heading_trusted and (f.last is None or prior.source not in OWN_TRACK):
             # cold start or lost with an untrusted heading (compass interference, a
             # gyro-only attitude): search every heading at the coarse level
             step = cfg.heading_search_step_deg
@@ -381,26 +372,28 @@ class VisualEstimator:
             )
         elif (
             cfg.track_candidates
-            and tracking
+            and f.tracking
             and prior.source in OWN_TRACK
-            and not isinstance(view, PatchView)
+            and not isinstance(f.view, PatchView)
         ):
             # tracking: the coarse search starts from the last frame's heading and
             # scale, and the refinement does the rest. Not for a stitched patch: its
             # nadir lies hundreds of metres from its bulk, so a heading or scale
             # carried over from a weak fix drags the next fixes along (seen: 2-3 m per
             # frame, to 46 m); it searches every candidate each time
-            match_cfg = replace(match_cfg, heading_candidates_deg=(dh_t,), scale_candidates=(s_t,))
+            match_cfg = replace(
+                match_cfg, heading_candidates_deg=(f.dh_t,), scale_candidates=(f.s_t,)
+            )
         try:
             result, why = match_frame(
-                view,
+                f.view,
                 fine=mosaic.fine,
                 coarse=mosaic.coarse,
                 metres_per_world_px=mpp,
                 predicted_nadir=nadir,
                 search_radius_m=radius,
                 cfg=match_cfg,
-                fine_only=isinstance(view, PatchView),
+                fine_only=isinstance(f.view, PatchView),
             )
         except OutsideMap as err:
             raise FrameRejected(
@@ -426,41 +419,34 @@ class VisualEstimator:
                 score=round(pk.score, 4),
                 search_radius_m=round(radius, 1),
             )
-        small = max(1.0, cfg.match_reference_px / max(result.template_px, 1))
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
-        height_m = h.height_m * result.scale
-        sig_att = height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
-        sig_match = (
-            cfg.match_sigma_px
-            * cfg.match.resolution_m
-            / max(result.fine_score, 0.1)
-            * small**cfg.match_size_exponent
+        height_m = f.h.height_m * result.scale
+        lever = 0.0
+        if isinstance(f.view, PatchView):  # the patch centroid to the nadir
+            oc, orow = f.view.patch.centre_offset_px
+            lever = math.hypot(oc, orow) * f.view.patch.resolution_m
+        sigma = position_sigma(
+            cfg,
+            resolution_m=cfg.match.resolution_m,
+            height_m=height_m,
+            fine_score=result.fine_score,
+            template_px=result.template_px,
+            template_side_m=result.template_side_m,
+            margin_sigmas=pk.margin_sigmas,
+            stitched=isinstance(f.view, PatchView),
         )
-        sig_patch = lever = 0.0
-        if isinstance(view, PatchView):
-            # a stitched patch carries its registration chain's distortion and its own
-            # turn and scale: on the calibration flights its error hardly grew with the
-            # lever (patch centroid to nadir) but fell with the margin, as 12 m / margin
-            oc, orow = view.patch.centre_offset_px
-            lever = math.hypot(oc, orow) * view.patch.resolution_m
-            sig_patch = cfg.stitch_sigma_margin_m / max(pk.margin_sigmas, 1.0)
-        else:
-            # a frame seeing little ground (a 400 m footprint alone) misplaces now and
-            # then by 10-25 m with a fair margin: a term like the patch's, fading out
-            # from a template of gate_side_m[0] to one of gate_side_m[1]
-            fade = float(np.interp(result.template_side_m, cfg.gate_side_m, (1.0, 0.0)))
-            sig_patch = fade * cfg.single_sigma_margin_m / max(pk.margin_sigmas, 1.0)
-        sigma = math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_patch**2)
-        odo_v = self.odometry.velocity() if disp is not None else None
+        odo_v = self.odometry.velocity() if f.disp is not None else None
         velocity: tuple[float, float] | None
         if odo_v is not None:
             # the refined correction of this very fix turns the raw track's motion
-            ve, vn = _corrected(odo_v[0], result.heading_offset_deg, result.scale)
+            ve, vn = corrected(odo_v[0], result.heading_offset_deg, result.scale)
             velocity = (ve, vn)
-            vel_sigma = math.hypot(odo_v[1] * result.scale, _VELOCITY_FLOOR)
+            vel_sigma = math.hypot(odo_v[1] * result.scale, VELOCITY_FLOOR)
         else:
-            velocity, vel_sigma = self._velocity(stamp_ns, lat, lon, sigma)
-        yaw = yaw_enu(r_enu_flu) + math.radians(result.heading_offset_deg)
+            velocity, vel_sigma = velocity_from_fixes(
+                self._recent, f.stamp_ns, lat, lon, sigma_m=sigma, max_dt_s=cfg.max_velocity_dt_s
+            )
+        yaw = yaw_enu(f.r_enu_flu) + math.radians(result.heading_offset_deg)
         ground = self.height.ground_elevation_msl or 0.0
         verdict = judge(
             cfg,
@@ -472,7 +458,7 @@ class VisualEstimator:
             radius_m=radius,
             side_m=result.template_side_m,
             placed=result.placed,
-            single_frame=not isinstance(view, PatchView),
+            single_frame=not isinstance(f.view, PatchView),
             extra_sigmas=candidates_extra(
                 cfg, len(match_cfg.heading_candidates_deg) * len(match_cfg.scale_candidates)
             ),
@@ -485,7 +471,7 @@ class VisualEstimator:
         sigmas = pk.margin_sigmas
         quality = int(max(1, min(100, round(100 * min(1.0, verdict.strength(sigmas) / 3)))))
         fix = VisualFix(
-            stamp_ns=stamp_ns,
+            stamp_ns=f.stamp_ns,
             latitude=lat,
             longitude=lon,
             altitude_msl=ground + height_m,
@@ -501,7 +487,7 @@ class VisualEstimator:
             score=pk.score,
             template_px=result.template_px,
             height_m=height_m,
-            height_source=h.source,
+            height_source=f.h.source,
             heading_offset_deg=result.heading_offset_deg,
             scale=result.scale,
             search_radius_m=radius,
@@ -512,19 +498,18 @@ class VisualEstimator:
             colour_support=verdict.colour_support,
             intensity_support=verdict.intensity_support,
             evidence=verdict.evidence,
-            gnss_offset_m=self.priors.gnss_offset_m(stamp_ns, lat, lon),
+            gnss_offset_m=self.priors.gnss_offset_m(f.stamp_ns, lat, lon),
         )
         self._last_fix = fix
-        self._unfixed = None
         self._recent.append(fix)
-        while self._recent and (stamp_ns - self._recent[0].stamp_ns) / NS > cfg.max_velocity_dt_s:
+        while self._recent and (f.stamp_ns - self._recent[0].stamp_ns) / NS > cfg.max_velocity_dt_s:
             self._recent.popleft()
         self.last_view = GroundView(
-            gray, camera, turned(r_world_cam, result.heading_offset_deg), height_m, lat, lon
+            f.gray, f.camera, turned(f.r_world_cam, result.heading_offset_deg), height_m, lat, lon
         )
         v = velocity or (0.0, 0.0)
         here = Prior(
-            stamp_ns,
+            f.stamp_ns,
             lat,
             lon,
             sigma,
@@ -548,7 +533,7 @@ class VisualEstimator:
         prev = self._odo_prior or self.priors.track
         pv = None
         if prev is not None:  # the true velocity, back into the raw frame
-            pv = _corrected(prev.velocity_en, -corr[0], 1.0 / corr[1])
+            pv = corrected(prev.velocity_en, -corr[0], 1.0 / corr[1])
         disp = self.odometry.add(stamp_ns, rf, height_m=height_m, predicted_velocity=pv)
         return disp, self.odometry.stitch()
 
@@ -568,44 +553,15 @@ class VisualEstimator:
             return None
         odo_v = self.odometry.velocity()
         v, vs = (
-            (_corrected(odo_v[0], *corr), odo_v[1] * corr[1])
+            (corrected(odo_v[0], *corr), odo_v[1] * corr[1])
             if odo_v is not None
             else (last.velocity_en, last.velocity_sigma)
         )
-        e, n = _corrected((disp.de, disp.dn), *corr)
+        e, n = corrected((disp.de, disp.dn), *corr)
         lat, lon = LocalFrame(last.latitude, last.longitude).to_latlon(e, n)
         sigma = math.hypot(last.sigma_m, disp.sigma_m * corr[1])
         self._odo_prior = Prior(stamp_ns, lat, lon, sigma, v, vs, "visual_odometry")
         return self._odo_prior
-
-    def _velocity(
-        self, stamp_ns: int, lat: float, lon: float, sigma: float
-    ) -> tuple[tuple[float, float] | None, float]:
-        """Velocity over the longest recent baseline (up to ``max_velocity_dt_s``).
-
-        Two fixes a frame apart differ by their errors (metres) over half a second;
-        over two seconds the same errors weigh a quarter as much. The price is a
-        lag of half the baseline in turns, which the sigma carries too.
-        """
-        c = self.cfg
-        hist = [
-            f for f in self._recent if 0.05 < (stamp_ns - f.stamp_ns) / NS <= c.max_velocity_dt_s
-        ]
-        if not hist:
-            return None, math.inf
-        base = hist[0]  # the oldest within the window
-        dt = (stamp_ns - base.stamp_ns) / NS
-        e, n = LocalFrame(base.latitude, base.longitude).to_en(lat, lon)
-        ve, vn = e / dt, n / dt
-        # independent errors of the two fixes (conservative: map and attitude terms
-        # of nearby frames are correlated), plus the turn lag, plus a floor
-        lag = 0.0
-        if len(hist) >= 2 and hist[-1].velocity_en is not None and base.velocity_en is not None:
-            dve = hist[-1].velocity_en[0] - base.velocity_en[0]
-            dvn = hist[-1].velocity_en[1] - base.velocity_en[1]
-            lag = 0.5 * math.hypot(dve, dvn)
-        vs = math.sqrt((base.sigma_m**2 + sigma**2) / dt**2 + lag**2 + 0.3**2)
-        return (ve, vn), vs
 
     def gate_at(self, radius_m: float, side_m: float) -> float:
         """The margin an uncorroborated match needs (:func:`.gate.gate_at`)."""
@@ -619,6 +575,24 @@ class VisualEstimator:
 
 
 @dataclass(frozen=True)
+class _Frame:
+    """One frame as :meth:`VisualEstimator.process` prepared it for the search."""
+
+    stamp_ns: int
+    gray: NDArray[np.float32]
+    camera: CameraModel
+    r_enu_flu: NDArray[np.float64]
+    r_world_cam: NDArray[np.float64]
+    h: HeightSample
+    view: MatchView
+    disp: Displacement | None
+    last: VisualFix | None
+    tracking: bool
+    dh_t: float
+    s_t: float
+
+
+@dataclass(frozen=True)
 class GroundView:
     """The last accepted frame with its corrected pose: what a snapshot is cut from."""
 
@@ -628,14 +602,3 @@ class GroundView:
     height_m: float
     latitude: float
     longitude: float
-
-
-#: velocity 1-sigma floor (m/s): what frame timing and the flat-ground model leave
-_VELOCITY_FLOOR = 0.2
-
-
-def _corrected(v: tuple[float, float], heading_deg: float, scale: float) -> tuple[float, float]:
-    """A raw ground vector with a heading correction (ENU sense) and height scale applied."""
-    th = math.radians(heading_deg)
-    c, s = math.cos(th), math.sin(th)
-    return scale * (c * v[0] - s * v[1]), scale * (s * v[0] + c * v[1])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
 
 F32 = NDArray[np.float32]
@@ -80,3 +81,26 @@ def exposure_problem(gray: F32) -> str | None:
     if std < 3.0:
         return f"flat (std {std:.2f})"
     return None
+
+
+def checked_gray(img: NDArray[np.generic], width: int, height: int) -> F32:
+    """The frame's gray plane on the 0-255 scale, once its pixels pass every check.
+
+    Raises:
+        FrameRejected: ``corrupt_image`` (:func:`pixels_problem`, or not the
+            ``width`` x ``height`` its CameraInfo says), ``bad_exposure``
+            (:func:`exposure_problem`).
+    """
+    problem = pixels_problem(img)
+    if problem is not None:
+        raise FrameRejected("corrupt_image", problem)
+    gray = gray_8bit(img)
+    if gray.shape != (height, width):
+        raise FrameRejected(
+            "corrupt_image",
+            f"image {gray.shape[1]}x{gray.shape[0]} does not match CameraInfo {width}x{height}",
+        )
+    problem = exposure_problem(gray)
+    if problem is not None:
+        raise FrameRejected("bad_exposure", problem)
+    return gray

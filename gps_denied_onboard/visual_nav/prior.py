@@ -267,3 +267,41 @@ def _apart_m(a: Prior, b: Prior) -> float:
     """Horizontal distance between two priors' positions, m."""
     e, n = LocalFrame(a.latitude, a.longitude).to_en(b.latitude, b.longitude)
     return math.hypot(e, n)
+
+
+class LostClock:
+    """How long frames have been searched without a fix, and the wider prior that earns.
+
+    Frames searched for more than ``after_s`` without a fix, each within
+    ``after_s`` of the one before, are lost: a prior from the FC's GNSS is then
+    also searched with its sigma widened by ``growth_mps`` per second beyond
+    that (up to ``max_sigma_m``), once the search around it has failed. A GNSS
+    that claims metres but is wrong (spoofed before any fix of ours, or dragged
+    off while we could not see the ground) is so searched ever wider until a
+    frame is fixed where it really is, while a frame that its own window fixes
+    is judged there, not at a wider window's stricter gate. Our own track's
+    sigma already grows as it is carried; a gap in the frames (the camera off, a
+    bench of unrelated frames) starts the count again.
+    """
+
+    def __init__(self, after_s: float, growth_mps: float) -> None:
+        self.after_s = after_s
+        self.growth_mps = growth_mps
+        self._run: tuple[int, int] | None = None  # first and last frame since the last fix
+
+    def note_frame(self, stamp_ns: int, prior: Prior, max_sigma_m: float) -> Prior | None:
+        """A frame about to be searched around ``prior``: the widened prior to search
+        with when that fails, or None (not lost, not the GNSS, or no wider)."""
+        run = self._run
+        gap = run is None or abs(stamp_ns - run[1]) > self.after_s * NS
+        first = stamp_ns if gap or run is None else run[0]
+        self._run = (first, stamp_ns)
+        lost_s = (stamp_ns - first) / NS - self.after_s
+        if prior.source != "fc_gnss" or lost_s <= 0 or self.growth_mps <= 0:
+            return None
+        grown = min(math.hypot(prior.sigma_m, self.growth_mps * lost_s), max_sigma_m)
+        return replace(prior, sigma_m=grown) if grown > prior.sigma_m else None
+
+    def note_fix(self) -> None:
+        """A frame was fixed: no longer lost."""
+        self._run = None

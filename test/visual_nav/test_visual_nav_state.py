@@ -266,3 +266,24 @@ def test_the_gnss_offset_is_only_reported_while_the_gnss_is_healthy() -> None:
     assert got is not None and abs(got - 50.0) < 0.1
     tracker.set_healthy(False, T0 + NS)
     assert tracker.gnss_offset_m(T0 + 2 * NS, here.latitude, here.longitude) is None
+
+
+def test_frames_failing_around_the_gnss_earn_a_wider_search_after_a_while() -> None:
+    from gps_denied_onboard.visual_nav.prior import LostClock
+
+    clock = LostClock(after_s=5.0, growth_mps=10.0)
+    gnss = Prior(T0, LAT0, LON0, 3.0, (0.0, 0.0), 1.0, "fc_gnss")
+    wide = [clock.note_frame(T0 + k * NS, gnss, 200.0) for k in range(12)]
+    assert wide[:6] == [None] * 6  # not lost for the first after_s
+    sigmas = [w.sigma_m for w in wide[6:] if w is not None]
+    assert len(sigmas) == 6 and sigmas == sorted(sigmas)
+    assert sigmas[0] == pytest.approx(math.hypot(3.0, 10.0), rel=1e-6)  # 1 s past
+    assert clock.note_frame(T0 + 60 * NS, gnss, 200.0) is None  # a gap: counted afresh
+    for k in range(61, 90):
+        far = clock.note_frame(T0 + k * NS, gnss, 200.0)
+    assert far is not None and far.sigma_m == 200.0  # no wider than the largest search
+    clock.note_fix()
+    assert clock.note_frame(T0 + 90 * NS, gnss, 200.0) is None  # fixed: not lost
+    # our own track is never widened here (its sigma grows as it is carried)
+    own = Prior(T0, LAT0, LON0, 3.0, (0.0, 0.0), 1.0, "visual_odometry")
+    assert all(clock.note_frame(T0 + k * NS, own, 200.0) is None for k in range(91, 110))

@@ -1,0 +1,135 @@
+"""What a fix claims: its position's 1-sigma and its velocity's.
+
+The position sigma is the root sum of squares of the map's georeference floor
+(``map_sigma_m``), the attitude term (height * tan(``attitude_sigma_deg``),
+which the correlation cannot see), the match term (a fraction of a map pixel,
+larger for weaker peaks and smaller templates) and a placement term: for a
+stitched patch ``stitch_sigma_margin_m`` / margin in sigmas, for a small frame
+alone ``single_sigma_margin_m`` / margin, fading out for larger ones. Each was
+calibrated on the 2014 calibration pairs (``config/visual_nav.yaml`` says how).
+
+The velocity comes from registration where there is one (its own sigma, with a
+floor), else from the longest recent baseline between fixes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Protocol
+
+import numpy as np
+
+from gps_denied_onboard.visual_nav.geo import LocalFrame
+
+NS = 1_000_000_000
+
+#: velocity 1-sigma floor (m/s): what frame timing and the flat-ground model leave
+VELOCITY_FLOOR = 0.2
+
+
+class SigmaSettings(Protocol):
+    """What the error model reads of the estimator's configuration."""
+
+    @property
+    def map_sigma_m(self) -> float: ...
+    @property
+    def attitude_sigma_deg(self) -> float: ...
+    @property
+    def match_sigma_px(self) -> float: ...
+    @property
+    def match_reference_px(self) -> float: ...
+    @property
+    def match_size_exponent(self) -> float: ...
+    @property
+    def stitch_sigma_margin_m(self) -> float: ...
+    @property
+    def single_sigma_margin_m(self) -> float: ...
+    @property
+    def gate_side_m(self) -> tuple[float, float]: ...
+
+
+class PastFix(Protocol):
+    """What the velocity reads of an earlier fix."""
+
+    @property
+    def stamp_ns(self) -> int: ...
+    @property
+    def latitude(self) -> float: ...
+    @property
+    def longitude(self) -> float: ...
+    @property
+    def sigma_m(self) -> float: ...
+    @property
+    def velocity_en(self) -> tuple[float, float] | None: ...
+
+
+def position_sigma(
+    cfg: SigmaSettings,
+    *,
+    resolution_m: float,
+    height_m: float,
+    fine_score: float,
+    template_px: int,
+    template_side_m: float,
+    margin_sigmas: float,
+    stitched: bool,
+) -> float:
+    """A fix's horizontal 1-sigma per axis, m (see the module's docstring)."""
+    small = max(1.0, cfg.match_reference_px / max(template_px, 1))
+    sig_att = height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
+    sig_match = (
+        cfg.match_sigma_px * resolution_m / max(fine_score, 0.1) * small**cfg.match_size_exponent
+    )
+    if stitched:
+        # a stitched patch carries its registration chain's distortion and its own
+        # turn and scale: on the calibration flights its error hardly grew with the
+        # lever (patch centroid to nadir) but fell with the margin, as 12 m / margin
+        sig_patch = cfg.stitch_sigma_margin_m / max(margin_sigmas, 1.0)
+    else:
+        # a frame seeing little ground (a 400 m footprint alone) misplaces now and
+        # then by 10-25 m with a fair margin: a term like the patch's, fading out
+        # from a template of gate_side_m[0] to one of gate_side_m[1]
+        fade = float(np.interp(template_side_m, cfg.gate_side_m, (1.0, 0.0)))
+        sig_patch = fade * cfg.single_sigma_margin_m / max(margin_sigmas, 1.0)
+    return math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_patch**2)
+
+
+def velocity_from_fixes(
+    recent: Iterable[PastFix],
+    stamp_ns: int,
+    latitude: float,
+    longitude: float,
+    *,
+    sigma_m: float,
+    max_dt_s: float,
+) -> tuple[tuple[float, float] | None, float]:
+    """Velocity over the longest recent baseline (up to ``max_dt_s``) and its sigma,
+    for a fix at ``latitude, longitude`` with ``sigma_m``.
+
+    Two fixes a frame apart differ by their errors (metres) over half a second;
+    over two seconds the same errors weigh a quarter as much. The price is a
+    lag of half the baseline in turns, which the sigma carries too.
+    """
+    hist = [f for f in recent if 0.05 < (stamp_ns - f.stamp_ns) / NS <= max_dt_s]
+    if not hist:
+        return None, math.inf
+    base = hist[0]  # the oldest within the window
+    dt = (stamp_ns - base.stamp_ns) / NS
+    e, n = LocalFrame(base.latitude, base.longitude).to_en(latitude, longitude)
+    # independent errors of the two fixes (conservative: map and attitude terms
+    # of nearby frames are correlated), plus the turn lag, plus a floor
+    lag = 0.0
+    if len(hist) >= 2 and hist[-1].velocity_en is not None and base.velocity_en is not None:
+        dve = hist[-1].velocity_en[0] - base.velocity_en[0]
+        dvn = hist[-1].velocity_en[1] - base.velocity_en[1]
+        lag = 0.5 * math.hypot(dve, dvn)
+    vs = math.sqrt((base.sigma_m**2 + sigma_m**2) / dt**2 + lag**2 + 0.3**2)
+    return (e / dt, n / dt), vs
+
+
+def corrected(v: tuple[float, float], heading_deg: float, scale: float) -> tuple[float, float]:
+    """A raw ground vector with a heading correction (ENU sense) and height scale applied."""
+    th = math.radians(heading_deg)
+    c, s = math.cos(th), math.sin(th)
+    return scale * (c * v[0] - s * v[1]), scale * (s * v[0] + c * v[1])
