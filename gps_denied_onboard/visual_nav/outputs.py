@@ -55,9 +55,10 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
     return out
 
 
-def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
-    """The ``vnav.reject`` record's payload (reason plus the scores it carries)."""
-    known = {
+#: the detail keys of a reject that its ``vnav.reject`` record carries (the rest
+#: stay in the message): each is listed in ``record_schema`` for the kind
+REJECT_DETAIL_KEYS: frozenset[str] = frozenset(
+    {
         "margin",
         "margin_sigmas",
         "agreement",
@@ -72,12 +73,17 @@ def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
         "age_ms",
         "gap_ms",
     }
+)
+
+
+def reject_payload(rej: FrameRejected, latency_ms: float) -> dict[str, Any]:
+    """The ``vnav.reject`` record's payload (reason plus the scores it carries)."""
     out: dict[str, Any] = {
         "reason": rej.reason,
         "message": str(rej),
         "latency_ms": round(latency_ms, 1),
     }
-    out.update({k: v for k, v in rej.detail.items() if k in known})
+    out.update({k: v for k, v in rej.detail.items() if k in REJECT_DETAIL_KEYS})
     return out
 
 

@@ -84,7 +84,12 @@ def test_every_key_of_a_fix_or_reject_record_is_in_the_record_schema() -> None:
     from dataclasses import replace
 
     from gps_denied_onboard.record_schema import check_payload
-    from gps_denied_onboard.visual_nav.outputs import VisualNavStats, fix_payload, reject_payload
+    from gps_denied_onboard.visual_nav.outputs import (
+        REJECT_DETAIL_KEYS,
+        VisualNavStats,
+        fix_payload,
+        reject_payload,
+    )
 
     fix = next(got for _d, got, _p in _fly(frames=2) if isinstance(got, VisualFix))
     full = replace(
@@ -99,24 +104,7 @@ def test_every_key_of_a_fix_or_reject_record_is_in_the_record_schema() -> None:
     stats = VisualNavStats()
     stats.on_fix(full.stamp_ns, 20.0, full.gnss_offset_m)
     assert stats.as_dict()["gnss_offset_m"] == 12.0  # and in the node's diagnostics
-    detail = {
-        k: 1.0
-        for k in [
-            "margin",
-            "margin_sigmas",
-            "agreement",
-            "colour_support",
-            "intensity_support",
-            "evidence",
-            "score",
-            "search_radius_m",
-            "template_side_m",
-            "on_edge",
-            "height_m",
-            "age_ms",
-            "gap_ms",
-        ]
-    }
+    detail = dict.fromkeys(REJECT_DETAIL_KEYS, 1.0)
     rej = FrameRejected("gate", "short of the gate", **detail)
     payload = reject_payload(rej, 20.0)
     assert set(detail) <= set(payload)
