@@ -122,7 +122,8 @@ VISUAL_NAV_KINDS: dict[str, KindSpec] = {
     "vnav.reject": _k(
         "reason",
         "message margin margin_sigmas score search_radius_m age_ms gap_ms latency_ms "
-        "agreement colour_support intensity_support evidence template_side_m on_edge height_m",
+        "agreement colour_support intensity_support evidence template_side_m on_edge height_m "
+        "jump_m",
     ),
     "vnav.relocalized": _k("jump_m reset_counter", "sigma_m prior_source"),
     "vnav.map_loaded": _k("zoom tiles missing", "centre_latitude centre_longitude size_m"),

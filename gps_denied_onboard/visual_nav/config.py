@@ -47,6 +47,7 @@ class VisualNavConfig:
     gate_agreement_weight: float = 1.0
     gate_agreement_extra_sigmas: float = 1.5
     uncorroborated_gate_factor: float = 1.5
+    jump_confirm_s: float = 3.0
     prior_consistency_k: float = 3.0
     prior_track_over_gnss_fixes: int = 3
     prior_track_over_gnss_s: float = 10.0
@@ -145,6 +146,7 @@ class VisualNavConfig:
             "stitch_sigma_margin_m",
             "single_sigma_margin_m",
             "lost_sigma_growth_mps",
+            "jump_confirm_s",
         ):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
@@ -246,6 +248,7 @@ class VisualNavConfig:
             gate_mono_extra_sigmas=self.gate_mono_extra_sigmas,
             match_reference_px=self.match_reference_px,
             jump_gate_factor=self.uncorroborated_gate_factor,
+            jump_confirm_s=self.jump_confirm_s,
             prior_consistency_k=self.prior_consistency_k,
             prior_track_over_gnss_fixes=self.prior_track_over_gnss_fixes,
             prior_track_over_gnss_s=self.prior_track_over_gnss_s,

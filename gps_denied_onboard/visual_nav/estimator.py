@@ -128,6 +128,7 @@ class EstimatorConfig:
     jump_sigma_k: float = 4.0
     min_jump_m: float = 25.0
     jump_gate_factor: float = 1.5
+    jump_confirm_s: float = 3.0
     prior_consistency_k: float = 3.0
     prior_track_over_gnss_fixes: int = 3
     prior_track_over_gnss_s: float = 10.0
@@ -212,6 +213,9 @@ class VisualEstimator:
                 consistency_k=cfg.prior_consistency_k,
                 track_over_gnss_fixes=cfg.prior_track_over_gnss_fixes,
                 track_over_gnss_s=cfg.prior_track_over_gnss_s,
+                jump_confirm_s=cfg.jump_confirm_s,
+                jump_sigma_k=cfg.jump_sigma_k,
+                min_jump_m=cfg.min_jump_m,
             ),
             self.attitude,
         )
@@ -466,8 +470,19 @@ class VisualEstimator:
         agreement = verdict.agreement
         jumped = verdict.jump_m is not None
         if verdict.jump_m is not None:  # a relocalisation: the autopilot should reset
+            landing = replace(
+                prior, stamp_ns=f.stamp_ns, latitude=lat, longitude=lon, sigma_m=sigma
+            )
+            if not self.priors.confirm_jump(landing):
+                raise FrameRejected(
+                    "gate",
+                    f"jump of {verdict.jump_m:.0f} m off the track held until a second "
+                    "frame makes it",
+                    jump_m=round(verdict.jump_m, 1),
+                )
             self.reset_counter = (self.reset_counter + 1) % 256
             self.last_jump_m = verdict.jump_m
+        self.priors.forget_jump()
         sigmas = pk.margin_sigmas
         quality = int(max(1, min(100, round(100 * min(1.0, verdict.strength(sigmas) / 3)))))
         fix = VisualFix(

@@ -72,6 +72,7 @@ REJECT_DETAIL_KEYS: frozenset[str] = frozenset(
         "height_m",
         "age_ms",
         "gap_ms",
+        "jump_m",
     }
 )
 

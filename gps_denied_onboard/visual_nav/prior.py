@@ -47,6 +47,10 @@ class PriorConfig:
     #: the healthy GNSS always wins)
     track_over_gnss_fixes: int = 3
     track_over_gnss_s: float = 10.0
+    #: a jump off our track is held until a frame this soon after makes it (0: at once)
+    jump_confirm_s: float = 3.0
+    jump_sigma_k: float = 4.0  # ... within this many combined sigmas of the held one
+    min_jump_m: float = 25.0  # ... or this close
 
 
 def yaw_enu(r_enu_flu: NDArray[np.float64]) -> float:
@@ -69,6 +73,7 @@ class PriorTracker:
         #: fixes in a row, each within consistency_k combined sigmas of where the
         #: track before it stood (:meth:`add_fix`)
         self.streak = 0
+        self._held_jump: Prior | None = None  # a relocalisation awaiting its second frame
 
     def add_gnss(
         self,
@@ -158,6 +163,35 @@ class PriorTracker:
         cap = max(self.cfg.track_over_gnss_fixes, 1)
         self.streak = min(self.streak + 1, cap) if continues else 1
         self.track = fix
+
+    def confirm_jump(self, landing: Prior) -> bool:
+        """Whether a jump off our track to ``landing`` may go through now.
+
+        A relocalisation resets the autopilot's EKF onto our fix. One frame that
+        is not where the aircraft is (a stale frame re-stamped by a camera driver,
+        a look-alike cleared by the gate) would reset it twice: away, and back with
+        the next frame. So a jump goes through only when the one before it, held,
+        at most ``jump_confirm_s`` earlier, carried with the track's velocity
+        (``landing`` carries it), lands within ``jump_sigma_k`` combined sigmas
+        (or ``min_jump_m``) of this one; otherwise this one is held. A fix back on
+        the track forgets a held jump (:meth:`forget_jump`). ``jump_confirm_s`` 0:
+        every jump at once.
+        """
+        cfg = self.cfg
+        held, self._held_jump = self._held_jump, None
+        if cfg.jump_confirm_s <= 0:
+            return True
+        if held is not None and 0 < landing.stamp_ns - held.stamp_ns <= cfg.jump_confirm_s * NS:
+            was = self.propagate(held, landing.stamp_ns)
+            limit = max(cfg.min_jump_m, cfg.jump_sigma_k * math.hypot(was.sigma_m, landing.sigma_m))
+            if _apart_m(was, landing) <= limit:
+                return True
+        self._held_jump = landing
+        return False
+
+    def forget_jump(self) -> None:
+        """A fix was accepted: a jump still held was not the aircraft's."""
+        self._held_jump = None
 
     def prior_at(self, stamp_ns: int, own: Prior | None = None) -> Prior | None:
         """The prior at ``stamp_ns``.

@@ -125,10 +125,50 @@ def test_a_confident_track_contradicted_by_a_good_match_bumps_reset_counter() ->
     moved = here.offset(90.0, 0.0)  # the track believes we stood still
     later = T0 + 500 * MS
     feed(est, later, moved)
-    fix = est.process(later, render(ortho, moved), CAMERA)
+    # one frame's jump is held: it would reset the autopilot's EKF
+    with pytest.raises(FrameRejected) as held:
+        est.process(later, render(ortho, moved), CAMERA)
+    assert held.value.reason == "gate" and "held" in str(held.value)
+    assert held.value.detail["jump_m"] > 80.0
+    # the next frame makes the same jump: it goes through
+    again = T0 + 1000 * MS
+    feed(est, again, moved)
+    fix = est.process(again, render(ortho, moved), CAMERA)
     assert fix.reset_counter == 1
     assert fix.prior_source == "relocalized"
     assert est.last_jump_m > 80.0
+
+
+def test_one_frame_from_elsewhere_neither_jumps_nor_confirms_a_later_jump() -> None:
+    """A stale frame re-stamped as new (or a look-alike the gate cleared) between two
+    frames on the track: held, then forgotten when the track's next frame is fixed."""
+    from .support import CAMERA, feed, make_estimator, render, synthetic_world
+
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    here = Pose(LAT0, LON0, 500.0, yaw_deg=15.0)
+    feed(est, T0, here, prior=here)
+    est.process(T0, render(ortho, here), CAMERA)
+    est.set_gnss_healthy(False)
+    elsewhere = here.offset(90.0, 0.0)
+    feed(est, T0 + 500 * MS, here)
+    with pytest.raises(FrameRejected, match="held"):
+        est.process(T0 + 500 * MS, render(ortho, elsewhere), CAMERA)
+    feed(est, T0 + 1000 * MS, here)
+    back = est.process(T0 + 1000 * MS, render(ortho, here), CAMERA)
+    assert back.reset_counter == 0 and back.prior_source != "relocalized"
+    # the held jump is gone: the same stale frame once more is held again, not taken
+    feed(est, T0 + 1500 * MS, here)
+    with pytest.raises(FrameRejected, match="held"):
+        est.process(T0 + 1500 * MS, render(ortho, elsewhere), CAMERA)
+    # with confirmation off, one frame jumps at once
+    now = make_estimator(tiles, jump_confirm_s=0.0)
+    feed(now, T0, here, prior=here)
+    now.process(T0, render(ortho, here), CAMERA)
+    now.set_gnss_healthy(False)
+    feed(now, T0 + 500 * MS, here)
+    jumped = now.process(T0 + 500 * MS, render(ortho, elsewhere), CAMERA)
+    assert jumped.reset_counter == 1
 
 
 def _tracked_estimator() -> tuple[VisualEstimator, Pose, VisualFix]:
