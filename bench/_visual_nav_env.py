@@ -14,6 +14,7 @@ which run it is in). 1 km footprint = 500 m above ground with a 90 deg lens;
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -342,11 +343,21 @@ def flight_frame(year: str, f: Flight, p: Pose) -> NDArray[np.uint8]:
 
 
 def fly(
-    est: VisualEstimator, year: str, f: Flight, *, prior_sigma: float = 120.0
+    est: VisualEstimator,
+    year: str,
+    f: Flight,
+    *,
+    prior_sigma: float = 120.0,
+    gnss_off: Sequence[tuple[float, float]] | None = None,
 ) -> list[VisualFix | FrameRejected]:
-    """Feed one flight frame by frame: attitude at 50 Hz, altitude, the displaced GNSS prior."""
+    """Feed one flight frame by frame: attitude at 50 Hz, altitude, the GNSS prior.
+
+    The GNSS is displaced by the flight's ``(prior_e, prior_n)``, or per frame by
+    ``gnss_off`` (east, north metres off the truth).
+    """
+    offs = gnss_off if gnss_off is not None else [(f.prior_e, f.prior_n)] * len(f.poses)
     out: list[VisualFix | FrameRejected] = []
-    for p in f.poses:
+    for p, (e, n) in zip(f.poses, offs, strict=True):
         out.append(
             _feed_and_match(
                 est,
@@ -354,7 +365,7 @@ def fly(
                 flight_frame(year, f, p),
                 (p.roll_rep, p.pitch_rep, p.yaw_rep),
                 f.agl * f.height_factor,
-                LocalFrame(p.lat, p.lon).to_latlon(f.prior_e, f.prior_n),
+                LocalFrame(p.lat, p.lon).to_latlon(e, n),
                 prior_sigma,
                 (-40, -20, 0, 20, 40),
             )
@@ -380,19 +391,6 @@ def fly_spoofed(
     """
     ang = math.atan2(f.prior_n, f.prior_e)
     t0 = f.poses[0].stamp_ns
-    out: list[tuple[float, VisualFix | FrameRejected]] = []
-    for p in f.poses:
-        drag = start_m + max(0.0, (p.stamp_ns - t0) / NS - honest_s) * drag_mps
-        gnss = LocalFrame(p.lat, p.lon).to_latlon(drag * math.cos(ang), drag * math.sin(ang))
-        got = _feed_and_match(
-            est,
-            p.stamp_ns,
-            flight_frame(year, f, p),
-            (p.roll_rep, p.pitch_rep, p.yaw_rep),
-            f.agl * f.height_factor,
-            gnss,
-            sigma_m,
-            (-40, -20, 0, 20, 40),
-        )
-        out.append((drag, got))
-    return out
+    drags = [start_m + max(0.0, (p.stamp_ns - t0) / NS - honest_s) * drag_mps for p in f.poses]
+    offs = [(d * math.cos(ang), d * math.sin(ang)) for d in drags]
+    return list(zip(drags, fly(est, year, f, prior_sigma=sigma_m, gnss_off=offs), strict=True))

@@ -345,10 +345,9 @@ class VisualEstimator:
         self.lost.note_fix()
         return fix
 
-    def _fix_at(self, frame: _Frame, prior: Prior) -> VisualFix:
-        """Search for ``frame`` around ``prior``, judge the match, make the fix."""
+    def _fix_at(self, f: _Frame, prior: Prior) -> VisualFix:
+        """Search for the frame ``f`` around ``prior``, judge the match, make the fix."""
         cfg = self.cfg
-        f = frame
         if not (on_the_map(prior.latitude, prior.longitude) and math.isfinite(prior.sigma_m)):
             # every input is checked as it arrives; this is what is left: a prior
             # dead-reckoned across a wild stamp

@@ -139,7 +139,7 @@ class VisualNavStats:
 
     def as_dict(self) -> dict[str, object]:
         lat = np.array(self.latencies_ms) if self.latencies_ms else np.zeros(1)
-        return {
+        out: dict[str, object] = {
             "frames": self.frames,
             "fixes": self.fixes,
             "accept_ratio": round(self.fixes / self.frames, 3) if self.frames else 0.0,
@@ -149,11 +149,8 @@ class VisualNavStats:
             "dropped_busy": self.dropped_busy,
             "map_coverage": round(self.map_coverage, 3),
             "tiles_cached": self.tiles_cached,
-            # a spoofed GNSS that the FC still calls healthy shows here, growing
-            **(
-                {}
-                if self.gnss_offset_m is None
-                else {"gnss_offset_m": round(self.gnss_offset_m, 1)}
-            ),
-            **{f"rejects.{k}": v for k, v in sorted(self.rejects.items())},
         }
+        if self.gnss_offset_m is not None:  # a spoofed GNSS the FC calls healthy shows here
+            out["gnss_offset_m"] = round(self.gnss_offset_m, 1)
+        out.update({f"rejects.{k}": v for k, v in sorted(self.rejects.items())})
+        return out

@@ -156,9 +156,7 @@ class PriorTracker:
         if before is not None and before.source == "visual":
             age_s = (fix.stamp_ns - before.stamp_ns) / NS
             if 0 < age_s <= self.cfg.track_over_gnss_s:
-                was = self.propagate(before, fix.stamp_ns)
-                limit = self.cfg.consistency_k * math.hypot(was.sigma_m, fix.sigma_m)
-                continues = _apart_m(was, fix) <= limit
+                continues = _near(self.propagate(before, fix.stamp_ns), fix, self.cfg.consistency_k)
         # only the threshold matters: a streak counts no further
         cap = max(self.cfg.track_over_gnss_fixes, 1)
         self.streak = min(self.streak + 1, cap) if continues else 1
@@ -183,8 +181,7 @@ class PriorTracker:
             return True
         if held is not None and 0 < landing.stamp_ns - held.stamp_ns <= cfg.jump_confirm_s * NS:
             was = self.propagate(held, landing.stamp_ns)
-            limit = max(cfg.min_jump_m, cfg.jump_sigma_k * math.hypot(was.sigma_m, landing.sigma_m))
-            if _apart_m(was, landing) <= limit:
+            if _near(was, landing, cfg.jump_sigma_k, cfg.min_jump_m):
                 return True
         self._held_jump = landing
         return False
@@ -303,6 +300,11 @@ def _apart_m(a: Prior, b: Prior) -> float:
     return math.hypot(e, n)
 
 
+def _near(a: Prior, b: Prior, k: float, floor_m: float = 0.0) -> bool:
+    """Whether ``a`` and ``b`` lie within ``k`` combined sigmas (or ``floor_m``)."""
+    return _apart_m(a, b) <= max(floor_m, k * math.hypot(a.sigma_m, b.sigma_m))
+
+
 class LostClock:
     """How long frames have been searched without a fix, and the wider prior that earns.
 
@@ -327,10 +329,10 @@ class LostClock:
         """A frame about to be searched around ``prior``: the widened prior to search
         with when that fails, or None (not lost, not the GNSS, or no wider)."""
         run = self._run
-        gap = run is None or abs(stamp_ns - run[1]) > self.after_s * NS
-        first = stamp_ns if gap or run is None else run[0]
-        self._run = (first, stamp_ns)
-        lost_s = (stamp_ns - first) / NS - self.after_s
+        if run is None or abs(stamp_ns - run[1]) > self.after_s * NS:
+            run = (stamp_ns, stamp_ns)  # a gap, or the first frame since a fix
+        self._run = (run[0], stamp_ns)
+        lost_s = (stamp_ns - run[0]) / NS - self.after_s
         if prior.source != "fc_gnss" or lost_s <= 0 or self.growth_mps <= 0:
             return None
         grown = min(math.hypot(prior.sigma_m, self.growth_mps * lost_s), max_sigma_m)
