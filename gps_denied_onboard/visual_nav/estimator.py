@@ -43,7 +43,13 @@ from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.gate import candidates_extra, gate_at, judge, min_score_at
+from gps_denied_onboard.visual_nav.gate import (
+    candidates_extra,
+    gate_at,
+    judge,
+    min_score_at,
+    searches_extra,
+)
 from gps_denied_onboard.visual_nav.geo import (
     LocalFrame,
     ground_resolution_m,
@@ -337,16 +343,18 @@ class VisualEstimator:
             if wide is None:
                 raise
             # lost around a GNSS that claims more than it knows: the same frame once
-            # more, in the widened window; the first reject stands if this one fails
+            # more, in the widened window, at a gate that counts the run's searches;
+            # the first reject stands if this one fails
             try:
-                fix = self._fix_at(frame, wide)
+                fix = self._fix_at(frame, wide, searches_extra(cfg, self.lost.searches))
             except FrameRejected:
                 raise first from None
         self.lost.note_fix()
         return fix
 
-    def _fix_at(self, f: _Frame, prior: Prior) -> VisualFix:
-        """Search for the frame ``f`` around ``prior``, judge the match, make the fix."""
+    def _fix_at(self, f: _Frame, prior: Prior, extra_sigmas: float = 0.0) -> VisualFix:
+        """Search for the frame ``f`` around ``prior``, judge the match (its gate raised
+        by ``extra_sigmas``), make the fix."""
         cfg = self.cfg
         if not (on_the_map(prior.latitude, prior.longitude) and math.isfinite(prior.sigma_m)):
             # every input is checked as it arrives; this is what is left: a prior
@@ -462,7 +470,8 @@ class VisualEstimator:
             side_m=result.template_side_m,
             placed=result.placed,
             single_frame=not isinstance(f.view, PatchView),
-            extra_sigmas=candidates_extra(
+            extra_sigmas=extra_sigmas
+            + candidates_extra(
                 cfg, len(match_cfg.heading_candidates_deg) * len(match_cfg.scale_candidates)
             ),
         )

@@ -318,12 +318,17 @@ class LostClock:
     is judged there, not at a wider window's stricter gate. Our own track's
     sigma already grows as it is carried; a gap in the frames (the camera off, a
     bench of unrelated frames) starts the count again.
+
+    ``searches`` counts the widened searches of the current run: each is one more
+    draw of the window's chance peaks, so the gate asks more of the n-th
+    (:func:`.gate.candidates_extra`'s rule, applied to draws over frames).
     """
 
     def __init__(self, after_s: float, growth_mps: float) -> None:
         self.after_s = after_s
         self.growth_mps = growth_mps
         self._run: tuple[int, int] | None = None  # first and last frame since the last fix
+        self.searches = 0  # widened searches offered in this run
 
     def note_frame(self, stamp_ns: int, prior: Prior, max_sigma_m: float) -> Prior | None:
         """A frame about to be searched around ``prior``: the widened prior to search
@@ -331,13 +336,18 @@ class LostClock:
         run = self._run
         if run is None or abs(stamp_ns - run[1]) > self.after_s * NS:
             run = (stamp_ns, stamp_ns)  # a gap, or the first frame since a fix
+            self.searches = 0
         self._run = (run[0], stamp_ns)
         lost_s = (stamp_ns - run[0]) / NS - self.after_s
         if prior.source != "fc_gnss" or lost_s <= 0 or self.growth_mps <= 0:
             return None
         grown = min(math.hypot(prior.sigma_m, self.growth_mps * lost_s), max_sigma_m)
-        return replace(prior, sigma_m=grown) if grown > prior.sigma_m else None
+        if grown <= prior.sigma_m:
+            return None
+        self.searches += 1
+        return replace(prior, sigma_m=grown)
 
     def note_fix(self) -> None:
         """A frame was fixed: no longer lost."""
         self._run = None
+        self.searches = 0

@@ -135,3 +135,21 @@ def test_a_gap_in_the_frames_starts_the_lost_count_again() -> None:
     flown = _fly(frames=4, honest_s=1e9, spoofed_from_m=400.0, frame_s=10.0)
     rejects = [got for _d, got, _p in flown]
     assert all(isinstance(r, FrameRejected) for r in rejects), rejects
+
+
+def test_each_widened_search_of_a_lost_run_is_judged_on_a_higher_gate() -> None:
+    """The n-th widened search draws the n-th time from the window's chance peaks: its
+    gate rises by ``gate_sigmas_per_candidate_efold`` per e-fold of searches
+    (:func:`.gate.searches_extra`). The 1 km frames found 400 m from the spoofed GNSS
+    stand well clear of that (the test above); ask 5 sigma per e-fold instead and the
+    searches that reach them (around the 10th) are refused, so nothing is fixed."""
+    from gps_denied_onboard.visual_nav.gate import searches_extra
+
+    strict = _fly(
+        frames=24, honest_s=1e9, spoofed_from_m=400.0, gate_sigmas_per_candidate_efold=5.0
+    )
+    assert not any(isinstance(got, VisualFix) for _d, got, _p in strict)
+    cfg = make_estimator(naip_tiles("2017")).cfg
+    assert searches_extra(cfg, 1) == 0.0  # the first is judged on the tables alone
+    assert searches_extra(cfg, 11) == math.log(11) * cfg.gate_sigmas_per_candidate_efold
+    assert searches_extra(cfg, 20) > searches_extra(cfg, 11)
