@@ -481,6 +481,9 @@ class TileCacheNode(LifecycleNode):
                 )
             )
             self.snapshots_stored += 1
+        # the vote is the cell's own tally, written after the capture (a second
+        # write): a listing in between shows the capture without it for a moment,
+        # and a capture refused above casts no vote
         vote = quality.get(VOTE_KEY)
         if isinstance(vote, bool):
             store.record_vote(derive_location_hash(zoom, x, y), vote)

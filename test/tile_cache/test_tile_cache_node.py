@@ -201,11 +201,11 @@ def test_node_lifecycle_and_every_service(node: tuple[Driver, str, Path]) -> Non
     def pending() -> list[Any]:
         return list(driver.call(ListUploads, "list_uploads", ListUploads.Request(limit=0)).tiles)
 
-    assert driver.spin_until(lambda: len(pending()) == 1, timeout_s=20)
+    # the capture is stored, then its vote counted (two writes): wait for both
+    assert driver.spin_until(lambda: [t.votes_agree for t in pending()] == [1], timeout_s=20)
     (tile,) = pending()
     assert (tile.source, tile.flight_id, tile.pending_upload) == ("in_flight", FLIGHT, True)
     assert tile.content_sha256 == hashlib.sha256(data).hexdigest()
-    assert tile.votes_agree == 1
     driver.snapshots.publish(snap)  # the same cell again: kept once, voted twice
     assert driver.spin_until(lambda: [t.votes_agree for t in pending()] == [2], timeout_s=20)
 
