@@ -63,7 +63,8 @@ from _visual_nav_env import (
 )
 from harness import figure, report
 
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualFix
+from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
+from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_extra_at, gate_at
 from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig

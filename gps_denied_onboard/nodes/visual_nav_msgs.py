@@ -19,7 +19,7 @@ from gps_denied_onboard.msg import PositionFix, TileSnapshot
 from gps_denied_onboard.ros_topics import ns_to_time_msg
 from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.estimator import VisualFix
+from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.image_codec import (
     MAX_FRAME_PIXELS,
     decode_compressed,

@@ -88,7 +88,8 @@ from gps_denied_onboard.srv import GetTile, QueryBbox
 from gps_denied_onboard.visual_nav.camera import CameraModel, rotation_from_quaternion
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
-from gps_denied_onboard.visual_nav.estimator import VisualEstimator, VisualFix
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
+from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.geo import on_the_map
 from gps_denied_onboard.visual_nav.outputs import (
     PRODUCER,

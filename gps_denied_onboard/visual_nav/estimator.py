@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.fix import GroundView, VisualFix
 from gps_denied_onboard.visual_nav.gate import (
     candidates_extra,
     gate_at,
@@ -85,7 +86,6 @@ from gps_denied_onboard.visual_nav.uncertainty import (
 )
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
 
-F64 = NDArray[np.float64]
 NS = 1_000_000_000
 
 
@@ -146,56 +146,6 @@ class EstimatorConfig:
     heading_search_step_deg: float = 8.0
     stitch_sigma_margin_m: float = 12.0
     single_sigma_margin_m: float = 20.0
-
-
-@dataclass(frozen=True)
-class VisualFix:
-    """One accepted fix. Position is the vehicle's (the camera's nadir), WGS84."""
-
-    stamp_ns: int
-    latitude: float
-    longitude: float
-    altitude_msl: float
-    sigma_m: float  # 1-sigma per horizontal axis
-    velocity_en: tuple[float, float] | None
-    velocity_sigma: float
-    yaw_enu: float
-    yaw_sigma: float
-    quality: int
-    reset_counter: int
-    margin: float
-    margin_sigmas: float
-    score: float
-    template_px: int
-    height_m: float
-    height_source: str
-    heading_offset_deg: float
-    scale: float
-    search_radius_m: float
-    prior_source: str
-    footprint_m: float
-    stitch_lever_m: float = 0.0  # a stitched patch's centroid to the nadir (0: one frame)
-    #: the template's quadrants on their own (witness.quadrant_agreement); None when
-    #: the margin alone cleared the gate and it was not needed
-    agreement: float | None = None
-    #: the saturation edges' backing of the placement (witness.colour_support); None
-    #: unless the evidence was judged, or when frame or map is mono
-    colour_support: float | None = None
-    #: the gray levels' backing of the placement (witness.intensity_support); None
-    #: unless the evidence was judged, or when the frame is too uniform
-    intensity_support: float | None = None
-    #: margin, agreement, colour and intensity weighed together (gate.evidence): a small
-    #: template our own track does not corroborate; None when the margin was judged
-    evidence: float | None = None
-    #: how far the fix is from the FC's GNSS at its stamp (PriorTracker.gnss_offset_m):
-    #: None while that GNSS is unhealthy or unheard; a spoofed one shows here
-    gnss_offset_m: float | None = None
-
-    @property
-    def position_covariance(self) -> tuple[float, ...]:
-        """ENU 3x3 row-major, m^2 (vertical: the height's own sigma, generous)."""
-        v = self.sigma_m**2
-        return (v, 0.0, 0.0, 0.0, v, 0.0, 0.0, 0.0, (3.0 * self.sigma_m) ** 2)
 
 
 class VisualEstimator:
@@ -613,15 +563,3 @@ class _Frame:
     tracking: bool
     dh_t: float
     s_t: float
-
-
-@dataclass(frozen=True)
-class GroundView:
-    """The last accepted frame with its corrected pose: what a snapshot is cut from."""
-
-    gray: NDArray[np.float32]
-    camera: CameraModel
-    r_world_from_camera: F64
-    height_m: float
-    latitude: float
-    longitude: float

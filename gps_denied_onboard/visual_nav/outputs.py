@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.estimator import VisualFix
+from gps_denied_onboard.visual_nav.fix import VisualFix
 
 PRODUCER = "visual_nav"
 

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.estimator import GroundView
+from gps_denied_onboard.visual_nav.fix import GroundView
 from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
 from gps_denied_onboard.visual_nav.rectify import prepare
 

@@ -8,7 +8,7 @@ import pytest
 
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.estimator import VisualFix
+from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import evidence
 from gps_denied_onboard.visual_nav.outputs import fix_payload, reject_payload
 from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from gps_denied_onboard.visual_nav.camera import turned
-from gps_denied_onboard.visual_nav.estimator import VisualFix
 from gps_denied_onboard.visual_nav.features import to_gray_f32
+from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig, OdometryTrack, register
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.views import FrameView, warp_patch

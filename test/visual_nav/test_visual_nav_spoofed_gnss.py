@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.estimator import VisualFix
+from gps_denied_onboard.visual_nav.fix import VisualFix
 
 from .support import CAMERA, NS, T0, Pose, error_m, feed, make_estimator, naip, naip_tiles, render
 

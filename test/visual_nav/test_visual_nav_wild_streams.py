@@ -27,7 +27,8 @@ from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.errors import FrameRejected, PriorError
-from gps_denied_onboard.visual_nav.estimator import VisualEstimator, VisualFix
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
+from gps_denied_onboard.visual_nav.fix import VisualFix
 
 from .support import (
     CAMERA,
