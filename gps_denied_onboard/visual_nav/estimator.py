@@ -287,6 +287,8 @@ class VisualEstimator:
             stamp_ns, gray, camera, r_enu_flu, r_world_cam, h, view, disp, last, tracking, dh_t, s_t
         )
         wide = self.lost.note_frame(stamp_ns, prior, cfg.max_search_radius_m / cfg.search_sigma_k)
+        if wide is not None and self.search_radius_m(wide) <= self.search_radius_m(prior):
+            wide = None  # still the least window: the one about to be searched
         try:
             fix = self._fix_at(frame, prior)
         except FrameRejected as first:
@@ -296,7 +298,7 @@ class VisualEstimator:
             # more, in the widened window, at a gate that counts the run's searches;
             # the first reject stands if this one fails
             try:
-                fix = self._fix_at(frame, wide, searches_extra(cfg, self.lost.searches))
+                fix = self._fix_at(frame, wide, searches_extra(cfg, self.lost.searched()))
             except FrameRejected:
                 raise first from None
         self.lost.note_fix()

@@ -319,16 +319,16 @@ class LostClock:
     sigma already grows as it is carried; a gap in the frames (the camera off, a
     bench of unrelated frames) starts the count again.
 
-    ``searches`` counts the widened searches of the current run: each is one more
-    draw of the window's chance peaks, so the gate asks more of the n-th
-    (:func:`.gate.candidates_extra`'s rule, applied to draws over frames).
+    ``searches`` counts the widened searches of the current run (:meth:`searched`):
+    each is one more draw of the window's chance peaks, so the gate asks more of
+    the n-th (:func:`.gate.searches_extra`).
     """
 
     def __init__(self, after_s: float, growth_mps: float) -> None:
         self.after_s = after_s
         self.growth_mps = growth_mps
         self._run: tuple[int, int] | None = None  # first and last frame since the last fix
-        self.searches = 0  # widened searches offered in this run
+        self.searches = 0  # widened searches made in this run
 
     def note_frame(self, stamp_ns: int, prior: Prior, max_sigma_m: float) -> Prior | None:
         """A frame about to be searched around ``prior``: the widened prior to search
@@ -342,10 +342,12 @@ class LostClock:
         if prior.source != "fc_gnss" or lost_s <= 0 or self.growth_mps <= 0:
             return None
         grown = min(math.hypot(prior.sigma_m, self.growth_mps * lost_s), max_sigma_m)
-        if grown <= prior.sigma_m:
-            return None
+        return replace(prior, sigma_m=grown) if grown > prior.sigma_m else None
+
+    def searched(self) -> int:
+        """A widened search is made: how many this run has made, this one included."""
         self.searches += 1
-        return replace(prior, sigma_m=grown)
+        return self.searches
 
     def note_fix(self) -> None:
         """A frame was fixed: no longer lost."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
 
@@ -153,3 +155,25 @@ def test_each_widened_search_of_a_lost_run_is_judged_on_a_higher_gate() -> None:
     assert searches_extra(cfg, 1) == 0.0  # the first is judged on the tables alone
     assert searches_extra(cfg, 11) == math.log(11) * cfg.gate_sigmas_per_candidate_efold
     assert searches_extra(cfg, 20) > searches_extra(cfg, 11)
+
+
+def test_no_second_search_while_the_widened_window_is_still_the_least() -> None:
+    """A GNSS claiming 3 m is searched in the least window (min_search_radius_m); lost
+    for a few seconds, its widened sigma (10 m/s a second) still asks no more than
+    that window: the same search is not made twice, nor counted, until it does."""
+    ortho = naip("2020")
+    est = make_estimator(naip_tiles("2017"))
+    cfg = est.cfg
+    pose = Pose(LAT_C, LON_C, 500.0, yaw_deg=70.0).offset(-450.0, -150.0)
+    least = cfg.min_search_radius_m / cfg.search_sigma_k  # 50 m of sigma
+    counted, expected = [], []
+    for k in range(14):
+        stamp = T0 + k * NS
+        feed(est, stamp, pose, prior=pose.offset(0.0, -400.0), prior_sigma_m=3.0)
+        with pytest.raises(FrameRejected):  # 400 m off: beyond every window so far
+            est.process(stamp, render(ortho, pose), CAMERA)
+        counted.append(est.lost.searches)
+        widened = math.hypot(3.0, cfg.lost_sigma_growth_mps * max(k - cfg.lost_after_s, 0.0))
+        expected.append((expected[-1] if expected else 0) + (widened > least))
+    assert counted == expected
+    assert expected[:10] == [0] * 10 and expected[-1] == 4  # widened past 50 m from 10 s

@@ -331,18 +331,19 @@ def test_frames_failing_around_the_gnss_earn_a_wider_search_after_a_while() -> N
 
 
 def test_the_lost_clock_counts_the_widened_searches_of_its_run() -> None:
-    """Each widened search offered is one more draw for the gate to count; a fix or a
+    """Each widened search made is one more draw for the gate to count; a fix or a
     gap in the frames ends the run and the count."""
     from gps_denied_onboard.visual_nav.prior import LostClock
 
     clock = LostClock(after_s=5.0, growth_mps=10.0)
     gnss = Prior(T0, LAT0, LON0, 3.0, (0.0, 0.0), 1.0, "fc_gnss")
-    offered = [clock.note_frame(T0 + k * NS, gnss, 200.0) is not None for k in range(10)]
-    assert sum(offered) == 4 and clock.searches == 4
+    made = [clock.searched() for k in range(10) if clock.note_frame(T0 + k * NS, gnss, 200.0)]
+    assert made == [1, 2, 3, 4] and clock.searches == 4
     clock.note_fix()
     assert clock.searches == 0
     for k in range(10, 20):
-        clock.note_frame(T0 + k * NS, gnss, 200.0)
+        if clock.note_frame(T0 + k * NS, gnss, 200.0):
+            clock.searched()
     assert clock.searches == 4
     assert clock.note_frame(T0 + 40 * NS, gnss, 200.0) is None  # a gap: a new run
     assert clock.searches == 0
