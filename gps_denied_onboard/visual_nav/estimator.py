@@ -286,9 +286,12 @@ class VisualEstimator:
         frame = _Frame(
             stamp_ns, gray, camera, r_enu_flu, r_world_cam, h, view, disp, last, tracking, dh_t, s_t
         )
-        wide = self.lost.note_frame(stamp_ns, prior, cfg.max_search_radius_m / cfg.search_sigma_k)
-        if wide is not None and self.search_radius_m(wide) <= self.search_radius_m(prior):
-            wide = None  # still the least window: the one about to be searched
+        wide = self.lost.note_frame(
+            stamp_ns,
+            prior,
+            cfg.max_search_radius_m / cfg.search_sigma_k,
+            least_sigma_m=cfg.min_search_radius_m / cfg.search_sigma_k,
+        )
         try:
             fix = self._fix_at(frame, prior)
         except FrameRejected as first:

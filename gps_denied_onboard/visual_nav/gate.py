@@ -164,9 +164,7 @@ def candidates_extra(cfg: GateSettings, candidates: int) -> float:
     against 4,370), and 1 of 240 certainly-wrong 1 km frames cleared the 1 km
     gate (none of 900 with 3 x 3). 0.37 per e-fold asks 1.0 more of 135.
     """
-    if candidates <= CALIBRATED_CANDIDATES:
-        return 0.0
-    return cfg.gate_sigmas_per_candidate_efold * math.log(candidates / CALIBRATED_CANDIDATES)
+    return _draws_extra(cfg, candidates / CALIBRATED_CANDIDATES)
 
 
 def searches_extra(cfg: GateSettings, searches: int) -> float:
@@ -182,9 +180,13 @@ def searches_extra(cfg: GateSettings, searches: int) -> float:
     off, over a gate of about 3.15, and the next patch, of nearly the same frames,
     confirmed it; 0.37 * ln(11) = 0.89 more refuses both.
     """
-    if searches <= 1:
-        return 0.0
-    return cfg.gate_sigmas_per_candidate_efold * math.log(searches)
+    return _draws_extra(cfg, searches)
+
+
+def _draws_extra(cfg: GateSettings, draws: float) -> float:
+    """``gate_sigmas_per_candidate_efold`` per e-fold of ``draws`` (times as many
+    chance peaks as the gate was calibrated on) above one; nothing at or below."""
+    return cfg.gate_sigmas_per_candidate_efold * math.log(draws) if draws > 1 else 0.0
 
 
 def evidence_extra_at(cfg: GateSettings, radius_m: float, *, colour: bool = True) -> float:

@@ -330,9 +330,13 @@ class LostClock:
         self._run: tuple[int, int] | None = None  # first and last frame since the last fix
         self.searches = 0  # widened searches made in this run
 
-    def note_frame(self, stamp_ns: int, prior: Prior, max_sigma_m: float) -> Prior | None:
+    def note_frame(
+        self, stamp_ns: int, prior: Prior, max_sigma_m: float, *, least_sigma_m: float = 0.0
+    ) -> Prior | None:
         """A frame about to be searched around ``prior``: the widened prior to search
-        with when that fails, or None (not lost, not the GNSS, or no wider)."""
+        with when that fails, or None (not lost, not the GNSS, or no wider). The
+        sigmas the search window's bounds stand for clamp it: up to ``max_sigma_m``,
+        and no wider than ``least_sigma_m`` (the least window) is no wider at all."""
         run = self._run
         if run is None or abs(stamp_ns - run[1]) > self.after_s * NS:
             run = (stamp_ns, stamp_ns)  # a gap, or the first frame since a fix
@@ -342,7 +346,7 @@ class LostClock:
         if prior.source != "fc_gnss" or lost_s <= 0 or self.growth_mps <= 0:
             return None
         grown = min(math.hypot(prior.sigma_m, self.growth_mps * lost_s), max_sigma_m)
-        return replace(prior, sigma_m=grown) if grown > prior.sigma_m else None
+        return replace(prior, sigma_m=grown) if grown > max(prior.sigma_m, least_sigma_m) else None
 
     def searched(self) -> int:
         """A widened search is made: how many this run has made, this one included."""
