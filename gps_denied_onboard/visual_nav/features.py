@@ -23,7 +23,7 @@ bins). With both, the margin of a right match of a 400 m frame over its best
 distinct runner-up grew from a median of 2.9 to 4.1 score-surface sigmas on
 the calibration pairs; certainly-wrong matches' margins grew less (their tail
 from 2.83 to 3.17 sigma), so a gate set above them passed 59 % of those frames
-instead of 44 % (``bench/visual_fix_accuracy.py``).
+instead of 44 % (``bench/_visual_nav_calibration.py``).
 
 The field is returned as float32 channels (real and imaginary part of each
 harmonic) because the correlation runs on real DFTs.

@@ -2,7 +2,7 @@
 
 Map tiles are cut from NAIP 2017; frames are rendered from NAIP 2020 (three
 years later: other crops, other light). The gate threshold was calibrated on
-2014 frames (bench/visual_fix_accuracy.py --calibrate), not on these.
+2014 frames (bench/_visual_nav_calibration.py --calibrate), not on these.
 """
 
 from __future__ import annotations
