@@ -42,7 +42,10 @@ CALIBRATION_PAIRS = {  # every pair involves 2014, which no reported figure uses
 }
 
 
-def _calibration_summary(data: dict[str, Any], gates: dict[str, float]) -> dict[str, Any]:
+def calibration_summary(data: dict[str, Any], gates: dict[str, float]) -> dict[str, Any]:
+    """:func:`calibrate`'s matches judged per footprint by ``gates`` (its margin
+    threshold) and the configured rule: how many certainly-wrong ones pass, what
+    share of right ones, and the best certainly-wrong margin."""
     out = {}
     cfg = EstimatorConfig()
     for footprint, d in data.items():
@@ -266,6 +269,6 @@ if __name__ == "__main__":
         data = calibrate(40 if quick else 150)
         est = estimator("2017")
         gates = {"1km": est.gate_at(360.0, 1000.0), "400m": est.gate_at(360.0, 400.0)}
-        print(json.dumps(_calibration_summary(data, gates)))
+        print(json.dumps(calibration_summary(data, gates)))
     else:
         sys.exit(__doc__)

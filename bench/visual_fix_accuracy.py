@@ -2,9 +2,10 @@
 
 Map tiles from NAIP 2017; frames rendered from 2009 (8 years apart), 2020 (3
 years) and, for an 11-year gap, 2020 frames against a 2009 map. The gate and
-the error model were calibrated on 2014 frames (``_visual_nav_calibration.py``
-reproduces what those runs measured), which are never reported here. Footprints of 1 km (500 m
-above ground) and 400 m (200 m). Protocol details: ``_visual_nav_env.py``.
+the error model were calibrated on 2014 frames, which are never reported here
+(``_visual_nav_calibration.py`` reproduces what those runs measured). Footprints
+of 1 km (500 m above ground) and 400 m (200 m). Protocol details:
+``_visual_nav_env.py``.
 
 Figures per (pair, footprint): % of frames fixed, median and p95 horizontal
 error of accepted fixes, wrong fixes accepted (> 30 m) per 1000 frames, and

@@ -69,7 +69,7 @@ def test_calibrate_gives_right_and_certainly_wrong_matches_of_both_footprints(
         assert all(len(m) == 8 for m in d["matches"])
         assert len(d["rows"]) == sum(m[4] for m in d["matches"])
     # judged by the configured gate, the two classes part: the summary that set it
-    summary = calibration._calibration_summary(data, {"1km": 2.8, "400m": 3.25})
+    summary = calibration.calibration_summary(data, {"1km": 2.8, "400m": 3.25})
     for footprint in ("1km", "400m"):
         s = summary[footprint]
         assert s["matches"] == len(data[footprint]["matches"])
