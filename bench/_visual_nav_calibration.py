@@ -33,7 +33,7 @@ from _visual_nav_env import AGL, ATT_NOISE_DEG, error_en, estimator, frame, run_
 
 from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
 from gps_denied_onboard.visual_nav.fix import VisualFix
-from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_extra_at, gate_at
+from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_bar, gate_at
 
 CALIBRATION_PAIRS = {  # every pair involves 2014, which no reported figure uses
     "3y_2017map_2014frames": ("2017", "2014"),
@@ -85,7 +85,7 @@ def _passes_evidence(
     mono = math.isnan(colour)
     gray = None if math.isnan(intensity) else intensity
     got = evidence(cfg, margin, agreement, None if mono else colour, gray)
-    return got >= gate + evidence_extra_at(cfg, 360.0, colour=not mono)
+    return got >= evidence_bar(cfg, gate, 360.0, colour=not mono)
 
 
 #: the gate open: nothing refused on margin, agreement, evidence or score, and the
@@ -142,8 +142,8 @@ def calibrate_evidence(n: int, seed: int) -> dict[str, Any]:
                     mono = evidence(cfg, got.margin_sigmas, a, None, got.intensity_support)
                     ev.append((got.evidence, mono))
         e = np.array(ev) if ev else np.zeros((0, 2))
-        bar = gate + evidence_extra_at(cfg, radius)
-        bar_mono = gate + evidence_extra_at(cfg, radius, colour=False)
+        bar = evidence_bar(cfg, gate, radius)
+        bar_mono = evidence_bar(cfg, gate, radius, colour=False)
         out[f"wrong_{radius:.0f}m"] = {
             "matches": len(e),
             "bar": bar,

@@ -198,6 +198,12 @@ def evidence_extra_at(cfg: GateSettings, radius_m: float, *, colour: bool = True
     return float(np.interp(radius_m, cfg.gate_radius_m, extra))
 
 
+def evidence_bar(cfg: GateSettings, gate: float, radius_m: float, *, colour: bool = True) -> float:
+    """What a small uncorroborated template's :func:`evidence` must reach: ``gate``
+    plus :func:`evidence_extra_at` the radius (see :func:`judge`)."""
+    return gate + evidence_extra_at(cfg, radius_m, colour=colour)
+
+
 def min_score_at(cfg: GateSettings, side_m: float) -> float:
     """The least correlation score a match may have, for a template of ``side_m``.
 
@@ -337,7 +343,7 @@ def judge(
         colour = placed.colour_support()
         intensity = placed.intensity_support()
         got = evidence(cfg, sigmas, agreement, colour, intensity)
-        need = gate + evidence_extra_at(cfg, radius_m, colour=colour is not None)
+        need = evidence_bar(cfg, gate, radius_m, colour=colour is not None)
         if got < need:
             shown = "mono" if colour is None else f"{colour:.2f}"
             raise FrameRejected(
