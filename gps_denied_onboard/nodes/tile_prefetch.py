@@ -11,6 +11,9 @@ node's prefetch thread:
   holds z17-z18 only), each kept reduced to what it covers at the map's zoom
   (:func:`~.mapview.reduce_tile`: a z17 tile for a z15 map costs 1/16 of its
   pixels), which the estimator composes (:func:`~.mapview.tile_pixels`);
+- next to the antimeridian the box crosses it (west edge east of the east
+  edge, which the tile cache's bbox query reads as crossing) and the tile
+  columns wrap (:func:`~.geo.wrap_tile_x`);
 - never the sources in ``exclude_tile_sources`` (our own in-flight snapshots);
 - a PNG's transparency is kept (:func:`decode_tile`), so its no-data stays out
   of the map;
@@ -37,6 +40,7 @@ from gps_denied_onboard.visual_nav.geo import (
     TILE_PX,
     LocalFrame,
     latlon_to_world_px,
+    wrap_tile_x,
     zoom_for_resolution,
 )
 from gps_denied_onboard.visual_nav.image_header import bounded_size
@@ -91,7 +95,7 @@ class TilePrefetch:
         lat0, lon0 = frame.to_latlon(-r, -r)
         lat1, lon1 = frame.to_latlon(r, r)
         x0, y0, nx, ny = tiles_around(lat, lon, zoom, r)
-        wanted = {(x0 + i, y0 + j) for i in range(nx) for j in range(ny)}
+        wanted = {(wrap_tile_x(x0 + i, zoom), y0 + j) for i in range(nx) for j in range(ny)}
         covered: set[tuple[int, int]] = set()  # cells of the map's zoom with their own tile
         for levels in range(cfg.finer_zoom_levels + 1):
             if levels and wanted <= covered:

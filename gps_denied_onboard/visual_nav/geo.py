@@ -73,14 +73,32 @@ def zoom_for_resolution(latitude: float, resolution_m: float, max_zoom: int = 22
 
 
 def latlon_to_world_px(latitude: float, longitude: float, zoom: int) -> tuple[float, float]:
-    """Global pixel coordinates (column from the antimeridian, row from the north) at ``zoom``."""
+    """Global pixel coordinates (column from the antimeridian, row from the north) at ``zoom``.
+
+    The column is in ``[0, world width)``: longitude 180 is the antimeridian's
+    west edge, column 0, not a column past the last tile.
+    """
     x, y = _to_merc().transform(longitude, latitude)
     size = merc_px_size(zoom)
-    return (x + MERC_HALF_M) / size, (MERC_HALF_M - y) / size
+    return ((x + MERC_HALF_M) / size) % (TILE_PX * (1 << zoom)), (MERC_HALF_M - y) / size
+
+
+def wrap_tile_x(x: int, zoom: int) -> int:
+    """The tile column ``x`` names on the map: columns go round the world.
+
+    A block of tiles around a point next to the antimeridian runs past the
+    last column (or before the first); the tiles there are the first (last)
+    ones, which the tile cache stores under their own column.
+    """
+    return x % (1 << zoom)
 
 
 def world_px_to_latlon(px: float, py: float, zoom: int) -> tuple[float, float]:
-    """Inverse of :func:`latlon_to_world_px`: (latitude, longitude)."""
+    """Inverse of :func:`latlon_to_world_px`: (latitude, longitude).
+
+    ``px`` may lie past either edge of the world (a match in a mosaic that
+    runs across the antimeridian); the longitude comes back within +-180.
+    """
     size = merc_px_size(zoom)
     lon, lat = _from_merc().transform(px * size - MERC_HALF_M, MERC_HALF_M - py * size)
     return float(lat), float(lon)

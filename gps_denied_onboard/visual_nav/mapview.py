@@ -27,7 +27,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.features import fill_mask, saturation_f32, to_gray_f32
-from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
+from gps_denied_onboard.visual_nav.geo import (
+    TILE_PX,
+    ground_resolution_m,
+    latlon_to_world_px,
+    wrap_tile_x,
+)
 from gps_denied_onboard.visual_nav.raster import FieldRaster, raster_from_mosaic
 
 U8 = NDArray[np.uint8]
@@ -108,7 +113,11 @@ class Mosaic:
 def tiles_around(
     latitude: float, longitude: float, zoom: int, half_size_m: float
 ) -> tuple[int, int, int, int]:
-    """(x0, y0, nx, ny): the tile block covering ``half_size_m`` around the point."""
+    """(x0, y0, nx, ny): the tile block covering ``half_size_m`` around the point.
+
+    Its columns are continuous: next to the antimeridian ``x0`` may be negative
+    or ``x0 + nx`` past the last column (:func:`.geo.wrap_tile_x` names the tiles).
+    """
     px, py = latlon_to_world_px(latitude, longitude, zoom)
     half_px = half_size_m / ground_resolution_m(latitude, zoom)
     x0 = math.floor((px - half_px) / TILE_PX)
@@ -268,7 +277,11 @@ def build_mosaic(
     gen = source.generation()
     for j in range(ny):
         for i in range(nx):
-            got = tile_pixels(source, zoom, x0 + i, y0 + j, finer_levels, cache=cache)
+            # the block's columns run on across the antimeridian; the tiles there
+            # are the world's first (or last) columns
+            got = tile_pixels(
+                source, zoom, wrap_tile_x(x0 + i, zoom), y0 + j, finer_levels, cache=cache
+            )
             if got is None:
                 continue
             v = got.valid

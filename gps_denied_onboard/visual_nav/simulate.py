@@ -77,12 +77,20 @@ class Orthophoto:
         ) / self.pixel_size - 0.5
 
     def bounds_latlon(self) -> tuple[float, float, float, float]:
-        """(min_lat, min_lon, max_lat, max_lon) of the image."""
+        """(min_lat, min_lon, max_lat, max_lon) of the image.
+
+        An image across the antimeridian has its east edge's longitudes past
+        180 (min_lon 179.9, max_lon 180.1), so the box still spans the image,
+        not the rest of the world.
+        """
         h, w = self.pixels.shape[:2]
         xs = np.array([0, w, 0, w]) * self.pixel_size + self.origin_x
         ys = self.origin_y - np.array([0, 0, h, h]) * self.pixel_size
         lon, lat = self._to_wgs84.transform(xs, ys)
-        return float(min(lat)), float(min(lon)), float(max(lat)), float(max(lon))
+        lon = np.asarray(lon, np.float64)
+        if float(lon.max() - lon.min()) > 180.0:
+            lon = np.where(lon < 0.0, lon + 360.0, lon)
+        return float(min(lat)), float(lon.min()), float(max(lat)), float(lon.max())
 
     def sample(self, lat: F64, lon: F64) -> U8:
         """Bilinear samples at WGS84 points (any shape); 0 outside the image."""
@@ -176,16 +184,22 @@ def cut_tiles(
 ) -> dict[tuple[int, int, int], U8]:
     """Web-mercator tiles at ``zoom`` covering the orthophoto, through a JPEG round trip.
 
-    Tiles only partly covered keep black where the orthophoto has no data.
+    Tiles only partly covered keep black where the orthophoto has no data. An
+    orthophoto across the antimeridian gives the last columns and the first.
     """
-    from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px
+    from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px, wrap_tile_x
 
     lat0, lon0, lat1, lon1 = ortho.bounds_latlon()
     x0, y0 = latlon_to_world_px(lat1, lon0, zoom)
     x1, y1 = latlon_to_world_px(lat0, lon1, zoom)
+    if x1 < x0:  # the east edge is past the antimeridian: its columns run on
+        x1 += TILE_PX * (1 << zoom)
     out: dict[tuple[int, int, int], U8] = {}
     for ty in range(int(y0 // TILE_PX) - margin_tiles, int(y1 // TILE_PX) + 1 + margin_tiles):
-        for tx in range(int(x0 // TILE_PX) - margin_tiles, int(x1 // TILE_PX) + 1 + margin_tiles):
+        for column in range(
+            int(x0 // TILE_PX) - margin_tiles, int(x1 // TILE_PX) + 1 + margin_tiles
+        ):
+            tx = wrap_tile_x(column, zoom)
             grid = MercatorGrid(zoom, tx * TILE_PX, ty * TILE_PX, TILE_PX, TILE_PX)
             px = render_map(ortho, grid)
             ok, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
