@@ -60,10 +60,15 @@ NS_PER_S: Final = 1_000_000_000
 
 
 def horizontal_distance_m(a: PositionFix, b: PositionFix) -> float:
-    """Equirectangular distance (metres): exact enough for jumps of a few km."""
+    """Equirectangular distance (metres): exact enough for jumps of a few km.
+
+    The longitude difference is taken the short way round: two fixes either side
+    of the antimeridian (179.999 and -179.999) are metres apart, not a world.
+    """
     lat = math.radians((a.latitude_deg + b.latitude_deg) / 2)
     dn = math.radians(b.latitude_deg - a.latitude_deg) * EARTH_RADIUS_M
-    de = math.radians(b.longitude_deg - a.longitude_deg) * EARTH_RADIUS_M * math.cos(lat)
+    dlon = (b.longitude_deg - a.longitude_deg + 180.0) % 360.0 - 180.0
+    de = math.radians(dlon) * EARTH_RADIUS_M * math.cos(lat)
     return math.hypot(dn, de)
 
 
