@@ -413,7 +413,6 @@ class VisualEstimator:
                 self._recent, f.stamp_ns, lat, lon, sigma_m=sigma, max_dt_s=cfg.max_velocity_dt_s
             )
         yaw = yaw_enu(f.r_enu_flu) + math.radians(result.heading_offset_deg)
-        ground = self.height.ground_elevation_msl or 0.0
         verdict = judge(
             cfg,
             prior,
@@ -452,7 +451,7 @@ class VisualEstimator:
             stamp_ns=f.stamp_ns,
             latitude=lat,
             longitude=lon,
-            altitude_msl=ground + height_m,
+            altitude_msl=f.h.ground_msl + height_m,
             sigma_m=sigma,
             velocity_en=velocity,
             velocity_sigma=vel_sigma,

@@ -226,9 +226,19 @@ class AttitudeBuffer:
 
 @dataclass(frozen=True)
 class HeightSample:
+    """Height above the ground under the aircraft, and that ground's elevation.
+
+    ``ground_msl`` places a fix's altitude: ground + the height the match
+    measured. Over flat ground from the barometer it is the home elevation;
+    under a rangefinder it is the FC's altitude minus the range (the terrain
+    there, which may be a hill above home), so the fix carries the FC's
+    altitude and not home + the range.
+    """
+
     height_m: float
     sigma_m: float
     source: str  # "rangefinder" | "baro_flat_ground"
+    ground_msl: float
 
 
 class HeightSource:
@@ -275,14 +285,24 @@ class HeightSource:
         nearest sample, if within its age limit.
 
         Raises:
-            FrameRejected: ``no_height``: none, too old, or not a height a frame can
+            FrameRejected: ``no_height``: none, too old, a range with no altitude
+                above sea level to place it at, or not a height a frame can
                 be matched from (5 m or less, or above ``max_height_m``: an
                 altitude glitch would otherwise size a map mosaic kilometres
                 across, and beyond the heights the gate was calibrated for).
         """
         rng = _interpolated(self._range, stamp_ns, self._max_age)
         if rng is not None:
-            return self._usable(HeightSample(rng * tilt_cos, self._range_sigma, "rangefinder"))
+            h = rng * tilt_cos
+            amsl = _interpolated(self._alt, stamp_ns, self._max_age * 4)
+            ground = amsl - h if amsl is not None else self.ground_elevation_msl
+            if ground is None:
+                # started in flight with no home elevation: home + range would put
+                # the fix at the range above sea level
+                raise FrameRejected(
+                    "no_height", "a range but no altitude above sea level to place the fix at"
+                )
+            return self._usable(HeightSample(h, self._range_sigma, "rangefinder", ground))
         if not len(self._alt) or self.ground_elevation_msl is None:
             raise FrameRejected("no_height", "no altitude or no ground elevation")
         alt = _interpolated(self._alt, stamp_ns, self._max_age * 4)
@@ -290,7 +310,9 @@ class HeightSource:
             age = _nearest_age(self._alt, stamp_ns)
             raise FrameRejected("no_height", "altitude too old", age_ms=round(age / 1e6, 1))
         h = alt - self.ground_elevation_msl
-        return self._usable(HeightSample(h, self._flat_sigma, "baro_flat_ground"))
+        return self._usable(
+            HeightSample(h, self._flat_sigma, "baro_flat_ground", self.ground_elevation_msl)
+        )
 
     def _usable(self, sample: HeightSample) -> HeightSample:
         h = sample.height_m

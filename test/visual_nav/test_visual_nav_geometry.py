@@ -22,6 +22,8 @@ from gps_denied_onboard.visual_nav.camera import (
     ned_euler_of_enu_from_flu,
 )
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
+from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.mapview import DictTileSource
 from gps_denied_onboard.visual_nav.outputs import reject_payload
 
 from .support import (
@@ -215,3 +217,18 @@ def test_a_best_placement_on_the_window_edge_is_no_fix(off_m: float, fixes: bool
         est.process(T0, render(ortho, pose), CAMERA)
     assert rej.value.reason == "gate" and rej.value.detail["on_edge"] == 1
     assert reject_payload(rej.value, 1.0)["on_edge"] == 1  # and the vnav.reject record says so
+
+
+def test_a_fix_under_a_rangefinder_carries_the_fc_altitude_not_home_plus_range() -> None:
+    """visual_nav restarted in flight (no home elevation configured or learned) with
+    a rangefinder: the fix's altitude is the FC's (580 m ground + 500 m), where it
+    used to be home 0 + the range, 500 m: 580 m low in the autopilot's GPS_INPUT."""
+    ortho, tiles = synthetic_world()
+    est = VisualEstimator(EstimatorConfig(), DictTileSource(tiles))
+    assert est.height.ground_elevation_msl is None
+    pose = Pose(LAT0, LON0, 500.0, roll_deg=4.0, yaw_deg=20.0)
+    feed(est, T0, pose, prior=pose.offset(60.0, -40.0))  # FC altitude 1080 m AMSL
+    est.height.add_range(T0, 500.0 / math.cos(math.radians(4.0)), 0.2, 700.0)
+    fix = est.process(T0, render(ortho, pose), CAMERA)
+    assert fix.height_source == "rangefinder"
+    assert fix.altitude_msl == pytest.approx(580.0 + 500.0, abs=5.0)

@@ -85,6 +85,37 @@ def test_rangefinder_wins_over_flat_ground_while_fresh() -> None:
     assert stale.source == "baro_flat_ground"
 
 
+def test_under_a_rangefinder_the_ground_is_the_fc_altitude_less_the_range() -> None:
+    """480 m of range at 1080 m AMSL is ground at 600 m (a hill above a 580 m home):
+    the fix's altitude is placed on that, so it carries the FC's 1080 m, not
+    home + range (1060 m), nor the range alone when no home elevation is known."""
+    for home in (580.0, None):
+        h = HeightSource(ground_elevation_msl=home)
+        h.add_altitude_msl(T0, 1080.0)
+        h.add_range(T0, 480.0, 0.2, 700.0)
+        got = h.at(T0, tilt_cos=1.0)
+        assert got.source == "rangefinder"
+        assert got.ground_msl == pytest.approx(600.0)
+        assert got.ground_msl + got.height_m == pytest.approx(1080.0)
+    flat = HeightSource(ground_elevation_msl=580.0)
+    flat.add_altitude_msl(T0, 1080.0)
+    assert flat.at(T0, tilt_cos=1.0).ground_msl == 580.0
+
+
+def test_a_range_with_nothing_to_place_it_above_sea_level_gives_no_height() -> None:
+    """Started in flight (no home elevation) and no FC altitude yet: a fix placed at
+    the range above sea level would tell the autopilot it flies hundreds of metres
+    low; the frame is refused until the FC's altitude arrives, then fixed."""
+    h = HeightSource(ground_elevation_msl=None)
+    h.add_range(T0, 480.0, 0.2, 700.0)
+    with pytest.raises(FrameRejected) as err:
+        h.at(T0, 1.0)
+    assert err.value.reason == "no_height"
+    h.add_altitude_msl(T0 + 100 * MS, 1080.0)
+    h.add_range(T0 + 100 * MS, 480.0, 0.2, 700.0)
+    assert h.at(T0 + 100 * MS, 1.0).ground_msl == pytest.approx(600.0)
+
+
 def test_no_ground_elevation_means_no_height() -> None:
     h = HeightSource(ground_elevation_msl=None)
     h.add_altitude_msl(T0, 1080.0, on_ground=False)
