@@ -152,7 +152,9 @@ class VisualNavNode(LifecycleNode):
         self._timer: Any = None
         self._seed: NavSatFix | None = None  # the newest seed, applied at activation
         self._position: tuple[float, float] | None = None
-        self._armed = False
+        # None until the first /fc/status: a node (re)started in flight must not take
+        # the altitudes before it for the ground's (learned while disarmed only)
+        self._armed: bool | None = None
         self._gnss_healthy = True
         self._newest_attitude_ns = 0
         self.stats = VisualNavStats()
@@ -342,7 +344,7 @@ class VisualNavNode(LifecycleNode):
         self._pending.append(lambda est: est.attitude.add(stamp, r))
 
     def _on_alt(self, msg: Float64) -> None:
-        amsl, on_ground = float(msg.data), not self._armed
+        amsl, on_ground = float(msg.data), self._armed is False
         # Float64 carries no stamp. Its arrival time adds the link's and the bridge's
         # lag (counted `rate` times over in a replay), which in a climb is metres of
         # height; the FC's own clock when it was sent is that of the attitude sample

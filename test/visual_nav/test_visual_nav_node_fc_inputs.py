@@ -21,6 +21,7 @@ rclpy = pytest.importorskip("rclpy")
 
 from fc_bridge.link_support import wait_until  # noqa: E402
 from fc_bridge.node_support import spin_ros  # noqa: E402
+from gps_denied_onboard.msg import FcStatus  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -29,7 +30,7 @@ from sensor_msgs.msg import Imu  # noqa: E402
 from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
-from gps_denied_onboard.ros_topics import ns_to_time_msg  # noqa: E402
+from gps_denied_onboard.ros_topics import TOPIC_FC_STATUS, ns_to_time_msg  # noqa: E402
 
 #: one attitude burst: 2.4 s of ATTITUDE at 25 Hz, relayed at once
 BURST = 60
@@ -162,3 +163,28 @@ def _attitude_then_altitude(
     assert wait_until(lambda: node._newest_attitude_ns == stamp_ns, 5.0)
     alt.publish(Float64(data=amsl))
     assert wait_until(lambda: est.height.altitude_msl() == amsl, 5.0)
+
+
+def test_altitudes_before_the_first_status_are_not_taken_for_the_ground(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """visual_nav (re)started in flight with no ground elevation configured: the
+    altitudes that come before the first /fc/status are the aircraft's, 500 m up,
+    not home's (taken for it, every height would have been ~0 and every frame
+    ``no_height`` for the rest of the flight). Disarmed by the FC's word, the
+    altitude is home's and learned."""
+    with _active_on(ros) as (node, peer, imu):
+        est = node._estimator
+        assert est is not None and est.height.ground_elevation_msl is None
+        alt = peer.create_publisher(Float64, "/fc/altitude", qos_profile_sensor_data)
+        status = peer.create_publisher(FcStatus, TOPIC_FC_STATUS, 10)
+        assert wait_until(lambda: alt.get_subscription_count() > 0, 10.0)
+        assert wait_until(lambda: status.get_subscription_count() > 0, 10.0)
+        _attitude_then_altitude(node, imu, alt, time.time_ns(), 1080.0)
+        assert est.height.ground_elevation_msl is None
+        msg = FcStatus()
+        msg.armed = False
+        status.publish(msg)
+        assert wait_until(lambda: node._armed is False, 5.0)
+        _attitude_then_altitude(node, imu, alt, time.time_ns(), 580.0)
+        assert est.height.ground_elevation_msl == 580.0
