@@ -6,8 +6,7 @@
   is resolved to its message class and rosbag2-style definition. Topics that
   carry camera frames are refused by the recorder's policy whatever the
   configuration says: logged now, and recorded (``raw_topic_refused``) in every
-  flight this configuration records. The ``~/open_flight`` / ``~/close_flight``
-  services exist from here on (they answer "not active" until activation).
+  flight this configuration records.
 * ``activate``: starts the recorder (takes the flight-root lock). An
   :class:`~gps_denied_onboard.fdr.errors.FdrOpenError` (another recorder holds
   the root, the root is unwritable) makes the transition FAIL with an ERROR
@@ -35,7 +34,9 @@ callbacks) :mod:`~gps_denied_onboard.nodes.fdr_inbound`'s, the flight services'
 answers :mod:`~gps_denied_onboard.nodes.fdr_flight_services`'; this module
 translates.
 
-The services, the ``/fdr/records`` subscription, the timers and the diagnostics
+The ``~/open_flight`` / ``~/close_flight`` services are made with the node (they
+answer "not active" until activation: take-off's client matches them long before
+it calls); the ``/fdr/records`` subscription, the timers and the diagnostics
 publishers are made at the first configure, the raw subscriptions when first
 wanted, and all live as long as the node: a transition never destroys one (see
 :meth:`FdrRecorderNode._make_entities`).
@@ -200,7 +201,6 @@ class FdrRecorderNode(LifecycleNode):
         self._records_sub: Any = None
         self._records_depth = 0
         self._io_timers: list[Any] = []
-        self._flight_services: list[Any] = []
         self._sampler: HostHealthSampler | None = None
         self._watchdog: StuckWriterWatchdog | None = None
         self._last_diag_dropouts = 0
@@ -226,6 +226,26 @@ class FdrRecorderNode(LifecycleNode):
             recheck_s=_QOS_RECHECK_S,
             message_info=self._message_info,
         )
+        # The flight services exist from the start (answering "not active" until the
+        # node is): made at configure, they were ~70 ms old when take-off called
+        # open_flight right after activate, and a server that has not yet matched the
+        # client's response reader answers into the void (Fast DDS drops it): take-off
+        # then aborted, "open_flight did not answer within 10.0 s". A lost open cannot
+        # be sent again (the second finds the flight open), so the match must be old.
+        self._flight_services = [
+            self.create_service(
+                OpenFlight,
+                "~/open_flight",
+                self._on_open_flight,
+                callback_group=self._service_group,
+            ),
+            self.create_service(
+                CloseFlight,
+                "~/close_flight",
+                self._on_close_flight,
+                callback_group=self._service_group,
+            ),
+        ]
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -287,7 +307,8 @@ class FdrRecorderNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _make_entities(self, cfg: FdrConfig, node_cfg: FdrNodeConfig) -> None:
-        """Services, the records subscription, timers, diagnostics: made once, kept.
+        """The records subscription, timers, diagnostics: made once, kept (the
+        flight services are made with the node).
 
         Destroying an entity in a transition while another executor thread builds
         its wait set from the node's entities makes rclpy raise ``InvalidHandle`` out
@@ -322,20 +343,6 @@ class FdrRecorderNode(LifecycleNode):
             return
         self._diag = DiagnosticsPublisher(self, self.get_name(), str(cfg.flight_root))
         self._health_diag = DiagnosticsPublisher(self, "host_health", os.uname().nodename)
-        self._flight_services = [
-            self.create_service(
-                OpenFlight,
-                "~/open_flight",
-                self._on_open_flight,
-                callback_group=self._service_group,
-            ),
-            self.create_service(
-                CloseFlight,
-                "~/close_flight",
-                self._on_close_flight,
-                callback_group=self._service_group,
-            ),
-        ]
         self._records_depth = node_cfg.records_qos_depth
         self._records_sub = self.create_subscription(
             FdrRecord,

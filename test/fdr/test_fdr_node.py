@@ -118,10 +118,16 @@ def test_node_records_fdr_records_and_raw_topic_refuses_camera_frames(
     )
     driver = Driver(name)
     try:
-        assert driver.transition(Transition.TRANSITION_CONFIGURE)
-        # Services exist once configured; the flight cannot open before activation.
-        early = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="early"))
-        assert not early.success and early.error_type == "NotActive"
+        # The flight services exist from the start, before configure (take-off's
+        # client has matched them long before it calls); no flight opens before
+        # activation.
+        for transition in (None, Transition.TRANSITION_CONFIGURE):
+            if transition is not None:
+                assert driver.transition(transition)
+            early = driver.call(
+                OpenFlight, "open_flight", OpenFlight.Request(flight_id="early"), 10.0
+            )
+            assert not early.success and early.error_type == "NotActive"
         assert driver.transition(Transition.TRANSITION_ACTIVATE)
         assert driver.state() == "active"
 
