@@ -5,19 +5,24 @@ request becomes a :class:`~gps_denied_onboard.fdr.writer.FlightRecorder` call, a
 its result or its :class:`~gps_denied_onboard.fdr.errors.FdrError` (type and text,
 logged) fills the ``OpenFlight`` / ``CloseFlight`` response. With no recorder to
 ask (``None``: the node not active, or no recorder running) the answer is
-``NotActive``.
+``NotActive``. On ``use_sim_time`` before the first ``/clock`` the recorder node
+answers :data:`CLOCK_NOT_READY` and opens nothing, which take-off asks again.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from gps_denied_onboard.fdr.errors import FdrError
 from gps_denied_onboard.fdr.writer import FlightRecorder
 from gps_denied_onboard.log import log_event
 
-__all__ = ["answer_close_flight", "answer_open_flight"]
+__all__ = ["CLOCK_NOT_READY", "answer_close_flight", "answer_open_flight"]
+
+#: ``OpenFlight.error_type`` while sim time has not started: nothing was opened,
+#: the same request may be sent again
+CLOCK_NOT_READY: Final = "ClockNotReady"
 
 
 def _failed(res: Any, err: FdrError, event: str, flight_id: str, log: logging.Logger) -> None:

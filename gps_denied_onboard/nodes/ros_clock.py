@@ -23,6 +23,11 @@ class RosClock:
     def now_ns(self) -> int:
         return int(self._clock.now().nanoseconds)
 
+    def ready(self) -> bool:
+        """False while the node runs on ``use_sim_time`` and no ``/clock`` has come yet:
+        ROS time then reads 0, which a wall clock never does."""
+        return self.now_ns() != 0
+
 
 class DataTimeClock:
     """The node's clock, except while a message is handled: then the message's stamp.

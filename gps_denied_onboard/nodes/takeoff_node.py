@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
@@ -34,6 +35,7 @@ from gps_denied_onboard.embedded_pg import EmbeddedPostgres, resolve_dsn
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
 from gps_denied_onboard.log import parse_event
 from gps_denied_onboard.msg import GcsAlert
+from gps_denied_onboard.nodes.fdr_flight_services import CLOCK_NOT_READY
 from gps_denied_onboard.nodes.params import declare_config, read_config
 from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
 from gps_denied_onboard.nodes.ros_clock import RosClock
@@ -68,6 +70,8 @@ from gps_denied_onboard.takeoff.sequence import (
 )
 
 NS_PER_S = 1_000_000_000
+#: how often an open_flight the recorder refused for want of /clock is asked again
+CLOCK_RETRY_S: Final = 0.1
 #: rcl_interfaces/Log level of ERROR (and FATAL above it).
 _LOG_ERROR = 40
 #: /rosout as rcl publishes it (reliable, transient local, deep): a volatile
@@ -231,13 +235,22 @@ class RosLifecycleController:
 
     def open_flight(self, flight_id: str, timeout_s: float) -> str:
         rec = self._cfg.recorder_node
-        res = self._call(
-            OpenFlight,
-            f"/{rec}/open_flight",
-            OpenFlight.Request(flight_id=flight_id),
-            timeout_s,
-            f"{rec}.open_flight",
-        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            res = self._call(
+                OpenFlight,
+                f"/{rec}/open_flight",
+                OpenFlight.Request(flight_id=flight_id),
+                max(0.1, deadline - time.monotonic()),
+                f"{rec}.open_flight",
+            )
+            # a recorder on use_sim_time that has no /clock yet opened nothing: ask
+            # again until its first /clock (the replay holds sim time at the start)
+            if res.success or res.error_type != CLOCK_NOT_READY:
+                break
+            if time.monotonic() + CLOCK_RETRY_S >= deadline:
+                break
+            threading.Event().wait(CLOCK_RETRY_S)
         if not res.success:
             raise StepFailed(
                 f"OpenFlight: {res.error_type}: {res.error}", step=f"{rec}.open_flight"

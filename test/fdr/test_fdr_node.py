@@ -276,3 +276,43 @@ def test_best_effort_publisher_is_recorded_by_adapting_the_subscription(
     ]
     assert got == [f"fix {i}" for i in range(20)]
     assert "fdr.raw_qos_adapted" in log.read_text()
+
+
+def test_on_sim_time_no_flight_opens_before_the_first_clock(ros: None, tmp_path: Path) -> None:
+    """A recorder on use_sim_time asked to open a flight before any /clock came would
+    stamp its header 0 (a replay's header then differed from run to run): it answers
+    ClockNotReady and opens nothing, so the same request may come again, and once
+    /clock runs the flight opens at that time."""
+    import time
+
+    from rosgraph_msgs.msg import Clock
+
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    root = tmp_path / "flights"
+    proc = _start_recorder(
+        name, root, tmp_path / "recorder.log", [], extra=["-p", "use_sim_time:=true"]
+    )
+    driver = Driver(name)
+    clock = driver.node.create_publisher(Clock, "/clock", 10)
+    sim_ns = 1_778_580_000 * 1_000_000_000
+    try:
+        assert driver.transition(Transition.TRANSITION_CONFIGURE)
+        assert driver.transition(Transition.TRANSITION_ACTIVATE)
+        early = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="S1"), 10.0)
+        assert not early.success and early.error_type == "ClockNotReady", early.error
+        assert not (root / "S1").exists()
+        end = time.monotonic() + 20.0
+        while True:
+            clock.publish(Clock(clock=ns_to_time_msg(sim_ns)))
+            res = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="S1"), 10.0)
+            if res.success or res.error_type != "ClockNotReady" or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        assert res.success, res.error
+        closed = driver.call(CloseFlight, "close_flight", CloseFlight.Request(flight_id="S1"))
+        assert closed.success, closed.error
+    finally:
+        driver.close()
+        _stop(proc)
+    (header,) = list(tools.iter_records(root / "S1", kinds=["flight_header"]))
+    assert header["payload"]["started_at_ns"] == sim_ns
