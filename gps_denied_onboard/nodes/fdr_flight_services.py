@@ -6,7 +6,8 @@ its result or its :class:`~gps_denied_onboard.fdr.errors.FdrError` (type and tex
 logged) fills the ``OpenFlight`` / ``CloseFlight`` response. With no recorder to
 ask (``None``: the node not active, or no recorder running) the answer is
 ``NotActive``. On ``use_sim_time`` before the first ``/clock`` the recorder node
-answers :data:`CLOCK_NOT_READY` and opens nothing, which take-off asks again.
+answers :data:`CLOCK_NOT_READY` (``answer_open_flight(clock_ready=False)``) and opens
+nothing, which take-off asks again.
 """
 
 from __future__ import annotations
@@ -32,8 +33,24 @@ def _failed(res: Any, err: FdrError, event: str, flight_id: str, log: logging.Lo
     )
 
 
-def answer_open_flight(rec: FlightRecorder | None, req: Any, res: Any, log: logging.Logger) -> bool:
-    """Fill an ``OpenFlight`` response; True when the flight was opened."""
+def answer_open_flight(
+    rec: FlightRecorder | None,
+    req: Any,
+    res: Any,
+    log: logging.Logger,
+    *,
+    clock_ready: bool = True,
+) -> bool:
+    """Fill an ``OpenFlight`` response; True when the flight was opened.
+
+    ``clock_ready`` False (on ``use_sim_time`` before the first ``/clock``) answers
+    :data:`CLOCK_NOT_READY` and opens nothing: the header would say the flight
+    started at 0 (a replay's header then differed from run to run).
+    """
+    if rec is not None and not clock_ready:
+        res.success, res.error_type = False, CLOCK_NOT_READY
+        res.error = "no /clock yet (use_sim_time): the flight would start at time 0"
+        return False
     if rec is None:
         res.success, res.error_type = False, "NotActive"
         res.error = "fdr_recorder is not active"

@@ -79,7 +79,6 @@ from gps_denied_onboard.fdr.writer import FlightRecorder
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.msg import FdrRecord
 from gps_denied_onboard.nodes.fdr_flight_services import (
-    CLOCK_NOT_READY,
     answer_close_flight,
     answer_open_flight,
 )
@@ -441,15 +440,9 @@ class FdrRecorderNode(LifecycleNode):
     # -- services --------------------------------------------------------------------------
 
     def _on_open_flight(self, req: Any, res: Any) -> Any:
-        if self._active and not self._ros_clock.ready():
-            # on use_sim_time before the first /clock: the header would say the flight
-            # started at 0 (a replay's header then differed from run to run). Nothing
-            # is opened, so take-off asks again (nodes.takeoff_node.open_flight)
-            res.success, res.error_type = False, CLOCK_NOT_READY
-            res.error = "no /clock yet (use_sim_time): the flight would start at time 0"
-            return res
         rec = self._recorder if self._active else None
-        if answer_open_flight(rec, req, res, self._log):
+        # take-off asks again while the clock is not ready (takeoff_node.open_flight)
+        if answer_open_flight(rec, req, res, self._log, clock_ready=self._ros_clock.ready()):
             self._record_refusals()
         return res
 
