@@ -23,6 +23,8 @@ TOPIC_FC_NAVSAT: Final = "/fc/navsat"
 TOPIC_FC_IMU: Final = "/fc/imu"
 TOPIC_FC_ALTITUDE: Final = "/fc/altitude"
 TOPIC_FC_RANGEFINDER: Final = "/fc/rangefinder"
+#: the autopilot's home (NavSatFix, latched): the ground a barometric height is above
+TOPIC_FC_HOME: Final = "/fc/home"
 TOPIC_DIAGNOSTICS: Final = "/diagnostics"
 
 #: Records and alerts must not be dropped silently: reliable, deep queue.

@@ -388,12 +388,43 @@ class SimFc:
             if self.message_interval == "refuse":
                 result = int(mavlink2.MAV_RESULT_UNSUPPORTED)
             self._ack(msg, result)
+        elif (
+            msg.command == mavlink2.MAV_CMD_REQUEST_MESSAGE
+            and round(msg.param1) == mavlink2.MAVLINK_MSG_ID_HOME_POSITION
+        ):
+            # ArduPilot accepts and sends it only once home is set (send_home_position)
+            self._ack(msg, int(mavlink2.MAV_RESULT_ACCEPTED))
+            self.send_home()
         elif msg.command == mavlink2.MAV_CMD_SET_EKF_SOURCE_SET and self.autopilot == "ardupilot":
             ok = 1 <= round(msg.param1) <= 3
             with self._lock:
                 if ok:
                     self.source_set = round(msg.param1)
             self._ack(msg, int(mavlink2.MAV_RESULT_ACCEPTED if ok else mavlink2.MAV_RESULT_DENIED))
+
+    def send_home(self) -> None:
+        """HOME_POSITION now, if the state has a home (an autopilot sends it when home
+        is set or moved, and when asked)."""
+        with self._lock:
+            home = self.state.home
+        if home is None:
+            return
+        lat, lon, alt = home
+        self.send_message(
+            self._mav.home_position_encode(
+                round(lat * 1e7),
+                round(lon * 1e7),
+                round(alt * 1000),
+                0.0,
+                0.0,
+                0.0,
+                [1.0, 0.0, 0.0, 0.0],
+                0.0,
+                0.0,
+                0.0,
+                self._clock.now_ns() // 1000,
+            )
+        )
 
     def _ack(self, msg: Any, result: int) -> None:
         self.send_message(
@@ -446,6 +477,12 @@ class SimFc:
             self._on_command(msg)
         elif t == "REQUEST_DATA_STREAM":
             self._on_data_stream(msg)
+        elif t == "SET_HOME_POSITION" and msg.target_system in (0, self.sysid):
+            # ArduPilot takes it (the non-GPS navigation guide) and announces the new home
+            home = (msg.latitude / 1e7, msg.longitude / 1e7, msg.altitude / 1000.0)
+            with self._lock:
+                self.state.home = home
+            self.send_home()
         elif t == "PARAM_REQUEST_READ" and self._answer_params:
             if msg.target_system != self.sysid or msg.target_component not in (0, self.compid):
                 return

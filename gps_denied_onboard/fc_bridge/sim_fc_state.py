@@ -67,6 +67,8 @@ class SimFcState:
     battery_voltage_v: float = 16.2
     battery_current_a: float = 3.5
     battery_remaining_pct: int = 87
+    #: (lat deg, lon deg, alt m MSL); None: no home set (HOME_POSITION never sent)
+    home: tuple[float, float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

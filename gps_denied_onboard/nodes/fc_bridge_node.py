@@ -17,11 +17,13 @@ transition never destroys one (see :meth:`FcBridgeNode._make_entities`).
 
 Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
 ``/fc/navsat``), ``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
-``Float64`` AMSL altitude (``/fc/altitude``) and diagnostics (``link.*`` LinkStats,
-``fix.*`` the fix scheduler's achieved rate / gaps / jitter, ``origin.*``). What the
-link's reader thread publishes is :class:`~gps_denied_onboard.nodes.fc_telemetry.LinkTelemetry`'s,
-one per link: a reader that a deactivate left behind (``fc.link_thread_stuck``)
-publishes nothing after the deactivate returned. What it records and logs (the link's
+``Float64`` AMSL altitude (``/fc/altitude``), the FC's home (``NavSatFix``, latched,
+``/fc/home``: asked for until it comes, ``fc_bridge/home.py``) and diagnostics
+(``link.*`` LinkStats, ``fix.*`` the fix scheduler's achieved rate / gaps / jitter,
+``origin.*``). What the link's reader thread publishes is
+:class:`~gps_denied_onboard.nodes.fc_telemetry.LinkTelemetry`'s, one per link: a
+reader that a deactivate left behind (``fc.link_thread_stuck``) publishes nothing
+after the deactivate returned. What it records and logs (the link's
 ``fc.link_up``, ``fc.mode_change``..., the GNSS monitor's and the origin manager's) goes
 through the link's :class:`~gps_denied_onboard.fc_bridge.link_epoch.LinkEpoch`, retired
 once the link is closed: nothing of it either.
@@ -56,6 +58,7 @@ from gps_denied_onboard.fc_bridge.errors import FcBridgeError
 from gps_denied_onboard.fc_bridge.fix import PositionFix
 from gps_denied_onboard.fc_bridge.fix_output import OutputKind
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
+from gps_denied_onboard.fc_bridge.home import HomeWatcher
 from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.link_epoch import LinkEpoch
 from gps_denied_onboard.fc_bridge.node_params import CONFIG_CLASSES, build_node_config
@@ -76,8 +79,10 @@ from gps_denied_onboard.nodes.runner import run_node
 from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.ros_topics import (
+    LATCHED_QOS,
     RECORD_QOS,
     TOPIC_FC_ALTITUDE,
+    TOPIC_FC_HOME,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
     TOPIC_FC_RANGEFINDER,
@@ -174,6 +179,7 @@ class FcBridgeNode(LifecycleNode):
             "imu": self.create_publisher(Imu, TOPIC_FC_IMU, qos_profile_sensor_data),
             "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
             "range": self.create_publisher(Range, TOPIC_FC_RANGEFINDER, qos_profile_sensor_data),
+            "home": self.create_publisher(NavSatFix, TOPIC_FC_HOME, LATCHED_QOS),
         }
         self._diag = DiagnosticsPublisher(self, "fc_bridge", cfg.connection)
         self._subs = [
@@ -200,8 +206,21 @@ class FcBridgeNode(LifecycleNode):
             timeout_s=self._cfg.gnss_timeout_s,
             own_fixes=self._own_fixes,
         )
-        self._telemetry = LinkTelemetry(link, self._pubs, self._publishing, self._gnss)
+        telemetry = self._telemetry = LinkTelemetry(link, self._pubs, self._publishing, self._gnss)
         link.add_idle_hook(self._gnss.current)  # the "no data" verdict, made when drained
+        home = HomeWatcher(
+            link.send,
+            self._core_clock.now_ns,
+            lambda: (
+                None if link.autopilot is None else (link.autopilot.sysid, link.autopilot.compid)
+            ),
+            telemetry.on_home,
+            period_s=self._cfg.telemetry_rerequest_s,
+            ask=self._cfg.telemetry_request,
+            logger=epoch.logger(self._log),
+        )
+        link.add_handler("HOME_POSITION", home.on_message)
+        link.add_idle_hook(home.poll)
         return link
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:

@@ -2,7 +2,8 @@
 
 :class:`LinkTelemetry` holds one :class:`~gps_denied_onboard.fc_bridge.link.FcLink`'s
 handlers: they publish ``NavSatFix`` (the FC's GNSS), ``Imu``, ``Float64`` AMSL
-altitude and a downward ``Range``, and keep the latest GNSS fix, EKF status and battery
+altitude, a downward ``Range`` and the FC's home (``NavSatFix``, latched: see
+``fc_bridge/home.py``), and keep the latest GNSS fix, EKF status and battery
 state that the node's status reads. The node builds one per link, so one per
 activation: a link's epoch.
 
@@ -32,6 +33,7 @@ from std_msgs.msg import Float64
 
 from gps_denied_onboard.fc_bridge import telemetry as tm
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
+from gps_denied_onboard.fc_bridge.home import Home
 from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.timesync import FcTimeMapper
 from gps_denied_onboard.ros_topics import ns_to_time_msg
@@ -42,7 +44,8 @@ class LinkTelemetry:
 
     Args:
         link: its handlers are added to it here.
-        pubs: the node's publishers, by name (``navsat``, ``imu``, ``alt``, ``range`` used).
+        pubs: the node's publishers, by name (``navsat``, ``imu``, ``alt``, ``range``,
+            ``home`` used).
         publishing: the node's lock around "still live? then publish".
         gnss: this link's GNSS health monitor (fed the FC's fixes and EKF status).
     """
@@ -67,6 +70,7 @@ class LinkTelemetry:
         self._gnss_fix: tm.GnssFix | None = None
         self._ekf: tm.EkfStatus | None = None
         self._battery: tm.Battery | None = None
+        self._home: NavSatFix | None = None  # the FC's, once reported (under _publishing)
         for msg_type, handler in (
             ("GPS_RAW_INT", self._on_gps_raw),
             ("ATTITUDE", self._on_attitude),
@@ -87,6 +91,8 @@ class LinkTelemetry:
         """Publish from now on (the node went active with this link); not after retire."""
         with self._publishing:
             self._live = not self._retired
+            if self._live and self._home is not None:  # reported while activating
+                self._pubs["home"].publish(self._home)
 
     def retire(self) -> None:
         """Publish nothing more, whatever this link's reader does from now on."""
@@ -110,6 +116,21 @@ class LinkTelemetry:
         """The latest GNSS fix, EKF status and battery state (None: none heard yet)."""
         with self._state_lock:
             return self._gnss_fix, self._ekf, self._battery
+
+    def on_home(self, home: Home, recv_ns: int) -> None:
+        """A new home from the FC (``HomeWatcher``'s, the reader thread): latched on
+        ``/fc/home`` now if live, else when the node goes live."""
+        out = NavSatFix()
+        out.header.stamp = ns_to_time_msg(recv_ns)
+        out.header.frame_id = "fc_home"
+        out.status.status = NavSatStatus.STATUS_FIX
+        out.latitude, out.longitude = home.latitude_deg, home.longitude_deg
+        out.altitude = home.altitude_msl_m
+        out.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
+        with self._publishing:
+            self._home = out
+            if self._live:
+                self._pubs["home"].publish(out)
 
     def _publish(self, name: str, msg: Any) -> None:
         with self._publishing:

@@ -7,9 +7,10 @@
 * ``activate``: takes in the camera (``CompressedImage`` or ``Image``) and
   ``CameraInfo``, and the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
   (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``
-  (armed, GNSS verdict) and ``/fc/navsat`` (the FC's GNSS, the prior while healthy),
-  and ``~/seed_position`` (``NavSatFix``, latched): where the aircraft is, from
-  outside (the operator at a launch with GNSS jammed from the start), with its
+  (armed, GNSS verdict), ``/fc/navsat`` (the FC's GNSS, the prior while healthy),
+  ``/fc/home`` (latched: the ground's elevation unless configured), and
+  ``~/seed_position`` (``NavSatFix``, latched): where the aircraft is, from outside
+  (the operator at a launch with GNSS jammed from the start), with its
   covariance; the search starts there and grows with time until a fix;
   starts the worker thread that matches frames and the prefetch thread that pulls
   tiles around the aircraft into memory, so a frame never waits on a service call.
@@ -18,9 +19,9 @@
 Subscriptions, the service clients and the diagnostics timer are made at the
 configure that first names them and live as long as the node; a transition never
 destroys one, and their callbacks do nothing unless the node is active (see
-:meth:`VisualNavNode._make_entities`). The newest seed position is kept while
-inactive and applied at each activation, as the latched sample was when each
-activation subscribed anew.
+:meth:`VisualNavNode._make_entities`). The newest seed position and the FC's home
+are kept while inactive and applied at each activation, as the latched samples
+were when each activation subscribed anew.
 
 Frames are queued (``queue_depth``) and matched one at a time, in order. When the
 queue is full the oldest frame is dropped, counted (``dropped_busy`` in
@@ -39,6 +40,7 @@ The message conversions (camera messages in; PositionFix, TileSnapshot out) are
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sys
 import threading
@@ -76,6 +78,7 @@ from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.ros_topics import (
     LATCHED_QOS,
     TOPIC_FC_ALTITUDE,
+    TOPIC_FC_HOME,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
     TOPIC_FC_RANGEFINDER,
@@ -151,6 +154,7 @@ class VisualNavNode(LifecycleNode):
         self._tile_clients: dict[str, tuple[Any, Any]] = {}  # tile cache node -> (query, get)
         self._timer: Any = None
         self._seed: NavSatFix | None = None  # the newest seed, applied at activation
+        self._home: NavSatFix | None = None  # the FC's home (latched), applied at activation
         self._position: tuple[float, float] | None = None
         # None until the first /fc/status: a node (re)started in flight must not take
         # the altitudes before it for the ground's (learned while disarmed only)
@@ -218,6 +222,7 @@ class VisualNavNode(LifecycleNode):
             (Range, TOPIC_FC_RANGEFINDER, self._on_range, sensor),
             (NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor),
             (NavSatFix, "~/seed_position", self._on_seed, LATCHED_QOS),
+            (NavSatFix, TOPIC_FC_HOME, self._on_home, LATCHED_QOS),
         ]
         if cfg.compressed_image_topic:
             inputs.append((CompressedImage, cfg.compressed_image_topic, self._on_frame, FRAME_QOS))
@@ -255,6 +260,8 @@ class VisualNavNode(LifecycleNode):
         def gated(msg: Any) -> None:
             if key[0] == "~/seed_position":
                 self._seed = msg
+            elif key[0] == TOPIC_FC_HOME:
+                self._home = msg
             if self._active and key in self._wanted:
                 callback(msg)
 
@@ -266,6 +273,8 @@ class VisualNavNode(LifecycleNode):
         self._active = True
         if self._seed is not None:  # what a fresh latched subscription used to hand over
             self._on_seed(self._seed)
+        if self._home is not None:  # the configure made a new estimator
+            self._on_home(self._home)
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self._work, name="vnav-worker", daemon=True),
@@ -382,6 +391,19 @@ class VisualNavNode(LifecycleNode):
         self._pending.append(
             lambda est: est.priors.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
         )
+
+    def _on_home(self, msg: NavSatFix) -> None:
+        """The FC's home: its altitude is the ground's elevation unless one is configured
+        (a node restarted in flight has no other, see ``HeightSource``)."""
+        amsl = float(msg.altitude)
+        if not math.isfinite(amsl):
+            return
+
+        def take(est: VisualEstimator) -> None:
+            if est.height.set_home_elevation(amsl):
+                log_event(self._log, logging.INFO, "vnav.ground_from_home", ground_msl=amsl)
+
+        self._pending.append(take)
 
     def _on_seed(self, msg: NavSatFix) -> None:
         """An outside prior: the search starts there (:meth:`VisualEstimator.seed_prior`)."""

@@ -15,6 +15,11 @@ plus the terrain's departure from the home elevation (on the North-Dakota
 farmland of the sample, +-5 m; in hills, tens of metres). The matcher estimates
 a height scale factor itself (+-12 % searched), so the flat-ground height only
 has to be good to about 10 %; the estimator reports the scale it found.
+
+The ground elevation is, first, the one configured; else the FC's home
+altitude (HOME_POSITION, which fc_bridge asks for); else the altitude learned
+while the FC said it was disarmed. A node restarted in flight without a
+rangefinder has only the FC's home to measure from.
 """
 
 from __future__ import annotations
@@ -254,6 +259,8 @@ class HeightSource:
         max_height_m: float = 1500.0,
     ) -> None:
         self.ground_elevation_msl = ground_elevation_msl
+        #: configured by the operator: neither the FC's home nor the ground learns over it
+        self.ground_configured = ground_elevation_msl is not None
         self.max_height_m = max_height_m
         self._alt: StampedSeries[float] = StampedSeries(keep_s=30.0)
         self._range: StampedSeries[float] = StampedSeries(keep_s=30.0)
@@ -267,6 +274,19 @@ class HeightSource:
         if self.ground_elevation_msl is None and on_ground:
             self.ground_elevation_msl = amsl  # home: learned while on the ground
         self._alt.add(stamp_ns, amsl)
+
+    def set_home_elevation(self, amsl: float) -> bool:
+        """The FC's home altitude (HOME_POSITION) becomes the ground's elevation.
+
+        It is where the FC's own height above home is zero, so it stands over one
+        learned from altitudes while disarmed, and is the only ground a node
+        (re)started in flight gets; a configured elevation stands over both.
+        Returns whether it was taken.
+        """
+        if self.ground_configured or not math.isfinite(amsl):
+            return False
+        self.ground_elevation_msl = amsl
+        return True
 
     def add_range(self, stamp_ns: int, range_m: float, min_m: float, max_m: float) -> None:
         if math.isfinite(range_m) and min_m <= range_m <= max_m:

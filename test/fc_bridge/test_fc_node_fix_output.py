@@ -165,8 +165,13 @@ def test_px4_odometry_is_relative_to_an_origin_set_from_the_first_fix(rig_factor
     rig = rig_factory("px4", gnss=False)
     rig.activate()
     # at activation the node asks the FC for its own origin (MAV_CMD_REQUEST_MESSAGE 49)
-    req = rig.wait_for("COMMAND_LONG", lambda m: m.command == mavlink2.MAV_CMD_REQUEST_MESSAGE)
-    assert req.param1 == mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN
+    # (the bridge also asks for HOME_POSITION, 242: home.py)
+    req = rig.wait_for(
+        "COMMAND_LONG",
+        lambda m: m.command == mavlink2.MAV_CMD_REQUEST_MESSAGE
+        and m.param1 == mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN,
+    )
+    assert req.target_system == 1
     stamp = rig.now_ns()
     rig.publish(fix_msg(stamp, LAT, LON, ALT, vel_enu=VEL_ENU, yaw_enu=0.0, reset_counter=3))
     origin_msg = rig.wait_for("SET_GPS_GLOBAL_ORIGIN", lambda m: True)
@@ -253,6 +258,7 @@ def test_ardupilot_vision_position_estimate_with_an_explicit_origin(rig_factory:
         r
         for r in rig.fc.received("COMMAND_LONG")
         if r.msg.command == mavlink2.MAV_CMD_REQUEST_MESSAGE
+        and r.msg.param1 == mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN
     ]
     lat, lon, alt = ned_to_geodetic(12.0, -7.0, -15.0, origin)
     stamp = rig.now_ns()

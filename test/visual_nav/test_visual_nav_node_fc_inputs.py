@@ -188,3 +188,47 @@ def test_altitudes_before_the_first_status_are_not_taken_for_the_ground(
         assert wait_until(lambda: node._armed is False, 5.0)
         _attitude_then_altitude(node, imu, alt, time.time_ns(), 580.0)
         assert est.height.ground_elevation_msl == 580.0
+
+
+def test_the_fc_home_latched_before_a_restart_becomes_the_ground(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """visual_nav restarted in flight, no ground elevation configured, no rangefinder:
+    the FC bridge latched the FC's home long before. It arrives while the node is
+    still inactive (configure made the subscription) and is the new estimator's
+    ground from activation on (that no later disarmed altitude moves it is
+    ``test_visual_nav_state``'s). A configured elevation stands over it."""
+    from sensor_msgs.msg import NavSatFix
+
+    from gps_denied_onboard.ros_topics import LATCHED_QOS, TOPIC_FC_HOME
+
+    bridge = Node(f"fc_home_{uuid.uuid4().hex[:8]}")
+    home_pub = bridge.create_publisher(NavSatFix, TOPIC_FC_HOME, LATCHED_QOS)
+    home = NavSatFix()
+    home.latitude, home.longitude, home.altitude = 47.9, -97.1, 575.5
+    home_pub.publish(home)
+    ros.add_node(bridge)
+    try:
+        for configured in (None, 580.0):
+            name = f"visual_nav_{uuid.uuid4().hex[:8]}"
+            extra = [] if configured is None else [Parameter("ground_elevation_msl", value=580.0)]
+            node = _node(name, *extra)
+            ros.add_node(node)
+            try:
+                node.trigger_configure()
+                assert wait_until(lambda n=node: n._home is not None, 10.0), "no /fc/home"
+                est = node._estimator
+                assert est is not None and est.height.ground_elevation_msl == configured
+                node.trigger_activate()
+                if configured is None:
+                    assert wait_until(lambda e=est: e.height.ground_elevation_msl == 575.5, 5.0)
+                else:
+                    assert wait_until(lambda n=node: not n._pending, 5.0)
+                    assert est.height.ground_elevation_msl == 580.0
+            finally:
+                node.trigger_deactivate()
+                ros.remove_node(node)
+                node.destroy_node()
+    finally:
+        ros.remove_node(bridge)
+        bridge.destroy_node()

@@ -124,6 +124,33 @@ def test_no_ground_elevation_means_no_height() -> None:
     assert err.value.reason == "no_height"
 
 
+def test_the_fc_home_gives_a_node_started_in_flight_its_ground() -> None:
+    """Restarted in flight without a rangefinder: nothing learned on the ground, so
+    every frame was ``no_height`` until the FC's home (HOME_POSITION) arrived."""
+    h = HeightSource(ground_elevation_msl=None)
+    h.add_altitude_msl(T0, 1080.0, on_ground=False)
+    with pytest.raises(FrameRejected):
+        h.at(T0, 1.0)
+    assert h.set_home_elevation(575.0)
+    sample = h.at(T0, 1.0)
+    assert (sample.height_m, sample.ground_msl) == (505.0, 575.0)
+    # later altitudes while disarmed do not move the FC's home
+    h.add_altitude_msl(T0 + 100 * MS, 590.0, on_ground=True)
+    assert h.ground_elevation_msl == 575.0
+
+
+def test_the_fc_home_stands_over_a_learned_ground_but_not_a_configured_one() -> None:
+    learned = HeightSource(ground_elevation_msl=None)
+    learned.add_altitude_msl(T0, 581.0, on_ground=True)
+    assert learned.set_home_elevation(575.0)
+    assert learned.ground_elevation_msl == 575.0
+    configured = HeightSource(ground_elevation_msl=580.0)
+    assert not configured.set_home_elevation(575.0)
+    assert configured.ground_elevation_msl == 580.0
+    assert not learned.set_home_elevation(math.nan)
+    assert learned.ground_elevation_msl == 575.0
+
+
 def test_search_radius_grows_with_the_time_since_the_last_fix() -> None:
     est = VisualEstimator(EstimatorConfig(ground_elevation_msl=580.0), DictTileSource())
     est.priors.add_gnss(T0, LAT0, LON0, healthy=True, sigma_m=5.0)
