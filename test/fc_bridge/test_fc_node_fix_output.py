@@ -168,8 +168,10 @@ def test_px4_odometry_is_relative_to_an_origin_set_from_the_first_fix(rig_factor
     # (the bridge also asks for HOME_POSITION, 242: home.py)
     req = rig.wait_for(
         "COMMAND_LONG",
-        lambda m: m.command == mavlink2.MAV_CMD_REQUEST_MESSAGE
-        and m.param1 == mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN,
+        lambda m: (
+            m.command == mavlink2.MAV_CMD_REQUEST_MESSAGE
+            and m.param1 == mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN
+        ),
     )
     assert req.target_system == 1
     stamp = rig.now_ns()
