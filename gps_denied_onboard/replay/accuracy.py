@@ -93,9 +93,12 @@ class Truth:
             if not np.all(np.isfinite(col)):
                 raise TruthFileError(f"truth column {name} has non-finite values",
                                      path=self.path)
-        # Interpolating yaw across +-180 needs it unwrapped once.
-        object.__setattr__(self, "_yaw_unwrapped",
-                           np.degrees(np.unwrap(np.radians(self.columns["yaw_deg"]))))
+        # Interpolating yaw across +-180, and longitude across the antimeridian (a
+        # flight over Fiji), needs each unwrapped once: else the truth between two
+        # rows either side of 180 deg would lie near 0 deg, half the world away.
+        object.__setattr__(self, "_unwrapped", {
+            name: np.degrees(np.unwrap(np.radians(self.columns[name])))
+            for name in ("yaw_deg", "lon")})
 
     @classmethod
     def load(cls, path: str | Path) -> Truth:
@@ -164,12 +167,13 @@ class Truth:
             bad = int(s.min()) if s.min() < self.t_ns[0] else int(s.max())
             raise TruthFileError(f"stamp {bad} outside the truth ({self.start_ns} .. "
                                  f"{self.end_ns})", path=self.path)
-        col = self._yaw_unwrapped if name == "yaw_deg" else self.columns[name]  # type: ignore[attr-defined]
+        unwrapped: dict[str, NDArray[np.float64]] = self._unwrapped  # type: ignore[attr-defined]
+        col = unwrapped.get(name, self.columns[name])
         # Relative to the first stamp so that float64 keeps nanoseconds exact.
         x = (s - self.t_ns[0]).astype(np.float64)
         xp = (self.t_ns - self.t_ns[0]).astype(np.float64)
         out = np.interp(x, xp, col)
-        if name == "yaw_deg":
+        if name in unwrapped:
             out = (out + 180.0) % 360.0 - 180.0
         return np.asarray(out, dtype=np.float64)
 

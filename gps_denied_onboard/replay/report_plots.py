@@ -67,11 +67,19 @@ def _tile_extent(t: MapTile) -> tuple[float, float, float, float]:
     return left, left + size, top - size, top
 
 
+def _east_of(x: Any, origin_x: float) -> NDArray[np.float64]:
+    """Mercator metres east of ``origin_x`` the short way round the world: a flight
+    (and its tiles) across the antimeridian is drawn where it flies, not stretched
+    across the whole map from one side to the other."""
+    dx = np.asarray(x, dtype=np.float64) - origin_x
+    return np.asarray((dx + MERC_HALF_M) % (2 * MERC_HALF_M) - MERC_HALF_M, dtype=np.float64)
+
+
 def _to_xy(tr: Transformer, lat: Any, lon: Any, origin: tuple[float, float], k: float
            ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Plot coordinates: mercator metres from ``origin`` times ``k`` (to ground km)."""
     x, y = tr.transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
-    return (np.asarray(x) - origin[0]) * k, (np.asarray(y) - origin[1]) * k
+    return _east_of(x, origin[0]) * k, (np.asarray(y) - origin[1]) * k
 
 
 def plot_map(report: AccuracyReport, truth: Truth, tiles: Iterable[MapTile], out: Path,
@@ -102,7 +110,8 @@ def plot_map(report: AccuracyReport, truth: Truth, tiles: Iterable[MapTile], out
         if img is None:
             continue
         left, right, bottom, top = _tile_extent(t)
-        ax.imshow(img[:, :, ::-1], extent=((left - origin[0]) * k, (right - origin[0]) * k,
+        west = float(_east_of(left, origin[0]))
+        ax.imshow(img[:, :, ::-1], extent=(west * k, (west + right - left) * k,
                                            (bottom - origin[1]) * k, (top - origin[1]) * k),
                   interpolation="bilinear", zorder=0)
     tx, ty = _to_xy(tr, lat_all, lon_all, origin, k)

@@ -27,12 +27,13 @@ GEOD = Geod(ellps="WGS84")
 LAT0, LON0 = 47.02, -99.15
 
 
-def _write_truth(path: Path, n: int = 201, step_ns: int = 100_000_000) -> Path:
-    """A straight flight north-east at 20 m/s from (LAT0, LON0), yaw crossing +-180."""
+def _write_truth(path: Path, n: int = 201, step_ns: int = 100_000_000,
+                 start: tuple[float, float] = (LAT0, LON0)) -> Path:
+    """A straight flight north-east at 20 m/s from ``start``, yaw crossing +-180."""
     rows = [",".join(TRUTH_COLUMNS)]
     for i in range(n):
         t = i * step_ns / S
-        lon, lat, _ = GEOD.fwd(LON0, LAT0, 45.0, 20.0 * t)
+        lon, lat, _ = GEOD.fwd(start[1], start[0], 45.0, 20.0 * t)
         yaw = 170.0 + 2.0 * t  # passes 180 at t = 5 s
         yaw = (yaw + 180.0) % 360.0 - 180.0
         rows.append(f"{T0 + i * step_ns},{lat:.10f},{lon:.10f},{1080.0 + t:.3f},{500.0 + t:.3f},"
@@ -71,6 +72,33 @@ def test_truth_yaw_interpolates_across_the_wrap(truth: Truth) -> None:
     y = truth.at(T0 + 5_050_000_000).yaw_deg
     assert y == pytest.approx(-179.9, abs=1e-6)
     assert truth.at(T0 + 4_950_000_000).yaw_deg == pytest.approx(179.9, abs=1e-6)
+
+
+def test_a_flight_across_the_antimeridian_is_measured_and_drawn_where_it_flies(
+    tmp_path: Path,
+) -> None:
+    """Over Taveuni (Fiji) the truth's longitude goes from 179.99.. to -179.99..: the
+    truth between two such rows is at 180 deg, not near 0 deg half the world away
+    (every fix there was some 20,000 km off), and the map draws the flight and its
+    fixes a few hundred metres across, not across the world."""
+    from gps_denied_onboard.replay.report_plots import _merc, _to_xy
+
+    truth = Truth.load(_write_truth(tmp_path / "truth.csv", start=(-16.85, 179.9990)))
+    lons = truth.columns["lon"]
+    assert lons[0] > 179.99 and lons[-1] < -179.99  # it does cross
+    cross = int(np.argmax(lons < 0))
+    between = (int(truth.t_ns[cross - 1]) + int(truth.t_ns[cross])) // 2
+    mid = truth.at(between)
+    assert abs(mid.lon) > 179.99
+    fixes = [_offset_fix(truth, int(truth.t_ns[0]) + k * S // 2 + S // 20, 3.0, 4.0, 4.0, 2.0)
+             for k in range(40)]
+    rep = evaluate(truth, fixes, gnss_loss_ns=None)
+    assert rep.error_max_m == pytest.approx(5.0, abs=1e-2)
+    x, _ = _to_xy(_merc(), truth.columns["lat"], lons, (-20037508.342789244, 0.0), 1e-3)
+    assert float(np.ptp(x)) < 1.0  # km: the 400 m flight, not 40,000 km of world
+    from gps_denied_onboard.replay.report_plots import write_plots
+
+    assert write_plots(rep, truth, None, tmp_path / "plots")["map"].stat().st_size > 0
 
 
 def test_truth_refuses_stamps_outside_it(truth: Truth) -> None:
