@@ -25,6 +25,8 @@ TOPIC_FC_ALTITUDE: Final = "/fc/altitude"
 TOPIC_FC_RANGEFINDER: Final = "/fc/rangefinder"
 #: the autopilot's home (NavSatFix, latched): the ground a barometric height is above
 TOPIC_FC_HOME: Final = "/fc/home"
+#: the autopilot's EKF position (NavSatFix; a fix only while it holds an absolute one)
+TOPIC_FC_EKF_POSITION: Final = "/fc/ekf_position"
 TOPIC_DIAGNOSTICS: Final = "/diagnostics"
 
 #: Records and alerts must not be dropped silently: reliable, deep queue.

@@ -62,7 +62,10 @@ class SimFcState:
     epv_cm: int = 120
     h_acc_mm: int = 1500
     v_acc_mm: int = 2500
-    ekf_flags: int = 0x1FF
+    #: a healthy EKF in flight: attitude, velocities, relative and absolute position
+    #: (and their predictions), not in constant-position mode (128); the same bits for
+    #: ArduPilot's EKF_STATUS_FLAGS and PX4's ESTIMATOR_STATUS_FLAGS
+    ekf_flags: int = 0x37F
     ekf_pos_horiz_variance: float = 0.1
     battery_voltage_v: float = 16.2
     battery_current_a: float = 3.5

@@ -18,7 +18,8 @@ transition never destroys one (see :meth:`FcBridgeNode._make_entities`).
 Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
 ``/fc/navsat``), ``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
 ``Float64`` AMSL altitude (``/fc/altitude``), the FC's home (``NavSatFix``, latched,
-``/fc/home``: asked for until it comes, ``fc_bridge/home.py``) and diagnostics
+``/fc/home``: asked for until it comes, ``fc_bridge/home.py``), the EKF's fused
+position (``NavSatFix``, ``/fc/ekf_position``) and diagnostics
 (``link.*`` LinkStats, ``fix.*`` the fix scheduler's achieved rate / gaps / jitter,
 ``origin.*``). What the link's reader thread publishes is
 :class:`~gps_denied_onboard.nodes.fc_telemetry.LinkTelemetry`'s, one per link: a
@@ -82,6 +83,7 @@ from gps_denied_onboard.ros_topics import (
     LATCHED_QOS,
     RECORD_QOS,
     TOPIC_FC_ALTITUDE,
+    TOPIC_FC_EKF_POSITION,
     TOPIC_FC_HOME,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
@@ -180,6 +182,9 @@ class FcBridgeNode(LifecycleNode):
             "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
             "range": self.create_publisher(Range, TOPIC_FC_RANGEFINDER, qos_profile_sensor_data),
             "home": self.create_publisher(NavSatFix, TOPIC_FC_HOME, LATCHED_QOS),
+            "ekf_position": self.create_publisher(
+                NavSatFix, TOPIC_FC_EKF_POSITION, qos_profile_sensor_data
+            ),
         }
         self._diag = DiagnosticsPublisher(self, "fc_bridge", cfg.connection)
         self._subs = [

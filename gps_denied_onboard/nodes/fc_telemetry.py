@@ -2,9 +2,10 @@
 
 :class:`LinkTelemetry` holds one :class:`~gps_denied_onboard.fc_bridge.link.FcLink`'s
 handlers: they publish ``NavSatFix`` (the FC's GNSS), ``Imu``, ``Float64`` AMSL
-altitude, a downward ``Range`` and the FC's home (``NavSatFix``, latched: see
-``fc_bridge/home.py``), and keep the latest GNSS fix, EKF status and battery
-state that the node's status reads. The node builds one per link, so one per
+altitude, a downward ``Range``, the FC's home (``NavSatFix``, latched: see
+``fc_bridge/home.py``) and its EKF's fused position (``NavSatFix``, a fix only while the
+EKF says it holds an absolute horizontal position), and keep the latest GNSS fix, EKF
+status and battery state that the node's status reads. The node builds one per link, so one per
 activation: a link's epoch.
 
 A link's reader may outlive the deactivate that closed it: ``FcLink.close`` waits a
@@ -45,7 +46,7 @@ class LinkTelemetry:
     Args:
         link: its handlers are added to it here.
         pubs: the node's publishers, by name (``navsat``, ``imu``, ``alt``, ``range``,
-            ``home`` used).
+            ``home``, ``ekf_position`` used).
         publishing: the node's lock around "still live? then publish".
         gnss: this link's GNSS health monitor (fed the FC's fixes and EKF status).
     """
@@ -73,6 +74,7 @@ class LinkTelemetry:
         self._home: NavSatFix | None = None  # the FC's, once reported (under _publishing)
         for msg_type, handler in (
             ("GPS_RAW_INT", self._on_gps_raw),
+            ("GLOBAL_POSITION_INT", self._on_global_position),
             ("ATTITUDE", self._on_attitude),
             ("ALTITUDE", self._on_altitude),
             ("DISTANCE_SENSOR", self._on_distance_sensor),
@@ -161,6 +163,30 @@ class LinkTelemetry:
         out.position_covariance = [float(v) for v in fix.position_covariance]
         out.position_covariance_type = fix.covariance_type
         self._publish("navsat", out)
+
+    def _on_global_position(self, msg: Any, recv_ns: int) -> None:
+        """GLOBAL_POSITION_INT, the EKF's fused position: a fix only while the latest EKF
+        status says it holds an absolute horizontal position (not in constant-position
+        mode); with no EKF status heard yet, or at 0 N 0 E (no origin), no fix."""
+        if not self._live:
+            return
+        with self._state_lock:
+            ekf = self._ekf
+        fused = tm.gnss_from_global_position_int(msg)
+        valid = (
+            ekf is not None
+            and ekf.horiz_pos_ok
+            and not ekf.const_pos_mode
+            and not (msg.lat == 0 and msg.lon == 0)
+        )
+        out = NavSatFix()
+        out.header.stamp = ns_to_time_msg(self.fc_time.stamp(int(msg.time_boot_ms), recv_ns))
+        out.header.frame_id = "fc_ekf"
+        out.status.status = NavSatStatus.STATUS_FIX if valid else NavSatStatus.STATUS_NO_FIX
+        out.latitude, out.longitude = fused.latitude, fused.longitude
+        out.altitude = fused.altitude_msl
+        out.position_covariance_type = NavSatFix.COVARIANCE_TYPE_UNKNOWN
+        self._publish("ekf_position", out)
 
     def _on_attitude(self, msg: Any, recv_ns: int) -> None:
         if not self._live:

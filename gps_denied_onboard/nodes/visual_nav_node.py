@@ -8,6 +8,7 @@
   ``CameraInfo``, and the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
   (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``
   (armed, GNSS verdict), ``/fc/navsat`` (the FC's GNSS, the prior while healthy),
+  ``/fc/ekf_position`` (the FC's fused position: the prior with no track and no GNSS),
   ``/fc/home`` (latched: the ground's elevation unless configured), and
   ``~/seed_position`` (``NavSatFix``, latched): where the aircraft is, from outside
   (the operator at a launch with GNSS jammed from the start), with its
@@ -78,6 +79,7 @@ from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.ros_topics import (
     LATCHED_QOS,
     TOPIC_FC_ALTITUDE,
+    TOPIC_FC_EKF_POSITION,
     TOPIC_FC_HOME,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
@@ -156,6 +158,7 @@ class VisualNavNode(LifecycleNode):
         self._seed: NavSatFix | None = None  # the newest seed, applied at activation
         self._home: NavSatFix | None = None  # the FC's home (latched), applied at activation
         self._position: tuple[float, float] | None = None
+        self._fixed = False  # this activation has fixed a frame
         # None until the first /fc/status: a node (re)started in flight must not take
         # the altitudes before it for the ground's (learned while disarmed only)
         self._armed: bool | None = None
@@ -221,6 +224,7 @@ class VisualNavNode(LifecycleNode):
             (FcStatus, TOPIC_FC_STATUS, self._on_status, 10),
             (Range, TOPIC_FC_RANGEFINDER, self._on_range, sensor),
             (NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor),
+            (NavSatFix, TOPIC_FC_EKF_POSITION, self._on_fc_estimate, sensor),
             (NavSatFix, "~/seed_position", self._on_seed, LATCHED_QOS),
             (NavSatFix, TOPIC_FC_HOME, self._on_home, LATCHED_QOS),
         ]
@@ -271,6 +275,7 @@ class VisualNavNode(LifecycleNode):
         cfg = self._cfg
         assert cfg is not None
         self._active = True
+        self._fixed = False
         if self._seed is not None:  # what a fresh latched subscription used to hand over
             self._on_seed(self._seed)
         if self._home is not None:  # the configure made a new estimator
@@ -405,6 +410,22 @@ class VisualNavNode(LifecycleNode):
 
         self._pending.append(take)
 
+    def _on_fc_estimate(self, msg: NavSatFix) -> None:
+        """The FC's fused position: the search's last resort (no track of ours, no
+        healthy GNSS; :meth:`.prior.PriorTracker.add_fc_estimate`), and where the
+        prefetch fetches tiles until then."""
+        if msg.status.status < NavSatStatus.STATUS_FIX:
+            return
+        stamp = time_msg_to_ns(msg.header.stamp)
+        lat, lon = float(msg.latitude), float(msg.longitude)
+        if not on_the_map(lat, lon):
+            return
+        if self._position is None or (not self._gnss_healthy and not self._fixed):
+            self._position = (lat, lon)  # neither a healthy GNSS nor a fix says where
+            if not len(self._map.tiles):
+                self._kick.set()
+        self._pending.append(lambda est: est.priors.add_fc_estimate(stamp, lat, lon))
+
     def _on_seed(self, msg: NavSatFix) -> None:
         """An outside prior: the search starts there (:meth:`VisualEstimator.seed_prior`)."""
         lat, lon = float(msg.latitude), float(msg.longitude)
@@ -499,6 +520,7 @@ class VisualNavNode(LifecycleNode):
     def _on_fix(self, est: VisualEstimator, fix: VisualFix, latency_ms: float) -> None:
         self._fix_pub.publish(fix_to_msg(fix))
         self._position = (fix.latitude, fix.longitude)
+        self._fixed = True
         self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m)
         if fix.prior_source == "relocalized":
             self._emit(

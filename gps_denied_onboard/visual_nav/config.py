@@ -53,6 +53,7 @@ class VisualNavConfig:
     prior_track_over_gnss_s: float = 10.0
     lost_after_s: float = 5.0
     lost_sigma_growth_mps: float = 10.0
+    fc_estimate_sigma_m: float = 100.0
     attitude_max_age_s: float = 0.1
     attitude_max_gap_s: float = 0.25
     attitude_wait_s: float = 0.05
@@ -112,6 +113,7 @@ class VisualNavConfig:
             "prior_consistency_k",
             "prior_track_over_gnss_s",
             "lost_after_s",
+            "fc_estimate_sigma_m",
             "odometry_search_m",
             "odometry_sigma_px",
             "odometry_max_gap_s",
@@ -254,6 +256,7 @@ class VisualNavConfig:
             prior_track_over_gnss_s=self.prior_track_over_gnss_s,
             lost_after_s=self.lost_after_s,
             lost_sigma_growth_mps=self.lost_sigma_growth_mps,
+            fc_estimate_sigma_m=self.fc_estimate_sigma_m,
             attitude_max_age_s=self.attitude_max_age_s,
             attitude_max_gap_s=self.attitude_max_gap_s,
             attitude_sigma_deg=self.attitude_sigma_deg,

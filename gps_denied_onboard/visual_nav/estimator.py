@@ -128,6 +128,7 @@ class EstimatorConfig:
     prior_velocity_sigma: float = 3.0
     prior_accel_sigma: float = 1.0
     gnss_prior_sigma_m: float = 10.0
+    fc_estimate_sigma_m: float = 100.0  # the FC's fused position (no track, no GNSS)
     max_velocity_dt_s: float = 2.0
     mosaic_half_size_m: float = 2200.0
     finer_zoom_levels: int = 3  # a tile missing at the map's zoom: composed from these
@@ -172,6 +173,7 @@ class VisualEstimator:
                 jump_confirm_s=cfg.jump_confirm_s,
                 jump_sigma_k=cfg.jump_sigma_k,
                 min_jump_m=cfg.min_jump_m,
+                fc_estimate_sigma_m=cfg.fc_estimate_sigma_m,
             ),
             self.attitude,
         )

@@ -3,9 +3,17 @@
 The estimator hands in the FC's GNSS as it arrives and its own positions as
 they are fixed (or carried from frame to frame by registration); for each
 frame :meth:`PriorTracker.prior_at` propagates both to the capture stamp and
-picks one. Its sigma sets the search radius, so a prior that claims too much
-makes the window miss the truth, and one that claims too little makes the
-search slow and the gate strict.
+picks one. With neither (a visual_nav restarted in flight with the GNSS
+denied: no track, no healthy GNSS ever heard) the FC's own fused position is
+the last resort (:meth:`PriorTracker.add_fc_estimate`): the autopilot's EKF
+followed our fixes until the restart and dead-reckoned since, so it is near,
+at a sigma nobody reports (``fc_estimate_sigma_m``), widened like the GNSS's
+when frames go unfixed (:class:`LostClock`). Before, every frame was
+``no_prior`` until an operator seeded the search.
+
+A prior's sigma sets the search radius, so a prior that claims too much makes
+the window miss the truth, and one that claims too little makes the search
+slow and the gate strict.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ MAX_SPEED_MPS = 400.0
 
 #: priors from this estimator's own track (not the FC's GNSS, not a seed)
 OWN_TRACK = ("visual", "visual_dead_reckoning", "visual_odometry")
+#: priors from the FC that claim more than they may know: widened when lost (LostClock)
+WIDENED = ("fc_gnss", "fc_estimate")
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ class PriorConfig:
     jump_confirm_s: float = 3.0
     jump_sigma_k: float = 4.0  # ... within this many combined sigmas of the held one
     min_jump_m: float = 25.0  # ... or this close
+    #: the FC's fused position, which states no accuracy (used with no track and no GNSS)
+    fc_estimate_sigma_m: float = 100.0
 
 
 def yaw_enu(r_enu_flu: NDArray[np.float64]) -> float:
@@ -69,6 +81,7 @@ class PriorTracker:
         self._gnss: StampedSeries[Prior] = StampedSeries(keep_s=60.0)
         self._health: StampedSeries[bool] = StampedSeries(keep_s=60.0)
         self._health_before = False  # before the first stamped verdict
+        self._fc: StampedSeries[Prior] = StampedSeries(keep_s=60.0)  # the FC's EKF
         self.track: Prior | None = None  # the last fix (or a seed)
         #: fixes in a row, each within consistency_k combined sigmas of where the
         #: track before it stood (:meth:`add_fix`)
@@ -105,6 +118,25 @@ class PriorTracker:
         self._gnss.add(
             stamp_ns,
             Prior(stamp_ns, latitude, longitude, max(s, 1.0), (ve, vn), 1.0, "fc_gnss"),
+        )
+
+    def add_fc_estimate(self, stamp_ns: int, latitude: float, longitude: float) -> None:
+        """The FC's own fused position at ``stamp_ns`` (its EKF says it holds an absolute
+        horizontal position): the prior only when there is neither a track nor a healthy
+        GNSS sample (:meth:`prior_at`). One off the map is dropped."""
+        if not on_the_map(latitude, longitude):
+            return
+        self._fc.add(
+            stamp_ns,
+            Prior(
+                stamp_ns,
+                latitude,
+                longitude,
+                max(self.cfg.fc_estimate_sigma_m, 1.0),
+                (0.0, 0.0),
+                self.cfg.velocity_sigma,
+                "fc_estimate",
+            ),
         )
 
     def set_healthy(self, healthy: bool, stamp_ns: int | None = None) -> None:
@@ -228,7 +260,13 @@ class PriorTracker:
                     sure = self.streak >= self.cfg.track_over_gnss_fixes
                     return replace(track, contested=True, rival_m=0.0 if sure else apart)
             return gnss
-        return track or gnss
+        if track is not None:
+            return track
+        fc = self._fc.at_or_before(stamp_ns)
+        estimate = self.propagate(fc[1], stamp_ns) if fc is not None else None
+        if gnss is None or (estimate is not None and estimate.sigma_m < gnss.sigma_m):
+            return estimate
+        return gnss
 
     def holds(self, stamp_ns: int) -> bool:
         """Whether our track holds against a disagreeing GNSS at ``stamp_ns``: it is a
@@ -309,13 +347,14 @@ class LostClock:
     """How long frames have been searched without a fix, and the wider prior that earns.
 
     Frames searched for more than ``after_s`` without a fix, each within
-    ``after_s`` of the one before, are lost: a prior from the FC's GNSS is then
-    also searched with its sigma widened by ``growth_mps`` per second beyond
-    that (up to ``max_sigma_m``), once the search around it has failed. A GNSS
-    that claims metres but is wrong (spoofed before any fix of ours, or dragged
-    off while we could not see the ground) is so searched ever wider until a
-    frame is fixed where it really is, while a frame that its own window fixes
-    is judged there, not at a wider window's stricter gate. Our own track's
+    ``after_s`` of the one before, are lost: a prior from the FC's GNSS (or its
+    fused position, :data:`WIDENED`) is then also searched with its sigma widened
+    by ``growth_mps`` per second beyond that (up to ``max_sigma_m``), once the
+    search around it has failed. A GNSS that claims metres but is wrong (spoofed
+    before any fix of ours, or dragged off while we could not see the ground) is
+    so searched ever wider until a frame is fixed where it really is, while a
+    frame that its own window fixes is judged there, not at a wider window's
+    stricter gate. Our own track's
     sigma already grows as it is carried; a gap in the frames (the camera off, a
     bench of unrelated frames) starts the count again.
 
@@ -343,7 +382,7 @@ class LostClock:
             self.searches = 0
         self._run = (run[0], stamp_ns)
         lost_s = (stamp_ns - run[0]) / NS - self.after_s
-        if prior.source != "fc_gnss" or lost_s <= 0 or self.growth_mps <= 0:
+        if prior.source not in WIDENED or lost_s <= 0 or self.growth_mps <= 0:
             return None
         grown = min(math.hypot(prior.sigma_m, self.growth_mps * lost_s), max_sigma_m)
         return replace(prior, sigma_m=grown) if grown > max(prior.sigma_m, least_sigma_m) else None

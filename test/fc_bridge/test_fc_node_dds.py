@@ -244,3 +244,42 @@ def test_a_misconfigured_autopilot_fails_activation_only_with_preflight_strict(
         node.shutdown()
         node.destroy_node()
         fc.stop()
+
+
+@pytest.mark.parametrize("autopilot", ["ardupilot", "px4"])
+def test_the_ekf_position_is_a_fix_only_while_the_ekf_holds_an_absolute_one(
+    ros: MultiThreadedExecutor, autopilot: str
+) -> None:
+    """GLOBAL_POSITION_INT -> /fc/ekf_position: a fix while the EKF status says it
+    holds an absolute horizontal position, no fix once it says it does not (the
+    estimator searches around it only when it is a fix)."""
+    from sensor_msgs.msg import NavSatStatus
+
+    from gps_denied_onboard.ros_topics import TOPIC_FC_EKF_POSITION
+
+    fc = SimFc(autopilot, heartbeat_hz=5.0, telemetry_hz=10.0)
+    fc.update(lat_deg=47.02, lon_deg=-99.15)
+    fc.start()
+    node = _node(fc.connection)
+    probe = Node(f"fc_ekf_probe_{autopilot}")
+    got: list[NavSatFix] = []
+    probe.create_subscription(NavSatFix, TOPIC_FC_EKF_POSITION, got.append, qos_profile_sensor_data)
+    ros.add_node(node)
+    ros.add_node(probe)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_until(
+            lambda: any(m.status.status == NavSatStatus.STATUS_FIX for m in got), 10.0
+        ), "no fix on /fc/ekf_position"
+        fix = next(m for m in got if m.status.status == NavSatStatus.STATUS_FIX)
+        assert (fix.latitude, fix.longitude) == pytest.approx((47.02, -99.15), abs=1e-6)
+        assert fix.header.frame_id == "fc_ekf"
+        # no absolute horizontal position; constant-position mode (no source at all)
+        for flags in (0x37F & ~16, 0x37F | 128):
+            fc.update(ekf_flags=flags)
+            got.clear()
+            assert wait_until(lambda: len(got) >= 10, 10.0)
+            assert got[-1].status.status == NavSatStatus.STATUS_NO_FIX, hex(flags)
+    finally:
+        stop_rig(ros, fc, node, probe)

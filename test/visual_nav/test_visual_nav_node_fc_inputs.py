@@ -232,3 +232,33 @@ def test_the_fc_home_latched_before_a_restart_becomes_the_ground(
     finally:
         ros.remove_node(bridge)
         bridge.destroy_node()
+
+
+def test_the_fc_ekf_position_reaches_the_prior_only_as_a_fix(ros: MultiThreadedExecutor) -> None:
+    """/fc/ekf_position over DDS: a fix becomes the estimator's last-resort prior and
+    the prefetch's position (no GNSS, no track, no seed: a restart in flight); one the
+    EKF does not stand behind (no fix) is not taken."""
+    from sensor_msgs.msg import NavSatFix, NavSatStatus
+
+    from gps_denied_onboard.ros_topics import TOPIC_FC_EKF_POSITION
+
+    with _active_on(ros) as (node, peer, _imu):
+        est = node._estimator
+        assert est is not None and node._position is None
+        pub = peer.create_publisher(NavSatFix, TOPIC_FC_EKF_POSITION, qos_profile_sensor_data)
+        assert wait_until(lambda: pub.get_subscription_count() > 0, 10.0)
+        stamp = time.time_ns()
+        msg = NavSatFix()
+        msg.header.stamp = ns_to_time_msg(stamp)
+        msg.latitude, msg.longitude = 47.02, -99.15
+        msg.status.status = NavSatStatus.STATUS_NO_FIX
+        pub.publish(msg)
+        time.sleep(0.5)
+        assert est.prior_at(stamp) is None and node._position is None
+        msg.status.status = NavSatStatus.STATUS_FIX
+        pub.publish(msg)
+        assert wait_until(lambda: est.prior_at(stamp) is not None, 5.0)
+        prior = est.prior_at(stamp)
+        assert prior is not None and prior.source == "fc_estimate"
+        assert (prior.latitude, prior.longitude) == pytest.approx((47.02, -99.15))
+        assert node._position == pytest.approx((47.02, -99.15))

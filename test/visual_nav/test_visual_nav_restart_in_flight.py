@@ -1,0 +1,118 @@
+"""visual_nav restarted in flight with the GNSS denied: no track, no healthy GNSS ever
+heard. The FC's fused position (its EKF, which followed our fixes until the restart and
+dead-reckoned since) is where the search starts; before, every frame was ``no_prior``
+until an operator seeded it.
+
+Real NAIP imagery (map 2017, frames 2020), a 1 km footprint at 1 frame/s.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.fix import VisualFix
+from gps_denied_onboard.visual_nav.prior import LostClock, PriorConfig, PriorTracker
+from gps_denied_onboard.visual_nav.state import AttitudeBuffer, Prior
+
+from .support import CAMERA, NS, T0, Pose, error_m, feed, make_estimator, naip, naip_tiles, render
+
+LAT_C, LON_C = 47.0204, -99.1548  # the clip's centre (test_visual_nav_cross_year)
+
+
+def _fly(
+    frames: int, ekf_off_m: float | None, **cfg: object
+) -> list[tuple[VisualFix | FrameRejected, Pose]]:
+    """The fix or the reject, and the truth, per frame; the FC's EKF ``ekf_off_m``
+    south-west of the truth (None: the FC says it holds no position)."""
+    ortho = naip("2020")
+    est = make_estimator(naip_tiles("2017"), **cfg)
+    est.set_gnss_healthy(False, T0 - NS)  # jammed: the FC's verdict, from before the restart
+    course = math.radians(70.0)
+    ve, vn = 25.0 * math.sin(course), 25.0 * math.cos(course)
+    start = Pose(LAT_C, LON_C, 500.0, pitch_deg=3.0, yaw_deg=70.0).offset(-450.0, -150.0)
+    out: list[tuple[VisualFix | FrameRejected, Pose]] = []
+    for k in range(frames):
+        pose = start.offset(ve * k, vn * k)
+        stamp = T0 + k * NS
+        feed(est, stamp, pose)
+        if ekf_off_m is not None:
+            d = ekf_off_m / math.sqrt(2.0)
+            ekf = pose.offset(-d, -d)
+            est.priors.add_fc_estimate(stamp - 50_000_000, ekf.latitude, ekf.longitude)
+        try:
+            out.append((est.process(stamp, render(ortho, pose), CAMERA), pose))
+        except FrameRejected as rej:
+            out.append((rej, pose))
+    return out
+
+
+def test_restarted_with_the_gnss_denied_the_fc_position_starts_the_search() -> None:
+    flown = _fly(6, ekf_off_m=120.0)
+    fixes = [(got, pose) for got, pose in flown if isinstance(got, VisualFix)]
+    assert len(fixes) >= 5, [got for got, _p in flown]
+    for fix, pose in fixes:
+        assert math.hypot(*error_m(pose, fix.latitude, fix.longitude)) < 15.0
+    # the first is searched around the FC's position, the rest follow our own track
+    assert fixes[0][0].prior_source == "fc_estimate"
+    assert all(f.prior_source != "fc_estimate" for f, _p in fixes[1:])
+
+
+def test_without_the_fc_position_every_frame_is_no_prior() -> None:
+    flown = _fly(3, ekf_off_m=None)
+    assert all(isinstance(got, FrameRejected) and got.reason == "no_prior" for got, _p in flown)
+
+
+def test_an_fc_position_further_off_than_it_may_be_is_searched_ever_wider() -> None:
+    """550 m of EKF drift, well beyond the 300 m its 100 m sigma searches: frames fail
+    until the lost clock has widened the search past it, then are fixed right."""
+    flown = _fly(22, ekf_off_m=550.0)
+    first = next(k for k, (got, _p) in enumerate(flown) if isinstance(got, VisualFix))
+    assert 5 <= first <= 20, [got for got, _p in flown]
+    for got, pose in flown[first:]:
+        assert isinstance(got, VisualFix), got
+        assert math.hypot(*error_m(pose, got.latitude, got.longitude)) < 15.0
+
+
+def _tracker(**cfg: object) -> PriorTracker:
+    return PriorTracker(PriorConfig(**cfg), AttitudeBuffer())  # type: ignore[arg-type]
+
+
+def test_the_fc_position_is_only_the_last_resort() -> None:
+    p = _tracker(fc_estimate_sigma_m=80.0)
+    assert p.prior_at(T0) is None
+    p.add_fc_estimate(T0, LAT_C, LON_C)
+    got = p.prior_at(T0)
+    assert got is not None and got.source == "fc_estimate" and got.sigma_m == 80.0
+    # a healthy GNSS, tighter, wins; carried for long its sigma outgrows the FC's
+    p.set_healthy(True, T0)
+    p.add_gnss(T0, LAT_C + 1e-4, LON_C, healthy=True, sigma_m=5.0)
+    assert p.prior_at(T0 + NS).source == "fc_gnss"  # type: ignore[union-attr]
+    p.set_healthy(False, T0 + 2 * NS)
+    p.add_fc_estimate(T0 + 120 * NS, LAT_C, LON_C)
+    assert p.prior_at(T0 + 120 * NS).source == "fc_estimate"  # type: ignore[union-attr]
+    # our own track, once there is one, always
+    p.add_fix(Prior(T0 + 121 * NS, LAT_C, LON_C, 3.0, (0.0, 0.0), 1.0, "visual"))
+    p.add_fc_estimate(T0 + 122 * NS, LAT_C, LON_C)
+    assert p.prior_at(T0 + 122 * NS).source == "visual"  # type: ignore[union-attr]
+
+
+def test_an_fc_position_off_the_map_is_dropped() -> None:
+    p = _tracker()
+    p.add_fc_estimate(T0, 89.9, 0.0)
+    assert p.prior_at(T0) is None
+
+
+def test_the_lost_clock_widens_an_fc_position_as_it_does_a_gnss() -> None:
+    clock = LostClock(after_s=5.0, growth_mps=10.0)
+    fc = Prior(T0, LAT_C, LON_C, 100.0, (0.0, 0.0), 3.0, "fc_estimate")
+    seed = Prior(T0, LAT_C, LON_C, 100.0, (0.0, 0.0), 3.0, "seed")
+    widened = [clock.note_frame(T0 + k * NS, fc, 200.0) for k in range(16)]
+    assert widened[:6] == [None] * 6  # not lost before 5 s
+    last = widened[-1]  # 10 s lost at 10 m/s
+    assert last is not None and last.sigma_m == pytest.approx(math.hypot(100.0, 100.0))
+    # an operator's seed grows by itself as it is carried: never widened here
+    seeded = LostClock(after_s=5.0, growth_mps=10.0)
+    assert all(seeded.note_frame(T0 + k * NS, seed, 200.0) is None for k in range(16))
