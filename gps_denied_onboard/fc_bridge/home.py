@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
+from gps_denied_onboard.fc_bridge.commands import request_message
 from gps_denied_onboard.log import log_event
 
 __all__ = ["Home", "HomeWatcher", "home_from_msg"]
@@ -162,18 +163,4 @@ class HomeWatcher:
                 return
             self._asked_ns = now
             self.asks += 1
-        self._send(
-            mavlink2.MAVLink_command_long_message(
-                target[0],
-                target[1],
-                mavlink2.MAV_CMD_REQUEST_MESSAGE,
-                0,
-                float(mavlink2.MAVLINK_MSG_ID_HOME_POSITION),
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-            )
-        )
+        self._send(request_message(target[0], target[1], mavlink2.MAVLINK_MSG_ID_HOME_POSITION))

@@ -41,6 +41,7 @@ from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from gps_denied_onboard.clock import Clock
 from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.fc_bridge.commands import request_message
 from gps_denied_onboard.fc_bridge.fix import PositionFix
 from gps_denied_onboard.fc_bridge.geodesy import LocalOrigin
 from gps_denied_onboard.log import log_event
@@ -344,17 +345,9 @@ class OriginManager:
     def _request_locked(self, now_ns: int) -> None:
         self._last_request_ns = now_ns
         self._send(
-            mavlink2.MAVLink_command_long_message(
+            request_message(
                 self._target_system,
                 self._target_component,
-                mavlink2.MAV_CMD_REQUEST_MESSAGE,
-                0,
-                float(mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN),
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
+                mavlink2.MAVLINK_MSG_ID_GPS_GLOBAL_ORIGIN,
             )
         )

@@ -50,6 +50,7 @@ from typing import Any, Final
 
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
+from gps_denied_onboard.fc_bridge.commands import command_long
 from gps_denied_onboard.fc_bridge.fix import PositionFix
 from gps_denied_onboard.fc_bridge.fix_output import accuracies
 
@@ -211,14 +212,12 @@ class EkfSourceSwitch:
     def __init__(
         self,
         send: Callable[[Any], object],
-        mav: Any,
         target_system: int,
         target_component: int,
         *,
         switch_back_after: int = 2,
     ) -> None:
         self._send = send
-        self._mav = mav
         self._target = (target_system, target_component)
         self._after = max(1, switch_back_after)
         self._lock = threading.Lock()
@@ -227,18 +226,8 @@ class EkfSourceSwitch:
         self.switches = 0
 
     def _command(self, source_set: int) -> Any:
-        return self._mav.command_long_encode(
-            self._target[0],
-            self._target[1],
-            mavlink2.MAV_CMD_SET_EKF_SOURCE_SET,
-            0,
-            float(source_set),
-            0.0,
-            0.0,
-            0.0,
-            0.0,
-            0.0,
-            0.0,
+        return command_long(
+            self._target[0], self._target[1], mavlink2.MAV_CMD_SET_EKF_SOURCE_SET, source_set
         )
 
     def begin(self, since_usec: int) -> None:

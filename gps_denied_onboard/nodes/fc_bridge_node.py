@@ -310,7 +310,7 @@ class FcBridgeNode(LifecycleNode):
             send: Any = self._own_fixes.recording(link.send)
             self._switch = None
             if self._uses_source_switch(ap.autopilot.value, output):
-                self._switch = EkfSourceSwitch(send, link.mav, ap.sysid, ap.compid)
+                self._switch = EkfSourceSwitch(send, ap.sysid, ap.compid)
                 send = self._switch.wrap(send)
             self._reloc = RelocGate(
                 min_quality=fix_cfg.fix_reloc_min_quality,
