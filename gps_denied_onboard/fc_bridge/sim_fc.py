@@ -49,7 +49,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
 from gps_denied_onboard.clock import Clock, MonotonicClock
@@ -57,7 +56,9 @@ from gps_denied_onboard.fc_bridge.sim_fc_state import (
     ARDUPILOT_DEFAULT_PARAMS,
     PX4_DEFAULT_PARAMS,
     SimFcState,
+    build_home_position,
     build_telemetry,
+    custom_mode,
 )
 
 __all__ = ["ARDUPILOT_DEFAULT_PARAMS", "PX4_DEFAULT_PARAMS", "Received", "SimFc", "SimFcState"]
@@ -407,24 +408,8 @@ class SimFc:
         is set or moved, and when asked)."""
         with self._lock:
             home = self.state.home
-        if home is None:
-            return
-        lat, lon, alt = home
-        self.send_message(
-            self._mav.home_position_encode(
-                round(lat * 1e7),
-                round(lon * 1e7),
-                round(alt * 1000),
-                0.0,
-                0.0,
-                0.0,
-                [1.0, 0.0, 0.0, 0.0],
-                0.0,
-                0.0,
-                0.0,
-                self._clock.now_ns() // 1000,
-            )
-        )
+        if home is not None:
+            self.send_message(build_home_position(self._mav, home, self._clock.now_ns() // 1000))
 
     def _ack(self, msg: Any, result: int) -> None:
         self.send_message(
@@ -529,18 +514,10 @@ class SimFc:
             )
         )
 
-    def _custom_mode(self, mode: str) -> tuple[int, int]:
-        """(base_mode flags, custom_mode) for a mode name, from pymavlink's tables."""
-        if self.autopilot == "px4":
-            base, main, sub = mavutil.px4_map[mode]
-            return int(base), (int(main) << 16) | (int(sub) << 24)
-        mapping = mavutil.mode_mapping_byname(self.vehicle_type) or {}
-        return mavlink2.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, int(mapping[mode])
-
     def heartbeat(self) -> Any:
         with self._lock:
             s = self.state
-            base, custom = self._custom_mode(s.mode)
+            base, custom = custom_mode(self.autopilot, self.vehicle_type, s.mode)
             if s.armed:
                 base |= mavlink2.MAV_MODE_FLAG_SAFETY_ARMED
         ap = (

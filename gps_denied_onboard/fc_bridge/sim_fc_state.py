@@ -11,9 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from pymavlink import mavutil
 from pymavlink.dialects.v20 import ardupilotmega as mavlink2
 
-__all__ = ["ARDUPILOT_DEFAULT_PARAMS", "PX4_DEFAULT_PARAMS", "SimFcState", "build_telemetry"]
+__all__ = [
+    "ARDUPILOT_DEFAULT_PARAMS",
+    "PX4_DEFAULT_PARAMS",
+    "SimFcState",
+    "build_home_position",
+    "build_telemetry",
+    "custom_mode",
+]
 
 #: ArduPilot (4.6) parameters a GPS_INPUT / vision setup touches, correctly set.
 ARDUPILOT_DEFAULT_PARAMS: Final[Mapping[str, float]] = {
@@ -173,3 +181,30 @@ def build_telemetry(mav: Any, name: str, s: SimFcState, boot_ms: int, rangefinde
             0,
         )
     raise ValueError(f"the simulated FC cannot build {name!r}")
+
+
+def build_home_position(mav: Any, home: tuple[float, float, float], time_usec: int) -> Any:
+    """HOME_POSITION at ``home`` (lat deg, lon deg, alt m MSL), encoded with ``mav``."""
+    lat, lon, alt = home
+    return mav.home_position_encode(
+        round(lat * 1e7),
+        round(lon * 1e7),
+        round(alt * 1000),
+        0.0,
+        0.0,
+        0.0,
+        [1.0, 0.0, 0.0, 0.0],
+        0.0,
+        0.0,
+        0.0,
+        time_usec,
+    )
+
+
+def custom_mode(autopilot: str, vehicle_type: int, mode: str) -> tuple[int, int]:
+    """(base_mode flags, custom_mode) for a mode name, from pymavlink's tables."""
+    if autopilot == "px4":
+        base, main, sub = mavutil.px4_map[mode]
+        return int(base), (int(main) << 16) | (int(sub) << 24)
+    mapping = mavutil.mode_mapping_byname(vehicle_type) or {}
+    return mavlink2.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, int(mapping[mode])
