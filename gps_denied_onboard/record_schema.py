@@ -109,6 +109,7 @@ TAKEOFF_KINDS: dict[str, KindSpec] = {
     "takeoff.recorder_lost": _k("reason", "silent_for_ns"),
     "takeoff.recorder_recovered": _k("silent_for_ns"),
     "takeoff.heartbeat": _k("seq phase"),
+    "takeoff.node_revived": _k("node from_state"),
 }
 
 # --- visual position estimator (visual_nav/) ---------------------------------

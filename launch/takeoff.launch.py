@@ -6,6 +6,9 @@ order (recorder open before the FC link opens; see
 gps_denied_onboard/takeoff/sequence.py). The nodes are NOT auto-activated by
 launch: only the sequencer changes their states.
 
+visual_nav and fc_bridge are respawned if they crash in flight, and the sequencer
+brings the new process back to ACTIVE.
+
 When the sequencer exits (a failed take-off, or a landing after Ctrl-C) the
 whole launch shuts down, and the shutdown reason names its exit code; exit
 code 2 means the flight data recorder could not be opened and the FC link was
@@ -35,6 +38,11 @@ PACKAGE = "gps_denied_onboard"
 # On Ctrl-C launch sends SIGINT to every process at once; managed nodes then wait
 # for the sequencer to land them in order, so SIGTERM must not come before that.
 LANDING_TIMEOUT_S = "30"
+# visual_nav and fc_bridge are started again when they exit in flight (never while
+# launch shuts down); the sequencer configures and activates the new process
+# (TakeoffSequencer.revive). Not the recorder (its flight cannot be reopened: the GCS
+# is alerted) nor the tile cache (its database is handed over at take-off).
+RESPAWN_DELAY_S = 1.0
 
 ARGUMENTS = {
     "flight_id": ("", "flight to open; empty = derived from the take-off time"),
@@ -92,6 +100,9 @@ def generate_launch_description() -> LaunchDescription:
         parameters=params("visual_nav.yaml", {}),
         output="screen",
         sigterm_timeout=LANDING_TIMEOUT_S,
+        # a crash in flight: started again, and the sequencer brings it back up
+        respawn=True,
+        respawn_delay=RESPAWN_DELAY_S,
     )
     fc_bridge = LifecycleNode(
         package=PACKAGE,
@@ -101,6 +112,9 @@ def generate_launch_description() -> LaunchDescription:
         parameters=params("fc_bridge.yaml", {"connection": lc["fc_connection"]}),
         output="screen",
         sigterm_timeout=LANDING_TIMEOUT_S,
+        # a crash in flight: started again, and the sequencer brings it back up
+        respawn=True,
+        respawn_delay=RESPAWN_DELAY_S,
     )
     sequencer = Node(
         package=PACKAGE,

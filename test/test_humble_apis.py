@@ -142,6 +142,9 @@ HUMBLE_KEYWORDS = {
         "arguments",
         "ros_arguments",
         "exec_name",
+        # launch humble, actions/execute_local.py: ExecuteLocal(respawn, respawn_delay)
+        "respawn",
+        "respawn_delay",
     },
     "Node": {
         "name",

@@ -7,6 +7,9 @@ machine: a private PostgreSQL cluster (``--dsn`` empty), a flight root and
 tile root under ``./var``, the FC connection from ``--fc-connection`` or the
 fc_bridge parameter file.
 
+visual_nav and fc_bridge are started again if they exit in flight (as the launch
+file's ``respawn`` does), and the sequencer brings the new process back up.
+
 The node processes run in their own sessions, so a Ctrl-C reaches only this
 process, which lands in order (FC link closed first, flight closed last, then
 the cluster stopped) before it stops the node processes. The exit code is the
@@ -143,12 +146,16 @@ def _die_with_parent() -> None:
 
 
 class NodeSupervisor:
-    """Starts node processes in their own sessions and stops them, politely first."""
+    """Starts node processes in their own sessions, starts again those asked for that
+    exited (:meth:`respawn`), and stops them, politely first."""
 
     def __init__(self, opts: BringupOptions) -> None:
         self._opts = opts
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._argv: dict[str, list[str]] = {}
         self._logs: list[IO[bytes]] = []
+        self._stopping = False
+        self.respawns: dict[str, int] = {}
 
     def start(self, nodes: Sequence[NodeProcess]) -> None:
         prefix = install_prefix()
@@ -164,18 +171,41 @@ class NodeSupervisor:
                 *_param_args(config / node.params_file, node.overrides, self._opts.use_sim_time),
             ]
             argv += ["-r", f"__node:={node.name}"]
-            log = open(self._opts.log_dir / f"{node.name}.log", "ab")  # noqa: SIM115
-            self._logs.append(log)
-            self.procs[node.name] = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches only us: we land in order
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, no locks
+            self._argv[node.name] = argv
+            self._spawn(node.name)
+
+    def _spawn(self, name: str) -> None:
+        log = open(self._opts.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        self._logs.append(log)
+        self.procs[name] = subprocess.Popen(
+            self._argv[name],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches only us: we land in order
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - prctl only, no locks
+        )
+
+    def respawn(self, names: Sequence[str]) -> list[str]:
+        """Start again each of ``names`` whose process exited (a crash in flight: the
+        take-off sequencer then brings it back up); never once stopping. Returns them."""
+        again: list[str] = []
+        for name in names:
+            proc = self.procs.get(name)
+            if self._stopping or proc is None or proc.poll() is None:
+                continue
+            self.respawns[name] = self.respawns.get(name, 0) + 1
+            print(
+                json.dumps({"event": "node.respawned", "node": name, "exit_code": proc.returncode}),
+                file=sys.stderr,
+                flush=True,
             )
+            self._spawn(name)
+            again.append(name)
+        return again
 
     def stop(self, timeout_s: float = 15.0) -> dict[str, int]:
         """SIGINT every node, then SIGKILL what is still there; returns exit codes."""
+        self._stopping = True
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -254,7 +284,8 @@ def run(
 
         if before_takeoff is not None:
             before_takeoff()
-        code = run_sequencer(node, stop, _active)
+        revivable = node.config.revivable()
+        code = run_sequencer(node, stop, _active, lambda: supervisor.respawn(revivable))
         counters = node.sequencer.counters
         if counters is not None:
             print(

@@ -47,6 +47,7 @@ from gps_denied_onboard.ros_topics import LATCHED_QOS, TOPIC_DIAGNOSTICS
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
 from gps_denied_onboard.stop_signals import (
     EXIT_INTERRUPTED,
+    RELAY_PERIOD_S,
     ignore_from_now,
     install_early,
     wait_for_stop,
@@ -412,12 +413,16 @@ def run_sequencer(
     node: TakeoffNode,
     stop: threading.Event,
     on_active: Callable[[TakeoffResult], None] | None = None,
+    on_revive: Callable[[], object] | None = None,
 ) -> int:
     """Take off, stay up until ``stop`` is set, land; returns the exit code.
 
     Runs in the main thread (where Python runs signal handlers); the executor
     must be spinning in another thread. A stop that came before
-    the take-off began takes nothing off (:data:`EXIT_INTERRUPTED`).
+    the take-off began takes nothing off (:data:`EXIT_INTERRUPTED`). In flight,
+    every ``revive_period_s`` of host time, ``on_revive`` runs (the bring-up starts
+    node processes that exited again) and then the sequencer brings a restarted
+    node back up (:meth:`TakeoffSequencer.revive`).
     """
     if stop.is_set():
         return EXIT_INTERRUPTED
@@ -426,7 +431,19 @@ def run_sequencer(
         return result.exit_code
     if on_active is not None:
         on_active(result)
-    wait_for_stop(stop)  # never an untimed wait: see wait_for_stop
+    period = node.config.revive_period_s
+    if period <= 0:
+        wait_for_stop(stop)  # never an untimed wait: see wait_for_stop
+    else:
+        # host time: whether a process lives is not a question of flight time
+        due = time.monotonic() + period
+        while not stop.wait(RELAY_PERIOD_S):  # timed, as in wait_for_stop
+            if time.monotonic() < due:
+                continue
+            if on_revive is not None:
+                on_revive()
+            node.sequencer.revive()
+            due = time.monotonic() + period
     node.sequencer.land("operator stop")
     if node.sequencer.teardown_failures:
         # landed as far as possible, but something did not come down cleanly

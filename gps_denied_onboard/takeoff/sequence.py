@@ -121,6 +121,10 @@ class TakeoffConfig:
         recorder_silence_s: recorder diagnostics older than this mean it is lost.
         heartbeat_period_s: period of the sequencer's own heartbeat records, whose
             sequence numbers make any FDR gap visible afterwards.
+        revive_period_s: in flight, how often the visual estimator and the FC bridge are
+            looked at (:meth:`TakeoffSequencer.revive`); 0: never.
+        revive_timeout_s: how long one look waits for a node's state (a dead node
+            holds the look up this long).
     """
 
     flight_id: str = ""
@@ -133,6 +137,8 @@ class TakeoffConfig:
     fc_activate_timeout_s: float = 30.0
     recorder_silence_s: float = 3.0
     heartbeat_period_s: float = 1.0
+    revive_period_s: float = 2.0
+    revive_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -141,9 +147,12 @@ class TakeoffConfig:
             "fc_activate_timeout_s",
             "recorder_silence_s",
             "heartbeat_period_s",
+            "revive_timeout_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive", key=name)
+        if not self.revive_period_s >= 0:
+            raise ConfigError("revive_period_s must be >= 0 (0: never)", key="revive_period_s")
         names = self.node_names()
         if len(set(names)) != len(names) or not all(names):
             raise ConfigError(
@@ -151,6 +160,15 @@ class TakeoffConfig:
             )
         if "/" in self.flight_id or self.flight_id in (".", ".."):
             raise ConfigError("flight_id must be a plain name", key="flight_id")
+
+    def revivable(self) -> tuple[str, ...]:
+        """The nodes brought back up in flight when found unconfigured or inactive (a
+        process restarted after a crash), in take-off order: the visual estimator and
+        the FC bridge, whose configure needs nothing from the take-off itself. Not the
+        recorder (its flight cannot be reopened: the GCS is told, ``RecorderWatch``),
+        nor the tile cache (its database is handed over at take-off)."""
+        names: tuple[str, ...] = (self.visual_nav_node,) if self.visual_nav_node else ()
+        return (*names, self.fc_bridge_node)
 
     def node_names(self) -> tuple[str, ...]:
         """The nodes the sequencer drives, in take-off order."""
@@ -454,6 +472,50 @@ class TakeoffSequencer:
                 nodes=list(self._up),
             )
             return TakeoffResult(EXIT_OK, self._flight_id, flight_dir, steps=list(self._steps))
+
+    # -- in flight ---------------------------------------------------------------
+    def revive(self) -> list[str]:
+        """Bring a revivable node (:meth:`TakeoffConfig.revivable`) that is no longer
+        active back up; returns those brought up.
+
+        A node process that crashed in flight is started again by whoever started
+        it (``respawn`` in the launch file, the bring-up's supervisor); it comes up
+        unconfigured, and nothing else would configure and activate it: the
+        estimator would stay silent, or the FC link closed, for the rest of the
+        flight. A node that does not answer within ``revive_timeout_s`` (dead, or
+        still starting) is looked at again next time; one whose transition fails
+        is logged and tried again next time. Only while the flight is up.
+        """
+        revived: list[str] = []
+        with self._lock:
+            if self._phase is not Phase.ACTIVE:
+                return revived
+            for node in self._cfg.revivable():
+                try:
+                    state = self._ctl.get_state(node, self._cfg.revive_timeout_s)
+                except TakeoffError:
+                    continue
+                if state not in (LifecycleState.UNCONFIGURED, LifecycleState.INACTIVE):
+                    continue
+                try:
+                    if state is LifecycleState.UNCONFIGURED:
+                        self._transition(node, Transition.CONFIGURE)
+                    self._transition(node, Transition.ACTIVATE)
+                except TakeoffError as err:
+                    log_event(
+                        _log, logging.ERROR, "takeoff.revive_failed", node=node, error=str(err)
+                    )
+                    continue
+                revived.append(node)
+                self._record("takeoff.node_revived", node=node, from_state=state.name.lower())
+                log_event(
+                    _log,
+                    logging.WARNING,
+                    "takeoff.node_revived",
+                    node=node,
+                    from_state=state.name.lower(),
+                )
+        return revived
 
     def _abort_fdr_open(self, err: FdrOpenFailure) -> TakeoffResult:
         reason = str(err)

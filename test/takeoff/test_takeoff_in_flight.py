@@ -160,3 +160,76 @@ def test_recorder_killed_in_flight_raises_a_gcs_alert_at_the_autopilot(
     # landed as far as it could: the flight could not be closed by a dead recorder
     assert proc.returncode == 1, err[-3000:]
     assert "close_flight" in err
+
+
+def _child_pid(parent: int, name: str) -> int | None:
+    """The pid of ``parent``'s child process that runs the node ``name``, if any."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and f"__node:={name}".encode() in argv:
+            return int(proc.name)
+    return None
+
+
+def test_visual_nav_killed_in_flight_is_started_again_and_brought_back_up(
+    ros: None, tmp_path: Path, pg_dsn: str, sim_fc: SimFc
+) -> None:
+    """kill -9 of the estimator in flight: the bring-up starts its process again and
+    the sequencer configures and activates it (``takeoff.node_revived`` in the
+    flight record); the landing then brings it down like the others, exit 0."""
+    from lifecycle_msgs.srv import GetState
+
+    run_dir = tmp_path / "run"
+    proc = _start(run_dir, pg_dsn, sim_fc, "estimator-dies")
+    node = Node(f"revive_probe_{uuid.uuid4().hex[:8]}")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    get_state = node.create_client(GetState, "/visual_nav/get_state")
+    try:
+        _wait_active(proc)
+        first = _child_pid(proc.pid, "visual_nav")
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+
+        def state() -> str:
+            if not get_state.wait_for_service(timeout_sec=0.5):
+                return ""
+            future = get_state.call_async(GetState.Request())
+            executor.spin_until_future_complete(future, timeout_sec=2.0)
+            return str(future.result().current_state.label) if future.done() else ""
+
+        deadline = time.monotonic() + 90
+        again = None
+        while time.monotonic() < deadline:
+            again = _child_pid(proc.pid, "visual_nav")
+            if again not in (None, first) and state() == "active":
+                break
+            time.sleep(0.5)
+        assert again not in (None, first), "visual_nav was not started again"
+        assert state() == "active"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        executor.shutdown()
+        node.destroy_node()
+    assert proc.returncode == 0, err[-3000:]
+    assert '"node.respawned", "node": "visual_nav"' in err
+    records = _records(run_dir / "flights" / "estimator-dies")
+    revived = [r["payload"] for r in records if r["kind"] == "takeoff.node_revived"]
+    assert revived == [{"node": "visual_nav", "from_state": "unconfigured"}]
+    landing = [
+        (r["payload"]["node"], r["payload"]["transition"])
+        for r in records
+        if r["kind"] == "takeoff.transition"
+    ][len(TAKEOFF_TRANSITIONS) + 2 :]  # after take-off and the revival's two
+    assert ("visual_nav", "deactivate") in landing and ("visual_nav", "cleanup") in landing

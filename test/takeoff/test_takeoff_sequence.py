@@ -345,3 +345,56 @@ def test_recorder_watch_reports_loss_once_and_recovery_once() -> None:
     watch.alive()
     assert watch.tick() == "recovered"
     assert watch.tick() is None
+
+
+def test_in_flight_a_restarted_estimator_or_bridge_is_brought_back_up() -> None:
+    """A crashed visual_nav / fc_bridge process started again comes up unconfigured;
+    the sequencer configures and activates it (and records it). A node that does
+    not answer is looked at again next time; the recorder and the tile cache are
+    never touched; nothing happens before take-off or after landing."""
+    ctl, sink, err = ScriptedController(), MemorySink(), io.StringIO()
+    seq = _sequencer(ctl, sink, err)
+    assert seq.revive() == []  # not flying yet
+    assert seq.take_off().exit_code == EXIT_OK
+    assert seq.revive() == []  # all active: nothing to do
+    ctl.calls.clear()
+    ctl.states["visual_nav"] = LifecycleState.UNCONFIGURED  # respawned
+    ctl.states["fc_bridge"] = LifecycleState.INACTIVE
+    ctl.states["tile_cache"] = LifecycleState.UNCONFIGURED
+    ctl.states["fdr_recorder"] = LifecycleState.UNCONFIGURED
+    assert seq.revive() == ["visual_nav", "fc_bridge"]
+    assert ctl.calls == ["visual_nav.configure", "visual_nav.activate", "fc_bridge.activate"]
+    assert ctl.states["visual_nav"] is ctl.states["fc_bridge"] is LifecycleState.ACTIVE
+    assert ctl.states["tile_cache"] is ctl.states["fdr_recorder"] is LifecycleState.UNCONFIGURED
+    revived = [r.payload for r in sink.records if r.kind == "takeoff.node_revived"]
+    assert revived == [
+        {"node": "visual_nav", "from_state": "unconfigured"},
+        {"node": "fc_bridge", "from_state": "inactive"},
+    ]
+    # dead (no answer), then a failed activate: neither raises; both tried again later
+    ctl.states["visual_nav"] = LifecycleState.UNCONFIGURED
+    ctl.timeout, ctl.fail = "", "visual_nav.activate"
+
+    def dead(node: str, timeout_s: float) -> LifecycleState:
+        if node == "fc_bridge":
+            raise StepTimeout("/fc_bridge/get_state did not answer", step="fc_bridge.get_state")
+        return ctl.states[node]
+
+    ctl.get_state = dead  # type: ignore[method-assign]
+    assert seq.revive() == []
+    ctl.fail = ""
+    ctl.states["visual_nav"] = LifecycleState.UNCONFIGURED
+    assert seq.revive() == ["visual_nav"]
+    del ctl.get_state
+    seq.land("operator stop")
+    ctl.states["visual_nav"] = LifecycleState.UNCONFIGURED
+    assert seq.revive() == []  # landed: nothing comes back up
+    assert ctl.states["visual_nav"] is LifecycleState.UNCONFIGURED
+
+
+def test_revive_settings_are_checked() -> None:
+    with pytest.raises(ConfigError):
+        TakeoffConfig(revive_period_s=-1.0)
+    with pytest.raises(ConfigError):
+        TakeoffConfig(revive_timeout_s=0.0)
+    assert TakeoffConfig(visual_nav_node="").revivable() == ("fc_bridge",)
