@@ -45,6 +45,8 @@ pytest.importorskip("rclpy")
 from gps_denied_onboard.fdr.tools import iter_records
 from gps_denied_onboard.nodes.demo import sample_dir
 
+from .main_job_runs import main_job_env
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 DURATION_S = "40"
@@ -78,6 +80,7 @@ def main_job() -> Iterator[dict[str, Any]]:
             text=True,
             check=False,
             timeout=900,
+            env=main_job_env(),
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         yield load(run_dir, proc.stdout)
