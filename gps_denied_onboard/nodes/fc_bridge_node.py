@@ -46,7 +46,6 @@ import threading
 from typing import Any
 
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, NavSatFix, Range
@@ -72,6 +71,7 @@ from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
 from gps_denied_onboard.msg import FcStatus, GcsAlert
 from gps_denied_onboard.msg import PositionFix as PositionFixMsg
 from gps_denied_onboard.nodes.fc_telemetry import LinkTelemetry
+from gps_denied_onboard.nodes.lifecycle_guard import LifecycleNodeBase
 from gps_denied_onboard.nodes.params import declare_config
 from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
 from gps_denied_onboard.nodes.ros_clock import RosClock
@@ -99,7 +99,7 @@ NODE_NAME = "fc_bridge"
 DELAY_CHECK_MIN_FIXES = 20
 
 
-class FcBridgeNode(LifecycleNode):
+class FcBridgeNode(LifecycleNodeBase):
     def __init__(self, **kwargs: Any) -> None:
         self._cfg: FcBridgeConfig | None = None
         self._fix_cfg: FixOutputConfig | None = None

@@ -54,7 +54,6 @@ from typing import Any, Final
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
 from gps_denied_onboard.clock import MonotonicClock
@@ -99,6 +98,7 @@ from gps_denied_onboard.nodes.fdr_raw_topics import (
     qos_yaml,
     rosbag2_msgdef,
 )
+from gps_denied_onboard.nodes.lifecycle_guard import LifecycleNodeBase
 from gps_denied_onboard.nodes.params import declare_config, read_config
 from gps_denied_onboard.nodes.ros_clock import RosClock
 from gps_denied_onboard.nodes.ros_logging import bridge_logging
@@ -177,7 +177,7 @@ class FdrNodeConfig:
 # --- the node ---------------------------------------------------------------------------
 
 
-class FdrRecorderNode(LifecycleNode):
+class FdrRecorderNode(LifecycleNodeBase):
     """The flight data recorder node (see the module docstring for the lifecycle)."""
 
     def __init__(self, *, message_info: bool | None = None, **kwargs: Any) -> None:

@@ -1,4 +1,18 @@
-"""A lifecycle node refuses a transition its state has not, instead of ending.
+"""Two quirks of rclpy's lifecycle node, mended for every node of ours.
+
+**A destroyed lifecycle node stays alive.** rclpy's ``LifecycleNode`` (Humble and
+Jazzy, ``rclpy/lifecycle/node.py``) has no ``destroy_node`` of its own: ``Node``'s
+destroys what the node made, but the ``_rclpy.LifecycleStateMachine`` holds its own
+reference to the rcl node and is released only when the Python node object is
+garbage-collected, and the node's transition callbacks (bound methods in
+``_callbacks``) put it in a reference cycle, so that waits for the cycle collector.
+Until then the node stays in the ROS graph and its context's DDS participant stays
+open. Seen: the test suite's in-process bridges left 28 ``fc_bridge`` nodes and their
+participants on the domain, and the main job's processes started after them no
+longer discovered each other.
+:class:`LifecycleNodeBase` releases the state machine in ``destroy_node``.
+
+**A transition the state has not ends the process.**
 
 rclpy's ``change_state`` service (Humble and Jazzy alike, ``rclpy/lifecycle/node.py``)
 looks a transition given by label up and answers ``success=False`` when the state
@@ -54,3 +68,22 @@ def refuse_invalid_transitions(node: LifecycleNode) -> None:
         return inner(request, response)
 
     service.callback = change_state
+
+
+class LifecycleNodeBase(LifecycleNode):
+    """rclpy's lifecycle node whose ``destroy_node`` also releases its state machine,
+    so that the rcl node leaves the graph at once and ``rclpy.shutdown`` can close its
+    context's participant (see the module's docstring)."""
+
+    def destroy_node(self) -> None:
+        super().destroy_node()
+        release_state_machine(self)
+
+
+def release_state_machine(node: LifecycleNode) -> None:
+    """Release ``node``'s lifecycle state machine (its services went with
+    ``destroy_node``); once released its state can no longer be read."""
+    machine = getattr(node, "_state_machine", None)
+    destroy = getattr(machine, "destroy_when_not_in_use", None)
+    if destroy is not None:
+        destroy()

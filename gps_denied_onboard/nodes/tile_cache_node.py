@@ -55,7 +55,6 @@ from dataclasses import replace
 from typing import Any, Final
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage
@@ -63,6 +62,7 @@ from sensor_msgs.msg import CompressedImage
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import RateLimitedLog, log_event
 from gps_denied_onboard.msg import TileInfo, TileSnapshot
+from gps_denied_onboard.nodes.lifecycle_guard import LifecycleNodeBase
 from gps_denied_onboard.nodes.params import declare_config, read_config
 from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
 from gps_denied_onboard.nodes.ros_clock import DataTimeClock, RosClock
@@ -200,7 +200,7 @@ class StoreGate:
                     self._cond.notify_all()
 
 
-class TileCacheNode(LifecycleNode):
+class TileCacheNode(LifecycleNodeBase):
     """The tile cache node (see the module docstring for the lifecycle)."""
 
     def __init__(self, **kwargs: Any) -> None:

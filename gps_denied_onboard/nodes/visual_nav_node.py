@@ -51,7 +51,6 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, NavSatStatus, Range
@@ -61,6 +60,7 @@ from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.msg import FcStatus, PositionFix, TileSnapshot
 from gps_denied_onboard.nodes.executors import lean_executor
+from gps_denied_onboard.nodes.lifecycle_guard import LifecycleNodeBase
 from gps_denied_onboard.nodes.params import declare_config, read_config
 from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
 from gps_denied_onboard.nodes.ros_clock import RosClock
@@ -133,7 +133,7 @@ ALTITUDE_FC_CLOCK_WINDOW_NS: Final = 2 * NS
 IDLE_DRAIN_S: Final = 0.5
 
 
-class VisualNavNode(LifecycleNode):
+class VisualNavNode(LifecycleNodeBase):
     """The visual position estimator node (see the module docstring)."""
 
     def __init__(self, **kwargs: Any) -> None:
