@@ -339,10 +339,11 @@ class TakeoffNode(Node):
             stderr=sys.stderr,
             on_phase=self._on_phase,
         )
-        # liveness of a process is a host-time question, not flight time: during a
-        # replay at 4x, one wall second is four sim seconds
+        # silent on host time (a process's liveness: at 4x one wall second is four sim
+        # seconds) and on the ROS clock its diagnostics run on (a paused /clock is no
+        # silence): see RecorderWatch
         self._watch = RecorderWatch(
-            MonotonicClock(), int(self.config.recorder_silence_s * NS_PER_S)
+            MonotonicClock(), int(self.config.recorder_silence_s * NS_PER_S), self._core_clock
         )
         self._heartbeat_seq = 0
         self.create_subscription(

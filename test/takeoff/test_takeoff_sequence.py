@@ -347,6 +347,50 @@ def test_recorder_watch_reports_loss_once_and_recovery_once() -> None:
     assert watch.tick() is None
 
 
+def test_recorder_watch_takes_no_paused_flight_clock_for_a_dead_recorder() -> None:
+    """A lockstep replay pauses /clock while it waits (on a restarted estimator): the
+    recorder's diagnostics stop with it. Silent on host time alone is not lost; silent
+    on both clocks is, at whichever clock is the faster (a 4x replay: host time)."""
+    host, flight = ManualClock(0), ManualClock(0)
+    watch = RecorderWatch(host, silence_ns=3 * 10**9, flight=flight)
+    watch.alive()
+    host.advance_s(30)  # /clock paused for 30 s of host time
+    assert watch.tick() is None and watch.silent_for_ns == 0
+    flight.advance_s(1)  # the replay goes on; the recorder's next diagnostics come
+    watch.alive()
+    events = []
+    for _ in range(4):  # a 4x replay with a dead recorder: 4 flight s per host s
+        host.advance_s(1)
+        flight.advance_s(4)
+        events.append(watch.tick())
+    assert events == [None, None, None, "lost"]  # 3 s of host time, not 3 of flight time
+    watch.alive()
+    assert watch.tick() == "recovered"
+
+
+def test_recorder_watch_counts_silence_from_a_clock_that_stepped_back() -> None:
+    """The flight clock set back an hour (a looped replay, the system time set): the
+    dead recorder is still noticed after the limit, not after the hour."""
+
+    class SettableClock:
+        now = 3600 * 10**9
+
+        def now_ns(self) -> int:
+            return self.now
+
+    host, flight = ManualClock(0), SettableClock()
+    watch = RecorderWatch(host, silence_ns=3 * 10**9, flight=flight)
+    watch.alive()
+    flight.now = 0
+    events = []
+    for _ in range(5):
+        host.advance_s(1)
+        flight.now += 10**9
+        events.append(watch.tick())
+    # counted from the first tick that saw the step: one tick later than unstepped
+    assert events.index("lost") == 4
+
+
 def test_in_flight_a_restarted_estimator_or_bridge_is_brought_back_up() -> None:
     """A crashed visual_nav / fc_bridge process started again comes up unconfigured;
     the sequencer configures and activates it (and records it). A node that does
