@@ -52,6 +52,7 @@ from gps_denied_onboard.stop_signals import (
     install_early,
     wait_for_stop,
 )
+from gps_denied_onboard.takeoff.config import TakeoffConfig
 from gps_denied_onboard.takeoff.controller import (
     DatabaseReady,
     FlightCounters,
@@ -65,7 +66,6 @@ from gps_denied_onboard.takeoff.sequence import (
     EXIT_TAKEOFF_FAILED,
     PRODUCER,
     Phase,
-    TakeoffConfig,
     TakeoffResult,
     TakeoffSequencer,
 )

@@ -15,6 +15,7 @@ import pytest
 from gps_denied_onboard.clock import ManualClock
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.records import MemorySink
+from gps_denied_onboard.takeoff.config import TakeoffConfig
 from gps_denied_onboard.takeoff.controller import (
     DatabaseReady,
     FlightCounters,
@@ -28,7 +29,6 @@ from gps_denied_onboard.takeoff.sequence import (
     EXIT_OK,
     EXIT_TAKEOFF_FAILED,
     Phase,
-    TakeoffConfig,
     TakeoffSequencer,
 )
 
