@@ -41,19 +41,17 @@ The message conversions (camera messages in; PositionFix, TileSnapshot out) are
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, NavSatStatus, Range
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, Range
 from std_msgs.msg import Float64
 
 from gps_denied_onboard.errors import GpsDeniedError
@@ -68,10 +66,10 @@ from gps_denied_onboard.nodes.ros_logging import bridge_logging
 from gps_denied_onboard.nodes.runner import run_node
 from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher
 from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+from gps_denied_onboard.nodes.visual_nav_inputs import EstimatorInputs
 from gps_denied_onboard.nodes.visual_nav_msgs import (
     camera_model_of,
     fix_to_msg,
-    horizontal_sigma,
     image_of,
     snapshot_to_msg,
 )
@@ -90,12 +88,11 @@ from gps_denied_onboard.ros_topics import (
     time_msg_to_ns,
 )
 from gps_denied_onboard.srv import GetTile, QueryBbox
-from gps_denied_onboard.visual_nav.camera import CameraModel, rotation_from_quaternion
+from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.fix import VisualFix
-from gps_denied_onboard.visual_nav.geo import on_the_map
 from gps_denied_onboard.visual_nav.outputs import (
     PRODUCER,
     RateCap,
@@ -107,9 +104,6 @@ from gps_denied_onboard.visual_nav.snapshot import snapshot_tile
 
 NODE_NAME: Final = "visual_nav"
 NS: Final = 1_000_000_000
-#: sigma of a ``~/seed_position`` that states no covariance: a launch point known to
-#: about 100 m (a 300 m search radius)
-SEED_SIGMA_UNKNOWN_M: Final = 100.0
 FRAME_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
 )
@@ -125,9 +119,6 @@ FIX_QOS: Final = QoSProfile(
 FC_INPUT_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT
 )
-#: an unstamped altitude takes the newest attitude stamp (the FC's clock) when that lies
-#: this close to its arrival time; else (no attitude stream) its arrival time
-ALTITUDE_FC_CLOCK_WINDOW_NS: Final = 2 * NS
 #: wall seconds the worker waits for a frame before it applies the inputs queued for
 #: the estimator anyway (no camera, no frames: the queue must not grow for ever)
 IDLE_DRAIN_S: Final = 0.5
@@ -144,7 +135,6 @@ class VisualNavNode(LifecycleNodeBase):
         )
         self._camera: CameraModel | None = None
         self._camera_error = ""
-        self._pending: deque[Callable[[VisualEstimator], None]] = deque()
         self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
         self._stop = threading.Event()
         self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
@@ -157,18 +147,14 @@ class VisualNavNode(LifecycleNodeBase):
         self._timer: Any = None
         self._seed: NavSatFix | None = None  # the newest seed, applied at activation
         self._home: NavSatFix | None = None  # the FC's home (latched), applied at activation
-        self._position: tuple[float, float] | None = None
-        self._fixed = False  # this activation has fixed a frame
-        # None until the first /fc/status: a node (re)started in flight must not take
-        # the altitudes before it for the ground's (learned while disarmed only)
-        self._armed: bool | None = None
-        self._gnss_healthy = True
-        self._newest_attitude_ns = 0
         self.stats = VisualNavStats()
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
         declare_config(self, VisualNavConfig)
         self._clock_core = RosClock(self)
         self._log = bridge_logging(self)
+        self._inputs = EstimatorInputs(
+            self._clock_core, self._log, self._kick.set, lambda: bool(len(self._map.tiles))
+        )
         self._records = RecordPublisherSink(self)
         self._diag = DiagnosticsPublisher(self, NODE_NAME)
         self._client_group = ReentrantCallbackGroup()
@@ -219,14 +205,14 @@ class VisualNavNode(LifecycleNodeBase):
         sensor = FC_INPUT_QOS
         inputs: list[tuple[Any, str, Callable[[Any], None], Any]] = [
             (CameraInfo, cfg.camera_info_topic, self._on_info, 10),
-            (Imu, TOPIC_FC_IMU, self._on_imu, sensor),
-            (Float64, TOPIC_FC_ALTITUDE, self._on_alt, sensor),
-            (FcStatus, TOPIC_FC_STATUS, self._on_status, 10),
-            (Range, TOPIC_FC_RANGEFINDER, self._on_range, sensor),
-            (NavSatFix, TOPIC_FC_NAVSAT, self._on_navsat, sensor),
-            (NavSatFix, TOPIC_FC_EKF_POSITION, self._on_fc_estimate, sensor),
-            (NavSatFix, "~/seed_position", self._on_seed, LATCHED_QOS),
-            (NavSatFix, TOPIC_FC_HOME, self._on_home, LATCHED_QOS),
+            (Imu, TOPIC_FC_IMU, self._inputs.on_imu, sensor),
+            (Float64, TOPIC_FC_ALTITUDE, self._inputs.on_altitude, sensor),
+            (FcStatus, TOPIC_FC_STATUS, self._inputs.on_status, 10),
+            (Range, TOPIC_FC_RANGEFINDER, self._inputs.on_range, sensor),
+            (NavSatFix, TOPIC_FC_NAVSAT, self._inputs.on_navsat, sensor),
+            (NavSatFix, TOPIC_FC_EKF_POSITION, self._inputs.on_fc_estimate, sensor),
+            (NavSatFix, "~/seed_position", self._inputs.on_seed, LATCHED_QOS),
+            (NavSatFix, TOPIC_FC_HOME, self._inputs.on_home, LATCHED_QOS),
         ]
         if cfg.compressed_image_topic:
             inputs.append((CompressedImage, cfg.compressed_image_topic, self._on_frame, FRAME_QOS))
@@ -275,11 +261,11 @@ class VisualNavNode(LifecycleNodeBase):
         cfg = self._cfg
         assert cfg is not None
         self._active = True
-        self._fixed = False
+        self._inputs.activated()
         if self._seed is not None:  # what a fresh latched subscription used to hand over
-            self._on_seed(self._seed)
+            self._inputs.on_seed(self._seed)
         if self._home is not None:  # the configure made a new estimator
-            self._on_home(self._home)
+            self._inputs.on_home(self._home)
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self._work, name="vnav-worker", daemon=True),
@@ -347,98 +333,6 @@ class VisualNavNode(LifecycleNodeBase):
             return
         self._camera, self._camera_error = model, ""
 
-    def _on_imu(self, msg: Imu) -> None:
-        q = msg.orientation
-        try:
-            r = rotation_from_quaternion(q.x, q.y, q.z, q.w)
-        except CameraModelError:
-            return
-        stamp = time_msg_to_ns(msg.header.stamp)
-        self._newest_attitude_ns = max(self._newest_attitude_ns, stamp)
-        self._pending.append(lambda est: est.attitude.add(stamp, r))
-
-    def _on_alt(self, msg: Float64) -> None:
-        amsl, on_ground = float(msg.data), self._armed is False
-        # Float64 carries no stamp. Its arrival time adds the link's and the bridge's
-        # lag (counted `rate` times over in a replay), which in a climb is metres of
-        # height; the FC's own clock when it was sent is that of the attitude sample
-        # before it on the same link (stamped by the FC), unless there is none near
-        stamp = now = self._clock_core.now_ns()
-        fc_now = self._newest_attitude_ns
-        if fc_now > 0 and abs(now - fc_now) <= ALTITUDE_FC_CLOCK_WINDOW_NS:
-            stamp = fc_now
-        self._pending.append(
-            lambda est: est.height.add_altitude_msl(stamp, amsl, on_ground=on_ground)
-        )
-
-    def _on_range(self, msg: Range) -> None:
-        stamp = time_msg_to_ns(msg.header.stamp)
-        rng, lo, hi = float(msg.range), float(msg.min_range), float(msg.max_range)
-        self._pending.append(lambda est: est.height.add_range(stamp, rng, lo, hi))
-
-    def _on_status(self, msg: FcStatus) -> None:
-        self._armed = bool(msg.armed)
-        healthy = bool(msg.gnss_healthy)
-        self._gnss_healthy = healthy
-        stamp = time_msg_to_ns(msg.header.stamp) or self._clock_core.now_ns()
-        self._pending.append(lambda est: est.set_gnss_healthy(healthy, stamp))
-
-    def _on_navsat(self, msg: NavSatFix) -> None:
-        if msg.status.status < NavSatStatus.STATUS_FIX:
-            return
-        stamp = time_msg_to_ns(msg.header.stamp)
-        lat, lon, healthy = float(msg.latitude), float(msg.longitude), self._gnss_healthy
-        sigma = horizontal_sigma(msg)
-        if healthy and on_the_map(lat, lon):  # (the estimator drops the rest too)
-            self._position = (lat, lon)
-            if not len(self._map.tiles):
-                self._kick.set()
-        self._pending.append(
-            lambda est: est.priors.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
-        )
-
-    def _on_home(self, msg: NavSatFix) -> None:
-        """The FC's home: its altitude is the ground's elevation unless one is configured
-        (a node restarted in flight has no other, see ``HeightSource``)."""
-        amsl = float(msg.altitude)
-        if not math.isfinite(amsl):
-            return
-
-        def take(est: VisualEstimator) -> None:
-            if est.height.set_home_elevation(amsl):
-                log_event(self._log, logging.INFO, "vnav.ground_from_home", ground_msl=amsl)
-
-        self._pending.append(take)
-
-    def _on_fc_estimate(self, msg: NavSatFix) -> None:
-        """The FC's fused position: the search's last resort (no track of ours, no
-        healthy GNSS; :meth:`.prior.PriorTracker.add_fc_estimate`), and where the
-        prefetch fetches tiles until then."""
-        if msg.status.status < NavSatStatus.STATUS_FIX:
-            return
-        stamp = time_msg_to_ns(msg.header.stamp)
-        lat, lon = float(msg.latitude), float(msg.longitude)
-        if not on_the_map(lat, lon):
-            return
-        if self._position is None or (not self._gnss_healthy and not self._fixed):
-            self._position = (lat, lon)  # neither a healthy GNSS nor a fix says where
-            if not len(self._map.tiles):
-                self._kick.set()
-        self._pending.append(lambda est: est.priors.add_fc_estimate(stamp, lat, lon))
-
-    def _on_seed(self, msg: NavSatFix) -> None:
-        """An outside prior: the search starts there (:meth:`VisualEstimator.seed_prior`)."""
-        lat, lon = float(msg.latitude), float(msg.longitude)
-        if not on_the_map(lat, lon):
-            log_event(self._log, logging.ERROR, "vnav.seed_refused", lat=lat, lon=lon)
-            return
-        stamp = time_msg_to_ns(msg.header.stamp) or int(self.get_clock().now().nanoseconds)
-        sigma = horizontal_sigma(msg) or SEED_SIGMA_UNKNOWN_M
-        self._position = (lat, lon)  # the prefetch fetches the tiles around it
-        self._kick.set()
-        self._pending.append(lambda est: est.seed_prior(stamp, lat, lon, sigma))
-        log_event(self._log, logging.INFO, "vnav.seeded", lat=lat, lon=lon, sigma_m=round(sigma, 1))
-
     def _on_frame(self, msg: Any) -> None:
         cfg = self._cfg
         if cfg is None:
@@ -454,10 +348,6 @@ class VisualNavNode(LifecycleNodeBase):
 
     # -- worker ----------------------------------------------------------------------------
 
-    def _drain(self, est: VisualEstimator) -> None:
-        while self._pending:
-            self._pending.popleft()(est)
-
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
@@ -465,7 +355,7 @@ class VisualNavNode(LifecycleNodeBase):
             except queue.Empty:
                 est = self._estimator
                 if est is not None:
-                    self._drain(est)
+                    self._inputs.drain(est)
                 continue
             if msg is None or self._stop.is_set():
                 return
@@ -475,7 +365,7 @@ class VisualNavNode(LifecycleNodeBase):
             self._wait_for_attitude(stamp)
             t0 = time.perf_counter()
             try:
-                self._drain(est)
+                self._inputs.drain(est)
                 pixels = image_of(msg, self._camera)
                 fix = est.process(stamp, pixels, self._camera)
                 self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
@@ -507,7 +397,7 @@ class VisualNavNode(LifecycleNodeBase):
         usable = bracket + cfg.attitude_max_age_s
         max_age = int(cfg.attitude_max_age_s * NS)
         while not self._stop.is_set():
-            newest, now = self._newest_attitude_ns, time.monotonic()
+            newest, now = self._inputs.newest_attitude_ns, time.monotonic()
             if newest >= stamp or now >= usable:
                 return
             if stamp - newest <= max_age and now >= bracket:
@@ -519,8 +409,7 @@ class VisualNavNode(LifecycleNodeBase):
 
     def _on_fix(self, est: VisualEstimator, fix: VisualFix, latency_ms: float) -> None:
         self._fix_pub.publish(fix_to_msg(fix))
-        self._position = (fix.latitude, fix.longitude)
-        self._fixed = True
+        self._inputs.fixed_at(fix.latitude, fix.longitude)
         self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m)
         if fix.prior_source == "relocalized":
             self._emit(
@@ -553,8 +442,12 @@ class VisualNavNode(LifecycleNodeBase):
         self.stats.on_reject(rej.reason, latency_ms)
         if self._reject_cap.allow(stamp):
             self._emit("vnav.reject", stamp, reject_payload(rej, latency_ms))
-        if rej.reason == "gate" and self._thumb_cap.allow(stamp) and self._position is not None:
-            tile_id = self._map.tile_id_under(self._cfg, *self._position)
+        if (
+            rej.reason == "gate"
+            and self._thumb_cap.allow(stamp)
+            and self._inputs.position is not None
+        ):
+            tile_id = self._map.tile_id_under(self._cfg, *self._inputs.position)
             if tile_id:
                 self._emit("failed_tile_thumbnail", stamp, {"tile_id": tile_id, "reason": "gate"})
 
@@ -569,8 +462,8 @@ class VisualNavNode(LifecycleNodeBase):
             if self._stop.is_set():
                 return
             try:
-                if self._position is not None:
-                    self._map.fetch(cfg, *self._position)
+                if self._inputs.position is not None:
+                    self._map.fetch(cfg, *self._inputs.position)
                     self.stats.tiles_cached = len(self._map.tiles)
             except Exception as err:  # a failed prefetch is retried next period
                 log_event(self._log, logging.WARNING, "vnav.prefetch_failed", error=repr(err))

@@ -129,11 +129,11 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
         fix.header.stamp = ns_to_time_msg(1_700_000_000 * 10**9)
         seed.publish(fix)
         assert driver.spin_until(lambda: node._seed is not None)
-        assert node._position is None
+        assert node._inputs.position is None
         stamp = 1_000
         for cycle in range(CYCLES):
             assert driver.transition(Transition.TRANSITION_ACTIVATE), cycle
-            assert node._position == SEED, cycle
+            assert node._inputs.position == SEED, cycle
             frames_before = node.stats.frames
             stamp += 1
             handed(stamp, active=True)
@@ -143,7 +143,7 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
             # answered: LifecycleDriver raises if get_state goes unanswered
             assert driver.state() == "inactive", cycle
             since = time.time_ns()
-            node._position = None  # the next activation applies the kept seed again
+            node._inputs.position = None  # the next activation applies the kept seed again
             stamp += 1
             handed(stamp, active=False)
             assert node._frames.qsize() == 0, cycle  # not queued for a worker

@@ -132,7 +132,7 @@ def test_inputs_are_applied_while_no_frame_comes(ros: MultiThreadedExecutor) -> 
         # no camera frame at all: the samples still reach the estimator, and the
         # node holds nothing back for it
         assert wait_until(lambda: len(est.attitude) == 5, 10.0), len(est.attitude)
-        assert wait_until(lambda: not node._pending, 5.0)
+        assert wait_until(lambda: not node._inputs.pending, 5.0)
 
 
 def test_an_altitude_is_stamped_with_the_fc_clock_of_the_attitude_before_it(
@@ -160,7 +160,7 @@ def _attitude_then_altitude(
     est = node._estimator
     assert est is not None
     imu.publish(_attitude(stamp_ns))
-    assert wait_until(lambda: node._newest_attitude_ns == stamp_ns, 5.0)
+    assert wait_until(lambda: node._inputs.newest_attitude_ns == stamp_ns, 5.0)
     alt.publish(Float64(data=amsl))
     assert wait_until(lambda: est.height.altitude_msl() == amsl, 5.0)
 
@@ -185,7 +185,7 @@ def test_altitudes_before_the_first_status_are_not_taken_for_the_ground(
         msg = FcStatus()
         msg.armed = False
         status.publish(msg)
-        assert wait_until(lambda: node._armed is False, 5.0)
+        assert wait_until(lambda: node._inputs.armed is False, 5.0)
         _attitude_then_altitude(node, imu, alt, time.time_ns(), 580.0)
         assert est.height.ground_elevation_msl == 580.0
 
@@ -223,7 +223,7 @@ def test_the_fc_home_latched_before_a_restart_becomes_the_ground(
                 if configured is None:
                     assert wait_until(lambda e=est: e.height.ground_elevation_msl == 575.5, 5.0)
                 else:
-                    assert wait_until(lambda n=node: not n._pending, 5.0)
+                    assert wait_until(lambda n=node: not n._inputs.pending, 5.0)
                     assert est.height.ground_elevation_msl == 580.0
             finally:
                 node.trigger_deactivate()
@@ -244,7 +244,7 @@ def test_the_fc_ekf_position_reaches_the_prior_only_as_a_fix(ros: MultiThreadedE
 
     with _active_on(ros) as (node, peer, _imu):
         est = node._estimator
-        assert est is not None and node._position is None
+        assert est is not None and node._inputs.position is None
         pub = peer.create_publisher(NavSatFix, TOPIC_FC_EKF_POSITION, qos_profile_sensor_data)
         assert wait_until(lambda: pub.get_subscription_count() > 0, 10.0)
         stamp = time.time_ns()
@@ -254,11 +254,11 @@ def test_the_fc_ekf_position_reaches_the_prior_only_as_a_fix(ros: MultiThreadedE
         msg.status.status = NavSatStatus.STATUS_NO_FIX
         pub.publish(msg)
         time.sleep(0.5)
-        assert est.prior_at(stamp) is None and node._position is None
+        assert est.prior_at(stamp) is None and node._inputs.position is None
         msg.status.status = NavSatStatus.STATUS_FIX
         pub.publish(msg)
         assert wait_until(lambda: est.prior_at(stamp) is not None, 5.0)
         prior = est.prior_at(stamp)
         assert prior is not None and prior.source == "fc_estimate"
         assert (prior.latitude, prior.longitude) == pytest.approx((47.02, -99.15))
-        assert node._position == pytest.approx((47.02, -99.15))
+        assert node._inputs.position == pytest.approx((47.02, -99.15))

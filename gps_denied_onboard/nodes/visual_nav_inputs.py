@@ -1,0 +1,180 @@
+"""The FC's telemetry and the outside priors, turned into the estimator's updates.
+
+The executor's threads hand each message to an ``on_*`` method here, which checks
+and converts it and queues a closure; the worker thread applies the queue
+(:meth:`EstimatorInputs.drain`) before each frame, so the estimator is only ever
+touched on the worker. What the worker and the tile prefetch read of these inputs
+(the newest attitude stamp, where the aircraft is) is kept here too.
+
+Split from :mod:`~gps_denied_onboard.nodes.visual_nav_node`, which owns the node's
+lifecycle, its subscriptions and the frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
+from std_msgs.msg import Float64
+
+from gps_denied_onboard.clock import Clock
+from gps_denied_onboard.log import log_event
+from gps_denied_onboard.msg import FcStatus
+from gps_denied_onboard.nodes.visual_nav_msgs import horizontal_sigma
+from gps_denied_onboard.ros_topics import time_msg_to_ns
+from gps_denied_onboard.visual_nav.camera import rotation_from_quaternion
+from gps_denied_onboard.visual_nav.errors import CameraModelError
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
+from gps_denied_onboard.visual_nav.geo import on_the_map
+
+NS: Final = 1_000_000_000
+#: sigma of a ``~/seed_position`` that states no covariance: a launch point known to
+#: about 100 m (a 300 m search radius)
+SEED_SIGMA_UNKNOWN_M: Final = 100.0
+#: an unstamped altitude takes the newest attitude stamp (the FC's clock) when that lies
+#: this close to its arrival time; else (no attitude stream) its arrival time
+ALTITUDE_FC_CLOCK_WINDOW_NS: Final = 2 * NS
+
+Update = Callable[[VisualEstimator], None]
+
+
+class EstimatorInputs:
+    """The queue of updates for the estimator, fed by the FC's topics and the seed.
+
+    ``clock`` is the node's ROS clock; ``want_tiles`` is called when a position
+    arrives while ``has_tiles`` says the map holds none yet (the prefetch fetches
+    at once rather than at its next period).
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        log: logging.Logger,
+        want_tiles: Callable[[], None],
+        has_tiles: Callable[[], bool],
+    ) -> None:
+        self._clock = clock
+        self._log = log
+        self._want_tiles = want_tiles
+        self._has_tiles = has_tiles
+        self.pending: deque[Update] = deque()
+        #: where the aircraft is (a healthy GNSS, a seed, our last fix): the prefetch's
+        #: centre; None until something says
+        self.position: tuple[float, float] | None = None
+        #: this activation has fixed a frame
+        self.fixed = False
+        #: None until the first /fc/status: a node (re)started in flight must not take
+        #: the altitudes before it for the ground's (learned while disarmed only)
+        self.armed: bool | None = None
+        self.gnss_healthy = True
+        #: the newest attitude sample's stamp (the FC's clock), for the worker's wait
+        self.newest_attitude_ns = 0
+
+    def drain(self, est: VisualEstimator) -> None:
+        """Apply the queued updates (the worker's thread)."""
+        while self.pending:
+            self.pending.popleft()(est)
+
+    def activated(self) -> None:
+        self.fixed = False
+
+    def fixed_at(self, latitude: float, longitude: float) -> None:
+        self.position = (latitude, longitude)
+        self.fixed = True
+
+    def _at(self, latitude: float, longitude: float) -> None:
+        self.position = (latitude, longitude)
+        if not self._has_tiles():
+            self._want_tiles()
+
+    def on_imu(self, msg: Imu) -> None:
+        q = msg.orientation
+        try:
+            r = rotation_from_quaternion(q.x, q.y, q.z, q.w)
+        except CameraModelError:
+            return
+        stamp = time_msg_to_ns(msg.header.stamp)
+        self.newest_attitude_ns = max(self.newest_attitude_ns, stamp)
+        self.pending.append(lambda est: est.attitude.add(stamp, r))
+
+    def on_altitude(self, msg: Float64) -> None:
+        amsl, on_ground = float(msg.data), self.armed is False
+        # Float64 carries no stamp. Its arrival time adds the link's and the bridge's
+        # lag (counted `rate` times over in a replay), which in a climb is metres of
+        # height; the FC's own clock when it was sent is that of the attitude sample
+        # before it on the same link (stamped by the FC), unless there is none near
+        stamp = now = self._clock.now_ns()
+        fc_now = self.newest_attitude_ns
+        if fc_now > 0 and abs(now - fc_now) <= ALTITUDE_FC_CLOCK_WINDOW_NS:
+            stamp = fc_now
+        self.pending.append(
+            lambda est: est.height.add_altitude_msl(stamp, amsl, on_ground=on_ground)
+        )
+
+    def on_range(self, msg: Range) -> None:
+        stamp = time_msg_to_ns(msg.header.stamp)
+        rng, lo, hi = float(msg.range), float(msg.min_range), float(msg.max_range)
+        self.pending.append(lambda est: est.height.add_range(stamp, rng, lo, hi))
+
+    def on_status(self, msg: FcStatus) -> None:
+        self.armed = bool(msg.armed)
+        healthy = bool(msg.gnss_healthy)
+        self.gnss_healthy = healthy
+        stamp = time_msg_to_ns(msg.header.stamp) or self._clock.now_ns()
+        self.pending.append(lambda est: est.set_gnss_healthy(healthy, stamp))
+
+    def on_navsat(self, msg: NavSatFix) -> None:
+        if msg.status.status < NavSatStatus.STATUS_FIX:
+            return
+        stamp = time_msg_to_ns(msg.header.stamp)
+        lat, lon, healthy = float(msg.latitude), float(msg.longitude), self.gnss_healthy
+        sigma = horizontal_sigma(msg)
+        if healthy and on_the_map(lat, lon):  # (the estimator drops the rest too)
+            self._at(lat, lon)
+        self.pending.append(
+            lambda est: est.priors.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
+        )
+
+    def on_home(self, msg: NavSatFix) -> None:
+        """The FC's home: its altitude is the ground's elevation unless one is configured
+        (a node restarted in flight has no other, see ``HeightSource``)."""
+        amsl = float(msg.altitude)
+        if not math.isfinite(amsl):
+            return
+
+        def take(est: VisualEstimator) -> None:
+            if est.height.set_home_elevation(amsl):
+                log_event(self._log, logging.INFO, "vnav.ground_from_home", ground_msl=amsl)
+
+        self.pending.append(take)
+
+    def on_fc_estimate(self, msg: NavSatFix) -> None:
+        """The FC's fused position: the search's last resort (no track of ours, no
+        healthy GNSS; :meth:`.prior.PriorTracker.add_fc_estimate`), and where the
+        prefetch fetches tiles until then."""
+        if msg.status.status < NavSatStatus.STATUS_FIX:
+            return
+        stamp = time_msg_to_ns(msg.header.stamp)
+        lat, lon = float(msg.latitude), float(msg.longitude)
+        if not on_the_map(lat, lon):
+            return
+        if self.position is None or (not self.gnss_healthy and not self.fixed):
+            self._at(lat, lon)  # neither a healthy GNSS nor a fix says where
+        self.pending.append(lambda est: est.priors.add_fc_estimate(stamp, lat, lon))
+
+    def on_seed(self, msg: NavSatFix) -> None:
+        """An outside prior: the search starts there (:meth:`VisualEstimator.seed_prior`)."""
+        lat, lon = float(msg.latitude), float(msg.longitude)
+        if not on_the_map(lat, lon):
+            log_event(self._log, logging.ERROR, "vnav.seed_refused", lat=lat, lon=lon)
+            return
+        stamp = time_msg_to_ns(msg.header.stamp) or self._clock.now_ns()
+        sigma = horizontal_sigma(msg) or SEED_SIGMA_UNKNOWN_M
+        self.position = (lat, lon)
+        self._want_tiles()  # the prefetch fetches the tiles around it
+        self.pending.append(lambda est: est.seed_prior(stamp, lat, lon, sigma))
+        log_event(self._log, logging.INFO, "vnav.seeded", lat=lat, lon=lon, sigma_m=round(sigma, 1))
