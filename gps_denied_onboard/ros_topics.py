@@ -27,6 +27,9 @@ TOPIC_FC_RANGEFINDER: Final = "/fc/rangefinder"
 TOPIC_FC_HOME: Final = "/fc/home"
 #: the autopilot's EKF position (NavSatFix; a fix only while it holds an absolute one)
 TOPIC_FC_EKF_POSITION: Final = "/fc/ekf_position"
+#: the newest estimator fix the bridge took for the autopilot (PositionFix, latched): a
+#: visual_nav restarted in flight resumes its track from it
+TOPIC_FC_SENT_FIX: Final = "/fc/sent_fix"
 TOPIC_DIAGNOSTICS: Final = "/diagnostics"
 
 #: Records and alerts must not be dropped silently: reliable, deep queue.

@@ -88,6 +88,7 @@ from gps_denied_onboard.ros_topics import (
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
     TOPIC_FC_RANGEFINDER,
+    TOPIC_FC_SENT_FIX,
     TOPIC_FC_STATUS,
     TOPIC_GCS_ALERTS,
     TOPIC_POSITION_FIX,
@@ -182,6 +183,7 @@ class FcBridgeNode(LifecycleNodeBase):
             "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
             "range": self.create_publisher(Range, TOPIC_FC_RANGEFINDER, qos_profile_sensor_data),
             "home": self.create_publisher(NavSatFix, TOPIC_FC_HOME, LATCHED_QOS),
+            "sent_fix": self.create_publisher(PositionFixMsg, TOPIC_FC_SENT_FIX, LATCHED_QOS),
             "ekf_position": self.create_publisher(
                 NavSatFix, TOPIC_FC_EKF_POSITION, qos_profile_sensor_data
             ),
@@ -438,6 +440,8 @@ class FcBridgeNode(LifecycleNodeBase):
                 if new is not None:
                     sched.encoder.set_origin(new)
             sched.submit(fix)
+            # latched: what a visual_nav restarted in flight resumes its track from
+            self._pubs["sent_fix"].publish(msg)
         except (ValueError, GpsDeniedError) as err:
             self.get_logger().warning(f"fc.fix_rejected error={err}")
 

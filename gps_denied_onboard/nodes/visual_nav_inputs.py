@@ -23,11 +23,11 @@ from std_msgs.msg import Float64
 
 from gps_denied_onboard.clock import Clock
 from gps_denied_onboard.log import log_event
-from gps_denied_onboard.msg import FcStatus
-from gps_denied_onboard.nodes.visual_nav_msgs import horizontal_sigma
+from gps_denied_onboard.msg import FcStatus, PositionFix
+from gps_denied_onboard.nodes.visual_nav_msgs import horizontal_sigma, prior_of_fix_msg
 from gps_denied_onboard.ros_topics import time_msg_to_ns
 from gps_denied_onboard.visual_nav.camera import rotation_from_quaternion
-from gps_denied_onboard.visual_nav.errors import CameraModelError
+from gps_denied_onboard.visual_nav.errors import CameraModelError, PriorError
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.geo import on_the_map
 
@@ -165,6 +165,39 @@ class EstimatorInputs:
         if self.position is None or (not self.gnss_healthy and not self.fixed):
             self._at(lat, lon)  # neither a healthy GNSS nor a fix says where
         self.pending.append(lambda est: est.priors.add_fc_estimate(stamp, lat, lon))
+
+    def on_sent_fix(self, msg: PositionFix) -> None:
+        """The newest fix the FC bridge took for the autopilot (latched): one of ours
+        from before a restart, the track to resume until this activation fixes a
+        frame (:meth:`.prior.PriorTracker.resume`); our own fixes coming back are
+        passed over."""
+        if self.fixed:
+            return
+        stamp = time_msg_to_ns(msg.header.stamp)
+        prior = prior_of_fix_msg(msg, stamp)
+        if prior is None or not on_the_map(prior.latitude, prior.longitude):
+            return
+        if self.position is None or not self.gnss_healthy:
+            self._at(prior.latitude, prior.longitude)
+
+        def take(est: VisualEstimator) -> None:
+            try:
+                resumed = est.priors.resume(prior)
+            except PriorError as err:
+                log_event(self._log, logging.WARNING, "vnav.resume_refused", error=str(err))
+                return
+            if resumed:
+                log_event(
+                    self._log,
+                    logging.INFO,
+                    "vnav.track_resumed",
+                    lat=prior.latitude,
+                    lon=prior.longitude,
+                    sigma_m=round(prior.sigma_m, 1),
+                    stamp_ns=stamp,
+                )
+
+        self.pending.append(take)
 
     def on_seed(self, msg: NavSatFix) -> None:
         """An outside prior: the search starts there (:meth:`VisualEstimator.seed_prior`)."""

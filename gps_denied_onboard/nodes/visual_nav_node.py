@@ -9,7 +9,8 @@
   (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``
   (armed, GNSS verdict), ``/fc/navsat`` (the FC's GNSS, the prior while healthy),
   ``/fc/ekf_position`` (the FC's fused position: the prior with no track and no GNSS),
-  ``/fc/home`` (latched: the ground's elevation unless configured), and
+  ``/fc/home`` (latched: the ground's elevation unless configured), ``/fc/sent_fix``
+  (latched: the newest fix the bridge took, the track a restarted node resumes), and
   ``~/seed_position`` (``NavSatFix``, latched): where the aircraft is, from outside
   (the operator at a launch with GNSS jammed from the start), with its
   covariance; the search starts there and grows with time until a fix;
@@ -82,6 +83,7 @@ from gps_denied_onboard.ros_topics import (
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
     TOPIC_FC_RANGEFINDER,
+    TOPIC_FC_SENT_FIX,
     TOPIC_FC_STATUS,
     TOPIC_POSITION_FIX,
     TOPIC_TILE_SNAPSHOTS,
@@ -147,6 +149,7 @@ class VisualNavNode(LifecycleNodeBase):
         self._timer: Any = None
         self._seed: NavSatFix | None = None  # the newest seed, applied at activation
         self._home: NavSatFix | None = None  # the FC's home (latched), applied at activation
+        self._sent_fix: PositionFix | None = None  # the bridge's newest (latched), likewise
         self.stats = VisualNavStats()
         super().__init__(kwargs.pop("node_name", NODE_NAME), **kwargs)
         declare_config(self, VisualNavConfig)
@@ -213,6 +216,7 @@ class VisualNavNode(LifecycleNodeBase):
             (NavSatFix, TOPIC_FC_EKF_POSITION, self._inputs.on_fc_estimate, sensor),
             (NavSatFix, "~/seed_position", self._inputs.on_seed, LATCHED_QOS),
             (NavSatFix, TOPIC_FC_HOME, self._inputs.on_home, LATCHED_QOS),
+            (PositionFix, TOPIC_FC_SENT_FIX, self._inputs.on_sent_fix, LATCHED_QOS),
         ]
         if cfg.compressed_image_topic:
             inputs.append((CompressedImage, cfg.compressed_image_topic, self._on_frame, FRAME_QOS))
@@ -244,14 +248,17 @@ class VisualNavNode(LifecycleNodeBase):
     def _gated(
         self, key: tuple[str, str], callback: Callable[[Any], None]
     ) -> Callable[[Any], None]:
-        """``callback``, called only while the node is active and reads ``key``; a seed
-        is kept whatever the state (applied at activation)."""
+        """``callback``, called only while the node is active and reads ``key``; a seed,
+        the FC's home and the bridge's sent fix (all latched) are kept whatever the
+        state (applied at activation)."""
 
         def gated(msg: Any) -> None:
             if key[0] == "~/seed_position":
                 self._seed = msg
             elif key[0] == TOPIC_FC_HOME:
                 self._home = msg
+            elif key[0] == TOPIC_FC_SENT_FIX:
+                self._sent_fix = msg
             if self._active and key in self._wanted:
                 callback(msg)
 
@@ -266,6 +273,8 @@ class VisualNavNode(LifecycleNodeBase):
             self._inputs.on_seed(self._seed)
         if self._home is not None:  # the configure made a new estimator
             self._inputs.on_home(self._home)
+        if self._sent_fix is not None:
+            self._inputs.on_sent_fix(self._sent_fix)
         self._stop.clear()
         self._threads = [
             threading.Thread(target=self._work, name="vnav-worker", daemon=True),

@@ -37,6 +37,10 @@ MAX_PRIOR_SIGMA_M = 100_000.0
 #: and dead-reckoned it would carry the prior off the map
 MAX_SPEED_MPS = 400.0
 
+#: velocity 1-sigma (m/s per axis) of a resumed fix that carried no velocity: a cruise
+#: speed, since the aircraft may be anywhere along its track
+RESUMED_UNKNOWN_VELOCITY_SIGMA = 20.0
+
 #: priors from this estimator's own track (not the FC's GNSS, not a seed)
 OWN_TRACK = ("visual", "visual_dead_reckoning", "visual_odometry")
 #: priors from the FC that claim more than they may know: widened when lost (LostClock)
@@ -175,6 +179,47 @@ class PriorTracker:
             stamp_ns, latitude, longitude, sigma_m, (0.0, 0.0), self.cfg.velocity_sigma, "seed"
         )
         self.streak = 0
+
+    def resume(self, fix: Prior) -> bool:
+        """A fix this estimator made before it was restarted (the newest one the FC
+        bridge took for the autopilot, latched on ``/fc/sent_fix``): the track until
+        our first fix, dead-reckoned with its velocity and turned with the heading
+        (source ``resumed``). Before, a visual_nav restarted in flight with the GNSS
+        denied searched only around the FC's fused position, which an autopilot that
+        lost our fixes for the restart may no longer claim.
+
+        Not our own track for the gate: a match near it corroborates nothing. Taken
+        only when it is newer than the track and the track is not our own; returns
+        whether it was.
+
+        Raises:
+            PriorError: the position is off the map, or the sigma is not a positive
+                number.
+        """
+        if not on_the_map(fix.latitude, fix.longitude):
+            raise PriorError(f"resumed fix ({fix.latitude}, {fix.longitude}) is not on the map")
+        if not (math.isfinite(fix.sigma_m) and fix.sigma_m > 0):
+            raise PriorError(f"resumed fix sigma {fix.sigma_m} m is not a positive number")
+        track = self.track
+        if track is not None and (track.source in OWN_TRACK or track.stamp_ns >= fix.stamp_ns):
+            return False
+        ve, vn = fix.velocity_en
+        known = (
+            math.isfinite(ve)
+            and math.isfinite(vn)
+            and math.hypot(ve, vn) <= MAX_SPEED_MPS
+            and math.isfinite(fix.velocity_sigma)
+            and fix.velocity_sigma > 0
+        )
+        self.track = replace(
+            fix,
+            sigma_m=min(fix.sigma_m, MAX_PRIOR_SIGMA_M),
+            velocity_en=fix.velocity_en if known else (0.0, 0.0),
+            velocity_sigma=fix.velocity_sigma if known else RESUMED_UNKNOWN_VELOCITY_SIGMA,
+            source="resumed",
+        )
+        self.streak = 0
+        return True
 
     def add_fix(self, fix: Prior) -> None:
         """Our own fix (source ``visual``): the track from now on.

@@ -380,7 +380,8 @@ class Prior:
     sigma_m: float
     velocity_en: tuple[float, float]
     velocity_sigma: float
-    #: "fc_gnss" | "fc_estimate" | "seed" | "visual" | "visual_dead_reckoning" | "visual_odometry"
+    #: "fc_gnss" | "fc_estimate" | "seed" | "resumed" | "visual" | "visual_dead_reckoning"
+    #: | "visual_odometry"
     source: str
     #: our own track, taken over a healthy GNSS that disagrees with it
     #: (PriorTracker.holds): searched around, but it corroborates no match

@@ -31,8 +31,10 @@ from gps_denied_onboard.fc_bridge.geodesy import LocalOrigin, ned_to_geodetic  #
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.ros_topics import (  # noqa: E402
+    LATCHED_QOS,
     RECORD_QOS,
     TOPIC_DIAGNOSTICS,
+    TOPIC_FC_SENT_FIX,
     TOPIC_FC_STATUS,
     TOPIC_FDR_RECORDS,
     TOPIC_POSITION_FIX,
@@ -375,6 +377,32 @@ def test_an_unsure_relocalisation_is_held_back_until_confirmed(rig_factory: Any)
     recs = _reloc_records(rig)
     assert [(r["accepted"], r["reason"]) for r in recs] == [(False, "unsure"), (True, "confirmed")]
     assert recs[1]["method"] == "reset_counter"
+
+
+def test_the_newest_fix_taken_is_latched_for_a_restarted_estimator(rig_factory: Any) -> None:
+    """``/fc/sent_fix`` (transient local) holds the newest fix the bridge took: a
+    subscriber that joins later (a visual_nav restarted in flight) gets it; a jump
+    held back as unsure is not taken, so not latched either."""
+    rig = rig_factory("px4", gnss=False)
+    rig.activate()
+    taken = _stream(rig, 0.0, counter=5, n=2)
+    rig.wait_for("ODOMETRY", lambda m: m.time_usec == taken[-1] // 1000)
+    unsure = _stream(rig, 40.0, counter=6, quality=20, n=1)
+    time.sleep(0.3)
+    got: list[PositionFixMsg] = []
+    late = Node("restarted_estimator_probe")
+    late.create_subscription(PositionFixMsg, TOPIC_FC_SENT_FIX, got.append, LATCHED_QOS)
+    rig.ros.add_node(late)
+    try:
+        assert wait_until(lambda: bool(got), 10.0), "no latched /fc/sent_fix"
+        msg = got[-1]
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        assert stamp == taken[-1] and stamp not in unsure
+        assert (msg.latitude, msg.longitude, msg.reset_counter) == (LAT, LON, 5)
+        assert msg.velocity_valid and msg.position_covariance[0] == 4.0
+    finally:
+        rig.ros.remove_node(late)
+        late.destroy_node()
 
 
 def _switches(rig: Rig) -> list[float]:

@@ -262,3 +262,56 @@ def test_the_fc_ekf_position_reaches_the_prior_only_as_a_fix(ros: MultiThreadedE
         assert prior is not None and prior.source == "fc_estimate"
         assert (prior.latitude, prior.longitude) == pytest.approx((47.02, -99.15))
         assert node._inputs.position == pytest.approx((47.02, -99.15))
+
+
+def test_the_bridges_latched_last_fix_is_the_track_a_restarted_node_resumes(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """visual_nav restarted in flight: the FC bridge latched the newest fix it took
+    (``/fc/sent_fix``) before the restart. It arrives while the node is still
+    inactive, and from activation on the estimator's track resumes from it,
+    dead-reckoned with its velocity; the prefetch fetches around it. A fix whose
+    covariance states nothing is not taken."""
+    from gps_denied_onboard.msg import PositionFix
+
+    from gps_denied_onboard.ros_topics import LATCHED_QOS, TOPIC_FC_SENT_FIX
+
+    bridge = Node(f"fc_sent_{uuid.uuid4().hex[:8]}")
+    pub = bridge.create_publisher(PositionFix, TOPIC_FC_SENT_FIX, LATCHED_QOS)
+    ros.add_node(bridge)
+    stamp = T0_NS
+    fix = PositionFix()
+    fix.header.stamp = ns_to_time_msg(stamp)
+    fix.latitude, fix.longitude, fix.altitude_msl = 47.02, -99.15, 1080.0
+    fix.velocity_enu.x, fix.velocity_enu.y, fix.velocity_valid = 20.0, 0.0, True
+    fix.velocity_covariance = [0.25, 0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0, 0.25]
+    try:
+        for stated in (False, True):
+            fix.position_covariance = [9.0 if stated else 0.0] * 9
+            pub.publish(fix)
+            name = f"visual_nav_{uuid.uuid4().hex[:8]}"
+            node = _node(name)
+            ros.add_node(node)
+            try:
+                node.trigger_configure()
+                assert wait_until(lambda n=node: n._sent_fix is not None, 10.0), "no latch"
+                est = node._estimator
+                assert est is not None
+                node.trigger_activate()
+                assert wait_until(lambda n=node: not n._inputs.pending, 5.0)
+                if not stated:
+                    assert est.priors.track is None and node._inputs.position is None
+                    continue
+                assert wait_until(lambda e=est: e.priors.track is not None, 5.0)
+                later = est.prior_at(stamp + 10 * 10**9)
+                assert later is not None and later.source == "resumed"
+                # 10 s at 20 m/s east: 200 m on from the fix, its sigma grown from 3 m
+                assert later.longitude > -99.15 + 0.0025 and later.sigma_m > 3.0
+                assert node._inputs.position == pytest.approx((47.02, -99.15))
+            finally:
+                node.trigger_deactivate()
+                ros.remove_node(node)
+                node.destroy_node()
+    finally:
+        ros.remove_node(bridge)
+        bridge.destroy_node()

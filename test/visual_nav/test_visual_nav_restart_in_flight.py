@@ -1,7 +1,8 @@
 """visual_nav restarted in flight with the GNSS denied: no track, no healthy GNSS ever
-heard. The FC's fused position (its EKF, which followed our fixes until the restart and
-dead-reckoned since) is where the search starts; before, every frame was ``no_prior``
-until an operator seeded it.
+heard. The newest fix the FC bridge took before the restart (``/fc/sent_fix``),
+dead-reckoned, is where the search starts; without one, the FC's fused position (its
+EKF, which followed our fixes until the restart and dead-reckoned since). Before,
+every frame was ``no_prior`` until an operator seeded it.
 
 Real NAIP imagery (map 2017, frames 2020), a 1 km footprint at 1 frame/s.
 """
@@ -9,12 +10,18 @@ Real NAIP imagery (map 2017, frames 2020), a 1 km footprint at 1 frame/s.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
-from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.errors import FrameRejected, PriorError
 from gps_denied_onboard.visual_nav.fix import VisualFix
-from gps_denied_onboard.visual_nav.prior import LostClock, PriorConfig, PriorTracker
+from gps_denied_onboard.visual_nav.prior import (
+    RESUMED_UNKNOWN_VELOCITY_SIGMA,
+    LostClock,
+    PriorConfig,
+    PriorTracker,
+)
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, Prior
 
 from .support import CAMERA, NS, T0, Pose, error_m, feed, make_estimator, naip, naip_tiles, render
@@ -23,16 +30,37 @@ LAT_C, LON_C = 47.0204, -99.1548  # the clip's centre (test_visual_nav_cross_yea
 
 
 def _fly(
-    frames: int, ekf_off_m: float | None, **cfg: object
+    frames: int,
+    ekf_off_m: float | None,
+    *,
+    resumed_age_s: float | None = None,
+    resumed_velocity: bool = True,
+    **cfg: object,
 ) -> list[tuple[VisualFix | FrameRejected, Pose]]:
     """The fix or the reject, and the truth, per frame; the FC's EKF ``ekf_off_m``
-    south-west of the truth (None: the FC says it holds no position)."""
+    south-west of the truth (None: the FC says it holds no position); with
+    ``resumed_age_s``, the bridge's last fix from before the restart, that much older
+    than the first frame, 3 m off (with its velocity, or none)."""
     ortho = naip("2020")
     est = make_estimator(naip_tiles("2017"), **cfg)
     est.set_gnss_healthy(False, T0 - NS)  # jammed: the FC's verdict, from before the restart
     course = math.radians(70.0)
     ve, vn = 25.0 * math.sin(course), 25.0 * math.cos(course)
     start = Pose(LAT_C, LON_C, 500.0, pitch_deg=3.0, yaw_deg=70.0).offset(-450.0, -150.0)
+    if resumed_age_s is not None:
+        before = start.offset(-ve * resumed_age_s + 3.0, -vn * resumed_age_s)
+        velocity = (ve + 0.3, vn - 0.3) if resumed_velocity else (0.0, 0.0)
+        assert est.priors.resume(
+            Prior(
+                T0 - int(resumed_age_s * NS),
+                before.latitude,
+                before.longitude,
+                3.0,
+                velocity,
+                0.5 if resumed_velocity else 0.0,  # 0: no velocity sigma, i.e. unknown
+                "visual",
+            )
+        )
     out: list[tuple[VisualFix | FrameRejected, Pose]] = []
     for k in range(frames):
         pose = start.offset(ve * k, vn * k)
@@ -74,6 +102,56 @@ def test_an_fc_position_further_off_than_it_may_be_is_searched_ever_wider() -> N
     for got, pose in flown[first:]:
         assert isinstance(got, VisualFix), got
         assert math.hypot(*error_m(pose, got.latitude, got.longitude)) < 15.0
+
+
+@pytest.mark.parametrize(("age_s", "velocity"), [(8.0, True), (8.0, False)])
+def test_restarted_the_bridges_last_fix_dead_reckoned_starts_the_search(
+    age_s: float, velocity: bool
+) -> None:
+    """No FC position at all (the EKF lost it while no fix came): the last fix the
+    bridge took, 8 s before the first frame (200 m back along the track), starts the
+    search, carried with its velocity or, with none, searched wide enough for a
+    cruise speed."""
+    flown = _fly(5, ekf_off_m=None, resumed_age_s=age_s, resumed_velocity=velocity)
+    fixes = [(got, pose) for got, pose in flown if isinstance(got, VisualFix)]
+    assert len(fixes) >= 4, [got for got, _p in flown]
+    for fix, pose in fixes:
+        assert math.hypot(*error_m(pose, fix.latitude, fix.longitude)) < 15.0
+    assert fixes[0][0].prior_source == "resumed"
+    assert all(f.prior_source != "resumed" for f, _p in fixes[1:])
+
+
+def test_a_resumed_fix_never_replaces_our_own_track_nor_a_newer_one() -> None:
+    p = _tracker()
+    old = Prior(T0, LAT_C, LON_C, 3.0, (10.0, 0.0), 0.5, "visual")
+    assert p.resume(old)
+    got = p.prior_at(T0 + 2 * NS)
+    assert got is not None and got.source == "resumed"
+    assert got.sigma_m > 3.0  # grown as it is carried
+    assert not p.resume(replace(old, stamp_ns=T0 - NS))  # older than the resumed one
+    p.add_fix(Prior(T0 + 3 * NS, LAT_C, LON_C, 3.0, (0.0, 0.0), 1.0, "visual"))
+    assert not p.resume(replace(old, stamp_ns=T0 + 4 * NS))  # our own track since
+    assert p.track is not None and p.track.source == "visual"
+    # a seed is only a start: a newer resumed fix replaces it
+    q = _tracker()
+    q.seed(T0, LAT_C, LON_C, 100.0)
+    assert q.resume(replace(old, stamp_ns=T0 + NS))
+    # with the GNSS healthy, the GNSS is the prior, as over a seed
+    q.set_healthy(True, T0)
+    q.add_gnss(T0 + NS, LAT_C + 1e-3, LON_C, healthy=True, sigma_m=5.0)
+    assert q.prior_at(T0 + 2 * NS).source == "fc_gnss"  # type: ignore[union-attr]
+
+
+def test_a_resumed_velocity_past_belief_is_taken_as_unknown_and_off_map_refused() -> None:
+    p = _tracker()
+    assert p.resume(Prior(T0, LAT_C, LON_C, 3.0, (900.0, 0.0), 0.5, "visual"))
+    assert p.track is not None
+    assert p.track.velocity_en == (0.0, 0.0)
+    assert p.track.velocity_sigma == RESUMED_UNKNOWN_VELOCITY_SIGMA
+    with pytest.raises(PriorError):
+        p.resume(Prior(T0 + NS, 89.9, 0.0, 3.0, (0.0, 0.0), 0.5, "visual"))
+    with pytest.raises(PriorError):
+        p.resume(Prior(T0 + NS, LAT_C, LON_C, math.nan, (0.0, 0.0), 0.5, "visual"))
 
 
 def _tracker(**cfg: object) -> PriorTracker:
