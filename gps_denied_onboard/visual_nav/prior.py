@@ -272,8 +272,9 @@ class PriorTracker:
 
         Candidates: our own track (``own``, the last frame carried by
         registration, else the last fix dead-reckoned) and the FC's GNSS while
-        it is healthy. With the GNSS unhealthy our track is the prior, else the
-        GNSS's last position. With it healthy:
+        it is healthy. With the GNSS unhealthy our track is the prior (a seed or a
+        resumed fix only while it is tighter than the FC's fused position), else
+        the GNSS's last position. With it healthy:
 
         - where they agree within ``consistency_k`` combined sigmas, the tighter
           one: a degraded GNSS (tens to hundreds of metres) does not widen the
@@ -305,10 +306,14 @@ class PriorTracker:
                     sure = self.streak >= self.cfg.track_over_gnss_fixes
                     return replace(track, contested=True, rival_m=0.0 if sure else apart)
             return gnss
-        if track is not None:
-            return track
         fc = self._fc.at_or_before(stamp_ns)
         estimate = self.propagate(fc[1], stamp_ns) if fc is not None else None
+        if track is not None:
+            # a seed or a resumed fix carried so long that it has grown wider than
+            # the FC's fused position gives way to it; our own track never does
+            if track.source in OWN_TRACK or estimate is None or track.sigma_m <= estimate.sigma_m:
+                return track
+            return estimate
         if gnss is None or (estimate is not None and estimate.sigma_m < gnss.sigma_m):
             return estimate
         return gnss

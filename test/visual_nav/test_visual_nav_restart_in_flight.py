@@ -142,6 +142,22 @@ def test_a_resumed_fix_never_replaces_our_own_track_nor_a_newer_one() -> None:
     assert q.prior_at(T0 + 2 * NS).source == "fc_gnss"  # type: ignore[union-attr]
 
 
+def test_a_resumed_fix_grown_wider_than_the_fc_position_gives_way_to_it() -> None:
+    """A restart long after the bridge's last fix: carried 30 s its sigma (3 m plus
+    0.5 m/s and 1 m/s^2 of unknowns) is hundreds of metres, the FC's fused position
+    claims 100 m, and the tighter one is searched around. Our own track never gives
+    way to it."""
+    p = _tracker(fc_estimate_sigma_m=100.0)
+    assert p.resume(Prior(T0, LAT_C, LON_C, 3.0, (10.0, 0.0), 0.5, "visual"))
+    p.add_fc_estimate(T0 + 2 * NS, LAT_C, LON_C + 1e-3)
+    p.add_fc_estimate(T0 + 30 * NS, LAT_C, LON_C + 1e-3)
+    assert p.prior_at(T0 + 3 * NS).source == "resumed"  # type: ignore[union-attr]
+    assert p.prior_at(T0 + 30 * NS).source == "fc_estimate"  # type: ignore[union-attr]
+    p.add_fix(Prior(T0 + 31 * NS, LAT_C, LON_C, 3.0, (10.0, 0.0), 0.5, "visual"))
+    p.add_fc_estimate(T0 + 90 * NS, LAT_C, LON_C + 1e-3)
+    assert p.prior_at(T0 + 90 * NS).source == "visual_dead_reckoning"  # type: ignore[union-attr]
+
+
 def test_a_resumed_velocity_past_belief_is_taken_as_unknown_and_off_map_refused() -> None:
     p = _tracker()
     assert p.resume(Prior(T0, LAT_C, LON_C, 3.0, (900.0, 0.0), 0.5, "visual"))
