@@ -168,12 +168,13 @@ class EstimatorInputs:
 
     def on_sent_fix(self, msg: PositionFix) -> None:
         """The newest fix the FC bridge took for the autopilot (latched): one of ours
-        from before a restart, the track to resume until this activation fixes a
-        frame (:meth:`.prior.PriorTracker.resume`); our own fixes coming back are
-        passed over."""
+        from before a restart, the track and the reset counter to resume until this
+        activation fixes a frame (:meth:`VisualEstimator.resume_track`); our own
+        fixes coming back are passed over."""
         if self.fixed:
             return
         stamp = time_msg_to_ns(msg.header.stamp)
+        counter = int(msg.reset_counter)
         prior = prior_of_fix_msg(msg, stamp)
         if prior is None or not on_the_map(prior.latitude, prior.longitude):
             return
@@ -182,7 +183,7 @@ class EstimatorInputs:
 
         def take(est: VisualEstimator) -> None:
             try:
-                resumed = est.priors.resume(prior)
+                resumed = est.resume_track(prior, counter)
             except PriorError as err:
                 log_event(self._log, logging.WARNING, "vnav.resume_refused", error=str(err))
                 return
@@ -195,6 +196,7 @@ class EstimatorInputs:
                     lon=prior.longitude,
                     sigma_m=round(prior.sigma_m, 1),
                     stamp_ns=stamp,
+                    reset_counter=counter,
                 )
 
         self.pending.append(take)

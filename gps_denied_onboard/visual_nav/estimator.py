@@ -194,6 +194,23 @@ class VisualEstimator:
         """The FC's GNSS verdict from ``stamp_ns`` on (no stamp: from now on)."""
         self.priors.set_healthy(healthy, stamp_ns)
 
+    def resume_track(self, fix: Prior, reset_counter: int) -> bool:
+        """The newest fix this estimator made before it was restarted (the FC bridge
+        latched it): the track until our first fix (:meth:`.prior.PriorTracker.resume`),
+        and its ``reset_counter``, which our fixes carry on. A restarted estimator's
+        counter started at 0 again, and the FC bridge took the change for a
+        relocalisation: an EKF reset (ArduPilot: a source-set switch) or, for a fix
+        it was unsure of, fixes held back until three agreed. Returns whether the
+        fix was taken; a track of our own is kept, with its counter.
+
+        Raises:
+            PriorError: the fix is off the map or its sigma is not a positive number.
+        """
+        if not self.priors.resume(fix):
+            return False
+        self.reset_counter = reset_counter % 256
+        return True
+
     def seed_prior(self, stamp_ns: int, latitude: float, longitude: float, sigma_m: float) -> None:
         """A prior from outside (operator, cold start): the search grows from there."""
         self.priors.seed(stamp_ns, latitude, longitude, sigma_m)

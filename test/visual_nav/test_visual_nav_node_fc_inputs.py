@@ -285,6 +285,7 @@ def test_the_bridges_latched_last_fix_is_the_track_a_restarted_node_resumes(
     fix.latitude, fix.longitude, fix.altitude_msl = 47.02, -99.15, 1080.0
     fix.velocity_enu.x, fix.velocity_enu.y, fix.velocity_valid = 20.0, 0.0, True
     fix.velocity_covariance = [0.25, 0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0, 0.25]
+    fix.reset_counter = 9  # the bridge's relocalisations so far: our fixes carry it on
     try:
         for stated in (False, True):
             fix.position_covariance = [9.0 if stated else 0.0] * 9
@@ -301,6 +302,7 @@ def test_the_bridges_latched_last_fix_is_the_track_a_restarted_node_resumes(
                 assert wait_until(lambda n=node: not n._inputs.pending, 5.0)
                 if not stated:
                     assert est.priors.track is None and node._inputs.position is None
+                    assert est.reset_counter == 0
                     continue
                 assert wait_until(lambda e=est: e.priors.track is not None, 5.0)
                 later = est.prior_at(stamp + 10 * 10**9)
@@ -308,6 +310,7 @@ def test_the_bridges_latched_last_fix_is_the_track_a_restarted_node_resumes(
                 # 10 s at 20 m/s east: 200 m on from the fix, its sigma grown from 3 m
                 assert later.longitude > -99.15 + 0.0025 and later.sigma_m > 3.0
                 assert node._inputs.position == pytest.approx((47.02, -99.15))
+                assert est.reset_counter == 9
             finally:
                 node.trigger_deactivate()
                 ros.remove_node(node)

@@ -50,7 +50,7 @@ def _fly(
     if resumed_age_s is not None:
         before = start.offset(-ve * resumed_age_s + 3.0, -vn * resumed_age_s)
         velocity = (ve + 0.3, vn - 0.3) if resumed_velocity else (0.0, 0.0)
-        assert est.priors.resume(
+        assert est.resume_track(
             Prior(
                 T0 - int(resumed_age_s * NS),
                 before.latitude,
@@ -59,7 +59,8 @@ def _fly(
                 velocity,
                 0.5 if resumed_velocity else 0.0,  # 0: no velocity sigma, i.e. unknown
                 "visual",
-            )
+            ),
+            reset_counter=7,
         )
     out: list[tuple[VisualFix | FrameRejected, Pose]] = []
     for k in range(frames):
@@ -119,6 +120,8 @@ def test_restarted_the_bridges_last_fix_dead_reckoned_starts_the_search(
         assert math.hypot(*error_m(pose, fix.latitude, fix.longitude)) < 15.0
     assert fixes[0][0].prior_source == "resumed"
     assert all(f.prior_source != "resumed" for f, _p in fixes[1:])
+    # the counter the bridge last saw goes on: no relocalisation that did not happen
+    assert {f.reset_counter for f, _p in fixes} == {7}
 
 
 def test_a_resumed_fix_never_replaces_our_own_track_nor_a_newer_one() -> None:
