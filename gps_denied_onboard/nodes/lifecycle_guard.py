@@ -77,13 +77,8 @@ class LifecycleNodeBase(LifecycleNode):
 
     def destroy_node(self) -> None:
         super().destroy_node()
-        release_state_machine(self)
-
-
-def release_state_machine(node: LifecycleNode) -> None:
-    """Release ``node``'s lifecycle state machine (its services went with
-    ``destroy_node``); once released its state can no longer be read."""
-    machine = getattr(node, "_state_machine", None)
-    destroy = getattr(machine, "destroy_when_not_in_use", None)
-    if destroy is not None:
-        destroy()
+        # its services went with Node.destroy_node; once released its state can no
+        # longer be read (destroy_when_not_in_use: Humble's and Jazzy's Destroyable)
+        destroy = getattr(getattr(self, "_state_machine", None), "destroy_when_not_in_use", None)
+        if destroy is not None:
+            destroy()

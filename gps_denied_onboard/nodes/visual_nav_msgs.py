@@ -25,7 +25,6 @@ from gps_denied_onboard.visual_nav.image_codec import (
     decode_compressed,
     decode_raw,
 )
-from gps_denied_onboard.visual_nav.prior import RESUMED_UNKNOWN_VELOCITY_SIGMA
 from gps_denied_onboard.visual_nav.snapshot import Snapshot
 from gps_denied_onboard.visual_nav.state import Prior
 
@@ -106,18 +105,19 @@ def fix_to_msg(fix: VisualFix) -> PositionFix:
 def prior_of_fix_msg(msg: PositionFix, stamp_ns: int) -> Prior | None:
     """A PositionFix (ours, as the FC bridge took it) as the prior it leaves behind:
     its position at the larger of its east and north sigmas, its velocity at its own
-    sigma (unknown: :data:`RESUMED_UNKNOWN_VELOCITY_SIGMA`). None when its position
-    covariance states no finite positive variance."""
+    sigma; a velocity not valid goes as sigma 0, which
+    :meth:`.prior.PriorTracker.resume` takes for unknown. None when its position
+    covariance states no finite positive variance ("0 everywhere = unknown")."""
     cov = [float(v) for v in msg.position_covariance]
     var = max(cov[0], cov[4])
     if not (math.isfinite(var) and var > 0):
         return None
-    velocity, velocity_sigma = (0.0, 0.0), RESUMED_UNKNOWN_VELOCITY_SIGMA
-    vcov = [float(v) for v in msg.velocity_covariance]
-    vvar = max(vcov[0], vcov[4])
-    if msg.velocity_valid and math.isfinite(vvar) and vvar > 0:
+    velocity, velocity_sigma = (0.0, 0.0), 0.0
+    if msg.velocity_valid:
+        vcov = [float(v) for v in msg.velocity_covariance]
+        vvar = max(vcov[0], vcov[4])
         velocity = (float(msg.velocity_enu.x), float(msg.velocity_enu.y))
-        velocity_sigma = math.sqrt(vvar)
+        velocity_sigma = math.sqrt(vvar) if vvar > 0 else 0.0  # NaN, 0: unknown
     return Prior(
         stamp_ns,
         float(msg.latitude),

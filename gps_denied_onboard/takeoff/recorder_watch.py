@@ -47,11 +47,6 @@ class RecorderWatch:
 
     def _silent(self, now: tuple[int, ...]) -> int:
         assert self._last_alive is not None
-        # a clock that stepped back (a replay looped, the system time was set) counts
-        # its silence from there, or a dead recorder would go unnoticed until it caught up
-        self._last_alive = tuple(
-            min(n, last) for n, last in zip(now, self._last_alive, strict=True)
-        )
         return min(n - last for n, last in zip(now, self._last_alive, strict=True))
 
     def tick(self) -> str | None:
@@ -59,6 +54,11 @@ class RecorderWatch:
         if self._last_alive is None:
             self._last_alive = now
             return None
+        # a clock that stepped back (a replay looped, the system time was set) counts
+        # its silence from there, or a dead recorder would go unnoticed until it caught up
+        self._last_alive = tuple(
+            min(n, last) for n, last in zip(now, self._last_alive, strict=True)
+        )
         silent = self._silent(now)
         if not self._lost and silent > self._silence_ns:
             self._lost = True

@@ -11,7 +11,6 @@ The cycle collector is off here, so only ``destroy_node`` can take a node away.
 from __future__ import annotations
 
 import gc
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +20,7 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 
+from fc_bridge.link_support import wait_until  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
@@ -59,15 +59,6 @@ def _in_graph(observer: Node, name: str) -> bool:
     return any(n == name for n, _ in observer.get_node_names_and_namespaces())
 
 
-def _wait_for(predicate: object, deadline_s: float) -> bool:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.05)
-    return False
-
-
 @pytest.mark.parametrize(
     "node_class", [FcBridgeNode, VisualNavNode, FdrRecorderNode, TileCacheNode]
 )
@@ -79,9 +70,9 @@ def test_a_destroyed_node_leaves_the_graph_without_the_garbage_collector(
     name = f"release_{uuid.uuid4().hex[:8]}"
     node = node_class(context=context, cli_args=["--ros-args", "-r", f"__node:={name}"])
     try:
-        assert _wait_for(lambda: _in_graph(observer, name), DISCOVERY_S), "never discovered"
+        assert wait_until(lambda: _in_graph(observer, name), DISCOVERY_S), "never discovered"
         node.destroy_node()
-        assert _wait_for(lambda: not _in_graph(observer, name), DISCOVERY_S), (
+        assert wait_until(lambda: not _in_graph(observer, name), DISCOVERY_S), (
             f"{node_class.__name__} stayed in the graph after destroy_node"
         )
         node.destroy_node()  # a second destroy (a runner's teardown after a test's) is harmless

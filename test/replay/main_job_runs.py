@@ -14,12 +14,13 @@ def main_job_env() -> dict[str, str]:
     """This process's environment less its ``ROS_DOMAIN_ID``: the main job then draws a
     private domain of its own (``demo.PRIVATE_DOMAINS``), as it does on a fresh machine.
 
-    Why: the test process's own domain holds every DDS participant its earlier tests
-    made, and not all of them are gone by then (rclpy frees a context's participant
-    only once nothing refers to it). Seen in the full suite: 28 ``fc_bridge``
-    participants left there, and with ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` the
-    main job's own nodes, started after them, no longer discovered each other
-    (visual_nav never reached the tile cache: every frame ``no_tiles``)."""
+    Why: the test process's own domain holds the DDS participants of whatever its
+    earlier tests still keep. Seen in the full suite before destroyed lifecycle nodes
+    released their state machine (``nodes/lifecycle_guard.LifecycleNodeBase``): 28
+    ``fc_bridge`` participants left there, and with
+    ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` the main job's own nodes, started after
+    them, no longer discovered each other (every frame ``no_tiles``). The cause is
+    mended; a domain of its own still keeps the main job apart from the tests."""
     return {k: v for k, v in os.environ.items() if k != "ROS_DOMAIN_ID"}
 
 
