@@ -11,7 +11,12 @@ import pytest
 from gps_denied_onboard.visual_nav.features import orientation_field
 from gps_denied_onboard.visual_nav.gate import clears_gate
 from gps_denied_onboard.visual_nav.raster import FieldRaster
-from gps_denied_onboard.visual_nav.witness import quadrant_agreement
+from gps_denied_onboard.visual_nav.witness import (
+    agreement_of,
+    quadrant_agreement,
+    quadrant_peaks,
+    spread_of,
+)
 
 from .support import make_estimator, naip_tiles
 
@@ -86,3 +91,34 @@ def test_a_margin_short_of_the_gate_passes_only_with_the_quadrants_behind_it() -
     # 1.42 sigma over the gate, so the allowance keeps above it
     assert cfg.gate_agreement_extra_sigmas >= 1.42
     assert cfg.gate_agreement_weight == pytest.approx(1.0)
+
+
+def test_quadrants_of_a_rigid_template_peak_together_and_a_bent_ones_apart() -> None:
+    raster, chans = _textured_raster()
+    mask = np.ones((80, 80), np.uint8)
+    rigid = quadrant_peaks(_cut(chans, 100, 120), mask, raster, (100, 120), harmonics=1, reach_px=8)
+    assert len(rigid) == 4
+    assert all(abs(q.dx_px) < 0.3 and abs(q.dy_px) < 0.3 for q in rigid), rigid
+    assert spread_of(rigid) == pytest.approx(0.0, abs=0.3)
+    # the same ground with its right half cut 4 px further east: the template's
+    # parts disagree about where it lies by 4 px, its quadrants say so
+    left, shifted = _cut(chans, 100, 120), _cut(chans, 104, 120)
+    right_half = np.arange(80)[None, :] >= 40
+    bent = tuple(np.where(right_half, s, c).astype(F32) for c, s in zip(left, shifted, strict=True))
+    peaks = quadrant_peaks(bent, mask, raster, (100, 120), harmonics=1, reach_px=8)
+    east = sorted(q.dx_px for q in peaks)
+    assert east[0] == pytest.approx(0.0, abs=0.5) and east[-1] == pytest.approx(4.0, abs=0.5)
+    assert spread_of(peaks) == pytest.approx(2.0, abs=0.4)  # +-2 px about their mean
+    # the agreement reads the same quadrants (one pass serves both)
+    assert agreement_of(rigid) == pytest.approx(
+        quadrant_agreement(_cut(chans, 100, 120), mask, raster, (100, 120), harmonics=1, reach_px=8)
+    )
+
+
+def test_fewer_than_two_quadrants_give_no_spread() -> None:
+    raster, chans = _textured_raster()
+    mask = np.zeros((80, 80), np.uint8)
+    mask[:40, :40] = 1  # one quadrant's worth of valid pixels: split, it is four small ones
+    peaks = quadrant_peaks(_cut(chans, 100, 120), mask, raster, (100, 120), harmonics=1, reach_px=8)
+    assert spread_of(peaks[:1]) is None
+    assert spread_of(()) is None
