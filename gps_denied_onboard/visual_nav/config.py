@@ -76,7 +76,8 @@ class VisualNavConfig:
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
-    stitch_sigma_margin_m: float = 12.0
+    stitch_sigma_margin_m: float = 8.0
+    stitch_sigma_spread_k: float = 0.35
     single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
@@ -146,6 +147,7 @@ class VisualNavConfig:
             "odometry_attitude_rel_sigma_deg",
             "stitch_below_area_m2",
             "stitch_sigma_margin_m",
+            "stitch_sigma_spread_k",
             "single_sigma_margin_m",
             "lost_sigma_growth_mps",
             "jump_confirm_s",
@@ -282,6 +284,7 @@ class VisualNavConfig:
                 stitch_target_area_m2=self.stitch_target_area_m2,
             ),
             stitch_sigma_margin_m=self.stitch_sigma_margin_m,
+            stitch_sigma_spread_k=self.stitch_sigma_spread_k,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,
         )

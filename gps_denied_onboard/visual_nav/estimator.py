@@ -145,7 +145,8 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
-    stitch_sigma_margin_m: float = 12.0
+    stitch_sigma_margin_m: float = 8.0
+    stitch_sigma_spread_k: float = 0.35
     single_sigma_margin_m: float = 20.0
 
 
@@ -407,9 +408,14 @@ class VisualEstimator:
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = f.h.height_m * result.scale
         lever = 0.0
+        spread_m: float | None = None
         if isinstance(f.view, PatchView):  # the patch centroid to the nadir
             oc, orow = f.view.patch.centre_offset_px
             lever = math.hypot(oc, orow) * f.view.patch.resolution_m
+            # how far the patch's quadrants disagree about where it lies (8 ms)
+            spread_px = result.placed.quadrant_spread_px() if result.placed else None
+            if spread_px is not None:
+                spread_m = spread_px * cfg.match.resolution_m
         sigma = position_sigma(
             cfg,
             resolution_m=cfg.match.resolution_m,
@@ -419,6 +425,7 @@ class VisualEstimator:
             template_side_m=result.template_side_m,
             margin_sigmas=pk.margin_sigmas,
             stitched=isinstance(f.view, PatchView),
+            quadrant_spread_m=spread_m,
         )
         odo_v = self.odometry.velocity() if f.disp is not None else None
         velocity: tuple[float, float] | None
@@ -490,6 +497,7 @@ class VisualEstimator:
             prior_source=prior.source if not jumped else "relocalized",
             footprint_m=result.footprint_m,
             stitch_lever_m=lever,
+            quadrant_spread_m=spread_m,
             agreement=agreement,
             colour_support=verdict.colour_support,
             intensity_support=verdict.intensity_support,

@@ -48,6 +48,9 @@ class VisualFix:
     prior_source: str
     footprint_m: float
     stitch_lever_m: float = 0.0  # a stitched patch's centroid to the nadir (0: one frame)
+    #: how far a stitched patch's quadrants disagree about where it lies (m,
+    #: witness.spread_of); None for a frame alone, or when they could not say
+    quadrant_spread_m: float | None = None
     #: the template's quadrants on their own (witness.quadrant_agreement); None when
     #: the margin alone cleared the gate and it was not needed
     agreement: float | None = None

@@ -6,6 +6,7 @@ import math
 
 import cv2
 import numpy as np
+import pytest
 
 from gps_denied_onboard.visual_nav.camera import turned
 from gps_denied_onboard.visual_nav.features import to_gray_f32
@@ -171,6 +172,39 @@ def test_small_footprints_are_stitched_into_a_larger_patch() -> None:
     assert later.template_px > 1.3 * single_px, (single_px, later.template_px)
     for p, f in fixes:
         assert math.hypot(*error_m(p, f.latitude, f.longitude)) < 10.0
+
+
+def test_a_stitched_fix_adds_its_quadrants_spread_to_sigma() -> None:
+    """Where a patch's quadrants disagree about where it lies, the fix is less sure:
+    ``stitch_sigma_spread_k`` times their spread joins the patch's term; a frame
+    matched alone has no spread and no such term."""
+    _, tiles = synthetic_world()
+    poses = _track(10, 200.0)  # 400 m footprint
+    runs = []
+    for k in (0.0, 0.5):
+        est = make_estimator(
+            tiles,
+            stitch_sigma_margin_m=12.0,
+            stitch_sigma_spread_k=k,
+            odometry=OdometryConfig(stitch_target_area_m2=250_000.0),
+        )
+        runs.append(_fly(est, poses, gnss_until=10))
+    # up to the first stitched fix both runs saw the same: compare that one
+    first = next(
+        i for i, f in enumerate(runs[0]) if isinstance(f, VisualFix) and f.stitch_lever_m > 0
+    )
+    without, with_term = runs[0][first], runs[1][first]
+    assert isinstance(without, VisualFix) and isinstance(with_term, VisualFix)
+    alone = [f for f in runs[0][:first] if isinstance(f, VisualFix)]
+    assert alone and all(f.quadrant_spread_m is None for f in alone)
+    spread = without.quadrant_spread_m
+    assert spread is not None and spread > 0.0
+    assert with_term.quadrant_spread_m == spread
+    margin_term = 12.0 / max(without.margin_sigmas, 1.0)
+    rest = without.sigma_m**2 - margin_term**2
+    assert with_term.sigma_m == pytest.approx(
+        math.sqrt(rest + margin_term**2 + (0.5 * spread) ** 2), rel=1e-6
+    )
 
 
 def test_a_large_footprint_is_matched_alone() -> None:
