@@ -48,6 +48,7 @@ from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_bar, gate_at
 from gps_denied_onboard.visual_nav.geo import LocalFrame
+from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_SPREAD_M
 
 CALIBRATION_PAIRS = {  # every pair involves 2014, which no reported figure uses
     "3y_2017map_2014frames": ("2017", "2014"),
@@ -212,7 +213,7 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                 spread = got.quadrant_spread_m
                 patch = math.hypot(
                     cfg.stitch_sigma_margin_m / max(got.margin_sigmas, 1.0),
-                    cfg.stitch_sigma_spread_k * (spread or 0.0),
+                    cfg.stitch_sigma_spread_k * (UNMEASURED_SPREAD_M if spread is None else spread),
                 )
                 rows.append(
                     {
@@ -238,7 +239,9 @@ def stitched_sigma_grid(
     err = np.array([[abs(r["e"]), abs(r["n"])] for r in rows]).reshape(-1, 2)
     other = np.array([r["other_m"] for r in rows])
     ms = np.maximum(np.array([r["margin_sigmas"] for r in rows]), 1.0)
-    spread = np.array([r["spread_m"] or 0.0 for r in rows])
+    spread = np.array(
+        [UNMEASURED_SPREAD_M if r["spread_m"] is None else r["spread_m"] for r in rows]
+    )
     pairs = np.array([r["pair"] for r in rows])
     out = []
     for a in margin_m:

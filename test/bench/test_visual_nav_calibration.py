@@ -84,7 +84,7 @@ def test_the_stitched_sigma_grid_rebuilds_each_sigma_from_its_terms(calibration:
     rows = [
         {"pair": p, "e": e, "n": 0.0, "margin_sigmas": 4.0, "spread_m": s, "other_m": 2.0}
         for p in ("a", "b")
-        for e, s in ((3.0, None), (12.0, 30.0))
+        for e, s in ((3.0, 0.0), (12.0, 30.0))
     ]
     grid = calibration.stitched_sigma_grid(rows, margin_m=(8.0,), spread_k=(0.0, 0.35))
     without, with_spread = grid

@@ -207,6 +207,29 @@ def test_a_stitched_fix_adds_its_quadrants_spread_to_sigma() -> None:
     )
 
 
+def test_a_patch_whose_quadrants_went_unmeasured_is_not_taken_as_a_rigid_one() -> None:
+    from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
+    from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_SPREAD_M, position_sigma
+
+    def sigma(spread: float | None, stitched: bool = True) -> float:
+        return position_sigma(
+            EstimatorConfig(),
+            resolution_m=5.0,
+            height_m=200.0,
+            fine_score=0.35,
+            template_px=12_000,
+            template_side_m=1_000.0,
+            margin_sigmas=4.5,
+            stitched=stitched,
+            quadrant_spread_m=spread,
+        )
+
+    assert sigma(None) == pytest.approx(sigma(UNMEASURED_SPREAD_M))
+    assert sigma(0.0) < sigma(6.0) < sigma(None)
+    # a frame matched alone has no patch: no spread term either way
+    assert sigma(None, stitched=False) == sigma(30.0, stitched=False)
+
+
 def test_a_large_footprint_is_matched_alone() -> None:
     _, tiles = synthetic_world()
     est = make_estimator(tiles)
