@@ -106,7 +106,8 @@ class QuadrantPeak:
 
     #: its score at the placement, in standard deviations above the neighbourhood's mean
     standing: float
-    #: where its own best placement lies off the whole template's (raster px, sub-pixel)
+    #: where its own best placement lies off the whole template's placement (raster
+    #: px, sub-pixel; the placement is whole pixels, so only differences say much)
     dx_px: float
     dy_px: float
 
