@@ -51,7 +51,7 @@ class VisualFix:
     #: how far a stitched patch's quadrants disagree about where it lies (m,
     #: witness.spread_of); None for a frame alone, or when they could not say
     quadrant_spread_m: float | None = None
-    #: the template's quadrants on their own (witness.quadrant_agreement); None when
+    #: the template's quadrants on their own (witness.agreement_of); None when
     #: the margin alone cleared the gate and it was not needed
     agreement: float | None = None
     #: the saturation edges' backing of the placement (witness.colour_support); None

@@ -7,7 +7,7 @@ lay outside the search window, on the 2014 calibration pairs only), and on
 its score against a floor. Our own track can corroborate a match (a lower
 threshold) or call it a jump (a higher one). A margin short of the threshold
 gets a second look at how its template's quadrants agree
-(:func:`.witness.quadrant_agreement`).
+(:func:`.witness.agreement_of`).
 
 A small template (a 400 m frame alone) the prior does not corroborate is
 judged on more than its margin: its *evidence* adds the quadrants' agreement,

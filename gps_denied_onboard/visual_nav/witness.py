@@ -4,11 +4,13 @@ The search (:mod:`.matcher`) ranks placements on the gray plane's orientation
 field as a whole. Once it has placed a template, these look at that one
 placement again through what the ranking never used, each as a score in
 standard deviations above the placement's neighbourhood: the template's
-quadrants on their own (:func:`quadrant_agreement`), the colour saturation's
-edges (:func:`colour_support`), the gray levels themselves rather than their
-edges (:func:`intensity_support`). For a chance placement they are nearly
-independent of the margin and of each other; for a right one they rise
-together, so the gate (:func:`.gate.evidence`) adds them up.
+quadrants on their own (:func:`quadrant_peaks`, :func:`agreement_of`), the
+colour saturation's edges (:func:`colour_support`), the gray levels themselves
+rather than their edges (:func:`intensity_support`). For a chance placement
+they are nearly independent of the margin and of each other; for a right one
+they rise together, so the gate (:func:`.gate.evidence`) adds them up. Where
+the quadrants' own peaks lie apart (:func:`spread_of`) says how far a right
+placement may still be off: a stitched fix's sigma reads it.
 """
 
 from __future__ import annotations
@@ -183,21 +185,6 @@ def spread_of(quadrants: tuple[QuadrantPeak, ...]) -> float | None:
         return None
     d = np.array([(q.dx_px, q.dy_px) for q in quadrants])
     return float(np.sqrt(np.mean(np.sum((d - d.mean(axis=0)) ** 2, axis=1))))
-
-
-def quadrant_agreement(
-    chans: tuple[F32, ...],
-    mask: NDArray[np.uint8],
-    raster: FieldRaster,
-    placement: tuple[int, int],
-    *,
-    harmonics: int,
-    reach_px: int,
-) -> float:
-    """:func:`agreement_of` the :func:`quadrant_peaks` of a placed template."""
-    return agreement_of(
-        quadrant_peaks(chans, mask, raster, placement, harmonics=harmonics, reach_px=reach_px)
-    )
 
 
 #: below this mean saturation-gradient (0-255 scale) a view's colour has no say: a
