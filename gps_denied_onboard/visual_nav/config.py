@@ -78,6 +78,7 @@ class VisualNavConfig:
     stitch_target_area_m2: float = 400_000.0
     stitch_sigma_margin_m: float = 8.0
     stitch_sigma_spread_k: float = 0.35
+    stitch_velocity_sigma_per_m: float = 0.0015
     single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
@@ -148,6 +149,7 @@ class VisualNavConfig:
             "stitch_below_area_m2",
             "stitch_sigma_margin_m",
             "stitch_sigma_spread_k",
+            "stitch_velocity_sigma_per_m",
             "single_sigma_margin_m",
             "lost_sigma_growth_mps",
             "jump_confirm_s",
@@ -285,6 +287,7 @@ class VisualNavConfig:
             ),
             stitch_sigma_margin_m=self.stitch_sigma_margin_m,
             stitch_sigma_spread_k=self.stitch_sigma_spread_k,
+            stitch_velocity_sigma_per_m=self.stitch_velocity_sigma_per_m,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,
         )

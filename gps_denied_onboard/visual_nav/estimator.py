@@ -79,9 +79,9 @@ from gps_denied_onboard.visual_nav.prior import (
 from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M, RectifiedFrame
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSample, HeightSource, Prior
 from gps_denied_onboard.visual_nav.uncertainty import (
-    VELOCITY_FLOOR,
     corrected,
     position_sigma,
+    registration_velocity,
     velocity_from_fixes,
 )
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
@@ -147,6 +147,7 @@ class EstimatorConfig:
     heading_search_step_deg: float = 8.0
     stitch_sigma_margin_m: float = 8.0
     stitch_sigma_spread_k: float = 0.35
+    stitch_velocity_sigma_per_m: float = 0.0015
     single_sigma_margin_m: float = 20.0
 
 
@@ -407,15 +408,13 @@ class VisualEstimator:
             )
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = f.h.height_m * result.scale
-        lever = 0.0
+        stitched = isinstance(f.view, PatchView)
+        lever = f.view.lever_m if isinstance(f.view, PatchView) else 0.0
         spread_m: float | None = None
-        if isinstance(f.view, PatchView):  # the patch centroid to the nadir
-            oc, orow = f.view.patch.centre_offset_px
-            lever = math.hypot(oc, orow) * f.view.patch.resolution_m
-            # how far the patch's quadrants disagree about where it lies (8 ms)
-            spread_px = result.placed.quadrant_spread_px() if result.placed else None
-            if spread_px is not None:
-                spread_m = spread_px * cfg.match.resolution_m
+        if stitched and result.placed is not None:
+            # how far the patch's quadrants disagree about where it lies (4-8 ms)
+            spread_px = result.placed.quadrant_spread_px()
+            spread_m = None if spread_px is None else spread_px * cfg.match.resolution_m
         sigma = position_sigma(
             cfg,
             resolution_m=cfg.match.resolution_m,
@@ -424,16 +423,21 @@ class VisualEstimator:
             template_px=result.template_px,
             template_side_m=result.template_side_m,
             margin_sigmas=pk.margin_sigmas,
-            stitched=isinstance(f.view, PatchView),
+            stitched=stitched,
             quadrant_spread_m=spread_m,
         )
         odo_v = self.odometry.velocity() if f.disp is not None else None
         velocity: tuple[float, float] | None
         if odo_v is not None:
             # the refined correction of this very fix turns the raw track's motion
-            ve, vn = corrected(odo_v[0], result.heading_offset_deg, result.scale)
-            velocity = (ve, vn)
-            vel_sigma = math.hypot(odo_v[1] * result.scale, VELOCITY_FLOOR)
+            velocity, vel_sigma = registration_velocity(
+                cfg,
+                odo_v,
+                heading_offset_deg=result.heading_offset_deg,
+                scale=result.scale,
+                stitched=stitched,
+                quadrant_spread_m=spread_m,
+            )
         else:
             velocity, vel_sigma = velocity_from_fixes(
                 self._recent, f.stamp_ns, lat, lon, sigma_m=sigma, max_dt_s=cfg.max_velocity_dt_s
@@ -449,7 +453,7 @@ class VisualEstimator:
             radius_m=radius,
             side_m=result.template_side_m,
             placed=result.placed,
-            single_frame=not isinstance(f.view, PatchView),
+            single_frame=not stitched,
             extra_sigmas=extra_sigmas
             + candidates_extra(
                 cfg, len(match_cfg.heading_candidates_deg) * len(match_cfg.scale_candidates)

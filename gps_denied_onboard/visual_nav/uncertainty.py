@@ -53,6 +53,8 @@ class SigmaSettings(Protocol):
     @property
     def stitch_sigma_spread_k(self) -> float: ...
     @property
+    def stitch_velocity_sigma_per_m(self) -> float: ...
+    @property
     def single_sigma_margin_m(self) -> float: ...
     @property
     def gate_side_m(self) -> tuple[float, float]: ...
@@ -110,6 +112,38 @@ def position_sigma(
         fade = float(np.interp(template_side_m, cfg.gate_side_m, (1.0, 0.0)))
         sig_patch = fade * cfg.single_sigma_margin_m / max(margin_sigmas, 1.0)
     return math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_patch**2)
+
+
+def registration_velocity(
+    cfg: SigmaSettings,
+    raw: tuple[tuple[float, float], float],
+    *,
+    heading_offset_deg: float,
+    scale: float,
+    stitched: bool,
+    quadrant_spread_m: float | None,
+) -> tuple[tuple[float, float], float]:
+    """A velocity from registration and its 1-sigma per axis, m/s.
+
+    ``raw``: the registration track's motion and sigma, in the frames as the
+    autopilot's attitude and height put them; the fix's own correction
+    (``heading_offset_deg``, ``scale``) turns and scales it. The sigma is the
+    registration's (times ``scale``) with :data:`VELOCITY_FLOOR`; and for a
+    stitched fix the correction it was turned and scaled by: the raw motion
+    takes the fix's heading and height scale, and a patch whose scale or heading
+    stuck off carries that into the velocity in proportion to the speed. The
+    patch's quadrant spread says when (``stitch_velocity_sigma_per_m`` of the
+    speed per metre of spread): on the 2014 calibration flights the velocities
+    more than 3 sigma off came from fixes whose scale was 6.6 % off the truth
+    (median; 0.9 % for the others), and whose quadrants spread 17.7 m (5.5 m).
+    """
+    velocity = corrected(raw[0], heading_offset_deg, scale)
+    sigma = math.hypot(raw[1] * scale, VELOCITY_FLOOR)
+    if stitched:
+        spread = UNMEASURED_SPREAD_M if quadrant_spread_m is None else quadrant_spread_m
+        speed = math.hypot(velocity[0], velocity[1])
+        sigma = math.hypot(sigma, cfg.stitch_velocity_sigma_per_m * spread * speed)
+    return velocity, sigma
 
 
 def velocity_from_fixes(

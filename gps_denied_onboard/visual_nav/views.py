@@ -115,6 +115,13 @@ class PatchView:
         self.base_scale = base_scale
 
     @property
+    def lever_m(self) -> float:
+        """The patch's centroid to the nadir it is placed by (m): how far a turn or
+        scale error of the patch is carried to the fix."""
+        oc, orow = self.patch.centre_offset_px
+        return math.hypot(oc, orow) * self.patch.resolution_m
+
+    @property
     def width_m(self) -> float:
         cols = np.nonzero(self.patch.mask.any(axis=0))[0]
         return float(cols.size) * self.patch.resolution_m

@@ -230,6 +230,37 @@ def test_a_patch_whose_quadrants_went_unmeasured_is_not_taken_as_a_rigid_one() -
     assert sigma(None, stitched=False) == sigma(30.0, stitched=False)
 
 
+def test_a_stitched_velocity_owns_up_to_its_patch_turned_or_scaled_off() -> None:
+    """The registration's motion takes the fix's heading and scale; a patch whose
+    quadrants spread (its scale or heading may have stuck off) widens the velocity's
+    sigma in proportion to the speed. A frame alone keeps the registration's."""
+    from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
+    from gps_denied_onboard.visual_nav.uncertainty import VELOCITY_FLOOR, registration_velocity
+
+    cfg = EstimatorConfig()
+    raw = ((0.0, 20.0), 0.5)  # 20 m/s north, 0.5 m/s
+
+    def velocity(spread: float | None, stitched: bool = True) -> tuple[tuple[float, float], float]:
+        return registration_velocity(
+            cfg,
+            raw,
+            heading_offset_deg=90.0,
+            scale=1.25,
+            stitched=stitched,
+            quadrant_spread_m=spread,
+        )
+
+    (ve, vn), alone = velocity(10.0, stitched=False)
+    assert (ve, vn) == pytest.approx((-25.0, 0.0), abs=1e-9)  # turned 90 deg left, scaled
+    assert alone == pytest.approx(math.hypot(0.5 * 1.25, VELOCITY_FLOOR))
+    _, rigid = velocity(0.0)
+    assert rigid == pytest.approx(alone)
+    _, spread = velocity(10.0)
+    assert spread == pytest.approx(math.hypot(alone, cfg.stitch_velocity_sigma_per_m * 10.0 * 25.0))
+    _, unmeasured = velocity(None)
+    assert unmeasured > spread
+
+
 def test_a_large_footprint_is_matched_alone() -> None:
     _, tiles = synthetic_world()
     est = make_estimator(tiles)
