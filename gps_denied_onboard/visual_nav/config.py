@@ -69,7 +69,7 @@ class VisualNavConfig:
     odometry_enabled: bool = True
     odometry_search_m: float = 60.0
     odometry_min_score: float = 0.35
-    odometry_sigma_px: float = 0.1
+    odometry_sigma_px: float = 0.07
     odometry_attitude_rel_sigma_deg: float = 0.05
     odometry_max_gap_s: float = 1.5
     odometry_velocity_window_s: float = 1.0
@@ -78,7 +78,7 @@ class VisualNavConfig:
     stitch_target_area_m2: float = 400_000.0
     stitch_sigma_margin_m: float = 8.0
     stitch_sigma_spread_k: float = 0.35
-    stitch_velocity_sigma_per_m: float = 0.0015
+    stitch_velocity_sigma_per_m: float = 0.002
     single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0

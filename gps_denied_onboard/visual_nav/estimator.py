@@ -147,7 +147,7 @@ class EstimatorConfig:
     heading_search_step_deg: float = 8.0
     stitch_sigma_margin_m: float = 8.0
     stitch_sigma_spread_k: float = 0.35
-    stitch_velocity_sigma_per_m: float = 0.0015
+    stitch_velocity_sigma_per_m: float = 0.002
     single_sigma_margin_m: float = 20.0
 
 

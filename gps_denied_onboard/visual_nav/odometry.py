@@ -45,7 +45,7 @@ class OdometryConfig:
     search_m: float = 60.0
     min_score: float = 0.35
     min_margin: float = 0.05
-    sigma_px: float = 0.1
+    sigma_px: float = 0.07
     attitude_rel_sigma_deg: float = 0.05
     max_gap_s: float = 1.5
     velocity_window_s: float = 1.0
