@@ -314,9 +314,10 @@ def calibrate_stitched_sigma(n: int, seed: int) -> list[dict[str, Any]]:
     pair each, 3,798 stitched fixes): the pair with the least 1-sigma coverage
     that keeps 99.3 % within 3 sigma overall and 99 % on every pair.
     ``stitch_velocity_sigma_per_m`` from the same seeds (16 flights per pair
-    each, 2,695 velocities): the least 1-sigma coverage keeping 99 % on every
-    pair. Both checked on seeds 189000 and 189050 (12 flights per pair each),
-    looked at once.
+    each, 2,545 stitched velocities, ``odometry_sigma_px`` 0.07): the least
+    1-sigma coverage keeping 99 % on every pair. Both checked on seeds 189000
+    and 189050 (12 flights per pair each); the velocity term was looked at
+    there twice, once per ``odometry_sigma_px``.
     """
     rows = stitched_fixes(n, seed)
     return stitched_sigma_grid(rows) + stitched_velocity_grid(rows)
