@@ -48,7 +48,7 @@ from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_bar, gate_at
 from gps_denied_onboard.visual_nav.geo import LocalFrame
-from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_SPREAD_M
+from gps_denied_onboard.visual_nav.uncertainty import patch_spread_m
 
 CALIBRATION_PAIRS = {  # every pair involves 2014, which no reported figure uses
     "3y_2017map_2014frames": ("2017", "2014"),
@@ -213,7 +213,7 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                 spread = got.quadrant_spread_m
                 patch = math.hypot(
                     cfg.stitch_sigma_margin_m / max(got.margin_sigmas, 1.0),
-                    cfg.stitch_sigma_spread_k * (UNMEASURED_SPREAD_M if spread is None else spread),
+                    cfg.stitch_sigma_spread_k * patch_spread_m(spread),
                 )
                 row = {
                     "pair": name,
@@ -226,11 +226,7 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                 }
                 if got.velocity_en is not None:
                     speed = math.hypot(*got.velocity_en)
-                    turned = (
-                        cfg.stitch_velocity_sigma_per_m
-                        * speed
-                        * (UNMEASURED_SPREAD_M if spread is None else spread)
-                    )
+                    turned = cfg.stitch_velocity_sigma_per_m * speed * patch_spread_m(spread)
                     row |= {
                         "dve": got.velocity_en[0] - p.ve,
                         "dvn": got.velocity_en[1] - p.vn,
@@ -252,9 +248,7 @@ def stitched_sigma_grid(
     err = np.array([[abs(r["e"]), abs(r["n"])] for r in rows]).reshape(-1, 2)
     other = np.array([r["other_m"] for r in rows])
     ms = np.maximum(np.array([r["margin_sigmas"] for r in rows]), 1.0)
-    spread = np.array(
-        [UNMEASURED_SPREAD_M if r["spread_m"] is None else r["spread_m"] for r in rows]
-    )
+    spread = np.array([patch_spread_m(r["spread_m"]) for r in rows])
     pairs = np.array([r["pair"] for r in rows])
     out = []
     for a in margin_m:
@@ -285,7 +279,7 @@ def stitched_velocity_grid(
     vel = [r for r in rows if "dve" in r]
     err = np.array([[abs(r["dve"]), abs(r["dvn"])] for r in vel]).reshape(-1, 2)
     other = np.array([r["velocity_other"] for r in vel])
-    spread = [UNMEASURED_SPREAD_M if r["spread_m"] is None else r["spread_m"] for r in vel]
+    spread = [patch_spread_m(r["spread_m"]) for r in vel]
     turn = np.array([r["speed"] * sp for r, sp in zip(vel, spread, strict=True)])
     pairs = np.array([r["pair"] for r in vel])
     out = []

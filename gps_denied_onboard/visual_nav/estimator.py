@@ -409,11 +409,11 @@ class VisualEstimator:
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = f.h.height_m * result.scale
         stitched = isinstance(f.view, PatchView)
-        lever = f.view.lever_m if isinstance(f.view, PatchView) else 0.0
-        spread_m: float | None = None
-        if stitched and result.placed is not None:
+        lever, spread_m = 0.0, None
+        if isinstance(f.view, PatchView):
+            lever = f.view.lever_m
             # how far the patch's quadrants disagree about where it lies (4-8 ms)
-            spread_px = result.placed.quadrant_spread_px()
+            spread_px = result.placed.quadrant_spread_px() if result.placed else None
             spread_m = None if spread_px is None else spread_px * cfg.match.resolution_m
         sigma = position_sigma(
             cfg,

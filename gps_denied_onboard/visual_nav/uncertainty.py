@@ -35,6 +35,12 @@ VELOCITY_FLOOR = 0.2
 UNMEASURED_SPREAD_M = 18.7
 
 
+def patch_spread_m(quadrant_spread_m: float | None) -> float:
+    """The quadrant spread a stitched fix's sigmas take: the measured one, else
+    :data:`UNMEASURED_SPREAD_M` (never that of a rigid patch)."""
+    return UNMEASURED_SPREAD_M if quadrant_spread_m is None else quadrant_spread_m
+
+
 class SigmaSettings(Protocol):
     """What the error model reads of the estimator's configuration."""
 
@@ -101,9 +107,9 @@ def position_sigma(
         # a registration chain's bend) the whole lands between them. A margin term
         # alone left 3 sigma covering 98.4 % (96.4 % on one pair): the fixes past it
         # had quadrants spread 2.5 times as far as the others
-        spread = UNMEASURED_SPREAD_M if quadrant_spread_m is None else quadrant_spread_m
         sig_patch = math.hypot(
-            cfg.stitch_sigma_margin_m / max(margin_sigmas, 1.0), cfg.stitch_sigma_spread_k * spread
+            cfg.stitch_sigma_margin_m / max(margin_sigmas, 1.0),
+            cfg.stitch_sigma_spread_k * patch_spread_m(quadrant_spread_m),
         )
     else:
         # a frame seeing little ground (a 400 m footprint alone) misplaces now and
@@ -140,9 +146,9 @@ def registration_velocity(
     velocity = corrected(raw[0], heading_offset_deg, scale)
     sigma = math.hypot(raw[1] * scale, VELOCITY_FLOOR)
     if stitched:
-        spread = UNMEASURED_SPREAD_M if quadrant_spread_m is None else quadrant_spread_m
         speed = math.hypot(velocity[0], velocity[1])
-        sigma = math.hypot(sigma, cfg.stitch_velocity_sigma_per_m * spread * speed)
+        turn = cfg.stitch_velocity_sigma_per_m * patch_spread_m(quadrant_spread_m) * speed
+        sigma = math.hypot(sigma, turn)
     return velocity, sigma
 
 

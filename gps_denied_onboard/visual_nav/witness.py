@@ -16,7 +16,8 @@ placement may still be off: a stitched fix's sigma reads it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,33 +52,27 @@ class PlacedTemplate:
     witness_reach_px: int = 8  # the colour and intensity supports' neighbourhood
     #: the view's gray plane on the template's grid (the placed render's image)
     gray: F32 | None = None
-    _quadrants: tuple[QuadrantPeak, ...] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
 
+    @cached_property
     def quadrants(self) -> tuple[QuadrantPeak, ...]:
         """:func:`quadrant_peaks` of this placement, worked out once (the gate's
         agreement and a stitched fix's sigma both read them)."""
-        cached = self._quadrants
-        if cached is None:
-            cached = quadrant_peaks(
-                self.chans,
-                self.mask,
-                self.raster,
-                (self.col, self.row),
-                harmonics=self.harmonics,
-                reach_px=self.reach_px,
-            )
-            object.__setattr__(self, "_quadrants", cached)
-        return cached
+        return quadrant_peaks(
+            self.chans,
+            self.mask,
+            self.raster,
+            (self.col, self.row),
+            harmonics=self.harmonics,
+            reach_px=self.reach_px,
+        )
 
     def agreement(self) -> float:
         """:func:`agreement_of` this placement's quadrants."""
-        return agreement_of(self.quadrants())
+        return agreement_of(self.quadrants)
 
     def quadrant_spread_px(self) -> float | None:
         """:func:`spread_of` this placement's quadrants (raster px)."""
-        return spread_of(self.quadrants())
+        return spread_of(self.quadrants)
 
     def colour_support(self) -> float | None:
         """:func:`colour_support` of this placement; None without colour (a mono
