@@ -476,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": round(summary.wall_s, 2),
             "camera_frames": frames.frames,
             "frames_unanswered": frames.unanswered,
+            "frames_lost_to_restart": frames.lost_to_restart,
         }
         report.tile_cache = tile_cache_view(hold, manifest)
 

@@ -10,6 +10,15 @@ meanwhile the player is paused, so its timeline (and ``/clock``) stands still.
 A slow machine makes the replay slower, never lossy. A frame not answered
 within ``answer_timeout_s`` is counted as unanswered and reported.
 
+An estimator that leaves or (re-)enters its active state (its lifecycle
+``transition_event``) will never answer the frames it held: a process killed
+in flight and respawned comes up with an empty queue, a deactivated one drops
+its queue. The lockstep stops waiting for them then, counts them unanswered
+(``lost_to_restart``) and goes on: the replay stands still for the time the
+estimator was away, not for the whole answer timeout (in the main job with
+visual_nav killed by SIGKILL, a 20 s hole in the fixes the FC got where the
+node itself was back in under 6 s).
+
 This is the thin rclpy side; the main job (``nodes/demo.py``) and
 ``gdo-replay --wait-for-estimator`` both use it.
 """
@@ -32,20 +41,40 @@ CAMERA_TYPES = frozenset(
 )
 
 
+#: the estimator node whose lifecycle the lockstep follows
+ESTIMATOR_NODE = "/visual_nav"
+#: lifecycle_msgs/State PRIMARY_STATE_ACTIVE
+_ACTIVE = 3
+
+
 class EstimatorWatch:
     """What the estimator answered, frame by frame: fixes (``/nav/position_fix``),
-    rejects and latencies (its ``vnav.*`` records), counted for the lockstep."""
+    rejects and latencies (its ``vnav.*`` records), counted for the lockstep; and
+    how often it entered or left its active state (:attr:`epoch`)."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: Any, estimator_node: str = ESTIMATOR_NODE) -> None:
+        from lifecycle_msgs.msg import TransitionEvent
+        from rclpy.qos import QoSProfile
+
         from gps_denied_onboard.msg import FdrRecord, PositionFix
         from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS, TOPIC_POSITION_FIX
 
         self.fixes: list[Any] = []
         self.rejects: list[tuple[int, str]] = []
         self.latency_ms: dict[int, float] = {}
+        #: transitions of the estimator into or out of its active state seen so far
+        self.epoch = 0
         self._cond = threading.Condition()
         node.create_subscription(PositionFix, TOPIC_POSITION_FIX, self._on_fix, RECORD_QOS)
         node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self._on_record, RECORD_QOS)
+        # rcl_lifecycle publishes every transition here (reliable, volatile, depth 10),
+        # on Humble as on Jazzy, whoever drives the node
+        node.create_subscription(
+            TransitionEvent,
+            f"{estimator_node.rstrip('/')}/transition_event",
+            self._on_transition,
+            QoSProfile(depth=10),
+        )
 
     @property
     def answers(self) -> int:
@@ -70,9 +99,20 @@ class EstimatorWatch:
                 self.rejects.append((stamp, str(payload.get("reason", "?"))))
                 self._cond.notify_all()
 
-    def wait_answers(self, count: int, timeout_s: float) -> bool:
+    def _on_transition(self, msg: Any) -> None:
+        if _ACTIVE in (msg.start_state.id, msg.goal_state.id):
+            with self._cond:
+                self.epoch += 1
+                self._cond.notify_all()
+
+    def wait_answers(self, count: int, timeout_s: float, epoch: int | None = None) -> bool:
+        """Wait until ``count`` answers came, or (``epoch`` given) the estimator entered
+        or left its active state since ``epoch``; False when ``timeout_s`` passed first."""
         with self._cond:
-            return self._cond.wait_for(lambda: self.answers >= count, timeout_s)
+            return self._cond.wait_for(
+                lambda: self.answers >= count or (epoch is not None and self.epoch != epoch),
+                timeout_s,
+            )
 
 
 class EstimatorLockstepSink:
@@ -99,6 +139,10 @@ class EstimatorLockstepSink:
         self.player: Any = None
         self.frames = 0
         self.unanswered = 0
+        #: of the unanswered, frames the estimator held when it left or re-entered its
+        #: active state (killed and respawned, deactivated)
+        self.lost_to_restart = 0
+        self._epoch = watch.epoch  # the estimator's epoch when the last frame went out
 
     @property
     def inner(self) -> Any:
@@ -109,17 +153,23 @@ class EstimatorLockstepSink:
         if self._is_camera(topic):
             self.finish()
             self.frames += 1
+            self._epoch = self._watch.epoch
         self._inner.publish(topic, data)
 
     def finish(self) -> None:
-        """Wait (player paused) until every frame sent so far was answered."""
+        """Wait (player paused) until every frame sent so far was answered, or the
+        estimator left or re-entered its active state since the last one went out
+        (those it held are lost: counted unanswered, and :attr:`lost_to_restart`)."""
         want = self.frames - self.unanswered
         if self._watch.answers >= want:
             return
         if self.player is not None:
             self.player.pause()
-        if not self._watch.wait_answers(want, self._timeout):
+        if not self._watch.wait_answers(want, self._timeout, self._epoch):
             self.unanswered += 1
+        elif (lost := want - self._watch.answers) > 0:
+            self.unanswered += lost
+            self.lost_to_restart += lost
         if self.player is not None:
             self.player.resume()
 
@@ -154,5 +204,6 @@ class EstimatorLockstepSink:
         return (
             f"estimator lockstep: {self.frames} camera frames, {len(w.fixes)} fixes, "
             f"{len(w.rejects)} rejects, {self.unanswered} unanswered "
-            f"(within {self._timeout:g} s each)"
+            f"(within {self._timeout:g} s each; {self.lost_to_restart} held by the "
+            f"estimator when it restarted)"
         )

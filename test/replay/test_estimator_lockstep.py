@@ -1,0 +1,158 @@
+"""The replay's lockstep with the estimator over real DDS: a frame the estimator held
+when it restarted is written off at once, not waited for.
+
+The estimator is the real ``visual_nav`` lifecycle node, driven through its
+transitions here as the take-off sequencer drives a respawned one; its
+``transition_event`` reaches the lockstep's :class:`EstimatorWatch` over DDS. The
+lockstep's inner sink only keeps what it is given: publishing frames onto DDS is
+the replay publisher's concern (``test_replay_dds.py``), and this node, never
+fed tiles or attitude, would not answer them anyway.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+
+from fc_bridge.node_support import spin_ros  # noqa: E402
+from gps_denied_onboard.msg import PositionFix  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+
+from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
+from gps_denied_onboard.replay.estimator_lockstep import (  # noqa: E402
+    EstimatorLockstepSink,
+    EstimatorWatch,
+)
+from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_POSITION_FIX  # noqa: E402
+
+CAMERA = "/camera/image_raw/compressed"
+#: longer than any test here runs: a wait that ends did not end by timing out
+NEVER_S = 600.0
+
+
+class KeptSink:
+    """The lockstep's inner sink: keeps what it is asked to publish."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    def publish(self, topic: str, data: bytes) -> None:
+        self.published.append((topic, data))
+
+    def publish_clock(self, sim_ns: int) -> None:
+        pass
+
+
+def wait_until(cond: Callable[[], object], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return bool(cond())
+
+
+@pytest.fixture
+def ros() -> Iterator[MultiThreadedExecutor]:
+    yield from spin_ros()
+
+
+@pytest.fixture
+def stack(ros: MultiThreadedExecutor) -> Iterator[tuple[Node, VisualNavNode, EstimatorWatch]]:
+    watcher = Node("lockstep_watcher")
+    watch = EstimatorWatch(watcher)
+    estimator = VisualNavNode()
+    ros.add_node(watcher)
+    ros.add_node(estimator)
+    topic = "/visual_nav/transition_event"
+    assert wait_until(lambda: watcher.count_publishers(topic) >= 1, 20.0)
+    assert wait_until(lambda: estimator.count_subscribers(topic) >= 1, 20.0)
+    try:
+        yield watcher, estimator, watch
+    finally:
+        for node in (estimator, watcher):
+            ros.remove_node(node)
+            node.destroy_node()
+
+
+def _finish_in_thread(lockstep: EstimatorLockstepSink) -> threading.Thread:
+    t = threading.Thread(target=lockstep.finish, daemon=True)
+    t.start()
+    return t
+
+
+def test_a_frame_held_when_the_estimator_reactivates_is_written_off_not_waited_for(
+    stack: tuple[Node, VisualNavNode, EstimatorWatch],
+) -> None:
+    _, estimator, watch = stack
+    lockstep = EstimatorLockstepSink(KeptSink(), watch, lambda t: t == CAMERA, NEVER_S)
+    assert estimator.trigger_configure() == TransitionCallbackReturn.SUCCESS  # not active: no epoch
+    lockstep.publish(CAMERA, b"frame 1")
+    waiting = _finish_in_thread(lockstep)
+    waiting.join(timeout=2.0)
+    assert waiting.is_alive(), "the lockstep stopped waiting with nothing answered"
+    assert watch.epoch == 0
+
+    assert (
+        estimator.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    )  # a respawned estimator's
+    waiting.join(timeout=60.0)
+    assert not waiting.is_alive(), "the lockstep still waits for a frame the estimator lost"
+    assert watch.epoch == 1
+    assert (lockstep.unanswered, lockstep.lost_to_restart) == (1, 1)
+    assert "1 held by the estimator when it restarted" in lockstep.describe()
+
+    # a deactivation drops the node's queue too
+    lockstep.publish(CAMERA, b"frame 2")
+    waiting = _finish_in_thread(lockstep)
+    assert estimator.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    waiting.join(timeout=60.0)
+    assert not waiting.is_alive()
+    assert (lockstep.unanswered, lockstep.lost_to_restart) == (2, 2)
+    assert [d for _, d in lockstep.inner.published] == [b"frame 1", b"frame 2"]
+
+
+def test_a_frame_sent_after_the_restart_is_waited_for_and_counted_answered(
+    ros: MultiThreadedExecutor, stack: tuple[Node, VisualNavNode, EstimatorWatch]
+) -> None:
+    watcher, estimator, watch = stack
+    answers = watcher.create_publisher(PositionFix, TOPIC_POSITION_FIX, RECORD_QOS)
+    assert wait_until(lambda: answers.get_subscription_count() >= 1, 20.0)
+    lockstep = EstimatorLockstepSink(KeptSink(), watch, lambda t: t == CAMERA, NEVER_S)
+    assert estimator.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert estimator.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert wait_until(lambda: watch.epoch == 1, 20.0)
+
+    lockstep.publish(CAMERA, b"frame 1")  # after the restart: its answer is awaited
+    waiting = _finish_in_thread(lockstep)
+    waiting.join(timeout=2.0)
+    assert waiting.is_alive(), "a frame sent after the restart was written off"
+    answers.publish(PositionFix())
+    waiting.join(timeout=60.0)
+    assert not waiting.is_alive()
+    assert (lockstep.unanswered, lockstep.lost_to_restart) == (0, 0)
+    assert len(watch.fixes) == 1
+
+
+def test_the_watch_follows_the_node_it_is_told_to(ros: MultiThreadedExecutor) -> None:
+    watcher = Node("lockstep_watcher_named")
+    EstimatorWatch(watcher, estimator_node="/air/visual_nav/")
+    ros.add_node(watcher)
+    try:
+        topics: dict[str, Any] = dict(
+            watcher.get_subscriber_names_and_types_by_node("lockstep_watcher_named", "/")
+        )
+        assert "/air/visual_nav/transition_event" in topics
+    finally:
+        ros.remove_node(watcher)
+        watcher.destroy_node()
