@@ -62,11 +62,17 @@ class DdsGapTracker:
         Counts the producer's records; its publisher's ``records_closed`` record
         says how many it sent under this slug (``records``): fewer received is
         loss, returned as ``(lost, last_seen_stamp_ns)``. The count starts again
-        for the slug's next publisher.
+        for the slug's next publisher. An ``overrun`` the publisher sent about its own
+        slug (records it dropped before it could publish them, reason ``unmatched``:
+        ``record_gate``) accounts for its count: those are not lost here again.
         """
         if kind != RECORDS_CLOSED_KIND:
             n, _ = self._received.get(producer, (0, stamp_ns))
-            self._received[producer] = (n + 1, stamp_ns)
+            n += 1
+            if kind == "overrun" and payload.get("producer") == producer:
+                count = payload.get("count")
+                n += count if isinstance(count, int) and count > 0 else 0
+            self._received[producer] = (n, stamp_ns)
             return None
         got, since = self._received.pop(producer, (0, stamp_ns))
         sent = payload.get("records", payload.get("published"))

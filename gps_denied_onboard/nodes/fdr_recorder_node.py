@@ -36,10 +36,11 @@ translates.
 
 The ``~/open_flight`` / ``~/close_flight`` services are made with the node (they
 answer "not active" until activation: take-off's client matches them long before
-it calls); the ``/fdr/records`` subscription, the timers and the diagnostics
-publishers are made at the first configure, the raw subscriptions when first
-wanted, and all live as long as the node: a transition never destroys one (see
-:meth:`FdrRecorderNode._make_entities`).
+it calls); the timers and the diagnostics publishers are made at the first
+configure, the ``/fdr/records`` subscription at the first activation (so that
+records the producers held until it matched are not taken by a recorder not yet
+recording), the raw subscriptions when first wanted, and all live as long as the
+node: a transition never destroys one (see :meth:`FdrRecorderNode._make_entities`).
 """
 
 from __future__ import annotations
@@ -307,8 +308,8 @@ class FdrRecorderNode(LifecycleNodeBase):
         return TransitionCallbackReturn.SUCCESS
 
     def _make_entities(self, cfg: FdrConfig, node_cfg: FdrNodeConfig) -> None:
-        """The records subscription, timers, diagnostics: made once, kept (the
-        flight services are made with the node).
+        """The timers and diagnostics: made once, kept (the flight services are made
+        with the node, the records subscription at the first activation).
 
         Destroying an entity in a transition while another executor thread builds
         its wait set from the node's entities makes rclpy raise ``InvalidHandle`` out
@@ -328,11 +329,11 @@ class FdrRecorderNode(LifecycleNodeBase):
             node_cfg.diagnostics_period_s,
             node_cfg.watchdog_period_s,
         )
-        if self._records_sub is not None:  # configured before
+        if self._io_timers:  # configured before
             for timer, period_s in zip(self._io_timers, periods, strict=True):
                 timer.timer_period_ns = int(period_s * NS_PER_S)
             self._diag.hardware_id = str(cfg.flight_root)
-            if node_cfg.records_qos_depth != self._records_depth:
+            if self._records_sub is not None and node_cfg.records_qos_depth != self._records_depth:
                 log_event(
                     self._log,
                     logging.WARNING,
@@ -343,14 +344,6 @@ class FdrRecorderNode(LifecycleNodeBase):
             return
         self._diag = DiagnosticsPublisher(self, self.get_name(), str(cfg.flight_root))
         self._health_diag = DiagnosticsPublisher(self, "host_health", os.uname().nodename)
-        self._records_depth = node_cfg.records_qos_depth
-        self._records_sub = self.create_subscription(
-            FdrRecord,
-            TOPIC_FDR_RECORDS,
-            self._on_record_drain if self._message_info else self._on_record_humble,
-            records_qos(node_cfg.records_qos_depth),
-            callback_group=self._records_group,
-        )
         callbacks = (
             self._raw_subs.adapt,
             self._on_host_health,
@@ -361,6 +354,25 @@ class FdrRecorderNode(LifecycleNodeBase):
             self.create_timer(period_s, callback, callback_group=self._timer_group)
             for period_s, callback in zip(periods, callbacks, strict=True)
         ]
+
+    def _make_records_sub(self, depth: int) -> None:
+        """The ``/fdr/records`` subscription, at the first activation (then kept).
+
+        Not at configure: a record publisher holds what its node emits until it
+        matches a subscription (``nodes.record_sink``), and a subscription that
+        matched while the recorder was still inactive would take those records and
+        drop them; made here, the first match finds the recorder recording.
+        """
+        if self._records_sub is not None:
+            return
+        self._records_depth = depth
+        self._records_sub = self.create_subscription(
+            FdrRecord,
+            TOPIC_FDR_RECORDS,
+            self._on_record_drain if self._message_info else self._on_record_humble,
+            records_qos(depth),
+            callback_group=self._records_group,
+        )
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         rec, node_cfg = self._recorder, self._node_cfg
@@ -383,6 +395,7 @@ class FdrRecorderNode(LifecycleNodeBase):
             self._raw, node_cfg.raw_qos_depth, parse_qos_overrides(node_cfg.raw_qos_overrides)
         )
         self._active = True
+        self._make_records_sub(node_cfg.records_qos_depth)
         log_event(self._log, logging.INFO, "fdr.active", raw_topics=len(self._raw))
         result: TransitionCallbackReturn = super().on_activate(state)
         return result

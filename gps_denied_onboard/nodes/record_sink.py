@@ -1,5 +1,6 @@
 """Flight records on ``/fdr/records``: the publisher sink every producing node
-emits through, its close (the ``records_closed`` tail, acknowledged), and the
+emits through (holding what is emitted before a subscription matched), its close
+(the ``records_closed`` tail, acknowledged), and the
 ``FdrRecord`` <-> :class:`~gps_denied_onboard.records.FlightRecord` translation."""
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from rclpy.node import Node
 
 from gps_denied_onboard.msg import FdrRecord
 from gps_denied_onboard.nodes.ros_clock import RosClock
-from gps_denied_onboard.records import RECORDS_CLOSED_KIND, FlightRecord
+from gps_denied_onboard.record_gate import HOLD_LIMIT, RecordGate
+from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.ros_topics import (
     RECORD_QOS,
     TOPIC_FDR_RECORDS,
@@ -45,6 +47,8 @@ def msg_to_record(msg: FdrRecord) -> FlightRecord:
 RECORDS_CLOSE_TIMEOUT_S: Final = 4.0
 #: How often a closing record publisher looks for the acknowledgement.
 _ACK_POLL_S: Final = 0.02
+#: How often a record publisher holding records looks for a matched subscription.
+MATCH_POLL_S: Final = 0.1
 
 
 class RecordPublisherSink:
@@ -56,76 +60,117 @@ class RecordPublisherSink:
     a gap in the publication sequence numbers (DDS numbers a publisher's samples
     1, 2, 3...) is written as an ``overrun`` record with reason ``dds_loss``.
 
+    Nothing is published to nobody: DDS gives a sample only to the subscriptions
+    matched when it is written, and a node's first records (on configure, ``fc.link_up``)
+    often come before discovery has matched the recorder. While no subscription is
+    matched, records are held (:class:`~gps_denied_onboard.record_gate.RecordGate`: in
+    order, at most ``hold_limit``, the oldest dropped and reported as an ``overrun``
+    with reason ``unmatched``) and go out with their own stamps, before anything newer,
+    once one is: seen at the next emit, or by a steady-clock timer on the node every
+    :data:`MATCH_POLL_S`. The first matched subscription takes them, whoever it is; if
+    that is an echo tool rather than the recorder, the recorder finds the publisher's
+    first number above 1 and counts the head as ``dds_loss``.
+
     A tail lost when the node goes down has no later number to reveal it, so
     :meth:`close` (:func:`~gps_denied_onboard.nodes.runner.run_node` calls it when a
     lifecycle node is brought down, and at exit) publishes a ``records_closed`` record
     per producer slug, whose ``published`` is how many records this publisher sent
-    before it (its final sequence number) and ``records`` how many under that slug since
-    the previous close, and then waits for every reliable subscription to acknowledge
-    everything (``wait_for_all_acked``). The recorder counts what it lost before that
-    record as ``dds_loss``; a close whose acknowledgement timed out is logged
-    (``fdr.records_unacked``). A node brought up again keeps its sink: records emitted
-    after a close are covered by the next one.
+    before it (its final sequence number) and ``records`` how many under that slug left
+    it (published, or dropped from the hold) since the previous one, and then waits for
+    every reliable subscription to acknowledge everything (``wait_for_all_acked``). The
+    recorder counts what it lost before that record as ``dds_loss``; a close whose
+    acknowledgement timed out is logged (``fdr.records_unacked``), and one that leaves
+    records held because nothing ever matched (``fdr.records_unmatched``) too. A node
+    brought up again keeps its sink: records emitted after a close are covered by the
+    next one.
     """
 
-    def __init__(self, node: Node, topic: str = TOPIC_FDR_RECORDS) -> None:
+    def __init__(
+        self, node: Node, topic: str = TOPIC_FDR_RECORDS, hold_limit: int = HOLD_LIMIT
+    ) -> None:
+        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+        from rclpy.clock import Clock, ClockType
+
         self._node = node
+        self._topic = topic
         self._pub = node.create_publisher(FdrRecord, topic, RECORD_QOS)
         self._lock = threading.Lock()
-        self._published = 0
-        self._since_close: dict[str, int] = {}  # producer slug -> records since the last close
+        self._gate = RecordGate(hold_limit)
+        self._drop_logged = False
+        # steady: a paused (or not yet started) /clock must not keep records held
+        self._match_timer = node.create_timer(
+            MATCH_POLL_S,
+            self.flush_if_matched,
+            callback_group=MutuallyExclusiveCallbackGroup(),
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
         _SINKS.setdefault(node, []).append(self)
 
     @property
     def unclosed(self) -> bool:
         """Records were emitted since the last :meth:`close`."""
-        return bool(self._since_close)
+        return self._gate.unclosed
 
     @property
     def published(self) -> int:
         """Records published so far (the publisher's last publication sequence number)."""
-        return self._published
+        return self._gate.published
+
+    @property
+    def held(self) -> int:
+        """Records waiting for a subscription to match."""
+        return self._gate.held
+
+    @property
+    def dropped_unmatched(self) -> int:
+        """Records dropped from the hold so far (reported as ``overrun``, ``unmatched``)."""
+        return self._gate.dropped_total
 
     def subscription_count(self) -> int:
         """How many subscriptions (the recorder, echo tools) are matched."""
         return int(self._pub.get_subscription_count())
 
     def emit(self, record: FlightRecord) -> None:
-        msg = record_to_msg(record)
         with self._lock:
-            self._pub.publish(msg)
-            self._published += 1
-            producer = record.producer
-            self._since_close[producer] = self._since_close.get(producer, 0) + 1
+            self._publish(self._gate.emit(record, self._pub.get_subscription_count() > 0))
+            if self._gate.dropped_total and not self._drop_logged:
+                self._drop_logged = True
+                self._node.get_logger().warning(
+                    f"fdr.records_held_dropped limit={self._gate.limit} "
+                    "no subscription matched: dropping the oldest held records "
+                    "(reported as overrun reason=unmatched when one matches)"
+                )
+
+    def flush_if_matched(self) -> None:
+        """Publish what is held if a subscription has matched (the timer's look)."""
+        if not self._gate.held:
+            return
+        with self._lock:
+            if self._gate.held and self._pub.get_subscription_count() > 0:
+                self._publish(self._gate.release())
+
+    def _publish(self, records: list[FlightRecord]) -> None:
+        for record in records:
+            self._pub.publish(record_to_msg(record))
 
     def close(
         self, stamp_ns: int | None = None, timeout_s: float = RECORDS_CLOSE_TIMEOUT_S
     ) -> bool:
         """Publish the ``records_closed`` record(s), then wait for acknowledgement.
 
-        Sends nothing when no record was emitted since the previous close. Returns
-        True when every subscription acknowledged everything within ``timeout_s``
-        (or there was nothing to send).
+        Sends nothing when no record was emitted since the previous close. While
+        records are held, waits (within ``timeout_s``) for a subscription to match and
+        publishes them, unless no subscription to the topic is known at all. Returns
+        True when every record reached every subscription within ``timeout_s`` (or
+        there was nothing to send).
         """
         from rclpy.duration import Duration
 
         stamp = RosClock(self._node).now_ns() if stamp_ns is None else stamp_ns
         node = self._node.get_fully_qualified_name()
         with self._lock:
-            counts, self._since_close = self._since_close, {}
-            for producer, records in counts.items():
-                self._pub.publish(
-                    record_to_msg(
-                        FlightRecord(
-                            RECORDS_CLOSED_KIND,
-                            producer,
-                            stamp,
-                            {"published": self._published, "records": records, "node": node},
-                        )
-                    )
-                )
-                self._published += 1
-            published = self._published
+            counts = self._gate.emitted()
+            self._publish(self._gate.close(stamp, node, self._pub.get_subscription_count() > 0))
         if not counts:
             return True
         # rclpy's wait_for_all_acked holds the GIL while it waits (measured: a 3 s wait
@@ -135,22 +180,33 @@ class RecordPublisherSink:
         t0 = time.monotonic()
         deadline = t0 + timeout_s
         now_ack = Duration(nanoseconds=0)
+        acked = False
         while True:
-            acked = bool(self._pub.wait_for_all_acked(now_ack))
-            if acked or time.monotonic() >= deadline:
+            self.flush_if_matched()
+            held = self._gate.held
+            if not held:
+                acked = bool(self._pub.wait_for_all_acked(now_ack))
+                if acked:
+                    break
+            elif self._node.count_subscribers(self._topic) == 0:
+                break  # nobody to wait for: no subscription on the graph at all
+            if time.monotonic() >= deadline:
                 break
             time.sleep(_ACK_POLL_S)
         waited = time.monotonic() - t0
         line = (
-            f"node={node} published={published} "
-            f"subscriptions={self.subscription_count()} waited_s={waited:.3f} "
+            f"node={node} published={self._gate.published} "
+            f"subscriptions={self.subscription_count()} held={held} "
+            f"dropped_unmatched={self._gate.dropped_total} waited_s={waited:.3f} "
             f"timeout_s={timeout_s} " + " ".join(f"records.{p}={n}" for p, n in counts.items())
         )
-        if acked:
+        if held:  # never matched: these reached nobody (yet)
+            self._node.get_logger().error(f"fdr.records_unmatched {line}")
+        elif acked:
             self._node.get_logger().info(f"fdr.records_closed {line}")
         else:  # the recorder may miss the tail: say so where the operator looks
             self._node.get_logger().error(f"fdr.records_unacked {line}")
-        return acked
+        return acked and not held
 
 
 _SINKS: weakref.WeakKeyDictionary[Node, list[RecordPublisherSink]] = weakref.WeakKeyDictionary()

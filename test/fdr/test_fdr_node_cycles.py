@@ -147,7 +147,6 @@ def test_recorder_answers_after_every_deactivate_and_records_only_while_active(
 
     try:
         assert driver.transition(Transition.TRANSITION_CONFIGURE)
-        driver.wait_for_subscribers(records)
         made: set[int] = set()
         for cycle in range(CYCLES):
             assert driver.transition(Transition.TRANSITION_ACTIVATE), cycle
@@ -156,8 +155,10 @@ def test_recorder_answers_after_every_deactivate_and_records_only_while_active(
                     OpenFlight, "open_flight", OpenFlight.Request(flight_id=FLIGHT)
                 )
                 assert opened.success, opened.error
+                driver.wait_for_subscribers(records)
                 driver.wait_for_subscribers(raw)
-                made = _entities(node)  # the raw subscription is made at the first activation
+                # the records and raw subscriptions are made at the first activation
+                made = _entities(node)
             handed(f"active {cycle}", active=True)
             assert driver.transition(Transition.TRANSITION_DEACTIVATE), cycle
             # answered: LifecycleDriver raises if get_state goes unanswered
