@@ -35,6 +35,7 @@ from gps_denied_onboard.visual_nav.simulate import (
     cut_tiles,
     render_frame,
 )
+from gps_denied_onboard.visual_nav.state import Prior
 
 NAIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "naip"
 YEARS = NAIP_FILES
@@ -186,16 +187,20 @@ def _feed_and_match(
     image: NDArray[np.generic],
     rpy_reported: tuple[float, float, float],
     agl_reported: float,
-    prior: tuple[float, float],
+    prior: tuple[float, float] | None,
     prior_sigma: float,
     attitude_offsets_ms: tuple[int, ...],
 ) -> VisualFix | FrameRejected:
-    """The autopilot's (erroneous) attitude and altitude and the GNSS prior, then the frame."""
+    """The autopilot's (erroneous) attitude and altitude and the GNSS prior (None: the
+    GNSS is denied), then the frame."""
     r = enu_from_flu_of_ned_euler(*(math.radians(v) for v in rpy_reported))
     for dt in attitude_offsets_ms:
         est.attitude.add(stamp + dt * 1_000_000, r)
     est.height.add_altitude_msl(stamp, GROUND + agl_reported)
-    est.priors.add_gnss(stamp, prior[0], prior[1], healthy=True, sigma_m=prior_sigma)
+    if prior is None:
+        est.set_gnss_healthy(False, stamp)
+    else:
+        est.priors.add_gnss(stamp, prior[0], prior[1], healthy=True, sigma_m=prior_sigma)
     try:
         return est.process(stamp, image, CAMERA)
     except FrameRejected as rej:
@@ -395,3 +400,135 @@ def fly_spoofed(
     drags = [start_m + max(0.0, (p.stamp_ns - t0) / NS - honest_s) * drag_mps for p in f.poses]
     offs = [(d * math.cos(ang), d * math.sin(ang)) for d in drags]
     return list(zip(drags, fly(est, year, f, prior_sigma=sigma_m, gnss_off=offs), strict=True))
+
+
+def turn_flights(
+    seed: int,
+    n: int,
+    agl: float,
+    *,
+    bank_deg: float = 20.0,
+    speed: float = 28.0,
+    straight_s: float = 22.0,
+    turn_s: float = 14.0,
+    after_s: float = 8.0,
+    rate_hz: float = 2.0,
+    att_noise_deg: float = ATT_NOISE_DEG,
+) -> list[Flight]:
+    """Fixed-wing flights with one steep coordinated turn, like the sample flight's.
+
+    Straight and level for ``straight_s``, then banked ``bank_deg`` (left or
+    right) for ``turn_s`` (at 20 deg and 28 m/s, 7.3 deg/s: about 100 deg of
+    heading), then straight for ``after_s``; 2 deg of pitch, ``rate_hz`` frames.
+    :func:`flights` turns at most 3 deg/s. The autopilot's roll and pitch error
+    is a bias per flight plus a fifth of it as noise, the heading bias +-3 deg;
+    the height exact, the prior on the truth (the GNSS is healthy until it is
+    denied, see :func:`fly_restarted`). The whole flight stays 900 m inside the
+    clip (a footprint and the widest search around it).
+    """
+    rng = np.random.default_rng(seed)
+    lat0, lon0, lat1, lon1 = ortho("2017").bounds_latlon()
+    lc = (lat0 + lat1) / 2
+    centre = LocalFrame(lc, (lon0 + lon1) / 2)
+    half_e = (lon1 - lon0) / 2 * 111_320 * math.cos(math.radians(lc)) - 900
+    half_n = (lat1 - lat0) / 2 * 111_320 - 900
+    dt = 1.0 / rate_hz
+    frames = round((straight_s + turn_s + after_s) * rate_hz)
+    out: list[Flight] = []
+    while len(out) < n:
+        e, nn = rng.uniform(-half_e, half_e), rng.uniform(-half_n, half_n)
+        course = rng.uniform(-math.pi, math.pi)  # ENU, from east
+        side = float(rng.choice([-1.0, 1.0]))  # +1: a left turn (counter-clockwise)
+        b_roll, b_pitch = rng.normal(0, 1, 2) * att_noise_deg
+        jitter = 0.2 * att_noise_deg
+        b_yaw = rng.uniform(-3, 3)
+        t0 = (1_900_000_000 + int(rng.integers(0, 10_000)) * 100) * NS
+        poses = []
+        inside = True
+        for k in range(frames):
+            inside = inside and abs(e) <= half_e and abs(nn) <= half_n
+            turning = straight_s <= k * dt < straight_s + turn_s
+            rate = side * 9.81 * math.tan(math.radians(bank_deg)) / speed if turning else 0.0
+            roll = -side * bank_deg if turning else 0.0  # NED: a left turn rolls left
+            ve, vn = speed * math.cos(course), speed * math.sin(course)
+            lat, lon = centre.to_latlon(e, nn)
+            yaw_ned = 90.0 - math.degrees(course)
+            poses.append(
+                Pose(
+                    t0 + int(k * dt * NS),
+                    lat,
+                    lon,
+                    ve,
+                    vn,
+                    roll,
+                    2.0,
+                    yaw_ned,
+                    roll + b_roll + rng.normal(0, 1) * jitter,
+                    2.0 + b_pitch + rng.normal(0, 1) * jitter,
+                    yaw_ned + b_yaw,
+                )
+            )
+            course_next = course + rate * dt
+            if rate:
+                r = speed / rate
+                e += r * (math.sin(course_next) - math.sin(course))
+                nn -= r * (math.cos(course_next) - math.cos(course))
+            else:
+                e += ve * dt
+                nn += vn * dt
+            course = course_next
+        if inside:
+            out.append(Flight(tuple(poses), agl, 1.0, 0.0, 0.0))
+    return out
+
+
+def fly_restarted(
+    map_year: str,
+    year: str,
+    f: Flight,
+    *,
+    gnss_lost_s: float,
+    restart_s: float | None,
+) -> list[VisualFix | FrameRejected | None]:
+    """One flight whose GNSS is healthy (on the truth, 3 m) until ``gnss_lost_s``
+    and denied after; at ``restart_s`` the estimator is replaced by a fresh one
+    that resumes from the last fix, as a visual_nav killed and respawned in flight
+    resumes from the FC bridge's ``/fc/sent_fix``; the frame of the restart is lost
+    (None). ``restart_s`` None: no restart."""
+    est = estimator(map_year)
+    t0 = f.poses[0].stamp_ns
+    last: VisualFix | None = None
+    out: list[VisualFix | FrameRejected | None] = []
+    for p in f.poses:
+        t = (p.stamp_ns - t0) / NS
+        if restart_s is not None and abs(t - restart_s) < 1e-6:
+            est = estimator(map_year)
+            est.set_gnss_healthy(False, p.stamp_ns)
+            if last is not None:
+                v = last.velocity_en if last.velocity_en is not None else (0.0, 0.0)
+                track = Prior(
+                    last.stamp_ns,
+                    last.latitude,
+                    last.longitude,
+                    last.sigma_m,
+                    v,
+                    last.velocity_sigma,
+                    "resumed",
+                )
+                est.resume_track(track, last.reset_counter)
+            out.append(None)
+            continue
+        got = _feed_and_match(
+            est,
+            p.stamp_ns,
+            flight_frame(year, f, p),
+            (p.roll_rep, p.pitch_rep, p.yaw_rep),
+            f.agl * f.height_factor,
+            (p.lat, p.lon) if t < gnss_lost_s else None,
+            3.0,
+            (-40, -20, 0, 20, 40),
+        )
+        if isinstance(got, VisualFix):
+            last = got
+        out.append(got)
+    return out
