@@ -167,7 +167,7 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
     try:
         assert driver.transition(Transition.TRANSITION_CONFIGURE)
         made = _entities(node)
-        assert len(made) == 1 + 2 + 5
+        assert len(made) == 1 + 2 + 5 + 1  # + its record publisher's look for a match
         for cycle in range(CYCLES):
             assert driver.transition(Transition.TRANSITION_ACTIVATE), cycle
             stored = node.snapshots_stored
