@@ -41,8 +41,9 @@ def test_bad_connection_strings_are_config_errors(text: str) -> None:
         FcBridgeConfig(connection=text)
 
 
-@pytest.mark.parametrize(("autopilot", "expected"), [("ardupilot", Autopilot.ARDUPILOT),
-                                                     ("px4", Autopilot.PX4)])
+@pytest.mark.parametrize(
+    ("autopilot", "expected"), [("ardupilot", Autopilot.ARDUPILOT), ("px4", Autopilot.PX4)]
+)
 def test_autopilot_detected_from_its_heartbeat(autopilot: str, expected: Autopilot) -> None:
     with linked(autopilot) as (_fc, link, sink):
         info = link.wait_for_autopilot(3.0)
@@ -80,17 +81,23 @@ def test_heartbeats_from_a_gcs_or_companion_are_not_taken_for_the_autopilot() ->
     try:
         _, addr = rx.recvfrom(1024)  # our heartbeat tells us where the link listens
         gcs = mavlink2.MAVLink(None, 255, 190)
-        for t, ap in ((mavlink2.MAV_TYPE_GCS, mavlink2.MAV_AUTOPILOT_INVALID),
-                      (mavlink2.MAV_TYPE_ONBOARD_CONTROLLER, mavlink2.MAV_AUTOPILOT_PX4),
-                      (mavlink2.MAV_TYPE_QUADROTOR, mavlink2.MAV_AUTOPILOT_INVALID)):
+        for t, ap in (
+            (mavlink2.MAV_TYPE_GCS, mavlink2.MAV_AUTOPILOT_INVALID),
+            (mavlink2.MAV_TYPE_ONBOARD_CONTROLLER, mavlink2.MAV_AUTOPILOT_PX4),
+            (mavlink2.MAV_TYPE_QUADROTOR, mavlink2.MAV_AUTOPILOT_INVALID),
+        ):
             rx.sendto(gcs.heartbeat_encode(t, ap, 0, 0, 0).pack(gcs), addr)
         assert wait_until(lambda: link.stats.rx_messages >= 3, 2.0)
         assert link.autopilot is None
         with pytest.raises(FcConnectionError):
             link.wait_for_autopilot(0.2)
         fc = mavlink2.MAVLink(None, 7, 1)
-        rx.sendto(fc.heartbeat_encode(mavlink2.MAV_TYPE_FIXED_WING,
-                                      mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA, 0, 0, 0).pack(fc), addr)
+        rx.sendto(
+            fc.heartbeat_encode(
+                mavlink2.MAV_TYPE_FIXED_WING, mavlink2.MAV_AUTOPILOT_ARDUPILOTMEGA, 0, 0, 0
+            ).pack(fc),
+            addr,
+        )
         info = link.wait_for_autopilot(2.0)
         assert (info.sysid, info.compid, info.autopilot) == (7, 1, Autopilot.ARDUPILOT)
     finally:
@@ -134,10 +141,22 @@ def test_mode_change_and_arming_transitions_are_records() -> None:
         assert wait_until(lambda: link.armed is True, 2.0)
         fc.update(armed=False, mode="LOITER")
         assert wait_until(lambda: link.armed is False, 2.0)
-        modes = [(r.payload["previous"], r.payload["mode"]) for r in sink.of_kind("fc.mode_change")]
-        assert modes == [("STABILIZE", "GUIDED"), ("GUIDED", "LOITER")]
-        kinds = [r.kind for r in sink.records if r.kind in ("fc.armed", "fc.disarmed")]
-        assert kinds == ["fc.armed", "fc.disarmed"]
+
+        # the state changes under the link's lock a moment before its records are emitted
+        def modes() -> list[tuple[str, str]]:
+            return [
+                (r.payload["previous"], r.payload["mode"]) for r in sink.of_kind("fc.mode_change")
+            ]
+
+        def arming() -> list[str]:
+            return [r.kind for r in sink.records if r.kind in ("fc.armed", "fc.disarmed")]
+
+        assert wait_until(lambda: len(modes()) >= 2 and len(arming()) >= 2, 2.0), (
+            modes(),
+            arming(),
+        )
+        assert modes() == [("STABILIZE", "GUIDED"), ("GUIDED", "LOITER")]
+        assert arming() == ["fc.armed", "fc.disarmed"]
 
 
 def test_px4_modes_decode_through_pymavlink_tables() -> None:
@@ -175,8 +194,9 @@ def test_udpin_waits_for_a_peer_then_answers_it() -> None:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    link = FcLink(FcBridgeConfig(connection=f"udpin:127.0.0.1:{port}"), MonotonicClock(),
-                  MemorySink())
+    link = FcLink(
+        FcBridgeConfig(connection=f"udpin:127.0.0.1:{port}"), MonotonicClock(), MemorySink()
+    )
     fc = SimFc("ardupilot", peer=("127.0.0.1", port), heartbeat_hz=10)
     link.open()
     try:
@@ -199,13 +219,24 @@ def test_tcp_link_reconnects_with_backoff_after_the_peer_drops() -> None:
     port = server.getsockname()[1]
     sink = MemorySink()
     link = FcLink(
-        FcBridgeConfig(connection=f"tcp:127.0.0.1:{port}", reconnect_backoff_min_s=0.05,
-                       reconnect_backoff_max_s=0.2, heartbeat_period_s=0.1),
-        MonotonicClock(), sink)
+        FcBridgeConfig(
+            connection=f"tcp:127.0.0.1:{port}",
+            reconnect_backoff_min_s=0.05,
+            reconnect_backoff_max_s=0.2,
+            heartbeat_period_s=0.1,
+        ),
+        MonotonicClock(),
+        sink,
+    )
     link.open()
     fc = mavlink2.MAVLink(None, 1, 1)
-    hb = fc.heartbeat_encode(mavlink2.MAV_TYPE_QUADROTOR, mavlink2.MAV_AUTOPILOT_PX4,
-                             mavlink2.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED, 3 << 16, 4)
+    hb = fc.heartbeat_encode(
+        mavlink2.MAV_TYPE_QUADROTOR,
+        mavlink2.MAV_AUTOPILOT_PX4,
+        mavlink2.MAV_MODE_FLAG_CUSTOM_MODE_ENABLED,
+        3 << 16,
+        4,
+    )
     try:
         conn, _ = server.accept()
         conn.sendall(hb.pack(fc))
@@ -215,6 +246,7 @@ def test_tcp_link_reconnects_with_backoff_after_the_peer_drops() -> None:
         conn2, _ = server.accept()  # the link came back on its own
         conn2.sendall(hb.pack(fc))
         assert wait_until(lambda: link.stats.reconnects >= 1 and link.link_ok, 3.0)
+
         def down_reasons() -> list[str]:
             return [r.payload["reason"] for r in sink.of_kind("fc.link_down")]
 
@@ -226,8 +258,9 @@ def test_tcp_link_reconnects_with_backoff_after_the_peer_drops() -> None:
 
 
 def test_open_failure_is_a_connection_error() -> None:
-    link = FcLink(FcBridgeConfig(connection="/dev/does-not-exist:57600"), MonotonicClock(),
-                  MemorySink())
+    link = FcLink(
+        FcBridgeConfig(connection="/dev/does-not-exist:57600"), MonotonicClock(), MemorySink()
+    )
     with pytest.raises(FcConnectionError) as err:
         link.open()
     assert err.value.connection == "/dev/does-not-exist:57600"
