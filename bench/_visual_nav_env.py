@@ -14,7 +14,7 @@ which run it is in). 1 km footprint = 500 m above ground with a 90 deg lens;
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -262,6 +262,68 @@ class Flight:
     prior_n: float
 
 
+def _course(
+    rng: np.random.Generator,
+    centre: LocalFrame,
+    start: tuple[float, float, float],
+    t0: int,
+    dt: float,
+    frames: int,
+    speed: float,
+    turn_roll: Callable[[float], tuple[float, float]],
+    pitch: float,
+    bias: tuple[float, float, float],
+    jitter: float,
+    *,
+    yaw_jitter_deg: float = 0.0,
+) -> tuple[list[Pose], list[tuple[float, float]]]:
+    """A fixed-wing's frames along a course: from ``start`` (east, north m from
+    ``centre``, course in ENU radians from east), ``turn_roll(t)`` giving the turn
+    rate (rad/s, ENU) and the roll (deg) at ``t`` s, integrated along arcs. What the
+    autopilot reports: the truth plus ``bias`` (roll, pitch, yaw, deg) plus ``jitter``
+    (roll, pitch) and ``yaw_jitter_deg`` (none: no draw) of noise per frame. Also
+    the nadir's track (east, north) frame by frame."""
+    e, nn, course = start
+    b_roll, b_pitch, b_yaw = bias
+    poses: list[Pose] = []
+    track: list[tuple[float, float]] = []
+    for k in range(frames):
+        turn, roll = turn_roll(k * dt)
+        ve, vn = speed * math.cos(course), speed * math.sin(course)
+        lat, lon = centre.to_latlon(e, nn)
+        track.append((e, nn))
+        yaw_ned = 90.0 - math.degrees(course)  # NED yaw from north, clockwise
+        roll_rep = roll + b_roll + rng.normal(0, 1) * jitter
+        pitch_rep = pitch + b_pitch + rng.normal(0, 1) * jitter
+        yaw_rep = yaw_ned + b_yaw + (rng.normal(0, yaw_jitter_deg) if yaw_jitter_deg else 0.0)
+        poses.append(
+            Pose(
+                t0 + int(k * dt * NS),
+                lat,
+                lon,
+                ve,
+                vn,
+                roll,
+                pitch,
+                yaw_ned,
+                roll_rep,
+                pitch_rep,
+                yaw_rep,
+            )
+        )
+        # integrate one frame interval
+        course_next = course + turn * dt
+        if abs(turn) > 1e-9:
+            r = speed / turn
+            e += r * (math.sin(course_next) - math.sin(course))
+            nn -= r * (math.cos(course_next) - math.cos(course))
+        else:
+            e += ve * dt
+            nn += vn * dt
+        course = course_next
+    return poses, track
+
+
 def flights(
     seed: int,
     n: int,
@@ -302,36 +364,20 @@ def flights(
         d = rng.uniform(100, 300)
         roll = math.degrees(math.atan(speed * turn / 9.81))
         t0 = (1_900_000_000 + int(rng.integers(0, 10_000)) * 100) * NS
-        poses = []
-        for k in range(frames):
-            ve, vn = speed * math.cos(course), speed * math.sin(course)
-            lat, lon = centre.to_latlon(e, nn)
-            yaw_ned = 90.0 - math.degrees(course)  # NED yaw from north, clockwise
-            poses.append(
-                Pose(
-                    t0 + int(k * dt * NS),
-                    lat,
-                    lon,
-                    ve,
-                    vn,
-                    roll,
-                    pitch,
-                    yaw_ned,
-                    roll + b_roll + rng.normal(0, 1) * jitter,
-                    pitch + b_pitch + rng.normal(0, 1) * jitter,
-                    yaw_ned + b_yaw + rng.normal(0, 0.1),
-                )
-            )
-            # integrate one frame interval
-            course_next = course + turn * dt
-            if abs(turn) > 1e-9:
-                r = speed / turn
-                e += r * (math.sin(course_next) - math.sin(course))
-                nn -= r * (math.cos(course_next) - math.cos(course))
-            else:
-                e += ve * dt
-                nn += vn * dt
-            course = course_next
+        poses, _ = _course(
+            rng,
+            centre,
+            (e, nn, course),
+            t0,
+            dt,
+            frames,
+            speed,
+            lambda _t, turn=turn, roll=roll: (turn, roll),
+            pitch,
+            (b_roll, b_pitch, b_yaw),
+            jitter,
+            yaw_jitter_deg=0.1,
+        )
         out.append(
             Flight(
                 tuple(poses),
@@ -443,40 +489,27 @@ def turn_flights(
         jitter = 0.2 * att_noise_deg
         b_yaw = rng.uniform(-3, 3)
         t0 = (1_900_000_000 + int(rng.integers(0, 10_000)) * 100) * NS
-        poses = []
-        inside = True
-        for k in range(frames):
-            inside = inside and abs(e) <= half_e and abs(nn) <= half_n
-            turning = straight_s <= k * dt < straight_s + turn_s
-            rate = side * 9.81 * math.tan(math.radians(bank_deg)) / speed if turning else 0.0
-            roll = -side * bank_deg if turning else 0.0  # NED: a left turn rolls left
-            ve, vn = speed * math.cos(course), speed * math.sin(course)
-            lat, lon = centre.to_latlon(e, nn)
-            yaw_ned = 90.0 - math.degrees(course)
-            poses.append(
-                Pose(
-                    t0 + int(k * dt * NS),
-                    lat,
-                    lon,
-                    ve,
-                    vn,
-                    roll,
-                    2.0,
-                    yaw_ned,
-                    roll + b_roll + rng.normal(0, 1) * jitter,
-                    2.0 + b_pitch + rng.normal(0, 1) * jitter,
-                    yaw_ned + b_yaw,
-                )
-            )
-            course_next = course + rate * dt
-            if rate:
-                r = speed / rate
-                e += r * (math.sin(course_next) - math.sin(course))
-                nn -= r * (math.cos(course_next) - math.cos(course))
-            else:
-                e += ve * dt
-                nn += vn * dt
-            course = course_next
+        rate = side * 9.81 * math.tan(math.radians(bank_deg)) / speed
+
+        def banked(t: float, rate: float = rate, side: float = side) -> tuple[float, float]:
+            if straight_s <= t < straight_s + turn_s:
+                return rate, -side * bank_deg  # NED: a left turn rolls left
+            return 0.0, 0.0
+
+        poses, track = _course(
+            rng,
+            centre,
+            (e, nn, course),
+            t0,
+            dt,
+            frames,
+            speed,
+            banked,
+            2.0,
+            (b_roll, b_pitch, b_yaw),
+            jitter,
+        )
+        inside = all(abs(x) <= half_e and abs(y) <= half_n for x, y in track)
         if inside:
             out.append(Flight(tuple(poses), agl, 1.0, 0.0, 0.0))
     return out
