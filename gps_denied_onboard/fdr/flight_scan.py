@@ -139,6 +139,12 @@ class FlightScan:
     problems: list[str] = field(default_factory=list)
     fdr_records: int = 0
     raw_messages: int = 0
+    #: the nodes take-off brought up (its first ``takeoff.active`` record), and the one
+    #: it opened the flight on (``takeoff.transition`` ``open_flight``: the recorder)
+    brought_up: list[str] | None = None
+    flight_opener: str | None = None
+    #: the nodes named by ``records_closed`` records (their publishers' closes)
+    closed_nodes: set[str] = field(default_factory=set)
 
     @property
     def torn(self) -> list[SegmentScan]:
@@ -246,10 +252,18 @@ def _tally(fs: FlightScan, body: dict[str, Any], segment: int, position: int) ->
         )
     elif kind == "segment_rollover":
         fs.rollovers.append(dict(payload))
+    elif kind == "takeoff.active" and fs.brought_up is None:
+        nodes = payload.get("nodes")
+        if isinstance(nodes, list):
+            fs.brought_up = [str(n) for n in nodes]
+    elif kind == "takeoff.transition" and payload.get("transition") == "open_flight":
+        fs.flight_opener = str(payload.get("node"))
     seq = body.get("seq")
     tally = fs.producers[producer]
     if kind == RECORDS_CLOSED_KIND:
         tally.closes += 1
+        if isinstance(node := payload.get("node"), str):
+            fs.closed_nodes.add(node)
         sent = payload.get("records")
         if _is_int(sent):
             tally.closed_sent += sent

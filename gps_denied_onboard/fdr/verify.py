@@ -9,7 +9,8 @@ and the footer's counters against the records. A producer whose publisher
 closed in the flight (``records_closed``: how many it sent) is checked against
 what the flight holds of it, written or accounted lost (ring, lag, DDS): fewer is
 a warning, since records sent before the flight opened are legitimately absent
-but a tail lost without a trace looks the same. Its :class:`Verdict` is plain
+but a tail lost without a trace looks the same. A node take-off brought up of
+which nothing is in the flight is a warning too. Its :class:`Verdict` is plain
 data; printing it and the exit status are the command line's
 (:mod:`gps_denied_onboard.fdr.tools`).
 """
@@ -132,6 +133,7 @@ def verify_flight(fs: FlightScan) -> Verdict:
                 )
             else:
                 v.checks.append(line)
+    _check_nodes_heard(fs, v)
     if fs.footer is not None:
         own = sum(int(o.get("count", 0)) for o in fs.overruns if o.get("by") == FDR_PRODUCER)
         want = fs.footer.get("records_dropped_overrun")
@@ -154,3 +156,36 @@ def verify_flight(fs: FlightScan) -> Verdict:
                 "segment_rollover records"
             )
     return v
+
+
+def _base(node: str) -> str:
+    """A node's name without its namespace (``/air/fc_bridge`` -> ``fc_bridge``)."""
+    return node.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _check_nodes_heard(fs: FlightScan, v: Verdict) -> None:
+    """Every node take-off brought up (``takeoff.active``) but the recorder is heard in
+    the flight: a ``records_closed`` names it, or a producer carries its name.
+
+    Why: a node whose record publisher never matched the recorder before it went down
+    leaves nothing in the flight, not even the ``records_closed`` that the identity
+    check reads, so no other check can see it (its node logs ``fdr.records_unmatched``).
+    A warning, not a failure: a node renamed from its producer's slug and killed before
+    its close is not heard either.
+    """
+    if not fs.brought_up:
+        return
+    opener = _base(fs.flight_opener) if fs.flight_opener else None
+    closed = {_base(n) for n in fs.closed_nodes}
+    for node in fs.brought_up:
+        base = _base(node)
+        if base == opener:
+            continue  # the recorder writes its own records
+        if base in closed or base in fs.producers:
+            v.checks.append(f"{node}: heard in the flight")
+        else:
+            v.warnings.append(
+                f"{node}: brought up by take-off (takeoff.active) but nothing in the flight "
+                "is of it: no records_closed names it and no producer carries its name (its "
+                "records reached no recorder, or it went down without closing)"
+            )

@@ -426,8 +426,13 @@ def test_verify_checks_a_producers_records_closed_against_what_the_flight_holds(
     fb.record(
         "overrun",
         "fdr_recorder",
-        {"producer": "nav", "count": 2, "first_stamp_ns": 1, "last_stamp_ns": 2,
-         "reason": "dds_loss"},
+        {
+            "producer": "nav",
+            "count": 2,
+            "first_stamp_ns": 1,
+            "last_stamp_ns": 2,
+            "reason": "dds_loss",
+        },
     )
     fb.record("records_closed", "nav", {"published": said, "records": said, "node": "nav"})
     verdict = tools.verify_flight(tools.scan_flight(fb.close()))
@@ -441,3 +446,46 @@ def test_verify_checks_a_producers_records_closed_against_what_the_flight_holds(
     else:
         assert f"{line} (written, dropped_overrun, dds_loss)" in verdict.checks
         assert not verdict.warnings
+
+
+def _takeoff_flight(tmp_path: Path, closes: dict[str, str]) -> tools.FlightScan:
+    """A flight take-off opened on ``rec``, with ``rec``, ``/air/nav`` and ``fc`` up;
+    ``closes``: producer slug -> the node its ``records_closed`` names."""
+    fb = simple_flight(tmp_path)
+    fb.record(
+        "takeoff.transition",
+        "takeoff",
+        {"node": "rec", "state": "recording", "step": 3, "transition": "open_flight"},
+    )
+    fb.record("takeoff.active", "takeoff", {"nodes": ["rec", "/air/nav", "fc"]})
+    for slug, node in closes.items():
+        fb.record("records_closed", slug, {"published": 0, "records": 0, "node": node})
+    return tools.scan_flight(fb.close())
+
+
+def test_verify_warns_of_a_node_take_off_brought_up_that_the_flight_never_heard(
+    tmp_path: Path,
+) -> None:
+    """A node whose record publisher never matched the recorder leaves nothing, not even
+    its records_closed; the recorder (which take-off opened the flight on) writes its
+    own records and is not asked for one."""
+    verdict = tools.verify_flight(_takeoff_flight(tmp_path, {"visual_nav": "/air/nav"}))
+    assert verdict.ok, verdict.failures
+    assert [w for w in verdict.warnings if "takeoff.active" in w] == [
+        "fc: brought up by take-off (takeoff.active) but nothing in the flight is of it: no "
+        "records_closed names it and no producer carries its name (its records reached no "
+        "recorder, or it went down without closing)"
+    ]
+    assert "/air/nav: heard in the flight" in verdict.checks
+    assert not [c for c in verdict.checks if c.startswith("rec:")]
+
+
+def test_verify_hears_a_node_by_its_close_or_by_a_producer_of_its_name(tmp_path: Path) -> None:
+    fs = _takeoff_flight(tmp_path / "a", {"visual_nav": "/air/nav", "fc_bridge": "/fc/"})
+    verdict = tools.verify_flight(fs)
+    assert not [w for w in verdict.warnings if "takeoff.active" in w]
+    fb = simple_flight(tmp_path / "b")
+    fb.record("takeoff.active", "takeoff", {"nodes": ["fc_bridge"]})
+    fb.record("fc.link_up", "fc_bridge", {})
+    verdict = tools.verify_flight(tools.scan_flight(fb.close()))
+    assert "fc_bridge: heard in the flight" in verdict.checks
