@@ -503,8 +503,8 @@ def _restart_in_turn() -> list[dict[str, Any]]:
     visual_nav killed and respawned resumes from ``/fc/sent_fix``). Reported, no
     target: the restarted estimator's stitched patches hold only the frames since
     the restart, all banked, and are smaller and weaker than those of one that
-    flew on; their scale sticks a few per cent off, which the patch's lever (about
-    200 m) carries to the fix. Baseline: the same flights without the restart.
+    flew on (seen: a patch's scale 3-5 % off, which its lever of about 200 m
+    carries to the fix). Baseline: the same flights without the restart.
     Counted: the fixes from the restart to the end of the flight."""
     out: list[dict[str, Any]] = []
     for name, (map_year, frame_year) in PAIRS.items():

@@ -206,7 +206,7 @@ class RecordPublisherSink:
             self._node.get_logger().info(f"fdr.records_closed {line}")
         else:  # the recorder may miss the tail: say so where the operator looks
             self._node.get_logger().error(f"fdr.records_unacked {line}")
-        return acked and not held
+        return acked  # only ever true with nothing held (the loop's first branch)
 
 
 _SINKS: weakref.WeakKeyDictionary[Node, list[RecordPublisherSink]] = weakref.WeakKeyDictionary()

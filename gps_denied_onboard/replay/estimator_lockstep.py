@@ -43,8 +43,6 @@ CAMERA_TYPES = frozenset(
 
 #: the estimator node whose lifecycle the lockstep follows
 ESTIMATOR_NODE = "/visual_nav"
-#: lifecycle_msgs/State PRIMARY_STATE_ACTIVE
-_ACTIVE = 3
 
 
 class EstimatorWatch:
@@ -53,7 +51,7 @@ class EstimatorWatch:
     how often it entered or left its active state (:attr:`epoch`)."""
 
     def __init__(self, node: Any, estimator_node: str = ESTIMATOR_NODE) -> None:
-        from lifecycle_msgs.msg import TransitionEvent
+        from lifecycle_msgs.msg import State, TransitionEvent
         from rclpy.qos import QoSProfile
 
         from gps_denied_onboard.msg import FdrRecord, PositionFix
@@ -64,6 +62,7 @@ class EstimatorWatch:
         self.latency_ms: dict[int, float] = {}
         #: transitions of the estimator into or out of its active state seen so far
         self.epoch = 0
+        self._active_id = State.PRIMARY_STATE_ACTIVE
         self._cond = threading.Condition()
         node.create_subscription(PositionFix, TOPIC_POSITION_FIX, self._on_fix, RECORD_QOS)
         node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self._on_record, RECORD_QOS)
@@ -100,7 +99,7 @@ class EstimatorWatch:
                 self._cond.notify_all()
 
     def _on_transition(self, msg: Any) -> None:
-        if _ACTIVE in (msg.start_state.id, msg.goal_state.id):
+        if self._active_id in (msg.start_state.id, msg.goal_state.id):
             with self._cond:
                 self.epoch += 1
                 self._cond.notify_all()

@@ -176,33 +176,15 @@ class _Producer:
 
 
 def _recorder(tmp_path: Path, topic: str, flight_id: str) -> tuple[Any, Any, Path]:
-    from gps_denied_onboard.srv import OpenFlight
-    from lifecycle_msgs.msg import Transition
-    from test_fdr_node import Driver, _start_recorder
+    from test_fdr_records_tail import _open_recorder
 
-    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
-    root = tmp_path / "flights"
-    proc = _start_recorder(
-        name, root, tmp_path / "recorder.log", [], extra=["-r", f"/fdr/records:={topic}"]
-    )
-    driver = Driver(name)
-    assert driver.transition(Transition.TRANSITION_CONFIGURE)
-    assert driver.transition(Transition.TRANSITION_ACTIVATE)
-    res = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id=flight_id))
-    assert res.success, res.error
-    return proc, driver, root / flight_id
+    return _open_recorder(tmp_path, flight_id, topic)
 
 
 def _close_recorder(proc: Any, driver: Any, flight_id: str) -> None:
-    from gps_denied_onboard.srv import CloseFlight
-    from test_fdr_node import _stop
+    from test_fdr_records_tail import _close_recorder as close
 
-    try:
-        res = driver.call(CloseFlight, "close_flight", CloseFlight.Request(flight_id=flight_id))
-        assert res.success, res.error
-    finally:
-        driver.close()
-        _stop(proc)
+    close(proc, driver, flight_id)
 
 
 def _of(flight: Path, producer: str) -> list[dict[str, Any]]:

@@ -67,10 +67,15 @@ def _tail_accounting(flight: Path, producer: str) -> tuple[int, int, list[dict[s
     return written, lost, closed
 
 
-def _open_recorder(tmp_path: Path, flight_id: str) -> tuple[Any, Driver, Path]:
+def _open_recorder(
+    tmp_path: Path, flight_id: str, topic: str | None = None
+) -> tuple[Any, Driver, Path]:
+    """The installed recorder, configured, active and recording ``flight_id``; its
+    ``/fdr/records`` remapped to ``topic`` when given (a test's records of its own)."""
     name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
     root = tmp_path / "flights"
-    proc = _start_recorder(name, root, tmp_path / "recorder.log", [])
+    extra = ["-r", f"/fdr/records:={topic}"] if topic else []
+    proc = _start_recorder(name, root, tmp_path / "recorder.log", [], extra=extra)
     driver = Driver(name)
     assert driver.transition(Transition.TRANSITION_CONFIGURE)
     assert driver.transition(Transition.TRANSITION_ACTIVATE)

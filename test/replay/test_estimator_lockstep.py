@@ -12,8 +12,7 @@ fed tiles or attitude, would not answer them anyway.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 
+from fc_bridge.link_support import wait_until  # noqa: E402
 from fc_bridge.node_support import spin_ros  # noqa: E402
 from gps_denied_onboard.msg import PositionFix  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
@@ -51,15 +51,6 @@ class KeptSink:
 
     def publish_clock(self, sim_ns: int) -> None:
         pass
-
-
-def wait_until(cond: Callable[[], object], timeout_s: float) -> bool:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
 
 
 @pytest.fixture
