@@ -13,7 +13,7 @@ directory off the path, so ``bench`` goes on ``PYTHONPATH``)::
     PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
         --calibrate-evidence [--seed S] [--quick]
     PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
-        --calibrate-stitched-sigma [--seed S] [--quick]
+        --calibrate-stitched-sigma [--seed S[,S...]] [--quick]
 
 The first prints margins, agreement, colour and intensity supports of right and
 certainly-wrong matches (:func:`calibrate`), summarised against the configured
@@ -48,7 +48,7 @@ from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_bar, gate_at
 from gps_denied_onboard.visual_nav.geo import LocalFrame
-from gps_denied_onboard.visual_nav.uncertainty import patch_spread_m
+from gps_denied_onboard.visual_nav.uncertainty import patch_frame_offset_m, patch_spread_m
 
 CALIBRATION_PAIRS = {  # every pair involves 2014, which no reported figure uses
     "3y_2017map_2014frames": ("2017", "2014"),
@@ -214,6 +214,7 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                 patch = math.hypot(
                     cfg.stitch_sigma_margin_m / max(got.margin_sigmas, 1.0),
                     cfg.stitch_sigma_spread_k * patch_spread_m(spread),
+                    cfg.stitch_sigma_frame_k * patch_frame_offset_m(got.frame_offset_m),
                 )
                 row = {
                     "pair": name,
@@ -221,6 +222,7 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                     "n": nn,
                     "margin_sigmas": got.margin_sigmas,
                     "spread_m": spread,
+                    "frame_offset_m": got.frame_offset_m,
                     # the map, attitude and match terms: the sigma less its placement
                     "other_m": math.sqrt(max(got.sigma_m**2 - patch**2, 0.0)),
                 }
@@ -240,33 +242,38 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
 
 def stitched_sigma_grid(
     rows: list[dict[str, Any]],
-    margin_m: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0, 16.0),
-    spread_k: tuple[float, ...] = (0.0, 0.15, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5),
+    margin_m: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0),
+    spread_k: tuple[float, ...] = (0.0, 0.15, 0.25, 0.3, 0.35, 0.4, 0.45),
+    frame_k: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8),
 ) -> list[dict[str, Any]]:
     """Per-axis 1- and 3-sigma coverage of :func:`stitched_fixes` (all pairs, and the
-    worst pair's 3-sigma) for each ``stitch_sigma_margin_m`` x ``stitch_sigma_spread_k``."""
+    worst pair's 3-sigma) for each ``stitch_sigma_margin_m`` x ``stitch_sigma_spread_k``
+    x ``stitch_sigma_frame_k``."""
     err = np.array([[abs(r["e"]), abs(r["n"])] for r in rows]).reshape(-1, 2)
     other = np.array([r["other_m"] for r in rows])
     ms = np.maximum(np.array([r["margin_sigmas"] for r in rows]), 1.0)
     spread = np.array([patch_spread_m(r["spread_m"]) for r in rows])
+    offset = np.array([patch_frame_offset_m(r["frame_offset_m"]) for r in rows])
     pairs = np.array([r["pair"] for r in rows])
     out = []
     for a in margin_m:
         for k in spread_k:
-            sigma = np.sqrt(other**2 + (a / ms) ** 2 + (k * spread) ** 2)
-            z = err / sigma[:, None]
-            worst = min(float(np.mean(z[pairs == p] <= 3)) for p in set(pairs.tolist()))
-            out.append(
-                {
-                    "stitch_sigma_margin_m": a,
-                    "stitch_sigma_spread_k": k,
-                    "fixes": len(rows),
-                    "sigma_1_coverage": round(100 * float(np.mean(z <= 1)), 1),
-                    "sigma_3_coverage": round(100 * float(np.mean(z <= 3)), 2),
-                    "worst_pair_sigma_3_coverage": round(100 * worst, 2),
-                    "median_sigma_m": round(float(np.median(sigma)), 2),
-                }
-            )
+            for f in frame_k:
+                sigma = np.sqrt(other**2 + (a / ms) ** 2 + (k * spread) ** 2 + (f * offset) ** 2)
+                z = err / sigma[:, None]
+                worst = min(float(np.mean(z[pairs == p] <= 3)) for p in set(pairs.tolist()))
+                out.append(
+                    {
+                        "stitch_sigma_margin_m": a,
+                        "stitch_sigma_spread_k": k,
+                        "stitch_sigma_frame_k": f,
+                        "fixes": len(rows),
+                        "sigma_1_coverage": round(100 * float(np.mean(z <= 1)), 1),
+                        "sigma_3_coverage": round(100 * float(np.mean(z <= 3)), 2),
+                        "worst_pair_sigma_3_coverage": round(100 * worst, 2),
+                        "median_sigma_m": round(float(np.median(sigma)), 2),
+                    }
+                )
     return out
 
 
@@ -299,7 +306,7 @@ def stitched_velocity_grid(
     return out
 
 
-def calibrate_stitched_sigma(n: int, seed: int) -> list[dict[str, Any]]:
+def calibrate_stitched_sigma(n: int, seeds: tuple[int, ...]) -> list[dict[str, Any]]:
     """A stitched fix's placement terms, and its velocity's, on the calibration
     flights only.
 
@@ -313,7 +320,7 @@ def calibrate_stitched_sigma(n: int, seed: int) -> list[dict[str, Any]]:
     and 189050 (12 flights per pair each); the velocity term was looked at
     there twice, once per ``odometry_sigma_px``.
     """
-    rows = stitched_fixes(n, seed)
+    rows = [r for s in seeds for r in stitched_fixes(n, s)]
     return stitched_sigma_grid(rows) + stitched_velocity_grid(rows)
 
 
@@ -398,8 +405,8 @@ if __name__ == "__main__":
     quick = "--quick" in sys.argv
     if "--calibrate-stitched-sigma" in sys.argv:
         at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
-        seed = int(sys.argv[at + 1]) if at >= 0 else 187000
-        for row in calibrate_stitched_sigma(4 if quick else 24, seed):
+        seeds = tuple(int(s) for s in sys.argv[at + 1].split(",")) if at >= 0 else (187000,)
+        for row in calibrate_stitched_sigma(4 if quick else 24, seeds):
             print(json.dumps(row))
     elif "--calibrate-evidence" in sys.argv:
         at = sys.argv.index("--seed") if "--seed" in sys.argv else -1

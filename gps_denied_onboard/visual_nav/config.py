@@ -76,8 +76,10 @@ class VisualNavConfig:
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
-    stitch_sigma_margin_m: float = 8.0
+    stitch_sigma_margin_m: float = 0.0
     stitch_sigma_spread_k: float = 0.35
+    stitch_sigma_frame_k: float = 0.4
+    stitch_frame_check_m: float = 50.0
     stitch_velocity_sigma_per_m: float = 0.002
     single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
@@ -122,6 +124,7 @@ class VisualNavConfig:
             "odometry_velocity_window_s",
             "stitch_history_s",
             "stitch_target_area_m2",
+            "stitch_frame_check_m",
         )
         for name in positive:
             v = getattr(self, name)
@@ -149,6 +152,7 @@ class VisualNavConfig:
             "stitch_below_area_m2",
             "stitch_sigma_margin_m",
             "stitch_sigma_spread_k",
+            "stitch_sigma_frame_k",
             "stitch_velocity_sigma_per_m",
             "single_sigma_margin_m",
             "lost_sigma_growth_mps",
@@ -287,6 +291,8 @@ class VisualNavConfig:
             ),
             stitch_sigma_margin_m=self.stitch_sigma_margin_m,
             stitch_sigma_spread_k=self.stitch_sigma_spread_k,
+            stitch_sigma_frame_k=self.stitch_sigma_frame_k,
+            stitch_frame_check_m=self.stitch_frame_check_m,
             stitch_velocity_sigma_per_m=self.stitch_velocity_sigma_per_m,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,

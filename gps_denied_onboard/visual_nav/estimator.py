@@ -66,7 +66,12 @@ from gps_denied_onboard.visual_nav.mapview import (
     build_mosaic,
     tiles_around,
 )
-from gps_denied_onboard.visual_nav.matcher import MatchConfig, OutsideMap, match_frame
+from gps_denied_onboard.visual_nav.matcher import (
+    MatchConfig,
+    OutsideMap,
+    frame_offset_m,
+    match_frame,
+)
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
 from gps_denied_onboard.visual_nav.pixels import checked_gray
 from gps_denied_onboard.visual_nav.prior import (
@@ -145,8 +150,10 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
-    stitch_sigma_margin_m: float = 8.0
+    stitch_sigma_margin_m: float = 0.0
     stitch_sigma_spread_k: float = 0.35
+    stitch_sigma_frame_k: float = 0.4
+    stitch_frame_check_m: float = 50.0
     stitch_velocity_sigma_per_m: float = 0.002
     single_sigma_margin_m: float = 20.0
 
@@ -305,7 +312,19 @@ class VisualEstimator:
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
         frame = _Frame(
-            stamp_ns, gray, camera, r_enu_flu, r_world_cam, h, view, disp, last, tracking, dh_t, s_t
+            stamp_ns,
+            gray,
+            camera,
+            r_enu_flu,
+            r_world_cam,
+            h,
+            frame_view,
+            view,
+            disp,
+            last,
+            tracking,
+            dh_t,
+            s_t,
         )
         wide = self.lost.note_frame(
             stamp_ns,
@@ -409,12 +428,21 @@ class VisualEstimator:
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = f.h.height_m * result.scale
         stitched = isinstance(f.view, PatchView)
-        lever, spread_m = 0.0, None
+        lever, spread_m, offset_m = 0.0, None, None
         if isinstance(f.view, PatchView):
             lever = f.view.lever_m
             # how far the patch's quadrants disagree about where it lies (4-8 ms)
             spread_px = result.placed.quadrant_spread_px() if result.placed else None
             spread_m = None if spread_px is None else spread_px * cfg.match.resolution_m
+            # and how far the newest frame alone puts the nadir from it (about 8 ms)
+            offset_m = frame_offset_m(
+                f.frame,
+                result,
+                fine=mosaic.fine,
+                metres_per_world_px=mpp,
+                radius_m=cfg.stitch_frame_check_m,
+                cfg=cfg.match,
+            )
         sigma = position_sigma(
             cfg,
             resolution_m=cfg.match.resolution_m,
@@ -425,6 +453,7 @@ class VisualEstimator:
             margin_sigmas=pk.margin_sigmas,
             stitched=stitched,
             quadrant_spread_m=spread_m,
+            frame_offset_m=offset_m,
         )
         odo_v = self.odometry.velocity() if f.disp is not None else None
         velocity: tuple[float, float] | None
@@ -502,6 +531,7 @@ class VisualEstimator:
             footprint_m=result.footprint_m,
             stitch_lever_m=lever,
             quadrant_spread_m=spread_m,
+            frame_offset_m=offset_m,
             agreement=agreement,
             colour_support=verdict.colour_support,
             intensity_support=verdict.intensity_support,
@@ -592,7 +622,8 @@ class _Frame:
     r_enu_flu: NDArray[np.float64]
     r_world_cam: NDArray[np.float64]
     h: HeightSample
-    view: MatchView
+    frame: FrameView  # the frame alone, as its attitude and height put it
+    view: MatchView  # what is matched: the frame, or the patch it was stitched into
     disp: Displacement | None
     last: VisualFix | None
     tracking: bool

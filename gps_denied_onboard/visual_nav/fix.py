@@ -51,6 +51,10 @@ class VisualFix:
     #: how far a stitched patch's quadrants disagree about where it lies (m,
     #: witness.spread_of); None for a frame alone, or when they could not say
     quadrant_spread_m: float | None = None
+    #: how far the newest frame alone, searched around a stitched fix, puts the
+    #: nadir from it (m, matcher.frame_offset_m); None for a frame alone, or when
+    #: the frame could not say
+    frame_offset_m: float | None = None
     #: the template's quadrants on their own (witness.agreement_of); None when
     #: the margin alone cleared the gate and it was not needed
     agreement: float | None = None

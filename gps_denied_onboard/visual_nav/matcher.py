@@ -54,7 +54,7 @@ stays the answer's anchor throughout.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -367,4 +367,57 @@ def match_frame(
             _on_border(coarse_pk, span) and _on_border(pk, 2 * m + 1),
         ),
         "",
+    )
+
+
+def frame_offset_m(
+    frame: MatchView,
+    placed: MatchResult,
+    *,
+    fine: FieldRaster,
+    metres_per_world_px: float,
+    radius_m: float,
+    cfg: MatchConfig,
+) -> float | None:
+    """How far the newest frame alone puts its nadir from where its stitched patch put it (m).
+
+    A patch is placed as one rigid template, and its nadir (the newest frame's)
+    hangs a lever of 100-400 m off the bulk that the correlation pins down, so
+    the patch's heading and scale carry to the fix times that lever. Over a
+    patch both are weakly seen: the score along a ridge of heading and scale
+    changes by about 1 % (calibration flight on the 5-year pair: 0.250 at 3 deg
+    and 0.92 where the fix lands 32 m off, 0.254 at 2 deg and 0.98 where it
+    lands 4 m off), so a patch can settle on the wrong end of it and the
+    following ones, centred on its track, stay there. The frame alone, searched
+    only ``radius_m`` around the patch's nadir at the patch's heading and scale
+    (refined on its own), has a lever of a few metres and no stake in the ridge:
+    where the two disagree, the fix is less sure. ``radius_m`` when the frame's
+    best lies on the window's edge (its own peak is that far or farther); None
+    when the frame alone has no answer there (no render, too little texture).
+    """
+    one = replace(
+        cfg,
+        heading_candidates_deg=(placed.heading_offset_deg,),
+        scale_candidates=(placed.scale,),
+    )
+    try:
+        got, _ = match_frame(
+            frame,
+            fine=fine,
+            coarse=fine,
+            metres_per_world_px=metres_per_world_px,
+            predicted_nadir=(placed.nadir_x, placed.nadir_y),
+            search_radius_m=radius_m,
+            cfg=one,
+            fine_only=True,
+        )
+    except OutsideMap:
+        return None
+    if got is None:
+        return None
+    if got.on_edge:
+        return radius_m
+    # world px at the map's zoom -> metres on the ground here
+    return math.hypot(got.nadir_x - placed.nadir_x, got.nadir_y - placed.nadir_y) * (
+        metres_per_world_px
     )

@@ -44,6 +44,8 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
     }
     if fix.quadrant_spread_m is not None:  # a stitched patch's quadrants (its sigma)
         out["quadrant_spread_m"] = round(fix.quadrant_spread_m, 1)
+    if fix.frame_offset_m is not None:  # the newest frame alone against its patch (its sigma)
+        out["frame_offset_m"] = round(fix.frame_offset_m, 1)
     if fix.agreement is not None:  # taken for the evidence, or a margin short of the gate
         out["agreement"] = round(fix.agreement, 3)
     if fix.colour_support is not None:  # the evidence of a colour frame

@@ -81,13 +81,27 @@ def test_calibrate_gives_right_and_certainly_wrong_matches_of_both_footprints(
 def test_the_stitched_sigma_grid_rebuilds_each_sigma_from_its_terms(calibration: Any) -> None:
     # two pairs of fixes: one pair 3 m off with no spread, one 12 m off whose
     # quadrants spread 30 m; the map/attitude/match terms 2 m, margins of 4 sigma
+    # (the far one's newest frame alone put the nadir 20 m from it, the near one's 0)
     rows = [
-        {"pair": p, "e": e, "n": 0.0, "margin_sigmas": 4.0, "spread_m": s, "other_m": 2.0}
+        {
+            "pair": p,
+            "e": e,
+            "n": 0.0,
+            "margin_sigmas": 4.0,
+            "spread_m": s,
+            "frame_offset_m": f,
+            "other_m": 2.0,
+        }
         for p in ("a", "b")
-        for e, s in ((3.0, 0.0), (12.0, 30.0))
+        for e, s, f in ((3.0, 0.0, 0.0), (12.0, 30.0, 20.0))
     ]
-    grid = calibration.stitched_sigma_grid(rows, margin_m=(8.0,), spread_k=(0.0, 0.35))
-    without, with_spread = grid
+    grid = calibration.stitched_sigma_grid(
+        rows, margin_m=(8.0,), spread_k=(0.0, 0.35), frame_k=(0.0, 0.5)
+    )
+    without, with_frame, with_spread, _ = grid
+    # the frame's offset alone: 12 / hypot(2.83, 10) = 1.2 sigma, inside 3
+    assert with_frame["stitch_sigma_frame_k"] == 0.5
+    assert with_frame["sigma_3_coverage"] == 100.0
     # without the spread: sigma hypot(2, 8/4) = 2.83 m; 3 m is past 1 sigma, 12 m past 3
     assert without["median_sigma_m"] == pytest.approx(2.83, abs=0.01)
     assert without["sigma_3_coverage"] == 75.0  # the north errors (0) count too

@@ -230,6 +230,104 @@ def test_a_patch_whose_quadrants_went_unmeasured_is_not_taken_as_a_rigid_one() -
     assert sigma(None, stitched=False) == sigma(30.0, stitched=False)
 
 
+def test_a_stitched_fix_adds_how_far_its_newest_frame_alone_puts_the_nadir() -> None:
+    """The newest frame, searched alone around its patch's fix, puts the nadir
+    somewhere: ``stitch_sigma_frame_k`` times that offset joins the patch's term. A
+    frame matched alone has no such offset and no such term."""
+    _, tiles = synthetic_world()
+    poses = _track(10, 200.0)  # 400 m footprint
+    runs = []
+    for k in (0.0, 0.5):
+        est = make_estimator(
+            tiles,
+            stitch_sigma_frame_k=k,
+            odometry=OdometryConfig(stitch_target_area_m2=250_000.0),
+        )
+        runs.append(_fly(est, poses, gnss_until=10))
+    first = next(
+        i for i, f in enumerate(runs[0]) if isinstance(f, VisualFix) and f.stitch_lever_m > 0
+    )
+    without, with_term = runs[0][first], runs[1][first]
+    assert isinstance(without, VisualFix) and isinstance(with_term, VisualFix)
+    alone = [f for f in runs[0][:first] if isinstance(f, VisualFix)]
+    assert alone and all(f.frame_offset_m is None for f in alone)
+    offset = without.frame_offset_m
+    # on one orthophoto the frame alone lands where its patch put it, to a pixel
+    assert offset is not None and 0.0 <= offset < 5.0
+    assert with_term.frame_offset_m == offset
+    assert with_term.sigma_m == pytest.approx(
+        math.sqrt(without.sigma_m**2 + (0.5 * offset) ** 2), rel=1e-6
+    )
+
+
+def test_the_frame_offset_is_how_far_the_frame_alone_moves_a_displaced_placement() -> None:
+    """``frame_offset_m`` searches the frame alone around a given placement: one
+    moved 20 m off the truth comes back by 20 m; one moved beyond the search
+    radius leaves the frame's best on the window's edge: at least the radius."""
+    from dataclasses import replace
+
+    from gps_denied_onboard.visual_nav.geo import ground_resolution_m, latlon_to_world_px
+    from gps_denied_onboard.visual_nav.matcher import frame_offset_m, match_frame
+
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    pose = _track(1, 200.0)[0]
+    _fly(est, [pose], gnss_until=1)  # builds the map mosaic around the pose
+    mosaic = est.mosaic
+    assert mosaic is not None
+    view = _view(pose)
+    zoom = mosaic.zoom
+    mpp = ground_resolution_m(pose.latitude, zoom)
+    truth = latlon_to_world_px(pose.latitude, pose.longitude, zoom)
+    cfg = est.cfg.match
+    placed, why = match_frame(
+        view,
+        fine=mosaic.fine,
+        coarse=mosaic.coarse,
+        metres_per_world_px=mpp,
+        predicted_nadir=truth,
+        search_radius_m=100.0,
+        cfg=cfg,
+    )
+    assert placed is not None, why
+    assert math.hypot(placed.nadir_x - truth[0], placed.nadir_y - truth[1]) * mpp < 1.5
+
+    def offset(east_m: float, radius_m: float = 50.0) -> float | None:
+        moved = replace(placed, nadir_x=placed.nadir_x + east_m / mpp)
+        return frame_offset_m(
+            view, moved, fine=mosaic.fine, metres_per_world_px=mpp, radius_m=radius_m, cfg=cfg
+        )
+
+    assert offset(0.0) == pytest.approx(0.0, abs=1.0)
+    got = offset(20.0)
+    assert got is not None and got == pytest.approx(20.0, abs=1.5)
+    assert offset(-20.0) == pytest.approx(20.0, abs=1.5)
+    assert offset(90.0) == 50.0  # the truth is 40 m beyond a 50 m search
+
+
+def test_a_patch_whose_newest_frame_could_not_be_placed_alone_is_taken_as_off() -> None:
+    from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
+    from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_FRAME_OFFSET_M, position_sigma
+
+    def sigma(offset: float | None, stitched: bool = True) -> float:
+        return position_sigma(
+            EstimatorConfig(),
+            resolution_m=5.0,
+            height_m=200.0,
+            fine_score=0.35,
+            template_px=12_000,
+            template_side_m=1_000.0,
+            margin_sigmas=4.5,
+            stitched=stitched,
+            quadrant_spread_m=6.0,
+            frame_offset_m=offset,
+        )
+
+    assert sigma(None) == pytest.approx(sigma(UNMEASURED_FRAME_OFFSET_M))
+    assert sigma(0.0) < sigma(5.0) < sigma(None)
+    assert sigma(None, stitched=False) == sigma(40.0, stitched=False)
+
+
 def test_a_stitched_velocity_owns_up_to_its_patch_turned_or_scaled_off() -> None:
     """The registration's motion takes the fix's heading and scale; a patch whose
     quadrants spread (its scale or heading may have stuck off) widens the velocity's
