@@ -207,27 +207,35 @@ def test_a_stitched_fix_adds_its_quadrants_spread_to_sigma() -> None:
     )
 
 
-def test_a_patch_whose_quadrants_went_unmeasured_is_not_taken_as_a_rigid_one() -> None:
+def _patch_sigma(
+    *, spread: float | None = 6.0, offset: float | None = 3.0, stitched: bool = True
+) -> float:
+    """The configured sigma of a 200 m high fix whose patch's quadrants spread ``spread``
+    and whose newest frame alone lands ``offset`` from it (None: not measured)."""
     from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
-    from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_SPREAD_M, position_sigma
+    from gps_denied_onboard.visual_nav.uncertainty import position_sigma
 
-    def sigma(spread: float | None, stitched: bool = True) -> float:
-        return position_sigma(
-            EstimatorConfig(),
-            resolution_m=5.0,
-            height_m=200.0,
-            fine_score=0.35,
-            template_px=12_000,
-            template_side_m=1_000.0,
-            margin_sigmas=4.5,
-            stitched=stitched,
-            quadrant_spread_m=spread,
-        )
+    return position_sigma(
+        EstimatorConfig(),
+        resolution_m=5.0,
+        height_m=200.0,
+        fine_score=0.35,
+        template_px=12_000,
+        template_side_m=1_000.0,
+        margin_sigmas=4.5,
+        stitched=stitched,
+        quadrant_spread_m=spread,
+        frame_offset_m=offset,
+    )
 
-    assert sigma(None) == pytest.approx(sigma(UNMEASURED_SPREAD_M))
-    assert sigma(0.0) < sigma(6.0) < sigma(None)
+
+def test_a_patch_whose_quadrants_went_unmeasured_is_not_taken_as_a_rigid_one() -> None:
+    from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_SPREAD_M
+
+    assert _patch_sigma(spread=None) == pytest.approx(_patch_sigma(spread=UNMEASURED_SPREAD_M))
+    assert _patch_sigma(spread=0.0) < _patch_sigma(spread=6.0) < _patch_sigma(spread=None)
     # a frame matched alone has no patch: no spread term either way
-    assert sigma(None, stitched=False) == sigma(30.0, stitched=False)
+    assert _patch_sigma(spread=None, stitched=False) == _patch_sigma(spread=30.0, stitched=False)
 
 
 def test_a_stitched_fix_adds_how_far_its_newest_frame_alone_puts_the_nadir() -> None:
@@ -306,26 +314,12 @@ def test_the_frame_offset_is_how_far_the_frame_alone_moves_a_displaced_placement
 
 
 def test_a_patch_whose_newest_frame_could_not_be_placed_alone_is_taken_as_off() -> None:
-    from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
-    from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_FRAME_OFFSET_M, position_sigma
+    from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_FRAME_OFFSET_M as UNMEASURED
 
-    def sigma(offset: float | None, stitched: bool = True) -> float:
-        return position_sigma(
-            EstimatorConfig(),
-            resolution_m=5.0,
-            height_m=200.0,
-            fine_score=0.35,
-            template_px=12_000,
-            template_side_m=1_000.0,
-            margin_sigmas=4.5,
-            stitched=stitched,
-            quadrant_spread_m=6.0,
-            frame_offset_m=offset,
-        )
-
-    assert sigma(None) == pytest.approx(sigma(UNMEASURED_FRAME_OFFSET_M))
-    assert sigma(0.0) < sigma(5.0) < sigma(None)
-    assert sigma(None, stitched=False) == sigma(40.0, stitched=False)
+    assert _patch_sigma(offset=None) == pytest.approx(_patch_sigma(offset=UNMEASURED))
+    assert _patch_sigma(offset=0.0) < _patch_sigma(offset=5.0) < _patch_sigma(offset=None)
+    # a frame matched alone has no patch: no offset term either way
+    assert _patch_sigma(offset=None, stitched=False) == _patch_sigma(offset=40.0, stitched=False)
 
 
 def test_a_stitched_velocity_owns_up_to_its_patch_turned_or_scaled_off() -> None:
