@@ -44,10 +44,10 @@ from _visual_nav_env import (
     trials,
 )
 
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_bar, gate_at
 from gps_denied_onboard.visual_nav.geo import LocalFrame
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.uncertainty import patch_frame_offset_m, patch_spread_m
 
 CALIBRATION_PAIRS = {  # every pair involves 2014, which no reported figure uses

@@ -24,10 +24,11 @@ from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import enu_from_flu_of_ned_euler
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.simulate import (
     NAIP_FILES,
     TEST_CAMERA,

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.errors import CameraModelError
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -66,13 +66,8 @@ from gps_denied_onboard.visual_nav.mapview import (
     build_mosaic,
     tiles_around,
 )
-from gps_denied_onboard.visual_nav.matcher import (
-    MatchConfig,
-    OutsideMap,
-    frame_offset_m,
-    match_frame,
-)
-from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryConfig, OdometryTrack
+from gps_denied_onboard.visual_nav.matcher import OutsideMap, frame_offset_m, match_frame
+from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryTrack
 from gps_denied_onboard.visual_nav.pixels import checked_gray
 from gps_denied_onboard.visual_nav.prior import (
     OWN_TRACK,
@@ -82,6 +77,7 @@ from gps_denied_onboard.visual_nav.prior import (
     yaw_enu,
 )
 from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M, RectifiedFrame
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSample, HeightSource, Prior
 from gps_denied_onboard.visual_nav.uncertainty import (
     corrected,
@@ -92,70 +88,6 @@ from gps_denied_onboard.visual_nav.uncertainty import (
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
 
 NS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class EstimatorConfig:
-    """The estimator's settings; the node builds it from ``config/visual_nav.yaml``."""
-
-    match: MatchConfig = field(default_factory=MatchConfig)
-    odometry: OdometryConfig = field(default_factory=OdometryConfig)
-    mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
-    gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)
-    gate_side_m: tuple[float, float] = (400.0, 850.0)
-    gate_margin_sigmas_small: tuple[float, ...] = (3.25, 3.25, 3.25)
-    gate_margin_sigmas_large: tuple[float, ...] = (2.95, 2.8, 2.8)
-    gate_small_side_m: float = 340.0
-    gate_small_side_sigmas_per_100m: float = 0.5
-    gate_corroborated_sigmas: float = 2.2
-    gate_min_score: tuple[float, float] = (0.12, 0.18)
-    gate_agreement_weight: float = 1.0
-    gate_agreement_extra_sigmas: float = 1.5
-    gate_evidence_max_side_m: float = 600.0
-    gate_evidence_agreement_weight: float = 1.5
-    gate_evidence_colour_weight: float = 0.6
-    gate_evidence_intensity_weight: float = 0.5
-    gate_sigmas_per_candidate_efold: float = 0.37
-    gate_evidence_extra_sigmas: tuple[float, ...] = (4.15, 3.85, 4.0)
-    gate_mono_extra_sigmas: tuple[float, ...] = (3.35, 2.95, 3.05)
-    match_reference_px: float = 7000.0
-    attitude_max_age_s: float = 0.1
-    attitude_max_gap_s: float = 0.25
-    attitude_sigma_deg: float = 0.5
-    map_sigma_m: float = 1.5
-    match_sigma_px: float = 0.15
-    match_size_exponent: float = 2.0
-    ground_elevation_msl: float | None = None
-    max_height_m: float = 1500.0  # above it a frame is refused (state.HeightSource)
-    search_sigma_k: float = 3.0
-    min_search_radius_m: float = 150.0
-    max_search_radius_m: float = 600.0
-    prior_velocity_sigma: float = 3.0
-    prior_accel_sigma: float = 1.0
-    gnss_prior_sigma_m: float = 10.0
-    fc_estimate_sigma_m: float = 100.0  # the FC's fused position (no track, no GNSS)
-    max_velocity_dt_s: float = 2.0
-    mosaic_half_size_m: float = 2200.0
-    finer_zoom_levels: int = 3  # a tile missing at the map's zoom: composed from these
-    jump_sigma_k: float = 4.0
-    min_jump_m: float = 25.0
-    jump_gate_factor: float = 1.5
-    jump_confirm_s: float = 3.0
-    prior_consistency_k: float = 3.0
-    prior_track_over_gnss_fixes: int = 3
-    prior_track_over_gnss_s: float = 10.0
-    lost_after_s: float = 5.0
-    lost_sigma_growth_mps: float = 10.0
-    track_candidates: bool = True
-    track_window_s: float = 2.0
-    heading_trusted: bool = True
-    heading_search_step_deg: float = 8.0
-    stitch_sigma_margin_m: float = 0.0
-    stitch_sigma_spread_k: float = 0.35
-    stitch_sigma_frame_k: float = 0.4
-    stitch_frame_check_m: float = 50.0
-    stitch_velocity_sigma_per_m: float = 0.002
-    single_sigma_margin_m: float = 20.0
 
 
 class VisualEstimator:

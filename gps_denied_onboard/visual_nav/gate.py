@@ -16,7 +16,7 @@ the colour saturation's backing of the placement
 (:func:`.witness.intensity_support`), four scores that are nearly independent
 for a chance placement (:func:`evidence`).
 
-The settings are :class:`~.estimator.EstimatorConfig`'s ``gate_*`` and
+The settings are :class:`~.settings.EstimatorConfig`'s ``gate_*`` and
 ``jump_*`` fields (:class:`GateSettings`).
 """
 

@@ -17,10 +17,11 @@ from gps_denied_onboard.visual_nav.camera import (
     mount_rotation,
 )
 from gps_denied_onboard.visual_nav.correlate import Peak
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.gate import Verdict, judge
 from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.simulate import (
     NAIP_FILES,
     TEST_CAMERA,

@@ -105,7 +105,8 @@ def test_missing_or_stale_attitude_gives_no_fix() -> None:
 
 def test_no_tiles_under_the_prior() -> None:
     ortho, _ = synthetic_world()
-    from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+    from gps_denied_onboard.visual_nav.estimator import VisualEstimator
+    from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 
     est = VisualEstimator(EstimatorConfig(ground_elevation_msl=580.0), DictTileSource())
     feed(est, T0, POSE, prior=POSE)

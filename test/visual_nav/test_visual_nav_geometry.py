@@ -22,9 +22,10 @@ from gps_denied_onboard.visual_nav.camera import (
     ned_euler_of_enu_from_flu,
 )
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
 from gps_denied_onboard.visual_nav.outputs import reject_payload
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 
 from .support import (
     CAMERA,

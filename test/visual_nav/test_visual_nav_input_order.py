@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource
 
 from .support import LAT0, LON0, T0

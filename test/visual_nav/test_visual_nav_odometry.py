@@ -212,7 +212,7 @@ def _patch_sigma(
 ) -> float:
     """The configured sigma of a 200 m high fix whose patch's quadrants spread ``spread``
     and whose newest frame alone lands ``offset`` from it (None: not measured)."""
-    from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
+    from gps_denied_onboard.visual_nav.settings import EstimatorConfig
     from gps_denied_onboard.visual_nav.uncertainty import position_sigma
 
     return position_sigma(
@@ -326,7 +326,7 @@ def test_a_stitched_velocity_owns_up_to_its_patch_turned_or_scaled_off() -> None
     """The registration's motion takes the fix's heading and scale; a patch whose
     quadrants spread (its scale or heading may have stuck off) widens the velocity's
     sigma in proportion to the speed. A frame alone keeps the registration's."""
-    from gps_denied_onboard.visual_nav.estimator import EstimatorConfig
+    from gps_denied_onboard.visual_nav.settings import EstimatorConfig
     from gps_denied_onboard.visual_nav.uncertainty import VELOCITY_FLOOR, registration_velocity
 
     cfg = EstimatorConfig()

@@ -12,11 +12,12 @@ from gps_denied_onboard.visual_nav.camera import (
     ned_euler_of_enu_from_flu,
 )
 from gps_denied_onboard.visual_nav.errors import FrameRejected
-from gps_denied_onboard.visual_nav.estimator import EstimatorConfig, VisualEstimator
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
 from gps_denied_onboard.visual_nav.prior import PriorConfig, PriorTracker
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSource, Prior
 
 from .support import LAT0, LON0, NS, T0, Pose
