@@ -417,7 +417,5 @@ def frame_offset_m(
         return None
     if got.on_edge:
         return radius_m
-    # world px at the map's zoom -> metres on the ground here
-    return math.hypot(got.nadir_x - placed.nadir_x, got.nadir_y - placed.nadir_y) * (
-        metres_per_world_px
-    )
+    moved_px = math.hypot(got.nadir_x - placed.nadir_x, got.nadir_y - placed.nadir_y)
+    return moved_px * metres_per_world_px  # world px at the map's zoom -> ground metres

@@ -174,28 +174,39 @@ def test_small_footprints_are_stitched_into_a_larger_patch() -> None:
         assert math.hypot(*error_m(p, f.latitude, f.longitude)) < 10.0
 
 
-def test_a_stitched_fix_adds_its_quadrants_spread_to_sigma() -> None:
-    """Where a patch's quadrants disagree about where it lies, the fix is less sure:
-    ``stitch_sigma_spread_k`` times their spread joins the patch's term; a frame
-    matched alone has no spread and no such term."""
+def _first_stitched(
+    term: str, values: tuple[float, float], **cfg: object
+) -> tuple[VisualFix, VisualFix, list[VisualFix]]:
+    """The same 400 m flight flown twice, with the estimator's ``term`` at each of
+    ``values``: the first stitched fix of each run (up to it both runs saw the same,
+    so only that term differs), and the first run's fixes of frames matched alone."""
     _, tiles = synthetic_world()
     poses = _track(10, 200.0)  # 400 m footprint
     runs = []
-    for k in (0.0, 0.5):
+    for k in values:
         est = make_estimator(
             tiles,
-            stitch_sigma_margin_m=12.0,
-            stitch_sigma_spread_k=k,
             odometry=OdometryConfig(stitch_target_area_m2=250_000.0),
+            **{term: k},
+            **cfg,
         )
         runs.append(_fly(est, poses, gnss_until=10))
-    # up to the first stitched fix both runs saw the same: compare that one
     first = next(
         i for i, f in enumerate(runs[0]) if isinstance(f, VisualFix) and f.stitch_lever_m > 0
     )
     without, with_term = runs[0][first], runs[1][first]
     assert isinstance(without, VisualFix) and isinstance(with_term, VisualFix)
     alone = [f for f in runs[0][:first] if isinstance(f, VisualFix)]
+    return without, with_term, alone
+
+
+def test_a_stitched_fix_adds_its_quadrants_spread_to_sigma() -> None:
+    """Where a patch's quadrants disagree about where it lies, the fix is less sure:
+    ``stitch_sigma_spread_k`` times their spread joins the patch's term; a frame
+    matched alone has no spread and no such term."""
+    without, with_term, alone = _first_stitched(
+        "stitch_sigma_spread_k", (0.0, 0.5), stitch_sigma_margin_m=12.0
+    )
     assert alone and all(f.quadrant_spread_m is None for f in alone)
     spread = without.quadrant_spread_m
     assert spread is not None and spread > 0.0
@@ -242,22 +253,7 @@ def test_a_stitched_fix_adds_how_far_its_newest_frame_alone_puts_the_nadir() -> 
     """The newest frame, searched alone around its patch's fix, puts the nadir
     somewhere: ``stitch_sigma_frame_k`` times that offset joins the patch's term. A
     frame matched alone has no such offset and no such term."""
-    _, tiles = synthetic_world()
-    poses = _track(10, 200.0)  # 400 m footprint
-    runs = []
-    for k in (0.0, 0.5):
-        est = make_estimator(
-            tiles,
-            stitch_sigma_frame_k=k,
-            odometry=OdometryConfig(stitch_target_area_m2=250_000.0),
-        )
-        runs.append(_fly(est, poses, gnss_until=10))
-    first = next(
-        i for i, f in enumerate(runs[0]) if isinstance(f, VisualFix) and f.stitch_lever_m > 0
-    )
-    without, with_term = runs[0][first], runs[1][first]
-    assert isinstance(without, VisualFix) and isinstance(with_term, VisualFix)
-    alone = [f for f in runs[0][:first] if isinstance(f, VisualFix)]
+    without, with_term, alone = _first_stitched("stitch_sigma_frame_k", (0.0, 0.5))
     assert alone and all(f.frame_offset_m is None for f in alone)
     offset = without.frame_offset_m
     # on one orthophoto the frame alone lands where its patch put it, to a pixel
