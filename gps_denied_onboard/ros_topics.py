@@ -23,6 +23,10 @@ TOPIC_FC_NAVSAT: Final = "/fc/navsat"
 TOPIC_FC_IMU: Final = "/fc/imu"
 TOPIC_FC_ALTITUDE: Final = "/fc/altitude"
 TOPIC_FC_RANGEFINDER: Final = "/fc/rangefinder"
+#: the FC's GNSS velocity over ground (TwistWithCovarianceStamped, ENU m/s, from
+#: GPS_RAW_INT's speed and course): the metric motion visual_nav calibrates its
+#: height scale and heading against while the GNSS is healthy
+TOPIC_FC_GNSS_VELOCITY: Final = "/fc/gnss_velocity"
 #: the autopilot's home (NavSatFix, latched): the ground a barometric height is above
 TOPIC_FC_HOME: Final = "/fc/home"
 #: the autopilot's EKF position (NavSatFix; a fix only while it holds an absolute one)
