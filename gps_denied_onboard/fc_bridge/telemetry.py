@@ -52,7 +52,11 @@ class GnssFix:
         h_acc_m / v_acc_m: 1-sigma accuracies in metres, NaN unknown.
         position_covariance: ENU row-major 3x3, m^2 (NavSatFix layout).
         covariance_type: NavSatFix.position_covariance_type.
-        velocity_ned: m/s; course_deg: over ground, degrees, NaN unknown.
+        velocity_ned: m/s (north, east, down); course_deg: over ground, degrees
+            clockwise from north; NaN unknown (GPS_RAW_INT has no vertical velocity:
+            down is always NaN there).
+        vel_acc_mps: 1-sigma speed accuracy in m/s (GPS_RAW_INT's ``vel_acc``, a
+            MAVLink 2 extension), NaN unknown (0 or absent; GLOBAL_POSITION_INT).
     """
 
     source: str
@@ -70,6 +74,7 @@ class GnssFix:
     covariance_type: int
     velocity_ned: tuple[float, float, float]
     course_deg: float
+    vel_acc_mps: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,7 @@ def gnss_from_gps_raw_int(msg: Any) -> GnssFix:
     """GPS_RAW_INT -> :class:`GnssFix` (MSL altitude, accuracies from the v2 extensions)."""
     hdop, vdop = _dop(msg.eph), _dop(msg.epv)
     h_acc, v_acc = _acc_mm(msg, "h_acc"), _acc_mm(msg, "v_acc")
+    vel_acc = _acc_mm(msg, "vel_acc")  # mm/s -> m/s, as mm -> m
     cov, cov_type = _covariance(h_acc, v_acc, hdop, vdop)
     speed = math.nan if msg.vel == _UINT16_UNKNOWN else msg.vel / 100.0
     course = math.nan if msg.cog == _UINT16_UNKNOWN else msg.cog / 100.0
@@ -177,7 +183,54 @@ def gnss_from_gps_raw_int(msg: Any) -> GnssFix:
         covariance_type=cov_type,
         velocity_ned=vel,
         course_deg=course,
+        vel_acc_mps=vel_acc,
     )
+
+
+#: Variance (m^2/s^2, rad^2/s^2) given in a velocity-over-ground covariance to what
+#: GPS_RAW_INT does not measure: the vertical velocity and the rotation rates.
+UNMEASURED_TWIST_VARIANCE: Final = 1e6
+
+
+@dataclass(frozen=True)
+class GroundVelocity:
+    """The GNSS velocity over ground in ENU, as ``geometry_msgs/TwistWithCovariance``
+    carries it (see :func:`ground_velocity_enu`).
+
+    Attributes:
+        east_mps / north_mps: m/s; up_mps: always 0.0 (not measured: variance
+            :data:`UNMEASURED_TWIST_VARIANCE`).
+        covariance: 6x6 row-major (x y z linear, then rotation about x y z), ENU:
+            east and north ``vel_acc^2`` when the receiver reports its speed accuracy;
+            when it does not, REP-145's "unknown": element 0 is -1 and the rest 0.
+    """
+
+    east_mps: float
+    north_mps: float
+    up_mps: float
+    covariance: tuple[float, ...]
+
+
+def ground_velocity_enu(fix: GnssFix) -> GroundVelocity | None:
+    """A GPS_RAW_INT fix's velocity over ground (its ``vel`` and ``cog``) in ENU.
+
+    None unless the fix is 3D or better and both speed and course are known. East is
+    ``speed * sin(cog)``, north ``speed * cos(cog)`` (cog clockwise from north): the
+    fix's ``velocity_ned`` (north, east, down) reordered.
+    """
+    north, east, _down = fix.velocity_ned
+    if fix.fix_type < GPS_FIX_TYPE_3D or math.isnan(fix.course_deg):
+        return None
+    if math.isnan(north) or math.isnan(east):
+        return None
+    cov = [0.0] * 36
+    acc = fix.vel_acc_mps
+    if math.isnan(acc):
+        cov[0] = -1.0
+    else:
+        cov[0] = cov[7] = acc * acc
+        cov[14] = cov[21] = cov[28] = cov[35] = UNMEASURED_TWIST_VARIANCE
+    return GroundVelocity(east_mps=east, north_mps=north, up_mps=0.0, covariance=tuple(cov))
 
 
 def gnss_from_global_position_int(msg: Any) -> GnssFix:
@@ -199,6 +252,7 @@ def gnss_from_global_position_int(msg: Any) -> GnssFix:
         covariance_type=COVARIANCE_TYPE_UNKNOWN,
         velocity_ned=(msg.vx / 100.0, msg.vy / 100.0, msg.vz / 100.0),
         course_deg=hdg,
+        vel_acc_mps=math.nan,
     )
 
 

@@ -16,7 +16,9 @@ live as long as the node: their callbacks do nothing while it is not active. A
 transition never destroys one (see :meth:`FcBridgeNode._make_entities`).
 
 Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
-``/fc/navsat``), ``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
+``/fc/navsat``), its velocity over ground (``TwistWithCovarianceStamped``, ENU m/s,
+stamped as the ``NavSatFix`` from the same GPS_RAW_INT, ``/fc/gnss_velocity``),
+``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
 ``Float64`` AMSL altitude (``/fc/altitude``), the FC's home (``NavSatFix``, latched,
 ``/fc/home``: asked for until it comes, ``fc_bridge/home.py``), the EKF's fused
 position (``NavSatFix``, ``/fc/ekf_position``) and diagnostics
@@ -45,6 +47,7 @@ import sys
 import threading
 from typing import Any
 
+from geometry_msgs.msg import TwistWithCovarianceStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
@@ -84,6 +87,7 @@ from gps_denied_onboard.ros_topics import (
     RECORD_QOS,
     TOPIC_FC_ALTITUDE,
     TOPIC_FC_EKF_POSITION,
+    TOPIC_FC_GNSS_VELOCITY,
     TOPIC_FC_HOME,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
@@ -179,6 +183,9 @@ class FcBridgeNode(LifecycleNodeBase):
         self._pubs = {
             "status": self.create_publisher(FcStatus, TOPIC_FC_STATUS, 10),
             "navsat": self.create_publisher(NavSatFix, TOPIC_FC_NAVSAT, qos_profile_sensor_data),
+            "gnss_velocity": self.create_publisher(
+                TwistWithCovarianceStamped, TOPIC_FC_GNSS_VELOCITY, qos_profile_sensor_data
+            ),
             "imu": self.create_publisher(Imu, TOPIC_FC_IMU, qos_profile_sensor_data),
             "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
             "range": self.create_publisher(Range, TOPIC_FC_RANGEFINDER, qos_profile_sensor_data),

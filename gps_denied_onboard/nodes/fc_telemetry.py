@@ -1,12 +1,13 @@
 """What one FC link's reader thread hands to ``fc_bridge``'s ROS side.
 
 :class:`LinkTelemetry` holds one :class:`~gps_denied_onboard.fc_bridge.link.FcLink`'s
-handlers: they publish ``NavSatFix`` (the FC's GNSS), ``Imu``, ``Float64`` AMSL
-altitude, a downward ``Range``, the FC's home (``NavSatFix``, latched: see
-``fc_bridge/home.py``) and its EKF's fused position (``NavSatFix``, a fix only while the
-EKF says it holds an absolute horizontal position), and keep the latest GNSS fix, EKF
-status and battery state that the node's status reads. The node builds one per link, so one per
-activation: a link's epoch.
+handlers: they publish ``NavSatFix`` (the FC's GNSS) and, from the same GPS_RAW_INT
+with the same stamp, its velocity over ground (``TwistWithCovarianceStamped``, ENU),
+``Imu``, ``Float64`` AMSL altitude, a downward ``Range``, the FC's home (``NavSatFix``,
+latched: see ``fc_bridge/home.py``) and its EKF's fused position (``NavSatFix``, a fix
+only while the EKF says it holds an absolute horizontal position), and keep the latest
+GNSS fix, EKF status and battery state that the node's status reads. The node builds
+one per link, so one per activation: a link's epoch.
 
 A link's reader may outlive the deactivate that closed it: ``FcLink.close`` waits a
 bounded time and leaves a reader that did not stop behind (``fc.link_thread_stuck``),
@@ -29,6 +30,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from geometry_msgs.msg import TwistWithCovarianceStamped
 from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
 from std_msgs.msg import Float64
 
@@ -45,8 +47,8 @@ class LinkTelemetry:
 
     Args:
         link: its handlers are added to it here.
-        pubs: the node's publishers, by name (``navsat``, ``imu``, ``alt``, ``range``,
-            ``home``, ``ekf_position`` used).
+        pubs: the node's publishers, by name (``navsat``, ``gnss_velocity``, ``imu``,
+            ``alt``, ``range``, ``home``, ``ekf_position`` used).
         publishing: the node's lock around "still live? then publish".
         gnss: this link's GNSS health monitor (fed the FC's fixes and EKF status).
     """
@@ -163,6 +165,9 @@ class LinkTelemetry:
         out.position_covariance = [float(v) for v in fix.position_covariance]
         out.position_covariance_type = fix.covariance_type
         self._publish("navsat", out)
+        ground = tm.ground_velocity_enu(fix)  # None: no 3D fix, or speed/course unknown
+        if ground is not None:
+            self._publish("gnss_velocity", _twist_msg(ground, stamp))
 
     def _on_global_position(self, msg: Any, recv_ns: int) -> None:
         """GLOBAL_POSITION_INT, the EKF's fused position: a fix only while the latest EKF
@@ -252,3 +257,14 @@ class LinkTelemetry:
             on_fc_origin = self._on_fc_origin
         if on_fc_origin is not None:
             on_fc_origin(msg)
+
+
+def _twist_msg(ground: tm.GroundVelocity, stamp_ns: int) -> TwistWithCovarianceStamped:
+    """``/fc/gnss_velocity``: ENU m/s in ``fc_gnss``, stamped as its ``/fc/navsat``."""
+    out = TwistWithCovarianceStamped()
+    out.header.stamp = ns_to_time_msg(stamp_ns)
+    out.header.frame_id = "fc_gnss"
+    lin = out.twist.twist.linear
+    lin.x, lin.y, lin.z = ground.east_mps, ground.north_mps, ground.up_mps
+    out.twist.covariance = [float(v) for v in ground.covariance]
+    return out

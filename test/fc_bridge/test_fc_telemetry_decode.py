@@ -32,6 +32,7 @@ def gps_raw(
     v_acc: int = 2500,
     vel: int = 500,
     cog: int = 9000,
+    vel_acc: int = 300,
 ) -> object:
     return roundtrip(
         MAV.gps_raw_int_encode(
@@ -48,7 +49,7 @@ def gps_raw(
             488_000,
             h_acc,
             v_acc,
-            300,
+            vel_acc,
             0,
             0,
         )
@@ -76,6 +77,57 @@ def test_gps_raw_without_accuracy_falls_back_to_hdop_then_unknown() -> None:
     assert fix.position_covariance[0] == pytest.approx((1.5 * tm.UERE_M) ** 2)
     fix = tm.gnss_from_gps_raw_int(gps_raw(h_acc=0, v_acc=0, eph=0xFFFF))
     assert fix.covariance_type == tm.COVARIANCE_TYPE_UNKNOWN and math.isnan(fix.hdop)
+
+
+def test_vel_acc_is_decoded_in_m_per_s_and_zero_means_unknown() -> None:
+    assert tm.gnss_from_gps_raw_int(gps_raw(vel_acc=300)).vel_acc_mps == pytest.approx(0.3)
+    # 0: unknown (MAVLink 2 truncates trailing zero extensions: what an absent one reads)
+    assert math.isnan(tm.gnss_from_gps_raw_int(gps_raw(vel_acc=0)).vel_acc_mps)
+    fused = tm.gnss_from_global_position_int(
+        roundtrip(MAV.global_position_int_encode(5, 473977420, 85455940, 500_250, 0, 1, 2, 3, 0))
+    )
+    assert math.isnan(fused.vel_acc_mps)
+
+
+@pytest.mark.parametrize(
+    ("cog_cdeg", "east", "north"),
+    [(0, 0.0, 10.0), (9000, 10.0, 0.0), (18000, 0.0, -10.0), (27000, -10.0, 0.0)],
+)
+def test_ground_velocity_course_is_clockwise_from_north_and_the_twist_east_north_up(
+    cog_cdeg: int, east: float, north: float
+) -> None:
+    ground = tm.ground_velocity_enu(tm.gnss_from_gps_raw_int(gps_raw(vel=1000, cog=cog_cdeg)))
+    assert ground is not None
+    assert ground.east_mps == pytest.approx(east, abs=1e-9)
+    assert ground.north_mps == pytest.approx(north, abs=1e-9)
+    assert ground.up_mps == 0.0
+
+
+def test_ground_velocity_covariance_with_known_and_unknown_speed_accuracy() -> None:
+    known = tm.ground_velocity_enu(tm.gnss_from_gps_raw_int(gps_raw(vel_acc=300)))
+    assert known is not None and len(known.covariance) == 36
+    big = tm.UNMEASURED_TWIST_VARIANCE
+    diag = [known.covariance[i * 7] for i in range(6)]
+    assert diag == [pytest.approx(0.09), pytest.approx(0.09), big, big, big, big]
+    assert sum(abs(v) for v in known.covariance) == pytest.approx(0.18 + 4 * big)  # diagonal
+    unknown = tm.ground_velocity_enu(tm.gnss_from_gps_raw_int(gps_raw(vel_acc=0)))
+    assert unknown is not None
+    assert unknown.covariance == (-1.0,) + (0.0,) * 35  # REP-145: element 0 is -1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"fix_type": 0}, {"fix_type": 1}, {"fix_type": 2}, {"vel": 0xFFFF}, {"cog": 0xFFFF}],
+)
+def test_no_ground_velocity_without_a_3d_fix_or_with_speed_or_course_unknown(
+    changes: dict[str, int],
+) -> None:
+    assert tm.ground_velocity_enu(tm.gnss_from_gps_raw_int(gps_raw(**changes))) is None
+
+
+@pytest.mark.parametrize("fix_type", [3, 4, 5, 6])
+def test_a_3d_fix_or_better_gives_a_ground_velocity(fix_type: int) -> None:
+    assert tm.ground_velocity_enu(tm.gnss_from_gps_raw_int(gps_raw(fix_type=fix_type)))
 
 
 @pytest.mark.parametrize(
