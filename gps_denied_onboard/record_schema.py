@@ -118,8 +118,9 @@ VISUAL_NAV_KINDS: dict[str, KindSpec] = {
         "latitude longitude sigma_m quality margin score",
         "altitude_msl height_m height_source heading_offset_deg scale search_radius_m "
         "prior_source latency_ms reset_counter velocity_valid footprint_m margin_sigmas "
-        "stitch_lever_m quadrant_spread_m agreement colour_support intensity_support evidence "
-        "gnss_offset_m",
+        "stitch_lever_m quadrant_spread_m frame_offset_m agreement colour_support "
+        "intensity_support evidence gnss_offset_m gnss_scale gnss_scale_sigma gnss_heading_deg "
+        "gnss_heading_sigma_deg",
     ),
     "vnav.reject": _k(
         "reason",

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
+from geometry_msgs.msg import TwistWithCovarianceStamped
 from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
 from std_msgs.msg import Float64
 
@@ -138,6 +139,18 @@ class EstimatorInputs:
         self.pending.append(
             lambda est: est.priors.add_gnss(stamp, lat, lon, healthy=healthy, sigma_m=sigma)
         )
+
+    def on_gnss_velocity(self, msg: TwistWithCovarianceStamped) -> None:
+        """The GNSS's velocity over ground (ENU), which registration is measured against
+        while the GNSS is healthy (the estimator judges that at each frame's stamp); an
+        accuracy marked unknown (REP 145: a first covariance of -1) is the estimator's
+        default, as is one that is not a number."""
+        stamp = time_msg_to_ns(msg.header.stamp)
+        v = msg.twist.twist.linear
+        east, north = float(v.x), float(v.y)
+        var = float(msg.twist.covariance[0])
+        sigma = math.sqrt(var) if math.isfinite(var) and var > 0 else None
+        self.pending.append(lambda est: est.add_gnss_velocity(stamp, east, north, sigma))
 
     def on_home(self, msg: NavSatFix) -> None:
         """The FC's home: its altitude is the ground's elevation unless one is configured

@@ -8,6 +8,8 @@
   ``CameraInfo``, and the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
   (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``
   (armed, GNSS verdict), ``/fc/navsat`` (the FC's GNSS, the prior while healthy),
+  ``/fc/gnss_velocity`` (its velocity over ground: the autopilot's heading and
+  height error measured against registration while it is healthy),
   ``/fc/ekf_position`` (the FC's fused position: the prior with no track and no GNSS),
   ``/fc/home`` (latched: the ground's elevation unless configured), ``/fc/sent_fix``
   (latched: the newest fix the bridge took, the track a restarted node resumes), and
@@ -49,6 +51,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from geometry_msgs.msg import TwistWithCovarianceStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -79,6 +82,7 @@ from gps_denied_onboard.ros_topics import (
     LATCHED_QOS,
     TOPIC_FC_ALTITUDE,
     TOPIC_FC_EKF_POSITION,
+    TOPIC_FC_GNSS_VELOCITY,
     TOPIC_FC_HOME,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
@@ -213,6 +217,12 @@ class VisualNavNode(LifecycleNodeBase):
             (FcStatus, TOPIC_FC_STATUS, self._inputs.on_status, 10),
             (Range, TOPIC_FC_RANGEFINDER, self._inputs.on_range, sensor),
             (NavSatFix, TOPIC_FC_NAVSAT, self._inputs.on_navsat, sensor),
+            (
+                TwistWithCovarianceStamped,
+                TOPIC_FC_GNSS_VELOCITY,
+                self._inputs.on_gnss_velocity,
+                sensor,
+            ),
             (NavSatFix, TOPIC_FC_EKF_POSITION, self._inputs.on_fc_estimate, sensor),
             (NavSatFix, "~/seed_position", self._inputs.on_seed, LATCHED_QOS),
             (NavSatFix, TOPIC_FC_HOME, self._inputs.on_home, LATCHED_QOS),

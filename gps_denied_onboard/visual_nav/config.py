@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.errors import CameraModelError
+from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrectionConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
 from gps_denied_onboard.visual_nav.settings import EstimatorConfig
@@ -85,6 +86,11 @@ class VisualNavConfig:
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
     finer_zoom_levels: int = 3
+    gnss_correction_enabled: bool = True
+    gnss_correction_bound_k: float = 2.5
+    gnss_correction_scale_floor: float = 0.01
+    gnss_correction_scale_growth_per_km: float = 0.03
+    gnss_correction_heading_growth_deg_per_min: float = 1.0
     prefetch_period_s: float = 1.0
     exclude_tile_sources: tuple[str, ...] = ("in_flight",)
     snapshot_zoom: int = 16
@@ -154,6 +160,10 @@ class VisualNavConfig:
             "stitch_sigma_spread_k",
             "stitch_sigma_frame_k",
             "stitch_velocity_sigma_per_m",
+            "gnss_correction_bound_k",
+            "gnss_correction_scale_floor",
+            "gnss_correction_scale_growth_per_km",
+            "gnss_correction_heading_growth_deg_per_min",
             "single_sigma_margin_m",
             "lost_sigma_growth_mps",
             "jump_confirm_s",
@@ -296,4 +306,11 @@ class VisualNavConfig:
             stitch_velocity_sigma_per_m=self.stitch_velocity_sigma_per_m,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,
+            gnss_correction=GnssCorrectionConfig(
+                enabled=self.gnss_correction_enabled,
+                bound_k=self.gnss_correction_bound_k,
+                scale_floor=self.gnss_correction_scale_floor,
+                scale_growth_per_km=self.gnss_correction_scale_growth_per_km,
+                heading_growth_deg_per_min=self.gnss_correction_heading_growth_deg_per_min,
+            ),
         )

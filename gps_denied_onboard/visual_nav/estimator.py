@@ -59,6 +59,7 @@ from gps_denied_onboard.visual_nav.geo import (
     world_px_to_latlon,
     zoom_for_resolution,
 )
+from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrection, held_match
 from gps_denied_onboard.visual_nav.mapview import (
     GrayTiles,
     Mosaic,
@@ -124,6 +125,8 @@ class VisualEstimator:
         self._mosaic: Mosaic | None = None
         self._gray_tiles = GrayTiles()
         self.odometry = OdometryTrack(cfg.odometry)
+        # the autopilot's heading and height error, measured against the GNSS's velocity
+        self.correction = GnssCorrection(cfg.gnss_correction)
         self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
         self.mosaic_builds = 0
@@ -134,6 +137,13 @@ class VisualEstimator:
     def set_gnss_healthy(self, healthy: bool, stamp_ns: int | None = None) -> None:
         """The FC's GNSS verdict from ``stamp_ns`` on (no stamp: from now on)."""
         self.priors.set_healthy(healthy, stamp_ns)
+
+    def add_gnss_velocity(
+        self, stamp_ns: int, east: float, north: float, sigma_mps: float | None = None
+    ) -> None:
+        """The FC's GNSS velocity over ground (ENU m/s), which registration is measured
+        against while the GNSS is healthy (:mod:`.gnss_correction`)."""
+        self.correction.add_velocity(stamp_ns, east, north, sigma_mps)
 
     def resume_track(self, fix: Prior, reset_counter: int) -> bool:
         """The newest fix this estimator made before it was restarted (the FC bridge
@@ -241,6 +251,20 @@ class VisualEstimator:
             if stitched is not None:
                 view = PatchView(stitched, 0.0, 1.0)
         prior = self.prior_at(stamp_ns, self._odometry_prior(stamp_ns, disp, corr))
+        if disp is not None:
+            # registration against the GNSS's motion, while the prior follows the GNSS
+            followed = (
+                self.priors.healthy_at(stamp_ns)
+                and self.priors.gnss_at(stamp_ns) is not None
+                and not (prior is not None and prior.contested)
+            )
+            self.correction.add_motion(
+                self.odometry.frames[-2].stamp_ns,
+                stamp_ns,
+                (disp.de, disp.dn),
+                disp.sigma_m,
+                gnss_followed=followed,
+            )
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
         frame = _Frame(
@@ -322,6 +346,13 @@ class VisualEstimator:
             match_cfg = replace(
                 match_cfg, heading_candidates_deg=(f.dh_t,), scale_candidates=(f.s_t,)
             )
+        measured = self.correction.correction_at(f.stamp_ns)
+        if measured is not None:
+            match_cfg = held_match(
+                match_cfg, measured, cfg.gnss_correction.bound_k, headings=cfg.heading_trusted
+            )
+        held_s = measured if measured is not None and match_cfg.scale_bounds else None
+        held_h = measured if measured is not None and match_cfg.heading_bounds_deg else None
         try:
             result, why = match_frame(
                 f.view,
@@ -464,6 +495,10 @@ class VisualEstimator:
             stitch_lever_m=lever,
             quadrant_spread_m=spread_m,
             frame_offset_m=offset_m,
+            gnss_scale=held_s.scale if held_s else None,
+            gnss_scale_sigma=held_s.scale_sigma if held_s else None,
+            gnss_heading_deg=held_h.heading_deg if held_h else None,
+            gnss_heading_sigma_deg=held_h.heading_sigma_deg if held_h else None,
             agreement=agreement,
             colour_support=verdict.colour_support,
             intensity_support=verdict.intensity_support,

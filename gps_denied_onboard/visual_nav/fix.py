@@ -55,6 +55,13 @@ class VisualFix:
     #: nadir from it (m, matcher.frame_offset_m); None for a frame alone, or when
     #: the frame could not say
     frame_offset_m: float | None = None
+    #: the autopilot's height scale and heading error as the GNSS's velocity measured
+    #: them (gnss_correction), which held the match's; None where not measured, or
+    #: held so long that it no longer bound the match
+    gnss_scale: float | None = None
+    gnss_scale_sigma: float | None = None
+    gnss_heading_deg: float | None = None
+    gnss_heading_sigma_deg: float | None = None
     #: the template's quadrants on their own (witness.agreement_of); None when
     #: the margin alone cleared the gate and it was not needed
     agreement: float | None = None

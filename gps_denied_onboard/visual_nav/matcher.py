@@ -98,6 +98,10 @@ class MatchConfig:
     refine_harmonics: int = 1  # refined (the position)
     agreement_reach_px: int = 8  # the quadrants' neighbourhood (fine px each way)
     witness_reach_px: int = 8  # the colour and intensity supports' neighbourhood (fine px each way)
+    # where the refinement may take heading and scale (a correction measured
+    # against the GNSS's velocity, :mod:`.gnss_correction`); None: anywhere
+    heading_bounds_deg: tuple[float, float] | None = None
+    scale_bounds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,14 @@ def match_frame(
         den = a - 2 * b + c
         return 0.0 if den >= 0 else max(-1.0, min(1.0, 0.5 * (a - c) / den))
 
+    def bounded(dh: float, s: float) -> tuple[float, float]:
+        hb, sb = cfg.heading_bounds_deg, cfg.scale_bounds
+        if hb is not None:
+            dh = min(max(dh, hb[0]), hb[1])
+        if sb is not None:
+            s = min(max(s, sb[0]), sb[1])
+        return dh, s
+
     # tracking (one candidate: the last frame's refined pair) goes straight to the
     # fine cross below; a wider search first brings the pair within a coarse step
     tracking = len(cfg.heading_candidates_deg) == 1 and len(cfg.scale_candidates) == 1
@@ -309,7 +321,7 @@ def match_frame(
             scores[(i, j)] = got[0].score if got is not None else -1.0
         di = vertex(scores[(-1, 0)], scores[(0, 0)], scores[(1, 0)])
         dj = vertex(scores[(0, -1)], scores[(0, 0)], scores[(0, 1)])
-        dh_f, s_f = dh0 + di * hs, s0 * (1 + dj * ss)
+        dh_f, s_f = bounded(dh0 + di * hs, s0 * (1 + dj * ss))
     fine_got = local(fine, cfg.resolution_m, (dh_f, s_f), m)
     if fine_got is not None and cfg.fine_refine:
         # again at the fine resolution with half the steps: a long view (frames
@@ -321,7 +333,7 @@ def match_frame(
         di = vertex(fs[(-1, 0)], fs[(0, 0)], fs[(1, 0)])
         dj = vertex(fs[(0, -1)], fs[(0, 0)], fs[(0, 1)])
         if di != 0.0 or dj != 0.0:
-            dh_f, s_f = dh_f + di * hs / 2, s_f * (1 + dj * ss / 2)
+            dh_f, s_f = bounded(dh_f + di * hs / 2, s_f * (1 + dj * ss / 2))
             fine_got = local(fine, cfg.resolution_m, (dh_f, s_f), m)
     if fine_got is None:
         return None, "bad_geometry"

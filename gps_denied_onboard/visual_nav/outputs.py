@@ -46,6 +46,12 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         out["quadrant_spread_m"] = round(fix.quadrant_spread_m, 1)
     if fix.frame_offset_m is not None:  # the newest frame alone against its patch (its sigma)
         out["frame_offset_m"] = round(fix.frame_offset_m, 1)
+    if fix.gnss_scale_sigma is not None:  # the GNSS's velocity held the match's scale
+        out["gnss_scale"] = round(fix.gnss_scale or 0.0, 4)
+        out["gnss_scale_sigma"] = round(fix.gnss_scale_sigma, 4)
+    if fix.gnss_heading_sigma_deg is not None:  # ... and its heading
+        out["gnss_heading_deg"] = round(fix.gnss_heading_deg or 0.0, 2)
+        out["gnss_heading_sigma_deg"] = round(fix.gnss_heading_sigma_deg, 2)
     if fix.agreement is not None:  # taken for the evidence, or a margin short of the gate
         out["agreement"] = round(fix.agreement, 3)
     if fix.colour_support is not None:  # the evidence of a colour frame

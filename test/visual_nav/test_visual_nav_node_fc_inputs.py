@@ -318,3 +318,37 @@ def test_the_bridges_latched_last_fix_is_the_track_a_restarted_node_resumes(
     finally:
         ros.remove_node(bridge)
         bridge.destroy_node()
+
+
+def test_the_gnss_velocity_reaches_the_estimator_with_its_accuracy(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """/fc/gnss_velocity over DDS, as the FC bridge publishes it: ENU m/s with the
+    accuracy's variance first in the covariance, or -1 there when the GNSS did not
+    report one (the estimator's default accuracy then)."""
+    from geometry_msgs.msg import TwistWithCovarianceStamped
+
+    from gps_denied_onboard.ros_topics import TOPIC_FC_GNSS_VELOCITY
+
+    with _active_on(ros) as (node, peer, _imu):
+        est = node._estimator
+        assert est is not None
+        pub = peer.create_publisher(
+            TwistWithCovarianceStamped, TOPIC_FC_GNSS_VELOCITY, qos_profile_sensor_data
+        )
+        assert wait_until(lambda: pub.get_subscription_count() > 0, 10.0)
+        for k, (east, north, var) in enumerate(((12.0, 5.0, 0.09), (12.5, 4.0, -1.0))):
+            msg = TwistWithCovarianceStamped()
+            msg.header.stamp = ns_to_time_msg(T0_NS + k * 200_000_000)
+            msg.twist.twist.linear.x, msg.twist.twist.linear.y = east, north
+            msg.twist.covariance[0] = var
+            pub.publish(msg)
+        assert wait_until(lambda: est.correction.velocity_at(T0_NS + 200_000_000) is not None, 5.0)
+        first = est.correction.velocity_at(T0_NS)
+        second = est.correction.velocity_at(T0_NS + 200_000_000)
+        assert first == pytest.approx((12.0, 5.0, 0.3))
+        default = est.cfg.gnss_correction.default_velocity_sigma_mps
+        assert second == pytest.approx((12.5, 4.0, default))
+        # halfway: the two interpolated, the wider accuracy kept
+        mid = est.correction.velocity_at(T0_NS + 100_000_000)
+        assert mid == pytest.approx((12.25, 4.5, max(0.3, default)))

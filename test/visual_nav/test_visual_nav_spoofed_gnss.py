@@ -101,8 +101,16 @@ def test_every_key_of_a_fix_or_reject_record_is_in_the_record_schema() -> None:
         intensity_support=0.3,
         evidence=6.0,
         gnss_offset_m=12.0,
+        quadrant_spread_m=3.0,
+        frame_offset_m=4.0,
+        gnss_scale=1.03,
+        gnss_scale_sigma=0.01,
+        gnss_heading_deg=2.0,
+        gnss_heading_sigma_deg=0.5,
     )
-    assert check_payload("vnav.fix", fix_payload(full, 20.0)) == frozenset()
+    payload = fix_payload(full, 20.0)
+    assert check_payload("vnav.fix", payload) == frozenset()
+    assert {"frame_offset_m", "gnss_scale", "gnss_heading_sigma_deg"} <= payload.keys()
     stats = VisualNavStats()
     stats.on_fix(full.stamp_ns, 20.0, full.gnss_offset_m)
     assert stats.as_dict()["gnss_offset_m"] == 12.0  # and in the node's diagnostics
