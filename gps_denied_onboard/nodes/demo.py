@@ -58,6 +58,7 @@ SAMPLE_TOPICS_RECORDED = [
     "/nav/position_fix:gps_denied_onboard/msg/PositionFix",
     "/fc/status:gps_denied_onboard/msg/FcStatus",
     "/fc/navsat:sensor_msgs/msg/NavSatFix",  # best effort: the recorder adapts
+    "/fc/gnss_velocity:geometry_msgs/msg/TwistWithCovarianceStamped",
     "/fc/imu:sensor_msgs/msg/Imu",
 ]
 

@@ -346,7 +346,11 @@ class VisualEstimator:
             match_cfg = replace(
                 match_cfg, heading_candidates_deg=(f.dh_t,), scale_candidates=(f.s_t,)
             )
-        measured = self.correction.correction_at(f.stamp_ns)
+        # a patch (heading and scale weakly seen, nadir far off its bulk) is held to
+        # what the GNSS's velocity measured; a frame alone sees its own (gnss_correction)
+        measured = (
+            self.correction.correction_at(f.stamp_ns) if isinstance(f.view, PatchView) else None
+        )
         if measured is not None:
             match_cfg = held_match(
                 match_cfg, measured, cfg.gnss_correction.bound_k, headings=cfg.heading_trusted

@@ -15,6 +15,11 @@ the match score, flat to 1 %; a patch that settles 8 % off in scale puts its
 nadir, hundreds of metres from the ground that pins it, 20-50 m off, and the
 track then follows it (stop 35's locked flight). Metric motion breaks the ridge.
 
+Only a stitched patch is held to it. A frame alone sees its own heading and scale
+well enough (its nadir lies inside it), and a fit over 30 s trails an EKF's yaw
+error as it wanders: the sample flight's 600 m frames, held too, went from p95
+5.6 m to 7.1 m.
+
 After the GNSS is lost the correction is held, its sigma grown with the distance
 flown (terrain under a flat-ground height, a barometer's drift) and with time (a
 compass's error changes as the vehicle turns), until it is no tighter than the

@@ -166,8 +166,8 @@ def test_in_flight_the_match_is_held_to_the_height_error_the_gnss_velocity_shows
     """A 400 m footprint whose reported height is 8 % short and heading 3 deg off:
     with the GNSS's velocity streamed, the correction measured through real
     registration is the truth (to registration's own bias on this texture, 1-3 %
-    short at 200 m), and every fix after it keeps its scale within the bounds it
-    sets and lands within 10 m."""
+    short at 200 m), and every stitched fix after it keeps its scale within the
+    bounds it sets, says so in its record fields, and lands within 10 m."""
     ortho, tiles = synthetic_world()
     est = make_estimator(tiles, odometry=OdometryConfig(stitch_target_area_m2=250_000.0))
     speed, course = 20.0, 30.0
@@ -190,16 +190,37 @@ def test_in_flight_the_match_is_held_to_the_height_error_the_gnss_velocity_shows
     # reported yaw is 3 deg clockwise of the truth: the ENU correction is +3 deg
     assert abs(got.heading_deg - 3.0) <= 3.0 * got.heading_sigma_deg, got
     bound = est.cfg.gnss_correction.bound_k
-    later = [f for f in fixes if f.stamp_ns > T0 + 6 * DT]
-    assert len(later) >= 6, fixes
-    for f in later:
-        c = est.correction.correction_at(f.stamp_ns)
-        assert c is not None and c.scale_sigma is not None
-        lo, hi = c.scale_bounds(bound)  # type: ignore[misc]
+    later = [f for f in fixes if f.stamp_ns > T0 + 6 * DT and f.stitch_lever_m > 0]
+    assert len(later) >= 6, fixes  # stitched patches: a frame alone is not held
+    for f in later:  # each held to the correction of its time, which it records
+        assert f.gnss_scale is not None and f.gnss_scale_sigma is not None
+        lo = f.gnss_scale * (1.0 - bound * f.gnss_scale_sigma)
+        hi = f.gnss_scale * (1.0 + bound * f.gnss_scale_sigma)
         assert lo - 1e-9 <= f.scale <= hi + 1e-9, (f.scale, lo, hi)
     for f in later:
         p = poses[(f.stamp_ns - T0) // DT]
         assert math.hypot(*error_m(p, f.latitude, f.longitude)) < 10.0
+
+
+def test_a_frame_matched_alone_keeps_its_own_heading_and_scale() -> None:
+    """A 1 km footprint is matched alone: its nadir lies inside it, so it sees its own
+    heading and scale, and the measured correction (which a wandering EKF yaw can
+    leave a degree behind) does not hold it."""
+    ortho, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    speed, course = 20.0, 30.0
+    ve, vn = speed * math.sin(math.radians(course)), speed * math.cos(math.radians(course))
+    p0 = Pose(LAT0, LON0, 500.0, pitch_deg=3.0, yaw_deg=course)
+    fixes: list[VisualFix] = []
+    for k in range(10):
+        p, stamp = p0.offset(ve * k, vn * k), T0 + k * DT
+        for j in range(5 if k else 1, 0, -1):
+            est.add_gnss_velocity(stamp - (j - 1) * STEP, ve, vn, 0.2)
+        feed(est, stamp, p, yaw_error_deg=3.0, height_factor=0.92, prior=p, prior_sigma_m=30.0)
+        fixes.append(est.process(stamp, render(ortho, p), CAMERA))
+    assert est.correction.correction_at(T0 + 9 * DT) is not None
+    assert all(f.stitch_lever_m == 0 and f.gnss_scale is None for f in fixes)
+    assert all(f.gnss_heading_deg is None for f in fixes)
 
 
 def test_a_measured_correction_narrows_the_search_to_itself_and_bounds_the_refinement() -> None:
