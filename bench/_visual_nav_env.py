@@ -395,6 +395,40 @@ def flight_frame(year: str, f: Flight, p: Pose) -> NDArray[np.uint8]:
     return _render(year, p.lat, p.lon, f.agl, p.roll, p.pitch, p.yaw)
 
 
+#: the GNSS velocity's accuracy as an FC reports it (GPS_RAW_INT ``vel_acc``), and
+#: what the simulated one is off by: a bias per flight and noise per sample (m/s)
+GNSS_VELOCITY_SIGMA = 0.3
+GNSS_VELOCITY_BIAS = 0.05
+GNSS_VELOCITY_NOISE = 0.1
+
+
+def _feed_velocity(
+    est: VisualEstimator,
+    prev: Pose | None,
+    p: Pose,
+    rng: np.random.Generator,
+    bias: NDArray[np.float64],
+    drift: tuple[float, float] = (0.0, 0.0),
+) -> None:
+    """The GNSS's velocity at 5 Hz from the last frame up to this one (the truth
+    linear between the frames, plus ``bias``, the rate its reported position is
+    moving off the truth, ``drift``, and noise), as the FC streams it."""
+    if prev is None:
+        stamps, vels = [p.stamp_ns - NS // 5, p.stamp_ns], [(p.ve, p.vn)] * 2
+    else:
+        k = max(1, round((p.stamp_ns - prev.stamp_ns) / (NS // 5)))
+        stamps = [prev.stamp_ns + (p.stamp_ns - prev.stamp_ns) * j // k for j in range(1, k + 1)]
+        vels = [
+            (prev.ve + (p.ve - prev.ve) * j / k, prev.vn + (p.vn - prev.vn) * j / k)
+            for j in range(1, k + 1)
+        ]
+    for t, (ve, vn) in zip(stamps, vels, strict=True):
+        noise = rng.normal(0.0, GNSS_VELOCITY_NOISE, 2)
+        east = ve + bias[0] + drift[0] + noise[0]
+        north = vn + bias[1] + drift[1] + noise[1]
+        est.add_gnss_velocity(t, east, north, GNSS_VELOCITY_SIGMA)
+
+
 def fly(
     est: VisualEstimator,
     year: str,
@@ -402,15 +436,31 @@ def fly(
     *,
     prior_sigma: float = 120.0,
     gnss_off: Sequence[tuple[float, float]] | None = None,
+    gnss_velocity_seed: int | None = None,
+    gnss_lost_s: float | None = None,
 ) -> list[VisualFix | FrameRejected]:
     """Feed one flight frame by frame: attitude at 50 Hz, altitude, the GNSS prior.
 
     The GNSS is displaced by the flight's ``(prior_e, prior_n)``, or per frame by
-    ``gnss_off`` (east, north metres off the truth).
+    ``gnss_off`` (east, north metres off the truth); from ``gnss_lost_s`` on it is
+    denied. With ``gnss_velocity_seed`` its velocity over ground is streamed too
+    while it is healthy (:func:`_feed_velocity`, noise from that seed): a GNSS
+    whose offset changes (a spoofer's drag) reports that motion in its velocity.
     """
     offs = gnss_off if gnss_off is not None else [(f.prior_e, f.prior_n)] * len(f.poses)
+    rng = np.random.default_rng(gnss_velocity_seed) if gnss_velocity_seed is not None else None
+    bias = rng.normal(0.0, GNSS_VELOCITY_BIAS, 2) if rng is not None else np.zeros(2)
+    t0 = f.poses[0].stamp_ns
+    prev: Pose | None = None
     out: list[VisualFix | FrameRejected] = []
+    last_off = offs[0]
     for p, (e, n) in zip(f.poses, offs, strict=True):
+        healthy = gnss_lost_s is None or (p.stamp_ns - t0) / NS < gnss_lost_s
+        if rng is not None and healthy:
+            dt = (p.stamp_ns - prev.stamp_ns) / NS if prev is not None else 1.0
+            drift = ((e - last_off[0]) / dt, (n - last_off[1]) / dt)
+            _feed_velocity(est, prev, p, rng, bias, drift)
+        prev, last_off = p, (e, n)
         out.append(
             _feed_and_match(
                 est,
@@ -418,7 +468,7 @@ def fly(
                 flight_frame(year, f, p),
                 (p.roll_rep, p.pitch_rep, p.yaw_rep),
                 f.agl * f.height_factor,
-                LocalFrame(p.lat, p.lon).to_latlon(e, n),
+                LocalFrame(p.lat, p.lon).to_latlon(e, n) if healthy else None,
                 prior_sigma,
                 (-40, -20, 0, 20, 40),
             )
@@ -435,18 +485,23 @@ def fly_spoofed(
     drag_mps: float,
     start_m: float = 0.0,
     sigma_m: float = 3.0,
+    gnss_velocity_seed: int | None = None,
 ) -> list[tuple[float, VisualFix | FrameRejected]]:
     """One flight under a spoofed GNSS: (its offset in m, the outcome) per frame.
 
     The GNSS is ``start_m`` off the truth (claiming ``sigma_m``) until
     ``honest_s``, then a spoofer drags it at ``drag_mps`` farther, in the
-    flight's prior direction, while the FC keeps calling it healthy.
+    flight's prior direction, while the FC keeps calling it healthy; with
+    ``gnss_velocity_seed`` its velocity, dragged alike, is streamed too.
     """
     ang = math.atan2(f.prior_n, f.prior_e)
     t0 = f.poses[0].stamp_ns
     drags = [start_m + max(0.0, (p.stamp_ns - t0) / NS - honest_s) * drag_mps for p in f.poses]
     offs = [(d * math.cos(ang), d * math.sin(ang)) for d in drags]
-    return list(zip(drags, fly(est, year, f, prior_sigma=sigma_m, gnss_off=offs), strict=True))
+    got = fly(
+        est, year, f, prior_sigma=sigma_m, gnss_off=offs, gnss_velocity_seed=gnss_velocity_seed
+    )
+    return list(zip(drags, got, strict=True))
 
 
 def turn_flights(

@@ -26,6 +26,9 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
 - ``1km.flights`` (full run only): 16 s flights of 1 km frames at 1 frame/s with
   attitude error, 15 per pair; the velocity from registration against the truth.
 
+- ``400m.gnss_velocity_then_denied`` (full run only, reported): the stitched
+  flights with the GNSS's velocity streamed until the GNSS is denied at 10 s.
+
 - ``400m.restart_in_turn`` (full run only, reported): 400 m frames through a 20 deg
   banked turn with the GNSS denied and the estimator restarted as the bank begins.
 
@@ -137,24 +140,35 @@ def _measure_flights(
     settle_s: float,
     frames: int = 32,
     stitch: bool = True,
+    gnss_velocity: bool = False,
+    gnss_lost_s: float | None = None,
 ) -> dict[str, Any]:
     """Flights frame by frame (registration, stitching); frames after ``settle_s`` count.
 
     ``stitch=False`` matches every frame alone while still tracking (own-track
-    prior, registration velocity): what single frames give in flight.
+    prior, registration velocity): what single frames give in flight. With
+    ``gnss_velocity`` the GNSS's velocity is streamed while it is healthy (until
+    ``gnss_lost_s``, None: throughout).
     """
     errs: list[float] = []
     axis: list[tuple[float, float, float]] = []
     vel: list[tuple[float, float, float]] = []  # |dve|, |dvn|, sigma
     fixed = counted = 0
-    for f in flights(seed, n, AGL[footprint], frames=frames, rate_hz=1.0):
+    for k, f in enumerate(flights(seed, n, AGL[footprint], frames=frames, rate_hz=1.0)):
         est = (
             estimator(map_year)
             if stitch
             else estimator(map_year, odometry=OdometryConfig(stitch_below_area_m2=0.0))
         )
         t0 = f.poses[0].stamp_ns
-        for p, got in zip(f.poses, fly(est, frame_year, f), strict=True):
+        got_all = fly(
+            est,
+            frame_year,
+            f,
+            gnss_velocity_seed=seed * 100 + k if gnss_velocity else None,
+            gnss_lost_s=gnss_lost_s,
+        )
+        for p, got in zip(f.poses, got_all, strict=True):
             if (p.stamp_ns - t0) / 1e9 < settle_s:
                 continue
             counted += 1
@@ -424,6 +438,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     if not quick:  # minutes a pair: the full run only
         out += _flights_1km()
         out += _restart_in_turn()
+        out += _gnss_velocity_then_denied()
     out += _spoofed_gnss(quick)
     # -- the floor: how far the map year's ground sits from the frame year's
     for name, (map_year, frame_year) in {**PAIRS, **CALIBRATION_PAIRS}.items():
@@ -488,6 +503,55 @@ def _flights_1km() -> list[dict[str, Any]]:
                 flights=FLIGHTS_1KM,
             ),
             *_coverage(tag, m, base, prefix="vel_"),
+        ]
+    return out
+
+
+GNSS_VELOCITY_LOST_S = 10.0
+
+
+def _gnss_velocity_then_denied() -> list[dict[str, Any]]:
+    """The stitched 400 m flights (the same seeds) with the GNSS's velocity streamed
+    while it is healthy, then the GNSS denied after 10 s: the autopilot's heading
+    and height error measured against registration, then held
+    (:mod:`gps_denied_onboard.visual_nav.gnss_correction`). Reported, no target.
+    Baseline: the same flights, the GNSS denied alike, with no velocity streamed.
+    Counted: the frames after ``SETTLE_S``, as for ``400m.stitched``."""
+    out: list[dict[str, Any]] = []
+    note = (
+        "stitched 400 m flights, GNSS velocity streamed until the GNSS is denied at 10 s; "
+        "baseline: the same with no velocity"
+    )
+    for name, (map_year, frame_year) in PAIRS.items():
+        m, base = (
+            _measure_flights(
+                map_year,
+                frame_year,
+                "400m",
+                15,
+                seed=_seed(name),
+                settle_s=SETTLE_S,
+                frames=FLIGHT_FRAMES,
+                gnss_velocity=gv,
+                gnss_lost_s=GNSS_VELOCITY_LOST_S,
+            )
+            for gv in (True, False)
+        )
+        tag = f"visual_fix_accuracy.400m.gnss_velocity_then_denied.{name}"
+        out += [
+            report(
+                f"{tag}.fixed",
+                m["fixed_pct"],
+                "%",
+                base["fixed_pct"],
+                note,
+                frames=m["n"],
+                wrong=m["wrong"],
+                wrong_without=base["wrong"],
+            ),
+            report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
+            report(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], note),
+            report(f"{tag}.within_3sigma", m["cov3"], "%", base["cov3"], note),
         ]
     return out
 
@@ -578,7 +642,9 @@ def _spoofed_gnss(quick: bool) -> list[dict[str, Any]]:
 
     Baselines: the same flights with the healthy GNSS always the prior and never
     widened (``prior_track_over_gnss_fixes`` 0, ``lost_sigma_growth_mps`` 0). A
-    wrong fix fails a figure.
+    wrong fix fails a figure. The spoofed GNSS's velocity is streamed with it,
+    dragged alike, as a spoofer keeps the two consistent (the estimator measures
+    the autopilot's heading and height error against it while it follows it).
     """
     pairs = list(PAIRS.items())[:1] if quick else list(PAIRS.items())
     nf = 1 if quick else 4
@@ -596,8 +662,8 @@ def _spoofed_gnss(quick: bool) -> list[dict[str, Any]]:
         tally = {"on": [0, 0], "off": [0, 0]}  # [fixed right, frames counted]
         wrong = 0
         for name, (map_year, frame_year) in pairs:
-            for f in flights(
-                _seed(name) + 3000, nf, AGL[footprint], frames=SPOOF_FRAMES, rate_hz=1.0
+            for k, f in enumerate(
+                flights(_seed(name) + 3000, nf, AGL[footprint], frames=SPOOF_FRAMES, rate_hz=1.0)
             ):
                 t0 = f.poses[0].stamp_ns
                 for mode, cfg in (("on", {}), ("off", off)):
@@ -608,6 +674,7 @@ def _spoofed_gnss(quick: bool) -> list[dict[str, Any]]:
                         honest_s=honest_s,
                         drag_mps=SPOOF_DRAG_MPS,
                         start_m=start_m,
+                        gnss_velocity_seed=k,
                     )
                     for p, (drag, fix) in zip(f.poses, got, strict=True):
                         if not counts_from(drag, (p.stamp_ns - t0) / 1e9):
