@@ -282,22 +282,12 @@ def _interpolated(
 
 
 def held_match(cfg: MatchConfig, c: Correction, k: float, *, headings: bool) -> MatchConfig:
-    """The match's heading and scale held within ``k`` sigmas of a measured correction:
-    a search of several candidates searches the measured one alone, a tracking frame's
-    one candidate is brought inside. The heading only where the autopilot's is
-    trusted (an all-round search has no heading to be corrected)."""
+    """The match's heading and scale held to a measured correction: the search takes
+    it as its one candidate and the refinement stays within ``k`` sigmas of it. The
+    heading only where the autopilot's is trusted (an all-round search has no
+    heading to be corrected)."""
     if (sb := c.scale_bounds(k)) is not None:
-        lo, hi = sb
-        if len(cfg.scale_candidates) == 1:
-            cands = (min(max(cfg.scale_candidates[0], lo), hi),)
-        else:
-            cands = (c.scale,)
-        cfg = replace(cfg, scale_candidates=cands, scale_bounds=sb)
+        cfg = replace(cfg, scale_candidates=(c.scale,), scale_bounds=sb)
     if headings and (hb := c.heading_bounds(k)) is not None:
-        lo, hi = hb
-        if len(cfg.heading_candidates_deg) == 1:
-            hc = (min(max(cfg.heading_candidates_deg[0], lo), hi),)
-        else:
-            hc = (c.heading_deg,)
-        cfg = replace(cfg, heading_candidates_deg=hc, heading_bounds_deg=hb)
+        cfg = replace(cfg, heading_candidates_deg=(c.heading_deg,), heading_bounds_deg=hb)
     return cfg
