@@ -137,14 +137,6 @@ class GnssCorrection:
         self._fit_stamp_ns: int | None = None
         self._flown_m = 0.0  # raw metres registered since the fit's last pair
 
-    def reset(self) -> None:
-        """Forget everything (a new flight)."""
-        self._velocity.clear()
-        self._pairs.clear()
-        self._fit = None
-        self._fit_stamp_ns = None
-        self._flown_m = 0.0
-
     def add_velocity(
         self, stamp_ns: int, east: float, north: float, sigma_mps: float | None = None
     ) -> None:
@@ -161,8 +153,7 @@ class GnssCorrection:
     def velocity_at(self, stamp_ns: int) -> tuple[float, float, float] | None:
         """The GNSS's velocity at ``stamp_ns`` (east, north, sigma), between the samples
         around it; None where none are within ``max_velocity_gap_s`` of each other."""
-        gap = int(self.cfg.max_velocity_gap_s * NS)
-        return _interpolated(self._velocity.stamps, self._velocity.values, stamp_ns, gap)
+        return _interpolated(self._velocity, stamp_ns, int(self.cfg.max_velocity_gap_s * NS))
 
     def add_motion(
         self,
@@ -197,22 +188,20 @@ class GnssCorrection:
     def _integrate(self, t0_ns: int, t1_ns: int) -> tuple[complex, float] | None:
         """The GNSS's motion from ``t0_ns`` to ``t1_ns`` (trapezoids between its
         velocity samples, interpolated at the ends) and its variance per axis."""
-        ts, vs = self._velocity.stamps, self._velocity.values
+        ts = self._velocity.stamps
         gap = int(self.cfg.max_velocity_gap_s * NS)
         knots: list[tuple[int, complex, float]] = []
-        i0 = bisect.bisect_right(ts, t0_ns)
-        if i0 == 0 or i0 >= len(ts):
-            return None  # not bracketed at the start
-        for t in (t0_ns, *ts[i0 : bisect.bisect_right(ts, t1_ns)], t1_ns):
-            v = _interpolated(ts, vs, t, gap)
+        # the ends and every sample between them; each knot is a sample or lies between
+        # two no further than ``gap`` apart, so no stretch between knots is longer
+        inner = ts[bisect.bisect_right(ts, t0_ns) : bisect.bisect_right(ts, t1_ns)]
+        for t in (t0_ns, *inner, t1_ns):
+            v = _interpolated(self._velocity, t, gap)
             if v is None:
                 return None
             knots.append((t, complex(v[0], v[1]), v[2]))
         moved = 0j
         var = 0.0
         for (ta, va, sa), (tb, vb, sb) in itertools.pairwise(knots):
-            if tb - ta > gap:
-                return None
             dt = (tb - ta) / NS
             moved += 0.5 * (va + vb) * dt
             var += (0.5 * (sa + sb) * dt) ** 2
@@ -268,16 +257,17 @@ class GnssCorrection:
 
 
 def _interpolated(
-    ts: list[int], vs: list[tuple[float, float, float]], t: int, gap_ns: int
+    series: StampedSeries[tuple[float, float, float]], t: int, gap_ns: int
 ) -> tuple[float, float, float] | None:
-    """The velocity at ``t`` between its neighbours (no further than ``gap_ns`` apart)."""
-    i = bisect.bisect_right(ts, t)
-    if i > 0 and ts[i - 1] == t:
-        return vs[i - 1]
-    if i == 0 or i >= len(ts) or ts[i] - ts[i - 1] > gap_ns:
+    """The velocity at ``t``: a sample there, else linear between the samples around
+    it when they are no further than ``gap_ns`` apart (never carried past them)."""
+    before, after = series.around(t)
+    if before is not None and before[0] == t:
+        return before[1]
+    if before is None or after is None or after[0] - before[0] > gap_ns:
         return None
-    a, b = vs[i - 1], vs[i]
-    w = (t - ts[i - 1]) / (ts[i] - ts[i - 1])
+    (ta, a), (tb, b) = before, after
+    w = (t - ta) / (tb - ta)
     return (a[0] + w * (b[0] - a[0]), a[1] + w * (b[1] - a[1]), max(a[2], b[2]))
 
 
