@@ -23,9 +23,11 @@ Per frame:
 5. the search is centred on the nadir the prior predicts, so the footprint
    (which a bank or a pitch throws hundreds of metres off the vehicle) is
    searched where it really is;
-6. the map window (:mod:`.mapview`), the coarse-to-fine match (:mod:`.matcher`)
-   and the gate (:mod:`.gate`) on the margin between the best and the best distinct
-   runner-up, for a small template alone on that and two witnesses of its placement;
+6. the map window (:mod:`.mapview`), the heading and scale candidates and the
+   refusals before any gate (:mod:`.search`), the coarse-to-fine match
+   (:mod:`.matcher`) and the gate (:mod:`.gate`) on the margin between the best
+   and the best distinct runner-up, for a small template alone on that and the
+   witnesses of its placement;
 7. the fix: the nadir is the vehicle's horizontal position, with the 1-sigma
    of :mod:`.uncertainty` (map floor, attitude, match, placement);
 8. velocity from registration (from consecutive fixes when it failed), with
@@ -59,7 +61,7 @@ from gps_denied_onboard.visual_nav.geo import (
     world_px_to_latlon,
     zoom_for_resolution,
 )
-from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrection, held_match
+from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrection
 from gps_denied_onboard.visual_nav.mapview import (
     GrayTiles,
     Mosaic,
@@ -67,7 +69,7 @@ from gps_denied_onboard.visual_nav.mapview import (
     build_mosaic,
     tiles_around,
 )
-from gps_denied_onboard.visual_nav.matcher import OutsideMap, frame_offset_m, match_frame
+from gps_denied_onboard.visual_nav.matcher import frame_offset_m
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryTrack
 from gps_denied_onboard.visual_nav.pixels import checked_gray
 from gps_denied_onboard.visual_nav.prior import (
@@ -78,6 +80,7 @@ from gps_denied_onboard.visual_nav.prior import (
     yaw_enu,
 )
 from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M, RectifiedFrame
+from gps_denied_onboard.visual_nav.search import plan_search, search_view
 from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSample, HeightSource, Prior
 from gps_denied_onboard.visual_nav.uncertainty import (
@@ -323,78 +326,33 @@ class VisualEstimator:
         zoom = mosaic.zoom
         mpp = ground_resolution_m(prior.latitude, zoom)
         nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
-        match_cfg = cfg.match
-        if not cfg.heading_trusted and (f.last is None or prior.source not in OWN_TRACK):
-            # cold start or lost with an untrusted heading (compass interference, a
-            # gyro-only attitude): search every heading at the coarse level
-            step = cfg.heading_search_step_deg
-            match_cfg = replace(
-                match_cfg,
-                heading_candidates_deg=tuple(-180.0 + step * k for k in range(round(360.0 / step))),
-            )
-        elif (
-            cfg.track_candidates
-            and f.tracking
-            and prior.source in OWN_TRACK
-            and not isinstance(f.view, PatchView)
-        ):
-            # tracking: the coarse search starts from the last frame's heading and
-            # scale, and the refinement does the rest. Not for a stitched patch: its
-            # nadir lies hundreds of metres from its bulk, so a heading or scale
-            # carried over from a weak fix drags the next fixes along (seen: 2-3 m per
-            # frame, to 46 m); it searches every candidate each time
-            match_cfg = replace(
-                match_cfg, heading_candidates_deg=(f.dh_t,), scale_candidates=(f.s_t,)
-            )
         # a patch (heading and scale weakly seen, nadir far off its bulk) is held to
-        # what the GNSS's velocity measured; a frame alone sees its own (gnss_correction)
-        measured = (
-            self.correction.correction_at(f.stamp_ns) if isinstance(f.view, PatchView) else None
+        # what the GNSS's velocity measured; a frame alone sees its own (.search)
+        stitched = isinstance(f.view, PatchView)
+        own = prior.source in OWN_TRACK
+        plan = plan_search(
+            cfg.match,
+            f.view,
+            heading_trusted=cfg.heading_trusted,
+            heading_search_step_deg=cfg.heading_search_step_deg,
+            cold=f.last is None or not own,
+            tracking_pair=(f.dh_t, f.s_t) if cfg.track_candidates and f.tracking and own else None,
+            measured=self.correction.correction_at(f.stamp_ns) if stitched else None,
+            bound_k=cfg.gnss_correction.bound_k,
         )
-        if measured is not None:
-            match_cfg = held_match(
-                match_cfg, measured, cfg.gnss_correction.bound_k, headings=cfg.heading_trusted
-            )
-        held_s = measured if measured is not None and match_cfg.scale_bounds else None
-        held_h = measured if measured is not None and match_cfg.heading_bounds_deg else None
-        try:
-            result, why = match_frame(
-                f.view,
-                fine=mosaic.fine,
-                coarse=mosaic.coarse,
-                metres_per_world_px=mpp,
-                predicted_nadir=nadir,
-                search_radius_m=radius,
-                cfg=match_cfg,
-                fine_only=isinstance(f.view, PatchView),
-            )
-        except OutsideMap as err:
-            raise FrameRejected(
-                "prior_outside_map", str(err), search_radius_m=round(radius, 1)
-            ) from err
-        if result is None:
-            raise FrameRejected(why, f"no match ({why})", search_radius_m=round(radius, 1))
+        held_s, held_h = plan.held_scale, plan.held_heading
+        result = search_view(
+            f.view,
+            mosaic,
+            metres_per_world_px=mpp,
+            predicted_nadir=nadir,
+            radius_m=radius,
+            match=plan.match,
+            min_score=self.min_score_at,
+        )
         pk = result.coarse
-        if result.on_edge:
-            raise FrameRejected(
-                "gate",
-                "best placement on the search window's edge: the true peak may lie beyond it",
-                score=round(pk.score, 4),
-                margin_sigmas=round(pk.margin_sigmas, 3),
-                search_radius_m=round(radius, 1),
-                on_edge=1,
-            )
-        min_score = self.min_score_at(result.template_side_m)
-        if pk.score < min_score:
-            raise FrameRejected(
-                "gate",
-                f"score {pk.score:.3f} < {min_score:.3f}",
-                score=round(pk.score, 4),
-                search_radius_m=round(radius, 1),
-            )
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = f.h.height_m * result.scale
-        stitched = isinstance(f.view, PatchView)
         lever, spread_m, offset_m = 0.0, None, None
         if isinstance(f.view, PatchView):
             lever = f.view.lever_m
@@ -450,10 +408,7 @@ class VisualEstimator:
             side_m=result.template_side_m,
             placed=result.placed,
             single_frame=not stitched,
-            extra_sigmas=extra_sigmas
-            + candidates_extra(
-                cfg, len(match_cfg.heading_candidates_deg) * len(match_cfg.scale_candidates)
-            ),
+            extra_sigmas=extra_sigmas + candidates_extra(cfg, plan.candidates),
         )
         agreement = verdict.agreement
         jumped = verdict.jump_m is not None
