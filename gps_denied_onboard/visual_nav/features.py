@@ -103,6 +103,12 @@ def fill_mask(image: NDArray[np.generic]) -> NDArray[np.uint8]:
     return np.where(fill > 0, 0, 255).astype(np.uint8)
 
 
+def field_valid(mask: NDArray[np.uint8]) -> NDArray[np.bool_]:
+    """Where :func:`orientation_field` leaves a frame's field valid: its mask less the
+    rim from which the gradient sees the mask's border."""
+    return np.asarray(cv2.erode(mask, np.ones((5, 5), np.uint8)) > 0)
+
+
 def orientation_field(
     gray: F32,
     mask: NDArray[np.uint8] | None = None,
@@ -134,8 +140,7 @@ def orientation_field(
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
     mag = cv2.magnitude(gx, gy)
     if mask is not None:
-        inner = cv2.erode(mask, np.ones((5, 5), np.uint8))
-        valid = inner > 0
+        valid = field_valid(mask)
         mag = np.where(valid, mag, 0.0).astype(np.float32)
     else:
         valid = np.ones(gray.shape, dtype=bool)

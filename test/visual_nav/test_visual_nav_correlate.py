@@ -1,4 +1,5 @@
-"""Masked ZNCC by DFT: the formula, and one window's spectra shared by several templates."""
+"""Masked ZNCC by DFT: the formula, one window's spectra shared by several templates, and
+the form normalised over the overlap of two masks (frame-to-frame registration)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from gps_denied_onboard.visual_nav.correlate import (
     masked_zncc,
     masked_zncc_within,
+    overlap_zncc,
     prepare_template,
     window_spectra,
 )
@@ -83,3 +85,63 @@ def test_placements_that_leave_the_shared_window_are_refused() -> None:
         masked_zncc_within(spectra, tpl, (1, 0, 31, 31))
     with pytest.raises(ValueError, match="leave the window"):
         masked_zncc_within(spectra, tpl, (-1, 0, 5, 5))
+
+
+def _direct_overlap(
+    window: tuple[np.ndarray, ...],
+    wmask: np.ndarray,
+    t: tuple[np.ndarray, ...],
+    m: np.ndarray,
+    r: int,
+    c: int,
+) -> tuple[float, int]:
+    """ZNCC at one placement over the pixels both masks keep, and how many they are."""
+    ht, wt = m.shape
+    sel = (m > 0) & (wmask[r : r + ht, c : c + wt] > 0)
+    tz = np.concatenate([x[sel] - x[sel].mean() for x in t]).astype(np.float64)
+    wz = np.concatenate(
+        [w[r : r + ht, c : c + wt][sel] - w[r : r + ht, c : c + wt][sel].mean() for w in window]
+    ).astype(np.float64)
+    return float(tz @ wz / np.sqrt((tz @ tz) * (wz @ wz))), int(sel.sum())
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16), cut_r=st.integers(0, 30), cut_c=st.integers(0, 30))
+def test_overlap_zncc_is_the_correlation_over_the_ground_both_masks_keep(
+    seed: int, cut_r: int, cut_c: int
+) -> None:
+    """Where the window's own mask cuts into a placement, only the pixels both keep count:
+    the window's invalid part neither scores nor dilutes the means and variances."""
+    rng = np.random.default_rng(seed)
+    window = _field(rng, 50, 60)
+    wmask = np.ones((50, 60), np.uint8)
+    wmask[:cut_r, :] = 0  # a frame's edge: its top rows and left columns invalid
+    wmask[:, :cut_c] = 0
+    mask = (rng.random((24, 28)) > 0.2).astype(np.uint8)
+    t = _field(rng, 24, 28)
+    tpl = prepare_template(t, mask)
+    min_overlap = 0.25 * tpl.count
+    score = overlap_zncc(window, wmask, tpl, min_overlap)
+    assert score.shape == (50 - 24 + 1, 60 - 28 + 1)
+    for r, c in ((0, 0), (26, 32), (10, 5), (cut_r // 2, cut_c // 2), (20, 30)):
+        want, overlap = _direct_overlap(window, wmask, t, mask, r, c)
+        if overlap < min_overlap:
+            assert score[r, c] == -1.0
+        else:
+            assert score[r, c] == pytest.approx(want, abs=1e-4)
+
+
+def test_overlap_zncc_finds_a_template_beside_the_windows_invalid_edge() -> None:
+    """A window valid on its right half only, the template lying across the edge: the
+    template's valid part still finds its place and scores as an exact copy there."""
+    rng = np.random.default_rng(11)
+    window = _field(rng, 60, 60)
+    wmask = np.zeros((60, 60), np.uint8)
+    wmask[:, 30:] = 1
+    t = tuple(w[20:44, 22:46].copy() for w in window)  # 8 of its 24 columns off the edge
+    tpl = prepare_template(t, np.ones((24, 24), np.uint8))
+    score = overlap_zncc(tuple(w * wmask for w in window), wmask, tpl, 0.25 * tpl.count)
+    assert divmod(int(score.argmax()), score.shape[1]) == (20, 22)
+    assert score[20, 22] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="larger than window"):
+        overlap_zncc(window, wmask, prepare_template(_field(rng, 70, 10), np.ones((70, 10))), 1)

@@ -94,6 +94,29 @@ def test_registration_recovers_a_known_displacement_to_a_fraction_of_a_pixel() -
         assert got[2] > 0.6
 
 
+def test_registration_is_not_pulled_short_by_the_previous_frames_edge() -> None:
+    """A small frame moved a fair share of its footprint: where the shifted frame leaves
+    the previous one, that frame's edge must not count as ground. Normalised under the
+    current frame's mask alone it did, and pulled the peak toward zero shift: these 21
+    moves of 10-30 m, 200 m above ground, came out 3.0 % short on average (RMS error
+    0.58 m); over both frames' overlap 0.3 % (0.34 m)."""
+    ratios = []
+    errors = []
+    for course in (0.0, 30.0, 45.0, 90.0, 135.0, 200.0, 290.0):
+        for d in (10.0, 20.0, 30.0):
+            de, dn = d * math.sin(math.radians(course)), d * math.cos(math.radians(course))
+            start = Pose(LAT0, LON0, 200.0)
+            a = _view(start).render(0.0, 1.0, 5.0)
+            b = _view(start.offset(de, dn)).render(0.0, 1.0, 5.0)
+            assert a is not None and b is not None
+            got = register(a, b, (0.0, 0.0), 60.0)
+            assert got is not None
+            ratios.append((got[0] * de + got[1] * dn) / d**2)
+            errors.append(math.hypot(got[0] - de, got[1] - dn))
+    assert abs(float(np.mean(ratios)) - 1.0) < 0.01, ratios
+    assert math.sqrt(float(np.mean(np.square(errors)))) < 0.45, errors
+
+
 def test_registration_refuses_frames_that_do_not_overlap() -> None:
     a = _view(Pose(LAT0, LON0, 200.0)).render(0.0, 1.0, 5.0)
     b = _view(Pose(LAT0, LON0, 200.0).offset(900.0, 0.0)).render(0.0, 1.0, 5.0)
