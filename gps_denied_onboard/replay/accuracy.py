@@ -2,7 +2,8 @@
 
 ROS-free. Inputs are plain values: the truth file the sample-flight generator
 writes (``truth.csv``), the fixes (stamp, lat/lon, the ``PositionFix``
-ENU position covariance), the frames the estimator rejected (stamp, reason),
+ENU position covariance, and the velocity with its covariance where it carried
+one), the frames the estimator rejected (stamp, reason),
 the GNSS-loss time and the arrival times of GPS_INPUT at the flight
 controller. :func:`evaluate` returns an :class:`AccuracyReport`, which renders
 itself as text lines and as a JSON-able dict; :mod:`.report_plots` draws it.
@@ -15,6 +16,8 @@ Conventions:
   stamp, in metres east and north of the truth (geodesic, pyproj's ``Geod``);
 - sigma coverage per axis: the fraction of fixes with ``|error_east| <= k·sigma_east``
   (``sigma_east² = covariance[0]``), likewise north (``covariance[4]``);
+- a fix's velocity error is its velocity minus the truth's at its stamp
+  (:mod:`.velocity`), scored over the fixes that carried one;
 - the longest gap without a fix runs between consecutive fixes, or from the
   first frame to the first fix, or from the last fix to the last frame.
 """
@@ -34,6 +37,7 @@ from numpy.typing import NDArray
 from pyproj import Geod
 
 from gps_denied_onboard.replay.errors import ReplayError
+from gps_denied_onboard.replay.velocity import VelocityFigures, velocity_figures
 
 TRUTH_COLUMNS: Final = ("t_ns", "lat", "lon", "alt_msl", "agl_m", "roll_deg", "pitch_deg",
                         "yaw_deg", "vel_east", "vel_north", "vel_up")
@@ -197,19 +201,29 @@ class Fix:
     position_covariance: tuple[float, ...]  # ENU 3x3 row-major, m^2
     quality: int = 0
     latency_ms: float | None = None
+    velocity_en: tuple[float, float] | None = None  # m/s; None: the fix carried none
+    velocity_covariance: tuple[float, ...] | None = None  # ENU 3x3 row-major, (m/s)^2
 
     def __post_init__(self) -> None:
         if len(self.position_covariance) != 9:
             raise ValueError(f"position_covariance needs 9 values, got "
                              f"{len(self.position_covariance)}")
+        if self.velocity_covariance is not None and len(self.velocity_covariance) != 9:
+            raise ValueError(f"velocity_covariance needs 9 values, got "
+                             f"{len(self.velocity_covariance)}")
 
     @classmethod
     def from_msg(cls, msg: Any, *, latency_ms: float | None = None) -> Fix:
         """From a ``PositionFix`` (an rclpy message or a rosbags-decoded one alike)."""
         stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        velocity: tuple[float, float] | None = None
+        velocity_cov: tuple[float, ...] | None = None
+        if bool(msg.velocity_valid):
+            velocity = (float(msg.velocity_enu.x), float(msg.velocity_enu.y))
+            velocity_cov = tuple(float(v) for v in msg.velocity_covariance)
         return cls(stamp, float(msg.latitude), float(msg.longitude),
                    tuple(float(v) for v in msg.position_covariance), int(msg.quality),
-                   latency_ms)
+                   latency_ms, velocity, velocity_cov)
 
     @property
     def sigma_east(self) -> float:
@@ -307,6 +321,8 @@ class AccuracyReport:
     reject_reasons: tuple[tuple[str, int], ...]
     errors: tuple[FixError, ...] = field(repr=False)
     rejects: tuple[Reject, ...] = field(repr=False)
+    velocity: VelocityFigures = field(
+        default_factory=lambda: VelocityFigures(0, None, None, None, None, None, None))
 
     @property
     def frames(self) -> int:
@@ -357,6 +373,7 @@ class AccuracyReport:
                                     "p99": self.gps_input_gap_p99_s,
                                     "max": self.gps_input_gap_max_s}},
             "reject_reasons": dict(self.reject_reasons),
+            "velocity": self.velocity.to_dict(),
         }
         if series:
             d["errors"] = [{"stamp_ns": e.stamp_ns, "east_m": e.east_m, "north_m": e.north_m,
@@ -385,6 +402,7 @@ class AccuracyReport:
             f"sigma coverage: within 1 sigma east {frac(self.within_1sigma_east)}, north "
             f"{frac(self.within_1sigma_north)}; within 3 sigma east "
             f"{frac(self.within_3sigma_east)}, north {frac(self.within_3sigma_north)}",
+            self.velocity.line(),
             "longest gap without a fix: "
             + ("n/a" if self.longest_gap is None else f"{self.longest_gap.seconds:.1f} s"),
             f"per-frame latency: p50 {_fmt(self.latency_p50_ms, ' ms')}, p99 "
@@ -421,6 +439,25 @@ def fix_errors(truth: Truth, fixes: Sequence[Fix]) -> tuple[FixError, ...]:
         FixError(int(f.stamp_ns), f.lat, f.lon, float(e), float(n), f.sigma_east,
                  f.sigma_north, int(f.quality))
         for f, e, n in zip(fixes, east, north, strict=True))
+
+
+def velocity_errors(truth: Truth, fixes: Sequence[Fix]) -> VelocityFigures:
+    """The velocities of the fixes that carried one, against the truth's at their stamps.
+
+    Raises:
+        TruthFileError: a fix outside the truth's time span.
+    """
+    moving = [(f, f.velocity_en) for f in fixes if f.velocity_en is not None]
+    stamps = np.array([f.stamp_ns for f, _ in moving], dtype=np.int64)
+    v = np.array([ven for _, ven in moving], dtype=np.float64).reshape(-1, 2)
+    cov = np.array([f.velocity_covariance or (0.0,) * 9 for f, _ in moving],
+                   dtype=np.float64).reshape(-1, 9)
+    return velocity_figures(
+        v[:, 0] - truth.interp("vel_east", stamps),
+        v[:, 1] - truth.interp("vel_north", stamps),
+        np.sqrt(np.maximum(cov[:, 0], 0.0)),
+        np.sqrt(np.maximum(cov[:, 4], 0.0)),
+    )
 
 
 def _coverage(err: NDArray[np.float64], sigma: NDArray[np.float64], k: float) -> float | None:
@@ -503,4 +540,5 @@ def evaluate(
         reject_reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         errors=errors,
         rejects=tuple(rej_list),
+        velocity=velocity_errors(truth, fix_list),
     )

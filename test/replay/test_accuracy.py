@@ -211,6 +211,42 @@ def test_latency_and_gps_input_gaps(truth: Truth) -> None:
     assert 0.2 < rep.gps_input_gap_p99_s < 3.0  # type: ignore[operator]
 
 
+def test_velocities_are_scored_against_the_truth_with_their_own_sigmas(truth: Truth) -> None:
+    """The truth flies north-east at 14.14 m/s per axis. Ten fixes 0.3 m/s fast east
+    and 0.4 m/s slow north, sigma 0.5 / 0.2 m/s: east inside 1 sigma, north outside 1
+    sigma but inside 3; five fixes without a velocity do not count; the JSON and the
+    text carry the figures."""
+    import json
+
+    cov = (0.25, 0.0, 0.0, 0.0, 0.04, 0.0, 0.0, 0.0, 1.0)
+    moving = [
+        _offset_fix(truth, T0 + k * S, 1.0, 1.0, 3.0, 3.0,
+                    velocity_en=(14.1421 + 0.3, 14.1421 - 0.4), velocity_covariance=cov)
+        for k in range(10)
+    ]
+    still = [_offset_fix(truth, T0 + k * S + S // 2, 1.0, 1.0, 3.0, 3.0) for k in range(5)]
+    rep = evaluate(truth, moving + still, gnss_loss_ns=None)
+    v = rep.velocity
+    assert v.count == 10
+    assert v.error_median_mps == pytest.approx(0.5, abs=1e-6)
+    assert v.error_p95_mps == pytest.approx(0.5, abs=1e-6)
+    assert (v.within_1sigma_east, v.within_1sigma_north) == (1.0, 0.0)
+    assert (v.within_3sigma_east, v.within_3sigma_north) == (1.0, 1.0)
+    # one fix 2 m/s off east: past 3 sigma there, and the p95 follows it
+    off = _offset_fix(truth, T0 + 12 * S, 1.0, 1.0, 3.0, 3.0,
+                      velocity_en=(14.1421 + 2.0, 14.1421), velocity_covariance=cov)
+    rep = evaluate(truth, [*moving, off], gnss_loss_ns=None)
+    assert rep.velocity.within_3sigma_east == pytest.approx(10 / 11)
+    assert rep.velocity.error_p95_mps > 1.0
+    d = json.loads(json.dumps(rep.to_dict()))
+    assert d["velocity"]["count"] == 11
+    assert d["velocity"]["sigma_coverage"]["north_1sigma"] == pytest.approx(1 / 11)
+    assert any(line.startswith("velocity vs truth (11 fixes): median 0.50 m/s")
+               for line in rep.lines())
+    with pytest.raises(ValueError, match="velocity_covariance needs 9"):
+        Fix(T0, LAT0, LON0, cov, velocity_en=(0.0, 0.0), velocity_covariance=(1.0,))
+
+
 def test_nothing_to_measure_is_none_not_zero(truth: Truth) -> None:
     rep = evaluate(truth, [], [Reject(T0, "black_frame")], gnss_loss_ns=T0)
     assert rep.fixes == 0
@@ -221,7 +257,9 @@ def test_nothing_to_measure_is_none_not_zero(truth: Truth) -> None:
     assert rep.within_1sigma_east is None
     assert rep.latency_p50_ms is None
     assert rep.gps_input_gap_max_s is None
+    assert rep.velocity.count == 0 and rep.velocity.error_median_mps is None
     assert any("n/a" in line for line in rep.lines())
+    assert any("no fix carried a velocity" in line for line in rep.lines())
 
 
 def test_fix_outside_the_truth_is_refused(truth: Truth) -> None:
@@ -273,6 +311,8 @@ def test_plots_are_written(truth: Truth, tmp_path: Path) -> None:
 
 
 def test_fix_from_a_position_fix_message() -> None:
+    from dataclasses import replace
+
     from gps_denied_onboard.replay.types import project_typestore
 
     store = project_typestore()
@@ -294,6 +334,13 @@ def test_fix_from_a_position_fix_message() -> None:
     assert (fix.lat, fix.lon, fix.quality, fix.latency_ms) == (47.01, -99.16, 66, 42.0)
     assert (fix.sigma_east, fix.sigma_north) == (3.0, 4.0)
     assert fix.sigma_horizontal == 5.0
+    assert fix.velocity_en == (1.0, 2.0)
+    assert fix.velocity_covariance == (0.0,) * 9
+    invalid = store.deserialize_cdr(
+        store.serialize_cdr(replace(msg, velocity_valid=False),
+                            "gps_denied_onboard/msg/PositionFix"),
+        "gps_denied_onboard/msg/PositionFix")
+    assert Fix.from_msg(invalid).velocity_en is None  # not valid: not scored
 
 
 _CELL = st.one_of(
