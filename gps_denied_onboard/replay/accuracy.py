@@ -321,8 +321,7 @@ class AccuracyReport:
     reject_reasons: tuple[tuple[str, int], ...]
     errors: tuple[FixError, ...] = field(repr=False)
     rejects: tuple[Reject, ...] = field(repr=False)
-    velocity: VelocityFigures = field(
-        default_factory=lambda: VelocityFigures(0, None, None, None, None, None, None))
+    velocity: VelocityFigures = field(default_factory=VelocityFigures.nothing)
 
     @property
     def frames(self) -> int:
@@ -441,7 +440,7 @@ def fix_errors(truth: Truth, fixes: Sequence[Fix]) -> tuple[FixError, ...]:
         for f, e, n in zip(fixes, east, north, strict=True))
 
 
-def velocity_errors(truth: Truth, fixes: Sequence[Fix]) -> VelocityFigures:
+def score_velocities(truth: Truth, fixes: Sequence[Fix]) -> VelocityFigures:
     """The velocities of the fixes that carried one, against the truth's at their stamps.
 
     Raises:
@@ -540,5 +539,5 @@ def evaluate(
         reject_reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         errors=errors,
         rejects=tuple(rej_list),
-        velocity=velocity_errors(truth, fix_list),
+        velocity=score_velocities(truth, fix_list),
     )

@@ -32,6 +32,11 @@ class VelocityFigures:
     within_3sigma_east: float | None
     within_3sigma_north: float | None
 
+    @classmethod
+    def nothing(cls) -> VelocityFigures:
+        """No fix carried a velocity."""
+        return cls(0, None, None, None, None, None, None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "count": self.count,
@@ -76,7 +81,7 @@ def velocity_figures(
     if not err_north.size == sigma_east.size == sigma_north.size == n:
         raise ValueError("velocity errors and sigmas differ in length")
     if n == 0:
-        return VelocityFigures(0, None, None, None, None, None, None)
+        return VelocityFigures.nothing()
     horiz = np.hypot(err_east, err_north)
 
     def within(err: NDArray[np.float64], sigma: NDArray[np.float64], k: float) -> float:
