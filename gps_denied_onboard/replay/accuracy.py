@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 from pyproj import Geod
 
 from gps_denied_onboard.replay.errors import ReplayError
+from gps_denied_onboard.replay.stats import coverage, fmt, quantile, share
 from gps_denied_onboard.replay.velocity import VelocityFigures, velocity_figures
 
 TRUTH_COLUMNS: Final = ("t_ns", "lat", "lon", "alt_msl", "agl_m", "roll_deg", "pitch_deg",
@@ -286,14 +287,6 @@ def _pct(part: int, whole: int) -> float | None:
     return None if whole == 0 else 100.0 * part / whole
 
 
-def _q(values: NDArray[np.float64], q: float) -> float | None:
-    return None if values.size == 0 else float(np.percentile(values, q))
-
-
-def _fmt(v: float | None, unit: str = "", digits: int = 1) -> str:
-    return "n/a" if v is None else f"{v:.{digits}f}{unit}"
-
-
 @dataclass(frozen=True)
 class AccuracyReport:
     """Every figure of one flight. ``None`` where there was nothing to measure."""
@@ -386,30 +379,27 @@ class AccuracyReport:
         """The figures as a few lines of text for a person."""
 
         def pct(v: float | None) -> str:
-            return _fmt(v, " %")
-
-        def frac(v: float | None) -> str:
-            return "n/a" if v is None else f"{100.0 * v:.0f} %"
+            return fmt(v, " %")
 
         out = [
             f"frames fixed: {self.fixes}/{self.frames} ({pct(self.pct_fixed)}); before GNSS loss "
             f"{self.fixed_before_loss}/{self.frames_before_loss} "
             f"({pct(self.pct_fixed_before_loss)}), after {self.fixed_after_loss}/"
             f"{self.frames_after_loss} ({pct(self.pct_fixed_after_loss)})",
-            f"horizontal error vs truth: median {_fmt(self.error_median_m, ' m')}, p95 "
-            f"{_fmt(self.error_p95_m, ' m')}, max {_fmt(self.error_max_m, ' m')}",
-            f"sigma coverage: within 1 sigma east {frac(self.within_1sigma_east)}, north "
-            f"{frac(self.within_1sigma_north)}; within 3 sigma east "
-            f"{frac(self.within_3sigma_east)}, north {frac(self.within_3sigma_north)}",
+            f"horizontal error vs truth: median {fmt(self.error_median_m, ' m')}, p95 "
+            f"{fmt(self.error_p95_m, ' m')}, max {fmt(self.error_max_m, ' m')}",
+            f"sigma coverage: within 1 sigma east {share(self.within_1sigma_east)}, north "
+            f"{share(self.within_1sigma_north)}; within 3 sigma east "
+            f"{share(self.within_3sigma_east)}, north {share(self.within_3sigma_north)}",
             self.velocity.line(),
             "longest gap without a fix: "
             + ("n/a" if self.longest_gap is None else f"{self.longest_gap.seconds:.1f} s"),
-            f"per-frame latency: p50 {_fmt(self.latency_p50_ms, ' ms')}, p99 "
-            f"{_fmt(self.latency_p99_ms, ' ms')} ({self.latency_count} frames)",
+            f"per-frame latency: p50 {fmt(self.latency_p50_ms, ' ms')}, p99 "
+            f"{fmt(self.latency_p99_ms, ' ms')} ({self.latency_count} frames)",
             f"GPS_INPUT at the FC: {self.gps_input_count}; gaps median "
-            f"{_fmt(self.gps_input_gap_median_s, ' s', 2)}, p99 "
-            f"{_fmt(self.gps_input_gap_p99_s, ' s', 2)}, max "
-            f"{_fmt(self.gps_input_gap_max_s, ' s', 2)}",
+            f"{fmt(self.gps_input_gap_median_s, ' s', 2)}, p99 "
+            f"{fmt(self.gps_input_gap_p99_s, ' s', 2)}, max "
+            f"{fmt(self.gps_input_gap_max_s, ' s', 2)}",
         ]
         if self.reject_reasons:
             out.append("rejects: " + ", ".join(f"{r} {n}" for r, n in self.reject_reasons))
@@ -457,12 +447,6 @@ def score_velocities(truth: Truth, fixes: Sequence[Fix]) -> VelocityFigures:
         np.sqrt(np.maximum(cov[:, 0], 0.0)),
         np.sqrt(np.maximum(cov[:, 4], 0.0)),
     )
-
-
-def _coverage(err: NDArray[np.float64], sigma: NDArray[np.float64], k: float) -> float | None:
-    if err.size == 0:
-        return None
-    return float(np.mean(np.abs(err) <= k * sigma))
 
 
 def _longest_gap(fix_ns: NDArray[np.int64], frame_ns: NDArray[np.int64]) -> Gap | None:
@@ -521,20 +505,20 @@ def evaluate(
         fixed_before_loss=int(np.count_nonzero(fix_ns < loss)),
         frames_after_loss=int(np.count_nonzero(frame_ns >= loss)),
         fixed_after_loss=int(np.count_nonzero(fix_ns >= loss)),
-        error_median_m=_q(horiz, 50),
-        error_p95_m=_q(horiz, 95),
+        error_median_m=quantile(horiz, 50),
+        error_p95_m=quantile(horiz, 95),
         error_max_m=None if horiz.size == 0 else float(horiz.max()),
-        within_1sigma_east=_coverage(e_e, s_e, 1.0),
-        within_1sigma_north=_coverage(e_n, s_n, 1.0),
-        within_3sigma_east=_coverage(e_e, s_e, 3.0),
-        within_3sigma_north=_coverage(e_n, s_n, 3.0),
+        within_1sigma_east=coverage(e_e, s_e, 1.0),
+        within_1sigma_north=coverage(e_n, s_n, 1.0),
+        within_3sigma_east=coverage(e_e, s_e, 3.0),
+        within_3sigma_north=coverage(e_n, s_n, 3.0),
         longest_gap=_longest_gap(fix_ns, frame_ns),
         latency_count=int(lat_ms.size),
-        latency_p50_ms=_q(lat_ms, 50),
-        latency_p99_ms=_q(lat_ms, 99),
+        latency_p50_ms=quantile(lat_ms, 50),
+        latency_p99_ms=quantile(lat_ms, 99),
         gps_input_count=int(gps.size),
-        gps_input_gap_median_s=_q(gaps, 50),
-        gps_input_gap_p99_s=_q(gaps, 99),
+        gps_input_gap_median_s=quantile(gaps, 50),
+        gps_input_gap_p99_s=quantile(gaps, 99),
         gps_input_gap_max_s=None if gaps.size == 0 else float(gaps.max()),
         reject_reasons=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
         errors=errors,

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gps_denied_onboard.replay.stats import coverage, fmt, quantile, share
+
 
 @dataclass(frozen=True)
 class VelocityFigures:
@@ -53,16 +55,12 @@ class VelocityFigures:
         """One line of text for a person."""
         if self.count == 0:
             return "velocity vs truth: n/a (no fix carried a velocity)"
-
-        def frac(v: float | None) -> str:
-            return "n/a" if v is None else f"{100.0 * v:.0f} %"
-
         return (
-            f"velocity vs truth ({self.count} fixes): median {self.error_median_mps:.2f} m/s, "
-            f"p95 {self.error_p95_mps:.2f} m/s; within 1 sigma east "
-            f"{frac(self.within_1sigma_east)}, north {frac(self.within_1sigma_north)}; "
-            f"within 3 sigma east {frac(self.within_3sigma_east)}, north "
-            f"{frac(self.within_3sigma_north)}"
+            f"velocity vs truth ({self.count} fixes): median "
+            f"{fmt(self.error_median_mps, ' m/s', 2)}, p95 {fmt(self.error_p95_mps, ' m/s', 2)}; "
+            f"within 1 sigma east {share(self.within_1sigma_east)}, north "
+            f"{share(self.within_1sigma_north)}; within 3 sigma east "
+            f"{share(self.within_3sigma_east)}, north {share(self.within_3sigma_north)}"
         )
 
 
@@ -80,19 +78,13 @@ def velocity_figures(
     n = err_east.size
     if not err_north.size == sigma_east.size == sigma_north.size == n:
         raise ValueError("velocity errors and sigmas differ in length")
-    if n == 0:
-        return VelocityFigures.nothing()
     horiz = np.hypot(err_east, err_north)
-
-    def within(err: NDArray[np.float64], sigma: NDArray[np.float64], k: float) -> float:
-        return float(np.mean(np.abs(err) <= k * sigma))
-
     return VelocityFigures(
         count=int(n),
-        error_median_mps=float(np.median(horiz)),
-        error_p95_mps=float(np.percentile(horiz, 95)),
-        within_1sigma_east=within(err_east, sigma_east, 1.0),
-        within_1sigma_north=within(err_north, sigma_north, 1.0),
-        within_3sigma_east=within(err_east, sigma_east, 3.0),
-        within_3sigma_north=within(err_north, sigma_north, 3.0),
+        error_median_mps=quantile(horiz, 50),
+        error_p95_mps=quantile(horiz, 95),
+        within_1sigma_east=coverage(err_east, sigma_east, 1.0),
+        within_1sigma_north=coverage(err_north, sigma_north, 1.0),
+        within_3sigma_east=coverage(err_east, sigma_east, 3.0),
+        within_3sigma_north=coverage(err_north, sigma_north, 3.0),
     )
