@@ -110,9 +110,7 @@ def register(
     cch, ctex = orientation_field(cur.image, cur.mask, harmonics=1)
     if ptex <= 0.0 or ctex <= 0.0:
         return None
-    pvalid = field_valid(prev.mask).astype(np.float32)
-    cvalid = field_valid(cur.mask).astype(np.float32)
-    tpl = prepare_template(cch, cvalid)
+    tpl = prepare_template(cch, field_valid(cur.mask))
     if tpl.count < 64 or tpl.energy <= 0.0:
         return None
     ht, wt = tpl.shape
@@ -129,13 +127,17 @@ def register(
     sx1, sy1 = min(wp, x0 + win_w), min(hp, y0 + win_h)
     if sx1 - sx0 < 8 or sy1 - sy0 < 8:
         return None
-    windows = []
-    for plane in (*pch, pvalid):
+
+    def window(plane: NDArray[np.generic]) -> F32:
+        """``plane`` of the previous frame over the placements, zero beyond it."""
         w = np.zeros((win_h, win_w), np.float32)
         w[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = plane[sy0:sy1, sx0:sx1]
-        windows.append(w)
+        return w
+
     # judged on the ground both frames see: a quarter of the frame at least
-    score = overlap_zncc(tuple(windows[:-1]), windows[-1], tpl, 0.25 * tpl.count)
+    score = overlap_zncc(
+        tuple(window(ch) for ch in pch), window(field_valid(prev.mask)), tpl, 0.25 * tpl.count
+    )
     pk = find_peak(score, 3.0)
     if not math.isfinite(pk.score):
         return None
