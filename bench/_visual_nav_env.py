@@ -578,20 +578,21 @@ def fly_restarted(
     *,
     gnss_lost_s: float,
     restart_s: float | None,
+    **cfg: object,
 ) -> list[VisualFix | FrameRejected | None]:
     """One flight whose GNSS is healthy (on the truth, 3 m) until ``gnss_lost_s``
     and denied after; at ``restart_s`` the estimator is replaced by a fresh one
     that resumes from the last fix, as a visual_nav killed and respawned in flight
     resumes from the FC bridge's ``/fc/sent_fix``; the frame of the restart is lost
-    (None). ``restart_s`` None: no restart."""
-    est = estimator(map_year)
+    (None). ``restart_s`` None: no restart. ``cfg``: the estimators' settings."""
+    est = estimator(map_year, **cfg)
     t0 = f.poses[0].stamp_ns
     last: VisualFix | None = None
     out: list[VisualFix | FrameRejected | None] = []
     for p in f.poses:
         t = (p.stamp_ns - t0) / NS
         if restart_s is not None and abs(t - restart_s) < 1e-6:
-            est = estimator(map_year)
+            est = estimator(map_year, **cfg)
             est.set_gnss_healthy(False, p.stamp_ns)
             if last is not None:
                 v = last.velocity_en if last.velocity_en is not None else (0.0, 0.0)

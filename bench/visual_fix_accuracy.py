@@ -32,6 +32,9 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
 - ``400m.restart_in_turn`` (full run only, reported): 400 m frames through a 20 deg
   banked turn with the GNSS denied and the estimator restarted as the bank begins.
 
+- ``400m.turn_velocity`` (full run only, reported): the velocity through that turn,
+  flown on, against the 1 s mean left unturned (``odometry_turn_lead`` off).
+
 - ``spoofed_gnss``: 1 km flights whose GNSS, healthy by the FC's verdict and
   claiming 3 m, is dragged off the truth at 10 m/s after 6 s (``dragged``: the
   frames fixed once the drag has passed the search window) or is 400 m off from
@@ -76,6 +79,7 @@ from _visual_fix_flights import (
     measure_flights,
     restart_in_turn,
     spoofed_gnss,
+    turn_velocity,
 )
 from _visual_nav_calibration import CALIBRATION_PAIRS
 from _visual_nav_env import (
@@ -329,6 +333,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     if not quick:  # minutes a pair: the full run only
         out += flights_1km()
         out += restart_in_turn()
+        out += turn_velocity()
         out += gnss_velocity_then_denied()
     out += spoofed_gnss(quick)
     # -- the floor: how far the map year's ground sits from the frame year's

@@ -7,6 +7,8 @@ import math
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gps_denied_onboard.visual_nav.camera import turned
 from gps_denied_onboard.visual_nav.features import to_gray_f32
@@ -370,6 +372,111 @@ def test_a_stitched_velocity_owns_up_to_its_patch_turned_or_scaled_off() -> None
     assert spread == pytest.approx(math.hypot(alone, cfg.stitch_velocity_sigma_per_m * 10.0 * 25.0))
     _, unmeasured = velocity(None)
     assert unmeasured > spread
+
+
+def _turning(n: int, agl: float, rate_dps: float, speed: float = 24.0) -> list[Pose]:
+    """Frames at 2 Hz on a steady turn (course and yaw alike, NED, clockwise for a
+    positive ``rate_dps``), starting north."""
+    w = math.radians(rate_dps)
+    start = Pose(LAT0, LON0, agl, pitch_deg=3.0)
+    out = []
+    for k in range(n):
+        c = w * 0.5 * k
+        e, nn = speed / w * (1.0 - math.cos(c)), speed / w * math.sin(c)
+        p = start.offset(e, nn)
+        out.append(Pose(p.latitude, p.longitude, agl, 0.0, 3.0, math.degrees(c)))
+    return out
+
+
+def _velocity_errors(
+    poses: list[Pose], course_dps: float, speed: float, **odo: object
+) -> list[float]:
+    """|velocity - truth| of each fix from the seventh frame on (m/s: the first with
+    three 1 s windows behind it), the truth's course turning at ``course_dps`` from
+    north."""
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles, odometry=OdometryConfig(**odo))  # type: ignore[arg-type]
+    got = _fly(est, poses, gnss_until=len(poses))
+    out = []
+    for k, f in enumerate(got):
+        if k < 6:
+            continue
+        assert isinstance(f, VisualFix) and f.velocity_en is not None, f
+        c = math.radians(course_dps * 0.5 * k)
+        err = math.hypot(
+            f.velocity_en[0] - speed * math.sin(c), f.velocity_en[1] - speed * math.cos(c)
+        )
+        assert err <= 3.0 * f.velocity_sigma, (k, err, f.velocity_sigma)
+        out.append(err)
+    return out
+
+
+def test_in_a_turn_the_velocity_is_the_course_now_not_the_windows_middle() -> None:
+    """A 1 s mean trails a 12 deg/s turn by 6 deg (2.5 m/s at 24 m/s); turned on by the
+    course's own turn, measured on the track over the last windows, it is the velocity
+    at the frame (0.1-0.4 m/s off here)."""
+    poses = _turning(12, 500.0, 12.0)
+    lagging = _velocity_errors(poses, 12.0, 24.0, turn_lead=False)
+    leading = _velocity_errors(poses, 12.0, 24.0)
+    assert min(lagging) > 2.0, lagging
+    assert max(leading) < 0.8, leading
+
+
+def test_a_vehicle_yawing_without_turning_keeps_its_velocity() -> None:
+    """A multirotor may yaw 20 deg/s on a straight course: the lead follows the
+    track's course, not the yaw (which would turn it 5 deg, 2 m/s), so the velocity
+    is the one measured."""
+    start = _track(12, 500.0, course_deg=0.0)
+    poses = [
+        Pose(p.latitude, p.longitude, p.agl_m, 0.0, 3.0, 20.0 * 0.5 * k)
+        for k, p in enumerate(start)
+    ]
+    errs = _velocity_errors(poses, 0.0, 24.0)
+    unturned = _velocity_errors(poses, 0.0, 24.0, turn_lead=False)
+    assert max(errs) < 1.0, errs
+    assert errs == pytest.approx(unturned, abs=0.1)
+
+
+def test_the_turn_lead_turns_by_part_of_the_measured_turn_and_keeps_the_speed() -> None:
+    from gps_denied_onboard.visual_nav.odometry import turn_lead
+
+    def at(deg: float, speed: float = 28.0) -> tuple[float, float]:
+        return speed * math.cos(math.radians(deg)), speed * math.sin(math.radians(deg))
+
+    # a clear 10 deg turn between windows: half of it on, nearly unshrunk
+    (ve, vn), sigma = turn_lead(at(10.0), 0.1, at(0.0), 0.1, lead=0.5)
+    assert math.degrees(math.atan2(vn, ve)) == pytest.approx(15.0, abs=0.05)
+    assert math.hypot(ve, vn) == pytest.approx(28.0)
+    assert 0.1 < sigma < 0.2
+    # a 1 deg "turn" inside the noise (0.7 m/s at 28 m/s: 1.4 deg a window) barely moves it
+    (ve, vn), sigma = turn_lead(at(1.0), 0.7, at(0.0), 0.7, lead=0.5)
+    assert 1.0 < math.degrees(math.atan2(vn, ve)) < 1.1
+    assert sigma == pytest.approx(0.7, abs=0.01)
+    # standing still: nothing to turn
+    assert turn_lead((0.0, 0.0), 0.3, at(0.0), 0.3, lead=0.5) == ((0.0, 0.0), 0.3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(-math.pi, math.pi),
+    st.floats(-0.5, 0.5),
+    st.floats(0.5, 40.0),
+    st.floats(0.01, 3.0),
+    st.floats(0.0, 1.0),
+)
+def test_the_turn_lead_never_turns_past_the_measured_turn(
+    course: float, turn: float, speed: float, sigma: float, lead: float
+) -> None:
+    from gps_denied_onboard.visual_nav.odometry import turn_lead
+
+    before = (speed * math.cos(course), speed * math.sin(course))
+    now = (speed * math.cos(course + turn), speed * math.sin(course + turn))
+    (ve, vn), out_sigma = turn_lead(now, sigma, before, sigma, lead=lead)
+    turned = math.atan2(now[0] * vn - now[1] * ve, now[0] * ve + now[1] * vn)
+    assert abs(turned) <= lead * abs(turn) + 1e-9
+    assert turned * turn >= -1e-12  # the same way as the course turned
+    assert math.hypot(ve, vn) == pytest.approx(speed)
+    assert out_sigma >= sigma
 
 
 def test_a_large_footprint_is_matched_alone() -> None:
