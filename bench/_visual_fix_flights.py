@@ -301,39 +301,37 @@ def turn_velocity() -> list[dict[str, Any]]:
                     if abs(turn) > math.radians(1.0):
                         tally[lead]["turning"].append(row)
 
-        def median(rows: list[tuple[float, float, float]]) -> float:
-            return float(np.median([math.hypot(a, b) for a, b, _ in rows])) if rows else math.nan
-
-        def within3(rows: list[tuple[float, float, float]]) -> float:
-            z = [x <= 3 * s for a, b, s in rows for x in (a, b)]
-            return 100.0 * float(np.mean(z)) if z else 0.0
+        def summed(rows: list[tuple[float, float, float]]) -> dict[str, Any]:
+            # a position's summary: its median and coverage read as m/s here
+            return summary(len(rows), [math.hypot(a, b) for a, b, _ in rows], rows, len(rows))
 
         tag = f"visual_fix_accuracy.400m.turn_velocity.{name}"
-        on, off = tally[True], tally[False]
+        on = {k: summed(v) for k, v in tally[True].items()}
+        off = {k: summed(v) for k, v in tally[False].items()}
         out += [
             report(
                 f"{tag}.turning_median_error",
-                median(on["turning"]),
+                on["turning"]["median_m"],
                 "m/s",
-                median(off["turning"]),
+                off["turning"]["median_m"],
                 note,
-                velocities=len(on["turning"]),
+                velocities=on["turning"]["n"],
                 flights=TURN_FLIGHTS,
             ),
             report(
                 f"{tag}.turning_within_3sigma",
-                within3(on["turning"]),
+                on["turning"]["cov3"],
                 "%",
-                within3(off["turning"]),
+                off["turning"]["cov3"],
                 note,
             ),
             report(
                 f"{tag}.median_error",
-                median(on["all"]),
+                on["all"]["median_m"],
                 "m/s",
-                median(off["all"]),
+                off["all"]["median_m"],
                 note,
-                velocities=len(on["all"]),
+                velocities=on["all"]["n"],
             ),
         ]
     return out
