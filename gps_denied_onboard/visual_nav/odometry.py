@@ -271,33 +271,32 @@ class OdometryTrack:
         just before), so that it holds for a vehicle that yaws without turning
         as for one that turns without yawing.
         """
-        frames = self._frames
-        if len(frames) < 2:
+        last = len(self._frames) - 1
+        if last < 1:
             return None
-        cur = frames[-1]
-        base = self._window_start(len(frames) - 1)
-        dt = (cur.stamp_ns - frames[base].stamp_ns) / NS
-        if dt <= 0:
-            return None
-        v = ((cur.e - frames[base].e) / dt, (cur.n - frames[base].n) / dt)
-        sigma = math.sqrt(max(cur.var - frames[base].var, 0.0)) / dt
-        if not self.cfg.turn_lead:
-            return v, sigma
+        base = self._window_start(last)
+        now = self._mean_velocity(base, last)
+        if now is None or not self.cfg.turn_lead:
+            return now
         # the course's turn: from the window before the previous one to this one
         prev = self._window_start(base) if base > 0 else 0
         first = self._window_start(prev) if prev > 0 else 0
-        dt0 = (frames[prev].stamp_ns - frames[first].stamp_ns) / NS
-        if dt0 <= 0:
-            return v, sigma
-        v0 = (
-            (frames[prev].e - frames[first].e) / dt0,
-            (frames[prev].n - frames[first].n) / dt0,
-        )
-        sigma0 = math.sqrt(max(frames[prev].var - frames[first].var, 0.0)) / dt0
-        between = (
-            cur.stamp_ns + frames[base].stamp_ns - frames[prev].stamp_ns - frames[first].stamp_ns
-        )
-        return turn_lead(v, sigma, v0, sigma0, lead=dt * NS / between)
+        before = self._mean_velocity(first, prev)
+        if before is None:
+            return now
+        f = self._frames
+        between = f[last].stamp_ns + f[base].stamp_ns - f[prev].stamp_ns - f[first].stamp_ns
+        lead = (f[last].stamp_ns - f[base].stamp_ns) / between
+        return turn_lead(*now, *before, lead=lead)
+
+    def _mean_velocity(self, first: int, last: int) -> tuple[tuple[float, float], float] | None:
+        """The mean velocity from frame ``first`` to frame ``last`` and its 1-sigma per
+        axis (the registrations' variance between them); None over no time."""
+        a, b = self._frames[first], self._frames[last]
+        dt = (b.stamp_ns - a.stamp_ns) / NS
+        if dt <= 0:
+            return None
+        return ((b.e - a.e) / dt, (b.n - a.n) / dt), math.sqrt(max(b.var - a.var, 0.0)) / dt
 
     def _window_start(self, last: int) -> int:
         """The index of the earliest frame within ``velocity_window_s`` before
