@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 from gps_denied_onboard.visual_nav.correlate import find_peak, overlap_zncc, prepare_template
 from gps_denied_onboard.visual_nav.features import field_valid, orientation_field
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
+from gps_denied_onboard.visual_nav.uncertainty import corrected
 
 F32 = NDArray[np.float32]
 NS = 1_000_000_000
@@ -187,9 +188,7 @@ def turn_lead(
     th = lead * turn
     th_var = TURN_NOISE_FACTOR * lead * lead * var
     shrink = th * th / (th * th + th_var) if th_var > 0.0 else 1.0
-    th *= shrink
-    c, s = math.cos(th), math.sin(th)
-    turned = (c * v[0] - s * v[1], s * v[0] + c * v[1])
+    turned = corrected(v, math.degrees(th * shrink), 1.0)
     return turned, math.hypot(sigma, speed * shrink * math.sqrt(th_var))
 
 
