@@ -13,6 +13,7 @@ Protocol details: ``_visual_nav_env.py``.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 from _visual_fix_common import CONTROL, FLIGHT_FRAMES, PAIRS, SETTLE_S, coverage, seed_of, summary
 from _visual_nav_env import (
     AGL,
+    Flight,
     estimator,
     flights,
     fly,
@@ -29,6 +31,7 @@ from _visual_nav_env import (
 )
 from harness import figure, report
 
+from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.geo import LocalFrame
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
@@ -205,15 +208,12 @@ def restart_in_turn() -> list[dict[str, Any]]:
     carries to the fix). Baseline: the same flights without the restart.
     Counted: the fixes from the restart to the end of the flight."""
     out: list[dict[str, Any]] = []
-    for name, (map_year, frame_year) in PAIRS.items():
+    for name in PAIRS:
         tally: dict[str, list[tuple[float, float, float]]] = {"restart": [], "none": []}
         counted = {"restart": 0, "none": 0}
-        for f in turn_flights(seed_of(name) + 7000, RESTART_FLIGHTS, AGL["400m"]):
-            t0 = f.poses[0].stamp_ns
-            for mode, at in (("restart", RESTART_AT_S), ("none", None)):
-                got = fly_restarted(
-                    map_year, frame_year, f, gnss_lost_s=RESTART_GNSS_LOST_S, restart_s=at
-                )
+        for mode in ("restart", "none"):
+            for f, got in _turn_flown(name, restart=mode == "restart", lead=True):
+                t0 = f.poses[0].stamp_ns
                 for p, fix in zip(f.poses, got, strict=True):
                     if (p.stamp_ns - t0) / 1e9 < RESTART_AT_S:
                         continue
@@ -255,7 +255,31 @@ def restart_in_turn() -> list[dict[str, Any]]:
     return out
 
 
-TURN_FLIGHTS = 3
+@functools.cache
+def _turn_flown(
+    name: str, *, restart: bool, lead: bool
+) -> tuple[tuple[Flight, tuple[VisualFix | FrameRejected | None, ...]], ...]:
+    """Pair ``name``'s turn flights (``RESTART_FLIGHTS``, :func:`turn_flights`) flown by
+    :func:`fly_restarted`, restarted at ``RESTART_AT_S`` or flown on, with
+    ``odometry_turn_lead`` as ``lead``. Cached: :func:`restart_in_turn` and
+    :func:`turn_velocity` both need the flights flown on with the lead."""
+    map_year, frame_year = PAIRS[name]
+    return tuple(
+        (
+            f,
+            tuple(
+                fly_restarted(
+                    map_year,
+                    frame_year,
+                    f,
+                    gnss_lost_s=RESTART_GNSS_LOST_S,
+                    restart_s=RESTART_AT_S if restart else None,
+                    odometry=OdometryConfig(turn_lead=lead),
+                )
+            ),
+        )
+        for f in turn_flights(seed_of(name) + 7000, RESTART_FLIGHTS, AGL["400m"])
+    )
 
 
 def turn_velocity() -> list[dict[str, Any]]:
@@ -271,20 +295,12 @@ def turn_velocity() -> list[dict[str, Any]]:
         "velocity through a 20 deg banked turn, 400 m frames at 2 Hz; "
         "baseline: the 1 s mean unturned (odometry_turn_lead off)"
     )
-    for name, (map_year, frame_year) in PAIRS.items():
+    for name in PAIRS:
         tally: dict[bool, dict[str, list[tuple[float, float, float]]]] = {
             lead: {"turning": [], "all": []} for lead in (True, False)
         }
-        for f in turn_flights(seed_of(name) + 7000, TURN_FLIGHTS, AGL["400m"]):
-            for lead in (True, False):
-                got = fly_restarted(
-                    map_year,
-                    frame_year,
-                    f,
-                    gnss_lost_s=RESTART_GNSS_LOST_S,
-                    restart_s=None,
-                    odometry=OdometryConfig(turn_lead=lead),
-                )
+        for lead in (True, False):
+            for f, got in _turn_flown(name, restart=False, lead=lead):
                 for k, (p, fix) in enumerate(zip(f.poses, got, strict=True)):
                     if not isinstance(fix, VisualFix) or fix.velocity_en is None or k < 2:
                         continue
@@ -316,7 +332,7 @@ def turn_velocity() -> list[dict[str, Any]]:
                 off["turning"]["median_m"],
                 note,
                 velocities=on["turning"]["n"],
-                flights=TURN_FLIGHTS,
+                flights=RESTART_FLIGHTS,
             ),
             report(
                 f"{tag}.turning_within_3sigma",
