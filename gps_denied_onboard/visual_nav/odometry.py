@@ -301,10 +301,13 @@ class OdometryTrack:
         """The index of the earliest frame within ``velocity_window_s`` before
         frame ``last`` (the one before it when none is)."""
         frames = self._frames
-        for i in range(last):
-            if (frames[last].stamp_ns - frames[i].stamp_ns) / NS <= self.cfg.velocity_window_s:
-                return i
-        return last - 1
+        start = last - 1
+        # from the newest back: the history holds up to stitch_history_s of frames
+        for i in range(last - 2, -1, -1):
+            if (frames[last].stamp_ns - frames[i].stamp_ns) / NS > self.cfg.velocity_window_s:
+                break
+            start = i
+        return start
 
     def stitch(self) -> RectifiedFrame | None:
         """Recent frames pasted into one patch about the newest frame's nadir.
