@@ -74,6 +74,7 @@ class VisualNavConfig:
     odometry_attitude_rel_sigma_deg: float = 0.05
     odometry_max_gap_s: float = 1.5
     odometry_velocity_window_s: float = 1.0
+    odometry_velocity_long_window_s: float = 2.0
     odometry_turn_lead: bool = True
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
@@ -156,6 +157,7 @@ class VisualNavConfig:
             "match_sigma_px",
             "odometry_min_score",
             "odometry_attitude_rel_sigma_deg",
+            "odometry_velocity_long_window_s",
             "stitch_below_area_m2",
             "stitch_sigma_margin_m",
             "stitch_sigma_spread_k",
@@ -296,6 +298,7 @@ class VisualNavConfig:
                 attitude_rel_sigma_deg=self.odometry_attitude_rel_sigma_deg,
                 max_gap_s=self.odometry_max_gap_s,
                 velocity_window_s=self.odometry_velocity_window_s,
+                velocity_long_window_s=self.odometry_velocity_long_window_s,
                 turn_lead=self.odometry_turn_lead,
                 history_s=self.stitch_history_s,
                 stitch_below_area_m2=self.stitch_below_area_m2,

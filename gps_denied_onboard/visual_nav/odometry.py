@@ -16,7 +16,16 @@ heading correction and height scale, so registration is a pure translation:
 ZNCC of their orientation fields around the predicted shift, refined to
 sub-pixel. Its error model: ``sigma_px / score`` pixels, plus the change of
 the autopilot's attitude error between the two captures (``height *
-tan(sigma_rel)``), which registration cannot see.
+tan(sigma_rel)`` for each), which registration cannot see. The two differ in
+kind. The first is each registration's own and adds up along the track; the
+second is each frame's own (where the attitude put that frame's nadir), so
+over several registrations it cancels but for the two ends: a velocity over
+two seconds carries the same attitude error as one over a single frame pair,
+spread over twice the time. On the sample flight (500 m above ground, 2 frames
+a second, scores 0.94-0.98) the registrations' errors against the truth were
+0.8 m per axis on straight legs and 1.0 m in the banked turns, mostly
+alternating in sign from frame to frame (runs of one sign over 2-3 frames
+there made the velocities' tail, p95 3.0 and p99 4.5 m/s, which neither window helps).
 
 Each placement is judged on the ground *both* frames see
 (:func:`.correlate.overlap_zncc`). Normalised under the current frame's mask
@@ -47,6 +56,15 @@ from gps_denied_onboard.visual_nav.uncertainty import corrected
 F32 = NDArray[np.float32]
 NS = 1_000_000_000
 
+#: the short window's velocity is taken instead of the long one's where they differ by
+#: more than this many times their difference's variance (per axis): the long window
+#: halves the attitude's share of the noise but trails a manoeuvre's onset. Calibration
+#: flights (2014 pairs, seeds 170000 and 171000 + 100 i), windows 1 and 2 s, median
+#: velocity error: at 2, 1 km at 1 Hz 0.70 -> 0.53 m/s, 400 m at 1 Hz 0.54 -> 0.46,
+#: 400 m at 2 Hz through 20 deg banked turns 0.55 -> 0.48 (p95 1.76 -> 1.76); at 4,
+#: 0.50, 0.46 and 0.48 but p95 1.86 in the turns, at 1 the turns' p95 1.81.
+LONG_WINDOW_LIMIT = 2.0
+
 #: the measured turn's variance, in units of the two windows' direction variances.
 #: More than 1: a frame's own error enters the velocity being turned and the turn
 #: alike, so a lead amplifies it. Calibration flights (2014 pairs; seeds 170000 and
@@ -69,6 +87,7 @@ class OdometryConfig:
     attitude_rel_sigma_deg: float = 0.05
     max_gap_s: float = 1.5
     velocity_window_s: float = 1.0
+    velocity_long_window_s: float = 2.0  # not above velocity_window_s: no long window
     history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
@@ -94,8 +113,9 @@ class TrackEntry:
     view: RectifiedFrame
     e: float  # nadir east of the track's origin (metres)
     n: float
-    var: float  # accumulated variance per axis since the track's first frame (m^2)
+    var: float  # registrations' variance per axis accumulated since the track's first frame (m^2)
     height_m: float
+    own_var: float = 0.0  # this frame's own placement variance per axis: its attitude's (m^2)
 
     @property
     def area_m2(self) -> float:
@@ -192,6 +212,28 @@ def turn_lead(
     return turned, math.hypot(sigma, speed * shrink * math.sqrt(th_var))
 
 
+def steadier(
+    short: tuple[tuple[float, float], float],
+    long_: tuple[tuple[float, float], float],
+    *,
+    limit: float,
+) -> tuple[tuple[float, float], float]:
+    """The long window's velocity where the short window's agrees with it, else the
+    short window's (each a velocity and its 1-sigma per axis).
+
+    They agree when their squared difference per axis is at most ``limit`` times
+    its variance, taken as the short one's less the long one's (the long window
+    holds the short one) and at least a quarter of the short one's. The long
+    one's sigma then takes the difference too: what the long window may trail.
+    """
+    (vs, ss), (vl, sl) = short, long_
+    dd = (vs[0] - vl[0]) ** 2 + (vs[1] - vl[1]) ** 2
+    var_d = max(ss * ss - sl * sl, 0.25 * ss * ss)
+    if dd > 2.0 * limit * var_d:
+        return short
+    return vl, math.hypot(sl, math.sqrt(dd / 2.0))
+
+
 class OdometryTrack:
     """Recent frames placed by registration, each on its predecessor."""
 
@@ -223,6 +265,7 @@ class OdometryTrack:
         """
         cfg = self.cfg
         last = self._frames[-1] if self._frames else None
+        own_var = (height_m * math.tan(math.radians(cfg.attitude_rel_sigma_deg))) ** 2
         disp: Displacement | None = None
         if last is not None and 0 < stamp_ns - last.stamp_ns <= cfg.max_gap_s * NS:
             dt = (stamp_ns - last.stamp_ns) / NS
@@ -234,15 +277,13 @@ class OdometryTrack:
             if got is not None and got[2] >= cfg.min_score and got[3] >= cfg.min_margin:
                 de, dn, score, margin = got
                 sig_px = cfg.sigma_px / max(score, 0.1) * view.resolution_m
-                sig_att = (
-                    math.sqrt(2.0) * height_m * math.tan(math.radians(cfg.attitude_rel_sigma_deg))
-                )
+                sig_att = math.sqrt(last.own_var + own_var)
                 disp = Displacement(de, dn, math.hypot(sig_px, sig_att), score, margin)
         if disp is None:
             if last is not None:
                 self.failures += 1
             self._frames.clear()
-            entry = TrackEntry(stamp_ns, view, 0.0, 0.0, 0.0, height_m)
+            entry = TrackEntry(stamp_ns, view, 0.0, 0.0, 0.0, height_m, own_var)
         else:
             self.registrations += 1
             assert last is not None
@@ -251,8 +292,9 @@ class OdometryTrack:
                 view,
                 last.e + disp.de,
                 last.n + disp.dn,
-                last.var + disp.sigma_m**2,
+                last.var + sig_px**2,
                 height_m,
+                own_var,
             )
         self._frames.append(entry)
         while self._frames and (stamp_ns - self._frames[0].stamp_ns) > cfg.history_s * NS:
@@ -262,24 +304,42 @@ class OdometryTrack:
     def velocity(self) -> tuple[tuple[float, float], float] | None:
         """Velocity of the nadir at the newest frame, and its 1-sigma per axis.
 
-        The mean over about ``velocity_window_s`` is the velocity at the
-        window's middle: in a turn it trails the course by half the window's
-        turn (a 20 deg banked turn at 28 m/s, 7.3 deg/s, trails 3.6 deg, 1.8 m/s).
-        :func:`turn_lead` turns it on by the course's own turn, measured from the
-        window two before it (twice the turn for the same noise as the window
-        just before), so that it holds for a vehicle that yaws without turning
-        as for one that turns without yawing.
+        The mean over ``velocity_long_window_s`` where the mean over
+        ``velocity_window_s`` agrees with it (:func:`steadier`), else the latter:
+        each frame's attitude error cancels along the track but for the window's
+        two ends, so the long window halves it, and the short one follows a
+        manoeuvre's onset the long one trails.
+        """
+        cfg = self.cfg
+        short = self._window_velocity(cfg.velocity_window_s)
+        if short is None or cfg.velocity_long_window_s <= cfg.velocity_window_s:
+            return short
+        long_ = self._window_velocity(cfg.velocity_long_window_s)
+        if long_ is None:
+            return short
+        return steadier(short, long_, limit=LONG_WINDOW_LIMIT)
+
+    def _window_velocity(self, window_s: float) -> tuple[tuple[float, float], float] | None:
+        """The mean velocity over about ``window_s`` up to the newest frame, led.
+
+        The mean over a window is the velocity at the window's middle: in a
+        turn it trails the course by half the window's turn (a 20 deg banked
+        turn at 28 m/s, 7.3 deg/s, trails 3.6 deg over 1 s, 1.8 m/s).
+        :func:`turn_lead` turns it on by the course's own turn, measured from
+        the window two before it (twice the turn for the same noise as the
+        window just before), so that it holds for a vehicle that yaws without
+        turning as for one that turns without yawing.
         """
         last = len(self._frames) - 1
         if last < 1:
             return None
-        base = self._window_start(last)
+        base = self._window_start(last, window_s)
         now = self._mean_velocity(base, last)
         if now is None or not self.cfg.turn_lead:
             return now
         # the course's turn: from the window before the previous one to this one
-        prev = self._window_start(base) if base > 0 else 0
-        first = self._window_start(prev) if prev > 0 else 0
+        prev = self._window_start(base, window_s) if base > 0 else 0
+        first = self._window_start(prev, window_s) if prev > 0 else 0
         before = self._mean_velocity(first, prev)
         if before is None:
             return now
@@ -290,21 +350,23 @@ class OdometryTrack:
 
     def _mean_velocity(self, first: int, last: int) -> tuple[tuple[float, float], float] | None:
         """The mean velocity from frame ``first`` to frame ``last`` and its 1-sigma per
-        axis (the registrations' variance between them); None over no time."""
+        axis (the registrations' variance between them and the two frames' own);
+        None over no time."""
         a, b = self._frames[first], self._frames[last]
         dt = (b.stamp_ns - a.stamp_ns) / NS
         if dt <= 0:
             return None
-        return ((b.e - a.e) / dt, (b.n - a.n) / dt), math.sqrt(max(b.var - a.var, 0.0)) / dt
+        var = max(b.var - a.var, 0.0) + a.own_var + b.own_var
+        return ((b.e - a.e) / dt, (b.n - a.n) / dt), math.sqrt(var) / dt
 
-    def _window_start(self, last: int) -> int:
-        """The index of the earliest frame within ``velocity_window_s`` before
-        frame ``last`` (the one before it when none is)."""
+    def _window_start(self, last: int, window_s: float) -> int:
+        """The index of the earliest frame within ``window_s`` before frame
+        ``last`` (the one before it when none is)."""
         frames = self._frames
         start = last - 1
         # from the newest back: the history holds up to stitch_history_s of frames
         for i in range(last - 2, -1, -1):
-            if (frames[last].stamp_ns - frames[i].stamp_ns) / NS > self.cfg.velocity_window_s:
+            if (frames[last].stamp_ns - frames[i].stamp_ns) / NS > window_s:
                 break
             start = i
         return start
