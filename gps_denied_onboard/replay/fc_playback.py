@@ -14,7 +14,7 @@ asks: the sim FC still answers the bridge's SET_MESSAGE_INTERVAL requests (it
 plays the autopilot's command handling), but with its synthetic telemetry muted
 only the recorded frames arrive, at their recorded rates. The bridge's
 diagnostics then show those rates against the requested ones (e.g. the
-sample flight's 10 Hz ATTITUDE as ``slow`` against 50 Hz), which is the truth
+sample flight's 25 Hz ATTITUDE against the 50 Hz asked), which is the truth
 about the recording.
 
 Frames go out in file order, each once; a frame already due when first seen

@@ -584,6 +584,38 @@ def test_at_a_turns_onset_the_short_window_is_taken(monkeypatch: pytest.MonkeyPa
     assert all(z <= 3.0 for _, z in both[2:]), both
 
 
+def test_steadier_takes_the_long_window_only_where_the_short_one_agrees() -> None:
+    from gps_denied_onboard.visual_nav.odometry import steadier
+
+    short, long_ = ((20.0, 1.0), 0.8), ((20.3, 0.8), 0.5)
+    # 0.13 (m/s)^2 apart against 2 x 2 x their difference's variance (0.64 - 0.25): they
+    # agree; the long one is taken and its sigma takes their difference
+    (v, sigma) = steadier(short, long_, limit=2.0)
+    assert v == (20.3, 0.8)
+    assert sigma == pytest.approx(math.hypot(0.5, math.sqrt(0.13 / 2.0)))
+    # 2 m/s apart: the short one
+    assert steadier(((22.0, 1.0), 0.8), long_, limit=2.0) == ((22.0, 1.0), 0.8)
+    # no limit at all: always the short one
+    assert steadier(short, long_, limit=0.0) == short
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.tuples(st.floats(-40.0, 40.0), st.floats(-40.0, 40.0)),
+    st.tuples(st.floats(-40.0, 40.0), st.floats(-40.0, 40.0)),
+    st.floats(0.05, 5.0),
+    st.floats(0.05, 5.0),
+    st.floats(0.0, 10.0),
+)
+def test_steadier_returns_one_of_the_two_and_never_a_smaller_sigma_than_its_own(
+    vs: tuple[float, float], vl: tuple[float, float], ss: float, sl: float, limit: float
+) -> None:
+    from gps_denied_onboard.visual_nav.odometry import steadier
+
+    v, sigma = steadier((vs, ss), (vl, sl), limit=limit)
+    assert (v, sigma) == (vs, ss) or (v == vl and sigma >= sl)
+
+
 def test_a_large_footprint_is_matched_alone() -> None:
     _, tiles = synthetic_world()
     est = make_estimator(tiles)
