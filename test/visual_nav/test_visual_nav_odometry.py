@@ -584,6 +584,64 @@ def test_at_a_turns_onset_the_short_window_is_taken(monkeypatch: pytest.MonkeyPa
     assert all(z <= 3.0 for _, z in both[2:]), both
 
 
+def test_speeding_up_the_velocity_is_the_speed_now_not_the_windows_middle() -> None:
+    """From 10 m/s, 2 m/s^2 from t = 4 s: a window's mean trails by half its change
+    (the 2 s mean by 2 m/s), led by the speed's own change it is the speed at the
+    frame (0.6 m/s off on average from 4 s into the acceleration here, 2.0 unled)."""
+    start = Pose(LAT0, LON0, 500.0, pitch_deg=3.0)
+
+    def speed(t: float) -> float:
+        return 10.0 + 2.0 * max(0.0, t - 4.0)
+
+    poses = []
+    for k in range(24):
+        t = 0.5 * k
+        p = start.offset(0.0, 10.0 * t + max(0.0, t - 4.0) ** 2)
+        poses.append(Pose(p.latitude, p.longitude, 500.0, 0.0, 3.0, 0.0))
+
+    def late_errors(**odo: object) -> list[float]:
+        _, tiles = synthetic_world()
+        est = make_estimator(tiles, odometry=OdometryConfig(**odo))  # type: ignore[arg-type]
+        out = []
+        for k, f in enumerate(_fly(est, poses, gnss_until=len(poses))):
+            if k < 2:  # the first registration gives the second frame its velocity
+                continue
+            assert isinstance(f, VisualFix) and f.velocity_en is not None, (k, f)
+            err = math.hypot(f.velocity_en[0], f.velocity_en[1] - speed(0.5 * k))
+            assert odo or err <= 3.0 * f.velocity_sigma, (k, err, f.velocity_sigma)
+            if 0.5 * k >= 8.0:
+                out.append(err)
+        return out
+
+    led = late_errors()
+    unled = late_errors(turn_lead=False)
+    assert float(np.mean(led)) < 0.8, led
+    assert float(np.mean(unled)) > 1.5, unled
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(-math.pi, math.pi),
+    st.floats(0.5, 40.0),
+    st.floats(0.0, 40.0),
+    st.floats(0.01, 3.0),
+    st.floats(0.0, 1.0),
+)
+def test_the_speed_lead_keeps_the_course_and_never_leads_past_the_change(
+    course: float, speed: float, speed_before: float, sigma: float, lead: float
+) -> None:
+    from gps_denied_onboard.visual_nav.odometry import speed_lead
+
+    v = (speed * math.cos(course), speed * math.sin(course))
+    (ve, vn), out_sigma = speed_lead(v, sigma, speed_before, sigma, lead=lead)
+    out_speed = math.hypot(ve, vn)
+    assert abs(out_speed - speed) <= lead * abs(speed - speed_before) + 1e-9
+    if out_speed > 1e-9:
+        assert v[0] * vn - v[1] * ve == pytest.approx(0.0, abs=1e-6 * speed * out_speed + 1e-9)
+        assert v[0] * ve + v[1] * vn > 0.0  # the same way, not turned back
+    assert out_sigma >= sigma
+
+
 def test_steadier_takes_the_long_window_only_where_the_short_one_agrees() -> None:
     from gps_denied_onboard.visual_nav.odometry import steadier
 
