@@ -279,6 +279,10 @@ class OdometryTrack:
         self._frames: deque[TrackEntry] = deque()
         self.registrations = 0
         self.failures = 0
+        # velocity() of the track as it stands: the estimator asks twice a frame (the
+        # odometry prior, the fix), and it leads two windows each time
+        self._velocity: tuple[tuple[float, float], float] | None = None
+        self._velocity_known = False
 
     @property
     def frames(self) -> tuple[TrackEntry, ...]:
@@ -286,6 +290,7 @@ class OdometryTrack:
 
     def reset(self) -> None:
         self._frames.clear()
+        self._velocity_known = False
 
     def add(
         self,
@@ -334,6 +339,7 @@ class OdometryTrack:
                 own_var,
             )
         self._frames.append(entry)
+        self._velocity_known = False
         while self._frames and (stamp_ns - self._frames[0].stamp_ns) > cfg.history_s * NS:
             self._frames.popleft()
         return disp
@@ -347,6 +353,13 @@ class OdometryTrack:
         two ends, so the long window halves it, and the short one follows a
         manoeuvre's onset the long one trails.
         """
+        if not self._velocity_known:
+            self._velocity = self._steadier_velocity()
+            self._velocity_known = True
+        return self._velocity
+
+    def _steadier_velocity(self) -> tuple[tuple[float, float], float] | None:
+        """:meth:`velocity`, worked out."""
         cfg = self.cfg
         short = self._window_velocity(cfg.velocity_window_s)
         if short is None or cfg.velocity_long_window_s <= cfg.velocity_window_s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -130,15 +131,34 @@ def test_registration_refuses_frames_that_do_not_overlap() -> None:
 
 
 def _fly(
-    est: object, poses: list[Pose], *, gnss_until: int, yaw_error_deg: float = 0.0
+    est: object,
+    poses: list[Pose],
+    *,
+    gnss_until: int,
+    yaw_error_deg: float = 0.0,
+    attitude_noise_deg: float = 0.0,
 ) -> list[VisualFix | str]:
+    """Frames 0.5 s apart along ``poses``; the autopilot's roll and pitch off by white
+    noise of ``attitude_noise_deg`` per frame (seeded) when given."""
     from gps_denied_onboard.visual_nav.errors import FrameRejected
 
     ortho, _ = synthetic_world()
+    rng = np.random.default_rng(11)
     out: list[VisualFix | str] = []
     for k, p in enumerate(poses):
         stamp = T0 + k * NS // 2
-        feed(est, stamp, p, yaw_error_deg=yaw_error_deg, prior=p if k < gnss_until else None)  # type: ignore[arg-type]
+        told = p
+        if attitude_noise_deg > 0.0:
+            droll, dpitch = rng.normal(0.0, attitude_noise_deg, 2)
+            told = Pose(
+                p.latitude,
+                p.longitude,
+                p.agl_m,
+                p.roll_deg + droll,
+                p.pitch_deg + dpitch,
+                p.yaw_deg,
+            )
+        feed(est, stamp, told, yaw_error_deg=yaw_error_deg, prior=p if k < gnss_until else None)  # type: ignore[arg-type]
         if k == gnss_until:
             est.set_gnss_healthy(False)  # type: ignore[attr-defined]
         try:
@@ -388,6 +408,39 @@ def _turning(n: int, agl: float, rate_dps: float, speed: float = 24.0) -> list[P
     return out
 
 
+def _flown_velocities(
+    poses: list[Pose],
+    truth: Callable[[int], tuple[float, float]],
+    *,
+    first: int,
+    attitude_noise_deg: float = 0.0,
+    **odo: object,
+) -> list[tuple[float, float, float]]:
+    """(east error, north error, sigma) of each fix's velocity from frame ``first`` on
+    (m/s), against ``truth(k)`` (east, north), ``poses`` flown with the GNSS healthy
+    and the odometry settings ``odo`` (:func:`_fly`); every frame must be fixed."""
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles, odometry=OdometryConfig(**odo))  # type: ignore[arg-type]
+    got = _fly(est, poses, gnss_until=len(poses), attitude_noise_deg=attitude_noise_deg)
+    assert all(isinstance(f, VisualFix) for f in got), got  # every frame fixed
+    out = []
+    for k, f in enumerate(got[first:], start=first):
+        assert isinstance(f, VisualFix) and f.velocity_en is not None, (k, f)
+        ve, vn = truth(k)
+        out.append((f.velocity_en[0] - ve, f.velocity_en[1] - vn, f.velocity_sigma))
+    return out
+
+
+def _on_course(course_dps: float, speed: float) -> Callable[[int], tuple[float, float]]:
+    """The truth of frame k 0.5 s apart, its course turning at ``course_dps`` from north."""
+
+    def truth(k: int) -> tuple[float, float]:
+        c = math.radians(course_dps * 0.5 * k)
+        return speed * math.sin(c), speed * math.cos(c)
+
+    return truth
+
+
 def _velocity_errors(
     poses: list[Pose],
     course_dps: float,
@@ -400,19 +453,12 @@ def _velocity_errors(
     three 1 s windows behind it), the truth's course turning at ``course_dps`` from
     north; each within 3 of its sigmas unless ``within_3_sigma`` is false (a
     baseline known to trail)."""
-    _, tiles = synthetic_world()
-    est = make_estimator(tiles, odometry=OdometryConfig(**odo))  # type: ignore[arg-type]
-    got = _fly(est, poses, gnss_until=len(poses))
     out = []
-    for k, f in enumerate(got):
-        if k < 6:
-            continue
-        assert isinstance(f, VisualFix) and f.velocity_en is not None, f
-        c = math.radians(course_dps * 0.5 * k)
-        err = math.hypot(
-            f.velocity_en[0] - speed * math.sin(c), f.velocity_en[1] - speed * math.cos(c)
-        )
-        assert not within_3_sigma or err <= 3.0 * f.velocity_sigma, (k, err, f.velocity_sigma)
+    for k, (ee, en, sigma) in enumerate(
+        _flown_velocities(poses, _on_course(course_dps, speed), first=6, **odo), start=6
+    ):
+        err = math.hypot(ee, en)
+        assert not within_3_sigma or err <= 3.0 * sigma, (k, err, sigma)
         out.append(err)
     return out
 
@@ -491,34 +537,12 @@ def _noisy_attitude_errors(
     """Like :func:`_velocity_errors`, with the autopilot's roll and pitch off by white
     noise of ``att_deg`` per frame (seeded), each within 3 of its sigmas; the errors
     (m/s) and the sigmas."""
-    from gps_denied_onboard.visual_nav.errors import FrameRejected
-
-    ortho, tiles = synthetic_world()
-    est = make_estimator(tiles, odometry=OdometryConfig(**odo))  # type: ignore[arg-type]
-    rng = np.random.default_rng(11)
-    errs: list[float] = []
-    sigmas: list[float] = []
-    for k, p in enumerate(poses):
-        stamp = T0 + k * NS // 2
-        droll, dpitch = rng.normal(0.0, att_deg, 2)
-        told = Pose(
-            p.latitude, p.longitude, p.agl_m, p.roll_deg + droll, p.pitch_deg + dpitch, p.yaw_deg
-        )
-        feed(est, stamp, told, prior=p)
-        try:
-            f = est.process(stamp, render(ortho, p), CAMERA)
-        except FrameRejected as rej:
-            raise AssertionError((k, rej.reason)) from rej
-        if k < 6:
-            continue
-        assert f.velocity_en is not None
-        c = math.radians(course_dps * 0.5 * k)
-        ee = f.velocity_en[0] - speed * math.sin(c)
-        en = f.velocity_en[1] - speed * math.cos(c)
-        assert max(abs(ee), abs(en)) <= 3.0 * f.velocity_sigma, (k, ee, en, f.velocity_sigma)
-        errs.append(math.hypot(ee, en))
-        sigmas.append(f.velocity_sigma)
-    return errs, sigmas
+    rows = _flown_velocities(
+        poses, _on_course(course_dps, speed), first=6, attitude_noise_deg=att_deg, **odo
+    )
+    for ee, en, sigma in rows:
+        assert max(abs(ee), abs(en)) <= 3.0 * sigma, (ee, en, sigma)
+    return [math.hypot(ee, en) for ee, en, _ in rows], [sigma for _, _, sigma in rows]
 
 
 def test_on_a_steady_course_the_long_window_halves_the_attitude_noise() -> None:
@@ -562,17 +586,13 @@ def test_at_a_turns_onset_the_short_window_is_taken(monkeypatch: pytest.MonkeyPa
     poses = [pose(k) for k in range(22)]
 
     def errors(**odo: object) -> list[tuple[float, float]]:
-        """(error, sigma) of each velocity from the onset on."""
-        _, tiles = synthetic_world()
-        est = make_estimator(tiles, odometry=OdometryConfig(**odo))  # type: ignore[arg-type]
-        got = _fly(est, poses, gnss_until=len(poses))
-        out = []
-        for k, f in enumerate(got[onset:], start=onset):
-            assert isinstance(f, VisualFix) and f.velocity_en is not None, (k, f)
-            c = course(k)
-            ee, en = f.velocity_en[0] - 24.0 * math.sin(c), f.velocity_en[1] - 24.0 * math.cos(c)
-            out.append((math.hypot(ee, en), max(abs(ee), abs(en)) / f.velocity_sigma))
-        return out
+        """(error, in sigmas) of each velocity from the onset on."""
+
+        def truth(k: int) -> tuple[float, float]:
+            return 24.0 * math.sin(course(k)), 24.0 * math.cos(course(k))
+
+        rows = _flown_velocities(poses, truth, first=onset, **odo)
+        return [(math.hypot(ee, en), max(abs(ee), abs(en)) / sigma) for ee, en, sigma in rows]
 
     short = errors(velocity_long_window_s=0.0)
     both = errors()
@@ -600,15 +620,12 @@ def test_speeding_up_the_velocity_is_the_speed_now_not_the_windows_middle() -> N
         poses.append(Pose(p.latitude, p.longitude, 500.0, 0.0, 3.0, 0.0))
 
     def late_errors(**odo: object) -> list[float]:
-        _, tiles = synthetic_world()
-        est = make_estimator(tiles, odometry=OdometryConfig(**odo))  # type: ignore[arg-type]
+        # from the second frame on: the first registration gives it its velocity
+        rows = _flown_velocities(poses, lambda k: (0.0, speed(0.5 * k)), first=2, **odo)
         out = []
-        for k, f in enumerate(_fly(est, poses, gnss_until=len(poses))):
-            if k < 2:  # the first registration gives the second frame its velocity
-                continue
-            assert isinstance(f, VisualFix) and f.velocity_en is not None, (k, f)
-            err = math.hypot(f.velocity_en[0], f.velocity_en[1] - speed(0.5 * k))
-            assert odo or err <= 3.0 * f.velocity_sigma, (k, err, f.velocity_sigma)
+        for k, (ee, en, sigma) in enumerate(rows, start=2):
+            err = math.hypot(ee, en)
+            assert odo or err <= 3.0 * sigma, (k, err, sigma)
             if 0.5 * k >= 8.0:
                 out.append(err)
         return out
