@@ -70,6 +70,9 @@ class SimFcState:
     epv_cm: int = 120
     h_acc_mm: int = 1500
     v_acc_mm: int = 2500
+    #: GPS_RAW_INT.time_usec as UNIX time from this (seconds at boot), as a stack whose
+    #: clock is GNSS-synchronised sends it (the sample flight's recording); None: boot time
+    gps_unix_time_at_boot_s: float | None = None
     #: a healthy EKF in flight: attitude, velocities, relative and absolute position
     #: (and their predictions), not in constant-position mode (128); the same bits for
     #: ArduPilot's EKF_STATUS_FLAGS and PX4's ESTIMATOR_STATUS_FLAGS
@@ -102,8 +105,9 @@ def build_telemetry(mav: Any, name: str, s: SimFcState, boot_ms: int, rangefinde
             hdg,
         )
     if name == "GPS_RAW_INT":
+        unix0 = s.gps_unix_time_at_boot_s
         return mav.gps_raw_int_encode(
-            boot_ms * 1000,
+            boot_ms * 1000 + (0 if unix0 is None else round(unix0 * 1e6)),
             s.fix_type,
             round(s.lat_deg * 1e7),
             round(s.lon_deg * 1e7),

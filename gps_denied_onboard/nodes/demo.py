@@ -60,6 +60,7 @@ SAMPLE_TOPICS_RECORDED = [
     "/fc/navsat:sensor_msgs/msg/NavSatFix",  # best effort: the recorder adapts
     "/fc/gnss_velocity:geometry_msgs/msg/TwistWithCovarianceStamped",
     "/fc/imu:sensor_msgs/msg/Imu",
+    "/fc/altitude:gps_denied_onboard/msg/FcAltitude",
 ]
 
 

@@ -18,9 +18,10 @@ transition never destroys one (see :meth:`FcBridgeNode._make_entities`).
 Publishes ``FcStatus`` (``/fc/status``), ``NavSatFix`` (the FC's own GNSS,
 ``/fc/navsat``), its velocity over ground (``TwistWithCovarianceStamped``, ENU m/s,
 stamped as the ``NavSatFix`` from the same GPS_RAW_INT, ``/fc/gnss_velocity``),
-``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``),
-``Float64`` AMSL altitude (``/fc/altitude``), the FC's home (``NavSatFix``, latched,
-``/fc/home``: asked for until it comes, ``fc_bridge/home.py``), the EKF's fused
+``Imu`` (orientation and rates in ENU/FLU, ``/fc/imu``), ``FcAltitude`` (AMSL,
+``/fc/altitude``), each stamped with the FC's own clock (``fc_telemetry``), the FC's
+home (``NavSatFix``, latched, ``/fc/home``: asked for until it comes,
+``fc_bridge/home.py``), the EKF's fused
 position (``NavSatFix``, ``/fc/ekf_position``) and diagnostics
 (``link.*`` LinkStats, ``fix.*`` the fix scheduler's achieved rate / gaps / jitter,
 ``origin.*``). What the link's reader thread publishes is
@@ -52,7 +53,6 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Imu, NavSatFix, Range
-from std_msgs.msg import Float64
 
 from gps_denied_onboard.config import config_defaults
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
@@ -71,7 +71,7 @@ from gps_denied_onboard.fc_bridge.preflight import PreflightReport, delay_advice
 from gps_denied_onboard.fc_bridge.reloc import EkfSourceSwitch, RelocGate
 from gps_denied_onboard.fc_bridge.scheduler import FixOutputConfig, FixScheduler, FixSenderThread
 from gps_denied_onboard.fc_bridge.statustext import AlertForwarder
-from gps_denied_onboard.msg import FcStatus, GcsAlert
+from gps_denied_onboard.msg import FcAltitude, FcStatus, GcsAlert
 from gps_denied_onboard.msg import PositionFix as PositionFixMsg
 from gps_denied_onboard.nodes.fc_telemetry import LinkTelemetry
 from gps_denied_onboard.nodes.lifecycle_guard import LifecycleNodeBase
@@ -187,7 +187,7 @@ class FcBridgeNode(LifecycleNodeBase):
                 TwistWithCovarianceStamped, TOPIC_FC_GNSS_VELOCITY, qos_profile_sensor_data
             ),
             "imu": self.create_publisher(Imu, TOPIC_FC_IMU, qos_profile_sensor_data),
-            "alt": self.create_publisher(Float64, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
+            "alt": self.create_publisher(FcAltitude, TOPIC_FC_ALTITUDE, qos_profile_sensor_data),
             "range": self.create_publisher(Range, TOPIC_FC_RANGEFINDER, qos_profile_sensor_data),
             "home": self.create_publisher(NavSatFix, TOPIC_FC_HOME, LATCHED_QOS),
             "sent_fix": self.create_publisher(PositionFixMsg, TOPIC_FC_SENT_FIX, LATCHED_QOS),

@@ -3,7 +3,7 @@
 :class:`LinkTelemetry` holds one :class:`~gps_denied_onboard.fc_bridge.link.FcLink`'s
 handlers: they publish ``NavSatFix`` (the FC's GNSS) and, from the same GPS_RAW_INT
 with the same stamp, its velocity over ground (``TwistWithCovarianceStamped``, ENU),
-``Imu``, ``Float64`` AMSL altitude, a downward ``Range``, the FC's home (``NavSatFix``,
+``Imu``, ``FcAltitude``, a downward ``Range``, the FC's home (``NavSatFix``,
 latched: see ``fc_bridge/home.py``) and its EKF's fused position (``NavSatFix``, a fix
 only while the EKF says it holds an absolute horizontal position), and keep the latest
 GNSS fix, EKF status and battery state that the node's status reads. The node builds
@@ -32,14 +32,18 @@ from typing import Any
 
 from geometry_msgs.msg import TwistWithCovarianceStamped
 from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
-from std_msgs.msg import Float64
 
 from gps_denied_onboard.fc_bridge import telemetry as tm
 from gps_denied_onboard.fc_bridge.gnss_health import GnssHealthMonitor
 from gps_denied_onboard.fc_bridge.home import Home
 from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.timesync import FcTimeMapper
+from gps_denied_onboard.msg import FcAltitude
 from gps_denied_onboard.ros_topics import ns_to_time_msg
+
+#: a message with no time of its own (VFR_HUD) takes the FC's clock of the newest
+#: timed message before it on the link, when that came at most this long before
+UNTIMED_FC_CLOCK_WINDOW_NS = 2_000_000_000
 
 
 class LinkTelemetry:
@@ -69,6 +73,8 @@ class LinkTelemetry:
         self._retired = False
         #: the autopilot's boot time -> the bridge's clock, for this link's messages
         self.fc_time = FcTimeMapper()
+        #: (FC clock, arrival) of the newest timed message on this link (reader thread)
+        self._fc_now: tuple[int, int] | None = None
         self._state_lock = threading.Lock()
         self._gnss_fix: tm.GnssFix | None = None
         self._ekf: tm.EkfStatus | None = None
@@ -136,6 +142,23 @@ class LinkTelemetry:
             if self._live:
                 self._pubs["home"].publish(out)
 
+    def _fc_stamp(self, time_boot_ms: int, recv_ns: int) -> int:
+        """A timed message's capture time on the bridge's clock; kept for the untimed
+        messages after it (:meth:`_untimed_stamp`)."""
+        stamp = self.fc_time.stamp(time_boot_ms, recv_ns)
+        self._fc_now = (stamp, recv_ns)
+        return stamp
+
+    def _untimed_stamp(self, recv_ns: int) -> int:
+        """An untimed message's capture time: that of the newest timed message before it
+        on the link (the FC sends its streams in turn, tens of ms apart), else its
+        arrival. Why not the arrival: it adds the link's and the reader's lag, which a
+        replay multiplies by its rate, and which the FC's timed streams do not carry."""
+        newest = self._fc_now
+        if newest is not None and 0 <= recv_ns - newest[1] <= UNTIMED_FC_CLOCK_WINDOW_NS:
+            return newest[0]
+        return recv_ns
+
     def _publish(self, name: str, msg: Any) -> None:
         with self._publishing:
             if self._live:
@@ -153,10 +176,15 @@ class LinkTelemetry:
         if not self._live:
             return
         out = NavSatFix()
-        # GPS_RAW_INT.time_usec is the autopilot's boot time on ArduPilot and PX4 (a
-        # UNIX time only from some GNSS-synchronised stacks): map it like ATTITUDE's
+        # GPS_RAW_INT.time_usec is the autopilot's boot time on ArduPilot and PX4: map it
+        # like ATTITUDE's; a UNIX time (some GNSS-synchronised stacks, the sample flight's
+        # recording) is no time on the FC's clock, so it is stamped as an untimed message
         boot_ms = int(msg.time_usec) // 1000
-        stamp = self.fc_time.stamp(boot_ms, recv_ns) if 0 < boot_ms < 10**9 else recv_ns
+        stamp = (
+            self._fc_stamp(boot_ms, recv_ns)
+            if 0 < boot_ms < 10**9
+            else self._untimed_stamp(recv_ns)
+        )
         out.header.stamp = ns_to_time_msg(stamp)
         out.header.frame_id = "fc_gnss"
         out.status.status = fix.navsat_status
@@ -185,7 +213,7 @@ class LinkTelemetry:
             and not (msg.lat == 0 and msg.lon == 0)
         )
         out = NavSatFix()
-        out.header.stamp = ns_to_time_msg(self.fc_time.stamp(int(msg.time_boot_ms), recv_ns))
+        out.header.stamp = ns_to_time_msg(self._fc_stamp(int(msg.time_boot_ms), recv_ns))
         out.header.frame_id = "fc_ekf"
         out.status.status = NavSatStatus.STATUS_FIX if valid else NavSatStatus.STATUS_NO_FIX
         out.latitude, out.longitude = fused.latitude, fused.longitude
@@ -201,7 +229,7 @@ class LinkTelemetry:
         out = Imu()
         # stamped with the autopilot's own time: consumers interpolate attitude at a
         # camera frame's capture time, which arrival times are far too noisy for
-        out.header.stamp = ns_to_time_msg(self.fc_time.stamp(att.time_boot_ms, recv_ns))
+        out.header.stamp = ns_to_time_msg(self._fc_stamp(att.time_boot_ms, recv_ns))
         out.header.frame_id = "base_link"
         out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w = x, y, z, w
         rx, ry, rz = tm.attitude_rates_flu(att)
@@ -209,19 +237,32 @@ class LinkTelemetry:
         out.linear_acceleration_covariance[0] = -1.0  # ATTITUDE carries no acceleration
         self._publish("imu", out)
 
-    def _publish_alt(self, alt: tm.Altitude) -> None:
-        if self._live and not math.isnan(alt.amsl):
-            self._publish("alt", Float64(data=alt.amsl))
+    def _publish_alt(self, alt: tm.Altitude, stamp_ns: int) -> None:
+        if not self._live or math.isnan(alt.amsl):
+            return
+        out = FcAltitude()
+        out.header.stamp = ns_to_time_msg(stamp_ns)
+        out.header.frame_id = "fc_altitude"
+        out.amsl, out.relative, out.climb_rate = alt.amsl, alt.relative, alt.climb_rate
+        out.source = alt.source
+        self._publish("alt", out)
 
     def _on_altitude(self, msg: Any, recv_ns: int) -> None:
-        self._publish_alt(tm.altitude_from_altitude_msg(msg))
+        # time_usec: boot time on ArduPilot and PX4, as GPS_RAW_INT's
+        boot_ms = int(msg.time_usec) // 1000
+        stamp = (
+            self._fc_stamp(boot_ms, recv_ns)
+            if 0 < boot_ms < 10**9
+            else self._untimed_stamp(recv_ns)
+        )
+        self._publish_alt(tm.altitude_from_altitude_msg(msg), stamp)
 
     def _on_distance_sensor(self, msg: Any, recv_ns: int) -> None:
         rf = tm.rangefinder_from_distance_sensor(msg)
         if not self._live or not rf.facing_down:
             return  # only a downward sensor measures height above ground
         out = Range()
-        out.header.stamp = ns_to_time_msg(recv_ns)
+        out.header.stamp = ns_to_time_msg(self._fc_stamp(int(msg.time_boot_ms), recv_ns))
         out.header.frame_id = "rangefinder_down"
         out.radiation_type = Range.INFRARED
         out.min_range, out.max_range, out.range = rf.min_m, rf.max_m, rf.distance_m
@@ -230,7 +271,7 @@ class LinkTelemetry:
     def _on_vfr_hud(self, msg: Any, recv_ns: int) -> None:
         if self._link.last("ALTITUDE") is not None:
             return  # ALTITUDE is the better source when the FC streams it
-        self._publish_alt(tm.altitude_from_vfr_hud(msg))
+        self._publish_alt(tm.altitude_from_vfr_hud(msg), self._untimed_stamp(recv_ns))
 
     def _on_sys_status(self, msg: Any, recv_ns: int) -> None:
         with self._state_lock:

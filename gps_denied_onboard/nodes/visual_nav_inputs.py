@@ -20,11 +20,10 @@ from typing import Final
 
 from geometry_msgs.msg import TwistWithCovarianceStamped
 from sensor_msgs.msg import Imu, NavSatFix, NavSatStatus, Range
-from std_msgs.msg import Float64
 
 from gps_denied_onboard.clock import Clock
 from gps_denied_onboard.log import log_event
-from gps_denied_onboard.msg import FcStatus, PositionFix
+from gps_denied_onboard.msg import FcAltitude, FcStatus, PositionFix
 from gps_denied_onboard.nodes.visual_nav_msgs import horizontal_sigma, prior_of_fix_msg
 from gps_denied_onboard.ros_topics import time_msg_to_ns
 from gps_denied_onboard.visual_nav.camera import rotation_from_quaternion
@@ -36,9 +35,6 @@ NS: Final = 1_000_000_000
 #: sigma of a ``~/seed_position`` that states no covariance: a launch point known to
 #: about 100 m (a 300 m search radius)
 SEED_SIGMA_UNKNOWN_M: Final = 100.0
-#: an unstamped altitude takes the newest attitude stamp (the FC's clock) when that lies
-#: this close to its arrival time; else (no attitude stream) its arrival time
-ALTITUDE_FC_CLOCK_WINDOW_NS: Final = 2 * NS
 
 Update = Callable[[VisualEstimator], None]
 
@@ -102,16 +98,11 @@ class EstimatorInputs:
         self.newest_attitude_ns = max(self.newest_attitude_ns, stamp)
         self.pending.append(lambda est: est.attitude.add(stamp, r))
 
-    def on_altitude(self, msg: Float64) -> None:
-        amsl, on_ground = float(msg.data), self.armed is False
-        # Float64 carries no stamp. Its arrival time adds the link's and the bridge's
-        # lag (counted `rate` times over in a replay), which in a climb is metres of
-        # height; the FC's own clock when it was sent is that of the attitude sample
-        # before it on the same link (stamped by the FC), unless there is none near
-        stamp = now = self._clock.now_ns()
-        fc_now = self.newest_attitude_ns
-        if fc_now > 0 and abs(now - fc_now) <= ALTITUDE_FC_CLOCK_WINDOW_NS:
-            stamp = fc_now
+    def on_altitude(self, msg: FcAltitude) -> None:
+        amsl, on_ground = float(msg.amsl), self.armed is False
+        # stamped by the bridge with the FC's clock (the link's lag is not in it); a
+        # publisher that stamps nothing gets the arrival time
+        stamp = time_msg_to_ns(msg.header.stamp) or self._clock.now_ns()
         self.pending.append(
             lambda est: est.height.add_altitude_msl(stamp, amsl, on_ground=on_ground)
         )

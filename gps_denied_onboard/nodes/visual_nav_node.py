@@ -56,11 +56,10 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, Range
-from std_msgs.msg import Float64
 
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import log_event
-from gps_denied_onboard.msg import FcStatus, PositionFix, TileSnapshot
+from gps_denied_onboard.msg import FcAltitude, FcStatus, PositionFix, TileSnapshot
 from gps_denied_onboard.nodes.executors import lean_executor
 from gps_denied_onboard.nodes.lifecycle_guard import LifecycleNodeBase
 from gps_denied_onboard.nodes.params import declare_config, read_config
@@ -213,7 +212,7 @@ class VisualNavNode(LifecycleNodeBase):
         inputs: list[tuple[Any, str, Callable[[Any], None], Any]] = [
             (CameraInfo, cfg.camera_info_topic, self._on_info, 10),
             (Imu, TOPIC_FC_IMU, self._inputs.on_imu, sensor),
-            (Float64, TOPIC_FC_ALTITUDE, self._inputs.on_altitude, sensor),
+            (FcAltitude, TOPIC_FC_ALTITUDE, self._inputs.on_altitude, sensor),
             (FcStatus, TOPIC_FC_STATUS, self._inputs.on_status, 10),
             (Range, TOPIC_FC_RANGEFINDER, self._inputs.on_range, sensor),
             (NavSatFix, TOPIC_FC_NAVSAT, self._inputs.on_navsat, sensor),

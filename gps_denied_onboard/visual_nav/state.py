@@ -300,9 +300,9 @@ class HeightSource:
     def at(self, stamp_ns: int, tilt_cos: float) -> HeightSample:
         """Height at ``stamp_ns``; ``tilt_cos`` is the body z axis' cosine to vertical.
 
-        Each source is interpolated between its samples on either side of the
-        stamp (a climbing aircraft gains metres between two samples), else its
-        nearest sample, if within its age limit.
+        Each source is taken from its samples up to the stamp, carried on along
+        their line to it (a climbing aircraft gains metres between two samples),
+        if within its age limit (:func:`_carried`).
 
         Raises:
             FrameRejected: ``no_height``: none, too old, a range with no altitude
@@ -311,10 +311,10 @@ class HeightSource:
                 altitude glitch would otherwise size a map mosaic kilometres
                 across, and beyond the heights the gate was calibrated for).
         """
-        rng = _interpolated(self._range, stamp_ns, self._max_age)
+        rng = _carried(self._range, stamp_ns, self._max_age)
         if rng is not None:
             h = rng * tilt_cos
-            amsl = _interpolated(self._alt, stamp_ns, self._max_age * 4)
+            amsl = _carried(self._alt, stamp_ns, self._max_age * 4)
             ground = amsl - h if amsl is not None else self.ground_elevation_msl
             if ground is None:
                 # started in flight with no home elevation: home + range would put
@@ -325,7 +325,7 @@ class HeightSource:
             return self._usable(HeightSample(h, self._range_sigma, "rangefinder", ground))
         if not len(self._alt) or self.ground_elevation_msl is None:
             raise FrameRejected("no_height", "no altitude or no ground elevation")
-        alt = _interpolated(self._alt, stamp_ns, self._max_age * 4)
+        alt = _carried(self._alt, stamp_ns, self._max_age * 4)
         if alt is None:
             age = _nearest_age(self._alt, stamp_ns)
             raise FrameRejected("no_height", "altitude too old", age_ms=round(age / 1e6, 1))
@@ -353,17 +353,30 @@ def _nearest_age(series: StampedSeries[float], stamp_ns: int) -> int:
     return min(ages) if ages else 0
 
 
-def _interpolated(series: StampedSeries[float], stamp_ns: int, max_age_ns: int) -> float | None:
-    """The value at ``stamp_ns``: linear between the samples around it when both lie
-    within ``max_age_ns``, else the nearer one within it, else None."""
-    before, after = series.around(stamp_ns)
-    near = [s for s in (before, after) if s is not None and abs(stamp_ns - s[0]) <= max_age_ns]
-    if not near:
+def _carried(series: StampedSeries[float], stamp_ns: int, max_age_ns: int) -> float | None:
+    """The value at ``stamp_ns`` from the samples up to it: the last one at or
+    before it, carried on along the line from the one before that (a climb)
+    when that is within ``max_age_ns`` too; with none before it, the first one
+    after (the stream's start). None when that is not within ``max_age_ns``.
+
+    Why not between the samples either side: whether the one after has
+    arrived when a frame is answered depends on the machine and on a replay's
+    rate, and the height would too (a replay of the sample flight ran 0.4-1.6 m
+    apart in its climb from run to run). The FC's streams come every 20-200 ms,
+    so the line spans at most one of those and follows a steady climb exactly.
+    """
+    t, v = series.stamps, series.values
+    i = bisect.bisect_right(t, stamp_ns)
+    if i == 0:
+        if t and t[0] - stamp_ns <= max_age_ns:
+            return v[0]
         return None
-    if len(near) == 2 and before is not None and after is not None and after[0] > before[0]:
-        w = (stamp_ns - before[0]) / (after[0] - before[0])
-        return before[1] + w * (after[1] - before[1])
-    return min(near, key=lambda s: abs(stamp_ns - s[0]))[1]
+    t1, v1 = t[i - 1], v[i - 1]
+    if stamp_ns - t1 > max_age_ns:
+        return None
+    if i >= 2 and stamp_ns - t[i - 2] <= max_age_ns and t1 > t[i - 2]:
+        return v1 + (v1 - v[i - 2]) * (stamp_ns - t1) / (t1 - t[i - 2])
+    return v1
 
 
 @dataclass

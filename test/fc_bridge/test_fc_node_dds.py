@@ -8,25 +8,26 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
-from gps_denied_onboard.msg import FcStatus, FdrRecord, GcsAlert  # noqa: E402
+from gps_denied_onboard.msg import FcAltitude, FcStatus, FdrRecord, GcsAlert  # noqa: E402
 from lifecycle_msgs.msg import State as StateMsg  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Imu, NavSatFix  # noqa: E402
-from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.ros_topics import (  # noqa: E402
     RECORD_QOS,
     TOPIC_FC_ALTITUDE,
+    TOPIC_FC_EKF_POSITION,
     TOPIC_FC_IMU,
     TOPIC_FC_NAVSAT,
     TOPIC_FC_STATUS,
     TOPIC_FDR_RECORDS,
     TOPIC_GCS_ALERTS,
+    time_msg_to_ns,
 )
 
 from .link_support import wait_until  # noqa: E402
@@ -55,12 +56,15 @@ def test_node_activates_publishes_status_and_forwards_alerts(
     statuses: list[FcStatus] = []
     navsats: list[NavSatFix] = []
     imus: list[Imu] = []
-    alts: list[Float64] = []
+    alts: list[FcAltitude] = []
+    ekfs: list[NavSatFix] = []
     records: list[FdrRecord] = []
     probe.create_subscription(FcStatus, TOPIC_FC_STATUS, statuses.append, 10)
     probe.create_subscription(NavSatFix, TOPIC_FC_NAVSAT, navsats.append, qos_profile_sensor_data)
     probe.create_subscription(Imu, TOPIC_FC_IMU, imus.append, qos_profile_sensor_data)
-    probe.create_subscription(Float64, TOPIC_FC_ALTITUDE, alts.append, qos_profile_sensor_data)
+    sensor = qos_profile_sensor_data
+    probe.create_subscription(FcAltitude, TOPIC_FC_ALTITUDE, alts.append, sensor)
+    probe.create_subscription(NavSatFix, TOPIC_FC_EKF_POSITION, ekfs.append, sensor)
     probe.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, records.append, RECORD_QOS)
     alerts = probe.create_publisher(GcsAlert, TOPIC_GCS_ALERTS, RECORD_QOS)
     ros.add_node(node)
@@ -83,7 +87,17 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         assert st.battery_remaining_pct == 87
         assert wait_until(lambda: bool(navsats) and bool(imus) and bool(alts), 5.0)
         assert navsats[-1].latitude == pytest.approx(47.397742)
-        assert alts[-1].data == pytest.approx(488.0)
+        assert alts[-1].amsl == pytest.approx(488.0)
+        # stamped with the FC's clock: PX4's ALTITUDE by its own time, ArduPilot's VFR_HUD
+        # (no time of its own) by the newest timed message before it on the link
+        assert {a.source for a in alts} == {"vfr_hud" if autopilot == "ardupilot" else "altitude"}
+        if autopilot == "ardupilot":
+            timed = {time_msg_to_ns(m.header.stamp) for m in (*imus, *navsats, *ekfs)}
+            taken = [time_msg_to_ns(a.header.stamp) in timed for a in alts]
+            assert sum(taken) >= 0.8 * len(taken), (len(taken), sum(taken))
+        else:
+            newest_imu = time_msg_to_ns(imus[-1].header.stamp)
+            assert abs(time_msg_to_ns(alts[-1].header.stamp) - newest_imu) < 1_000_000_000
         # every requested message was asked for and honoured: no telemetry problem
         link = node._link
         assert link is not None
@@ -104,6 +118,50 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         assert not wait_until(lambda: len(fc.received("HEARTBEAT")) > n + 1, 1.0)
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node._state_machine.current_state[0] == StateMsg.PRIMARY_STATE_UNCONFIGURED
+    finally:
+        stop_rig(ros, fc, node, probe)
+
+
+def test_a_gnss_time_of_day_is_stamped_with_the_fc_clock_of_the_message_before_it(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """GPS_RAW_INT whose time_usec is a UNIX time (a GNSS-synchronised stack; the
+    sample flight's recording) is no time on the FC's clock: /fc/navsat and
+    /fc/gnss_velocity take that of the newest boot-timed message before it on the
+    link, as VFR_HUD does, not the arrival (the link's lag, a replay's jitter)."""
+    from geometry_msgs.msg import TwistWithCovarianceStamped
+
+    from gps_denied_onboard.ros_topics import TOPIC_FC_GNSS_VELOCITY
+
+    fc = SimFc("px4", heartbeat_hz=5.0, telemetry_hz=10.0)
+    fc.update(gps_unix_time_at_boot_s=1_778_579_700.0, vel_ned_mps=(10.0, 0.0, 0.0))
+    fc.start()
+    node = _node(fc.connection)
+    probe = Node("fc_gnss_time_probe")
+    imus: list[Imu] = []
+    ekfs: list[NavSatFix] = []
+    navsats: list[NavSatFix] = []
+    vels: list[TwistWithCovarianceStamped] = []
+    sensor = qos_profile_sensor_data
+    probe.create_subscription(Imu, TOPIC_FC_IMU, imus.append, sensor)
+    probe.create_subscription(NavSatFix, TOPIC_FC_EKF_POSITION, ekfs.append, sensor)
+    probe.create_subscription(NavSatFix, TOPIC_FC_NAVSAT, navsats.append, sensor)
+    probe.create_subscription(
+        TwistWithCovarianceStamped, TOPIC_FC_GNSS_VELOCITY, vels.append, sensor
+    )
+    ros.add_node(node)
+    ros.add_node(probe)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert wait_until(lambda: len(navsats) >= 10 and len(vels) >= 10, 10.0), len(navsats)
+        timed = {time_msg_to_ns(m.header.stamp) for m in (*imus, *ekfs)}
+        taken = [time_msg_to_ns(m.header.stamp) in timed for m in navsats]
+        assert sum(taken) >= 0.8 * len(taken), (len(taken), sum(taken))
+        # the velocity goes with its position, stamp for stamp
+        assert {time_msg_to_ns(v.header.stamp) for v in vels} <= {
+            time_msg_to_ns(m.header.stamp) for m in navsats
+        } | timed
     finally:
         stop_rig(ros, fc, node, probe)
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 
 from fc_bridge.node_support import spin_ros  # noqa: E402
-from gps_denied_onboard.msg import FcStatus, FdrRecord, PositionFix  # noqa: E402
+from gps_denied_onboard.msg import FcAltitude, FcStatus, FdrRecord, PositionFix  # noqa: E402
 from gps_denied_onboard.srv import PutTile  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
@@ -36,7 +36,6 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix  # noqa: E402
-from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
@@ -81,7 +80,7 @@ class Probe:
         self.frames = n.create_publisher(CompressedImage, "/camera/image_raw/compressed", 10)
         self.raw = n.create_publisher(Image, "/camera/image_raw", 10)
         self.imu = n.create_publisher(Imu, REMAP["/fc/imu"], qos_profile_sensor_data)
-        self.alt = n.create_publisher(Float64, REMAP["/fc/altitude"], qos_profile_sensor_data)
+        self.alt = n.create_publisher(FcAltitude, REMAP["/fc/altitude"], qos_profile_sensor_data)
         self.status = n.create_publisher(FcStatus, REMAP["/fc/status"], 10)
         self.navsat = n.create_publisher(NavSatFix, REMAP["/fc/navsat"], qos_profile_sensor_data)
         self.fixes: list[PositionFix] = []
@@ -123,7 +122,9 @@ class Probe:
         m.header.stamp = ns_to_time_msg(stamp)
         m.orientation.x, m.orientation.y, m.orientation.z, m.orientation.w = (float(v) for v in q)
         self.imu.publish(m)
-        self.alt.publish(Float64(data=GROUND_MSL + pose.agl_m))
+        a = FcAltitude(amsl=GROUND_MSL + pose.agl_m, source="vfr_hud")
+        a.header.stamp = ns_to_time_msg(stamp)
+        self.alt.publish(a)
         s = FcStatus()
         s.header.stamp = ns_to_time_msg(stamp)
         s.armed, s.gnss_healthy = True, gnss

@@ -21,13 +21,12 @@ rclpy = pytest.importorskip("rclpy")
 
 from fc_bridge.link_support import wait_until  # noqa: E402
 from fc_bridge.node_support import spin_ros  # noqa: E402
-from gps_denied_onboard.msg import FcStatus  # noqa: E402
+from gps_denied_onboard.msg import FcAltitude, FcStatus  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Imu  # noqa: E402
-from std_msgs.msg import Float64  # noqa: E402
 
 from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
 from gps_denied_onboard.ros_topics import TOPIC_FC_STATUS, ns_to_time_msg  # noqa: E402
@@ -135,33 +134,30 @@ def test_inputs_are_applied_while_no_frame_comes(ros: MultiThreadedExecutor) -> 
         assert wait_until(lambda: not node._inputs.pending, 5.0)
 
 
-def test_an_altitude_is_stamped_with_the_fc_clock_of_the_attitude_before_it(
+def test_an_altitude_is_taken_at_the_fc_clock_it_carries_not_its_arrival(
     ros: MultiThreadedExecutor,
 ) -> None:
-    with _active_on(ros, Parameter("ground_elevation_msl", value=500.0)) as (node, peer, imu):
+    with _active_on(ros, Parameter("ground_elevation_msl", value=500.0)) as (node, peer, _imu):
         est = node._estimator
         assert est is not None
-        alt = peer.create_publisher(Float64, "/fc/altitude", qos_profile_sensor_data)
+        alt = peer.create_publisher(FcAltitude, "/fc/altitude", qos_profile_sensor_data)
         assert wait_until(lambda: alt.get_subscription_count() > 0, 10.0)
         # the link lags: each sample reaches the node 300-400 ms after the FC sent it
-        s1 = time.time_ns() - 300_000_000
-        s2 = s1 + 100_000_000
-        for stamp, amsl in ((s1, 900.0), (s2, 910.0)):
-            _attitude_then_altitude(node, imu, alt, stamp, amsl)
-        # halfway between the two FC times: halfway between the two heights (with
-        # arrival stamps both would lie after it and the first one would answer)
-        assert est.height.at(s1 + 50_000_000, tilt_cos=1.0).height_m == pytest.approx(405.0)
+        s0 = time.time_ns() - 400_000_000
+        for k, amsl in enumerate((890.0, 900.0, 910.0)):
+            _altitude(node, alt, s0 + k * 100_000_000, amsl)
+        # 50 ms after the second FC time: carried on along the climb from the samples
+        # up to it (by arrival stamps all three would lie after it, and the first answer)
+        assert est.height.at(s0 + 150_000_000, tilt_cos=1.0).height_m == pytest.approx(405.0)
 
 
-def _attitude_then_altitude(
-    node: VisualNavNode, imu: Any, alt: Any, stamp_ns: int, amsl: float
-) -> None:
-    """As the bridge relays a link: ATTITUDE (FC-stamped), then the unstamped altitude."""
+def _altitude(node: VisualNavNode, alt: Any, stamp_ns: int, amsl: float) -> None:
+    """As the bridge relays the FC's altitude: stamped with the FC's clock."""
     est = node._estimator
     assert est is not None
-    imu.publish(_attitude(stamp_ns))
-    assert wait_until(lambda: node._inputs.newest_attitude_ns == stamp_ns, 5.0)
-    alt.publish(Float64(data=amsl))
+    msg = FcAltitude(amsl=amsl, source="vfr_hud")
+    msg.header.stamp = ns_to_time_msg(stamp_ns)
+    alt.publish(msg)
     assert wait_until(lambda: est.height.altitude_msl() == amsl, 5.0)
 
 
@@ -173,20 +169,20 @@ def test_altitudes_before_the_first_status_are_not_taken_for_the_ground(
     not home's (taken for it, every height would have been ~0 and every frame
     ``no_height`` for the rest of the flight). Disarmed by the FC's word, the
     altitude is home's and learned."""
-    with _active_on(ros) as (node, peer, imu):
+    with _active_on(ros) as (node, peer, _imu):
         est = node._estimator
         assert est is not None and est.height.ground_elevation_msl is None
-        alt = peer.create_publisher(Float64, "/fc/altitude", qos_profile_sensor_data)
+        alt = peer.create_publisher(FcAltitude, "/fc/altitude", qos_profile_sensor_data)
         status = peer.create_publisher(FcStatus, TOPIC_FC_STATUS, 10)
         assert wait_until(lambda: alt.get_subscription_count() > 0, 10.0)
         assert wait_until(lambda: status.get_subscription_count() > 0, 10.0)
-        _attitude_then_altitude(node, imu, alt, time.time_ns(), 1080.0)
+        _altitude(node, alt, time.time_ns(), 1080.0)
         assert est.height.ground_elevation_msl is None
         msg = FcStatus()
         msg.armed = False
         status.publish(msg)
         assert wait_until(lambda: node._inputs.armed is False, 5.0)
-        _attitude_then_altitude(node, imu, alt, time.time_ns(), 580.0)
+        _altitude(node, alt, time.time_ns() + 1_000_000, 580.0)
         assert est.height.ground_elevation_msl == 580.0
 
 
