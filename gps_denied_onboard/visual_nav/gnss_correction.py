@@ -133,6 +133,8 @@ class GnssCorrection:
             keep_s=cfg.window_s + 10.0
         )
         self._pairs: list[_Pair] = []
+        #: registrations the GNSS's velocity does not cover yet: (t0, t1, raw, var)
+        self._pending: list[tuple[int, int, complex, float]] = []
         self._fit: tuple[complex, float, int] | None = None  # z, relative sigma, pairs
         self._fit_stamp_ns: int | None = None
         self._flown_m = 0.0  # raw metres registered since the fit's last pair
@@ -167,27 +169,71 @@ class GnssCorrection:
         """One registration: the raw motion between the frames at ``t0_ns`` and ``t1_ns``.
 
         With ``gnss_followed`` (the GNSS is healthy and the estimator's prior is
-        its position) it becomes a pair when the GNSS's velocity covers the
-        interval; otherwise it only counts as distance flown since the fit.
+        its position) it becomes a pair once the GNSS's velocity samples stamped
+        up to a later frame cover the interval (usually the next frame's);
+        otherwise, or when they never will, it only counts as distance flown since
+        the fit.
+
+        Why wait for a later frame: the velocity at ``t1_ns`` lies between the
+        samples either side of it, and whether the one after it has arrived when
+        this frame is answered depends on the machine and on a replay's rate.
+        Taken when it happened to be there, two replays of the sample flight
+        fitted scales 0.5-1 % apart in their first 20 s, and their fixes moved
+        with them. The samples stamped up to this frame are there (the FC sent
+        them before this frame's attitude), so the fit each frame gets is the same.
         """
         if not self.cfg.enabled or t1_ns <= t0_ns:
             return
         raw = complex(raw_en[0], raw_en[1])
-        moved = self._integrate(t0_ns, t1_ns) if gnss_followed else None
-        if moved is None:
+        if gnss_followed:
+            self._pending.append((t0_ns, t1_ns, raw, raw_sigma_m**2))
+        else:
             self._flown_m += abs(raw)
+        self._settle(t1_ns)
+
+    def _settle(self, now_ns: int) -> None:
+        """Pairs of the pending registrations that the velocity samples stamped up to
+        ``now_ns`` cover; those they never will count as distance flown."""
+        gap = int(self.cfg.max_velocity_gap_s * NS)
+        settled = False
+        waiting: list[tuple[int, int, complex, float]] = []
+        for t0, t1, raw, var in self._pending:
+            if not self._covered(t1, now_ns):
+                if now_ns - t1 <= gap:
+                    waiting.append((t0, t1, raw, var))  # the sample after it may still come
+                else:
+                    self._flown_m += abs(raw)  # it would come too late to fill the gap
+                continue
+            moved = self._integrate(t0, t1)
+            if moved is None:
+                self._flown_m += abs(raw)
+                continue
+            gnss, gnss_var = moved
+            self._pairs.append(_Pair(t1, raw, gnss, var + gnss_var))
+            settled = True
+        self._pending = waiting
+        if not settled:
             return
-        gnss, gnss_var = moved
-        self._pairs.append(_Pair(t1_ns, raw, gnss, raw_sigma_m**2 + gnss_var))
-        cut = t1_ns - int(self.cfg.window_s * NS)
+        newest = max(p.stamp_ns for p in self._pairs)
+        cut = newest - int(self.cfg.window_s * NS)
         self._pairs = [p for p in self._pairs if p.stamp_ns >= cut]
         fit = self._fitted()
         if fit is not None:
-            self._fit, self._fit_stamp_ns, self._flown_m = fit, t1_ns, 0.0
+            self._fit, self._fit_stamp_ns, self._flown_m = fit, newest, 0.0
+
+    def _covered(self, t1_ns: int, now_ns: int) -> bool:
+        """Whether a velocity sample at ``t1_ns``, or the first one after it, is there
+        and stamped no later than ``now_ns`` (one past it is not used yet, whether it
+        arrived or not)."""
+        before, after = self._velocity.around(t1_ns)
+        return (before is not None and before[0] == t1_ns) or (
+            after is not None and after[0] <= now_ns
+        )
 
     def _integrate(self, t0_ns: int, t1_ns: int) -> tuple[complex, float] | None:
         """The GNSS's motion from ``t0_ns`` to ``t1_ns`` (trapezoids between its
-        velocity samples, interpolated at the ends) and its variance per axis."""
+        velocity samples, interpolated at the ends) and its variance per axis; None
+        where the samples leave a gap."""
         ts = self._velocity.stamps
         gap = int(self.cfg.max_velocity_gap_s * NS)
         knots: list[tuple[int, complex, float]] = []

@@ -20,12 +20,13 @@ What may differ, and why (README, "Determinism"):
   ``takeoff.heartbeat``, latencies in ``vnav.*``), per-run identifiers (the
   simulated FC's UDP port);
 - ``fc.*`` arrival stamps, within the bridge's processing latency;
-- the fixes: not bit for bit. The attitude a frame is rectified with is
-  interpolated from the samples that reached the estimator before it, which
-  depends on DDS delivery; a sub-pixel move of the correlation peak follows.
-  Same frames fixed (up to a few at the gate's edge) and the same places to a
-  fraction of a metre; in-flight snapshots (rendered from those poses) differ
-  in their JPEG bytes accordingly.
+- the fixes: not bit for bit. Every FC sample carries the FC's clock and the
+  estimator answers a frame from the samples stamped up to it, but in the first
+  seconds the clock mapping settles and the first frames race the tile prefetch
+  (wall clock); a sub-pixel move of the correlation peak follows, and tracking
+  carries it on for a while. Same frames fixed (up to a few at the gate's edge)
+  and the same places to a fraction of a metre; in-flight snapshots (rendered
+  from those poses) differ in their JPEG bytes accordingly.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def test_two_replays_repeat_take_off_gnss_loss_and_fixes(two_runs: Any) -> None:
         fixes[0].keys() ^ fixes[1].keys()
     )
     p90 = diffs[int(0.9 * (len(diffs) - 1))]
-    # most fixes agree to a fraction of a metre; a frame whose attitude samples came
-    # in differently, or whose tracked heading/scale start differed, can settle a few
+    # most fixes agree to a fraction of a metre; a frame whose first samples or tiles
+    # came in differently, or whose tracked heading/scale start differed, can settle a few
     # metres away (an aliased stretch of farmland): bounded, and said in the README
     assert p90 <= 2.0 and diffs[-1] <= 20.0, (p90, diffs[-10:])

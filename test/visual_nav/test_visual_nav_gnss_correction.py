@@ -154,6 +154,43 @@ def test_a_gap_in_the_velocity_stream_skips_that_pair() -> None:
     assert (after.scale, after.heading_deg) == (fits.scale, fits.heading_deg)
 
 
+@settings(max_examples=30, deadline=None)
+@given(ahead=st.lists(st.integers(0, 4), min_size=24, max_size=24), seed=st.integers(0, 1000))
+def test_the_fit_a_frame_gets_does_not_depend_on_which_later_samples_arrived(
+    ahead: list[int], seed: int
+) -> None:
+    """Frames at 2 Hz, the GNSS's velocity at 5 Hz off the frames' stamps: when a
+    frame is answered, the samples stamped up to it are there and 0-4 of those after
+    it may be (the machine, a replay's rate). The correction each frame is matched
+    with must be the same whatever came early: two replays give the same fixes."""
+    rng = np.random.default_rng(seed)
+    z = cmath.rect(0.95, math.radians(2.0))
+    frame_dt, sample_dt = NS // 2, NS // 5 + 7_000_000  # samples drift against the frames
+    samples = [
+        (T0 - NS + k * sample_dt, 20.0 + rng.normal(0.0, 0.1), 5.0 + rng.normal(0.0, 0.1))
+        for k in range(80)
+    ]
+    raws = [complex(10.0, 2.5) / z + complex(*rng.normal(0.0, 0.3, 2)) for _ in ahead]
+
+    def replay(early: list[int]) -> list[Correction | None]:
+        c = GnssCorrection(GnssCorrectionConfig())
+        fed = 0
+        got = []
+        for k, (raw, n_early) in enumerate(zip(raws, early, strict=True)):
+            t1 = T0 + (k + 1) * frame_dt
+            upto = sum(1 for t, _, _ in samples if t <= t1) + n_early
+            for t, e, n in samples[fed:upto]:
+                c.add_velocity(t, e, n, 0.1)
+            fed = max(fed, upto)
+            c.add_motion(t1 - frame_dt, t1, (raw.real, raw.imag), 0.3, gnss_followed=True)
+            got.append(c.correction_at(t1))
+        return got
+
+    steady = replay([0] * len(ahead))
+    assert steady[-1] is not None and abs(steady[-1].scale - 0.95) < 0.03
+    assert replay(ahead) == steady
+
+
 def test_non_finite_velocities_are_dropped() -> None:
     c = GnssCorrection(GnssCorrectionConfig())
     c.add_velocity(T0, math.nan, 1.0)
