@@ -358,6 +358,7 @@ def _carried(series: StampedSeries[float], stamp_ns: int, max_age_ns: int) -> fl
     before it, carried on along the line from the one before that (a climb)
     when that is within ``max_age_ns`` too; with none before it, the first one
     after (the stream's start). None when that is not within ``max_age_ns``.
+    The line is carried no further than its two samples lie apart.
 
     Why not between the samples either side: whether the one after has
     arrived when a frame is answered depends on the machine and on a replay's
@@ -375,7 +376,10 @@ def _carried(series: StampedSeries[float], stamp_ns: int, max_age_ns: int) -> fl
     if stamp_ns - t1 > max_age_ns:
         return None
     if i >= 2 and stamp_ns - t[i - 2] <= max_age_ns and t1 > t[i - 2]:
-        return v1 + (v1 - v[i - 2]) * (stamp_ns - t1) / (t1 - t[i - 2])
+        # no further than the two samples lie apart: a stream that stalls holds its
+        # last climb's step, not a climb carried on for seconds
+        step = min(stamp_ns - t1, t1 - t[i - 2])
+        return v1 + (v1 - v[i - 2]) * step / (t1 - t[i - 2])
     return v1
 
 

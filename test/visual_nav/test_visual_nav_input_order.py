@@ -55,6 +55,13 @@ def test_rangefinder_height_is_carried_to_the_frame_stamp() -> None:
     assert got.height_m == pytest.approx(100.5)
 
 
+def test_a_stalled_altitude_stream_is_not_carried_on_climbing() -> None:
+    """The FC's altitude stops coming 1.6 s before the frame (within the 2 s it is
+    still used for): the climb is carried one sample interval on, no further."""
+    got = _height(CLIMB[:2], T0 + 1800 * MS)  # samples at 0 and 200 ms, 7 m/s
+    assert got == pytest.approx(200.0 + 2 * 1.4)
+
+
 @settings(max_examples=50, deadline=None)
 @given(frame_ms=st.integers(0, 1800), later=st.sets(st.integers(0, len(CLIMB) - 1)))
 def test_height_does_not_depend_on_which_later_samples_arrived(
