@@ -41,6 +41,11 @@ from gps_denied_onboard.fc_bridge.timesync import FcTimeMapper
 from gps_denied_onboard.msg import FcAltitude
 from gps_denied_onboard.ros_topics import ns_to_time_msg
 
+#: ATTITUDE's body rates, per axis ((rad/s)^2): the autopilot's bias-corrected gyros,
+#: about 0.01 rad/s. Non-zero says "measured" (REP 145), which visual_nav asks for
+#: before it interpolates attitude on them.
+GYRO_RATE_VARIANCE = 1e-4
+
 #: a message with no time of its own (VFR_HUD) takes the FC's clock of the newest
 #: timed message before it on the link, when that came at most this long before
 UNTIMED_FC_CLOCK_WINDOW_NS = 2_000_000_000
@@ -234,6 +239,9 @@ class LinkTelemetry:
         out.orientation.x, out.orientation.y, out.orientation.z, out.orientation.w = x, y, z, w
         rx, ry, rz = tm.attitude_rates_flu(att)
         out.angular_velocity.x, out.angular_velocity.y, out.angular_velocity.z = rx, ry, rz
+        # measured (the gyros', bias-corrected): visual_nav interpolates attitude on them
+        for k in (0, 4, 8):
+            out.angular_velocity_covariance[k] = GYRO_RATE_VARIANCE
         out.linear_acceleration_covariance[0] = -1.0  # ATTITUDE carries no acceleration
         self._publish("imu", out)
 

@@ -96,7 +96,11 @@ class EstimatorInputs:
             return
         stamp = time_msg_to_ns(msg.header.stamp)
         self.newest_attitude_ns = max(self.newest_attitude_ns, stamp)
-        self.pending.append(lambda est: est.attitude.add(stamp, r))
+        # the body rates only where the publisher says it measured them (a variance;
+        # 0 leaves "unknown" and "not measured" apart from none, -1 is "none": REP 145)
+        w = msg.angular_velocity
+        rates = (w.x, w.y, w.z) if msg.angular_velocity_covariance[0] > 0.0 else None
+        self.pending.append(lambda est: est.attitude.add(stamp, r, rates))
 
     def on_altitude(self, msg: FcAltitude) -> None:
         amsl, on_ground = float(msg.amsl), self.armed is False

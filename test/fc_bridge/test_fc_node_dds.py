@@ -88,6 +88,8 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         assert wait_until(lambda: bool(navsats) and bool(imus) and bool(alts), 5.0)
         assert navsats[-1].latitude == pytest.approx(47.397742)
         assert alts[-1].amsl == pytest.approx(488.0)
+        # ATTITUDE's gyro rates go with the attitude, marked measured (a variance, not 0)
+        assert all(m.angular_velocity_covariance[k] > 0 for m in imus[-3:] for k in (0, 4, 8))
         # stamped with the FC's clock: PX4's ALTITUDE by its own time, ArduPilot's VFR_HUD
         # (no time of its own) by the newest timed message before it on the link
         assert {a.source for a in alts} == {"vfr_hud" if autopilot == "ardupilot" else "altitude"}

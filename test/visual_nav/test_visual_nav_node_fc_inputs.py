@@ -7,12 +7,14 @@ unstamped, takes the FC's clock from the attitude stream, not its arrival time."
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -132,6 +134,32 @@ def test_inputs_are_applied_while_no_frame_comes(ros: MultiThreadedExecutor) -> 
         # node holds nothing back for it
         assert wait_until(lambda: len(est.attitude) == 5, 10.0), len(est.attitude)
         assert wait_until(lambda: not node._inputs.pending, 5.0)
+
+
+def test_body_rates_shape_the_attitude_only_where_their_variance_says_measured(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """The FC bridge's /fc/imu carries ATTITUDE's gyro rates with a variance: the
+    attitude between two samples follows them. An Imu whose rates have no variance
+    (0: unknown, REP 145; most publishers leave them at 0 with the rates) is slerped."""
+    with _active_on(ros) as (node, _, imu):
+        est = node._estimator
+        assert est is not None
+        for variance, base in ((1e-4, T0_NS), (0.0, T0_NS + 10 * 10**9)):
+            for k in range(2):
+                m = _attitude(base + k * PERIOD_NS)
+                m.angular_velocity.x = 0.5 * (-1) ** k  # rolling one way, then back
+                m.angular_velocity_covariance[0] = variance
+                imu.publish(m)
+        assert wait_until(lambda: len(est.attitude) == 4, 10.0), len(est.attitude)
+        assert wait_until(lambda: not node._inputs.pending, 5.0)
+        level = np.eye(3)
+        # both samples level, rolling at +-0.5 rad/s: between them the curve rolls
+        shaped = est.attitude.at(T0_NS + PERIOD_NS // 2)
+        assert math.degrees(math.acos(min(1.0, shaped[2, 2]))) > 0.05
+        # the same without a variance: level throughout
+        plain = est.attitude.at(T0_NS + 10 * 10**9 + PERIOD_NS // 2)
+        assert np.allclose(plain, level)
 
 
 def test_an_altitude_is_taken_at_the_fc_clock_it_carries_not_its_arrival(

@@ -50,6 +50,63 @@ def test_attitude_is_interpolated_at_the_capture_stamp() -> None:
     assert _angle_deg(quarter, r1) == pytest.approx(3 * total / 4, abs=1e-6)
 
 
+def _vibrating(t_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """A banked aircraft shaking in roll (5.3 Hz, 0.5 deg) and pitch (3.1 Hz, 0.4 deg)
+    as it turns: its attitude and body rates (FLU, rad/s) at ``t_s``, from the
+    attitude itself (a central difference over 0.1 ms)."""
+
+    def att(t: float) -> np.ndarray:
+        roll = 20.0 + 0.5 * math.sin(2 * math.pi * 5.3 * t)
+        pitch = 3.0 + 0.4 * math.sin(2 * math.pi * 3.1 * t + 1.0)
+        return _r(roll, pitch, 7.3 * t)
+
+    eps = 5e-5
+    a, b = att(t_s - eps), att(t_s + eps)
+    rel = a.T @ b
+    w = np.array([rel[2, 1] - rel[1, 2], rel[0, 2] - rel[2, 0], rel[1, 0] - rel[0, 1]])
+    return att(t_s), w / 2.0 / (2 * eps)
+
+
+def test_between_samples_the_body_rates_follow_a_vibration_that_slerp_cuts_through() -> None:
+    """25 Hz attitude with its gyros' rates, frames between the samples: the curve the
+    rates shape (hermite_rotation) lands several times nearer the truth than slerp."""
+    with_rates = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
+    without = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
+    for k in range(26):
+        r, w = _vibrating(k * 0.04)
+        with_rates.add(T0 + k * 40 * MS, r, (float(w[0]), float(w[1]), float(w[2])))
+        without.add(T0 + k * 40 * MS, r)
+    off_slerp, off_rates = [], []
+    for k in range(25):
+        for frac in (0.25, 0.5, 0.7):
+            t = k * 0.04 + frac * 0.04
+            truth = _vibrating(t)[0]
+            stamp = T0 + round(t * 1e9)
+            off_slerp.append(_angle_deg(truth, without.at(stamp)))
+            off_rates.append(_angle_deg(truth, with_rates.at(stamp)))
+    rms_slerp = math.sqrt(np.mean(np.square(off_slerp)))
+    rms_rates = math.sqrt(np.mean(np.square(off_rates)))
+    assert rms_slerp > 0.03  # the vibration is there to be missed
+    assert rms_rates < 0.25 * rms_slerp, (rms_rates, rms_slerp)
+
+
+def test_a_steady_rate_gives_the_slerp_and_rates_missing_or_wild_leave_it() -> None:
+    r0, r1 = _r(0, 0, 0), _r(0, 0, 4)  # yawing at 100 deg/s (ENU +z is a left turn)
+    w = (0.0, 0.0, -math.radians(100.0))
+    steady = AttitudeBuffer()
+    steady.add(T0, r0, w)
+    steady.add(T0 + 40 * MS, r1, w)
+    plain = AttitudeBuffer()
+    plain.add(T0, r0)
+    plain.add(T0 + 40 * MS, r1)
+    assert _angle_deg(steady.at(T0 + 13 * MS), plain.at(T0 + 13 * MS)) < 1e-4
+    for rates in ((0.0, 0.0, math.nan), (0.0, 50.0, 0.0), None):
+        one_side = AttitudeBuffer()
+        one_side.add(T0, r0, (0.3, -0.2, 0.1))  # the other sample's rates: none
+        one_side.add(T0 + 40 * MS, r1, rates)
+        assert _angle_deg(one_side.at(T0 + 13 * MS), plain.at(T0 + 13 * MS)) < 1e-4
+
+
 def test_a_frame_newer_than_the_attitude_bound_is_refused() -> None:
     buf = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
     with pytest.raises(FrameRejected) as none:
