@@ -73,6 +73,9 @@ class SimFcState:
     #: GPS_RAW_INT.time_usec as UNIX time from this (seconds at boot), as a stack whose
     #: clock is GNSS-synchronised sends it (the sample flight's recording); None: boot time
     gps_unix_time_at_boot_s: float | None = None
+    #: DISTANCE_SENSOR.time_boot_ms fixed at this (a sensor whose driver sends 0 or a
+    #: clock of its own); None: the boot time
+    rangefinder_time_boot_ms: int | None = None
     #: a healthy EKF in flight: attitude, velocities, relative and absolute position
     #: (and their predictions), not in constant-position mode (128); the same bits for
     #: ArduPilot's EKF_STATUS_FLAGS and PX4's ESTIMATOR_STATUS_FLAGS
@@ -175,7 +178,7 @@ def build_telemetry(mav: Any, name: str, s: SimFcState, boot_ms: int, rangefinde
         )
     if name == "DISTANCE_SENSOR":
         return mav.distance_sensor_encode(
-            boot_ms,
+            boot_ms if s.rangefinder_time_boot_ms is None else s.rangefinder_time_boot_ms,
             20,
             4000,
             max(0, round(s.rel_alt_m * 100)),

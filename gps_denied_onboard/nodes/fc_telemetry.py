@@ -164,6 +164,19 @@ class LinkTelemetry:
             return newest[0]
         return recv_ns
 
+    def _sensor_stamp(self, time_boot_ms: int, recv_ns: int) -> int:
+        """A sensor message's own boot time (ALTITUDE, DISTANCE_SENSOR) on the bridge's
+        clock, by the mapping the attitude and position streams keep, without moving it:
+        a sensor whose time is 0 or another clock must not reset the mapping that the
+        attitude is stamped with. Such a time (more than the untimed window from its
+        arrival) is taken as untimed."""
+        offset = self.fc_time.offset_ns
+        if offset is not None and time_boot_ms > 0:
+            stamp = time_boot_ms * 1_000_000 + offset
+            if abs(stamp - recv_ns) <= UNTIMED_FC_CLOCK_WINDOW_NS:
+                return stamp
+        return self._untimed_stamp(recv_ns)
+
     def _publish(self, name: str, msg: Any) -> None:
         with self._publishing:
             if self._live:
@@ -256,13 +269,8 @@ class LinkTelemetry:
         self._publish("alt", out)
 
     def _on_altitude(self, msg: Any, recv_ns: int) -> None:
-        # time_usec: boot time on ArduPilot and PX4, as GPS_RAW_INT's
-        boot_ms = int(msg.time_usec) // 1000
-        stamp = (
-            self._fc_stamp(boot_ms, recv_ns)
-            if 0 < boot_ms < 10**9
-            else self._untimed_stamp(recv_ns)
-        )
+        # time_usec: boot time on PX4 (ArduPilot sends no ALTITUDE)
+        stamp = self._sensor_stamp(int(msg.time_usec) // 1000, recv_ns)
         self._publish_alt(tm.altitude_from_altitude_msg(msg), stamp)
 
     def _on_distance_sensor(self, msg: Any, recv_ns: int) -> None:
@@ -270,7 +278,7 @@ class LinkTelemetry:
         if not self._live or not rf.facing_down:
             return  # only a downward sensor measures height above ground
         out = Range()
-        out.header.stamp = ns_to_time_msg(self._fc_stamp(int(msg.time_boot_ms), recv_ns))
+        out.header.stamp = ns_to_time_msg(self._sensor_stamp(int(msg.time_boot_ms), recv_ns))
         out.header.frame_id = "rangefinder_down"
         out.radiation_type = Range.INFRARED
         out.min_range, out.max_range, out.range = rf.min_m, rf.max_m, rf.distance_m

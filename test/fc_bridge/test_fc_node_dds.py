@@ -250,28 +250,40 @@ def test_signed_link_and_the_preflight_line_about_the_autopilot(
         stop_rig(ros, fc, node, probe)
 
 
-def test_a_downward_rangefinder_is_published_as_range(ros: MultiThreadedExecutor) -> None:
-    """DISTANCE_SENSOR (asked for when SYS_STATUS reports one) -> /fc/rangefinder in metres."""
+@pytest.mark.parametrize("sensor_time_ms", [None, 0, 100_000_000])
+def test_a_downward_rangefinder_is_published_as_range(
+    ros: MultiThreadedExecutor, sensor_time_ms: int | None
+) -> None:
+    """DISTANCE_SENSOR (asked for when SYS_STATUS reports one) -> /fc/rangefinder in
+    metres, stamped with its own boot time on the FC clock's mapping. A sensor that
+    sends time 0 (a driver's, another clock) is stamped as an untimed message, and
+    the mapping the attitude is stamped with is never reset by it."""
     from sensor_msgs.msg import Range
 
     from gps_denied_onboard.ros_topics import TOPIC_FC_RANGEFINDER
 
     fc = SimFc("ardupilot", heartbeat_hz=5.0, telemetry_hz=10.0, rangefinder=True)
-    fc.update(rel_alt_m=35.5)
+    fc.update(rel_alt_m=35.5, rangefinder_time_boot_ms=sensor_time_ms)
     fc.start()
     node = _node(fc.connection)
     probe = Node("fc_range_probe")
     ranges: list[Range] = []
+    imus: list[Imu] = []
     probe.create_subscription(Range, TOPIC_FC_RANGEFINDER, ranges.append, qos_profile_sensor_data)
+    probe.create_subscription(Imu, TOPIC_FC_IMU, imus.append, qos_profile_sensor_data)
     ros.add_node(node)
     ros.add_node(probe)
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert wait_until(lambda: bool(ranges), 10.0), "no /fc/rangefinder"
+        assert wait_until(lambda: len(ranges) >= 5, 10.0), "no /fc/rangefinder"
         r = ranges[-1]
         assert (r.min_range, r.max_range) == pytest.approx((0.2, 40.0))
         assert r.range == pytest.approx(35.5, abs=0.01)
+        newest_imu = time_msg_to_ns(imus[-1].header.stamp)
+        assert abs(time_msg_to_ns(r.header.stamp) - newest_imu) < 1_000_000_000
+        telemetry = node._telemetry
+        assert telemetry is not None and telemetry.fc_time.resets == 0
     finally:
         stop_rig(ros, fc, node, probe)
 
