@@ -79,7 +79,10 @@ def _vel(
     return e + rng.normal(0.0, noise), n + rng.normal(0.0, noise)
 
 
-@settings(max_examples=40, deadline=None)
+# derandomized: "within 3 sigma" is a statistical claim, and a fresh draw of seeds
+# finds the 0.3 % of fits past it sooner or later (heading 0, scale 1.125, 8 m/s, seed
+# 210: 2.75 deg off at sigma 0.83, by the fit of stop 40 and of this one alike)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     heading=st.floats(-10.0, 10.0),
     scale=st.floats(0.85, 1.15),
@@ -154,7 +157,7 @@ def test_a_gap_in_the_velocity_stream_skips_that_pair() -> None:
     assert (after.scale, after.heading_deg) == (fits.scale, fits.heading_deg)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(ahead=st.lists(st.integers(0, 4), min_size=24, max_size=24), seed=st.integers(0, 1000))
 def test_the_fit_a_frame_gets_does_not_depend_on_which_later_samples_arrived(
     ahead: list[int], seed: int
