@@ -48,6 +48,18 @@ class FcTimeMapper:
             return None
         return self._sorted[len(self._sorted) // 2]
 
+    def peek(self, time_boot_ms: int, recv_ns: int) -> int | None:
+        """The time on the bridge's clock by the current mapping, the sample not taken:
+        for a sensor's own time (ALTITUDE, DISTANCE_SENSOR), which must not move the
+        mapping the attitude is stamped with. None with no mapping yet, for time 0, or
+        where it lands as far from the arrival as :meth:`stamp` would call a jump (the
+        sensor's own clock, not the autopilot's)."""
+        current = self.offset_ns
+        if current is None or time_boot_ms <= 0:
+            return None
+        mapped = time_boot_ms * NS_PER_MS + current
+        return mapped if abs(mapped - recv_ns) <= self._reset_ns else None
+
     def stamp(self, time_boot_ms: int, recv_ns: int) -> int:
         """The message's time on the bridge's clock."""
         offset = recv_ns - time_boot_ms * NS_PER_MS

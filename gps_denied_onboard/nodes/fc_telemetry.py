@@ -166,16 +166,10 @@ class LinkTelemetry:
 
     def _sensor_stamp(self, time_boot_ms: int, recv_ns: int) -> int:
         """A sensor message's own boot time (ALTITUDE, DISTANCE_SENSOR) on the bridge's
-        clock, by the mapping the attitude and position streams keep, without moving it:
-        a sensor whose time is 0 or another clock must not reset the mapping that the
-        attitude is stamped with. Such a time (more than the untimed window from its
-        arrival) is taken as untimed."""
-        offset = self.fc_time.offset_ns
-        if offset is not None and time_boot_ms > 0:
-            stamp = time_boot_ms * 1_000_000 + offset
-            if abs(stamp - recv_ns) <= UNTIMED_FC_CLOCK_WINDOW_NS:
-                return stamp
-        return self._untimed_stamp(recv_ns)
+        clock by the mapping the attitude and position streams keep, without moving it
+        (:meth:`FcTimeMapper.peek`); a time that is 0 or another clock is untimed."""
+        mapped = self.fc_time.peek(time_boot_ms, recv_ns)
+        return self._untimed_stamp(recv_ns) if mapped is None else mapped
 
     def _publish(self, name: str, msg: Any) -> None:
         with self._publishing:

@@ -195,7 +195,7 @@ class GnssCorrection:
         """Pairs of the pending registrations that the velocity samples stamped up to
         ``now_ns`` cover; those they never will count as distance flown."""
         gap = int(self.cfg.max_velocity_gap_s * NS)
-        settled = False
+        newest: int | None = None  # the newest pair settled now
         waiting: list[tuple[int, int, complex, float]] = []
         for t0, t1, raw, var in self._pending:
             if not self._covered(t1, now_ns):
@@ -210,11 +210,10 @@ class GnssCorrection:
                 continue
             gnss, gnss_var = moved
             self._pairs.append(_Pair(t1, raw, gnss, var + gnss_var))
-            settled = True
+            newest = t1 if newest is None else max(newest, t1)
         self._pending = waiting
-        if not settled:
+        if newest is None:
             return
-        newest = max(p.stamp_ns for p in self._pairs)
         cut = newest - int(self.cfg.window_s * NS)
         self._pairs = [p for p in self._pairs if p.stamp_ns >= cut]
         fit = self._fitted()
