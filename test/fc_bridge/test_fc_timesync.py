@@ -44,3 +44,40 @@ def test_a_reboot_starts_afresh() -> None:
     after = OFFSET + 700_000 * MS  # the autopilot restarted: boot time from zero
     assert fc.stamp(5, after) == after
     assert fc.resets == 1
+
+
+def test_a_burst_of_late_arrivals_does_not_move_the_mapping() -> None:
+    """A loaded machine delays messages in runs of seconds (the main job at 4x: half
+    of them late by 20-200 ms for a while). Once settled, the offset stays on the
+    prompt messages' as long as a quarter of the window still is: a median alone
+    followed the burst and re-timed every attitude sample in it."""
+    rng = np.random.default_rng(11)
+    fc = FcTimeMapper()
+    errors = []
+    for k in range(4000):
+        boot = 300_000 + 20 * k
+        # 70 % prompt at first; from message 1500 on 40 %, the rest 20-200 ms late
+        prompt = rng.random() < (0.7 if k < 1500 else 0.4)
+        late = 0 if prompt else int(rng.choice([20, 40, 80, 200])) * MS
+        stamp = fc.stamp(boot, OFFSET + boot * MS + late)
+        if k > 200:
+            errors.append(stamp - (OFFSET + boot * MS))
+    assert max(abs(e) for e in errors) == 0
+    assert fc.resets == 0
+
+
+def test_a_lasting_change_of_the_links_delay_is_followed() -> None:
+    """Steady is not stuck: when every message comes 30 ms later for good (another
+    link, a slower reader), the mapping follows within a window."""
+    fc = FcTimeMapper()
+    for k in range(1500):
+        boot = 300_000 + 20 * k
+        fc.stamp(boot, OFFSET + boot * MS)
+    moved_after = None
+    for k in range(1500, 4000):
+        boot = 300_000 + 20 * k
+        stamp = fc.stamp(boot, OFFSET + (boot + 30) * MS)
+        if moved_after is None and stamp == OFFSET + (boot + 30) * MS:
+            moved_after = k - 1500
+    assert moved_after is not None and moved_after <= 1001
+    assert fc.offset_ns == OFFSET + 30 * MS
