@@ -83,7 +83,7 @@ class VisualNavConfig:
     stitch_sigma_spread_k: float = 0.35
     stitch_sigma_frame_k: float = 0.4
     stitch_frame_check_m: float = 50.0
-    stitch_velocity_sigma_per_m: float = 0.002
+    velocity_correction_k: float = 2.0
     single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
@@ -162,7 +162,7 @@ class VisualNavConfig:
             "stitch_sigma_margin_m",
             "stitch_sigma_spread_k",
             "stitch_sigma_frame_k",
-            "stitch_velocity_sigma_per_m",
+            "velocity_correction_k",
             "gnss_correction_bound_k",
             "gnss_correction_scale_floor",
             "gnss_correction_scale_growth_per_km",
@@ -308,7 +308,7 @@ class VisualNavConfig:
             stitch_sigma_spread_k=self.stitch_sigma_spread_k,
             stitch_sigma_frame_k=self.stitch_sigma_frame_k,
             stitch_frame_check_m=self.stitch_frame_check_m,
-            stitch_velocity_sigma_per_m=self.stitch_velocity_sigma_per_m,
+            velocity_correction_k=self.velocity_correction_k,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,
             gnss_correction=GnssCorrectionConfig(

@@ -85,6 +85,7 @@ from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSample, HeightSource, Prior
 from gps_denied_onboard.visual_nav.uncertainty import (
     corrected,
+    correction_sigma,
     position_sigma,
     registration_velocity,
     velocity_from_fixes,
@@ -385,12 +386,12 @@ class VisualEstimator:
         if odo_v is not None:
             # the refined correction of this very fix turns the raw track's motion
             velocity, vel_sigma = registration_velocity(
-                cfg,
                 odo_v,
                 heading_offset_deg=result.heading_offset_deg,
                 scale=result.scale,
-                stitched=stitched,
-                quadrant_spread_m=spread_m,
+                correction_sigma=correction_sigma(
+                    cfg, sigma_m=sigma, height_m=height_m, footprint_m=result.footprint_m
+                ),
             )
         else:
             velocity, vel_sigma = velocity_from_fixes(

@@ -76,5 +76,5 @@ class EstimatorConfig:
     stitch_sigma_spread_k: float = 0.35
     stitch_sigma_frame_k: float = 0.4
     stitch_frame_check_m: float = 50.0
-    stitch_velocity_sigma_per_m: float = 0.002
+    velocity_correction_k: float = 2.0
     single_sigma_margin_m: float = 20.0

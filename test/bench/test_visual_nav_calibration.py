@@ -111,16 +111,19 @@ def test_the_stitched_sigma_grid_rebuilds_each_sigma_from_its_terms(calibration:
     assert with_spread["fixes"] == 4
 
 
-def test_the_stitched_velocity_grid_widens_with_the_speed_and_spread(calibration: Any) -> None:
-    # 20 m/s, registration sigma 0.5 m/s; one velocity 1 m/s off with a rigid patch,
-    # one 3 m/s off from a patch whose quadrants spread 40 m
+def test_the_velocity_grid_widens_with_the_speed_and_the_corrections_sigma(
+    calibration: Any,
+) -> None:
+    # 20 m/s, registration sigma 0.5 m/s; one velocity 1 m/s off from a fix whose
+    # correction is well seen (0.1 %), one 3 m/s off from one seen to 4 %
     rows = [
-        {"pair": "a", "spread_m": s, "dve": d, "dvn": 0.0, "speed": 20.0, "velocity_other": 0.5}
-        for d, s in ((1.0, 0.0), (3.0, 40.0))
+        {"pair": "a", "dve": d, "dvn": 0.0, "speed": 20.0, "velocity_other": 0.5,
+         "correction_rel": rel}
+        for d, rel in ((1.0, 0.001), (3.0, 0.04))
     ] + [{"pair": "a", "spread_m": 5.0}]  # a fix without a velocity is left out
-    without, with_term = calibration.stitched_velocity_grid(rows, per_m=(0.0, 0.002))
+    without, with_term = calibration.stitched_velocity_grid(rows, ks=(0.0, 2.0))
     assert without["velocities"] == 2
     assert without["sigma_3_coverage"] == 75.0  # 3 m/s is 6 sigma off
-    # 3 / hypot(0.5, 0.002 * 40 * 20) = 1.8 sigma: inside 3
+    # 3 / hypot(0.5, 2 * 0.04 * 20) = 1.8 sigma: inside 3
     assert with_term["sigma_3_coverage"] == 100.0
     assert with_term["worst_pair_sigma_3_coverage"] == 100.0

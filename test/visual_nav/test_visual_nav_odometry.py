@@ -363,35 +363,37 @@ def test_a_patch_whose_newest_frame_could_not_be_placed_alone_is_taken_as_off() 
     assert _patch_sigma(offset=None, stitched=False) == _patch_sigma(offset=40.0, stitched=False)
 
 
-def test_a_stitched_velocity_owns_up_to_its_patch_turned_or_scaled_off() -> None:
-    """The registration's motion takes the fix's heading and scale; a patch whose
-    quadrants spread (its scale or heading may have stuck off) widens the velocity's
-    sigma in proportion to the speed. A frame alone keeps the registration's."""
+def test_a_velocity_owns_up_to_the_correction_that_turned_and_scaled_it() -> None:
+    """The registration's motion takes the fix's heading and scale, so the velocity's
+    sigma adds the correction's error times the speed: the fix's placement sigma
+    (without its attitude term, which moves the view and turns none of it) over the
+    view's radius, times ``velocity_correction_k``."""
     from gps_denied_onboard.visual_nav.settings import EstimatorConfig
-    from gps_denied_onboard.visual_nav.uncertainty import VELOCITY_FLOOR, registration_velocity
+    from gps_denied_onboard.visual_nav.uncertainty import (
+        VELOCITY_FLOOR,
+        correction_sigma,
+        registration_velocity,
+    )
 
-    cfg = EstimatorConfig()
+    cfg = EstimatorConfig(attitude_sigma_deg=0.5, velocity_correction_k=2.0)
+    att = 400.0 * math.tan(math.radians(0.5))
+    # placement 3 m (attitude 3.49 m besides), a view 1200 m across: 2 x 3 / 600
+    rel = correction_sigma(cfg, sigma_m=math.hypot(3.0, att), height_m=400.0, footprint_m=1200.0)
+    assert rel == pytest.approx(0.01)
+    # the attitude term alone turns and scales nothing
+    assert correction_sigma(cfg, sigma_m=att, height_m=400.0, footprint_m=1200.0) == 0.0
+    # a smaller view sees its heading and scale worse
+    small = correction_sigma(cfg, sigma_m=math.hypot(3.0, att), height_m=400.0, footprint_m=500.0)
+    assert small == pytest.approx(0.024)
+
     raw = ((0.0, 20.0), 0.5)  # 20 m/s north, 0.5 m/s
-
-    def velocity(spread: float | None, stitched: bool = True) -> tuple[tuple[float, float], float]:
-        return registration_velocity(
-            cfg,
-            raw,
-            heading_offset_deg=90.0,
-            scale=1.25,
-            stitched=stitched,
-            quadrant_spread_m=spread,
-        )
-
-    (ve, vn), alone = velocity(10.0, stitched=False)
+    (ve, vn), sigma = registration_velocity(
+        raw, heading_offset_deg=90.0, scale=1.25, correction_sigma=rel
+    )
     assert (ve, vn) == pytest.approx((-25.0, 0.0), abs=1e-9)  # turned 90 deg left, scaled
-    assert alone == pytest.approx(math.hypot(0.5 * 1.25, VELOCITY_FLOOR))
-    _, rigid = velocity(0.0)
-    assert rigid == pytest.approx(alone)
-    _, spread = velocity(10.0)
-    assert spread == pytest.approx(math.hypot(alone, cfg.stitch_velocity_sigma_per_m * 10.0 * 25.0))
-    _, unmeasured = velocity(None)
-    assert unmeasured > spread
+    assert sigma == pytest.approx(math.sqrt((0.5 * 1.25) ** 2 + VELOCITY_FLOOR**2 + 0.25**2))
+    _, bare = registration_velocity(raw, heading_offset_deg=90.0, scale=1.25, correction_sigma=0.0)
+    assert bare == pytest.approx(math.hypot(0.5 * 1.25, VELOCITY_FLOOR))
 
 
 def _turning(n: int, agl: float, rate_dps: float, speed: float = 24.0) -> list[Pose]:
