@@ -389,7 +389,7 @@ class VisualEstimator:
                 odo_v,
                 heading_offset_deg=result.heading_offset_deg,
                 scale=result.scale,
-                correction_sigma=correction_sigma(
+                correction_rel=correction_sigma(
                     cfg, sigma_m=sigma, height_m=height_m, footprint_m=result.footprint_m
                 ),
             )

@@ -167,15 +167,15 @@ def registration_velocity(
     *,
     heading_offset_deg: float,
     scale: float,
-    correction_sigma: float,
+    correction_rel: float,
 ) -> tuple[tuple[float, float], float]:
     """A velocity from registration and its 1-sigma per axis, m/s.
 
     ``raw``: the registration track's motion and sigma, in the frames as the
     autopilot's attitude and height put them; the fix's own correction
     (``heading_offset_deg``, ``scale``) turns and scales it. The sigma is the
-    registration's (times ``scale``) with :data:`VELOCITY_FLOOR`, and the
-    correction's (:func:`correction_sigma`) of the speed: the raw motion takes
+    registration's (times ``scale``) with :data:`VELOCITY_FLOOR`, and
+    ``correction_rel`` (:func:`correction_sigma`) of the speed: the raw motion takes
     the fix's heading and scale, so a correction 2 % off is a velocity 2 % off.
     On the 2014 calibration flights (400 m frames stitched, 1 frame/s) the
     corrections' error fell from 2.0 % and 0.9 deg (median) in the first 3 s
@@ -188,7 +188,7 @@ def registration_velocity(
     """
     velocity = corrected(raw[0], heading_offset_deg, scale)
     speed = math.hypot(velocity[0], velocity[1])
-    sigma = math.hypot(raw[1] * scale, VELOCITY_FLOOR, correction_sigma * speed)
+    sigma = math.hypot(raw[1] * scale, VELOCITY_FLOOR, correction_rel * speed)
     return velocity, sigma
 
 

@@ -388,11 +388,11 @@ def test_a_velocity_owns_up_to_the_correction_that_turned_and_scaled_it() -> Non
 
     raw = ((0.0, 20.0), 0.5)  # 20 m/s north, 0.5 m/s
     (ve, vn), sigma = registration_velocity(
-        raw, heading_offset_deg=90.0, scale=1.25, correction_sigma=rel
+        raw, heading_offset_deg=90.0, scale=1.25, correction_rel=rel
     )
     assert (ve, vn) == pytest.approx((-25.0, 0.0), abs=1e-9)  # turned 90 deg left, scaled
     assert sigma == pytest.approx(math.sqrt((0.5 * 1.25) ** 2 + VELOCITY_FLOOR**2 + 0.25**2))
-    _, bare = registration_velocity(raw, heading_offset_deg=90.0, scale=1.25, correction_sigma=0.0)
+    _, bare = registration_velocity(raw, heading_offset_deg=90.0, scale=1.25, correction_rel=0.0)
     assert bare == pytest.approx(math.hypot(0.5 * 1.25, VELOCITY_FLOOR))
 
 
