@@ -211,6 +211,9 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
     for i, (name, (map_year, frame_year)) in enumerate(CALIBRATION_PAIRS.items()):
         for f in flights(seed + 100 * i, n, AGL["400m"], frames=32, rate_hz=1.0):
             est = estimator(map_year)
+            # the correction's share per unit of velocity_correction_k, under the
+            # estimator's own settings (its attitude_sigma_deg is the flights' error)
+            unit = replace(est.cfg, velocity_correction_k=1.0)
             for p, got in zip(f.poses, fly(est, frame_year, f), strict=True):
                 if not isinstance(got, VisualFix) or got.stitch_lever_m <= 0:
                     continue
@@ -233,14 +236,13 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                 }
                 if got.velocity_en is not None:
                     speed = math.hypot(*got.velocity_en)
-                    # the correction's share, per unit of velocity_correction_k
                     rel = correction_sigma(
-                        replace(cfg, velocity_correction_k=1.0),
+                        unit,
                         sigma_m=got.sigma_m,
                         height_m=got.height_m,
                         footprint_m=got.footprint_m,
                     )
-                    turned = cfg.velocity_correction_k * rel * speed
+                    turned = est.cfg.velocity_correction_k * rel * speed
                     row |= {
                         "dve": got.velocity_en[0] - p.ve,
                         "dvn": got.velocity_en[1] - p.vn,
