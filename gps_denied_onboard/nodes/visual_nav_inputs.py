@@ -96,8 +96,8 @@ class EstimatorInputs:
             return
         stamp = time_msg_to_ns(msg.header.stamp)
         self.newest_attitude_ns = max(self.newest_attitude_ns, stamp)
-        # the body rates only where the publisher says it measured them (a variance;
-        # 0 leaves "unknown" and "not measured" apart from none, -1 is "none": REP 145)
+        # the body rates only where the publisher gives them a variance: REP 145 reads a
+        # zero covariance as unknown and -1 in its first element as not provided
         w = msg.angular_velocity
         rates = (w.x, w.y, w.z) if msg.angular_velocity_covariance[0] > 0.0 else None
         self.pending.append(lambda est: est.attitude.add(stamp, r, rates))

@@ -98,6 +98,12 @@ class PastFix(Protocol):
     def velocity_en(self) -> tuple[float, float] | None: ...
 
 
+def attitude_term(cfg: SigmaSettings, height_m: float) -> float:
+    """Where the autopilot's roll/pitch error puts the nadir, 1-sigma per axis (m): a
+    fix's position sigma holds it, and its correction's sigma leaves it out."""
+    return height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
+
+
 def position_sigma(
     cfg: SigmaSettings,
     *,
@@ -113,7 +119,7 @@ def position_sigma(
 ) -> float:
     """A fix's horizontal 1-sigma per axis, m (see the module's docstring)."""
     small = max(1.0, cfg.match_reference_px / max(template_px, 1))
-    sig_att = height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
+    sig_att = attitude_term(cfg, height_m)
     sig_match = (
         cfg.match_sigma_px * resolution_m / max(fine_score, 0.1) * small**cfg.match_size_exponent
     )
@@ -157,7 +163,7 @@ def correction_sigma(
     and 1 km frames (2.8 and 0.45 %), and 1.85 and 1.2 times it later. The factor
     (``config/visual_nav.yaml`` says how it was set) takes the velocities' tails.
     """
-    att = height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
+    att = attitude_term(cfg, height_m)
     placement = math.sqrt(max(sigma_m * sigma_m - att * att, 0.0))
     return cfg.velocity_correction_k * placement / max(footprint_m / 2.0, 1.0)
 
