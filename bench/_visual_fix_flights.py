@@ -8,7 +8,7 @@ registration tracks, stitches and gives a velocity.
   ``400m.turn_velocity``;
 - ``spoofed_gnss`` (:func:`spoofed_gnss`, fewer flights with ``--quick``).
 
-Protocol details: ``_visual_nav_env.py``.
+Protocol details: ``_visual_nav_env.py``; the flights: ``_visual_nav_flying.py``.
 """
 
 from __future__ import annotations
@@ -19,16 +19,8 @@ from typing import Any
 
 import numpy as np
 from _visual_fix_common import CONTROL, FLIGHT_FRAMES, PAIRS, SETTLE_S, coverage, seed_of, summary
-from _visual_nav_env import (
-    AGL,
-    Flight,
-    estimator,
-    flights,
-    fly,
-    fly_restarted,
-    fly_spoofed,
-    turn_flights,
-)
+from _visual_nav_env import AGL, estimator
+from _visual_nav_flying import Flight, flights, fly, fly_restarted, fly_spoofed, turn_flights
 from harness import figure, report
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected

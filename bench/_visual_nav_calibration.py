@@ -38,12 +38,11 @@ from _visual_nav_env import (
     ATT_NOISE_DEG,
     error_en,
     estimator,
-    flights,
-    fly,
     frame,
     run_trial,
     trials,
 )
+from _visual_nav_flying import flights, fly
 
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import clears_gate, evidence, evidence_bar, gate_at

@@ -1,7 +1,7 @@
 """The benchmark's steep-turn flights and its restarted estimator are what they claim.
 
 ``visual_fix_accuracy``'s ``400m.restart_in_turn`` figures fly
-``_visual_nav_env.turn_flights`` (a 20 deg coordinated bank, like the sample
+``_visual_nav_flying.turn_flights`` (a 20 deg coordinated bank, like the sample
 flight's turns) through ``fly_restarted`` (the GNSS denied, the estimator
 replaced by a fresh one resumed from its last fix). A flight that left the clip or
 a restart that started from nothing would report on something else.
@@ -24,20 +24,29 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Any:
+def base(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The NAIP years, the camera, the heights (``_visual_nav_env``)."""
     monkeypatch.syspath_prepend(str(BENCH))
     import _visual_nav_env
 
     return _visual_nav_env
 
 
+@pytest.fixture
+def env(base: Any) -> Any:
+    """The flights (``_visual_nav_flying``)."""
+    import _visual_nav_flying
+
+    return _visual_nav_flying
+
+
 def test_a_turn_flight_banks_20_degrees_only_in_its_turn_and_turns_at_the_coordinated_rate(
-    env: Any,
+    env: Any, base: Any
 ) -> None:
     from gps_denied_onboard.visual_nav.geo import LocalFrame
 
-    flights = env.turn_flights(5, 4, env.AGL["400m"])
-    lat0, lon0, lat1, lon1 = env.ortho("2017").bounds_latlon()
+    flights = env.turn_flights(5, 4, base.AGL["400m"])
+    lat0, lon0, lat1, lon1 = base.ortho("2017").bounds_latlon()
     for f in flights:
         assert len(f.poses) == 88  # 44 s at 2 Hz
         t0 = f.poses[0].stamp_ns
@@ -55,10 +64,12 @@ def test_a_turn_flight_banks_20_degrees_only_in_its_turn_and_turns_at_the_coordi
         assert abs(f.poses[0].yaw_rep - f.poses[0].yaw) <= 3.0
 
 
-def test_a_restarted_estimator_loses_one_frame_and_resumes_from_its_last_fix(env: Any) -> None:
+def test_a_restarted_estimator_loses_one_frame_and_resumes_from_its_last_fix(
+    env: Any, base: Any
+) -> None:
     from gps_denied_onboard.visual_nav.fix import VisualFix
 
-    (f,) = env.turn_flights(7, 1, env.AGL["400m"], straight_s=5.0, turn_s=1.0, after_s=0.0)
+    (f,) = env.turn_flights(7, 1, base.AGL["400m"], straight_s=5.0, turn_s=1.0, after_s=0.0)
     got = env.fly_restarted("2017", "2017", f, gnss_lost_s=3.0, restart_s=4.0)
     t0 = f.poses[0].stamp_ns
     at = {round((p.stamp_ns - t0) / env.NS, 1): g for p, g in zip(f.poses, got, strict=True)}
