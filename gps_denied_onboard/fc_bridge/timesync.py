@@ -11,7 +11,20 @@ The autopilot's ``time_boot_ms`` has none of that noise. The offset between
 the two clocks is the median of ``arrival - boot`` over a sliding window
 (:data:`WINDOW`), which ignores delays in either direction as long as most
 messages arrive promptly; the stamp is ``boot + offset``. A reboot (boot time
-going back) or a jump of the offset (a clock reset) starts the window afresh.
+going back) or the bridge's clock going back starts the window afresh.
+
+A message later than ``reset_after_s`` is not a new clock until its
+lateness lasts. A reader stalled for seconds (a loaded machine, a swap, the
+node descheduled) drains its socket's backlog at once: those messages arrive
+late by the stall and then by less and less, down to nothing. Taken as a
+clock jump, the first of them restarted the window and the backlog was
+stamped with its arrival: a 3 s stall put 150 attitude samples up to 3 s off,
+among the current ones, where a frame's capture is interpolated. Now they are
+stamped by the mapping as it stands, and the window only restarts once the
+lateness has lasted :data:`JUMP_CONFIRM_MS` of the autopilot's time without
+falling (:meth:`FcTimeMapper._jumped`): what a jump of the bridge's clock (a
+replay's ``/clock`` leaping ahead) looks like, and a draining backlog, whose
+lateness falls as fast as its boot time rises, does not.
 
 The window is long, and the offset steady within it, because a loaded machine
 delays messages in bursts. In the main job at 4x (8,385 messages, 35 a second)
@@ -47,6 +60,12 @@ WINDOW: Final = 1001
 #: lies between the window's quartiles (see the module's docstring)
 STEADY_AFTER: Final = 101
 
+#: late messages (past ``reset_after_s``) must last this much of the autopilot's time,
+#: their lateness holding within :data:`JUMP_SPREAD_MS`, to be a new clock (see
+#: :meth:`FcTimeMapper._jumped`)
+JUMP_CONFIRM_MS: Final = 1000
+JUMP_SPREAD_MS: Final = 100
+
 
 class FcTimeMapper:
     """Maps ``time_boot_ms`` of one autopilot to the bridge's clock (ns)."""
@@ -60,13 +79,42 @@ class FcTimeMapper:
         self._last_boot_ms: int | None = None
         self._offset: int | None = None
         self._reset_ns = int(reset_after_s * 1e9)
+        # (boot ms, offset) of the late messages since the last one on time
+        self._late: deque[tuple[int, int]] = deque()
+        self._late_since = 0  # boot ms of the first of them
         self.resets = 0
 
     def _reset(self) -> None:
         self._order.clear()
         self._sorted.clear()
         self._offset = None
+        self._late.clear()
         self.resets += 1
+
+    def _jumped(self, time_boot_ms: int, offset: int) -> bool:
+        """Take one late message; whether the late ones now say the clock jumped.
+
+        They do when they have lasted :data:`JUMP_CONFIRM_MS` of the autopilot's
+        time and, over the last such stretch, the median lateness of its older
+        half and of its newer half agree within :data:`JUMP_SPREAD_MS`: a
+        backlog draining at once loses its lateness as fast as its boot time
+        advances (halves a second apart differ by half a second), a jumped clock
+        keeps it, whatever the jitter of single messages.
+        """
+        late = self._late
+        if not late:
+            self._late_since = time_boot_ms
+        late.append((time_boot_ms, offset))
+        while time_boot_ms - late[0][0] > JUMP_CONFIRM_MS:
+            late.popleft()
+        if time_boot_ms - self._late_since < JUMP_CONFIRM_MS or len(late) < 4:
+            return False
+        offsets = [o for _, o in late]
+        half = len(offsets) // 2
+        older = sorted(offsets[:half])
+        newer = sorted(offsets[half:])
+        drift = newer[len(newer) // 2] - older[len(older) // 2]
+        return abs(drift) <= JUMP_SPREAD_MS * NS_PER_MS
 
     @property
     def offset_ns(self) -> int | None:
@@ -86,15 +134,33 @@ class FcTimeMapper:
         return mapped if abs(mapped - recv_ns) <= self._reset_ns else None
 
     def stamp(self, time_boot_ms: int, recv_ns: int) -> int:
-        """The message's time on the bridge's clock."""
+        """The message's time on the bridge's clock.
+
+        A bridge's clock at zero or before is no clock (a ``use_sim_time`` node
+        before the first ``/clock``): the arrival is returned and nothing is
+        learned from it, so that the clock's start is not a jump to confirm.
+        """
+        if recv_ns <= 0:
+            return recv_ns
         offset = recv_ns - time_boot_ms * NS_PER_MS
         last = self._last_boot_ms
         current = self.offset_ns
-        if (last is not None and time_boot_ms + 1000 < last) or (
-            current is not None and abs(offset - current) > self._reset_ns
-        ):
-            self._reset()  # reboot, or the clock (sim time) jumped
         self._last_boot_ms = time_boot_ms
+        if (last is not None and time_boot_ms + 1000 < last) or (
+            current is not None and offset < current - self._reset_ns
+        ):
+            self._reset()  # reboot, or the bridge's clock went back (sim time)
+        elif current is not None and offset > current + self._reset_ns:
+            if not self._jumped(time_boot_ms, offset):
+                # a stalled reader's backlog (or a jump not yet confirmed): by the mapping
+                return time_boot_ms * NS_PER_MS + current
+            late = [o for _, o in self._late]
+            self._reset()  # the bridge's clock jumped ahead: the late ones are the new clock
+            for o in late[:-1]:
+                self._order.append(o)
+                bisect.insort(self._sorted, o)
+        else:
+            self._late.clear()
         self._order.append(offset)
         bisect.insort(self._sorted, offset)
         if len(self._order) > self._window:

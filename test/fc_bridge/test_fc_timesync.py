@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +82,68 @@ def test_a_lasting_change_of_the_links_delay_is_followed() -> None:
             moved_after = k - 1500
     assert moved_after is not None and moved_after <= 1001
     assert fc.offset_ns == OFFSET + 30 * MS
+
+
+def _stalled(fc: FcTimeMapper, stall: int, drain_ms: float) -> list[int]:
+    """Errors of every stamp (ns) around a reader stalled for ``stall`` messages of
+    20 ms whose backlog then drains at ``drain_ms`` a message."""
+    errors = []
+    for k in range(4000):
+        boot = 300_000 + 20 * k
+        arrival = OFFSET + boot * MS
+        if 1500 <= k < 1500 + stall:
+            end = OFFSET + (300_000 + 20 * (1500 + stall)) * MS
+            arrival = max(arrival, end + int((k - 1500) * drain_ms * MS))
+        errors.append(fc.stamp(boot, arrival) - (OFFSET + boot * MS))
+    return errors
+
+
+@pytest.mark.parametrize("stall", [150, 500, 3000])
+@pytest.mark.parametrize("drain_ms", [0.3, 5.0, 15.0])
+def test_a_stalled_readers_backlog_is_stamped_by_the_mapping(stall: int, drain_ms: float) -> None:
+    """A reader stalled 3-60 s (a loaded machine) reads its socket's backlog at once,
+    late by the stall and then by less and less. Taken for a jump of the clock, the
+    first of them restarted the mapping and the backlog was stamped with its
+    arrival: attitude samples seconds off among the current ones."""
+    fc = FcTimeMapper()
+    assert max(abs(e) for e in _stalled(fc, stall, drain_ms)) == 0
+    assert fc.resets == 0
+
+
+@pytest.mark.parametrize("jump_s", [2.5, 60.0])
+def test_the_bridges_clock_jumping_ahead_is_followed_within_a_second(jump_s: float) -> None:
+    """A replay's /clock leaping ahead is a new clock: the late messages keep their
+    lateness, a backlog's falls. One second of the autopilot's time tells them apart."""
+    rng = np.random.default_rng(7)
+    fc = FcTimeMapper()
+    wrong = []
+    for k in range(3000):
+        boot = 300_000 + 20 * k
+        truth = OFFSET + boot * MS + (int(jump_s * 1e9) if k >= 1500 else 0)
+        jitter = int(rng.choice([0, 0, 0, rng.integers(-300, 200)])) * MS
+        if abs(fc.stamp(boot, truth + jitter) - truth) > 5 * MS and k > 100:
+            wrong.append(k)
+    # at most 1 s at 50 messages a second (the lateness must last), then right
+    assert all(1500 <= k < 1551 for k in wrong)
+    assert fc.resets == 1
+
+
+def test_the_bridges_clock_going_back_starts_afresh_at_once() -> None:
+    fc = FcTimeMapper()
+    for k in range(1500):
+        fc.stamp(300_000 + 20 * k, OFFSET + (300_000 + 20 * k) * MS)
+    boot = 300_000 + 20 * 1500
+    back = OFFSET - 60_000_000_000 + boot * MS
+    assert fc.stamp(boot, back) == back
+    assert fc.resets == 1
+
+
+def test_a_bridge_clock_at_zero_is_no_clock() -> None:
+    """Before a use_sim_time bridge hears /clock its time is 0: nothing is learned
+    from it, and the clock's start is not a jump to wait out."""
+    fc = FcTimeMapper()
+    for k in range(200):
+        assert fc.stamp(300_000 + 20 * k, 0) == 0
+    boot = 300_000 + 20 * 200
+    assert fc.stamp(boot, OFFSET + boot * MS) == OFFSET + boot * MS
+    assert fc.resets == 0
