@@ -14,7 +14,12 @@ from hypothesis import strategies as st
 from gps_denied_onboard.visual_nav.camera import turned
 from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.fix import VisualFix
-from gps_denied_onboard.visual_nav.odometry import OdometryConfig, OdometryTrack, register
+from gps_denied_onboard.visual_nav.odometry import (
+    OdometryConfig,
+    OdometryTrack,
+    placement_var,
+    register,
+)
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.views import FrameView, warp_patch
 
@@ -191,6 +196,26 @@ def test_velocity_comes_from_registration_with_an_honest_sigma() -> None:
         assert err <= 3.0 * f.velocity_sigma, (f.velocity_en, f.velocity_sigma)
         # far tighter than differencing fixes a second apart (~2-3 m/s)
         assert f.velocity_sigma < 1.5
+
+
+def test_a_banked_frame_owns_its_yaw_error_times_its_footprints_lever() -> None:
+    """Yaw turns a frame about its nadir: looking straight down that moves nothing the
+    registration sees; in a 20 deg bank at 500 m the ground seen is centred hundreds of
+    metres off the nadir (past 500 tan 20 deg = 182 m: a 90 deg lens's far side reaches
+    further than its near side), and a yaw error moves it by that lever times the error."""
+    cfg = OdometryConfig(attitude_rel_sigma_deg=0.05, yaw_rel_sigma_deg=0.1)
+    tilt = (500.0 * math.tan(math.radians(0.05))) ** 2
+    level = _view(Pose(LAT0, LON0, 500.0)).render(0.0, 1.0, 5.0)
+    banked = _view(Pose(LAT0, LON0, 500.0, roll_deg=20.0)).render(0.0, 1.0, 5.0)
+    assert level is not None and banked is not None
+    assert placement_var(cfg, level, 500.0) == pytest.approx(tilt, rel=0.01)
+    lever = math.hypot(*banked.centre_offset_px) * banked.resolution_m
+    assert lever > 182.0
+    turn = (lever * math.tan(math.radians(0.1))) ** 2
+    assert placement_var(cfg, banked, 500.0) == pytest.approx(tilt + turn)
+    assert placement_var(OdometryConfig(yaw_rel_sigma_deg=0.0), banked, 500.0) == pytest.approx(
+        tilt
+    )
 
 
 def test_with_gnss_lost_the_prior_is_carried_by_registration() -> None:
