@@ -11,6 +11,7 @@ from gps_denied_onboard.clock import MonotonicClock
 from gps_denied_onboard.fc_bridge.config import FcBridgeConfig
 from gps_denied_onboard.fc_bridge.link import FcLink
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc
+from gps_denied_onboard.fc_bridge.transport import Transport
 from gps_denied_onboard.records import MemorySink
 
 
@@ -21,6 +22,26 @@ def wait_until(cond: Callable[[], bool], timeout_s: float = 5.0, step_s: float =
             return True
         time.sleep(step_s)
     return cond()
+
+
+class PassThroughTransport(Transport):
+    """A link's real transport with every call passed through: a test subclasses it
+    to hold or delay one of them where a real reader stalls."""
+
+    def __init__(self, real: Transport) -> None:
+        self._real = real
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    def read(self) -> bytes:
+        return self._real.read()
+
+    def write(self, data: bytes) -> bool:
+        return self._real.write(data)
+
+    def close(self) -> None:
+        self._real.close()
 
 
 @contextmanager

@@ -35,7 +35,7 @@ from gps_denied_onboard.fc_bridge.transport import Transport, open_transport  # 
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.ros_topics import TOPIC_FC_IMU  # noqa: E402
 
-from .link_support import wait_until  # noqa: E402
+from .link_support import PassThroughTransport, wait_until  # noqa: E402
 from .node_support import make_node, spin_ros  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -45,30 +45,21 @@ STALL_S = 3.0
 PERIOD_NS = 20_000_000
 
 
-class StallingTransport(Transport):
+class StallingTransport(PassThroughTransport):
     """The link's real transport; once ``stall`` is set, its next read first sleeps
     ``STALL_S`` (the reader thread descheduled), the FC's datagrams queueing in the socket."""
 
     def __init__(self, real: Transport, stall: threading.Event, stalled: threading.Event) -> None:
-        self._real = real
+        super().__init__(real)
         self._stall = stall
         self._stalled = stalled
-
-    def fileno(self) -> int:
-        return self._real.fileno()
 
     def read(self) -> bytes:
         if self._stall.is_set():
             self._stall.clear()
             time.sleep(STALL_S)
             self._stalled.set()
-        return self._real.read()
-
-    def write(self, data: bytes) -> bool:
-        return self._real.write(data)
-
-    def close(self) -> None:
-        self._real.close()
+        return super().read()
 
 
 @pytest.fixture

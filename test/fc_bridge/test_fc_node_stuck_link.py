@@ -51,7 +51,7 @@ from gps_denied_onboard.ros_topics import (  # noqa: E402
     TOPIC_FDR_RECORDS,
 )
 
-from .link_support import wait_until  # noqa: E402
+from .link_support import PassThroughTransport, wait_until  # noqa: E402
 from .node_support import make_node, spin_ros  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -96,35 +96,26 @@ def held_heartbeat(msg: Any) -> bool:
     return bool(msg.get_type() == "HEARTBEAT" and mode_name(msg) == HELD_MODE)
 
 
-class HeldReadTransport(Transport):
+class HeldReadTransport(PassThroughTransport):
     """A link's real transport whose read, once armed, stops with the bytes read when
     they hold a message that ``held`` picks (a GPS_RAW_INT at ``HELD_LAT_DEG``)."""
 
     def __init__(
         self, real: Transport, hold: Hold, held: Callable[[Any], bool] = held_gps_raw_int
     ) -> None:
-        self._real = real
+        super().__init__(real)
         self._hold = hold
         self._held = held
         self._parser = mavlink2.MAVLink(None)
         self._parser.robust_parsing = True
 
-    def fileno(self) -> int:
-        return self._real.fileno()
-
     def read(self) -> bytes:
-        data = self._real.read()
+        data = super().read()
         if self._hold.armed.is_set() and any(
             self._held(m) for m in self._parser.parse_buffer(data) or ()
         ):
             self._hold.stop_here()
         return data
-
-    def write(self, data: bytes) -> bool:
-        return self._real.write(data)
-
-    def close(self) -> None:
-        self._real.close()
 
 
 @pytest.fixture
