@@ -73,6 +73,7 @@ class VisualNavConfig:
     odometry_sigma_px: float = 0.07
     odometry_attitude_rel_sigma_deg: float = 0.05
     odometry_yaw_rel_sigma_deg: float = 0.1
+    odometry_interpolation_k: float = 1.0
     odometry_max_gap_s: float = 1.5
     odometry_velocity_window_s: float = 1.0
     odometry_velocity_long_window_s: float = 2.0
@@ -159,6 +160,7 @@ class VisualNavConfig:
             "odometry_min_score",
             "odometry_attitude_rel_sigma_deg",
             "odometry_yaw_rel_sigma_deg",
+            "odometry_interpolation_k",
             "odometry_velocity_long_window_s",
             "stitch_below_area_m2",
             "stitch_sigma_margin_m",
@@ -299,6 +301,7 @@ class VisualNavConfig:
                 sigma_px=self.odometry_sigma_px,
                 attitude_rel_sigma_deg=self.odometry_attitude_rel_sigma_deg,
                 yaw_rel_sigma_deg=self.odometry_yaw_rel_sigma_deg,
+                interpolation_k=self.odometry_interpolation_k,
                 max_gap_s=self.odometry_max_gap_s,
                 velocity_window_s=self.odometry_velocity_window_s,
                 velocity_long_window_s=self.odometry_velocity_long_window_s,

@@ -499,7 +499,13 @@ class VisualEstimator:
         pv = None
         if prev is not None:  # the true velocity, back into the raw frame
             pv = corrected(prev.velocity_en, -corr[0], 1.0 / corr[1])
-        disp = self.odometry.add(stamp_ns, rf, height_m=height_m, predicted_velocity=pv)
+        disp = self.odometry.add(
+            stamp_ns,
+            rf,
+            height_m=height_m,
+            predicted_velocity=pv,
+            interpolation=self.attitude.interpolation_spread(stamp_ns),
+        )
         return disp, self.odometry.stitch()
 
     def _odometry_prior(

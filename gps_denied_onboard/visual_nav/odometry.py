@@ -93,6 +93,7 @@ class OdometryConfig:
     sigma_px: float = 0.07
     attitude_rel_sigma_deg: float = 0.05
     yaw_rel_sigma_deg: float = 0.1
+    interpolation_k: float = 1.0
     max_gap_s: float = 1.5
     velocity_window_s: float = 1.0
     velocity_long_window_s: float = 2.0  # not above velocity_window_s: no long window
@@ -130,7 +131,12 @@ class TrackEntry:
         return float(np.count_nonzero(self.view.mask)) * self.view.resolution_m**2
 
 
-def placement_var(cfg: OdometryConfig, view: RectifiedFrame, height_m: float) -> float:
+def placement_var(
+    cfg: OdometryConfig,
+    view: RectifiedFrame,
+    height_m: float,
+    interpolation: tuple[float, float] = (0.0, 0.0),
+) -> float:
     """A frame's own placement variance per axis (m^2): how far the autopilot's
     attitude error at its capture, changing from frame to frame, moves its nadir
     against the ground the frame shows.
@@ -143,11 +149,23 @@ def placement_var(cfg: OdometryConfig, view: RectifiedFrame, height_m: float) ->
     near side). On the sample flight the FC's yaw error changed by 0.14 deg RMS
     over half a second (roll and pitch by 0.03-0.04 deg), and its velocities'
     largest errors were in its banked turns.
+
+    ``interpolation`` (radians, tilt and yaw:
+    :meth:`.state.AttitudeBuffer.interpolation_spread`) is how far the attitude
+    at the capture depended on interpolating between samples of a vibrating
+    airframe; ``interpolation_k`` times it joins each term.
     """
     ox, oy = view.centre_offset_px
     lever = math.hypot(ox, oy) * view.resolution_m
-    tilt = height_m * math.tan(math.radians(cfg.attitude_rel_sigma_deg))
-    turn = lever * math.tan(math.radians(cfg.yaw_rel_sigma_deg))
+    k = cfg.interpolation_k
+    tilt = math.hypot(
+        height_m * math.tan(math.radians(cfg.attitude_rel_sigma_deg)),
+        height_m * math.tan(k * interpolation[0]),
+    )
+    turn = math.hypot(
+        lever * math.tan(math.radians(cfg.yaw_rel_sigma_deg)),
+        lever * math.tan(k * interpolation[1]),
+    )
     return tilt * tilt + turn * turn
 
 
@@ -321,6 +339,7 @@ class OdometryTrack:
         *,
         height_m: float,
         predicted_velocity: tuple[float, float] | None,
+        interpolation: tuple[float, float] = (0.0, 0.0),
     ) -> Displacement | None:
         """Register ``view`` on the last frame and append it; the displacement, or None.
 
@@ -329,7 +348,7 @@ class OdometryTrack:
         """
         cfg = self.cfg
         last = self._frames[-1] if self._frames else None
-        own_var = placement_var(cfg, view, height_m)
+        own_var = placement_var(cfg, view, height_m, interpolation)
         disp: Displacement | None = None
         if last is not None and 0 < stamp_ns - last.stamp_ns <= cfg.max_gap_s * NS:
             dt = (stamp_ns - last.stamp_ns) / NS

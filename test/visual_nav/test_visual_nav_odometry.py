@@ -216,6 +216,11 @@ def test_a_banked_frame_owns_its_yaw_error_times_its_footprints_lever() -> None:
     assert placement_var(OdometryConfig(yaw_rel_sigma_deg=0.0), banked, 500.0) == pytest.approx(
         tilt
     )
+    # what the attitude owed to interpolating between samples joins each term
+    bent = placement_var(cfg, banked, 500.0, (math.radians(0.08), math.radians(0.05)))
+    want = tilt + (500.0 * math.tan(math.radians(0.08))) ** 2 + turn
+    want += (lever * math.tan(math.radians(0.05))) ** 2
+    assert bent == pytest.approx(want)
 
 
 def test_with_gnss_lost_the_prior_is_carried_by_registration() -> None:

@@ -107,6 +107,35 @@ def test_a_steady_rate_gives_the_slerp_and_rates_missing_or_wild_leave_it() -> N
         assert _angle_deg(one_side.at(T0 + 13 * MS), plain.at(T0 + 13 * MS)) < 1e-4
 
 
+def test_the_interpolation_spread_is_nothing_on_a_sample_and_most_halfway_between() -> None:
+    """How far the rates' curve departs from the slerp: what a frame's attitude owes to
+    interpolating a vibration. None on a sample, at a steady rate or without rates;
+    largest halfway, and there at least the curve's own error."""
+    buf = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
+    for k in range(26):
+        r, w = _vibrating(k * 0.04)
+        buf.add(T0 + k * 40 * MS, r, (float(w[0]), float(w[1]), float(w[2])))
+    at_sample, quarter, half, off_half = [], [], [], []
+    for k in range(1, 24):
+        at_sample.append(buf.interpolation_spread(T0 + k * 40 * MS))
+        quarter.append(math.hypot(*buf.interpolation_spread(T0 + k * 40 * MS + 10 * MS)))
+        stamp = T0 + k * 40 * MS + 20 * MS
+        half.append(math.hypot(*buf.interpolation_spread(stamp)))
+        off_half.append(math.radians(_angle_deg(_vibrating(k * 0.04 + 0.02)[0], buf.at(stamp))))
+    assert all(s == (0.0, 0.0) for s in at_sample)
+    assert 0.0 < np.mean(quarter) < np.mean(half)
+    assert math.sqrt(np.mean(np.square(off_half))) <= math.sqrt(np.mean(np.square(half)))
+    steady, plain = AttitudeBuffer(), AttitudeBuffer()
+    w = (0.0, 0.0, -math.radians(100.0))
+    steady.add(T0, _r(0, 0, 0), w)
+    steady.add(T0 + 40 * MS, _r(0, 0, 4), w)
+    plain.add(T0, _r(0, 0, 0))
+    plain.add(T0 + 40 * MS, _r(0, 3, 4))
+    assert math.hypot(*steady.interpolation_spread(T0 + 20 * MS)) < 1e-6
+    assert plain.interpolation_spread(T0 + 20 * MS) == (0.0, 0.0)
+    assert plain.interpolation_spread(T0 + 60 * MS) == (0.0, 0.0)  # past the newest
+
+
 def test_a_frame_newer_than_the_attitude_bound_is_refused() -> None:
     buf = AttitudeBuffer(max_age_s=0.1, max_gap_s=0.25)
     with pytest.raises(FrameRejected) as none:
