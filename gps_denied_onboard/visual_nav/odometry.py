@@ -158,15 +158,13 @@ def placement_var(
     ox, oy = view.centre_offset_px
     lever = math.hypot(ox, oy) * view.resolution_m
     k = cfg.interpolation_k
-    tilt = math.hypot(
+    terms = (
         height_m * math.tan(math.radians(cfg.attitude_rel_sigma_deg)),
         height_m * math.tan(k * interpolation[0]),
-    )
-    turn = math.hypot(
         lever * math.tan(math.radians(cfg.yaw_rel_sigma_deg)),
         lever * math.tan(k * interpolation[1]),
     )
-    return tilt * tilt + turn * turn
+    return sum(x * x for x in terms)
 
 
 def register(

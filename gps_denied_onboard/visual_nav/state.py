@@ -269,12 +269,20 @@ class AttitudeBuffer:
             raise FrameRejected(
                 "stale_attitude", "gap in attitude", gap_ms=round((t1 - t0) / 1e6, 1)
             )
+        return self._between(i, stamp_ns)[0]
+
+    def _between(self, i: int, stamp_ns: int) -> tuple[F64, F64 | None]:
+        """The rotation at ``stamp_ns`` between samples ``i - 1`` and ``i``: on the
+        curve their rates shape, with the plain slerp beside it; or the slerp alone
+        (and None) where either end has no rates."""
+        t0, t1 = self._t[i - 1], self._t[i]
         (q0, w0), (q1, w1) = self._s[i - 1], self._s[i]
         u = (stamp_ns - t0) / (t1 - t0)
+        plain = _matrix_of(slerp(q0, q1, u))
         if w0 is None or w1 is None:
-            return _matrix_of(slerp(q0, q1, u))
-        return hermite_rotation(_matrix_of(q0), w0, _matrix_of(q1), w1, dt_s=(t1 - t0) / NS, u=u)
-
+            return plain, None
+        curve = hermite_rotation(_matrix_of(q0), w0, _matrix_of(q1), w1, dt_s=(t1 - t0) / NS, u=u)
+        return curve, plain
 
     def interpolation_spread(self, stamp_ns: int) -> tuple[float, float]:
         """How far the gyro-shaped curve and the plain slerp disagree at ``stamp_ns``
@@ -292,17 +300,11 @@ class AttitudeBuffer:
         """
         t = self._t
         i = bisect.bisect_left(t, stamp_ns)
-        if i == 0 or i == len(t) or t[i] == stamp_ns:
+        if i == 0 or i == len(t) or t[i] == stamp_ns or t[i] - t[i - 1] > self._max_gap:
             return 0.0, 0.0
-        t0, t1 = t[i - 1], t[i]
-        if t1 - t0 > self._max_gap:
+        curve, plain = self._between(i, stamp_ns)
+        if plain is None:
             return 0.0, 0.0
-        (q0, w0), (q1, w1) = self._s[i - 1], self._s[i]
-        if w0 is None or w1 is None:
-            return 0.0, 0.0
-        u = (stamp_ns - t0) / (t1 - t0)
-        curve = hermite_rotation(_matrix_of(q0), w0, _matrix_of(q1), w1, dt_s=(t1 - t0) / NS, u=u)
-        plain = _matrix_of(slerp(q0, q1, u))
         v = cv2.Rodrigues(curve @ plain.T)[0].ravel()
         return math.hypot(float(v[0]), float(v[1])), abs(float(v[2]))
 
