@@ -91,8 +91,15 @@ def test_node_activates_publishes_status_and_forwards_alerts(
         # ATTITUDE's gyro rates go with the attitude, marked measured (a variance, not 0)
         assert all(m.angular_velocity_covariance[k] > 0 for m in imus[-3:] for k in (0, 4, 8))
         # stamped with the FC's clock: PX4's ALTITUDE by its own time, ArduPilot's VFR_HUD
-        # (no time of its own) by the newest timed message before it on the link
-        assert {a.source for a in alts} == {"vfr_hud" if autopilot == "ardupilot" else "altitude"}
+        # (no time of its own) by the newest timed message before it on the link. PX4 streams
+        # both: VFR_HUD stands in only until the first ALTITUDE is heard, never after it.
+        if autopilot == "px4":
+            assert wait_until(lambda: any(a.source == "altitude" for a in alts), 5.0)
+            first = next(i for i, a in enumerate(alts) if a.source == "altitude")
+            assert {a.source for a in alts[:first]} <= {"vfr_hud"}
+            assert {a.source for a in alts[first:]} == {"altitude"}
+        else:
+            assert {a.source for a in alts} == {"vfr_hud"}
         if autopilot == "ardupilot":
             timed = {time_msg_to_ns(m.header.stamp) for m in (*imus, *navsats, *ekfs)}
             taken = [time_msg_to_ns(a.header.stamp) in timed for a in alts]
