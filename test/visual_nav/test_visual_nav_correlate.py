@@ -3,6 +3,8 @@ the form normalised over the overlap of two masks (frame-to-frame registration).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -98,6 +100,8 @@ def _direct_overlap(
     """ZNCC at one placement over the pixels both masks keep, and how many they are."""
     ht, wt = m.shape
     sel = (m > 0) & (wmask[r : r + ht, c : c + wt] > 0)
+    if sel.sum() < 2:
+        return math.nan, int(sel.sum())  # no correlation over fewer than two pixels
     tz = np.concatenate([x[sel] - x[sel].mean() for x in t]).astype(np.float64)
     wz = np.concatenate(
         [w[r : r + ht, c : c + wt][sel] - w[r : r + ht, c : c + wt][sel].mean() for w in window]
