@@ -336,8 +336,8 @@ class VisualEstimator:
             f.view,
             heading_trusted=cfg.heading_trusted,
             heading_search_step_deg=cfg.heading_search_step_deg,
-            cold=f.last is None or not own,
-            tracking_pair=(f.dh_t, f.s_t) if cfg.track_candidates and f.tracking and own else None,
+            cold=f.last is None or not (own or f.tracking),
+            tracking_pair=(f.dh_t, f.s_t) if cfg.track_candidates and f.tracking else None,
             measured=self.correction.correction_at(f.stamp_ns) if stitched else None,
             bound_k=cfg.gnss_correction.bound_k,
         )
