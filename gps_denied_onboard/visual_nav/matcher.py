@@ -4,7 +4,9 @@
    candidate heading offset and height scale around what the autopilot says
    (its yaw is good to a few degrees, its height above ground to ~10 %), and
    each candidate's orientation field is correlated over the whole search
-   window (masked ZNCC, :mod:`.correlate`). The best candidate wins.
+   window (masked ZNCC, :mod:`.correlate`). The best candidate wins. A view
+   searched on the fine raster (a stitched patch) that is wide enough for the
+   coarse one is ranked there and only its winner searched on the fine raster.
 2. **Fine**: around the coarse peak, a cross of heading and scale steps is
    correlated in a window only a few pixels wider than the template; a
    parabola through the scores refines heading and scale, once at the coarse
@@ -166,6 +168,83 @@ def _field(rf: RectifiedFrame, harmonics: int) -> tuple[tuple[F32, ...], float]:
     return orientation_field(rf.image, rf.mask, harmonics=harmonics)
 
 
+@dataclass(frozen=True)
+class _Searched:
+    """The best of a view's heading/scale candidates over one search window."""
+
+    best: tuple[float, float, Peak, RectifiedFrame, tuple[F32, ...], int, int]
+    template_px: int  # the winner's valid template pixels
+    texture: float  # the most texture any candidate showed
+    span: int  # placements searched along each axis
+
+    @property
+    def pair(self) -> tuple[float, float]:
+        return self.best[0], self.best[1]
+
+
+def _search_candidates(
+    view: MatchView,
+    raster: FieldRaster,
+    *,
+    res: float,
+    pairs: list[tuple[float, float]],
+    predicted_nadir: tuple[float, float],
+    search_radius_m: float,
+    cfg: MatchConfig,
+) -> _Searched | str:
+    """Every (heading, scale) pair of ``pairs`` rendered at ``res`` and correlated over
+    the search window on ``raster``; the reason to stop where one cannot be.
+
+    Every candidate first: its render, field and window (and its reasons to stop,
+    in candidate order), then one window around them all, transformed once.
+
+    Raises:
+        OutsideMap: the search window leaves the map raster.
+    """
+    cands: list[tuple[float, float, RectifiedFrame, tuple[F32, ...], Template, int, int]] = []
+    texture = 0.0
+    nx = (predicted_nadir[0] - raster.origin_x) / raster.step - 0.5
+    ny = (predicted_nadir[1] - raster.origin_y) / raster.step - 0.5
+    rad = search_radius_m / res
+    span = math.ceil(2 * rad) + 1
+    for dh, s in pairs:
+        rf = view.render(dh, s, res)
+        if rf is None:
+            return "bad_geometry"
+        chans, tex = _field(rf, cfg.orientation_harmonics)
+        texture = max(texture, tex)
+        if tex < cfg.min_texture:
+            return "low_texture"
+        tpl = prepare_template(chans, rf.mask)
+        ht, wt = tpl.shape
+        # window: placements that put the nadir within the search radius
+        x0 = math.floor(nx - rf.nadir_col - rad)
+        y0 = math.floor(ny - rf.nadir_row - rad)
+        if raster.window(x0, y0, wt + span - 1, ht + span - 1, 1) is None:
+            raise OutsideMap(f"search window at ({x0}, {y0}) leaves the map")
+        covered = raster.coverage(x0, y0, wt + span - 1, ht + span - 1)
+        if covered < cfg.min_map_coverage:
+            raise OutsideMap(f"tiles cover only {covered:.0%} of the search window")
+        cands.append((dh, s, rf, chans, tpl, x0, y0))
+    ux0 = min(c[5] for c in cands)
+    uy0 = min(c[6] for c in cands)
+    ux1 = max(c[5] + c[4].shape[1] + span - 1 for c in cands)
+    uy1 = max(c[6] + c[4].shape[0] + span - 1 for c in cands)
+    union = raster.window(ux0, uy0, ux1 - ux0, uy1 - uy0, cfg.orientation_harmonics)
+    assert union is not None  # each candidate's window is inside the map, so is their box
+    spectra = window_spectra(union)
+    best: tuple[float, float, Peak, RectifiedFrame, tuple[F32, ...], int, int] | None = None
+    template_px = 0
+    for dh, s, rf, chans, tpl, x0, y0 in cands:
+        score = masked_zncc_within(spectra, tpl, (x0 - ux0, y0 - uy0, span, span))
+        pk = find_peak(score, cfg.exclusion_m / res)
+        if best is None or pk.score > best[2].score:
+            best = (dh, s, pk, rf, chans, x0, y0)
+            template_px = int(tpl.count)
+    assert best is not None
+    return _Searched(best, template_px, texture, span)
+
+
 def match_frame(
     view: MatchView,
     *,
@@ -185,61 +264,54 @@ def match_frame(
         search_radius_m: how far from the prediction the answer may be.
         fine_only: search on the fine raster whatever the view's size (frames
             stitched: the gate's template size is then counted in fine pixels,
-            as for the small single frames the stitch replaces).
+            as for the small single frames the stitch replaces). A view wide
+            enough for the coarse raster still ranks its heading/scale
+            candidates there first and searches the winner alone on the fine
+            raster: the same winner, at a ninth of the fine correlations.
 
     Raises:
         OutsideMap: the search window leaves the map raster.
     """
     # the coarse level needs ~100 px across the footprint: a small footprint is
     # searched on the fine raster, a large one on the coarse raster
-    if fine_only or view.width_m / cfg.coarse_resolution_m < cfg.min_coarse_template_px:
+    wide = view.width_m / cfg.coarse_resolution_m >= cfg.min_coarse_template_px
+    pairs = [(dh, s) for dh in cfg.heading_candidates_deg for s in cfg.scale_candidates]
+    if fine_only and wide and len(pairs) > 1:
+        # a patch wide enough for the coarse raster picks its heading/scale pair
+        # there, then searches that pair alone on the fine raster (the gate's
+        # margin and template stay fine ones). Why: the sample flight's patches
+        # in its 200 m turns are 700-1300 m across, and their nine fine
+        # candidates took half of a frame's 150 ms on one CPU; ranked coarse
+        # they took 107 ms, and each of the flight's 480 fixes kept its pair
+        # (moved 7 cm at most: float32 transforms of a smaller window)
+        ranked = _search_candidates(
+            view,
+            coarse,
+            res=cfg.coarse_resolution_m,
+            pairs=pairs,
+            predicted_nadir=predicted_nadir,
+            search_radius_m=search_radius_m,
+            cfg=cfg,
+        )
+        if isinstance(ranked, str):
+            return None, ranked
+        pairs = [ranked.pair]
+    if fine_only or not wide:
         coarse, res_c = fine, cfg.resolution_m
     else:
         res_c = cfg.coarse_resolution_m
-    # every candidate first: its render, field and window (and its reasons to stop,
-    # in candidate order), then one window around them all, transformed once
-    cands: list[tuple[float, float, RectifiedFrame, tuple[F32, ...], Template, int, int]] = []
-    texture = 0.0
-    nx = (predicted_nadir[0] - coarse.origin_x) / coarse.step - 0.5
-    ny = (predicted_nadir[1] - coarse.origin_y) / coarse.step - 0.5
-    rad = search_radius_m / res_c
-    span = math.ceil(2 * rad) + 1
-    for dh in cfg.heading_candidates_deg:
-        for s in cfg.scale_candidates:
-            rf = view.render(dh, s, res_c)
-            if rf is None:
-                return None, "bad_geometry"
-            chans, tex = _field(rf, cfg.orientation_harmonics)
-            texture = max(texture, tex)
-            if tex < cfg.min_texture:
-                return None, "low_texture"
-            tpl = prepare_template(chans, rf.mask)
-            ht, wt = tpl.shape
-            # window: placements that put the nadir within the search radius
-            x0 = math.floor(nx - rf.nadir_col - rad)
-            y0 = math.floor(ny - rf.nadir_row - rad)
-            if coarse.window(x0, y0, wt + span - 1, ht + span - 1, 1) is None:
-                raise OutsideMap(f"search window at ({x0}, {y0}) leaves the map")
-            covered = coarse.coverage(x0, y0, wt + span - 1, ht + span - 1)
-            if covered < cfg.min_map_coverage:
-                raise OutsideMap(f"tiles cover only {covered:.0%} of the search window")
-            cands.append((dh, s, rf, chans, tpl, x0, y0))
-    ux0 = min(c[5] for c in cands)
-    uy0 = min(c[6] for c in cands)
-    ux1 = max(c[5] + c[4].shape[1] + span - 1 for c in cands)
-    uy1 = max(c[6] + c[4].shape[0] + span - 1 for c in cands)
-    union = coarse.window(ux0, uy0, ux1 - ux0, uy1 - uy0, cfg.orientation_harmonics)
-    assert union is not None  # each candidate's window is inside the map, so is their box
-    spectra = window_spectra(union)
-    best: tuple[float, float, Peak, RectifiedFrame, tuple[F32, ...], int, int] | None = None
-    template_px = 0
-    for dh, s, rf, chans, tpl, x0, y0 in cands:
-        score = masked_zncc_within(spectra, tpl, (x0 - ux0, y0 - uy0, span, span))
-        pk = find_peak(score, cfg.exclusion_m / res_c)
-        if best is None or pk.score > best[2].score:
-            best = (dh, s, pk, rf, chans, x0, y0)
-            template_px = int(tpl.count)
-    assert best is not None
+    found = _search_candidates(
+        view,
+        coarse,
+        res=res_c,
+        pairs=pairs,
+        predicted_nadir=predicted_nadir,
+        search_radius_m=search_radius_m,
+        cfg=cfg,
+    )
+    if isinstance(found, str):
+        return None, found
+    best, template_px, texture, span = found.best, found.template_px, found.texture, found.span
     dh0, s0, coarse_pk, rf_c, chans_c, x0c, y0c = best
     # the coarse answer, as the nadir in world px
     cx = coarse.origin_x + (x0c + coarse_pk.col + rf_c.nadir_col + 0.5) * coarse.step

@@ -384,6 +384,66 @@ def test_the_frame_offset_is_how_far_the_frame_alone_moves_a_displaced_placement
     assert offset(90.0) == 50.0  # the truth is 40 m beyond a 50 m search
 
 
+def test_a_wide_patch_picks_its_pair_on_the_coarse_raster_and_places_it_as_the_fine_search_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A view searched on the fine raster (a patch) that is wide enough for the
+    coarse one ranks its nine heading/scale candidates there and searches the
+    winner alone on the fine raster: the same placement, heading, scale and margin
+    as all nine on the fine raster, at a ninth of the fine correlations."""
+    from dataclasses import replace
+
+    from gps_denied_onboard.visual_nav import matcher
+    from gps_denied_onboard.visual_nav.geo import ground_resolution_m, latlon_to_world_px
+
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    pose = _track(1, 500.0)[0]  # 1 km footprint: wide enough for the 10 m raster
+    _fly(est, [pose], gnss_until=1)  # builds the map mosaic around the pose
+    mosaic = est.mosaic
+    assert mosaic is not None
+    view = _view(pose)
+    mpp = ground_resolution_m(pose.latitude, mosaic.zoom)
+    prior = latlon_to_world_px(pose.latitude, pose.longitude, mosaic.zoom)
+    searched: list[tuple[float, int]] = []
+    search = matcher._search_candidates
+
+    def spy(*args: object, **kw: object) -> object:
+        searched.append((kw["res"], len(kw["pairs"])))  # type: ignore[arg-type]
+        return search(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matcher, "_search_candidates", spy)
+
+    def placed(cfg: matcher.MatchConfig) -> matcher.MatchResult:
+        got, why = matcher.match_frame(
+            view,
+            fine=mosaic.fine,
+            coarse=mosaic.coarse,
+            metres_per_world_px=mpp,
+            predicted_nadir=(prior[0] + 60.0 / mpp, prior[1] - 40.0 / mpp),
+            search_radius_m=150.0,
+            cfg=cfg,
+            fine_only=True,
+        )
+        assert got is not None, why
+        return got
+
+    cfg = est.cfg.match
+    picked = placed(cfg)
+    assert searched == [(cfg.coarse_resolution_m, 9), (cfg.resolution_m, 1)]
+    searched.clear()
+    # too narrow for the coarse raster: every candidate on the fine one, as before
+    every = placed(replace(cfg, min_coarse_template_px=1e9))
+    assert searched == [(cfg.resolution_m, 9)]
+    assert (picked.heading_offset_deg, picked.scale) == (every.heading_offset_deg, every.scale)
+    assert (picked.nadir_x, picked.nadir_y) == (every.nadir_x, every.nadir_y)
+    # (one candidate's window is smaller than nine's: float32 transforms of other sizes)
+    assert picked.coarse.margin_sigmas == pytest.approx(every.coarse.margin_sigmas, rel=1e-5)
+    assert picked.template_px == every.template_px
+    off = math.hypot(picked.nadir_x - prior[0], picked.nadir_y - prior[1]) * mpp
+    assert off < 1.5  # and it is the truth
+
+
 def test_a_patch_whose_newest_frame_could_not_be_placed_alone_is_taken_as_off() -> None:
     from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_FRAME_OFFSET_M as UNMEASURED
 
