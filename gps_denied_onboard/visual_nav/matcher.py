@@ -284,18 +284,22 @@ def match_frame(
         # candidates took half of a frame's 150 ms on one CPU; ranked coarse
         # they took 107 ms, and each of the flight's 480 fixes kept its pair
         # (moved 7 cm at most: float32 transforms of a smaller window)
-        ranked = _search_candidates(
-            view,
-            coarse,
-            res=cfg.coarse_resolution_m,
-            pairs=pairs,
-            predicted_nadir=predicted_nadir,
-            search_radius_m=search_radius_m,
-            cfg=cfg,
-        )
-        if isinstance(ranked, str):
-            return None, ranked
-        pairs = [ranked.pair]
+        # (where the coarse raster cannot rank them, at the mosaic's edge or too
+        # little texture at 10 m, every candidate goes to the fine raster as before)
+        try:
+            ranked = _search_candidates(
+                view,
+                coarse,
+                res=cfg.coarse_resolution_m,
+                pairs=pairs,
+                predicted_nadir=predicted_nadir,
+                search_radius_m=search_radius_m,
+                cfg=cfg,
+            )
+        except OutsideMap:
+            ranked = "outside"
+        if isinstance(ranked, _Searched):
+            pairs = [ranked.pair]
     if fine_only or not wide:
         coarse, res_c = fine, cfg.resolution_m
     else:

@@ -443,6 +443,20 @@ def test_a_wide_patch_picks_its_pair_on_the_coarse_raster_and_places_it_as_the_f
     off = math.hypot(picked.nadir_x - prior[0], picked.nadir_y - prior[1]) * mpp
     assert off < 1.5  # and it is the truth
 
+    # where the coarse raster cannot rank them (its window leaves the mosaic), every
+    # candidate goes to the fine raster as before instead of refusing the view
+    def coarse_outside(*args: object, **kw: object) -> object:
+        if kw["res"] == cfg.coarse_resolution_m:
+            searched.append((kw["res"], -1))
+            raise matcher.OutsideMap("coarse window off the mosaic")
+        return spy(*args, **kw)
+
+    monkeypatch.setattr(matcher, "_search_candidates", coarse_outside)
+    searched.clear()
+    fallback = placed(cfg)
+    assert searched == [(cfg.coarse_resolution_m, -1), (cfg.resolution_m, 9)]
+    assert (fallback.nadir_x, fallback.nadir_y) == (every.nadir_x, every.nadir_y)
+
 
 def test_a_patch_whose_newest_frame_could_not_be_placed_alone_is_taken_as_off() -> None:
     from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_FRAME_OFFSET_M as UNMEASURED
