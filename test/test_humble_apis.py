@@ -232,7 +232,7 @@ def test_keywords_passed_to_ros_apis_exist_in_humble() -> None:
         "Node",
         "ParameterValue",
         "OnProcessExit",
-        "MultiThreadedExecutor",
+        "SingleThreadedExecutor",
     } <= checked, checked
 
 

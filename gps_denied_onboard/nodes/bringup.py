@@ -237,6 +237,7 @@ def run(
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
+    from gps_denied_onboard.nodes.executors import BackgroundSpin
     from gps_denied_onboard.nodes.takeoff_node import TakeoffNode, run_sequencer
 
     stop = stop or threading.Event()
@@ -267,7 +268,7 @@ def run(
         # caller; four threads cost 14 s of CPU in the main job for the same callbacks
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name="takeoff-executor", daemon=True)
+        spinner = BackgroundSpin(executor, "takeoff-executor")
         spinner.start()
 
         def _active(result: object) -> None:
@@ -298,7 +299,7 @@ def run(
                 ),
                 flush=True,
             )
-        executor.shutdown(timeout_sec=2.0)
+        spinner.stop(timeout_s=2.0)
         node.destroy_node()
     finally:
         if context.ok():

@@ -25,7 +25,7 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.exceptions import ParameterException
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool
@@ -35,6 +35,7 @@ from gps_denied_onboard.embedded_pg import EmbeddedPostgres, resolve_dsn
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
 from gps_denied_onboard.log import parse_event
 from gps_denied_onboard.msg import GcsAlert
+from gps_denied_onboard.nodes.executors import BackgroundSpin
 from gps_denied_onboard.nodes.fdr_flight_services import CLOCK_NOT_READY
 from gps_denied_onboard.nodes.params import declare_config, read_config
 from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
@@ -472,20 +473,22 @@ def main(argv: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.shutdown()
         return EXIT_INTERRUPTED
-    executor = MultiThreadedExecutor(num_threads=4)
+    # one thread, as the main job's bring-up (nodes/bringup.py): the callbacks never
+    # wait on one another, the sequence waits on this thread; and once the spinning
+    # thread is joined no callback is left in a pool to start after the shutdown
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, name="takeoff-executor", daemon=True)
+    spinner = BackgroundSpin(executor, "takeoff-executor")
     spinner.start()
     stop = threading.Event()
     signals.relay(stop)
     try:
         code = run_sequencer(node, stop)
     finally:
-        executor.shutdown(timeout_sec=2.0)
         # the spin thread must be out of rcl before the node and the context go:
         # a thread still inside rcl_wait while they are torn down can abort the
         # process at exit ("terminate called without an active exception")
-        spinner.join(timeout=2.0)
+        spinner.stop(timeout_s=2.0)
         node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

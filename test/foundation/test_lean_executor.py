@@ -22,7 +22,11 @@ from rclpy.lifecycle import Node as LifecycleNode  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 
-from gps_denied_onboard.nodes.executors import EVENTS_EXECUTOR_MODULE, lean_executor  # noqa: E402
+from gps_denied_onboard.nodes.executors import (  # noqa: E402
+    EVENTS_EXECUTOR_MODULE,
+    BackgroundSpin,
+    lean_executor,
+)
 
 
 def test_lean_executor_falls_back_to_single_threaded_where_rclpy_has_no_events_executor(
@@ -95,3 +99,44 @@ def test_lean_executor_runs_sim_time_timers_and_lifecycle_services() -> None:
         peer.destroy_node()
         rclpy.shutdown()
     assert not spinner.is_alive()
+
+
+def test_background_spin_stops_after_the_callback_in_flight_and_before_the_shutdown() -> None:
+    """``stop`` while a callback runs: it waits for that callback, the spinning
+    thread is gone, the executor is shut down, and no exception left any thread
+    (Jazzy's ``Executor.shutdown`` destroys its guard condition without waiting, and
+    a handler triggering it afterwards raised InvalidHandle out of ``spin``)."""
+    rclpy.init()
+    node = rclpy.create_node(f"spin_{uuid.uuid4().hex[:8]}")
+    entered, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow() -> None:
+        calls.append("begin")
+        entered.set()
+        release.wait(5.0)
+        calls.append("end")
+
+    node.create_timer(0.01, slow)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    escaped: list[BaseException | None] = []
+    hook = threading.excepthook
+    threading.excepthook = lambda args: escaped.append(args.exc_value)
+    try:
+        spin = BackgroundSpin(executor, "test-spin")
+        spin.start()
+        assert entered.wait(5.0)
+        threading.Timer(0.3, release.set).start()
+        assert spin.stop(timeout_s=5.0)  # the thread ended within the wait
+        assert calls[-1] == "end"  # after the callback in flight, not during it
+        ended = len(calls)
+        time.sleep(0.1)
+        assert len(calls) == ended  # nothing spins any more
+        assert spin.stop(timeout_s=0.1)  # a second stop is harmless
+    finally:
+        threading.excepthook = hook
+        release.set()
+        node.destroy_node()
+        rclpy.shutdown()
+    assert escaped == []
