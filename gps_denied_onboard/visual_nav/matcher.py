@@ -6,7 +6,7 @@
    each candidate's orientation field is correlated over the whole search
    window (masked ZNCC, :mod:`.correlate`). The best candidate wins. A view
    searched on the fine raster (a stitched patch) that is wide enough for the
-   coarse one is ranked there and only its winner searched on the fine raster.
+   coarse one is ranked there and only its best two searched on the fine raster.
 2. **Fine**: around the coarse peak, a cross of heading and scale steps is
    correlated in a window only a few pixels wider than the template; a
    parabola through the scores refines heading and scale, once at the coarse
@@ -95,6 +95,9 @@ class MatchConfig:
     min_texture: float = 2.0
     min_map_coverage: float = 0.3
     min_coarse_template_px: float = 80.0
+    # a patch ranked on the coarse raster keeps this many of its best candidates
+    # for the fine one (matcher.match_frame)
+    coarse_ranked_kept: int = 2
     fine_refine: bool = True
     orientation_harmonics: int = 2  # searched (the gate's margin)
     refine_harmonics: int = 1  # refined (the position)
@@ -176,10 +179,8 @@ class _Searched:
     template_px: int  # the winner's valid template pixels
     texture: float  # the most texture any candidate showed
     span: int  # placements searched along each axis
-
-    @property
-    def pair(self) -> tuple[float, float]:
-        return self.best[0], self.best[1]
+    #: every candidate's (heading, scale), best score first
+    ranking: tuple[tuple[float, float], ...] = ()
 
 
 def _search_candidates(
@@ -235,14 +236,17 @@ def _search_candidates(
     spectra = window_spectra(union)
     best: tuple[float, float, Peak, RectifiedFrame, tuple[F32, ...], int, int] | None = None
     template_px = 0
+    scored: list[tuple[float, tuple[float, float]]] = []
     for dh, s, rf, chans, tpl, x0, y0 in cands:
         score = masked_zncc_within(spectra, tpl, (x0 - ux0, y0 - uy0, span, span))
         pk = find_peak(score, cfg.exclusion_m / res)
+        scored.append((pk.score, (dh, s)))
         if best is None or pk.score > best[2].score:
             best = (dh, s, pk, rf, chans, x0, y0)
             template_px = int(tpl.count)
     assert best is not None
-    return _Searched(best, template_px, texture, span)
+    ranking = tuple(pair for _, pair in sorted(scored, key=lambda c: -c[0]))
+    return _Searched(best, template_px, texture, span, ranking)
 
 
 def match_frame(
@@ -266,8 +270,9 @@ def match_frame(
             stitched: the gate's template size is then counted in fine pixels,
             as for the small single frames the stitch replaces). A view wide
             enough for the coarse raster still ranks its heading/scale
-            candidates there first and searches the winner alone on the fine
-            raster: the same winner, at a ninth of the fine correlations.
+            candidates there first and searches the best ``coarse_ranked_kept``
+            (2) on the fine raster: the same winner, at two ninths of the fine
+            correlations.
 
     Raises:
         OutsideMap: the search window leaves the map raster.
@@ -277,13 +282,15 @@ def match_frame(
     wide = view.width_m / cfg.coarse_resolution_m >= cfg.min_coarse_template_px
     pairs = [(dh, s) for dh in cfg.heading_candidates_deg for s in cfg.scale_candidates]
     if fine_only and wide and len(pairs) > 1:
-        # a patch wide enough for the coarse raster picks its heading/scale pair
-        # there, then searches that pair alone on the fine raster (the gate's
-        # margin and template stay fine ones). Why: the sample flight's patches
-        # in its 200 m turns are 700-1300 m across, and their nine fine
-        # candidates took half of a frame's 150 ms on one CPU; ranked coarse
-        # they took 107 ms, and each of the flight's 480 fixes kept its pair
-        # (moved 7 cm at most: float32 transforms of a smaller window)
+        # a patch wide enough for the coarse raster ranks its heading/scale pairs
+        # there, then searches the best two on the fine raster (the gate's margin
+        # and template stay fine ones). Why: the sample flight's patches in its
+        # 200 m turns are 700-1300 m across, and their nine fine candidates took
+        # a third of a frame's time: stitched p50 162 -> 123 ms on one CPU
+        # (offline, frames 280-480). The best alone took 102 ms, but the coarse
+        # winner is not always the fine one: on 18 calibration flights (seed
+        # 189000) 33 of 485 stitched fixes moved, one fewer was fixed and the
+        # median and p95 rose 0.1-0.5 m; with two kept, 3 moved (at most 1.6 m)
         # (where the coarse raster cannot rank them, at the mosaic's edge or too
         # little texture at 10 m, every candidate goes to the fine raster as before)
         try:
@@ -299,7 +306,7 @@ def match_frame(
         except OutsideMap:
             ranked = "outside"
         if isinstance(ranked, _Searched):
-            pairs = [ranked.pair]
+            pairs = list(ranked.ranking[: cfg.coarse_ranked_kept])
     if fine_only or not wide:
         coarse, res_c = fine, cfg.resolution_m
     else:

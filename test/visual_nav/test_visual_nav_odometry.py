@@ -384,13 +384,13 @@ def test_the_frame_offset_is_how_far_the_frame_alone_moves_a_displaced_placement
     assert offset(90.0) == 50.0  # the truth is 40 m beyond a 50 m search
 
 
-def test_a_wide_patch_picks_its_pair_on_the_coarse_raster_and_places_it_as_the_fine_search_does(
+def test_a_wide_patch_ranks_its_pairs_on_the_coarse_raster_and_places_it_as_the_fine_search_does(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A view searched on the fine raster (a patch) that is wide enough for the
     coarse one ranks its nine heading/scale candidates there and searches the
-    winner alone on the fine raster: the same placement, heading, scale and margin
-    as all nine on the fine raster, at a ninth of the fine correlations."""
+    best two alone on the fine raster: the same placement, heading, scale and margin
+    as all nine on the fine raster, at two ninths of the fine correlations."""
     from dataclasses import replace
 
     from gps_denied_onboard.visual_nav import matcher
@@ -430,7 +430,7 @@ def test_a_wide_patch_picks_its_pair_on_the_coarse_raster_and_places_it_as_the_f
 
     cfg = est.cfg.match
     picked = placed(cfg)
-    assert searched == [(cfg.coarse_resolution_m, 9), (cfg.resolution_m, 1)]
+    assert searched == [(cfg.coarse_resolution_m, 9), (cfg.resolution_m, 2)]
     searched.clear()
     # too narrow for the coarse raster: every candidate on the fine one, as before
     every = placed(replace(cfg, min_coarse_template_px=1e9))
