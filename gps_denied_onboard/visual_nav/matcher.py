@@ -180,7 +180,7 @@ class _Searched:
     texture: float  # the most texture any candidate showed
     span: int  # placements searched along each axis
     #: every candidate's (heading, scale), best score first
-    ranking: tuple[tuple[float, float], ...] = ()
+    ranking: tuple[tuple[float, float], ...]
 
 
 def _search_candidates(
@@ -271,8 +271,8 @@ def match_frame(
             as for the small single frames the stitch replaces). A view wide
             enough for the coarse raster still ranks its heading/scale
             candidates there first and searches the best ``coarse_ranked_kept``
-            (2) on the fine raster: the same winner, at two ninths of the fine
-            correlations.
+            (2) on the fine raster: nearly always the same winner, at two
+            ninths of the fine correlations.
 
     Raises:
         OutsideMap: the search window leaves the map raster.
