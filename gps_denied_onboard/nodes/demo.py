@@ -39,6 +39,7 @@ from typing import Any
 
 from gps_denied_onboard.nodes.bringup import BringupOptions, node_processes, run
 from gps_denied_onboard.nodes.demo_report import DemoReport, report_run, tile_cache_view
+from gps_denied_onboard.nodes.executors import BackgroundSpin
 from gps_denied_onboard.nodes.service_calls import call_service
 from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, EstimatorWatch
 from gps_denied_onboard.stop_signals import relay_stop_signals
@@ -113,11 +114,11 @@ class _ClockHold:
         self._holding.set()
         self._steady = self._wall_clock()
         self._timer = self.node.create_timer(0.05, self._tick, clock=self._steady)
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
-        self._thread.start()
-        self._followers: list[tuple[Any, Any]] = []
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(self.node)
+        self._spin = BackgroundSpin(executor, "demo-services")
+        self._spin.start()
+        self._followers: list[tuple[BackgroundSpin, Any]] = []
 
     def _wall_clock(self) -> Any:
         from rclpy.clock import Clock, ClockType
@@ -163,8 +164,9 @@ class _ClockHold:
         node.create_subscription(ClockMsg, "/clock", tick, 100)
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(node)
-        threading.Thread(target=executor.spin, name="demo-clock", daemon=True).start()
-        self._followers.append((executor, node))
+        spin = BackgroundSpin(executor, "demo-clock")
+        spin.start()
+        self._followers.append((spin, node))
 
     def call(
         self,
@@ -188,11 +190,11 @@ class _ClockHold:
         raise TimeoutError(f"{name} did not answer")
 
     def close(self) -> None:
-        for executor, node in self._followers:
-            executor.shutdown(timeout_sec=1.0)
+        # each spinning thread joined before its executor and node go (BackgroundSpin)
+        for spin, node in self._followers:
+            spin.stop(timeout_s=1.0)
             node.destroy_node()
-        self._executor.shutdown(timeout_sec=1.0)
-        self._thread.join(timeout=2.0)
+        self._spin.stop(timeout_s=2.0)
         self.node.destroy_node()
         if self.context.ok():
             self._rclpy.shutdown(context=self.context)
