@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rosbags.rosbag2 import Reader
+from rosbags.typesys import Stores, get_typestore
 
 from gps_denied_onboard.fdr.tools import iter_records
+from gps_denied_onboard.nodes.demo import TOOL_CLOCK_HZ
 
 from .main_job_runs import fix_agreement, fix_differences, run_main_job
 
@@ -37,14 +40,33 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 DURATION_S = "75"
 
 
-def _fly(run_dir: Path, rate: str, *extra: str) -> tuple[dict[int, dict[str, Any]], str, Any]:
+def _attitude_stamps(flight: Path) -> dict[tuple[float, ...], int]:
+    """The recorded ``/fc/imu`` stamps (ns) by orientation, which names each of the FC
+    stream's samples (the few that repeat one are left out)."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    stamps: dict[tuple[float, ...], int] = {}
+    repeated: set[tuple[float, ...]] = set()
+    with Reader(flight) as bag:
+        imu = [c for c in bag.connections if c.topic == "/fc/imu"]
+        for conn, _, data in bag.messages(connections=imu):
+            msg = store.deserialize_cdr(data, conn.msgtype)
+            q = msg.orientation
+            key = (q.x, q.y, q.z, q.w)
+            if key in stamps:
+                repeated.add(key)
+            stamps[key] = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    return {k: v for k, v in stamps.items() if k not in repeated}
+
+
+def _fly(run_dir: Path, rate: str, *extra: str) -> tuple[Any, ...]:
+    """A run's fixes (``vnav.fix`` payloads by stamp), output, report and attitude stamps."""
     out = run_main_job(run_dir, "--rate", rate, "--duration", DURATION_S, *extra)
+    flight = run_dir / "flights" / "sample-flight"
     fixes = {
-        rec["stamp_ns"]: rec["payload"]
-        for rec in iter_records(run_dir / "flights" / "sample-flight")
-        if rec["kind"] == "vnav.fix"
+        rec["stamp_ns"]: rec["payload"] for rec in iter_records(flight) if rec["kind"] == "vnav.fix"
     }
-    return fixes, out, json.loads((run_dir / "report" / "report.json").read_text())
+    report = json.loads((run_dir / "report" / "report.json").read_text())
+    return fixes, out, report, _attitude_stamps(flight)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +77,7 @@ def main_and_tool() -> Any:
 
 
 def test_the_replay_tool_answers_every_frame(main_and_tool: Any) -> None:
-    _, (tool_fixes, tool_out, _) = main_and_tool
+    _, (tool_fixes, tool_out, _, _) = main_and_tool
     counts = re.search(
         r"estimator lockstep: (\d+) camera frames, (\d+) fixes, (\d+) rejects, (\d+) unanswered",
         tool_out,
@@ -69,7 +91,7 @@ def test_the_replay_tool_answers_every_frame(main_and_tool: Any) -> None:
 
 
 def test_the_replay_tool_gives_the_main_jobs_fixes(main_and_tool: Any) -> None:
-    (main_fixes, _, main_report), (tool_fixes, _, tool_report) = main_and_tool
+    (main_fixes, _, main_report, _), (tool_fixes, _, tool_report, _) = main_and_tool
     common, diffs = fix_differences(main_fixes, tool_fixes)
     assert len(common) >= 0.9 * max(len(main_fixes), len(tool_fixes)), sorted(
         main_fixes.keys() ^ tool_fixes.keys()
@@ -90,3 +112,20 @@ def test_the_replay_tool_gives_the_main_jobs_fixes(main_and_tool: Any) -> None:
         if "heading_offset_deg" in main_fixes[s]
     )
     assert not dh or dh[int(0.9 * (len(dh) - 1))] <= 1.0, dh[-5:]
+
+
+def test_the_replay_tool_stamps_the_fc_attitude_as_the_main_job_does(main_and_tool: Any) -> None:
+    """The bridge maps the FC's clock from arrivals on its /clock, which moves a tick at
+    a time; the tool's FC stream follows the tool's ticks (``demo.TOOL_CLOCK_HZ``). At
+    25 Hz some runs held a mapping one tick (40 ms) early: attitude read at the wrong
+    time, the fixes' median 4-6 m against the main job's 2.3 (CI, 2026-12-04)."""
+    (*_, main_att), (*_, tool_att) = main_and_tool
+    settled = min(main_att.values()) + 10_000_000_000  # the mapping's first seconds aside
+    apart_ms = sorted(
+        abs(tool_att[k] - main_att[k]) / 1e6
+        for k in main_att.keys() & tool_att.keys()
+        if main_att[k] > settled
+    )
+    assert len(apart_ms) > 1000, len(apart_ms)  # 25 Hz over the flight's last 65 s
+    # one tick of the tool's /clock at most: the two runs read attitude at one time
+    assert apart_ms[int(0.9 * (len(apart_ms) - 1))] <= 1000 / TOOL_CLOCK_HZ, apart_ms[-10:]
