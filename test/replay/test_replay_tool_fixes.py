@@ -105,13 +105,28 @@ def test_the_replay_tool_gives_the_main_jobs_fixes(main_and_tool: Any) -> None:
     z = fix_agreement(main_fixes, tool_fixes)
     assert z[int(0.9 * (len(z) - 1))] <= 1.5 and z[-1] <= 3.0, z[-10:]
     assert diffs[-1] <= 20.0, diffs[-10:]
-    # the same estimator state: the heading and scale it settled on agree as well
-    dh = sorted(
-        abs(main_fixes[s]["heading_offset_deg"] - tool_fixes[s]["heading_offset_deg"])
+    # the same estimator state: the heading and scale a frame alone tracks from the fix
+    # before it agree as well. Not a stitched patch's: it searches every candidate
+    # afresh, and over its short lever (30-80 m in the climb) sees its heading weakly
+    # (passing runs differed by up to 2.9 deg there, their frames alone by 0.8 at most).
+    # Measured over 7 passing runs, frames alone: heading p90 0.01-0.17 deg, scale
+    # p90 0.0001-0.004. A run whose tracking held a scale of 0.927 for 17 s (the FC's
+    # attitude 40 ms early) had 0.074.
+    alone = [
+        s
         for s in common
-        if "heading_offset_deg" in main_fixes[s]
+        if main_fixes[s].get("stitch_lever_m") == 0.0 and tool_fixes[s].get("stitch_lever_m") == 0.0
+    ]
+    assert len(alone) >= 100, len(alone)
+
+    def p90(key: str) -> float:
+        apart = sorted(abs(main_fixes[s][key] - tool_fixes[s][key]) for s in alone)
+        return apart[int(0.9 * (len(apart) - 1))]
+
+    assert p90("heading_offset_deg") <= 0.5 and p90("scale") <= 0.01, (
+        p90("heading_offset_deg"),
+        p90("scale"),
     )
-    assert not dh or dh[int(0.9 * (len(dh) - 1))] <= 1.0, dh[-5:]
 
 
 def test_the_replay_tool_stamps_the_fc_attitude_as_the_main_job_does(main_and_tool: Any) -> None:
