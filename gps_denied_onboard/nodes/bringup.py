@@ -237,8 +237,8 @@ def run(
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
-    from gps_denied_onboard.nodes.executors import BackgroundSpin
     from gps_denied_onboard.nodes.takeoff_node import TakeoffNode, run_sequencer
+    from gps_denied_onboard.ros_spin import BackgroundSpin
 
     stop = stop or threading.Event()
     opts.run_dir.mkdir(parents=True, exist_ok=True)

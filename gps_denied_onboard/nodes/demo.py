@@ -39,9 +39,9 @@ from typing import Any
 
 from gps_denied_onboard.nodes.bringup import BringupOptions, node_processes, run
 from gps_denied_onboard.nodes.demo_report import DemoReport, report_run, tile_cache_view
-from gps_denied_onboard.nodes.executors import BackgroundSpin
 from gps_denied_onboard.nodes.service_calls import call_service
 from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, EstimatorWatch
+from gps_denied_onboard.ros_spin import BackgroundSpin
 from gps_denied_onboard.stop_signals import relay_stop_signals
 
 #: /clock ticks per sim second. Each message still gets a tick at its own time;

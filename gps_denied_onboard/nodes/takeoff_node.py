@@ -35,7 +35,6 @@ from gps_denied_onboard.embedded_pg import EmbeddedPostgres, resolve_dsn
 from gps_denied_onboard.errors import ConfigError, GpsDeniedError
 from gps_denied_onboard.log import parse_event
 from gps_denied_onboard.msg import GcsAlert
-from gps_denied_onboard.nodes.executors import BackgroundSpin
 from gps_denied_onboard.nodes.fdr_flight_services import CLOCK_NOT_READY
 from gps_denied_onboard.nodes.params import declare_config, read_config
 from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
@@ -44,6 +43,7 @@ from gps_denied_onboard.nodes.ros_logging import bridge_logging
 from gps_denied_onboard.nodes.service_calls import call_service
 from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher, GcsAlertPublisher
 from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.ros_spin import BackgroundSpin
 from gps_denied_onboard.ros_topics import LATCHED_QOS, TOPIC_DIAGNOSTICS
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
 from gps_denied_onboard.stop_signals import (

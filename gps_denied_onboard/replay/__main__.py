@@ -127,12 +127,12 @@ def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str 
 
     from gps_denied_onboard.replay.console import KeyboardControl, ProgressBar
     from gps_denied_onboard.replay.publisher import ReplayControlServices, RosReplaySink
+    from gps_denied_onboard.ros_spin import BackgroundSpin
 
     context = Context()
     rclpy.init(args=list(ros_args) if ros_args else None, context=context)
     node: Any = None
-    executor: Any = None
-    spinner: threading.Thread | None = None
+    spinner: BackgroundSpin | None = None
     keys: KeyboardControl | None = None
     previous_sigint: Any = None
     try:
@@ -154,7 +154,7 @@ def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str 
         services = ReplayControlServices(node)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, name="replay-spin", daemon=True)
+        spinner = BackgroundSpin(executor, "replay-spin")
         spinner.start()
 
         host = MonotonicClock()
@@ -190,10 +190,8 @@ def run_ros_replay(source: BagSource, options: ReplayOptions, *, node_name: str 
             keys.close()
         if previous_sigint is not None:
             signal.signal(signal.SIGINT, previous_sigint)
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
         if spinner is not None:
-            spinner.join(timeout=2.0)
+            spinner.stop(timeout_s=2.0)
         if node is not None:
             node.destroy_node()
         if context.ok():

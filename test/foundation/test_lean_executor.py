@@ -24,9 +24,9 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 
 from gps_denied_onboard.nodes.executors import (  # noqa: E402
     EVENTS_EXECUTOR_MODULE,
-    BackgroundSpin,
     lean_executor,
 )
+from gps_denied_onboard.ros_spin import BackgroundSpin  # noqa: E402
 
 
 def test_lean_executor_falls_back_to_single_threaded_where_rclpy_has_no_events_executor(
