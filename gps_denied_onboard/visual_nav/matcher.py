@@ -97,7 +97,7 @@ class MatchConfig:
     min_coarse_template_px: float = 80.0
     # a patch ranked on the coarse raster keeps this many of its best candidates
     # for the fine one (matcher.match_frame)
-    coarse_ranked_kept: int = 2
+    coarse_ranked_kept: int = 4
     fine_refine: bool = True
     orientation_harmonics: int = 2  # searched (the gate's margin)
     refine_harmonics: int = 1  # refined (the position)
@@ -271,8 +271,8 @@ def match_frame(
             as for the small single frames the stitch replaces). A view wide
             enough for the coarse raster still ranks its heading/scale
             candidates there first and searches the best ``coarse_ranked_kept``
-            (2) on the fine raster: nearly always the same winner, at two
-            ninths of the fine correlations.
+            (4) on the fine raster: the same winner, at four ninths of the fine
+            correlations.
 
     Raises:
         OutsideMap: the search window leaves the map raster.
@@ -283,14 +283,16 @@ def match_frame(
     pairs = [(dh, s) for dh in cfg.heading_candidates_deg for s in cfg.scale_candidates]
     if fine_only and wide and len(pairs) > 1:
         # a patch wide enough for the coarse raster ranks its heading/scale pairs
-        # there, then searches the best two on the fine raster (the gate's margin
+        # there, then searches the best four on the fine raster (the gate's margin
         # and template stay fine ones). Why: the sample flight's patches in its
         # 200 m turns are 700-1300 m across, and their nine fine candidates took
         # a third of a frame's time: stitched p50 162 -> 123 ms on one CPU
-        # (offline, frames 280-480). The best alone took 102 ms, but the coarse
-        # winner is not always the fine one: on 18 calibration flights (seed
-        # 189000) 33 of 485 stitched fixes moved, one fewer was fixed and the
-        # median and p95 rose 0.1-0.5 m; with two kept, 3 moved (at most 1.6 m)
+        # (offline, frames 280-480) with two kept. The coarse winner is not always
+        # the fine one, and a patch whose right pair fell out of the kept ones is
+        # placed by a wrong one: on the reported 400 m flights (15 a pair) the
+        # best alone let 8 wrong fixes (> 30 m) through on the 8-year pair against
+        # none with all nine, two kept 2 (and 6 against 4 on the 11-year pair);
+        # four kept gave all nine's fixes there, at 176 against 156 ms with two
         # (where the coarse raster cannot rank them, at the mosaic's edge or too
         # little texture at 10 m, every candidate goes to the fine raster as before)
         try:

@@ -389,8 +389,8 @@ def test_a_wide_patch_ranks_its_pairs_on_the_coarse_raster_and_places_it_as_the_
 ) -> None:
     """A view searched on the fine raster (a patch) that is wide enough for the
     coarse one ranks its nine heading/scale candidates there and searches the
-    best two alone on the fine raster: the same placement, heading, scale and margin
-    as all nine on the fine raster, at two ninths of the fine correlations."""
+    best four alone on the fine raster: the same placement, heading, scale and margin
+    as all nine on the fine raster, at four ninths of the fine correlations."""
     from dataclasses import replace
 
     from gps_denied_onboard.visual_nav import matcher
@@ -430,7 +430,8 @@ def test_a_wide_patch_ranks_its_pairs_on_the_coarse_raster_and_places_it_as_the_
 
     cfg = est.cfg.match
     picked = placed(cfg)
-    assert searched == [(cfg.coarse_resolution_m, 9), (cfg.resolution_m, 2)]
+    assert searched == [(cfg.coarse_resolution_m, 9), (cfg.resolution_m, cfg.coarse_ranked_kept)]
+    assert cfg.coarse_ranked_kept == 4
     searched.clear()
     # too narrow for the coarse raster: every candidate on the fine one, as before
     every = placed(replace(cfg, min_coarse_template_px=1e9))
