@@ -286,15 +286,10 @@ def match_frame(
         # there, then searches the best four on the fine raster (the gate's margin
         # and template stay fine ones). Why: the sample flight's patches in its
         # 200 m turns are 700-1300 m across, and their nine fine candidates took
-        # a third of a frame's time: stitched p50 162 -> 123 ms on one CPU
-        # (offline, frames 280-480) with two kept. The coarse winner is not always
-        # the fine one, and a patch whose right pair fell out of the kept ones is
-        # placed by a wrong one: on the reported 400 m flights (15 a pair) the
-        # best alone let 8 wrong fixes (> 30 m) through on the 8-year pair against
-        # none with all nine, two kept 2 (and 6 against 4 on the 11-year pair);
-        # four kept gave all nine's fixed share, median and wrong count on each
-        # pair (p95 11.2 against 10.8 m on the 11-year one), at 176 against 156 ms
-        # with two
+        # a third of a frame's time. Why four: the coarse winner is not always the
+        # fine one, and a patch whose right pair is not kept is placed by a wrong
+        # one (reported 400 m flights, 8-year pair: 8 wrong fixes with the best
+        # alone, 2 with two kept, none with four or nine; README, item 6)
         # (where the coarse raster cannot rank them, at the mosaic's edge or too
         # little texture at 10 m, every candidate goes to the fine raster as before)
         try:

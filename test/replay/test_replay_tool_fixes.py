@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rosbags.rosbag2 import Reader
-from rosbags.typesys import Stores, get_typestore
 
 from gps_denied_onboard.fdr.tools import iter_records
 from gps_denied_onboard.nodes.demo import TOOL_CLOCK_HZ
+from gps_denied_onboard.replay.bag import open_bag
+from gps_denied_onboard.replay.types import project_typestore
 
 from .main_job_runs import fix_agreement, fix_differences, run_main_job
 
@@ -43,18 +43,21 @@ DURATION_S = "75"
 def _attitude_stamps(flight: Path) -> dict[tuple[float, ...], int]:
     """The recorded ``/fc/imu`` stamps (ns) by orientation, which names each of the FC
     stream's samples (the few that repeat one are left out)."""
-    store = get_typestore(Stores.ROS2_JAZZY)
+    store = project_typestore()
     stamps: dict[tuple[float, ...], int] = {}
     repeated: set[tuple[float, ...]] = set()
-    with Reader(flight) as bag:
-        imu = [c for c in bag.connections if c.topic == "/fc/imu"]
-        for conn, _, data in bag.messages(connections=imu):
-            msg = store.deserialize_cdr(data, conn.msgtype)
+    bag = open_bag(flight)
+    try:
+        msgtype = bag.topics["/fc/imu"].msgtype
+        for m in bag.messages(["/fc/imu"]):
+            msg = store.deserialize_cdr(m.data, msgtype)
             q = msg.orientation
             key = (q.x, q.y, q.z, q.w)
             if key in stamps:
                 repeated.add(key)
             stamps[key] = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+    finally:
+        bag.close()
     return {k: v for k, v in stamps.items() if k not in repeated}
 
 
@@ -123,10 +126,8 @@ def test_the_replay_tool_gives_the_main_jobs_fixes(main_and_tool: Any) -> None:
         apart = sorted(abs(main_fixes[s][key] - tool_fixes[s][key]) for s in alone)
         return apart[int(0.9 * (len(apart) - 1))]
 
-    assert p90("heading_offset_deg") <= 0.5 and p90("scale") <= 0.01, (
-        p90("heading_offset_deg"),
-        p90("scale"),
-    )
+    heading, scale = p90("heading_offset_deg"), p90("scale")
+    assert heading <= 0.5 and scale <= 0.01, (heading, scale)
 
 
 def test_the_replay_tool_stamps_the_fc_attitude_as_the_main_job_does(main_and_tool: Any) -> None:
