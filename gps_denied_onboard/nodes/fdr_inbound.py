@@ -94,19 +94,28 @@ class RecordsDrain:
         """
         # inactive: taken and dropped, as if nobody were subscribed (a reader that
         # stopped taking would hold its publishers back)
+        (self._on_record if active else _dropped)(msg, info)
+        self.take_queued(subscription, active=active)
+
+    def take_queued(self, subscription: Any, *, active: bool, limit: int = _DRAIN_MAX) -> int:
+        """Take up to ``limit`` samples DDS holds for ``subscription`` into the intake
+        (dropped unless ``active``); returns how many. The flight's close calls it too,
+        so that records already delivered to the reader precede the footer."""
         on_record = self._on_record if active else _dropped
-        on_record(msg, info)
         handle = subscription.handle
         take = getattr(handle, "take_message", None)
         if take is None:  # an rclpy without it: one sample per executor cycle
-            return
+            return 0
         with_info = self._message_info
+        taken = 0
         with handle:
-            for _ in range(_DRAIN_MAX):
+            while taken < limit:
                 got = take(FdrRecord, False)
                 if got is None:
-                    return
+                    break
                 on_record(got[0], got[1] if with_info else None)
+                taken += 1
+        return taken
 
     def _on_record(self, msg: Any, info: Mapping[str, Any] | None) -> None:
         try:

@@ -460,6 +460,14 @@ class FdrRecorderNode(LifecycleNodeBase):
         return res
 
     def _on_close_flight(self, req: Any, res: Any) -> Any:
+        # records DDS already delivered (a producer's tail, acknowledged before the
+        # take-off sequencer asked for this close) go in before the footer: at most
+        # the subscription's depth, what its reader can hold. The records callback
+        # never runs beside this one (single-threaded executor).
+        if self._records_sub is not None and self._started:
+            self._records.take_queued(
+                self._records_sub, active=self._active, limit=self._records_depth
+            )
         answer_close_flight(self._recorder if self._started else None, req, res, self._log)
         return res
 

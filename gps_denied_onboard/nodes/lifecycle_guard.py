@@ -29,10 +29,15 @@ current state does not offer is answered ``success=False`` and logged
 rclpy's ``_service_change_state`` (a ``Service``, whose ``callback`` the executors
 read at each request) and ``_state_machine.available_transitions``/``current_state``:
 the same names in Humble's and Jazzy's ``rclpy/lifecycle/node.py``.
+
+:func:`before_answering_transitions` wraps the same callback to run work of the
+caller's after each transition and before its answer (the runner uses it to have a
+node brought down close its records first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rclpy.lifecycle import Node as LifecycleNode
@@ -66,6 +71,30 @@ def refuse_invalid_transitions(node: LifecycleNode) -> None:
             response.success = False
             return response
         return inner(request, response)
+
+    service.callback = change_state
+
+
+def before_answering_transitions(node: LifecycleNode, hook: Callable[[], None]) -> None:
+    """Run ``hook`` after each transition asked for through ``change_state`` and before
+    the answer goes back, so that the caller's next step finds its work done (the
+    runner closes a brought-down node's records there: the sequencer closes the flight
+    only after its last cleanup was answered). A hook that raises is logged
+    (``node.transition_hook_failed``) and the answer goes back as it was."""
+    service = getattr(node, "_service_change_state", None)
+    if service is None:
+        return
+    inner = service.callback
+
+    def change_state(request: Any, response: Any) -> Any:
+        answer = inner(request, response)
+        try:
+            hook()
+        except Exception as err:
+            node.get_logger().error(
+                format_event("node.transition_hook_failed", {"error": repr(err)})
+            )
+        return answer
 
     service.callback = change_state
 

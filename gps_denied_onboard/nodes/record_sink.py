@@ -105,6 +105,7 @@ class RecordPublisherSink:
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
         _SINKS.setdefault(node, []).append(self)
+        _CLOSE_LOCKS.setdefault(node, threading.Lock())  # made with the node's first sink
 
     @property
     def unclosed(self) -> bool:
@@ -154,25 +155,56 @@ class RecordPublisherSink:
             self._pub.publish(record_to_msg(record))
 
     def close(
-        self, stamp_ns: int | None = None, timeout_s: float = RECORDS_CLOSE_TIMEOUT_S
+        self,
+        stamp_ns: int | None = None,
+        timeout_s: float = RECORDS_CLOSE_TIMEOUT_S,
+        *,
+        expect_subscriber: bool = False,
     ) -> bool:
         """Publish the ``records_closed`` record(s), then wait for acknowledgement.
 
         Sends nothing when no record was emitted since the previous close. While
         records are held, waits (within ``timeout_s``) for a subscription to match and
-        publishes them, unless no subscription to the topic is known at all. Returns
-        True when every record reached every subscription within ``timeout_s`` (or
-        there was nothing to send).
+        publishes them, unless no subscription to the topic is known at all and
+        ``expect_subscriber`` is false (a standalone node is not held up by a recorder
+        that is not there). Returns True when every record reached every subscription
+        within ``timeout_s`` (or there was nothing to send).
         """
-        from rclpy.duration import Duration
-
         stamp = RosClock(self._node).now_ns() if stamp_ns is None else stamp_ns
         node = self._node.get_fully_qualified_name()
         with self._lock:
             counts = self._gate.emitted()
             self._publish(self._gate.close(stamp, node, self._pub.get_subscription_count() > 0))
-        if not counts:
+        if not counts and not self._gate.held:
             return True
+        acked, held, waited = self._wait_out(timeout_s, expect_subscriber)
+        line = (
+            f"node={node} published={self._gate.published} "
+            f"subscriptions={self.subscription_count()} held={held} "
+            f"dropped_unmatched={self._gate.dropped_total} waited_s={waited:.3f} "
+            f"timeout_s={timeout_s} " + " ".join(f"records.{p}={n}" for p, n in counts.items())
+        )
+        if held:  # never matched: these reached nobody (yet)
+            self._node.get_logger().error(f"fdr.records_unmatched {line}")
+        elif acked:
+            self._node.get_logger().info(f"fdr.records_closed {line}")
+        else:  # the recorder may miss the tail: say so where the operator looks
+            self._node.get_logger().error(f"fdr.records_unacked {line}")
+        return acked  # only ever true with nothing held (the loop's first branch)
+
+    def flush(self, timeout_s: float, *, expect_subscriber: bool = False) -> bool:
+        """Wait (within ``timeout_s``) until what was emitted so far has reached every
+        matched subscription: held records go out once one matches (waited for as
+        :meth:`close` does), then their acknowledgement. True when acknowledged."""
+        acked, _held, _waited = self._wait_out(timeout_s, expect_subscriber)
+        return acked
+
+    def _wait_out(self, timeout_s: float, expect_subscriber: bool) -> tuple[bool, int, float]:
+        """Release what is held once a subscription matches, then wait for every
+        reliable subscription to acknowledge everything. Returns (acknowledged,
+        records still held, seconds waited)."""
+        from rclpy.duration import Duration
+
         # rclpy's wait_for_all_acked holds the GIL while it waits (measured: a 3 s wait
         # froze every other thread of the process), and the acknowledgement can take a
         # DDS heartbeat period: so look without waiting, and sleep between looks, so
@@ -188,44 +220,45 @@ class RecordPublisherSink:
                 acked = bool(self._pub.wait_for_all_acked(now_ack))
                 if acked:
                     break
-            elif self._node.count_subscribers(self._topic) == 0:
+            elif not expect_subscriber and self._node.count_subscribers(self._topic) == 0:
                 break  # nobody to wait for: no subscription on the graph at all
             if time.monotonic() >= deadline:
                 break
             time.sleep(_ACK_POLL_S)
-        waited = time.monotonic() - t0
-        line = (
-            f"node={node} published={self._gate.published} "
-            f"subscriptions={self.subscription_count()} held={held} "
-            f"dropped_unmatched={self._gate.dropped_total} waited_s={waited:.3f} "
-            f"timeout_s={timeout_s} " + " ".join(f"records.{p}={n}" for p, n in counts.items())
-        )
-        if held:  # never matched: these reached nobody (yet)
-            self._node.get_logger().error(f"fdr.records_unmatched {line}")
-        elif acked:
-            self._node.get_logger().info(f"fdr.records_closed {line}")
-        else:  # the recorder may miss the tail: say so where the operator looks
-            self._node.get_logger().error(f"fdr.records_unacked {line}")
-        return acked  # only ever true with nothing held (the loop's first branch)
+        return acked, held, time.monotonic() - t0
 
 
 _SINKS: weakref.WeakKeyDictionary[Node, list[RecordPublisherSink]] = weakref.WeakKeyDictionary()
+_CLOSE_LOCKS: weakref.WeakKeyDictionary[Node, threading.Lock] = weakref.WeakKeyDictionary()
 
 
-def close_record_sinks(node: Node, timeout_s: float = RECORDS_CLOSE_TIMEOUT_S) -> bool:
+def close_record_sinks(
+    node: Node, timeout_s: float = RECORDS_CLOSE_TIMEOUT_S, *, expect_subscriber: bool = False
+) -> bool:
     """Close every record publisher created on ``node`` (see :meth:`RecordPublisherSink.close`).
 
-    Returns False if a close was not acknowledged in time; never raises (it runs
-    on the way down).
+    One close at a time per node: a second caller (the runner's closer thread and a
+    cleanup being answered, say) waits for the first, then finds nothing left to close
+    unless records are still held (which it then waits out in turn). Returns False if
+    a close was not acknowledged in time; never raises (it runs on the way down).
     """
-    ok = True
-    for sink in list(_SINKS.get(node, ())):
-        try:
-            ok = sink.close(timeout_s=timeout_s) and ok
-        except Exception as err:  # shutting down: log, never raise
-            node.get_logger().error(f"fdr.records_close_failed error={err!r}")
-            ok = False
-    return ok
+    lock = _CLOSE_LOCKS.get(node)
+    if lock is None:
+        return True  # no record publisher on this node
+    with lock:
+        ok = True
+        for sink in list(_SINKS.get(node, ())):
+            try:
+                ok = sink.close(timeout_s=timeout_s, expect_subscriber=expect_subscriber) and ok
+            except Exception as err:  # shutting down: log, never raise
+                node.get_logger().error(f"fdr.records_close_failed error={err!r}")
+                ok = False
+        return ok
+
+
+def has_held_records(node: Node) -> bool:
+    """A record publisher on ``node`` holds records no subscription has matched yet."""
+    return any(sink.held for sink in _SINKS.get(node, ()))
 
 
 def has_unclosed_records(node: Node) -> bool:

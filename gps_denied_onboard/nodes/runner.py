@@ -16,10 +16,14 @@ from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedEx
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.node import Node
 
-from gps_denied_onboard.nodes.lifecycle_guard import refuse_invalid_transitions
+from gps_denied_onboard.nodes.lifecycle_guard import (
+    before_answering_transitions,
+    refuse_invalid_transitions,
+)
 from gps_denied_onboard.nodes.record_sink import (
     RECORDS_CLOSE_TIMEOUT_S,
     close_record_sinks,
+    has_held_records,
     has_unclosed_records,
 )
 from gps_denied_onboard.stop_signals import EXIT_INTERRUPTED, ignore_from_now, install_early
@@ -35,6 +39,8 @@ LANDED_LINGER_S: Final = 3.0
 #: node (rclpy is not recovering); fewer are logged and spun past
 SPIN_ERRORS_IN_A_ROW_MAX: Final = 50
 _UNCONFIGURED, _INACTIVE, _ACTIVE, _FINALIZED = 1, 2, 3, 4
+#: The take-off sequencer's node name: while it is on the graph, our nodes are managed.
+MANAGER: Final = "takeoff"
 
 
 def _lifecycle_state(node: Node) -> int | None:
@@ -42,9 +48,35 @@ def _lifecycle_state(node: Node) -> int | None:
     return int(machine.current_state[0]) if machine is not None else None
 
 
-def _managed_and_up(node: Node, manager: str = "takeoff") -> bool:
+def _managed_and_up(node: Node, manager: str = MANAGER) -> bool:
     """A lifecycle node that is up while the take-off sequencer is alive."""
     return _lifecycle_state(node) in (_INACTIVE, _ACTIVE) and manager in node.get_node_names()
+
+
+def _close_records_if_down(node: Node) -> None:
+    """A node just brought down (unconfigured or finalized) closes its records before
+    the transition is answered: the take-off sequencer closes the flight after its
+    last cleanup was answered, so a tail still held (its publisher not yet matched
+    with the recorder's subscription: discovery is slow on a loaded machine) or
+    not yet acknowledged would miss the flight (seen: ``fc.link_up`` lost). While
+    the sequencer is on the graph a recorder is part of the flight, so held records
+    wait for it to match even if this node has not discovered it yet (within
+    :data:`RECORDS_CLOSE_TIMEOUT_S`, under the sequencer's teardown timeout); a
+    standalone node does not wait for a recorder that is not there."""
+    if _lifecycle_state(node) not in (_UNCONFIGURED, _FINALIZED):
+        return
+    if not has_unclosed_records(node) and not has_held_records(node):
+        return
+    close_record_sinks(node, expect_subscriber=MANAGER in node.get_node_names())
+
+
+def guard_transitions(node: LifecycleNode) -> None:
+    """What every lifecycle node run here gets on its ``change_state`` service: a
+    transition its state has not is refused, not raised out of the executor
+    (:func:`refuse_invalid_transitions`), and a transition that brings it down is
+    answered once its records are out (:func:`_close_records_if_down`)."""
+    refuse_invalid_transitions(node)
+    before_answering_transitions(node, lambda: _close_records_if_down(node))
 
 
 def run_node(
@@ -65,8 +97,10 @@ def run_node(
     as a second Ctrl-C. Either way a lifecycle node is then taken down through its own
     ``shutdown``/``on_shutdown``. The node's record publishers are closed
     (:func:`close_record_sinks`: the ``records_closed`` record, then the wait for
-    acknowledgement) whenever a lifecycle node is seen down (unconfigured or
-    finalized) with records emitted since their last close, and at exit.
+    acknowledgement) when a ``change_state`` brings a lifecycle node down
+    (unconfigured or finalized), before that transition is answered
+    (:func:`_close_records_if_down`); whenever it is seen down with records emitted
+    since their last close; and at exit.
     A node whose hot path is one high-rate subscription passes
     ``SingleThreadedExecutor``: rclpy's multi-threaded executor costs several
     times more per message.
@@ -89,7 +123,7 @@ def run_node(
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = factory()
     if isinstance(node, LifecycleNode):
-        refuse_invalid_transitions(node)  # a bad change_state must not end the process
+        guard_transitions(node)
     executor = executor_factory()
     executor.add_node(node)
     if early.stopped:
@@ -141,14 +175,14 @@ def run_node(
                 and (closer is None or not closer.is_alive())
                 and has_unclosed_records(node)
             ):
-                # brought down (the take-off sequencer cleans its nodes up, then closes
-                # the flight): the records' tail goes out now, and is acknowledged on a
-                # thread of its own (seconds), so that state queries keep being answered
-                # (the wait gives the GIL up between its looks).
-                # (Seen by state and unclosed records, not by a transition: a quick
-                # up-and-down can happen between two looks.)
+                # brought down other than through change_state (whose answer waits for
+                # the close: before_answering_transitions above), or records emitted
+                # since: the tail goes out now, acknowledged on a thread of its own
+                # (seconds), so that state queries keep being answered (the wait gives
+                # the GIL up between its looks). (Seen by state and unclosed records,
+                # not by a transition: a quick up-and-down can happen between two looks.)
                 closer = threading.Thread(
-                    target=close_record_sinks, args=(node,), name="records-close", daemon=True
+                    target=_close_records_if_down, args=(node,), name="records-close", daemon=True
                 )
                 closer.start()
             if not drain_started:
@@ -161,7 +195,7 @@ def run_node(
                 # after each transition to confirm it
                 down_since[:] = down_since or [now]
                 lingered = now - down_since[0] > LANDED_LINGER_S
-                if lingered or "takeoff" not in node.get_node_names():
+                if lingered or MANAGER not in node.get_node_names():
                     break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -37,7 +37,7 @@ from gps_denied_onboard.log import parse_event
 from gps_denied_onboard.msg import GcsAlert
 from gps_denied_onboard.nodes.fdr_flight_services import CLOCK_NOT_READY
 from gps_denied_onboard.nodes.params import declare_config, read_config
-from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
+from gps_denied_onboard.nodes.record_sink import RECORDS_CLOSE_TIMEOUT_S, RecordPublisherSink
 from gps_denied_onboard.nodes.ros_clock import RosClock
 from gps_denied_onboard.nodes.ros_logging import bridge_logging
 from gps_denied_onboard.nodes.service_calls import call_service
@@ -123,9 +123,15 @@ class RosLifecycleController:
     elsewhere; each waits on its future with the step's timeout.
     """
 
-    def __init__(self, node: Node, config: TakeoffNodeConfig) -> None:
+    def __init__(
+        self,
+        node: Node,
+        config: TakeoffNodeConfig,
+        records: RecordPublisherSink | None = None,
+    ) -> None:
         self._node = node
         self._cfg = config
+        self._records = records  # the sequencer's own: out before the flight closes
         self._group = ReentrantCallbackGroup()
         self._clients: dict[str, Any] = {}
         self._pg: EmbeddedPostgres | None = None
@@ -261,6 +267,10 @@ class RosLifecycleController:
 
     def close_flight(self, flight_id: str, timeout_s: float) -> FlightCounters:
         rec = self._cfg.recorder_node
+        if self._records is not None:
+            # the sequencer's last records (takeoff.shutdown) reach the recorder before
+            # the footer is written: acknowledged by its reader, which the close drains
+            self._records.flush(min(timeout_s, RECORDS_CLOSE_TIMEOUT_S), expect_subscriber=True)
         res = self._call(
             CloseFlight,
             f"/{rec}/close_flight",
@@ -331,7 +341,7 @@ class TakeoffNode(Node):
         self._diag = DiagnosticsPublisher(self, "takeoff")
         self._active_pub = self.create_publisher(Bool, "~/is_active", LATCHED_QOS)
         self._publish_active(False)
-        self.controller = RosLifecycleController(self, self.config)
+        self.controller = RosLifecycleController(self, self.config, self._records)
         self.sequencer = TakeoffSequencer(
             self.controller,
             self.config,

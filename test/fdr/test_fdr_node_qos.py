@@ -298,3 +298,49 @@ def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
         for r in tools.iter_records(tmp_path / "flights" / "DR", kinds=["fc.mode_change"])
     ]
     assert modes == [f"M{i}" for i in range(300)]
+
+
+def test_close_flight_writes_the_records_delivered_before_it_ahead_of_the_footer(
+    ros: None, tmp_path: Path
+) -> None:
+    """A producer's tail acknowledged by the recorder's reader before take-off asks for
+    the close is in the flight, even if the records callback had no turn in between:
+    the close takes what DDS holds first, then writes the footer."""
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    node = fdr_recorder_node.FdrRecorderNode(
+        node_name=name,
+        parameter_overrides=[
+            rclpy.parameter.Parameter("flight_root", value=str(tmp_path / "flights")),
+            rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
+        ],
+    )
+    peer = rclpy.create_node(f"fdr_close_peer_{uuid.uuid4().hex[:6]}")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == SUCCESS
+        assert node.trigger_activate() == SUCCESS
+        node._recorder.open_flight("CL")
+        records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
+        end = time.monotonic() + 20.0
+        while records.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        executor.spin_once(timeout_sec=0.2)  # discovery events, if any
+        t0 = 1_778_544_000 * 1_000_000_000
+        for i in range(50):
+            records.publish(_record("fc.mode_change", "close_p", {"mode": f"M{i}"}, t0 + i))
+        # in the recorder's reader: acknowledged, the node not spinning
+        assert records.wait_for_all_acked(rclpy.duration.Duration(seconds=10))
+        res = node._on_close_flight(CloseFlight.Request(flight_id="CL"), CloseFlight.Response())
+        assert res.success, res.error
+        assert node.trigger_deactivate() == SUCCESS
+        assert node.trigger_cleanup() == SUCCESS
+    finally:
+        executor.shutdown()
+        peer.destroy_node()
+        node.destroy_node()
+    flight = tmp_path / "flights" / "CL"
+    kinds = [r["kind"] for r in tools.iter_records(flight)]
+    modes = [r["payload"]["mode"] for r in tools.iter_records(flight, kinds=["fc.mode_change"])]
+    assert modes == [f"M{i}" for i in range(50)]
+    assert kinds[-1] == "flight_footer"

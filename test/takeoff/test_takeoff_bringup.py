@@ -153,9 +153,18 @@ def test_takeoff_order_is_the_spec_order_and_landing_writes_the_footer(
         ("tile_cache", "cleanup"),
     ]
     kinds = [r["kind"] for r in records]
+    log_dir = tmp_path / "run" / "log"
     # the FC bridge's link-up was recorded: the recorder was open before the link
-    assert "fc.link_up" in kinds
+    assert "fc.link_up" in kinds, (
+        kinds,
+        (log_dir / "fc_bridge.log").read_text()[-3000:],
+        (log_dir / "fdr_recorder.log").read_text()[-3000:],
+    )
     assert kinds.index("fc.link_up") > kinds.index("flight_header")
+    # each node's tail reached the flight before its footer: a cleanup is answered
+    # once the node's records are out (runner.guard_transitions)
+    closed = {r["producer"] for r in records if r["kind"] == "records_closed"}
+    assert {"fc_bridge", "tile_cache"} <= closed, kinds
     assert kinds[-1] == "flight_footer"
     footer = records[-1]["payload"]
     assert footer["records_written"] == landed[0]["records_written"]
@@ -170,7 +179,7 @@ def test_takeoff_order_is_the_spec_order_and_landing_writes_the_footer(
     assert verify.returncode == 0, verify.stdout + verify.stderr
     # a clean landing reads clean: the FC link closed once, and its going down
     # as asked is no warning
-    fc_log = (tmp_path / "run" / "log" / "fc_bridge.log").read_text()
+    fc_log = (log_dir / "fc_bridge.log").read_text()
     assert fc_log.count("fc.link_closed") == 1, fc_log[-3000:]
     assert "fc.link_down reason=closed" in fc_log
     assert not [x for x in fc_log.splitlines() if x.startswith(("[WARN]", "[ERROR]"))], fc_log
