@@ -62,6 +62,18 @@ class PgServer:
             )
 
 
+@pytest.fixture(scope="module")
+def ros() -> Iterator[None]:
+    """rclpy initialised for one test module's in-process nodes, shut down after it
+    (a module whose tests share an executor defines its own ``ros``)."""
+    rclpy = pytest.importorskip("rclpy")
+    rclpy.init()
+    try:
+        yield
+    finally:
+        rclpy.shutdown()
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """One PostgreSQL server for the whole session."""

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +53,6 @@ class Driver(LifecycleDriver):
         # recorder starts, so a first open is not answered into the void
         self._client(OpenFlight, "open_flight")
         self._client(CloseFlight, "close_flight")
-
-
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 def _start_recorder(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +39,6 @@ from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS  # noqa:
 
 INCOMPATIBLE_WARNING = "incompatible QoS"
 SUCCESS = TransitionCallbackReturn.SUCCESS
-
-
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 class CountingPublisher:

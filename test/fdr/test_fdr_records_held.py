@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,16 +132,6 @@ def test_without_sequence_numbers_a_publishers_own_overrun_is_not_lost_again() -
 # -- over real DDS, with the recorder ---------------------------------------------------------
 
 ros_only = pytest.mark.ros
-
-
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy = pytest.importorskip("rclpy")
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 class _Producer:

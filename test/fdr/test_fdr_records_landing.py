@@ -21,7 +21,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,15 +47,6 @@ from gps_denied_onboard.ros_topics import RECORD_QOS  # noqa: E402
 T0 = 1_778_544_000 * 1_000_000_000
 #: how late the subscription comes after the cleanup was asked for
 LATE_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 class _Producer(LifecycleNodeBase):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +26,6 @@ from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from gps_denied_onboard.nodes.bringup import PACKAGE, install_prefix  # noqa: E402
 
 NODES = ["fdr_recorder_node", "tile_cache_node", "visual_nav_node", "fc_bridge_node"]
-
-
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 def _argv(executable: str) -> list[str]:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,15 +63,6 @@ CHILD = textwrap.dedent(
     sys.exit(run_node(Probe))
     """
 )
-
-
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 def _run(tmp_path: Path, name: str, fails: int) -> tuple[subprocess.Popen[bytes], Path]:

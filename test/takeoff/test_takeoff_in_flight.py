@@ -12,11 +12,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -26,15 +24,6 @@ from test_takeoff_bringup import TAKEOFF_TRANSITIONS, _records, _wait_active
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
 
 
 def _start(run_dir: Path, dsn: str, fc: SimFc, flight_id: str) -> subprocess.Popen[str]:

@@ -71,15 +71,6 @@ class Driver(LifecycleDriver):
                 self.diagnostics.append({kv.key: kv.value for kv in status.values})
 
 
-@pytest.fixture(scope="module")
-def ros() -> Iterator[None]:
-    rclpy.init()
-    try:
-        yield
-    finally:
-        rclpy.shutdown()
-
-
 @pytest.fixture
 def node(ros: None, pg_dsn: str, tmp_path: Path) -> Iterator[tuple[Driver, str, Path]]:
     exe = INSTALL_LIB / "tile_cache_node"
