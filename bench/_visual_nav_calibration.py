@@ -14,12 +14,16 @@ directory off the path, so ``bench`` goes on ``PYTHONPATH``)::
         --calibrate-evidence [--seed S] [--quick]
     PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
         --calibrate-stitched-sigma [--seed S[,S...]] [--quick]
+    PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
+        --gate-ceiling [--seed S] [--quick]
 
 The first prints margins, agreement, colour and intensity supports of right and
 certainly-wrong matches (:func:`calibrate`), summarised against the configured
 gate; the second the small-template evidence rule per search radius
 (:func:`calibrate_evidence`); the third a stitched fix's error model over a grid
-of its two placement terms (:func:`calibrate_stitched_sigma`).
+of its two placement terms (:func:`calibrate_stitched_sigma`); the fourth, for
+single 400 m frames, how many the gate turned down had the right winner
+(:func:`gate_ceiling`).
 
 It is a helper, not a benchmark (``bench/run`` skips ``_``-modules): it prints
 data, not figures with targets.
@@ -416,6 +420,65 @@ def calibrate(n: int = 150, att_noise_deg: float = 0.0) -> dict[str, Any]:
     return out
 
 
+def gate_ceiling(n: int, seed: int) -> dict[str, Any]:
+    """Single 400 m frames, cold (prior 100-300 m off, 360 m search, attitude error):
+    where the search's winner lay when the gate turned it down.
+
+    A reject whose winner is within 30 m of the truth was a right match the gate
+    could not tell from chance; one farther off, a wrong winner the gate rightly
+    stopped. The first count is what a better gate could gain and the second what
+    only a better match could; per pair, with the features the gate saw (from the
+    ``gate`` reject's detail) as quantiles per kind.
+    """
+    from gps_denied_onboard.visual_nav import estimator as estimator_module
+    from gps_denied_onboard.visual_nav.errors import FrameRejected
+
+    judged: list[tuple[float, float]] = []
+    real_judge = estimator_module.judge
+
+    def watched(cfg: Any, prior: Any, lat: float, lon: float, **kw: Any) -> Any:
+        judged.append((lat, lon))
+        return real_judge(cfg, prior, lat, lon, **kw)
+
+    features = ("margin_sigmas", "agreement", "colour_support", "intensity_support", "evidence")
+    out: dict[str, Any] = {}
+    estimator_module.judge = watched  # type: ignore[assignment]
+    try:
+        for name, (map_year, frame_year) in CALIBRATION_PAIRS.items():
+            est = estimator(map_year)
+            counts = {"frames": n, "fixed": 0, "fixed_wrong": 0, "not_judged": 0}
+            kinds: dict[str, list[dict[str, Any]]] = {"rejected_right": [], "rejected_wrong": []}
+            for k, t in enumerate(trials(seed, n, AGL["400m"], att_noise_deg=ATT_NOISE_DEG)):
+                judged.clear()
+                try:
+                    got = run_trial(est, k, t, frame(frame_year, t))
+                except FrameRejected as err:  # run_trial returns rejects; be safe
+                    got = err
+                if not judged:
+                    counts["not_judged"] += 1
+                    continue
+                e, nn = LocalFrame(t.lat, t.lon).to_en(*judged[-1])
+                off = math.hypot(e, nn)
+                if isinstance(got, VisualFix):
+                    counts["fixed"] += 1
+                    counts["fixed_wrong"] += off > 30.0
+                    continue
+                detail = getattr(got, "detail", {})
+                kinds["rejected_right" if off <= 30.0 else "rejected_wrong"].append(detail)
+            row: dict[str, Any] = dict(counts)
+            for kind, details in kinds.items():
+                row[kind] = len(details)
+                row[f"{kind}_quantiles_10_50_90"] = {
+                    f: [round(float(q), 3) for q in np.percentile(v, (10, 50, 90))]
+                    for f in features
+                    if (v := [d[f] for d in details if f in d])
+                }
+            out[name] = row
+    finally:
+        estimator_module.judge = real_judge  # type: ignore[assignment]
+    return out
+
+
 if __name__ == "__main__":
     import json
 
@@ -429,6 +492,10 @@ if __name__ == "__main__":
         at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
         seed = int(sys.argv[at + 1]) if at >= 0 else 60000
         print(json.dumps(calibrate_evidence(40 if quick else 300, seed)))
+    elif "--gate-ceiling" in sys.argv:
+        at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
+        seed = int(sys.argv[at + 1]) if at >= 0 else 4242
+        print(json.dumps(gate_ceiling(40 if quick else 300, seed)))
     elif "--calibrate" in sys.argv:
         data = calibrate(40 if quick else 150)
         est = estimator("2017")
