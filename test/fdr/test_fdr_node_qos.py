@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +234,39 @@ def test_humble_fallback_one_argument_callbacks_record_everything(
     assert [r["message"]["data"] for r in raws] == [f"hello {i}" for i in range(30)]
 
 
+@contextmanager
+def _recorder_in_process(tmp_path: Path, flight_id: str) -> Iterator[tuple[Any, Any, Any]]:
+    """A recorder node in this process, active with ``flight_id`` open, spun only when
+    the test spins it; and a records publisher on a peer node, matched with it.
+    Yields (node, executor, publisher); the node is brought down after."""
+    node = fdr_recorder_node.FdrRecorderNode(
+        node_name=f"fdr_recorder_{uuid.uuid4().hex[:6]}",
+        parameter_overrides=[
+            rclpy.parameter.Parameter("flight_root", value=str(tmp_path / "flights")),
+            rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
+        ],
+    )
+    peer = rclpy.create_node(f"fdr_peer_{uuid.uuid4().hex[:6]}")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        assert node.trigger_configure() == SUCCESS
+        assert node.trigger_activate() == SUCCESS
+        node._recorder.open_flight(flight_id)
+        records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
+        end = time.monotonic() + 20.0
+        while records.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        executor.spin_once(timeout_sec=0.2)  # discovery events, if any
+        yield node, executor, records
+        assert node.trigger_deactivate() == SUCCESS
+        assert node.trigger_cleanup() == SUCCESS
+    finally:
+        executor.shutdown()
+        peer.destroy_node()
+        node.destroy_node()
+
+
 def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
     ros: None, tmp_path: Path
 ) -> None:
@@ -241,26 +276,7 @@ def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
     take some) must hand all of them to the recorder. One message per turn, as rclpy's
     executor alone does, would take 300 turns: that capped the node near 2k records/s.
     """
-    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
-    node = fdr_recorder_node.FdrRecorderNode(
-        node_name=name,
-        parameter_overrides=[
-            rclpy.parameter.Parameter("flight_root", value=str(tmp_path / "flights")),
-            rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
-        ],
-    )
-    peer = rclpy.create_node(f"fdr_drain_peer_{uuid.uuid4().hex[:6]}")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        assert node.trigger_configure() == SUCCESS
-        assert node.trigger_activate() == SUCCESS
-        node._recorder.open_flight("DR")
-        records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
-        end = time.monotonic() + 20.0
-        while records.get_subscription_count() == 0 and time.monotonic() < end:
-            time.sleep(0.05)
-        executor.spin_once(timeout_sec=0.2)  # discovery events, if any
+    with _recorder_in_process(tmp_path, "DR") as (node, executor, records):
         t0 = 1_778_544_000 * 1_000_000_000
         for i in range(300):
             records.publish(_record("fc.mode_change", "drain_p", {"mode": f"M{i}"}, t0 + i))
@@ -277,12 +293,6 @@ def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
             f"{0 if client is None else client.offered} of 300 taken in {turns} turns"
         )
         node._recorder.close_flight("DR")
-        assert node.trigger_deactivate() == SUCCESS
-        assert node.trigger_cleanup() == SUCCESS
-    finally:
-        executor.shutdown()
-        peer.destroy_node()
-        node.destroy_node()
     modes = [
         r["payload"]["mode"]
         for r in tools.iter_records(tmp_path / "flights" / "DR", kinds=["fc.mode_change"])
@@ -296,26 +306,7 @@ def test_close_flight_writes_the_records_delivered_before_it_ahead_of_the_footer
     """A producer's tail acknowledged by the recorder's reader before take-off asks for
     the close is in the flight, even if the records callback had no turn in between:
     the close takes what DDS holds first, then writes the footer."""
-    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
-    node = fdr_recorder_node.FdrRecorderNode(
-        node_name=name,
-        parameter_overrides=[
-            rclpy.parameter.Parameter("flight_root", value=str(tmp_path / "flights")),
-            rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
-        ],
-    )
-    peer = rclpy.create_node(f"fdr_close_peer_{uuid.uuid4().hex[:6]}")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        assert node.trigger_configure() == SUCCESS
-        assert node.trigger_activate() == SUCCESS
-        node._recorder.open_flight("CL")
-        records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
-        end = time.monotonic() + 20.0
-        while records.get_subscription_count() == 0 and time.monotonic() < end:
-            time.sleep(0.05)
-        executor.spin_once(timeout_sec=0.2)  # discovery events, if any
+    with _recorder_in_process(tmp_path, "CL") as (node, _executor, records):
         t0 = 1_778_544_000 * 1_000_000_000
         for i in range(50):
             records.publish(_record("fc.mode_change", "close_p", {"mode": f"M{i}"}, t0 + i))
@@ -323,12 +314,6 @@ def test_close_flight_writes_the_records_delivered_before_it_ahead_of_the_footer
         assert records.wait_for_all_acked(rclpy.duration.Duration(seconds=10))
         res = node._on_close_flight(CloseFlight.Request(flight_id="CL"), CloseFlight.Response())
         assert res.success, res.error
-        assert node.trigger_deactivate() == SUCCESS
-        assert node.trigger_cleanup() == SUCCESS
-    finally:
-        executor.shutdown()
-        peer.destroy_node()
-        node.destroy_node()
     flight = tmp_path / "flights" / "CL"
     kinds = [r["kind"] for r in tools.iter_records(flight)]
     modes = [r["payload"]["mode"] for r in tools.iter_records(flight, kinds=["fc.mode_change"])]
