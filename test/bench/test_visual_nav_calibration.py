@@ -127,3 +127,23 @@ def test_the_velocity_grid_widens_with_the_speed_and_the_corrections_sigma(
     # 3 / hypot(0.5, 2 * 0.04 * 20) = 1.8 sigma: inside 3
     assert with_term["sigma_3_coverage"] == 100.0
     assert with_term["worst_pair_sigma_3_coverage"] == 100.0
+
+
+def test_gate_ceiling_accounts_every_frame_and_leaves_the_gate_as_it_was(
+    calibration: Any,
+) -> None:
+    from gps_denied_onboard.visual_nav import estimator as estimator_module
+
+    judge = estimator_module.judge
+    out = calibration.gate_ceiling(n=6, seed=4242)
+    assert estimator_module.judge is judge  # the watch is taken off again
+    assert set(out) == set(calibration.CALIBRATION_PAIRS)
+    for name, row in out.items():
+        # each frame is fixed, turned down with its winner right or wrong, or never judged
+        judged = row["fixed"] + row["rejected_right"] + row["rejected_wrong"]
+        assert judged + row["not_judged"] == row["frames"] == 6, name
+        assert 0 <= row["fixed_wrong"] <= row["fixed"], name
+        assert judged > 0, name
+        for kind in ("rejected_right", "rejected_wrong"):
+            for q10, q50, q90 in row[f"{kind}_quantiles_10_50_90"].values():
+                assert q10 <= q50 <= q90, (name, kind)
