@@ -18,7 +18,6 @@ DDS had delivered by then.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from typing import Any
@@ -42,6 +41,7 @@ from gps_denied_onboard.nodes.record_sink import (  # noqa: E402
 )
 from gps_denied_onboard.nodes.runner import MANAGER, guard_transitions  # noqa: E402
 from gps_denied_onboard.records import RECORDS_CLOSED_KIND, FlightRecord  # noqa: E402
+from gps_denied_onboard.ros_spin import BackgroundSpin  # noqa: E402
 from gps_denied_onboard.ros_topics import RECORD_QOS  # noqa: E402
 
 T0 = 1_778_544_000 * 1_000_000_000
@@ -65,27 +65,6 @@ class _Producer(LifecycleNodeBase):
         return TransitionCallbackReturn.SUCCESS
 
 
-class _Spun:
-    """Nodes spun on a multi-threaded executor of their own (as ``run_node`` does)."""
-
-    def __init__(self, *nodes: Any) -> None:
-        self.executor = MultiThreadedExecutor()
-        for n in nodes:
-            self.executor.add_node(n)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.05)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.executor.shutdown()
-
-
 def _taken(sub: Any) -> list[FlightRecord]:
     out = []
     while (got := sub.handle.take_message(FdrRecord, False)) is not None:
@@ -106,7 +85,10 @@ def _cleanup_with_a_late_subscription(
     manager = rclpy.create_node(MANAGER) if managed else None
     driver = rclpy.create_node(f"landing_driver_{uuid.uuid4().hex[:6]}")
     recorder = rclpy.create_node(f"landing_recorder_{uuid.uuid4().hex[:6]}")  # never spun
-    spun = _Spun(producer)
+    executor = MultiThreadedExecutor()  # as run_node spins it
+    executor.add_node(producer)
+    spun = BackgroundSpin(executor, "landing-producer")
+    spun.start()
     sub = None
     try:
         client = driver.create_client(ChangeState, f"/{producer.get_name()}/change_state")
@@ -133,7 +115,7 @@ def _cleanup_with_a_late_subscription(
         held = _taken(sub) if sub is not None else []
         return cleanup.result().success, answered_at, subscribed_at, held, producer
     finally:
-        spun.close()
+        spun.stop()
         driver.destroy_node()
         recorder.destroy_node()
         if manager is not None:
