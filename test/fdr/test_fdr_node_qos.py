@@ -169,82 +169,28 @@ def test_unconfigured_late_best_effort_topic_adapts_without_a_warning(
     assert INCOMPATIBLE_WARNING not in text
 
 
-def test_humble_fallback_one_argument_callbacks_record_everything(
-    ros: None, tmp_path: Path
-) -> None:
-    """Humble's rclpy calls subscription callbacks with the message alone.
-
-    The node is built in this process with the fallback forced; rclpy (Jazzy here)
-    then sees one-argument callbacks, exactly what Humble would call.
-    """
-    from rclpy.subscription import Subscription
-
-    root = tmp_path / "flights"
-    chatter = f"/fdr_hb_{uuid.uuid4().hex[:6]}/chatter"
-    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
-    node = fdr_recorder_node.FdrRecorderNode(
-        message_info=False,
-        node_name=name,
-        parameter_overrides=[
-            rclpy.parameter.Parameter("flight_root", value=str(root)),
-            rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
-            rclpy.parameter.Parameter("record_topics", value=[f"{chatter}:std_msgs/msg/String"]),
-        ],
-    )
-    peer = rclpy.create_node(f"fdr_hb_peer_{uuid.uuid4().hex[:6]}")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    executor.add_node(peer)
-
-    def spin(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            executor.spin_once(timeout_sec=0.01)
-
-    try:
-        assert node.trigger_configure() == SUCCESS
-        assert node.trigger_activate() == SUCCESS
-        for sub in [node._records_sub, *node._raw_subs.subscriptions()]:
-            assert sub._callback_type == Subscription.CallbackType.MessageOnly
-        node._recorder.open_flight("HB")
-        records = peer.create_publisher(FdrRecord, TOPIC_FDR_RECORDS, RECORD_QOS)
-        raw = peer.create_publisher(String, chatter, 10)
-        end = time.monotonic() + 20.0
-        while (records.get_subscription_count() == 0 or raw.get_subscription_count() == 0) and (
-            time.monotonic() < end
-        ):
-            spin(0.05)
-        t0 = 1_778_544_000 * 1_000_000_000
-        for i in range(30):
-            records.publish(_record("fc.mode_change", "fc_bridge", {"mode": f"M{i}"}, t0 + i))
-            raw.publish(String(data=f"hello {i}"))
-            spin(0.005)
-        spin(1.0)
-        node._recorder.close_flight("HB")
-        assert node.trigger_deactivate() == SUCCESS
-        assert node.trigger_cleanup() == SUCCESS
-    finally:
-        executor.shutdown()
-        peer.destroy_node()
-        node.destroy_node()
-    flight = root / "HB"
-    modes = [r["payload"]["mode"] for r in tools.iter_records(flight, kinds=["fc.mode_change"])]
-    assert modes == [f"M{i}" for i in range(30)]
-    raws = [r for r in tools.iter_records(flight, raw=True) if r.get("topic") == chatter]
-    assert [r["message"]["data"] for r in raws] == [f"hello {i}" for i in range(30)]
-
-
 @contextmanager
-def _recorder_in_process(tmp_path: Path, flight_id: str) -> Iterator[tuple[Any, Any, Any]]:
-    """A recorder node in this process, active with ``flight_id`` open, spun only when
-    the test spins it; and a records publisher on a peer node, matched with it.
-    Yields (node, executor, publisher); the node is brought down after."""
+def _recorder_in_process(
+    tmp_path: Path,
+    flight_id: str,
+    *,
+    message_info: bool = True,
+    record_topics: list[str] | None = None,
+) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """A recorder node in this process (``message_info`` False: Humble's one-argument
+    callbacks forced), active with ``flight_id`` open, spun only when the test spins
+    it; and a records publisher on a peer node, matched with it. Yields (node,
+    executor, publisher, peer); the node is brought down after."""
+    params = [
+        rclpy.parameter.Parameter("flight_root", value=str(tmp_path / "flights")),
+        rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
+    ]
+    if record_topics:
+        params.append(rclpy.parameter.Parameter("record_topics", value=record_topics))
     node = fdr_recorder_node.FdrRecorderNode(
+        message_info=message_info,
         node_name=f"fdr_recorder_{uuid.uuid4().hex[:6]}",
-        parameter_overrides=[
-            rclpy.parameter.Parameter("flight_root", value=str(tmp_path / "flights")),
-            rclpy.parameter.Parameter("free_space_floor_bytes", value=0),
-        ],
+        parameter_overrides=params,
     )
     peer = rclpy.create_node(f"fdr_peer_{uuid.uuid4().hex[:6]}")
     executor = SingleThreadedExecutor()
@@ -258,13 +204,58 @@ def _recorder_in_process(tmp_path: Path, flight_id: str) -> Iterator[tuple[Any, 
         while records.get_subscription_count() == 0 and time.monotonic() < end:
             time.sleep(0.05)
         executor.spin_once(timeout_sec=0.2)  # discovery events, if any
-        yield node, executor, records
+        yield node, executor, records, peer
         assert node.trigger_deactivate() == SUCCESS
         assert node.trigger_cleanup() == SUCCESS
     finally:
         executor.shutdown()
         peer.destroy_node()
         node.destroy_node()
+
+
+def test_humble_fallback_one_argument_callbacks_record_everything(
+    ros: None, tmp_path: Path
+) -> None:
+    """Humble's rclpy calls subscription callbacks with the message alone.
+
+    The node is built in this process with the fallback forced; rclpy (Jazzy here)
+    then sees one-argument callbacks, exactly what Humble would call.
+    """
+    from rclpy.subscription import Subscription
+
+    root = tmp_path / "flights"
+    chatter = f"/fdr_hb_{uuid.uuid4().hex[:6]}/chatter"
+    topics = [f"{chatter}:std_msgs/msg/String"]
+    with _recorder_in_process(tmp_path, "HB", message_info=False, record_topics=topics) as (
+        node,
+        executor,
+        records,
+        peer,
+    ):
+
+        def spin(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.01)
+
+        for sub in [node._records_sub, *node._raw_subs.subscriptions()]:
+            assert sub._callback_type == Subscription.CallbackType.MessageOnly
+        raw = peer.create_publisher(String, chatter, 10)
+        end = time.monotonic() + 20.0
+        while raw.get_subscription_count() == 0 and time.monotonic() < end:
+            spin(0.05)
+        t0 = 1_778_544_000 * 1_000_000_000
+        for i in range(30):
+            records.publish(_record("fc.mode_change", "fc_bridge", {"mode": f"M{i}"}, t0 + i))
+            raw.publish(String(data=f"hello {i}"))
+            spin(0.005)
+        spin(1.0)
+        node._recorder.close_flight("HB")
+    flight = root / "HB"
+    modes = [r["payload"]["mode"] for r in tools.iter_records(flight, kinds=["fc.mode_change"])]
+    assert modes == [f"M{i}" for i in range(30)]
+    raws = [r for r in tools.iter_records(flight, raw=True) if r.get("topic") == chatter]
+    assert [r["message"]["data"] for r in raws] == [f"hello {i}" for i in range(30)]
 
 
 def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
@@ -276,7 +267,7 @@ def test_records_callback_drains_every_queued_sample_in_one_executor_turn(
     take some) must hand all of them to the recorder. One message per turn, as rclpy's
     executor alone does, would take 300 turns: that capped the node near 2k records/s.
     """
-    with _recorder_in_process(tmp_path, "DR") as (node, executor, records):
+    with _recorder_in_process(tmp_path, "DR") as (node, executor, records, _peer):
         t0 = 1_778_544_000 * 1_000_000_000
         for i in range(300):
             records.publish(_record("fc.mode_change", "drain_p", {"mode": f"M{i}"}, t0 + i))
@@ -306,7 +297,7 @@ def test_close_flight_writes_the_records_delivered_before_it_ahead_of_the_footer
     """A producer's tail acknowledged by the recorder's reader before take-off asks for
     the close is in the flight, even if the records callback had no turn in between:
     the close takes what DDS holds first, then writes the footer."""
-    with _recorder_in_process(tmp_path, "CL") as (node, _executor, records):
+    with _recorder_in_process(tmp_path, "CL") as (node, _executor, records, _peer):
         t0 = 1_778_544_000 * 1_000_000_000
         for i in range(50):
             records.publish(_record("fc.mode_change", "close_p", {"mode": f"M{i}"}, t0 + i))
