@@ -147,3 +147,24 @@ def test_gate_ceiling_accounts_every_frame_and_leaves_the_gate_as_it_was(
         for kind in ("rejected_right", "rejected_wrong"):
             for q10, q50, q90 in row[f"{kind}_quantiles_10_50_90"].values():
                 assert q10 <= q50 <= q90, (name, kind)
+
+
+def test_velocity_error_accounts_every_velocity_in_its_band_and_its_parts(
+    calibration: Any,
+) -> None:
+    out = calibration.velocity_error(n=1, seed=188000, frames=24)
+    assert list(out) == ["0-6s", "6-20s", "20s-"]
+    assert sum(b["velocities"] for b in out.values()) > 20  # 3 flights of 24 frames
+    for name, band in out.items():
+        if not band["velocities"]:
+            continue
+        whole, registration = band["sigma_1_3_coverage"], band["registration_sigma_1_3_coverage"]
+        # the sigma less the correction's term can only cover less, and 3 sigma more than 1
+        assert registration[0] <= whole[0] <= whole[1] <= 100.0, name
+        assert registration[0] <= registration[1] <= whole[1], name
+        lo, mid, hi = band["scale_error_5_50_95"]
+        assert lo <= mid <= hi, name
+        # a scale error is what the search (0.92-1.08 of the autopilot's height,
+        # refined a few 2 % steps) left of the height error: never a quarter
+        assert max(abs(lo), abs(hi)) < 0.25, name
+        assert band["rms_error"] > 0.0 and band["rms_correction_error"] > 0.0, name
