@@ -14,19 +14,14 @@ directory off the path, so ``bench`` goes on ``PYTHONPATH``)::
         --calibrate-evidence [--seed S] [--quick]
     PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
         --calibrate-stitched-sigma [--seed S[,S...]] [--quick]
-    PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
-        --gate-ceiling [--seed S] [--quick]
-    PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
-        --velocity-error [--seed S] [--quick]
 
 The first prints margins, agreement, colour and intensity supports of right and
 certainly-wrong matches (:func:`calibrate`), summarised against the configured
 gate; the second the small-template evidence rule per search radius
 (:func:`calibrate_evidence`); the third a stitched fix's error model over a grid
-of its two placement terms (:func:`calibrate_stitched_sigma`); the fourth, for
-single 400 m frames, how many the gate turned down had the right winner
-(:func:`gate_ceiling`); the fifth, for stitched 400 m flights, how much of their
-velocities' error their heading and scale correction made (:func:`velocity_error`).
+of its two placement terms (:func:`calibrate_stitched_sigma`). What holds the
+figures back once calibrated (the gate's right rejects, the velocities' error) is
+measured by ``_visual_nav_limits.py``.
 
 It is a helper, not a benchmark (``bench/run`` skips ``_``-modules): it prints
 data, not figures with targets.
@@ -348,99 +343,6 @@ def calibrate_stitched_sigma(n: int, seeds: tuple[int, ...]) -> list[dict[str, A
     return stitched_sigma_grid(rows) + stitched_velocity_grid(rows)
 
 
-#: the stretches of a flight that :func:`velocity_error` sums up apart (seconds from its
-#: first frame): a track's first seconds, its settling, and what the benchmark counts
-VELOCITY_BANDS = ((0.0, 6.0), (6.0, 20.0), (20.0, math.inf))
-
-
-def velocity_error(n: int, seed: int, frames: int = 32) -> dict[str, Any]:
-    """Where the velocities of stitched 400 m flights go wrong, on the calibration
-    pairs: ``n`` flights per pair (``frames`` at 1 frame/s, attitude error 0.15
-    deg, seeds ``seed + 100 * i``), summed up per :data:`VELOCITY_BANDS`.
-
-    A velocity is registration's raw motion turned and scaled by its fix's own
-    heading and scale correction (:func:`.uncertainty.registration_velocity`), so
-    its error has two sources. Per band: the RMS error (m/s, vector), the RMS of
-    what the correction's error alone makes of the speed (its scale error and
-    heading error against the flight's truth), the share within 1 and 3 sigma
-    per axis of the whole sigma and of its part without the correction's term
-    (registration with its floor), and the scale error's 5/50/95th percentiles
-    with the share past -5 % and +5 %.
-
-    Why: the velocities' 1-sigma coverage stands over the 60-80 % asked while
-    their 3-sigma coverage is what ``velocity_correction_k`` was fitted to; this
-    says which term holds each up (``config/visual_nav.yaml``).
-    """
-    rows: list[dict[str, float]] = []
-    for i, (map_year, frame_year) in enumerate(CALIBRATION_PAIRS.values()):
-        for f in flights(seed + 100 * i, n, AGL["400m"], frames=frames, rate_hz=1.0):
-            est = estimator(map_year)
-            unit = replace(est.cfg, velocity_correction_k=1.0)
-            t0 = f.poses[0].stamp_ns
-            for p, got in zip(f.poses, fly(est, frame_year, f), strict=True):
-                if not isinstance(got, VisualFix) or got.velocity_en is None:
-                    continue
-                speed = math.hypot(*got.velocity_en)
-                turned = (
-                    est.cfg.velocity_correction_k
-                    * correction_sigma(
-                        unit,
-                        sigma_m=got.sigma_m,
-                        height_m=got.height_m,
-                        footprint_m=got.footprint_m,
-                    )
-                    * speed
-                )
-                # the fix's heading correction answers the autopilot's yaw error
-                yaw_err = (p.yaw_rep - p.yaw + 180.0) % 360.0 - 180.0
-                scale_error = got.scale * f.height_factor - 1.0
-                heading_error = math.radians(got.heading_offset_deg - yaw_err)
-                rows.append(
-                    {
-                        "t": (p.stamp_ns - t0) / 1e9,
-                        "de": got.velocity_en[0] - p.ve,
-                        "dn": got.velocity_en[1] - p.vn,
-                        "sigma": got.velocity_sigma,
-                        "registration": math.sqrt(max(got.velocity_sigma**2 - turned**2, 0.0)),
-                        "correction_error": speed * math.hypot(scale_error, heading_error),
-                        "scale_error": scale_error,
-                    }
-                )
-    out: dict[str, Any] = {}
-    for lo, hi in VELOCITY_BANDS:
-        band = [r for r in rows if lo <= r["t"] < hi]
-        name = f"{lo:g}-{hi:g}s" if hi < math.inf else f"{lo:g}s-"
-        if not band:
-            out[name] = {"velocities": 0}
-            continue
-        err = np.array([[abs(r["de"]), abs(r["dn"])] for r in band])
-        se = np.array([r["scale_error"] for r in band])
-
-        def within(sigma: list[float], k: float, err: Any = err) -> float:
-            return round(100.0 * float(np.mean(err <= k * np.array(sigma)[:, None])), 1)
-
-        whole = [r["sigma"] for r in band]
-        registration = [r["registration"] for r in band]
-        out[name] = {
-            "velocities": len(band),
-            "rms_error": round(float(np.sqrt(np.mean(np.sum(err**2, axis=1)))), 3),
-            "rms_correction_error": round(
-                float(np.sqrt(np.mean([r["correction_error"] ** 2 for r in band]))), 3
-            ),
-            "sigma_1_3_coverage": [within(whole, 1.0), within(whole, 3.0)],
-            "registration_sigma_1_3_coverage": [
-                within(registration, 1.0),
-                within(registration, 3.0),
-            ],
-            "scale_error_5_50_95": [round(float(q), 4) for q in np.percentile(se, (5, 50, 95))],
-            "scale_error_past_minus_plus_5pct": [
-                round(100.0 * float(np.mean(se < -0.05)), 1),
-                round(100.0 * float(np.mean(se > 0.05)), 1),
-            ],
-        }
-    return out
-
-
 def calibrate(n: int = 150, att_noise_deg: float = 0.0) -> dict[str, Any]:
     """Gate and error-model data from the calibration pairs only (never reported).
 
@@ -516,65 +418,6 @@ def calibrate(n: int = 150, att_noise_deg: float = 0.0) -> dict[str, Any]:
     return out
 
 
-def gate_ceiling(n: int, seed: int) -> dict[str, Any]:
-    """Single 400 m frames, cold (prior 100-300 m off, 360 m search, attitude error):
-    where the search's winner lay when the gate turned it down.
-
-    A reject whose winner is within 30 m of the truth was a right match the gate
-    could not tell from chance; one farther off, a wrong winner the gate rightly
-    stopped. The first count is what a better gate could gain and the second what
-    only a better match could; per pair, with the features the gate saw (from the
-    ``gate`` reject's detail) as quantiles per kind.
-
-    The gate is watched (the winner handed to :func:`.gate.judge` noted), not opened
-    as :data:`_GATE_OPEN` opens it for the other modes: what is asked is the
-    configured gate's own verdict, and a match under the score floor, which the
-    search drops before any gate, counts as not judged.
-    """
-    from gps_denied_onboard.visual_nav import estimator as estimator_module
-
-    judged: list[tuple[float, float]] = []
-    real_judge = estimator_module.judge
-
-    def watched(cfg: Any, prior: Any, lat: float, lon: float, **kw: Any) -> Any:
-        judged.append((lat, lon))
-        return real_judge(cfg, prior, lat, lon, **kw)
-
-    features = ("margin_sigmas", "agreement", "colour_support", "intensity_support", "evidence")
-    out: dict[str, Any] = {}
-    estimator_module.judge = watched  # type: ignore[assignment]
-    try:
-        for name, (map_year, frame_year) in CALIBRATION_PAIRS.items():
-            est = estimator(map_year)
-            counts = {"frames": n, "fixed": 0, "fixed_wrong": 0, "not_judged": 0}
-            kinds: dict[str, list[dict[str, Any]]] = {"rejected_right": [], "rejected_wrong": []}
-            for k, t in enumerate(trials(seed, n, AGL["400m"], att_noise_deg=ATT_NOISE_DEG)):
-                judged.clear()
-                got = run_trial(est, k, t, frame(frame_year, t))
-                if not judged:
-                    counts["not_judged"] += 1
-                    continue
-                e, nn = LocalFrame(t.lat, t.lon).to_en(*judged[-1])
-                off = math.hypot(e, nn)
-                if isinstance(got, VisualFix):
-                    counts["fixed"] += 1
-                    counts["fixed_wrong"] += off > 30.0
-                    continue
-                kinds["rejected_right" if off <= 30.0 else "rejected_wrong"].append(got.detail)
-            row: dict[str, Any] = dict(counts)
-            for kind, details in kinds.items():
-                row[kind] = len(details)
-                row[f"{kind}_quantiles_10_50_90"] = {
-                    f: [round(float(q), 3) for q in np.percentile(v, (10, 50, 90))]
-                    for f in features
-                    if (v := [d[f] for d in details if f in d])
-                }
-            out[name] = row
-    finally:
-        estimator_module.judge = real_judge  # type: ignore[assignment]
-    return out
-
-
 if __name__ == "__main__":
     import json
 
@@ -588,14 +431,6 @@ if __name__ == "__main__":
         at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
         seed = int(sys.argv[at + 1]) if at >= 0 else 60000
         print(json.dumps(calibrate_evidence(40 if quick else 300, seed)))
-    elif "--velocity-error" in sys.argv:
-        at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
-        seed = int(sys.argv[at + 1]) if at >= 0 else 188000
-        print(json.dumps(velocity_error(4 if quick else 16, seed)))
-    elif "--gate-ceiling" in sys.argv:
-        at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
-        seed = int(sys.argv[at + 1]) if at >= 0 else 4242
-        print(json.dumps(gate_ceiling(40 if quick else 300, seed)))
     elif "--calibrate" in sys.argv:
         data = calibrate(40 if quick else 150)
         est = estimator("2017")
