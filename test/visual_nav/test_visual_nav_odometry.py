@@ -465,6 +465,49 @@ def test_a_wide_patch_ranks_its_pairs_on_the_coarse_raster_and_places_it_as_the_
     assert fallback.nadir_y == pytest.approx(every.nadir_y, abs=1e-3)
 
 
+
+def test_candidates_are_ranked_by_score_weighed_by_their_template_size() -> None:
+    """The heading/scale candidates compete on peak score x template pixels **
+    ``rank_size_exponent`` (a smaller render's chance correlation runs higher): on
+    clean ground the true scale wins by score alone and as configured, while a
+    weight that dwarfs the score hands the win to the largest render, whatever its
+    score; the winner's peak keeps its own score either way."""
+    from dataclasses import replace
+
+    from gps_denied_onboard.visual_nav import matcher
+    from gps_denied_onboard.visual_nav.geo import latlon_to_world_px
+
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    pose = _track(1, 200.0)[0]
+    _fly(est, [pose], gnss_until=1)  # builds the map mosaic around the pose
+    mosaic = est.mosaic
+    assert mosaic is not None
+    view = _view(pose)
+    truth = latlon_to_world_px(pose.latitude, pose.longitude, mosaic.zoom)
+    cfg = est.cfg.match
+    assert cfg.rank_size_exponent == 0.25
+
+    def searched(exponent: float) -> matcher._Searched:
+        got = matcher._search_candidates(
+            view,
+            mosaic.fine,
+            res=cfg.resolution_m,
+            pairs=[(0.0, 0.92), (0.0, 1.0), (0.0, 1.08)],
+            predicted_nadir=truth,
+            search_radius_m=100.0,
+            cfg=replace(cfg, rank_size_exponent=exponent),
+        )
+        assert isinstance(got, matcher._Searched), got
+        return got
+
+    by_score, configured, by_size = searched(0.0), searched(0.25), searched(3.0)
+    assert by_score.best[1] == configured.best[1] == 1.0
+    assert by_size.best[1] == 1.08  # the largest render, though not the best score
+    assert by_size.best[2].score < by_score.best[2].score
+    # the ranking orders the same weighed scores
+    assert by_size.ranking[0] == (0.0, 1.08) and by_score.ranking[0] == (0.0, 1.0)
+
 def test_a_patch_whose_newest_frame_could_not_be_placed_alone_is_taken_as_off() -> None:
     from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_FRAME_OFFSET_M as UNMEASURED
 
