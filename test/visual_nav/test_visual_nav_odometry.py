@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gps_denied_onboard.visual_nav.camera import turned
+from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.fix import VisualFix
+from gps_denied_onboard.visual_nav.mapview import Mosaic
 from gps_denied_onboard.visual_nav.odometry import (
     OdometryConfig,
     OdometryTrack,
@@ -339,6 +341,17 @@ def test_a_stitched_fix_adds_how_far_its_newest_frame_alone_puts_the_nadir() -> 
     )
 
 
+def _map_built_around(agl: float) -> tuple[VisualEstimator, Mosaic, FrameView, Pose]:
+    """An estimator that has flown one frame at ``agl`` above the synthetic world (its
+    map mosaic built around that pose), with the pose and its frame's view."""
+    _, tiles = synthetic_world()
+    est = make_estimator(tiles)
+    pose = _track(1, agl)[0]
+    _fly(est, [pose], gnss_until=1)
+    assert est.mosaic is not None
+    return est, est.mosaic, _view(pose), pose
+
+
 def test_the_frame_offset_is_how_far_the_frame_alone_moves_a_displaced_placement() -> None:
     """``frame_offset_m`` searches the frame alone around a given placement: one
     moved 20 m off the truth comes back by 20 m; one moved beyond the search
@@ -348,13 +361,7 @@ def test_the_frame_offset_is_how_far_the_frame_alone_moves_a_displaced_placement
     from gps_denied_onboard.visual_nav.geo import ground_resolution_m, latlon_to_world_px
     from gps_denied_onboard.visual_nav.matcher import frame_offset_m, match_frame
 
-    _, tiles = synthetic_world()
-    est = make_estimator(tiles)
-    pose = _track(1, 200.0)[0]
-    _fly(est, [pose], gnss_until=1)  # builds the map mosaic around the pose
-    mosaic = est.mosaic
-    assert mosaic is not None
-    view = _view(pose)
+    est, mosaic, view, pose = _map_built_around(200.0)
     zoom = mosaic.zoom
     mpp = ground_resolution_m(pose.latitude, zoom)
     truth = latlon_to_world_px(pose.latitude, pose.longitude, zoom)
@@ -396,13 +403,7 @@ def test_a_wide_patch_ranks_its_pairs_on_the_coarse_raster_and_places_it_as_the_
     from gps_denied_onboard.visual_nav import matcher
     from gps_denied_onboard.visual_nav.geo import ground_resolution_m, latlon_to_world_px
 
-    _, tiles = synthetic_world()
-    est = make_estimator(tiles)
-    pose = _track(1, 500.0)[0]  # 1 km footprint: wide enough for the 10 m raster
-    _fly(est, [pose], gnss_until=1)  # builds the map mosaic around the pose
-    mosaic = est.mosaic
-    assert mosaic is not None
-    view = _view(pose)
+    est, mosaic, view, pose = _map_built_around(500.0)  # 1 km: wide enough for the 10 m raster
     mpp = ground_resolution_m(pose.latitude, mosaic.zoom)
     prior = latlon_to_world_px(pose.latitude, pose.longitude, mosaic.zoom)
     searched: list[tuple[float, int]] = []
@@ -477,13 +478,7 @@ def test_candidates_are_ranked_by_score_weighed_by_their_template_size() -> None
     from gps_denied_onboard.visual_nav import matcher
     from gps_denied_onboard.visual_nav.geo import latlon_to_world_px
 
-    _, tiles = synthetic_world()
-    est = make_estimator(tiles)
-    pose = _track(1, 200.0)[0]
-    _fly(est, [pose], gnss_until=1)  # builds the map mosaic around the pose
-    mosaic = est.mosaic
-    assert mosaic is not None
-    view = _view(pose)
+    est, mosaic, view, pose = _map_built_around(200.0)
     truth = latlon_to_world_px(pose.latitude, pose.longitude, mosaic.zoom)
     cfg = est.cfg.match
     assert cfg.rank_size_exponent == 0.25
