@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -50,11 +52,8 @@ def test_the_documented_command_reaches_the_helper_and_a_bare_one_does_not() -> 
 
 
 @pytest.fixture
-def calibration(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import _visual_nav_calibration
-
-    return _visual_nav_calibration
+def calibration(bench_module: Callable[[str], ModuleType]) -> Any:
+    return bench_module("_visual_nav_calibration")
 
 
 def test_calibrate_gives_right_and_certainly_wrong_matches_of_both_footprints(

@@ -2,25 +2,21 @@
 accounts for what it measures.
 
 ``bench/_visual_nav_limits.py`` is run by hand (its numbers are in the closing
-notes and ``config/visual_nav.yaml``), so nothing else would notice it rot.
+notes and the matcher's comments), so nothing else would notice it rot.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture
-def limits(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.syspath_prepend(str(BENCH))
-    import _visual_nav_limits
-
-    return _visual_nav_limits
+def limits(bench_module: Callable[[str], ModuleType]) -> Any:
+    return bench_module("_visual_nav_limits")
 
 
 def test_gate_ceiling_accounts_every_frame_and_leaves_the_gate_as_it_was(

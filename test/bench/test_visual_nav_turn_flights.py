@@ -10,13 +10,14 @@ a restart that started from nothing would report on something else.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench"
 
 pytestmark = pytest.mark.skipif(
     not (ROOT.parent / "shared" / "data" / "naip").is_dir(), reason="no NAIP orthophotos"
@@ -24,20 +25,15 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def base(monkeypatch: pytest.MonkeyPatch) -> Any:
+def base(bench_module: Callable[[str], ModuleType]) -> Any:
     """The NAIP years, the camera, the heights (``_visual_nav_env``)."""
-    monkeypatch.syspath_prepend(str(BENCH))
-    import _visual_nav_env
-
-    return _visual_nav_env
+    return bench_module("_visual_nav_env")
 
 
 @pytest.fixture
-def env(base: Any) -> Any:
+def env(bench_module: Callable[[str], ModuleType]) -> Any:
     """The flights (``_visual_nav_flying``)."""
-    import _visual_nav_flying
-
-    return _visual_nav_flying
+    return bench_module("_visual_nav_flying")
 
 
 def test_a_turn_flight_banks_20_degrees_only_in_its_turn_and_turns_at_the_coordinated_rate(
