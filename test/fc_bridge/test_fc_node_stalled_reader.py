@@ -100,7 +100,10 @@ def test_a_stalled_readers_backlog_is_stamped_as_the_fc_sent_it(
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         # settled: the mapping holds its window's quartiles from 101 messages on
-        assert wait_until(lambda: len(imu) > 250, 20.0)
+        assert wait_until(lambda: len(imu) > 250, 20.0), (
+            f"{len(imu)} /fc/imu heard in 20 s; the FC sends ATTITUDE every "
+            f"{fc.intervals().get('ATTITUDE')} s"
+        )
         before = len(imu)
         stall.set()
         assert stalled.wait(STALL_S + 5.0)
