@@ -466,7 +466,6 @@ def test_a_wide_patch_ranks_its_pairs_on_the_coarse_raster_and_places_it_as_the_
     assert fallback.nadir_y == pytest.approx(every.nadir_y, abs=1e-3)
 
 
-
 def test_candidates_are_ranked_by_score_weighed_by_their_template_size() -> None:
     """The heading/scale candidates compete on peak score x template pixels **
     ``rank_size_exponent`` (a smaller render's chance correlation runs higher): on
@@ -502,6 +501,7 @@ def test_candidates_are_ranked_by_score_weighed_by_their_template_size() -> None
     assert by_size.best[2].score < by_score.best[2].score
     # the ranking orders the same weighed scores
     assert by_size.ranking[0] == (0.0, 1.08) and by_score.ranking[0] == (0.0, 1.0)
+
 
 def test_a_patch_whose_newest_frame_could_not_be_placed_alone_is_taken_as_off() -> None:
     from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_FRAME_OFFSET_M as UNMEASURED
