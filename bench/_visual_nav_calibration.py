@@ -203,6 +203,23 @@ def calibrate_evidence(n: int, seed: int) -> dict[str, Any]:
     return out
 
 
+def velocity_parts(cfg: EstimatorConfig, got: VisualFix) -> tuple[float, float, float]:
+    """A fix's velocity sigma taken apart under the estimator's settings ``cfg``:
+    its speed, its correction's share per unit of ``velocity_correction_k`` (relative:
+    :func:`.uncertainty.correction_sigma`), and the rest (registration with its
+    floor: the sigma less the correction's term)."""
+    assert got.velocity_en is not None
+    speed = math.hypot(*got.velocity_en)
+    rel = correction_sigma(
+        replace(cfg, velocity_correction_k=1.0),
+        sigma_m=got.sigma_m,
+        height_m=got.height_m,
+        footprint_m=got.footprint_m,
+    )
+    turned = cfg.velocity_correction_k * rel * speed
+    return speed, rel, math.sqrt(max(got.velocity_sigma**2 - turned**2, 0.0))
+
+
 def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
     """Every stitched fix of ``n`` 400 m flights per calibration pair (32 frames at
     1 frame/s, attitude error 0.15 deg, seeds ``seed + 100 * i``), with its error
@@ -211,10 +228,9 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for i, (name, (map_year, frame_year)) in enumerate(CALIBRATION_PAIRS.items()):
         for f in flights(seed + 100 * i, n, AGL["400m"], frames=32, rate_hz=1.0):
+            # the estimator's own settings take the velocity apart (its
+            # attitude_sigma_deg is the flights' error)
             est = estimator(map_year)
-            # the correction's share per unit of velocity_correction_k, under the
-            # estimator's own settings (its attitude_sigma_deg is the flights' error)
-            unit = replace(est.cfg, velocity_correction_k=1.0)
             for p, got in zip(f.poses, fly(est, frame_year, f), strict=True):
                 if not isinstance(got, VisualFix) or got.stitch_lever_m <= 0:
                     continue
@@ -236,21 +252,14 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                     "other_m": math.sqrt(max(got.sigma_m**2 - patch**2, 0.0)),
                 }
                 if got.velocity_en is not None:
-                    speed = math.hypot(*got.velocity_en)
-                    rel = correction_sigma(
-                        unit,
-                        sigma_m=got.sigma_m,
-                        height_m=got.height_m,
-                        footprint_m=got.footprint_m,
-                    )
-                    turned = est.cfg.velocity_correction_k * rel * speed
+                    speed, rel, other = velocity_parts(est.cfg, got)
                     row |= {
                         "dve": got.velocity_en[0] - p.ve,
                         "dvn": got.velocity_en[1] - p.vn,
                         "speed": speed,
                         "correction_rel": rel,
                         # the registration's own: the sigma less the correction's term
-                        "velocity_other": math.sqrt(max(got.velocity_sigma**2 - turned**2, 0.0)),
+                        "velocity_other": other,
                     }
                 rows.append(row)
     return rows

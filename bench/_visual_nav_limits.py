@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from _visual_nav_calibration import CALIBRATION_PAIRS
+from _visual_nav_calibration import CALIBRATION_PAIRS, velocity_parts
 from _visual_nav_env import AGL, ATT_NOISE_DEG, estimator, frame, run_trial, trials
 from _visual_nav_flying import flights, fly
 
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.geo import LocalFrame
-from gps_denied_onboard.visual_nav.uncertainty import correction_sigma
 
 
 def gate_ceiling(n: int, seed: int) -> dict[str, Any]:
@@ -120,22 +118,11 @@ def velocity_error(n: int, seed: int, frames: int = 32) -> dict[str, Any]:
     for i, (map_year, frame_year) in enumerate(CALIBRATION_PAIRS.values()):
         for f in flights(seed + 100 * i, n, AGL["400m"], frames=frames, rate_hz=1.0):
             est = estimator(map_year)
-            unit = replace(est.cfg, velocity_correction_k=1.0)
             t0 = f.poses[0].stamp_ns
             for p, got in zip(f.poses, fly(est, frame_year, f), strict=True):
                 if not isinstance(got, VisualFix) or got.velocity_en is None:
                     continue
-                speed = math.hypot(*got.velocity_en)
-                turned = (
-                    est.cfg.velocity_correction_k
-                    * correction_sigma(
-                        unit,
-                        sigma_m=got.sigma_m,
-                        height_m=got.height_m,
-                        footprint_m=got.footprint_m,
-                    )
-                    * speed
-                )
+                speed, _, registration = velocity_parts(est.cfg, got)
                 # the fix's heading correction answers the autopilot's yaw error
                 yaw_err = (p.yaw_rep - p.yaw + 180.0) % 360.0 - 180.0
                 scale_error = got.scale * f.height_factor - 1.0
@@ -146,7 +133,7 @@ def velocity_error(n: int, seed: int, frames: int = 32) -> dict[str, Any]:
                         "de": got.velocity_en[0] - p.ve,
                         "dn": got.velocity_en[1] - p.vn,
                         "sigma": got.velocity_sigma,
-                        "registration": math.sqrt(max(got.velocity_sigma**2 - turned**2, 0.0)),
+                        "registration": registration,
                         "correction_error": speed * math.hypot(scale_error, heading_error),
                         "scale_error": scale_error,
                     }
