@@ -397,8 +397,8 @@ def match_frame(
     # The cross's scores are not weighed by template size as the ranking is: weighed
     # (** 0.125 / 0.25), the scale's median error on the 2014 calibration flights went
     # from -0.5 % to 0 (400 m frames stitched, seed 188000, 16 flights per pair), but
-    # the fixes did not get better (median 4.21 -> 4.32 / 4.32 m, p95 11.96 -> 12.05 /
-    # 12.75 m) nor the velocities in the main (RMS 0.72 -> 0.71 / 0.73 m/s at 6-20 s)
+    # neither the fixes got better (median 4.21 -> 4.32 / 4.32 m, p95 11.96 -> 12.05 /
+    # 12.75 m) nor the velocities (RMS 0.72 -> 0.71 / 0.73 m/s at 6-20 s)
     hs = cfg.refine_heading_step_deg
     ss = cfg.refine_scale_step
 
