@@ -78,10 +78,12 @@ def fc() -> Iterator[SimFc]:
     # device, so a shorter switch interval is the fairer stand-in (3 of 3 passed).
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.0005)
-    sim = SimFc("ardupilot", heartbeat_hz=5.0).start()
-    yield sim
-    sim.stop()
-    sys.setswitchinterval(switch)
+    try:
+        sim = SimFc("ardupilot", heartbeat_hz=5.0).start()
+        yield sim
+        sim.stop()
+    finally:  # the interval is the whole process's: the next tests get theirs back
+        sys.setswitchinterval(switch)
 
 
 def test_a_stalled_readers_backlog_is_stamped_as_the_fc_sent_it(
