@@ -78,6 +78,7 @@ class VisualNavConfig:
     odometry_velocity_window_s: float = 1.0
     odometry_velocity_long_window_s: float = 2.0
     odometry_turn_lead: bool = True
+    odometry_heading_lead: bool = True
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
@@ -306,6 +307,7 @@ class VisualNavConfig:
                 velocity_window_s=self.odometry_velocity_window_s,
                 velocity_long_window_s=self.odometry_velocity_long_window_s,
                 turn_lead=self.odometry_turn_lead,
+                heading_lead=self.odometry_heading_lead,
                 history_s=self.stitch_history_s,
                 stitch_below_area_m2=self.stitch_below_area_m2,
                 stitch_target_area_m2=self.stitch_target_area_m2,

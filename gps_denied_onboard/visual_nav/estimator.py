@@ -251,7 +251,9 @@ class VisualEstimator:
         corr = (last.heading_offset_deg, last.scale) if last is not None else (0.0, 1.0)
         disp: Displacement | None = None
         if cfg.odometry.enabled:
-            disp, stitched = self._register(stamp_ns, frame_view, h.height_m, corr)
+            disp, stitched = self._register(
+                stamp_ns, frame_view, h.height_m, corr, yaw_enu(r_enu_flu)
+            )
             if stitched is not None:
                 view = PatchView(stitched, 0.0, 1.0)
         prior = self.prior_at(stamp_ns, self._odometry_prior(stamp_ns, disp, corr))
@@ -488,7 +490,12 @@ class VisualEstimator:
         return fix
 
     def _register(
-        self, stamp_ns: int, frame: FrameView, height_m: float, corr: tuple[float, float]
+        self,
+        stamp_ns: int,
+        frame: FrameView,
+        height_m: float,
+        corr: tuple[float, float],
+        heading: float,
     ) -> tuple[Displacement | None, RectifiedFrame | None]:
         """Register the (uncorrected) frame on the last one: raw displacement, stitched patch."""
         rf = frame.render(0.0, 1.0, self.cfg.match.resolution_m)
@@ -505,6 +512,7 @@ class VisualEstimator:
             height_m=height_m,
             predicted_velocity=pv,
             interpolation=self.attitude.interpolation_spread(stamp_ns),
+            heading=heading,
         )
         return disp, self.odometry.stitch()
 

@@ -81,6 +81,14 @@ TURN_NOISE_FACTOR = 4.0
 #: 0.6 m/s at 16 (2.0 unled); the calibration flights moved by 0.03 and 0.02 m/s at p95.
 SPEED_NOISE_FACTOR = 16.0
 
+#: the autopilot's heading leads a window's velocity (:meth:`OdometryTrack._heading_led`)
+#: where its turn between two windows is the course's within this many of the course's
+#: noise. At 3 a multirotor turning 12 deg/s without yawing was led by its unturning
+#: heading one frame into the turn (4.4 m/s off, against 2.9 led by its course); at 2
+#: it is led by its course throughout, and the calibration pairs' turn flights
+#: (seeds 171000 + 100 i) came out the same as at 3.
+HEADING_AGREE_SIGMAS = 2.0
+
 
 @dataclass(frozen=True)
 class OdometryConfig:
@@ -101,6 +109,7 @@ class OdometryConfig:
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
     turn_lead: bool = True
+    heading_lead: bool = True
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,7 @@ class TrackEntry:
     var: float  # registrations' variance per axis accumulated since the track's first frame (m^2)
     height_m: float
     own_var: float = 0.0  # this frame's own placement variance per axis: its attitude's (m^2)
+    heading: float | None = None  # the autopilot's heading at the capture (ENU, radians)
 
     @property
     def area_m2(self) -> float:
@@ -346,6 +356,7 @@ class OdometryTrack:
         height_m: float,
         predicted_velocity: tuple[float, float] | None,
         interpolation: tuple[float, float] = (0.0, 0.0),
+        heading: float | None = None,
     ) -> Displacement | None:
         """Register ``view`` on the last frame and append it; the displacement, or None.
 
@@ -372,7 +383,7 @@ class OdometryTrack:
             if last is not None:
                 self.failures += 1
             self._frames.clear()
-            entry = TrackEntry(stamp_ns, view, 0.0, 0.0, 0.0, height_m, own_var)
+            entry = TrackEntry(stamp_ns, view, 0.0, 0.0, 0.0, height_m, own_var, heading)
         else:
             self.registrations += 1
             assert last is not None
@@ -384,6 +395,7 @@ class OdometryTrack:
                 last.var + sig_px**2,
                 height_m,
                 own_var,
+                heading,
             )
         self._frames.append(entry)
         self._velocity_known = False
@@ -423,6 +435,9 @@ class OdometryTrack:
         turn it trails the course by half the window's turn (a 20 deg banked
         turn at 28 m/s, 7.3 deg/s, trails 3.6 deg over 1 s, 1.8 m/s), and in an
         acceleration the speed by half the window's change.
+        The autopilot's heading turns it on where the heading turns with the
+        course (:meth:`_heading_led`: a fixed wing's does, to a fraction of a
+        degree a frame and from a turn's first frame on); elsewhere
         :func:`turn_lead` turns it on by the course's own turn, measured from
         the window two before it (twice the turn for the same noise as the
         window just before), so that it holds for a vehicle that yaws without
@@ -445,10 +460,69 @@ class OdometryTrack:
         f = self._frames
         between = f[last].stamp_ns + f[base].stamp_ns - f[prev].stamp_ns - f[first].stamp_ns
         lead = (f[last].stamp_ns - f[base].stamp_ns) / between
-        turned, sigma = turn_lead(*now, *before, lead=lead)
+        led = None
+        if self.cfg.heading_lead:
+            led = self._heading_led(now, before, (first, prev, base, last))
+        turned, sigma = led if led is not None else turn_lead(*now, *before, lead=lead)
         return speed_lead(
             turned, sigma, math.hypot(*before[0]), before[1], lead=lead, noise_sigma=now[1]
         )
+
+    def _heading_led(
+        self,
+        now: tuple[tuple[float, float], float],
+        before: tuple[tuple[float, float], float],
+        windows: tuple[int, int, int, int],
+    ) -> tuple[tuple[float, float], float] | None:
+        """``now`` turned on by the autopilot's own heading: from its mean over the
+        window to its value at the newest frame. None where a frame has no heading,
+        or where the heading's turn between the two windows (``before``'s and
+        ``now``'s) is not the course's within :data:`HEADING_AGREE_SIGMAS` of the
+        course's noise: a multirotor that yaws without turning, or turns without
+        yawing, is led by its course (:func:`turn_lead`).
+
+        Why: the course measured on the track needs windows of it and is noisy
+        (2-3 deg a window), so :func:`turn_lead` shrinks it and comes late; at a
+        turn's onset and exit the velocity trailed by 2-3 m/s across the track.
+        A fixed wing's course turns with its heading (their difference, the wind's
+        crab, changes slowly), which the autopilot has at every frame. The
+        sigma is the window's own: the heading's noise (0.1 deg) adds nothing
+        worth a term."""
+        first, prev, base, last = windows
+        m_now = self._mean_heading(base, last)
+        m_before = self._mean_heading(first, prev)
+        if m_now is None or m_before is None:
+            return None
+        (v, sigma), (v0, sigma0) = now, before
+        speed, speed0 = math.hypot(*v), math.hypot(*v0)
+        if speed <= 0.0 or speed0 <= 0.0:
+            return None
+        course = math.atan2(v0[0] * v[1] - v0[1] * v[0], v0[0] * v[0] + v0[1] * v[1])
+        var = (sigma / speed) ** 2 + (sigma0 / speed0) ** 2
+        if (course - (m_now - m_before)) ** 2 > HEADING_AGREE_SIGMAS**2 * var:
+            return None
+        return corrected(v, math.degrees(-m_now), 1.0), sigma
+
+    def _mean_heading(self, first: int, last: int) -> float | None:
+        """The time-weighted mean heading over frames ``first`` to ``last``, relative
+        to the newest frame's (radians); None where one has none."""
+        f = self._frames
+        ref = f[-1].heading
+        if ref is None or last <= first:
+            return None
+        total = acc = 0.0
+        prev_rel: float | None = None
+        for i in range(first, last + 1):
+            h = f[i].heading
+            if h is None:
+                return None
+            rel = math.atan2(math.sin(h - ref), math.cos(h - ref))
+            if prev_rel is not None:
+                dt = (f[i].stamp_ns - f[i - 1].stamp_ns) / NS
+                acc += 0.5 * (rel + prev_rel) * dt
+                total += dt
+            prev_rel = rel
+        return acc / total if total > 0.0 else None
 
     def _mean_velocity(self, first: int, last: int) -> tuple[tuple[float, float], float] | None:
         """The mean velocity from frame ``first`` to frame ``last`` and its 1-sigma per
