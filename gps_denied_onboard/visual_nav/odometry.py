@@ -501,8 +501,8 @@ class OdometryTrack:
             return None
         (v, sigma), (v0, sigma0) = now, before
         speed, speed0 = math.hypot(*v), math.hypot(*v0)
-        if speed <= 0.0 or speed0 <= 0.0:
-            return None
+        if speed <= 2.0 * sigma or speed0 <= 2.0 * sigma0:
+            return None  # within its noise of standing still: no course to turn
         course = math.atan2(v0[0] * v[1] - v0[1] * v[0], v0[0] * v[0] + v0[1] * v[1])
         var = (sigma / speed) ** 2 + (sigma0 / speed0) ** 2
         if (course - (m_now - m_before)) ** 2 > HEADING_AGREE_SIGMAS**2 * var:

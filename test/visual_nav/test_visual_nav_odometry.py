@@ -836,6 +836,22 @@ def test_in_a_wind_the_heading_still_leads_a_turn_better_than_the_course() -> No
     assert all(z <= 3.0 for _, z in by_heading), by_heading
 
 
+def test_a_vehicle_drifting_slowly_while_it_spins_is_not_led_by_its_heading() -> None:
+    """A multirotor drifting north at 1 m/s while it yaws 40 deg/s: its course is
+    within its noise of any, so the heading's turn passes for the course's, but a
+    velocity within its noise of standing still has no course to turn."""
+    start = Pose(LAT0, LON0, 300.0, pitch_deg=3.0)
+    poses = []
+    for k in range(14):
+        p = start.offset(0.0, 0.5 * k)
+        poses.append(Pose(p.latitude, p.longitude, 300.0, 0.0, 3.0, 20.0 * k))
+    rows = _flown_velocities(poses, lambda k: (0.0, 1.0), first=2)
+    bare = _flown_velocities(poses, lambda k: (0.0, 1.0), first=2, heading_lead=False)
+    # turned by the heading (up to 20 deg), two of them stood 0.8-0.9 m/s off, not 0.2-0.3
+    for (ee, en, _), (be, bn, _) in zip(rows, bare, strict=True):
+        assert math.hypot(ee, en) <= math.hypot(be, bn) + 0.1, (rows, bare)
+
+
 def test_a_vehicle_turning_without_yawing_is_led_by_its_course() -> None:
     """A multirotor may turn its course and keep its yaw: once the heading's turn is
     not the course's (beyond the course's noise) the track's course leads the
