@@ -234,6 +234,22 @@ def register(
     return de, dn, pk.score, pk.margin
 
 
+def course_turn(
+    v: tuple[float, float], sigma: float, v_before: tuple[float, float], sigma_before: float
+) -> tuple[float, float] | None:
+    """The course's turn from ``v_before`` to ``v`` (radians, counter-clockwise) and its
+    variance (each velocity's direction is off by about its sigma over its speed);
+    None when either stands still."""
+    speed = math.hypot(v[0], v[1])
+    speed0 = math.hypot(v_before[0], v_before[1])
+    if speed <= 0.0 or speed0 <= 0.0:
+        return None
+    turn = math.atan2(
+        v_before[0] * v[1] - v_before[1] * v[0], v_before[0] * v[0] + v_before[1] * v[1]
+    )
+    return turn, (sigma / speed) ** 2 + (sigma_before / speed0) ** 2
+
+
 def turn_lead(
     v: tuple[float, float],
     sigma: float,
@@ -252,14 +268,11 @@ def turn_lead(
     velocity stays nearly as measured, in a steep turn it takes nearly all of it.
     What the turn's noise adds goes into the sigma.
     """
-    speed = math.hypot(v[0], v[1])
-    speed0 = math.hypot(v_before[0], v_before[1])
-    if speed <= 0.0 or speed0 <= 0.0:
+    measured = course_turn(v, sigma, v_before, sigma_before)
+    if measured is None:
         return v, sigma
-    turn = math.atan2(
-        v_before[0] * v[1] - v_before[1] * v[0], v_before[0] * v[0] + v_before[1] * v[1]
-    )
-    var = (sigma / speed) ** 2 + (sigma_before / speed0) ** 2
+    turn, var = measured
+    speed = math.hypot(v[0], v[1])
     th = lead * turn
     th_var = TURN_NOISE_FACTOR * lead * lead * var
     shrink = th * th / (th * th + th_var) if th_var > 0.0 else 1.0
@@ -500,11 +513,11 @@ class OdometryTrack:
         if m_now is None or m_before is None:
             return None
         (v, sigma), (v0, sigma0) = now, before
-        speed, speed0 = math.hypot(*v), math.hypot(*v0)
-        if speed <= 2.0 * sigma or speed0 <= 2.0 * sigma0:
+        if math.hypot(*v) <= 2.0 * sigma or math.hypot(*v0) <= 2.0 * sigma0:
             return None  # within its noise of standing still: no course to turn
-        course = math.atan2(v0[0] * v[1] - v0[1] * v[0], v0[0] * v[0] + v0[1] * v[1])
-        var = (sigma / speed) ** 2 + (sigma0 / speed0) ** 2
+        measured = course_turn(v, sigma, v0, sigma0)
+        assert measured is not None  # both move
+        course, var = measured
         if (course - (m_now - m_before)) ** 2 > HEADING_AGREE_SIGMAS**2 * var:
             return None
         return corrected(v, math.degrees(-m_now), 1.0), sigma
