@@ -641,7 +641,7 @@ def test_a_vehicle_yawing_without_turning_keeps_its_velocity() -> None:
 
 
 def test_the_turn_lead_turns_by_part_of_the_measured_turn_and_keeps_the_speed() -> None:
-    from gps_denied_onboard.visual_nav.odometry import turn_lead
+    from gps_denied_onboard.visual_nav.velocity_leads import turn_lead
 
     def at(deg: float, speed: float = 28.0) -> tuple[float, float]:
         return speed * math.cos(math.radians(deg)), speed * math.sin(math.radians(deg))
@@ -670,7 +670,7 @@ def test_the_turn_lead_turns_by_part_of_the_measured_turn_and_keeps_the_speed() 
 def test_the_turn_lead_never_turns_past_the_measured_turn(
     course: float, turn: float, speed: float, sigma: float, lead: float
 ) -> None:
-    from gps_denied_onboard.visual_nav.odometry import turn_lead
+    from gps_denied_onboard.visual_nav.velocity_leads import turn_lead
 
     before = (speed * math.cos(course), speed * math.sin(course))
     now = (speed * math.cos(course + turn), speed * math.sin(course + turn))
@@ -891,7 +891,7 @@ def test_speeding_up_the_velocity_is_the_speed_now_not_the_windows_middle() -> N
 def test_the_speed_lead_keeps_the_course_and_never_leads_past_the_change(
     course: float, speed: float, speed_before: float, sigma: float, lead: float
 ) -> None:
-    from gps_denied_onboard.visual_nav.odometry import speed_lead
+    from gps_denied_onboard.visual_nav.velocity_leads import speed_lead
 
     v = (speed * math.cos(course), speed * math.sin(course))
     (ve, vn), out_sigma = speed_lead(v, sigma, speed_before, sigma, lead=lead)
@@ -904,7 +904,7 @@ def test_the_speed_lead_keeps_the_course_and_never_leads_past_the_change(
 
 
 def test_steadier_takes_the_long_window_only_where_the_short_one_agrees() -> None:
-    from gps_denied_onboard.visual_nav.odometry import steadier
+    from gps_denied_onboard.visual_nav.velocity_leads import steadier
 
     short, long_ = ((20.0, 1.0), 0.8), ((20.3, 0.8), 0.5)
     # 0.13 (m/s)^2 apart against 2 x 2 x their difference's variance (0.64 - 0.25): they
@@ -929,7 +929,7 @@ def test_steadier_takes_the_long_window_only_where_the_short_one_agrees() -> Non
 def test_steadier_returns_one_of_the_two_and_never_a_smaller_sigma_than_its_own(
     vs: tuple[float, float], vl: tuple[float, float], ss: float, sl: float, limit: float
 ) -> None:
-    from gps_denied_onboard.visual_nav.odometry import steadier
+    from gps_denied_onboard.visual_nav.velocity_leads import steadier
 
     v, sigma = steadier((vs, ss), (vl, sl), limit=limit)
     assert (v, sigma) == (vs, ss) or (v == vl and sigma >= sl)
