@@ -137,10 +137,10 @@ class TilePrefetch:
                 continue
             pixels = decode_tile(bytes(got.image.data))
             if pixels is None:
-                self._undecodable.add((z, *key))
+                self._undecodable.add((z, key[0], key[1]))
                 continue
             self.tiles.put(z, key[0], key[1], reduce_tile(pixels, levels))
-            self._ids[(z, *key)] = str(info.tile_id)
+            self._ids[(z, key[0], key[1])] = str(info.tile_id)
 
     def tile_id_under(self, cfg: VisualNavConfig | None, lat: float, lon: float) -> str:
         """The id of the tile the map has under a point: its own zoom's, else a finer one's."""

@@ -136,7 +136,8 @@ def _quat_of(r: F64) -> F64:
         s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
         q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s, (m[1, 0] - m[0, 1]) / s]
     v = np.array(q, dtype=np.float64)
-    return v / np.linalg.norm(v)
+    unit: F64 = v / np.linalg.norm(v)
+    return unit
 
 
 def _matrix_of(q: F64) -> F64:
@@ -157,7 +158,8 @@ def slerp(q0: F64, q1: F64, t: float) -> F64:
         q1, d = -q1, -d
     if d > 0.9995:
         q = q0 + t * (q1 - q0)
-        return q / np.linalg.norm(q)
+        unit: F64 = q / np.linalg.norm(q)
+        return unit
     th = math.acos(d)
     return (math.sin((1 - t) * th) * q0 + math.sin(t * th) * q1) / math.sin(th)
 
