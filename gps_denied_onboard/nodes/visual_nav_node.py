@@ -508,6 +508,9 @@ class VisualNavNode(LifecycleNodeBase):
         est = self._estimator
         if est is not None and est.mosaic is not None:
             self.stats.map_coverage = est.mosaic.coverage
+        if est is not None and est.flat_field.frames >= est.cfg.flat_field.min_frames:
+            self.stats.lens_falloff = est.flat_field.corner_falloff()
+            self.stats.frames_flattened = est.flat_field.divided
         values = self.stats.as_dict()
         if self._camera is None:
             level, message = DiagnosticsPublisher.WARN, "no CameraInfo"

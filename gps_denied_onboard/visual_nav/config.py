@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.errors import CameraModelError
+from gps_denied_onboard.visual_nav.flat_field import FlatFieldConfig
 from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrectionConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
@@ -96,6 +97,10 @@ class VisualNavConfig:
     gnss_correction_scale_floor: float = 0.01
     gnss_correction_scale_growth_per_km: float = 0.03
     gnss_correction_heading_growth_deg_per_min: float = 1.0
+    flat_field_enabled: bool = True
+    flat_field_frames: int = 30
+    flat_field_min_frames: int = 10
+    flat_field_min_falloff: float = 0.15
     prefetch_period_s: float = 1.0
     exclude_tile_sources: tuple[str, ...] = ("in_flight",)
     snapshot_zoom: int = 16
@@ -242,6 +247,14 @@ class VisualNavConfig:
             )
         if self.queue_depth < 1:
             raise ConfigError("queue_depth must be >= 1", key="queue_depth")
+        for name in ("flat_field_frames", "flat_field_min_frames"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1", key=name)
+        falloff = self.flat_field_min_falloff
+        if not (math.isfinite(falloff) and 0 <= falloff < 1):
+            raise ConfigError(
+                "flat_field_min_falloff must be a fraction in 0..1", key="flat_field_min_falloff"
+            )
         try:
             mount_rotation(self.mount_rpy_deg)
         except CameraModelError as err:
@@ -319,6 +332,12 @@ class VisualNavConfig:
             velocity_correction_k=self.velocity_correction_k,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,
+            flat_field=FlatFieldConfig(
+                enabled=self.flat_field_enabled,
+                frames=self.flat_field_frames,
+                min_frames=self.flat_field_min_frames,
+                min_falloff=self.flat_field_min_falloff,
+            ),
             gnss_correction=GnssCorrectionConfig(
                 enabled=self.gnss_correction_enabled,
                 bound_k=self.gnss_correction_bound_k,

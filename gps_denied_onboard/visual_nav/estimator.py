@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import GroundView, VisualFix
+from gps_denied_onboard.visual_nav.flat_field import FlatField
 from gps_denied_onboard.visual_nav.gate import (
     candidates_extra,
     gate_at,
@@ -131,6 +132,7 @@ class VisualEstimator:
         self.odometry = OdometryTrack(cfg.odometry)
         # the autopilot's heading and height error, measured against the GNSS's velocity
         self.correction = GnssCorrection(cfg.gnss_correction)
+        self.flat_field = FlatField(cfg.flat_field)
         self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
         self.mosaic_builds = 0
@@ -233,7 +235,7 @@ class VisualEstimator:
         if camera is None:
             raise FrameRejected("no_camera_info", "no CameraInfo received")
         img = np.asarray(image)
-        gray = checked_gray(img, camera.width, camera.height)
+        gray = self.flat_field.corrected(checked_gray(img, camera.width, camera.height), camera)
         r_enu_flu = self.attitude.at(stamp_ns)
         r_world_cam = r_enu_flu @ self._mount
         tilt_cos = max(0.0, float(r_enu_flu[2, 2]))

@@ -128,6 +128,10 @@ class VisualNavStats:
     tiles_cached: int = 0
     #: the last fix's distance from the FC's healthy GNSS (VisualFix.gnss_offset_m)
     gnss_offset_m: float | None = None
+    #: the lens's vignetting as measured (corner against centre, .flat_field), and how
+    #: many frames were divided by it
+    lens_falloff: float | None = None
+    frames_flattened: int = 0
 
     def on_fix(self, stamp_ns: int, latency_ms: float, gnss_offset_m: float | None = None) -> None:
         self.frames += 1
@@ -160,6 +164,9 @@ class VisualNavStats:
             "map_coverage": round(self.map_coverage, 3),
             "tiles_cached": self.tiles_cached,
         }
+        if self.lens_falloff is not None:
+            out["lens_falloff"] = round(self.lens_falloff, 3)
+            out["frames_flattened"] = self.frames_flattened
         if self.gnss_offset_m is not None:  # a spoofed GNSS the FC calls healthy shows here
             out["gnss_offset_m"] = round(self.gnss_offset_m, 1)
         out.update({f"rejects.{k}": v for k, v in sorted(self.rejects.items())})
