@@ -44,6 +44,7 @@ The message conversions (camera messages in; PositionFix, TileSnapshot out) are
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sys
 import threading
@@ -140,6 +141,7 @@ class VisualNavNode(LifecycleNodeBase):
         )
         self._camera: CameraModel | None = None
         self._camera_error = ""
+        self._mount_logged: tuple[float, float] = (0.0, 0.0)  # the mounting correction last logged
         self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
         self._stop = threading.Event()
         self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
@@ -429,6 +431,18 @@ class VisualNavNode(LifecycleNodeBase):
         self._fix_pub.publish(fix_to_msg(fix))
         self._inputs.fixed_at(fix.latitude, fix.longitude)
         self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m)
+        mount = est.boresight.correction_deg
+        last = self._mount_logged
+        if math.hypot(mount[0] - last[0], mount[1] - last[1]) > 0.1:  # deg: not every refit
+            self._mount_logged = mount
+            log_event(
+                self._log,
+                logging.INFO,
+                "vnav.mount_correction",
+                forward_deg=round(mount[0], 2),
+                left_deg=round(mount[1], 2),
+                sigma_deg=round(est.boresight.fit[2], 2) if est.boresight.fit else None,
+            )
         if fix.prior_source == "relocalized":
             self._emit(
                 "vnav.relocalized",
@@ -511,6 +525,9 @@ class VisualNavNode(LifecycleNodeBase):
         if est is not None and est.flat_field.frames >= est.cfg.flat_field.min_frames:
             self.stats.lens_falloff = est.flat_field.corner_falloff()
             self.stats.frames_flattened = est.flat_field.divided
+        if est is not None:
+            self.stats.mount_fit_deg = est.boresight.fit
+            self.stats.mount_correction_deg = est.boresight.correction_deg
         values = self.stats.as_dict()
         if self._camera is None:
             level, message = DiagnosticsPublisher.WARN, "no CameraInfo"

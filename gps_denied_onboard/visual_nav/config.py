@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.visual_nav.boresight import BoresightConfig
 from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.errors import CameraModelError
 from gps_denied_onboard.visual_nav.flat_field import FlatFieldConfig
@@ -101,6 +102,11 @@ class VisualNavConfig:
     flat_field_frames: int = 30
     flat_field_min_frames: int = 10
     flat_field_min_falloff: float = 0.15
+    boresight_enabled: bool = True
+    boresight_window_s: float = 120.0
+    boresight_min_tilt_deg: float = 0.5
+    boresight_max_tilt_deg: float = 3.0
+    boresight_max_gnss_sigma_m: float = 5.0
     prefetch_period_s: float = 1.0
     exclude_tile_sources: tuple[str, ...] = ("in_flight",)
     snapshot_zoom: int = 16
@@ -141,6 +147,9 @@ class VisualNavConfig:
             "stitch_history_s",
             "stitch_target_area_m2",
             "stitch_frame_check_m",
+            "boresight_window_s",
+            "boresight_max_tilt_deg",
+            "boresight_max_gnss_sigma_m",
         )
         for name in positive:
             v = getattr(self, name)
@@ -177,6 +186,7 @@ class VisualNavConfig:
             "gnss_correction_scale_floor",
             "gnss_correction_scale_growth_per_km",
             "gnss_correction_heading_growth_deg_per_min",
+            "boresight_min_tilt_deg",
             "single_sigma_margin_m",
             "lost_sigma_growth_mps",
             "jump_confirm_s",
@@ -332,6 +342,13 @@ class VisualNavConfig:
             velocity_correction_k=self.velocity_correction_k,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,
+            boresight=BoresightConfig(
+                enabled=self.boresight_enabled,
+                window_s=self.boresight_window_s,
+                min_tilt_deg=self.boresight_min_tilt_deg,
+                max_tilt_deg=self.boresight_max_tilt_deg,
+                max_gnss_sigma_m=self.boresight_max_gnss_sigma_m,
+            ),
             flat_field=FlatFieldConfig(
                 enabled=self.flat_field_enabled,
                 frames=self.flat_field_frames,

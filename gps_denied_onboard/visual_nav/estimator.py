@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from gps_denied_onboard.visual_nav.boresight import Boresight
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import GroundView, VisualFix
@@ -94,6 +95,7 @@ from gps_denied_onboard.visual_nav.uncertainty import (
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
 
 NS = 1_000_000_000
+F64 = NDArray[np.float64]
 
 
 class VisualEstimator:
@@ -133,6 +135,7 @@ class VisualEstimator:
         # the autopilot's heading and height error, measured against the GNSS's velocity
         self.correction = GnssCorrection(cfg.gnss_correction)
         self.flat_field = FlatField(cfg.flat_field)
+        self.boresight = Boresight(cfg.boresight)
         self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
         self.mosaic_builds = 0
@@ -237,7 +240,7 @@ class VisualEstimator:
         img = np.asarray(image)
         gray = self.flat_field.corrected(checked_gray(img, camera.width, camera.height), camera)
         r_enu_flu = self.attitude.at(stamp_ns)
-        r_world_cam = r_enu_flu @ self._mount
+        r_world_cam = r_enu_flu @ self.boresight.rotation() @ self._mount
         tilt_cos = max(0.0, float(r_enu_flu[2, 2]))
         h = self.height.at(stamp_ns, tilt_cos)
         last = self._last_fix
@@ -309,7 +312,20 @@ class VisualEstimator:
             except FrameRejected:
                 raise first from None
         self.lost.note_fix()
+        self._learn_mounting(fix, r_enu_flu, h.height_m)
         return fix
+
+    def _learn_mounting(self, fix: VisualFix, r_enu_flu: F64, height_m: float) -> None:
+        """The fix against a healthy GNSS sample (at most half a second from it), for the
+        camera's mounting error (:mod:`.boresight`). Also where our track contests the
+        GNSS: a mounting 1.5 deg off puts the fixes far enough off a right GNSS to
+        contest it, and the fit itself refuses offsets no one mounting explains."""
+        base = self.priors.gnss_at(fix.stamp_ns)
+        if base is None or not self.priors.healthy_at(fix.stamp_ns):
+            return
+        if abs(fix.stamp_ns - base.stamp_ns) <= NS // 2:
+            gnss = self.priors.propagate(base, fix.stamp_ns)
+            self.boresight.add_fix(fix, gnss, base.sigma_m, yaw_enu(r_enu_flu), height_m)
 
     def _fix_at(self, f: _Frame, prior: Prior, extra_sigmas: float = 0.0) -> VisualFix:
         """Search for the frame ``f`` around ``prior``, judge the match (its gate raised

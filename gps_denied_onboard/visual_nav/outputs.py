@@ -132,6 +132,10 @@ class VisualNavStats:
     #: many frames were divided by it
     lens_falloff: float | None = None
     frames_flattened: int = 0
+    #: the camera's mounting error as measured against the GNSS (.boresight: degrees
+    #: about the body's forward and left axes), and the correction in force
+    mount_fit_deg: tuple[float, float, float] | None = None
+    mount_correction_deg: tuple[float, float] = (0.0, 0.0)
 
     def on_fix(self, stamp_ns: int, latency_ms: float, gnss_offset_m: float | None = None) -> None:
         self.frames += 1
@@ -167,6 +171,10 @@ class VisualNavStats:
         if self.lens_falloff is not None:
             out["lens_falloff"] = round(self.lens_falloff, 3)
             out["frames_flattened"] = self.frames_flattened
+        if self.mount_fit_deg is not None:
+            fx, fy, fs = self.mount_fit_deg
+            out["mount_fit_deg"] = f"{fx:.2f} {fy:.2f} +- {fs:.2f}"
+            out["mount_correction_deg"] = " ".join(f"{c:.2f}" for c in self.mount_correction_deg)
         if self.gnss_offset_m is not None:  # a spoofed GNSS the FC calls healthy shows here
             out["gnss_offset_m"] = round(self.gnss_offset_m, 1)
         out.update({f"rejects.{k}": v for k, v in sorted(self.rejects.items())})
