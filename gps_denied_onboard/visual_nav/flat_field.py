@@ -7,12 +7,14 @@ uniform gain leaves alone but a falloff does not: its gradient is an edge
 pointing at the principal point everywhere, as strong as a farm field's own
 gradient inside the field once the frame is brought to the map's 5 m, and the
 edges' weights fall with the brightness towards the corners. Measured on
-cross-year NAIP frames (2017 map, 2009 frames, trials of seed 4242) rendered
-through the test camera (90 deg across) darkened to half at the corners: 400 m
-footprints went from 36 of 80 fixed to 10, 1 km ones from 59 of 60 to 52, no
-wrong fix either way; darkened by a quarter, to 20 and 56. A ring fit of each
-frame alone brought the half-dark ones back to 25 and 55, but cost undarkened
-frames 3 fixes each (the ground's own brightness fitted as a falloff).
+cross-year NAIP frames (``bench/run camera_faults``: 2017 map, 2009 frames)
+rendered through the test camera (90 deg across) with a brightness of
+``1 - k (r / r_corner)^2``: half-dark corners (k = 0.5) took 400 m footprints
+from 36 of 80 fixed to 10, 1 km ones from 59 of 60 to 53, no wrong fix either
+way; quarter-dark ones to 22 and 57. A ring fit of each frame alone (an
+elliptical falloff, an earlier harness) brought half-dark ones back to 25 of 80
+and 55 of 60, but cost undarkened frames 3 fixes each (the ground's own
+brightness fitted as a falloff).
 
 So the falloff is measured over many frames, where the ground's own brightness
 averages out and the lens's stays: each frame's median log brightness in rings
@@ -20,11 +22,12 @@ about the principal point (radius in tan of the angle off the optical axis,
 whatever the image size), relative to the centre's, is averaged over the last
 ``frames`` frames (weighed by each ring's pixels), and ``log gain = a + b x +
 c x^2`` (x: the ring's radius squared over the corner's) is fitted to it. With
-it the half-dark frames fixed 28 of 80 and 56 of 60, the quarter-dark ones 32
-and 58. A camera whose corners fall off by less than ``min_falloff`` is left
-alone: on undarkened frames the running estimate wandered between -0.17 and
-+0.11 (NAIP, 200 frames a year at both footprints; the sample flight -0.18 to
-+0.04), the ground's residue in the mean, not a lens.
+it the half-dark frames fixed 33 of 80 and 58 of 60, the quarter-dark ones 33
+and 58; undarkened ones exactly as without it. A camera whose corners fall off
+by less than ``min_falloff`` is left alone: on undarkened frames the running
+estimate wandered between -0.17 and +0.11 (NAIP, 200 frames a year at both
+footprints; the sample flight -0.18 to +0.04), the ground's residue in the
+mean, not a lens.
 
 Each frame's statistics come from an 80-pixel-wide copy (a fraction of a
 millisecond); the division, where there is one, from a gain image cached while
