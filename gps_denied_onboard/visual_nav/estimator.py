@@ -7,7 +7,10 @@ with its capture stamp; :meth:`VisualEstimator.process` returns a
 
 Per frame:
 
-1. the frame's exposure is checked (black, saturated, flat: ``bad_exposure``);
+1. the frame's exposure is checked (black, saturated, flat: ``bad_exposure``), and
+   the lens's vignetting, measured over the frames, divided out (:mod:`.flat_field`);
+   the camera is placed by the stated mount turned by its mounting error, learnt
+   against a healthy GNSS (:mod:`.boresight`);
 2. attitude at the capture stamp (slerp of the FC's stream; refused when stale)
    and height above ground (:mod:`.state`);
 3. frame-to-frame registration on the last frame (:mod:`.odometry`): the
