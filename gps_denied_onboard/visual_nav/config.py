@@ -101,6 +101,7 @@ class VisualNavConfig:
     flat_field_enabled: bool = True
     flat_field_frames: int = 30
     flat_field_min_frames: int = 10
+    flat_field_min_move: float = 1.0
     flat_field_min_falloff: float = 0.15
     boresight_enabled: bool = True
     boresight_window_s: float = 120.0
@@ -187,6 +188,7 @@ class VisualNavConfig:
             "gnss_correction_scale_growth_per_km",
             "gnss_correction_heading_growth_deg_per_min",
             "boresight_min_tilt_deg",
+            "flat_field_min_move",
             "single_sigma_margin_m",
             "lost_sigma_growth_mps",
             "jump_confirm_s",
@@ -353,6 +355,7 @@ class VisualNavConfig:
                 enabled=self.flat_field_enabled,
                 frames=self.flat_field_frames,
                 min_frames=self.flat_field_min_frames,
+                min_move=self.flat_field_min_move,
                 min_falloff=self.flat_field_min_falloff,
             ),
             gnss_correction=GnssCorrectionConfig(

@@ -241,7 +241,8 @@ class VisualEstimator:
         if camera is None:
             raise FrameRejected("no_camera_info", "no CameraInfo received")
         img = np.asarray(image)
-        gray = self.flat_field.corrected(checked_gray(img, camera.width, camera.height), camera)
+        raw = checked_gray(img, camera.width, camera.height)
+        gray = self.flat_field.corrected(raw, camera)
         r_enu_flu = self.attitude.at(stamp_ns)
         r_world_cam = r_enu_flu @ self.boresight.rotation() @ self._mount
         tilt_cos = max(0.0, float(r_enu_flu[2, 2]))
@@ -281,6 +282,7 @@ class VisualEstimator:
             )
         if prior is None:
             raise FrameRejected("no_prior", "no GNSS and no visual track yet")
+        self.flat_field.measure(raw, camera, (prior.latitude, prior.longitude), h.height_m)
         frame = _Frame(
             stamp_ns,
             gray,
