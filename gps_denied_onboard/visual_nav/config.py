@@ -88,6 +88,8 @@ class VisualNavConfig:
     stitch_sigma_spread_k: float = 0.35
     stitch_sigma_frame_k: float = 0.4
     stitch_frame_check_m: float = 50.0
+    stitch_flip_frame_offset_m: float = 20.0
+    stitch_flip_jump_m: float = 10.0
     velocity_correction_k: float = 2.0
     single_sigma_margin_m: float = 20.0
     tile_cache_node: str = "tile_cache"
@@ -182,6 +184,8 @@ class VisualNavConfig:
             "stitch_sigma_margin_m",
             "stitch_sigma_spread_k",
             "stitch_sigma_frame_k",
+            "stitch_flip_frame_offset_m",
+            "stitch_flip_jump_m",
             "velocity_correction_k",
             "gnss_correction_bound_k",
             "gnss_correction_scale_floor",
@@ -341,6 +345,8 @@ class VisualNavConfig:
             stitch_sigma_spread_k=self.stitch_sigma_spread_k,
             stitch_sigma_frame_k=self.stitch_sigma_frame_k,
             stitch_frame_check_m=self.stitch_frame_check_m,
+            stitch_flip_frame_offset_m=self.stitch_flip_frame_offset_m,
+            stitch_flip_jump_m=self.stitch_flip_jump_m,
             velocity_correction_k=self.velocity_correction_k,
             single_sigma_margin_m=self.single_sigma_margin_m,
             finer_zoom_levels=self.finer_zoom_levels,

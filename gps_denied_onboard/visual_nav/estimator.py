@@ -53,6 +53,7 @@ from gps_denied_onboard.visual_nav.fix import GroundView, VisualFix
 from gps_denied_onboard.visual_nav.flat_field import FlatField
 from gps_denied_onboard.visual_nav.gate import (
     candidates_extra,
+    check_patch_not_flipped,
     gate_at,
     judge,
     min_score_at,
@@ -394,6 +395,7 @@ class VisualEstimator:
                 radius_m=cfg.stitch_frame_check_m,
                 cfg=cfg.match,
             )
+        check_patch_not_flipped(cfg, prior, lat, lon, offset_m)
         sigma = position_sigma(
             cfg,
             resolution_m=cfg.match.resolution_m,

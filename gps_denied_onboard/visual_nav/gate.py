@@ -79,6 +79,10 @@ class GateSettings(Protocol):
     def min_jump_m(self) -> float: ...
     @property
     def jump_gate_factor(self) -> float: ...
+    @property
+    def stitch_flip_frame_offset_m(self) -> float: ...
+    @property
+    def stitch_flip_jump_m(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -265,6 +269,44 @@ def evidence(
     if intensity_support is not None:
         got += cfg.gate_evidence_intensity_weight * intensity_support
     return got
+
+
+def check_patch_not_flipped(
+    cfg: GateSettings, prior: Prior, lat: float, lon: float, frame_offset_m: float | None
+) -> None:
+    """Refuse a stitched patch that both of its own witnesses contradict.
+
+    A patch's heading and scale are weakly seen (scores within 1 % along a ridge
+    of 2 deg and 6 %), and now and then it settles on the wrong end of that ridge
+    for one frame: its nadir, 100-400 m off its bulk, swings 20-50 m. Two things
+    see that which the margin does not: the newest frame alone, searched around
+    the placement, lies more than ``stitch_flip_frame_offset_m`` off it
+    (:func:`.matcher.frame_offset_m`), and the placement lies more than
+    ``stitch_flip_jump_m`` off our own track's prediction. Either alone is common
+    and mostly harmless (the frame alone is the weaker witness: 81 of 2,344
+    stitched calibration fixes had it over 20 m, 70 of them within 15 m of the
+    truth); both together were 10 of 2,344, 3 of them over 30 m off and 6 over 15 m
+    (the 2014 calibration pairs, 30 flights each). A track held by the GNSS, or
+    contested by it, is not ours to measure a jump from, and a frame that could
+    not be placed alone says nothing.
+
+    Raises:
+        FrameRejected: ``gate``, with the frame offset and the jump.
+    """
+    if frame_offset_m is None or frame_offset_m <= cfg.stitch_flip_frame_offset_m:
+        return
+    if prior.source not in OWN_TRACK or prior.contested:
+        return
+    e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
+    jump = math.hypot(e, n)
+    if jump <= cfg.stitch_flip_jump_m:
+        return
+    raise FrameRejected(
+        "gate",
+        f"patch {jump:.0f} m off the track and {frame_offset_m:.0f} m off its newest frame",
+        frame_offset_m=round(frame_offset_m, 1),
+        jump_m=round(jump, 1),
+    )
 
 
 def judge(

@@ -80,5 +80,7 @@ class EstimatorConfig:
     stitch_sigma_spread_k: float = 0.35
     stitch_sigma_frame_k: float = 0.4
     stitch_frame_check_m: float = 50.0
+    stitch_flip_frame_offset_m: float = 20.0
+    stitch_flip_jump_m: float = 10.0
     velocity_correction_k: float = 2.0
     single_sigma_margin_m: float = 20.0
