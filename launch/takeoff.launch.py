@@ -17,7 +17,8 @@ read the ``takeoff_sequencer exited with code N`` line, or use
 ``python -m gps_denied_onboard takeoff``, whose exit code is the sequencer's.)
 
 Arguments: flight_id, fc_connection, dsn (empty = embedded PostgreSQL cluster
-in pg_data_dir), flight_root, tile_root, pg_data_dir, use_sim_time.
+in pg_data_dir), flight_root, tile_root, pg_data_dir, learnt_camera_file,
+use_sim_time.
 
 The same order is enforced without a ROS CLI by
 ``python -m gps_denied_onboard takeoff`` (gps_denied_onboard/nodes/bringup.py),
@@ -51,6 +52,10 @@ ARGUMENTS = {
     "flight_root": ("/var/lib/gps_denied_onboard/fdr", "where flight recordings go"),
     "tile_root": ("/var/lib/gps_denied_onboard/tiles", "where tile JPEGs go"),
     "pg_data_dir": ("/var/lib/gps_denied_onboard/pg", "embedded cluster data directory"),
+    "learnt_camera_file": (
+        "/var/lib/gps_denied_onboard/visual_nav/learnt_camera.json",
+        "the camera's mounting and vignetting as learnt, kept across restarts",
+    ),
     "use_sim_time": ("false", "follow /clock (rosbag replay)"),
 }
 
@@ -97,7 +102,7 @@ def generate_launch_description() -> LaunchDescription:
         executable="visual_nav_node",
         name="visual_nav",
         namespace="",
-        parameters=params("visual_nav.yaml", {}),
+        parameters=params("visual_nav.yaml", {"learnt_camera_file": lc["learnt_camera_file"]}),
         output="screen",
         sigterm_timeout=LANDING_TIMEOUT_S,
         # a crash in flight: started again, and the sequencer brings it back up

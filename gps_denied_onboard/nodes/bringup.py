@@ -67,6 +67,10 @@ class BringupOptions:
         return self.run_dir / "tiles"
 
     @property
+    def learnt_camera_file(self) -> Path:
+        return self.run_dir / "visual_nav" / "learnt_camera.json"
+
+    @property
     def pg_data_dir(self) -> Path:
         return self.run_dir / "pg"
 
@@ -105,7 +109,12 @@ def node_processes(opts: BringupOptions) -> list[NodeProcess]:
             "tile_cache.yaml",
             {"tile_root": str(opts.tile_root.absolute())},
         ),
-        NodeProcess("visual_nav_node", "visual_nav", "visual_nav.yaml", {}),
+        NodeProcess(
+            "visual_nav_node",
+            "visual_nav",
+            "visual_nav.yaml",
+            {"learnt_camera_file": str(opts.learnt_camera_file.absolute())},
+        ),
         NodeProcess(
             "fc_bridge_node",
             "fc_bridge",

@@ -50,6 +50,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 from geometry_msgs.msg import TwistWithCovarianceStamped
@@ -99,6 +100,7 @@ from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.fix import VisualFix
+from gps_denied_onboard.visual_nav.learnt_camera import LearntCameraFile
 from gps_denied_onboard.visual_nav.outputs import (
     PRODUCER,
     RateCap,
@@ -142,6 +144,7 @@ class VisualNavNode(LifecycleNodeBase):
         self._camera: CameraModel | None = None
         self._camera_error = ""
         self._mount_logged: tuple[float, float] = (0.0, 0.0)  # the mounting correction last logged
+        self._learnt: LearntCameraFile | None = None  # learnt_camera_file, when set
         self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
         self._stop = threading.Event()
         self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
@@ -184,6 +187,9 @@ class VisualNavNode(LifecycleNodeBase):
             return TransitionCallbackReturn.FAILURE
         self._cfg = cfg
         self._estimator = VisualEstimator(cfg.estimator_config(), self._map.tiles)
+        path = Path(cfg.learnt_camera_file) if cfg.learnt_camera_file else None
+        self._learnt = LearntCameraFile(path, int(cfg.learnt_camera_save_s * NS), self._log)
+        self._learnt.load()
         self._fix_cap = RateCap(int(NS / cfg.fix_record_rate_hz))
         self._reject_cap = RateCap(int(NS / cfg.reject_record_rate_hz))
         self._thumb_cap = RateCap(int(cfg.thumbnail_period_s * NS))
@@ -307,6 +313,8 @@ class VisualNavNode(LifecycleNodeBase):
             t.join(timeout=5.0)
         self._threads = []
         self._drop_queued()
+        if self._learnt is not None:  # what the last period learnt, before a landing
+            self._learnt.flush()
 
     def _drop_queued(self) -> None:
         """Empty the frame queue once the worker is gone: a wake-up it never took (it
@@ -387,6 +395,8 @@ class VisualNavNode(LifecycleNodeBase):
             try:
                 self._inputs.drain(est)
                 pixels = image_of(msg, self._camera)
+                if self._learnt is not None:
+                    self._learnt.take(est, self._camera)
                 fix = est.process(stamp, pixels, self._camera)
                 self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
             except FrameRejected as rej:
@@ -431,6 +441,8 @@ class VisualNavNode(LifecycleNodeBase):
         self._fix_pub.publish(fix_to_msg(fix))
         self._inputs.fixed_at(fix.latitude, fix.longitude)
         self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m)
+        if self._learnt is not None:
+            self._learnt.offer(est, fix.stamp_ns)
         mount = est.boresight.correction_deg
         last = self._mount_logged
         if math.hypot(mount[0] - last[0], mount[1] - last[1]) > 0.1:  # deg: not every refit
@@ -519,6 +531,8 @@ class VisualNavNode(LifecycleNodeBase):
     def _on_diagnostics(self) -> None:
         if not self._active:
             return
+        if self._learnt is not None:
+            self._learnt.flush()
         est = self._estimator
         if est is not None and est.mosaic is not None:
             self.stats.map_coverage = est.mosaic.coverage

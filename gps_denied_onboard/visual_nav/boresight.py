@@ -110,6 +110,19 @@ class Boresight:
         """The correction in force: degrees about the body's forward and left axes."""
         return math.degrees(self._correction[0]), math.degrees(self._correction[1])
 
+    def restore(self, correction_deg: tuple[float, float]) -> None:
+        """Put a correction learnt before (:mod:`.learnt_camera`) in force. The pairs
+        measured from now on carry it back (:meth:`add`), so a fit still measures
+        the whole mounting error and replaces it; one larger than ``max_tilt_deg``
+        is no mounting's and is not taken."""
+        cx, cy = (math.radians(v) for v in correction_deg)
+        if not (math.isfinite(cx) and math.isfinite(cy)):
+            return
+        if math.degrees(math.hypot(cx, cy)) > self.cfg.max_tilt_deg:
+            return
+        self._correction = (cx, cy)
+        self._rotation = rot_y(cy) @ rot_x(cx)
+
     def rotation(self) -> F64:
         """``R`` with ``r_world_from_body @ R @ mount`` the camera as it is mounted."""
         return self._rotation

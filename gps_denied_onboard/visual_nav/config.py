@@ -110,6 +110,8 @@ class VisualNavConfig:
     boresight_min_tilt_deg: float = 0.5
     boresight_max_tilt_deg: float = 3.0
     boresight_max_gnss_sigma_m: float = 5.0
+    learnt_camera_file: str = ""
+    learnt_camera_save_s: float = 10.0
     prefetch_period_s: float = 1.0
     exclude_tile_sources: tuple[str, ...] = ("in_flight",)
     snapshot_zoom: int = 16
@@ -153,6 +155,7 @@ class VisualNavConfig:
             "boresight_window_s",
             "boresight_max_tilt_deg",
             "boresight_max_gnss_sigma_m",
+            "learnt_camera_save_s",
         )
         for name in positive:
             v = getattr(self, name)

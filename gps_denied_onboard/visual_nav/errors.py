@@ -7,6 +7,7 @@
         ├── CameraModelError        CameraInfo or mounting that cannot be used
         ├── ImageHeaderError        a compressed image whose header is unreadable or too large
         ├── PriorError              a seed position or sigma that cannot be a prior
+        ├── LearntCameraError       a learnt-camera file that cannot be restored
         └── FrameRejected           a frame that gives no fix, with a reason code
             (reason is one of REJECT_REASONS; the node counts and records it)
 
@@ -56,6 +57,11 @@ class ImageHeaderError(VisualNavError, ValueError):
 class PriorError(VisualNavError, ValueError):
     """A prior from outside (a seed) that cannot be one: off the web-mercator map, or
     with no positive sigma. Stream samples (the FC's GNSS) that bad are dropped instead."""
+
+
+class LearntCameraError(VisualNavError, ValueError):
+    """A learnt-camera file (:mod:`~gps_denied_onboard.visual_nav.learnt_camera`) that
+    cannot be read or restored: unreadable, too large, another version, malformed."""
 
 
 class FrameRejected(VisualNavError):

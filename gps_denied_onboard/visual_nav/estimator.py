@@ -10,7 +10,8 @@ Per frame:
 1. the frame's exposure is checked (black, saturated, flat: ``bad_exposure``), and
    the lens's vignetting, measured over the frames, divided out (:mod:`.flat_field`);
    the camera is placed by the stated mount turned by its mounting error, learnt
-   against a healthy GNSS (:mod:`.boresight`);
+   against a healthy GNSS (:mod:`.boresight`); both are kept across a restart by
+   the node (:mod:`.learnt_camera`);
 2. attitude at the capture stamp (slerp of the FC's stream; refused when stale)
    and height above ground (:mod:`.state`);
 3. frame-to-frame registration on the last frame (:mod:`.odometry`): the
@@ -140,6 +141,8 @@ class VisualEstimator:
         self.correction = GnssCorrection(cfg.gnss_correction)
         self.flat_field = FlatField(cfg.flat_field)
         self.boresight = Boresight(cfg.boresight)
+        # the last frame's camera and stamp (what .learnt_camera keeps is learnt for it)
+        self.last_camera: tuple[int, CameraModel] | None = None
         self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
         self.mosaic_builds = 0
@@ -243,6 +246,7 @@ class VisualEstimator:
             raise FrameRejected("no_camera_info", "no CameraInfo received")
         img = np.asarray(image)
         raw = checked_gray(img, camera.width, camera.height)
+        self.last_camera = (stamp_ns, camera)
         gray = self.flat_field.corrected(raw, camera)
         r_enu_flu = self.attitude.at(stamp_ns)
         r_world_cam = r_enu_flu @ self.boresight.rotation() @ self._mount

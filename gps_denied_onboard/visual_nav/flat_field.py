@@ -61,6 +61,17 @@ SATURATED = 250.0
 
 
 @dataclass(frozen=True)
+class LensRings:
+    """The flat field's running measurement (:class:`FlatField`; :mod:`.learnt_camera`
+    keeps it): per ring, the weighted sum of log brightness relative to the centre,
+    the weights, and how many frames went into them."""
+
+    sums: tuple[float, ...]
+    weights: tuple[float, ...]
+    frames: int
+
+
+@dataclass(frozen=True)
 class FlatFieldConfig:
     """How the vignetting is measured (``config/visual_nav.yaml``: ``flat_field_*``).
 
@@ -146,6 +157,33 @@ class FlatField:
                     return
             self._measured_at = at
         self._add(gray, camera)
+        self._update_gain(camera)
+
+    def rings(self, camera: CameraModel) -> LensRings | None:
+        """The measurement so far for ``camera`` (:mod:`.learnt_camera` keeps it); None
+        before any, or where it was of another camera."""
+        if self.frames == 0 or camera != self._camera:
+            return None
+        return LensRings(
+            tuple(float(v) for v in self._sum), tuple(float(v) for v in self._weight), self.frames
+        )
+
+    def restore(self, camera: CameraModel, rings: LensRings) -> bool:
+        """Take up a measurement made before for ``camera`` (:mod:`.learnt_camera`):
+        the running mean goes on from it, and divides frames at once where it
+        reached ``min_frames``. False (nothing changed) for rings of another layout."""
+        if not self.cfg.enabled or len(rings.sums) != RINGS or len(rings.weights) != RINGS:
+            return False
+        self.reset()
+        self._camera = camera
+        self._sum[:] = rings.sums
+        self._weight[:] = rings.weights
+        self.frames = rings.frames
+        self._update_gain(camera)
+        return True
+
+    def _update_gain(self, camera: CameraModel) -> None:
+        cfg = self.cfg
         if self.frames < cfg.min_frames:
             return
         coef = self._fitted()

@@ -174,6 +174,8 @@ class VisualNavStats:
         if self.mount_fit_deg is not None:
             fx, fy, fs = self.mount_fit_deg
             out["mount_fit_deg"] = f"{fx:.2f} {fy:.2f} +- {fs:.2f}"
+        if self.mount_fit_deg is not None or any(self.mount_correction_deg):
+            # one restored from learnt_camera_file is in force before any fit
             out["mount_correction_deg"] = " ".join(f"{c:.2f}" for c in self.mount_correction_deg)
         if self.gnss_offset_m is not None:  # a spoofed GNSS the FC calls healthy shows here
             out["gnss_offset_m"] = round(self.gnss_offset_m, 1)

@@ -31,6 +31,7 @@ EXPECTED_ARGS = {
     "flight_root",
     "tile_root",
     "pg_data_dir",
+    "learnt_camera_file",
     "use_sim_time",
 }
 
@@ -97,3 +98,19 @@ def test_launch_file_loads_and_declares_expected_entities() -> None:  # pragma: 
     assert declared == EXPECTED_ARGS
     nodes = [e for e in ld.entities if isinstance(e, Node)]
     assert {n.node_executable for n in nodes} == set(EXPECTED_NODES.values())
+
+
+def test_the_takeoff_and_the_launch_file_both_hand_visual_nav_a_learnt_camera_file(
+    tmp_path: Path,
+) -> None:
+    """What the camera's mounting and vignetting were learnt as survives a restart in
+    flight only where a file is named: the take-off names one in its run dir, the
+    launch file one under /var/lib (config/visual_nav.yaml's default is none)."""
+    from gps_denied_onboard.nodes.bringup import BringupOptions, node_processes
+
+    procs = {p.name: p for p in node_processes(BringupOptions(run_dir=tmp_path))}
+    want = (tmp_path / "visual_nav" / "learnt_camera.json").absolute()
+    assert procs["visual_nav"].overrides == {"learnt_camera_file": str(want)}
+    source = LAUNCH_FILE.read_text()
+    assert '{"learnt_camera_file": lc["learnt_camera_file"]}' in source
+    assert '"/var/lib/gps_denied_onboard/visual_nav/learnt_camera.json"' in source

@@ -180,6 +180,10 @@ def test_diagnostics_show_the_mounting_fit_and_the_correction_in_force() -> None
 
     stats = VisualNavStats()
     assert "mount_fit_deg" not in stats.as_dict()  # no fit yet: nothing claimed
+    assert "mount_correction_deg" not in stats.as_dict()
+    stats.mount_correction_deg = (1.2, -0.8)  # restored (learnt_camera_file), no fit yet
+    assert stats.as_dict()["mount_correction_deg"] == "1.20 -0.80"
+    assert "mount_fit_deg" not in stats.as_dict()
     stats.mount_fit_deg, stats.mount_correction_deg = (1.512, -0.987, 0.104), (1.512, -0.987)
     got = stats.as_dict()
     assert got["mount_fit_deg"] == "1.51 -0.99 +- 0.10"
