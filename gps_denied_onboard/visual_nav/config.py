@@ -46,6 +46,7 @@ class VisualNavConfig:
     gate_small_side_m: float = 340.0
     gate_small_side_sigmas_per_100m: float = 0.5
     gate_corroborated_sigmas: float = 2.2
+    gate_dead_reckoning_corroborates: bool = False
     gate_min_score: tuple[float, ...] = (0.12, 0.18)
     gate_agreement_weight: float = 1.0
     gate_agreement_extra_sigmas: float = 1.5
@@ -296,6 +297,7 @@ class VisualNavConfig:
             gate_small_side_m=self.gate_small_side_m,
             gate_small_side_sigmas_per_100m=self.gate_small_side_sigmas_per_100m,
             gate_corroborated_sigmas=self.gate_corroborated_sigmas,
+            gate_dead_reckoning_corroborates=self.gate_dead_reckoning_corroborates,
             gate_min_score=(float(self.gate_min_score[0]), float(self.gate_min_score[1])),
             gate_agreement_weight=self.gate_agreement_weight,
             gate_agreement_extra_sigmas=self.gate_agreement_extra_sigmas,

@@ -54,6 +54,8 @@ class GateSettings(Protocol):
     @property
     def gate_corroborated_sigmas(self) -> float: ...
     @property
+    def gate_dead_reckoning_corroborates(self) -> bool: ...
+    @property
     def gate_min_score(self) -> tuple[float, float]: ...
     @property
     def gate_agreement_weight(self) -> float: ...
@@ -331,7 +333,11 @@ def judge(
     - A match within ``jump_sigma_k`` combined sigmas (and ``min_jump_m``) of
       our own track is corroborated by it: chance would have to put a wrong
       peak both above ``gate_corroborated_sigmas`` and inside that small
-      circle of the window, so it needs only that.
+      circle of the window, so it needs only that. Not a track dead-reckoned
+      from a fix seconds old (``visual_dead_reckoning``: frames refused since,
+      registration broken) unless ``gate_dead_reckoning_corroborates``: its
+      sigma has grown, and the circle with it, to a good share of the window
+      (a match inside it is judged as uncorroborated, outside it as a jump).
     - A match farther off our own track is a relocalisation: it needs
       ``jump_gate_factor`` times the uncorroborated gate (and then the
       estimator bumps ``reset_counter`` so the autopilot resets instead of
@@ -381,9 +387,10 @@ def judge(
         e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
         jump = math.hypot(e, n)
         if jump <= max(cfg.min_jump_m, cfg.jump_sigma_k * math.hypot(prior.sigma_m, sigma)):
-            gate = min(gate, cfg.gate_corroborated_sigmas)
-            own = False  # corroborated: no jump
-            corroborated = True
+            own = False  # no jump
+            if prior.source != "visual_dead_reckoning" or cfg.gate_dead_reckoning_corroborates:
+                gate = min(gate, cfg.gate_corroborated_sigmas)
+                corroborated = True
         else:
             gate *= cfg.jump_gate_factor
     sigmas = peak.margin_sigmas

@@ -34,6 +34,7 @@ class EstimatorConfig:
     gate_small_side_m: float = 340.0
     gate_small_side_sigmas_per_100m: float = 0.5
     gate_corroborated_sigmas: float = 2.2
+    gate_dead_reckoning_corroborates: bool = False
     gate_min_score: tuple[float, float] = (0.12, 0.18)
     gate_agreement_weight: float = 1.0
     gate_agreement_extra_sigmas: float = 1.5
