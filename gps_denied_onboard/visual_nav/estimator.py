@@ -53,8 +53,8 @@ from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import GroundView, VisualFix
 from gps_denied_onboard.visual_nav.flat_field import FlatField
 from gps_denied_onboard.visual_nav.gate import (
+    FlipGuard,
     candidates_extra,
-    check_patch_not_flipped,
     gate_at,
     judge,
     min_score_at,
@@ -141,6 +141,7 @@ class VisualEstimator:
         self.correction = GnssCorrection(cfg.gnss_correction)
         self.flat_field = FlatField(cfg.flat_field)
         self.boresight = Boresight(cfg.boresight)
+        self.flip_guard = FlipGuard(int(cfg.track_window_s * NS))
         # the last frame's camera and stamp (what .learnt_camera keeps is learnt for it)
         self.last_camera: tuple[int, CameraModel] | None = None
         self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
@@ -399,7 +400,7 @@ class VisualEstimator:
                 radius_m=cfg.stitch_frame_check_m,
                 cfg=cfg.match,
             )
-        check_patch_not_flipped(cfg, prior, lat, lon, offset_m)
+        self.flip_guard.check(cfg, prior, lat, lon, frame_offset_m=offset_m, stamp_ns=f.stamp_ns)
         sigma = position_sigma(
             cfg,
             resolution_m=cfg.match.resolution_m,

@@ -273,10 +273,8 @@ def evidence(
     return got
 
 
-def check_patch_not_flipped(
-    cfg: GateSettings, prior: Prior, lat: float, lon: float, frame_offset_m: float | None
-) -> None:
-    """Refuse a stitched patch that both of its own witnesses contradict.
+class FlipGuard:
+    """Refuses a stitched patch that both of its own witnesses contradict, once.
 
     A patch's heading and scale are weakly seen (scores within 1 % along a ridge
     of 2 deg and 6 %), and now and then it settles on the wrong end of that ridge
@@ -292,23 +290,58 @@ def check_patch_not_flipped(
     contested by it, is not ours to measure a jump from, and a frame that could
     not be placed alone says nothing.
 
-    Raises:
-        FrameRejected: ``gate``, with the frame offset and the jump.
+    Unless a second patch confirms it: the track may be the one that is off, and
+    the patch the one that found the ground again. A patch within ``window_ns``
+    of a refused one that lands within ``stitch_flip_jump_m`` of where that one
+    did (both as offsets from their priors) goes on to the gate. Refusing every
+    such patch held a flight whose track had drifted 20 m off for 11 frames, then
+    lost it (the 11-year pair's GNSS-velocity flights: 96.1 -> 89.4 % fixed);
+    letting any second patch through let a flip of two frames in (32 m off,
+    40 m from the first).
     """
-    if frame_offset_m is None or frame_offset_m <= cfg.stitch_flip_frame_offset_m:
-        return
-    if prior.source not in OWN_TRACK or prior.contested:
-        return
-    e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
-    jump = math.hypot(e, n)
-    if jump <= cfg.stitch_flip_jump_m:
-        return
-    raise FrameRejected(
-        "gate",
-        f"patch {jump:.0f} m off the track and {frame_offset_m:.0f} m off its newest frame",
-        frame_offset_m=round(frame_offset_m, 1),
-        jump_m=round(jump, 1),
-    )
+
+    def __init__(self, window_ns: int) -> None:
+        self.window_ns = window_ns
+        self._refused: tuple[int, float, float] | None = None  # stamp, east, north off
+
+    def check(
+        self,
+        cfg: GateSettings,
+        prior: Prior,
+        lat: float,
+        lon: float,
+        *,
+        frame_offset_m: float | None,
+        stamp_ns: int,
+    ) -> None:
+        """Judge the patch placed at ``lat``, ``lon`` around ``prior`` at ``stamp_ns``.
+
+        Raises:
+            FrameRejected: ``gate``, with the frame offset and the jump.
+        """
+        if frame_offset_m is None or frame_offset_m <= cfg.stitch_flip_frame_offset_m:
+            return
+        if prior.source not in OWN_TRACK or prior.contested:
+            return
+        e, n = LocalFrame(prior.latitude, prior.longitude).to_en(lat, lon)
+        jump = math.hypot(e, n)
+        if jump <= cfg.stitch_flip_jump_m:
+            return
+        last = self._refused
+        if (
+            last is not None
+            and 0 < stamp_ns - last[0] <= self.window_ns
+            and math.hypot(e - last[1], n - last[2]) <= cfg.stitch_flip_jump_m
+        ):
+            self._refused = None  # confirmed: the track is the one off
+            return
+        self._refused = (stamp_ns, e, n)
+        raise FrameRejected(
+            "gate",
+            f"patch {jump:.0f} m off the track and {frame_offset_m:.0f} m off its newest frame",
+            frame_offset_m=round(frame_offset_m, 1),
+            jump_m=round(jump, 1),
+        )
 
 
 def judge(
