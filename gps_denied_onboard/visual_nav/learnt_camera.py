@@ -215,6 +215,24 @@ def read_learnt_camera(path: Path) -> LearntCamera:
     return from_json(text)
 
 
+def _temp_of(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Remove what writes to ``path`` killed mid-way left beside it (``kill -9``
+    between the temporary file and the rename); returns how many. Only one
+    process writes a given file, and not while it starts."""
+    removed = 0
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def write_learnt_camera(path: Path, state: LearntCamera) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file beside it, synced,
     then renamed over it and the directory synced; a crash at any point leaves
@@ -225,7 +243,7 @@ def write_learnt_camera(path: Path, state: LearntCamera) -> None:
     """
     text = to_json(state).encode("utf-8")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_of(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -289,6 +307,7 @@ class LearntCameraFile:
         self._taken_by = None
         if self.path is None:
             return
+        remove_stale_temps(self.path)
         try:
             state = read_learnt_camera(self.path)
         except FileNotFoundError:

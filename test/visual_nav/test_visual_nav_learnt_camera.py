@@ -29,6 +29,7 @@ from gps_denied_onboard.visual_nav.learnt_camera import (
     learnt_by,
     learnt_of,
     read_learnt_camera,
+    remove_stale_temps,
     restore_into,
     restore_to,
     to_json,
@@ -87,6 +88,17 @@ def test_a_failed_write_leaves_the_file_before_it_whole(
     with pytest.raises(ValueError):
         write_learnt_camera(path, _state(mount_correction_deg=(math.nan, 0.0)))
     assert path.read_bytes() == before
+
+
+def test_temporaries_a_killed_write_left_are_removed_and_the_file_kept(tmp_path: Path) -> None:
+    path = tmp_path / "learnt_camera.json"
+    write_learnt_camera(path, _state())
+    for pid in (101, 202):  # kill -9 between the temporary and the rename, twice
+        (tmp_path / f".learnt_camera.json.{pid}.tmp").write_text('{"version": 1, "cam')
+    (tmp_path / "other.json").write_text("{}")
+    assert remove_stale_temps(path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["learnt_camera.json", "other.json"]
+    assert read_learnt_camera(path) == _state()
 
 
 def _doc() -> dict[str, object]:
