@@ -274,7 +274,8 @@ def evidence(
 
 
 class FlipGuard:
-    """Refuses a stitched patch that both of its own witnesses contradict, once.
+    """Refuses a stitched patch that both of its own witnesses contradict, until a
+    second patch confirms it.
 
     A patch's heading and scale are weakly seen (scores within 1 % along a ridge
     of 2 deg and 6 %), and now and then it settles on the wrong end of that ridge
