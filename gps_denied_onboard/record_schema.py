@@ -126,10 +126,12 @@ VISUAL_NAV_KINDS: dict[str, KindSpec] = {
         "reason",
         "message margin margin_sigmas score search_radius_m age_ms gap_ms latency_ms "
         "agreement colour_support intensity_support evidence template_side_m on_edge height_m "
-        "jump_m",
+        "jump_m frame_offset_m",
     ),
     "vnav.relocalized": _k("jump_m reset_counter", "sigma_m prior_source"),
     "vnav.map_loaded": _k("zoom tiles missing", "centre_latitude centre_longitude size_m"),
+    # learnt_camera_file: restored (with what), refused (why), or of another camera
+    "vnav.learnt_camera": _k("event path", "forward_deg left_deg lens_frames error width height"),
 }
 
 KNOWN_KINDS: Final[Mapping[str, KindSpec]] = {

@@ -188,7 +188,12 @@ class VisualNavNode(LifecycleNodeBase):
         self._cfg = cfg
         self._estimator = VisualEstimator(cfg.estimator_config(), self._map.tiles)
         path = Path(cfg.learnt_camera_file) if cfg.learnt_camera_file else None
-        self._learnt = LearntCameraFile(path, int(cfg.learnt_camera_save_s * NS), self._log)
+        self._learnt = LearntCameraFile(
+            path,
+            int(cfg.learnt_camera_save_s * NS),
+            self._log,
+            lambda payload: self._emit("vnav.learnt_camera", self._clock_core.now_ns(), payload),
+        )
         self._learnt.load()
         self._fix_cap = RateCap(int(NS / cfg.fix_record_rate_hz))
         self._reject_cap = RateCap(int(NS / cfg.reject_record_rate_hz))

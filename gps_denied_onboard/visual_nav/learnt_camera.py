@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -289,10 +290,19 @@ class LearntCameraFile:
     and tried again each period.
     """
 
-    def __init__(self, path: Path | None, period_ns: int, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        period_ns: int,
+        log: logging.Logger,
+        record: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.path = path
         self.period_ns = period_ns
         self._log = log
+        # a restore, a refusal or another camera as a vnav.learnt_camera flight record:
+        # every fix after it depends on it
+        self._record = record
         self._loaded: LearntCamera | None = None
         self._taken_by: tuple[int, CameraModel] | None = None  # (estimator id, camera)
         self._kept: LearntCamera | None = None  # the last state on disk, stamp 0
@@ -314,13 +324,7 @@ class LearntCameraFile:
             log_event(self._log, logging.INFO, "vnav.learnt_camera_none", path=str(self.path))
             return
         except LearntCameraError as err:
-            log_event(
-                self._log,
-                logging.WARNING,
-                "vnav.learnt_camera_refused",
-                path=str(self.path),
-                error=str(err),
-            )
+            self._event(logging.WARNING, "refused", error=str(err))
             return
         self._loaded = state
         self._kept = replace(state, stamp_ns=0)
@@ -333,24 +337,21 @@ class LearntCameraFile:
         self._taken_by = (id(est), camera)
         state = self._loaded
         if restore_to(est, state, camera):
-            log_event(
-                self._log,
+            self._event(
                 logging.INFO,
-                "vnav.learnt_camera_restored",
-                path=str(self.path),
+                "restored",
                 forward_deg=round(state.mount_correction_deg[0], 2),
                 left_deg=round(state.mount_correction_deg[1], 2),
                 lens_frames=state.lens.frames if state.lens else 0,
             )
         else:
-            log_event(
-                self._log,
-                logging.WARNING,
-                "vnav.learnt_camera_other_camera",
-                path=str(self.path),
-                width=camera.width,
-                height=camera.height,
-            )
+            self._event(logging.WARNING, "other_camera", width=camera.width, height=camera.height)
+
+    def _event(self, level: int, event: str, **fields: Any) -> None:
+        """Log ``vnav.learnt_camera_<event>`` and record it as ``vnav.learnt_camera``."""
+        log_event(self._log, level, f"vnav.learnt_camera_{event}", path=str(self.path), **fields)
+        if self._record is not None:
+            self._record({"event": event, "path": str(self.path), **fields})
 
     def offer(self, est: VisualEstimator, stamp_ns: int) -> None:
         """After a fix at ``stamp_ns``: queue what ``est`` has learnt for writing, at most

@@ -83,6 +83,7 @@ REJECT_DETAIL_KEYS: frozenset[str] = frozenset(
         "age_ms",
         "gap_ms",
         "jump_m",
+        "frame_offset_m",
     }
 )
 

@@ -8,6 +8,7 @@ and writes a whole one in its place.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -78,6 +79,12 @@ def test_a_restarted_node_fixes_with_the_mounting_its_predecessor_learnt(
         e, n = error_m(POSE, probe.fixes[-1].latitude, probe.fixes[-1].longitude)
         return math.hypot(e, n)
 
+    def learnt_payloads() -> list[dict[str, object]]:
+        return [json.loads(r.payload_json) for r in probe.records if r.kind == "vnav.learnt_camera"]
+
+    def learnt_events() -> list[object]:
+        return [p["event"] for p in learnt_payloads()]
+
     try:
         for node in nodes:
             ros.add_node(node)
@@ -88,6 +95,9 @@ def test_a_restarted_node_fixes_with_the_mounting_its_predecessor_learnt(
         assert wait_until(
             lambda: vnav.stats.as_dict().get("mount_correction_deg") == "1.20 -0.80", 10.0
         ), vnav.stats.as_dict()
+        assert wait_until(lambda: "restored" in learnt_events(), 10.0), learnt_events()
+        restored = next(p for p in learnt_payloads() if p["event"] == "restored")
+        assert (restored["forward_deg"], restored["left_deg"]) == MOUNTED_OFF
         assert vnav.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         kept = read_learnt_camera(path)  # written again: the lens measured since
         assert kept.mount_correction_deg == pytest.approx(MOUNTED_OFF)
@@ -98,6 +108,7 @@ def test_a_restarted_node_fixes_with_the_mounting_its_predecessor_learnt(
         assert vnav.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         _lifecycle_up(vnav)
         assert error_of_next_fix() > 8.0  # nothing restored: the mounting's metres off
+        assert wait_until(lambda: "refused" in learnt_events(), 10.0), learnt_events()
         assert vnav.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         fresh = read_learnt_camera(path)
         assert fresh.mount_correction_deg == (0.0, 0.0) and fresh.camera == CAMERA
