@@ -144,7 +144,6 @@ class VisualNavNode(LifecycleNodeBase):
         self._camera: CameraModel | None = None
         self._camera_error = ""
         self._mount_logged: tuple[float, float] = (0.0, 0.0)  # the mounting correction last logged
-        self._learnt: LearntCameraFile | None = None  # learnt_camera_file, when set
         self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
         self._stop = threading.Event()
         self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
@@ -163,6 +162,7 @@ class VisualNavNode(LifecycleNodeBase):
         declare_config(self, VisualNavConfig)
         self._clock_core = RosClock(self)
         self._log = bridge_logging(self)
+        self._learnt = LearntCameraFile(None, NS, self._log)  # learnt_camera_file (configure)
         self._inputs = EstimatorInputs(
             self._clock_core, self._log, self._kick.set, lambda: bool(len(self._map.tiles))
         )
@@ -318,8 +318,7 @@ class VisualNavNode(LifecycleNodeBase):
             t.join(timeout=5.0)
         self._threads = []
         self._drop_queued()
-        if self._learnt is not None:  # what the last period learnt, before a landing
-            self._learnt.flush()
+        self._learnt.flush()  # what the last period learnt, before a landing
 
     def _drop_queued(self) -> None:
         """Empty the frame queue once the worker is gone: a wake-up it never took (it
@@ -400,8 +399,7 @@ class VisualNavNode(LifecycleNodeBase):
             try:
                 self._inputs.drain(est)
                 pixels = image_of(msg, self._camera)
-                if self._learnt is not None:
-                    self._learnt.take(est, self._camera)
+                self._learnt.take(est, self._camera)
                 fix = est.process(stamp, pixels, self._camera)
                 self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
             except FrameRejected as rej:
@@ -446,8 +444,7 @@ class VisualNavNode(LifecycleNodeBase):
         self._fix_pub.publish(fix_to_msg(fix))
         self._inputs.fixed_at(fix.latitude, fix.longitude)
         self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m)
-        if self._learnt is not None:
-            self._learnt.offer(est, fix.stamp_ns)
+        self._learnt.offer(est, fix.stamp_ns)
         mount = est.boresight.correction_deg
         last = self._mount_logged
         if math.hypot(mount[0] - last[0], mount[1] - last[1]) > 0.1:  # deg: not every refit
@@ -536,8 +533,7 @@ class VisualNavNode(LifecycleNodeBase):
     def _on_diagnostics(self) -> None:
         if not self._active:
             return
-        if self._learnt is not None:
-            self._learnt.flush()
+        self._learnt.flush()
         est = self._estimator
         if est is not None and est.mosaic is not None:
             self.stats.map_coverage = est.mosaic.coverage

@@ -167,12 +167,12 @@ def from_json(text: str) -> LearntCamera:
         stamp = doc["stamp_ns"]
         if not isinstance(stamp, int):
             raise LearntCameraError("stamp_ns is not an integer")
-    except (KeyError, TypeError, ValueError) as err:
-        if isinstance(err, LearntCameraError):
-            raise
-        raise LearntCameraError(f"malformed: {type(err).__name__}: {err}") from err
+    except LearntCameraError:
+        raise
     except CameraModelError as err:
         raise LearntCameraError(f"camera: {err}") from err
+    except (KeyError, TypeError, ValueError) as err:
+        raise LearntCameraError(f"malformed: {type(err).__name__}: {err}") from err
     return LearntCamera(
         stamp,
         camera,
@@ -304,7 +304,7 @@ class LearntCameraFile:
         # every fix after it depends on it
         self._record = record
         self._loaded: LearntCamera | None = None
-        self._taken_by: tuple[int, CameraModel] | None = None  # (estimator id, camera)
+        self._taken_for: CameraModel | None = None  # the camera it was restored for
         self._kept: LearntCamera | None = None  # the last state on disk, stamp 0
         self._offered_at: int | None = None
         self._pending: LearntCamera | None = None
@@ -314,7 +314,7 @@ class LearntCameraFile:
     def load(self) -> None:
         """Read the file (a configure): what :meth:`take` restores from."""
         self._loaded = self._kept = None
-        self._taken_by = None
+        self._taken_for = None
         if self.path is None:
             return
         remove_stale_temps(self.path)
@@ -331,10 +331,10 @@ class LearntCameraFile:
 
     def take(self, est: VisualEstimator, camera: CameraModel | None) -> None:
         """Restore what was loaded into ``est`` before its first frame from ``camera``
-        (once per estimator and camera)."""
-        if self._loaded is None or camera is None or self._taken_by == (id(est), camera):
+        (once per camera: the node makes a file and an estimator at each configure)."""
+        if self._loaded is None or camera is None or self._taken_for == camera:
             return
-        self._taken_by = (id(est), camera)
+        self._taken_for = camera
         state = self._loaded
         if restore_to(est, state, camera):
             self._event(

@@ -131,6 +131,20 @@ def feed(
         )
 
 
+def circle_flight(frames: int = 70) -> list[Pose]:
+    """Poses a second apart on a 450 m circle at 500 m above ground (1 km footprints),
+    turning 3 deg/s counter-clockwise, rolled -3 and pitched 2 deg: the headings a
+    mounting error is told apart from the map's offset by (visual_nav/boresight.py)."""
+    centre, r = Pose(47.0204, -99.1548, 500.0), 450.0
+    flight = []
+    for k in range(frames):
+        ang = math.radians(3.0 * k)  # ENU course = ang + 90 deg
+        pos = centre.offset(r * math.cos(ang), r * math.sin(ang))
+        course_ned = (90.0 - math.degrees(ang + math.pi / 2)) % 360.0
+        flight.append(Pose(pos.latitude, pos.longitude, 500.0, -3.0, 2.0, course_ned))
+    return flight
+
+
 def error_m(pose: Pose, latitude: float, longitude: float) -> tuple[float, float]:
     """(east, north) error of an estimate, metres."""
     return LocalFrame(pose.latitude, pose.longitude).to_en(latitude, longitude)

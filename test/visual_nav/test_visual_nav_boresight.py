@@ -19,7 +19,18 @@ from gps_denied_onboard.visual_nav.boresight import Boresight, BoresightConfig
 from gps_denied_onboard.visual_nav.camera import rot_x, rot_y
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 
-from .support import CAMERA, T0, Pose, error_m, feed, make_estimator, naip, naip_tiles, render
+from .support import (
+    CAMERA,
+    T0,
+    Pose,
+    circle_flight,
+    error_m,
+    feed,
+    make_estimator,
+    naip,
+    naip_tiles,
+    render,
+)
 
 NS = 1_000_000_000
 
@@ -120,9 +131,6 @@ def test_the_correction_is_the_mounting_within_a_fifth_of_a_degree_or_none(
         assert abs(cx - tx) < 0.2 and abs(cy - ty) < 0.2, (cx, cy, tx, ty)
 
 
-LAT_C, LON_C = 47.0204, -99.1548
-
-
 def test_fixes_after_the_gnss_is_lost_are_right_with_a_camera_mounted_off() -> None:
     """1 km footprints (500 m above ground) on a 3 deg/s turn, 2017 map, 2009 frames;
     the camera mounted 1.5 deg about the forward axis and 1 deg about the left one
@@ -130,14 +138,7 @@ def test_fixes_after_the_gnss_is_lost_are_right_with_a_camera_mounted_off() -> N
     ortho = naip("2009")
     tiles = naip_tiles("2017")
     rng = np.random.default_rng(5)
-    centre = Pose(LAT_C, LON_C, 500.0)
-    r = 450.0
-    flight = []
-    for k in range(70):
-        ang = math.radians(3.0 * k)  # ENU course = ang + 90 deg, counter-clockwise
-        pos = centre.offset(r * math.cos(ang), r * math.sin(ang))
-        course_ned = (90.0 - math.degrees(ang + math.pi / 2)) % 360.0
-        flight.append(Pose(pos.latitude, pos.longitude, 500.0, -3.0, 2.0, course_ned))
+    flight = circle_flight()
 
     def fly(on: bool) -> list[tuple[float, float]]:
         est = make_estimator(tiles, attitude_sigma_deg=0.15)

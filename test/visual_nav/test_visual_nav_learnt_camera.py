@@ -37,7 +37,17 @@ from gps_denied_onboard.visual_nav.learnt_camera import (
 )
 from gps_denied_onboard.visual_nav.state import Prior
 
-from .support import CAMERA, T0, Pose, error_m, feed, make_estimator, naip, naip_tiles, render
+from .support import (
+    CAMERA,
+    T0,
+    circle_flight,
+    error_m,
+    feed,
+    make_estimator,
+    naip,
+    naip_tiles,
+    render,
+)
 
 NS = 1_000_000_000
 MOUNT = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)  # the nominal nadir mount
@@ -192,9 +202,6 @@ def test_an_implausible_restored_correction_is_not_taken() -> None:
     assert b.correction_deg == (0.0, 0.0)
 
 
-LAT_C, LON_C = 47.0204, -99.1548
-
-
 def test_a_restart_after_the_gnss_is_lost_keeps_the_learnt_mounting(tmp_path: Path) -> None:
     """1 km footprints (500 m above ground) on a 3 deg/s turn, 2017 map, 2009 frames;
     the camera mounted 1.5 / -1 deg off what the estimator is told. A GNSS 1.5 m
@@ -202,13 +209,7 @@ def test_a_restart_after_the_gnss_is_lost_keeps_the_learnt_mounting(tmp_path: Pa
     last fix, with or without the file its predecessor wrote."""
     ortho, tiles = naip("2009"), naip_tiles("2017")
     rng = np.random.default_rng(5)
-    centre, r = Pose(LAT_C, LON_C, 500.0), 450.0
-    flight = []
-    for k in range(70):
-        ang = math.radians(3.0 * k)
-        pos = centre.offset(r * math.cos(ang), r * math.sin(ang))
-        course_ned = (90.0 - math.degrees(ang + math.pi / 2)) % 360.0
-        flight.append(Pose(pos.latitude, pos.longitude, 500.0, -3.0, 2.0, course_ned))
+    flight = circle_flight()
     gnss = [p.offset(*rng.normal(0.0, 1.5, 2)) for p in flight]
     frames = [render(ortho, p, mount_rpy=(1.5, -1.0, 0.0)) for p in flight]
     path = tmp_path / "learnt_camera.json"
