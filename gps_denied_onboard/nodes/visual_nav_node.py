@@ -543,6 +543,8 @@ class VisualNavNode(LifecycleNodeBase):
         if est is not None:
             self.stats.mount_fit_deg = est.boresight.fit
             self.stats.mount_correction_deg = est.boresight.correction_deg
+            self.stats.registration_noise_scale = est.odometry.noise.scale()
+            self.stats.registration_noise_frames = est.odometry.noise.count
         values = self.stats.as_dict()
         if self._camera is None:
             level, message = DiagnosticsPublisher.WARN, "no CameraInfo"

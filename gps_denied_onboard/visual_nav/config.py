@@ -14,6 +14,7 @@ from gps_denied_onboard.visual_nav.flat_field import FlatFieldConfig
 from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrectionConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
+from gps_denied_onboard.visual_nav.registration_noise import NoiseConfig
 from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 
 
@@ -82,6 +83,10 @@ class VisualNavConfig:
     odometry_velocity_long_window_s: float = 2.0
     odometry_turn_lead: bool = True
     odometry_heading_lead: bool = True
+    odometry_noise_adapt: bool = True
+    odometry_noise_samples: int = 30
+    odometry_noise_scale_min: float = 1.0
+    odometry_noise_scale_max: float = 2.0
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
@@ -270,6 +275,15 @@ class VisualNavConfig:
         for name in ("flat_field_frames", "flat_field_min_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1", key=name)
+        if self.odometry_noise_samples < 3:
+            raise ConfigError("odometry_noise_samples must be >= 3", key="odometry_noise_samples")
+        lo, hi = self.odometry_noise_scale_min, self.odometry_noise_scale_max
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= 1 <= hi):
+            raise ConfigError(
+                "odometry_noise_scale_min must be in (0, 1] and odometry_noise_scale_max >= 1,"
+                f" got {lo} and {hi}",
+                key="odometry_noise_scale_min" if not 0 < lo <= 1 else "odometry_noise_scale_max",
+            )
         falloff = self.flat_field_min_falloff
         if not (math.isfinite(falloff) and 0 <= falloff < 1):
             raise ConfigError(
@@ -342,6 +356,12 @@ class VisualNavConfig:
                 velocity_long_window_s=self.odometry_velocity_long_window_s,
                 turn_lead=self.odometry_turn_lead,
                 heading_lead=self.odometry_heading_lead,
+                noise=NoiseConfig(
+                    adapt=self.odometry_noise_adapt,
+                    samples=self.odometry_noise_samples,
+                    scale_min=self.odometry_noise_scale_min,
+                    scale_max=self.odometry_noise_scale_max,
+                ),
                 history_s=self.stitch_history_s,
                 stitch_below_area_m2=self.stitch_below_area_m2,
                 stitch_target_area_m2=self.stitch_target_area_m2,

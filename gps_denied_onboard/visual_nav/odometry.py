@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -51,6 +51,7 @@ from numpy.typing import NDArray
 from gps_denied_onboard.visual_nav.correlate import find_peak, overlap_zncc, prepare_template
 from gps_denied_onboard.visual_nav.features import field_valid, orientation_field
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
+from gps_denied_onboard.visual_nav.registration_noise import NoiseConfig, RegistrationNoise
 from gps_denied_onboard.visual_nav.uncertainty import corrected
 from gps_denied_onboard.visual_nav.velocity_leads import (
     HEADING_AGREE_SIGMAS,
@@ -85,6 +86,7 @@ class OdometryConfig:
     stitch_target_area_m2: float = 400_000.0
     turn_lead: bool = True
     heading_lead: bool = True
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,9 @@ class OdometryTrack:
         self._frames: deque[TrackEntry] = deque()
         self.registrations = 0
         self.failures = 0
+        # the registration's noise as measured in flight (registration_noise): it
+        # describes the airframe, so it outlives a broken track
+        self.noise = RegistrationNoise(cfg.noise)
         # velocity() of the track as it stands: the estimator asks twice a frame (the
         # odometry prior, the fix), and it leads two windows each time
         self._velocity: tuple[tuple[float, float], float] | None = None
@@ -304,11 +309,12 @@ class OdometryTrack:
         cfg = self.cfg
         short = self._window_velocity(cfg.velocity_window_s)
         if short is None or cfg.velocity_long_window_s <= cfg.velocity_window_s:
-            return short
+            return _scaled(short, self.noise.scale()) if short is not None else None
         long_ = self._window_velocity(cfg.velocity_long_window_s)
         if long_ is None:
-            return short
-        return steadier(short, long_, limit=LONG_WINDOW_LIMIT)
+            return _scaled(short, self.noise.scale())
+        self.noise.add(short, long_)
+        return steadier(short, long_, limit=LONG_WINDOW_LIMIT, noise_scale=self.noise.scale())
 
     def _window_velocity(self, window_s: float) -> tuple[tuple[float, float], float] | None:
         """The mean velocity over about ``window_s`` up to the newest frame, led.
@@ -489,3 +495,10 @@ class OdometryTrack:
         nadir_row = nmax / res - 0.5
         diag = math.hypot(emax - emin, nmax - nmin)
         return RectifiedFrame(image, mask, nadir_col, nadir_row, res, diag)
+
+
+def _scaled(
+    v: tuple[tuple[float, float], float], scale: float
+) -> tuple[tuple[float, float], float]:
+    """A window's velocity with its sigma times the measured noise scale."""
+    return v[0], v[1] * scale

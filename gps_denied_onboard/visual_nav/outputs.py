@@ -137,6 +137,10 @@ class VisualNavStats:
     #: about the body's forward and left axes), and the correction in force
     mount_fit_deg: tuple[float, float, float] | None = None
     mount_correction_deg: tuple[float, float] = (0.0, 0.0)
+    #: the registration's noise as measured in flight over its model (.registration_noise:
+    #: what the velocity's sigma is scaled by), and how many frames measured it
+    registration_noise_scale: float = 1.0
+    registration_noise_frames: int = 0
 
     def on_fix(self, stamp_ns: int, latency_ms: float, gnss_offset_m: float | None = None) -> None:
         self.frames += 1
@@ -178,6 +182,9 @@ class VisualNavStats:
         if self.mount_fit_deg is not None or any(self.mount_correction_deg):
             # one restored from learnt_camera_file is in force before any fit
             out["mount_correction_deg"] = " ".join(f"{c:.2f}" for c in self.mount_correction_deg)
+        if self.registration_noise_frames:
+            out["registration_noise_scale"] = round(self.registration_noise_scale, 2)
+            out["registration_noise_frames"] = self.registration_noise_frames
         if self.gnss_offset_m is not None:  # a spoofed GNSS the FC calls healthy shows here
             out["gnss_offset_m"] = round(self.gnss_offset_m, 1)
         out.update({f"rejects.{k}": v for k, v in sorted(self.rejects.items())})

@@ -133,9 +133,13 @@ def steadier(
     long_: tuple[tuple[float, float], float],
     *,
     limit: float,
+    noise_scale: float = 1.0,
 ) -> tuple[tuple[float, float], float]:
     """The long window's velocity where the short window's agrees with it, else the
-    short window's (each a velocity and its 1-sigma per axis).
+    short window's (each a velocity and its 1-sigma per axis, as modelled).
+    ``noise_scale`` (:mod:`.registration_noise`: the model's sigma as measured in
+    flight) scales the sigma returned, not the choice, which was fitted on the
+    modelled sigmas.
 
     They agree when their squared difference per axis is at most ``limit`` times
     its variance, taken as the short one's less the long one's (the long window
@@ -160,5 +164,5 @@ def steadier(
     dd = (vs[0] - vl[0]) ** 2 + (vs[1] - vl[1]) ** 2
     var_d = max(ss * ss - sl * sl, 0.25 * ss * ss)
     if dd > 2.0 * limit * var_d:
-        return short
-    return vl, math.hypot(sl, math.sqrt(dd / 2.0))
+        return vs, ss * noise_scale
+    return vl, math.hypot(sl * noise_scale, math.sqrt(dd / 2.0))
