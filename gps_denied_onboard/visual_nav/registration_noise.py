@@ -35,6 +35,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from gps_denied_onboard.visual_nav.velocity_leads import difference_var
+
 #: an innovation counts for at most this (per axis, in model variances): the model
 #: puts 1 in 8,000 past it (half a chi-square of two degrees of freedom is an
 #: exponential of mean 1), a manoeuvre's onset many; capped, one of those moves a
@@ -67,7 +69,7 @@ class RegistrationNoise:
         """One frame's short and long window velocities (each with its modelled
         1-sigma per axis, unscaled): their difference, normalised."""
         (vs, ss), (vl, sl) = short, long_
-        var_d = max(ss * ss - sl * sl, 0.25 * ss * ss)
+        var_d = difference_var(ss, sl)
         if not var_d > 0.0 or not math.isfinite(var_d):
             return
         dd = (vs[0] - vl[0]) ** 2 + (vs[1] - vl[1]) ** 2

@@ -128,6 +128,14 @@ def speed_lead(
     return (k * v[0], k * v[1]), math.hypot(sigma, shrink * math.sqrt(th_var))
 
 
+def difference_var(short_sigma: float, long_sigma: float) -> float:
+    """The variance per axis of a short window's velocity less a long one's that holds
+    it (1-sigmas ``short_sigma`` and ``long_sigma``): the short one's less the long
+    one's, and at least a quarter of the short one's."""
+    ss, sl = short_sigma * short_sigma, long_sigma * long_sigma
+    return max(ss - sl, 0.25 * ss)
+
+
 def steadier(
     short: tuple[tuple[float, float], float],
     long_: tuple[tuple[float, float], float],
@@ -162,7 +170,7 @@ def steadier(
     """
     (vs, ss), (vl, sl) = short, long_
     dd = (vs[0] - vl[0]) ** 2 + (vs[1] - vl[1]) ** 2
-    var_d = max(ss * ss - sl * sl, 0.25 * ss * ss)
+    var_d = difference_var(ss, sl)
     if dd > 2.0 * limit * var_d:
         return vs, ss * noise_scale
     return vl, math.hypot(sl * noise_scale, math.sqrt(dd / 2.0))
