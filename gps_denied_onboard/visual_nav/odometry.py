@@ -308,11 +308,13 @@ class OdometryTrack:
         """:meth:`velocity`, worked out."""
         cfg = self.cfg
         short = self._window_velocity(cfg.velocity_window_s)
-        if short is None or cfg.velocity_long_window_s <= cfg.velocity_window_s:
-            return _scaled(short, self.noise.scale()) if short is not None else None
-        long_ = self._window_velocity(cfg.velocity_long_window_s)
-        if long_ is None:
-            return _scaled(short, self.noise.scale())
+        if short is None:
+            return None
+        long_ = None
+        if cfg.velocity_long_window_s > cfg.velocity_window_s:
+            long_ = self._window_velocity(cfg.velocity_long_window_s)
+        if long_ is None:  # no long window: nothing to measure the noise by this frame
+            return short[0], short[1] * self.noise.scale()
         self.noise.add(short, long_)
         return steadier(short, long_, limit=LONG_WINDOW_LIMIT, noise_scale=self.noise.scale())
 
@@ -495,10 +497,3 @@ class OdometryTrack:
         nadir_row = nmax / res - 0.5
         diag = math.hypot(emax - emin, nmax - nmin)
         return RectifiedFrame(image, mask, nadir_col, nadir_row, res, diag)
-
-
-def _scaled(
-    v: tuple[tuple[float, float], float], scale: float
-) -> tuple[tuple[float, float], float]:
-    """A window's velocity with its sigma times the measured noise scale."""
-    return v[0], v[1] * scale
