@@ -57,6 +57,7 @@ from gps_denied_onboard.visual_nav.velocity_leads import (
     HEADING_AGREE_SIGMAS,
     LONG_WINDOW_LIMIT,
     course_turn,
+    innovation,
     speed_lead,
     steadier,
     turn_lead,
@@ -315,7 +316,7 @@ class OdometryTrack:
             long_ = self._window_velocity(cfg.velocity_long_window_s)
         if long_ is None:  # no long window: nothing to measure the noise by this frame
             return short[0], short[1] * self.noise.scale()
-        self.noise.add(short, long_)
+        self.noise.add(innovation(short, long_))
         return steadier(short, long_, limit=LONG_WINDOW_LIMIT, noise_scale=self.noise.scale())
 
     def _window_velocity(self, window_s: float) -> tuple[tuple[float, float], float] | None:

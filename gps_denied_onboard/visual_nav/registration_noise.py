@@ -35,8 +35,6 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from gps_denied_onboard.visual_nav.velocity_leads import difference_var
-
 #: an innovation counts for at most this (per axis, in model variances): the model
 #: puts 1 in 8,000 past it (half a chi-square of two degrees of freedom is an
 #: exponential of mean 1), a manoeuvre's onset many; capped, one of those moves a
@@ -61,20 +59,12 @@ class RegistrationNoise:
         self.cfg = cfg
         self._q: deque[float] = deque(maxlen=max(cfg.samples, 1))
 
-    def add(
-        self,
-        short: tuple[tuple[float, float], float],
-        long_: tuple[tuple[float, float], float],
-    ) -> None:
-        """One frame's short and long window velocities (each with its modelled
-        1-sigma per axis, unscaled): their difference, normalised."""
-        (vs, ss), (vl, sl) = short, long_
-        var_d = difference_var(ss, sl)
-        if not var_d > 0.0 or not math.isfinite(var_d):
-            return
-        dd = (vs[0] - vl[0]) ** 2 + (vs[1] - vl[1]) ** 2
-        if math.isfinite(dd):
-            self._q.append(0.5 * dd / var_d)
+    def add(self, q: float) -> None:
+        """One frame's normalised innovation (:func:`.velocity_leads.innovation` of its
+        short and long window, at their modelled sigmas); NaN, nothing measured, is
+        skipped."""
+        if not math.isnan(q):
+            self._q.append(q)
 
     @property
     def count(self) -> int:

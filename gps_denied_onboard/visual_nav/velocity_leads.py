@@ -136,6 +136,21 @@ def difference_var(short_sigma: float, long_sigma: float) -> float:
     return max(ss - sl, 0.25 * ss)
 
 
+def innovation(
+    short: tuple[tuple[float, float], float], long_: tuple[tuple[float, float], float]
+) -> float:
+    """How far a short window's velocity lies from a long one's that holds it: their
+    squared difference per axis over its modelled variance (:func:`difference_var`),
+    1 on average when the model is right. NaN where that variance is not positive
+    or the difference not finite: nothing measured."""
+    (vs, ss), (vl, sl) = short, long_
+    var_d = difference_var(ss, sl)
+    if not var_d > 0.0 or not math.isfinite(var_d):
+        return math.nan
+    dd = (vs[0] - vl[0]) ** 2 + (vs[1] - vl[1]) ** 2
+    return 0.5 * dd / var_d if math.isfinite(dd) else math.nan
+
+
 def steadier(
     short: tuple[tuple[float, float], float],
     long_: tuple[tuple[float, float], float],

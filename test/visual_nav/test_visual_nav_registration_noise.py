@@ -19,6 +19,7 @@ from gps_denied_onboard.visual_nav.registration_noise import (
     NoiseConfig,
     RegistrationNoise,
 )
+from gps_denied_onboard.visual_nav.velocity_leads import innovation
 
 from .support import CAMERA, LAT0, LON0, NS, T0, Pose, feed, make_estimator, render, synthetic_world
 
@@ -43,7 +44,7 @@ def test_the_scale_is_the_square_root_of_how_much_noisier_the_windows_differ(
     rng = np.random.default_rng(5)
     noise = RegistrationNoise(NoiseConfig(samples=30, scale_min=0.5))
     for _ in range(200):
-        noise.add(*_window_pair(rng, var_ratio))
+        noise.add(innovation(*_window_pair(rng, var_ratio)))
     assert noise.count == 30
     assert noise.scale() == pytest.approx(math.sqrt(var_ratio), rel=0.2)
 
@@ -56,12 +57,12 @@ def test_until_frames_come_the_configured_model_holds_and_gives_way_gradually() 
     assert noise.scale() == 1.0
     quarter = (((1.0, 0.0), 1.0), ((1.0 + math.sqrt(0.75 * 0.5), 0.0), 0.5))
     for _ in range(10):
-        noise.add(*quarter)
+        noise.add(innovation(*quarter))
     # q = 0.5 dd / var_d = 0.5 * 0.375 / 0.75 = 0.25; the model weighs 10 * (1 - 10 / 30)
     prior = 10.0 * (1.0 - 10.0 / 30.0)
     assert noise.scale() == pytest.approx(math.sqrt((prior + 2.5) / (prior + 10.0)))
     for _ in range(20):
-        noise.add(*quarter)
+        noise.add(innovation(*quarter))
     assert noise.scale() == pytest.approx(0.5)
 
 
@@ -69,7 +70,7 @@ def test_adapt_off_keeps_the_model_whatever_the_innovations() -> None:
     noise = RegistrationNoise(NoiseConfig(adapt=False))
     rng = np.random.default_rng(1)
     for _ in range(50):
-        noise.add(*_window_pair(rng, 9.0))
+        noise.add(innovation(*_window_pair(rng, 9.0)))
     assert noise.scale() == 1.0
 
 
@@ -80,9 +81,9 @@ def test_the_scale_stays_within_its_bounds() -> None:
     loud = RegistrationNoise(NoiseConfig(scale_min=0.5, scale_max=2.0))
     for _ in range(100):
         pair = _window_pair(rng, 0.01)
-        quiet.add(*pair)
-        floor.add(*pair)
-        loud.add(*_window_pair(rng, 25.0))
+        quiet.add(innovation(*pair))
+        floor.add(innovation(*pair))
+        loud.add(innovation(*_window_pair(rng, 25.0)))
     assert quiet.scale() == 0.5
     assert floor.scale() == 1.0  # by default the model is the floor
     assert loud.scale() == 2.0
@@ -94,9 +95,9 @@ def test_a_manoeuvres_onset_moves_the_scale_by_its_cap_at_most() -> None:
     rng = np.random.default_rng(3)
     noise = RegistrationNoise(NoiseConfig(samples=30))
     for _ in range(29):
-        noise.add(*_window_pair(rng, 1.0))
+        noise.add(innovation(*_window_pair(rng, 1.0)))
     before = noise.scale() ** 2
-    noise.add(((20.0, 5.0), 0.8), ((10.0, 5.0), 0.45))
+    noise.add(innovation(((20.0, 5.0), 0.8), ((10.0, 5.0), 0.45)))
     after = noise.scale() ** 2
     assert 0.0 < after - before <= INNOVATION_CAP / 30
 
@@ -118,7 +119,7 @@ def test_whatever_the_windows_the_scale_is_finite_and_bounded(
 ) -> None:
     noise = RegistrationNoise(NoiseConfig(scale_min=0.5))
     for de, dn, ss, sl in windows:
-        noise.add(((de, dn), ss), ((0.0, 0.0), sl))
+        noise.add(innovation(((de, dn), ss), ((0.0, 0.0), sl)))
         s = noise.scale()
         assert math.isfinite(s) and 0.5 <= s <= 2.0
 
