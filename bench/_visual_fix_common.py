@@ -31,7 +31,11 @@ def seed_of(name: str) -> int:
 
 
 def summary(
-    n: int, errs: list[float], axis: list[tuple[float, float, float]], fixed: int
+    n: int,
+    errs: list[float],
+    axis: list[tuple[float, float, float]],
+    fixed: int,
+    wrong_m: float = 30.0,
 ) -> dict[str, Any]:
     a = np.array(axis) if axis else np.zeros((0, 3))
 
@@ -40,8 +44,8 @@ def summary(
             return 0.0
         return float(np.mean(np.concatenate([a[:, 0] <= m * a[:, 2], a[:, 1] <= m * a[:, 2]])))
 
-    good = [x for x in errs if x <= 30.0]
-    wrong = sum(x > 30.0 for x in errs)
+    good = [x for x in errs if x <= wrong_m]
+    wrong = sum(x > wrong_m for x in errs)
     return {
         "n": n,
         "fixed_pct": 100.0 * fixed / max(n, 1),

@@ -14,7 +14,7 @@ which run it is in). 1 km footprint = 500 m above ground with a 90 deg lens;
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -233,3 +233,77 @@ def run_trial(
 
 def error_en(t: Trial, fix: VisualFix) -> tuple[float, float]:
     return LocalFrame(t.lat, t.lon).to_en(fix.latitude, fix.longitude)
+
+
+# -- a smaller world: the clips laid down at a fraction of their pixel size
+
+
+@lru_cache(maxsize=4)
+def ortho_at(year: str, scale: float) -> Orthophoto:
+    """``year``'s clip with pixels ``scale`` times as large (5 m -> 1 m at 0.2), about
+    the 2017 clip's corner: every clip shrinks alike, so two years' ground still sits
+    where it did on each other (shrunk about its own corner, a year whose clip starts
+    9 m east of another's would move 7 m against it at 0.2). The same texture at a
+    fraction of the size: it shows what the estimator's settings do at another
+    resolution (:meth:`.settings.EstimatorConfig.at_ground_scale`), not how imagery
+    that fine matches."""
+    o, ref = ortho(year), ortho("2017")
+    return replace(
+        o,
+        pixel_size=o.pixel_size * scale,
+        origin_x=ref.origin_x + (o.origin_x - ref.origin_x) * scale,
+        origin_y=ref.origin_y + (o.origin_y - ref.origin_y) * scale,
+    )
+
+
+@lru_cache(maxsize=4)
+def tiles_at(
+    year: str, scale: float, resolution_m: float
+) -> dict[tuple[int, int, int], NDArray[np.uint8]]:
+    """:func:`ortho_at`'s tiles at the zoom a map of ``resolution_m`` takes."""
+    o = ortho_at(year, scale)
+    lat0, _, lat1, _ = o.bounds_latlon()
+    return cut_tiles(o, zoom_for_resolution((lat0 + lat1) / 2, resolution_m))
+
+
+def trial_at(t: Trial, scale: float) -> Trial:
+    """``t`` in :func:`ortho_at`'s world: on the same ground, ``scale`` times as high,
+    its prior ``scale`` times as far off."""
+    o, small = ortho("2017"), ortho_at("2017", scale)
+    col, row = o.latlon_to_px(np.array([t.lat]), np.array([t.lon]))
+    lat, lon = small.px_to_latlon(float(col[0]), float(row[0]))
+    return replace(
+        t,
+        lat=lat,
+        lon=lon,
+        agl=t.agl * scale,
+        prior_e=t.prior_e * scale,
+        prior_n=t.prior_n * scale,
+    )
+
+
+def frame_at(year: str, t: Trial, scale: float) -> NDArray[np.uint8]:
+    """What the camera sees of :func:`ortho_at`'s world from ``t`` (a :func:`trial_at`)."""
+    from gps_denied_onboard.visual_nav.camera import R_BODY_FROM_NADIR_CAMERA
+
+    r = enu_from_flu_of_ned_euler(*(math.radians(v) for v in (t.roll, t.pitch, t.yaw)))
+    return render_frame(
+        ortho_at(year, scale),
+        CAMERA,
+        r @ R_BODY_FROM_NADIR_CAMERA,
+        latitude=t.lat,
+        longitude=t.lon,
+        height_m=t.agl,
+    )
+
+
+def estimator_at(map_year: str, scale: float, ground_scale: float) -> VisualEstimator:
+    """An estimator on :func:`ortho_at`'s world, its ground distances at ``ground_scale``
+    (1: as calibrated, for the 5 m map), told the world's georeference floor (the
+    years' disagreement shrinks with the world)."""
+    cfg = EstimatorConfig(
+        ground_elevation_msl=GROUND,
+        attitude_sigma_deg=ATT_NOISE_DEG,
+        map_sigma_m=EstimatorConfig().map_sigma_m * scale,
+    ).at_ground_scale(ground_scale)
+    return VisualEstimator(cfg, DictTileSource(tiles_at(map_year, scale, cfg.match.resolution_m)))

@@ -5,7 +5,8 @@ holds; a frame never waits on a service call. This fills that source from the
 tile cache (``~/query_bbox``, ``~/get_tile``) around the aircraft, on the
 node's prefetch thread:
 
-- the map's zoom (the coarsest with pixels no larger than ``resolution_m``);
+- the map's zoom (the coarsest with pixels no larger than ``resolution_m`` at
+  ``ground_scale``: :attr:`~.config.VisualNavConfig.map_resolution_m`);
 - where the cache leaves ground of that zoom uncovered, tiles up to
   ``finer_zoom_levels`` zooms finer (a cache cut from a 0.6 m/px orthophoto
   holds z17-z18 only), each kept reduced to what it covers at the map's zoom
@@ -88,9 +89,10 @@ class TilePrefetch:
         self._undecodable: set[tuple[int, int, int]] = set()
 
     def fetch(self, cfg: VisualNavConfig, lat: float, lon: float) -> None:
-        """Tiles within ``prefetch_radius_m`` of a point that the source lacks."""
-        zoom = zoom_for_resolution(lat, cfg.resolution_m)
-        r = cfg.prefetch_radius_m
+        """Tiles within ``prefetch_radius_m`` (at ``ground_scale``) of a point that the
+        source lacks."""
+        zoom = zoom_for_resolution(lat, cfg.map_resolution_m)
+        r = cfg.map_prefetch_radius_m
         frame = LocalFrame(lat, lon)
         lat0, lon0 = frame.to_latlon(-r, -r)
         lat1, lon1 = frame.to_latlon(r, r)
@@ -144,7 +146,7 @@ class TilePrefetch:
 
     def tile_id_under(self, cfg: VisualNavConfig | None, lat: float, lon: float) -> str:
         """The id of the tile the map has under a point: its own zoom's, else a finer one's."""
-        zoom = zoom_for_resolution(lat, cfg.resolution_m if cfg else 5.0)
+        zoom = zoom_for_resolution(lat, cfg.map_resolution_m if cfg else 5.0)
         for z in range(zoom, zoom + (cfg.finer_zoom_levels if cfg else 0) + 1):
             px, py = latlon_to_world_px(lat, lon, z)
             tile_id = self._ids.get((z, int(px // TILE_PX), int(py // TILE_PX)))

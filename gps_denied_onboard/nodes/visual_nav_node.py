@@ -477,7 +477,7 @@ class VisualNavNode(LifecycleNodeBase):
             and fix.quality >= cfg.snapshot_min_quality
             and self._snap_cap.allow(fix.stamp_ns)
         ):
-            self._publish_snapshot(fix, view, cfg.snapshot_zoom)
+            self._publish_snapshot(fix, view, cfg.map_snapshot_zoom)
 
     def _publish_snapshot(self, fix: VisualFix, view: Any, zoom: int) -> None:
         snap = snapshot_tile(view, zoom)

@@ -28,6 +28,7 @@ class VisualNavConfig:
     mount_rpy_deg: tuple[float, ...] = (0.0, 0.0, 0.0)
     resolution_m: float = 5.0
     coarse_resolution_m: float = 10.0
+    ground_scale: float = 1.0
     heading_candidates_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
@@ -133,6 +134,7 @@ class VisualNavConfig:
         positive = (
             "resolution_m",
             "coarse_resolution_m",
+            "ground_scale",
             "attitude_max_age_s",
             "attitude_max_gap_s",
             "min_search_radius_m",
@@ -294,7 +296,28 @@ class VisualNavConfig:
         except CameraModelError as err:
             raise ConfigError(str(err), key="mount_rpy_deg") from err
 
+    @property
+    def map_resolution_m(self) -> float:
+        """The map's resolution as matched: ``resolution_m`` at ``ground_scale``."""
+        return self.resolution_m * self.ground_scale
+
+    @property
+    def map_prefetch_radius_m(self) -> float:
+        """How far around the aircraft tiles are fetched: ``prefetch_radius_m`` at
+        ``ground_scale`` (as many tiles as at 1)."""
+        return self.prefetch_radius_m * self.ground_scale
+
+    @property
+    def map_snapshot_zoom(self) -> int:
+        """``snapshot_zoom`` at ``ground_scale``: a map twice as fine, a zoom finer."""
+        return min(22, max(0, self.snapshot_zoom + round(-math.log2(self.ground_scale))))
+
     def estimator_config(self) -> EstimatorConfig:
+        """The estimator's settings, its ground distances at ``ground_scale``
+        (:meth:`.settings.EstimatorConfig.at_ground_scale`)."""
+        return self._estimator_config_as_calibrated().at_ground_scale(self.ground_scale)
+
+    def _estimator_config_as_calibrated(self) -> EstimatorConfig:
         return EstimatorConfig(
             match=MatchConfig(
                 resolution_m=self.resolution_m,

@@ -4,11 +4,20 @@ The node builds it from ``config/visual_nav.yaml`` (:class:`.config.VisualNavCon
 whose comments say how each number was measured); the bench and the tests build
 it directly. The gate (:mod:`.gate`) and the error model (:mod:`.uncertainty`)
 read it through their own protocols.
+
+Every ground distance of the matcher, the gate and the error model was
+calibrated with a 5 m/px map (``uncertainty.CALIBRATED_RESOLUTION_M``)
+and frames 400 m to 1 km across. :meth:`EstimatorConfig.at_ground_scale`
+carries them to another map resolution: a multirotor 100 m above ground sees
+about 200 m, which at 5 m/px is a 40 px template (too small for the gate's
+calibration, which starts at 80), and at 1 m/px the same 200 px a 1 km frame
+makes at 5 m/px.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
 from gps_denied_onboard.visual_nav.boresight import BoresightConfig
 from gps_denied_onboard.visual_nav.flat_field import FlatFieldConfig
@@ -85,3 +94,54 @@ class EstimatorConfig:
     stitch_flip_jump_m: float = 10.0
     velocity_correction_k: float = 2.0
     single_sigma_margin_m: float = 20.0
+
+    def at_ground_scale(self, scale: float) -> EstimatorConfig:
+        """These settings for a map whose pixels are ``scale`` times the ones they were
+        calibrated with (0.2: 1 m for 5 m; ``uncertainty.CALIBRATED_RESOLUTION_M``):
+        every ground distance that counts map pixels (the resolutions, the runner-up's
+        exclusion, the gate's table axes, the search's bounds, the mosaic, the
+        registration's search, the stitched and single-frame error terms, what
+        counts as a jump) times ``scale``, the stitch areas times its square and
+        the gate's growth per 100 m below its small side over it.
+
+        What is a property of the world stays: the map's georeference floor
+        (``map_sigma_m``), the attitude's error, the GNSS's and the FC's sigmas,
+        speeds and accelerations, times. Why this is enough: at 0.2, NAIP's 5 m
+        clips laid down at 1 m/px and flown at a fifth of the height (100 m
+        above ground, 200 m frames) fix like the 5 m map at 500 m, to a fifth
+        of the error (``bench/visual_fix_accuracy.py``, ``low_altitude``).
+        """
+        if not (math.isfinite(scale) and scale > 0.0):
+            raise ValueError(f"a ground scale must be a positive number, got {scale}")
+        if scale == 1.0:
+            return self
+        m, odo = self.match, self.odometry
+        return replace(
+            self,
+            match=replace(
+                m,
+                resolution_m=m.resolution_m * scale,
+                coarse_resolution_m=m.coarse_resolution_m * scale,
+                exclusion_m=m.exclusion_m * scale,
+            ),
+            odometry=replace(
+                odo,
+                search_m=odo.search_m * scale,
+                stitch_below_area_m2=odo.stitch_below_area_m2 * scale * scale,
+                stitch_target_area_m2=odo.stitch_target_area_m2 * scale * scale,
+            ),
+            gate_radius_m=tuple(v * scale for v in self.gate_radius_m),
+            gate_side_m=(self.gate_side_m[0] * scale, self.gate_side_m[1] * scale),
+            gate_small_side_m=self.gate_small_side_m * scale,
+            gate_small_side_sigmas_per_100m=self.gate_small_side_sigmas_per_100m / scale,
+            gate_evidence_max_side_m=self.gate_evidence_max_side_m * scale,
+            min_search_radius_m=self.min_search_radius_m * scale,
+            max_search_radius_m=self.max_search_radius_m * scale,
+            mosaic_half_size_m=self.mosaic_half_size_m * scale,
+            min_jump_m=self.min_jump_m * scale,
+            stitch_sigma_margin_m=self.stitch_sigma_margin_m * scale,
+            stitch_frame_check_m=self.stitch_frame_check_m * scale,
+            stitch_flip_frame_offset_m=self.stitch_flip_frame_offset_m * scale,
+            stitch_flip_jump_m=self.stitch_flip_jump_m * scale,
+            single_sigma_margin_m=self.single_sigma_margin_m * scale,
+        )

@@ -76,6 +76,14 @@ class Orthophoto:
             self.origin_y - np.asarray(y)
         ) / self.pixel_size - 0.5
 
+    def px_to_latlon(self, col: float, row: float) -> tuple[float, float]:
+        """WGS84 latitude and longitude of a pixel position (centres at integers): the
+        inverse of :meth:`latlon_to_px`."""
+        x = self.origin_x + (col + 0.5) * self.pixel_size
+        y = self.origin_y - (row + 0.5) * self.pixel_size
+        lon, lat = self._to_wgs84.transform(x, y)
+        return float(lat), float(lon)
+
     def bounds_latlon(self) -> tuple[float, float, float, float]:
         """(min_lat, min_lon, max_lat, max_lon) of the image.
 

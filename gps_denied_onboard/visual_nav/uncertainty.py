@@ -32,28 +32,43 @@ NS = 1_000_000_000
 #: velocity 1-sigma floor (m/s): what frame timing and the flat-ground model leave
 VELOCITY_FLOOR = 0.2
 
+#: the map resolution (m/px) every ground distance of the gate and the error model was
+#: calibrated at (:meth:`.settings.EstimatorConfig.at_ground_scale` carries them to another)
+CALIBRATED_RESOLUTION_M = 5.0
+
 #: a stitched patch whose quadrants could not be measured (its neighbourhood left the
-#: map, too few valid pixels) is taken to spread this far (m): 9 in 10 of the 3,798
+#: map, too few valid pixels) is taken to spread this far (m, on a map of
+#: :data:`CALIBRATED_RESOLUTION_M`; in proportion on another): 9 in 10 of the 3,798
 #: stitched calibration fixes spread less (median 6.2 m, 90th percentile 18.7 m)
 UNMEASURED_SPREAD_M = 18.7
 
 
 #: a stitched fix whose newest frame could not be placed alone near it (no render, too
-#: little texture) is taken to be this far off (m): 19 in 20 of the 3,800 stitched
+#: little texture) is taken to be this far off (m, on a map of
+#: :data:`CALIBRATED_RESOLUTION_M`; in proportion on another): 19 in 20 of the 3,800 stitched
 #: calibration fixes measured less (median 2.3 m, 95th percentile 11.3 m)
 UNMEASURED_FRAME_OFFSET_M = 11.3
 
 
-def patch_frame_offset_m(frame_offset_m: float | None) -> float:
+def patch_frame_offset_m(
+    frame_offset_m: float | None, resolution_m: float = CALIBRATED_RESOLUTION_M
+) -> float:
     """The frame offset a stitched fix's sigma takes: the measured one, else
-    :data:`UNMEASURED_FRAME_OFFSET_M`."""
-    return UNMEASURED_FRAME_OFFSET_M if frame_offset_m is None else frame_offset_m
+    :data:`UNMEASURED_FRAME_OFFSET_M` (on a map of ``resolution_m``)."""
+    if frame_offset_m is None:
+        return UNMEASURED_FRAME_OFFSET_M * (resolution_m / CALIBRATED_RESOLUTION_M)
+    return frame_offset_m
 
 
-def patch_spread_m(quadrant_spread_m: float | None) -> float:
+def patch_spread_m(
+    quadrant_spread_m: float | None, resolution_m: float = CALIBRATED_RESOLUTION_M
+) -> float:
     """The quadrant spread a stitched fix's sigmas take: the measured one, else
-    :data:`UNMEASURED_SPREAD_M` (never that of a rigid patch)."""
-    return UNMEASURED_SPREAD_M if quadrant_spread_m is None else quadrant_spread_m
+    :data:`UNMEASURED_SPREAD_M` (on a map of ``resolution_m``; never that of a rigid
+    patch)."""
+    if quadrant_spread_m is None:
+        return UNMEASURED_SPREAD_M * (resolution_m / CALIBRATED_RESOLUTION_M)
+    return quadrant_spread_m
 
 
 class SigmaSettings(Protocol):
@@ -136,8 +151,8 @@ def position_sigma(
         # the nadir off along its lever (matcher.frame_offset_m)
         sig_patch = math.hypot(
             cfg.stitch_sigma_margin_m / max(margin_sigmas, 1.0),
-            cfg.stitch_sigma_spread_k * patch_spread_m(quadrant_spread_m),
-            cfg.stitch_sigma_frame_k * patch_frame_offset_m(frame_offset_m),
+            cfg.stitch_sigma_spread_k * patch_spread_m(quadrant_spread_m, resolution_m),
+            cfg.stitch_sigma_frame_k * patch_frame_offset_m(frame_offset_m, resolution_m),
         )
     else:
         # a frame seeing little ground (a 400 m footprint alone) misplaces now and
