@@ -182,7 +182,9 @@ def _near_tiles() -> tuple[np.ndarray, dict[tuple[int, int, int], np.ndarray]]:
     return ortho, near
 
 
-def _tile_cache_and_vnav(pg_dsn: str, tmp_path: Path) -> tuple[TileCacheNode, VisualNavNode]:
+def _tile_cache_and_vnav(
+    pg_dsn: str, tmp_path: Path, **vnav_params: object
+) -> tuple[TileCacheNode, VisualNavNode]:
     tile_cache = TileCacheNode(
         parameter_overrides=[
             Parameter("dsn", value=pg_dsn),
@@ -197,6 +199,7 @@ def _tile_cache_and_vnav(pg_dsn: str, tmp_path: Path) -> tuple[TileCacheNode, Vi
             Parameter("prefetch_period_s", value=0.2),
             Parameter("reject_record_rate_hz", value=1e9),
             Parameter("image_topic", value="/camera/image_raw"),
+            *(Parameter(k, value=v) for k, v in vnav_params.items()),
         ],
     )
     return tile_cache, vnav
