@@ -14,12 +14,15 @@ directory off the path, so ``bench`` goes on ``PYTHONPATH``)::
         --calibrate-evidence [--seed S] [--quick]
     PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
         --calibrate-stitched-sigma [--seed S[,S...]] [--quick]
+    PYTHONPATH=bench:$PYTHONPATH python bench/_visual_nav_calibration.py \
+        --calibrate-single-sigma [--seed S[,S...]] [--quick]
 
 The first prints margins, agreement, colour and intensity supports of right and
 certainly-wrong matches (:func:`calibrate`), summarised against the configured
 gate; the second the small-template evidence rule per search radius
 (:func:`calibrate_evidence`); the third a stitched fix's error model over a grid
-of its two placement terms (:func:`calibrate_stitched_sigma`). What holds the
+of its placement terms (:func:`calibrate_stitched_sigma`); the fourth a small
+frame's alone (:func:`calibrate_single_sigma`). What holds the
 figures back once calibrated (the gate's right rejects, the velocities' error) is
 measured by ``_visual_nav_limits.py``.
 
@@ -55,6 +58,10 @@ from gps_denied_onboard.visual_nav.uncertainty import (
     patch_frame_offset_m,
     patch_spread_m,
 )
+
+#: heights of :func:`single_fixes`: frames 400-650 m across with the 90 deg lens, from
+#: gate_side_m[0] a third of the way up the single-frame terms' fade
+SINGLE_SIGMA_AGL = (200.0, 250.0, 320.0)
 
 CALIBRATION_PAIRS = {  # every pair involves 2014, which no reported figure uses
     "3y_2017map_2014frames": ("2017", "2014"),
@@ -352,6 +359,84 @@ def calibrate_stitched_sigma(n: int, seeds: tuple[int, ...]) -> list[dict[str, A
     return stitched_sigma_grid(rows) + stitched_velocity_grid(rows)
 
 
+def single_fixes(n: int, seed: int) -> list[dict[str, Any]]:
+    """Every fix of ``n`` cold single frames per calibration pair and height
+    (:data:`SINGLE_SIGMA_AGL`, attitude error 0.15 deg, seeds ``seed + 100 * i +
+    10 * j``), with its error and the terms its sigma was made of under the
+    configured model."""
+    cfg = EstimatorConfig()
+    rows: list[dict[str, Any]] = []
+    for i, (name, (map_year, frame_year)) in enumerate(CALIBRATION_PAIRS.items()):
+        for j, agl in enumerate(SINGLE_SIGMA_AGL):
+            est = estimator(map_year)
+            batch = trials(seed + 100 * i + 10 * j, n, agl, att_noise_deg=ATT_NOISE_DEG)
+            for k, t in enumerate(batch):
+                got = run_trial(est, k, t, frame(frame_year, t))
+                if not isinstance(got, VisualFix):
+                    continue
+                e, nn = error_en(t, got)
+                fade = float(np.interp(got.template_side_m, cfg.gate_side_m, (1.0, 0.0)))
+                spread = patch_spread_m(got.quadrant_spread_m)
+                ms = max(got.margin_sigmas, 1.0)
+                terms = fade * math.hypot(
+                    cfg.single_sigma_margin_m / ms, cfg.single_sigma_spread_k * spread
+                )
+                rows.append(
+                    {
+                        "group": f"{name}@{agl:g}",
+                        "e": e,
+                        "n": nn,
+                        "margin_sigmas": got.margin_sigmas,
+                        "spread_m": spread,
+                        "fade": fade,
+                        # the map, attitude and match terms: the sigma less these
+                        "other_m": math.sqrt(max(got.sigma_m**2 - terms**2, 0.0)),
+                    }
+                )
+    return rows
+
+
+def single_sigma_grid(
+    rows: list[dict[str, Any]],
+    margin_m: tuple[float, ...] = (0.0, 10.0, 15.0, 20.0, 25.0, 30.0),
+    spread_k: tuple[float, ...] = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8),
+) -> list[dict[str, Any]]:
+    """Per-axis 1- and 3-sigma coverage of :func:`single_fixes` (all, and the worst
+    pair-and-height's 3-sigma) for each ``single_sigma_margin_m`` x
+    ``single_sigma_spread_k``."""
+    err = np.array([[abs(r["e"]), abs(r["n"])] for r in rows]).reshape(-1, 2)
+    other = np.array([r["other_m"] for r in rows])
+    fade = np.array([r["fade"] for r in rows])
+    ms = np.maximum(np.array([r["margin_sigmas"] for r in rows]), 1.0)
+    spread = np.array([r["spread_m"] for r in rows])
+    groups = np.array([r["group"] for r in rows])
+    out = []
+    for a in margin_m:
+        for k in spread_k:
+            sigma = np.sqrt(other**2 + (fade * a / ms) ** 2 + (fade * k * spread) ** 2)
+            z = err / sigma[:, None]
+            worst = min(float(np.mean(z[groups == g] <= 3)) for g in set(groups.tolist()))
+            out.append(
+                {
+                    "single_sigma_margin_m": a,
+                    "single_sigma_spread_k": k,
+                    "fixes": len(rows),
+                    "sigma_1_coverage": round(100 * float(np.mean(z <= 1)), 1),
+                    "sigma_3_coverage": round(100 * float(np.mean(z <= 3)), 2),
+                    "worst_group_sigma_3_coverage": round(100 * worst, 2),
+                    "median_sigma_m": round(float(np.median(sigma)), 2),
+                }
+            )
+    return out
+
+
+def calibrate_single_sigma(n: int, seeds: tuple[int, ...]) -> list[dict[str, Any]]:
+    """A small frame's placement terms when it is matched alone, on the calibration
+    pairs only (``config/visual_nav.yaml``'s ``single_sigma_margin_m`` and
+    ``single_sigma_spread_k`` say what was chosen from which seeds)."""
+    return single_sigma_grid([r for s in seeds for r in single_fixes(n, s)])
+
+
 def calibrate(n: int = 150, att_noise_deg: float = 0.0) -> dict[str, Any]:
     """Gate and error-model data from the calibration pairs only (never reported).
 
@@ -435,6 +520,11 @@ if __name__ == "__main__":
         at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
         seeds = tuple(int(s) for s in sys.argv[at + 1].split(",")) if at >= 0 else (187000,)
         for row in calibrate_stitched_sigma(4 if quick else 24, seeds):
+            print(json.dumps(row))
+    elif "--calibrate-single-sigma" in sys.argv:
+        at = sys.argv.index("--seed") if "--seed" in sys.argv else -1
+        seeds = tuple(int(s) for s in sys.argv[at + 1].split(",")) if at >= 0 else (61000,)
+        for row in calibrate_single_sigma(10 if quick else 300, seeds):
             print(json.dumps(row))
     elif "--calibrate-evidence" in sys.argv:
         at = sys.argv.index("--seed") if "--seed" in sys.argv else -1

@@ -99,6 +99,7 @@ class VisualNavConfig:
     stitch_flip_jump_m: float = 10.0
     velocity_correction_k: float = 2.0
     single_sigma_margin_m: float = 20.0
+    single_sigma_spread_k: float = 0.5
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
     finer_zoom_levels: int = 3
@@ -205,6 +206,7 @@ class VisualNavConfig:
             "boresight_min_tilt_deg",
             "flat_field_min_move",
             "single_sigma_margin_m",
+            "single_sigma_spread_k",
             "lost_sigma_growth_mps",
             "jump_confirm_s",
         ):
@@ -397,6 +399,7 @@ class VisualNavConfig:
             stitch_flip_jump_m=self.stitch_flip_jump_m,
             velocity_correction_k=self.velocity_correction_k,
             single_sigma_margin_m=self.single_sigma_margin_m,
+            single_sigma_spread_k=self.single_sigma_spread_k,
             finer_zoom_levels=self.finer_zoom_levels,
             boresight=BoresightConfig(
                 enabled=self.boresight_enabled,

@@ -386,11 +386,13 @@ class VisualEstimator:
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = f.h.height_m * result.scale
         lever, spread_m, offset_m = 0.0, None, None
-        if isinstance(f.view, PatchView):
-            lever = f.view.lever_m
-            # how far the patch's quadrants disagree about where it lies (4-8 ms)
+        if stitched or result.template_side_m < cfg.gate_side_m[1]:
+            # how far the patch's (or a small frame's) quadrants disagree about where
+            # it lies (4-8 ms; none where the gate's agreement already placed them)
             spread_px = result.placed.quadrant_spread_px() if result.placed else None
             spread_m = None if spread_px is None else spread_px * cfg.match.resolution_m
+        if isinstance(f.view, PatchView):
+            lever = f.view.lever_m
             # and how far the newest frame alone puts the nadir from it (about 8 ms)
             offset_m = frame_offset_m(
                 f.frame,
@@ -485,6 +487,7 @@ class VisualEstimator:
             prior_source=prior.source if not jumped else "relocalized",
             footprint_m=result.footprint_m,
             stitch_lever_m=lever,
+            template_side_m=result.template_side_m,
             quadrant_spread_m=spread_m,
             frame_offset_m=offset_m,
             gnss_scale=held_s.scale if held_s else None,

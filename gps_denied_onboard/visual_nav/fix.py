@@ -48,8 +48,12 @@ class VisualFix:
     prior_source: str
     footprint_m: float
     stitch_lever_m: float = 0.0  # a stitched patch's centroid to the nadir (0: one frame)
-    #: how far a stitched patch's quadrants disagree about where it lies (m,
-    #: witness.spread_of); None for a frame alone, or when they could not say
+    #: the square root of the ground area the searched template covered (m): what the
+    #: gate and the small-frame terms of the sigma were judged on
+    template_side_m: float = 0.0
+    #: how far a stitched patch's (or a small frame's) quadrants disagree about where
+    #: it lies (m, witness.spread_of); None for a frame seeing gate_side_m[1] or more
+    #: alone (its sigma has no such term), or when they could not say
     quadrant_spread_m: float | None = None
     #: how far the newest frame alone, searched around a stitched fix, puts the
     #: nadir from it (m, matcher.frame_offset_m); None for a frame alone, or when

@@ -42,7 +42,7 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         "footprint_m": round(fix.footprint_m, 1),
         "stitch_lever_m": round(fix.stitch_lever_m, 1),
     }
-    if fix.quadrant_spread_m is not None:  # a stitched patch's quadrants (its sigma)
+    if fix.quadrant_spread_m is not None:  # a patch's or small frame's quadrants (its sigma)
         out["quadrant_spread_m"] = round(fix.quadrant_spread_m, 1)
     if fix.frame_offset_m is not None:  # the newest frame alone against its patch (its sigma)
         out["frame_offset_m"] = round(fix.frame_offset_m, 1)

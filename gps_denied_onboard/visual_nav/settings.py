@@ -94,6 +94,7 @@ class EstimatorConfig:
     stitch_flip_jump_m: float = 10.0
     velocity_correction_k: float = 2.0
     single_sigma_margin_m: float = 20.0
+    single_sigma_spread_k: float = 0.5
 
     def at_ground_scale(self, scale: float) -> EstimatorConfig:
         """These settings for a map whose pixels are ``scale`` times the ones they were

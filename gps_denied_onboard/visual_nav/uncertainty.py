@@ -8,7 +8,8 @@ stitched patch ``stitch_sigma_margin_m`` / margin in sigmas (0 since the next
 term took its share), ``stitch_sigma_spread_k`` times how far its quadrants'
 own peaks spread and ``stitch_sigma_frame_k`` times how far its newest frame
 alone puts the nadir from it (:func:`.matcher.frame_offset_m`); for a small
-frame alone ``single_sigma_margin_m`` / margin, fading out for larger ones.
+frame alone ``single_sigma_margin_m`` / margin and ``single_sigma_spread_k``
+times its quadrants' spread, fading out for larger ones.
 Each was calibrated on the 2014 calibration pairs (``config/visual_nav.yaml``
 says how).
 
@@ -95,6 +96,8 @@ class SigmaSettings(Protocol):
     @property
     def single_sigma_margin_m(self) -> float: ...
     @property
+    def single_sigma_spread_k(self) -> float: ...
+    @property
     def gate_side_m(self) -> tuple[float, float]: ...
 
 
@@ -156,10 +159,15 @@ def position_sigma(
         )
     else:
         # a frame seeing little ground (a 400 m footprint alone) misplaces now and
-        # then by 10-25 m with a fair margin: a term like the patch's, fading out
-        # from a template of gate_side_m[0] to one of gate_side_m[1]
+        # then by 10-50 m with a fair margin, and most where its quadrants pull
+        # apart (their spread told those near misses from the rest at an AUC of
+        # 0.82, the margin at 0.71): terms like the patch's, fading out from a
+        # template of gate_side_m[0] to one of gate_side_m[1]
         fade = float(np.interp(template_side_m, cfg.gate_side_m, (1.0, 0.0)))
-        sig_patch = fade * cfg.single_sigma_margin_m / max(margin_sigmas, 1.0)
+        sig_patch = fade * math.hypot(
+            cfg.single_sigma_margin_m / max(margin_sigmas, 1.0),
+            cfg.single_sigma_spread_k * patch_spread_m(quadrant_spread_m, resolution_m),
+        )
     return math.sqrt(cfg.map_sigma_m**2 + sig_att**2 + sig_match**2 + sig_patch**2)
 
 

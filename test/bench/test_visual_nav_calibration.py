@@ -116,8 +116,14 @@ def test_the_velocity_grid_widens_with_the_speed_and_the_corrections_sigma(
     # 20 m/s, registration sigma 0.5 m/s; one velocity 1 m/s off from a fix whose
     # correction is well seen (0.1 %), one 3 m/s off from one seen to 4 %
     rows = [
-        {"pair": "a", "dve": d, "dvn": 0.0, "speed": 20.0, "velocity_other": 0.5,
-         "correction_rel": rel}
+        {
+            "pair": "a",
+            "dve": d,
+            "dvn": 0.0,
+            "speed": 20.0,
+            "velocity_other": 0.5,
+            "correction_rel": rel,
+        }
         for d, rel in ((1.0, 0.001), (3.0, 0.04))
     ] + [{"pair": "a", "spread_m": 5.0}]  # a fix without a velocity is left out
     without, with_term = calibration.stitched_velocity_grid(rows, ks=(0.0, 2.0))
@@ -126,3 +132,42 @@ def test_the_velocity_grid_widens_with_the_speed_and_the_corrections_sigma(
     # 3 / hypot(0.5, 2 * 0.04 * 20) = 1.8 sigma: inside 3
     assert with_term["sigma_3_coverage"] == 100.0
     assert with_term["worst_pair_sigma_3_coverage"] == 100.0
+
+
+def test_the_single_sigma_grid_fades_its_terms_with_the_side(calibration: Any) -> None:
+    # one group: a fix 2 m off and one 20 m off whose quadrants spread 30 m, on a
+    # frame of gate_side_m[0] (fade 1); and the same far fix on a frame past the fade
+    rows = [
+        {
+            "group": g,
+            "e": e,
+            "n": 0.0,
+            "margin_sigmas": 4.0,
+            "spread_m": s,
+            "fade": f,
+            "other_m": 2.0,
+        }
+        for g, f in (("small", 1.0), ("large", 0.0))
+        for e, s in ((2.0, 0.0), (20.0, 30.0))
+    ]
+    without, with_spread = calibration.single_sigma_grid(
+        rows, margin_m=(20.0,), spread_k=(0.0, 0.5)
+    )
+    # the margin's alone: hypot(2, 20/4) = 5.4 m, so 20 m is 3.7 sigma off; faded out 10
+    assert without["sigma_3_coverage"] == 75.0  # the north errors (0) count too
+    assert without["worst_group_sigma_3_coverage"] == 75.0
+    # with the spread: 20 / hypot(2, 5, 15) = 1.3 sigma on the small frame; the
+    # large one's terms faded to nothing, 20 / 2 m stays out
+    assert with_spread["sigma_3_coverage"] == 87.5
+    assert with_spread["worst_group_sigma_3_coverage"] == 75.0
+    assert with_spread["fixes"] == 4
+
+
+def test_single_fixes_takes_each_fix_apart_under_the_configured_model(calibration: Any) -> None:
+    rows = calibration.single_fixes(1, 61000)
+    assert rows
+    assert {r["group"].split("@")[0] for r in rows} <= set(calibration.CALIBRATION_PAIRS)
+    for r in rows:
+        assert 0.0 <= r["fade"] <= 1.0
+        assert r["spread_m"] >= 0.0
+        assert r["other_m"] > 0.0

@@ -195,6 +195,58 @@ def test_a_small_frame_alone_adds_its_placement_to_sigma(agl_m: float, adds: boo
         assert with_term == pytest.approx(without, rel=1e-9)
 
 
+def test_a_small_frame_alone_takes_its_margin_and_spread_terms_fading_with_its_side() -> None:
+    from gps_denied_onboard.visual_nav.settings import EstimatorConfig
+    from gps_denied_onboard.visual_nav.uncertainty import UNMEASURED_SPREAD_M, position_sigma
+
+    cfg = EstimatorConfig(single_sigma_margin_m=20.0, single_sigma_spread_k=0.5)
+
+    def sigma(side_m: float, spread: float | None, resolution_m: float = 5.0) -> float:
+        return position_sigma(
+            cfg,
+            resolution_m=resolution_m,
+            height_m=200.0,
+            fine_score=0.4,
+            template_px=7000,
+            template_side_m=side_m,
+            margin_sigmas=4.0,
+            stitched=False,
+            quadrant_spread_m=spread,
+        )
+
+    bare = sigma(900.0, 10.0)  # past gate_side_m[1]: no placement terms
+    assert sigma(900.0, None) == bare
+    assert sigma(400.0, 10.0) == pytest.approx(math.hypot(bare, 20.0 / 4.0, 0.5 * 10.0))
+    half = float(np.interp(625.0, cfg.gate_side_m, (1.0, 0.0)))
+    assert sigma(625.0, 10.0) == pytest.approx(math.hypot(bare, half * math.hypot(5.0, 5.0)))
+    # not measured: the stitched fixes' 9-in-10 spread, at the map's resolution
+    assert sigma(400.0, None) == pytest.approx(math.hypot(bare, 5.0, 0.5 * UNMEASURED_SPREAD_M))
+
+
+@pytest.mark.parametrize(("agl_m", "adds"), [(200.0, True), (500.0, False)])
+def test_a_small_frame_alone_adds_how_far_its_quadrants_spread(agl_m: float, adds: bool) -> None:
+    """A 400 m footprint matched alone measures where its quadrants' own peaks lie
+    and adds ``single_sigma_spread_k`` times their spread (its near misses pull them
+    apart); a 1 km one measures nothing and adds nothing."""
+    ortho = naip("2020")
+    pose = Pose(LAT_C, LON_C, agl_m, roll_deg=3.0, pitch_deg=-2.0, yaw_deg=40.0).offset(300, 200)
+    fixes = []
+    for k in (0.0, 0.5):
+        est = make_estimator(naip_tiles("2017"), single_sigma_spread_k=k)
+        feed(est, T0, pose, prior=pose.offset(60, -40), prior_sigma_m=40.0)
+        fixes.append(est.process(T0, render(ortho, pose), CAMERA))
+    without, with_term = fixes
+    if adds:
+        assert with_term.template_side_m < 450.0
+        spread = with_term.quadrant_spread_m
+        assert spread is not None and spread == without.quadrant_spread_m
+        assert with_term.sigma_m == pytest.approx(math.hypot(without.sigma_m, 0.5 * spread))
+    else:
+        assert with_term.template_side_m > 850.0
+        assert with_term.quadrant_spread_m is None
+        assert with_term.sigma_m == pytest.approx(without.sigma_m, rel=1e-9)
+
+
 def test_a_search_over_more_candidates_asks_for_more() -> None:
     """The best of more chance peaks stands higher: a cold start with an untrusted
     heading (45 headings x 3 scales) needs a higher gate than the calibrated 3 x 3
