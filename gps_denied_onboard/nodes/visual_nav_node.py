@@ -144,6 +144,7 @@ class VisualNavNode(LifecycleNodeBase):
         self._camera: CameraModel | None = None
         self._camera_error = ""
         self._mount_logged: tuple[float, float] = (0.0, 0.0)  # the mounting correction last logged
+        self._scale_mismatch_logged = False  # vnav.ground_scale_mismatch, once a stretch
         self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
         self._stop = threading.Event()
         self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
@@ -443,7 +444,7 @@ class VisualNavNode(LifecycleNodeBase):
     def _on_fix(self, est: VisualEstimator, fix: VisualFix, latency_ms: float) -> None:
         self._fix_pub.publish(fix_to_msg(fix))
         self._inputs.fixed_at(fix.latitude, fix.longitude)
-        self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m)
+        self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m, fix.template_side_m)
         self._learnt.offer(est, fix.stamp_ns)
         mount = est.boresight.correction_deg
         last = self._mount_logged
@@ -485,7 +486,10 @@ class VisualNavNode(LifecycleNodeBase):
             self._snap_pub.publish(snapshot_to_msg(fix, snap))
 
     def _on_reject(self, stamp: int, rej: FrameRejected, latency_ms: float) -> None:
-        self.stats.on_reject(rej.reason, latency_ms)
+        side = rej.detail.get("template_side_m")
+        self.stats.on_reject(
+            rej.reason, latency_ms, float(side) if isinstance(side, int | float) else None
+        )
         if self._reject_cap.allow(stamp):
             self._emit("vnav.reject", stamp, reject_payload(rej, latency_ms))
         if (
@@ -546,13 +550,36 @@ class VisualNavNode(LifecycleNodeBase):
             self.stats.registration_noise_scale = est.odometry.noise.scale()
             self.stats.registration_noise_frames = est.odometry.noise.count
         values = self.stats.as_dict()
+        mismatch = self._ground_scale_mismatch(values)
         if self._camera is None:
             level, message = DiagnosticsPublisher.WARN, "no CameraInfo"
         elif self.stats.frames and not self.stats.fixes:
             level, message = DiagnosticsPublisher.WARN, "no fix yet"
+        elif mismatch is not None:
+            level, message = DiagnosticsPublisher.WARN, mismatch
         else:
             level, message = DiagnosticsPublisher.OK, f"{values['fix_rate_hz']} Hz fixes"
         self._diag.publish(level, message, values)
+
+    def _ground_scale_mismatch(self, values: dict[str, object]) -> str | None:
+        """A message while the frames' ground sits over twice off what ``ground_scale``
+        was calibrated for (logged as ``vnav.ground_scale_mismatch`` when it begins)."""
+        cfg = self._cfg
+        hint = None if cfg is None else self.stats.ground_scale_mismatch(cfg.ground_scale)
+        if cfg is None or hint is None:
+            self._scale_mismatch_logged = False
+            return None
+        if not self._scale_mismatch_logged:
+            self._scale_mismatch_logged = True
+            log_event(
+                self._log,
+                logging.WARNING,
+                "vnav.ground_scale_mismatch",
+                ground_scale=cfg.ground_scale,
+                hint=round(hint, 2),
+                template_side_m=values.get("template_side_m"),
+            )
+        return f"frames fit ground_scale {hint:.2f}, set {cfg.ground_scale:g}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
+from gps_denied_onboard.visual_nav.settings import ground_scale_for
 
 PRODUCER = "visual_nav"
 
@@ -141,18 +142,52 @@ class VisualNavStats:
     #: what the velocity's sigma is scaled by), and how many frames measured it
     registration_noise_scale: float = 1.0
     registration_noise_frames: int = 0
+    #: the ground the recent frames' templates covered (VisualFix.template_side_m, and
+    #: a gate reject's): how far they sit from what the gate was calibrated on
+    template_sides_m: deque[float] = field(default_factory=lambda: deque(maxlen=50))
 
-    def on_fix(self, stamp_ns: int, latency_ms: float, gnss_offset_m: float | None = None) -> None:
+    def on_fix(
+        self,
+        stamp_ns: int,
+        latency_ms: float,
+        gnss_offset_m: float | None = None,
+        template_side_m: float | None = None,
+    ) -> None:
         self.frames += 1
         self.fixes += 1
         self.gnss_offset_m = gnss_offset_m
         self.fix_stamps_ns.append(stamp_ns)
         self.latencies_ms.append(latency_ms)
+        self._side(template_side_m)
 
-    def on_reject(self, reason: str, latency_ms: float) -> None:
+    def on_reject(
+        self, reason: str, latency_ms: float, template_side_m: float | None = None
+    ) -> None:
         self.frames += 1
         self.rejects[reason] += 1
         self.latencies_ms.append(latency_ms)
+        self._side(template_side_m)
+
+    def _side(self, side_m: float | None) -> None:
+        if side_m is not None and side_m > 0.0:
+            self.template_sides_m.append(side_m)
+
+    def ground_scale_hint(self) -> float | None:
+        """The ground scale that would put the recent frames' templates (their median)
+        in the middle of the calibration (:func:`.settings.ground_scale_for`); None
+        before any was measured."""
+        if not self.template_sides_m:
+            return None
+        return ground_scale_for(float(np.median(self.template_sides_m)))
+
+    def ground_scale_mismatch(self, ground_scale: float) -> float | None:
+        """:meth:`ground_scale_hint` where it is over twice off ``ground_scale`` (the
+        frames see more than twice, or less than half, the ground it was set for),
+        else None."""
+        hint = self.ground_scale_hint()
+        if hint is None or 0.5 <= hint / ground_scale <= 2.0:
+            return None
+        return hint
 
     def fix_rate_hz(self) -> float:
         s = self.fix_stamps_ns
@@ -187,5 +222,9 @@ class VisualNavStats:
             out["registration_noise_frames"] = self.registration_noise_frames
         if self.gnss_offset_m is not None:  # a spoofed GNSS the FC calls healthy shows here
             out["gnss_offset_m"] = round(self.gnss_offset_m, 1)
+        hint = self.ground_scale_hint()
+        if hint is not None:
+            out["template_side_m"] = round(float(np.median(self.template_sides_m)), 1)
+            out["ground_scale_hint"] = round(hint, 2)
         out.update({f"rejects.{k}": v for k, v in sorted(self.rejects.items())})
         return out

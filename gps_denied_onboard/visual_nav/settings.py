@@ -25,6 +25,18 @@ from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrectionConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
 
+#: the middle of the template sides the gate and the small-frame terms were calibrated
+#: on (m, at ground scale 1): the geometric mean of ``gate_side_m``'s 400 and 850
+CALIBRATED_TEMPLATE_SIDE_M = 583.0
+
+
+def ground_scale_for(template_side_m: float) -> float:
+    """The ground scale at which templates covering ``template_side_m`` (the square
+    root of the ground area searched, m) sit in the middle of the calibration: 1 for
+    the 400 m to 1 km frames it was made with, 0.33 for 200 m ones (a multirotor
+    100 m above ground)."""
+    return template_side_m / CALIBRATED_TEMPLATE_SIDE_M
+
 
 @dataclass(frozen=True)
 class EstimatorConfig:

@@ -146,3 +146,25 @@ def test_frames_from_100_m_on_a_1_m_map_fix_to_decimetres_with_a_metre_sigma() -
     assert np.all(fine[:, 1] < 1.5), fine  # the attitude term, 0.87 m, and the map's 0.3
     assert np.all(fine[:, 0] <= fine[:, 1]), fine
     assert np.all(coarse[:, 1] > 10.0 * fine[:, 1]), coarse
+
+
+def test_the_diagnostics_say_which_ground_scale_the_frames_fit() -> None:
+    from gps_denied_onboard.visual_nav.outputs import VisualNavStats
+    from gps_denied_onboard.visual_nav.settings import ground_scale_for
+
+    assert ground_scale_for(583.0) == pytest.approx(1.0)
+    stats = VisualNavStats()
+    assert stats.ground_scale_hint() is None and stats.ground_scale_mismatch(1.0) is None
+    assert "ground_scale_hint" not in stats.as_dict()
+    # 100 m above ground: 190 m templates, fixed or turned down by the gate alike
+    for k in range(10):
+        stats.on_fix(k, 20.0, template_side_m=190.0)
+        stats.on_reject("gate", 20.0, template_side_m=195.0)
+    stats.on_reject("no_tiles", 1.0)  # says nothing about the ground
+    stats.on_fix(99, 20.0, template_side_m=0.0)
+    assert stats.ground_scale_hint() == pytest.approx(192.5 / 583.0)
+    values = stats.as_dict()
+    assert values["template_side_m"] == 192.5 and values["ground_scale_hint"] == 0.33
+    assert stats.ground_scale_mismatch(1.0) == pytest.approx(0.33, abs=0.005)  # 3x off
+    assert stats.ground_scale_mismatch(0.2) is None  # within 2x of what is set
+    assert stats.ground_scale_mismatch(0.1) is not None

@@ -133,6 +133,9 @@ def test_at_ground_scale_0_2_a_frame_from_100_m_is_matched_on_z17_tiles_to_decim
         assert math.hypot(e, n) < 3.0 * sigma < 4.0, (e, n, sigma)
         kept = [k for k in z17 if vnav._map.tiles.has(*k)]
         assert kept and all(vnav._map.tiles.tile(*k).shape[:2] == (256, 256) for k in kept)
+        # the frames fit the ground scale set (200 m frames: 0.33, within 2x of 0.2)
+        assert vnav.stats.ground_scale_mismatch(0.2) is None
+        assert vnav.stats.ground_scale_mismatch(1.0) == pytest.approx(0.33, abs=0.05)
     finally:
         for node in reversed(nodes):
             ros.remove_node(node)
