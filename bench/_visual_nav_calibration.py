@@ -272,6 +272,20 @@ def stitched_fixes(n: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
+def _coverage(
+    err: np.ndarray, sigma: np.ndarray, groups: np.ndarray, worst_key: str
+) -> dict[str, Any]:
+    """Per-axis 1- and 3-sigma coverage of errors ``err`` (rows of |east|, |north|)
+    under ``sigma``, and the least 3-sigma coverage of any of ``groups``."""
+    z = err / sigma[:, None]
+    worst = min(float(np.mean(z[groups == g] <= 3)) for g in set(groups.tolist()))
+    return {
+        "sigma_1_coverage": round(100 * float(np.mean(z <= 1)), 1),
+        "sigma_3_coverage": round(100 * float(np.mean(z <= 3)), 2),
+        worst_key: round(100 * worst, 2),
+    }
+
+
 def stitched_sigma_grid(
     rows: list[dict[str, Any]],
     margin_m: tuple[float, ...] = (0.0, 4.0, 8.0, 12.0),
@@ -292,17 +306,13 @@ def stitched_sigma_grid(
         for k in spread_k:
             for f in frame_k:
                 sigma = np.sqrt(other**2 + (a / ms) ** 2 + (k * spread) ** 2 + (f * offset) ** 2)
-                z = err / sigma[:, None]
-                worst = min(float(np.mean(z[pairs == p] <= 3)) for p in set(pairs.tolist()))
                 out.append(
                     {
                         "stitch_sigma_margin_m": a,
                         "stitch_sigma_spread_k": k,
                         "stitch_sigma_frame_k": f,
                         "fixes": len(rows),
-                        "sigma_1_coverage": round(100 * float(np.mean(z <= 1)), 1),
-                        "sigma_3_coverage": round(100 * float(np.mean(z <= 3)), 2),
-                        "worst_pair_sigma_3_coverage": round(100 * worst, 2),
+                        **_coverage(err, sigma, pairs, "worst_pair_sigma_3_coverage"),
                         "median_sigma_m": round(float(np.median(sigma)), 2),
                     }
                 )
@@ -323,15 +333,11 @@ def stitched_velocity_grid(
     out = []
     for k in ks:
         sigma = np.sqrt(other**2 + (k * turn) ** 2)
-        z = err / sigma[:, None]
-        worst = min(float(np.mean(z[pairs == p] <= 3)) for p in set(pairs.tolist()))
         out.append(
             {
                 "velocity_correction_k": k,
                 "velocities": len(vel),
-                "sigma_1_coverage": round(100 * float(np.mean(z <= 1)), 1),
-                "sigma_3_coverage": round(100 * float(np.mean(z <= 3)), 2),
-                "worst_pair_sigma_3_coverage": round(100 * worst, 2),
+                **_coverage(err, sigma, pairs, "worst_pair_sigma_3_coverage"),
             }
         )
     return out
@@ -414,16 +420,12 @@ def single_sigma_grid(
     for a in margin_m:
         for k in spread_k:
             sigma = np.sqrt(other**2 + (fade * a / ms) ** 2 + (fade * k * spread) ** 2)
-            z = err / sigma[:, None]
-            worst = min(float(np.mean(z[groups == g] <= 3)) for g in set(groups.tolist()))
             out.append(
                 {
                     "single_sigma_margin_m": a,
                     "single_sigma_spread_k": k,
                     "fixes": len(rows),
-                    "sigma_1_coverage": round(100 * float(np.mean(z <= 1)), 1),
-                    "sigma_3_coverage": round(100 * float(np.mean(z <= 3)), 2),
-                    "worst_group_sigma_3_coverage": round(100 * worst, 2),
+                    **_coverage(err, sigma, groups, "worst_group_sigma_3_coverage"),
                     "median_sigma_m": round(float(np.median(sigma)), 2),
                 }
             )

@@ -95,6 +95,7 @@ from _visual_nav_calibration import CALIBRATION_PAIRS
 from _visual_nav_env import (
     AGL,
     ATT_NOISE_DEG,
+    Trial,
     error_en,
     estimator,
     estimator_at,
@@ -107,25 +108,32 @@ from _visual_nav_env import (
 )
 from harness import figure, report
 
+from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
+
+
+def _single_frames(
+    tried: list[tuple[Trial, VisualFix | FrameRejected]], wrong_m: float = 30.0
+) -> dict[str, Any]:
+    """:func:`summary` of single frames tried (each trial and what it gave)."""
+    errs: list[float] = []
+    axis: list[tuple[float, float, float]] = []  # |e|, |n|, sigma
+    for t, got in tried:
+        if isinstance(got, VisualFix):
+            e, nn = error_en(t, got)
+            errs.append(float(np.hypot(e, nn)))
+            axis.append((abs(e), abs(nn), got.sigma_m))
+    return summary(len(tried), errs, axis, len(errs), wrong_m=wrong_m)
 
 
 def _measure(
     map_year: str, frame_year: str, footprint: str, n: int, seed: int, att_noise: float
 ) -> dict[str, Any]:
     est = estimator(map_year)
-    errs: list[float] = []
-    axis: list[tuple[float, float, float]] = []  # |e|, |n|, sigma
-    fixed = 0
-    for k, t in enumerate(trials(seed, n, AGL[footprint], att_noise_deg=att_noise)):
-        got = run_trial(est, k, t, frame(frame_year, t))
-        if not isinstance(got, VisualFix):
-            continue
-        fixed += 1
-        e, nn = error_en(t, got)
-        errs.append(float(np.hypot(e, nn)))
-        axis.append((abs(e), abs(nn), got.sigma_m))
-    return summary(n, errs, axis, fixed)
+    batch = trials(seed, n, AGL[footprint], att_noise_deg=att_noise)
+    return _single_frames(
+        [(t, run_trial(est, k, t, frame(frame_year, t))) for k, t in enumerate(batch)]
+    )
 
 
 #: the world's scale in ``low_altitude``: 1 km frames' geometry at a fifth of the size
@@ -137,21 +145,13 @@ def _measure_low(
 ) -> dict[str, Any]:
     """Single frames 100 m above NAIP laid down at 1 m/px (``low_altitude``)."""
     est = estimator_at(map_year, LOW_SCALE, ground_scale)
-    errs: list[float] = []
-    axis: list[tuple[float, float, float]] = []  # |e|, |n|, sigma
-    fixed = 0
-    for k, t0 in enumerate(trials(seed, n, AGL["1km"], att_noise_deg=ATT_NOISE_DEG)):
-        t = trial_at(t0, LOW_SCALE)
-        got = run_trial(
-            est, k, t, frame_at(frame_year, t, LOW_SCALE), prior_sigma=120.0 * LOW_SCALE
-        )
-        if not isinstance(got, VisualFix):
-            continue
-        fixed += 1
-        e, nn = error_en(t, got)
-        errs.append(float(np.hypot(e, nn)))
-        axis.append((abs(e), abs(nn), got.sigma_m))
-    return summary(n, errs, axis, fixed, wrong_m=30.0 * LOW_SCALE)
+    batch = [trial_at(t, LOW_SCALE) for t in trials(seed, n, AGL["1km"])]
+    prior_sigma = 120.0 * LOW_SCALE  # run_trial's, at the scale
+    tried = [
+        (t, run_trial(est, k, t, frame_at(frame_year, t, LOW_SCALE), prior_sigma=prior_sigma))
+        for k, t in enumerate(batch)
+    ]
+    return _single_frames(tried, wrong_m=30.0 * LOW_SCALE)
 
 
 def _low_altitude(quick: bool) -> list[dict[str, Any]]:

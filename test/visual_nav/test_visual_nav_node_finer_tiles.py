@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,44 +58,59 @@ def _tiles_near(ortho: Orthophoto, zoom: int, reach_px: float) -> dict[tuple[int
     }
 
 
-def test_frames_are_fixed_from_a_cache_of_z16_tiles_only(
-    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
-) -> None:
-    ortho, _ = synthetic_world()
-    z16 = _tiles_near(ortho, 16, 1600)
-    assert len(z16) >= 36
-    tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path)
+@contextmanager
+def _first_fix(
+    ros: MultiThreadedExecutor,
+    pg_dsn: str,
+    tmp_path: Path,
+    tiles: dict[tuple[int, int, int], Any],
+    frame: Any,
+    pose: Pose,
+    **vnav_params: object,
+) -> Iterator[tuple[Any, Any]]:
+    """A tile cache holding ``tiles`` and a visual_nav (with ``vnav_params``) over DDS,
+    ``frame`` flown at ``pose`` until the first fix: (the visual_nav node, that fix)."""
+    tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path, **vnav_params)
     probe = Probe(ros)
     nodes = [tile_cache, vnav]
     try:
         for node in nodes:
             ros.add_node(node)
             _lifecycle_up(node)
-        probe.put_tiles(z16)
-        frame = render(ortho, POSE)
+        probe.put_tiles(tiles)
 
         def fixed() -> bool:
             if not probe.fixes:
-                probe.fly(POSE, frame)
+                probe.fly(pose, frame)
                 return False
             return True
 
         assert wait_until(lambda: fixed() or time.sleep(2.0), 90.0), (
             f"no fix; diagnostics {vnav.stats.as_dict()}"
         )
-        e, n = error_m(POSE, probe.fixes[-1].latitude, probe.fixes[-1].longitude)
-        assert math.hypot(e, n) < 3.0, (e, n)
-        # the node kept the z16 tiles it fetched, each reduced to its 128 px at z15
-        kept = [k for k in z16 if vnav._map.tiles.has(*k)]
-        assert kept
-        assert all(vnav._map.tiles.tile(*k).shape[:2] == (128, 128) for k in kept)
-        assert not any(vnav._map.tiles.has(15, x >> 1, y >> 1) for _, x, y in kept)
+        yield vnav, probe.fixes[-1]
     finally:
         for node in reversed(nodes):
             ros.remove_node(node)
             node.shutdown()
             node.destroy_node()
         probe.node.destroy_node()
+
+
+def test_frames_are_fixed_from_a_cache_of_z16_tiles_only(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
+) -> None:
+    ortho, _ = synthetic_world()
+    z16 = _tiles_near(ortho, 16, 1600)
+    assert len(z16) >= 36
+    with _first_fix(ros, pg_dsn, tmp_path, z16, render(ortho, POSE), POSE) as (vnav, fix):
+        e, n = error_m(POSE, fix.latitude, fix.longitude)
+        assert math.hypot(e, n) < 3.0, (e, n)
+        # the node kept the z16 tiles it fetched, each reduced to its 128 px at z15
+        kept = [k for k in z16 if vnav._map.tiles.has(*k)]
+        assert kept
+        assert all(vnav._map.tiles.tile(*k).shape[:2] == (128, 128) for k in kept)
+        assert not any(vnav._map.tiles.has(15, x >> 1, y >> 1) for _, x, y in kept)
 
 
 def test_at_ground_scale_0_2_a_frame_from_100_m_is_matched_on_z17_tiles_to_decimetres(
@@ -106,27 +122,12 @@ def test_at_ground_scale_0_2_a_frame_from_100_m_is_matched_on_z17_tiles_to_decim
     ortho = synthetic_orthophoto(LAT0, LON0, size_m=1500.0, pixel_m=0.5, seed=3)
     z17 = _tiles_near(ortho, 17, 800)  # the 600 m prefetch at 0.2, and some
     assert len(z17) >= 36
-    tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path, ground_scale=0.2, map_sigma_m=0.3)
-    probe = Probe(ros)
-    nodes = [tile_cache, vnav]
     pose = Pose(LAT0, LON0, 100.0, roll_deg=6.0, pitch_deg=-3.0, yaw_deg=75.0)
-    try:
-        for node in nodes:
-            ros.add_node(node)
-            _lifecycle_up(node)
-        probe.put_tiles(z17)
-        frame = render(ortho, pose)
-
-        def fixed() -> bool:
-            if not probe.fixes:
-                probe.fly(pose, frame)
-                return False
-            return True
-
-        assert wait_until(lambda: fixed() or time.sleep(2.0), 90.0), (
-            f"no fix; diagnostics {vnav.stats.as_dict()}"
-        )
-        fix = probe.fixes[-1]
+    params = {"ground_scale": 0.2, "map_sigma_m": 0.3}
+    with _first_fix(ros, pg_dsn, tmp_path, z17, render(ortho, pose), pose, **params) as (
+        vnav,
+        fix,
+    ):
         e, n = error_m(pose, fix.latitude, fix.longitude)
         assert math.hypot(e, n) < 0.5, (e, n)
         sigma = math.sqrt(fix.position_covariance[0])
@@ -136,9 +137,3 @@ def test_at_ground_scale_0_2_a_frame_from_100_m_is_matched_on_z17_tiles_to_decim
         # the frames fit the ground scale set (200 m frames: 0.33, within 2x of 0.2)
         assert vnav.stats.ground_scale_mismatch(0.2) is None
         assert vnav.stats.ground_scale_mismatch(1.0) == pytest.approx(0.33, abs=0.05)
-    finally:
-        for node in reversed(nodes):
-            ros.remove_node(node)
-            node.shutdown()
-            node.destroy_node()
-        probe.node.destroy_node()
