@@ -253,10 +253,10 @@ def test_small_footprints_are_stitched_into_a_larger_patch() -> None:
 
 def _first_stitched(
     term: str, values: tuple[float, float], **cfg: object
-) -> tuple[VisualFix, VisualFix, list[VisualFix]]:
+) -> tuple[VisualFix, VisualFix, list[tuple[VisualFix, VisualFix]]]:
     """The same 400 m flight flown twice, with the estimator's ``term`` at each of
     ``values``: the first stitched fix of each run (up to it both runs saw the same,
-    so only that term differs), and the first run's fixes of frames matched alone."""
+    so only that term differs), and both runs' fixes of the frames matched alone."""
     _, tiles = synthetic_world()
     poses = _track(10, 200.0)  # 400 m footprint
     runs = []
@@ -273,18 +273,24 @@ def _first_stitched(
     )
     without, with_term = runs[0][first], runs[1][first]
     assert isinstance(without, VisualFix) and isinstance(with_term, VisualFix)
-    alone = [f for f in runs[0][:first] if isinstance(f, VisualFix)]
+    alone = [
+        (a, b)
+        for a, b in zip(runs[0][:first], runs[1][:first], strict=True)
+        if isinstance(a, VisualFix) and isinstance(b, VisualFix)
+    ]
     return without, with_term, alone
 
 
 def test_a_stitched_fix_adds_its_quadrants_spread_to_sigma() -> None:
     """Where a patch's quadrants disagree about where it lies, the fix is less sure:
-    ``stitch_sigma_spread_k`` times their spread joins the patch's term; a frame
-    matched alone has no spread and no such term."""
+    ``stitch_sigma_spread_k`` times their spread joins the patch's term; a 400 m frame
+    matched alone measures its spread for its own term (``single_sigma_spread_k``),
+    which the patch's leaves alone."""
     without, with_term, alone = _first_stitched(
         "stitch_sigma_spread_k", (0.0, 0.5), stitch_sigma_margin_m=12.0
     )
-    assert alone and all(f.quadrant_spread_m is None for f in alone)
+    assert alone and all(a.quadrant_spread_m is not None for a, _ in alone)
+    assert all(a.sigma_m == b.sigma_m for a, b in alone)
     spread = without.quadrant_spread_m
     assert spread is not None and spread > 0.0
     assert with_term.quadrant_spread_m == spread
@@ -331,7 +337,7 @@ def test_a_stitched_fix_adds_how_far_its_newest_frame_alone_puts_the_nadir() -> 
     somewhere: ``stitch_sigma_frame_k`` times that offset joins the patch's term. A
     frame matched alone has no such offset and no such term."""
     without, with_term, alone = _first_stitched("stitch_sigma_frame_k", (0.0, 0.5))
-    assert alone and all(f.frame_offset_m is None for f in alone)
+    assert alone and all(a.frame_offset_m is None and b.frame_offset_m is None for a, b in alone)
     offset = without.frame_offset_m
     # on one orthophoto the frame alone lands where its patch put it, to a pixel
     assert offset is not None and 0.0 <= offset < 5.0
