@@ -40,19 +40,22 @@ def measure_flights(
     stitch: bool = True,
     gnss_velocity: bool = False,
     gnss_lost_s: float | None = None,
+    agl_m: float | None = None,
 ) -> dict[str, Any]:
     """Flights frame by frame (registration, stitching); frames after ``settle_s`` count.
 
     ``stitch=False`` matches every frame alone while still tracking (own-track
     prior, registration velocity): what single frames give in flight. With
     ``gnss_velocity`` the GNSS's velocity is streamed while it is healthy (until
-    ``gnss_lost_s``, None: throughout).
+    ``gnss_lost_s``, None: throughout). ``agl_m`` flies them at another height
+    than ``footprint``'s.
     """
     errs: list[float] = []
     axis: list[tuple[float, float, float]] = []
     vel: list[tuple[float, float, float]] = []  # |dve|, |dvn|, sigma
     fixed = counted = 0
-    for k, f in enumerate(flights(seed, n, AGL[footprint], frames=frames, rate_hz=1.0)):
+    agl = AGL[footprint] if agl_m is None else agl_m
+    for k, f in enumerate(flights(seed, n, agl, frames=frames, rate_hz=1.0)):
         est = (
             estimator(map_year)
             if stitch
@@ -133,6 +136,49 @@ def flights_1km() -> list[dict[str, Any]]:
             ),
             *coverage(tag, m, base, prefix="vel_"),
         ]
+    return out
+
+
+#: heights between the 400 m frames' (200 m) and the 1 km frames' (500 m): frames 500
+#: and 640 m across, halfway up the fade of a small frame's own sigma terms
+MID_HEIGHTS_M = (250.0, 320.0)
+MID_FLIGHTS = 6
+
+
+def mid_height() -> list[dict[str, Any]]:
+    """Flights (1 frame/s, attitude error) at :data:`MID_HEIGHTS_M`, which neither the
+    400 m nor the 1 km figures fly: frames fixed after ``SETTLE_S`` and the sigma's
+    coverage (a fix's targets). Baseline: the same-year control at that height."""
+    out: list[dict[str, Any]] = []
+    for agl in MID_HEIGHTS_M:
+        base = measure_flights(
+            *CONTROL, "400m", MID_FLIGHTS, seed=404, settle_s=SETTLE_S, agl_m=agl
+        )
+        for name, (map_year, frame_year) in PAIRS.items():
+            m = measure_flights(
+                map_year,
+                frame_year,
+                "400m",
+                MID_FLIGHTS,
+                seed=seed_of(name) + 4000,
+                settle_s=SETTLE_S,
+                agl_m=agl,
+            )
+            tag = f"visual_fix_accuracy.mid_height_{agl:g}m.{name}"
+            note = f"flights {agl:g} m above ground (frames {2 * agl:g} m across), 1 frame/s"
+            out += [
+                report(
+                    f"{tag}.fixed",
+                    m["fixed_pct"],
+                    "%",
+                    base["fixed_pct"],
+                    note,
+                    frames=m["n"],
+                    wrong=m["wrong"],
+                ),
+                report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
+                *coverage(tag, m, base),
+            ]
     return out
 
 

@@ -31,6 +31,10 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
 - ``400m.gnss_velocity_then_denied`` (full run only, reported): the stitched
   flights with the GNSS's velocity streamed until the GNSS is denied at 10 s.
 
+- ``mid_height_250m``, ``mid_height_320m`` (full run only): 6 flights a pair at
+  250 and 320 m above ground (frames 500 and 640 m across), frames after 20 s:
+  % fixed, median error, and the sigma's coverage against a fix's targets.
+
 - ``400m.restart_in_turn`` (full run only, reported): 400 m frames through a 20 deg
   banked turn with the GNSS denied and the estimator restarted as the bank begins.
 
@@ -87,6 +91,7 @@ from _visual_fix_flights import (
     flights_1km,
     gnss_velocity_then_denied,
     measure_flights,
+    mid_height,
     restart_in_turn,
     spoofed_gnss,
     turn_velocity,
@@ -408,6 +413,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     )
     if not quick:  # minutes a pair: the full run only
         out += flights_1km()
+        out += mid_height()
         out += restart_in_turn()
         out += turn_velocity()
         out += gnss_velocity_then_denied()
