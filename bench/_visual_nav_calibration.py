@@ -57,6 +57,7 @@ from gps_denied_onboard.visual_nav.uncertainty import (
     correction_sigma,
     patch_frame_offset_m,
     patch_spread_m,
+    small_frame_fade,
 )
 
 #: heights of :func:`single_fixes`: frames 400-650 m across with the 90 deg lens, from
@@ -381,7 +382,7 @@ def single_fixes(n: int, seed: int) -> list[dict[str, Any]]:
                 if not isinstance(got, VisualFix):
                     continue
                 e, nn = error_en(t, got)
-                fade = float(np.interp(got.template_side_m, cfg.gate_side_m, (1.0, 0.0)))
+                fade = small_frame_fade(cfg, got.template_side_m)
                 spread = patch_spread_m(got.quadrant_spread_m)
                 ms = max(got.margin_sigmas, 1.0)
                 terms = fade * math.hypot(

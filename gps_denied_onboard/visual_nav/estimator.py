@@ -95,6 +95,7 @@ from gps_denied_onboard.visual_nav.uncertainty import (
     correction_sigma,
     position_sigma,
     registration_velocity,
+    small_frame_fade,
     velocity_from_fixes,
 )
 from gps_denied_onboard.visual_nav.views import FrameView, MatchView, PatchView
@@ -386,7 +387,7 @@ class VisualEstimator:
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
         height_m = f.h.height_m * result.scale
         lever, spread_m, offset_m = 0.0, None, None
-        if stitched or result.template_side_m < cfg.gate_side_m[1]:
+        if stitched or small_frame_fade(cfg, result.template_side_m) > 0.0:
             # how far the patch's (or a small frame's) quadrants disagree about where
             # it lies (4-8 ms; none where the gate's agreement already placed them)
             spread_px = result.placed.quadrant_spread_px() if result.placed else None

@@ -122,6 +122,13 @@ def attitude_term(cfg: SigmaSettings, height_m: float) -> float:
     return height_m * math.tan(math.radians(cfg.attitude_sigma_deg))
 
 
+def small_frame_fade(cfg: SigmaSettings, template_side_m: float) -> float:
+    """How much of a frame alone's own placement terms its sigma takes: 1 for a
+    template of ``gate_side_m[0]`` (a 400 m footprint) or less, falling to 0 at
+    ``gate_side_m[1]``, where a frame sees enough ground to have none."""
+    return float(np.interp(template_side_m, cfg.gate_side_m, (1.0, 0.0)))
+
+
 def position_sigma(
     cfg: SigmaSettings,
     *,
@@ -163,8 +170,7 @@ def position_sigma(
         # apart (their spread told those near misses from the rest at an AUC of
         # 0.82, the margin at 0.71): terms like the patch's, fading out from a
         # template of gate_side_m[0] to one of gate_side_m[1]
-        fade = float(np.interp(template_side_m, cfg.gate_side_m, (1.0, 0.0)))
-        sig_patch = fade * math.hypot(
+        sig_patch = small_frame_fade(cfg, template_side_m) * math.hypot(
             cfg.single_sigma_margin_m / max(margin_sigmas, 1.0),
             cfg.single_sigma_spread_k * patch_spread_m(quadrant_spread_m, resolution_m),
         )
