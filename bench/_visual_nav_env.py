@@ -203,7 +203,9 @@ def _feed_and_match(
     try:
         return est.process(stamp, image, CAMERA)
     except FrameRejected as rej:
-        return rej
+        # without its traceback: that holds the search's frames, and with them the
+        # mosaic (about 40 MB for a 1 km cold start), alive as long as the result is kept
+        return rej.with_traceback(None)
 
 
 def frame(year: str, t: Trial) -> NDArray[np.uint8]:
@@ -307,3 +309,22 @@ def estimator_at(map_year: str, scale: float, ground_scale: float) -> VisualEsti
         map_sigma_m=EstimatorConfig().map_sigma_m * scale,
     ).at_ground_scale(ground_scale)
     return VisualEstimator(cfg, DictTileSource(tiles_at(map_year, scale, cfg.match.resolution_m)))
+
+
+# -- a cache holding only tiles coarser than the map's zoom
+
+
+@lru_cache(maxsize=6)
+def tiles_coarser(year: str, levels: int) -> dict[tuple[int, int, int], NDArray[np.uint8]]:
+    """``year``'s tiles ``levels`` zooms coarser than the 5 m map's (z14: 6.5 m/px,
+    z13: 13 m/px here), and none of its own zoom: the estimator enlarges them."""
+    o = ortho(year)
+    lat0, _, lat1, _ = o.bounds_latlon()
+    return cut_tiles(o, zoom_for_resolution((lat0 + lat1) / 2, 5.0) - levels)
+
+
+def estimator_coarser(map_year: str, levels: int) -> VisualEstimator:
+    """:func:`estimator` over :func:`tiles_coarser` (0: the map's own zoom)."""
+    source = tiles(map_year) if levels == 0 else tiles_coarser(map_year, levels)
+    cfg = EstimatorConfig(ground_elevation_msl=GROUND, attitude_sigma_deg=ATT_NOISE_DEG)
+    return VisualEstimator(cfg, DictTileSource(source))
