@@ -56,6 +56,12 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
   carry to another resolution, not how imagery that fine matches: the texture is
   NAIP's 5 m texture, smaller.
 
+- ``coarser_tiles`` (reported): single frames (1 km and, in the full run, 400 m;
+  0.15 deg attitude error) over a cache holding only tiles one or two zooms
+  coarser than the map's (z14: 6.5 m/px, z13: 13 m/px), which the estimator
+  enlarges; baseline: the same frames over the map's own z15 tiles. Wrong: over
+  30 m off.
+
 - ``map_misregistration``: how far each pair's two orthophotos disagree on
   where the same ground is (1 km patches; reported pairs and calibration pairs
   alike, no estimator involved). Errors are measured against the frame year,
@@ -104,6 +110,7 @@ from _visual_nav_env import (
     error_en,
     estimator,
     estimator_at,
+    estimator_coarser,
     frame,
     frame_at,
     misregistration,
@@ -112,6 +119,7 @@ from _visual_nav_env import (
     trials,
 )
 from harness import figure, report
+from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
@@ -188,6 +196,57 @@ def _low_altitude(quick: bool) -> list[dict[str, Any]]:
             "per 1000 frames",
             None,
             "fixes over 6 m off (30 m at the scale) at ground_scale 0.2",
+            wrong=wrong,
+            frames=frames,
+        )
+    )
+    return out
+
+
+def _over_tiles(
+    map_year: str, levels: int, tried: list[tuple[Trial, NDArray[np.uint8]]]
+) -> dict[str, Any]:
+    """:func:`_single_frames` of frames matched over ``levels`` zooms coarser tiles only."""
+    est = estimator_coarser(map_year, levels)
+    return _single_frames([(t, run_trial(est, k, t, im)) for k, (t, im) in enumerate(tried)])
+
+
+def _coarser_tiles(quick: bool) -> list[dict[str, Any]]:
+    """``coarser_tiles``' figures: each pair over z14 and z13 tiles only, against z15."""
+    n = 4 if quick else 60
+    footprints = ("1km",) if quick else ("1km", "400m")
+    levels_run = (2,) if quick else (1, 2)
+    out: list[dict[str, Any]] = []
+    wrong = frames = 0
+    for footprint in footprints:
+        for name, (map_year, frame_year) in PAIRS.items():
+            batch = trials(seed_of(name) + 700, n, AGL[footprint])
+            tried = [(t, frame(frame_year, t)) for t in batch]
+            base = _over_tiles(map_year, 0, tried)
+            for levels in levels_run:
+                m = _over_tiles(map_year, levels, tried)
+                wrong += m["wrong"]
+                frames += n
+                zoom = 15 - levels
+                tag = f"visual_fix_accuracy.coarser_tiles.z{zoom}.{footprint}.{name}"
+                note = (
+                    f"{footprint} frames, 0.15 deg attitude error, over z{zoom} tiles only "
+                    f"(enlarged {1 << levels}x); baseline: over the map's own z15 tiles"
+                )
+                out += [
+                    report(f"{tag}.fixed", m["fixed_pct"], "%", base["fixed_pct"], note, frames=n),
+                    report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
+                    report(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], note),
+                    report(f"{tag}.sigma_1_coverage", m["cov1"], "%", base["cov1"], note),
+                    report(f"{tag}.sigma_3_coverage", m["cov3"], "%", base["cov3"], note),
+                ]
+    out.append(
+        report(
+            "visual_fix_accuracy.coarser_tiles.wrong_fixes_per_1000",
+            1000.0 * wrong / max(frames, 1),
+            "per 1000 frames",
+            None,
+            "fixes over 30 m off, over z14 and z13 tiles only",
             wrong=wrong,
             frames=frames,
         )
@@ -419,6 +478,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         out += gnss_velocity_then_denied()
     out += spoofed_gnss(quick)
     out += _low_altitude(quick)
+    out += _coarser_tiles(quick)
     # -- the floor: how far the map year's ground sits from the frame year's
     for name, (map_year, frame_year) in {**PAIRS, **CALIBRATION_PAIRS}.items():
         d = misregistration(map_year, frame_year)

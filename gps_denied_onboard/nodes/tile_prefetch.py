@@ -12,6 +12,9 @@ node's prefetch thread:
   holds z17-z18 only), each kept reduced to what it covers at the map's zoom
   (:func:`~.mapview.reduce_tile`: a z17 tile for a z15 map costs 1/16 of its
   pixels), which the estimator composes (:func:`~.mapview.tile_pixels`);
+- where neither covers it, the tile over it up to ``coarser_zoom_levels`` zooms
+  coarser (a cache cut from a 10 m/px satellite product holds z13-z14 only),
+  kept as it is; the estimator enlarges its piece (:func:`~.mapview.enlarged_piece`);
 - next to the antimeridian the box crosses it (west edge east of the east
   edge, which the tile cache's bbox query reads as crossing) and the tile
   columns wrap (:func:`~.geo.wrap_tile_x`);
@@ -99,17 +102,34 @@ class TilePrefetch:
         x0, y0, nx, ny = tiles_around(lat, lon, zoom, r)
         wanted = {(wrap_tile_x(x0 + i, zoom), y0 + j) for i in range(nx) for j in range(ny)}
         covered: set[tuple[int, int]] = set()  # cells of the map's zoom with their own tile
+        composed: set[tuple[int, int]] = set()  # ... or with a finer one, or a coarser one
+        box = (lat0, lon0, lat1, lon1)
         for levels in range(cfg.finer_zoom_levels + 1):
             if levels and wanted <= covered:
+                break
+            infos = self._query_zoom(box, zoom + levels)
+            if infos is None:
                 return
-            req = QueryBbox.Request()
-            req.min_latitude, req.min_longitude = lat0, lon0
-            req.max_latitude, req.max_longitude = lat1, lon1
-            req.zoom, req.limit = zoom + levels, 0
-            res = self._query(req)
-            if res is None or not res.success:
+            self._fetch_level(cfg, infos, zoom + levels, levels, covered=covered, composed=composed)
+        for levels in range(1, cfg.coarser_zoom_levels + 1):
+            if wanted <= composed or zoom - levels < 0:
                 return
-            self._fetch_level(cfg, res.tiles, zoom + levels, levels, covered)
+            infos = self._query_zoom(box, zoom - levels)
+            if infos is None:
+                return
+            self._fetch_coarser(
+                cfg, infos, zoom - levels, levels, bare=wanted - composed, composed=composed
+            )
+
+    def _query_zoom(self, box: tuple[float, float, float, float], z: int) -> Any | None:
+        """The tile cache's tiles of zoom ``z`` in ``box``; None when it did not answer."""
+        req = QueryBbox.Request()
+        req.min_latitude, req.min_longitude, req.max_latitude, req.max_longitude = box
+        req.zoom, req.limit = z, 0
+        res = self._query(req)
+        if res is None or not res.success:
+            return None
+        return res.tiles
 
     def _fetch_level(
         self,
@@ -117,7 +137,9 @@ class TilePrefetch:
         infos: Any,
         z: int,
         levels: int,
+        *,
         covered: set[tuple[int, int]],
+        composed: set[tuple[int, int]],
     ) -> None:
         seen: set[tuple[int, int]] = set()
         for info in infos:
@@ -125,29 +147,64 @@ class TilePrefetch:
             if key in seen or info.source in cfg.exclude_tile_sources:
                 continue
             seen.add(key)
+            cell = (key[0] >> levels, key[1] >> levels)
             if levels == 0:
                 covered.add(key)
-            elif (key[0] >> levels, key[1] >> levels) in covered:
+            elif cell in covered:
                 continue  # the map's own tile is there
-            if self.tiles.has(z, *key) or (z, *key) in self._undecodable:
+            if self._get_tile(info, z, key, levels):
+                composed.add(cell)
+
+    def _fetch_coarser(
+        self,
+        cfg: VisualNavConfig,
+        infos: Any,
+        z: int,
+        levels: int,
+        *,
+        bare: set[tuple[int, int]],
+        composed: set[tuple[int, int]],
+    ) -> None:
+        """Tiles ``levels`` zooms coarser over cells of the map's zoom that no tile of
+        its own, nor a finer one, covers (``bare``), kept as they are."""
+        n = 1 << levels
+        for info in infos:
+            if info.source in cfg.exclude_tile_sources:
                 continue
-            get = GetTile.Request()
-            get.zoom, get.x, get.y = z, key[0], key[1]
-            get.source, get.flight_id = info.source, info.flight_id
-            got = self._get(get)
-            if got is None or not got.found:
-                continue
-            pixels = decode_tile(bytes(got.image.data))
-            if pixels is None:
-                self._undecodable.add((z, key[0], key[1]))
-                continue
-            self.tiles.put(z, key[0], key[1], reduce_tile(pixels, levels))
-            self._ids[(z, key[0], key[1])] = str(info.tile_id)
+            key = (int(info.x), int(info.y))
+            under = {(key[0] * n + i, key[1] * n + j) for i in range(n) for j in range(n)}
+            if under & bare and self._get_tile(info, z, key, 0):
+                bare -= under
+                composed |= under
+
+    def _get_tile(self, info: Any, z: int, key: tuple[int, int], levels: int) -> bool:
+        """Tile ``(z, *key)`` into the source, reduced by ``levels`` zooms; whether the
+        source has it now."""
+        if self.tiles.has(z, *key):
+            return True
+        if (z, *key) in self._undecodable:
+            return False
+        get = GetTile.Request()
+        get.zoom, get.x, get.y = z, key[0], key[1]
+        get.source, get.flight_id = info.source, info.flight_id
+        got = self._get(get)
+        if got is None or not got.found:
+            return False
+        pixels = decode_tile(bytes(got.image.data))
+        if pixels is None:
+            self._undecodable.add((z, key[0], key[1]))
+            return False
+        self.tiles.put(z, key[0], key[1], reduce_tile(pixels, levels))
+        self._ids[(z, key[0], key[1])] = str(info.tile_id)
+        return True
 
     def tile_id_under(self, cfg: VisualNavConfig | None, lat: float, lon: float) -> str:
-        """The id of the tile the map has under a point: its own zoom's, else a finer one's."""
+        """The id of the tile the map has under a point: its own zoom's, else a finer
+        one's, else a coarser one's (the order the estimator reads them)."""
         zoom = zoom_for_resolution(lat, cfg.map_resolution_m if cfg else 5.0)
-        for z in range(zoom, zoom + (cfg.finer_zoom_levels if cfg else 0) + 1):
+        finer = cfg.finer_zoom_levels if cfg else 0
+        coarser = cfg.coarser_zoom_levels if cfg else 0
+        for z in [*range(zoom, zoom + finer + 1), *range(zoom - 1, zoom - coarser - 1, -1)]:
             px, py = latlon_to_world_px(lat, lon, z)
             tile_id = self._ids.get((z, int(px // TILE_PX), int(py // TILE_PX)))
             if tile_id:

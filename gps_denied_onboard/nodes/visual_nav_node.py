@@ -541,6 +541,7 @@ class VisualNavNode(LifecycleNodeBase):
         est = self._estimator
         if est is not None and est.mosaic is not None:
             self.stats.map_coverage = est.mosaic.coverage
+            self.stats.map_enlarged_share = est.mosaic.coarser_share
         if est is not None and est.flat_field.frames >= est.cfg.flat_field.min_frames:
             self.stats.lens_falloff = est.flat_field.corner_falloff()
             self.stats.frames_flattened = est.flat_field.divided

@@ -103,6 +103,7 @@ class VisualNavConfig:
     tile_cache_node: str = "tile_cache"
     prefetch_radius_m: float = 3000.0
     finer_zoom_levels: int = 3
+    coarser_zoom_levels: int = 2
     gnss_correction_enabled: bool = True
     gnss_correction_bound_k: float = 2.5
     gnss_correction_scale_floor: float = 0.01
@@ -269,6 +270,8 @@ class VisualNavConfig:
             raise ConfigError("snapshot_zoom must be 0..22", key="snapshot_zoom")
         if not 0 <= self.finer_zoom_levels <= 4:
             raise ConfigError("finer_zoom_levels must be 0..4", key="finer_zoom_levels")
+        if not 0 <= self.coarser_zoom_levels <= 4:
+            raise ConfigError("coarser_zoom_levels must be 0..4", key="coarser_zoom_levels")
         if self.prior_track_over_gnss_fixes < 0:
             raise ConfigError(
                 "prior_track_over_gnss_fixes must be >= 0 (0: a healthy GNSS always wins)",
@@ -401,6 +404,7 @@ class VisualNavConfig:
             single_sigma_margin_m=self.single_sigma_margin_m,
             single_sigma_spread_k=self.single_sigma_spread_k,
             finer_zoom_levels=self.finer_zoom_levels,
+            coarser_zoom_levels=self.coarser_zoom_levels,
             boresight=BoresightConfig(
                 enabled=self.boresight_enabled,
                 window_s=self.boresight_window_s,

@@ -59,6 +59,7 @@ from gps_denied_onboard.visual_nav.gate import (
     judge,
     min_score_at,
     searches_extra,
+    sharp_side_m,
 )
 from gps_denied_onboard.visual_nav.geo import (
     LocalFrame,
@@ -221,6 +222,7 @@ class VisualEstimator:
             latitude=prior.latitude,
             harmonics=max(cfg.match.orientation_harmonics, cfg.match.refine_harmonics),
             finer_levels=cfg.finer_zoom_levels,
+            coarser_levels=cfg.coarser_zoom_levels,
             cache=self._gray_tiles,
         )
         if m is None:
@@ -404,6 +406,11 @@ class VisualEstimator:
                 cfg=cfg.match,
             )
         self.flip_guard.check(cfg, prior, lat, lon, frame_offset_m=offset_m, stamp_ns=f.stamp_ns)
+        # the ground size of the map's own pixels under the template (coarser than the
+        # resolution where a tile was enlarged from a coarser zoom)
+        map_px_m = mosaic.pixel_m_over(
+            result.nadir_x, result.nadir_y, result.template_side_m / 2.0 / mpp, mpp
+        )
         sigma = position_sigma(
             cfg,
             resolution_m=cfg.match.resolution_m,
@@ -415,6 +422,7 @@ class VisualEstimator:
             stitched=stitched,
             quadrant_spread_m=spread_m,
             frame_offset_m=offset_m,
+            map_pixel_m=map_px_m,
         )
         odo_v = self.odometry.velocity() if f.disp is not None else None
         velocity: tuple[float, float] | None
@@ -441,7 +449,7 @@ class VisualEstimator:
             sigma=sigma,
             peak=pk,
             radius_m=radius,
-            side_m=result.template_side_m,
+            side_m=sharp_side_m(result.template_side_m, cfg.match.resolution_m, map_px_m),
             placed=result.placed,
             single_frame=not stitched,
             extra_sigmas=extra_sigmas + candidates_extra(cfg, plan.candidates),

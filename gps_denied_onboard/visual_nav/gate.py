@@ -151,6 +151,29 @@ def gate_at(cfg: GateSettings, radius_m: float, side_m: float) -> float:
     return gate
 
 
+def sharp_side_m(side_m: float, resolution_m: float, map_pixel_m: float) -> float:
+    """The side of the template the gate judges: ``side_m``, less where the map under
+    it has coarser pixels (``map_pixel_m``) than the matching resolution (a tile
+    enlarged from a coarser zoom: :meth:`.mapview.Mosaic.pixel_m_over`), to the
+    side that holds as many of the map's own pixels at the resolution.
+
+    Why: the gate's tables count a template's chance peaks by the ground it
+    covers at the resolution they were calibrated at. An enlarged map has fewer
+    independent pixels under the same ground, so its chance scores are as
+    heavy-tailed as a smaller template's. On the 5-year calibration pair, judged
+    by their own side, certainly-wrong frames (priors 0.9-1.3 km off) over a map
+    enlarged from tiles one and two zooms coarser (6.5 and 13 m/px) cleared the
+    gate 0 / 1 times in 200 at 1 km and 2 / 1 in 200 at 400 m, and 1 of the 27
+    right-prior 400 m frames fixed over 13 m pixels was over 30 m off. Judged by
+    this side: none of 4,800 (calibration pairs, 1 km and 400 m, both
+    zooms), while 1 km frames fixed as often as before (98-100 %) and 400 m ones
+    less (13-45 % against 27-59 % over 13 m pixels; 30-74 against 34-77 over 6.5).
+    """
+    if map_pixel_m <= resolution_m:
+        return side_m
+    return side_m * resolution_m / map_pixel_m
+
+
 #: heading x scale candidates of the search the gate's tables were calibrated with
 #: (3 x 3: ``heading_candidates_deg`` x ``scale_candidates`` at their defaults)
 CALIBRATED_CANDIDATES = 9

@@ -11,8 +11,16 @@ resolution (z15 at 47 deg N for 5 m). A cache may hold only finer tiles (a
 0.6 m/px orthophoto is cut at z17-z18): a tile missing at that zoom is then
 composed from the tiles up to ``finer_levels`` zooms finer, each reduced by
 area averaging (:func:`reduce_tile`) to the pixels it covers, so the mosaic
-is what the coarser tile would have been. Where those are missing too, the
-mosaic says so (its valid mask), and the matcher does not count that ground.
+is what the coarser tile would have been. A cache may also hold only coarser
+tiles (a 10 m/px satellite product is cut at z13-z14): where no finer tile
+covers the ground either, the tile's piece of one up to ``coarser_levels``
+zooms coarser is enlarged (bilinear) to the map's pixels. The matcher then
+sees a blurred map, less sharp and with fewer independent pixels: the mosaic
+keeps which tiles were enlarged (:meth:`Mosaic.pixel_m_over`), and the error
+model and the gate read it. Without it every frame over that ground would be
+a ``no_tiles`` reject. Where no
+level has the ground, the mosaic says so (its valid mask), and the matcher
+does not count it.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ class TilePlanes:
     gray: F32
     valid: U8
     chroma: F32 | None
+    coarser_by: int = 0  # zooms coarser than the map's: enlarged 2**coarser_by times
 
 
 class TileSource(Protocol):
@@ -99,6 +108,12 @@ class Mosaic:
     coverage: float  # fraction of the mosaic's ground that has imagery
     generation: int
     missing: int  # tiles not wholly covered
+    # of the ground with imagery: the share from tiles coarser than ``zoom``, and how
+    # many zooms coarser the coarsest of them is (0: none)
+    coarser_share: float = 0.0
+    coarser_levels: int = 0
+    # per tile (rows, columns): zooms coarser than ``zoom`` it was enlarged from; None: all 0
+    coarser_by: NDArray[np.int8] | None = None
 
     def contains(self, x0: float, y0: float, x1: float, y1: float) -> bool:
         ox, oy = self.tile_x0 * TILE_PX, self.tile_y0 * TILE_PX
@@ -108,6 +123,23 @@ class Mosaic:
             and x1 <= ox + self.tiles_x * TILE_PX
             and y1 <= oy + self.tiles_y * TILE_PX
         )
+
+    def pixel_m_over(self, x: float, y: float, half_px: float, metres_per_px: float) -> float:
+        """The ground size of the coarsest map pixel within ``half_px`` of world pixel
+        ``(x, y)``: ``metres_per_px`` (the zoom's) where every tile there is the zoom's
+        own or composed from finer ones, that times 2**k where one was enlarged from a
+        tile k zooms coarser."""
+        if self.coarser_by is None:
+            return metres_per_px
+        c0 = math.floor((x - half_px) / TILE_PX) - self.tile_x0
+        c1 = math.floor((x + half_px) / TILE_PX) - self.tile_x0
+        r0 = math.floor((y - half_px) / TILE_PX) - self.tile_y0
+        r1 = math.floor((y + half_px) / TILE_PX) - self.tile_y0
+        c0, r0 = max(c0, 0), max(r0, 0)
+        c1, r1 = min(c1, self.tiles_x - 1), min(r1, self.tiles_y - 1)
+        if c1 < c0 or r1 < r0:
+            return metres_per_px
+        return metres_per_px * float(1 << int(self.coarser_by[r0 : r1 + 1, c0 : c1 + 1].max()))
 
 
 def tiles_around(
@@ -207,14 +239,18 @@ def tile_pixels(
     y: int,
     finer_levels: int = 0,
     *,
+    coarser_levels: int = 0,
     cache: GrayTiles | None = None,
 ) -> TilePlanes | None:
-    """Tile ``(zoom, x, y)`` as :class:`TilePlanes`, or composed from finer tiles.
+    """Tile ``(zoom, x, y)`` as :class:`TilePlanes`, or composed from finer tiles, or
+    enlarged from a coarser one.
 
     The tile itself when the source has it (valid but for its no-data fill,
     :func:`tile_valid`). Otherwise the first of the ``finer_levels`` finer
     zooms that has any of the tiles under it: each reduced to the part of the
-    tile it covers, the rest left invalid. None when no level has any.
+    tile it covers, the rest left invalid. Otherwise the first of the
+    ``coarser_levels`` coarser zooms that has the tile over it
+    (:func:`enlarged_piece`). None when no level has any.
     ``cache`` keeps each tile's planes for the next call. A mono piece among colour
     ones leaves its part of the saturation plane flat.
     """
@@ -247,7 +283,56 @@ def tile_pixels(
                     chroma[rows, cols] = p.chroma
         if gray is not None:
             return TilePlanes(gray, valid, chroma)
+    for d in range(1, coarser_levels + 1):
+        if zoom - d < 0:
+            break
+        key = (zoom - d, x >> d, y >> d)
+        t = source.tile(*key)
+        if t is not None:
+            return enlarged_piece(planes_of(key, t, TILE_PX), d, x, y)
     return None
+
+
+def enlarged_piece(coarse: TilePlanes, levels: int, x: int, y: int) -> TilePlanes:
+    """The part of a tile ``levels`` zooms coarser that covers tile ``(x, y)`` of the
+    map's zoom, enlarged to ``TILE_PX`` (bilinear; the no-data mask by nearest, so
+    fill stays out). Bilinear rather than cubic: it adds no overshoot at edges
+    for the gradient field to read as structure the ground does not have."""
+    n, side = 1 << levels, TILE_PX >> levels
+    r0, c0 = (y & (n - 1)) * side, (x & (n - 1)) * side
+    # a one-pixel border where the tile has it, so the enlarged edge samples its
+    # neighbour pixels rather than repeating its own
+    ra, rb = max(0, r0 - 1), min(TILE_PX, r0 + side + 1)
+    ca, cb = max(0, c0 - 1), min(TILE_PX, c0 + side + 1)
+
+    def up(a: NDArray[np.generic], interp: int) -> NDArray[np.generic]:
+        # pixel centres: coarse pixel i sits at (i + 0.5) * n - 0.5 in the enlarged grid
+        crop = np.ascontiguousarray(a[ra:rb, ca:cb])
+        m = np.array(
+            [
+                [1.0 / n, 0.0, (0.5 / n - 0.5) + (c0 - ca)],
+                [0.0, 1.0 / n, (0.5 / n - 0.5) + (r0 - ra)],
+            ],
+            np.float32,
+        )
+        return np.asarray(
+            cv2.warpAffine(
+                crop,
+                m,
+                (TILE_PX, TILE_PX),
+                flags=interp | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+        )
+
+    gray = np.asarray(up(coarse.gray, cv2.INTER_LINEAR), np.float32)
+    valid = np.asarray(up(coarse.valid, cv2.INTER_NEAREST), np.uint8)
+    chroma = (
+        None
+        if coarse.chroma is None
+        else np.asarray(up(coarse.chroma, cv2.INTER_LINEAR), np.float32)
+    )
+    return TilePlanes(gray, valid, chroma, coarser_by=levels)
 
 
 def build_mosaic(
@@ -260,19 +345,23 @@ def build_mosaic(
     latitude: float,
     harmonics: int,
     finer_levels: int = 0,
+    coarser_levels: int = 0,
     cache: GrayTiles | None = None,
 ) -> Mosaic | None:
     """The mosaic of ``block``; None when the source has none of its tiles.
 
     A tile missing at ``zoom`` is composed from tiles up to ``finer_levels``
-    zooms finer (:func:`tile_pixels`); ``cache`` keeps the tiles' gray and masks
-    for the next mosaic.
+    zooms finer, or enlarged from one up to ``coarser_levels`` coarser
+    (:func:`tile_pixels`); ``cache`` keeps the tiles' gray and masks for the
+    next mosaic.
     """
     x0, y0, nx, ny = block
     gray = np.zeros((ny * TILE_PX, nx * TILE_PX), np.float32)
     valid = np.zeros(gray.shape, np.uint8)
     chroma: NDArray[np.float32] | None = None
     present = 0.0
+    enlarged = 0.0
+    coarser_by = np.zeros((ny, nx), np.int8)
     full = 0
     gen = source.generation()
     for j in range(ny):
@@ -280,7 +369,13 @@ def build_mosaic(
             # the block's columns run on across the antimeridian; the tiles there
             # are the world's first (or last) columns
             got = tile_pixels(
-                source, zoom, wrap_tile_x(x0 + i, zoom), y0 + j, finer_levels, cache=cache
+                source,
+                zoom,
+                wrap_tile_x(x0 + i, zoom),
+                y0 + j,
+                finer_levels,
+                coarser_levels=coarser_levels,
+                cache=cache,
             )
             if got is None:
                 continue
@@ -296,6 +391,9 @@ def build_mosaic(
             share = float(np.count_nonzero(v)) / v.size
             present += share
             full += share == 1.0
+            if got.coarser_by:
+                enlarged += share
+                coarser_by[j, i] = got.coarser_by
     if present == 0:
         return None
     metres_per_px = ground_resolution_m(latitude, zoom)
@@ -306,4 +404,18 @@ def build_mosaic(
     coarse = raster_from_mosaic(
         gray, valid, ox, oy, coarse_resolution_m / metres_per_px, harmonics=harmonics
     )
-    return Mosaic(zoom, x0, y0, nx, ny, fine, coarse, present / (nx * ny), gen, nx * ny - full)
+    return Mosaic(
+        zoom,
+        x0,
+        y0,
+        nx,
+        ny,
+        fine,
+        coarse,
+        present / (nx * ny),
+        gen,
+        nx * ny - full,
+        coarser_share=enlarged / present,
+        coarser_levels=int(coarser_by.max()),
+        coarser_by=coarser_by if enlarged else None,
+    )

@@ -127,6 +127,9 @@ class VisualNavStats:
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     fix_stamps_ns: deque[int] = field(default_factory=lambda: deque(maxlen=50))
     map_coverage: float = 0.0
+    #: of the mosaic's ground with imagery, the share enlarged from coarser tiles
+    #: (.mapview.Mosaic.coarser_share): fixes there are less sharp, and fewer pass
+    map_enlarged_share: float = 0.0
     tiles_cached: int = 0
     #: the last fix's distance from the FC's healthy GNSS (VisualFix.gnss_offset_m)
     gnss_offset_m: float | None = None
@@ -206,6 +209,7 @@ class VisualNavStats:
             "latency_p99_ms": round(float(np.percentile(lat, 99)), 1),
             "dropped_busy": self.dropped_busy,
             "map_coverage": round(self.map_coverage, 3),
+            "map_enlarged_share": round(self.map_enlarged_share, 3),
             "tiles_cached": self.tiles_cached,
         }
         if self.lens_falloff is not None:

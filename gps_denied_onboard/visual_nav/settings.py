@@ -85,6 +85,7 @@ class EstimatorConfig:
     max_velocity_dt_s: float = 2.0
     mosaic_half_size_m: float = 2200.0
     finer_zoom_levels: int = 3  # a tile missing at the map's zoom: composed from these
+    coarser_zoom_levels: int = 2  # ...else enlarged from one this many zooms coarser
     jump_sigma_k: float = 4.0
     min_jump_m: float = 25.0
     jump_gate_factor: float = 1.5

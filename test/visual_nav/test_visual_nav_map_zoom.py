@@ -1,24 +1,36 @@
-"""A cache that holds only finer tiles than the map's zoom still gives a map, and fixes.
+"""A cache that holds only finer, or only coarser, tiles than the map's zoom still gives
+a map, and fixes.
 
 The map's zoom is the coarsest whose pixels are no larger than ``resolution_m``
 (z15 at 47 deg N for 5 m). A cache filled from a 0.6-1 m/px orthophoto holds
 z17-z18 tiles: each missing z15 tile is composed from the finer ones, reduced
 by area averaging, and ground that no level has stays out of the valid mask.
+One cut from a 10 m/px satellite product holds z13-z14: each missing z15 tile
+is its piece of the coarser one, enlarged, and the fixes there say so in their
+sigma.
 """
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
-from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px
-from gps_denied_onboard.visual_nav.mapview import DictTileSource, reduce_tile, tile_pixels
+from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
+from gps_denied_onboard.visual_nav.mapview import (
+    DictTileSource,
+    build_mosaic,
+    reduce_tile,
+    tile_pixels,
+)
 from gps_denied_onboard.visual_nav.simulate import Orthophoto, cut_tiles, synthetic_orthophoto
 
 from .support import CAMERA, LAT0, LON0, T0, Pose, error_m, feed, make_estimator, render
@@ -114,3 +126,260 @@ def test_without_finer_levels_a_cache_of_finer_tiles_gives_no_map() -> None:
     with pytest.raises(FrameRejected) as err:
         est.process(T0, render(ortho, pose), CAMERA)
     assert err.value.reason == "no_tiles"
+
+
+# -- coarser tiles only: enlarged --------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _coarser() -> tuple[Tiles, Tiles]:
+    """The same world cut one and two zooms coarser than the map's (6.5 and 13 m/px)."""
+    ortho, _, _ = _world()
+    return cut_tiles(ortho, MAP_ZOOM - 1), cut_tiles(ortho, MAP_ZOOM - 2)
+
+
+def test_a_tile_only_coarser_is_enlarged_from_its_piece_of_the_coarser_tile() -> None:
+    """Each of the 4 z15 tiles under a z14 tile is its quarter enlarged twice, on the
+    z15 tile's own pixel grid: the ground lies where the z15 tile has it, to a small
+    fraction of a pixel (no half-pixel shift from the enlargement)."""
+    _, own, _ = _world()
+    z14, _ = _coarser()
+    source = DictTileSource(z14)
+    x, y = _centre_tile()
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        got = tile_pixels(source, MAP_ZOOM, x + dx, y + dy, finer_levels=3, coarser_levels=2)
+        assert got is not None
+        assert got.coarser_by == 1
+        assert got.gray.shape == got.valid.shape == (TILE_PX, TILE_PX)
+        assert np.all(got.valid == 255)
+        truth = to_gray_f32(own[(MAP_ZOOM, x + dx, y + dy)])
+        assert float(np.corrcoef(got.gray.ravel(), truth.ravel())[0, 1]) > 0.9
+        (sx, sy), _ = cv2.phaseCorrelate(
+            np.asarray(truth, np.float64), np.asarray(got.gray, np.float64)
+        )
+        assert math.hypot(sx, sy) < 0.15, (dx, dy, sx, sy)
+    # not asked for coarser zooms, or not enough of them: no tile
+    assert tile_pixels(source, MAP_ZOOM, x, y, finer_levels=3) is None
+    assert tile_pixels(DictTileSource(_coarser()[1]), MAP_ZOOM, x, y, coarser_levels=1) is None
+
+
+def test_the_maps_own_zoom_and_finer_tiles_win_over_a_coarser_one() -> None:
+    _, own, finer = _world()
+    z14, _ = _coarser()
+    x, y = _centre_tile()
+    for tiles in (own, finer):
+        got = tile_pixels(DictTileSource({**z14, **tiles}), MAP_ZOOM, x, y, 3, coarser_levels=2)
+        assert got is not None and got.coarser_by == 0
+
+
+def test_a_coarser_tiles_no_data_stays_out_of_the_enlarged_valid_mask() -> None:
+    z14, _ = _coarser()
+    x, y = _centre_tile()
+    key = (MAP_ZOOM - 1, x >> 1, y >> 1)
+    cut = z14[key].copy()
+    cut[:, : TILE_PX // 2] = 0  # the tile's western half is past its orthophoto's edge
+    source = DictTileSource({key: cut})
+    west, east = (x & ~1), (x & ~1) + 1
+    got_w = tile_pixels(source, MAP_ZOOM, west, y, coarser_levels=1)
+    got_e = tile_pixels(source, MAP_ZOOM, east, y, coarser_levels=1)
+    assert got_w is not None and got_e is not None
+    assert np.count_nonzero(got_w.valid) == 0
+    # the eastern piece: ground, but for the margin the no-data mask keeps off the fill
+    assert np.all(got_e.valid[:, 16:] == 255)
+    assert np.all(got_e.valid[:, 0] == 0)
+
+
+def test_the_mosaic_says_which_ground_came_from_coarser_tiles() -> None:
+    """A mosaic of 3 x 3 z15 tiles with the middle one missing, filled from z13: the
+    share enlarged, and the map pixel under a point (13 m there, 3.3 m elsewhere)."""
+    _, own, _ = _world()
+    _, z13 = _coarser()
+    x, y = _centre_tile()
+    source = DictTileSource({**z13, **{k: v for k, v in own.items() if k != (MAP_ZOOM, x, y)}})
+    m = build_mosaic(
+        source,
+        MAP_ZOOM,
+        (x - 1, y - 1, 3, 3),
+        resolution_m=5.0,
+        coarse_resolution_m=15.0,
+        latitude=LAT0,
+        harmonics=2,
+        coarser_levels=2,
+    )
+    assert m is not None
+    assert m.coarser_levels == 2
+    assert m.coarser_share == pytest.approx(1 / 9)
+    mpp = ground_resolution_m(LAT0, MAP_ZOOM)
+    middle = ((x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
+    west = ((x - 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
+    assert m.pixel_m_over(*middle, 10.0, mpp) == pytest.approx(4 * mpp)
+    assert m.pixel_m_over(*west, 10.0, mpp) == pytest.approx(mpp)
+    # a template reaching from the sharp ground onto the enlarged: its coarsest
+    assert m.pixel_m_over(*west, 150.0, mpp) == pytest.approx(4 * mpp)
+    # a mosaic with none enlarged: the zoom's own pixel everywhere
+    sharp = build_mosaic(
+        DictTileSource(own),
+        MAP_ZOOM,
+        (x - 1, y - 1, 3, 3),
+        resolution_m=5.0,
+        coarse_resolution_m=15.0,
+        latitude=LAT0,
+        harmonics=2,
+        coarser_levels=2,
+    )
+    assert sharp is not None and sharp.coarser_share == 0.0 and sharp.coarser_by is None
+    assert sharp.pixel_m_over(*middle, 400.0, mpp) == mpp
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_frames_are_fixed_against_a_cache_of_coarser_tiles_only_with_a_wider_sigma(
+    levels: int,
+) -> None:
+    """The same frame against the map's own z15 tiles and against z14 or z13 tiles only:
+    fixed within the enlarged map's pixels, inside 3 sigma, and the sigma wider than
+    over the sharp map."""
+    ortho, own, _ = _world()
+    coarse = _coarser()[levels - 1]
+    pose = Pose(LAT0, LON0, 500.0, roll_deg=-5.0, pitch_deg=7.0, yaw_deg=-60.0)
+    prior = pose.offset(-60.0, 80.0)
+    image = render(ortho, pose)
+    fixes = {}
+    for name, tiles in (("sharp", own), ("enlarged", coarse)):
+        est = make_estimator(tiles)
+        feed(est, T0, pose, prior=prior)
+        fixes[name] = est.process(T0, image, CAMERA)
+        assert est.mosaic is not None
+        assert est.mosaic.coarser_levels == (levels if name == "enlarged" else 0)
+    err = math.hypot(*error_m(pose, fixes["enlarged"].latitude, fixes["enlarged"].longitude))
+    assert err < ground_resolution_m(LAT0, MAP_ZOOM - levels), err
+    assert err < 3.0 * fixes["enlarged"].sigma_m
+    assert fixes["enlarged"].sigma_m > fixes["sharp"].sigma_m
+
+
+def test_without_coarser_levels_a_cache_of_coarser_tiles_gives_no_map() -> None:
+    ortho, _, _ = _world()
+    pose = Pose(LAT0, LON0, 500.0, yaw_deg=40.0)
+    est = make_estimator(_coarser()[0], coarser_zoom_levels=0)
+    feed(est, T0, pose, prior=pose.offset(-30.0, 20.0))
+    with pytest.raises(FrameRejected) as err:
+        est.process(T0, render(ortho, pose), CAMERA)
+    assert err.value.reason == "no_tiles"
+
+
+class _Cache:
+    """The tile cache's two services over a dict of tiles, answered through the cache's
+    own bbox arithmetic, each zoom asked for written down."""
+
+    def __init__(self, tiles: Tiles) -> None:
+        self.tiles = tiles
+        self.zooms: list[int] = []
+        self.got: list[tuple[int, int, int]] = []
+
+    def query(self, req: Any) -> Any:
+        from gps_denied_onboard.tile_cache.geo import BBox, bbox_tile_ranges
+
+        box = BBox(req.min_latitude, req.min_longitude, req.max_latitude, req.max_longitude)
+        z = int(req.zoom)
+        self.zooms.append(z)
+        xs, (y0, y1) = bbox_tile_ranges(box, z)
+        infos = [
+            SimpleNamespace(x=x, y=y, source="ortho", flight_id="", tile_id=f"{z}/{x}/{y}")
+            for x in xs
+            for y in range(y0, y1 + 1)
+            if (z, x, y) in self.tiles
+        ]
+        return SimpleNamespace(success=True, tiles=infos)
+
+    def get(self, req: Any) -> Any:
+        key = (int(req.zoom), int(req.x), int(req.y))
+        self.got.append(key)
+        ok, buf = cv2.imencode(".jpg", self.tiles[key])
+        assert ok
+        return SimpleNamespace(found=True, image=SimpleNamespace(data=buf.tobytes()))
+
+
+def test_the_prefetch_takes_coarser_tiles_only_where_no_own_or_finer_tile_covers() -> None:
+    """A cache of z14 tiles over the 3 km world and z15 tiles over the aircraft: the
+    prefetch (2.5 km around) asks the map's zoom, then the finer ones (ground is still
+    uncovered), then z14, and takes only the z14 tiles over ground that no z15 tile
+    covers, kept whole; ground past the world is bare still, so it asks z13 too. The
+    tile id under the aircraft is the z15 tile's; past the z15 tiles, the z14 tile's."""
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    _, own, _ = _world()
+    z14, _ = _coarser()
+    x, y = _centre_tile()
+    near = {k: v for k, v in own.items() if abs(k[1] - x) <= 1 and abs(k[2] - y) <= 1}
+    cache = _Cache({**z14, **near})
+    prefetch = TilePrefetch(cache.query, cache.get)
+    cfg = VisualNavConfig(prefetch_radius_m=2500.0)
+    prefetch.fetch(cfg, LAT0, LON0)
+    assert cache.zooms == [15, 16, 17, 18, 14, 13]
+    got14 = {k for k in cache.got if k[0] == MAP_ZOOM - 1}
+    assert got14
+    for _, cx, cy in got14:  # each has a z15 cell under it with no z15 tile
+        under = {(MAP_ZOOM, 2 * cx + i, 2 * cy + j) for i in range(2) for j in range(2)}
+        assert not under <= near.keys()
+    assert all(prefetch.tiles.tile(*k).shape[:2] == (TILE_PX, TILE_PX) for k in got14)
+    assert prefetch.tile_id_under(cfg, LAT0, LON0) == f"{MAP_ZOOM}/{x}/{y}"
+    away = Pose(LAT0, LON0, 500.0).offset(-1600.0, 0.0)
+    assert prefetch.tile_id_under(cfg, away.latitude, away.longitude).startswith("14/")
+    # without coarser levels, z14 is never asked for
+    cache = _Cache({**z14, **near})
+    TilePrefetch(cache.query, cache.get).fetch(
+        VisualNavConfig(prefetch_radius_m=2500.0, coarser_zoom_levels=0), LAT0, LON0
+    )
+    assert MAP_ZOOM - 1 not in cache.zooms
+
+
+def test_coarser_zoom_levels_is_checked() -> None:
+    from gps_denied_onboard.errors import ConfigError
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    for bad in (-1, 5):
+        with pytest.raises(ConfigError) as err:
+            VisualNavConfig(coarser_zoom_levels=bad)
+        assert err.value.key == "coarser_zoom_levels"
+    assert VisualNavConfig().estimator_config().coarser_zoom_levels == 2
+
+
+def test_an_enlarged_map_widens_the_match_term_by_the_root_of_its_pixel_ratio() -> None:
+    """With the map's floor and the attitude's term at 0 and a 1 km template (no
+    single-frame terms), the sigma is the match term alone: twice as wide on a map of
+    20 m pixels matched at 5 m, unchanged on one of pixels finer than 5 m."""
+    from gps_denied_onboard.visual_nav.settings import EstimatorConfig
+    from gps_denied_onboard.visual_nav.uncertainty import enlarged_map_factor, position_sigma
+
+    cfg = EstimatorConfig(map_sigma_m=0.0, attitude_sigma_deg=0.0)
+
+    def sigma(map_pixel_m: float) -> float:
+        return position_sigma(
+            cfg,
+            resolution_m=5.0,
+            height_m=500.0,
+            fine_score=0.4,
+            template_px=4000,
+            template_side_m=1000.0,
+            margin_sigmas=5.0,
+            stitched=False,
+            map_pixel_m=map_pixel_m,
+        )
+
+    assert sigma(0.0) > 0.0
+    assert sigma(3.26) == sigma(5.0) == sigma(0.0)
+    assert sigma(20.0) == pytest.approx(2.0 * sigma(5.0))
+    assert enlarged_map_factor(5.0, 13.0) == pytest.approx(math.sqrt(2.6))
+
+
+def test_the_gate_judges_a_template_over_an_enlarged_map_by_its_own_pixels() -> None:
+    """A 1 km template over a map of 13 m pixels holds as many of them as a 385 m one
+    at 5 m: the gate asks what it asks of that smaller template."""
+    from gps_denied_onboard.visual_nav.gate import gate_at, sharp_side_m
+    from gps_denied_onboard.visual_nav.settings import EstimatorConfig
+
+    cfg = EstimatorConfig()
+    assert sharp_side_m(1000.0, 5.0, 3.26) == 1000.0
+    assert sharp_side_m(1000.0, 5.0, 13.0) == pytest.approx(1000.0 * 5.0 / 13.0)
+    assert gate_at(cfg, 360.0, sharp_side_m(1000.0, 5.0, 13.0)) > gate_at(cfg, 360.0, 1000.0)
+    assert sharp_side_m(1000.0, 5.0, 13.0) < cfg.gate_evidence_max_side_m  # judged on evidence

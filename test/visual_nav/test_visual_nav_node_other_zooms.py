@@ -132,6 +132,8 @@ def test_frames_are_fixed_from_a_cache_of_z14_tiles_only(
         assert kept and all(vnav._map.tiles.tile(*k).shape[:2] == (256, 256) for k in kept)
         mosaic = vnav._estimator.mosaic
         assert mosaic is not None and mosaic.zoom == 15 and mosaic.coarser_levels == 1
+        # and the diagnostics say the map was all enlarged
+        assert wait_until(lambda: vnav.stats.as_dict()["map_enlarged_share"] == 1.0, 10.0)
 
 
 def test_at_ground_scale_0_2_a_frame_from_100_m_is_matched_on_z17_tiles_to_decimetres(
