@@ -149,6 +149,20 @@ def _measure(
     )
 
 
+def _accuracy(
+    tag: str, m: dict[str, Any], base: dict[str, Any], note: str, n: int
+) -> list[dict[str, Any]]:
+    """The five reported figures of :func:`_single_frames` summaries ``m`` against
+    ``base``: % fixed, median and p95 error, 1 and 3 sigma coverage."""
+    return [
+        report(f"{tag}.fixed", m["fixed_pct"], "%", base["fixed_pct"], note, frames=n),
+        report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
+        report(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], note),
+        report(f"{tag}.sigma_1_coverage", m["cov1"], "%", base["cov1"], note),
+        report(f"{tag}.sigma_3_coverage", m["cov3"], "%", base["cov3"], note),
+    ]
+
+
 #: the world's scale in ``low_altitude``: 1 km frames' geometry at a fifth of the size
 LOW_SCALE = 0.2
 
@@ -181,14 +195,7 @@ def _low_altitude(quick: bool) -> list[dict[str, Any]]:
         base = _measure_low(map_year, frame_year, n, seed_of(name) + 500, 1.0)
         wrong += m["wrong"]
         frames += n
-        tag = f"visual_fix_accuracy.low_altitude.{name}"
-        out += [
-            report(f"{tag}.fixed", m["fixed_pct"], "%", base["fixed_pct"], note, frames=n),
-            report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
-            report(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], note),
-            report(f"{tag}.sigma_1_coverage", m["cov1"], "%", base["cov1"], note),
-            report(f"{tag}.sigma_3_coverage", m["cov3"], "%", base["cov3"], note),
-        ]
+        out += _accuracy(f"visual_fix_accuracy.low_altitude.{name}", m, base, note, n)
     out.append(
         report(
             "visual_fix_accuracy.low_altitude.wrong_fixes_per_1000",
@@ -233,13 +240,7 @@ def _coarser_tiles(quick: bool) -> list[dict[str, Any]]:
                     f"{footprint} frames, 0.15 deg attitude error, over z{zoom} tiles only "
                     f"(enlarged {1 << levels}x); baseline: over the map's own z15 tiles"
                 )
-                out += [
-                    report(f"{tag}.fixed", m["fixed_pct"], "%", base["fixed_pct"], note, frames=n),
-                    report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
-                    report(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], note),
-                    report(f"{tag}.sigma_1_coverage", m["cov1"], "%", base["cov1"], note),
-                    report(f"{tag}.sigma_3_coverage", m["cov3"], "%", base["cov3"], note),
-                ]
+                out += _accuracy(tag, m, base, note, n)
     out.append(
         report(
             "visual_fix_accuracy.coarser_tiles.wrong_fixes_per_1000",

@@ -27,6 +27,7 @@ from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.geo import TILE_PX, ground_resolution_m, latlon_to_world_px
 from gps_denied_onboard.visual_nav.mapview import (
     DictTileSource,
+    Mosaic,
     build_mosaic,
     reduce_tile,
     tile_pixels,
@@ -195,18 +196,22 @@ def test_the_mosaic_says_which_ground_came_from_coarser_tiles() -> None:
     _, own, _ = _world()
     _, z13 = _coarser()
     x, y = _centre_tile()
-    source = DictTileSource({**z13, **{k: v for k, v in own.items() if k != (MAP_ZOOM, x, y)}})
-    m = build_mosaic(
-        source,
-        MAP_ZOOM,
-        (x - 1, y - 1, 3, 3),
-        resolution_m=5.0,
-        coarse_resolution_m=15.0,
-        latitude=LAT0,
-        harmonics=2,
-        coarser_levels=2,
-    )
-    assert m is not None
+
+    def mosaic(tiles: Tiles) -> Mosaic:
+        m = build_mosaic(
+            DictTileSource(tiles),
+            MAP_ZOOM,
+            (x - 1, y - 1, 3, 3),
+            resolution_m=5.0,
+            coarse_resolution_m=15.0,
+            latitude=LAT0,
+            harmonics=2,
+            coarser_levels=2,
+        )
+        assert m is not None
+        return m
+
+    m = mosaic({**z13, **{k: v for k, v in own.items() if k != (MAP_ZOOM, x, y)}})
     assert m.coarser_levels == 2
     assert m.coarser_share == pytest.approx(1 / 9)
     mpp = ground_resolution_m(LAT0, MAP_ZOOM)
@@ -217,17 +222,8 @@ def test_the_mosaic_says_which_ground_came_from_coarser_tiles() -> None:
     # a template reaching from the sharp ground onto the enlarged: its coarsest
     assert m.pixel_m_over(*west, 150.0, mpp) == pytest.approx(4 * mpp)
     # a mosaic with none enlarged: the zoom's own pixel everywhere
-    sharp = build_mosaic(
-        DictTileSource(own),
-        MAP_ZOOM,
-        (x - 1, y - 1, 3, 3),
-        resolution_m=5.0,
-        coarse_resolution_m=15.0,
-        latitude=LAT0,
-        harmonics=2,
-        coarser_levels=2,
-    )
-    assert sharp is not None and sharp.coarser_share == 0.0 and sharp.coarser_by is None
+    sharp = mosaic(own)
+    assert sharp.coarser_share == 0.0 and sharp.coarser_by is None
     assert sharp.pixel_m_over(*middle, 400.0, mpp) == mpp
 
 
