@@ -27,8 +27,8 @@ Per frame:
 5. the search is centred on the nadir the prior predicts, so the footprint
    (which a bank or a pitch throws hundreds of metres off the vehicle) is
    searched where it really is;
-6. the map window (:mod:`.mapview`), the heading and scale candidates and the
-   refusals before any gate (:mod:`.search`), the coarse-to-fine match
+6. the map window (:mod:`.map_window` over :mod:`.mapview`), the heading and
+   scale candidates and the refusals before any gate (:mod:`.search`), the coarse-to-fine match
    (:mod:`.matcher`) and the gate (:mod:`.gate`) on the margin between the best
    and the best distinct runner-up, for a small template alone on that and the
    witnesses of its placement;
@@ -67,16 +67,10 @@ from gps_denied_onboard.visual_nav.geo import (
     latlon_to_world_px,
     on_the_map,
     world_px_to_latlon,
-    zoom_for_resolution,
 )
 from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrection
-from gps_denied_onboard.visual_nav.mapview import (
-    GrayTiles,
-    Mosaic,
-    TileSource,
-    build_mosaic,
-    tiles_around,
-)
+from gps_denied_onboard.visual_nav.map_window import MapWindow
+from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource
 from gps_denied_onboard.visual_nav.matcher import frame_offset_m
 from gps_denied_onboard.visual_nav.odometry import Displacement, OdometryTrack
 from gps_denied_onboard.visual_nav.pixels import checked_gray
@@ -110,7 +104,6 @@ class VisualEstimator:
 
     def __init__(self, cfg: EstimatorConfig, tiles: TileSource) -> None:
         self.cfg = cfg
-        self.tiles = tiles
         self.attitude = AttitudeBuffer(
             max_age_s=cfg.attitude_max_age_s, max_gap_s=cfg.attitude_max_gap_s
         )
@@ -136,8 +129,7 @@ class VisualEstimator:
         self._last_fix: VisualFix | None = None
         self.lost = LostClock(cfg.lost_after_s, cfg.lost_sigma_growth_mps)
         self._recent: deque[VisualFix] = deque()
-        self._mosaic: Mosaic | None = None
-        self._gray_tiles = GrayTiles()
+        self.map = MapWindow(cfg, tiles)
         self.odometry = OdometryTrack(cfg.odometry)
         # the autopilot's heading and height error, measured against the GNSS's velocity
         self.correction = GnssCorrection(cfg.gnss_correction)
@@ -148,7 +140,6 @@ class VisualEstimator:
         self.last_camera: tuple[int, CameraModel] | None = None
         self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
-        self.mosaic_builds = 0
         self.last_view: GroundView | None = None
 
     # -- the prior (:mod:`.prior`: the FC's GNSS goes to ``priors.add_gnss``) ------------
@@ -198,42 +189,14 @@ class VisualEstimator:
 
     # -- map ----------------------------------------------------------------------------
 
-    def _mosaic_for(self, prior: Prior, reach_m: float) -> Mosaic:
-        cfg = self.cfg
-        zoom = zoom_for_resolution(prior.latitude, cfg.match.resolution_m)
-        px, py = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
-        reach_px = reach_m / ground_resolution_m(prior.latitude, zoom)
-        m = self._mosaic
-        if (
-            m is not None
-            and m.zoom == zoom
-            and m.contains(px - reach_px, py - reach_px, px + reach_px, py + reach_px)
-            and (m.missing == 0 or m.generation == self.tiles.generation())
-        ):
-            return m
-        half = max(cfg.mosaic_half_size_m, reach_m * 1.3)
-        block = tiles_around(prior.latitude, prior.longitude, zoom, half)
-        m = build_mosaic(
-            self.tiles,
-            zoom,
-            block,
-            resolution_m=cfg.match.resolution_m,
-            coarse_resolution_m=cfg.match.coarse_resolution_m,
-            latitude=prior.latitude,
-            harmonics=max(cfg.match.orientation_harmonics, cfg.match.refine_harmonics),
-            finer_levels=cfg.finer_zoom_levels,
-            coarser_levels=cfg.coarser_zoom_levels,
-            cache=self._gray_tiles,
-        )
-        if m is None:
-            raise FrameRejected("no_tiles", "no cached tiles under the prior", zoom=zoom)
-        self._mosaic = m
-        self.mosaic_builds += 1
-        return m
-
     @property
     def mosaic(self) -> Mosaic | None:
-        return self._mosaic
+        """The map window's last mosaic (:class:`.map_window.MapWindow`)."""
+        return self.map.mosaic
+
+    @property
+    def mosaic_builds(self) -> int:
+        return self.map.builds
 
     # -- the frame ------------------------------------------------------------------------
 
@@ -357,7 +320,7 @@ class VisualEstimator:
         # claims a footprint of 1e12 m, and sized a mosaic of petabytes from it)
         footprint = min(max(3.0 * f.h.height_m, f.view.width_m), math.sqrt(2.0) * MAX_EXTENT_M)
         reach = radius + footprint + 200.0
-        mosaic = self._mosaic_for(prior, reach)
+        mosaic = self.map.around(prior.latitude, prior.longitude, reach)
         zoom = mosaic.zoom
         mpp = ground_resolution_m(prior.latitude, zoom)
         nadir = latlon_to_world_px(prior.latitude, prior.longitude, zoom)
