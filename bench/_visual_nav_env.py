@@ -53,11 +53,13 @@ def ortho(year: str) -> Orthophoto:
     return Orthophoto.read(path)
 
 
-@lru_cache(maxsize=4)
-def tiles(year: str) -> dict[tuple[int, int, int], NDArray[np.uint8]]:
+@lru_cache(maxsize=6)
+def tiles(year: str, coarser: int = 0) -> dict[tuple[int, int, int], NDArray[np.uint8]]:
+    """``year``'s tiles at the 5 m map's zoom (z15 here), or only those ``coarser``
+    zooms coarser (z14: 6.5 m/px, z13: 13 m/px), which the estimator enlarges."""
     o = ortho(year)
     lat0, _, lat1, _ = o.bounds_latlon()
-    return cut_tiles(o, zoom_for_resolution((lat0 + lat1) / 2, 5.0))
+    return cut_tiles(o, zoom_for_resolution((lat0 + lat1) / 2, 5.0) - coarser)
 
 
 @dataclass(frozen=True)
@@ -162,10 +164,12 @@ def misregistration(map_year: str, frame_year: str, side_px: int = 200) -> NDArr
     return np.array(out)
 
 
-def estimator(map_year: str, **cfg: object) -> VisualEstimator:
+def estimator(map_year: str, *, coarser: int = 0, **cfg: object) -> VisualEstimator:
+    """An estimator over ``map_year``'s tiles at the map's zoom, or only those ``coarser``
+    zooms coarser (:func:`tiles`), with ``cfg`` over the bench's settings."""
     base: dict[str, object] = {"ground_elevation_msl": GROUND, "attitude_sigma_deg": ATT_NOISE_DEG}
     base.update(cfg)
-    return VisualEstimator(EstimatorConfig(**base), DictTileSource(tiles(map_year)))  # type: ignore[arg-type]
+    return VisualEstimator(EstimatorConfig(**base), DictTileSource(tiles(map_year, coarser)))  # type: ignore[arg-type]
 
 
 def _render(
@@ -309,22 +313,3 @@ def estimator_at(map_year: str, scale: float, ground_scale: float) -> VisualEsti
         map_sigma_m=EstimatorConfig().map_sigma_m * scale,
     ).at_ground_scale(ground_scale)
     return VisualEstimator(cfg, DictTileSource(tiles_at(map_year, scale, cfg.match.resolution_m)))
-
-
-# -- a cache holding only tiles coarser than the map's zoom
-
-
-@lru_cache(maxsize=6)
-def tiles_coarser(year: str, levels: int) -> dict[tuple[int, int, int], NDArray[np.uint8]]:
-    """``year``'s tiles ``levels`` zooms coarser than the 5 m map's (z14: 6.5 m/px,
-    z13: 13 m/px here), and none of its own zoom: the estimator enlarges them."""
-    o = ortho(year)
-    lat0, _, lat1, _ = o.bounds_latlon()
-    return cut_tiles(o, zoom_for_resolution((lat0 + lat1) / 2, 5.0) - levels)
-
-
-def estimator_coarser(map_year: str, levels: int) -> VisualEstimator:
-    """:func:`estimator` over :func:`tiles_coarser` (0: the map's own zoom)."""
-    source = tiles(map_year) if levels == 0 else tiles_coarser(map_year, levels)
-    cfg = EstimatorConfig(ground_elevation_msl=GROUND, attitude_sigma_deg=ATT_NOISE_DEG)
-    return VisualEstimator(cfg, DictTileSource(source))

@@ -110,7 +110,6 @@ from _visual_nav_env import (
     error_en,
     estimator,
     estimator_at,
-    estimator_coarser,
     frame,
     frame_at,
     misregistration,
@@ -214,7 +213,7 @@ def _over_tiles(
     map_year: str, levels: int, tried: list[tuple[Trial, NDArray[np.uint8]]]
 ) -> dict[str, Any]:
     """:func:`_single_frames` of frames matched over ``levels`` zooms coarser tiles only."""
-    est = estimator_coarser(map_year, levels)
+    est = estimator(map_year, coarser=levels)
     return _single_frames([(t, run_trial(est, k, t, im)) for k, (t, im) in enumerate(tried)])
 
 

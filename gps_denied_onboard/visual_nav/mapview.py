@@ -108,12 +108,15 @@ class Mosaic:
     coverage: float  # fraction of the mosaic's ground that has imagery
     generation: int
     missing: int  # tiles not wholly covered
-    # of the ground with imagery: the share from tiles coarser than ``zoom``, and how
-    # many zooms coarser the coarsest of them is (0: none)
+    # of the ground with imagery, the share from tiles coarser than ``zoom``
     coarser_share: float = 0.0
-    coarser_levels: int = 0
     # per tile (rows, columns): zooms coarser than ``zoom`` it was enlarged from; None: all 0
     coarser_by: NDArray[np.int8] | None = None
+
+    @property
+    def coarser_levels(self) -> int:
+        """How many zooms coarser the coarsest enlarged tile is (0: none)."""
+        return 0 if self.coarser_by is None else int(self.coarser_by.max())
 
     def contains(self, x0: float, y0: float, x1: float, y1: float) -> bool:
         ox, oy = self.tile_x0 * TILE_PX, self.tile_y0 * TILE_PX
@@ -416,6 +419,5 @@ def build_mosaic(
         gen,
         nx * ny - full,
         coarser_share=enlarged / present,
-        coarser_levels=int(coarser_by.max()),
         coarser_by=coarser_by if enlarged else None,
     )
