@@ -369,10 +369,18 @@ class VisualEstimator:
                 cfg=cfg.match,
             )
         self.flip_guard.check(cfg, prior, lat, lon, frame_offset_m=offset_m, stamp_ns=f.stamp_ns)
-        # the ground size of the map's own pixels under the template (coarser than the
-        # resolution where a tile was enlarged from a coarser zoom)
+        # the ground size of the map's own pixels under the template, wherever its bulk
+        # lies off the nadir (coarser than the resolution where a tile was enlarged
+        # from a coarser zoom)
+        west, south, east, north = result.ground_box_m
         map_px_m = mosaic.pixel_m_over(
-            result.nadir_x, result.nadir_y, result.template_side_m / 2.0 / mpp, mpp
+            (
+                result.nadir_x + west / mpp,
+                result.nadir_y - north / mpp,
+                result.nadir_x + east / mpp,
+                result.nadir_y - south / mpp,
+            ),
+            mpp,
         )
         sigma = position_sigma(
             cfg,
@@ -460,6 +468,7 @@ class VisualEstimator:
             footprint_m=result.footprint_m,
             stitch_lever_m=lever,
             template_side_m=result.template_side_m,
+            map_pixel_m=map_px_m,
             quadrant_spread_m=spread_m,
             frame_offset_m=offset_m,
             gnss_scale=held_s.scale if held_s else None,

@@ -51,6 +51,10 @@ class VisualFix:
     #: the square root of the ground area the searched template covered (m): what the
     #: gate and the small-frame terms of the sigma were judged on
     template_side_m: float = 0.0
+    #: the ground size of the map's own pixels under the placed template (m): the
+    #: zoom's where its tiles were the zoom's own or finer, coarser where one was
+    #: enlarged from a coarser zoom (mapview.Mosaic.pixel_m_over; its sigma and gate)
+    map_pixel_m: float = 0.0
     #: how far a stitched patch's (or a small frame's) quadrants disagree about where
     #: it lies (m, witness.spread_of); None for a frame seeing gate_side_m[1] or more
     #: alone (its sigma has no such term), or when they could not say

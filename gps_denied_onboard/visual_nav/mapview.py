@@ -127,17 +127,18 @@ class Mosaic:
             and y1 <= oy + self.tiles_y * TILE_PX
         )
 
-    def pixel_m_over(self, x: float, y: float, half_px: float, metres_per_px: float) -> float:
-        """The ground size of the coarsest map pixel within ``half_px`` of world pixel
-        ``(x, y)``: ``metres_per_px`` (the zoom's) where every tile there is the zoom's
-        own or composed from finer ones, that times 2**k where one was enlarged from a
-        tile k zooms coarser."""
+    def pixel_m_over(self, box: tuple[float, float, float, float], metres_per_px: float) -> float:
+        """The ground size of the coarsest map pixel within ``box`` (world pixels:
+        west, north, east, south edges): ``metres_per_px`` (the zoom's) where every tile
+        there is the zoom's own or composed from finer ones, that times 2**k where one
+        was enlarged from a tile k zooms coarser."""
         if self.coarser_by is None:
             return metres_per_px
-        c0 = math.floor((x - half_px) / TILE_PX) - self.tile_x0
-        c1 = math.floor((x + half_px) / TILE_PX) - self.tile_x0
-        r0 = math.floor((y - half_px) / TILE_PX) - self.tile_y0
-        r1 = math.floor((y + half_px) / TILE_PX) - self.tile_y0
+        x0, y0, x1, y1 = box
+        c0 = math.floor(x0 / TILE_PX) - self.tile_x0
+        c1 = math.floor(x1 / TILE_PX) - self.tile_x0
+        r0 = math.floor(y0 / TILE_PX) - self.tile_y0
+        r1 = math.floor(y1 / TILE_PX) - self.tile_y0
         c0, r0 = max(c0, 0), max(r0, 0)
         c1, r1 = min(c1, self.tiles_x - 1), min(r1, self.tiles_y - 1)
         if c1 < c0 or r1 < r0:

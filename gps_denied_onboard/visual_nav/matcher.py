@@ -136,6 +136,10 @@ class MatchResult:
             when the margin alone falls short.
         on_edge: the search's best placement lies on its window's border and
             the refinement's on its own: no peak either could show (module docstring).
+        ground_box_m: the box the placed template's ground fills, metres from the
+            nadir (west, south, east, north; :attr:`.rectify.RectifiedFrame.ground_box_m`):
+            a tilted frame's or a stitched patch's bulk lies off its nadir, and what
+            the map holds there is what the match was made against.
     """
 
     nadir_x: float
@@ -151,6 +155,7 @@ class MatchResult:
     template_side_m: float
     placed: PlacedTemplate | None = None
     on_edge: bool = False
+    ground_box_m: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 #: how much wider than one render's the refinement's shared window is (px each way)
@@ -494,6 +499,7 @@ def match_frame(
             math.sqrt(template_px) * res_c,
             placed,
             _on_border(coarse_pk, span) and _on_border(pk, 2 * m + 1),
+            rf.ground_box_m,
         ),
         "",
     )

@@ -42,6 +42,9 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         "velocity_valid": fix.velocity_en is not None,
         "footprint_m": round(fix.footprint_m, 1),
         "stitch_lever_m": round(fix.stitch_lever_m, 1),
+        # the map's own pixels under the template: coarser than the zoom's where a
+        # tile was enlarged from a coarser zoom (its sigma and gate read it)
+        "map_pixel_m": round(fix.map_pixel_m, 2),
     }
     if fix.quadrant_spread_m is not None:  # a patch's or small frame's quadrants (its sigma)
         out["quadrant_spread_m"] = round(fix.quadrant_spread_m, 1)

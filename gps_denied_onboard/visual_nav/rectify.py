@@ -55,6 +55,22 @@ class RectifiedFrame:
     chroma: F32 | None = None
 
     @property
+    def ground_box_m(self) -> tuple[float, float, float, float]:
+        """The box the seen ground fills, in metres from the nadir: (west, south, east,
+        north) edges, east and north positive; all 0 where nothing was seen."""
+        rows = np.nonzero(self.mask.any(axis=1))[0]
+        cols = np.nonzero(self.mask.any(axis=0))[0]
+        if rows.size == 0:
+            return 0.0, 0.0, 0.0, 0.0
+        r = self.resolution_m
+        return (
+            float(cols[0] - 0.5 - self.nadir_col) * r,
+            float(self.nadir_row - rows[-1] - 0.5) * r,
+            float(cols[-1] + 0.5 - self.nadir_col) * r,
+            float(self.nadir_row - rows[0] + 0.5) * r,
+        )
+
+    @property
     def centre_offset_px(self) -> tuple[float, float]:
         """The footprint's centroid minus the nadir, in pixels (col, row)."""
         rows, cols = np.nonzero(self.mask)

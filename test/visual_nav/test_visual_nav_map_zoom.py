@@ -217,14 +217,48 @@ def test_the_mosaic_says_which_ground_came_from_coarser_tiles() -> None:
     mpp = ground_resolution_m(LAT0, MAP_ZOOM)
     middle = ((x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
     west = ((x - 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
-    assert m.pixel_m_over(*middle, 10.0, mpp) == pytest.approx(4 * mpp)
-    assert m.pixel_m_over(*west, 10.0, mpp) == pytest.approx(mpp)
+
+    def around(centre: tuple[float, float], half: float) -> tuple[float, float, float, float]:
+        return centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half
+
+    assert m.pixel_m_over(around(middle, 10.0), mpp) == pytest.approx(4 * mpp)
+    assert m.pixel_m_over(around(west, 10.0), mpp) == pytest.approx(mpp)
     # a template reaching from the sharp ground onto the enlarged: its coarsest
-    assert m.pixel_m_over(*west, 150.0, mpp) == pytest.approx(4 * mpp)
+    assert m.pixel_m_over(around(west, 150.0), mpp) == pytest.approx(4 * mpp)
+    # a box wholly off the mosaic reads the zoom's own pixel
+    assert m.pixel_m_over(around((west[0] - 4 * TILE_PX, west[1]), 10.0), mpp) == mpp
     # a mosaic with none enlarged: the zoom's own pixel everywhere
     sharp = mosaic(own)
     assert sharp.coarser_share == 0.0 and sharp.coarser_by is None
-    assert sharp.pixel_m_over(*middle, 400.0, mpp) == mpp
+    assert sharp.pixel_m_over(around(middle, 400.0), mpp) == mpp
+
+
+@pytest.mark.parametrize(("pitch_deg", "enlarged"), [(12.0, True), (-12.0, False)])
+def test_a_tilted_frame_is_judged_on_the_map_pixels_under_its_ground_not_its_nadir(
+    pitch_deg: float, enlarged: bool
+) -> None:
+    """A 400 m frame 205 m south of where the z15 tiles end (z13 tiles north of that):
+    pitched 12 deg up it sees 90-230 m north of its nadir, so its ground reaches onto
+    the enlarged tiles though its nadir and a square of its template's side around
+    it (183 m each way) do not; pitched down it sees the sharp ground south. The
+    fix's map pixel, which widens its sigma and sets its gate, is the one under its
+    ground."""
+    ortho, own, _ = _world()
+    _, z13 = _coarser()
+    _, y = _centre_tile()
+    mpp = ground_resolution_m(LAT0, MAP_ZOOM)
+    _, py = latlon_to_world_px(LAT0, LON0, MAP_ZOOM)
+    north = (py / TILE_PX - y) * TILE_PX * mpp - 205.0  # 205 m south of row y's north edge
+    pose = Pose(LAT0, LON0, 200.0, pitch_deg=pitch_deg).offset(0.0, north)
+    mixed = {**z13, **{k: v for k, v in own.items() if k[2] >= y}}
+    est = make_estimator(mixed)
+    feed(est, T0, pose, prior=pose.offset(20.0, -30.0))
+    fix = est.process(T0, render(ortho, pose), CAMERA)
+    assert est.mosaic is not None and est.mosaic.coarser_levels == 2
+    assert fix.template_side_m / 2.0 < 205.0
+    assert fix.map_pixel_m == pytest.approx(4 * mpp if enlarged else mpp, rel=1e-3)
+    err = math.hypot(*error_m(pose, fix.latitude, fix.longitude))
+    assert err < 3.0 * fix.sigma_m, (err, fix.sigma_m)
 
 
 @pytest.mark.parametrize("levels", [1, 2])
