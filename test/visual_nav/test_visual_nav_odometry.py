@@ -290,10 +290,12 @@ def test_a_stitched_fix_adds_its_quadrants_spread_to_sigma() -> None:
         "stitch_sigma_spread_k", (0.0, 0.5), stitch_sigma_margin_m=12.0
     )
     assert alone and all(a.quadrant_spread_m is not None for a, _ in alone)
-    assert all(a.sigma_m == b.sigma_m for a, b in alone)
+    # the same measurement in both runs, to float32 run-to-run noise (about 1e-7
+    # relative, seen here at 4ab8ebc too: two runs in six of this test failed on ==)
+    assert all(a.sigma_m == pytest.approx(b.sigma_m, rel=1e-6) for a, b in alone)
     spread = without.quadrant_spread_m
     assert spread is not None and spread > 0.0
-    assert with_term.quadrant_spread_m == spread
+    assert with_term.quadrant_spread_m == pytest.approx(spread, rel=1e-6)
     margin_term = 12.0 / max(without.margin_sigmas, 1.0)
     rest = without.sigma_m**2 - margin_term**2
     assert with_term.sigma_m == pytest.approx(
