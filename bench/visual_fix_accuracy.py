@@ -56,6 +56,12 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
   carry to another resolution, not how imagery that fine matches: the texture is
   NAIP's 5 m texture, smaller.
 
+- ``auto_scale`` (reported): ``low_altitude``'s frames with ``ground_scale`` left at
+  1, over tiles at z15 and z17: the estimator halves the ground scale by the
+  frames' width where the tiles hold the detail (:mod:`.visual_nav.ground_scale`;
+  two halvings, 1.25 m/px on the z17 map). Baseline: the same frames and tiles
+  without halving (5 m/px). The ladder, not the operator, finds the scale.
+
 - ``coarser_tiles`` (reported): single frames (1 km and, in the full run, 400 m;
   0.15 deg attitude error) over a cache holding only tiles one or two zooms
   coarser than the map's (z14: 6.5 m/px, z13: 13 m/px), which the estimator
@@ -167,10 +173,11 @@ LOW_SCALE = 0.2
 
 
 def _measure_low(
-    map_year: str, frame_year: str, n: int, seed: int, ground_scale: float
+    map_year: str, frame_year: str, n: int, seed: int, ground_scale: float, **env: Any
 ) -> dict[str, Any]:
-    """Single frames 100 m above NAIP laid down at 1 m/px (``low_altitude``)."""
-    est = estimator_at(map_year, LOW_SCALE, ground_scale)
+    """Single frames 100 m above NAIP laid down at 1 m/px (``low_altitude``;
+    ``env``: :func:`estimator_at`'s ladder and extra tiles, ``auto_scale``)."""
+    est = estimator_at(map_year, LOW_SCALE, ground_scale, **env)
     batch = [trial_at(t, LOW_SCALE) for t in trials(seed, n, AGL["1km"])]
     prior_sigma = 120.0 * LOW_SCALE  # run_trial's, at the scale
     tried = [
@@ -178,6 +185,39 @@ def _measure_low(
         for k, t in enumerate(batch)
     ]
     return _single_frames(tried, wrong_m=30.0 * LOW_SCALE)
+
+
+def _auto_scale(quick: bool) -> list[dict[str, Any]]:
+    """``auto_scale``'s figures: ``low_altitude``'s frames at the configured ground scale
+    (1) with the ladder over z15 and z17 tiles, against the same without the ladder."""
+    n = 4 if quick else 60
+    out: list[dict[str, Any]] = []
+    wrong = frames = 0
+    note = (
+        "low_altitude's 200 m frames at ground_scale 1, tiles at z15 and z17: the "
+        "ground scale halved by the frames' width where the tiles hold it (1.25 m/px); "
+        "baseline the same without halving (5 m/px)"
+    )
+    env = {"tile_resolutions_m": (1.25,)}
+    for name, (map_year, frame_year) in PAIRS.items():
+        seed = seed_of(name) + 500
+        m = _measure_low(map_year, frame_year, n, seed, 1.0, finer_scale_levels=3, **env)
+        base = _measure_low(map_year, frame_year, n, seed, 1.0, finer_scale_levels=0, **env)
+        wrong += m["wrong"]
+        frames += n
+        out += _accuracy(f"visual_fix_accuracy.auto_scale.{name}", m, base, note, n)
+    out.append(
+        report(
+            "visual_fix_accuracy.auto_scale.wrong_fixes_per_1000",
+            1000.0 * wrong / max(frames, 1),
+            "per 1000 frames",
+            None,
+            "fixes over 6 m off (30 m at the scale) with the ground scale halved",
+            wrong=wrong,
+            frames=frames,
+        )
+    )
+    return out
 
 
 def _low_altitude(quick: bool) -> list[dict[str, Any]]:
@@ -478,6 +518,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         out += gnss_velocity_then_denied()
     out += spoofed_gnss(quick)
     out += _low_altitude(quick)
+    out += _auto_scale(quick)
     out += _coarser_tiles(quick)
     # -- the floor: how far the map year's ground sits from the frame year's
     for name, (map_year, frame_year) in {**PAIRS, **CALIBRATION_PAIRS}.items():

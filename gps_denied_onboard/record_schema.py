@@ -120,7 +120,7 @@ VISUAL_NAV_KINDS: dict[str, KindSpec] = {
         "prior_source latency_ms reset_counter velocity_valid footprint_m margin_sigmas "
         "stitch_lever_m quadrant_spread_m frame_offset_m agreement colour_support "
         "intensity_support evidence gnss_offset_m gnss_scale gnss_scale_sigma gnss_heading_deg "
-        "gnss_heading_sigma_deg map_pixel_m",
+        "gnss_heading_sigma_deg map_pixel_m resolution_m",
     ),
     "vnav.reject": _k(
         "reason",

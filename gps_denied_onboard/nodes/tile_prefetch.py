@@ -18,6 +18,10 @@ node's prefetch thread:
 - next to the antimeridian the box crosses it (west edge east of the east
   edge, which the tile cache's bbox query reads as crossing) and the tile
   columns wrap (:func:`~.geo.wrap_tile_x`);
+- the node fetches for the ground scale the frames' width asks for first, then
+  for the one they are matched at (:mod:`~.visual_nav.ground_scale`): a tile
+  kept reduced for a coarser map is fetched again whole when a finer map wants it
+  as its own;
 - never the sources in ``exclude_tile_sources`` (our own in-flight snapshots);
 - a PNG's transparency is kept (:func:`decode_tile`), so its no-data stays out
   of the map;
@@ -30,7 +34,7 @@ or None out), so the node keeps its clients and their timeouts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import cv2
@@ -90,6 +94,15 @@ class TilePrefetch:
         self._get = get
         self._ids: dict[tuple[int, int, int], str] = {}
         self._undecodable: set[tuple[int, int, int]] = set()
+
+    def fetch_rungs(
+        self, cfg: VisualNavConfig, factors: Iterable[float], lat: float, lon: float
+    ) -> None:
+        """:meth:`fetch` at each ground scale of ``factors`` (times ``cfg``'s), finest
+        first: the rung a descent's frames ask for, whose own tiles are kept whole,
+        then the one they are matched at (:mod:`~.visual_nav.ground_scale`)."""
+        for factor in sorted(set(factors)):
+            self.fetch(cfg.at_scale_factor(factor), lat, lon)
 
     def fetch(self, cfg: VisualNavConfig, lat: float, lon: float) -> None:
         """Tiles within ``prefetch_radius_m`` (at ``ground_scale``) of a point that the
@@ -180,8 +193,9 @@ class TilePrefetch:
     def _get_tile(self, info: Any, z: int, key: tuple[int, int], levels: int) -> bool:
         """Tile ``(z, *key)`` into the source, reduced by ``levels`` zooms; whether the
         source has it now."""
-        if self.tiles.has(z, *key):
-            return True
+        held = self.tiles.tile(z, *key)
+        if held is not None and (levels or held.shape[0] == TILE_PX):
+            return True  # a tile kept reduced for a coarser map is fetched whole for its own
         if (z, *key) in self._undecodable:
             return False
         get = GetTile.Request()

@@ -497,7 +497,7 @@ class VisualNavNode(LifecycleNodeBase):
             and self._thumb_cap.allow(stamp)
             and self._inputs.position is not None
         ):
-            tile_id = self._map.tile_id_under(self._cfg, *self._inputs.position)
+            tile_id = self._map.tile_id_under(self._scaled_cfg(), *self._inputs.position)
             if tile_id:
                 self._emit("failed_tile_thumbnail", stamp, {"tile_id": tile_id, "reason": "gate"})
 
@@ -513,10 +513,18 @@ class VisualNavNode(LifecycleNodeBase):
                 return
             try:
                 if self._inputs.position is not None:
-                    self._map.fetch(cfg, *self._inputs.position)
+                    est = self._estimator
+                    rungs = (1.0,) if est is None else (est.scales.wanted_factor, est.scales.factor)
+                    self._map.fetch_rungs(cfg, rungs, *self._inputs.position)
                     self.stats.tiles_cached = len(self._map.tiles)
             except Exception as err:  # a failed prefetch is retried next period
                 log_event(self._log, logging.WARNING, "vnav.prefetch_failed", error=repr(err))
+
+    def _scaled_cfg(self) -> VisualNavConfig | None:
+        """The configuration at the ground scale frames are matched at now
+        (:mod:`~.visual_nav.ground_scale`)."""
+        cfg, est = self._cfg, self._estimator
+        return cfg if cfg is None or est is None else cfg.at_scale_factor(est.scales.factor)
 
     def _call(self, client: Any, req: Any, timeout_s: float = 2.0) -> Any:
         if not client.service_is_ready():
@@ -538,18 +546,8 @@ class VisualNavNode(LifecycleNodeBase):
         if not self._active:
             return
         self._learnt.flush()
-        est = self._estimator
-        if est is not None and est.mosaic is not None:
-            self.stats.map_coverage = est.mosaic.coverage
-            self.stats.map_enlarged_share = est.mosaic.coarser_share
-        if est is not None and est.flat_field.frames >= est.cfg.flat_field.min_frames:
-            self.stats.lens_falloff = est.flat_field.corner_falloff()
-            self.stats.frames_flattened = est.flat_field.divided
-        if est is not None:
-            self.stats.mount_fit_deg = est.boresight.fit
-            self.stats.mount_correction_deg = est.boresight.correction_deg
-            self.stats.registration_noise_scale = est.odometry.noise.scale()
-            self.stats.registration_noise_frames = est.odometry.noise.count
+        if self._estimator is not None:
+            self.stats.note_estimator(self._estimator)
         values = self.stats.as_dict()
         mismatch = self._ground_scale_mismatch(values)
         if self._camera is None:
@@ -566,7 +564,8 @@ class VisualNavNode(LifecycleNodeBase):
         """A message while the frames' ground sits over twice off what ``ground_scale``
         was calibrated for (logged as ``vnav.ground_scale_mismatch`` when it begins)."""
         cfg = self._cfg
-        hint = None if cfg is None else self.stats.ground_scale_mismatch(cfg.ground_scale)
+        scaled = self._scaled_cfg()
+        hint = None if scaled is None else self.stats.ground_scale_mismatch(scaled.ground_scale)
         if cfg is None or hint is None:
             self._scale_mismatch_logged = False
             return None
@@ -576,11 +575,12 @@ class VisualNavNode(LifecycleNodeBase):
                 self._log,
                 logging.WARNING,
                 "vnav.ground_scale_mismatch",
-                ground_scale=cfg.ground_scale,
+                ground_scale=scaled.ground_scale if scaled else cfg.ground_scale,
                 hint=round(hint, 2),
                 template_side_m=values.get("template_side_m"),
             )
-        return f"frames fit ground_scale {hint:.2f}, set {cfg.ground_scale:g}"
+        at = scaled.ground_scale if scaled else cfg.ground_scale
+        return f"frames fit ground_scale {hint:.2f}, matched at {at:g} (tiles that fine?)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.visual_nav.boresight import BoresightConfig
@@ -104,6 +104,8 @@ class VisualNavConfig:
     prefetch_radius_m: float = 3000.0
     finer_zoom_levels: int = 3
     coarser_zoom_levels: int = 2
+    ground_scale_finer_levels: int = 3
+    ground_scale_side_m: float = 700.0
     gnss_correction_enabled: bool = True
     gnss_correction_bound_k: float = 2.5
     gnss_correction_scale_floor: float = 0.01
@@ -272,6 +274,14 @@ class VisualNavConfig:
             raise ConfigError("finer_zoom_levels must be 0..4", key="finer_zoom_levels")
         if not 0 <= self.coarser_zoom_levels <= 4:
             raise ConfigError("coarser_zoom_levels must be 0..4", key="coarser_zoom_levels")
+        if not 0 <= self.ground_scale_finer_levels <= 4:
+            raise ConfigError(
+                "ground_scale_finer_levels must be 0..4", key="ground_scale_finer_levels"
+            )
+        if not (math.isfinite(self.ground_scale_side_m) and self.ground_scale_side_m > 0.0):
+            raise ConfigError(
+                "ground_scale_side_m must be a positive number", key="ground_scale_side_m"
+            )
         if self.prior_track_over_gnss_fixes < 0:
             raise ConfigError(
                 "prior_track_over_gnss_fixes must be >= 0 (0: a healthy GNSS always wins)",
@@ -300,6 +310,11 @@ class VisualNavConfig:
             mount_rotation(self.mount_rpy_deg)
         except CameraModelError as err:
             raise ConfigError(str(err), key="mount_rpy_deg") from err
+
+    def at_scale_factor(self, factor: float) -> VisualNavConfig:
+        """This configuration with ``ground_scale`` times ``factor``: a rung of the
+        estimator's ladder (:mod:`.ground_scale`; 0.5: halved once)."""
+        return self if factor == 1.0 else replace(self, ground_scale=self.ground_scale * factor)
 
     @property
     def map_resolution_m(self) -> float:
@@ -405,6 +420,8 @@ class VisualNavConfig:
             single_sigma_spread_k=self.single_sigma_spread_k,
             finer_zoom_levels=self.finer_zoom_levels,
             coarser_zoom_levels=self.coarser_zoom_levels,
+            scale_finer_levels=self.ground_scale_finer_levels,
+            scale_side_m=self.ground_scale_side_m,
             boresight=BoresightConfig(
                 enabled=self.boresight_enabled,
                 window_s=self.boresight_window_s,

@@ -69,6 +69,7 @@ from gps_denied_onboard.visual_nav.geo import (
     world_px_to_latlon,
 )
 from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrection
+from gps_denied_onboard.visual_nav.ground_scale import GroundScaleLadder
 from gps_denied_onboard.visual_nav.map_window import MapWindow
 from gps_denied_onboard.visual_nav.mapview import Mosaic, TileSource
 from gps_denied_onboard.visual_nav.matcher import frame_offset_m
@@ -103,6 +104,8 @@ class VisualEstimator:
     """Frames + FC stream + tiles -> fixes. Not thread-safe: one caller at a time."""
 
     def __init__(self, cfg: EstimatorConfig, tiles: TileSource) -> None:
+        # the settings at the ground scale frames are matched at now (:mod:`.ground_scale`)
+        self.scales = GroundScaleLadder(cfg)
         self.cfg = cfg
         self.attitude = AttitudeBuffer(
             max_age_s=cfg.attitude_max_age_s, max_gap_s=cfg.attitude_max_gap_s
@@ -219,6 +222,7 @@ class VisualEstimator:
         r_world_cam = r_enu_flu @ self.boresight.rotation() @ self._mount
         tilt_cos = max(0.0, float(r_enu_flu[2, 2]))
         h = self.height.at(stamp_ns, tilt_cos)
+        cfg = self._ground_scale_for(stamp_ns, h.height_m * camera.width / camera.focal_px)
         last = self._last_fix
         tracking = last is not None and 0 < stamp_ns - last.stamp_ns <= int(cfg.track_window_s * NS)
         # heading bias and height scale change slowly: the last fix's, while recent
@@ -291,6 +295,21 @@ class VisualEstimator:
         self.lost.note_fix()
         self._learn_mounting(fix, r_enu_flu, h.height_m)
         return fix
+
+    def _ground_scale_for(self, stamp_ns: int, width_m: float) -> EstimatorConfig:
+        """The settings a frame ``width_m`` across is matched at (:mod:`.ground_scale`).
+
+        Moving to another scale starts the map window and the registration track
+        afresh (their pixels are the old scale's); the track of fixes, the prior and
+        what was learnt of the camera and the autopilot stay.
+        """
+        where = self._last_fix or self.priors.prior_at(stamp_ns)
+        if self.scales.choose(width_m, self.map.tiles, where):
+            self.cfg = self.scales.cfg
+            self.map = MapWindow(self.cfg, self.map.tiles)
+            self.odometry = OdometryTrack(self.cfg.odometry)
+            self._odo_prior = None
+        return self.cfg
 
     def _learn_mounting(self, fix: VisualFix, r_enu_flu: F64, height_m: float) -> None:
         """The fix against a healthy GNSS sample (at most half a second from it), for the
@@ -372,16 +391,7 @@ class VisualEstimator:
         # the ground size of the map's own pixels under the template, wherever its bulk
         # lies off the nadir (coarser than the resolution where a tile was enlarged
         # from a coarser zoom)
-        west, south, east, north = result.ground_box_m
-        map_px_m = mosaic.pixel_m_over(
-            (
-                result.nadir_x + west / mpp,
-                result.nadir_y - north / mpp,
-                result.nadir_x + east / mpp,
-                result.nadir_y - south / mpp,
-            ),
-            mpp,
-        )
+        map_px_m = mosaic.pixel_m_over(result.nadir_x, result.nadir_y, result.ground_box_m, mpp)
         sigma = position_sigma(
             cfg,
             resolution_m=cfg.match.resolution_m,
@@ -469,6 +479,7 @@ class VisualEstimator:
             stitch_lever_m=lever,
             template_side_m=result.template_side_m,
             map_pixel_m=map_px_m,
+            resolution_m=cfg.match.resolution_m,
             quadrant_spread_m=spread_m,
             frame_offset_m=offset_m,
             gnss_scale=held_s.scale if held_s else None,

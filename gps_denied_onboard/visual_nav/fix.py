@@ -51,6 +51,9 @@ class VisualFix:
     #: the square root of the ground area the searched template covered (m): what the
     #: gate and the small-frame terms of the sigma were judged on
     template_side_m: float = 0.0
+    #: the ground resolution the frame was matched at (m/px): resolution_m at the ground
+    #: scale its width chose (ground_scale; 0 where not said)
+    resolution_m: float = 0.0
     #: the ground size of the map's own pixels under the placed template (m): the
     #: zoom's where its tiles were the zoom's own or finer, coarser where one was
     #: enlarged from a coarser zoom (mapview.Mosaic.pixel_m_over; its sigma and gate)

@@ -127,14 +127,23 @@ class Mosaic:
             and y1 <= oy + self.tiles_y * TILE_PX
         )
 
-    def pixel_m_over(self, box: tuple[float, float, float, float], metres_per_px: float) -> float:
-        """The ground size of the coarsest map pixel within ``box`` (world pixels:
-        west, north, east, south edges): ``metres_per_px`` (the zoom's) where every tile
-        there is the zoom's own or composed from finer ones, that times 2**k where one
-        was enlarged from a tile k zooms coarser."""
+    def pixel_m_over(
+        self,
+        nadir_x: float,
+        nadir_y: float,
+        box_m: tuple[float, float, float, float],
+        metres_per_px: float,
+    ) -> float:
+        """The ground size of the coarsest map pixel under a template's ground: ``box_m``
+        (west, south, east, north edges, metres from its nadir at world pixel ``(nadir_x,
+        nadir_y)``: :attr:`.matcher.MatchResult.ground_box_m`). ``metres_per_px`` (the
+        zoom's) where every tile there is the zoom's own or composed from finer ones,
+        that times 2**k where one was enlarged from a tile k zooms coarser."""
         if self.coarser_by is None:
             return metres_per_px
-        x0, y0, x1, y1 = box
+        west, south, east, north = box_m
+        x0, x1 = nadir_x + west / metres_per_px, nadir_x + east / metres_per_px
+        y0, y1 = nadir_y - north / metres_per_px, nadir_y - south / metres_per_px
         c0 = math.floor(x0 / TILE_PX) - self.tile_x0
         c1 = math.floor(x1 / TILE_PX) - self.tile_x0
         r0 = math.floor(y0 / TILE_PX) - self.tile_y0

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.settings import ground_scale_for
+
+if TYPE_CHECKING:  # the node hands its estimator in; no import of it at run time
+    from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 
 PRODUCER = "visual_nav"
 
@@ -45,6 +48,7 @@ def fix_payload(fix: VisualFix, latency_ms: float) -> dict[str, Any]:
         # the map's own pixels under the template: coarser than the zoom's where a
         # tile was enlarged from a coarser zoom (its sigma and gate read it)
         "map_pixel_m": round(fix.map_pixel_m, 2),
+        "resolution_m": round(fix.resolution_m, 3),  # the ground scale the frame chose
     }
     if fix.quadrant_spread_m is not None:  # a patch's or small frame's quadrants (its sigma)
         out["quadrant_spread_m"] = round(fix.quadrant_spread_m, 1)
@@ -133,6 +137,9 @@ class VisualNavStats:
     #: of the mosaic's ground with imagery, the share enlarged from coarser tiles
     #: (.mapview.Mosaic.coarser_share): fixes there are less sharp, and fewer pass
     map_enlarged_share: float = 0.0
+    #: the ground resolution frames are matched at now (m/px; the ground scale their
+    #: width chose, .ground_scale); 0 before the estimator ran
+    resolution_m: float = 0.0
     tiles_cached: int = 0
     #: the last fix's distance from the FC's healthy GNSS (VisualFix.gnss_offset_m)
     gnss_offset_m: float | None = None
@@ -178,6 +185,22 @@ class VisualNavStats:
         if side_m is not None and side_m > 0.0:
             self.template_sides_m.append(side_m)
 
+    def note_estimator(self, est: VisualEstimator) -> None:
+        """What the estimator's state says for the diagnostics: the resolution matched
+        at, the map's coverage, the lens's vignetting once measured, the mounting's fit
+        and the registration's noise."""
+        self.resolution_m = est.cfg.match.resolution_m
+        if est.mosaic is not None:
+            self.map_coverage = est.mosaic.coverage
+            self.map_enlarged_share = est.mosaic.coarser_share
+        if est.flat_field.frames >= est.cfg.flat_field.min_frames:
+            self.lens_falloff = est.flat_field.corner_falloff()
+            self.frames_flattened = est.flat_field.divided
+        self.mount_fit_deg = est.boresight.fit
+        self.mount_correction_deg = est.boresight.correction_deg
+        self.registration_noise_scale = est.odometry.noise.scale()
+        self.registration_noise_frames = est.odometry.noise.count
+
     def ground_scale_hint(self) -> float | None:
         """The ground scale that would put the recent frames' templates (their median)
         in the middle of the calibration (:func:`.settings.ground_scale_for`); None
@@ -213,6 +236,7 @@ class VisualNavStats:
             "dropped_busy": self.dropped_busy,
             "map_coverage": round(self.map_coverage, 3),
             "map_enlarged_share": round(self.map_enlarged_share, 3),
+            "resolution_m": round(self.resolution_m, 3),
             "tiles_cached": self.tiles_cached,
         }
         if self.lens_falloff is not None:

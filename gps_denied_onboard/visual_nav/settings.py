@@ -86,6 +86,11 @@ class EstimatorConfig:
     mosaic_half_size_m: float = 2200.0
     finer_zoom_levels: int = 3  # a tile missing at the map's zoom: composed from these
     coarser_zoom_levels: int = 2  # ...else enlarged from one this many zooms coarser
+    #: how many times the ground scale may be halved for frames seeing little ground
+    #: (:mod:`.ground_scale`; 0: matched at the configured scale whatever the height) ...
+    scale_finer_levels: int = 3
+    #: ... and the width (the calibration's metres, never scaled) a frame is kept at
+    scale_side_m: float = 700.0
     jump_sigma_k: float = 4.0
     min_jump_m: float = 25.0
     jump_gate_factor: float = 1.5

@@ -218,19 +218,23 @@ def test_the_mosaic_says_which_ground_came_from_coarser_tiles() -> None:
     middle = ((x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
     west = ((x - 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
 
-    def around(centre: tuple[float, float], half: float) -> tuple[float, float, float, float]:
-        return centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half
+    def square(half_px: float) -> tuple[float, float, float, float]:
+        """A ground box ``half_px`` world pixels each way about the nadir, in metres."""
+        return -half_px * mpp, -half_px * mpp, half_px * mpp, half_px * mpp
 
-    assert m.pixel_m_over(around(middle, 10.0), mpp) == pytest.approx(4 * mpp)
-    assert m.pixel_m_over(around(west, 10.0), mpp) == pytest.approx(mpp)
+    assert m.pixel_m_over(*middle, square(10.0), mpp) == pytest.approx(4 * mpp)
+    assert m.pixel_m_over(*west, square(10.0), mpp) == pytest.approx(mpp)
     # a template reaching from the sharp ground onto the enlarged: its coarsest
-    assert m.pixel_m_over(around(west, 150.0), mpp) == pytest.approx(4 * mpp)
+    assert m.pixel_m_over(*west, square(150.0), mpp) == pytest.approx(4 * mpp)
+    # ... also where its ground lies wholly to one side of its nadir (east of it)
+    east_only = (140.0 * mpp, -10.0 * mpp, 160.0 * mpp, 10.0 * mpp)
+    assert m.pixel_m_over(*west, east_only, mpp) == pytest.approx(4 * mpp)
     # a box wholly off the mosaic reads the zoom's own pixel
-    assert m.pixel_m_over(around((west[0] - 4 * TILE_PX, west[1]), 10.0), mpp) == mpp
+    assert m.pixel_m_over(west[0] - 4 * TILE_PX, west[1], square(10.0), mpp) == mpp
     # a mosaic with none enlarged: the zoom's own pixel everywhere
     sharp = mosaic(own)
     assert sharp.coarser_share == 0.0 and sharp.coarser_by is None
-    assert sharp.pixel_m_over(around(middle, 400.0), mpp) == mpp
+    assert sharp.pixel_m_over(*middle, square(400.0), mpp) == mpp
 
 
 @pytest.mark.parametrize(("pitch_deg", "enlarged"), [(12.0, True), (-12.0, False)])
@@ -413,3 +417,31 @@ def test_the_gate_judges_a_template_over_an_enlarged_map_by_its_own_pixels() -> 
     assert sharp_side_m(1000.0, 5.0, 13.0) == pytest.approx(1000.0 * 5.0 / 13.0)
     assert gate_at(cfg, 360.0, sharp_side_m(1000.0, 5.0, 13.0)) > gate_at(cfg, 360.0, 1000.0)
     assert sharp_side_m(1000.0, 5.0, 13.0) < cfg.gate_evidence_max_side_m  # judged on evidence
+
+
+def test_a_tile_kept_reduced_for_a_coarser_map_is_fetched_whole_for_its_own() -> None:
+    """A cache of z17 tiles only: fetched for the 5 m map (z15) each is kept reduced to
+    its 64 px there; fetched again for a map a quarter of the scale (z17 its own zoom),
+    each is fetched whole, and the ladder's detail check finds it."""
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+    from gps_denied_onboard.visual_nav.ground_scale import has_detail
+
+    _, _, z17 = _world()
+    cache = _Cache(z17)
+    prefetch = TilePrefetch(cache.query, cache.get)
+    cfg = VisualNavConfig(prefetch_radius_m=1000.0)
+    prefetch.fetch(cfg, LAT0, LON0)
+    px, py = latlon_to_world_px(LAT0, LON0, MAP_ZOOM + 2)
+    under = (MAP_ZOOM + 2, int(px // TILE_PX), int(py // TILE_PX))
+    assert prefetch.tiles.tile(*under).shape[:2] == (64, 64)
+    fine = VisualNavConfig(prefetch_radius_m=1000.0, ground_scale=0.25)
+    assert not has_detail(prefetch.tiles, fine.estimator_config(), LAT0, LON0)
+    prefetch.fetch(fine, LAT0, LON0)
+    assert prefetch.tiles.tile(*under).shape[:2] == (TILE_PX, TILE_PX)
+    assert has_detail(prefetch.tiles, fine.estimator_config(), LAT0, LON0)
+    # fetched for the coarse map again, the whole tile stays (it composes as well)
+    got = len(cache.got)
+    prefetch.fetch(cfg, LAT0, LON0)
+    assert len(cache.got) == got
+    assert prefetch.tiles.tile(*under).shape[:2] == (TILE_PX, TILE_PX)

@@ -8,7 +8,9 @@ z15, and the estimator composes its map from them: frames still give fixes.
 When it holds z14 tiles only, the node asks for z15 to z18, then z14, and the
 estimator enlarges them: fixes, with a wider sigma. At ``ground_scale`` 0.2 the
 map's zoom is z17 itself, and a frame from 100 m above ground is matched at
-1 m/px.
+1 m/px. At ``ground_scale`` 1 a frame from 60 m above ground asks for a finer
+scale: the node fetches the z17 tiles whole and the estimator matches it at
+1.25 m/px.
 """
 
 from __future__ import annotations
@@ -160,3 +162,28 @@ def test_at_ground_scale_0_2_a_frame_from_100_m_is_matched_on_z17_tiles_to_decim
         # the frames fit the ground scale set (200 m frames: 0.33, within 2x of 0.2)
         assert vnav.stats.ground_scale_mismatch(0.2) is None
         assert vnav.stats.ground_scale_mismatch(1.0) == pytest.approx(0.33, abs=0.05)
+
+
+def test_a_frame_from_60_m_moves_the_node_to_a_finer_scale_where_z17_tiles_are(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
+) -> None:
+    """The configured ground scale (5 m/px, a z15 map) and a cache of z15 and z17 tiles:
+    a frame from 60 m above ground (120 m across, 24 px at 5 m/px) is refused there, and
+    asks for the scale halved three times (0.625 m/px). The node fetches that zoom's
+    tiles, and finding none past z17 (which it keeps whole), the estimator matches the
+    frame at 1.25 m/px on a z17 map: a fix within a metre, inside 3 sigma, and the
+    diagnostics say the resolution."""
+    ortho = synthetic_orthophoto(LAT0, LON0, size_m=1500.0, pixel_m=0.5, seed=3)
+    tiles = {**_tiles_near(ortho, 15, 300), **_tiles_near(ortho, 17, 1000)}
+    pose = Pose(LAT0, LON0, 60.0, roll_deg=3.0, pitch_deg=-2.0, yaw_deg=40.0)
+    with _first_fix(ros, pg_dsn, tmp_path, tiles, render(ortho, pose), pose) as (vnav, fix):
+        e, n = error_m(pose, fix.latitude, fix.longitude)
+        assert math.hypot(e, n) < 1.0, (e, n)
+        sigma = math.sqrt(fix.position_covariance[0])
+        assert math.hypot(e, n) < 3.0 * sigma, (e, n, sigma)
+        est = vnav._estimator
+        assert est.cfg.match.resolution_m == 1.25 and est.scales.wanted == 3
+        assert est.mosaic is not None and est.mosaic.zoom == 17
+        kept = [k for k in tiles if k[0] == 17 and vnav._map.tiles.has(*k)]
+        assert kept and all(vnav._map.tiles.tile(*k).shape[:2] == (256, 256) for k in kept)
+        assert wait_until(lambda: vnav.stats.as_dict()["resolution_m"] == 1.25, 10.0)

@@ -1,0 +1,125 @@
+"""The ground scale a frame is matched at, chosen by how much ground it sees.
+
+Every ground distance of the gate and the error model was calibrated on frames
+400 m to 1 km across, matched at 5 m/px (``ground_scale`` 1:
+:meth:`.settings.EstimatorConfig.at_ground_scale` carries them to another
+scale). A vehicle lower down sees less ground: at 120 m above ground a 90 deg
+lens sees 240 m, 48 pixels at 5 m/px, which no gate calibrated there accepts.
+Matched at a quarter of the scale (1.25 m/px, the map two zooms finer) the same
+frame is 192 pixels across, as a 960 m frame was at 5 m/px, and fixes as one
+(``bench/visual_fix_accuracy.py``, ``low_altitude``).
+
+So the estimator keeps a ladder of scales, the configured one halved up to
+``scale_finer_levels`` times, and matches each frame at the coarsest rung where
+it is at least ``scale_side_m`` across in the calibration's metres
+(:func:`wanted_level`), with a margin each way so that a vehicle holding its
+height near a rung's edge does not switch back and forth. A finer rung is only
+taken where the tiles hold its detail under the aircraft (:func:`has_detail`):
+a z15 tile enlarged to a z17 map holds nothing a z15 map did not, and matched
+there a frame would lose what stitching gives it at its own scale.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px, zoom_for_resolution
+from gps_denied_onboard.visual_nav.mapview import TileSource
+from gps_denied_onboard.visual_nav.settings import EstimatorConfig
+from gps_denied_onboard.visual_nav.uncertainty import CALIBRATED_RESOLUTION_M
+
+
+class Position(Protocol):
+    """Where the aircraft is (a fix, a prior)."""
+
+    @property
+    def latitude(self) -> float: ...
+    @property
+    def longitude(self) -> float: ...
+
+
+#: how far past ``scale_side_m`` (a share of it) a frame goes before the ladder moves:
+#: finer under (1 - this), coarser where the coarser rung would be over (1 + this)
+SLACK = 0.15
+
+
+def wanted_level(
+    width_m: float, level: int, resolution_m: float, side_m: float, levels: int
+) -> int:
+    """The ladder's rung for a frame ``width_m`` across, the estimator being at rung
+    ``level`` (0: the configured scale, k: it halved k times) whose matching
+    resolution is ``resolution_m``: finer while the frame is under ``side_m`` (less
+    :data:`SLACK`) across in the calibration's metres, coarser while the coarser
+    rung would still see over ``side_m`` (plus :data:`SLACK`), within 0..``levels``."""
+    base_resolution = resolution_m * 2.0**level  # rung 0's
+
+    def across(k: int) -> float:  # the frame's width in the calibration's metres at rung k
+        return width_m * CALIBRATED_RESOLUTION_M / (base_resolution / 2.0**k)
+
+    k = min(max(level, 0), levels)
+    while k < levels and across(k) < side_m * (1.0 - SLACK):
+        k += 1
+    while k > 0 and across(k - 1) >= side_m * (1.0 + SLACK):
+        k -= 1
+    return k
+
+
+def has_detail(tiles: TileSource, cfg: EstimatorConfig, latitude: float, longitude: float) -> bool:
+    """Whether ``tiles`` hold the map's own zoom at ``cfg``'s resolution (or one up to
+    ``finer_zoom_levels`` finer) under the point, at full size: a tile kept reduced
+    for a coarser map, or only a coarser one, holds no detail the coarser rung lacks."""
+    zoom = zoom_for_resolution(latitude, cfg.match.resolution_m)
+    for z in range(zoom, zoom + cfg.finer_zoom_levels + 1):
+        px, py = latlon_to_world_px(latitude, longitude, z)
+        got = tiles.tile(z, int(px // TILE_PX), int(py // TILE_PX))
+        if got is not None and got.shape[0] == TILE_PX and got.shape[1] == TILE_PX:
+            return True
+    return False
+
+
+class GroundScaleLadder:
+    """The estimator's settings at each rung, and the rung it is on."""
+
+    def __init__(self, base: EstimatorConfig) -> None:
+        self.rungs = tuple(
+            base.at_ground_scale(2.0**-k) for k in range(base.scale_finer_levels + 1)
+        )
+        self.level = 0
+        self.wanted = 0  # the rung the last frame's width asked for, whatever the tiles
+
+    @property
+    def cfg(self) -> EstimatorConfig:
+        return self.rungs[self.level]
+
+    @property
+    def factor(self) -> float:
+        """The current rung's scale relative to the configured one (1, 0.5, 0.25, ...)."""
+        return 2.0**-self.level
+
+    @property
+    def wanted_factor(self) -> float:
+        """The scale the last frame's width asked for, relative to the configured one."""
+        return 2.0**-self.wanted
+
+    def choose(self, width_m: float, tiles: TileSource, where: Position | None) -> bool:
+        """Move to the rung a frame ``width_m`` across wants, or the finest rung short
+        of it whose detail ``tiles`` hold under ``where`` (:func:`has_detail`; a vehicle
+        flying off the fine tiles goes back up; no position, rung 0); whether the rung
+        changed."""
+        base = self.rungs[0]
+        self.wanted = wanted_level(
+            width_m,
+            self.level,
+            self.cfg.match.resolution_m,
+            base.scale_side_m,
+            len(self.rungs) - 1,
+        )
+        k = self.wanted
+        while k > 0 and not (  # rung 0 takes whatever there is
+            where is not None and has_detail(tiles, self.rungs[k], where.latitude, where.longitude)
+        ):
+            k -= 1
+        if k == self.level:
+            return False
+        self.level = k
+        return True
