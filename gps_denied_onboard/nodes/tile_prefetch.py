@@ -20,8 +20,8 @@ node's prefetch thread:
   columns wrap (:func:`~.geo.wrap_tile_x`);
 - the node fetches for the ground scale the frames' width asks for first, then
   for the one they are matched at (:mod:`~.visual_nav.ground_scale`): a tile
-  kept reduced for a coarser map is fetched again whole when a finer map wants it
-  as its own;
+  kept reduced for a coarser map is fetched again when a finer map wants more of
+  its pixels (whole as its own tile);
 - never the sources in ``exclude_tile_sources`` (our own in-flight snapshots);
 - a PNG's transparency is kept (:func:`decode_tile`), so its no-data stays out
   of the map;
@@ -194,8 +194,8 @@ class TilePrefetch:
         """Tile ``(z, *key)`` into the source, reduced by ``levels`` zooms; whether the
         source has it now."""
         held = self.tiles.tile(z, *key)
-        if held is not None and (levels or held.shape[0] == TILE_PX):
-            return True  # a tile kept reduced for a coarser map is fetched whole for its own
+        if held is not None and held.shape[0] >= TILE_PX >> levels:
+            return True  # kept reduced for a coarser map: fetched again with the detail asked
         if (z, *key) in self._undecodable:
             return False
         get = GetTile.Request()

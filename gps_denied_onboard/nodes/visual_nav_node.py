@@ -470,7 +470,7 @@ class VisualNavNode(LifecycleNodeBase):
             )
         if self._fix_cap.allow(fix.stamp_ns):
             self._emit("vnav.fix", fix.stamp_ns, fix_payload(fix, latency_ms))
-        cfg = self._cfg
+        cfg = self._scaled_cfg()  # a finer ground scale snapshots a zoom finer too
         view = est.last_view
         if (
             cfg

@@ -65,14 +65,17 @@ def wanted_level(
 
 
 def has_detail(tiles: TileSource, cfg: EstimatorConfig, latitude: float, longitude: float) -> bool:
-    """Whether ``tiles`` hold the map's own zoom at ``cfg``'s resolution (or one up to
-    ``finer_zoom_levels`` finer) under the point, at full size: a tile kept reduced
-    for a coarser map, or only a coarser one, holds no detail the coarser rung lacks."""
+    """Whether ``tiles`` hold the map's own zoom at ``cfg``'s resolution under the
+    point: its tile whole, or one up to ``finer_zoom_levels`` finer kept with at least
+    that zoom's pixels (a z18 tile reduced to its 128 px of a z17 map). A tile kept
+    reduced for a coarser map, or only a coarser one, holds no detail the coarser
+    rung lacks."""
     zoom = zoom_for_resolution(latitude, cfg.match.resolution_m)
-    for z in range(zoom, zoom + cfg.finer_zoom_levels + 1):
+    for levels in range(cfg.finer_zoom_levels + 1):
+        z = zoom + levels
         px, py = latlon_to_world_px(latitude, longitude, z)
         got = tiles.tile(z, int(px // TILE_PX), int(py // TILE_PX))
-        if got is not None and got.shape[0] == TILE_PX and got.shape[1] == TILE_PX:
+        if got is not None and min(got.shape[:2]) >= TILE_PX >> levels:
             return True
     return False
 

@@ -421,8 +421,9 @@ def test_the_gate_judges_a_template_over_an_enlarged_map_by_its_own_pixels() -> 
 
 def test_a_tile_kept_reduced_for_a_coarser_map_is_fetched_whole_for_its_own() -> None:
     """A cache of z17 tiles only: fetched for the 5 m map (z15) each is kept reduced to
-    its 64 px there; fetched again for a map a quarter of the scale (z17 its own zoom),
-    each is fetched whole, and the ladder's detail check finds it."""
+    its 64 px there; fetched again for a map at half the scale (z16) it is kept at 128
+    px, and for one at a quarter (z17 its own zoom) whole; the ladder's detail check
+    finds each rung's detail only once it is there."""
     from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
     from gps_denied_onboard.visual_nav.config import VisualNavConfig
     from gps_denied_onboard.visual_nav.ground_scale import has_detail
@@ -436,6 +437,13 @@ def test_a_tile_kept_reduced_for_a_coarser_map_is_fetched_whole_for_its_own() ->
     under = (MAP_ZOOM + 2, int(px // TILE_PX), int(py // TILE_PX))
     assert prefetch.tiles.tile(*under).shape[:2] == (64, 64)
     fine = VisualNavConfig(prefetch_radius_m=1000.0, ground_scale=0.25)
+    half = VisualNavConfig(prefetch_radius_m=1000.0, ground_scale=0.5)
+    assert not has_detail(prefetch.tiles, fine.estimator_config(), LAT0, LON0)
+    assert not has_detail(prefetch.tiles, half.estimator_config(), LAT0, LON0)
+    # for a z16 map (half the scale) each is fetched again, kept at its 128 px there
+    prefetch.fetch(half, LAT0, LON0)
+    assert prefetch.tiles.tile(*under).shape[:2] == (128, 128)
+    assert has_detail(prefetch.tiles, half.estimator_config(), LAT0, LON0)
     assert not has_detail(prefetch.tiles, fine.estimator_config(), LAT0, LON0)
     prefetch.fetch(fine, LAT0, LON0)
     assert prefetch.tiles.tile(*under).shape[:2] == (TILE_PX, TILE_PX)

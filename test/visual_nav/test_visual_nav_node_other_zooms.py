@@ -187,3 +187,7 @@ def test_a_frame_from_60_m_moves_the_node_to_a_finer_scale_where_z17_tiles_are(
         kept = [k for k in tiles if k[0] == 17 and vnav._map.tiles.has(*k)]
         assert kept and all(vnav._map.tiles.tile(*k).shape[:2] == (256, 256) for k in kept)
         assert wait_until(lambda: vnav.stats.as_dict()["resolution_m"] == 1.25, 10.0)
+        # its snapshots of the ground are cut two zooms finer too (z16 at the configured
+        # scale; a 120 m frame covers no z18 tile well enough to send one here)
+        scaled = vnav._scaled_cfg()
+        assert scaled.ground_scale == 0.25 and scaled.map_snapshot_zoom == 18
