@@ -187,66 +187,68 @@ def _measure_low(
     return _single_frames(tried, wrong_m=30.0 * LOW_SCALE)
 
 
-def _auto_scale(quick: bool) -> list[dict[str, Any]]:
-    """``auto_scale``'s figures: ``low_altitude``'s frames at the configured ground scale
-    (1) with the ladder over z15 and z17 tiles, against the same without the ladder."""
-    n = 4 if quick else 60
+def _low_frames(
+    tag: str, n: int, notes: tuple[str, str], measured: dict[str, Any], baseline: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``low_altitude``'s frames per pair, :func:`_measure_low` with ``measured``'s
+    settings against ``baseline``'s: the five figures each, and the wrong fixes per
+    1000 (``notes``: the figures' and the wrong count's)."""
     out: list[dict[str, Any]] = []
     wrong = frames = 0
-    note = (
-        "low_altitude's 200 m frames at ground_scale 1, tiles at z15 and z17: the "
-        "ground scale halved by the frames' width where the tiles hold it (1.25 m/px); "
-        "baseline the same without halving (5 m/px)"
-    )
-    env = {"tile_resolutions_m": (1.25,)}
     for name, (map_year, frame_year) in PAIRS.items():
         seed = seed_of(name) + 500
-        m = _measure_low(map_year, frame_year, n, seed, 1.0, finer_scale_levels=3, **env)
-        base = _measure_low(map_year, frame_year, n, seed, 1.0, finer_scale_levels=0, **env)
+        m = _measure_low(map_year, frame_year, n, seed, **measured)
+        base = _measure_low(map_year, frame_year, n, seed, **baseline)
         wrong += m["wrong"]
         frames += n
-        out += _accuracy(f"visual_fix_accuracy.auto_scale.{name}", m, base, note, n)
+        out += _accuracy(f"visual_fix_accuracy.{tag}.{name}", m, base, notes[0], n)
     out.append(
         report(
-            "visual_fix_accuracy.auto_scale.wrong_fixes_per_1000",
+            f"visual_fix_accuracy.{tag}.wrong_fixes_per_1000",
             1000.0 * wrong / max(frames, 1),
             "per 1000 frames",
             None,
-            "fixes over 6 m off (30 m at the scale) with the ground scale halved",
+            notes[1],
             wrong=wrong,
             frames=frames,
         )
     )
     return out
+
+
+def _auto_scale(quick: bool) -> list[dict[str, Any]]:
+    """``auto_scale``'s figures: ``low_altitude``'s frames at the configured ground scale
+    (1) with the ladder over z15 and z17 tiles, against the same without the ladder."""
+    env = {"ground_scale": 1.0, "tile_resolutions_m": (1.25,)}
+    notes = (
+        "low_altitude's 200 m frames at ground_scale 1, tiles at z15 and z17: the "
+        "ground scale halved by the frames' width where the tiles hold it (1.25 m/px); "
+        "baseline the same without halving (5 m/px)",
+        "fixes over 6 m off (30 m at the scale) with the ground scale halved",
+    )
+    return _low_frames(
+        "auto_scale",
+        4 if quick else 60,
+        notes,
+        {**env, "finer_scale_levels": 3},
+        {**env, "finer_scale_levels": 0},
+    )
 
 
 def _low_altitude(quick: bool) -> list[dict[str, Any]]:
     """``low_altitude``'s figures: each pair at ground scale 0.2 against 1."""
-    n = 6 if quick else 100
-    out: list[dict[str, Any]] = []
-    wrong = frames = 0
-    note = (
+    notes = (
         "100 m above ground, 200 m frames, NAIP laid down at 1 m/px, matched at ground_scale "
-        "0.2 (1 m/px); baseline ground_scale 1 (5 m/px)"
+        "0.2 (1 m/px); baseline ground_scale 1 (5 m/px)",
+        "fixes over 6 m off (30 m at the scale) at ground_scale 0.2",
     )
-    for name, (map_year, frame_year) in PAIRS.items():
-        m = _measure_low(map_year, frame_year, n, seed_of(name) + 500, LOW_SCALE)
-        base = _measure_low(map_year, frame_year, n, seed_of(name) + 500, 1.0)
-        wrong += m["wrong"]
-        frames += n
-        out += _accuracy(f"visual_fix_accuracy.low_altitude.{name}", m, base, note, n)
-    out.append(
-        report(
-            "visual_fix_accuracy.low_altitude.wrong_fixes_per_1000",
-            1000.0 * wrong / max(frames, 1),
-            "per 1000 frames",
-            None,
-            "fixes over 6 m off (30 m at the scale) at ground_scale 0.2",
-            wrong=wrong,
-            frames=frames,
-        )
+    return _low_frames(
+        "low_altitude",
+        6 if quick else 100,
+        notes,
+        {"ground_scale": LOW_SCALE},
+        {"ground_scale": 1.0},
     )
-    return out
 
 
 def _over_tiles(
