@@ -580,7 +580,7 @@ class VisualNavNode(LifecycleNodeBase):
                 template_side_m=values.get("template_side_m"),
             )
         at = scaled.ground_scale if scaled else cfg.ground_scale
-        return f"frames fit ground_scale {hint:.2f}, matched at {at:g} (tiles that fine?)"
+        return f"frames fit ground_scale {hint:.2f}, matched at {at:g}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ scale). A vehicle lower down sees less ground: at 120 m above ground a 90 deg
 lens sees 240 m, 48 pixels at 5 m/px, which no gate calibrated there accepts.
 Matched at a quarter of the scale (1.25 m/px, the map two zooms finer) the same
 frame is 192 pixels across, as a 960 m frame was at 5 m/px, and fixes as one
-(``bench/visual_fix_accuracy.py``, ``low_altitude``).
+(``bench/visual_fix_accuracy.py``, ``low_altitude`` set by hand, ``auto_scale``
+by this ladder).
 
 So the estimator keeps a ladder of scales, the configured one halved up to
 ``scale_finer_levels`` times, and matches each frame at the coarsest rung where
@@ -85,7 +86,7 @@ class GroundScaleLadder:
 
     def __init__(self, base: EstimatorConfig) -> None:
         self.rungs = tuple(
-            base.at_ground_scale(2.0**-k) for k in range(base.scale_finer_levels + 1)
+            base.at_ground_scale(2.0**-k) for k in range(max(base.scale_finer_levels, 0) + 1)
         )
         self.level = 0
         self.wanted = 0  # the rung the last frame's width asked for, whatever the tiles
