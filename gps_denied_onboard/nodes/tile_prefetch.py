@@ -47,7 +47,7 @@ from gps_denied_onboard.visual_nav.errors import ImageHeaderError
 from gps_denied_onboard.visual_nav.geo import (
     TILE_PX,
     LocalFrame,
-    latlon_to_world_px,
+    tile_under,
     wrap_tile_x,
     zoom_for_resolution,
 )
@@ -219,8 +219,7 @@ class TilePrefetch:
         finer = cfg.finer_zoom_levels if cfg else 0
         coarser = cfg.coarser_zoom_levels if cfg else 0
         for z in [*range(zoom, zoom + finer + 1), *range(zoom - 1, zoom - coarser - 1, -1)]:
-            px, py = latlon_to_world_px(lat, lon, z)
-            tile_id = self._ids.get((z, int(px // TILE_PX), int(py // TILE_PX)))
+            tile_id = self._ids.get((z, *tile_under(lat, lon, z)))
             if tile_id:
                 return tile_id
         return ""

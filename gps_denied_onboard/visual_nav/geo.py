@@ -83,6 +83,12 @@ def latlon_to_world_px(latitude: float, longitude: float, zoom: int) -> tuple[fl
     return ((x + MERC_HALF_M) / size) % (TILE_PX * (1 << zoom)), (MERC_HALF_M - y) / size
 
 
+def tile_under(latitude: float, longitude: float, zoom: int) -> tuple[int, int]:
+    """The tile ``(x, y)`` at ``zoom`` that holds the point."""
+    px, py = latlon_to_world_px(latitude, longitude, zoom)
+    return int(px // TILE_PX), int(py // TILE_PX)
+
+
 def wrap_tile_x(x: int, zoom: int) -> int:
     """The tile column ``x`` names on the map: columns go round the world.
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px, zoom_for_resolution
+from gps_denied_onboard.visual_nav.geo import TILE_PX, tile_under, zoom_for_resolution
 from gps_denied_onboard.visual_nav.mapview import TileSource
 from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.uncertainty import CALIBRATED_RESOLUTION_M
@@ -74,8 +74,7 @@ def has_detail(tiles: TileSource, cfg: EstimatorConfig, latitude: float, longitu
     zoom = zoom_for_resolution(latitude, cfg.match.resolution_m)
     for levels in range(cfg.finer_zoom_levels + 1):
         z = zoom + levels
-        px, py = latlon_to_world_px(latitude, longitude, z)
-        got = tiles.tile(z, int(px // TILE_PX), int(py // TILE_PX))
+        got = tiles.tile(z, *tile_under(latitude, longitude, z))
         if got is not None and min(got.shape[:2]) >= TILE_PX >> levels:
             return True
     return False
