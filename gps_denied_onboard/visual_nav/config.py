@@ -105,6 +105,7 @@ class VisualNavConfig:
     finer_zoom_levels: int = 3
     coarser_zoom_levels: int = 2
     ground_scale_finer_levels: int = 3
+    ground_scale_coarser_levels: int = 1
     ground_scale_side_m: float = 700.0
     gnss_correction_enabled: bool = True
     gnss_correction_bound_k: float = 2.5
@@ -278,6 +279,10 @@ class VisualNavConfig:
             raise ConfigError(
                 "ground_scale_finer_levels must be 0..4", key="ground_scale_finer_levels"
             )
+        if not 0 <= self.ground_scale_coarser_levels <= 2:
+            raise ConfigError(
+                "ground_scale_coarser_levels must be 0..2", key="ground_scale_coarser_levels"
+            )
         if not (math.isfinite(self.ground_scale_side_m) and self.ground_scale_side_m > 0.0):
             raise ConfigError(
                 "ground_scale_side_m must be a positive number", key="ground_scale_side_m"
@@ -421,6 +426,7 @@ class VisualNavConfig:
             finer_zoom_levels=self.finer_zoom_levels,
             coarser_zoom_levels=self.coarser_zoom_levels,
             scale_finer_levels=self.ground_scale_finer_levels,
+            scale_coarser_levels=self.ground_scale_coarser_levels,
             scale_side_m=self.ground_scale_side_m,
             boresight=BoresightConfig(
                 enabled=self.boresight_enabled,

@@ -8,16 +8,22 @@ lens sees 240 m, 48 pixels at 5 m/px, which no gate calibrated there accepts.
 Matched at a quarter of the scale (1.25 m/px, the map two zooms finer) the same
 frame is 192 pixels across, as a 960 m frame was at 5 m/px, and fixes as one
 (``bench/visual_fix_accuracy.py``, ``low_altitude`` set by hand, ``auto_scale``
-by this ladder).
+by this ladder). A vehicle higher up sees more: at 1000 m a 2 km frame is 400
+pixels at 5 m/px and its search window grows with it, so a cold frame costs
+3-4 times a 1 km frame's; matched at twice the scale (10 m/px) it is the 1 km
+frame the gate was calibrated on again, about as accurate there
+(``high_altitude``).
 
 So the estimator keeps a ladder of scales, the configured one halved up to
-``scale_finer_levels`` times, and matches each frame at the coarsest rung where
-it is at least ``scale_side_m`` across in the calibration's metres
-(:func:`wanted_level`), with a margin each way so that a vehicle holding its
-height near a rung's edge does not switch back and forth. A finer rung is only
-taken where the tiles hold its detail under the aircraft (:func:`has_detail`):
-a z15 tile enlarged to a z17 map holds nothing a z15 map did not, and matched
-there a frame would lose what stitching gives it at its own scale.
+``scale_finer_levels`` times and doubled up to ``scale_coarser_levels`` times,
+and matches each frame at the coarsest rung where it is at least
+``scale_side_m`` across in the calibration's metres (:func:`wanted_level`),
+with a margin each way so that a vehicle holding its height near a rung's edge
+does not switch back and forth. A rung other than the configured one is only
+taken where the tiles hold its map under the aircraft (:func:`has_detail`): a
+z15 tile enlarged to a z17 map holds nothing a z15 map did not, and matched
+there a frame would lose what stitching gives it at its own scale; a z14 map
+is built from z14 tiles or finer ones reduced, not from z17 tiles alone.
 """
 
 from __future__ import annotations
@@ -45,22 +51,31 @@ SLACK = 0.15
 
 
 def wanted_level(
-    width_m: float, level: int, resolution_m: float, side_m: float, levels: int
+    width_m: float,
+    level: int,
+    resolution_m: float,
+    side_m: float,
+    levels: int,
+    *,
+    coarser_levels: int = 0,
 ) -> int:
     """The ladder's rung for a frame ``width_m`` across, the estimator being at rung
-    ``level`` (0: the configured scale, k: it halved k times) whose matching
-    resolution is ``resolution_m``: finer while the frame is under ``side_m`` (less
-    :data:`SLACK`) across in the calibration's metres, coarser while the coarser
-    rung would still see over ``side_m`` (plus :data:`SLACK`), within 0..``levels``."""
+    ``level`` (0: the configured scale, k: it halved k times, -k: doubled k times)
+    whose matching resolution is ``resolution_m``: finer while the frame is under
+    ``side_m`` (less :data:`SLACK`) across in the calibration's metres, coarser while
+    the coarser rung would still see over ``side_m`` (plus :data:`SLACK`), within
+    -``coarser_levels``..``levels``."""
     base_resolution = resolution_m * 2.0**level  # rung 0's
+    lowest = -max(coarser_levels, 0)
+    highest = max(levels, 0)
 
     def across(k: int) -> float:  # the frame's width in the calibration's metres at rung k
         return width_m * CALIBRATED_RESOLUTION_M / (base_resolution / 2.0**k)
 
-    k = min(max(level, 0), levels)
-    while k < levels and across(k) < side_m * (1.0 - SLACK):
+    k = min(max(level, lowest), highest)
+    while k < highest and across(k) < side_m * (1.0 - SLACK):
         k += 1
-    while k > 0 and across(k - 1) >= side_m * (1.0 + SLACK):
+    while k > lowest and across(k - 1) >= side_m * (1.0 + SLACK):
         k -= 1
     return k
 
@@ -84,19 +99,21 @@ class GroundScaleLadder:
     """The estimator's settings at each rung, and the rung it is on."""
 
     def __init__(self, base: EstimatorConfig) -> None:
-        self.rungs = tuple(
-            base.at_ground_scale(2.0**-k) for k in range(max(base.scale_finer_levels, 0) + 1)
-        )
+        self.finest = max(base.scale_finer_levels, 0)
+        self.coarsest = -max(base.scale_coarser_levels, 0)
+        self._rungs = {
+            k: base.at_ground_scale(2.0**-k) for k in range(self.coarsest, self.finest + 1)
+        }
         self.level = 0
         self.wanted = 0  # the rung the last frame's width asked for, whatever the tiles
 
     @property
     def cfg(self) -> EstimatorConfig:
-        return self.rungs[self.level]
+        return self._rungs[self.level]
 
     @property
     def factor(self) -> float:
-        """The current rung's scale relative to the configured one (1, 0.5, 0.25, ...)."""
+        """The current rung's scale relative to the configured one (2, 1, 0.5, 0.25, ...)."""
         return 2.0**-self.level
 
     @property
@@ -105,23 +122,24 @@ class GroundScaleLadder:
         return 2.0**-self.wanted
 
     def choose(self, width_m: float, tiles: TileSource, where: Position | None) -> bool:
-        """Move to the rung a frame ``width_m`` across wants, or the finest rung short
-        of it whose detail ``tiles`` hold under ``where`` (:func:`has_detail`; a vehicle
-        flying off the fine tiles goes back up; no position, rung 0); whether the rung
-        changed."""
-        base = self.rungs[0]
+        """Move to the rung a frame ``width_m`` across wants, or the nearest rung toward
+        the configured one whose map ``tiles`` hold under ``where`` (:func:`has_detail`:
+        a vehicle flying off the fine tiles goes back up; no position, rung 0); whether
+        the rung changed."""
+        base = self._rungs[0]
         self.wanted = wanted_level(
             width_m,
             self.level,
             self.cfg.match.resolution_m,
             base.scale_side_m,
-            len(self.rungs) - 1,
+            self.finest,
+            coarser_levels=-self.coarsest,
         )
         k = self.wanted
-        while k > 0 and not (  # rung 0 takes whatever there is
-            where is not None and has_detail(tiles, self.rungs[k], where.latitude, where.longitude)
+        while k != 0 and not (  # rung 0 takes whatever there is
+            where is not None and has_detail(tiles, self._rungs[k], where.latitude, where.longitude)
         ):
-            k -= 1
+            k += 1 if k < 0 else -1
         if k == self.level:
             return False
         self.level = k

@@ -89,6 +89,8 @@ class EstimatorConfig:
     #: how many times the ground scale may be halved for frames seeing little ground
     #: (:mod:`.ground_scale`; 0: matched at the configured scale whatever the height) ...
     scale_finer_levels: int = 3
+    #: ... how many times it may be doubled for frames seeing much more ...
+    scale_coarser_levels: int = 1
     #: ... and the width (the calibration's metres, never scaled) a frame is kept at
     scale_side_m: float = 700.0
     jump_sigma_k: float = 4.0

@@ -1,8 +1,10 @@
-"""A vehicle lower down is matched at a finer ground scale, where the tiles hold the detail.
+"""A vehicle lower down is matched at a finer ground scale, where the tiles hold the
+detail; one higher up at a coarser one.
 
 At 120 m above ground the test camera sees about 240 m: 48 px at the calibrated
 5 m/px, under any gate. Halved twice (1.25 m/px, a z17 map at 47 N) it is 192 px,
 as a 960 m frame was at 5 m/px (:mod:`gps_denied_onboard.visual_nav.ground_scale`).
+At 1000 m it sees 2 km: doubled (10 m/px, a z14 map) it is the 1 km frame of 5 m/px.
 """
 
 from __future__ import annotations
@@ -24,7 +26,19 @@ from gps_denied_onboard.visual_nav.ground_scale import SLACK, wanted_level
 from gps_denied_onboard.visual_nav.outputs import fix_payload
 from gps_denied_onboard.visual_nav.simulate import Orthophoto, cut_tiles, synthetic_orthophoto
 
-from .support import CAMERA, LAT0, LON0, NS, T0, Pose, error_m, feed, make_estimator, render
+from .support import (
+    CAMERA,
+    LAT0,
+    LON0,
+    NS,
+    T0,
+    Pose,
+    error_m,
+    feed,
+    make_estimator,
+    render,
+    synthetic_world,
+)
 
 Tiles = dict[tuple[int, int, int], NDArray[np.uint8]]
 
@@ -51,46 +65,64 @@ def test_the_rung_follows_the_frames_width_with_a_margin_each_way() -> None:
     assert wanted_level(420.0, 2, 1.25, side, 3) == 1
     # on rung 1, 330 m (660, within the slack under 700) stays
     assert wanted_level(330.0, 1, 2.5, side, 3) == 1
+    # 2 km (1000 m up) would still see 1000 calibrated metres at 10 m/px: rung -1 ...
+    assert wanted_level(2000.0, 0, 5.0, side, 3, coarser_levels=1) == -1
+    # ... given a coarser rung, and never past the coarsest
+    assert wanted_level(2000.0, 0, 5.0, side, 3, coarser_levels=0) == 0
+    assert wanted_level(9000.0, 0, 5.0, side, 3, coarser_levels=1) == -1
+    assert wanted_level(9000.0, 0, 5.0, side, 3, coarser_levels=2) == -2
+    # 1 km stays at 5 m/px (500 at 10 m/px) ...
+    assert wanted_level(1000.0, 0, 5.0, side, 3, coarser_levels=1) == 0
+    # ... on rung -1, 1.3 km (650, within the slack under 700) stays, 1.1 km (550) comes back
+    assert wanted_level(1300.0, -1, 10.0, side, 3, coarser_levels=1) == -1
+    assert wanted_level(1100.0, -1, 10.0, side, 3, coarser_levels=1) == 0
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(
-    width=st.floats(1.0, 5000.0),
-    level=st.integers(0, 4),
+    width=st.floats(1.0, 20000.0),
+    level=st.integers(-2, 4),
     levels=st.integers(0, 4),
+    coarser=st.integers(0, 2),
     base=st.sampled_from([5.0, 1.0, 10.0]),
 )
 def test_a_rung_once_chosen_is_kept_and_sees_enough_ground(
-    width: float, level: int, levels: int, base: float
+    width: float, level: int, levels: int, coarser: int, base: float
 ) -> None:
     """Whatever rung it starts on: the rung chosen sees at least the side less the slack
-    (or is the last), its coarser neighbour would not see the side plus the slack (or it
-    is rung 0), and asked again from there the answer is the same (no flapping)."""
+    (or is the finest), its coarser neighbour would not see the side plus the slack (or
+    it is the coarsest), and asked again from there the answer is the same (no
+    flapping)."""
     side = 700.0
-    level = min(level, levels)
+    level = min(max(level, -coarser), levels)
 
     def across(k: int) -> float:
         return width * 5.0 / (base / 2.0**k)
 
-    k = wanted_level(width, level, base / 2.0**level, side, levels)
-    assert 0 <= k <= levels
+    k = wanted_level(width, level, base / 2.0**level, side, levels, coarser_levels=coarser)
+    assert -coarser <= k <= levels
     assert k == levels or across(k) >= side * (1.0 - SLACK)
-    assert k == 0 or across(k - 1) < side * (1.0 + SLACK)
-    assert wanted_level(width, k, base / 2.0**k, side, levels) == k
+    assert k == -coarser or across(k - 1) < side * (1.0 + SLACK)
+    assert wanted_level(width, k, base / 2.0**k, side, levels, coarser_levels=coarser) == k
 
 
 def test_the_config_refuses_a_ladder_it_cannot_keep() -> None:
     for key, bad in (
         ("ground_scale_finer_levels", 5),
         ("ground_scale_finer_levels", -1),
+        ("ground_scale_coarser_levels", 3),
+        ("ground_scale_coarser_levels", -1),
         ("ground_scale_side_m", 0.0),
         ("ground_scale_side_m", math.nan),
     ):
         with pytest.raises(ConfigError) as err:
             VisualNavConfig(**{key: bad})  # type: ignore[arg-type]
         assert err.value.key == key
-    est = VisualNavConfig(ground_scale_finer_levels=2, ground_scale_side_m=650.0)
+    est = VisualNavConfig(
+        ground_scale_finer_levels=2, ground_scale_coarser_levels=2, ground_scale_side_m=650.0
+    )
     assert est.estimator_config().scale_finer_levels == 2
+    assert est.estimator_config().scale_coarser_levels == 2
     assert est.estimator_config().scale_side_m == 650.0
 
 
@@ -154,3 +186,37 @@ def test_a_descent_and_a_climb_move_the_scale_and_every_frame_is_fixed() -> None
         assert err < 3.0 * fix.sigma_m, (agl, err, fix.sigma_m)
         got.append((fix.resolution_m, est.mosaic.zoom if est.mosaic else None))
     assert got == [(5.0, 15), (5.0, 15), (1.25, 17), (1.25, 17), (5.0, 15)]
+
+
+def test_a_high_frame_is_matched_at_twice_the_scale_on_a_map_of_reduced_tiles() -> None:
+    """1000 m above ground (a 2 km frame, 400 px at 5 m/px) over z15 tiles only: matched
+    at 10 m/px on a z14 map composed of them, fixed within 3 sigma and a few metres, as
+    it is at 5 m/px without the coarser rung."""
+    ortho, z15 = synthetic_world()
+    pose = Pose(LAT0, LON0, 1000.0, roll_deg=1.5, pitch_deg=-2.0, yaw_deg=35.0)
+    got = {}
+    for coarser in (1, 0):
+        est = make_estimator(z15, scale_coarser_levels=coarser)
+        feed(est, T0, pose, prior=pose.offset(60.0, -45.0))
+        fix = est.process(T0, render(ortho, pose), CAMERA)
+        err = math.hypot(*error_m(pose, fix.latitude, fix.longitude))
+        assert err < 1.5 and err < 3.0 * fix.sigma_m, (coarser, err, fix.sigma_m)
+        got[coarser] = (fix.resolution_m, est.mosaic.zoom if est.mosaic else None)
+    assert got == {1: (10.0, 14), 0: (5.0, 15)}
+
+
+def test_a_climb_and_a_descent_move_the_scale_up_and_back() -> None:
+    """500 m -> 1000 m -> 500 m above ground over z15 tiles: matched at 5, 10 and 5 m/px
+    (the coarser rung needs no finer tile), each frame fixed within 3 sigma."""
+    ortho, z15 = synthetic_world()
+    est = make_estimator(z15)
+    got = []
+    for i, agl in enumerate((500.0, 1000.0, 1000.0, 500.0)):
+        t = T0 + i * NS
+        pose = Pose(LAT0, LON0, agl, yaw_deg=-40.0).offset(15.0 * i, -10.0 * i)
+        feed(est, t, pose, prior=pose.offset(20.0, 25.0))
+        fix = est.process(t, render(ortho, pose), CAMERA)
+        err = math.hypot(*error_m(pose, fix.latitude, fix.longitude))
+        assert err < 3.0 * fix.sigma_m, (agl, err, fix.sigma_m)
+        got.append(fix.resolution_m)
+    assert got == [5.0, 10.0, 10.0, 5.0]

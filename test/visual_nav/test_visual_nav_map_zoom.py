@@ -453,3 +453,32 @@ def test_a_tile_kept_reduced_for_a_coarser_map_is_fetched_whole_for_its_own() ->
     prefetch.fetch(cfg, LAT0, LON0)
     assert len(cache.got) == got
     assert prefetch.tiles.tile(*under).shape[:2] == (TILE_PX, TILE_PX)
+
+
+def test_a_coarser_rungs_map_is_composed_of_the_tiles_held_for_the_configured_one() -> None:
+    """A cache of z15 tiles only, fetched for the 5 m map: asked for the ladder's
+    coarser rung too (a 10 m map, z14) the prefetch asks z14 first, finds none, and
+    composes it of the z15 tiles it holds, fetching none again and keeping them whole;
+    the rung's map is there by the detail check, which no cache of z13 tiles gives."""
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+    from gps_denied_onboard.visual_nav.ground_scale import has_detail
+
+    _, own, _ = _world()
+    cache = _Cache(own)
+    prefetch = TilePrefetch(cache.query, cache.get)
+    cfg = VisualNavConfig(prefetch_radius_m=1000.0)
+    prefetch.fetch(cfg, LAT0, LON0)
+    held = set(cache.got)
+    coarse = cfg.at_scale_factor(2.0)
+    assert not has_detail(
+        TilePrefetch(cache.query, cache.get).tiles, coarse.estimator_config(), LAT0, LON0
+    )
+    cache.zooms.clear()
+    prefetch.fetch_rungs(cfg, (2.0, 1.0), LAT0, LON0)
+    assert cache.zooms[:2] == [15, MAP_ZOOM - 1]  # finest first: z15 for the 5 m map, then z14
+    assert held <= set(cache.got) and len(cache.got) == len(set(cache.got))  # none twice
+    assert all(prefetch.tiles.tile(*k).shape[:2] == (TILE_PX, TILE_PX) for k in held)
+    assert has_detail(prefetch.tiles, coarse.estimator_config(), LAT0, LON0)
+    _, z13 = _coarser()
+    assert not has_detail(DictTileSource(z13), coarse.estimator_config(), LAT0, LON0)

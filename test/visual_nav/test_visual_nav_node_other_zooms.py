@@ -10,7 +10,8 @@ estimator enlarges them: fixes, with a wider sigma. At ``ground_scale`` 0.2 the
 map's zoom is z17 itself, and a frame from 100 m above ground is matched at
 1 m/px. At ``ground_scale`` 1 a frame from 60 m above ground asks for a finer
 scale: the node fetches the z17 tiles whole and the estimator matches it at
-1.25 m/px.
+1.25 m/px. A frame from 1000 m asks for a coarser one: matched at 10 m/px on a
+z14 map of the z15 tiles.
 """
 
 from __future__ import annotations
@@ -191,3 +192,25 @@ def test_a_frame_from_60_m_moves_the_node_to_a_finer_scale_where_z17_tiles_are(
         # scale; a 120 m frame covers no z18 tile well enough to send one here)
         scaled = vnav._scaled_cfg()
         assert scaled.ground_scale == 0.25 and scaled.map_snapshot_zoom == 18
+
+
+def test_a_frame_from_1000_m_moves_the_node_to_a_coarser_scale_on_the_same_tiles(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
+) -> None:
+    """The configured ground scale (5 m/px) and a cache of z15 tiles only: a frame from
+    1000 m above ground (2 km across) asks for the scale doubled. The node asks the
+    cache for z14, finds none, and composes that map of the z15 tiles; the estimator
+    matches the frame at 10 m/px on it: a fix within a few metres, inside 3 sigma,
+    the diagnostics say the resolution, and snapshots are cut a zoom coarser."""
+    ortho, z15 = synthetic_world()
+    pose = Pose(LAT0, LON0, 1000.0, roll_deg=2.0, pitch_deg=-1.0, yaw_deg=-30.0)
+    with _first_fix(ros, pg_dsn, tmp_path, z15, render(ortho, pose), pose) as (vnav, fix):
+        e, n = error_m(pose, fix.latitude, fix.longitude)
+        sigma = math.sqrt(fix.position_covariance[0])
+        assert math.hypot(e, n) < min(3.0, 3.0 * sigma), (e, n, sigma)
+        est = vnav._estimator
+        assert est.cfg.match.resolution_m == 10.0 and est.scales.level == -1
+        assert est.mosaic is not None and est.mosaic.zoom == 14
+        assert wait_until(lambda: vnav.stats.as_dict()["resolution_m"] == 10.0, 10.0)
+        scaled = vnav._scaled_cfg()
+        assert scaled.ground_scale == 2.0 and scaled.map_snapshot_zoom == 15
