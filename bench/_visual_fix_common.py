@@ -2,7 +2,7 @@
 and how a run of fixes is summed up and its sigma's coverage turned into figures.
 
 Its frame figures are in ``visual_fix_accuracy.py``, its flight figures in
-``_visual_fix_flights.py``.
+``_visual_fix_flights.py``, its figures at other scales in ``_visual_fix_scales.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from harness import figure
+from _visual_nav_env import Trial, error_en
+from harness import figure, report
+
+from gps_denied_onboard.visual_nav.errors import FrameRejected
+from gps_denied_onboard.visual_nav.fix import VisualFix
 
 PAIRS = {  # name: (map year, frame year)
     "8y_2017map_2009frames": ("2017", "2009"),
@@ -76,4 +80,32 @@ def coverage(tag: str, m: dict[str, Any], base: dict[str, Any], prefix: str = ""
             ">=99",
             m[f"{prefix}cov3"] >= 99.0,
         ),
+    ]
+
+
+def single_frames(
+    tried: list[tuple[Trial, VisualFix | FrameRejected]], wrong_m: float = 30.0
+) -> dict[str, Any]:
+    """:func:`summary` of single frames tried (each trial and what it gave)."""
+    errs: list[float] = []
+    axis: list[tuple[float, float, float]] = []  # |e|, |n|, sigma
+    for t, got in tried:
+        if isinstance(got, VisualFix):
+            e, nn = error_en(t, got)
+            errs.append(float(np.hypot(e, nn)))
+            axis.append((abs(e), abs(nn), got.sigma_m))
+    return summary(len(tried), errs, axis, len(errs), wrong_m=wrong_m)
+
+
+def accuracy(
+    tag: str, m: dict[str, Any], base: dict[str, Any], note: str, n: int
+) -> list[dict[str, Any]]:
+    """The five reported figures of :func:`single_frames` summaries ``m`` against
+    ``base``: % fixed, median and p95 error, 1 and 3 sigma coverage."""
+    return [
+        report(f"{tag}.fixed", m["fixed_pct"], "%", base["fixed_pct"], note, frames=n),
+        report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
+        report(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], note),
+        report(f"{tag}.sigma_1_coverage", m["cov1"], "%", base["cov1"], note),
+        report(f"{tag}.sigma_3_coverage", m["cov3"], "%", base["cov3"], note),
     ]

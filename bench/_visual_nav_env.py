@@ -309,18 +309,21 @@ def estimator_at(
     ground_scale: float,
     *,
     finer_scale_levels: int = 0,
+    coarser_scale_levels: int = 0,
     tile_resolutions_m: tuple[float, ...] = (),
 ) -> VisualEstimator:
     """An estimator on :func:`ortho_at`'s world, its ground distances at ``ground_scale``
     (1: as calibrated, for the 5 m map), told the world's georeference floor (the
     years' disagreement shrinks with the world). Its tiles are the map's zoom, and
     the zooms of ``tile_resolutions_m`` too; ``finer_scale_levels``: how often it may
-    halve the ground scale where those hold the detail (:mod:`.ground_scale`)."""
+    halve the ground scale where those hold the detail, ``coarser_scale_levels``: double
+    it for frames seeing much more ground (:mod:`.ground_scale`)."""
     cfg = EstimatorConfig(
         ground_elevation_msl=GROUND,
         attitude_sigma_deg=ATT_NOISE_DEG,
         map_sigma_m=EstimatorConfig().map_sigma_m * scale,
         scale_finer_levels=finer_scale_levels,
+        scale_coarser_levels=coarser_scale_levels,
     ).at_ground_scale(ground_scale)
     tiles: dict[tuple[int, int, int], NDArray[np.uint8]] = {}
     for resolution in (cfg.match.resolution_m, *tile_resolutions_m):

@@ -62,6 +62,12 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
   two halvings, 1.25 m/px on the z17 map). Baseline: the same frames and tiles
   without halving (5 m/px). The ladder, not the operator, finds the scale.
 
+- ``high_altitude`` (reported): single frames from 1000 m above ground (2 km
+  across, prior 100-300 m off, 0.15 deg attitude error) over the map's z15 tiles:
+  the estimator doubles the ground scale by the frames' width (10 m/px on a z14
+  map of the reduced tiles). Baseline: the same frames without the coarser rung
+  (5 m/px); ``visual_fix_latency.high_altitude`` says what each costs.
+
 - ``coarser_tiles`` (reported): single frames (1 km and, in the full run, 400 m;
   0.15 deg attitude error) over a cache holding only tiles one or two zooms
   coarser than the map's (z14: 6.5 m/px, z13: 13 m/px), which the estimator
@@ -97,7 +103,7 @@ from _visual_fix_common import (
     SETTLE_S,
     coverage,
     seed_of,
-    summary,
+    single_frames,
 )
 from _visual_fix_flights import (
     flights_1km,
@@ -108,40 +114,20 @@ from _visual_fix_flights import (
     spoofed_gnss,
     turn_velocity,
 )
+from _visual_fix_scales import auto_scale, coarser_tiles, high_altitude, low_altitude
 from _visual_nav_calibration import CALIBRATION_PAIRS
 from _visual_nav_env import (
     AGL,
     ATT_NOISE_DEG,
-    Trial,
-    error_en,
     estimator,
-    estimator_at,
     frame,
-    frame_at,
     misregistration,
     run_trial,
-    trial_at,
     trials,
 )
 from harness import figure, report
-from numpy.typing import NDArray
 
-from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
-
-
-def _single_frames(
-    tried: list[tuple[Trial, VisualFix | FrameRejected]], wrong_m: float = 30.0
-) -> dict[str, Any]:
-    """:func:`summary` of single frames tried (each trial and what it gave)."""
-    errs: list[float] = []
-    axis: list[tuple[float, float, float]] = []  # |e|, |n|, sigma
-    for t, got in tried:
-        if isinstance(got, VisualFix):
-            e, nn = error_en(t, got)
-            errs.append(float(np.hypot(e, nn)))
-            axis.append((abs(e), abs(nn), got.sigma_m))
-    return summary(len(tried), errs, axis, len(errs), wrong_m=wrong_m)
 
 
 def _measure(
@@ -149,151 +135,9 @@ def _measure(
 ) -> dict[str, Any]:
     est = estimator(map_year)
     batch = trials(seed, n, AGL[footprint], att_noise_deg=att_noise)
-    return _single_frames(
+    return single_frames(
         [(t, run_trial(est, k, t, frame(frame_year, t))) for k, t in enumerate(batch)]
     )
-
-
-def _accuracy(
-    tag: str, m: dict[str, Any], base: dict[str, Any], note: str, n: int
-) -> list[dict[str, Any]]:
-    """The five reported figures of :func:`_single_frames` summaries ``m`` against
-    ``base``: % fixed, median and p95 error, 1 and 3 sigma coverage."""
-    return [
-        report(f"{tag}.fixed", m["fixed_pct"], "%", base["fixed_pct"], note, frames=n),
-        report(f"{tag}.median_error", m["median_m"], "m", base["median_m"], note),
-        report(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], note),
-        report(f"{tag}.sigma_1_coverage", m["cov1"], "%", base["cov1"], note),
-        report(f"{tag}.sigma_3_coverage", m["cov3"], "%", base["cov3"], note),
-    ]
-
-
-#: the world's scale in ``low_altitude``: 1 km frames' geometry at a fifth of the size
-LOW_SCALE = 0.2
-
-
-def _measure_low(
-    map_year: str, frame_year: str, n: int, seed: int, ground_scale: float, **env: Any
-) -> dict[str, Any]:
-    """Single frames 100 m above NAIP laid down at 1 m/px (``low_altitude``;
-    ``env``: :func:`estimator_at`'s ladder and extra tiles, ``auto_scale``)."""
-    est = estimator_at(map_year, LOW_SCALE, ground_scale, **env)
-    batch = [trial_at(t, LOW_SCALE) for t in trials(seed, n, AGL["1km"])]
-    prior_sigma = 120.0 * LOW_SCALE  # run_trial's, at the scale
-    tried = [
-        (t, run_trial(est, k, t, frame_at(frame_year, t, LOW_SCALE), prior_sigma=prior_sigma))
-        for k, t in enumerate(batch)
-    ]
-    return _single_frames(tried, wrong_m=30.0 * LOW_SCALE)
-
-
-def _low_frames(
-    tag: str, n: int, notes: tuple[str, str], measured: dict[str, Any], baseline: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """``low_altitude``'s frames per pair, :func:`_measure_low` with ``measured``'s
-    settings against ``baseline``'s: the five figures each, and the wrong fixes per
-    1000 (``notes``: the figures' and the wrong count's)."""
-    out: list[dict[str, Any]] = []
-    wrong = frames = 0
-    for name, (map_year, frame_year) in PAIRS.items():
-        seed = seed_of(name) + 500
-        m = _measure_low(map_year, frame_year, n, seed, **measured)
-        base = _measure_low(map_year, frame_year, n, seed, **baseline)
-        wrong += m["wrong"]
-        frames += n
-        out += _accuracy(f"visual_fix_accuracy.{tag}.{name}", m, base, notes[0], n)
-    out.append(
-        report(
-            f"visual_fix_accuracy.{tag}.wrong_fixes_per_1000",
-            1000.0 * wrong / max(frames, 1),
-            "per 1000 frames",
-            None,
-            notes[1],
-            wrong=wrong,
-            frames=frames,
-        )
-    )
-    return out
-
-
-def _auto_scale(quick: bool) -> list[dict[str, Any]]:
-    """``auto_scale``'s figures: ``low_altitude``'s frames at the configured ground scale
-    (1) with the ladder over z15 and z17 tiles, against the same without the ladder."""
-    env = {"ground_scale": 1.0, "tile_resolutions_m": (1.25,)}
-    notes = (
-        "low_altitude's 200 m frames at ground_scale 1, tiles at z15 and z17: the "
-        "ground scale halved by the frames' width where the tiles hold it (1.25 m/px); "
-        "baseline the same without halving (5 m/px)",
-        "fixes over 6 m off (30 m at the scale) with the ground scale halved",
-    )
-    return _low_frames(
-        "auto_scale",
-        4 if quick else 60,
-        notes,
-        {**env, "finer_scale_levels": 3},
-        {**env, "finer_scale_levels": 0},
-    )
-
-
-def _low_altitude(quick: bool) -> list[dict[str, Any]]:
-    """``low_altitude``'s figures: each pair at ground scale 0.2 against 1."""
-    notes = (
-        "100 m above ground, 200 m frames, NAIP laid down at 1 m/px, matched at ground_scale "
-        "0.2 (1 m/px); baseline ground_scale 1 (5 m/px)",
-        "fixes over 6 m off (30 m at the scale) at ground_scale 0.2",
-    )
-    return _low_frames(
-        "low_altitude",
-        6 if quick else 100,
-        notes,
-        {"ground_scale": LOW_SCALE},
-        {"ground_scale": 1.0},
-    )
-
-
-def _over_tiles(
-    map_year: str, levels: int, tried: list[tuple[Trial, NDArray[np.uint8]]]
-) -> dict[str, Any]:
-    """:func:`_single_frames` of frames matched over ``levels`` zooms coarser tiles only."""
-    est = estimator(map_year, coarser=levels)
-    return _single_frames([(t, run_trial(est, k, t, im)) for k, (t, im) in enumerate(tried)])
-
-
-def _coarser_tiles(quick: bool) -> list[dict[str, Any]]:
-    """``coarser_tiles``' figures: each pair over z14 and z13 tiles only, against z15."""
-    n = 4 if quick else 60
-    footprints = ("1km",) if quick else ("1km", "400m")
-    levels_run = (2,) if quick else (1, 2)
-    out: list[dict[str, Any]] = []
-    wrong = frames = 0
-    for footprint in footprints:
-        for name, (map_year, frame_year) in PAIRS.items():
-            batch = trials(seed_of(name) + 700, n, AGL[footprint])
-            tried = [(t, frame(frame_year, t)) for t in batch]
-            base = _over_tiles(map_year, 0, tried)
-            for levels in levels_run:
-                m = _over_tiles(map_year, levels, tried)
-                wrong += m["wrong"]
-                frames += n
-                zoom = 15 - levels
-                tag = f"visual_fix_accuracy.coarser_tiles.z{zoom}.{footprint}.{name}"
-                note = (
-                    f"{footprint} frames, 0.15 deg attitude error, over z{zoom} tiles only "
-                    f"(enlarged {1 << levels}x); baseline: over the map's own z15 tiles"
-                )
-                out += _accuracy(tag, m, base, note, n)
-    out.append(
-        report(
-            "visual_fix_accuracy.coarser_tiles.wrong_fixes_per_1000",
-            1000.0 * wrong / max(frames, 1),
-            "per 1000 frames",
-            None,
-            "fixes over 30 m off, over z14 and z13 tiles only",
-            wrong=wrong,
-            frames=frames,
-        )
-    )
-    return out
 
 
 def _gate(n: int, seed: int) -> tuple[int, int]:
@@ -519,9 +363,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
         out += turn_velocity()
         out += gnss_velocity_then_denied()
     out += spoofed_gnss(quick)
-    out += _low_altitude(quick)
-    out += _auto_scale(quick)
-    out += _coarser_tiles(quick)
+    out += low_altitude(quick)
+    out += auto_scale(quick)
+    out += high_altitude(quick)
+    out += coarser_tiles(quick)
     # -- the floor: how far the map year's ground sits from the frame year's
     for name, (map_year, frame_year) in {**PAIRS, **CALIBRATION_PAIRS}.items():
         d = misregistration(map_year, frame_year)
