@@ -301,7 +301,8 @@ class VisualEstimator:
 
         Moving to another scale starts the map window and the registration track
         afresh (their pixels are the old scale's); the track of fixes, the prior and
-        what was learnt of the camera and the autopilot stay.
+        what was learnt of the camera and the autopilot stay, a jump confirmed within
+        the scale's ``min_jump_m`` as the gate judges one.
         """
         where = self._last_fix or self.priors.prior_at(stamp_ns)
         if self.scales.choose(width_m, self.map.tiles, where):
@@ -309,6 +310,7 @@ class VisualEstimator:
             self.map = MapWindow(self.cfg, self.map.tiles)
             self.odometry = OdometryTrack(self.cfg.odometry)
             self._odo_prior = None
+            self.priors.cfg = replace(self.priors.cfg, min_jump_m=self.cfg.min_jump_m)
         return self.cfg
 
     def _learn_mounting(self, fix: VisualFix, r_enu_flu: F64, height_m: float) -> None:

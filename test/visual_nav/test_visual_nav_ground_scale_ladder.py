@@ -172,7 +172,8 @@ def test_without_finer_tiles_under_it_a_low_frame_stays_at_the_configured_scale(
 def test_a_descent_and_a_climb_move_the_scale_and_every_frame_is_fixed() -> None:
     """500 m -> 120 m -> 500 m above ground, a frame a second apart at each height: the
     frames are matched at 5, 1.25 and 5 m/px, each fixed within 3 sigma; the map window
-    is built again at each move."""
+    is built again at each move, and a jump off the track is confirmed at the scale's
+    ``min_jump_m``."""
     ortho, z15, z17 = _world()
     est = make_estimator({**z15, **z17})
     heights = (500.0, 500.0, 120.0, 120.0, 500.0)
@@ -184,8 +185,17 @@ def test_a_descent_and_a_climb_move_the_scale_and_every_frame_is_fixed() -> None
         fix = est.process(t, render(ortho, pose), CAMERA)
         err = math.hypot(*error_m(pose, fix.latitude, fix.longitude))
         assert err < 3.0 * fix.sigma_m, (agl, err, fix.sigma_m)
-        got.append((fix.resolution_m, est.mosaic.zoom if est.mosaic else None))
-    assert got == [(5.0, 15), (5.0, 15), (1.25, 17), (1.25, 17), (5.0, 15)]
+        got.append(
+            (fix.resolution_m, est.mosaic.zoom if est.mosaic else None, est.priors.cfg.min_jump_m)
+        )
+    # what counts as a jump follows the scale, in the track's confirmation as in the gate
+    assert got == [
+        (5.0, 15, 25.0),
+        (5.0, 15, 25.0),
+        (1.25, 17, 6.25),
+        (1.25, 17, 6.25),
+        (5.0, 15, 25.0),
+    ]
 
 
 def test_a_high_frame_is_matched_at_twice_the_scale_on_a_map_of_reduced_tiles() -> None:
