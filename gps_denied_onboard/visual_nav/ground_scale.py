@@ -23,7 +23,7 @@ does not switch back and forth. A rung other than the configured one is only
 taken where the tiles hold its map under the aircraft (:func:`has_detail`): a
 z15 tile enlarged to a z17 map holds nothing a z15 map did not, and matched
 there a frame would lose what stitching gives it at its own scale; a z14 map
-is built from z14 tiles or finer ones reduced, not from z17 tiles alone.
+is built from the tiles that compose the z15 one, unless those are z18 alone.
 """
 
 from __future__ import annotations
@@ -80,19 +80,28 @@ def wanted_level(
     return k
 
 
-def has_detail(tiles: TileSource, cfg: EstimatorConfig, latitude: float, longitude: float) -> bool:
+def has_detail(
+    tiles: TileSource,
+    cfg: EstimatorConfig,
+    latitude: float,
+    longitude: float,
+    *,
+    enlarged: bool = False,
+) -> bool:
     """Whether ``tiles`` hold the map's own zoom at ``cfg``'s resolution under the
     point: its tile whole, or one up to ``finer_zoom_levels`` finer kept with at least
     that zoom's pixels (a z18 tile reduced to its 128 px of a z17 map). A tile kept
     reduced for a coarser map, or only a coarser one, holds no detail the coarser
-    rung lacks."""
+    rung lacks. ``enlarged``: one up to ``coarser_zoom_levels`` coarser counts too
+    (a coarser rung's map: it holds what the finer rung's would, enlarged less)."""
     zoom = zoom_for_resolution(latitude, cfg.match.resolution_m)
     for levels in range(cfg.finer_zoom_levels + 1):
         z = zoom + levels
         got = tiles.tile(z, *tile_under(latitude, longitude, z))
         if got is not None and min(got.shape[:2]) >= TILE_PX >> levels:
             return True
-    return False
+    zooms = range(zoom - 1, max(zoom - cfg.coarser_zoom_levels, 0) - 1, -1) if enlarged else ()
+    return any(tiles.tile(z, *tile_under(latitude, longitude, z)) is not None for z in zooms)
 
 
 class GroundScaleLadder:
@@ -137,7 +146,8 @@ class GroundScaleLadder:
         )
         k = self.wanted
         while k != 0 and not (  # rung 0 takes whatever there is
-            where is not None and has_detail(tiles, self._rungs[k], where.latitude, where.longitude)
+            where is not None
+            and has_detail(tiles, self._rungs[k], where.latitude, where.longitude, enlarged=k < 0)
         ):
             k += 1 if k < 0 else -1
         if k == self.level:

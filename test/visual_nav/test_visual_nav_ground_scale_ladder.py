@@ -230,3 +230,18 @@ def test_a_climb_and_a_descent_move_the_scale_up_and_back() -> None:
         assert err < 3.0 * fix.sigma_m, (agl, err, fix.sigma_m)
         got.append(fix.resolution_m)
     assert got == [5.0, 10.0, 10.0, 5.0]
+
+
+def test_over_coarser_tiles_only_a_high_frame_still_takes_the_coarser_rung() -> None:
+    """A cache of z13 tiles only: the configured 5 m map (z15) would enlarge them 4x,
+    the coarser rung's (z14) 2x, from the same pixels; a 1000 m frame is matched there
+    and fixed within 3 sigma."""
+    ortho, _ = synthetic_world()
+    pose = Pose(LAT0, LON0, 1000.0, yaw_deg=60.0)
+    est = make_estimator(cut_tiles(ortho, 13))
+    feed(est, T0, pose, prior=pose.offset(-30.0, 40.0))
+    fix = est.process(T0, render(ortho, pose), CAMERA)
+    assert (fix.resolution_m, est.scales.level) == (10.0, -1)
+    assert est.mosaic is not None and est.mosaic.zoom == 14
+    err = math.hypot(*error_m(pose, fix.latitude, fix.longitude))
+    assert err < 3.0 * fix.sigma_m, (err, fix.sigma_m)
