@@ -22,11 +22,13 @@ with a margin each way so that a vehicle holding its height near a rung's edge
 does not switch back and forth. At 700 m a rung spans frames 700-1400 m across in
 those metres (595-1610 with the margin): they fix as the 1 km frames do (98-100 %
 on the reported pairs), not as 400 m ones alone (40-89 %), and a cold one at the
-widest took 130 ms on one CPU (1.2 km: 80 ms; calibration pairs, scratch run). A rung other than the configured one is only
-taken where the tiles hold its map under the aircraft (:func:`has_detail`): a
-z15 tile enlarged to a z17 map holds nothing a z15 map did not, and matched
-there a frame would lose what stitching gives it at its own scale; a z14 map
-is built from the tiles that compose the z15 one, unless those are z18 alone.
+widest took 130 ms on one CPU (1.2 km: 80 ms; calibration pairs, scratch run).
+
+A rung other than the configured one is only taken where the tiles hold its map
+under the aircraft (:func:`has_detail`): a z15 tile enlarged to a z17 map holds
+nothing a z15 map did not, and matched there a frame would lose what stitching
+gives it at its own scale; a z14 map is built from the tiles that compose the z15
+one, unless those are z18 alone.
 """
 
 from __future__ import annotations
