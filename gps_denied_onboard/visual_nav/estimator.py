@@ -14,10 +14,10 @@ Per frame:
    the node (:mod:`.learnt_camera`);
 2. attitude at the capture stamp (slerp of the FC's stream; refused when stale)
    and height above ground (:mod:`.state`);
-3. frame-to-frame registration on the last frame (:mod:`.odometry`): the
-   motion between captures, hence the velocity; and, for a small footprint,
-   recent frames stitched into one patch that is matched instead
-   (:class:`.views.PatchView`);
+3. frame-to-frame registration on the last frame (:mod:`.registered_track`,
+   :mod:`.odometry`): the motion between captures, hence the velocity and the
+   position carried between fixes; and, for a small footprint, recent frames
+   stitched into one patch that is matched instead (:class:`.views.PatchView`);
 4. the prior: the FC's own GNSS while it is healthy, unless this estimator's
    own track is tighter and agrees with it, or disagrees with it but holds (a
    spoofed GNSS); the own track is the last frame's position carried by
@@ -62,7 +62,6 @@ from gps_denied_onboard.visual_nav.gate import (
     sharp_side_m,
 )
 from gps_denied_onboard.visual_nav.geo import (
-    LocalFrame,
     ground_resolution_m,
     latlon_to_world_px,
     on_the_map,
@@ -82,12 +81,12 @@ from gps_denied_onboard.visual_nav.prior import (
     PriorTracker,
     yaw_enu,
 )
-from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M, RectifiedFrame
+from gps_denied_onboard.visual_nav.rectify import MAX_EXTENT_M
+from gps_denied_onboard.visual_nav.registered_track import RegisteredTrack
 from gps_denied_onboard.visual_nav.search import plan_search, search_view
 from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.state import AttitudeBuffer, HeightSample, HeightSource, Prior
 from gps_denied_onboard.visual_nav.uncertainty import (
-    corrected,
     correction_sigma,
     position_sigma,
     registration_velocity,
@@ -133,7 +132,8 @@ class VisualEstimator:
         self.lost = LostClock(cfg.lost_after_s, cfg.lost_sigma_growth_mps)
         self._recent: deque[VisualFix] = deque()
         self.map = MapWindow(cfg, tiles)
-        self.odometry = OdometryTrack(cfg.odometry)
+        # registration between frames, and the position it carries (:mod:`.registered_track`)
+        self.registered = RegisteredTrack(cfg.odometry)
         # the autopilot's heading and height error, measured against the GNSS's velocity
         self.correction = GnssCorrection(cfg.gnss_correction)
         self.flat_field = FlatField(cfg.flat_field)
@@ -141,9 +141,13 @@ class VisualEstimator:
         self.flip_guard = FlipGuard(int(cfg.track_window_s * NS))
         # the last frame's camera and stamp (what .learnt_camera keeps is learnt for it)
         self.last_camera: tuple[int, CameraModel] | None = None
-        self._odo_prior: Prior | None = None  # the last frame's nadir, carried by registration
         self.reset_counter = 0
         self.last_view: GroundView | None = None
+
+    @property
+    def odometry(self) -> OdometryTrack:
+        """The registration track (:class:`.registered_track.RegisteredTrack`'s)."""
+        return self.registered.odometry
 
     # -- the prior (:mod:`.prior`: the FC's GNSS goes to ``priors.add_gnss``) ------------
 
@@ -236,12 +240,19 @@ class VisualEstimator:
         corr = (last.heading_offset_deg, last.scale) if last is not None else (0.0, 1.0)
         disp: Displacement | None = None
         if cfg.odometry.enabled:
-            disp, stitched = self._register(
-                stamp_ns, frame_view, h.height_m, corr, yaw_enu(r_enu_flu)
+            disp, stitched = self.registered.register(
+                stamp_ns,
+                frame_view,
+                resolution_m=cfg.match.resolution_m,
+                height_m=h.height_m,
+                corr=corr,
+                heading=yaw_enu(r_enu_flu),
+                track=self.priors.track,
+                interpolation=self.attitude.interpolation_spread(stamp_ns),
             )
             if stitched is not None:
                 view = PatchView(stitched, 0.0, 1.0)
-        prior = self.prior_at(stamp_ns, self._odometry_prior(stamp_ns, disp, corr))
+        prior = self.prior_at(stamp_ns, self.registered.carry(stamp_ns, disp, corr))
         if disp is not None:
             # registration against the GNSS's motion, while the prior follows the GNSS
             followed = (
@@ -308,8 +319,7 @@ class VisualEstimator:
         if self.scales.choose(width_m, self.map.tiles, where):
             self.cfg = self.scales.cfg
             self.map = MapWindow(self.cfg, self.map.tiles)
-            self.odometry = OdometryTrack(self.cfg.odometry)
-            self._odo_prior = None
+            self.registered = RegisteredTrack(self.cfg.odometry)
             self.priors.cfg = replace(self.priors.cfg, min_jump_m=self.cfg.min_jump_m)
         return self.cfg
 
@@ -513,61 +523,8 @@ class VisualEstimator:
         )
         # the track to dead-reckon from, and where registration carries on from
         self.priors.add_fix(here)
-        self._odo_prior = here
+        self.registered.note_fix(here)
         return fix
-
-    def _register(
-        self,
-        stamp_ns: int,
-        frame: FrameView,
-        height_m: float,
-        corr: tuple[float, float],
-        heading: float,
-    ) -> tuple[Displacement | None, RectifiedFrame | None]:
-        """Register the (uncorrected) frame on the last one: raw displacement, stitched patch."""
-        rf = frame.render(0.0, 1.0, self.cfg.match.resolution_m)
-        if rf is None:
-            self.odometry.reset()
-            return None, None
-        prev = self._odo_prior or self.priors.track
-        pv = None
-        if prev is not None:  # the true velocity, back into the raw frame
-            pv = corrected(prev.velocity_en, -corr[0], 1.0 / corr[1])
-        disp = self.odometry.add(
-            stamp_ns,
-            rf,
-            height_m=height_m,
-            predicted_velocity=pv,
-            interpolation=self.attitude.interpolation_spread(stamp_ns),
-            heading=heading,
-        )
-        return disp, self.odometry.stitch()
-
-    def _odometry_prior(
-        self, stamp_ns: int, disp: Displacement | None, corr: tuple[float, float]
-    ) -> Prior | None:
-        """The last frame's position carried to this one by registration (GNSS lost).
-
-        Between map fixes this replaces dead reckoning: each registration adds
-        its own small error instead of a velocity's error times the time.
-        """
-        last = self._odo_prior
-        frames = self.odometry.frames
-        if disp is None or last is None or last.stamp_ns != frames[-2].stamp_ns:
-            # no registration, or it measured from a frame our position is not known at
-            self._odo_prior = None
-            return None
-        odo_v = self.odometry.velocity()
-        v, vs = (
-            (corrected(odo_v[0], *corr), odo_v[1] * corr[1])
-            if odo_v is not None
-            else (last.velocity_en, last.velocity_sigma)
-        )
-        e, n = corrected((disp.de, disp.dn), *corr)
-        lat, lon = LocalFrame(last.latitude, last.longitude).to_latlon(e, n)
-        sigma = math.hypot(last.sigma_m, disp.sigma_m * corr[1])
-        self._odo_prior = Prior(stamp_ns, lat, lon, sigma, v, vs, "visual_odometry")
-        return self._odo_prior
 
     def gate_at(self, radius_m: float, side_m: float) -> float:
         """The margin an uncorroborated match needs (:func:`.gate.gate_at`)."""
