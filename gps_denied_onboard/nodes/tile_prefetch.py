@@ -26,7 +26,11 @@ node's prefetch thread:
 - a PNG's transparency is kept (:func:`decode_tile`), so its no-data stays out
   of the map;
 - a tile whose header is not a PNG or JPEG of at most :data:`MAX_TILE_PIXELS` is
-  never decoded (a decompression bomb), and like an undecodable one not asked for again.
+  never decoded (a decompression bomb), and like an undecodable one not asked for again;
+- tiles left over :data:`KEEP_FACTOR` times the prefetch radius behind are dropped
+  (:meth:`TilePrefetch.evict`): no map built around the aircraft reaches them, and a
+  long flight's would pile up without bound (a 3 h leg at 100 km/h past a 3 km radius
+  is some 2,600 z15 tiles, 500 MB of pixels).
 
 The service calls are handed in (``query``, ``get``: a request in, the answer
 or None out), so the node keeps its clients and their timeouts.
@@ -34,6 +38,7 @@ or None out), so the node keeps its clients and their timeouts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -47,6 +52,8 @@ from gps_denied_onboard.visual_nav.errors import ImageHeaderError
 from gps_denied_onboard.visual_nav.geo import (
     TILE_PX,
     LocalFrame,
+    ground_resolution_m,
+    latlon_to_world_px,
     tile_under,
     wrap_tile_x,
     zoom_for_resolution,
@@ -58,6 +65,11 @@ Call = Callable[[Any], Any]
 
 #: The most pixels a tile may declare (256 and 512 px tiles with room to spare).
 MAX_TILE_PIXELS: Final = 4096 * 4096
+
+#: Tiles whose centre is farther from the aircraft than this many times the widest
+#: prefetch radius just fetched for are dropped (the mosaic reaches less than the
+#: radius, ``mosaic_half_size_m``), so a vehicle turning back does not fetch again.
+KEEP_FACTOR: Final = 2.0
 
 
 def decode_tile(data: bytes) -> NDArray[np.uint8] | None:
@@ -101,8 +113,31 @@ class TilePrefetch:
         """:meth:`fetch` at each ground scale of ``factors`` (times ``cfg``'s), finest
         first: the rung a descent's frames ask for, whose own tiles are kept whole,
         then the one they are matched at (:mod:`~.visual_nav.ground_scale`)."""
+        radii = []
         for factor in sorted(set(factors)):
-            self.fetch(cfg.at_scale_factor(factor), lat, lon)
+            scaled = cfg.at_scale_factor(factor)
+            self.fetch(scaled, lat, lon)
+            radii.append(scaled.map_prefetch_radius_m)
+        if radii:
+            self.evict(lat, lon, KEEP_FACTOR * max(radii))
+
+    def evict(self, lat: float, lon: float, keep_m: float) -> int:
+        """Drop the tiles whose centre lies over ``keep_m`` from a point (across the
+        antimeridian too); how many went."""
+        gone = []
+        metres = {}  # ground metres per world pixel at each zoom held, at the point
+        for z, x, y in self.tiles.addresses():
+            if z not in metres:
+                metres[z] = ground_resolution_m(lat, z)
+            px, py = latlon_to_world_px(lat, lon, z)
+            dx = abs((x + 0.5) * TILE_PX - px)
+            dx = min(dx, (TILE_PX << z) - dx)
+            if math.hypot(dx, (y + 0.5) * TILE_PX - py) * metres[z] > keep_m:
+                gone.append((z, x, y))
+        self.tiles.discard(gone)
+        for key in gone:
+            self._ids.pop(key, None)
+        return len(gone)
 
     def fetch(self, cfg: VisualNavConfig, lat: float, lon: float) -> None:
         """Tiles within ``prefetch_radius_m`` (at ``ground_scale``) of a point that the

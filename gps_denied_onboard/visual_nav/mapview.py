@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,6 +84,16 @@ class DictTileSource:
 
     def has(self, zoom: int, x: int, y: int) -> bool:
         return (zoom, x, y) in self._tiles
+
+    def addresses(self) -> list[tuple[int, int, int]]:
+        """The addresses held, as a list (safe to hold while tiles come and go)."""
+        return list(self._tiles)
+
+    def discard(self, keys: Iterable[tuple[int, int, int]]) -> None:
+        """Drop these tiles. The generation stays: a map built of them keeps its pixels,
+        and should the aircraft come back the prefetch puts them again."""
+        for key in keys:
+            self._tiles.pop(key, None)
 
     def tile(self, zoom: int, x: int, y: int) -> U8 | None:
         return self._tiles.get((zoom, x, y))

@@ -482,3 +482,51 @@ def test_a_coarser_rungs_map_is_composed_of_the_tiles_held_for_the_configured_on
     assert has_detail(prefetch.tiles, coarse.estimator_config(), LAT0, LON0)
     _, z13 = _coarser()
     assert not has_detail(DictTileSource(z13), coarse.estimator_config(), LAT0, LON0)
+
+
+def test_the_prefetch_drops_tiles_left_far_behind_and_fetches_them_again_on_return() -> None:
+    """A cache of z15 tiles around two places 20 km apart, a 1 km prefetch radius: the
+    first place's tiles are held there, kept 1 km on (under twice the radius), dropped
+    at the second place with their ids, and fetched again back at the first."""
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    far = Pose(LAT0, LON0, 500.0).offset(20_000.0, 0.0)
+    tiles: Tiles = {}
+    for lat, lon in ((LAT0, LON0), (far.latitude, far.longitude)):
+        px, py = latlon_to_world_px(lat, lon, MAP_ZOOM)
+        cx, cy = int(px // TILE_PX), int(py // TILE_PX)
+        for i in range(-3, 4):
+            for j in range(-3, 4):
+                tiles[(MAP_ZOOM, cx + i, cy + j)] = np.full((TILE_PX, TILE_PX, 3), 90, np.uint8)
+    cache = _Cache(tiles)
+    prefetch = TilePrefetch(cache.query, cache.get)
+    cfg = VisualNavConfig(prefetch_radius_m=1000.0)
+    x, y = _centre_tile()
+    prefetch.fetch_rungs(cfg, (1.0,), LAT0, LON0)
+    held = set(prefetch.tiles.addresses())
+    assert (MAP_ZOOM, x, y) in held and len(held) >= 9
+    on = Pose(LAT0, LON0, 500.0).offset(1000.0, 0.0)
+    prefetch.fetch_rungs(cfg, (1.0,), on.latitude, on.longitude)
+    assert prefetch.tiles.has(MAP_ZOOM, x, y)
+    prefetch.fetch_rungs(cfg, (1.0,), far.latitude, far.longitude)
+    assert not prefetch.tiles.has(MAP_ZOOM, x, y)
+    assert not held & set(prefetch.tiles.addresses())
+    assert prefetch.tile_id_under(cfg, LAT0, LON0) == ""
+    got = cache.got.count((MAP_ZOOM, x, y))
+    prefetch.fetch_rungs(cfg, (1.0,), LAT0, LON0)
+    assert cache.got.count((MAP_ZOOM, x, y)) == got + 1
+    assert prefetch.tile_id_under(cfg, LAT0, LON0) == f"{MAP_ZOOM}/{x}/{y}"
+
+
+def test_tiles_across_the_antimeridian_are_near_for_the_eviction() -> None:
+    """At 179.99 W the last column of tiles (east of 180) is metres away, not a world."""
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+
+    prefetch = TilePrefetch(lambda _: None, lambda _: None)
+    last = (1 << MAP_ZOOM) - 1
+    row = (1 << MAP_ZOOM) // 2
+    for x in (0, last, 100):
+        prefetch.tiles.put(MAP_ZOOM, x, row, np.zeros((TILE_PX, TILE_PX), np.uint8))
+    assert prefetch.evict(-0.001, -179.999, 2000.0) == 1
+    assert sorted(prefetch.tiles.addresses()) == [(MAP_ZOOM, 0, row), (MAP_ZOOM, last, row)]
