@@ -153,7 +153,10 @@ class TilePrefetch:
         composed: set[tuple[int, int]] = set()  # ... or with a finer one, or a coarser one
         box = (lat0, lon0, lat1, lon1)
         for levels in range(cfg.finer_zoom_levels + 1):
-            if levels and wanted <= covered:
+            if levels and (
+                wanted <= covered
+                or self._composed(lat, lon, r, zoom=zoom, levels=levels - 1, covered=covered)
+            ):
                 break
             infos = self._query_zoom(box, zoom + levels)
             if infos is None:
@@ -202,6 +205,39 @@ class TilePrefetch:
                 continue  # the map's own tile is there
             if self._get_tile(info, z, key, levels):
                 composed.add(cell)
+
+    def _composed(
+        self,
+        lat: float,
+        lon: float,
+        r: float,
+        *,
+        zoom: int,
+        levels: int,
+        covered: set[tuple[int, int]],
+    ) -> bool:
+        """Whether the ground within ``r`` of the point is all under a map's own tile
+        (``covered``) or a tile held up to ``levels`` zooms finer with the pixels the
+        map wants of it: then a zoom finer still has nothing to add, and is not asked
+        for (a z14 map of a z15 cache: two queries, not four)."""
+        z = zoom + levels
+        x0, y0, nx, ny = tiles_around(lat, lon, z, r)
+        for i in range(nx):
+            for j in range(ny):
+                x, y = wrap_tile_x(x0 + i, z), y0 + j
+                if (x >> levels, y >> levels) in covered:
+                    continue
+                if not any(
+                    self._holds(z - k, x >> k, y >> k, levels - k) for k in range(levels + 1)
+                ):
+                    return False
+        return True
+
+    def _holds(self, z: int, x: int, y: int, levels: int) -> bool:
+        """Whether tile ``(z, x, y)`` is held with the pixels a map ``levels`` zooms
+        coarser wants of it."""
+        held = self.tiles.tile(z, x, y)
+        return held is not None and held.shape[0] >= TILE_PX >> levels
 
     def _fetch_coarser(
         self,

@@ -34,7 +34,18 @@ from gps_denied_onboard.visual_nav.mapview import (
 )
 from gps_denied_onboard.visual_nav.simulate import Orthophoto, cut_tiles, synthetic_orthophoto
 
-from .support import CAMERA, LAT0, LON0, T0, Pose, error_m, feed, make_estimator, render
+from .support import (
+    CAMERA,
+    LAT0,
+    LON0,
+    T0,
+    Pose,
+    error_m,
+    feed,
+    make_estimator,
+    render,
+    synthetic_world,
+)
 
 Tiles = dict[tuple[int, int, int], NDArray[np.uint8]]
 MAP_ZOOM = 15  # zoom_for_resolution(47.02, 5.0)
@@ -530,3 +541,22 @@ def test_tiles_across_the_antimeridian_are_near_for_the_eviction() -> None:
         prefetch.tiles.put(MAP_ZOOM, x, row, np.zeros((TILE_PX, TILE_PX), np.uint8))
     assert prefetch.evict(-0.001, -179.999, 2000.0) == 1
     assert sorted(prefetch.tiles.addresses()) == [(MAP_ZOOM, 0, row), (MAP_ZOOM, last, row)]
+
+
+def test_a_map_wholly_composed_of_finer_tiles_asks_no_finer_zoom_still() -> None:
+    """A z14 map (the ladder's coarser rung) over a cache of z15 tiles that cover its
+    cells wholly: the prefetch asks z14, then z15, and stops there; with one z15 tile
+    gone, the cell is not whole and z16 to z17 are asked for too (nothing to add
+    there, but the cache might have had it)."""
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    _, z15 = synthetic_world()
+    coarse = VisualNavConfig(prefetch_radius_m=500.0).at_scale_factor(2.0)
+    cache = _Cache(z15)
+    TilePrefetch(cache.query, cache.get).fetch(coarse, LAT0, LON0)
+    assert cache.zooms == [14, 15]
+    x, y = _centre_tile()
+    cache = _Cache({k: v for k, v in z15.items() if k != (MAP_ZOOM, x, y)})
+    TilePrefetch(cache.query, cache.get).fetch(coarse, LAT0, LON0)
+    assert cache.zooms[:4] == [14, 15, 16, 17]
