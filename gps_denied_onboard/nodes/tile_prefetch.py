@@ -39,7 +39,7 @@ or None out), so the node keeps its clients and their timeouts.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import cv2
@@ -97,6 +97,20 @@ def decode_tile(data: bytes) -> NDArray[np.uint8] | None:
     return np.asarray(img, np.uint8)
 
 
+def _world_px_m(px: tuple[float, float], zoom: int, at: tuple[float, float]) -> float:
+    """Ground metres from world pixel ``px`` at ``zoom`` to the point ``at`` (lat, lon),
+    the shorter way round the antimeridian, at the point's scale."""
+    ax, ay = latlon_to_world_px(at[0], at[1], zoom)
+    dx = abs(px[0] - ax)
+    dx = min(dx, (TILE_PX << zoom) - dx)
+    return math.hypot(dx, px[1] - ay) * ground_resolution_m(at[0], zoom)
+
+
+def _distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Ground metres between two points (lat, lon), as :func:`_world_px_m` measures."""
+    return _world_px_m(latlon_to_world_px(a[0], a[1], 20), 20, b)
+
+
 class TilePrefetch:
     """The tiles visual_nav has, and how it gets more (see the module docstring)."""
 
@@ -108,31 +122,40 @@ class TilePrefetch:
         self._undecodable: set[tuple[int, int, int]] = set()
 
     def fetch_rungs(
-        self, cfg: VisualNavConfig, factors: Iterable[float], lat: float, lon: float
+        self,
+        cfg: VisualNavConfig,
+        factors: Iterable[float],
+        lat: float,
+        lon: float,
+        *,
+        also: Iterable[tuple[float, float]] = (),
     ) -> None:
         """:meth:`fetch` at each ground scale of ``factors`` (times ``cfg``'s), finest
         first: the rung a descent's frames ask for, whose own tiles are kept whole,
-        then the one they are matched at (:mod:`~.visual_nav.ground_scale`)."""
-        radii = []
-        for factor in sorted(set(factors)):
-            scaled = cfg.at_scale_factor(factor)
-            self.fetch(scaled, lat, lon)
-            radii.append(scaled.map_prefetch_radius_m)
-        if radii:
-            self.evict(lat, lon, KEEP_FACTOR * max(radii))
+        then the one they are matched at (:mod:`~.visual_nav.ground_scale`). Around
+        the point, and around each of ``also`` (our own track where a GNSS has moved
+        the point off it) over half the radius away from those before; then
+        :meth:`evict` what lies far from all of them."""
+        scaled = [cfg.at_scale_factor(factor) for factor in sorted(set(factors))]
+        if not scaled:
+            return
+        radius = max(c.map_prefetch_radius_m for c in scaled)
+        centres = [(lat, lon)]
+        for c in also:
+            if all(_distance_m(c, done) > radius / 2 for done in centres):
+                centres.append(c)
+        for c_lat, c_lon in centres:
+            for rung in scaled:
+                self.fetch(rung, c_lat, c_lon)
+        self.evict(centres, KEEP_FACTOR * radius)
 
-    def evict(self, lat: float, lon: float, keep_m: float) -> int:
-        """Drop the tiles whose centre lies over ``keep_m`` from a point (across the
-        antimeridian too); how many went."""
+    def evict(self, centres: Sequence[tuple[float, float]], keep_m: float) -> int:
+        """Drop the tiles whose centre lies over ``keep_m`` from every one of
+        ``centres`` (across the antimeridian too); how many went."""
         gone = []
-        metres = {}  # ground metres per world pixel at each zoom held, at the point
         for z, x, y in self.tiles.addresses():
-            if z not in metres:
-                metres[z] = ground_resolution_m(lat, z)
-            px, py = latlon_to_world_px(lat, lon, z)
-            dx = abs((x + 0.5) * TILE_PX - px)
-            dx = min(dx, (TILE_PX << z) - dx)
-            if math.hypot(dx, (y + 0.5) * TILE_PX - py) * metres[z] > keep_m:
+            tile = ((x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
+            if all(_world_px_m(tile, z, c) > keep_m for c in centres):
                 gone.append((z, x, y))
         self.tiles.discard(gone)
         for key in gone:

@@ -64,6 +64,8 @@ class EstimatorInputs:
         self.position: tuple[float, float] | None = None
         #: this activation has fixed a frame
         self.fixed = False
+        #: where our last fix put the aircraft (this activation)
+        self.last_fix: tuple[float, float] | None = None
         #: None until the first /fc/status: a node (re)started in flight must not take
         #: the altitudes before it for the ground's (learned while disarmed only)
         self.armed: bool | None = None
@@ -78,10 +80,20 @@ class EstimatorInputs:
 
     def activated(self) -> None:
         self.fixed = False
+        self.last_fix = None
 
     def fixed_at(self, latitude: float, longitude: float) -> None:
         self.position = (latitude, longitude)
+        self.last_fix = (latitude, longitude)
         self.fixed = True
+
+    def also_fetch(self) -> list[tuple[float, float]]:
+        """Where the prefetch fetches around besides ``position``: our last fix, where
+        a healthy GNSS has moved ``position`` off it since (one our track contests, a
+        spoofer's drag), so that our track keeps its map."""
+        if self.last_fix is None or self.last_fix == self.position:
+            return []
+        return [self.last_fix]
 
     def _at(self, latitude: float, longitude: float) -> None:
         self.position = (latitude, longitude)

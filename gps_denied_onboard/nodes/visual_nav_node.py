@@ -515,7 +515,9 @@ class VisualNavNode(LifecycleNodeBase):
                 if self._inputs.position is not None:
                     est = self._estimator
                     rungs = (1.0,) if est is None else (est.scales.wanted_factor, est.scales.factor)
-                    self._map.fetch_rungs(cfg, rungs, *self._inputs.position)
+                    self._map.fetch_rungs(
+                        cfg, rungs, *self._inputs.position, also=self._inputs.also_fetch()
+                    )
                     self.stats.tiles_cached = len(self._map.tiles)
             except Exception as err:  # a failed prefetch is retried next period
                 log_event(self._log, logging.WARNING, "vnav.prefetch_failed", error=repr(err))

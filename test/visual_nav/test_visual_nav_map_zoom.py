@@ -539,7 +539,7 @@ def test_tiles_across_the_antimeridian_are_near_for_the_eviction() -> None:
     row = (1 << MAP_ZOOM) // 2
     for x in (0, last, 100):
         prefetch.tiles.put(MAP_ZOOM, x, row, np.zeros((TILE_PX, TILE_PX), np.uint8))
-    assert prefetch.evict(-0.001, -179.999, 2000.0) == 1
+    assert prefetch.evict([(-0.001, -179.999)], 2000.0) == 1
     assert sorted(prefetch.tiles.addresses()) == [(MAP_ZOOM, 0, row), (MAP_ZOOM, last, row)]
 
 
@@ -560,3 +560,48 @@ def test_a_map_wholly_composed_of_finer_tiles_asks_no_finer_zoom_still() -> None
     cache = _Cache({k: v for k, v in z15.items() if k != (MAP_ZOOM, x, y)})
     TilePrefetch(cache.query, cache.get).fetch(coarse, LAT0, LON0)
     assert cache.zooms[:4] == [14, 15, 16, 17]
+
+
+def test_where_a_healthy_gnss_leaves_our_track_the_prefetch_keeps_and_fetches_its_map() -> None:
+    """Our last fix at the first place, then a GNSS still called healthy (a spoofer's
+    drag) 20 km off: the prefetch centres on the GNSS, and fetches around our last
+    fix too, keeping its tiles; once the GNSS agrees with a new fix, only one centre."""
+    import logging
+
+    from sensor_msgs.msg import NavSatFix
+
+    from gps_denied_onboard.clock import ManualClock
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+    from gps_denied_onboard.nodes.visual_nav_inputs import EstimatorInputs
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    far = Pose(LAT0, LON0, 500.0).offset(20_000.0, 0.0)
+    tiles: Tiles = {}
+    for lat, lon in ((LAT0, LON0), (far.latitude, far.longitude)):
+        px, py = latlon_to_world_px(lat, lon, MAP_ZOOM)
+        cx, cy = int(px // TILE_PX), int(py // TILE_PX)
+        for i in range(-3, 4):
+            for j in range(-3, 4):
+                tiles[(MAP_ZOOM, cx + i, cy + j)] = np.full((TILE_PX, TILE_PX, 3), 90, np.uint8)
+    inputs = EstimatorInputs(ManualClock(0), logging.getLogger("t"), lambda: None, lambda: True)
+    inputs.fixed_at(LAT0, LON0)
+    assert inputs.also_fetch() == []
+    gnss = NavSatFix()
+    gnss.status.status = 0  # STATUS_FIX
+    gnss.latitude, gnss.longitude = far.latitude, far.longitude
+    inputs.on_navsat(gnss)
+    assert inputs.position == (far.latitude, far.longitude)
+    assert inputs.also_fetch() == [(LAT0, LON0)]
+    cache = _Cache(tiles)
+    prefetch = TilePrefetch(cache.query, cache.get)
+    cfg = VisualNavConfig(prefetch_radius_m=1000.0)
+    x, y = _centre_tile()
+    prefetch.fetch_rungs(cfg, (1.0,), *inputs.position, also=inputs.also_fetch())
+    assert prefetch.tiles.has(MAP_ZOOM, x, y)  # under our track, 20 km from the GNSS
+    fx, fy = (int(v // TILE_PX) for v in latlon_to_world_px(far.latitude, far.longitude, 15))
+    assert prefetch.tiles.has(MAP_ZOOM, fx, fy)
+    # without our track, the map under it is dropped
+    prefetch.fetch_rungs(cfg, (1.0,), *inputs.position)
+    assert not prefetch.tiles.has(MAP_ZOOM, x, y)
+    inputs.fixed_at(far.latitude, far.longitude)
+    assert inputs.also_fetch() == []
