@@ -379,7 +379,7 @@ def test_an_unsure_relocalisation_is_held_back_until_confirmed(rig_factory: Any)
     assert set(before) == {5}  # the wire counter started at the estimator's
     assert m.reset_counter == 6  # bumped once, for the accepted jump
     assert abs(m.x - 40.0) < 0.5  # NED north, from the origin at the first fix
-    recs = _reloc_records(rig)
+    recs = _reloc_records(rig, count=2)
     assert [(r["accepted"], r["reason"]) for r in recs] == [(False, "unsure"), (True, "confirmed")]
     assert recs[1]["method"] == "reset_counter"
 
@@ -418,8 +418,14 @@ def _switches(rig: Rig) -> list[float]:
     ]
 
 
-def _reloc_records(rig: Rig) -> list[dict[str, Any]]:
-    assert wait_until(lambda: any(r.kind == "fc.relocalisation" for r in rig.records), 5.0)
+def _reloc_records(rig: Rig, count: int = 1) -> list[dict[str, Any]]:
+    """The bridge's ``fc.relocalisation`` records, once ``count`` have arrived: they
+    come over DDS, after the MAVLink message they describe may have reached the FC."""
+
+    def got() -> int:
+        return sum(r.kind == "fc.relocalisation" for r in rig.records)
+
+    assert wait_until(lambda: got() >= count, 5.0)
     return [json.loads(r.payload_json) for r in rig.records if r.kind == "fc.relocalisation"]
 
 
