@@ -495,13 +495,8 @@ def test_a_coarser_rungs_map_is_composed_of_the_tiles_held_for_the_configured_on
     assert not has_detail(DictTileSource(z13), coarse.estimator_config(), LAT0, LON0)
 
 
-def test_the_prefetch_drops_tiles_left_far_behind_and_fetches_them_again_on_return() -> None:
-    """A cache of z15 tiles around two places 20 km apart, a 1 km prefetch radius: the
-    first place's tiles are held there, kept 1 km on (under twice the radius), dropped
-    at the second place with their ids, and fetched again back at the first."""
-    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
-    from gps_denied_onboard.visual_nav.config import VisualNavConfig
-
+def _two_places() -> tuple[Pose, Tiles]:
+    """A place 20 km east of LAT0, LON0, and a cache of 7 x 7 z15 tiles around each."""
     far = Pose(LAT0, LON0, 500.0).offset(20_000.0, 0.0)
     tiles: Tiles = {}
     for lat, lon in ((LAT0, LON0), (far.latitude, far.longitude)):
@@ -510,6 +505,17 @@ def test_the_prefetch_drops_tiles_left_far_behind_and_fetches_them_again_on_retu
         for i in range(-3, 4):
             for j in range(-3, 4):
                 tiles[(MAP_ZOOM, cx + i, cy + j)] = np.full((TILE_PX, TILE_PX, 3), 90, np.uint8)
+    return far, tiles
+
+
+def test_the_prefetch_drops_tiles_left_far_behind_and_fetches_them_again_on_return() -> None:
+    """A cache of z15 tiles around two places 20 km apart, a 1 km prefetch radius: the
+    first place's tiles are held there, kept 1 km on (under twice the radius), dropped
+    at the second place with their ids, and fetched again back at the first."""
+    from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    far, tiles = _two_places()
     cache = _Cache(tiles)
     prefetch = TilePrefetch(cache.query, cache.get)
     cfg = VisualNavConfig(prefetch_radius_m=1000.0)
@@ -575,14 +581,7 @@ def test_where_a_healthy_gnss_leaves_our_track_the_prefetch_keeps_and_fetches_it
     from gps_denied_onboard.nodes.visual_nav_inputs import EstimatorInputs
     from gps_denied_onboard.visual_nav.config import VisualNavConfig
 
-    far = Pose(LAT0, LON0, 500.0).offset(20_000.0, 0.0)
-    tiles: Tiles = {}
-    for lat, lon in ((LAT0, LON0), (far.latitude, far.longitude)):
-        px, py = latlon_to_world_px(lat, lon, MAP_ZOOM)
-        cx, cy = int(px // TILE_PX), int(py // TILE_PX)
-        for i in range(-3, 4):
-            for j in range(-3, 4):
-                tiles[(MAP_ZOOM, cx + i, cy + j)] = np.full((TILE_PX, TILE_PX, 3), 90, np.uint8)
+    far, tiles = _two_places()
     inputs = EstimatorInputs(ManualClock(0), logging.getLogger("t"), lambda: None, lambda: True)
     inputs.fixed_at(LAT0, LON0)
     assert inputs.also_fetch() == []
