@@ -59,7 +59,12 @@ from gps_denied_onboard.visual_nav.geo import (
     zoom_for_resolution,
 )
 from gps_denied_onboard.visual_nav.image_header import bounded_size
-from gps_denied_onboard.visual_nav.mapview import DictTileSource, reduce_tile, tiles_around
+from gps_denied_onboard.visual_nav.mapview import (
+    DictTileSource,
+    holds_pixels,
+    reduce_tile,
+    tiles_around,
+)
 
 Call = Callable[[Any], Any]
 
@@ -97,20 +102,6 @@ def decode_tile(data: bytes) -> NDArray[np.uint8] | None:
     return np.asarray(img, np.uint8)
 
 
-def _world_px_m(px: tuple[float, float], zoom: int, at: tuple[float, float]) -> float:
-    """Ground metres from world pixel ``px`` at ``zoom`` to the point ``at`` (lat, lon),
-    the shorter way round the antimeridian, at the point's scale."""
-    ax, ay = latlon_to_world_px(at[0], at[1], zoom)
-    dx = abs(px[0] - ax)
-    dx = min(dx, (TILE_PX << zoom) - dx)
-    return math.hypot(dx, px[1] - ay) * ground_resolution_m(at[0], zoom)
-
-
-def _distance_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Ground metres between two points (lat, lon), as :func:`_world_px_m` measures."""
-    return _world_px_m(latlon_to_world_px(a[0], a[1], 20), 20, b)
-
-
 class TilePrefetch:
     """The tiles visual_nav has, and how it gets more (see the module docstring)."""
 
@@ -142,7 +133,7 @@ class TilePrefetch:
         radius = max(c.map_prefetch_radius_m for c in scaled)
         centres = [(lat, lon)]
         for c in also:
-            if all(_distance_m(c, done) > radius / 2 for done in centres):
+            if all(math.hypot(*LocalFrame(*done).to_en(*c)) > radius / 2 for done in centres):
                 centres.append(c)
         for c_lat, c_lon in centres:
             for rung in scaled:
@@ -153,9 +144,20 @@ class TilePrefetch:
         """Drop the tiles whose centre lies over ``keep_m`` from every one of
         ``centres`` (across the antimeridian too); how many went."""
         gone = []
+        # per zoom held: each centre's world pixel, and the ground metres of a pixel there
+        at: dict[int, list[tuple[float, float, float]]] = {}
         for z, x, y in self.tiles.addresses():
-            tile = ((x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX)
-            if all(_world_px_m(tile, z, c) > keep_m for c in centres):
+            if z not in at:
+                at[z] = [
+                    (*latlon_to_world_px(lat, lon, z), ground_resolution_m(lat, z))
+                    for lat, lon in centres
+                ]
+            tx, ty = (x + 0.5) * TILE_PX, (y + 0.5) * TILE_PX
+            world = TILE_PX << z
+            if all(
+                math.hypot(min(abs(tx - cx), world - abs(tx - cx)), ty - cy) * m > keep_m
+                for cx, cy, m in at[z]
+            ):
                 gone.append((z, x, y))
         self.tiles.discard(gone)
         for key in gone:
@@ -251,16 +253,11 @@ class TilePrefetch:
                 if (x >> levels, y >> levels) in covered:
                     continue
                 if not any(
-                    self._holds(z - k, x >> k, y >> k, levels - k) for k in range(levels + 1)
+                    holds_pixels(self.tiles, z - k, x >> k, y >> k, levels - k)
+                    for k in range(levels + 1)
                 ):
                     return False
         return True
-
-    def _holds(self, z: int, x: int, y: int, levels: int) -> bool:
-        """Whether tile ``(z, x, y)`` is held with the pixels a map ``levels`` zooms
-        coarser wants of it."""
-        held = self.tiles.tile(z, x, y)
-        return held is not None and held.shape[0] >= TILE_PX >> levels
 
     def _fetch_coarser(
         self,
@@ -287,8 +284,7 @@ class TilePrefetch:
     def _get_tile(self, info: Any, z: int, key: tuple[int, int], levels: int) -> bool:
         """Tile ``(z, *key)`` into the source, reduced by ``levels`` zooms; whether the
         source has it now."""
-        held = self.tiles.tile(z, *key)
-        if held is not None and held.shape[0] >= TILE_PX >> levels:
+        if holds_pixels(self.tiles, z, *key, levels):
             return True  # kept reduced for a coarser map: fetched again with the detail asked
         if (z, *key) in self._undecodable:
             return False

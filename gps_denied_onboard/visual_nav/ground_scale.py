@@ -35,8 +35,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gps_denied_onboard.visual_nav.geo import TILE_PX, tile_under, zoom_for_resolution
-from gps_denied_onboard.visual_nav.mapview import TileSource
+from gps_denied_onboard.visual_nav.geo import tile_under, zoom_for_resolution
+from gps_denied_onboard.visual_nav.mapview import TileSource, holds_pixels
 from gps_denied_onboard.visual_nav.settings import EstimatorConfig
 from gps_denied_onboard.visual_nav.uncertainty import CALIBRATED_RESOLUTION_M
 
@@ -102,8 +102,7 @@ def has_detail(
     zoom = zoom_for_resolution(latitude, cfg.match.resolution_m)
     for levels in range(cfg.finer_zoom_levels + 1):
         z = zoom + levels
-        got = tiles.tile(z, *tile_under(latitude, longitude, z))
-        if got is not None and min(got.shape[:2]) >= TILE_PX >> levels:
+        if holds_pixels(tiles, z, *tile_under(latitude, longitude, z), levels):
             return True
     zooms = range(zoom - 1, max(zoom - cfg.coarser_zoom_levels, 0) - 1, -1) if enlarged else ()
     return any(tiles.tile(z, *tile_under(latitude, longitude, z)) is not None for z in zooms)

@@ -71,6 +71,15 @@ class TileSource(Protocol):
         ...
 
 
+def holds_pixels(tiles: TileSource, zoom: int, x: int, y: int, levels: int = 0) -> bool:
+    """Whether ``tiles`` hold tile ``(zoom, x, y)`` with the pixels a map ``levels``
+    zooms coarser takes of it (``TILE_PX >> levels`` a side): whole for its own zoom's
+    map, 128 px of a z18 tile for a z17 map. One kept reduced for a coarser map
+    holds less."""
+    got = tiles.tile(zoom, x, y)
+    return got is not None and min(got.shape[:2]) >= TILE_PX >> levels
+
+
 class DictTileSource:
     """A :class:`TileSource` over an in-memory dict (tests, benchmarks, the node's prefetch)."""
 
