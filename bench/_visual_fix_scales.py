@@ -108,10 +108,6 @@ def low_altitude(quick: bool) -> list[dict[str, Any]]:
     )
 
 
-#: ``high_altitude``'s height above ground (m): 2 km frames
-HIGH_AGL = 1000.0
-
-
 def high_altitude(quick: bool) -> list[dict[str, Any]]:
     """``high_altitude``'s figures: 1000 m frames with the coarser rung against without."""
     n = 4 if quick else 40
@@ -122,7 +118,7 @@ def high_altitude(quick: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     wrong = 0
     for name, (map_year, frame_year) in PAIRS.items():
-        tried = [(t, frame(frame_year, t)) for t in trials(seed_of(name) + 900, n, HIGH_AGL)]
+        tried = [(t, frame(frame_year, t)) for t in trials(seed_of(name) + 900, n, AGL["2km"])]
         got = {}
         for levels in (1, 0):
             est = estimator(map_year, scale_coarser_levels=levels)

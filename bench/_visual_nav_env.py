@@ -42,7 +42,7 @@ CAMERA = TEST_CAMERA
 ATT_NOISE_DEG = 0.15
 GROUND = 580.0
 NS = 1_000_000_000
-AGL = {"1km": 500.0, "400m": 200.0}
+AGL = {"1km": 500.0, "400m": 200.0, "2km": 1000.0}  # footprint: height above ground
 
 
 @lru_cache(maxsize=4)

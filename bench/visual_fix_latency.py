@@ -166,17 +166,13 @@ def _measure(quick: bool) -> list[dict[str, Any]]:
     ]
 
 
-#: ``high_altitude``'s height above ground (m): 2 km frames
-HIGH_AGL = 1000.0
-
-
 def _high_altitude(n: int) -> tuple[float, float, int, int]:
     """Cold 2 km frames at the ground scale doubled against the same without the
     coarser rung, interleaved: (p50, baseline p50, fixed, frames)."""
     ours, base = estimator("2017"), estimator("2017", scale_coarser_levels=0)
     times: dict[Any, list[float]] = {ours: [], base: []}
     fixed = 0
-    for k, t in enumerate(trials(434343, n, HIGH_AGL)):
+    for k, t in enumerate(trials(434343, n, AGL["2km"])):
         image = frame("2020", t)
         for est in (ours, base):
             t0 = time.perf_counter()
