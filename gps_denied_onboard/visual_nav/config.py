@@ -11,6 +11,7 @@ from gps_denied_onboard.visual_nav.boresight import BoresightConfig
 from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.errors import CameraModelError
 from gps_denied_onboard.visual_nav.flat_field import FlatFieldConfig
+from gps_denied_onboard.visual_nav.frame_pacing import PacingConfig
 from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrectionConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
 from gps_denied_onboard.visual_nav.odometry import OdometryConfig
@@ -133,6 +134,8 @@ class VisualNavConfig:
     reject_record_rate_hz: float = 1.0
     thumbnail_period_s: float = 10.0
     queue_depth: int = 8
+    frame_max_rate_hz: float = 2.0
+    frame_max_lag_s: float = 1.0
     diagnostics_period_s: float = 2.0
 
     def __post_init__(self) -> None:
@@ -292,8 +295,7 @@ class VisualNavConfig:
                 "prior_track_over_gnss_fixes must be >= 0 (0: a healthy GNSS always wins)",
                 key="prior_track_over_gnss_fixes",
             )
-        if self.queue_depth < 1:
-            raise ConfigError("queue_depth must be >= 1", key="queue_depth")
+        self.pacing_config()  # frame_max_rate_hz, frame_max_lag_s, queue_depth
         for name in ("flat_field_frames", "flat_field_min_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1", key=name)
@@ -315,6 +317,10 @@ class VisualNavConfig:
             mount_rotation(self.mount_rpy_deg)
         except CameraModelError as err:
             raise ConfigError(str(err), key="mount_rpy_deg") from err
+
+    def pacing_config(self) -> PacingConfig:
+        """Which frames the estimator takes (:mod:`~.visual_nav.frame_pacing`)."""
+        return PacingConfig(self.frame_max_rate_hz, self.frame_max_lag_s, self.queue_depth)
 
     def at_scale_factor(self, factor: float) -> VisualNavConfig:
         """This configuration with ``ground_scale`` times ``factor``: a rung of the
