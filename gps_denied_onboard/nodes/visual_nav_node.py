@@ -27,25 +27,30 @@ destroys one, and their callbacks do nothing unless the node is active (see
 are kept while inactive and applied at each activation, as the latched samples
 were when each activation subscribed anew.
 
-Frames are queued (``queue_depth``) and matched one at a time, in order. When the
-queue is full the oldest frame is dropped, counted (``dropped_busy`` in
-diagnostics) and logged: never silently. Every fix and every reject is counted;
-``vnav.fix``/``vnav.reject`` records are rate-capped, ``failed_tile_thumbnail``
-at most once per ``thumbnail_period_s``.
+Frames are taken at most ``frame_max_rate_hz`` by their capture stamps, queued
+(``queue_depth``) and matched one at a time, in order; when matching falls behind,
+those captured over ``frame_max_lag_s`` before the newest waiting are let go
+(:mod:`~gps_denied_onboard.visual_nav.frame_pacing`). A frame dropped (queue full,
+late) is counted (``dropped_busy``, ``dropped_late`` in diagnostics) and logged:
+never silently. Every frame received ends in one ``FrameOutcome`` on
+``~/frame_outcome`` (fix, reject, decimated, dropped), which a lockstep replay
+waits on. Every fix and every reject is counted; ``vnav.fix``/``vnav.reject``
+records are rate-capped, ``failed_tile_thumbnail`` at most once per
+``thumbnail_period_s``.
 
 Raw camera frames are never published to the recorder: the recorder refuses
 camera topics whatever its configuration says.
 
 The message conversions (camera messages in; PositionFix, TileSnapshot out) are
-:mod:`~gps_denied_onboard.nodes.visual_nav_msgs`'s, the tile prefetch
+:mod:`~gps_denied_onboard.nodes.visual_nav_msgs`'s, what goes out per frame
+:mod:`~gps_denied_onboard.nodes.visual_nav_outputs`'s, the FC's inputs
+:mod:`~gps_denied_onboard.nodes.visual_nav_inputs`'s, the tile prefetch
 :mod:`~gps_denied_onboard.nodes.tile_prefetch`'s; this module translates.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import queue
 import sys
 import threading
 import time
@@ -61,24 +66,18 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, 
 
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import log_event
-from gps_denied_onboard.msg import FcAltitude, FcStatus, PositionFix, TileSnapshot
+from gps_denied_onboard.msg import FcAltitude, FcStatus, PositionFix
 from gps_denied_onboard.nodes.executors import lean_executor
 from gps_denied_onboard.nodes.lifecycle_guard import LifecycleNodeBase
 from gps_denied_onboard.nodes.params import declare_config, read_config
-from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
 from gps_denied_onboard.nodes.ros_clock import RosClock
 from gps_denied_onboard.nodes.ros_logging import bridge_logging
 from gps_denied_onboard.nodes.runner import run_node
 from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher
 from gps_denied_onboard.nodes.tile_prefetch import TilePrefetch
 from gps_denied_onboard.nodes.visual_nav_inputs import EstimatorInputs
-from gps_denied_onboard.nodes.visual_nav_msgs import (
-    camera_model_of,
-    fix_to_msg,
-    image_of,
-    snapshot_to_msg,
-)
-from gps_denied_onboard.records import FlightRecord
+from gps_denied_onboard.nodes.visual_nav_msgs import camera_model_of, image_of
+from gps_denied_onboard.nodes.visual_nav_outputs import FrameOutputs
 from gps_denied_onboard.ros_topics import (
     LATCHED_QOS,
     TOPIC_FC_ALTITUDE,
@@ -90,8 +89,6 @@ from gps_denied_onboard.ros_topics import (
     TOPIC_FC_RANGEFINDER,
     TOPIC_FC_SENT_FIX,
     TOPIC_FC_STATUS,
-    TOPIC_POSITION_FIX,
-    TOPIC_TILE_SNAPSHOTS,
     time_msg_to_ns,
 )
 from gps_denied_onboard.srv import GetTile, QueryBbox
@@ -99,24 +96,14 @@ from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError, FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator
-from gps_denied_onboard.visual_nav.fix import VisualFix
+from gps_denied_onboard.visual_nav.frame_pacing import FramePacer, PacingConfig
 from gps_denied_onboard.visual_nav.learnt_camera import LearntCameraFile
-from gps_denied_onboard.visual_nav.outputs import (
-    PRODUCER,
-    RateCap,
-    VisualNavStats,
-    fix_payload,
-    reject_payload,
-)
-from gps_denied_onboard.visual_nav.snapshot import snapshot_tile
+from gps_denied_onboard.visual_nav.outputs import VisualNavStats
 
 NODE_NAME: Final = "visual_nav"
 NS: Final = 1_000_000_000
 FRAME_QOS: Final = QoSProfile(
     history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
-)
-FIX_QOS: Final = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=20, reliability=ReliabilityPolicy.RELIABLE
 )
 #: the FC's telemetry (``/fc/imu``, ``/fc/altitude``, ``/fc/navsat``, rangefinder):
 #: best effort like the bridge publishes it, but a queue of 100 rather than the sensor
@@ -143,9 +130,9 @@ class VisualNavNode(LifecycleNodeBase):
         )
         self._camera: CameraModel | None = None
         self._camera_error = ""
-        self._mount_logged: tuple[float, float] = (0.0, 0.0)  # the mounting correction last logged
         self._scale_mismatch_logged = False  # vnav.ground_scale_mismatch, once a stretch
-        self._frames: queue.Queue[tuple[int, Any, int]] = queue.Queue()
+        self._frames: FramePacer[Any] = FramePacer(PacingConfig())
+        self._frames_cv = threading.Condition()  # guards _frames; the worker waits on it
         self._stop = threading.Event()
         self._kick = threading.Event()  # prefetch now: a position arrived with no tiles yet
         self._threads: list[threading.Thread] = []
@@ -167,16 +154,10 @@ class VisualNavNode(LifecycleNodeBase):
         self._inputs = EstimatorInputs(
             self._clock_core, self._log, self._kick.set, lambda: bool(len(self._map.tiles))
         )
-        self._records = RecordPublisherSink(self)
+        self._out = FrameOutputs(self, self._log, self.stats)
         self._diag = DiagnosticsPublisher(self, NODE_NAME)
         self._client_group = ReentrantCallbackGroup()
         self._input_group = MutuallyExclusiveCallbackGroup()
-        self._fix_pub = self.create_publisher(PositionFix, TOPIC_POSITION_FIX, FIX_QOS)
-        self._snap_pub = self.create_publisher(TileSnapshot, TOPIC_TILE_SNAPSHOTS, 10)
-        self._fix_cap = RateCap(NS)
-        self._reject_cap = RateCap(NS)
-        self._thumb_cap = RateCap(10 * NS)
-        self._snap_cap = RateCap(10 * NS)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -193,13 +174,16 @@ class VisualNavNode(LifecycleNodeBase):
             path,
             int(cfg.learnt_camera_save_s * NS),
             self._log,
-            lambda payload: self._emit("vnav.learnt_camera", self._clock_core.now_ns(), payload),
+            lambda payload: self._out.emit(
+                "vnav.learnt_camera", self._clock_core.now_ns(), payload
+            ),
         )
         self._learnt.load()
-        self._fix_cap = RateCap(int(NS / cfg.fix_record_rate_hz))
-        self._reject_cap = RateCap(int(NS / cfg.reject_record_rate_hz))
-        self._thumb_cap = RateCap(int(cfg.thumbnail_period_s * NS))
-        self._snap_cap = RateCap(int(cfg.snapshot_period_s * NS))
+        self._out.configure(cfg)
+        with self._frames_cv:
+            dropped = self._frames.clear()
+            self._frames = FramePacer(cfg.pacing_config())
+        self._out.let_go(dropped)
         base = f"/{cfg.tile_cache_node.strip('/')}"
         self._make_entities(cfg, base)
         log_event(self._log, logging.INFO, "vnav.configured", tile_cache=base)
@@ -313,8 +297,8 @@ class VisualNavNode(LifecycleNodeBase):
         self._active = False  # the subscriptions and timer stay, idle (see _make_entities)
         self._stop.set()
         self._kick.set()
-        if self._threads:
-            self._frames.put((0, None, 0))  # wakes a worker waiting for a frame
+        with self._frames_cv:
+            self._frames_cv.notify_all()  # wakes a worker waiting for a frame
         for t in self._threads:
             t.join(timeout=5.0)
         self._threads = []
@@ -322,21 +306,11 @@ class VisualNavNode(LifecycleNodeBase):
         self._learnt.flush()  # what the last period learnt, before a landing
 
     def _drop_queued(self) -> None:
-        """Empty the frame queue once the worker is gone: a wake-up it never took (it
-        was busy with a frame when stopped; or a second stop, cleanup after
-        deactivate) ended the next activation's worker at its first take, and frames
-        from before the stop are stale by the next activation."""
-        dropped = 0
-        while True:
-            try:
-                _stamp, msg, _received = self._frames.get_nowait()
-            except queue.Empty:
-                break
-            dropped += msg is not None
-        if dropped:
-            log_event(
-                self._log, logging.WARNING, "vnav.frame_dropped", reason="stopped", count=dropped
-            )
+        """Empty the frame queue once the worker is gone: frames from before the stop
+        are stale by the next activation."""
+        with self._frames_cv:
+            dropped = self._frames.clear()
+        self._out.let_go(dropped)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._stop_io()
@@ -370,30 +344,46 @@ class VisualNavNode(LifecycleNodeBase):
         cfg = self._cfg
         if cfg is None:
             return
-        if self._frames.qsize() >= cfg.queue_depth:
-            try:
-                self._frames.get_nowait()
-                self.stats.dropped_busy += 1
-                log_event(self._log, logging.WARNING, "vnav.frame_dropped", reason="busy")
-            except queue.Empty:
-                pass
-        self._frames.put((time_msg_to_ns(msg.header.stamp), msg, self._clock_core.now_ns()))
+        stamp = time_msg_to_ns(msg.header.stamp)
+        with self._frames_cv:
+            dropped = self._frames.offer(stamp, msg)
+            self.stats.frames_decimated = self._frames.decimated
+            self.stats.dropped_busy = self._frames.dropped_busy
+            self._frames_cv.notify()
+        if dropped is None:
+            self._out.decimated(stamp)
+        else:
+            self._out.let_go(dropped)
+
+    def _next_frame(self) -> tuple[int, Any] | None:
+        """The next frame to match, waiting up to :data:`IDLE_DRAIN_S` for one (None
+        if none came, or the worker is stopping); those let go as late on the way
+        are answered."""
+        with self._frames_cv:
+            self._frames_cv.wait_for(
+                lambda: len(self._frames) > 0 or self._stop.is_set(), IDLE_DRAIN_S
+            )
+            if self._stop.is_set():
+                return None
+            taken, late = self._frames.take()
+            self.stats.dropped_late = self._frames.dropped_late
+        self._out.let_go(late)
+        return taken
 
     # -- worker ----------------------------------------------------------------------------
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            try:
-                stamp, msg, _received_ns = self._frames.get(timeout=IDLE_DRAIN_S)
-            except queue.Empty:
+            taken = self._next_frame()
+            if taken is None:  # no frame: apply the inputs queued for the estimator anyway
                 est = self._estimator
-                if est is not None:
+                if est is not None and not self._stop.is_set():
                     self._inputs.drain(est)
                 continue
-            if msg is None or self._stop.is_set():
-                return
+            stamp, msg = taken
             est = self._estimator
             if est is None:
+                self._out.outcome(stamp, "dropped", "stopped")
                 continue
             self._wait_for_attitude(stamp)
             t0 = time.perf_counter()
@@ -402,18 +392,13 @@ class VisualNavNode(LifecycleNodeBase):
                 pixels = image_of(msg, self._camera)
                 self._learnt.take(est, self._camera)
                 fix = est.process(stamp, pixels, self._camera)
-                self._on_fix(est, fix, (time.perf_counter() - t0) * 1e3)
+                self._out.fix(est, fix, (time.perf_counter() - t0) * 1e3, self._scaled_cfg())
+                self._inputs.fixed_at(fix.latitude, fix.longitude)
+                self._learnt.offer(est, fix.stamp_ns)
             except FrameRejected as rej:
-                self._on_reject(stamp, rej, (time.perf_counter() - t0) * 1e3)
+                self._out.reject(stamp, rej, (time.perf_counter() - t0) * 1e3, self._tile_under)
             except Exception as err:  # the worker must survive anything a frame does
-                latency = (time.perf_counter() - t0) * 1e3
-                self.stats.on_reject("internal_error", latency)
-                log_event(self._log, logging.ERROR, "vnav.frame_failed", error=repr(err))
-                self._emit(
-                    "vnav.reject",
-                    stamp,
-                    {"reason": "internal_error", "message": repr(err), "latency_ms": latency},
-                )
+                self._out.failed(stamp, err, (time.perf_counter() - t0) * 1e3)
 
     def _wait_for_attitude(self, stamp: int) -> None:
         """Give the attitude of the capture time a moment to arrive (it travels
@@ -438,68 +423,11 @@ class VisualNavNode(LifecycleNodeBase):
                 return
             time.sleep(0.005)
 
-    def _emit(self, kind: str, stamp: int, payload: dict[str, Any]) -> None:
-        self._records.emit(FlightRecord(kind, PRODUCER, stamp, payload))
-
-    def _on_fix(self, est: VisualEstimator, fix: VisualFix, latency_ms: float) -> None:
-        self._fix_pub.publish(fix_to_msg(fix))
-        self._inputs.fixed_at(fix.latitude, fix.longitude)
-        self.stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m, fix.template_side_m)
-        self._learnt.offer(est, fix.stamp_ns)
-        mount = est.boresight.correction_deg
-        last = self._mount_logged
-        if math.hypot(mount[0] - last[0], mount[1] - last[1]) > 0.1:  # deg: not every refit
-            self._mount_logged = mount
-            log_event(
-                self._log,
-                logging.INFO,
-                "vnav.mount_correction",
-                forward_deg=round(mount[0], 2),
-                left_deg=round(mount[1], 2),
-                sigma_deg=round(est.boresight.fit[2], 2) if est.boresight.fit else None,
-            )
-        if fix.prior_source == "relocalized":
-            self._emit(
-                "vnav.relocalized",
-                fix.stamp_ns,
-                {
-                    "jump_m": round(est.last_jump_m, 1),
-                    "reset_counter": fix.reset_counter,
-                    "sigma_m": round(fix.sigma_m, 2),
-                },
-            )
-        if self._fix_cap.allow(fix.stamp_ns):
-            self._emit("vnav.fix", fix.stamp_ns, fix_payload(fix, latency_ms))
-        cfg = self._scaled_cfg()  # a finer ground scale snapshots a zoom finer too
-        view = est.last_view
-        if (
-            cfg
-            and view
-            and fix.quality >= cfg.snapshot_min_quality
-            and self._snap_cap.allow(fix.stamp_ns)
-        ):
-            self._publish_snapshot(fix, view, cfg.map_snapshot_zoom)
-
-    def _publish_snapshot(self, fix: VisualFix, view: Any, zoom: int) -> None:
-        snap = snapshot_tile(view, zoom)
-        if snap is not None:
-            self._snap_pub.publish(snapshot_to_msg(fix, snap))
-
-    def _on_reject(self, stamp: int, rej: FrameRejected, latency_ms: float) -> None:
-        side = rej.detail.get("template_side_m")
-        self.stats.on_reject(
-            rej.reason, latency_ms, float(side) if isinstance(side, int | float) else None
-        )
-        if self._reject_cap.allow(stamp):
-            self._emit("vnav.reject", stamp, reject_payload(rej, latency_ms))
-        if (
-            rej.reason == "gate"
-            and self._thumb_cap.allow(stamp)
-            and self._inputs.position is not None
-        ):
-            tile_id = self._map.tile_id_under(self._scaled_cfg(), *self._inputs.position)
-            if tile_id:
-                self._emit("failed_tile_thumbnail", stamp, {"tile_id": tile_id, "reason": "gate"})
+    def _tile_under(self) -> str | None:
+        """The id of the tile under the aircraft (a gate reject's thumbnail)."""
+        if self._inputs.position is None:
+            return None
+        return self._map.tile_id_under(self._scaled_cfg(), *self._inputs.position)
 
     # -- tile prefetch (own thread; service calls answered by the executor) ------------------
 

@@ -131,6 +131,9 @@ class VisualNavStats:
     fixes: int = 0
     rejects: Counter[str] = field(default_factory=Counter)
     dropped_busy: int = 0
+    #: frames over frame_max_rate_hz, and frames let go as too late (.frame_pacing)
+    frames_decimated: int = 0
+    dropped_late: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     fix_stamps_ns: deque[int] = field(default_factory=lambda: deque(maxlen=50))
     map_coverage: float = 0.0
@@ -234,6 +237,8 @@ class VisualNavStats:
             "latency_p50_ms": round(float(np.percentile(lat, 50)), 1),
             "latency_p99_ms": round(float(np.percentile(lat, 99)), 1),
             "dropped_busy": self.dropped_busy,
+            "dropped_late": self.dropped_late,
+            "frames_decimated": self.frames_decimated,
             "map_coverage": round(self.map_coverage, 3),
             "map_enlarged_share": round(self.map_enlarged_share, 3),
             "resolution_m": round(self.resolution_m, 3),

@@ -131,11 +131,12 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
         assert driver.spin_until(lambda: node._seed is not None)
         assert node._inputs.position is None
         stamp = 1_000
+        step = 10**9  # a second apart: under frame_max_rate_hz, every frame is taken
         for cycle in range(CYCLES):
             assert driver.transition(Transition.TRANSITION_ACTIVATE), cycle
             assert node._inputs.position == SEED, cycle
             frames_before = node.stats.frames
-            stamp += 1
+            stamp += step
             handed(stamp, active=True)
             # the worker took it (and refused it: not an image)
             assert driver.spin_until(lambda n=frames_before: node.stats.frames == n + 1), cycle
@@ -144,9 +145,9 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
             assert driver.state() == "inactive", cycle
             since = time.time_ns()
             node._inputs.position = None  # the next activation applies the kept seed again
-            stamp += 1
+            stamp += step
             handed(stamp, active=False)
-            assert node._frames.qsize() == 0, cycle  # not queued for a worker
+            assert len(node._frames) == 0, cycle  # not queued for a worker
             driver.spin(INACTIVE_SPELL_S)  # the spell a stray diagnostics message would show in
             assert driver.state() == "inactive", cycle
             assert node.stats.frames == frames_before + 1, cycle
@@ -157,7 +158,7 @@ def test_node_answers_after_every_deactivate_and_ignores_input_while_inactive(
         assert driver.transition(Transition.TRANSITION_ACTIVATE)
         up = time.time_ns()
         frames_before = node.stats.frames
-        handed(stamp + 1, active=True)
+        handed(stamp + step, active=True)
         assert driver.spin_until(lambda: node.stats.frames == frames_before + 1)
         assert driver.spin_until(lambda: any(s > up for s in diag_stamps))  # timer runs again
         # nothing made or destroyed by a transition: what the executor waits on stays valid
