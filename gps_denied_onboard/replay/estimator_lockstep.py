@@ -2,13 +2,18 @@
 
 An engineer re-running a flight on the ground wants the fixes the aircraft
 would have computed, whatever the ground machine's speed. A plain replay at a
-rate the estimator cannot keep up with makes the node drop frames (it says so:
-``vnav.frame_dropped reason=busy``), and the fixes then differ from the
-flight's. In lockstep, frame k+1 is not published until the estimator has
-answered frame k (a fix on ``/nav/position_fix`` or a ``vnav.reject`` record);
-meanwhile the player is paused, so its timeline (and ``/clock``) stands still.
-A slow machine makes the replay slower, never lossy. A frame not answered
-within ``answer_timeout_s`` is counted as unanswered and reported.
+rate the estimator cannot keep up with makes the node let frames go (it says so:
+``vnav.frame_dropped reason=busy`` or ``late``), and the fixes then differ from
+the flight's. In lockstep, frame k+1 is not published until the estimator has
+answered frame k: its ``FrameOutcome`` on ``/visual_nav/frame_outcome`` (a fix,
+whose ``/nav/position_fix`` is awaited too; a reject; a frame over the node's
+``frame_max_rate_hz``, decimated as the aircraft's own node would). The
+``vnav.reject`` records do not serve: they are rate-capped, and two rejects
+within a second used to leave the second frame unanswered, the replay stalled
+for the whole answer timeout. Meanwhile the player is paused, so its timeline
+(and ``/clock``) stands still. A slow machine makes the replay slower, never
+lossy. A frame not answered within ``answer_timeout_s`` is counted as
+unanswered and reported.
 
 An estimator that leaves or (re-)enters its active state (its lifecycle
 ``transition_event``) will never answer the frames it held: a process killed
@@ -25,7 +30,6 @@ This is the thin rclpy side; the main job (``nodes/demo.py``) and
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -47,25 +51,35 @@ ESTIMATOR_NODE = "/visual_nav"
 
 class EstimatorWatch:
     """What the estimator answered, frame by frame: fixes (``/nav/position_fix``),
-    rejects and latencies (its ``vnav.*`` records), counted for the lockstep; and
-    how often it entered or left its active state (:attr:`epoch`)."""
+    rejects, frames it let go (decimated, dropped) and latencies (its
+    ``~/frame_outcome``), counted for the lockstep; and how often it entered or left
+    its active state (:attr:`epoch`)."""
 
     def __init__(self, node: Any, estimator_node: str = ESTIMATOR_NODE) -> None:
         from lifecycle_msgs.msg import State, TransitionEvent
         from rclpy.qos import QoSProfile
 
-        from gps_denied_onboard.msg import FdrRecord, PositionFix
-        from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_FDR_RECORDS, TOPIC_POSITION_FIX
+        from gps_denied_onboard.msg import FrameOutcome, PositionFix
+        from gps_denied_onboard.ros_topics import RECORD_QOS, TOPIC_POSITION_FIX
 
         self.fixes: list[Any] = []
         self.rejects: list[tuple[int, str]] = []
+        #: frames the estimator took no fix or reject from: (stamp, "decimated" or why
+        #: dropped: "busy", "late", "stopped")
+        self.let_go: list[tuple[int, str]] = []
         self.latency_ms: dict[int, float] = {}
+        self._fix_outcomes = 0
         #: transitions of the estimator into or out of its active state seen so far
         self.epoch = 0
         self._active_id = State.PRIMARY_STATE_ACTIVE
         self._cond = threading.Condition()
         node.create_subscription(PositionFix, TOPIC_POSITION_FIX, self._on_fix, RECORD_QOS)
-        node.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self._on_record, RECORD_QOS)
+        node.create_subscription(
+            FrameOutcome,
+            f"{estimator_node.rstrip('/')}/frame_outcome",
+            self._on_outcome,
+            QoSProfile(depth=100),
+        )
         # rcl_lifecycle publishes every transition here (reliable, volatile, depth 10),
         # on Humble as on Jazzy, whoever drives the node
         node.create_subscription(
@@ -77,26 +91,28 @@ class EstimatorWatch:
 
     @property
     def answers(self) -> int:
-        return len(self.fixes) + len(self.rejects)
+        """Frames answered: a fix counts once its ``PositionFix`` has come too."""
+        return min(self._fix_outcomes, len(self.fixes)) + len(self.rejects) + len(self.let_go)
 
     def _on_fix(self, msg: Any) -> None:
         with self._cond:
             self.fixes.append(msg)
             self._cond.notify_all()
 
-    def _on_record(self, msg: Any) -> None:
-        if msg.producer != "visual_nav" or msg.kind not in ("vnav.fix", "vnav.reject"):
-            return
+    def _on_outcome(self, msg: Any) -> None:
         from gps_denied_onboard.ros_topics import time_msg_to_ns
 
-        payload = json.loads(msg.payload_json or "{}")
-        stamp = time_msg_to_ns(msg.stamp)
+        stamp = time_msg_to_ns(msg.header.stamp)
         with self._cond:
-            if "latency_ms" in payload:
-                self.latency_ms[stamp] = float(payload["latency_ms"])
-            if msg.kind == "vnav.reject":
-                self.rejects.append((stamp, str(payload.get("reason", "?"))))
-                self._cond.notify_all()
+            if msg.outcome == "fix":
+                self._fix_outcomes += 1
+                self.latency_ms[stamp] = float(msg.latency_ms)
+            elif msg.outcome == "reject":
+                self.rejects.append((stamp, str(msg.reason)))
+                self.latency_ms[stamp] = float(msg.latency_ms)
+            else:
+                self.let_go.append((stamp, str(msg.reason or msg.outcome)))
+            self._cond.notify_all()
 
     def _on_transition(self, msg: Any) -> None:
         if self._active_id in (msg.start_state.id, msg.goal_state.id):
@@ -202,7 +218,8 @@ class EstimatorLockstepSink:
         w = self._watch
         return (
             f"estimator lockstep: {self.frames} camera frames, {len(w.fixes)} fixes, "
-            f"{len(w.rejects)} rejects, {self.unanswered} unanswered "
+            f"{len(w.rejects)} rejects, {len(w.let_go)} let go (decimated, dropped), "
+            f"{self.unanswered} unanswered "
             f"(within {self._timeout:g} s each; {self.lost_to_restart} held by the "
             f"estimator when it restarted)"
         )
