@@ -344,7 +344,8 @@ class VisualNavNode(LifecycleNodeBase):
         cfg = self._cfg
         if cfg is None:
             return
-        stamp = time_msg_to_ns(msg.header.stamp)
+        # the exposure time: a driver's stamp moved by camera_time_offset_s
+        stamp = time_msg_to_ns(msg.header.stamp) + round(cfg.camera_time_offset_s * NS)
         with self._frames_cv:
             dropped = self._frames.offer(stamp, msg)
             self.stats.frames_decimated = self._frames.decimated

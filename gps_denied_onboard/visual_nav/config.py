@@ -27,6 +27,7 @@ class VisualNavConfig:
     image_topic: str = ""
     camera_info_topic: str = "/camera/camera_info"
     mount_rpy_deg: tuple[float, ...] = (0.0, 0.0, 0.0)
+    camera_time_offset_s: float = 0.0
     resolution_m: float = 5.0
     coarse_resolution_m: float = 10.0
     ground_scale: float = 1.0
@@ -296,6 +297,10 @@ class VisualNavConfig:
                 key="prior_track_over_gnss_fixes",
             )
         self.pacing_config()  # frame_max_rate_hz, frame_max_lag_s, queue_depth
+        if not (math.isfinite(self.camera_time_offset_s) and abs(self.camera_time_offset_s) <= 1.0):
+            raise ConfigError(
+                "camera_time_offset_s must be within -1..1 s", key="camera_time_offset_s"
+            )
         for name in ("flat_field_frames", "flat_field_min_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1", key=name)

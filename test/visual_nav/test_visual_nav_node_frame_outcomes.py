@@ -127,3 +127,28 @@ def test_a_worker_behind_lets_the_late_frames_go_and_catches_up_with_the_camera(
         assert node.stats.as_dict()["dropped_late"] == len(late)
     finally:
         _close(ros, node, peer)
+
+
+def test_a_late_stamping_driver_is_moved_back_to_the_exposure(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """``camera_time_offset_s``: a driver that stamps frames 50 ms after the exposure.
+    The estimator, the fix and the frame's outcome all take the exposure time."""
+    node, peer, frames, outcomes = _stack(ros, Parameter("camera_time_offset_s", value=-0.05))
+    try:
+        frames.publish(_frame(T0))  # type: ignore[attr-defined]
+        assert wait_until(lambda: len(outcomes) == 1, 20.0)
+        assert time_msg_to_ns(outcomes[0].header.stamp) == T0 - 50_000_000
+        assert (outcomes[0].outcome, outcomes[0].reason) == ("reject", "corrupt_image")
+    finally:
+        _close(ros, node, peer)
+
+
+@pytest.mark.parametrize("offset", [1.5, -2.0, float("nan")])
+def test_a_camera_time_offset_past_a_second_is_a_config_error(offset: float) -> None:
+    from gps_denied_onboard.errors import ConfigError
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    with pytest.raises(ConfigError) as err:
+        VisualNavConfig(camera_time_offset_s=offset)
+    assert err.value.key == "camera_time_offset_s"
