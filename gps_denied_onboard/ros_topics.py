@@ -15,6 +15,8 @@ from builtin_interfaces.msg import Time as TimeMsg
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 TOPIC_FDR_RECORDS: Final = "/fdr/records"
+#: the flight recorder's open flight (std_msgs/String, latched): its id, "" once closed
+TOPIC_FDR_FLIGHT: Final = "/fdr/flight"
 TOPIC_GCS_ALERTS: Final = "/gcs/alerts"
 TOPIC_POSITION_FIX: Final = "/nav/position_fix"
 TOPIC_TILE_SNAPSHOTS: Final = "/tile_cache/snapshots"

@@ -36,8 +36,10 @@ translates.
 
 The ``~/open_flight`` / ``~/close_flight`` services are made with the node (they
 answer "not active" until activation: take-off's client matches them long before
-it calls); the timers and the diagnostics publishers are made at the first
-configure, the ``/fdr/records`` subscription at the first activation (so that
+it calls), and so is ``/fdr/flight`` (``std_msgs/String``, latched): the open
+flight's id, "" once it is closed (in-flight snapshots carry it, and wait for
+upload); the timers and the diagnostics publishers are made at the first configure,
+the ``/fdr/records`` subscription at the first activation (so that
 records the producers held until it matched are not taken by a recorder not yet
 recording), the raw subscriptions when first wanted, and all live as long as the
 node: a transition never destroys one (see :meth:`FdrRecorderNode._make_entities`).
@@ -56,6 +58,7 @@ from typing import Any, Final
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from std_msgs.msg import String
 
 from gps_denied_onboard.clock import MonotonicClock
 from gps_denied_onboard.errors import ConfigError
@@ -106,7 +109,7 @@ from gps_denied_onboard.nodes.ros_logging import bridge_logging
 from gps_denied_onboard.nodes.runner import run_node
 from gps_denied_onboard.nodes.status_publishers import DiagnosticsPublisher, GcsAlertPublisher
 from gps_denied_onboard.records import FlightRecord
-from gps_denied_onboard.ros_topics import TOPIC_FDR_RECORDS
+from gps_denied_onboard.ros_topics import LATCHED_QOS, TOPIC_FDR_FLIGHT, TOPIC_FDR_RECORDS
 from gps_denied_onboard.srv import CloseFlight, OpenFlight
 
 NODE_NAME: Final = "fdr_recorder"
@@ -247,6 +250,8 @@ class FdrRecorderNode(LifecycleNodeBase):
                 callback_group=self._service_group,
             ),
         ]
+        # the open flight's id, "" once closed: in-flight tiles carry it (pending upload)
+        self._flight_pub = self.create_publisher(String, TOPIC_FDR_FLIGHT, LATCHED_QOS)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -431,6 +436,7 @@ class FdrRecorderNode(LifecycleNodeBase):
                         "fdr.flight_closed_on_stop",
                         flight_id=footer.flight_id,
                     )
+                    self._flight_pub.publish(String(data=""))
             self._started = False
         if self._sampler is not None:
             self._sampler.close()
@@ -457,6 +463,7 @@ class FdrRecorderNode(LifecycleNodeBase):
         # take-off asks again while the clock is not ready (takeoff_node.open_flight)
         if answer_open_flight(rec, req, res, self._log, clock_ready=self._ros_clock.ready()):
             self._record_refusals()
+            self._flight_pub.publish(String(data=str(req.flight_id)))
         return res
 
     def _on_close_flight(self, req: Any, res: Any) -> Any:
@@ -468,7 +475,8 @@ class FdrRecorderNode(LifecycleNodeBase):
             self._records.take_queued(
                 self._records_sub, active=self._active, limit=self._records_depth
             )
-        answer_close_flight(self._recorder if self._started else None, req, res, self._log)
+        if answer_close_flight(self._recorder if self._started else None, req, res, self._log):
+            self._flight_pub.publish(String(data=""))
         return res
 
     def _record_refusals(self) -> None:

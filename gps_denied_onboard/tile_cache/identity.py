@@ -106,6 +106,24 @@ def parse_flight_id(flight_id: UUID | str | None) -> UUID | None:
     return value
 
 
+def derive_flight_uuid(flight_id: str) -> UUID | None:
+    """The tiles' flight UUID for the flight recorder's flight id: None for "" (no
+    flight open); a canonical UUID as it is (but the zero UUID, "no flight" in the
+    natural key); any other name (``flight-<UTC time>``,
+    take-off's default) as ``uuid5(TILE_NAMESPACE_UUID, "flight/<name>")``.
+
+    Why: in-flight snapshots are pending upload only with a flight (``flight_id``
+    is a UUID column), and the recorder names flights freely. The derivation is
+    ours, not the ground provider's; a ``"flight/..."`` name cannot be a tile's
+    ``"{z}/{x}/{y}/{source}/{flight}"``.
+    """
+    if flight_id == "":
+        return None
+    if UUID_PATTERN.fullmatch(flight_id) and UUID(flight_id) != ZERO_UUID:
+        return UUID(flight_id)
+    return uuid.uuid5(TILE_NAMESPACE_UUID, f"flight/{flight_id}")
+
+
 def check_sha256(value: str) -> str:
     """Return the lower-cased hex digest.
 

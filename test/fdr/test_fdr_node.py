@@ -317,3 +317,32 @@ def test_on_sim_time_no_flight_opens_before_the_first_clock(ros: None, tmp_path:
         _stop(proc)
     (header,) = list(tools.iter_records(root / "S1", kinds=["flight_header"]))
     assert header["payload"]["started_at_ns"] == sim_ns
+
+
+def test_the_open_flight_is_latched_on_fdr_flight_and_cleared_at_close(
+    ros: None, tmp_path: Path
+) -> None:
+    """``/fdr/flight`` says which flight is open (in-flight snapshots carry it): a node
+    that subscribes after the open still hears it, and "" once it is closed."""
+    from gps_denied_onboard.ros_topics import LATCHED_QOS, TOPIC_FDR_FLIGHT
+
+    name = f"fdr_recorder_{uuid.uuid4().hex[:6]}"
+    root = tmp_path / "flights"
+    proc = _start_recorder(name, root, tmp_path / "recorder.log", [])
+    driver = Driver(name)
+    try:
+        assert driver.transition(Transition.TRANSITION_CONFIGURE)
+        assert driver.transition(Transition.TRANSITION_ACTIVATE)
+        res = driver.call(OpenFlight, "open_flight", OpenFlight.Request(flight_id="LF1"))
+        assert res.success, res.error
+        heard: list[str] = []
+        driver.node.create_subscription(
+            String, TOPIC_FDR_FLIGHT, lambda m: heard.append(m.data), LATCHED_QOS
+        )
+        assert driver.spin_until(lambda: heard == ["LF1"], timeout_s=20.0), heard
+        closed = driver.call(CloseFlight, "close_flight", CloseFlight.Request(flight_id="LF1"))
+        assert closed.success, closed.error
+        assert driver.spin_until(lambda: heard == ["LF1", ""], timeout_s=20.0), heard
+    finally:
+        driver.close()
+        _stop(proc)

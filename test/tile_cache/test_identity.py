@@ -119,3 +119,25 @@ def test_sha256_check() -> None:
     for bad in ("", "a" * 63, "g" * 64):
         with pytest.raises(TileValidationError):
             check_sha256(bad)
+
+
+def test_a_flight_recorder_name_becomes_a_stable_flight_uuid_and_a_uuid_stays_itself() -> None:
+    from gps_denied_onboard.tile_cache.identity import (
+        TILE_NAMESPACE_UUID,
+        ZERO_UUID,
+        derive_flight_uuid,
+        parse_flight_id,
+    )
+
+    assert derive_flight_uuid("") is None
+    name = "flight-20261205T221800Z"
+    got = derive_flight_uuid(name)
+    assert got == uuid.uuid5(TILE_NAMESPACE_UUID, f"flight/{name}")
+    assert got == derive_flight_uuid(name) and got != derive_flight_uuid("flight-2")
+    assert parse_flight_id(str(got)) == got  # the tile cache takes it as a flight id
+    canonical = "bdb9b99c-5e68-572e-b19c-b8ffe3d2059a"
+    assert derive_flight_uuid(canonical) == uuid.UUID(canonical)
+    # the zero UUID means "no flight" in the natural key: a flight named so is derived
+    assert derive_flight_uuid(str(ZERO_UUID)) == uuid.uuid5(
+        TILE_NAMESPACE_UUID, f"flight/{ZERO_UUID}"
+    )
