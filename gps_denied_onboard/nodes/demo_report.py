@@ -45,15 +45,20 @@ class ServiceCaller(Protocol):
 
 
 def tile_cache_view(hold: ServiceCaller, manifest: dict[str, Any]) -> dict[str, Any]:
-    """What the tile cache holds around the sample, by zoom and source, and how many tiles
-    wait for upload."""
+    """What the tile cache holds around the sample, by zoom and source (the in-flight
+    snapshots' zooms too), and how many tiles wait for upload."""
     from gps_denied_onboard.srv import ListUploads, QueryBbox
 
+    pending = hold.call(
+        ListUploads, "/tile_cache/list_uploads", ListUploads.Request(limit=0), idempotent=True
+    )
     lats = [t["lat"] for t in manifest["tiles"]]
     lons = [t["lon"] for t in manifest["tiles"]]
     view: dict[str, Any] = {}
     for zoom in sorted(
-        {t["z"] for t in manifest["tiles"]} | {s["z"] for s in manifest["snapshots"]}
+        {t["z"] for t in manifest["tiles"]}
+        | {s["z"] for s in manifest["snapshots"]}
+        | {int(t.zoom) for t in pending.tiles}
     ):
         res = hold.call(
             QueryBbox,
@@ -70,9 +75,6 @@ def tile_cache_view(hold: ServiceCaller, manifest: dict[str, Any]) -> dict[str, 
         )
         by_source = Counter(t.source for t in res.tiles)
         view[f"z{zoom}"] = dict(by_source)
-    pending = hold.call(
-        ListUploads, "/tile_cache/list_uploads", ListUploads.Request(limit=0), idempotent=True
-    )
     view["pending_upload"] = len(pending.tiles)
     return view
 

@@ -129,10 +129,13 @@ def prior_of_fix_msg(msg: PositionFix, stamp_ns: int) -> Prior | None:
     )
 
 
-def snapshot_to_msg(fix: VisualFix, snap: Snapshot) -> TileSnapshot:
+def snapshot_to_msg(fix: VisualFix, snap: Snapshot, flight_id: str = "") -> TileSnapshot:
     """The tile under ``fix``, rendered from its frame
-    (:func:`~gps_denied_onboard.visual_nav.snapshot.snapshot_tile`), as a message."""
+    (:func:`~gps_denied_onboard.visual_nav.snapshot.snapshot_tile`), as a message of
+    the flight ``flight_id`` (a UUID; "" for none: the tile cache then keeps it as no
+    flight's, never pending upload)."""
     msg = TileSnapshot()
+    msg.flight_id = flight_id
     msg.header.stamp = ns_to_time_msg(fix.stamp_ns)
     msg.zoom, msg.x, msg.y = snap.zoom, snap.x, snap.y
     msg.latitude, msg.longitude = fix.latitude, fix.longitude

@@ -63,6 +63,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix, Range
+from std_msgs.msg import String
 
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.log import log_event
@@ -89,6 +90,7 @@ from gps_denied_onboard.ros_topics import (
     TOPIC_FC_RANGEFINDER,
     TOPIC_FC_SENT_FIX,
     TOPIC_FC_STATUS,
+    TOPIC_FDR_FLIGHT,
     time_msg_to_ns,
 )
 from gps_denied_onboard.srv import GetTile, QueryBbox
@@ -224,6 +226,8 @@ class VisualNavNode(LifecycleNodeBase):
             (NavSatFix, "~/seed_position", self._inputs.on_seed, LATCHED_QOS),
             (NavSatFix, TOPIC_FC_HOME, self._inputs.on_home, LATCHED_QOS),
             (PositionFix, TOPIC_FC_SENT_FIX, self._inputs.on_sent_fix, LATCHED_QOS),
+            # taken whatever the state (_gated): the snapshots' flight
+            (String, TOPIC_FDR_FLIGHT, lambda m: self._out.flight(m.data), LATCHED_QOS),
         ]
         if cfg.compressed_image_topic:
             inputs.append((CompressedImage, cfg.compressed_image_topic, self._on_frame, FRAME_QOS))
@@ -266,6 +270,9 @@ class VisualNavNode(LifecycleNodeBase):
                 self._home = msg
             elif key[0] == TOPIC_FC_SENT_FIX:
                 self._sent_fix = msg
+            elif key[0] == TOPIC_FDR_FLIGHT:  # whatever the state: snapshots are its
+                self._out.flight(msg.data)
+                return
             if self._active and key in self._wanted:
                 callback(msg)
 

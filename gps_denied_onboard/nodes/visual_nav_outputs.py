@@ -29,6 +29,7 @@ from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
 from gps_denied_onboard.nodes.visual_nav_msgs import fix_to_msg, snapshot_to_msg
 from gps_denied_onboard.records import FlightRecord
 from gps_denied_onboard.ros_topics import TOPIC_POSITION_FIX, TOPIC_TILE_SNAPSHOTS, ns_to_time_msg
+from gps_denied_onboard.tile_cache.identity import derive_flight_uuid
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator
@@ -69,6 +70,7 @@ class FrameOutputs:
         self._decimation_logged = False
         self._late_cap = RateCap(LATE_LOG_PERIOD_NS)
         self._late_unlogged = 0
+        self._flight = ""  # the tiles' flight UUID of the recorder's open flight
         self.configure(VisualNavConfig())
 
     def configure(self, cfg: VisualNavConfig) -> None:
@@ -79,6 +81,13 @@ class FrameOutputs:
         self._snap_cap = RateCap(int(cfg.snapshot_period_s * NS))
         self._max_rate_hz = cfg.frame_max_rate_hz
         self._max_lag_s = cfg.frame_max_lag_s
+
+    def flight(self, flight_id: str) -> None:
+        """The flight recorder's open flight (``/fdr/flight``; "" once closed): the
+        snapshots from now on are that flight's, and wait in the tile cache for
+        upload (:func:`~gps_denied_onboard.tile_cache.identity.derive_flight_uuid`)."""
+        uid = derive_flight_uuid(flight_id)
+        self._flight = "" if uid is None else str(uid)
 
     def emit(self, kind: str, stamp: int, payload: dict[str, Any]) -> None:
         """An FDR record of ours."""
@@ -179,7 +188,7 @@ class FrameOutputs:
         ):
             snap = snapshot_tile(view, scaled.map_snapshot_zoom)
             if snap is not None:
-                self._snap_pub.publish(snapshot_to_msg(fix, snap))
+                self._snap_pub.publish(snapshot_to_msg(fix, snap, self._flight))
 
     def reject(
         self,

@@ -376,6 +376,68 @@ def test_without_gnss_a_seed_position_starts_the_search(
         probe.node.destroy_node()
 
 
+def test_a_snapshot_is_the_open_flights_and_waits_in_the_tile_cache_for_upload(
+    ros: MultiThreadedExecutor, pg_dsn: str, tmp_path: Path
+) -> None:
+    """The flight recorder's open flight (``/fdr/flight``, latched) tags the in-flight
+    snapshots: the tile cache keeps them as that flight's, pending upload. Without
+    it they were no flight's, and no upload ever listed them."""
+    from gps_denied_onboard.msg import TileSnapshot
+    from gps_denied_onboard.srv import ListUploads
+    from std_msgs.msg import String
+
+    from gps_denied_onboard.ros_topics import TOPIC_FDR_FLIGHT, TOPIC_TILE_SNAPSHOTS
+    from gps_denied_onboard.tile_cache.identity import derive_flight_uuid
+
+    ortho, near = _near_tiles()
+    tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path)
+    probe = Probe(ros)
+    flight = probe.node.create_publisher(String, TOPIC_FDR_FLIGHT, LATCHED_QOS)
+    flight.publish(String(data="flight-20261205T221800Z"))  # as the recorder does at open
+    snapshots: list[TileSnapshot] = []
+    probe.node.create_subscription(TileSnapshot, TOPIC_TILE_SNAPSHOTS, snapshots.append, 10)
+    nodes = [tile_cache, vnav]
+    try:
+        for node in nodes:
+            ros.add_node(node)
+            _lifecycle_up(node)
+        probe.put_tiles(near)
+
+        def snapped() -> bool:
+            if not snapshots:
+                probe.fly(POSE, render(ortho, POSE))
+                return False
+            return True
+
+        assert wait_until(lambda: snapped() or time.sleep(2.0), 90.0), (
+            f"no snapshot; fixes {len(probe.fixes)}; diagnostics {vnav.stats.as_dict()}"
+        )
+        want = str(derive_flight_uuid("flight-20261205T221800Z"))
+        assert snapshots[0].flight_id == want
+        client = probe.node.create_client(ListUploads, "/tile_cache/list_uploads")
+        assert client.wait_for_service(timeout_sec=20)
+
+        def pending() -> list[Any]:
+            fut = client.call_async(ListUploads.Request(limit=0))
+            assert wait_until(fut.done, 20), "list_uploads did not answer"
+            return list(fut.result().tiles)
+
+        assert wait_until(lambda: bool(pending()), 20.0)
+        tile = pending()[0]
+        assert (tile.source, tile.flight_id) == ("in_flight", want)
+        assert (tile.zoom, tile.x, tile.y) == (
+            snapshots[0].zoom,
+            snapshots[0].x,
+            snapshots[0].y,
+        )
+    finally:
+        for node in reversed(nodes):
+            ros.remove_node(node)
+            node.shutdown()
+            node.destroy_node()
+        probe.node.destroy_node()
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 
