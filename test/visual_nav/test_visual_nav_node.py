@@ -16,6 +16,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,23 @@ class Probe:
 def _lifecycle_up(node: Any) -> None:
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+@contextmanager
+def _running(ros: MultiThreadedExecutor, probe: Probe, nodes: list[Any]) -> Iterator[None]:
+    """``nodes`` spun by ``ros`` and brought up in order; afterwards shut down in
+    reverse and destroyed, and the probe with them."""
+    try:
+        for node in nodes:
+            ros.add_node(node)
+            _lifecycle_up(node)
+        yield
+    finally:
+        for node in reversed(nodes):
+            ros.remove_node(node)
+            node.shutdown()
+            node.destroy_node()
+        probe.node.destroy_node()
 
 
 def _near_tiles() -> tuple[np.ndarray, dict[tuple[int, int, int], np.ndarray]]:
@@ -323,11 +341,7 @@ def test_without_gnss_a_seed_position_starts_the_search(
     ortho, near = _near_tiles()
     tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path)
     probe = Probe(ros)
-    nodes = [tile_cache, vnav]
-    try:
-        for node in nodes:
-            ros.add_node(node)
-            _lifecycle_up(node)
+    with _running(ros, probe, [tile_cache, vnav]):
         probe.put_tiles(near)
 
         def rejects() -> list[str]:
@@ -368,12 +382,6 @@ def test_without_gnss_a_seed_position_starts_the_search(
         )
         e, n = error_m(POSE, probe.fixes[-1].latitude, probe.fixes[-1].longitude)
         assert math.hypot(e, n) < 3.0, (e, n)
-    finally:
-        for node in reversed(nodes):
-            ros.remove_node(node)
-            node.shutdown()
-            node.destroy_node()
-        probe.node.destroy_node()
 
 
 def test_a_snapshot_is_the_open_flights_and_waits_in_the_tile_cache_for_upload(
@@ -396,11 +404,7 @@ def test_a_snapshot_is_the_open_flights_and_waits_in_the_tile_cache_for_upload(
     flight.publish(String(data="flight-20261205T221800Z"))  # as the recorder does at open
     snapshots: list[TileSnapshot] = []
     probe.node.create_subscription(TileSnapshot, TOPIC_TILE_SNAPSHOTS, snapshots.append, 10)
-    nodes = [tile_cache, vnav]
-    try:
-        for node in nodes:
-            ros.add_node(node)
-            _lifecycle_up(node)
+    with _running(ros, probe, [tile_cache, vnav]):
         probe.put_tiles(near)
 
         def snapped() -> bool:
@@ -430,12 +434,6 @@ def test_a_snapshot_is_the_open_flights_and_waits_in_the_tile_cache_for_upload(
             snapshots[0].x,
             snapshots[0].y,
         )
-    finally:
-        for node in reversed(nodes):
-            ros.remove_node(node)
-            node.shutdown()
-            node.destroy_node()
-        probe.node.destroy_node()
 
 
 REPO = Path(__file__).resolve().parents[2]

@@ -43,7 +43,7 @@ from .support import LAT0, LON0, Pose, error_m, render, synthetic_world  # noqa:
 from .test_visual_nav_node import (  # noqa: E402
     POSE,
     Probe,
-    _lifecycle_up,
+    _running,
     _tile_cache_and_vnav,
     wait_until,
 )
@@ -78,11 +78,7 @@ def _first_fix(
     ``frame`` flown at ``pose`` until the first fix: (the visual_nav node, that fix)."""
     tile_cache, vnav = _tile_cache_and_vnav(pg_dsn, tmp_path, **vnav_params)
     probe = Probe(ros)
-    nodes = [tile_cache, vnav]
-    try:
-        for node in nodes:
-            ros.add_node(node)
-            _lifecycle_up(node)
+    with _running(ros, probe, [tile_cache, vnav]):
         probe.put_tiles(tiles)
 
         def fixed() -> bool:
@@ -95,12 +91,6 @@ def _first_fix(
             f"no fix; diagnostics {vnav.stats.as_dict()}"
         )
         yield vnav, probe.fixes[-1]
-    finally:
-        for node in reversed(nodes):
-            ros.remove_node(node)
-            node.shutdown()
-            node.destroy_node()
-        probe.node.destroy_node()
 
 
 def test_frames_are_fixed_from_a_cache_of_z16_tiles_only(
