@@ -104,8 +104,13 @@ from gps_denied_onboard.visual_nav.outputs import VisualNavStats
 
 NODE_NAME: Final = "visual_nav"
 NS: Final = 1_000_000_000
+#: the camera and its CameraInfo: best effort, as REP 2003 has sensor data's consumers
+#: subscribe, since a best-effort subscription matches a publisher of either kind. A
+#: reliable one never matches a best-effort publisher (drivers publishing with the
+#: sensor-data profile, a bag recorded from one and replayed with its QoS): no frame
+#: came, and nothing said why.
 FRAME_QOS: Final = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE
+    history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT
 )
 #: the FC's telemetry (``/fc/imu``, ``/fc/altitude``, ``/fc/navsat``, rangefinder):
 #: best effort like the bridge publishes it, but a queue of 100 rather than the sensor
@@ -210,7 +215,7 @@ class VisualNavNode(LifecycleNodeBase):
         g = self._input_group
         sensor = FC_INPUT_QOS
         inputs: list[tuple[Any, str, Callable[[Any], None], Any]] = [
-            (CameraInfo, cfg.camera_info_topic, self._on_info, 10),
+            (CameraInfo, cfg.camera_info_topic, self._on_info, FRAME_QOS),
             (Imu, TOPIC_FC_IMU, self._inputs.on_imu, sensor),
             (FcAltitude, TOPIC_FC_ALTITUDE, self._inputs.on_altitude, sensor),
             (FcStatus, TOPIC_FC_STATUS, self._inputs.on_status, 10),

@@ -152,3 +152,22 @@ def test_a_camera_time_offset_past_a_second_is_a_config_error(offset: float) -> 
     with pytest.raises(ConfigError) as err:
         VisualNavConfig(camera_time_offset_s=offset)
     assert err.value.key == "camera_time_offset_s"
+
+
+def test_a_camera_publishing_best_effort_reaches_the_node(ros: MultiThreadedExecutor) -> None:
+    """A driver on the sensor-data profile (best effort): a reliable subscription never
+    matched it, and no frame came."""
+    from rclpy.qos import qos_profile_sensor_data
+
+    node, peer, _, outcomes = _stack(ros)
+    try:
+        name = node.get_name()
+        frames = peer.create_publisher(
+            CompressedImage, f"/{name}_test/frames", qos_profile_sensor_data
+        )
+        assert wait_until(lambda: frames.get_subscription_count() > 0, 10.0)
+        frames.publish(_frame(T0))
+        assert wait_until(lambda: len(outcomes) == 1, 20.0)
+        assert (outcomes[0].outcome, outcomes[0].reason) == ("reject", "corrupt_image")
+    finally:
+        _close(ros, node, peer)
