@@ -231,7 +231,6 @@ class VisualNavNode(LifecycleNodeBase):
             (NavSatFix, "~/seed_position", self._inputs.on_seed, LATCHED_QOS),
             (NavSatFix, TOPIC_FC_HOME, self._inputs.on_home, LATCHED_QOS),
             (PositionFix, TOPIC_FC_SENT_FIX, self._inputs.on_sent_fix, LATCHED_QOS),
-            # taken whatever the state (_gated): the snapshots' flight
             (String, TOPIC_FDR_FLIGHT, lambda m: self._out.flight(m.data), LATCHED_QOS),
         ]
         if cfg.compressed_image_topic:
@@ -266,7 +265,8 @@ class VisualNavNode(LifecycleNodeBase):
     ) -> Callable[[Any], None]:
         """``callback``, called only while the node is active and reads ``key``; a seed,
         the FC's home and the bridge's sent fix (all latched) are kept whatever the
-        state (applied at activation)."""
+        state (applied at activation), and the recorder's open flight is taken whatever
+        the state (the snapshots' flight)."""
 
         def gated(msg: Any) -> None:
             if key[0] == "~/seed_position":
@@ -275,10 +275,7 @@ class VisualNavNode(LifecycleNodeBase):
                 self._home = msg
             elif key[0] == TOPIC_FC_SENT_FIX:
                 self._sent_fix = msg
-            elif key[0] == TOPIC_FDR_FLIGHT:  # whatever the state: snapshots are its
-                self._out.flight(msg.data)
-                return
-            if self._active and key in self._wanted:
+            if key[0] == TOPIC_FDR_FLIGHT or (self._active and key in self._wanted):
                 callback(msg)
 
         return gated
