@@ -184,6 +184,27 @@ def _render(
     )
 
 
+def feed_state(
+    est: VisualEstimator,
+    stamp: int,
+    rpy_reported: tuple[float, float, float],
+    agl_reported: float,
+    prior: tuple[float, float] | None,
+    prior_sigma: float,
+    attitude_offsets_ms: tuple[int, ...],
+) -> None:
+    """The autopilot's (erroneous) attitude around ``stamp`` and its altitude, and the
+    GNSS prior (None: the GNSS is denied)."""
+    r = enu_from_flu_of_ned_euler(*(math.radians(v) for v in rpy_reported))
+    for dt in attitude_offsets_ms:
+        est.attitude.add(stamp + dt * 1_000_000, r)
+    est.height.add_altitude_msl(stamp, GROUND + agl_reported)
+    if prior is None:
+        est.set_gnss_healthy(False, stamp)
+    else:
+        est.priors.add_gnss(stamp, prior[0], prior[1], healthy=True, sigma_m=prior_sigma)
+
+
 def _feed_and_match(
     est: VisualEstimator,
     stamp: int,
@@ -194,16 +215,8 @@ def _feed_and_match(
     prior_sigma: float,
     attitude_offsets_ms: tuple[int, ...],
 ) -> VisualFix | FrameRejected:
-    """The autopilot's (erroneous) attitude and altitude and the GNSS prior (None: the
-    GNSS is denied), then the frame."""
-    r = enu_from_flu_of_ned_euler(*(math.radians(v) for v in rpy_reported))
-    for dt in attitude_offsets_ms:
-        est.attitude.add(stamp + dt * 1_000_000, r)
-    est.height.add_altitude_msl(stamp, GROUND + agl_reported)
-    if prior is None:
-        est.set_gnss_healthy(False, stamp)
-    else:
-        est.priors.add_gnss(stamp, prior[0], prior[1], healthy=True, sigma_m=prior_sigma)
+    """:func:`feed_state`, then the frame."""
+    feed_state(est, stamp, rpy_reported, agl_reported, prior, prior_sigma, attitude_offsets_ms)
     try:
         return est.process(stamp, image, CAMERA)
     except FrameRejected as rej:

@@ -26,7 +26,6 @@ fix rate is reported, not a target.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import threading
@@ -36,11 +35,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-from _visual_nav_env import AGL, CAMERA, GROUND, estimator
+from _visual_nav_env import AGL, CAMERA, estimator, feed_state
 from _visual_nav_flying import Flight, flight_frame, flights
 from harness import figure, percentile, report
 
-from gps_denied_onboard.visual_nav.camera import enu_from_flu_of_ned_euler
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator
 from gps_denied_onboard.visual_nav.frame_pacing import FramePacer, PacingConfig
@@ -66,16 +64,11 @@ def _inputs(est: VisualEstimator, f: Flight, k: int) -> Callable[[], None]:
     """The FC's state around frame ``k`` (attitude, altitude, GNSS), to apply on the
     worker before the next frame it matches (the node's ``EstimatorInputs.drain``)."""
     p = f.poses[k]
-    r = enu_from_flu_of_ned_euler(*(math.radians(v) for v in (p.roll_rep, p.pitch_rep, p.yaw_rep)))
     gnss = LocalFrame(p.lat, p.lon).to_latlon(f.prior_e, f.prior_n)
-
-    def apply() -> None:
-        for dt in (-40, -20, 0, 20, 40):
-            est.attitude.add(p.stamp_ns + dt * 1_000_000, r)
-        est.height.add_altitude_msl(p.stamp_ns, GROUND + f.agl * f.height_factor)
-        est.priors.add_gnss(p.stamp_ns, gnss[0], gnss[1], healthy=True, sigma_m=120.0)
-
-    return apply
+    rpy = (p.roll_rep, p.pitch_rep, p.yaw_rep)
+    agl = f.agl * f.height_factor
+    offsets = (-40, -20, 0, 20, 40)
+    return lambda: feed_state(est, p.stamp_ns, rpy, agl, gnss, 120.0, offsets)
 
 
 def _fly(cfg: PacingConfig, f: Flight, images: list[np.ndarray]) -> dict[str, Any]:
