@@ -38,6 +38,7 @@ from .test_visual_nav_node import (  # noqa: E402
     Probe,
     _lifecycle_up,
     _near_tiles,
+    _running,
     _tile_cache_and_vnav,
     wait_until,
 )
@@ -85,10 +86,7 @@ def test_a_restarted_node_fixes_with_the_mounting_its_predecessor_learnt(
     def learnt_events() -> list[object]:
         return [p["event"] for p in learnt_payloads()]
 
-    try:
-        for node in nodes:
-            ros.add_node(node)
-            _lifecycle_up(node)
+    with _running(ros, probe, nodes):
         probe.put_tiles(near)
         # restored: the frame lands where it is (500 m x 1.44 deg = 12.6 m off without)
         assert error_of_next_fix() < 3.0
@@ -112,9 +110,3 @@ def test_a_restarted_node_fixes_with_the_mounting_its_predecessor_learnt(
         assert vnav.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         fresh = read_learnt_camera(path)
         assert fresh.mount_correction_deg == (0.0, 0.0) and fresh.camera == CAMERA
-    finally:
-        for node in reversed(nodes):
-            ros.remove_node(node)
-            node.shutdown()
-            node.destroy_node()
-        probe.node.destroy_node()
