@@ -21,6 +21,7 @@ from gps_denied_onboard.visual_nav.camera import CameraModel
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.image_codec import (
+    ENCODINGS,
     MAX_FRAME_PIXELS,
     decode_compressed,
     decode_raw,
@@ -30,7 +31,7 @@ from gps_denied_onboard.visual_nav.state import Prior
 
 __all__ = ["camera_model_of", "fix_to_msg", "horizontal_sigma", "image_of", "snapshot_to_msg"]
 
-try:  # cv_bridge where a real ROS install has it; our own tested conversion otherwise
+try:  # cv_bridge where a real ROS install has it, for what our own conversion does not know
     from cv_bridge import CvBridge  # type: ignore[import-not-found]
 
     _BRIDGE: Any = CvBridge()
@@ -64,17 +65,28 @@ def image_of(msg: Any, camera: CameraModel | None = None) -> np.ndarray[Any, Any
 
     A compressed frame may declare no more pixels than ``camera``'s CameraInfo size
     (:data:`~gps_denied_onboard.visual_nav.image_codec.MAX_FRAME_PIXELS` without one),
-    checked on its header before decoding."""
+    checked on its header before decoding.
+
+    A raw ``Image`` of an encoding in
+    :data:`~gps_denied_onboard.visual_nav.image_codec.ENCODINGS` goes through our own
+    tested conversion, cv_bridge or not, so the aircraft matches the pixels the tests
+    matched: cv_bridge's ``passthrough`` hands ``rgb8`` over in RGB order, whose gray
+    plane the estimator (BGR, like the tiles) would have weighed with red and blue
+    swapped, and it cannot convert the ``uyvy``/``yuyv`` names that replaced
+    ``yuv422``. Only an
+    encoding ours refuses is offered to cv_bridge where it is installed; whatever it
+    makes of it still has to pass the estimator's pixel checks."""
     if isinstance(msg, CompressedImage):
         limit = MAX_FRAME_PIXELS if camera is None else camera.width * camera.height
         return decode_compressed(bytes(msg.data), limit)
-    if _BRIDGE is not None:
+    encoding = str(msg.encoding)
+    if encoding not in ENCODINGS and _BRIDGE is not None:
         try:
             return np.asarray(_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
         except Exception as err:  # cv_bridge raises its own CvBridgeError
             raise FrameRejected("unknown_encoding", str(err)) from err
     return decode_raw(
-        str(msg.encoding),
+        encoding,
         int(msg.width),
         int(msg.height),
         int(msg.step),

@@ -3,8 +3,9 @@
 One conversion, tested on its own: ``sensor_msgs/Image`` fields (encoding,
 size, step, bytes) and ``sensor_msgs/CompressedImage`` bytes (JPEG or PNG,
 decoded by OpenCV once their header's size is within a bound:
-:mod:`~gps_denied_onboard.visual_nav.image_header`). The node uses ``cv_bridge``
-instead where it is installed; both give a BGR or mono ``uint8``/``uint16`` array.
+:mod:`~gps_denied_onboard.visual_nav.image_header`), each to a BGR or mono
+``uint8``/``uint16`` array. The node offers only the encodings refused here to
+``cv_bridge``, where it is installed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ from gps_denied_onboard.visual_nav.image_header import bounded_size
 #: refused by the estimator anyway).
 MAX_FRAME_PIXELS: Final = MAX_CAMERA_PIXELS
 
-#: encoding -> (channels, dtype, conversion to BGR or None)
+#: encoding -> (samples per pixel in the buffer, dtype, conversion to BGR or None).
+#: The names are ``sensor_msgs/image_encodings.hpp``'s. Bayer mosaics are
+#: demosaiced and packed 4:2:2 YUV converted to BGR as cv_bridge does (its
+#: conversion table maps ROS's ``bayer_rggb`` to OpenCV's ``BayerBG`` and so on:
+#: OpenCV names a pattern by its second row's middle pixels).
 ENCODINGS: Final[dict[str, tuple[int, type, int | None]]] = {
     "mono8": (1, np.uint8, None),
     "8UC1": (1, np.uint8, None),
@@ -35,13 +40,38 @@ ENCODINGS: Final[dict[str, tuple[int, type, int | None]]] = {
     "rgb8": (3, np.uint8, cv2.COLOR_RGB2BGR),
     "bgra8": (4, np.uint8, cv2.COLOR_BGRA2BGR),
     "rgba8": (4, np.uint8, cv2.COLOR_RGBA2BGR),
+    "bgr16": (3, np.uint16, None),
+    "rgb16": (3, np.uint16, cv2.COLOR_RGB2BGR),
+    "bgra16": (4, np.uint16, cv2.COLOR_BGRA2BGR),
+    "rgba16": (4, np.uint16, cv2.COLOR_RGBA2BGR),
+    # machine-vision cameras that leave demosaicing to the host
+    "bayer_rggb8": (1, np.uint8, cv2.COLOR_BayerBG2BGR),
+    "bayer_bggr8": (1, np.uint8, cv2.COLOR_BayerRG2BGR),
+    "bayer_gbrg8": (1, np.uint8, cv2.COLOR_BayerGR2BGR),
+    "bayer_grbg8": (1, np.uint8, cv2.COLOR_BayerGB2BGR),
+    "bayer_rggb16": (1, np.uint16, cv2.COLOR_BayerBG2BGR),
+    "bayer_bggr16": (1, np.uint16, cv2.COLOR_BayerRG2BGR),
+    "bayer_gbrg16": (1, np.uint16, cv2.COLOR_BayerGR2BGR),
+    "bayer_grbg16": (1, np.uint16, cv2.COLOR_BayerGB2BGR),
+    # packed 4:2:2 from V4L2 and CSI cameras, by their new names and their deprecated ones
+    "uyvy": (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
+    "yuv422": (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
+    "yuyv": (2, np.uint8, cv2.COLOR_YUV2BGR_YUYV),
+    "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2BGR_YUYV),
 }
+
+#: encodings whose pixels come in pairs (one U and one V sample per two pixels)
+_PAIRED: Final = frozenset({"uyvy", "yuv422", "yuyv", "yuv422_yuy2"})
 
 
 def decode_raw(
     encoding: str, width: int, height: int, step: int, data: bytes, *, big_endian: bool = False
 ) -> NDArray[np.generic]:
-    """A ``sensor_msgs/Image`` as a numpy array (BGR or mono).
+    """A ``sensor_msgs/Image`` as a numpy array (BGR or mono, ``uint8`` or ``uint16``).
+
+    Every encoding of :data:`ENCODINGS`; others (NV21 and NV24, whose planes
+    ROS does not lay out by ``step`` alone, signed, float and multi-channel
+    generic types) are refused rather than guessed at.
 
     Raises:
         FrameRejected: ``unknown_encoding`` or ``corrupt_image`` (empty, short
@@ -53,6 +83,8 @@ def decode_raw(
     channels, dtype, conversion = spec
     if width <= 0 or height <= 0:
         raise FrameRejected("corrupt_image", f"image size {width}x{height}")
+    if encoding in _PAIRED and width % 2:
+        raise FrameRejected("corrupt_image", f"{encoding} image of odd width {width}")
     itemsize = np.dtype(dtype).itemsize
     row = width * channels * itemsize
     if step < row:

@@ -39,7 +39,7 @@ def _reason(fn) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_unknown_encoding_and_broken_buffers_are_typed_rejects() -> None:
-    assert _reason(lambda: decode_raw("yuv422", 4, 4, 8, bytes(32))) == "unknown_encoding"
+    assert _reason(lambda: decode_raw("nv21", 4, 4, 4, bytes(24))) == "unknown_encoding"
     assert _reason(lambda: decode_raw("mono8", 0, 0, 0, b"")) == "corrupt_image"
     assert _reason(lambda: decode_raw("rgb8", 4, 4, 12, bytes(20))) == "corrupt_image"
     assert _reason(lambda: decode_raw("rgb8", 4, 4, 8, bytes(64))) == "corrupt_image"

@@ -284,7 +284,7 @@ def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
 
         # bad input: typed rejects, recorded, and the node goes on fixing
         assert wait_until(lambda: len(vnav._frames) == 0, 30.0)
-        raw = Image(encoding="yuv422", width=4, height=4, step=8, data=bytes(32))
+        raw = Image(encoding="nv21", width=4, height=4, step=4, data=bytes(24))
         raw.header.stamp = ns_to_time_msg(probe.now())
         probe.raw.publish(raw)
         probe.fly(POSE, np.zeros((480, 640, 3), np.uint8))
