@@ -50,13 +50,20 @@ def horizontal_sigma(msg: NavSatFix) -> float | None:
 
 
 def camera_model_of(msg: Any) -> CameraModel:
-    """``sensor_msgs/CameraInfo`` -> :class:`CameraModel` (raises CameraModelError)."""
+    """``sensor_msgs/CameraInfo`` -> the :class:`CameraModel` of the images the camera
+    sends: its binning and ROI applied (:meth:`CameraModel.as_delivered`; raises
+    CameraModelError)."""
+    roi = msg.roi
     return CameraModel(
         int(msg.width),
         int(msg.height),
         tuple(float(v) for v in msg.k),
         str(msg.distortion_model),
         tuple(float(v) for v in msg.d),
+    ).as_delivered(
+        int(msg.binning_x),
+        int(msg.binning_y),
+        (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),
     )
 
 

@@ -218,6 +218,46 @@ class CameraModel:
         k = (fx * sx, s * sx, cx2, 0.0, fy * sy, cy2, 0.0, 0.0, 1.0)
         return CameraModel(width, height, k, self.distortion_model, self.d)
 
+    def as_delivered(
+        self, binning_x: int = 0, binning_y: int = 0, roi: Sequence[int] = (0, 0, 0, 0)
+    ) -> CameraModel:
+        """The camera of the images a driver sends when its CameraInfo states binning and a ROI.
+
+        CameraInfo keeps ``k``, ``d`` and its size at the sensor's full
+        resolution; a driver that crops to ``roi`` (``x_offset, y_offset, width,
+        height`` on the full-resolution sensor) and then bins ``binning_x`` x
+        ``binning_y`` pixels into one sends images ``roi.width // binning_x`` wide.
+        Binning 0 or 1 is none, and a ROI of all zeros is the whole sensor (the
+        message's own definitions). The crop moves the principal point; binning
+        combines neighbourhoods, so a binned pixel's centre is the mean of those it
+        combines: ``(u + 0.5) / b - 0.5``, the half pixel :meth:`scaled` keeps too
+        (image_geometry divides by ``b`` alone, a quarter pixel off at 2x).
+        Distortion is on normalised coordinates and stays as it is.
+
+        Without this a camera binning 2x sent half-size images against a
+        full-size CameraInfo, and every frame was refused as corrupt.
+
+        Raises:
+            CameraModelError: a ROI off the sensor, or smaller than one binned pixel.
+        """
+        bx, by = max(1, int(binning_x)), max(1, int(binning_y))
+        if len(roi) != 4 or min(int(v) for v in roi) < 0:
+            raise CameraModelError(f"roi must be 4 non-negative integers, got {tuple(roi)!r}")
+        x0, y0, rw, rh = (int(v) for v in roi)
+        if (x0, y0, rw, rh) == (0, 0, 0, 0):
+            rw, rh = self.width, self.height
+        if x0 + rw > self.width or y0 + rh > self.height or rw < bx or rh < by:
+            raise CameraModelError(
+                f"roi {x0},{y0} {rw}x{rh} binned {bx}x{by} does not fit the "
+                f"{self.width}x{self.height} sensor"
+            )
+        if (bx, by, x0, y0, rw, rh) == (1, 1, 0, 0, self.width, self.height):
+            return self
+        fx, s, cx, _, fy, cy, *_ = self.k
+        cx2, cy2 = (cx - x0 + 0.5) / bx - 0.5, (cy - y0 + 0.5) / by - 0.5
+        k = (fx / bx, s / bx, cx2, 0.0, fy / by, cy2, 0.0, 0.0, 1.0)
+        return CameraModel(rw // bx, rh // by, k, self.distortion_model, self.d)
+
     def rays(self, uv: F64) -> F64:
         """Unit-less camera-frame rays ``(x, y, 1)`` of pixel coordinates ``uv`` (N x 2)."""
         pts = np.ascontiguousarray(uv, dtype=np.float64).reshape(-1, 1, 2)
