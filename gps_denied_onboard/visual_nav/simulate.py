@@ -5,14 +5,13 @@ on frames rendered from one year of real orthophotos against a map from
 another year. Rendering inverts the estimator's own model: every image pixel's
 ray meets flat ground at the true height (:func:`camera.ground_points`),
 the ground point goes to latitude/longitude and into the orthophoto's CRS
-through pyproj, and the orthophoto is sampled there (bilinear).
+through pyproj, and the orthophoto is sampled there (bilinear). The orthophoto
+and its web-mercator resampling are :mod:`.orthophoto`'s (the map's preparation
+reads them too); they are named here as well for the tests and benchmarks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
 from typing import Final
 
 import cv2
@@ -20,9 +19,25 @@ import numpy as np
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 
-from gps_denied_onboard.replay.geotiff import read_geotiff
 from gps_denied_onboard.visual_nav.camera import CameraModel, ground_points
-from gps_denied_onboard.visual_nav.geo import MERC_HALF_M, merc_px_size
+from gps_denied_onboard.visual_nav.orthophoto import (
+    MercatorGrid,
+    Orthophoto,
+    render_map,
+    tile_addresses,
+    tile_grid,
+)
+
+__all__ = [
+    "NAIP_FILES",
+    "TEST_CAMERA",
+    "MercatorGrid",
+    "Orthophoto",
+    "cut_tiles",
+    "render_frame",
+    "render_map",
+    "synthetic_orthophoto",
+]
 
 F64 = NDArray[np.float64]
 U8 = NDArray[np.uint8]
@@ -42,104 +57,6 @@ TEST_CAMERA: Final = CameraModel(
     "plumb_bob",
     (-0.05, 0.01, 0.0, 0.0, 0.0),
 )
-
-
-@dataclass(frozen=True)
-class Orthophoto:
-    """A north-up GeoTIFF in a projected CRS (pixel-is-area, one tie point, square pixels)."""
-
-    pixels: U8  # rows x cols x bands (BGR order for 3+ bands)
-    crs: CRS
-    origin_x: float  # CRS coordinates of the top-left corner of pixel (0, 0)
-    origin_y: float
-    pixel_size: float
-
-    @classmethod
-    def read(cls, path: Path) -> Orthophoto:
-        data, geo = read_geotiff(path)
-        if data.shape[2] >= 3:
-            data = np.ascontiguousarray(data[:, :, 2::-1])  # RGB(N) -> BGR
-        return cls(data, CRS.from_epsg(geo.epsg), geo.origin_x, geo.origin_y, geo.scale_x)
-
-    @cached_property
-    def _from_wgs84(self) -> Transformer:
-        return Transformer.from_crs(CRS.from_epsg(4326), self.crs, always_xy=True)
-
-    @cached_property
-    def _to_wgs84(self) -> Transformer:
-        return Transformer.from_crs(self.crs, CRS.from_epsg(4326), always_xy=True)
-
-    def latlon_to_px(self, lat: F64, lon: F64) -> tuple[F64, F64]:
-        """Pixel coordinates (col, row; centres at integers) of WGS84 points."""
-        x, y = self._from_wgs84.transform(lon, lat)
-        return (np.asarray(x) - self.origin_x) / self.pixel_size - 0.5, (
-            self.origin_y - np.asarray(y)
-        ) / self.pixel_size - 0.5
-
-    def px_to_latlon(self, col: float, row: float) -> tuple[float, float]:
-        """WGS84 latitude and longitude of a pixel position (centres at integers): the
-        inverse of :meth:`latlon_to_px`."""
-        x = self.origin_x + (col + 0.5) * self.pixel_size
-        y = self.origin_y - (row + 0.5) * self.pixel_size
-        lon, lat = self._to_wgs84.transform(x, y)
-        return float(lat), float(lon)
-
-    def bounds_latlon(self) -> tuple[float, float, float, float]:
-        """(min_lat, min_lon, max_lat, max_lon) of the image.
-
-        An image across the antimeridian has its east edge's longitudes past
-        180 (min_lon 179.9, max_lon 180.1), so the box still spans the image,
-        not the rest of the world.
-        """
-        h, w = self.pixels.shape[:2]
-        xs = np.array([0, w, 0, w]) * self.pixel_size + self.origin_x
-        ys = self.origin_y - np.array([0, 0, h, h]) * self.pixel_size
-        lon, lat = self._to_wgs84.transform(xs, ys)
-        lon = np.asarray(lon, np.float64)
-        if float(lon.max() - lon.min()) > 180.0:
-            lon = np.where(lon < 0.0, lon + 360.0, lon)
-        return float(min(lat)), float(lon.min()), float(max(lat)), float(lon.max())
-
-    def sample(self, lat: F64, lon: F64) -> U8:
-        """Bilinear samples at WGS84 points (any shape); 0 outside the image."""
-        shape = np.shape(lat)
-        col, row = self.latlon_to_px(np.ravel(lat), np.ravel(lon))
-        out = cv2.remap(
-            self.pixels,
-            col.astype(np.float32).reshape(shape),
-            row.astype(np.float32).reshape(shape),
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
-        )
-        return np.asarray(out, np.uint8)
-
-
-@dataclass(frozen=True)
-class MercatorGrid:
-    """Map pixels at ``zoom``: world pixel coordinates ``(x0, y0)`` at the top-left corner."""
-
-    zoom: int
-    x0: float
-    y0: float
-    cols: int
-    rows: int
-
-    def latlon(self) -> tuple[F64, F64]:
-        """Latitude and longitude of every pixel centre (rows x cols)."""
-        size = merc_px_size(self.zoom)
-        xs = (self.x0 + np.arange(self.cols) + 0.5) * size - MERC_HALF_M
-        ys = MERC_HALF_M - (self.y0 + np.arange(self.rows) + 0.5) * size
-        mx, my = np.meshgrid(xs, ys)
-        to_ll = Transformer.from_crs(CRS.from_epsg(3857), CRS.from_epsg(4326), always_xy=True)
-        lon, lat = to_ll.transform(mx, my)
-        return np.asarray(lat), np.asarray(lon)
-
-
-def render_map(ortho: Orthophoto, grid: MercatorGrid) -> U8:
-    """The orthophoto resampled onto a web-mercator pixel grid (what tiles hold)."""
-    lat, lon = grid.latlon()
-    return ortho.sample(lat, lon)
 
 
 def render_frame(
@@ -194,26 +111,16 @@ def cut_tiles(
 
     Tiles only partly covered keep black where the orthophoto has no data. An
     orthophoto across the antimeridian gives the last columns and the first.
+    Sampled bilinearly from ``ortho`` as it is (no reduction: the measured
+    tiles were made so).
     """
-    from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px, wrap_tile_x
-
-    lat0, lon0, lat1, lon1 = ortho.bounds_latlon()
-    x0, y0 = latlon_to_world_px(lat1, lon0, zoom)
-    x1, y1 = latlon_to_world_px(lat0, lon1, zoom)
-    if x1 < x0:  # the east edge is past the antimeridian: its columns run on
-        x1 += TILE_PX * (1 << zoom)
     out: dict[tuple[int, int, int], U8] = {}
-    for ty in range(int(y0 // TILE_PX) - margin_tiles, int(y1 // TILE_PX) + 1 + margin_tiles):
-        for column in range(
-            int(x0 // TILE_PX) - margin_tiles, int(x1 // TILE_PX) + 1 + margin_tiles
-        ):
-            tx = wrap_tile_x(column, zoom)
-            grid = MercatorGrid(zoom, tx * TILE_PX, ty * TILE_PX, TILE_PX, TILE_PX)
-            px = render_map(ortho, grid)
-            ok, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-            if not ok:
-                raise RuntimeError("JPEG encode failed")
-            out[(zoom, tx, ty)] = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
+    for z, tx, ty in tile_addresses(ortho, zoom, margin_tiles):
+        px = render_map(ortho, tile_grid(z, tx, ty))
+        ok, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+        if not ok:
+            raise RuntimeError("JPEG encode failed")
+        out[(z, tx, ty)] = np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
     return out
 
 

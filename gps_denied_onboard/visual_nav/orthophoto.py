@@ -1,0 +1,210 @@
+"""A georeferenced orthophoto and the web-mercator map pixels resampled from it.
+
+Read by the map's preparation (:mod:`gps_denied_onboard.tile_cache.orthophoto_import`,
+an operator's GeoTIFF cut into the tile cache's tiles) and by the tests' and
+benchmarks' rendering (:mod:`.simulate`), so the tiles a flight uses are made
+the way the measured ones were. pyproj does every coordinate transform; OpenCV
+resamples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from pyproj import CRS, Geod, Transformer
+
+from gps_denied_onboard.replay.geotiff import read_geotiff
+from gps_denied_onboard.visual_nav.geo import (
+    MERC_HALF_M,
+    TILE_PX,
+    ground_resolution_m,
+    latlon_to_world_px,
+    merc_px_size,
+    wrap_tile_x,
+)
+
+F64 = NDArray[np.float64]
+U8 = NDArray[np.uint8]
+
+#: a reduction is worth its blur once the map's pixel spans this many source pixels
+_REDUCE_FROM = 2.0
+
+
+@dataclass(frozen=True)
+class Orthophoto:
+    """A north-up GeoTIFF in a projected CRS (pixel-is-area, one tie point, square pixels)."""
+
+    pixels: U8  # rows x cols x bands (BGR order for 3+ bands)
+    crs: CRS
+    origin_x: float  # CRS coordinates of the top-left corner of pixel (0, 0)
+    origin_y: float
+    pixel_size: float
+
+    @classmethod
+    def read(cls, path: Path) -> Orthophoto:
+        data, geo = read_geotiff(path)
+        if data.shape[2] >= 3:
+            data = np.ascontiguousarray(data[:, :, 2::-1])  # RGB(N) -> BGR
+        return cls(data, CRS.from_epsg(geo.epsg), geo.origin_x, geo.origin_y, geo.scale_x)
+
+    @cached_property
+    def _from_wgs84(self) -> Transformer:
+        return Transformer.from_crs(CRS.from_epsg(4326), self.crs, always_xy=True)
+
+    @cached_property
+    def _to_wgs84(self) -> Transformer:
+        return Transformer.from_crs(self.crs, CRS.from_epsg(4326), always_xy=True)
+
+    def latlon_to_px(self, lat: F64, lon: F64) -> tuple[F64, F64]:
+        """Pixel coordinates (col, row; centres at integers) of WGS84 points."""
+        x, y = self._from_wgs84.transform(lon, lat)
+        return (np.asarray(x) - self.origin_x) / self.pixel_size - 0.5, (
+            self.origin_y - np.asarray(y)
+        ) / self.pixel_size - 0.5
+
+    def px_to_latlon(self, col: float, row: float) -> tuple[float, float]:
+        """WGS84 latitude and longitude of a pixel position (centres at integers): the
+        inverse of :meth:`latlon_to_px`."""
+        x = self.origin_x + (col + 0.5) * self.pixel_size
+        y = self.origin_y - (row + 0.5) * self.pixel_size
+        lon, lat = self._to_wgs84.transform(x, y)
+        return float(lat), float(lon)
+
+    def bounds_latlon(self) -> tuple[float, float, float, float]:
+        """(min_lat, min_lon, max_lat, max_lon) of the image.
+
+        An image across the antimeridian has its east edge's longitudes past
+        180 (min_lon 179.9, max_lon 180.1), so the box still spans the image,
+        not the rest of the world.
+        """
+        h, w = self.pixels.shape[:2]
+        xs = np.array([0, w, 0, w]) * self.pixel_size + self.origin_x
+        ys = self.origin_y - np.array([0, 0, h, h]) * self.pixel_size
+        lon, lat = self._to_wgs84.transform(xs, ys)
+        lon = np.asarray(lon, np.float64)
+        if float(lon.max() - lon.min()) > 180.0:
+            lon = np.where(lon < 0.0, lon + 360.0, lon)
+        return float(min(lat)), float(lon.min()), float(max(lat)), float(lon.max())
+
+    def ground_pixel_m(self) -> float:
+        """Ground metres per pixel at the image's centre (a projected CRS's unit is
+        not always a ground metre: web mercator's is ``1/cos(latitude)`` of one)."""
+        h, w = self.pixels.shape[:2]
+        lat0, lon0 = self.px_to_latlon(w / 2.0, h / 2.0)
+        lat1, lon1 = self.px_to_latlon(w / 2.0 + 1.0, h / 2.0)
+        return float(Geod(ellps="WGS84").inv(lon0, lat0, lon1, lat1)[2])
+
+    def reduced(self, factor: int) -> Orthophoto:
+        """Each ``factor`` x ``factor`` block of pixels averaged into one (``INTER_AREA``).
+
+        The rows and columns past the last whole block are dropped, so the
+        corners stay where they were and the pixel size is exactly ``factor``
+        times the old one.
+        """
+        if factor < 1:
+            raise ValueError(f"reduction factor {factor} is not a positive integer")
+        if factor == 1:
+            return self
+        h, w = self.pixels.shape[:2]
+        hh, ww = h // factor, w // factor
+        if hh == 0 or ww == 0:
+            raise ValueError(f"a {w}x{h} image has no {factor}x{factor} block")
+        px = cv2.resize(
+            np.ascontiguousarray(self.pixels[: hh * factor, : ww * factor]),
+            (ww, hh),
+            interpolation=cv2.INTER_AREA,
+        )
+        return Orthophoto(
+            np.asarray(px, np.uint8),
+            self.crs,
+            self.origin_x,
+            self.origin_y,
+            self.pixel_size * factor,
+        )
+
+    def sample(self, lat: F64, lon: F64) -> U8:
+        """Bilinear samples at WGS84 points (any shape); 0 outside the image."""
+        shape = np.shape(lat)
+        col, row = self.latlon_to_px(np.ravel(lat), np.ravel(lon))
+        out = cv2.remap(
+            self.pixels,
+            col.astype(np.float32).reshape(shape),
+            row.astype(np.float32).reshape(shape),
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        return np.asarray(out, np.uint8)
+
+
+@dataclass(frozen=True)
+class MercatorGrid:
+    """Map pixels at ``zoom``: world pixel coordinates ``(x0, y0)`` at the top-left corner."""
+
+    zoom: int
+    x0: float
+    y0: float
+    cols: int
+    rows: int
+
+    def latlon(self) -> tuple[F64, F64]:
+        """Latitude and longitude of every pixel centre (rows x cols)."""
+        size = merc_px_size(self.zoom)
+        xs = (self.x0 + np.arange(self.cols) + 0.5) * size - MERC_HALF_M
+        ys = MERC_HALF_M - (self.y0 + np.arange(self.rows) + 0.5) * size
+        mx, my = np.meshgrid(xs, ys)
+        to_ll = Transformer.from_crs(CRS.from_epsg(3857), CRS.from_epsg(4326), always_xy=True)
+        lon, lat = to_ll.transform(mx, my)
+        return np.asarray(lat), np.asarray(lon)
+
+
+def render_map(ortho: Orthophoto, grid: MercatorGrid) -> U8:
+    """The orthophoto resampled onto a web-mercator pixel grid (what tiles hold)."""
+    lat, lon = grid.latlon()
+    return ortho.sample(lat, lon)
+
+
+def tile_addresses(
+    ortho: Orthophoto, zoom: int, margin_tiles: int = 0
+) -> list[tuple[int, int, int]]:
+    """The web-mercator tiles ``(zoom, x, y)`` covering the orthophoto, row by row.
+
+    An orthophoto across the antimeridian gives the last columns and the first.
+    """
+    lat0, lon0, lat1, lon1 = ortho.bounds_latlon()
+    x0, y0 = latlon_to_world_px(lat1, lon0, zoom)
+    x1, y1 = latlon_to_world_px(lat0, lon1, zoom)
+    if x1 < x0:  # the east edge is past the antimeridian: its columns run on
+        x1 += TILE_PX * (1 << zoom)
+    return [
+        (zoom, wrap_tile_x(column, zoom), ty)
+        for ty in range(int(y0 // TILE_PX) - margin_tiles, int(y1 // TILE_PX) + 1 + margin_tiles)
+        for column in range(
+            int(x0 // TILE_PX) - margin_tiles, int(x1 // TILE_PX) + 1 + margin_tiles
+        )
+    ]
+
+
+def tile_grid(zoom: int, x: int, y: int) -> MercatorGrid:
+    """The pixel grid of tile ``(zoom, x, y)``."""
+    return MercatorGrid(zoom, x * TILE_PX, y * TILE_PX, TILE_PX, TILE_PX)
+
+
+def for_zoom(ortho: Orthophoto, zoom: int) -> Orthophoto:
+    """``ortho`` reduced for resampling at ``zoom``: where a map pixel spans two or more
+    of its pixels, blocks of them are averaged first (:meth:`Orthophoto.reduced`).
+
+    Bilinear sampling reads four source pixels a map pixel: from a 1 m orthophoto at
+    z15 (3.3 m at 47 N) it would take one pixel in ten and alias field texture into
+    noise the matcher then correlates. After the reduction a map pixel spans one to
+    two source pixels.
+    """
+    lat0, _, lat1, _ = ortho.bounds_latlon()
+    ratio = ground_resolution_m((lat0 + lat1) / 2.0, zoom) / ortho.ground_pixel_m()
+    return ortho.reduced(math.floor(ratio)) if ratio >= _REDUCE_FROM else ortho
