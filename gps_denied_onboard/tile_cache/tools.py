@@ -6,15 +6,22 @@
     python -m gps_denied_onboard.tile_cache.tools dump --stats
     python -m gps_denied_onboard.tile_cache.tools verify [--json]
     python -m gps_denied_onboard.tile_cache.tools migrate
+    python -m gps_denied_onboard.tile_cache.tools import ORTHO.tif --source S \
+        --captured YYYY-MM-DD [--zoom Z ...] [--json]
 
 Configuration comes from ``--params-file`` (the node's ROS parameter YAML,
 default ``config/tile_cache.yaml`` when present) with ``--dsn`` and
 ``--tile-root`` on top; with no DSN the embedded cluster is used (started if
 needed, stopped again if this command started it). ``dump`` and ``verify``
-only read: they never reconcile, evict or repair.
+only read: they never reconcile, evict or repair. ``import`` cuts an
+orthophoto GeoTIFF into the cache's tiles (:mod:`.orthophoto_import`); it
+migrates the database first and takes the tile root's lock, so it fails
+(status 3, ``TileRootLockedError``) while the tile_cache node runs on it.
 
-Exit status: 0 fine, 1 ``verify`` found problems, 2 usage or configuration
-error, 3 the database or the files could not be read.
+Exit status: 0 fine, 1 ``verify`` found problems or ``import`` saw tiles evicted
+(the area does not fit the disk budget), 2 usage or configuration error or an
+orthophoto that cannot be read, 3 the database or the files could not be read
+or written.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -39,7 +47,13 @@ from gps_denied_onboard.tile_cache.config import TileCacheConfig
 from gps_denied_onboard.tile_cache.database import open_database
 from gps_denied_onboard.tile_cache.migrations import apply_migrations
 from gps_denied_onboard.tile_cache.model import metadata_dict
+from gps_denied_onboard.tile_cache.orthophoto_import import (
+    ImportReport,
+    default_zooms,
+    import_orthophoto,
+)
 from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
+from gps_denied_onboard.visual_nav.orthophoto import Orthophoto
 
 NODE_NAME = "tile_cache"
 DEFAULT_PARAMS = Path("config/tile_cache.yaml")
@@ -60,16 +74,18 @@ def _config(args: argparse.Namespace) -> TileCacheConfig:
 
 
 @contextmanager
-def _store(config: TileCacheConfig) -> Iterator[PostgresFilesystemStore]:
+def _store(config: TileCacheConfig, *, read_only: bool = True) -> Iterator[PostgresFilesystemStore]:
     db = open_database(config)
     try:
         cfg = replace(config, dsn=db.dsn)
+        if not read_only:
+            apply_migrations(db.dsn)
         store = PostgresFilesystemStore.from_config(
             cfg,
             SystemClock(),
             MemorySink(),
             logging.getLogger("gdo.tile_cache.tools"),
-            read_only=True,
+            read_only=read_only,
         )
         try:
             yield store
@@ -186,9 +202,58 @@ def cmd_verify(store: PostgresFilesystemStore, args: argparse.Namespace, out: Te
     return 1 if problems else 0
 
 
+def _captured_ns(text: str) -> int:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 time with its offset, as epoch ns."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not a date or ISO 8601 time: {text!r}") from err
+    if when.tzinfo is None:
+        if len(text) > 10:
+            raise argparse.ArgumentTypeError(f"a time needs its UTC offset: {text!r}")
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+def cmd_import(store: PostgresFilesystemStore, args: argparse.Namespace, out: TextIO) -> int:
+    ortho = args.orthophoto_read
+    zooms = tuple(args.zoom) if args.zoom else default_zooms(ortho)
+
+    def progress(report: ImportReport) -> None:
+        if not args.json:
+            print(f"  stored {report.stored} tiles", file=sys.stderr)
+
+    report = import_orthophoto(
+        store,
+        ortho,
+        source=args.source,
+        captured_at_ns=args.captured,
+        zooms=zooms,
+        jpeg_quality=args.jpeg_quality,
+        progress=progress,
+    )
+    if args.json:
+        out.write(json.dumps(asdict(report), sort_keys=True) + "\n")
+    else:
+        out.write(
+            f"zooms {', '.join(map(str, report.zooms))}: {report.stored} tiles stored "
+            f"({report.bytes_stored / 1e6:.1f} MB), {report.held} already held, "
+            f"{report.empty} outside the image\n"
+        )
+    if report.evicted:
+        print(
+            f"gdo-tile-cache: {report.evicted} tiles evicted to keep within the disk budget: "
+            "the area does not fit; raise disk_budget_bytes or import less",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="gdo-tile-cache", description="Inspect and check the tile cache (read-only)."
+        prog="gdo-tile-cache",
+        description="Inspect and check the tile cache (read-only); import an orthophoto.",
     )
     ap.add_argument("--params-file", type=Path, help="ROS parameter YAML (tile_cache section)")
     ap.add_argument("--dsn", help="libpq DSN; empty = $GDO_DSN or the embedded cluster")
@@ -208,6 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="re-hash every file against the database")
     ver.add_argument("--json", action="store_true")
     sub.add_parser("migrate", help="apply schema migrations up to head")
+    imp = sub.add_parser("import", help="cut an orthophoto GeoTIFF into the cache's tiles")
+    imp.add_argument("orthophoto", type=Path, help="north-up GeoTIFF in a projected CRS")
+    imp.add_argument("--source", required=True, help="the imagery's source name (naip...)")
+    imp.add_argument(
+        "--captured",
+        required=True,
+        type=_captured_ns,
+        help="when the imagery was taken: YYYY-MM-DD (UTC) or ISO 8601 with offset",
+    )
+    imp.add_argument(
+        "--zoom",
+        type=int,
+        action="append",
+        help="a zoom to cut (repeat); default: the orthophoto's own and the next coarser",
+    )
+    imp.add_argument("--jpeg-quality", type=int, default=90, dest="jpeg_quality")
+    imp.add_argument("--json", action="store_true", help="the report as one JSON object")
     return ap
 
 
@@ -219,6 +301,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except GpsDeniedError as err:
         print(f"gdo-tile-cache: {err}", file=sys.stderr)
         return 2
+    if args.command == "import":
+        try:  # before the database: a file that cannot be read changes nothing
+            args.orthophoto_read = Orthophoto.read(args.orthophoto)
+        except (OSError, ValueError) as err:
+            print(f"gdo-tile-cache: cannot read {args.orthophoto}: {err}", file=sys.stderr)
+            return 2
     try:
         if args.command == "migrate":
             db = open_database(config)
@@ -231,6 +319,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 f" (from {result.from_revision or 'empty'})\n"
             )
             return 0
+        if args.command == "import":
+            with _store(config, read_only=False) as store:
+                return cmd_import(store, args, out)
         with _store(config) as store:
             if args.command == "dump":
                 return cmd_dump(store, args, out)

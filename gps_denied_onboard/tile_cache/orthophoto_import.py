@@ -1,0 +1,163 @@
+"""An operator's orthophoto (a GeoTIFF of the area to be flown) cut into the cache's tiles.
+
+Before a flight the map has to be on the aircraft. The ground's tile provider
+fills the cache through ``put_tile``; without one, an operator has a GeoTIFF
+(a national orthophoto, NAIP, a drone survey) and this: it is resampled onto
+the web-mercator tiles covering it at each zoom asked
+(:mod:`gps_denied_onboard.visual_nav.orthophoto`, the way the benchmarks'
+tiles are made, but averaged down first where a tile pixel spans several of
+the orthophoto's), JPEG-encoded and stored through the store's own write path
+(:func:`.writes.put_tiles`, a transaction per batch) as reference imagery of
+``source``, captured when the orthophoto was taken (the freshness rules
+judge by that date, so it is asked for, not assumed).
+
+A tile the cache already holds under the same address and source is left as it
+is and counted: an import killed part way is finished by running it again, and
+one run twice stores nothing the second time. A tile with no orthophoto pixel
+in it (beyond the image's edge) is not stored. The store keeps to its disk
+budget as it writes (least recently used first), so an area larger than the
+budget is reported as evicted tiles rather than silently half-held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import cv2
+import numpy as np
+
+from gps_denied_onboard.tile_cache.errors import TileValidationError
+from gps_denied_onboard.tile_cache.model import TileWrite
+from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
+from gps_denied_onboard.visual_nav.geo import zoom_for_resolution
+from gps_denied_onboard.visual_nav.orthophoto import (
+    Orthophoto,
+    for_zoom,
+    render_map,
+    tile_addresses,
+    tile_grid,
+)
+
+#: tiles written per transaction
+BATCH: Final = 32
+#: the highest zoom an import makes (z22 is 3.7 cm a pixel at the equator)
+MAX_ZOOM: Final = 22
+
+
+@dataclass
+class ImportReport:
+    """What an import did, per zoom and in all."""
+
+    zooms: tuple[int, ...]
+    #: tiles covering the orthophoto at each zoom
+    covering: dict[int, int] = field(default_factory=dict)
+    stored: int = 0
+    #: already in the cache under the same address and source: left as they were
+    held: int = 0
+    #: beyond the orthophoto's edge: not stored
+    empty: int = 0
+    bytes_stored: int = 0
+    #: tiles the store evicted meanwhile to stay within its disk budget: the area
+    #: does not fit (imported tiles among them, or the tiles they displaced)
+    evicted: int = 0
+
+
+def default_zooms(ortho: Orthophoto) -> tuple[int, ...]:
+    """The zoom whose pixels are the finest no finer than the orthophoto's, and the next
+    coarser: at 5 m a pixel and 47 N, z15 (3.3 m) and z14 (6.5 m), which visual_nav at
+    its default ``resolution_m`` (5) and its coarser rung read.
+
+    Finer zooms than the orthophoto's own add no detail, only bytes.
+    """
+    lat0, _, lat1, _ = ortho.bounds_latlon()
+    z = zoom_for_resolution((lat0 + lat1) / 2.0, ortho.ground_pixel_m(), MAX_ZOOM)
+    return (z, z - 1) if z > 0 else (z,)
+
+
+def import_orthophoto(
+    store: PostgresFilesystemStore,
+    ortho: Orthophoto,
+    *,
+    source: str,
+    captured_at_ns: int,
+    zooms: Sequence[int],
+    jpeg_quality: int = 90,
+    progress: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Store the tiles covering ``ortho`` at each of ``zooms`` (see the module docstring).
+
+    Args:
+        store: a read-write store (it holds the tile root's lock).
+        source: the imagery's source name as the cache stores it (``naip``...).
+        captured_at_ns: when the orthophoto was taken, epoch ns.
+        progress: called with the report after every batch.
+
+    Raises:
+        TileValidationError: a zoom out of 0..22, a source the store refuses,
+            or a JPEG quality out of 1..100.
+        TileCacheError: the store's own failures (a batch is stored whole or not).
+    """
+    if not zooms or any(not 0 <= z <= MAX_ZOOM for z in zooms):
+        raise TileValidationError(
+            f"zooms must be within 0..{MAX_ZOOM}, got {list(zooms)}", field="zoom"
+        )
+    if not 1 <= jpeg_quality <= 100:
+        raise TileValidationError(
+            f"jpeg_quality must be within 1..100, got {jpeg_quality}", field="jpeg_quality"
+        )
+    report = ImportReport(tuple(zooms))
+    evictions_before = store.stats().evictions
+    gsd = ortho.ground_pixel_m()
+    for zoom in report.zooms:
+        addresses = tile_addresses(ortho, zoom)
+        report.covering[zoom] = len(addresses)
+        source_px = for_zoom(ortho, zoom)
+        batch: list[TileWrite] = []
+        for z, x, y in addresses:
+            if store.find(z, x, y, source) is not None:
+                report.held += 1
+                continue
+            px = render_map(source_px, tile_grid(z, x, y))
+            if not px.any():
+                report.empty += 1
+                continue
+            ok, buf = cv2.imencode(".jpg", px, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+            if not ok:  # pragma: no cover - OpenCV encodes any 8-bit image
+                raise TileValidationError(f"tile {z}/{x}/{y}: JPEG encoding failed", field="data")
+            data = bytes(np.asarray(buf).tobytes())
+            batch.append(
+                TileWrite(
+                    zoom=z,
+                    x=x,
+                    y=y,
+                    source=source,
+                    data=data,
+                    content_sha256=hashlib.sha256(data).hexdigest(),
+                    captured_at_ns=captured_at_ns,
+                    quality={"gsd_m": round(gsd, 3), "imported": True},
+                )
+            )
+            if len(batch) == BATCH:
+                _flush(store, batch, report, progress)
+        _flush(store, batch, report, progress)
+    report.evicted = store.stats().evictions - evictions_before
+    return report
+
+
+def _flush(
+    store: PostgresFilesystemStore,
+    batch: list[TileWrite],
+    report: ImportReport,
+    progress: Callable[[ImportReport], None] | None,
+) -> None:
+    if not batch:
+        return
+    store.put_tiles(batch)
+    report.stored += len(batch)
+    report.bytes_stored += sum(len(w.data) for w in batch)
+    batch.clear()
+    if progress is not None:
+        progress(report)

@@ -1,0 +1,197 @@
+"""An operator's orthophoto GeoTIFF cut into the cache's tiles: real PostgreSQL, real files."""
+
+from __future__ import annotations
+
+import io
+import json
+from calendar import timegm
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from pyproj import CRS, Transformer
+
+from gps_denied_onboard.tile_cache.config import TileCacheConfig
+from gps_denied_onboard.tile_cache.errors import TileValidationError
+from gps_denied_onboard.tile_cache.orthophoto_import import (
+    BATCH,
+    ImportReport,
+    default_zooms,
+    import_orthophoto,
+)
+from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
+from gps_denied_onboard.tile_cache.tools import main
+from gps_denied_onboard.visual_nav.orthophoto import (
+    Orthophoto,
+    render_map,
+    tile_addresses,
+    tile_grid,
+)
+from gps_denied_onboard.visual_nav.simulate import NAIP_FILES, cut_tiles
+
+NAIP = Path(__file__).resolve().parents[3] / "shared" / "data" / "naip" / NAIP_FILES["2017"]
+CAPTURED_NS = timegm((2017, 8, 27, 0, 0, 0)) * 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def naip_2017() -> Orthophoto:
+    if not NAIP.exists():
+        pytest.skip(f"NAIP orthophoto not found at {NAIP}")
+    return Orthophoto.read(NAIP)
+
+
+def _jpeg_pixels(data: bytes) -> np.ndarray:
+    return np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+
+
+def test_the_tiles_covering_an_orthophoto_are_stored_once_with_its_date(
+    store: PostgresFilesystemStore, naip_2017: Orthophoto
+) -> None:
+    assert default_zooms(naip_2017) == (15, 14)  # 5 m pixels at 47 N: z15 is 3.3 m, z14 6.5 m
+    first = import_orthophoto(
+        store, naip_2017, source="naip", captured_at_ns=CAPTURED_NS, zooms=(15, 14)
+    )
+    covering = {z: len(tile_addresses(naip_2017, z)) for z in (15, 14)}
+    assert first.covering == covering
+    assert first.stored + first.empty == sum(covering.values()) and first.held == 0
+    assert first.stored > 40 and first.evicted == 0
+    assert store.stats().tiles == first.stored
+
+    # each tile holds the orthophoto resampled as the benchmarks' tiles are (no
+    # reduction at 5 m: a z15 or z14 pixel spans under two of the orthophoto's)
+    want = cut_tiles(naip_2017, 15)
+    for (z, x, y), pixels in list(want.items())[::7]:
+        got = store.get_tile(z, x, y, "naip")
+        assert np.array_equal(_jpeg_pixels(got.data), pixels), (z, x, y)
+        assert got.meta.captured_at_ns == CAPTURED_NS and got.meta.flight_id is None
+        assert got.meta.quality["gsd_m"] == pytest.approx(5.0, abs=0.05)
+
+    second = import_orthophoto(
+        store, naip_2017, source="naip", captured_at_ns=CAPTURED_NS, zooms=(15, 14)
+    )
+    assert (second.stored, second.held) == (0, first.stored)
+    assert store.stats().tiles == first.stored
+
+
+def test_an_import_stopped_part_way_is_finished_by_running_it_again(
+    store: PostgresFilesystemStore, naip_2017: Orthophoto
+) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop_after_one_batch(report: ImportReport) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        import_orthophoto(
+            store,
+            naip_2017,
+            source="naip",
+            captured_at_ns=CAPTURED_NS,
+            zooms=(15,),
+            progress=stop_after_one_batch,
+        )
+    assert store.stats().tiles == BATCH  # the batch committed whole, nothing after it
+    rest = import_orthophoto(
+        store, naip_2017, source="naip", captured_at_ns=CAPTURED_NS, zooms=(15,)
+    )
+    assert rest.held == BATCH
+    assert store.stats().tiles == BATCH + rest.stored == rest.covering[15] - rest.empty
+
+
+def _checkerboard(square_m: float, pixel_m: float, size_m: float) -> Orthophoto:
+    """A black-and-white checkerboard of ``square_m`` squares, in web mercator at 47 N."""
+    k = 1.0 / np.cos(np.radians(47.0))
+    n = int(size_m / pixel_m)
+    idx = (np.arange(n) * pixel_m // square_m).astype(int)
+    board = ((idx[:, None] + idx[None, :]) % 2 * 255).astype(np.uint8)
+    cx, cy = Transformer.from_crs(
+        CRS.from_epsg(4326), CRS.from_epsg(3857), always_xy=True
+    ).transform(-99.155, 47.0)
+    return Orthophoto(
+        np.ascontiguousarray(cv2.cvtColor(board, cv2.COLOR_GRAY2BGR)),
+        CRS.from_epsg(3857),
+        cx - n / 2 * pixel_m * k,
+        cy + n / 2 * pixel_m * k,
+        pixel_m * k,
+    )
+
+
+def test_a_fine_orthophoto_is_averaged_down_to_a_coarse_tile_not_aliased(
+    store: PostgresFilesystemStore,
+) -> None:
+    """Half-metre squares under a z16 tile (1.6 m a pixel at 47 N): bilinear sampling
+    alone picks black or white pixels (moire the matcher would correlate); averaged
+    first, the tile is the board's mean grey."""
+    board = _checkerboard(0.5, 0.5, 700.0)
+    assert board.ground_pixel_m() == pytest.approx(0.5, rel=0.01)
+    report = import_orthophoto(store, board, source="survey", captured_at_ns=0, zooms=(16,))
+    assert report.stored >= 1
+    checked = 0
+    for z, x, y in tile_addresses(board, 16):
+        if store.find(z, x, y, "survey") is None:
+            continue
+        px = _jpeg_pixels(store.get_tile(z, x, y, "survey").data)[:, :, 0]
+        aliased = render_map(board, tile_grid(z, x, y))[:, :, 0]
+        # the tile's pixels over the board, clear of its edge's blend with no-data
+        inside = cv2.erode(((px > 0) & (aliased > 0)).astype(np.uint8), np.ones((9, 9))) > 0
+        if inside.sum() < 1000:
+            continue
+        checked += 1
+        assert abs(float(px[inside].mean()) - 127.5) < 10, (z, x, y, px[inside].mean())
+        assert float(px[inside].std()) < 12 < 30 < float(aliased[inside].std()), (
+            px[inside].std(),
+            aliased[inside].std(),
+        )
+    assert checked >= 1
+
+
+def test_a_zoom_out_of_range_or_a_source_the_store_refuses_is_a_typed_error(
+    store: PostgresFilesystemStore,
+) -> None:
+    board = _checkerboard(20.0, 5.0, 1000.0)
+    for zooms in ((23,), (-1,), ()):
+        with pytest.raises(TileValidationError):
+            import_orthophoto(store, board, source="naip", captured_at_ns=0, zooms=zooms)
+    with pytest.raises(TileValidationError):
+        import_orthophoto(store, board, source="no such/source", captured_at_ns=0, zooms=(15,))
+    assert store.stats().tiles == 0
+
+
+def _cli(cfg: TileCacheConfig, *argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(["--dsn", cfg.dsn, "--tile-root", str(cfg.tile_root), *argv], out=out)
+    return code, out.getvalue()
+
+
+def test_the_operator_imports_a_geotiff_from_the_command_line(
+    tile_config: TileCacheConfig, naip_2017: Orthophoto, tmp_path: Path
+) -> None:
+    args = ("import", str(NAIP), "--source", "naip", "--captured", "2017-08-27", "--zoom", "14")
+    code, out = _cli(tile_config, *args, "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["stored"] == len(tile_addresses(naip_2017, 14)) - report["empty"] > 10
+    code, out = _cli(tile_config, "dump", "--stats", "--json")
+    assert code == 0 and json.loads(out)["tiles"] == report["stored"]
+    code, out = _cli(tile_config, *args)
+    assert code == 0 and "0 tiles stored" in out and f"{report['stored']} already held" in out
+
+    not_a_tiff = tmp_path / "map.tif"
+    not_a_tiff.write_bytes(b"not a GeoTIFF")
+    code, _ = _cli(
+        tile_config, "import", str(not_a_tiff), "--source", "naip", "--captured", "2017-08-27"
+    )
+    assert code == 2
+    with pytest.raises(SystemExit) as bad_date:
+        _cli(tile_config, "import", str(NAIP), "--source", "naip", "--captured", "27/08/2017")
+    assert bad_date.value.code == 2
+
+
+def test_an_import_while_the_node_holds_the_tile_root_fails_and_changes_nothing(
+    store: PostgresFilesystemStore, tile_config: TileCacheConfig, naip_2017: Orthophoto
+) -> None:
+    code, _ = _cli(tile_config, "import", str(NAIP), "--source", "naip", "--captured", "2017-08-27")
+    assert code == 3
+    assert store.stats().tiles == 0
