@@ -80,9 +80,8 @@ def image_of(msg: Any, camera: CameraModel | None = None) -> np.ndarray[Any, Any
     matched: cv_bridge's ``passthrough`` hands ``rgb8`` over in RGB order, whose gray
     plane the estimator (BGR, like the tiles) would have weighed with red and blue
     swapped, and it cannot convert the ``uyvy``/``yuyv`` names that replaced
-    ``yuv422``. Only an
-    encoding ours refuses is offered to cv_bridge where it is installed; whatever it
-    makes of it still has to pass the estimator's pixel checks."""
+    ``yuv422``. Only an encoding ours refuses is offered to cv_bridge where it is
+    installed; whatever it makes of it still has to pass the estimator's pixel checks."""
     if isinstance(msg, CompressedImage):
         limit = MAX_FRAME_PIXELS if camera is None else camera.width * camera.height
         return decode_compressed(bytes(msg.data), limit)
