@@ -354,7 +354,10 @@ class VisualNavNode(LifecycleNodeBase):
         if cfg is None:
             return
         # the exposure time: a driver's stamp moved by camera_time_offset_s
-        stamp = time_msg_to_ns(msg.header.stamp) + round(cfg.camera_time_offset_s * NS)
+        stamp = time_msg_to_ns(msg.header.stamp)
+        if stamp == 0:
+            stamp = self._unstamped()
+        stamp += round(cfg.camera_time_offset_s * NS)
         with self._frames_cv:
             dropped = self._frames.offer(stamp, msg)
             self.stats.frames_decimated = self._frames.decimated
@@ -364,6 +367,22 @@ class VisualNavNode(LifecycleNodeBase):
             self._out.decimated(stamp)
         else:
             self._out.let_go(dropped)
+
+    def _unstamped(self) -> int:
+        """A frame with no stamp (a driver that leaves header.stamp zero) is taken as
+        captured when it arrived, on the node's clock (the replay's under
+        ``use_sim_time``): late by the transport's delay, which
+        ``camera_time_offset_s`` can take back, where refusing it would leave the
+        aircraft without fixes. Counted, and logged once: the driver wants fixing."""
+        self.stats.frames_unstamped += 1
+        if self.stats.frames_unstamped == 1:
+            log_event(
+                self._log,
+                logging.WARNING,
+                "vnav.unstamped_frames",
+                hint="the camera driver leaves header.stamp zero; frames are timed on arrival",
+            )
+        return int(self.get_clock().now().nanoseconds)
 
     def _next_frame(self) -> tuple[int, Any] | None:
         """The next frame to match, waiting up to :data:`IDLE_DRAIN_S` for one (None

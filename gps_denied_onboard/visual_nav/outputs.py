@@ -134,6 +134,8 @@ class VisualNavStats:
     #: frames over frame_max_rate_hz, and frames let go as too late (.frame_pacing)
     frames_decimated: int = 0
     dropped_late: int = 0
+    #: frames whose header.stamp was zero, stamped at their arrival instead
+    frames_unstamped: int = 0
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     fix_stamps_ns: deque[int] = field(default_factory=lambda: deque(maxlen=50))
     map_coverage: float = 0.0
@@ -239,6 +241,7 @@ class VisualNavStats:
             "dropped_busy": self.dropped_busy,
             "dropped_late": self.dropped_late,
             "frames_decimated": self.frames_decimated,
+            "frames_unstamped": self.frames_unstamped,
             "map_coverage": round(self.map_coverage, 3),
             "map_enlarged_share": round(self.map_enlarged_share, 3),
             "resolution_m": round(self.resolution_m, 3),

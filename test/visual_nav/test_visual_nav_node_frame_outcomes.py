@@ -144,6 +144,30 @@ def test_a_late_stamping_driver_is_moved_back_to_the_exposure(
         _close(ros, node, peer)
 
 
+def test_unstamped_frames_are_timed_on_arrival_not_taken_as_one_repeated_frame(
+    ros: MultiThreadedExecutor,
+) -> None:
+    """A driver that leaves ``header.stamp`` zero: each frame is timed when it arrives
+    (the node's clock), so they are matched at the rate cap like stamped ones. Taken
+    at stamp 0, the first was refused for an attitude 50 years old and every later one
+    decimated as its repeat: no fix at all."""
+    node, peer, frames, outcomes = _stack(ros)
+    try:
+        sent = []
+        for _ in range(5):
+            sent.append(node.get_clock().now().nanoseconds)
+            frames.publish(_frame(0))  # type: ignore[attr-defined]
+            time.sleep(0.6)  # a 1.7 Hz camera: under frame_max_rate_hz (2), none decimated
+        assert wait_until(lambda: len(outcomes) == 5, 20.0), len(outcomes)
+        stamps = sorted(time_msg_to_ns(o.header.stamp) for o in outcomes)
+        for s, at in zip(stamps, sorted(sent), strict=True):
+            assert 0 <= s - at < NS // 2, (s - at) / NS  # its arrival, not 0
+        assert {(o.outcome, o.reason) for o in outcomes} == {("reject", "corrupt_image")}
+        assert node.stats.as_dict()["frames_unstamped"] == 5
+    finally:
+        _close(ros, node, peer)
+
+
 @pytest.mark.parametrize("offset", [1.5, -2.0, float("nan")])
 def test_a_camera_time_offset_past_a_second_is_a_config_error(offset: float) -> None:
     from gps_denied_onboard.errors import ConfigError
