@@ -49,18 +49,21 @@ def horizontal_sigma(msg: NavSatFix) -> float | None:
     return math.sqrt(var) if math.isfinite(var) and var > 0 else None
 
 
-def camera_model_of(msg: Any) -> CameraModel:
+def camera_model_of(msg: Any, *, rectified: bool = False) -> CameraModel:
     """``sensor_msgs/CameraInfo`` -> the :class:`CameraModel` of the images the camera
     sends: its binning and ROI applied (:meth:`CameraModel.as_delivered`; raises
-    CameraModelError)."""
+    CameraModelError).
+
+    ``rectified``: the images are already undistorted (``image_rect``): their camera is
+    ``p``'s left 3x3, with no distortion, as CameraInfo defines it for rectified images
+    (an all-zero ``p``, an uncalibrated camera's, is refused for its focal lengths)."""
     roi = msg.roi
-    return CameraModel(
-        int(msg.width),
-        int(msg.height),
-        tuple(float(v) for v in msg.k),
-        str(msg.distortion_model),
-        tuple(float(v) for v in msg.d),
-    ).as_delivered(
+    k: tuple[float, ...] = tuple(float(v) for v in msg.k)
+    model, d = str(msg.distortion_model), tuple(float(v) for v in msg.d)
+    if rectified:
+        p = [float(v) for v in msg.p]
+        k, model, d = (*p[0:3], *p[4:7], *p[8:11]), "plumb_bob", ()
+    return CameraModel(int(msg.width), int(msg.height), k, model, d).as_delivered(
         int(msg.binning_x),
         int(msg.binning_y),
         (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)),

@@ -341,7 +341,9 @@ class VisualNavNode(LifecycleNodeBase):
 
     def _on_info(self, msg: CameraInfo) -> None:
         try:
-            model = camera_model_of(msg)
+            model = camera_model_of(
+                msg, rectified=self._cfg is not None and self._cfg.image_is_rectified
+            )
         except CameraModelError as err:
             if self._camera_error != str(err):
                 log_event(self._log, logging.WARNING, "vnav.camera_info_refused", error=str(err))

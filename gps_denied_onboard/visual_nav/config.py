@@ -26,6 +26,7 @@ class VisualNavConfig:
     compressed_image_topic: str = "/camera/image_raw/compressed"
     image_topic: str = ""
     camera_info_topic: str = "/camera/camera_info"
+    image_is_rectified: bool = False
     mount_rpy_deg: tuple[float, ...] = (0.0, 0.0, 0.0)
     camera_time_offset_s: float = 0.0
     resolution_m: float = 5.0
