@@ -13,7 +13,9 @@ judge by that date, so it is asked for, not assumed).
 
 A tile the cache already holds under the same address and source is left as it
 is and counted: an import killed part way is finished by running it again, and
-one run twice stores nothing the second time. A tile with no orthophoto pixel
+one run twice stores nothing the second time. So the images of one area (the
+quads of a survey) go in one import: a tile where two meet is made from both,
+each pixel from the image that covers it wholly. A tile with no orthophoto pixel
 in it (beyond the image's edge) is not stored. The store keeps to its disk
 budget as it writes (least recently used first), so an area larger than the
 budget is reported as evicted tiles rather than silently half-held.
@@ -23,11 +25,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from gps_denied_onboard.tile_cache.errors import TileValidationError
 from gps_denied_onboard.tile_cache.model import TileWrite
@@ -52,12 +55,12 @@ class ImportReport:
     """What an import did, per zoom and in all."""
 
     zooms: tuple[int, ...]
-    #: tiles covering the orthophoto at each zoom
+    #: tiles covering the orthophotos at each zoom
     covering: dict[int, int] = field(default_factory=dict)
     stored: int = 0
     #: already in the cache under the same address and source: left as they were
     held: int = 0
-    #: beyond the orthophoto's edge: not stored
+    #: beyond the orthophotos' edges: not stored
     empty: int = 0
     bytes_stored: int = 0
     #: tiles the store evicted meanwhile to stay within its disk budget: the area
@@ -65,21 +68,76 @@ class ImportReport:
     evicted: int = 0
 
 
-def default_zooms(ortho: Orthophoto) -> tuple[int, ...]:
-    """The zoom whose pixels are the finest no finer than the orthophoto's, and the next
-    coarser: at 5 m a pixel and 47 N, z15 (3.3 m) and z14 (6.5 m), which visual_nav at
-    its default ``resolution_m`` (5) and its coarser rung read.
+def default_zooms(orthophotos: Sequence[Orthophoto]) -> tuple[int, ...]:
+    """The zoom whose pixels are the finest no finer than the orthophotos' (the finest
+    of them), and the next coarser: at 5 m a pixel and 47 N, z15 (3.3 m) and z14
+    (6.5 m), which visual_nav at its default ``resolution_m`` (5) and its coarser rung
+    read.
 
-    Finer zooms than the orthophoto's own add no detail, only bytes.
+    Finer zooms than the orthophotos' own add no detail, only bytes.
     """
-    lat0, _, lat1, _ = ortho.bounds_latlon()
-    z = zoom_for_resolution((lat0 + lat1) / 2.0, ortho.ground_pixel_m(), MAX_ZOOM)
+    zooms = []
+    for ortho in orthophotos:
+        lat0, _, lat1, _ = ortho.bounds_latlon()
+        zooms.append(zoom_for_resolution((lat0 + lat1) / 2.0, ortho.ground_pixel_m(), MAX_ZOOM))
+    z = max(zooms)
     return (z, z - 1) if z > 0 else (z,)
 
 
-def import_orthophoto(
+@dataclass(frozen=True)
+class _Source:
+    """One orthophoto as sampled at one zoom, and where it has pixels."""
+
+    pixels: Orthophoto
+    #: 255 over the image, 0 beyond: sampled like the pixels, it says how much of a
+    #: map pixel's bilinear sample came from the image (its edge blends with black);
+    #: None for an image imported alone
+    cover: Orthophoto | None
+
+    @classmethod
+    def at(cls, ortho: Orthophoto, zoom: int, *, alone: bool) -> _Source:
+        reduced = for_zoom(ortho, zoom)
+        if alone:
+            return cls(reduced, None)
+        ones = np.full(reduced.pixels.shape[:2], 255, np.uint8)
+        return cls(reduced, replace(reduced, pixels=ones))
+
+
+def _tile(sources: Sequence[_Source], zoom: int, x: int, y: int) -> NDArray[np.uint8]:
+    """The tile's pixels from the orthophotos over it.
+
+    A map pixel one image covers wholly is that image's (the first such). One no
+    image covers wholly lies where images meet, or at the area's edge: there each
+    image's bilinear sample holds only its own pixels' share (the rest is the black
+    beyond its edge), so their sum over the shares' sum is the sample of the images
+    as one: no dark seam where two quads meet without overlap.
+    """
+    grid = tile_grid(zoom, x, y)
+    first = render_map(sources[0].pixels, grid)
+    if len(sources) == 1 or sources[0].cover is None:
+        return first
+    pixels = [first] + [render_map(s.pixels, grid) for s in sources[1:]]
+    covers = [render_map(s.cover, grid) for s in sources if s.cover is not None]
+    out = np.zeros_like(first)
+    done = np.zeros(first.shape[:2], bool)
+    for px, cover in zip(pixels, covers, strict=True):
+        whole = (cover == 255) & ~done
+        out[whole] = px[whole]
+        done |= whole
+    share = np.sum([c.astype(np.float32) for c in covers], axis=0) / 255.0
+    part = ~done & (share > 0)
+    if part.any():
+        total = np.sum([p.astype(np.float32) for p in pixels], axis=0)
+        if total.ndim == 3:
+            share = share[:, :, None]
+        mixed = np.clip(np.rint(total / np.maximum(share, 1e-6)), 0, 255).astype(np.uint8)
+        out[part] = mixed[part]
+    return out
+
+
+def import_orthophotos(
     store: PostgresFilesystemStore,
-    ortho: Orthophoto,
+    orthophotos: Sequence[Orthophoto],
     *,
     source: str,
     captured_at_ns: int,
@@ -87,19 +145,29 @@ def import_orthophoto(
     jpeg_quality: int = 90,
     progress: Callable[[ImportReport], None] | None = None,
 ) -> ImportReport:
-    """Store the tiles covering ``ortho`` at each of ``zooms`` (see the module docstring).
+    """Store the tiles covering ``orthophotos`` at each of ``zooms`` (see the module
+    docstring).
+
+    The images of one area (the quads of a survey) go in one call: a tile where two
+    of them meet is made from both, where one call per image would store it from
+    the first alone, black beyond its edge, and leave it so (a held tile is not
+    replaced).
 
     Args:
         store: a read-write store (it holds the tile root's lock).
+        orthophotos: the images, of one source and date; where they overlap the
+            first that covers a map pixel wholly gives it.
         source: the imagery's source name as the cache stores it (``naip``...).
-        captured_at_ns: when the orthophoto was taken, epoch ns.
+        captured_at_ns: when the orthophotos were taken, epoch ns.
         progress: called with the report after every batch.
 
     Raises:
-        TileValidationError: a zoom out of 0..22, a source the store refuses,
-            or a JPEG quality out of 1..100.
+        TileValidationError: no orthophoto, a zoom out of 0..22, a source the
+            store refuses, or a JPEG quality out of 1..100.
         TileCacheError: the store's own failures (a batch is stored whole or not).
     """
+    if not orthophotos:
+        raise TileValidationError("no orthophoto to import", field="orthophotos")
     if not zooms or any(not 0 <= z <= MAX_ZOOM for z in zooms):
         raise TileValidationError(
             f"zooms must be within 0..{MAX_ZOOM}, got {list(zooms)}", field="zoom"
@@ -110,17 +178,21 @@ def import_orthophoto(
         )
     report = ImportReport(tuple(zooms))
     evictions_before = store.stats().evictions
-    gsd = ortho.ground_pixel_m()
+    gsd = min(o.ground_pixel_m() for o in orthophotos)
     for zoom in report.zooms:
-        addresses = tile_addresses(ortho, zoom)
-        report.covering[zoom] = len(addresses)
-        source_px = for_zoom(ortho, zoom)
+        alone = len(orthophotos) == 1
+        sources = [_Source.at(o, zoom, alone=alone) for o in orthophotos]
+        over: dict[tuple[int, int, int], list[_Source]] = {}
+        for ortho, src in zip(orthophotos, sources, strict=True):
+            for address in tile_addresses(ortho, zoom):
+                over.setdefault(address, []).append(src)
+        report.covering[zoom] = len(over)
         batch: list[TileWrite] = []
-        for z, x, y in addresses:
+        for (z, x, y), here in over.items():
             if store.find(z, x, y, source) is not None:
                 report.held += 1
                 continue
-            px = render_map(source_px, tile_grid(z, x, y))
+            px = _tile(here, z, x, y)
             if not px.any():
                 report.empty += 1
                 continue

@@ -6,8 +6,8 @@
     python -m gps_denied_onboard.tile_cache.tools dump --stats
     python -m gps_denied_onboard.tile_cache.tools verify [--json]
     python -m gps_denied_onboard.tile_cache.tools migrate
-    python -m gps_denied_onboard.tile_cache.tools import ORTHO.tif --source S \
-        --captured YYYY-MM-DD [--zoom Z ...] [--json]
+    python -m gps_denied_onboard.tile_cache.tools import ORTHO.tif [ORTHO2.tif ...] \
+        --source S --captured YYYY-MM-DD [--zoom Z ...] [--json]
 
 Configuration comes from ``--params-file`` (the node's ROS parameter YAML,
 default ``config/tile_cache.yaml`` when present) with ``--dsn`` and
@@ -50,7 +50,7 @@ from gps_denied_onboard.tile_cache.model import metadata_dict
 from gps_denied_onboard.tile_cache.orthophoto_import import (
     ImportReport,
     default_zooms,
-    import_orthophoto,
+    import_orthophotos,
 )
 from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
 from gps_denied_onboard.visual_nav.orthophoto import Orthophoto
@@ -216,16 +216,16 @@ def _captured_ns(text: str) -> int:
 
 
 def cmd_import(store: PostgresFilesystemStore, args: argparse.Namespace, out: TextIO) -> int:
-    ortho = args.orthophoto_read
-    zooms = tuple(args.zoom) if args.zoom else default_zooms(ortho)
+    orthos = args.orthophotos_read
+    zooms = tuple(args.zoom) if args.zoom else default_zooms(orthos)
 
     def progress(report: ImportReport) -> None:
         if not args.json:
             print(f"  stored {report.stored} tiles", file=sys.stderr)
 
-    report = import_orthophoto(
+    report = import_orthophotos(
         store,
-        ortho,
+        orthos,
         source=args.source,
         captured_at_ns=args.captured,
         zooms=zooms,
@@ -274,7 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--json", action="store_true")
     sub.add_parser("migrate", help="apply schema migrations up to head")
     imp = sub.add_parser("import", help="cut an orthophoto GeoTIFF into the cache's tiles")
-    imp.add_argument("orthophoto", type=Path, help="north-up GeoTIFF in a projected CRS")
+    imp.add_argument(
+        "orthophotos",
+        type=Path,
+        nargs="+",
+        help="north-up GeoTIFFs in a projected CRS: every image of the area, in one import",
+    )
     imp.add_argument("--source", required=True, help="the imagery's source name (naip...)")
     imp.add_argument(
         "--captured",
@@ -302,11 +307,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"gdo-tile-cache: {err}", file=sys.stderr)
         return 2
     if args.command == "import":
-        try:  # before the database: a file that cannot be read changes nothing
-            args.orthophoto_read = Orthophoto.read(args.orthophoto)
-        except (OSError, ValueError) as err:
-            print(f"gdo-tile-cache: cannot read {args.orthophoto}: {err}", file=sys.stderr)
-            return 2
+        args.orthophotos_read = []
+        for path in args.orthophotos:  # before the database: a bad file changes nothing
+            try:
+                args.orthophotos_read.append(Orthophoto.read(path))
+            except (OSError, ValueError) as err:
+                print(f"gdo-tile-cache: cannot read {path}: {err}", file=sys.stderr)
+                return 2
     try:
         if args.command == "migrate":
             db = open_database(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from calendar import timegm
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -18,7 +19,7 @@ from gps_denied_onboard.tile_cache.orthophoto_import import (
     BATCH,
     ImportReport,
     default_zooms,
-    import_orthophoto,
+    import_orthophotos,
 )
 from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
 from gps_denied_onboard.tile_cache.tools import main
@@ -48,9 +49,9 @@ def _jpeg_pixels(data: bytes) -> np.ndarray:
 def test_the_tiles_covering_an_orthophoto_are_stored_once_with_its_date(
     store: PostgresFilesystemStore, naip_2017: Orthophoto
 ) -> None:
-    assert default_zooms(naip_2017) == (15, 14)  # 5 m pixels at 47 N: z15 is 3.3 m, z14 6.5 m
-    first = import_orthophoto(
-        store, naip_2017, source="naip", captured_at_ns=CAPTURED_NS, zooms=(15, 14)
+    assert default_zooms([naip_2017]) == (15, 14)  # 5 m pixels at 47 N: z15 is 3.3 m, z14 6.5 m
+    first = import_orthophotos(
+        store, [naip_2017], source="naip", captured_at_ns=CAPTURED_NS, zooms=(15, 14)
     )
     covering = {z: len(tile_addresses(naip_2017, z)) for z in (15, 14)}
     assert first.covering == covering
@@ -67,8 +68,8 @@ def test_the_tiles_covering_an_orthophoto_are_stored_once_with_its_date(
         assert got.meta.captured_at_ns == CAPTURED_NS and got.meta.flight_id is None
         assert got.meta.quality["gsd_m"] == pytest.approx(5.0, abs=0.05)
 
-    second = import_orthophoto(
-        store, naip_2017, source="naip", captured_at_ns=CAPTURED_NS, zooms=(15, 14)
+    second = import_orthophotos(
+        store, [naip_2017], source="naip", captured_at_ns=CAPTURED_NS, zooms=(15, 14)
     )
     assert (second.stored, second.held) == (0, first.stored)
     assert store.stats().tiles == first.stored
@@ -84,20 +85,57 @@ def test_an_import_stopped_part_way_is_finished_by_running_it_again(
         raise Stop
 
     with pytest.raises(Stop):
-        import_orthophoto(
+        import_orthophotos(
             store,
-            naip_2017,
+            [naip_2017],
             source="naip",
             captured_at_ns=CAPTURED_NS,
             zooms=(15,),
             progress=stop_after_one_batch,
         )
     assert store.stats().tiles == BATCH  # the batch committed whole, nothing after it
-    rest = import_orthophoto(
-        store, naip_2017, source="naip", captured_at_ns=CAPTURED_NS, zooms=(15,)
+    rest = import_orthophotos(
+        store, [naip_2017], source="naip", captured_at_ns=CAPTURED_NS, zooms=(15,)
     )
     assert rest.held == BATCH
     assert store.stats().tiles == BATCH + rest.stored == rest.covering[15] - rest.empty
+
+
+def _halves(ortho: Orthophoto) -> tuple[Orthophoto, Orthophoto]:
+    """``ortho`` cut into a west and an east image that meet without overlap."""
+    c = ortho.pixels.shape[1] // 2 + 3
+    west = replace(ortho, pixels=np.ascontiguousarray(ortho.pixels[:, :c]))
+    east = replace(
+        ortho,
+        pixels=np.ascontiguousarray(ortho.pixels[:, c:]),
+        origin_x=ortho.origin_x + c * ortho.pixel_size,
+    )
+    return west, east
+
+
+def test_two_quads_imported_together_make_the_tiles_where_they_meet_from_both(
+    store: PostgresFilesystemStore, naip_2017: Orthophoto
+) -> None:
+    """Each pixel from the image that covers it wholly, and along the seam the two
+    bilinear shares summed: the tiles are the whole image's (to JPEG's noise). One
+    import per half would have stored the seam tiles from the west half alone, black
+    beyond its edge, and kept them so."""
+    west, east = _halves(naip_2017)
+    report = import_orthophotos(
+        store, [west, east], source="naip", captured_at_ns=CAPTURED_NS, zooms=(15,)
+    )
+    assert report.covering[15] == len(tile_addresses(naip_2017, 15)) == report.stored
+    whole = cut_tiles(naip_2017, 15)  # the same JPEG round trip, from the one image
+    ones = replace(naip_2017, pixels=np.full(naip_2017.pixels.shape[:2], 255, np.uint8))
+    seam_tiles = 0
+    for (z, x, y), want in whole.items():
+        inside = render_map(ones, tile_grid(z, x, y)) == 255  # the image's own pixels
+        got = _jpeg_pixels(store.get_tile(z, x, y, "naip").data)
+        diff = np.abs(got.astype(int) - want.astype(int))[inside]
+        assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 6, (z, x, y, diff.max())
+        west_alone = render_map(west, tile_grid(z, x, y))[inside]
+        seam_tiles += int(np.count_nonzero(~west_alone.any(axis=1)) > 1000 and west_alone.any())
+    assert seam_tiles >= 3  # tiles across the seam were checked, not only whole ones
 
 
 def _checkerboard(square_m: float, pixel_m: float, size_m: float) -> Orthophoto:
@@ -126,7 +164,7 @@ def test_a_fine_orthophoto_is_averaged_down_to_a_coarse_tile_not_aliased(
     first, the tile is the board's mean grey."""
     board = _checkerboard(0.5, 0.5, 700.0)
     assert board.ground_pixel_m() == pytest.approx(0.5, rel=0.01)
-    report = import_orthophoto(store, board, source="survey", captured_at_ns=0, zooms=(16,))
+    report = import_orthophotos(store, [board], source="survey", captured_at_ns=0, zooms=(16,))
     assert report.stored >= 1
     checked = 0
     for z, x, y in tile_addresses(board, 16):
@@ -153,9 +191,9 @@ def test_a_zoom_out_of_range_or_a_source_the_store_refuses_is_a_typed_error(
     board = _checkerboard(20.0, 5.0, 1000.0)
     for zooms in ((23,), (-1,), ()):
         with pytest.raises(TileValidationError):
-            import_orthophoto(store, board, source="naip", captured_at_ns=0, zooms=zooms)
+            import_orthophotos(store, [board], source="naip", captured_at_ns=0, zooms=zooms)
     with pytest.raises(TileValidationError):
-        import_orthophoto(store, board, source="no such/source", captured_at_ns=0, zooms=(15,))
+        import_orthophotos(store, [board], source="no such/source", captured_at_ns=0, zooms=(15,))
     assert store.stats().tiles == 0
 
 
