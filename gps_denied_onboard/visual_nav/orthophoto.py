@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pyproj import CRS, Geod, Transformer
 
-from gps_denied_onboard.replay.geotiff import read_geotiff
+from gps_denied_onboard.replay.geotiff import GeoTiffError, read_geotiff
 from gps_denied_onboard.visual_nav.geo import (
     MERC_HALF_M,
     TILE_PX,
@@ -48,9 +48,22 @@ class Orthophoto:
 
     @classmethod
     def read(cls, path: Path) -> Orthophoto:
+        """A GeoTIFF's first image: its first three bands as BGR (RGB, NIR or alpha
+        after them dropped), or its first band as grey; other depths than 8 bits
+        brought to 8 (:func:`eight_bit`).
+
+        Raises:
+            GeoTiffError: not a north-up projected GeoTIFF, or its pixels not square
+                (``gdalwarp -tr`` makes them so).
+        """
         data, geo = read_geotiff(path)
+        if not math.isclose(geo.scale_x, geo.scale_y, rel_tol=1e-6):
+            raise GeoTiffError(f"{path}: pixels of {geo.scale_x} x {geo.scale_y} are not square")
+        data = eight_bit(data)
         if data.shape[2] >= 3:
             data = np.ascontiguousarray(data[:, :, 2::-1])  # RGB(N) -> BGR
+        elif data.shape[2] == 2:  # grey and alpha
+            data = np.ascontiguousarray(data[:, :, :1])
         return cls(data, CRS.from_epsg(geo.epsg), geo.origin_x, geo.origin_y, geo.scale_x)
 
     @cached_property
@@ -168,6 +181,35 @@ def render_map(ortho: Orthophoto, grid: MercatorGrid) -> U8:
     """The orthophoto resampled onto a web-mercator pixel grid (what tiles hold)."""
     lat, lon = grid.latlon()
     return ortho.sample(lat, lon)
+
+
+def eight_bit(data: NDArray[np.generic]) -> U8:
+    """Pixels of any depth on 0-255, 0 kept for no data.
+
+    8-bit images are as they are. Others (16-bit or float: satellite products,
+    reflectances) carry no scale a tile could keep, and the matcher reads edges'
+    orientation, not levels: the values between the 0.1st and 99.9th percentile of
+    the image's data (over every band; 0 and non-finite values are no data) are
+    stretched linearly onto 1-255, and no data stays 0. Cast as they were, 16-bit
+    levels wrapped around 256 into noise.
+    """
+    if data.dtype == np.uint8:
+        return np.asarray(data, np.uint8)
+    rows = data.shape[0]
+    stride = max(1, int(math.sqrt(data.size / 1_000_000)))  # about a million samples
+    sample = np.asarray(data[::stride, ::stride], np.float64)
+    sample = sample[np.isfinite(sample) & (sample != 0)]
+    out = np.zeros(data.shape, np.uint8)
+    if sample.size == 0:
+        return out
+    lo, hi = (float(v) for v in np.percentile(sample, (0.1, 99.9)))
+    gain = 254.0 / (hi - lo) if hi > lo else 1.0
+    for r in range(0, rows, 1024):  # in blocks: a float copy of the whole would be 4x it
+        block = np.asarray(data[r : r + 1024], np.float32)
+        valid = np.isfinite(block) & (block != 0)
+        level = np.rint(np.clip(1.0 + (np.nan_to_num(block) - lo) * gain, 1.0, 255.0))
+        out[r : r + 1024] = np.where(valid, level, 0.0).astype(np.uint8)
+    return out
 
 
 def tile_addresses(
