@@ -35,7 +35,7 @@ from numpy.typing import NDArray
 from gps_denied_onboard.tile_cache.errors import TileValidationError
 from gps_denied_onboard.tile_cache.model import TileWrite
 from gps_denied_onboard.tile_cache.store import PostgresFilesystemStore
-from gps_denied_onboard.visual_nav.geo import zoom_for_resolution
+from gps_denied_onboard.visual_nav.geo import ground_resolution_m, zoom_for_resolution
 from gps_denied_onboard.visual_nav.orthophoto import (
     Orthophoto,
     for_zoom,
@@ -48,6 +48,10 @@ from gps_denied_onboard.visual_nav.orthophoto import (
 BATCH: Final = 32
 #: the highest zoom an import makes (z22 is 3.7 cm a pixel at the equator)
 MAX_ZOOM: Final = 22
+#: visual_nav's default resolution_m, and how often its ground-scale ladder may halve it
+#: (ground_scale_finer_levels): what :func:`default_zooms` serves
+MAP_RESOLUTION_M: Final = 5.0
+FINER_LEVELS: Final = 3
 
 
 @dataclass
@@ -68,20 +72,29 @@ class ImportReport:
     evicted: int = 0
 
 
-def default_zooms(orthophotos: Sequence[Orthophoto]) -> tuple[int, ...]:
-    """The zoom whose pixels are the finest no finer than the orthophotos' (the finest
-    of them), and the next coarser: at 5 m a pixel and 47 N, z15 (3.3 m) and z14
-    (6.5 m), which visual_nav at its default ``resolution_m`` (5) and its coarser rung
-    read.
+def default_zooms(
+    orthophotos: Sequence[Orthophoto], resolution_m: float = MAP_RESOLUTION_M
+) -> tuple[int, ...]:
+    """The zooms visual_nav reads over these images, finest first.
 
-    Finer zooms than the orthophotos' own add no detail, only bytes.
+    Its map's zoom (the coarsest whose pixels are no larger than ``resolution_m``,
+    visual_nav's parameter: z15 at 47 N for 5 m) and the next coarser (its coarser
+    rung, for frames seeing much more ground), whatever the images' own pixel size;
+    and the finer zooms its ladder halves the scale to for frames seeing little ground
+    (up to :data:`FINER_LEVELS`), as far as the images hold the detail: none finer
+    than their finest pixels. NAIP at 5 m: z15 and z14; at 0.6 m: z17 to z14.
     """
-    zooms = []
-    for ortho in orthophotos:
-        lat0, _, lat1, _ = ortho.bounds_latlon()
-        zooms.append(zoom_for_resolution((lat0 + lat1) / 2.0, ortho.ground_pixel_m(), MAX_ZOOM))
-    z = max(zooms)
-    return (z, z - 1) if z > 0 else (z,)
+    lat0 = min(o.bounds_latlon()[0] for o in orthophotos)
+    lat1 = max(o.bounds_latlon()[2] for o in orthophotos)
+    lat = (lat0 + lat1) / 2.0
+    finest_px = min(o.ground_pixel_m() for o in orthophotos)
+    z = zoom_for_resolution(lat, resolution_m, MAX_ZOOM)
+    finer = [
+        f
+        for f in range(z + 1, min(z + FINER_LEVELS, MAX_ZOOM) + 1)
+        if ground_resolution_m(lat, f) >= finest_px
+    ]
+    return tuple(sorted({*finer, z, max(z - 1, 0)}, reverse=True))
 
 
 @dataclass(frozen=True)

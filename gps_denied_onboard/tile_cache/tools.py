@@ -217,10 +217,10 @@ def _captured_ns(text: str) -> int:
 
 def cmd_import(store: PostgresFilesystemStore, args: argparse.Namespace, out: TextIO) -> int:
     orthos = args.orthophotos_read
-    zooms = tuple(args.zoom) if args.zoom else default_zooms(orthos)
+    zooms = tuple(args.zoom) if args.zoom else default_zooms(orthos, args.resolution_m)
 
     def progress(report: ImportReport) -> None:
-        if not args.json:
+        if not args.json and report.stored % 320 < 32:  # about every ten batches
             print(f"  stored {report.stored} tiles", file=sys.stderr)
 
     report = import_orthophotos(
@@ -291,7 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--zoom",
         type=int,
         action="append",
-        help="a zoom to cut (repeat); default: the orthophoto's own and the next coarser",
+        help="a zoom to cut (repeat); default: those visual_nav reads at --resolution-m",
+    )
+    imp.add_argument(
+        "--resolution-m",
+        type=float,
+        default=5.0,
+        dest="resolution_m",
+        help="visual_nav's resolution_m, for the default zooms (5)",
     )
     imp.add_argument("--jpeg-quality", type=int, default=90, dest="jpeg_quality")
     imp.add_argument("--json", action="store_true", help="the report as one JSON object")

@@ -49,7 +49,12 @@ def _jpeg_pixels(data: bytes) -> np.ndarray:
 def test_the_tiles_covering_an_orthophoto_are_stored_once_with_its_date(
     store: PostgresFilesystemStore, naip_2017: Orthophoto
 ) -> None:
-    assert default_zooms([naip_2017]) == (15, 14)  # 5 m pixels at 47 N: z15 is 3.3 m, z14 6.5 m
+    # the zooms visual_nav reads at 5 m (z15 at 47 N, 3.3 m, and z14), and finer ones as far
+    # as the images hold the detail: none for 5 m pixels, down to z17 (0.8 m) for 0.6 m
+    assert default_zooms([naip_2017]) == (15, 14)
+    assert default_zooms([replace(naip_2017, pixel_size=0.6)]) == (17, 16, 15, 14)
+    assert default_zooms([naip_2017, replace(naip_2017, pixel_size=0.3)]) == (18, 17, 16, 15, 14)
+    assert default_zooms([naip_2017], resolution_m=10.0) == (14, 13)
     first = import_orthophotos(
         store, [naip_2017], source="naip", captured_at_ns=CAPTURED_NS, zooms=(15, 14)
     )
