@@ -60,9 +60,6 @@ ENCODINGS: Final[dict[str, tuple[int, type, int | None]]] = {
     "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2BGR_YUYV),
 }
 
-#: encodings whose pixels come in pairs (one U and one V sample per two pixels)
-_PAIRED: Final = frozenset({"uyvy", "yuv422", "yuyv", "yuv422_yuy2"})
-
 
 def decode_raw(
     encoding: str, width: int, height: int, step: int, data: bytes, *, big_endian: bool = False
@@ -83,7 +80,7 @@ def decode_raw(
     channels, dtype, conversion = spec
     if width <= 0 or height <= 0:
         raise FrameRejected("corrupt_image", f"image size {width}x{height}")
-    if encoding in _PAIRED and width % 2:
+    if channels == 2 and width % 2:  # 4:2:2: one U and one V sample per two pixels
         raise FrameRejected("corrupt_image", f"{encoding} image of odd width {width}")
     itemsize = np.dtype(dtype).itemsize
     row = width * channels * itemsize
