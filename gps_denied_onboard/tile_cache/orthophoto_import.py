@@ -42,6 +42,7 @@ from gps_denied_onboard.visual_nav.orthophoto import (
     render_map,
     tile_addresses,
     tile_grid,
+    tile_span,
 )
 
 #: tiles written per transaction
@@ -52,6 +53,10 @@ MAX_ZOOM: Final = 22
 #: (ground_scale_finer_levels): what :func:`default_zooms` serves
 MAP_RESOLUTION_M: Final = 5.0
 FINER_LEVELS: Final = 3
+#: the most tiles one import may make: about 15 GB of JPEG, a 250 km square at z17.
+#: A GeoTIFF whose placement is wrong (a pixel size in degrees read as metres, a
+#: continent-wide raster at a fine zoom) would otherwise run for days
+MAX_TILES: Final = 1_000_000
 
 
 @dataclass
@@ -175,8 +180,9 @@ def import_orthophotos(
         progress: called with the report after every batch.
 
     Raises:
-        TileValidationError: no orthophoto, a zoom out of 0..22, a source the
-            store refuses, or a JPEG quality out of 1..100.
+        TileValidationError: no orthophoto, one that cannot be placed, more than
+            :data:`MAX_TILES` tiles, a zoom out of 0..22, a source the store
+            refuses, or a JPEG quality out of 1..100; before anything is stored.
         TileCacheError: the store's own failures (a batch is stored whole or not).
     """
     if not orthophotos:
@@ -188,6 +194,22 @@ def import_orthophotos(
     if not 1 <= jpeg_quality <= 100:
         raise TileValidationError(
             f"jpeg_quality must be within 1..100, got {jpeg_quality}", field="jpeg_quality"
+        )
+    try:
+        tiles = sum(
+            len(columns) * len(rows)
+            for z in zooms
+            for columns, rows in (tile_span(o, z) for o in orthophotos)
+        )
+    except ValueError as err:
+        raise TileValidationError(
+            f"the orthophotos cannot be placed: {err}", field="orthophotos"
+        ) from err
+    if tiles > MAX_TILES:
+        raise TileValidationError(
+            f"the orthophotos cover {tiles} tiles at zooms {list(zooms)}, more than {MAX_TILES}: "
+            "check their placement, or import fewer or coarser zooms",
+            field="zoom",
         )
     report = ImportReport(tuple(zooms))
     evictions_before = store.stats().evictions

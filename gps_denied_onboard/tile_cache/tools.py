@@ -19,9 +19,10 @@ migrates the database first and takes the tile root's lock, so it fails
 (status 3, ``TileRootLockedError``) while the tile_cache node runs on it.
 
 Exit status: 0 fine, 1 ``verify`` found problems or ``import`` saw tiles evicted
-(the area does not fit the disk budget), 2 usage or configuration error or an
-orthophoto that cannot be read, 3 the database or the files could not be read
-or written.
+(the area does not fit the disk budget), 2 usage or configuration error, an
+orthophoto that cannot be read or placed, or an import refused before it stored
+anything (a zoom or source refused, too many tiles), 3 the database or the files
+could not be read or written.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from gps_denied_onboard.records import MemorySink
 from gps_denied_onboard.tile_cache import pixels
 from gps_denied_onboard.tile_cache.config import TileCacheConfig
 from gps_denied_onboard.tile_cache.database import open_database
+from gps_denied_onboard.tile_cache.errors import TileValidationError
 from gps_denied_onboard.tile_cache.migrations import apply_migrations
 from gps_denied_onboard.tile_cache.model import metadata_dict
 from gps_denied_onboard.tile_cache.orthophoto_import import (
@@ -335,7 +337,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return 0
         if args.command == "import":
             with _store(config, read_only=False) as store:
-                return cmd_import(store, args, out)
+                try:
+                    return cmd_import(store, args, out)
+                except TileValidationError as err:  # what was asked, not the store
+                    print(f"gdo-tile-cache: {err}", file=sys.stderr)
+                    return 2
         with _store(config) as store:
             if args.command == "dump":
                 return cmd_dump(store, args, out)

@@ -34,6 +34,8 @@ U8 = NDArray[np.uint8]
 
 #: a reduction is worth its blur once the map's pixel spans this many source pixels
 _REDUCE_FROM = 2.0
+#: the latitude where web mercator's square world ends
+MERC_MAX_LAT = math.degrees(math.atan(math.sinh(math.pi)))
 
 
 @dataclass(frozen=True)
@@ -212,25 +214,42 @@ def eight_bit(data: NDArray[np.generic]) -> U8:
     return out
 
 
-def tile_addresses(
-    ortho: Orthophoto, zoom: int, margin_tiles: int = 0
-) -> list[tuple[int, int, int]]:
-    """The web-mercator tiles ``(zoom, x, y)`` covering the orthophoto, row by row.
+def tile_span(ortho: Orthophoto, zoom: int, margin_tiles: int = 0) -> tuple[range, range]:
+    """The columns (unwrapped: past the antimeridian they run on) and rows of the
+    web-mercator tiles covering the orthophoto at ``zoom``.
 
-    An orthophoto across the antimeridian gives the last columns and the first.
+    Raises:
+        ValueError: the image's corners have no finite latitude and longitude, or lie
+            beyond web mercator's latitudes (+-85.05 deg).
     """
     lat0, lon0, lat1, lon1 = ortho.bounds_latlon()
+    if not all(math.isfinite(v) for v in (lat0, lon0, lat1, lon1)):
+        raise ValueError("the image's corners have no latitude and longitude")
+    if max(abs(lat0), abs(lat1)) > MERC_MAX_LAT:
+        raise ValueError(
+            f"the image reaches latitude {max(abs(lat0), abs(lat1)):.2f}, beyond web "
+            f"mercator's {MERC_MAX_LAT:.2f}"
+        )
     x0, y0 = latlon_to_world_px(lat1, lon0, zoom)
     x1, y1 = latlon_to_world_px(lat0, lon1, zoom)
     if x1 < x0:  # the east edge is past the antimeridian: its columns run on
         x1 += TILE_PX * (1 << zoom)
-    return [
-        (zoom, wrap_tile_x(column, zoom), ty)
-        for ty in range(int(y0 // TILE_PX) - margin_tiles, int(y1 // TILE_PX) + 1 + margin_tiles)
-        for column in range(
-            int(x0 // TILE_PX) - margin_tiles, int(x1 // TILE_PX) + 1 + margin_tiles
-        )
-    ]
+    return (
+        range(int(x0 // TILE_PX) - margin_tiles, int(x1 // TILE_PX) + 1 + margin_tiles),
+        range(int(y0 // TILE_PX) - margin_tiles, int(y1 // TILE_PX) + 1 + margin_tiles),
+    )
+
+
+def tile_addresses(
+    ortho: Orthophoto, zoom: int, margin_tiles: int = 0
+) -> list[tuple[int, int, int]]:
+    """The web-mercator tiles ``(zoom, x, y)`` covering the orthophoto, row by row
+    (:func:`tile_span`).
+
+    An orthophoto across the antimeridian gives the last columns and the first.
+    """
+    columns, rows = tile_span(ortho, zoom, margin_tiles)
+    return [(zoom, wrap_tile_x(column, zoom), ty) for ty in rows for column in columns]
 
 
 def tile_grid(zoom: int, x: int, y: int) -> MercatorGrid:

@@ -202,6 +202,21 @@ def test_a_zoom_out_of_range_or_a_source_the_store_refuses_is_a_typed_error(
     assert store.stats().tiles == 0
 
 
+def test_a_misplaced_orthophoto_covering_too_many_tiles_is_refused_before_any_work(
+    store: PostgresFilesystemStore,
+) -> None:
+    """A pixel size in degrees read as metres, or a continent-wide raster at a fine zoom,
+    would make millions of tiles: refused up front, nothing stored."""
+    board = _checkerboard(20.0, 5.0, 1000.0)
+    huge = replace(board, pixel_size=board.pixel_size * 2000)  # 1000 px of 10 km: 10,000 km
+    with pytest.raises(TileValidationError, match="more than"):
+        import_orthophotos(store, [huge], source="naip", captured_at_ns=0, zooms=(15,))
+    nowhere = replace(board, origin_y=1e12)  # past every latitude
+    with pytest.raises(TileValidationError, match="cannot be placed"):
+        import_orthophotos(store, [nowhere], source="naip", captured_at_ns=0, zooms=(15,))
+    assert store.stats().tiles == 0
+
+
 def _cli(cfg: TileCacheConfig, *argv: str) -> tuple[int, str]:
     out = io.StringIO()
     code = main(["--dsn", cfg.dsn, "--tile-root", str(cfg.tile_root), *argv], out=out)
@@ -226,6 +241,8 @@ def test_the_operator_imports_a_geotiff_from_the_command_line(
     code, _ = _cli(
         tile_config, "import", str(not_a_tiff), "--source", "naip", "--captured", "2017-08-27"
     )
+    assert code == 2
+    code, _ = _cli(tile_config, *args[:-2], "--zoom", "23")  # a zoom past 22
     assert code == 2
     with pytest.raises(SystemExit) as bad_date:
         _cli(tile_config, "import", str(NAIP), "--source", "naip", "--captured", "27/08/2017")
