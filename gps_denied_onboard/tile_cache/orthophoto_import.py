@@ -89,9 +89,8 @@ def default_zooms(
     (up to :data:`FINER_LEVELS`), as far as the images hold the detail: none finer
     than their finest pixels. NAIP at 5 m: z15 and z14; at 0.6 m: z17 to z14.
     """
-    lat0 = min(o.bounds_latlon()[0] for o in orthophotos)
-    lat1 = max(o.bounds_latlon()[2] for o in orthophotos)
-    lat = (lat0 + lat1) / 2.0
+    bounds = [o.bounds_latlon() for o in orthophotos]
+    lat = (min(b[0] for b in bounds) + max(b[2] for b in bounds)) / 2.0
     finest_px = min(o.ground_pixel_m() for o in orthophotos)
     z = zoom_for_resolution(lat, resolution_m, MAX_ZOOM)
     finer = [
