@@ -295,7 +295,16 @@ def evidence(
     blurs 0.7 or 1.5 px, the fourth harmonic's pair swapped for the doubled
     angle at twice the scale) passed 255-300 of 450 right ones over the best of
     390-445 wrong ones against 294, 286-342 over their third against 335 (seed
-    77000): the 0.7 px blur within noise of the 1 px, the others fewer.
+    77000): the 0.7 px blur within noise of the 1 px, the others fewer. Nor
+    did the placement's standing on the other heading/scale candidates' surfaces
+    (each one's z-score within 1 px of the winner's nadir, averaged over all
+    eight, over the adjacent ones, or their least; or how many of them peak
+    there) add to this sum: at weights 0.25-1.5 it passed at most 445 / 461 right
+    ones over the third / sixth best of 1,137 wrong ones against 435 / 458
+    (seeds 92005 and 92360, 549 right; over the single best wrong one 211-396
+    against 338, one sample's noise). It rises with the margin (correlation
+    0.48 over the wrong ones): 4 deg or 8 % off, the next candidate still sees
+    the coincidence of field edges that made a chance peak.
     """
     got = margin_sigmas + cfg.gate_evidence_agreement_weight * agreement
     if colour_support is not None:
