@@ -19,6 +19,10 @@ TOPIC_FDR_RECORDS: Final = "/fdr/records"
 TOPIC_FDR_FLIGHT: Final = "/fdr/flight"
 TOPIC_GCS_ALERTS: Final = "/gcs/alerts"
 TOPIC_POSITION_FIX: Final = "/nav/position_fix"
+#: each fix of /nav/position_fix again as a standard NavSatFix, for tools that read no
+#: message of ours: a map panel (Foxglove plots NavSatFix), robot_localization's
+#: navsat_transform, a GNSS-denied logger
+TOPIC_NAV_NAVSAT: Final = "/nav/navsat"
 TOPIC_TILE_SNAPSHOTS: Final = "/tile_cache/snapshots"
 TOPIC_FC_STATUS: Final = "/fc/status"
 TOPIC_FC_NAVSAT: Final = "/fc/navsat"

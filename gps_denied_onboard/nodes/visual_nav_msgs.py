@@ -3,8 +3,8 @@
 Split out of :mod:`gps_denied_onboard.nodes.visual_nav_node` (the adapter):
 ``CameraInfo`` -> :class:`~gps_denied_onboard.visual_nav.camera.CameraModel`, a camera
 message's pixels, a ``NavSatFix`` covariance's horizontal sigma, a
-:class:`~gps_denied_onboard.visual_nav.estimator.VisualFix` -> ``PositionFix`` and a
-snapshot tile -> ``TileSnapshot``.
+:class:`~gps_denied_onboard.visual_nav.estimator.VisualFix` -> ``PositionFix`` and
+``NavSatFix``, and a snapshot tile -> ``TileSnapshot``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import CompressedImage, NavSatFix
+from sensor_msgs.msg import CompressedImage, NavSatFix, NavSatStatus
 
 from gps_denied_onboard.msg import PositionFix, TileSnapshot
 from gps_denied_onboard.ros_topics import ns_to_time_msg
@@ -29,7 +29,14 @@ from gps_denied_onboard.visual_nav.image_codec import (
 from gps_denied_onboard.visual_nav.snapshot import Snapshot
 from gps_denied_onboard.visual_nav.state import Prior
 
-__all__ = ["camera_model_of", "fix_to_msg", "horizontal_sigma", "image_of", "snapshot_to_msg"]
+__all__ = [
+    "camera_model_of",
+    "fix_to_msg",
+    "fix_to_navsat",
+    "horizontal_sigma",
+    "image_of",
+    "snapshot_to_msg",
+]
 
 try:  # cv_bridge where a real ROS install has it, for what our own conversion does not know
     from cv_bridge import CvBridge  # type: ignore[import-not-found]
@@ -120,6 +127,28 @@ def fix_to_msg(fix: VisualFix) -> PositionFix:
     out.yaw_variance = fix.yaw_sigma**2
     out.reset_counter = fix.reset_counter
     out.quality = fix.quality
+    return out
+
+
+def fix_to_navsat(fix: VisualFix, frame_id: str) -> NavSatFix:
+    """``fix`` as a standard ``NavSatFix`` in ``frame_id``, for tools that read no
+    message of ours (a map panel, robot_localization's navsat_transform).
+
+    Stamped with the frame's capture time like the ``PositionFix``; status
+    ``STATUS_FIX`` with no GNSS service bit (no constellation made it); the
+    covariance the ``PositionFix``'s (ENU, m^2, ``COVARIANCE_TYPE_DIAGONAL_KNOWN``);
+    the altitude the autopilot's above mean sea level, as ``/fc/navsat`` carries it
+    (the geoid's separation from the ellipsoid needs a grid the aircraft may not
+    hold). Velocity, yaw and the reset counter have no place in it.
+    """
+    out = NavSatFix()
+    out.header.stamp = ns_to_time_msg(fix.stamp_ns)
+    out.header.frame_id = frame_id
+    out.status.status = NavSatStatus.STATUS_FIX
+    out.status.service = 0
+    out.latitude, out.longitude, out.altitude = fix.latitude, fix.longitude, fix.altitude_msl
+    out.position_covariance = [float(v) for v in fix.position_covariance]
+    out.position_covariance_type = NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
     return out
 
 

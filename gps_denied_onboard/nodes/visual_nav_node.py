@@ -3,7 +3,8 @@
 * ``configure``: parameters -> :class:`~gps_denied_onboard.visual_nav.config.VisualNavConfig`;
   the estimator and the tile cache's service clients (``/<tile_cache_node>/query_bbox``,
   ``/get_tile``) are made; publishers of ``/nav/position_fix`` (PositionFix),
-  ``/tile_cache/snapshots`` and diagnostics exist from here on.
+  ``/nav/navsat`` (the same fixes as NavSatFix), ``/tile_cache/snapshots`` and
+  diagnostics exist from here on.
 * ``activate``: takes in the camera (``CompressedImage`` or ``Image``) and
   ``CameraInfo``, and the FC bridge's ``/fc/imu`` (attitude), ``/fc/altitude``
   (AMSL), ``/fc/rangefinder`` (height above ground when fresh), ``/fc/status``

@@ -1,6 +1,7 @@
 """What the visual_nav node sends out for each camera frame.
 
-A fix goes out on ``/nav/position_fix``; every frame, fixed or not, ends in one
+A fix goes out on ``/nav/position_fix`` and again as a standard ``NavSatFix`` on
+``/nav/navsat``; every frame, fixed or not, ends in one
 ``FrameOutcome`` on ``~/frame_outcome`` (a lockstep replay waits on those); the
 FDR gets ``vnav.fix`` / ``vnav.reject`` / ``vnav.relocalized`` records
 (rate-capped) and ``failed_tile_thumbnail`` at most once per
@@ -22,13 +23,19 @@ from typing import Any, Final
 
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import NavSatFix
 
 from gps_denied_onboard.log import log_event
 from gps_denied_onboard.msg import FrameOutcome, PositionFix, TileSnapshot
 from gps_denied_onboard.nodes.record_sink import RecordPublisherSink
-from gps_denied_onboard.nodes.visual_nav_msgs import fix_to_msg, snapshot_to_msg
+from gps_denied_onboard.nodes.visual_nav_msgs import fix_to_msg, fix_to_navsat, snapshot_to_msg
 from gps_denied_onboard.records import FlightRecord
-from gps_denied_onboard.ros_topics import TOPIC_POSITION_FIX, TOPIC_TILE_SNAPSHOTS, ns_to_time_msg
+from gps_denied_onboard.ros_topics import (
+    TOPIC_NAV_NAVSAT,
+    TOPIC_POSITION_FIX,
+    TOPIC_TILE_SNAPSHOTS,
+    ns_to_time_msg,
+)
 from gps_denied_onboard.tile_cache.identity import derive_flight_uuid
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import FrameRejected
@@ -64,6 +71,7 @@ class FrameOutputs:
         self._stats = stats
         self._records = RecordPublisherSink(node)
         self._fix_pub = node.create_publisher(PositionFix, TOPIC_POSITION_FIX, FIX_QOS)
+        self._navsat_pub = node.create_publisher(NavSatFix, TOPIC_NAV_NAVSAT, FIX_QOS)
         self._snap_pub = node.create_publisher(TileSnapshot, TOPIC_TILE_SNAPSHOTS, 10)
         self._outcome_pub = node.create_publisher(FrameOutcome, "~/frame_outcome", OUTCOME_QOS)
         self._mount_logged: tuple[float, float] = (0.0, 0.0)  # the correction last logged
@@ -81,6 +89,7 @@ class FrameOutputs:
         self._snap_cap = RateCap(int(cfg.snapshot_period_s * NS))
         self._max_rate_hz = cfg.frame_max_rate_hz
         self._max_lag_s = cfg.frame_max_lag_s
+        self._navsat_frame = cfg.navsat_frame_id
 
     def flight(self, flight_id: str) -> None:
         """The flight recorder's open flight (``/fdr/flight``; "" once closed): the
@@ -153,6 +162,7 @@ class FrameOutputs:
         line when it moved, and a snapshot (at ``scaled``'s zoom: a finer ground
         scale snapshots a zoom finer too)."""
         self._fix_pub.publish(fix_to_msg(fix))
+        self._navsat_pub.publish(fix_to_navsat(fix, self._navsat_frame))
         self.outcome(fix.stamp_ns, "fix", "", latency_ms)
         self._stats.on_fix(fix.stamp_ns, latency_ms, fix.gnss_offset_m, fix.template_side_m)
         mount = est.boresight.correction_deg

@@ -132,6 +132,7 @@ class VisualNavConfig:
     snapshot_zoom: int = 16
     snapshot_period_s: float = 10.0
     snapshot_min_quality: int = 60
+    navsat_frame_id: str = "base_link"
     fix_record_rate_hz: float = 2.0
     reject_record_rate_hz: float = 1.0
     thumbnail_period_s: float = 10.0
@@ -230,6 +231,8 @@ class VisualNavConfig:
             raise ConfigError(
                 "min_search_radius_m > max_search_radius_m", key="min_search_radius_m"
             )
+        if not self.navsat_frame_id.strip():
+            raise ConfigError("navsat_frame_id must name a frame", key="navsat_frame_id")
         if not self.compressed_image_topic and not self.image_topic:
             raise ConfigError(
                 "one of image_topic or compressed_image_topic is needed", key="image_topic"

@@ -36,13 +36,26 @@ from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Imu, NavSatFix  # noqa: E402
+from sensor_msgs.msg import (  # noqa: E402
+    CameraInfo,
+    CompressedImage,
+    Image,
+    Imu,
+    NavSatFix,
+    NavSatStatus,
+)
 
 from gps_denied_onboard.fc_bridge.sim_fc import SimFc  # noqa: E402
 from gps_denied_onboard.nodes.fc_bridge_node import FcBridgeNode  # noqa: E402
 from gps_denied_onboard.nodes.tile_cache_node import TileCacheNode  # noqa: E402
 from gps_denied_onboard.nodes.visual_nav_node import VisualNavNode  # noqa: E402
-from gps_denied_onboard.ros_topics import LATCHED_QOS, RECORD_QOS, TOPIC_FDR_RECORDS, ns_to_time_msg  # noqa: E402
+from gps_denied_onboard.ros_topics import (  # noqa: E402
+    LATCHED_QOS,
+    RECORD_QOS,
+    TOPIC_FDR_RECORDS,
+    TOPIC_NAV_NAVSAT,
+    ns_to_time_msg,
+)
 from gps_denied_onboard.visual_nav.geo import TILE_PX, latlon_to_world_px, world_px_to_latlon  # noqa: E402
 from gps_denied_onboard.visual_nav.state import _quat_of  # noqa: E402
 
@@ -85,8 +98,10 @@ class Probe:
         self.status = n.create_publisher(FcStatus, REMAP["/fc/status"], 10)
         self.navsat = n.create_publisher(NavSatFix, REMAP["/fc/navsat"], qos_profile_sensor_data)
         self.fixes: list[PositionFix] = []
+        self.navsat_fixes: list[NavSatFix] = []
         self.records: list[FdrRecord] = []
         n.create_subscription(PositionFix, "/nav/position_fix", self.fixes.append, 20)
+        n.create_subscription(NavSatFix, TOPIC_NAV_NAVSAT, self.navsat_fixes.append, 20)
         n.create_subscription(FdrRecord, TOPIC_FDR_RECORDS, self.records.append, RECORD_QOS)
         ros.add_node(n)
 
@@ -268,6 +283,20 @@ def test_frames_in_position_fix_out_and_gps_input_at_the_fc(
         sigma = math.sqrt(fix.position_covariance[0])
         assert 2.0 <= sigma < 15.0
         assert fix.quality > 0
+
+        # the same fix as a standard NavSatFix, for tools that read no message of ours
+        def navsat() -> NavSatFix | None:
+            return next((m for m in probe.navsat_fixes if m.header.stamp == fix.header.stamp), None)
+
+        assert wait_until(navsat, 10.0), "no NavSatFix with the fix's stamp on /nav/navsat"
+        nav = navsat()
+        assert nav is not None
+        assert (nav.latitude, nav.longitude) == (fix.latitude, fix.longitude)
+        assert nav.altitude == fix.altitude_msl
+        assert list(nav.position_covariance) == list(fix.position_covariance)
+        assert nav.position_covariance_type == NavSatFix.COVARIANCE_TYPE_DIAGONAL_KNOWN
+        assert (nav.status.status, nav.status.service) == (NavSatStatus.STATUS_FIX, 0)
+        assert nav.header.frame_id == "base_link"
 
         # the bridge turned it into GPS_INPUT with the same position and accuracy
         def gps_input() -> Any:
@@ -465,6 +494,15 @@ def test_visual_nav_yaml_is_exactly_the_config_dataclass() -> None:
     params["ground_elevation_msl"] = params["ground_elevation_msl"] or None
     cfg = build_config(VisualNavConfig, params, strict=True)
     assert cfg == VisualNavConfig()  # the yaml states the code's defaults
+
+
+def test_an_empty_navsat_frame_id_is_a_config_error() -> None:
+    from gps_denied_onboard.errors import ConfigError
+    from gps_denied_onboard.visual_nav.config import VisualNavConfig
+
+    with pytest.raises(ConfigError) as err:
+        VisualNavConfig(navsat_frame_id=" ")
+    assert err.value.key == "navsat_frame_id"
 
 
 @pytest.mark.parametrize(
