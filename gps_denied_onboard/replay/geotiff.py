@@ -24,6 +24,10 @@ class GeoTiffError(ValueError):
     """The file is not a north-up, projected GeoTIFF this module can place."""
 
 
+class GeoTiffTooLarge(GeoTiffError):
+    """The GeoTIFF's decoded pixels would take more memory than allowed."""
+
+
 @lru_cache(maxsize=16)
 def _transformer(src_epsg: int, dst_epsg: int) -> Transformer:
     return Transformer.from_crs(CRS.from_epsg(src_epsg), CRS.from_epsg(dst_epsg), always_xy=True)
@@ -58,14 +62,16 @@ class GeoRef:
 
     def from_wgs84(self, lat: Any, lon: Any) -> tuple[F64, F64]:
         """Latitude/longitude (degrees, arrays or scalars) -> projected (x, y), by pyproj."""
-        x, y = _transformer(4326, self.epsg).transform(np.asarray(lon, dtype=np.float64),
-                                                       np.asarray(lat, dtype=np.float64))
+        x, y = _transformer(4326, self.epsg).transform(
+            np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        )
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
     def to_wgs84(self, x: Any, y: Any) -> tuple[F64, F64]:
         """Projected (x, y) -> latitude, longitude (degrees), by pyproj."""
-        lon, lat = _transformer(self.epsg, 4326).transform(np.asarray(x, dtype=np.float64),
-                                                           np.asarray(y, dtype=np.float64))
+        lon, lat = _transformer(self.epsg, 4326).transform(
+            np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        )
         return np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
 
     def corners_wgs84(self) -> list[tuple[float, float]]:
@@ -94,8 +100,9 @@ def _georef(tif: Any, path: Path) -> GeoRef:
         tie = meta["ModelTiepoint"]
         epsg = int(meta["ProjectedCSTypeGeoKey"])
     except KeyError as err:
-        raise GeoTiffError(f"{path}: GeoTIFF key {err} missing (not a north-up projected raster)"
-                           ) from err
+        raise GeoTiffError(
+            f"{path}: GeoTIFF key {err} missing (not a north-up projected raster)"
+        ) from err
     if "ModelTransformation" in meta:
         raise GeoTiffError(f"{path}: rotated rasters (ModelTransformation) are not supported")
     page = tif.pages[0]
@@ -127,11 +134,20 @@ def read_georef(path: str | Path) -> GeoRef:
         raise GeoTiffError(f"{p}: {err}") from err
 
 
-def read_geotiff(path: str | Path) -> tuple[NDArray[np.uint8], GeoRef]:
+def read_geotiff(
+    path: str | Path, *, max_bytes: int | None = None
+) -> tuple[NDArray[np.uint8], GeoRef]:
     """Pixels (rows x cols x bands, as stored: NAIP is R, G, B, NIR) and georeference.
+
+    ``max_bytes``: the most the decoded pixels may take (None: no limit). The size
+    the file declares is checked before a pixel is read: a county mosaic, or a
+    header declaring 100,000 px a side, would otherwise be decoded whole, and on the
+    aircraft's companion computer the kernel's out-of-memory killer picks a victim
+    that may be the flight recorder.
 
     Raises:
         GeoTiffError: not a GeoTIFF, or not north-up and projected.
+        GeoTiffTooLarge: its decoded pixels over ``max_bytes``.
     """
     import tifffile
 
@@ -139,7 +155,15 @@ def read_geotiff(path: str | Path) -> tuple[NDArray[np.uint8], GeoRef]:
     try:
         with tifffile.TiffFile(p) as tif:
             geo = _georef(tif, p)
-            image = np.asarray(tif.pages[0].asarray())
+            page = tif.pages[0]
+            if max_bytes is not None and int(page.nbytes) > max_bytes:
+                shape = " x ".join(str(int(v)) for v in page.shape)
+                raise GeoTiffTooLarge(
+                    f"{p}: its image ({shape} of {page.dtype}) takes "
+                    f"{int(page.nbytes) / 2**20:.0f} MiB decoded, more than the "
+                    f"{max_bytes / 2**20:.0f} MiB allowed"
+                )
+            image = np.asarray(page.asarray())
     except tifffile.TiffFileError as err:
         raise GeoTiffError(f"{p}: {err}") from err
     if image.ndim == 2:

@@ -43,6 +43,7 @@ from gps_denied_onboard.clock import SystemClock
 from gps_denied_onboard.config import build_config, load_ros_params_file
 from gps_denied_onboard.errors import GpsDeniedError
 from gps_denied_onboard.records import MemorySink
+from gps_denied_onboard.replay.geotiff import GeoTiffTooLarge
 from gps_denied_onboard.tile_cache import pixels
 from gps_denied_onboard.tile_cache.config import TileCacheConfig
 from gps_denied_onboard.tile_cache.database import open_database
@@ -59,6 +60,10 @@ from gps_denied_onboard.visual_nav.orthophoto import Orthophoto
 
 NODE_NAME = "tile_cache"
 DEFAULT_PARAMS = Path("config/tile_cache.yaml")
+#: what ``import`` lets its images take decoded, together, by default (MiB): a NAIP
+#: quarter quad at 0.6 m is about 330; the cutting holds a few times the 8-bit pixels
+#: more, and the flight's nodes may share the machine
+MAX_DECODED_MB = 2048.0
 
 
 def _config(args: argparse.Namespace) -> TileCacheConfig:
@@ -303,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="visual_nav's resolution_m, for the default zooms (5)",
     )
     imp.add_argument("--jpeg-quality", type=int, default=90, dest="jpeg_quality")
+    imp.add_argument(
+        "--max-decoded-mb",
+        type=float,
+        default=MAX_DECODED_MB,
+        dest="max_decoded_mb",
+        help="the most the run's images may take decoded, together "
+        f"(MiB, {MAX_DECODED_MB:g}): checked before a pixel is read",
+    )
     imp.add_argument("--json", action="store_true", help="the report as one JSON object")
     return ap
 
@@ -317,12 +330,23 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 2
     if args.command == "import":
         args.orthophotos_read = []
+        # the images of one run are held together (their seams), within one budget
+        budget = int(args.max_decoded_mb * 2**20)
         for path in args.orthophotos:  # before the database: a bad file changes nothing
             try:
-                args.orthophotos_read.append(Orthophoto.read(path))
+                ortho = Orthophoto.read(path, max_bytes=budget)
             except (OSError, ValueError) as err:
                 print(f"gdo-tile-cache: cannot read {path}: {err}", file=sys.stderr)
+                if isinstance(err, GeoTiffTooLarge):
+                    print(
+                        "gdo-tile-cache: resample it to the pixel size the map needs "
+                        "(gdalwarp -tr 2.5 2.5 keeps all visual_nav matches at its 5 m), "
+                        "or raise --max-decoded-mb where the memory is there",
+                        file=sys.stderr,
+                    )
                 return 2
+            args.orthophotos_read.append(ortho)
+            budget -= ortho.pixels.nbytes
     try:
         if args.command == "migrate":
             db = open_database(config)

@@ -49,16 +49,17 @@ class Orthophoto:
     pixel_size: float
 
     @classmethod
-    def read(cls, path: Path) -> Orthophoto:
+    def read(cls, path: Path, *, max_bytes: int | None = None) -> Orthophoto:
         """A GeoTIFF's first image: its first three bands as BGR (RGB, NIR or alpha
         after them dropped), or its first band as grey; other depths than 8 bits
         brought to 8 (:func:`eight_bit`).
 
         Raises:
-            GeoTiffError: not a north-up projected GeoTIFF, or its pixels not square
-                (``gdalwarp -tr`` makes them so).
+            GeoTiffError: not a north-up projected GeoTIFF, its pixels not square
+                (``gdalwarp -tr`` makes them so), or its decoded pixels over
+                ``max_bytes`` (:func:`~gps_denied_onboard.replay.geotiff.read_geotiff`).
         """
-        data, geo = read_geotiff(path)
+        data, geo = read_geotiff(path, max_bytes=max_bytes)
         if not math.isclose(geo.scale_x, geo.scale_y, rel_tol=1e-6):
             raise GeoTiffError(f"{path}: pixels of {geo.scale_x} x {geo.scale_y} are not square")
         data = eight_bit(data)

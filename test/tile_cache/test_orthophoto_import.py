@@ -249,6 +249,45 @@ def test_the_operator_imports_a_geotiff_from_the_command_line(
     assert bad_date.value.code == 2
 
 
+def test_images_too_large_to_decode_are_refused_before_a_pixel_is_read(
+    tile_config: TileCacheConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The size a GeoTIFF declares is checked against --max-decoded-mb before its pixels
+    are decoded (a header declaring 100,000 px a side would otherwise be allocated), and
+    the images of one run share the budget: they are held together for their seams."""
+    import tifffile
+
+    naip_2014 = NAIP.with_name(NAIP_FILES["2014"])
+    args = ("import", str(NAIP), "--source", "naip", "--captured", "2017-08-27")
+    assert tifffile.TiffFile(NAIP).pages[0].nbytes > 2**20  # 724 x 934 x 4 bytes
+
+    def decoded(*_: object, **__: object) -> None:
+        raise AssertionError("pixels decoded past the budget")
+
+    with monkeypatch.context() as m:
+        m.setattr(tifffile.TiffPage, "asarray", decoded)
+        code, _ = _cli(tile_config, *args, "--max-decoded-mb", "1")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "MiB decoded, more than the 1 MiB allowed" in err and "gdalwarp -tr" in err
+
+    # each of the two fits 3 MiB, both do not (the first kept as 8-bit BGR: 1.9 MiB)
+    code, _ = _cli(tile_config, *args[:2], str(naip_2014), *args[2:], "--max-decoded-mb", "3")
+    assert code == 2
+    assert str(naip_2014) in capsys.readouterr().err
+
+    def tiles() -> int:
+        code, out = _cli(tile_config, "dump", "--stats", "--json")
+        assert code == 0
+        return int(json.loads(out)["tiles"])
+
+    assert tiles() == 0
+    code, _ = _cli(tile_config, *args, "--max-decoded-mb", "3")
+    assert code == 0 and tiles() > 0
+
+
 def test_an_import_while_the_node_holds_the_tile_root_fails_and_changes_nothing(
     store: PostgresFilesystemStore, tile_config: TileCacheConfig, naip_2017: Orthophoto
 ) -> None:
