@@ -288,6 +288,58 @@ def test_images_too_large_to_decode_are_refused_before_a_pixel_is_read(
     assert code == 0 and tiles() > 0
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_import_killed_mid_run_is_finished_by_the_next_and_every_tile_verifies(
+    tile_config: TileCacheConfig, seed: int
+) -> None:
+    """kill -9 of the tool at a moment after its first batch landed (seeded): the next
+    run stores the rest, none twice, and every file on disk re-hashes to its row."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    zooms = ("--zoom", "17", "--zoom", "16")  # about 500 tiles: a few seconds of work
+    args = ("import", str(NAIP), "--source", "naip", "--captured", "2017-08-27", *zooms)
+    root = ("--dsn", tile_config.dsn, "--tile-root", str(tile_config.tile_root))
+    tool = [sys.executable, "-m", "gps_denied_onboard.tile_cache.tools", *root, *args]
+
+    def stored() -> int:
+        with psycopg.connect(tile_config.dsn) as conn:
+            row = conn.execute("SELECT count(*) FROM tiles WHERE source = 'naip'").fetchone()
+            return int(row[0]) if row else 0
+
+    proc = subprocess.Popen(tool, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 120
+        while stored() < BATCH and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.02)
+        time.sleep(random.Random(seed).uniform(0.0, 0.5))
+        assert proc.poll() is None, "the import ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    before = stored()
+    assert before >= BATCH
+
+    code, out = _cli(tile_config, *args, "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["held"] == before and report["stored"] > 0
+    assert report["held"] + report["stored"] + report["empty"] == sum(report["covering"].values())
+    assert stored() == report["held"] + report["stored"]
+    code, out = _cli(tile_config, "verify", "--json")
+    assert code == 0, out
+    assert json.loads(out)["ok"] == stored()
+    leftovers = [p for p in tile_config.tile_root.rglob("*") if ".tmp-" in p.name]
+    assert not leftovers
+
+
 def test_an_import_while_the_node_holds_the_tile_root_fails_and_changes_nothing(
     store: PostgresFilesystemStore, tile_config: TileCacheConfig, naip_2017: Orthophoto
 ) -> None:
