@@ -152,44 +152,47 @@ def _measure(
     return single_frames(_try(map_year, frame_year, footprint, n, seed, att_noise))
 
 
-def _across_years(tag: str, pooled: Tried, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's single-frame targets over every cross-year pair's frames pooled:
-    its 1 km targets are "across years" (over >= 2000 frames, the three pairs'
-    2,100), and its 400 m one names no pair. Each pair's own figures keep the
-    same targets beside these, so a pair the pool carries still shows."""
-    m = single_frames(pooled)
-    n = len(pooled)
+def _targets(
+    tag: str, m: dict[str, Any], base: dict[str, Any], footprint: str
+) -> list[dict[str, Any]]:
+    """The issue's single-frame targets on :func:`single_frames` summary ``m``: % fixed
+    (1 km >= 95, 400 m >= 60) and, at 1 km, median <= 2.5 m and p95 <= 6 m."""
+    km = footprint == "1km"
+    need = 95 if km else 60
     out = [
         figure(
-            f"{tag}.across_years.fixed",
+            f"{tag}.fixed",
             m["fixed_pct"],
             "%",
             base["fixed_pct"],
-            ">=95" if ".1km." in tag else ">=60",
-            m["fixed_pct"] >= (95 if ".1km." in tag else 60),
-            frames=n,
+            f">={need}",
+            m["fixed_pct"] >= need,
+            frames=m["n"],
         )
     ]
-    if ".1km." in tag:
+    if km:
         out += [
             figure(
-                f"{tag}.across_years.median_error",
+                f"{tag}.median_error",
                 m["median_m"],
                 "m",
                 base["median_m"],
                 "<=2.5",
                 m["median_m"] <= 2.5,
             ),
-            figure(
-                f"{tag}.across_years.p95_error",
-                m["p95_m"],
-                "m",
-                base["p95_m"],
-                "<=6",
-                m["p95_m"] <= 6.0,
-            ),
+            figure(f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], "<=6", m["p95_m"] <= 6.0),
         ]
     return out
+
+
+def _across_years(
+    tag: str, pooled: Tried, base: dict[str, Any], footprint: str
+) -> list[dict[str, Any]]:
+    """:func:`_targets` over every cross-year pair's frames pooled: the issue counts its
+    1 km targets "across years" (over >= 2000 frames, the three pairs' 2,100), and its
+    400 m one names no pair. Each pair's own figures keep the same targets beside
+    these, so a pair the pool carries still shows."""
+    return _targets(f"{tag}.across_years", single_frames(pooled), base, footprint)
 
 
 def _gate(n: int, seed: int) -> tuple[int, int]:
@@ -227,26 +230,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             tag = f"visual_fix_accuracy.1km.{proto}.{name}"
             if exact:  # the issue's targets are for its protocol
                 out += [
-                    figure(
-                        f"{tag}.fixed",
-                        m["fixed_pct"],
-                        "%",
-                        base["fixed_pct"],
-                        ">=95",
-                        m["fixed_pct"] >= 95,
-                        frames=n,
-                    ),
-                    figure(
-                        f"{tag}.median_error",
-                        m["median_m"],
-                        "m",
-                        base["median_m"],
-                        "<=2.5",
-                        m["median_m"] <= 2.5,
-                    ),
-                    figure(
-                        f"{tag}.p95_error", m["p95_m"], "m", base["p95_m"], "<=6", m["p95_m"] <= 6.0
-                    ),
+                    *_targets(tag, m, base, "1km"),
                     report(
                         f"{tag}.sigma_1_coverage",
                         m["cov1"],
@@ -282,7 +266,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     *coverage(tag, m, base),
                 ]
         if exact:
-            out += _across_years("visual_fix_accuracy.1km.exact_attitude", pooled, base)
+            out += _across_years("visual_fix_accuracy.1km.exact_attitude", pooled, base, "1km")
         out.append(
             figure(
                 f"visual_fix_accuracy.1km.{proto}.wrong_fixes_per_1000",
@@ -307,15 +291,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         wrong += m["wrong"]
         tag = f"visual_fix_accuracy.400m.single_frame.{name}"
         out += [
-            figure(
-                f"{tag}.fixed",
-                m["fixed_pct"],
-                "%",
-                base["fixed_pct"],
-                ">=60",
-                m["fixed_pct"] >= 60,
-                frames=n,
-            ),
+            *_targets(tag, m, base, "400m"),
             report(
                 f"{tag}.median_error",
                 m["median_m"],
@@ -325,7 +301,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             ),
             *coverage(tag, m, base),
         ]
-    out += _across_years("visual_fix_accuracy.400m.single_frame", pooled, base)
+    out += _across_years("visual_fix_accuracy.400m.single_frame", pooled, base, "400m")
     out.append(
         figure(
             "visual_fix_accuracy.400m.single_frame.wrong_fixes_per_1000",
