@@ -37,10 +37,16 @@ def figure(
         raise ValueError(f"{name}: a figure with a target needs ok true or false")
     if target is None and "note" not in extra:
         raise ValueError(f"{name}: a report (no target) needs a note saying what it shows")
-    ratio = (value / baseline) if baseline else None
+    # a median of no fix is NaN, which is no JSON: it is printed as null
+    shown: float | None = value
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = None
+    if isinstance(baseline, float) and not math.isfinite(baseline):
+        baseline = None
+    ratio = (value / baseline) if baseline and shown is not None else None
     out: dict[str, Any] = {
         "name": name,
-        "value": round(value, 6) if isinstance(value, float) else value,
+        "value": round(shown, 6) if isinstance(shown, float) else shown,
         "unit": unit,
         "baseline": round(baseline, 6) if isinstance(baseline, float) else baseline,
         "ratio": None if ratio is None else round(ratio, 4),

@@ -110,3 +110,18 @@ def test_figure_refuses_a_report_that_claims_ok() -> None:
         figure("x", 1.0, "ms", 1.0, "<= 1", None)
     with pytest.raises(ValueError, match="note"):
         figure("x", 1.0, "ms", 1.0, None, None)
+
+
+def test_a_figure_of_no_number_is_printed_as_json_null() -> None:
+    """A median over no fix is NaN, which strict JSON has no word for: value, baseline
+    and ratio go out as null, and the line parses."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from harness import figure, report
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    fig = report("x", 2.5, "m", float("nan"), "median against none fixed")
+    assert (fig["value"], fig["baseline"], fig["ratio"]) == (2.5, None, None)
+    fig = figure("y", float("nan"), "m", 1.0, "<= 2", False)
+    assert (fig["value"], fig["ratio"]) == (None, None)
+    assert json.loads(json.dumps(fig, allow_nan=False)) == fig
