@@ -7,6 +7,7 @@ measures against what.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -136,6 +137,56 @@ def high_altitude(quick: bool) -> list[dict[str, Any]]:
             None,
             "fixes over 30 m off, 1000 m frames matched at the ground scale doubled",
             wrong=wrong,
+            frames=frames,
+        )
+    )
+    return out
+
+
+#: what the autopilot's flat-ground height makes of the true one in ``height_off``
+#: (the ground 100 m above or below the home at 500 m, or a barometer that far off)
+HEIGHT_OFF = (0.8, 1.2)
+
+
+def height_off(quick: bool) -> list[dict[str, Any]]:
+    """``height_off``'s figures: frames whose height is reported a fifth low or high,
+    searched with the scale rungs (``scale_search_rungs`` 2) against without (0, which
+    refuses a scale pressing past the candidates)."""
+    n = 4 if quick else 60
+    footprints = ("1km",) if quick else ("1km", "400m")
+    out: list[dict[str, Any]] = []
+    wrong = {2: 0, 0: 0}
+    frames = 0
+    for footprint in footprints:
+        for name, (map_year, frame_year) in PAIRS.items():
+            batch = [
+                replace(t, height_factor=HEIGHT_OFF[k % 2])
+                for k, t in enumerate(trials(seed_of(name) + 1100, n, AGL[footprint]))
+            ]
+            tried = [(t, frame(frame_year, t)) for t in batch]
+            got = {}
+            for rungs in (2, 0):
+                est = estimator(map_year, scale_search_rungs=rungs)
+                got[rungs] = single_frames(
+                    [(t, run_trial(est, k, t, im)) for k, (t, im) in enumerate(tried)]
+                )
+                wrong[rungs] += got[rungs]["wrong"]
+            frames += n
+            note = (
+                f"{footprint} frames, height reported 0.8 / 1.2 of the truth, 0.15 deg "
+                "attitude error: scale rungs searched; baseline without (pressing refused)"
+            )
+            out += accuracy(
+                f"visual_fix_accuracy.height_off.{footprint}.{name}", got[2], got[0], note, n
+            )
+    out.append(
+        report(
+            "visual_fix_accuracy.height_off.wrong_fixes_per_1000",
+            1000.0 * wrong[2] / frames,
+            "per 1000 frames",
+            1000.0 * wrong[0] / frames,
+            "fixes over 30 m off with the height a fifth off; baseline without rungs",
+            wrong=wrong[2],
             frames=frames,
         )
     )

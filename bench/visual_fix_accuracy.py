@@ -78,6 +78,14 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
   enlarges; baseline: the same frames over the map's own z15 tiles. Wrong: over
   30 m off.
 
+- ``height_off`` (reported): single frames (1 km and, in the full run, 400 m; 0.15
+  deg attitude error) whose height the autopilot reports a fifth low or high (the
+  ground 100 m above or below the home at 500 m, no rangefinder; a drifted
+  barometer): the scale needed, 1.25 or 0.83, lies past the candidates' reach, and
+  the search goes a rung further out (``scale_search_rungs`` 2). Baseline: the same
+  frames without rungs, where a scale pressing past the candidates is refused.
+  Wrong: over 30 m off.
+
 - ``map_misregistration``: how far each pair's two orthophotos disagree on
   where the same ground is (1 km patches; reported pairs and calibration pairs
   alike, no estimator involved). Errors are measured against the frame year,
@@ -118,7 +126,13 @@ from _visual_fix_flights import (
     spoofed_gnss,
     turn_velocity,
 )
-from _visual_fix_scales import auto_scale, coarser_tiles, high_altitude, low_altitude
+from _visual_fix_scales import (
+    auto_scale,
+    coarser_tiles,
+    height_off,
+    high_altitude,
+    low_altitude,
+)
 from _visual_nav_calibration import CALIBRATION_PAIRS
 from _visual_nav_env import (
     AGL,
@@ -404,6 +418,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
     out += auto_scale(quick)
     out += high_altitude(quick)
     out += coarser_tiles(quick)
+    out += height_off(quick)
     # -- the floor: how far the map year's ground sits from the frame year's
     for name, (map_year, frame_year) in {**PAIRS, **CALIBRATION_PAIRS}.items():
         d = misregistration(map_year, frame_year)

@@ -36,6 +36,7 @@ class VisualNavConfig:
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
     scale_candidates: tuple[float, ...] = (0.92, 1.0, 1.08)
+    scale_search_rungs: int = 2
     orientation_harmonics: int = 2
     gate_evidence_max_side_m: float = 600.0
     gate_evidence_agreement_weight: float = 1.5
@@ -308,6 +309,11 @@ class VisualNavConfig:
         for name in ("flat_field_frames", "flat_field_min_frames"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1", key=name)
+        if not 0 <= self.scale_search_rungs <= 4:
+            raise ConfigError(
+                "scale_search_rungs must be within 0..4 (4: scales 0.53-1.9)",
+                key="scale_search_rungs",
+            )
         if self.odometry_noise_samples < 3:
             raise ConfigError("odometry_noise_samples must be >= 3", key="odometry_noise_samples")
         lo, hi = self.odometry_noise_scale_min, self.odometry_noise_scale_max
@@ -406,6 +412,7 @@ class VisualNavConfig:
             max_search_radius_m=self.max_search_radius_m,
             heading_trusted=self.heading_trusted,
             heading_search_step_deg=self.heading_search_step_deg,
+            scale_search_rungs=self.scale_search_rungs,
             odometry=OdometryConfig(
                 enabled=self.odometry_enabled,
                 search_m=self.odometry_search_m,

@@ -370,7 +370,7 @@ class VisualEstimator:
             bound_k=cfg.gnss_correction.bound_k,
         )
         held_s, held_h = plan.held_scale, plan.held_heading
-        result = search_view(
+        result, searched = search_view(
             f.view,
             mosaic,
             metres_per_world_px=mpp,
@@ -378,6 +378,7 @@ class VisualEstimator:
             radius_m=radius,
             match=plan.match,
             min_score=self.min_score_at,
+            scale_rungs=cfg.scale_search_rungs,
         )
         pk = result.coarse
         lat, lon = world_px_to_latlon(result.nadir_x, result.nadir_y, zoom)
@@ -445,7 +446,7 @@ class VisualEstimator:
             side_m=sharp_side_m(result.template_side_m, cfg.match.resolution_m, map_px_m),
             placed=result.placed,
             single_frame=not stitched,
-            extra_sigmas=extra_sigmas + candidates_extra(cfg, plan.candidates),
+            extra_sigmas=extra_sigmas + candidates_extra(cfg, searched),
         )
         agreement = verdict.agreement
         jumped = verdict.jump_m is not None

@@ -106,6 +106,7 @@ class EstimatorConfig:
     track_window_s: float = 2.0
     heading_trusted: bool = True
     heading_search_step_deg: float = 8.0
+    scale_search_rungs: int = 2
     stitch_sigma_margin_m: float = 0.0
     stitch_sigma_spread_k: float = 0.35
     stitch_sigma_frame_k: float = 0.4
