@@ -181,8 +181,9 @@ def search_view(
 
     Up to ``scale_rungs`` times, a match whose refined scale presses past the
     outermost candidate is searched again on the next rung out
-    (:func:`pressed_rung`), and the better ranked of the two kept; one still
-    pressing past the last rung allowed is refused. Why: the refinement reaches
+    (:func:`pressed_rung`), whose match replaces it where it ranks
+    :data:`RUNG_RANK_MARGIN` above it; one still pressing past the last rung
+    allowed, or whose next rung's window leaves the tiles, is refused. Why: the refinement reaches
     about 0.90-1.10 of the flat-ground height, and beyond it the scale held at
     that reach while the placement went on. On the calibration pairs (0.15 deg
     attitude error, 60 cold 1 km frames per height), with the height reported
@@ -229,23 +230,29 @@ def search_view(
         new = tuple(s for s in rung if all(abs(s / t - 1.0) > 0.01 for t in before))
         if not new:
             break
+        pressing = FrameRejected(
+            "gate",
+            f"scale {result.scale:.3f} presses past the scales searched "
+            f"({min(before):.3f}-{max(before):.3f}): the height is off by more",
+            scale=round(result.scale, 4),
+            search_radius_m=radius,
+            scale_on_edge=1,
+        )
         if climbed == scale_rungs:
             # the true scale lies past what was searched: the placement went on
             # without it, and such fixes were the ones 30 m and more off
-            raise FrameRejected(
-                "gate",
-                f"scale {result.scale:.3f} presses past the scales searched "
-                f"({min(before):.3f}-{max(before):.3f}): the height is off by more",
-                scale=round(result.scale, 4),
-                search_radius_m=radius,
-                scale_on_edge=1,
-            )
+            raise pressing
         # every heading candidate again: at the wrong scale the search's heading
         # is less sure, and the rung searched at that heading alone fixed 80 % of
         # 1 km frames with the height 22 % off (87 % with every heading) and left
         # their p95 at 13 m (6 m), for a third of the rung's time
         searched += headings * len(new)
-        further, _ = matched(replace(match, scale_candidates=new))
+        try:
+            further, _ = matched(replace(match, scale_candidates=new))
+        except FrameRejected as err:
+            # the rung's larger view leaves the tiles the match before fitted in:
+            # that match still presses, and nothing was searched past it
+            raise pressing from err
         if further is None or _rank(match, further) <= (1.0 + RUNG_RANK_MARGIN) * _rank(
             match, result
         ):

@@ -267,14 +267,17 @@ def test_a_search_over_more_candidates_asks_for_more() -> None:
 def test_an_all_round_cold_start_is_judged_on_the_higher_gate() -> None:
     """The estimator hands the untrusted-heading search's extra to the gate: the same
     certainly-wrong 400 m frames (truth 0.9-1.2 km from the prior) are refused against
-    the 3 x 3 search's bar plus candidates_extra(45 x 3)."""
+    the 3 x 3 search's bar plus candidates_extra(45 x 3). (Without scale rungs: a
+    frame whose scale presses past the candidates would add a rung's pairs to either
+    count; test_visual_nav_scale_rungs pins those.)"""
     import re
 
     from gps_denied_onboard.visual_nav.gate import candidates_extra, gate_at
 
     ortho = naip("2020")
     tiles = naip_tiles("2017")
-    trusted, all_round = make_estimator(tiles), make_estimator(tiles, heading_trusted=False)
+    trusted = make_estimator(tiles, scale_search_rungs=0)
+    all_round = make_estimator(tiles, heading_trusted=False, scale_search_rungs=0)
     extra = candidates_extra(all_round.cfg, 45 * 3)
     rng = np.random.default_rng(43)
     compared = 0
