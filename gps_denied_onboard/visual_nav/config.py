@@ -311,7 +311,7 @@ class VisualNavConfig:
                 raise ConfigError(f"{name} must be >= 1", key=name)
         if not 0 <= self.scale_search_rungs <= 4:
             raise ConfigError(
-                "scale_search_rungs must be within 0..4 (4: scales 0.53-1.9)",
+                "scale_search_rungs must be within 0..4 (4: scales 0.48-2.05)",
                 key="scale_search_rungs",
             )
         if self.odometry_noise_samples < 3:
