@@ -176,6 +176,12 @@ class OutsideMap(Exception):
     """The search window is not inside the map raster."""
 
 
+def rank(score: float, template_px: int, cfg: MatchConfig) -> float:
+    """How a search ranks a heading/scale candidate's peak: its ``score`` weighed by
+    its template's valid pixels ** ``rank_size_exponent`` (why: :func:`_search_candidates`)."""
+    return float(score * float(template_px) ** cfg.rank_size_exponent)
+
+
 def _field(rf: RectifiedFrame, harmonics: int) -> tuple[tuple[F32, ...], float]:
     return orientation_field(rf.image, rf.mask, harmonics=harmonics)
 
@@ -263,11 +269,11 @@ def _search_candidates(
     for dh, s, rf, chans, tpl, x0, y0 in cands:
         score = masked_zncc_within(spectra, tpl, (x0 - ux0, y0 - uy0, span, span))
         pk = find_peak(score, cfg.exclusion_m / res)
-        rank = pk.score * float(tpl.count) ** cfg.rank_size_exponent
-        scored.append((rank, (dh, s)))
-        if best is None or rank > best_rank:
+        ranked = rank(pk.score, int(tpl.count), cfg)
+        scored.append((ranked, (dh, s)))
+        if best is None or ranked > best_rank:
             best = (dh, s, pk, rf, chans, x0, y0)
-            best_rank = rank
+            best_rank = ranked
             template_px = int(tpl.count)
     assert best is not None
     ranking = tuple(pair for _, pair in sorted(scored, key=lambda c: -c[0]))

@@ -47,6 +47,7 @@ from gps_denied_onboard.visual_nav.matcher import (
     MatchResult,
     OutsideMap,
     match_frame,
+    rank,
 )
 from gps_denied_onboard.visual_nav.views import MatchView, PatchView
 
@@ -154,9 +155,8 @@ def pressed_rung(match: MatchConfig, rung: tuple[float, ...], scale: float) -> t
 
 
 def _rank(match: MatchConfig, result: MatchResult) -> float:
-    """How the search ranks a result against another: its peak's score weighed by its
-    template's size, as :func:`.matcher.match_frame` ranks its candidates."""
-    return float(result.coarse.score * max(result.template_px, 1) ** match.rank_size_exponent)
+    """A result ranked as :func:`.matcher.match_frame` ranks its candidates."""
+    return rank(result.coarse.score, result.template_px, match)
 
 
 def search_view(
