@@ -86,6 +86,11 @@ displaced 900-1300 m (the truth outside the search window): none may be accepted
   frames without rungs, where a scale pressing past the candidates is refused.
   Wrong: over 30 m off.
 
+- ``terrain`` (full run only, reported): flights whose ground rises by a fifth of
+  the height above it (over 40 s or 10 s), the reported height unchanged (no
+  rangefinder), GNSS denied; baseline: the same flights over flat ground
+  (``_visual_fix_terrain.py``).
+
 - ``map_misregistration``: how far each pair's two orthophotos disagree on
   where the same ground is (1 km patches; reported pairs and calibration pairs
   alike, no estimator involved). Errors are measured against the frame year,
@@ -133,6 +138,7 @@ from _visual_fix_scales import (
     high_altitude,
     low_altitude,
 )
+from _visual_fix_terrain import terrain
 from _visual_nav_calibration import CALIBRATION_PAIRS
 from _visual_nav_env import (
     AGL,
@@ -413,6 +419,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
         out += restart_in_turn()
         out += turn_velocity()
         out += gnss_velocity_then_denied()
+        out += terrain()
     out += spoofed_gnss(quick)
     out += low_altitude(quick)
     out += auto_scale(quick)

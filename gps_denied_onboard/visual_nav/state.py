@@ -13,8 +13,23 @@ the ground elevation at home, which assumes the ground under the aircraft is
 as high as at home. Its error is the barometer's drift (1-3 m over a flight)
 plus the terrain's departure from the home elevation (on the North-Dakota
 farmland of the sample, +-5 m; in hills, tens of metres). The matcher estimates
-a height scale factor itself (+-12 % searched), so the flat-ground height only
-has to be good to about 10 %; the estimator reports the scale it found.
+a height scale factor itself and the estimator reports the scale it found: a
+search refines 0.90-1.10 of the flat-ground height, and goes a rung further out
+where it presses past that (:mod:`.search`: 0.67-1.49 with two rungs); a frame
+alone within ``track_window_s`` of a fix starts from that fix's scale, so it
+follows ground that rises or falls under the aircraft.
+
+What a rise costs (``visual_fix_accuracy.terrain``, the GNSS denied, the ground
+rising by a fifth of the height over 40 s or 10 s, the three cross-year pairs,
+276 frames each): 1 km frames from 500 m lost nothing against flat ground (92 /
+88 % fixed against 96 %, p95 5.7 / 5.8 m, none over 30 m off). Stitched 400 m
+frames from 200 m did not follow: 13 / 23 fixes over 30 m off (none over flat
+ground), p95 of the rest 12.8 / 17.6 m against 10.9. A patch holds frames of
+16 s, taken from heights up to 8 % (or the whole fifth) apart, and is matched at
+one scale that lags the newest frame's by 10-20 %; its nadir lies 300-400 m along
+the patch from its bulk, so the lag moves the fix by tens of metres, and the
+velocity, turned by that scale, runs 10-25 % fast. Where the ground under a low
+flight climbs or falls steeply, a rangefinder is what keeps the height.
 
 The ground elevation is, first, the one configured; else the FC's home
 altitude (HOME_POSITION, which fc_bridge asks for); else the altitude learned
