@@ -14,7 +14,9 @@ What it shows: whether the height scale the fixes find follows the ground (a fra
 alone refines it from the last fix's; a stitched 400 m patch searches its own), and
 what a patch that spans frames of several heights costs: its nadir lies a few hundred
 metres along the patch from its bulk, so a scale off by a few per cent there moves
-the fix by tens of metres.
+the fix by tens of metres. Each registration measures the zoom between its two
+frames, and the patch is built at its newest frame's scale
+(:mod:`gps_denied_onboard.visual_nav.zoom`; ``stitch_zoom``).
 """
 
 from __future__ import annotations

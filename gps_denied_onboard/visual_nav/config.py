@@ -95,6 +95,7 @@ class VisualNavConfig:
     stitch_history_s: float = 40.0
     stitch_below_area_m2: float = 300_000.0
     stitch_target_area_m2: float = 400_000.0
+    stitch_zoom: bool = True
     stitch_sigma_margin_m: float = 0.0
     stitch_sigma_spread_k: float = 0.35
     stitch_sigma_frame_k: float = 0.4
@@ -435,6 +436,7 @@ class VisualNavConfig:
                 history_s=self.stitch_history_s,
                 stitch_below_area_m2=self.stitch_below_area_m2,
                 stitch_target_area_m2=self.stitch_target_area_m2,
+                stitch_zoom=self.stitch_zoom,
             ),
             stitch_sigma_margin_m=self.stitch_sigma_margin_m,
             stitch_sigma_spread_k=self.stitch_sigma_spread_k,

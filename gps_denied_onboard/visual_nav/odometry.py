@@ -9,7 +9,11 @@ matching against the map is hard. It gives:
   map fixes far tighter than dead reckoning;
 - a **track** of recent frames in one local frame, so that several small
   footprints are **stitched** into one larger patch (:func:`stitch`), which
-  the matcher then matches as one view (:class:`.views.PatchView`).
+  the matcher then matches as one view (:class:`.views.PatchView`);
+- for a frame that is stitched, the **zoom** from the previous one (:mod:`.zoom`):
+  where the ground rises or falls under the aircraft and no rangefinder says so,
+  frames rectified at the same reported height show it at different sizes, and
+  the patch is built at its newest frame's.
 
 Both frames are rectified north-up at the same resolution with the same
 heading correction and height scale, so registration is a pure translation:
@@ -62,9 +66,22 @@ from gps_denied_onboard.visual_nav.velocity_leads import (
     steadier,
     turn_lead,
 )
+from gps_denied_onboard.visual_nav.zoom import zoom_between
 
 F32 = NDArray[np.float32]
 NS = 1_000_000_000
+
+#: a registration's zoom (:mod:`.zoom`) is off by this much (log, 1-sigma): 0.16 % RMS
+#: between 400 m frames of the 2014 calibration flights over flat ground, 0.25 % where
+#: the ground rose by a fifth of the height over 10 s (seeds 188000 and 189000, 320 pairs)
+ZOOM_SIGMA = 0.002
+#: a patch takes the zoom since a frame less this many of its sigmas (its noise adds up
+#: over the registrations between): taken whole, the noise moved flat flights' fixes
+#: (2014 calibration flights, seed 188000, 4 per pair, 400 m frames: median 3.48 /
+#: 3.04 m, p95 7.54 / 7.11 m without zooms; 3.85 / 3.10 and 7.61 / 7.98 whole; 3.60 /
+#: 3.01 and 7.36 / 7.15 at 1; 3.70 / 3.00 and 7.56 / 7.13 at 2), and the most of it
+#: kept over rising ground at 1 (module docstring of .zoom)
+ZOOM_SHRINK_SIGMAS = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,7 @@ class OdometryConfig:
     stitch_target_area_m2: float = 400_000.0
     turn_lead: bool = True
     heading_lead: bool = True
+    stitch_zoom: bool = True
     noise: NoiseConfig = field(default_factory=NoiseConfig)
 
 
@@ -113,6 +131,9 @@ class TrackEntry:
     height_m: float
     own_var: float = 0.0  # this frame's own placement variance per axis: its attitude's (m^2)
     heading: float | None = None  # the autopilot's heading at the capture (ENU, radians)
+    #: log of this frame's true ground size per pixel over the track's first frame's,
+    #: as the zooms between frames measured it (:mod:`.zoom`); 0 where none was
+    log_zoom: float = 0.0
 
     @property
     def area_m2(self) -> float:
@@ -275,6 +296,11 @@ class OdometryTrack:
         else:
             self.registrations += 1
             assert last is not None
+            log_zoom = last.log_zoom
+            if cfg.stitch_zoom and self._stitched(view):
+                z = zoom_between(last.view, view, (disp.de, disp.dn), register)
+                if z is not None:
+                    log_zoom += math.log(z)
             entry = TrackEntry(
                 stamp_ns,
                 view,
@@ -284,12 +310,18 @@ class OdometryTrack:
                 height_m,
                 own_var,
                 heading,
+                log_zoom,
             )
         self._frames.append(entry)
         self._velocity_known = False
         while self._frames and (stamp_ns - self._frames[0].stamp_ns) > cfg.history_s * NS:
             self._frames.popleft()
         return disp
+
+    def _stitched(self, view: RectifiedFrame) -> bool:
+        """Whether a frame showing ``view`` is stitched into a patch (:meth:`stitch`)."""
+        area = float(np.count_nonzero(view.mask)) * view.resolution_m**2
+        return area < self.cfg.stitch_below_area_m2
 
     def velocity(self) -> tuple[tuple[float, float], float] | None:
         """Velocity of the nadir at the newest frame, and its 1-sigma per axis.
@@ -443,8 +475,10 @@ class OdometryTrack:
 
         Only when the newest frame's footprint is below ``stitch_below_area_m2``;
         frames are added from the newest backwards until the union reaches
-        ``stitch_target_area_m2`` (newer frames paint over older ones). None when
-        there is nothing to add.
+        ``stitch_target_area_m2`` (newer frames paint over older ones). Each frame
+        and each registration's shift is scaled to the newest frame's ground size by
+        the zooms measured since (:func:`_in_newest_scale`; ``stitch_zoom``). None
+        when there is nothing to add.
         """
         cfg = self.cfg
         if len(self._frames) < 2:
@@ -453,27 +487,31 @@ class OdometryTrack:
         if cur.area_m2 >= cfg.stitch_below_area_m2:
             return None
         res = cur.view.resolution_m
-        chosen = [cur]
+        frames = list(self._frames)
+        placed = _in_newest_scale(frames)
+        chosen = [len(frames) - 1]
         # the union grows roughly by each frame's new ground; stop at the target
         area = cur.area_m2
-        for f in reversed(list(self._frames)[:-1]):
-            shift = math.hypot(f.e - chosen[-1].e, f.n - chosen[-1].n)
+        for i in range(len(frames) - 2, -1, -1):
+            (e0, n0, _), (e1, n1, _) = placed[i], placed[chosen[-1]]
+            shift = math.hypot(e0 - e1, n0 - n1)
             if shift < 0.15 * math.sqrt(cur.area_m2):
                 continue  # adds almost nothing
-            chosen.append(f)
-            area += shift * math.sqrt(f.area_m2)
+            chosen.append(i)
+            area += shift * math.sqrt(frames[i].area_m2)
             if area >= cfg.stitch_target_area_m2:
                 break
         if len(chosen) < 2:
             return None
-        # canvas in metres relative to the newest nadir
+        # canvas in metres relative to the newest nadir, at the newest frame's scale
         boxes = []
-        for f in chosen:
+        for i in chosen:
+            f = frames[i]
+            de, dn, k = placed[i]
             rows, cols = f.view.mask.shape
-            de, dn = f.e - cur.e, f.n - cur.n
-            left = de - (f.view.nadir_col + 0.5) * res
-            top = dn + (f.view.nadir_row + 0.5) * res
-            boxes.append((left, top, left + cols * res, top - rows * res))
+            left = de - (f.view.nadir_col + 0.5) * res * k
+            top = dn + (f.view.nadir_row + 0.5) * res * k
+            boxes.append((left, top, left + cols * res * k, top - rows * res * k))
         emin = min(b[0] for b in boxes)
         nmax = max(b[1] for b in boxes)
         emax = max(b[2] for b in boxes)
@@ -482,11 +520,13 @@ class OdometryTrack:
         rows = math.ceil((nmax - nmin) / res)
         image = np.zeros((rows, cols), np.float32)
         mask = np.zeros((rows, cols), np.uint8)
-        for f, (left, top, _, _) in zip(reversed(chosen), reversed(boxes), strict=True):
-            # f's pixel (i, j) lands on canvas (i + tx, j + ty)
-            tx = (left - emin) / res
-            ty = (nmax - top) / res
-            m = np.array([[1.0, 0.0, tx], [0.0, 1.0, ty]])
+        for i, (left, top, _, _) in zip(reversed(chosen), reversed(boxes), strict=True):
+            f = frames[i]
+            k = placed[i][2]
+            # f's pixel (i, j) lands on canvas (k i + tx, k j + ty), pixel centres kept
+            tx = (left - emin) / res + 0.5 * k - 0.5
+            ty = (nmax - top) / res + 0.5 * k - 0.5
+            m = np.array([[k, 0.0, tx], [0.0, k, ty]])
             img = cv2.warpAffine(f.view.image, m, (cols, rows), flags=cv2.INTER_LINEAR)
             # shrink the pasted mask by a pixel: its edge pixels are interpolated with black
             fm = cv2.erode(f.view.mask, np.ones((3, 3), np.uint8))
@@ -498,3 +538,28 @@ class OdometryTrack:
         nadir_row = nmax / res - 0.5
         diag = math.hypot(emax - emin, nmax - nmin)
         return RectifiedFrame(image, mask, nadir_col, nadir_row, res, diag)
+
+
+def _in_newest_scale(frames: list[TrackEntry]) -> list[tuple[float, float, float]]:
+    """Each frame's nadir east and north of the newest one's (metres) and its pixels'
+    size, all at the newest frame's scale (:mod:`.zoom`): each registration's shift
+    was measured in its own frames' pixels, which the ground's rise or fall since
+    has made larger or smaller than the newest frame's."""
+    last = len(frames) - 1
+    ref = frames[last].log_zoom
+
+    def size(j: int) -> float:
+        # the zoom since frame j, less ZOOM_SHRINK_SIGMAS of its noise (module docstring)
+        d = frames[j].log_zoom - ref
+        slack = ZOOM_SHRINK_SIGMAS * ZOOM_SIGMA * math.sqrt(last - j)
+        return math.exp(math.copysign(max(0.0, abs(d) - slack), d))
+
+    out: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * len(frames)
+    out[last] = (0.0, 0.0, 1.0)
+    e = n = 0.0
+    for j in range(last, 0, -1):
+        k = size(j)
+        e -= (frames[j].e - frames[j - 1].e) * k
+        n -= (frames[j].n - frames[j - 1].n) * k
+        out[j - 1] = (e, n, size(j - 1))
+    return out
