@@ -17,7 +17,9 @@ from gps_denied_onboard.visual_nav.camera import (
     mount_rotation,
 )
 from gps_denied_onboard.visual_nav.correlate import Peak
+from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.estimator import VisualEstimator
+from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.gate import Verdict, judge
 from gps_denied_onboard.visual_nav.geo import LocalFrame, zoom_for_resolution
 from gps_denied_onboard.visual_nav.mapview import DictTileSource
@@ -129,6 +131,38 @@ def feed(
         est.priors.add_gnss(
             stamp_ns, prior.latitude, prior.longitude, healthy=True, sigma_m=prior_sigma_m
         )
+
+
+def rising_ground_flight(
+    est: VisualEstimator,
+    start: Pose,
+    *,
+    frames: int,
+    step_en_m: tuple[float, float],
+    yaw_deg: float,
+) -> list[tuple[Pose, VisualFix | FrameRejected]]:
+    """A frame a second from ``start`` (its height the one the autopilot reports
+    throughout, with no rangefinder), moving ``step_en_m`` a frame, rolled 1 and
+    pitched 3 deg, over the synthetic world's ground that rises by a fifth of the
+    height above it between 6 and 16 s; the GNSS is exact for 3 s, then denied."""
+    ortho, _ = synthetic_world()
+    reported = start.agl_m
+    out: list[tuple[Pose, VisualFix | FrameRejected]] = []
+    for k in range(frames):
+        agl = reported * (1.0 - 0.2 * min(1.0, max(0.0, (k - 6) / 10)))
+        at = start.offset(step_en_m[0] * k, step_en_m[1] * k)
+        pose = Pose(at.latitude, at.longitude, agl, roll_deg=1.0, pitch_deg=3.0, yaw_deg=yaw_deg)
+        stamp = T0 + k * NS
+        gnss = k < 3
+        feed(est, stamp, pose, height_factor=reported / agl, prior=pose if gnss else None)
+        if not gnss:
+            est.set_gnss_healthy(False, stamp)
+        try:
+            got: VisualFix | FrameRejected = est.process(stamp, render(ortho, pose), CAMERA)
+        except FrameRejected as rej:
+            got = rej
+        out.append((pose, got))
+    return out
 
 
 def circle_flight(frames: int = 70) -> list[Pose]:

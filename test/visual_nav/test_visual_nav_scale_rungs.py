@@ -24,6 +24,7 @@ from .support import (
     feed,
     make_estimator,
     render,
+    rising_ground_flight,
     synthetic_world,
 )
 
@@ -107,36 +108,20 @@ def test_a_height_within_the_candidates_searches_no_rung() -> None:
     assert counts == [9]
 
 
-def _rising_ground_flight(**cfg: object) -> list[tuple[Pose, VisualFix | FrameRejected]]:
-    """A 1 km flight east at 25 m/s, a frame a second, over ground that rises by a fifth
-    of the height above it between 6 and 16 s while the height the autopilot reports
-    stays at 500 m (no rangefinder); the GNSS is denied after 3 s."""
-    ortho, tiles = synthetic_world()
-    est = make_estimator(tiles, **cfg)
-    start = Pose(LAT0, LON0, 500.0).offset(-400.0, 200.0)
-    out: list[tuple[Pose, VisualFix | FrameRejected]] = []
-    for k in range(24):
-        agl = 500.0 * (1.0 - 0.2 * min(1.0, max(0.0, (k - 6) / 10)))
-        at = start.offset(25.0 * k, 0.0)
-        pose = Pose(at.latitude, at.longitude, agl, roll_deg=1.0, pitch_deg=3.0, yaw_deg=90.0)
-        stamp = T0 + k * 1_000_000_000
-        gnss = k < 3
-        feed(est, stamp, pose, height_factor=500.0 / agl, prior=pose if gnss else None)
-        if not gnss:
-            est.set_gnss_healthy(False, stamp)
-        try:
-            got: VisualFix | FrameRejected = est.process(stamp, render(ortho, pose), CAMERA)
-        except FrameRejected as rej:
-            got = rej
-        out.append((pose, got))
-    return out
-
-
 def test_frames_alone_follow_ground_rising_under_a_flight_without_a_rangefinder() -> None:
-    """Each frame starts from the last fix's scale, and its refinement carries it on: the
+    """1 km frames (500 m above the ground at first, reported throughout), 25 m/s east,
+    the GNSS denied after 3 s, the ground rising a fifth of the height from 6 to 16 s.
+    Each frame starts from the last fix's scale, and its refinement carries it on: the
     fixes stay on the ground through the rise, on the estimator's own track, and end at
     the scale the lower height needs (1.25 of the flat-ground height's)."""
-    flown = _rising_ground_flight()
+    _, tiles = synthetic_world()
+    flown = rising_ground_flight(
+        make_estimator(tiles),
+        Pose(LAT0, LON0, 500.0).offset(-400.0, 200.0),
+        frames=24,
+        step_en_m=(25.0, 0.0),
+        yaw_deg=90.0,
+    )
     fixes = [(pose, got) for pose, got in flown if isinstance(got, VisualFix)]
     assert len(fixes) == len(flown), [got for _, got in flown if isinstance(got, FrameRejected)]
     for pose, fix in fixes:

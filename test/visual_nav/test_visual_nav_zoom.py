@@ -22,12 +22,11 @@ from .support import (
     CAMERA,
     LAT0,
     LON0,
-    T0,
     Pose,
     error_m,
-    feed,
     make_estimator,
     render,
+    rising_ground_flight,
     synthetic_world,
 )
 
@@ -70,25 +69,14 @@ def _rising_ground_flight(zoom: bool) -> list[tuple[Pose, VisualFix | FrameRejec
     """400 m frames (200 m above the ground at first), a frame a second at 25 m/s, the
     GNSS denied after 3 s; the ground rises by a fifth of the height from 6 to 16 s and
     the reported height stays."""
-    ortho, tiles = synthetic_world()
-    est = make_estimator(tiles, odometry=OdometryConfig(stitch_zoom=zoom))
-    start = Pose(LAT0, LON0, REPORTED_M).offset(-500.0, -300.0)
-    out: list[tuple[Pose, VisualFix | FrameRejected]] = []
-    for k in range(30):
-        agl = REPORTED_M * (1.0 - 0.2 * min(1.0, max(0.0, (k - 6) / 10)))
-        at = start.offset(20.0 * k, 15.0 * k)
-        pose = Pose(at.latitude, at.longitude, agl, roll_deg=1.0, pitch_deg=3.0, yaw_deg=53.0)
-        stamp = T0 + k * 1_000_000_000
-        gnss = k < 3
-        feed(est, stamp, pose, height_factor=REPORTED_M / agl, prior=pose if gnss else None)
-        if not gnss:
-            est.set_gnss_healthy(False, stamp)
-        try:
-            got: VisualFix | FrameRejected = est.process(stamp, render(ortho, pose), CAMERA)
-        except FrameRejected as rej:
-            got = rej
-        out.append((pose, got))
-    return out
+    _, tiles = synthetic_world()
+    return rising_ground_flight(
+        make_estimator(tiles, odometry=OdometryConfig(stitch_zoom=zoom)),
+        Pose(LAT0, LON0, REPORTED_M).offset(-500.0, -300.0),
+        frames=30,
+        step_en_m=(20.0, 15.0),
+        yaw_deg=53.0,
+    )
 
 
 def _errors(flown: list[tuple[Pose, VisualFix | FrameRejected]]) -> list[float]:
