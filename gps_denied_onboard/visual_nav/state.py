@@ -28,8 +28,8 @@ fifth) apart: matched as one, the patch's scale lagged the newest frame's by 10-
 %, and its nadir, 300-400 m along the patch from its bulk, went tens of metres off
 (13 / 23 fixes over 30 m off, none over flat ground). Registration now measures
 the zoom between frames and the patch is built at its newest frame's scale
-(:mod:`.zoom`): 9 / 3 over 30 m off, all 9 from one 11-year flight that went 75 m
-off without it; 87 / 75 % fixed (89 / 63 % before). Where the ground under a low
+(:mod:`.zoom`): 6 / 3 over 30 m off, all 6 from one 11-year flight that went 75 m
+off without it (49 m with it); 86 / 76 % fixed (89 / 63 % before). Where the ground under a low
 flight climbs or falls steeply, a rangefinder is still what keeps the height.
 
 The ground elevation is, first, the one configured; else the FC's home

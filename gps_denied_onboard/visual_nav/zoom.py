@@ -31,8 +31,8 @@ What it buys (:meth:`.odometry.OdometryTrack.stitch`; 2014 calibration flights,
 GNSS denied, 400 m frames, the ground rising by a fifth of the height over 10 or
 40 s, 4 flights per pair and case, seed 188000, frames from the rise on): median /
 p95 error 5.2 / 15.4 and 4.9 / 12.6 m over 10 s, 4.9 / 14.9 and 5.5 / 22.5 m (2 fixes
-over 30 m off) over 40 s without it; 4.0 / 12.0, 4.2 / 8.9, 3.8 / 8.9 and 3.7 / 8.4
-m (none) with it. Over flat ground 3.5 / 7.5 and 3.0 / 7.1 m without it, 3.6 / 7.4
+over 30 m off) over 40 s without it; 4.3 / 12.6, 4.3 / 8.7, 3.7 / 9.9 and 3.8 / 8.3
+m (none) with it. Over flat ground 3.5 / 7.5 and 3.0 / 7.1 m without it, 3.7 / 7.6
 and 3.0 / 7.1 with it.
 """
 
