@@ -25,7 +25,7 @@ its precision (400 m frames, 1 a second, over flat ground; errors of the log):
 
 Where the ground rose by a fifth of the height over 10 s (2 % a frame), 0.25 %.
 A zoom past the candidates' reach (about 3.5 % between two frames: 7 m of climb
-or descent at 200 m) is not measured, and the patch is built as before it.
+or descent at 200 m) is not measured, and that registration counts as none.
 
 What it buys (:meth:`.odometry.OdometryTrack.stitch`; 2014 calibration flights,
 GNSS denied, 400 m frames, the ground rising by a fifth of the height over 10 or
