@@ -122,6 +122,11 @@ class Displacement:
     margin: float
 
 
+def seen_area_m2(view: RectifiedFrame) -> float:
+    """The ground ``view`` shows (m^2)."""
+    return float(np.count_nonzero(view.mask)) * view.resolution_m**2
+
+
 @dataclass(frozen=True)
 class TrackEntry:
     """One registered frame: its rectified image and where its nadir is on the track."""
@@ -140,7 +145,7 @@ class TrackEntry:
 
     @property
     def area_m2(self) -> float:
-        return float(np.count_nonzero(self.view.mask)) * self.view.resolution_m**2
+        return seen_area_m2(self.view)
 
 
 def placement_var(
@@ -179,22 +184,31 @@ def placement_var(
     return sum(x * x for x in terms)
 
 
+def prev_field_of(prev: RectifiedFrame) -> tuple[tuple[F32, ...], float]:
+    """The orientation field :func:`register` correlates ``prev``'s side on, and its
+    texture."""
+    return orientation_field(prev.image, prev.mask, harmonics=1)
+
+
 def register(
     prev: RectifiedFrame,
     cur: RectifiedFrame,
     predicted: tuple[float, float],
     search_m: float,
+    *,
+    prev_field: tuple[tuple[F32, ...], float] | None = None,
 ) -> tuple[float, float, float, float] | None:
     """Where ``cur``'s nadir is relative to ``prev``'s: ``(de, dn, score, margin)``.
 
     ``predicted`` is the expected displacement (east, north metres); the
     answer is searched within ``search_m`` of it. None when the frames do not
-    overlap or share no texture.
+    overlap or share no texture. ``prev_field``: :func:`prev_field_of` ``prev``,
+    where the caller registers several views on the same frame.
     """
     if prev.resolution_m != cur.resolution_m:
         raise ValueError("frames rectified at different resolutions")
     res = cur.resolution_m
-    pch, ptex = orientation_field(prev.image, prev.mask, harmonics=1)
+    pch, ptex = prev_field if prev_field is not None else prev_field_of(prev)
     cch, ctex = orientation_field(cur.image, cur.mask, harmonics=1)
     if ptex <= 0.0 or ctex <= 0.0:
         return None
@@ -301,7 +315,7 @@ class OdometryTrack:
             assert last is not None
             log_zoom = last.log_zoom
             if cfg.stitch_zoom and self._stitched(view):
-                z = zoom_between(last.view, view, (disp.de, disp.dn), register)
+                z = zoom_between(last.view, view, (disp.de, disp.dn), register, prev_field_of)
                 if z is not None:
                     log_zoom += math.log(z)
             entry = TrackEntry(
@@ -323,8 +337,7 @@ class OdometryTrack:
 
     def _stitched(self, view: RectifiedFrame) -> bool:
         """Whether a frame showing ``view`` is stitched into a patch (:meth:`stitch`)."""
-        area = float(np.count_nonzero(view.mask)) * view.resolution_m**2
-        return area < self.cfg.stitch_below_area_m2
+        return seen_area_m2(view) < self.cfg.stitch_below_area_m2
 
     def velocity(self) -> tuple[tuple[float, float], float] | None:
         """Velocity of the nadir at the newest frame, and its 1-sigma per axis.

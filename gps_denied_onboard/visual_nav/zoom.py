@@ -40,18 +40,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 
-#: :func:`.odometry.register`'s shape: (prev, cur, predicted shift m, search m) ->
-#: (east, north, score, margin) or None
-Register = Callable[
-    [RectifiedFrame, RectifiedFrame, tuple[float, float], float],
-    tuple[float, float, float, float] | None,
-]
+F32 = NDArray[np.float32]
+#: a frame's orientation field and texture, as :func:`.odometry.prev_field_of` gives it
+Field = tuple[tuple[F32, ...], float]
+
+
+class Register(Protocol):
+    """:func:`.odometry.register`'s shape."""
+
+    def __call__(
+        self,
+        prev: RectifiedFrame,
+        cur: RectifiedFrame,
+        predicted: tuple[float, float],
+        search_m: float,
+        *,
+        prev_field: Field | None = None,
+    ) -> tuple[float, float, float, float] | None: ...
+
 
 #: the candidate magnifications, symmetric about 1 and none of them 1 (module docstring)
 CANDIDATES = (0.96, 0.9867, 1.0133, 1.04)
@@ -88,6 +102,7 @@ def zoom_between(
     cur: RectifiedFrame,
     shift_m: tuple[float, float],
     register: Register,
+    field_of: Callable[[RectifiedFrame], Field],
 ) -> float | None:
     """The factor by which ``cur`` must be magnified about its nadir to match ``prev``
     where registration put it (``shift_m``: its nadir east, north of ``prev``'s): the
@@ -95,8 +110,9 @@ def zoom_between(
     candidate could not be registered or the scores have no maximum inside the
     candidates' span.
 
-    ``register`` is :func:`.odometry.register` (passed in: that module imports this
-    one).
+    ``register`` is :func:`.odometry.register` and ``field_of`` its
+    :func:`.odometry.prev_field_of` (passed in: that module imports this one);
+    ``prev``'s field is taken once for every candidate.
     """
     res = cur.resolution_m
     # registration's placement (cur's pixel p lies on prev's p + o), and the fraction
@@ -105,9 +121,11 @@ def zoom_between(
     ox = prev.nadir_col + shift_m[0] / res - cur.nadir_col
     oy = prev.nadir_row - shift_m[1] / res - cur.nadir_row
     moved = (ox - round(ox), oy - round(oy))
+    prev_field = field_of(prev)
     scores: list[float] = []
     for factor in CANDIDATES:
-        got = register(prev, magnified(cur, factor, moved), shift_m, SLACK_PX * res)
+        moved_cur = magnified(cur, factor, moved)
+        got = register(prev, moved_cur, shift_m, SLACK_PX * res, prev_field=prev_field)
         if got is None:
             return None
         scores.append(float(got[2]))

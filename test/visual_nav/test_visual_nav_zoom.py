@@ -13,7 +13,7 @@ from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import to_gray_f32
 from gps_denied_onboard.visual_nav.fix import VisualFix
-from gps_denied_onboard.visual_nav.odometry import OdometryConfig, register
+from gps_denied_onboard.visual_nav.odometry import OdometryConfig, prev_field_of, register
 from gps_denied_onboard.visual_nav.rectify import RectifiedFrame
 from gps_denied_onboard.visual_nav.views import FrameView
 from gps_denied_onboard.visual_nav.zoom import zoom_between
@@ -58,7 +58,7 @@ def test_the_zoom_between_two_frames_is_their_true_heights_ratio(true_m: float) 
     assert a is not None and b is not None
     shift = register(a, b, (0.0, 0.0), 60.0)
     assert shift is not None
-    got = zoom_between(a, b, (shift[0], shift[1]), register)
+    got = zoom_between(a, b, (shift[0], shift[1]), register, prev_field_of)
     if true_m < 0.97 * REPORTED_M:
         assert got is None
     else:
