@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from gps_denied_onboard.errors import ConfigError
 from gps_denied_onboard.visual_nav.boresight import BoresightConfig
 from gps_denied_onboard.visual_nav.camera import mount_rotation
+from gps_denied_onboard.visual_nav.clouds import CloudMaskConfig
 from gps_denied_onboard.visual_nav.errors import CameraModelError
 from gps_denied_onboard.visual_nav.flat_field import FlatFieldConfig
 from gps_denied_onboard.visual_nav.frame_pacing import PacingConfig
@@ -122,6 +123,11 @@ class VisualNavConfig:
     flat_field_min_frames: int = 10
     flat_field_min_move: float = 1.0
     flat_field_min_falloff: float = 0.15
+    cloud_mask_enabled: bool = True
+    cloud_mask_level: float = 215.0
+    cloud_mask_max_saturation: float = 50.0
+    cloud_mask_min_run_m: float = 30.0
+    cloud_mask_grow_m: float = 20.0
     boresight_enabled: bool = True
     boresight_window_s: float = 120.0
     boresight_min_tilt_deg: float = 0.5
@@ -217,6 +223,7 @@ class VisualNavConfig:
             "gnss_correction_heading_growth_deg_per_min",
             "boresight_min_tilt_deg",
             "flat_field_min_move",
+            "cloud_mask_grow_m",
             "single_sigma_margin_m",
             "single_sigma_spread_k",
             "lost_sigma_growth_mps",
@@ -323,6 +330,15 @@ class VisualNavConfig:
                 "odometry_noise_scale_min must be in (0, 1] and odometry_noise_scale_max >= 1,"
                 f" got {lo} and {hi}",
                 key="odometry_noise_scale_min" if not 0 < lo <= 1 else "odometry_noise_scale_max",
+            )
+        for name in ("cloud_mask_level", "cloud_mask_max_saturation"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0 <= v <= 255):
+                raise ConfigError(f"{name} must be a level in 0..255, got {v}", key=name)
+        run = self.cloud_mask_min_run_m
+        if not (math.isfinite(run) and run > 0):
+            raise ConfigError(
+                f"cloud_mask_min_run_m must be > 0, got {run}", key="cloud_mask_min_run_m"
             )
         falloff = self.flat_field_min_falloff
         if not (math.isfinite(falloff) and 0 <= falloff < 1):
@@ -465,6 +481,13 @@ class VisualNavConfig:
                 min_frames=self.flat_field_min_frames,
                 min_move=self.flat_field_min_move,
                 min_falloff=self.flat_field_min_falloff,
+            ),
+            clouds=CloudMaskConfig(
+                enabled=self.cloud_mask_enabled,
+                level=self.cloud_mask_level,
+                max_saturation=self.cloud_mask_max_saturation,
+                min_run_m=self.cloud_mask_min_run_m,
+                grow_m=self.cloud_mask_grow_m,
             ),
             gnss_correction=GnssCorrectionConfig(
                 enabled=self.gnss_correction_enabled,

@@ -232,7 +232,7 @@ class VisualEstimator:
         # heading bias and height scale change slowly: the last fix's, while recent
         dh_t, s_t = (last.heading_offset_deg, last.scale) if tracking and last else (0.0, 1.0)
         color = img if img.ndim == 3 and img.shape[2] >= 3 else None  # for colour support
-        frame_view = FrameView(gray, camera, r_world_cam, h.height_m, color)
+        frame_view = FrameView(gray, camera, r_world_cam, h.height_m, color, clouds=cfg.clouds)
         view: MatchView = frame_view
         # registration runs on frames as the autopilot's attitude and height put
         # them (uncorrected), so the track never breaks when a fix refines the
@@ -510,7 +510,13 @@ class VisualEstimator:
         while self._recent and (f.stamp_ns - self._recent[0].stamp_ns) / NS > cfg.max_velocity_dt_s:
             self._recent.popleft()
         self.last_view = GroundView(
-            f.gray, f.camera, turned(f.r_world_cam, result.heading_offset_deg), height_m, lat, lon
+            f.gray,
+            f.camera,
+            turned(f.r_world_cam, result.heading_offset_deg),
+            height_m,
+            lat,
+            lon,
+            f.frame.fill,
         )
         v = velocity or (0.0, 0.0)
         here = Prior(

@@ -106,3 +106,6 @@ class GroundView:
     height_m: float
     latitude: float
     longitude: float
+    #: where the frame shows ground (255): not its black fill nor cloud
+    #: (:attr:`.views.FrameView.fill`); None: worked out from ``gray`` (its fill alone)
+    ground: NDArray[np.uint8] | None = None

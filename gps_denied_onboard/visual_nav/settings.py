@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from gps_denied_onboard.visual_nav.boresight import BoresightConfig
+from gps_denied_onboard.visual_nav.clouds import CloudMaskConfig
 from gps_denied_onboard.visual_nav.flat_field import FlatFieldConfig
 from gps_denied_onboard.visual_nav.gnss_correction import GnssCorrectionConfig
 from gps_denied_onboard.visual_nav.matcher import MatchConfig
@@ -46,6 +47,7 @@ class EstimatorConfig:
     odometry: OdometryConfig = field(default_factory=OdometryConfig)
     gnss_correction: GnssCorrectionConfig = field(default_factory=GnssCorrectionConfig)
     flat_field: FlatFieldConfig = field(default_factory=FlatFieldConfig)
+    clouds: CloudMaskConfig = field(default_factory=CloudMaskConfig)
     boresight: BoresightConfig = field(default_factory=BoresightConfig)
     mount_rotation: tuple[float, ...] = (0.0, -1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
     gate_radius_m: tuple[float, ...] = (150.0, 360.0, 600.0)

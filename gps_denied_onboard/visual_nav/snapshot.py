@@ -36,7 +36,9 @@ def snapshot_tile(
     mpp = ground_resolution_m(view.latitude, zoom)
     px, py = latlon_to_world_px(view.latitude, view.longitude, zoom)
     tx, ty = int(px // TILE_PX), int(py // TILE_PX)
-    prep = prepare(view.gray, view.camera, view.height_m, mpp)
+    # a cloud left out of the match is left out of the tile too: the tile then covers
+    # less, and none is cut where clouds took more than ``1 - min_coverage`` of it
+    prep = prepare(view.gray, view.camera, view.height_m, mpp, fill=view.ground)
     # tile pixel (i, j, 1) -> ground offset from the nadir (E, N, -h)
     a = np.array(
         [

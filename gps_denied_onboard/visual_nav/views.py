@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
+from gps_denied_onboard.visual_nav.clouds import CloudMaskConfig, cloud_mask
 from gps_denied_onboard.visual_nav.features import fill_mask
 from gps_denied_onboard.visual_nav.rectify import (
     PreparedFrame,
@@ -61,9 +62,12 @@ class FrameView:
         r_world_from_camera: F64,
         height_m: float,
         color: NDArray[np.generic] | None = None,
+        *,
+        clouds: CloudMaskConfig | None = None,
     ) -> None:
         self.gray = gray
         self.color = color  # the frame in colour (None: mono), for its saturation edges
+        self.clouds = clouds  # which bright patches are cloud (None: none is looked for)
         self.camera = camera
         self.r_world_from_camera = r_world_from_camera
         self.height_m = height_m
@@ -73,9 +77,16 @@ class FrameView:
 
     @property
     def fill(self) -> NDArray[np.uint8]:
-        """:func:`.features.fill_mask` of the frame, once for every resolution."""
+        """Where the frame shows ground (255), once for every resolution: not its black
+        fill (:func:`.features.fill_mask`), nor cloud (:func:`.clouds.cloud_mask`)."""
         if self._fill is None:
-            self._fill = fill_mask(self.gray)
+            fill = fill_mask(self.gray)
+            if self.clouds is not None:
+                pixel_m = self.height_m / self.camera.focal_px
+                cloud = cloud_mask(self.gray, self.color, pixel_m, self.clouds)
+                if cloud is not None:
+                    fill = np.minimum(fill, cloud)
+            self._fill = fill
         return self._fill
 
     @property

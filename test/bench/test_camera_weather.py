@@ -1,0 +1,58 @@
+"""The weather the ``camera_weather`` benchmark lays over frames is what its
+docstring says: clouds and shadows over the share asked, shadows that darken
+without moving an edge, and no unknown weather passed off as a clear frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def weather(bench_module: Callable[[str], ModuleType]) -> Any:
+    return bench_module("_camera_weather")
+
+
+def _ground(shape: tuple[int, int] = (240, 320)) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    img = rng.integers(60, 160, (*shape, 3)).astype(np.uint8)
+    return img
+
+
+@pytest.mark.parametrize("share", [0.15, 0.3, 0.5])
+def test_clouds_cover_about_the_share_asked_in_white(weather: Any, share: float) -> None:
+    got = weather.weathered(_ground(), "clouds", share, 1.5, np.random.default_rng(1))
+    white = np.mean(got.min(axis=2) >= 240)
+    assert share * 0.7 <= white <= share * 1.1  # the soft rim is not yet white
+
+
+def test_shadows_darken_their_share_to_the_gain_and_leave_the_rest(weather: Any) -> None:
+    img = _ground()
+    mask = weather.patches(img.shape, 0.3, 1.5, np.random.default_rng(7), edge=1.0)[..., 0]
+    got = weather.weathered(img, "shadows", 0.3, 1.5, np.random.default_rng(7))
+    ratio = got.astype(np.float64) / img.astype(np.float64)
+    full, clear = mask >= 0.999, mask == 0.0
+    assert full.any() and clear.any()
+    assert np.allclose(ratio[full], weather.SHADOW_GAIN, atol=0.02)
+    assert np.array_equal(got[clear], img[clear])
+
+
+def test_patches_grow_with_the_ground_they_are_set_on(weather: Any) -> None:
+    # the same field seen at a third of the pixel size: fewer, larger outlines
+    coarse = weather.patches((240, 320), 0.3, 1.5, np.random.default_rng(5), edge=6.0)
+    fine = weather.patches((240, 320), 0.3, 0.5, np.random.default_rng(5), edge=6.0)
+
+    def edges(m: np.ndarray) -> int:
+        b = m[..., 0] > 0.5
+        return int(np.count_nonzero(b[1:] != b[:-1]) + np.count_nonzero(b[:, 1:] != b[:, :-1]))
+
+    assert edges(fine) < edges(coarse)
+
+
+def test_unknown_weather_is_refused(weather: Any) -> None:
+    with pytest.raises(ValueError, match="unknown weather"):
+        weather.weathered(_ground(), "hail", 1.0, 1.5, np.random.default_rng(0))
