@@ -172,7 +172,13 @@ class SimFc:
     def start(self) -> SimFc:
         if self._serial_fd is None:
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self._bind[1] != 0:
+                # a fixed port, taken again at once after a stop. Never with port 0:
+                # Linux then hands out a port another SO_REUSEADDR socket still holds
+                # (1 bind in about 2,000 beside one such socket), which takes the
+                # datagrams meant for this FC: a full suite saw the bridge wait 3 s
+                # for a HEARTBEAT that never came
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(self._bind)
             sock.setblocking(False)
             self._sock = sock

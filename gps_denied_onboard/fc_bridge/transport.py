@@ -43,9 +43,14 @@ class _UdpTransport(Transport):
     def __init__(self, ep: Endpoint) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._sock.setblocking(False)
             if ep.kind == "udpin":
+                if ep.port != 0:
+                    # our own port again at once after a restart. Not on a socket whose
+                    # port the kernel picks (udpout's, at its first send; udpin's port 0):
+                    # with SO_REUSEADDR Linux may hand it one another such socket holds
+                    # (1 pick in about 2,000 beside one), and the FC's datagrams go there
+                    self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 self._sock.bind((ep.host, ep.port))
                 self._peer: tuple[str, int] | None = None
             else:
