@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from _camera_weather import ground_pixel_m, weathered
-from _visual_nav_env import AGL, CAMERA, error_en, estimator, frame, run_trial, trials
+from _visual_nav_env import AGL, CAMERA, Trial, error_en, estimator, frame, run_trial, trials
 from harness import figure, report
 
 from gps_denied_onboard.visual_nav.clouds import CloudMaskConfig
@@ -49,25 +49,24 @@ CASES = (
 )
 
 
-def _matched(
-    footprint: str,
-    rendered: list[np.ndarray],
-    case: tuple[str, str, float] | None,
-    *,
-    cloud_mask: bool = True,
-) -> dict[str, Any]:
-    """Every frame of ``rendered`` under ``case`` (None: as rendered), matched cold,
-    with the cloud mask on or off."""
-    est = estimator(MAP, clouds=CloudMaskConfig(enabled=cloud_mask))
-    batch = trials(SEED, len(rendered), AGL[footprint])
+def _weathered(
+    footprint: str, rendered: list[np.ndarray], case: tuple[str, str, float]
+) -> list[np.ndarray]:
+    """``rendered`` under ``case``, the same frames each time it is asked."""
     pixel_m = ground_pixel_m(AGL[footprint], CAMERA.width)
     rng = np.random.default_rng(SEED + 1)
+    return [weathered(img, case[1], case[2], pixel_m, rng) for img in rendered]
+
+
+def _matched(
+    batch: list[Trial], images: list[np.ndarray], *, cloud_mask: bool = True
+) -> dict[str, Any]:
+    """Each of ``images`` (the frames of ``batch``) matched cold, with the cloud mask
+    on or off."""
+    est = estimator(MAP, clouds=CloudMaskConfig(enabled=cloud_mask))
     errs: list[float] = []
     z: list[float] = []
-    for k, t in enumerate(batch):
-        img = (
-            rendered[k] if case is None else weathered(rendered[k], case[1], case[2], pixel_m, rng)
-        )
+    for k, (t, img) in enumerate(zip(batch, images, strict=True)):
         got = run_trial(est, k, t, img)
         if isinstance(got, VisualFix):
             e, n = error_en(t, got)
@@ -75,8 +74,8 @@ def _matched(
             z += [abs(e) / got.sigma_m, abs(n) / got.sigma_m]
     good = [x for x in errs if x <= WRONG_M]
     return {
-        "frames": len(rendered),
-        "fixed_pct": 100.0 * len(errs) / len(rendered),
+        "frames": len(images),
+        "fixed_pct": 100.0 * len(errs) / len(images),
         "wrong": sum(x > WRONG_M for x in errs),
         "median_m": round(float(np.median(good)), 2) if good else None,
         "within_3sigma_pct": round(100.0 * float(np.mean(np.array(z) <= 3.0)), 2) if z else None,
@@ -88,15 +87,17 @@ def run(quick: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     wrong = frames = 0
     for footprint, n in footprints:
-        rendered = [frame(FRAMES, t) for t in trials(SEED, n, AGL[footprint])]
-        clear = _matched(footprint, rendered, None)
+        batch = trials(SEED, n, AGL[footprint])
+        rendered = [frame(FRAMES, t) for t in batch]
+        clear = _matched(batch, rendered)
         for case in CASES:
-            got = _matched(footprint, rendered, case)
+            images = _weathered(footprint, rendered, case)
+            got = _matched(batch, images)
             wrong += got["wrong"]
             frames += n
             extra: dict[str, Any] = {}
             if case[1] == "clouds":
-                off = _matched(footprint, rendered, case, cloud_mask=False)
+                off = _matched(batch, images, cloud_mask=False)
                 extra = {
                     "fixed_without_cloud_mask_pct": off["fixed_pct"],
                     "wrong_without_cloud_mask": off["wrong"],
