@@ -20,15 +20,32 @@ Cloud and shadow outlines are a smoothed random field cut at the share wanted.
 Their size is set on the ground (``PATCH_GROUND_M``: cumulus shadows and fog
 patches are hundreds of metres across), so a 400 m frame sees fewer, larger
 ones than a 1 km frame.
+
+Not weather but what the cloud mask must not take for it: :func:`bright_ground`
+lays concrete roads and white roofs on a year's clip, at the same places in
+every year, so map and frames both have them (the opposite of a cloud).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from gps_denied_onboard.visual_nav.simulate import Orthophoto
+
+#: bright ground laid by :func:`bright_ground`: its seed (the same places every year),
+#: how many features a square kilometre, their gray levels, a road's width and length
+#: and a roof's side (m): a concrete highway is 25-50 m across, a warehouse 30-80 m
+BRIGHT_SEED = 4242
+BRIGHT_PER_KM2 = 6.0
+BRIGHT_LEVELS = (225.0, 245.0)
+ROAD_WIDTH_M = (20.0, 50.0)
+ROAD_LENGTH_M = (200.0, 600.0)
+ROOF_SIDE_M = (30.0, 80.0)
 
 #: the smoothing length of the cloud and shadow field on the ground (m)
 PATCH_GROUND_M = 60.0
@@ -95,3 +112,35 @@ def ground_pixel_m(height_m: float, width_px: int, fov_deg: float = 90.0) -> flo
     """The ground a nadir pixel sees from ``height_m`` with a lens ``fov_deg`` across
     ``width_px`` (m)."""
     return 2.0 * height_m * math.tan(math.radians(fov_deg / 2.0)) / width_px
+
+
+def bright_ground(clip: Orthophoto, per_km2: float = BRIGHT_PER_KM2) -> Orthophoto:
+    """``clip`` with concrete roads and white roofs laid on it: half of them roads
+    (``ROAD_WIDTH_M`` by ``ROAD_LENGTH_M``), half square roofs (``ROOF_SIDE_M``), at
+    random headings, of a gray level in ``BRIGHT_LEVELS`` and nearly colourless. The
+    places are drawn in the clip's pixels from ``BRIGHT_SEED``, and the years' clips
+    cover the same ground on the same grid, so every year has them where the others do.
+    """
+    pixels = clip.pixels.copy()
+    h, w = pixels.shape[:2]
+    px_m = clip.pixel_size
+    rng = np.random.default_rng(BRIGHT_SEED)
+    for _ in range(round(per_km2 * h * w * px_m * px_m / 1e6)):
+        cx, cy = rng.uniform(0.0, w), rng.uniform(0.0, h)
+        turn = rng.uniform(0.0, math.pi)
+        if rng.uniform() < 0.5:
+            across, along = rng.uniform(*ROAD_WIDTH_M), rng.uniform(*ROAD_LENGTH_M)
+        else:
+            across = along = rng.uniform(*ROOF_SIDE_M)
+        c, s = math.cos(turn), math.sin(turn)
+        corners = [
+            (
+                cx + (a * along * c - b * across * s) / (2.0 * px_m),
+                cy + (a * along * s + b * across * c) / (2.0 * px_m),
+            )
+            for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+        ]
+        level = rng.uniform(*BRIGHT_LEVELS)
+        colour = (level - 8.0, level, level)[: pixels.shape[2]] if pixels.ndim == 3 else level
+        cv2.fillPoly(pixels, [np.round(np.array(corners)).astype(np.int32)], colour)
+    return replace(clip, pixels=pixels)

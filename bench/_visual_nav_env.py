@@ -167,20 +167,41 @@ def misregistration(map_year: str, frame_year: str, side_px: int = 200) -> NDArr
 def estimator(map_year: str, *, coarser: int = 0, **cfg: object) -> VisualEstimator:
     """An estimator over ``map_year``'s tiles at the map's zoom, or only those ``coarser``
     zooms coarser (:func:`tiles`), with ``cfg`` over the bench's settings."""
+    return _estimator(tiles(map_year, coarser), cfg)
+
+
+def estimator_over(o: Orthophoto, **cfg: object) -> VisualEstimator:
+    """An estimator over the tiles of ``o`` (a year's clip changed by a benchmark) at the
+    map's zoom, with ``cfg`` over the bench's settings."""
+    lat0, _, lat1, _ = o.bounds_latlon()
+    return _estimator(cut_tiles(o, zoom_for_resolution((lat0 + lat1) / 2, 5.0)), cfg)
+
+
+def _estimator(
+    tile_set: dict[tuple[int, int, int], NDArray[np.uint8]], cfg: dict[str, object]
+) -> VisualEstimator:
     base: dict[str, object] = {"ground_elevation_msl": GROUND, "attitude_sigma_deg": ATT_NOISE_DEG}
     base.update(cfg)
-    return VisualEstimator(EstimatorConfig(**base), DictTileSource(tiles(map_year, coarser)))  # type: ignore[arg-type]
+    return VisualEstimator(EstimatorConfig(**base), DictTileSource(tile_set))  # type: ignore[arg-type]
 
 
 def _render(
-    year: str, lat: float, lon: float, agl: float, roll: float, pitch: float, yaw: float
+    year: str | Orthophoto,
+    lat: float,
+    lon: float,
+    agl: float,
+    roll: float,
+    pitch: float,
+    yaw: float,
 ) -> NDArray[np.uint8]:
-    """What the nadir camera sees from the true pose (NED Euler angles, degrees)."""
+    """What the nadir camera sees of ``year``'s clip (or of a clip changed by a
+    benchmark) from the true pose (NED Euler angles, degrees)."""
     from gps_denied_onboard.visual_nav.camera import R_BODY_FROM_NADIR_CAMERA
 
     r = enu_from_flu_of_ned_euler(math.radians(roll), math.radians(pitch), math.radians(yaw))
+    clip = ortho(year) if isinstance(year, str) else year
     return render_frame(
-        ortho(year), CAMERA, r @ R_BODY_FROM_NADIR_CAMERA, latitude=lat, longitude=lon, height_m=agl
+        clip, CAMERA, r @ R_BODY_FROM_NADIR_CAMERA, latitude=lat, longitude=lon, height_m=agl
     )
 
 
@@ -225,7 +246,9 @@ def _feed_and_match(
         return rej.with_traceback(None)
 
 
-def frame(year: str, t: Trial) -> NDArray[np.uint8]:
+def frame(year: str | Orthophoto, t: Trial) -> NDArray[np.uint8]:
+    """What the camera sees of ``year``'s clip (or of a clip changed by a benchmark)
+    from ``t``'s true pose."""
     return _render(year, t.lat, t.lon, t.agl, t.roll, t.pitch, t.yaw)
 
 

@@ -126,7 +126,7 @@ class VisualNavConfig:
     cloud_mask_enabled: bool = True
     cloud_mask_level: float = 215.0
     cloud_mask_max_saturation: float = 50.0
-    cloud_mask_min_run_m: float = 30.0
+    cloud_mask_min_run_m: float = 60.0
     cloud_mask_grow_m: float = 20.0
     boresight_enabled: bool = True
     boresight_window_s: float = 120.0

@@ -1,6 +1,8 @@
 """The weather the ``camera_weather`` benchmark lays over frames is what its
 docstring says: clouds and shadows over the share asked, shadows that darken
-without moving an edge, and no unknown weather passed off as a clear frame."""
+without moving an edge, and no unknown weather passed off as a clear frame; the
+bright ground it lays on map and frames is at the same places in every year, at
+a cloud's brightness, in runs narrower than a cloud's."""
 
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pyproj import CRS
+
+from gps_denied_onboard.visual_nav.clouds import CloudMaskConfig
+from gps_denied_onboard.visual_nav.features import saturation_f32, to_gray_f32
+from gps_denied_onboard.visual_nav.simulate import Orthophoto
 
 
 @pytest.fixture
@@ -56,3 +63,25 @@ def test_patches_grow_with_the_ground_they_are_set_on(weather: Any) -> None:
 def test_unknown_weather_is_refused(weather: Any) -> None:
     with pytest.raises(ValueError, match="unknown weather"):
         weather.weathered(_ground(), "hail", 1.0, 1.5, np.random.default_rng(0))
+
+
+def _clip(pixels: np.ndarray) -> Orthophoto:
+    return Orthophoto(pixels, CRS.from_epsg(26914), 500_000.0, 5_200_000.0, 5.0)
+
+
+def test_bright_ground_lies_at_the_same_places_in_every_year(weather: Any) -> None:
+    one = weather.bright_ground(_clip(_ground((400, 500))))
+    other = weather.bright_ground(_clip(np.full((400, 500, 3), 90, np.uint8)))
+    laid = one.pixels.min(axis=2) >= weather.BRIGHT_LEVELS[0] - 8.0
+    assert np.array_equal(laid, other.pixels.min(axis=2) >= weather.BRIGHT_LEVELS[0] - 8.0)
+    # 400 x 500 px of 5 m: 5 km2, about BRIGHT_PER_KM2 features each
+    assert 0.02 <= laid.mean() <= 0.3
+
+
+def test_bright_ground_is_at_a_clouds_level_and_colourless(weather: Any) -> None:
+    got = weather.bright_ground(_clip(np.full((400, 500, 3), 90, np.uint8))).pixels
+    laid = got.min(axis=2) > 90
+    cfg = CloudMaskConfig()
+    assert np.all(to_gray_f32(got)[laid] >= cfg.level)
+    sat = saturation_f32(got)
+    assert sat is not None and np.all(sat[laid] <= cfg.max_saturation)

@@ -75,12 +75,24 @@ def test_a_bright_coloured_field_is_ground_unless_the_frame_is_mono() -> None:
     assert mono is not None and mono[120, 160] == 0
 
 
+def test_a_concrete_highway_narrower_than_the_run_is_ground() -> None:
+    # a divided highway's concrete is 25-50 m across and the best of landmarks: map and
+    # frame both have its edges (at the old 30 m run it was taken for cloud)
+    img = _ground()
+    cv2.rectangle(img, (0, 100), (319, 129), (232, 240, 240), thickness=-1)  # 45 m
+    gray = _gray(img)
+    assert float(gray[115, 160]) >= CFG.level
+    assert cloud_mask(gray, img, PIXEL_M, CFG) is None
+    wider = cloud_mask(gray, img, PIXEL_M * 2.0, CFG)  # 90 m across: taken for cloud
+    assert wider is not None and wider[115, 160] == 0
+
+
 def test_the_run_is_on_the_ground_not_in_pixels() -> None:
     img = _ground()
-    _disc(img, (160, 120), 15, (245, 245, 245))  # 31 px across
+    _disc(img, (160, 120), 30, (245, 245, 245))  # 61 px across
     gray = _gray(img)
-    assert cloud_mask(gray, img, 1.5, CFG) is not None  # 46 m across: a cloud
-    assert cloud_mask(gray, img, 0.5, CFG) is None  # 15 m across: a roof
+    assert cloud_mask(gray, img, 1.5, CFG) is not None  # 91 m across: a cloud
+    assert cloud_mask(gray, img, 0.5, CFG) is None  # 30 m across: a roof
 
 
 @pytest.mark.parametrize("pixel_m", [1e-9, 0.0, math.inf, math.nan])
