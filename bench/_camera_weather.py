@@ -14,7 +14,10 @@ holds the image work, the benchmark the protocol):
   exposure in low light);
 - ``noise``: Gaussian sensor noise of so many grey levels (high gain);
 - ``jpeg``: the frame through a JPEG of that quality (a starved compressed
-  stream).
+  stream);
+- ``overexposed``: every level times that gain, clipped at 255 (an exposure set
+  for darker ground, or an auto-exposure that has not caught up): pale ground
+  goes bright and colourless, as a cloud is.
 
 Cloud and shadow outlines are a smoothed random field cut at the share wanted.
 Their size is set on the ground (``PATCH_GROUND_M``: cumulus shadows and fog
@@ -92,6 +95,8 @@ def weathered(
         turn = cv2.getRotationMatrix2D(((n - 1) / 2, (n - 1) / 2), rng.uniform(0.0, 180.0), 1.0)
         kernel = cv2.warpAffine(line, turn, (n, n))
         x = np.asarray(cv2.filter2D(x, -1, kernel / kernel.sum()), np.float64)
+    elif kind == "overexposed":
+        x = x * amount
     elif kind == "noise":
         x = x + rng.normal(0.0, amount, x.shape)
     elif kind == "jpeg":

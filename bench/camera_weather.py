@@ -1,15 +1,16 @@
 """Weather and a poor camera over single cold frames: reported, one target.
 
 Each case (:mod:`_camera_weather`: clouds in view, cloud shadows on the
-ground, haze, motion blur, sensor noise, a starved JPEG) is laid over the same
+ground, haze, motion blur, sensor noise, a starved JPEG, overexposure) is laid over the same
 rendered frames, and the frames are matched cold (GNSS prior 100-300 m off,
 0.15 deg attitude error) on the 8-year pair (2017 map, 2009 frames); the
 baseline of every case is the same frames as rendered.
 
 - ``camera_weather.<case>.<footprint>.fixed``: % fixed (reported), with the
   wrong fixes (over 30 m off), the median error and the 3-sigma coverage of
-  what was fixed; for clouds, also what the same frames fixed with the cloud
-  mask off (:mod:`gps_denied_onboard.visual_nav.clouds`);
+  what was fixed; for clouds and overexposure, also what the same frames fixed
+  with the cloud mask off (:mod:`gps_denied_onboard.visual_nav.clouds`): it
+  must find the one and not take the other's pale ground for cloud;
 - ``camera_weather.bright_ground.<footprint>.fixed``: what the cloud mask must not
   take for cloud. Concrete roads and white roofs (:func:`_camera_weather.bright_ground`)
   laid on map and frames alike, at the cloud's brightness but in runs narrower
@@ -64,7 +65,11 @@ CASES = (
     ("blur_15px", "blur", 15.0),
     ("noise_25", "noise", 25.0),
     ("jpeg_q20", "jpeg", 20.0),
+    ("overexposed_1.8x", "overexposed", 1.8),
 )
+
+#: the cases whose frames are matched with the cloud mask off as well
+MASK_CASES = ("clouds", "overexposed")
 
 
 def _weathered(
@@ -149,7 +154,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             wrong += got["wrong"]
             frames += n
             extra: dict[str, Any] = {}
-            if case[1] == "clouds":
+            if case[1] in MASK_CASES:
                 off = _matched(batch, images, cloud_mask=False)
                 extra = {
                     "fixed_without_cloud_mask_pct": off["fixed_pct"],

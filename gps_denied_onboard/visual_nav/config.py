@@ -125,7 +125,7 @@ class VisualNavConfig:
     flat_field_min_falloff: float = 0.15
     cloud_mask_enabled: bool = True
     cloud_mask_level: float = 215.0
-    cloud_mask_max_saturation: float = 50.0
+    cloud_mask_max_saturation: float = 30.0
     cloud_mask_min_run_m: float = 60.0
     cloud_mask_grow_m: float = 20.0
     boresight_enabled: bool = True

@@ -60,6 +60,14 @@ def test_patches_grow_with_the_ground_they_are_set_on(weather: Any) -> None:
     assert edges(fine) < edges(coarse)
 
 
+def test_overexposure_multiplies_every_level_and_clips_at_white(weather: Any) -> None:
+    img = _ground()
+    got = weather.weathered(img, "overexposed", 1.8, 1.5, np.random.default_rng(0))
+    want = np.clip(img.astype(np.float64) * 1.8, 0, 255).astype(np.uint8)
+    assert np.array_equal(got, want)
+    assert np.any(got == 255) and np.any(got < 255)
+
+
 def test_unknown_weather_is_refused(weather: Any) -> None:
     with pytest.raises(ValueError, match="unknown weather"):
         weather.weathered(_ground(), "hail", 1.0, 1.5, np.random.default_rng(0))

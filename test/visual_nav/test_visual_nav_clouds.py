@@ -87,6 +87,20 @@ def test_a_concrete_highway_narrower_than_the_run_is_ground() -> None:
     assert wider is not None and wider[115, 160] == 0
 
 
+def test_pale_ground_overexposed_is_ground_and_white_cloud_is_not() -> None:
+    # a washed-out field (NAIP 2009: saturation 47 at the median) under an exposure
+    # set for darker ground: bright, of saturation 38, not white (the old limit, 50,
+    # took it for cloud); a cloud of saturation 10 beside it still is one
+    img = _ground()
+    _disc(img, (90, 120), 40, (204, 240, 237))  # gray 235, saturation 38
+    _disc(img, (240, 120), 40, (250, 240, 240))  # gray 242, saturation 10
+    gray = _gray(img)
+    assert float(gray[120, 90]) >= CFG.level
+    got = cloud_mask(gray, img, PIXEL_M, CFG)
+    assert got is not None
+    assert got[120, 90] == 255 and got[120, 240] == 0
+
+
 def test_the_run_is_on_the_ground_not_in_pixels() -> None:
     img = _ground()
     _disc(img, (160, 120), 30, (245, 245, 245))  # 61 px across
