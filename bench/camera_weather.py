@@ -120,6 +120,26 @@ def _bright_ground(footprint: str, batch: list[Trial]) -> tuple[dict[str, Any], 
     return _matched(batch, images, over=over), _matched(batch, images, over=over, cloud_mask=False)
 
 
+def _figure(
+    name: str, got: dict[str, Any], base: dict[str, Any], what: str, **extra: Any
+) -> dict[str, Any]:
+    """``got`` (a :func:`_matched`) reported against ``base``'s % fixed."""
+    return report(
+        name,
+        got["fixed_pct"],
+        "%",
+        base["fixed_pct"],
+        what,
+        frames=got["frames"],
+        wrong=got["wrong"],
+        median_m=got["median_m"],
+        within_3sigma_pct=got["within_3sigma_pct"],
+        baseline_wrong=base["wrong"],
+        baseline_median_m=base["median_m"],
+        **extra,
+    )
+
+
 def run(quick: bool) -> list[dict[str, Any]]:
     footprints = (("1km", 24),) if quick else (("1km", 80), ("400m", 80))
     out: list[dict[str, Any]] = []
@@ -129,19 +149,12 @@ def run(quick: bool) -> list[dict[str, Any]]:
         wrong += on["wrong"]
         frames += n
         out.append(
-            report(
+            _figure(
                 f"camera_weather.bright_ground.{footprint}.fixed",
-                on["fixed_pct"],
-                "%",
-                off["fixed_pct"],
+                on,
+                off,
                 "concrete roads and white roofs on map and frames, cloud mask on; "
                 "baseline: the same with the mask off",
-                frames=n,
-                wrong=on["wrong"],
-                median_m=on["median_m"],
-                within_3sigma_pct=on["within_3sigma_pct"],
-                baseline_wrong=off["wrong"],
-                baseline_median_m=off["median_m"],
             )
         )
     for footprint, n in footprints:
@@ -161,18 +174,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
                     "wrong_without_cloud_mask": off["wrong"],
                 }
             out.append(
-                report(
+                _figure(
                     f"camera_weather.{case[0]}.{footprint}.fixed",
-                    got["fixed_pct"],
-                    "%",
-                    clear["fixed_pct"],
+                    got,
+                    clear,
                     "single cold frames under the case; baseline: the same frames as rendered",
-                    frames=n,
-                    wrong=got["wrong"],
-                    median_m=got["median_m"],
-                    within_3sigma_pct=got["within_3sigma_pct"],
-                    baseline_wrong=clear["wrong"],
-                    baseline_median_m=clear["median_m"],
                     **extra,
                 )
             )
