@@ -66,6 +66,7 @@ CASES = (
     ("noise_25", "noise", 25.0),
     ("jpeg_q20", "jpeg", 20.0),
     ("overexposed_1.8x", "overexposed", 1.8),
+    ("overexposed_2.2x", "overexposed", 2.2),
 )
 
 #: the cases whose frames are matched with the cloud mask off as well

@@ -27,7 +27,7 @@ REJECT_REASONS: Final = (
     "unknown_encoding",  # an image encoding we cannot decode
     "corrupt_image",  # zero-size, truncated or undecodable pixels
     "no_camera_info",  # no CameraInfo (intrinsics) received yet
-    "bad_exposure",  # black, saturated or featureless frame
+    "bad_exposure",  # black, saturated, overexposed or featureless frame
     "no_attitude",  # no attitude sample at all
     "stale_attitude",  # attitude older (or newer) than the bound at the capture time
     "no_height",  # no altitude/rangefinder to scale the frame

@@ -7,8 +7,9 @@ with its capture stamp; :meth:`VisualEstimator.process` returns a
 
 Per frame:
 
-1. the frame's exposure is checked (black, saturated, flat: ``bad_exposure``), and
-   the lens's vignetting, measured over the frames, divided out (:mod:`.flat_field`);
+1. the frame's exposure is checked (black, saturated, flat, overexposed:
+   ``bad_exposure``), and the lens's vignetting, measured over the frames,
+   divided out (:mod:`.flat_field`);
    the camera is placed by the stated mount turned by its mounting error, learnt
    against a healthy GNSS (:mod:`.boresight`); both are kept across a restart by
    the node (:mod:`.learnt_camera`);
