@@ -17,7 +17,9 @@ holds the image work, the benchmark the protocol):
   stream);
 - ``overexposed``: every level times that gain, clipped at 255 (an exposure set
   for darker ground, or an auto-exposure that has not caught up): pale ground
-  goes bright and colourless, as a cloud is.
+  goes bright and colourless, as a cloud is;
+- ``mono_<kind>``: ``<kind>``, then the frame's gray plane alone (a mono camera,
+  whose cloud and pale ground only brightness tells apart).
 
 Cloud and shadow outlines are a smoothed random field cut at the share wanted.
 Their size is set on the ground (``PATCH_GROUND_M``: cumulus shadows and fog
@@ -79,6 +81,9 @@ def weathered(
     Raises:
         ValueError: an unknown ``kind``.
     """
+    if kind.startswith("mono_"):
+        seen = weathered(image, kind.removeprefix("mono_"), amount, pixel_m, rng)
+        return np.asarray(cv2.cvtColor(seen, cv2.COLOR_BGR2GRAY), np.uint8)
     x: NDArray[np.float64] = image.astype(np.float64)
     if kind == "clouds":
         m = patches(x.shape, amount, pixel_m, rng, edge=6.0)

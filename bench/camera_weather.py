@@ -1,7 +1,8 @@
 """Weather and a poor camera over single cold frames: reported, one target.
 
 Each case (:mod:`_camera_weather`: clouds in view, cloud shadows on the
-ground, haze, motion blur, sensor noise, a starved JPEG, overexposure) is laid over the same
+ground, haze, motion blur, sensor noise, a starved JPEG, overexposure, and
+clouds and overexposure seen by a mono camera) is laid over the same
 rendered frames, and the frames are matched cold (GNSS prior 100-300 m off,
 0.15 deg attitude error) on the 8-year pair (2017 map, 2009 frames); the
 baseline of every case is the same frames as rendered.
@@ -67,6 +68,8 @@ CASES = (
     ("jpeg_q20", "jpeg", 20.0),
     ("overexposed_1.8x", "overexposed", 1.8),
     ("overexposed_2.2x", "overexposed", 2.2),
+    ("mono_clouds_30pct", "mono_clouds", 0.30),
+    ("mono_overexposed_1.8x", "mono_overexposed", 1.8),
 )
 
 #: the cases whose frames are matched with the cloud mask off as well
@@ -168,7 +171,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             wrong += got["wrong"]
             frames += n
             extra: dict[str, Any] = {}
-            if case[1] in MASK_CASES:
+            if case[1].removeprefix("mono_") in MASK_CASES:
                 off = _matched(batch, images, cloud_mask=False)
                 extra = {
                     "fixed_without_cloud_mask_pct": off["fixed_pct"],

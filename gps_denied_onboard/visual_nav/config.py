@@ -128,6 +128,7 @@ class VisualNavConfig:
     cloud_mask_max_saturation: float = 30.0
     cloud_mask_min_run_m: float = 60.0
     cloud_mask_grow_m: float = 20.0
+    cloud_mask_surround_sigmas: float = 3.0
     boresight_enabled: bool = True
     boresight_window_s: float = 120.0
     boresight_min_tilt_deg: float = 0.5
@@ -335,6 +336,12 @@ class VisualNavConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and 0 <= v <= 255):
                 raise ConfigError(f"{name} must be a level in 0..255, got {v}", key=name)
+        above = self.cloud_mask_surround_sigmas
+        if not (math.isfinite(above) and above >= 0):
+            raise ConfigError(
+                f"cloud_mask_surround_sigmas must be >= 0, got {above}",
+                key="cloud_mask_surround_sigmas",
+            )
         run = self.cloud_mask_min_run_m
         if not (math.isfinite(run) and run > 0):
             raise ConfigError(
@@ -488,6 +495,7 @@ class VisualNavConfig:
                 max_saturation=self.cloud_mask_max_saturation,
                 min_run_m=self.cloud_mask_min_run_m,
                 grow_m=self.cloud_mask_grow_m,
+                surround_sigmas=self.cloud_mask_surround_sigmas,
             ),
             gnss_correction=GnssCorrectionConfig(
                 enabled=self.gnss_correction_enabled,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from pyproj import CRS
@@ -66,6 +67,14 @@ def test_overexposure_multiplies_every_level_and_clips_at_white(weather: Any) ->
     want = np.clip(img.astype(np.float64) * 1.8, 0, 255).astype(np.uint8)
     assert np.array_equal(got, want)
     assert np.any(got == 255) and np.any(got < 255)
+
+
+def test_a_mono_camera_sees_the_weather_in_gray(weather: Any) -> None:
+    img = _ground()
+    colour = weather.weathered(img, "clouds", 0.3, 1.5, np.random.default_rng(4))
+    mono = weather.weathered(img, "mono_clouds", 0.3, 1.5, np.random.default_rng(4))
+    assert mono.shape == img.shape[:2]
+    assert np.array_equal(mono, cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY))
 
 
 def test_unknown_weather_is_refused(weather: Any) -> None:

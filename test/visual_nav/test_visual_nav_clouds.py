@@ -101,6 +101,48 @@ def test_pale_ground_overexposed_is_ground_and_white_cloud_is_not() -> None:
     assert got[120, 90] == 255 and got[120, 240] == 0
 
 
+def _fields(lo: float, hi: float, h: int = 240, w: int = 320, seed: int = 5) -> NDArray[np.uint8]:
+    """A patchwork of 60 m fields (40 px), each of its own gray level in ``lo``..``hi``."""
+    rng = np.random.default_rng(seed)
+    levels = rng.uniform(lo, hi, (h // 40 + 1, w // 40 + 1))
+    img = np.kron(levels, np.ones((40, 40)))[:h, :w] + rng.normal(0.0, 3.0, (h, w))
+    return np.repeat(np.clip(img, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_a_bright_field_among_pale_ones_is_ground_in_mono_too() -> None:
+    # overexposed pale fields: a bright run's neighbours are the next pale fields,
+    # where a cloud's surround is ground at its own exposure
+    pale = _fields(150.0, 212.0)
+    _disc(pale, (160, 120), 45, (228, 228, 228))  # a field brighter than the rest
+    assert cloud_mask(_gray(pale), None, PIXEL_M, CFG) is None
+    assert cloud_mask(_gray(pale), pale, PIXEL_M, CFG) is None
+    ground = _fields(60.0, 140.0)
+    _disc(ground, (160, 120), 45, (228, 228, 228))  # the same run over darker fields
+    got = cloud_mask(_gray(ground), None, PIXEL_M, CFG)
+    assert got is not None and got[120, 160] == 0
+
+
+def test_a_cloud_in_haze_still_stands_above_its_surround() -> None:
+    hazy = (_fields(60.0, 140.0).astype(np.float32) * 0.35 + 150.0).astype(np.uint8)
+    _disc(hazy, (160, 120), 45, (245, 245, 245))
+    got = cloud_mask(_gray(hazy), None, PIXEL_M, CFG)
+    assert got is not None and got[120, 160] == 0
+
+
+def test_a_frame_whose_bright_runs_half_stand_below_their_surround_has_no_cloud() -> None:
+    # all or none: a mask of some of an overexposed frame's pale fields is a lace of
+    # the scene's own pattern, which matched wrongly where no mask did not
+    img = np.concatenate([_fields(60.0, 140.0), _fields(150.0, 212.0)], axis=1)
+    _disc(img, (480, 120), 45, (228, 228, 228))  # among the pale fields: pale ground
+    assert cloud_mask(_gray(img), None, PIXEL_M, CFG) is None
+    _disc(img, (160, 120), 45, (228, 228, 228))  # and the same over the darker fields
+    assert cloud_mask(_gray(img), None, PIXEL_M, CFG) is None
+    alone = np.concatenate([_fields(60.0, 140.0), _fields(150.0, 212.0)], axis=1)
+    _disc(alone, (160, 120), 45, (228, 228, 228))
+    got = cloud_mask(_gray(alone), None, PIXEL_M, CFG)
+    assert got is not None and got[120, 160] == 0
+
+
 def test_the_run_is_on_the_ground_not_in_pixels() -> None:
     img = _ground()
     _disc(img, (160, 120), 30, (245, 245, 245))  # 61 px across
@@ -131,6 +173,7 @@ def test_a_mask_switched_off_finds_nothing() -> None:
         ("cloud_mask_max_saturation", -1.0),
         ("cloud_mask_min_run_m", 0.0),
         ("cloud_mask_grow_m", math.nan),
+        ("cloud_mask_surround_sigmas", -1.0),
     ],
 )
 def test_cloud_mask_parameters_out_of_range_are_config_errors(name: str, value: float) -> None:
@@ -140,9 +183,14 @@ def test_cloud_mask_parameters_out_of_range_are_config_errors(name: str, value: 
 
 
 def test_the_node_parameters_reach_the_estimator() -> None:
-    cfg = VisualNavConfig(cloud_mask_enabled=False, cloud_mask_level=230.0, cloud_mask_grow_m=5.0)
+    cfg = VisualNavConfig(
+        cloud_mask_enabled=False,
+        cloud_mask_level=230.0,
+        cloud_mask_grow_m=5.0,
+        cloud_mask_surround_sigmas=2.0,
+    )
     clouds = cfg.estimator_config().clouds
-    assert clouds == CloudMaskConfig(enabled=False, level=230.0, grow_m=5.0)
+    assert clouds == CloudMaskConfig(enabled=False, level=230.0, grow_m=5.0, surround_sigmas=2.0)
 
 
 def _clouded(img: NDArray[np.uint8], share: float, seed: int) -> NDArray[np.uint8]:
