@@ -30,7 +30,9 @@ fields for cloud, with the field edges round them. On the calibration pair
 at 50, 40 / 20 at 30). White cloud's saturation is under 20, so the clouds
 above are found as before. Heavy overexposure is a hazard of its own: each
 of the three gave one 1 km fix over 30 m off among those (off at 2.2, 50 at
-1.8, 30 at 2.0); the mask does not cure it.
+1.8, 30 at 2.0); a frame more than half clipped is refused
+(:func:`.pixels.exposure_problem`), and a mask of some of an overexposed
+frame's pale fields is not laid (:func:`_stands_above_surround`).
 
 What it cannot tell from a cloud: snow, a salt flat, a white roof or a concrete
 apron as wide as ``min_run_m``. Those are left out too, with the edges round
