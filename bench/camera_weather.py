@@ -1,4 +1,4 @@
-"""Weather and a poor camera over single cold frames: reported, one target.
+"""Weather and a poor camera over single cold frames: reported, two targets.
 
 Each case (:mod:`_camera_weather`: clouds in view, cloud shadows on the
 ground, haze, motion blur, sensor noise, a starved JPEG, overexposure, and
