@@ -35,6 +35,7 @@ them, and the bright ground over fewer frames of both footprints.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -122,13 +123,20 @@ def _matched(
     }
 
 
+@lru_cache(maxsize=2)
+def _bright_clip(year: str) -> Orthophoto:
+    """``year``'s clip with :func:`_camera_weather.bright_ground` laid on it, once for
+    both footprints."""
+    return bright_ground(ortho(year))
+
+
 def _bright_ground(footprint: str, batch: list[Trial]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``batch``'s frames of the frame year with :func:`_camera_weather.bright_ground`
     laid on it, matched on the map year's tiles with it laid on them too: with the
     cloud mask, and without."""
-    seen = bright_ground(ortho(FRAMES))
+    seen = _bright_clip(FRAMES)
     images = [frame(seen, t) for t in batch]
-    over = bright_ground(ortho(MAP))
+    over = _bright_clip(MAP)
     return _matched(batch, images, over=over), _matched(batch, images, over=over, cloud_mask=False)
 
 

@@ -128,9 +128,10 @@ def cloud_mask(
     )
     if not found.any():
         return None
-    if not _stands_above_surround(found, gray, size, round(cfg.grow_m / px_m), cfg):
+    rim_px = round(cfg.grow_m / px_m)
+    if not _stands_above_surround(found, gray, size, rim_px, cfg):
         return None
-    grow = min(2 * round(cfg.grow_m / px_m) + 1, 2 * max(small.shape) + 1)
+    grow = min(2 * rim_px + 1, 2 * max(small.shape) + 1)
     if grow > 1:
         rim = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))
         found = np.asarray(cv2.dilate(found, rim), np.uint8)
