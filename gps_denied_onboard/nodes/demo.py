@@ -44,17 +44,18 @@ from gps_denied_onboard.replay.estimator_lockstep import EstimatorLockstepSink, 
 from gps_denied_onboard.ros_spin import BackgroundSpin
 from gps_denied_onboard.stop_signals import relay_stop_signals
 
-#: /clock ticks per sim second. Each message still gets a tick at its own time;
-#: 25 Hz keeps five Python subscribers from spending the replay on /clock alone.
-CLOCK_HZ = 25.0
-#: /clock ticks per sim second of ``--replay-tool``, whose FC stream follows ticks that
-#: reach the bridge too. Which of the two gets a tick first is a race, so the bridge,
-#: reading the arrival on a clock that moves a tick at a time, sees the FC's frames at
-#: one of two times a tick apart; its mapping (``fc_bridge.timesync``) holds the median
-#: it settled on, and at 25 Hz that was 40 ms early in some runs: attitude then read
-#: at the wrong time, fixes median 4-6 m against the main job's 2.3. At 100 Hz (the
-#: tool's default) the two are 10 ms apart: measured twice, held exact, median 2.26 m.
-TOOL_CLOCK_HZ = 100.0
+#: /clock ticks per sim second, in the main job's lockstep and ``--replay-tool`` alike
+#: (each message still gets a tick at its own time). The FC stream follows the ticks,
+#: which reach the bridge too; which of a tick and the FC frames due at it reaches the
+#: bridge first is a race, so the bridge, reading arrivals on a clock that moves a tick
+#: at a time, sees the FC's frames at one of two times a tick apart, and its mapping
+#: (``fc_bridge.timesync``) holds whichever it settled on. At 25 Hz that was 40 ms
+#: early in some runs: attitude read at the wrong time, fixes' median 4-6 m against 2.3
+#: (the tool's runs, then the main job's own in CI, 2026-12-06). At 100 Hz the two are
+#: 10 ms apart. Measured here, 3x, 75 s, five runs at each rate (two of them beside
+#: two loads on the two cores): the recorded attitude 1 ms off the tlog's time in every
+#: run, and the wall time the same (40-46 s at 25 Hz, 39-43 s at 100).
+CLOCK_HZ = 100.0
 
 CAMERA_TOPIC = "/camera/image_raw/compressed"
 #: ROS domains the main job picks from when ROS_DOMAIN_ID is not set: above the test
@@ -285,7 +286,7 @@ def _replay_with_tool(
     """
     import subprocess
 
-    tick_ns = int(1e9 / TOOL_CLOCK_HZ)
+    tick_ns = int(1e9 / CLOCK_HZ)
 
     def on_tick(sim_ns: int) -> None:
         # the frames of (t, t + tick] now, before the tool's next tick reaches the
@@ -304,7 +305,7 @@ def _replay_with_tool(
         "--rate",
         str(args.rate),
         "--clock-hz",
-        str(TOOL_CLOCK_HZ),
+        str(CLOCK_HZ),
         "--delay",
         "1.0",
         "--no-progress",
