@@ -448,6 +448,7 @@ class VisualEstimator:
             placed=result.placed,
             single_frame=not stitched,
             extra_sigmas=extra_sigmas + candidates_extra(cfg, searched),
+            obscured_share=f.view.obscured_share if isinstance(f.view, FrameView) else 0.0,
         )
         agreement = verdict.agreement
         jumped = verdict.jump_m is not None

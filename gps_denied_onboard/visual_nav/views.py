@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from gps_denied_onboard.visual_nav.camera import CameraModel, turned
 from gps_denied_onboard.visual_nav.clouds import CloudMaskConfig, cloud_mask
 from gps_denied_onboard.visual_nav.features import fill_mask
+from gps_denied_onboard.visual_nav.pixels import CLIPPED_LEVEL
 from gps_denied_onboard.visual_nav.rectify import (
     PreparedFrame,
     RectifiedFrame,
@@ -74,20 +75,34 @@ class FrameView:
         self._prepared: dict[float, PreparedFrame] = {}
         self._coloured: dict[float, PreparedFrame] = {}
         self._fill: NDArray[np.uint8] | None = None
+        self._obscured = 0.0
 
     @property
     def fill(self) -> NDArray[np.uint8]:
         """Where the frame shows ground (255), once for every resolution: not its black
         fill (:func:`.features.fill_mask`), nor cloud (:func:`.clouds.cloud_mask`)."""
         if self._fill is None:
-            fill = fill_mask(self.gray)
+            ground = fill_mask(self.gray)
+            fill = ground
             if self.clouds is not None:
                 pixel_m = self.height_m / self.camera.focal_px
                 cloud = cloud_mask(self.gray, self.color, pixel_m, self.clouds)
                 if cloud is not None:
                     fill = np.minimum(fill, cloud)
+            seen = np.count_nonzero(ground)
+            hidden = seen - np.count_nonzero(fill)  # cloud
+            hidden += np.count_nonzero((fill > 0) & (self.gray >= CLIPPED_LEVEL))  # clipped
+            self._obscured = hidden / seen if seen else 0.0
             self._fill = fill
         return self._fill
+
+    @property
+    def obscured_share(self) -> float:
+        """The share of the frame's ground (its fill aside) that the cloud mask took or
+        that is clipped white: what the map shows there the frame does not (see
+        :func:`.gate.judge`)."""
+        _ = self.fill
+        return self._obscured
 
     @property
     def width_m(self) -> float:

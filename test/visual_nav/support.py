@@ -192,9 +192,11 @@ def judge_placed(
     *,
     single_frame: bool = True,
     contested: bool = False,
+    obscured_share: float = 0.0,
 ) -> Verdict:
     """The gate's verdict on ``placed`` at a margin of ``margin_sigmas`` (a 360 m search,
-    the prior ``prior_source``, the match on the prior), as the estimator asks it."""
+    the prior ``prior_source``, the match on the prior, ``obscured_share`` of the frame's
+    ground cloud or clipped), as the estimator asks it."""
     est = make_estimator(naip_tiles("2017"))
     prior = Prior(0, 47.02, -99.15, 50.0, (0.0, 0.0), 1.0, prior_source, contested=contested)
     peak = Peak(10.0, 10.0, 0.3, 0.1, 0.2, 0.5, 0.2 / margin_sigmas)
@@ -209,6 +211,7 @@ def judge_placed(
         side_m=side_m,
         placed=placed,
         single_frame=single_frame,
+        obscured_share=obscured_share,
     )
 
 

@@ -12,6 +12,7 @@ from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.features import orientation_field, saturation_f32, to_gray_f32
 from gps_denied_onboard.visual_nav.gate import (
+    OBSCURED_SHARE,
     Verdict,
     evidence,
     evidence_extra_at,
@@ -238,3 +239,28 @@ def test_the_evidence_gate_is_calibrated_above_the_certainly_wrong_matches() -> 
         VisualNavConfig(gate_evidence_extra_sigmas=(3.4,))  # one per gate_radius_m
     with pytest.raises(ConfigError, match="gate_evidence_intensity_weight"):
         VisualNavConfig(gate_evidence_intensity_weight=-0.5)
+
+
+def test_a_large_template_mostly_obscured_is_judged_on_its_evidence_not_its_margin() -> None:
+    """A 1 km frame judged on its margin alone, but a fifth of its ground cloud or
+    clipped: what is left of it is judged as a small template's evidence
+    (gate.OBSCURED_SHARE: under cloud, roads of the mile grid lined up a mile off
+    cleared the margin's gate, their evidence did not)."""
+    raster, sat = _coloured_ground()
+    cfg = make_estimator(naip_tiles("2017")).cfg
+    side = 900.0  # past gate_side_m[1]: the margin's gate is the large one
+    gate = cfg.gate_margin_sigmas_large[1]  # 360 m search
+    # the gray field from elsewhere (its quadrants disagree), no colour behind it
+    wrong = _placed(raster, sat[20:100, 200:280].copy(), (100, 120), gray_from=(180, 30))
+    assert judge_placed(wrong, "fc_gnss", gate + 0.3, side).evidence is None  # clear: margin
+    assert OBSCURED_SHARE > 0.0
+    judged = judge_placed(wrong, "fc_gnss", gate + 0.3, side, obscured_share=OBSCURED_SHARE * 0.9)
+    assert judged.evidence is None  # a little under the share: still the margin
+    with pytest.raises(FrameRejected) as err:
+        judge_placed(wrong, "fc_gnss", gate + 0.3, side, obscured_share=0.3)
+    assert err.value.reason == "gate" and "evidence" in str(err.value)
+    # a right placement of the same frame (its quadrants and colour agree) still passes
+    right = _placed(raster, sat[120:200, 100:180].copy(), (100, 120))
+    ok = judge_placed(right, "fc_gnss", gate + 0.3, side, obscured_share=0.3)
+    need = gate + cfg.gate_evidence_extra_sigmas[1]
+    assert ok.evidence is not None and ok.evidence >= need and ok.gate == pytest.approx(need)

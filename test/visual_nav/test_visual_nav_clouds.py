@@ -11,11 +11,13 @@ import pytest
 from numpy.typing import NDArray
 
 from gps_denied_onboard.errors import ConfigError
+from gps_denied_onboard.visual_nav.camera import mount_rotation
 from gps_denied_onboard.visual_nav.clouds import CloudMaskConfig, cloud_mask
 from gps_denied_onboard.visual_nav.config import VisualNavConfig
 from gps_denied_onboard.visual_nav.errors import FrameRejected
 from gps_denied_onboard.visual_nav.fix import VisualFix
 from gps_denied_onboard.visual_nav.snapshot import snapshot_tile
+from gps_denied_onboard.visual_nav.views import FrameView
 
 from .support import CAMERA, LAT0, LON0, Pose, error_m, feed, make_estimator, naip, naip_tiles
 from .support import render as render_pose
@@ -248,3 +250,29 @@ def test_a_snapshot_leaves_the_cloud_out_of_the_tile() -> None:
     est.process(stamp + 10**9, cloudy, CAMERA)
     assert est.last_view is not None and est.last_view.ground is not None
     assert snapshot_tile(est.last_view, 17) is None  # the tile under the nadir is cloud
+
+
+def _view(img: NDArray[np.uint8]) -> FrameView:
+    """``img`` seen straight down from where a pixel covers ``PIXEL_M`` of ground."""
+    nadir = Pose(LAT0, LON0, 500.0).r_enu_flu() @ mount_rotation((0.0, 0.0, 0.0))
+    return FrameView(_gray(img), CAMERA, nadir, PIXEL_M * CAMERA.focal_px, img, clouds=CFG)
+
+
+def test_a_frames_obscured_share_counts_its_cloud_and_its_clipped_ground() -> None:
+    """What the gate reads (gate.OBSCURED_SHARE): the share of the frame's ground the
+    cloud mask took, with its rim, or left clipped white."""
+    clear = _ground(CAMERA.height, CAMERA.width)
+    assert _view(clear).obscured_share == 0.0
+    cloudy = clear.copy()
+    _disc(cloudy, (CAMERA.width // 2, CAMERA.height // 2), 60, (245, 245, 245))  # 180 m
+    disc = math.pi * 60**2 / (CAMERA.width * CAMERA.height)
+    rim = math.pi * (60 + CFG.grow_m / PIXEL_M) ** 2 / (CAMERA.width * CAMERA.height)
+    assert disc < _view(cloudy).obscured_share <= rim + 0.01
+    # roads clipped white but narrower than a cloud's run: ground, and obscured
+    clipped = clear.copy()
+    for x in range(20, CAMERA.width - 20, 80):
+        cv2.rectangle(clipped, (x, 0), (x + 9, CAMERA.height - 1), (255, 255, 255), -1)
+    painted = float(np.mean(_gray(clipped) >= 250))
+    view = _view(clipped)
+    assert np.all(view.fill[:, 20:30] == 255)  # not cloud
+    assert view.obscured_share == pytest.approx(painted, abs=0.005)
