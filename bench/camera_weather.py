@@ -23,8 +23,8 @@ baseline of every case is the same frames as rendered.
 - ``camera_weather.gate.displaced_prior_accepted``: frames under cloud (30 %)
   and overexposed (1.8x) with the prior displaced 900-1300 m, the truth outside
   the search window, as ``visual_fix_accuracy``'s gate figure replays clear ones:
-  none may be accepted. The gate's tables were calibrated on clear frames; a
-  masked template is judged by its area alone.
+  none may be accepted. The gate's margin tables were calibrated on clear frames,
+  so a frame that much obscured is judged on its evidence (``gate.OBSCURED_SHARE``).
 
 Why: the accuracy benchmark's frames are cloudless and sharp. On a cumulus day a
 fifth of the ground lies in shadow, and the shadows' soft outlines are edges
