@@ -171,7 +171,8 @@ def test_both_runs_stamp_the_fc_attitude_at_its_recorded_time(main_and_tool: Any
             abs(att[k] - truth[k]) / 1e6 for k in att.keys() & truth.keys() if att[k] > settled
         )
         assert len(off_ms) > 1000, len(off_ms)  # 25 Hz over the flight's last 65 s
-        assert off_ms[int(0.9 * (len(off_ms) - 1))] <= 1000 / CLOCK_HZ + 1.0, off_ms[-10:]
+        # one tick, and the 1 ms the stream's whole-ms boot time leaves
+        assert off_ms[int(0.9 * (len(off_ms) - 1))] <= 1000 / CLOCK_HZ + 2.0, off_ms[-10:]
 
 
 def test_the_replay_tool_stamps_the_fc_attitude_as_the_main_job_does(main_and_tool: Any) -> None:
