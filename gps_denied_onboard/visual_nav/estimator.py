@@ -233,7 +233,9 @@ class VisualEstimator:
         # heading bias and height scale change slowly: the last fix's, while recent
         dh_t, s_t = (last.heading_offset_deg, last.scale) if tracking and last else (0.0, 1.0)
         color = img if img.ndim == 3 and img.shape[2] >= 3 else None  # for colour support
-        frame_view = FrameView(gray, camera, r_world_cam, h.height_m, color, clouds=cfg.clouds)
+        frame_view = FrameView(
+            gray, camera, r_world_cam, h.height_m, color, clouds=cfg.clouds, as_delivered=raw
+        )
         view: MatchView = frame_view
         # registration runs on frames as the autopilot's attitude and height put
         # them (uncorrected), so the track never breaks when a fix refines the

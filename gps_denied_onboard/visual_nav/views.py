@@ -65,8 +65,12 @@ class FrameView:
         color: NDArray[np.generic] | None = None,
         *,
         clouds: CloudMaskConfig | None = None,
+        as_delivered: F32 | None = None,
     ) -> None:
         self.gray = gray
+        # the gray as the camera delivered it, before a flat field brightened its
+        # corners: where clipping is read (None: ``gray`` is)
+        self.as_delivered = as_delivered
         self.color = color  # the frame in colour (None: mono), for its saturation edges
         self.clouds = clouds  # which bright patches are cloud (None: none is looked for)
         self.camera = camera
@@ -91,7 +95,8 @@ class FrameView:
                     fill = np.minimum(fill, cloud)
             seen = np.count_nonzero(ground)
             hidden = seen - np.count_nonzero(fill)  # cloud
-            hidden += np.count_nonzero((fill > 0) & (self.gray >= CLIPPED_LEVEL))  # clipped
+            delivered = self.gray if self.as_delivered is None else self.as_delivered
+            hidden += np.count_nonzero((fill > 0) & (delivered >= CLIPPED_LEVEL))  # clipped
             self._obscured = hidden / seen if seen else 0.0
             self._fill = fill
         return self._fill

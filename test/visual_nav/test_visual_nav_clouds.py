@@ -276,3 +276,23 @@ def test_a_frames_obscured_share_counts_its_cloud_and_its_clipped_ground() -> No
     view = _view(clipped)
     assert np.all(view.fill[:, 20:30] == 255)  # not cloud
     assert view.obscured_share == pytest.approx(painted, abs=0.005)
+
+
+def test_clipping_is_read_on_the_frame_as_delivered_not_as_the_flat_field_lifted_it() -> None:
+    """A flat field divides a lens's falloff out and may lift a bright corner past the
+    clipping level: that pixel was not clipped, and is not obscured."""
+    clear = _ground(CAMERA.height, CAMERA.width)
+    nadir = Pose(LAT0, LON0, 500.0).r_enu_flu() @ mount_rotation((0.0, 0.0, 0.0))
+    lifted = _gray(clear) * 3.0  # most of it past 250
+    assert float(np.mean(lifted >= 250)) > 0.2
+    view = FrameView(
+        lifted,
+        CAMERA,
+        nadir,
+        PIXEL_M * CAMERA.focal_px,
+        clear,
+        clouds=CFG,
+        as_delivered=_gray(clear),
+    )
+    assert view.obscured_share == 0.0
+    assert FrameView(lifted, CAMERA, nadir, 500.0, clear, clouds=CFG).obscured_share > 0.2
