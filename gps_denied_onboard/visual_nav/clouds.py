@@ -15,9 +15,10 @@ A cloud is what is left of the bright (``level`` and up on 0-255), colourless
 once every run narrower than ``min_run_m`` on the ground is opened away (a
 white roof, a concrete road), of the runs standing ``surround_sigmas`` above
 the ground round them, grown by ``grow_m`` over the cloud's soft rim.
-With it the same frames fixed 92.5 and 86 % (1 km), 37.5 and 21 % (400 m), with
+With it the same frames fixed 92.5 and 90 % (1 km), 37.5 and 21 % (400 m), with
 no wrong fix either way. The gate judges what is left as the smaller template
-it is (:func:`.gate.gate_at`).
+it is (:func:`.gate.gate_at`), and a frame this mask (or clipping) took 5 % or more
+of on its evidence (:data:`.gate.OBSCURED_SHARE`).
 
 Colourless means white: ``max_saturation`` is 30, not the 50 first chosen,
 because pale ground overexposed looks like cloud at 50. NAIP's 2009 frames

@@ -495,8 +495,8 @@ def judge(
             gate *= cfg.jump_gate_factor
     sigmas = peak.margin_sigmas
     jumping = f"jump of {jump:.0f} m off the track with " if own else ""
-    small = side_m < cfg.gate_evidence_max_side_m or obscured_share >= OBSCURED_SHARE
-    if not corroborated and single_frame and placed is not None and small:
+    on_evidence = side_m < cfg.gate_evidence_max_side_m or obscured_share >= OBSCURED_SHARE
+    if not corroborated and single_frame and placed is not None and on_evidence:
         agreement = placed.agreement()
         colour = placed.colour_support()
         intensity = placed.intensity_support()

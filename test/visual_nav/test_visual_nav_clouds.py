@@ -252,10 +252,18 @@ def test_a_snapshot_leaves_the_cloud_out_of_the_tile() -> None:
     assert snapshot_tile(est.last_view, 17) is None  # the tile under the nadir is cloud
 
 
-def _view(img: NDArray[np.uint8]) -> FrameView:
-    """``img`` seen straight down from where a pixel covers ``PIXEL_M`` of ground."""
+def _view(
+    img: NDArray[np.uint8],
+    gray: NDArray[np.float32] | None = None,
+    as_delivered: NDArray[np.float32] | None = None,
+) -> FrameView:
+    """``img`` seen straight down from where a pixel covers ``PIXEL_M`` of ground (its
+    gray plane ``gray``, where a flat field changed it, from ``as_delivered``)."""
     nadir = Pose(LAT0, LON0, 500.0).r_enu_flu() @ mount_rotation((0.0, 0.0, 0.0))
-    return FrameView(_gray(img), CAMERA, nadir, PIXEL_M * CAMERA.focal_px, img, clouds=CFG)
+    seen = _gray(img) if gray is None else gray
+    return FrameView(
+        seen, CAMERA, nadir, PIXEL_M * CAMERA.focal_px, img, clouds=CFG, as_delivered=as_delivered
+    )
 
 
 def test_a_frames_obscured_share_counts_its_cloud_and_its_clipped_ground() -> None:
@@ -282,17 +290,7 @@ def test_clipping_is_read_on_the_frame_as_delivered_not_as_the_flat_field_lifted
     """A flat field divides a lens's falloff out and may lift a bright corner past the
     clipping level: that pixel was not clipped, and is not obscured."""
     clear = _ground(CAMERA.height, CAMERA.width)
-    nadir = Pose(LAT0, LON0, 500.0).r_enu_flu() @ mount_rotation((0.0, 0.0, 0.0))
     lifted = _gray(clear) * 3.0  # most of it past 250
     assert float(np.mean(lifted >= 250)) > 0.2
-    view = FrameView(
-        lifted,
-        CAMERA,
-        nadir,
-        PIXEL_M * CAMERA.focal_px,
-        clear,
-        clouds=CFG,
-        as_delivered=_gray(clear),
-    )
-    assert view.obscured_share == 0.0
-    assert FrameView(lifted, CAMERA, nadir, 500.0, clear, clouds=CFG).obscured_share > 0.2
+    assert _view(clear, lifted, as_delivered=_gray(clear)).obscured_share == 0.0
+    assert _view(clear, lifted).obscured_share > 0.2
